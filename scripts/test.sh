@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# One command: install packages, build, check formatting, and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh
+bash scripts/check-format.sh
+cd "${BUILD_DIR:-build}"
+ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 600

@@ -1,0 +1,68 @@
+// The admin HTTP server: HTTP/1.1 with keep-alive on Boost.Beast, routing by method and exact
+// path to handlers that take and return plain values (no Beast types leave this module).
+// Limits: request bodies over max_body_bytes get 413; a connection idle for idle_timeout
+// is closed. Unknown paths get 404 and known paths with another method 405, both as JSON
+// {"error": {"code", "message"}}.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/network.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mailroster::admin {
+
+struct HttpRequest {
+  std::string method;                          // "GET", "POST", ...
+  std::string path;                            // without the query string
+  std::string query;                           // after '?', undecoded
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+struct HttpServerSettings {
+  core::Endpoint listen{"127.0.0.1", 8080};
+  std::size_t max_body_bytes = 1 << 20;
+  std::chrono::seconds idle_timeout{60};
+};
+
+// {"error": {"code": code, "message": message}} with the given status.
+HttpResponse json_error(int status, std::string_view code, std::string_view message);
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, HttpServerSettings settings);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  void route(const std::string& method, const std::string& path, HttpHandler handler);
+  // Binds and starts accepting on the io_context. Throws core::Failure when it cannot bind.
+  void start();
+  // The bound port (useful when listening on port 0).
+  std::uint16_t port() const;
+  // Stops accepting; open connections end after their current request.
+  void stop();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mailroster::admin

@@ -1,0 +1,563 @@
+#include "app/cli.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <ostream>
+
+#include "app/config.hpp"
+#include "app/serve.hpp"
+#include "core/json.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace mailroster::app {
+namespace {
+
+using core::ErrorCode;
+using core::Failure;
+using nlohmann::json;
+
+// Rows of text printed as aligned columns.
+void print_table(std::ostream& out, const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], r[i].size());
+    }
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string text;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      text += cells[i];
+      if (i + 1 < cells.size()) text += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    out << text << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+}
+
+std::string who_am_i() {
+  if (const passwd* pw = getpwuid(getuid()); pw != nullptr && pw->pw_name != nullptr) {
+    return pw->pw_name;
+  }
+  return std::to_string(getuid());
+}
+
+core::Address parse_address(const std::string& text) { return core::Address::parse(text).value(); }
+
+// Option values of each verb group, filled by CLI11.
+struct CompanyArgs {
+  std::string name;
+  std::string tech;
+  std::string admin;
+  std::vector<std::string> networks;
+  bool force = false;
+  std::optional<std::string> new_tech;
+  std::optional<std::string> new_admin;
+  std::optional<std::vector<std::string>> new_networks;
+};
+
+struct DomainArgs {
+  std::string name;
+  std::string company;
+  std::string destination;
+  bool force = false;
+};
+
+struct UserArgs {
+  std::string address;
+  std::string company;
+  std::string first_name;
+  std::string surname;
+  std::string role = "end_user";
+  std::string search;
+  std::optional<std::string> new_first;
+  std::optional<std::string> new_surname;
+  std::optional<std::string> new_role;
+  std::optional<std::string> new_address;
+  std::optional<std::string> role_filter;
+  std::size_t limit = 0;
+};
+
+struct AliasArgs {
+  std::string address;
+  std::string user;
+  std::string company;
+};
+
+struct AuditArgs {
+  std::string company;
+  std::size_t limit = 50;
+};
+
+// What every verb needs: options shared by all, and the store opened on first use.
+struct Context {
+  std::string config_path;
+  std::string db_override;
+  bool json_output = false;
+  std::ostream& out;
+  std::ostream& err;
+
+  Config config;
+  core::SystemClock clock;
+  std::unique_ptr<store::Store> store_ptr;
+  core::Actor actor{"cli:" + who_am_i()};
+  CompanyArgs company_args;
+  DomainArgs domain_args;
+  UserArgs user_args;
+  AliasArgs alias_args;
+  AuditArgs audit_args;
+
+  Context(std::ostream& o, std::ostream& e) : out(o), err(e) {}
+
+  void load() {
+    config = load_config(config_path).value();
+    if (!db_override.empty()) config.database_path = db_override;
+  }
+
+  store::Store& store() {
+    if (!store_ptr) {
+      store_ptr = std::make_unique<store::sqlite::SqliteStore>(config.database_path, clock);
+    }
+    return *store_ptr;
+  }
+
+  core::Company company(const std::string& name) {
+    auto c = store().find_company(name);
+    if (!c) throw Failure(ErrorCode::not_found, "no company named '" + name + "'", "company");
+    return *c;
+  }
+
+  std::string company_name(core::Id id) {
+    auto c = store().company_by_id(id);
+    return c ? c->name : std::to_string(id);
+  }
+
+  core::Domain domain(const std::string& name) {
+    auto d = store().find_domain(name);
+    if (!d) throw Failure(ErrorCode::not_found, "no domain named '" + name + "'", "domain");
+    return *d;
+  }
+
+  core::User user(const std::string& address) {
+    auto u = store().find_user(parse_address(address));
+    if (!u) throw Failure(ErrorCode::not_found, "no user " + address, "user");
+    return *u;
+  }
+
+  void print_json(const json& j) { out << j.dump(2) << "\n"; }
+};
+
+// A subcommand whose action runs after parsing; --json when it prints a listing.
+CLI::App* verb(CLI::App& parent, const std::string& name, const std::string& description,
+               std::function<void()>& action, std::function<void()> body) {
+  auto* cmd = parent.add_subcommand(name, description);
+  cmd->callback([&action, body = std::move(body)] { action = body; });
+  return cmd;
+}
+
+void add_json_flag(CLI::App* cmd, Context& ctx) {
+  cmd->add_flag("--json", ctx.json_output, "Machine-readable JSON output");
+}
+
+std::vector<core::Cidr> parse_networks(const std::vector<std::string>& texts) {
+  std::vector<core::Cidr> out;
+  for (const auto& t : texts) out.push_back(core::Cidr::parse(t).value());
+  return out;
+}
+
+void company_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.company_args;
+  auto* company = app.add_subcommand("company", "Manage companies (tenants)");
+  company->require_subcommand(1);
+
+  auto* add = verb(*company, "add", "Add a company", action, [&ctx, &opt = ctx.company_args] {
+    auto c = ctx.store().add_company(
+        store::NewCompany{opt.name, opt.tech, opt.admin, parse_networks(opt.networks)}, ctx.actor);
+    if (ctx.json_output) return ctx.print_json(c);
+    ctx.out << "company " << c.name << " added\n";
+  });
+  add->add_option("name", opt.name, "Company name (letters, digits, '.', '-', '_')")->required();
+  add->add_option("--tech-contact", opt.tech, "Technical contact address (receives reports)");
+  add->add_option("--admin-contact", opt.admin, "Administrative contact address");
+  add->add_option("--relay-network", opt.networks,
+                  "CIDR the company's own mail server sends from (repeatable)");
+  add_json_flag(add, ctx);
+
+  auto* list = verb(*company, "list", "List companies", action, [&ctx, &opt = ctx.company_args] {
+    const auto all = ctx.store().list_companies();
+    if (ctx.json_output) return ctx.print_json(all);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& c : all) {
+      rows.push_back(
+          {c.name, c.tech_contact, c.admin_contact, std::to_string(ctx.store().count_users(c.id))});
+    }
+    print_table(ctx.out, {"NAME", "TECH CONTACT", "ADMIN CONTACT", "USERS"}, rows);
+  });
+  add_json_flag(list, ctx);
+
+  auto* show = verb(*company, "show", "Show a company with its domains and settings", action,
+                    [&ctx, &opt = ctx.company_args] {
+                      const auto c = ctx.company(opt.name);
+                      const auto domains = ctx.store().list_domains(c.id);
+                      const auto settings = ctx.store().discovery_settings(c.id);
+                      const auto users = ctx.store().count_users(c.id);
+                      if (ctx.json_output) {
+                        json j = c;
+                        j["domains"] = domains;
+                        j["users"] = users;
+                        j["discovery"] = settings;
+                        return ctx.print_json(j);
+                      }
+                      std::string nets;
+                      for (const auto& n : c.relay_networks)
+                        nets += (nets.empty() ? "" : ", ") + n.str();
+                      ctx.out << "name:           " << c.name << "\n"
+                              << "tech contact:   " << c.tech_contact << "\n"
+                              << "admin contact:  " << c.admin_contact << "\n"
+                              << "relay networks: " << nets << "\n"
+                              << "users:          " << users << "\n"
+                              << "discovery:      " << (settings.enabled ? "on" : "off") << "\n"
+                              << "domains:\n";
+                      for (const auto& d : domains) {
+                        ctx.out << "  " << d.name << " -> " << d.destination.str() << "\n";
+                      }
+                    });
+  show->add_option("name", opt.name, "Company name")->required();
+  add_json_flag(show, ctx);
+
+  auto* update = verb(*company, "update", "Change a company's contacts or relay networks", action,
+                      [&ctx, &opt = ctx.company_args] {
+                        const auto c = ctx.company(opt.name);
+                        store::CompanyChange change;
+                        change.tech_contact = opt.new_tech;
+                        change.admin_contact = opt.new_admin;
+                        if (opt.new_networks)
+                          change.relay_networks = parse_networks(*opt.new_networks);
+                        auto after = ctx.store().update_company(c.id, change, ctx.actor);
+                        if (ctx.json_output) return ctx.print_json(after);
+                        ctx.out << "company " << after.name << " updated\n";
+                      });
+  update->add_option("name", opt.name, "Company name")->required();
+  update->add_option("--tech-contact", opt.new_tech, "Technical contact address ('' to clear)");
+  update->add_option("--admin-contact", opt.new_admin,
+                     "Administrative contact address ('' to clear)");
+  update->add_option("--relay-network", opt.new_networks,
+                     "CIDR the company's mail server sends from (repeatable; replaces the list)");
+  add_json_flag(update, ctx);
+
+  auto* remove =
+      verb(*company, "remove", "Remove a company", action, [&ctx, &opt = ctx.company_args] {
+        const auto c = ctx.company(opt.name);
+        ctx.store().remove_company(c.id, opt.force, ctx.actor);
+        ctx.out << "company " << c.name << " removed\n";
+      });
+  remove->add_option("name", opt.name, "Company name")->required();
+  remove->add_flag("--force", opt.force,
+                   "Also remove its domains and every user, alias and address in them");
+}
+
+void domain_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.domain_args;
+  auto* domain = app.add_subcommand("domain", "Manage a company's mail domains");
+  domain->require_subcommand(1);
+
+  auto* add = verb(*domain, "add", "Register a domain to a company", action,
+                   [&ctx, &opt = ctx.domain_args] {
+                     const auto c = ctx.company(opt.company);
+                     const auto dest = core::Endpoint::parse(opt.destination).value();
+                     auto d = ctx.store().add_domain(c.id, opt.name, dest, ctx.actor);
+                     if (ctx.json_output) return ctx.print_json(d);
+                     ctx.out << "domain " << d.name << " added to " << c.name << ", delivering to "
+                             << d.destination.str() << "\n";
+                   });
+  add->add_option("name", opt.name, "Domain name, e.g. acme.example")->required();
+  add->add_option("--company", opt.company, "Owning company")->required();
+  add->add_option("--destination", opt.destination,
+                  "The company's mail server for this domain: host[:port] (port 25 by default)")
+      ->required();
+  add_json_flag(add, ctx);
+
+  auto* list = verb(*domain, "list", "List domains", action, [&ctx, &opt = ctx.domain_args] {
+    std::optional<core::Id> company_id;
+    if (!opt.company.empty()) company_id = ctx.company(opt.company).id;
+    const auto all = ctx.store().list_domains(company_id);
+    if (ctx.json_output) return ctx.print_json(all);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& d : all) {
+      rows.push_back({d.name, ctx.company_name(d.company_id), d.destination.str()});
+    }
+    print_table(ctx.out, {"DOMAIN", "COMPANY", "DESTINATION"}, rows);
+  });
+  list->add_option("--company", opt.company, "Only this company's domains");
+  add_json_flag(list, ctx);
+
+  auto* update = verb(*domain, "update", "Change a domain's delivery destination", action,
+                      [&ctx, &opt = ctx.domain_args] {
+                        const auto d = ctx.domain(opt.name);
+                        auto after = ctx.store().set_domain_destination(
+                            d.id, core::Endpoint::parse(opt.destination).value(), ctx.actor);
+                        if (ctx.json_output) return ctx.print_json(after);
+                        ctx.out << "domain " << after.name << " now delivers to "
+                                << after.destination.str() << "\n";
+                      });
+  update->add_option("name", opt.name, "Domain name")->required();
+  update->add_option("--destination", opt.destination, "host[:port]")->required();
+  add_json_flag(update, ctx);
+
+  auto* remove = verb(*domain, "remove", "Remove a domain", action, [&ctx, &opt = ctx.domain_args] {
+    const auto d = ctx.domain(opt.name);
+    ctx.store().remove_domain(d.id, opt.force, ctx.actor);
+    ctx.out << "domain " << d.name << " removed\n";
+  });
+  remove->add_option("name", opt.name, "Domain name")->required();
+  remove->add_flag("--force", opt.force, "Also remove every user, alias and address in the domain");
+}
+
+void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.user_args;
+  auto* user = app.add_subcommand("user", "Manage licensed user accounts");
+  user->require_subcommand(1);
+
+  auto* add = verb(*user, "add", "Add a user account", action, [&ctx, &opt = ctx.user_args] {
+    store::NewUser u;
+    u.address = parse_address(opt.address);
+    u.first_name = opt.first_name;
+    u.surname = opt.surname;
+    u.role = core::parse_role(opt.role).value();
+    if (!opt.company.empty()) {
+      const auto c = ctx.company(opt.company);
+      const auto d = ctx.store().find_domain(u.address.domain());
+      if (d && d->company_id != c.id) {
+        throw Failure(ErrorCode::invalid_argument,
+                      "domain '" + u.address.domain() + "' belongs to company '" +
+                          ctx.company_name(d->company_id) + "', not '" + c.name + "'",
+                      "address");
+      }
+    }
+    auto created = ctx.store().add_user(u, ctx.actor);
+    if (ctx.json_output) return ctx.print_json(created);
+    ctx.out << "user " << created.address.str() << " added to "
+            << ctx.company_name(created.company_id) << " as " << core::to_string(created.role)
+            << "\n";
+  });
+  add->add_option("address", opt.address, "Primary address")->required();
+  add->add_option("--company", opt.company,
+                  "Company (optional: the address's domain decides; checked when given)");
+  add->add_option("--first-name", opt.first_name, "First name");
+  add->add_option("--surname", opt.surname, "Surname");
+  add->add_option("--role", opt.role, "end_user (default), silent_user or functional");
+  add_json_flag(add, ctx);
+
+  auto* list = verb(*user, "list", "List user accounts", action, [&ctx, &opt = ctx.user_args] {
+    store::UserFilter f;
+    if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
+    if (opt.role_filter) f.role = core::parse_role(*opt.role_filter).value();
+    f.search = opt.search;
+    f.limit = opt.limit;
+    const auto users = ctx.store().list_users(f);
+    if (ctx.json_output) return ctx.print_json(users);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& u : users) {
+      rows.push_back({u.address.str(), u.first_name, u.surname,
+                      std::string(core::to_string(u.role)), std::string(core::to_string(u.source)),
+                      ctx.company_name(u.company_id)});
+    }
+    print_table(ctx.out, {"ADDRESS", "FIRST NAME", "SURNAME", "ROLE", "SOURCE", "COMPANY"}, rows);
+  });
+  list->add_option("--company", opt.company, "Only this company's users");
+  list->add_option("--role", opt.role_filter, "Only this role");
+  list->add_option("--search", opt.search, "Substring of address or name");
+  list->add_option("--limit", opt.limit, "At most this many (0 = all)");
+  add_json_flag(list, ctx);
+
+  auto* show =
+      verb(*user, "show", "Show a user and its aliases", action, [&ctx, &opt = ctx.user_args] {
+        const auto u = ctx.user(opt.address);
+        const auto aliases = ctx.store().list_aliases(std::nullopt, u.id);
+        if (ctx.json_output) {
+          json j = u;
+          j["company"] = ctx.company_name(u.company_id);
+          j["aliases"] = json::array();
+          for (const auto& al : aliases) j["aliases"].push_back(al.address.str());
+          return ctx.print_json(j);
+        }
+        ctx.out << "address:    " << u.address.str() << "\n"
+                << "company:    " << ctx.company_name(u.company_id) << "\n"
+                << "first name: " << u.first_name << "\n"
+                << "surname:    " << u.surname << "\n"
+                << "role:       " << core::to_string(u.role) << "\n"
+                << "source:     " << core::to_string(u.source) << "\n"
+                << "created:    " << core::format_iso8601(u.created_at) << "\n"
+                << "aliases:   ";
+        for (const auto& al : aliases) ctx.out << " " << al.address.str();
+        ctx.out << "\n";
+      });
+  show->add_option("address", opt.address, "Primary address")->required();
+  add_json_flag(show, ctx);
+
+  auto* update =
+      verb(*user, "update", "Change a user account", action, [&ctx, &opt = ctx.user_args] {
+        const auto u = ctx.user(opt.address);
+        store::UserChange change;
+        change.first_name = opt.new_first;
+        change.surname = opt.new_surname;
+        if (opt.new_role) change.role = core::parse_role(*opt.new_role).value();
+        if (opt.new_address) change.address = parse_address(*opt.new_address);
+        auto after = ctx.store().update_user(u.id, change, ctx.actor);
+        if (ctx.json_output) return ctx.print_json(after);
+        ctx.out << "user " << after.address.str() << " updated\n";
+      });
+  update->add_option("address", opt.address, "Primary address")->required();
+  update->add_option("--first-name", opt.new_first, "New first name");
+  update->add_option("--surname", opt.new_surname, "New surname");
+  update->add_option("--role", opt.new_role, "New role");
+  update->add_option("--address", opt.new_address, "New primary address (same company)");
+  add_json_flag(update, ctx);
+
+  auto* remove =
+      verb(*user, "remove", "Remove a user and its aliases", action, [&ctx, &opt = ctx.user_args] {
+        const auto u = ctx.user(opt.address);
+        ctx.store().remove_user(u.id, ctx.actor);
+        ctx.out << "user " << u.address.str() << " removed\n";
+      });
+  remove->add_option("address", opt.address, "Primary address")->required();
+}
+
+void alias_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.alias_args;
+  auto* alias = app.add_subcommand("alias", "Manage aliases of user accounts");
+  alias->require_subcommand(1);
+
+  auto* add = verb(*alias, "add", "Add an alias to a user", action, [&ctx, &opt = ctx.alias_args] {
+    const auto u = ctx.user(opt.user);
+    auto created = ctx.store().add_alias(u.id, parse_address(opt.address), ctx.actor);
+    if (ctx.json_output) return ctx.print_json(created);
+    ctx.out << "alias " << created.address.str() << " added to " << u.address.str() << "\n";
+  });
+  add->add_option("address", opt.address, "Alias address")->required();
+  add->add_option("--user", opt.user, "Primary address of the user")->required();
+  add_json_flag(add, ctx);
+
+  auto* list = verb(*alias, "list", "List aliases", action, [&ctx, &opt = ctx.alias_args] {
+    std::optional<core::Id> company_id, user_id;
+    if (!opt.company.empty()) company_id = ctx.company(opt.company).id;
+    if (!opt.user.empty()) user_id = ctx.user(opt.user).id;
+    const auto all = ctx.store().list_aliases(company_id, user_id);
+    if (ctx.json_output) {
+      json j = json::array();
+      for (const auto& al : all) {
+        json item = al;
+        item["user"] = ctx.store().user_by_id(al.user_id)->address.str();
+        j.push_back(item);
+      }
+      return ctx.print_json(j);
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& al : all) {
+      rows.push_back({al.address.str(), ctx.store().user_by_id(al.user_id)->address.str(),
+                      ctx.company_name(al.company_id)});
+    }
+    print_table(ctx.out, {"ALIAS", "USER", "COMPANY"}, rows);
+  });
+  list->add_option("--company", opt.company, "Only this company's aliases");
+  list->add_option("--user", opt.user, "Only this user's aliases");
+  add_json_flag(list, ctx);
+
+  auto* remove = verb(*alias, "remove", "Remove an alias", action, [&ctx, &opt = ctx.alias_args] {
+    auto found = ctx.store().find_alias(parse_address(opt.address));
+    if (!found) throw Failure(ErrorCode::not_found, "no alias " + opt.address, "alias");
+    ctx.store().remove_alias(found->id, ctx.actor);
+    ctx.out << "alias " << found->address.str() << " removed\n";
+  });
+  remove->add_option("address", opt.address, "Alias address")->required();
+}
+
+void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.audit_args;
+  auto* audit = app.add_subcommand("audit", "Read the audit trail");
+  audit->require_subcommand(1);
+  auto* list = verb(*audit, "list", "List audit events, newest first", action,
+                    [&ctx, &opt = ctx.audit_args] {
+                      store::AuditFilter f;
+                      if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
+                      f.limit = opt.limit;
+                      const auto events = ctx.store().list_audit(f);
+                      if (ctx.json_output) return ctx.print_json(events);
+                      std::vector<std::vector<std::string>> rows;
+                      for (const auto& e : events) {
+                        rows.push_back({core::format_iso8601(e.at), e.actor, e.action, e.object});
+                      }
+                      print_table(ctx.out, {"TIME", "ACTOR", "ACTION", "OBJECT"}, rows);
+                    });
+  list->add_option("--company", opt.company, "Only this company's events");
+  list->add_option("--limit", opt.limit, "At most this many (default 50, 0 = all)");
+  add_json_flag(list, ctx);
+}
+
+void setup_logging(const Config& config) {
+  auto logger = spdlog::stderr_color_mt("mailroster");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  CLI::App app{"mailroster: user provisioning for an email security gateway", "mailroster"};
+  app.require_subcommand(1);
+  Context ctx(out, err);
+  std::function<void()> action;
+
+  app.add_option("-c,--config", ctx.config_path, "TOML configuration file (optional)");
+  app.add_option("--db", ctx.db_override, "SQLite database file (overrides database.path)");
+
+  int status = 0;
+  verb(app, "serve", "Run the gateway service", action, [&ctx, &status] {
+    setup_logging(ctx.config);
+    status = serve(ctx.config, ctx.store());
+  });
+  verb(app, "check-config", "Validate the configuration and exit", action,
+       [&ctx] { ctx.out << "configuration OK\n"; });
+  company_commands(app, ctx, action);
+  domain_commands(app, ctx, action);
+  user_commands(app, ctx, action);
+  alias_commands(app, ctx, action);
+  audit_commands(app, ctx, action);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::ParseError& e) {
+    err << "error: " << e.what() << " (see --help)\n";
+    return 2;
+  }
+
+  try {
+    ctx.load();
+    if (action) action();
+    return status;
+  } catch (const Failure& f) {
+    err << "error: " << f.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    err << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace mailroster::app

@@ -1,0 +1,106 @@
+#include "core/address.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mailroster::core {
+namespace {
+
+TEST(Address, ParsesSimpleAddress) {
+  auto a = Address::parse("Alice.Liddell@Acme.Example");
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->local(), "Alice.Liddell");
+  EXPECT_EQ(a->domain(), "acme.example");
+  EXPECT_EQ(a->str(), "Alice.Liddell@acme.example");
+  EXPECT_EQ(a->key(), "alice.liddell@acme.example");
+}
+
+TEST(Address, ComparesCaseInsensitivelyButPreservesLocalCase) {
+  auto a = Address::parse("Bob@ACME.example").value();
+  auto b = Address::parse("bob@acme.EXAMPLE").value();
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a.local(), "Bob");
+  EXPECT_EQ(b.local(), "bob");
+}
+
+TEST(Address, AcceptsAtextSpecialsAndUtf8) {
+  EXPECT_TRUE(Address::parse("o'brien+tag@x.example"));
+  EXPECT_TRUE(Address::parse("a!#$%&'*+-/=?^_`{|}~@x.example"));
+  EXPECT_TRUE(Address::parse("j\xC3\xBCrgen@x.example"));  // jürgen, RFC 6531
+}
+
+TEST(Address, QuotedLocalPartsAreCanonical) {
+  auto plain = Address::parse("\"john\"@x.example").value();
+  EXPECT_EQ(plain.str(), "john@x.example");
+  auto spaced = Address::parse("\"john smith\"@x.example").value();
+  EXPECT_EQ(spaced.str(), "\"john smith\"@x.example");
+  auto escaped = Address::parse(R"("a\"b"@x.example)").value();
+  EXPECT_EQ(escaped.str(), R"("a\"b"@x.example)");
+  auto at_inside = Address::parse("\"a@b\"@x.example").value();
+  EXPECT_EQ(at_inside.domain(), "x.example");
+}
+
+struct BadAddress {
+  const char* text;
+  const char* why;
+};
+
+class AddressRejects : public ::testing::TestWithParam<BadAddress> {};
+
+TEST_P(AddressRejects, WithAReason) {
+  auto a = Address::parse(GetParam().text);
+  ASSERT_FALSE(a) << GetParam().text;
+  EXPECT_NE(a.error().message.find(GetParam().why), std::string::npos) << a.error().message;
+  EXPECT_EQ(a.error().code, ErrorCode::invalid_argument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rfc5321, AddressRejects,
+                         ::testing::Values(BadAddress{"", "empty"}, BadAddress{"alice", "no '@'"},
+                                           BadAddress{"@x.example", "empty local part"},
+                                           BadAddress{"alice@", "empty domain"},
+                                           BadAddress{".alice@x.example", "invalid local part"},
+                                           BadAddress{"alice.@x.example", "invalid local part"},
+                                           BadAddress{"a..b@x.example", "invalid local part"},
+                                           BadAddress{"a b@x.example", "invalid local part"},
+                                           BadAddress{"a(b)@x.example", "invalid local part"},
+                                           BadAddress{"alice@x..example", "empty label"},
+                                           BadAddress{"alice@-x.example",
+                                                      "starts or ends with '-'"},
+                                           BadAddress{"alice@x_y.example", "invalid character"},
+                                           BadAddress{"alice@[192.0.2.1]", "address literals"},
+                                           BadAddress{"\"a\"b\"@x.example", "unescaped quote"},
+                                           BadAddress{"\"a\x01\"@x.example", "control character"},
+                                           BadAddress{"a\xC3@x.example", "UTF-8"},
+                                           BadAddress{"a\xED\xA0\x80@x.example", "UTF-8"}));
+
+TEST(Address, EnforcesRfc5321Lengths) {
+  const std::string local64(64, 'a');
+  EXPECT_TRUE(Address::parse(local64 + "@x.example"));
+  auto too_long_local = Address::parse(local64 + "a@x.example");
+  ASSERT_FALSE(too_long_local);
+  EXPECT_NE(too_long_local.error().message.find("64"), std::string::npos);
+
+  const std::string label(63, 'b');
+  const std::string domain = label + "." + label + "." + label + ".example";  // 199 octets
+  EXPECT_TRUE(Address::parse(std::string(54, 'a') + "@" + domain));           // 254
+  EXPECT_FALSE(Address::parse(std::string(55, 'a') + "@" + domain));          // 255
+  EXPECT_FALSE(Address::parse("a@" + std::string(64, 'c') + ".example"));
+}
+
+TEST(Domain, LowerCasesAndDropsTrailingDot) {
+  EXPECT_EQ(parse_domain("Acme.Example.").value(), "acme.example");
+  EXPECT_FALSE(parse_domain(""));
+  EXPECT_FALSE(parse_domain("."));
+  EXPECT_FALSE(parse_domain("b\xC3\xBC.example"));
+}
+
+TEST(Utf8, RejectsOverlongsAndSurrogates) {
+  EXPECT_TRUE(is_valid_utf8("plain"));
+  EXPECT_TRUE(is_valid_utf8("\xF0\x9F\x93\xA7"));   // U+1F4E7
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xED\xB0\x80"));      // surrogate
+  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xE2\x82"));          // truncated
+}
+
+}  // namespace
+}  // namespace mailroster::core

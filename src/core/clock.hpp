@@ -1,0 +1,43 @@
+// Time as the product sees it. Every rule that depends on time (30-day windows, expiry,
+// Thursday reports) takes its "now" from a Clock that is passed in, so tests set the time
+// instead of sleeping.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mailroster::core {
+
+using TimePoint = std::chrono::sys_seconds;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual TimePoint now() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  TimePoint now() const override;
+};
+
+// A clock that stands still until told otherwise.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(TimePoint start) : now_(start) {}
+  TimePoint now() const override { return now_; }
+  void set(TimePoint t) { now_ = t; }
+  void advance(std::chrono::seconds d) { now_ += d; }
+
+ private:
+  TimePoint now_;
+};
+
+// "2026-11-24T16:18:02Z"
+std::string format_iso8601(TimePoint t);
+// Accepts "YYYY-MM-DDTHH:MM:SSZ", "YYYY-MM-DDTHH:MM:SS+HH:MM", "YYYY-MM-DD" (midnight UTC).
+std::optional<TimePoint> parse_iso8601(std::string_view text);
+
+}  // namespace mailroster::core

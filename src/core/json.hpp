@@ -1,0 +1,20 @@
+// JSON views of the model, shared by the CLI's --json output, the audit trail's before/after
+// and the HTTP API, so an object looks the same everywhere.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "core/model.hpp"
+
+namespace mailroster::core {
+
+void to_json(nlohmann::json& j, const Company& c);
+void to_json(nlohmann::json& j, const Domain& d);
+void to_json(nlohmann::json& j, const User& u);
+void to_json(nlohmann::json& j, const Alias& a);
+void to_json(nlohmann::json& j, const InvalidAddress& i);
+void to_json(nlohmann::json& j, const DiscoveredAddress& d);
+void to_json(nlohmann::json& j, const DiscoverySettings& s);
+void to_json(nlohmann::json& j, const AuditEvent& e);
+
+}  // namespace mailroster::core

@@ -1,0 +1,132 @@
+// The domain model of SPEC.md: companies (tenants), their domains, licensed user accounts and
+// their aliases, discovered and invalid addresses, per-company discovery settings and the
+// audit trail. Plain values; the rules over them live beside them in core/, storage in store/.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/address.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "core/network.hpp"
+
+namespace mailroster::core {
+
+using Id = std::int64_t;
+
+// end_user: quarantine digest and may log in; silent_user: digest, no login;
+// functional: a shared mailbox with no person behind it (no login).
+enum class Role { end_user, silent_user, functional };
+enum class Source { manual, csv, ldap, azure, discovery };
+
+std::string_view to_string(Role role);
+std::string_view to_string(Source source);
+Result<Role> parse_role(std::string_view text);
+Result<Source> parse_source(std::string_view text);
+inline bool can_log_in(Role role) { return role == Role::end_user; }
+
+struct Company {
+  Id id = 0;
+  std::string name;
+  std::string tech_contact;          // an address, or empty
+  std::string admin_contact;         // an address, or empty
+  std::vector<Cidr> relay_networks;  // where the company's own mail server sends from
+  TimePoint created_at{};
+};
+
+// Company names are short identifiers an operator types: letters, digits, '.', '-', '_'.
+Result<std::string> validate_company_name(std::string_view name);
+// A contact is empty or a valid address; returns the address as stored.
+Result<std::string> validate_contact(std::string_view text, std::string_view field);
+
+struct Domain {
+  Id id = 0;
+  Id company_id = 0;
+  std::string name;      // lower case
+  Endpoint destination;  // the company's mail server for this domain
+  TimePoint created_at{};
+};
+
+struct User {
+  Id id = 0;
+  Id company_id = 0;
+  Address address;
+  std::string first_name;
+  std::string surname;
+  Role role = Role::end_user;
+  Source source = Source::manual;
+  std::string source_id;  // stable identity in the source directory (objectGUID, Graph id)
+  TimePoint created_at{};
+  TimePoint updated_at{};
+};
+
+struct Alias {
+  Id id = 0;
+  Id company_id = 0;
+  Id user_id = 0;
+  Address address;
+  TimePoint created_at{};
+};
+
+struct InvalidAddress {
+  Id id = 0;
+  Id company_id = 0;
+  Address address;
+  std::string reason;
+  TimePoint created_at{};
+};
+
+// A valid but unlicensed address seen in mail flow.
+struct DiscoveredAddress {
+  Id id = 0;
+  Id company_id = 0;
+  Address address;
+  TimePoint first_seen{};
+  std::vector<TimePoint> clean_inbound;  // one stamp per clean inbound delivery
+  int outbound_messages = 0;
+  std::optional<TimePoint> discovered_at;  // set when the threshold was reached
+  int notifications_sent = 0;
+  std::optional<Id> suggested_alias_of;  // user id of an alias candidate
+};
+
+// Per-company SMTP Discovery settings; defaults as in seeds/smtp-discovery.txt.
+struct DiscoverySettings {
+  bool enabled = false;
+  Role default_role = Role::silent_user;
+  int inbound_threshold = 3;  // clean messages ...
+  int window_days = 30;       // ... within this many days
+  int notification_weeks = 3;
+  bool expired_to_new_user = false;
+  bool auto_add_aliases = true;
+  bool auto_add_outbound = false;
+  bool report_new_users = true;
+  bool report_new_aliases = true;
+  bool report_include_admin = true;
+
+  friend bool operator==(const DiscoverySettings&, const DiscoverySettings&) = default;
+};
+
+// Checks ranges: threshold >= 1, weeks 1..52, default role end_user or silent_user.
+std::optional<Error> validate(const DiscoverySettings& s);
+
+// Who made a change: "cli:alice", "api:operator@x", "sync:ldap", "discovery".
+struct Actor {
+  std::string name;
+};
+
+struct AuditEvent {
+  Id id = 0;
+  TimePoint at{};
+  std::optional<Id> company_id;
+  std::string actor;
+  std::string action;  // "user.add", "alias.remove", ...
+  std::string object;  // the address or name the action was about
+  std::string before;  // JSON of the object before, or empty
+  std::string after;   // JSON of the object after, or empty
+};
+
+}  // namespace mailroster::core

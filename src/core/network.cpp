@@ -1,0 +1,126 @@
+#include "core/network.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "core/address.hpp"
+
+namespace mailroster::core {
+
+Result<IpAddress> IpAddress::parse(std::string_view text) {
+  const std::string s(text);
+  IpAddress ip;
+  if (inet_pton(AF_INET, s.c_str(), ip.bytes.data()) == 1) return ip;
+  if (inet_pton(AF_INET6, s.c_str(), ip.bytes.data()) == 1) {
+    ip.v6 = true;
+    return ip;
+  }
+  return invalid("'" + s + "' is not an IP address");
+}
+
+std::string IpAddress::str() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
+  return buf;
+}
+
+Result<Cidr> Cidr::parse(std::string_view text) {
+  const auto slash = text.find('/');
+  auto ip = IpAddress::parse(text.substr(0, slash));
+  if (!ip) return invalid("'" + std::string(text) + "' is not a CIDR network", "network");
+  const int max_prefix = ip->v6 ? 128 : 32;
+  int prefix = max_prefix;
+  if (slash != std::string_view::npos) {
+    const auto p = text.substr(slash + 1);
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+    if (p.empty() || ec != std::errc() || end != p.data() + p.size() || prefix < 0 ||
+        prefix > max_prefix) {
+      return invalid("bad prefix length in '" + std::string(text) + "'", "network");
+    }
+  }
+  Cidr cidr;
+  cidr.network_ = *ip;
+  cidr.prefix_ = prefix;
+  IpAddress masked = *ip;
+  for (int i = 0; i < 16; ++i) {
+    const int bits = std::clamp(prefix - i * 8, 0, 8);
+    masked.bytes[static_cast<std::size_t>(i)] &= static_cast<std::uint8_t>(0xFF00 >> bits);
+  }
+  if (!(masked == *ip)) {
+    return invalid("'" + std::string(text) + "' has host bits set; did you mean " + masked.str() +
+                       "/" + std::to_string(prefix) + "?",
+                   "network");
+  }
+  return cidr;
+}
+
+bool Cidr::contains(const IpAddress& ip) const {
+  if (ip.v6 != network_.v6) return false;
+  for (int i = 0; i < 16; ++i) {
+    const int bits = std::clamp(prefix_ - i * 8, 0, 8);
+    const auto mask = static_cast<std::uint8_t>(0xFF00 >> bits);
+    const auto idx = static_cast<std::size_t>(i);
+    if ((ip.bytes[idx] & mask) != network_.bytes[idx]) return false;
+  }
+  return true;
+}
+
+std::string Cidr::str() const { return network_.str() + "/" + std::to_string(prefix_); }
+
+Result<Endpoint> Endpoint::parse(std::string_view text, std::uint16_t default_port) {
+  const std::string original(text);
+  Endpoint ep;
+  ep.port = default_port;
+  std::string_view host = text;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return invalid("unclosed '[' in '" + original + "'");
+    host = text.substr(1, close - 1);
+    const auto rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return invalid("expected ':port' after ']' in '" + original + "'");
+      port = rest.substr(1);
+      if (port.empty()) return invalid("empty port in '" + original + "'");
+    }
+    auto ip = IpAddress::parse(host);
+    if (!ip || !ip->v6) return invalid("'" + std::string(host) + "' is not an IPv6 address");
+    ep.host = ip->str();
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon != std::string_view::npos) {
+      if (text.find(':') != colon) {
+        return invalid("IPv6 destinations must be written as [address]:port");
+      }
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+      if (port.empty()) return invalid("empty port in '" + original + "'");
+    }
+    if (host.empty()) return invalid("empty host in '" + original + "'");
+    if (auto ip = IpAddress::parse(host)) {
+      ep.host = ip->str();
+    } else {
+      auto name = parse_domain(host);
+      if (!name) return invalid("'" + std::string(host) + "' is not a host name or IP address");
+      ep.host = std::move(name).value();
+    }
+  }
+  if (!port.empty()) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
+      return invalid("bad port '" + std::string(port) + "' in '" + original + "'");
+    }
+    ep.port = static_cast<std::uint16_t>(value);
+  }
+  return ep;
+}
+
+std::string Endpoint::str() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+}  // namespace mailroster::core

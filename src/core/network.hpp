@@ -1,0 +1,50 @@
+// Network values of the model: CIDR blocks (a company's outbound relay networks) and
+// host:port endpoints (a domain's delivery destination). Pure parsing, no sockets.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+
+namespace mailroster::core {
+
+// An IPv4 or IPv6 address in network byte order (IPv4 uses the first 4 bytes).
+struct IpAddress {
+  bool v6 = false;
+  std::array<std::uint8_t, 16> bytes{};
+
+  static Result<IpAddress> parse(std::string_view text);
+  std::string str() const;
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+};
+
+class Cidr {
+ public:
+  // "192.0.2.0/24", "2001:db8::/32"; a bare address means a single host (/32 or /128).
+  // Host bits set below the prefix are an error that names the intended network.
+  static Result<Cidr> parse(std::string_view text);
+
+  bool contains(const IpAddress& ip) const;
+  std::string str() const;
+  friend bool operator==(const Cidr&, const Cidr&) = default;
+
+ private:
+  IpAddress network_;
+  int prefix_ = 0;
+};
+
+// Where a domain's mail is delivered: "host", "host:port" or "[ipv6]:port"; port defaults
+// to 25. The host is a domain name or an IP address literal.
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 25;
+
+  static Result<Endpoint> parse(std::string_view text, std::uint16_t default_port = 25);
+  std::string str() const;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+}  // namespace mailroster::core

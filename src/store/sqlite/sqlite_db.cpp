@@ -1,0 +1,135 @@
+#include "store/sqlite/sqlite_db.hpp"
+
+#include <sqlite3.h>
+
+namespace mailroster::store::sqlite {
+namespace {
+[[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
+  const int extended = db ? sqlite3_extended_errcode(db) : rc;
+  const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  throw SqliteError(extended, std::string(what) + ": " + msg);
+}
+}  // namespace
+
+bool SqliteError::is_constraint() const noexcept { return (code_ & 0xFF) == SQLITE_CONSTRAINT; }
+
+Statement::~Statement() { sqlite3_finalize(stmt_); }
+
+Statement& Statement::bind(int index, std::int64_t value) {
+  const int rc = sqlite3_bind_int64(stmt_, index, value);
+  if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::string_view value) {
+  const int rc =
+      sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::nullopt_t) {
+  const int rc = sqlite3_bind_null(stmt_, index);
+  if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
+  return *this;
+}
+
+bool Statement::step() {
+  const int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  sqlite3* db = sqlite3_db_handle(stmt_);
+  const int extended = sqlite3_extended_errcode(db);
+  std::string message = sqlite3_errmsg(db);
+  sqlite3_reset(stmt_);
+  throw SqliteError(extended, "step: " + message);
+}
+
+void Statement::run() {
+  while (step()) {
+  }
+}
+
+std::int64_t Statement::int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+std::string Statement::text(int column) const {
+  const auto* p = sqlite3_column_text(stmt_, column);
+  const int n = sqlite3_column_bytes(stmt_, column);
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n))
+           : std::string();
+}
+
+bool Statement::is_null(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+}
+
+void Statement::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+Database::Database(const std::string& path) {
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw SqliteError(rc, "cannot open database '" + path + "': " + message);
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, 5000);
+  exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+}
+
+Database::~Database() {
+  cache_.clear();  // finalize statements before closing the connection
+  sqlite3_close(db_);
+}
+
+void Database::exec(std::string_view sql) {
+  char* err = nullptr;
+  const std::string s(sql);
+  const int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string message = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    throw SqliteError(sqlite3_extended_errcode(db_), message);
+  }
+}
+
+Statement& Database::prepare(std::string_view sql) {
+  auto it = cache_.find(std::string(sql));
+  if (it != cache_.end()) {
+    it->second->reset();
+    return *it->second;
+  }
+  sqlite3_stmt* stmt = nullptr;
+  const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) fail(db_, rc, "prepare");
+  auto [pos, inserted] = cache_.emplace(std::string(sql), std::make_unique<Statement>(stmt));
+  return *pos->second;
+}
+
+std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
+int Database::changes() const { return sqlite3_changes(db_); }
+
+Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+
+Transaction::~Transaction() {
+  if (!done_) {
+    try {
+      db_.exec("ROLLBACK");
+    } catch (...) {  // NOLINT(bugprone-empty-catch): nothing more can be done in a destructor
+    }
+  }
+}
+
+void Transaction::commit() {
+  db_.exec("COMMIT");
+  done_ = true;
+}
+
+}  // namespace mailroster::store::sqlite

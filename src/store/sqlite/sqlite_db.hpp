@@ -1,0 +1,106 @@
+// A thin RAII layer over the SQLite C API: one connection, prepared statements cached by their
+// SQL text, typed binds and columns, and a transaction guard. SQL text is always a constant;
+// values are always bound, never spliced.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace mailroster::store::sqlite {
+
+// SQLite's extended result code of a failed call, for telling constraint violations apart.
+class SqliteError : public std::runtime_error {
+ public:
+  SqliteError(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  int code() const noexcept { return code_; }
+  bool is_constraint() const noexcept;
+
+ private:
+  int code_;
+};
+
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Statement();
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  // Binds by 1-based position.
+  Statement& bind(int index, std::int64_t value);
+  Statement& bind(int index, int value) { return bind(index, static_cast<std::int64_t>(value)); }
+  Statement& bind(int index, bool value) { return bind(index, value ? 1 : 0); }
+  Statement& bind(int index, std::string_view value);
+  Statement& bind(int index, const std::string& value) {
+    return bind(index, std::string_view(value));
+  }
+  Statement& bind(int index, const char* value) { return bind(index, std::string_view(value)); }
+  Statement& bind(int index, std::nullopt_t);
+  template <class T>
+  Statement& bind(int index, const std::optional<T>& value) {
+    return value ? bind(index, *value) : bind(index, std::nullopt);
+  }
+
+  // Steps once: true when a row is available.
+  bool step();
+  // Runs a statement that returns no rows.
+  void run();
+
+  std::int64_t int64(int column) const;
+  int int32(int column) const { return static_cast<int>(int64(column)); }
+  bool boolean(int column) const { return int64(column) != 0; }
+  std::string text(int column) const;
+  bool is_null(int column) const;
+
+ private:
+  friend class Database;
+  void reset();
+  sqlite3_stmt* stmt_;
+};
+
+class Database {
+ public:
+  // Opens (creating if needed) with WAL journaling, foreign keys on and a busy timeout.
+  explicit Database(const std::string& path);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Runs SQL that takes no parameters (DDL, PRAGMA); may hold several statements.
+  void exec(std::string_view sql);
+  // A cached, reset statement ready for binding. Valid until the next prepare() of the same
+  // SQL text; do not hold two uses of one SQL text at once.
+  Statement& prepare(std::string_view sql);
+  std::int64_t last_insert_id() const;
+  int changes() const;
+
+ private:
+  friend class Statement;
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+};
+
+// BEGIN IMMEDIATE on construction (so writers queue instead of failing mid-transaction),
+// ROLLBACK on destruction unless commit() was called.
+class Transaction {
+ public:
+  explicit Transaction(Database& db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit();
+
+ private:
+  Database& db_;
+  bool done_ = false;
+};
+
+}  // namespace mailroster::store::sqlite

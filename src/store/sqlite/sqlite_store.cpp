@@ -1,0 +1,1057 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <mutex>
+
+#include "core/json.hpp"
+#include "store/migrations/migration.hpp"
+#include "store/sqlite/sqlite_db.hpp"
+
+namespace mailroster::store::sqlite {
+
+using core::Actor;
+using core::Address;
+using core::ErrorCode;
+using core::Failure;
+using core::TimePoint;
+
+namespace {
+
+std::int64_t to_unix(TimePoint t) { return t.time_since_epoch().count(); }
+TimePoint from_unix(std::int64_t s) { return TimePoint{std::chrono::seconds{s}}; }
+
+// A value read back from our own tables; a parse failure here means a corrupt database.
+Address stored_address(const std::string& text) {
+  auto a = Address::parse(text);
+  if (!a) throw Failure(ErrorCode::internal, "corrupt address in database: '" + text + "'");
+  return std::move(a).value();
+}
+
+template <class T>
+std::string json_text(const T& value) {
+  return nlohmann::json(value).dump();
+}
+
+constexpr std::string_view kUserColumns =
+    "id, company_id, address, first_name, surname, role, source, source_id, created_at, "
+    "updated_at";
+
+constexpr std::string_view kSettingsColumns =
+    "enabled, default_role, inbound_threshold, window_days, notification_weeks, "
+    "expired_to_new_user, auto_add_aliases, auto_add_outbound, report_new_users, "
+    "report_new_aliases, report_include_admin";
+
+core::User read_user(const Statement& s) {
+  core::User u;
+  u.id = s.int64(0);
+  u.company_id = s.int64(1);
+  u.address = stored_address(s.text(2));
+  u.first_name = s.text(3);
+  u.surname = s.text(4);
+  u.role = core::parse_role(s.text(5)).value();
+  u.source = core::parse_source(s.text(6)).value();
+  u.source_id = s.text(7);
+  u.created_at = from_unix(s.int64(8));
+  u.updated_at = from_unix(s.int64(9));
+  return u;
+}
+
+core::Alias read_alias(const Statement& s) {
+  core::Alias a;
+  a.id = s.int64(0);
+  a.company_id = s.int64(1);
+  a.user_id = s.int64(2);
+  a.address = stored_address(s.text(3));
+  a.created_at = from_unix(s.int64(4));
+  return a;
+}
+
+core::InvalidAddress read_invalid(const Statement& s) {
+  core::InvalidAddress i;
+  i.id = s.int64(0);
+  i.company_id = s.int64(1);
+  i.address = stored_address(s.text(2));
+  i.reason = s.text(3);
+  i.created_at = from_unix(s.int64(4));
+  return i;
+}
+
+core::Domain read_domain(const Statement& s) {
+  core::Domain d;
+  d.id = s.int64(0);
+  d.company_id = s.int64(1);
+  d.name = s.text(2);
+  d.destination.host = s.text(3);
+  d.destination.port = static_cast<std::uint16_t>(s.int64(4));
+  d.created_at = from_unix(s.int64(5));
+  return d;
+}
+
+std::string sql_with(std::string_view head, std::string_view columns, std::string_view tail) {
+  return std::string(head) + std::string(columns) + std::string(tail);
+}
+
+}  // namespace
+
+struct SqliteStore::Impl {
+  Impl(const std::string& path, const core::Clock& c) : db(path), clock(c) {}
+
+  Database db;
+  const core::Clock& clock;
+  std::mutex mutex;
+
+  // Runs f under the lock; storage errors become typed failures at this one place.
+  template <class F>
+  auto guard(F&& f) -> decltype(f()) {
+    std::lock_guard lock(mutex);
+    try {
+      return f();
+    } catch (const SqliteError& e) {
+      if (e.is_constraint()) throw Failure(ErrorCode::conflict, e.what());
+      throw Failure(ErrorCode::internal, std::string("database error: ") + e.what());
+    }
+  }
+
+  TimePoint now() const { return clock.now(); }
+
+  void audit(std::optional<Id> company_id, const Actor& actor, std::string_view action,
+             std::string_view object, const std::string& before, const std::string& after) {
+    db.prepare(
+          "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(1, to_unix(now()))
+        .bind(2, company_id)
+        .bind(3, actor.name)
+        .bind(4, action)
+        .bind(5, object)
+        .bind(6, before.empty() ? std::optional<std::string>() : before)
+        .bind(7, after.empty() ? std::optional<std::string>() : after)
+        .run();
+  }
+
+  core::DiscoverySettings settings(Id company_id) {
+    require_company(company_id);
+    core::DiscoverySettings s;
+    auto& q = db.prepare(
+        sql_with("SELECT ", kSettingsColumns, " FROM discovery_settings WHERE company_id = ?"));
+    q.bind(1, company_id);
+    if (!q.step()) return s;
+    s.enabled = q.boolean(0);
+    s.default_role = core::parse_role(q.text(1)).value();
+    s.inbound_threshold = q.int32(2);
+    s.window_days = q.int32(3);
+    s.notification_weeks = q.int32(4);
+    s.expired_to_new_user = q.boolean(5);
+    s.auto_add_aliases = q.boolean(6);
+    s.auto_add_outbound = q.boolean(7);
+    s.report_new_users = q.boolean(8);
+    s.report_new_aliases = q.boolean(9);
+    s.report_include_admin = q.boolean(10);
+    return s;
+  }
+
+  // ---- migrations -------------------------------------------------------------------------
+
+  int current_version() {
+    auto& s = db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    s.step();
+    return s.int32(0);
+  }
+
+  void migrate() {
+    db.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+    const auto& all = sqlite_migrations();
+    const int have = current_version();
+    const int known = all.empty() ? 0 : all.back().version;
+    if (have > known) {
+      throw Failure(ErrorCode::internal, "database schema version " + std::to_string(have) +
+                                             " is newer than this mailroster (" +
+                                             std::to_string(known) + ")");
+    }
+    for (const auto& m : all) {
+      if (m.version <= have) continue;
+      Transaction tx(db);
+      db.exec(m.sql);
+      db.prepare("INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)")
+          .bind(1, m.version)
+          .bind(2, m.name)
+          .bind(3, to_unix(now()))
+          .run();
+      tx.commit();
+    }
+  }
+
+  // ---- companies --------------------------------------------------------------------------
+
+  std::vector<core::Cidr> relay_networks(Id company_id) {
+    std::vector<core::Cidr> out;
+    auto& s = db.prepare(
+        "SELECT cidr FROM company_relay_networks WHERE company_id = ? ORDER BY position");
+    s.bind(1, company_id);
+    while (s.step()) {
+      auto cidr = core::Cidr::parse(s.text(0));
+      if (!cidr) throw Failure(ErrorCode::internal, "corrupt relay network in database");
+      out.push_back(*cidr);
+    }
+    return out;
+  }
+
+  void write_relay_networks(Id company_id, const std::vector<core::Cidr>& networks) {
+    db.prepare("DELETE FROM company_relay_networks WHERE company_id = ?").bind(1, company_id).run();
+    int position = 0;
+    for (const auto& n : networks) {
+      db.prepare("INSERT INTO company_relay_networks(company_id, position, cidr) VALUES (?, ?, ?)")
+          .bind(1, company_id)
+          .bind(2, position++)
+          .bind(3, n.str())
+          .run();
+    }
+  }
+
+  std::vector<core::Company> companies_where(std::string_view where,
+                                             const std::optional<std::string>& text_arg,
+                                             std::optional<Id> id_arg) {
+    std::vector<core::Company> out;
+    const std::string sql =
+        "SELECT id, name, tech_contact, admin_contact, created_at FROM companies " +
+        std::string(where) + " ORDER BY name";
+    auto& s = db.prepare(sql);
+    if (text_arg) s.bind(1, *text_arg);
+    if (id_arg) s.bind(1, *id_arg);
+    while (s.step()) {
+      core::Company c;
+      c.id = s.int64(0);
+      c.name = s.text(1);
+      c.tech_contact = s.text(2);
+      c.admin_contact = s.text(3);
+      c.created_at = from_unix(s.int64(4));
+      out.push_back(std::move(c));
+    }
+    for (auto& c : out) c.relay_networks = relay_networks(c.id);
+    return out;
+  }
+
+  std::optional<core::Company> company(Id id) {
+    auto found = companies_where("WHERE id = ?", std::nullopt, id);
+    if (found.empty()) return std::nullopt;
+    return found.front();
+  }
+
+  core::Company require_company(Id id) {
+    auto c = company(id);
+    if (!c) throw Failure(ErrorCode::not_found, "no company with id " + std::to_string(id));
+    return *c;
+  }
+
+  // ---- domains ----------------------------------------------------------------------------
+
+  static constexpr std::string_view kDomainColumns =
+      "id, company_id, name, destination_host, destination_port, created_at";
+
+  std::optional<core::Domain> domain_by_name(std::string_view name) {
+    auto& s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE name = ?"));
+    s.bind(1, core::ascii_lower(name));
+    if (!s.step()) return std::nullopt;
+    return read_domain(s);
+  }
+
+  std::optional<core::Domain> domain_by_id(Id id) {
+    auto& s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE id = ?"));
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_domain(s);
+  }
+
+  // The registered domain an address belongs to, which must be of company_id when given.
+  core::Domain domain_of(const Address& a, std::optional<Id> company_id) {
+    auto d = domain_by_name(a.domain());
+    if (!d) {
+      throw Failure(ErrorCode::invalid_argument,
+                    "domain '" + a.domain() + "' of " + a.str() + " is not registered", "address");
+    }
+    if (company_id && d->company_id != *company_id) {
+      const auto owner = company(d->company_id);
+      const auto wanted = company(*company_id);
+      throw Failure(ErrorCode::invalid_argument,
+                    "domain '" + a.domain() + "' belongs to company '" +
+                        (owner ? owner->name : "?") + "', not '" + (wanted ? wanted->name : "?") +
+                        "'",
+                    "address");
+    }
+    return *d;
+  }
+
+  // ---- users, aliases, invalid, discovered ------------------------------------------------
+
+  std::optional<core::User> user_where(std::string_view where, const auto& arg) {
+    auto& s = db.prepare(sql_with("SELECT ", kUserColumns, " FROM users " + std::string(where)));
+    s.bind(1, arg);
+    if (!s.step()) return std::nullopt;
+    return read_user(s);
+  }
+
+  core::User require_user(Id id) {
+    auto u = user_where("WHERE id = ?", id);
+    if (!u) throw Failure(ErrorCode::not_found, "no user with id " + std::to_string(id));
+    return *u;
+  }
+
+  std::optional<core::Alias> alias_where(std::string_view where, const auto& arg) {
+    auto& s = db.prepare("SELECT id, company_id, user_id, address, created_at FROM aliases " +
+                         std::string(where));
+    s.bind(1, arg);
+    if (!s.step()) return std::nullopt;
+    return read_alias(s);
+  }
+
+  std::optional<core::InvalidAddress> invalid_where(std::string_view where, const auto& arg) {
+    auto& s = db.prepare(
+        "SELECT id, company_id, address, reason, created_at FROM "
+        "invalid_addresses " +
+        std::string(where));
+    s.bind(1, arg);
+    if (!s.step()) return std::nullopt;
+    return read_invalid(s);
+  }
+
+  std::vector<TimePoint> inbound_hits(Id discovered_id) {
+    std::vector<TimePoint> out;
+    auto& s = db.prepare("SELECT at FROM discovered_inbound WHERE discovered_id = ? ORDER BY at");
+    s.bind(1, discovered_id);
+    while (s.step()) out.push_back(from_unix(s.int64(0)));
+    return out;
+  }
+
+  std::vector<core::DiscoveredAddress> discovered_where(std::string_view where, const auto& arg) {
+    std::vector<core::DiscoveredAddress> out;
+    auto& s = db.prepare(
+        "SELECT id, company_id, address, first_seen, outbound_messages, discovered_at, "
+        "notifications_sent, suggested_alias_of FROM discovered_addresses " +
+        std::string(where) + " ORDER BY address_key");
+    s.bind(1, arg);
+    while (s.step()) {
+      core::DiscoveredAddress d;
+      d.id = s.int64(0);
+      d.company_id = s.int64(1);
+      d.address = stored_address(s.text(2));
+      d.first_seen = from_unix(s.int64(3));
+      d.outbound_messages = s.int32(4);
+      if (!s.is_null(5)) d.discovered_at = from_unix(s.int64(5));
+      d.notifications_sent = s.int32(6);
+      if (!s.is_null(7)) d.suggested_alias_of = s.int64(7);
+      out.push_back(std::move(d));
+    }
+    for (auto& d : out) d.clean_inbound = inbound_hits(d.id);
+    return out;
+  }
+
+  AddressOwner resolve(const Address& a) {
+    AddressOwner owner;
+    auto& s = db.prepare("SELECT kind FROM address_claims WHERE address_key = ?");
+    s.bind(1, a.key());
+    const std::string kind = s.step() ? s.text(0) : std::string();
+    if (kind == "user") {
+      const auto u = user_where("WHERE address_key = ?", a.key()).value();
+      return {AddressOwner::Kind::user, u.company_id, u.id, u.address.str()};
+    }
+    if (kind == "alias") {
+      const auto al = alias_where("WHERE address_key = ?", a.key()).value();
+      return {AddressOwner::Kind::alias, al.company_id, al.user_id, al.address.str()};
+    }
+    if (kind == "invalid") {
+      const auto i = invalid_where("WHERE address_key = ?", a.key()).value();
+      return {AddressOwner::Kind::invalid, i.company_id, 0, i.address.str()};
+    }
+    auto d = discovered_where("WHERE address_key = ?", a.key());
+    if (!d.empty()) {
+      return {AddressOwner::Kind::discovered, d.front().company_id, 0, d.front().address.str()};
+    }
+    return owner;
+  }
+
+  // Refuses an address already taken as user or alias; an invalid or discovered entry for it
+  // is handled (removed) by the caller's change, in the caller's transaction.
+  void claim_for_account(const Address& a, const Actor& actor) {
+    const auto owner = resolve(a);
+    switch (owner.kind) {
+      case AddressOwner::Kind::user:
+        throw Failure(ErrorCode::conflict, a.str() + " is already a user", "address");
+      case AddressOwner::Kind::alias: {
+        const auto u = require_user(owner.user_id);
+        throw Failure(ErrorCode::conflict, a.str() + " is already an alias of " + u.address.str(),
+                      "address");
+      }
+      case AddressOwner::Kind::invalid:
+        remove_invalid(invalid_where("WHERE address_key = ?", a.key())->id, actor);
+        break;
+      case AddressOwner::Kind::discovered:
+        remove_discovered(discovered_where("WHERE address_key = ?", a.key()).front().id, actor);
+        break;
+      case AddressOwner::Kind::none:
+        break;
+    }
+  }
+
+  void remove_alias(const core::Alias& a, const Actor& actor) {
+    db.prepare("DELETE FROM aliases WHERE id = ?").bind(1, a.id).run();
+    audit(a.company_id, actor, "alias.remove", a.address.str(), json_text(a), "");
+  }
+
+  void remove_user(const core::User& u, const Actor& actor) {
+    auto& s = db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases "
+        "WHERE user_id = ? ORDER BY address_key");
+    s.bind(1, u.id);
+    std::vector<core::Alias> aliases;
+    while (s.step()) aliases.push_back(read_alias(s));
+    for (const auto& a : aliases) remove_alias(a, actor);
+    db.prepare("DELETE FROM users WHERE id = ?").bind(1, u.id).run();
+    audit(u.company_id, actor, "user.remove", u.address.str(), json_text(u), "");
+  }
+
+  void remove_invalid(Id id, const Actor& actor) {
+    auto i = invalid_where("WHERE id = ?", id);
+    if (!i) throw Failure(ErrorCode::not_found, "no invalid address with id " + std::to_string(id));
+    db.prepare("DELETE FROM invalid_addresses WHERE id = ?").bind(1, id).run();
+    audit(i->company_id, actor, "invalid.remove", i->address.str(), json_text(*i), "");
+  }
+
+  void remove_discovered(Id id, const Actor& actor) {
+    auto d = discovered_where("WHERE id = ?", id);
+    if (d.empty()) {
+      throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
+    }
+    db.prepare("DELETE FROM discovered_addresses WHERE id = ?").bind(1, id).run();
+    audit(d.front().company_id, actor, "discovered.remove", d.front().address.str(),
+          json_text(d.front()), "");
+  }
+
+  // Everything held in a domain, for the refusal message and the forced removal.
+  struct DomainContents {
+    std::vector<core::User> users;
+    std::vector<core::Alias> aliases;
+    std::vector<core::InvalidAddress> invalid;
+    std::vector<core::DiscoveredAddress> discovered;
+    bool empty() const {
+      return users.empty() && aliases.empty() && invalid.empty() && discovered.empty();
+    }
+  };
+
+  DomainContents contents(Id domain_id) {
+    DomainContents c;
+    auto& u = db.prepare(
+        sql_with("SELECT ", kUserColumns, " FROM users WHERE domain_id = ? ORDER BY address_key"));
+    u.bind(1, domain_id);
+    while (u.step()) c.users.push_back(read_user(u));
+    auto& a = db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases "
+        "WHERE domain_id = ? ORDER BY address_key");
+    a.bind(1, domain_id);
+    while (a.step()) c.aliases.push_back(read_alias(a));
+    auto& i = db.prepare(
+        "SELECT id, company_id, address, reason, created_at FROM "
+        "invalid_addresses WHERE domain_id = ? ORDER BY address_key");
+    i.bind(1, domain_id);
+    while (i.step()) c.invalid.push_back(read_invalid(i));
+    c.discovered = discovered_where("WHERE domain_id = ?", domain_id);
+    return c;
+  }
+
+  void remove_domain(const core::Domain& d, bool force, const Actor& actor) {
+    auto c = contents(d.id);
+    if (!c.empty() && !force) {
+      throw Failure(ErrorCode::conflict, "domain '" + d.name + "' still has " +
+                                             std::to_string(c.users.size()) + " users, " +
+                                             std::to_string(c.aliases.size()) + " aliases, " +
+                                             std::to_string(c.invalid.size()) + " invalid and " +
+                                             std::to_string(c.discovered.size()) +
+                                             " discovered addresses; remove them first or force");
+    }
+    for (const auto& a : c.aliases) {
+      if (alias_where("WHERE id = ?", a.id)) remove_alias(a, actor);
+    }
+    for (const auto& u : c.users) remove_user(u, actor);
+    for (const auto& i : c.invalid) remove_invalid(i.id, actor);
+    for (const auto& x : c.discovered) remove_discovered(x.id, actor);
+    db.prepare("DELETE FROM domains WHERE id = ?").bind(1, d.id).run();
+    audit(d.company_id, actor, "domain.remove", d.name, json_text(d), "");
+  }
+};
+
+SqliteStore::SqliteStore(const std::string& path, const core::Clock& clock) {
+  try {
+    impl_ = std::make_unique<Impl>(path, clock);
+    impl_->migrate();
+  } catch (const SqliteError& e) {
+    throw Failure(ErrorCode::internal, e.what());
+  }
+}
+
+SqliteStore::~SqliteStore() = default;
+
+int SqliteStore::schema_version() {
+  return impl_->guard([&] { return impl_->current_version(); });
+}
+
+void SqliteStore::ping() {
+  std::lock_guard lock(impl_->mutex);
+  try {
+    impl_->db.prepare("SELECT 1").run();
+  } catch (const SqliteError& e) {
+    throw Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+  }
+}
+
+// ---- companies ----------------------------------------------------------------------------
+
+core::Company SqliteStore::add_company(const NewCompany& c, const Actor& actor) {
+  const auto name = core::validate_company_name(c.name).value();
+  const auto tech = core::validate_contact(c.tech_contact, "tech_contact").value();
+  const auto admin = core::validate_contact(c.admin_contact, "admin_contact").value();
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    if (!I.companies_where("WHERE name = ?", name, std::nullopt).empty()) {
+      throw Failure(ErrorCode::conflict, "company '" + name + "' already exists", "name");
+    }
+    I.db.prepare(
+            "INSERT INTO companies(name, tech_contact, admin_contact, created_at) VALUES (?, ?, ?, "
+            "?)")
+        .bind(1, name)
+        .bind(2, tech)
+        .bind(3, admin)
+        .bind(4, to_unix(I.now()))
+        .run();
+    const Id id = I.db.last_insert_id();
+    I.write_relay_networks(id, c.relay_networks);
+    auto created = I.require_company(id);
+    I.audit(id, actor, "company.add", name, "", json_text(created));
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<core::Company> SqliteStore::find_company(std::string_view name) {
+  return impl_->guard([&]() -> std::optional<core::Company> {
+    auto found = impl_->companies_where("WHERE name = ?", std::string(name), std::nullopt);
+    if (found.empty()) return std::nullopt;
+    return found.front();
+  });
+}
+
+std::optional<core::Company> SqliteStore::company_by_id(Id id) {
+  return impl_->guard([&] { return impl_->company(id); });
+}
+
+std::vector<core::Company> SqliteStore::list_companies() {
+  return impl_->guard([&] { return impl_->companies_where("", std::nullopt, std::nullopt); });
+}
+
+core::Company SqliteStore::update_company(Id id, const CompanyChange& change, const Actor& actor) {
+  std::optional<std::string> tech, admin;
+  if (change.tech_contact)
+    tech = core::validate_contact(*change.tech_contact, "tech_contact").value();
+  if (change.admin_contact) {
+    admin = core::validate_contact(*change.admin_contact, "admin_contact").value();
+  }
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto before = I.require_company(id);
+    I.db.prepare(
+            "UPDATE companies SET tech_contact = COALESCE(?, tech_contact), "
+            "admin_contact = COALESCE(?, admin_contact) WHERE id = ?")
+        .bind(1, tech)
+        .bind(2, admin)
+        .bind(3, id)
+        .run();
+    if (change.relay_networks) I.write_relay_networks(id, *change.relay_networks);
+    auto after = I.require_company(id);
+    I.audit(id, actor, "company.update", after.name, json_text(before), json_text(after));
+    tx.commit();
+    return after;
+  });
+}
+
+void SqliteStore::remove_company(Id id, bool force, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto c = I.require_company(id);
+    std::vector<core::Domain> domains;
+    auto& s = I.db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
+                                    " FROM domains WHERE company_id = ? ORDER BY name"));
+    s.bind(1, id);
+    while (s.step()) domains.push_back(read_domain(s));
+    if (!domains.empty() && !force) {
+      throw Failure(ErrorCode::conflict, "company '" + c.name + "' still has " +
+                                             std::to_string(domains.size()) +
+                                             " domain(s); remove them first or force");
+    }
+    for (const auto& d : domains) I.remove_domain(d, true, actor);
+    I.db.prepare("DELETE FROM companies WHERE id = ?").bind(1, id).run();
+    I.audit(id, actor, "company.remove", c.name, json_text(c), "");
+    tx.commit();
+  });
+}
+
+// ---- domains ------------------------------------------------------------------------------
+
+core::Domain SqliteStore::add_domain(Id company_id, const std::string& name,
+                                     const core::Endpoint& destination, const Actor& actor) {
+  auto parsed = core::parse_domain(name);
+  if (!parsed) throw Failure(parsed.error());
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto c = I.require_company(company_id);
+    if (auto existing = I.domain_by_name(*parsed)) {
+      const auto owner = I.company(existing->company_id);
+      throw Failure(ErrorCode::conflict,
+                    "domain '" + *parsed + "' is already registered to company '" +
+                        (owner ? owner->name : "?") + "'",
+                    "name");
+    }
+    I.db.prepare(
+            "INSERT INTO domains(company_id, name, destination_host, destination_port, "
+            "created_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(1, company_id)
+        .bind(2, *parsed)
+        .bind(3, destination.host)
+        .bind(4, static_cast<int>(destination.port))
+        .bind(5, to_unix(I.now()))
+        .run();
+    auto d = I.domain_by_id(I.db.last_insert_id()).value();
+    I.audit(company_id, actor, "domain.add", d.name, "", json_text(d));
+    tx.commit();
+    return d;
+  });
+}
+
+std::optional<core::Domain> SqliteStore::find_domain(std::string_view name) {
+  return impl_->guard([&] { return impl_->domain_by_name(name); });
+}
+
+std::vector<core::Domain> SqliteStore::list_domains(std::optional<Id> company_id) {
+  return impl_->guard([&] {
+    std::vector<core::Domain> out;
+    auto& s = impl_->db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
+                                         " FROM domains WHERE (?1 IS NULL OR company_id = ?1) "
+                                         "ORDER BY name"));
+    s.bind(1, company_id);
+    while (s.step()) out.push_back(read_domain(s));
+    return out;
+  });
+}
+
+core::Domain SqliteStore::set_domain_destination(Id id, const core::Endpoint& destination,
+                                                 const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto before = I.domain_by_id(id);
+    if (!before) throw Failure(ErrorCode::not_found, "no domain with id " + std::to_string(id));
+    I.db.prepare("UPDATE domains SET destination_host = ?, destination_port = ? WHERE id = ?")
+        .bind(1, destination.host)
+        .bind(2, static_cast<int>(destination.port))
+        .bind(3, id)
+        .run();
+    auto after = I.domain_by_id(id).value();
+    I.audit(after.company_id, actor, "domain.update", after.name, json_text(*before),
+            json_text(after));
+    tx.commit();
+    return after;
+  });
+}
+
+void SqliteStore::remove_domain(Id id, bool force, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto d = I.domain_by_id(id);
+    if (!d) throw Failure(ErrorCode::not_found, "no domain with id " + std::to_string(id));
+    I.remove_domain(*d, force, actor);
+    tx.commit();
+  });
+}
+
+// ---- users --------------------------------------------------------------------------------
+
+core::User SqliteStore::add_user(const NewUser& u, const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto domain = I.domain_of(u.address, std::nullopt);
+    I.claim_for_account(u.address, actor);
+    const auto now = to_unix(I.now());
+    I.db.prepare(
+            "INSERT INTO users(company_id, domain_id, address, address_key, first_name, "
+            "surname, role, source, source_id, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(1, domain.company_id)
+        .bind(2, domain.id)
+        .bind(3, u.address.str())
+        .bind(4, u.address.key())
+        .bind(5, u.first_name)
+        .bind(6, u.surname)
+        .bind(7, core::to_string(u.role))
+        .bind(8, core::to_string(u.source))
+        .bind(9, u.source_id)
+        .bind(10, now)
+        .bind(11, now)
+        .run();
+    auto created = I.require_user(I.db.last_insert_id());
+    I.audit(created.company_id, actor, "user.add", created.address.str(), "", json_text(created));
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<core::User> SqliteStore::find_user(const Address& address) {
+  return impl_->guard([&] { return impl_->user_where("WHERE address_key = ?", address.key()); });
+}
+
+std::optional<core::User> SqliteStore::user_by_id(Id id) {
+  return impl_->guard([&] { return impl_->user_where("WHERE id = ?", id); });
+}
+
+std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
+  return impl_->guard([&] {
+    std::vector<core::User> out;
+    auto& s = impl_->db.prepare(
+        sql_with("SELECT ", kUserColumns,
+                 " FROM users WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR role = ?2) "
+                 "AND (?3 IS NULL OR source = ?3) AND (?4 = '' OR instr(lower(address || ' ' || "
+                 "first_name || ' ' || surname), ?4) > 0) ORDER BY company_id, address_key "
+                 "LIMIT ?5 OFFSET ?6"));
+    s.bind(1, f.company_id);
+    s.bind(2, f.role ? std::optional<std::string>(core::to_string(*f.role)) : std::nullopt);
+    s.bind(3, f.source ? std::optional<std::string>(core::to_string(*f.source)) : std::nullopt);
+    s.bind(4, core::ascii_lower(f.search));
+    s.bind(5, f.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(f.limit));
+    s.bind(6, static_cast<std::int64_t>(f.offset));
+    while (s.step()) out.push_back(read_user(s));
+    return out;
+  });
+}
+
+std::size_t SqliteStore::count_users(Id company_id) {
+  return impl_->guard([&] {
+    auto& s = impl_->db.prepare("SELECT COUNT(*) FROM users WHERE company_id = ?");
+    s.bind(1, company_id);
+    s.step();
+    return static_cast<std::size_t>(s.int64(0));
+  });
+}
+
+core::User SqliteStore::update_user(Id id, const UserChange& change, const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto before = I.require_user(id);
+    auto after = before;
+    if (change.address && !(*change.address == before.address)) {
+      const auto domain = I.domain_of(*change.address, before.company_id);
+      I.claim_for_account(*change.address, actor);
+      I.db.prepare("UPDATE users SET address = ?, address_key = ?, domain_id = ? WHERE id = ?")
+          .bind(1, change.address->str())
+          .bind(2, change.address->key())
+          .bind(3, domain.id)
+          .bind(4, id)
+          .run();
+    } else if (change.address) {
+      // Same key, maybe a different spelling of the local part.
+      I.db.prepare("UPDATE users SET address = ? WHERE id = ?")
+          .bind(1, change.address->str())
+          .bind(2, id)
+          .run();
+    }
+    I.db.prepare(
+            "UPDATE users SET first_name = COALESCE(?, first_name), "
+            "surname = COALESCE(?, surname), role = COALESCE(?, role), updated_at = ? "
+            "WHERE id = ?")
+        .bind(1, change.first_name)
+        .bind(2, change.surname)
+        .bind(3, change.role ? std::optional<std::string>(core::to_string(*change.role))
+                             : std::nullopt)
+        .bind(4, to_unix(I.now()))
+        .bind(5, id)
+        .run();
+    after = I.require_user(id);
+    I.audit(after.company_id, actor, "user.update", after.address.str(), json_text(before),
+            json_text(after));
+    tx.commit();
+    return after;
+  });
+}
+
+void SqliteStore::remove_user(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    I.remove_user(I.require_user(id), actor);
+    tx.commit();
+  });
+}
+
+// ---- aliases ------------------------------------------------------------------------------
+
+core::Alias SqliteStore::add_alias(Id user_id, const Address& address, const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto user = I.require_user(user_id);
+    const auto domain = I.domain_of(address, user.company_id);
+    I.claim_for_account(address, actor);
+    I.db.prepare(
+            "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, user.company_id)
+        .bind(2, domain.id)
+        .bind(3, user.id)
+        .bind(4, address.str())
+        .bind(5, address.key())
+        .bind(6, to_unix(I.now()))
+        .run();
+    auto created = I.alias_where("WHERE id = ?", I.db.last_insert_id()).value();
+    auto after = nlohmann::json(created);
+    after["user"] = user.address.str();
+    I.audit(user.company_id, actor, "alias.add", created.address.str(), "", after.dump());
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<core::Alias> SqliteStore::find_alias(const Address& address) {
+  return impl_->guard([&] { return impl_->alias_where("WHERE address_key = ?", address.key()); });
+}
+
+std::vector<core::Alias> SqliteStore::list_aliases(std::optional<Id> company_id,
+                                                   std::optional<Id> user_id) {
+  return impl_->guard([&] {
+    std::vector<core::Alias> out;
+    auto& s = impl_->db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases "
+        "WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
+        "ORDER BY company_id, address_key");
+    s.bind(1, company_id);
+    s.bind(2, user_id);
+    while (s.step()) out.push_back(read_alias(s));
+    return out;
+  });
+}
+
+void SqliteStore::remove_alias(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto a = I.alias_where("WHERE id = ?", id);
+    if (!a) throw Failure(ErrorCode::not_found, "no alias with id " + std::to_string(id));
+    I.remove_alias(*a, actor);
+    tx.commit();
+  });
+}
+
+// ---- invalid ------------------------------------------------------------------------------
+
+core::InvalidAddress SqliteStore::add_invalid(const Address& address, const std::string& reason,
+                                              const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto domain = I.domain_of(address, std::nullopt);
+    const auto owner = I.resolve(address);
+    switch (owner.kind) {
+      case AddressOwner::Kind::user:
+      case AddressOwner::Kind::alias:
+        throw Failure(ErrorCode::conflict,
+                      address.str() + " is a " +
+                          (owner.kind == AddressOwner::Kind::user ? "user" : "alias") +
+                          "; remove it before marking it invalid",
+                      "address");
+      case AddressOwner::Kind::invalid:
+        throw Failure(ErrorCode::conflict, address.str() + " is already marked invalid", "address");
+      case AddressOwner::Kind::discovered:
+        I.remove_discovered(I.discovered_where("WHERE address_key = ?", address.key()).front().id,
+                            actor);
+        break;
+      case AddressOwner::Kind::none:
+        break;
+    }
+    I.db.prepare(
+            "INSERT INTO invalid_addresses(company_id, domain_id, address, address_key, "
+            "reason, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, domain.company_id)
+        .bind(2, domain.id)
+        .bind(3, address.str())
+        .bind(4, address.key())
+        .bind(5, reason)
+        .bind(6, to_unix(I.now()))
+        .run();
+    auto created = I.invalid_where("WHERE id = ?", I.db.last_insert_id()).value();
+    I.audit(created.company_id, actor, "invalid.add", created.address.str(), "",
+            json_text(created));
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<core::InvalidAddress> SqliteStore::find_invalid(const Address& address) {
+  return impl_->guard([&] { return impl_->invalid_where("WHERE address_key = ?", address.key()); });
+}
+
+std::vector<core::InvalidAddress> SqliteStore::list_invalid(Id company_id) {
+  return impl_->guard([&] {
+    std::vector<core::InvalidAddress> out;
+    auto& s = impl_->db.prepare(
+        "SELECT id, company_id, address, reason, created_at FROM "
+        "invalid_addresses WHERE company_id = ? ORDER BY address_key");
+    s.bind(1, company_id);
+    while (s.step()) out.push_back(read_invalid(s));
+    return out;
+  });
+}
+
+void SqliteStore::remove_invalid(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    Transaction tx(impl_->db);
+    impl_->remove_invalid(id, actor);
+    tx.commit();
+  });
+}
+
+// ---- discovered ---------------------------------------------------------------------------
+
+core::DiscoveredAddress SqliteStore::save_discovered(const core::DiscoveredAddress& d) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto domain = I.domain_of(d.address, std::nullopt);
+    Id id = d.id;
+    if (id == 0) {
+      const auto owner = I.resolve(d.address);
+      if (owner.kind != AddressOwner::Kind::none) {
+        throw Failure(ErrorCode::conflict, d.address.str() + " is already known", "address");
+      }
+      I.db.prepare(
+              "INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, "
+              "first_seen) VALUES (?, ?, ?, ?, ?)")
+          .bind(1, domain.company_id)
+          .bind(2, domain.id)
+          .bind(3, d.address.str())
+          .bind(4, d.address.key())
+          .bind(5, to_unix(d.first_seen))
+          .run();
+      id = I.db.last_insert_id();
+    } else if (I.discovered_where("WHERE id = ?", id).empty()) {
+      throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
+    }
+    I.db.prepare(
+            "UPDATE discovered_addresses SET outbound_messages = ?, discovered_at = ?, "
+            "notifications_sent = ?, suggested_alias_of = ? WHERE id = ?")
+        .bind(1, d.outbound_messages)
+        .bind(2, d.discovered_at ? std::optional<std::int64_t>(to_unix(*d.discovered_at))
+                                 : std::nullopt)
+        .bind(3, d.notifications_sent)
+        .bind(4, d.suggested_alias_of)
+        .bind(5, id)
+        .run();
+    I.db.prepare("DELETE FROM discovered_inbound WHERE discovered_id = ?").bind(1, id).run();
+    for (const auto& t : d.clean_inbound) {
+      I.db.prepare("INSERT INTO discovered_inbound(discovered_id, at) VALUES (?, ?)")
+          .bind(1, id)
+          .bind(2, to_unix(t))
+          .run();
+    }
+    auto saved = I.discovered_where("WHERE id = ?", id).front();
+    tx.commit();
+    return saved;
+  });
+}
+
+std::optional<core::DiscoveredAddress> SqliteStore::find_discovered(const Address& address) {
+  return impl_->guard([&]() -> std::optional<core::DiscoveredAddress> {
+    auto found = impl_->discovered_where("WHERE address_key = ?", address.key());
+    if (found.empty()) return std::nullopt;
+    return found.front();
+  });
+}
+
+std::vector<core::DiscoveredAddress> SqliteStore::list_discovered(Id company_id) {
+  return impl_->guard([&] { return impl_->discovered_where("WHERE company_id = ?", company_id); });
+}
+
+void SqliteStore::remove_discovered(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    Transaction tx(impl_->db);
+    impl_->remove_discovered(id, actor);
+    tx.commit();
+  });
+}
+
+AddressOwner SqliteStore::resolve(const Address& address) {
+  return impl_->guard([&] { return impl_->resolve(address); });
+}
+
+// ---- discovery settings -------------------------------------------------------------------
+
+core::DiscoverySettings SqliteStore::discovery_settings(Id company_id) {
+  return impl_->guard([&] { return impl_->settings(company_id); });
+}
+
+void SqliteStore::set_discovery_settings(Id company_id, const core::DiscoverySettings& s,
+                                         const Actor& actor) {
+  if (auto error = core::validate(s)) throw Failure(*error);
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto c = I.require_company(company_id);
+    const auto before = I.settings(company_id);
+    I.db.prepare(sql_with("INSERT OR REPLACE INTO discovery_settings(company_id, ",
+                          kSettingsColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+        .bind(1, company_id)
+        .bind(2, s.enabled)
+        .bind(3, core::to_string(s.default_role))
+        .bind(4, s.inbound_threshold)
+        .bind(5, s.window_days)
+        .bind(6, s.notification_weeks)
+        .bind(7, s.expired_to_new_user)
+        .bind(8, s.auto_add_aliases)
+        .bind(9, s.auto_add_outbound)
+        .bind(10, s.report_new_users)
+        .bind(11, s.report_new_aliases)
+        .bind(12, s.report_include_admin)
+        .run();
+    I.audit(company_id, actor, "discovery.settings", c.name, json_text(before), json_text(s));
+    tx.commit();
+  });
+}
+
+// ---- audit --------------------------------------------------------------------------------
+
+std::vector<core::AuditEvent> SqliteStore::list_audit(const AuditFilter& f) {
+  return impl_->guard([&] {
+    std::vector<core::AuditEvent> out;
+    auto& s = impl_->db.prepare(
+        "SELECT id, at, company_id, actor, action, object, before, after FROM audit_events "
+        "WHERE (?1 IS NULL OR company_id = ?1) ORDER BY id DESC LIMIT ?2");
+    s.bind(1, f.company_id);
+    s.bind(2, f.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(f.limit));
+    while (s.step()) {
+      core::AuditEvent e;
+      e.id = s.int64(0);
+      e.at = from_unix(s.int64(1));
+      if (!s.is_null(2)) e.company_id = s.int64(2);
+      e.actor = s.text(3);
+      e.action = s.text(4);
+      e.object = s.text(5);
+      e.before = s.text(6);
+      e.after = s.text(7);
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+}  // namespace mailroster::store::sqlite

@@ -1,0 +1,81 @@
+// The embedded store: one SQLite database file in WAL mode, migrations applied on open.
+// Calls are serialised by a mutex; each mutation is one BEGIN IMMEDIATE transaction.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/clock.hpp"
+#include "store/store.hpp"
+
+namespace mailroster::store::sqlite {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens or creates the database at path (":memory:" for a private in-memory one) and
+  // brings its schema up to date. Throws core::Failure when the file cannot be opened or
+  // the schema is newer than this binary knows.
+  SqliteStore(const std::string& path, const core::Clock& clock);
+  ~SqliteStore() override;
+
+  // The schema version after migration.
+  int schema_version();
+
+  void ping() override;
+
+  core::Company add_company(const NewCompany& c, const core::Actor& actor) override;
+  std::optional<core::Company> find_company(std::string_view name) override;
+  std::optional<core::Company> company_by_id(Id id) override;
+  std::vector<core::Company> list_companies() override;
+  core::Company update_company(Id id, const CompanyChange& change,
+                               const core::Actor& actor) override;
+  void remove_company(Id id, bool force, const core::Actor& actor) override;
+
+  core::Domain add_domain(Id company_id, const std::string& name, const core::Endpoint& destination,
+                          const core::Actor& actor) override;
+  std::optional<core::Domain> find_domain(std::string_view name) override;
+  std::vector<core::Domain> list_domains(std::optional<Id> company_id) override;
+  core::Domain set_domain_destination(Id id, const core::Endpoint& destination,
+                                      const core::Actor& actor) override;
+  void remove_domain(Id id, bool force, const core::Actor& actor) override;
+
+  core::User add_user(const NewUser& u, const core::Actor& actor) override;
+  std::optional<core::User> find_user(const core::Address& address) override;
+  std::optional<core::User> user_by_id(Id id) override;
+  std::vector<core::User> list_users(const UserFilter& filter) override;
+  std::size_t count_users(Id company_id) override;
+  core::User update_user(Id id, const UserChange& change, const core::Actor& actor) override;
+  void remove_user(Id id, const core::Actor& actor) override;
+
+  core::Alias add_alias(Id user_id, const core::Address& address,
+                        const core::Actor& actor) override;
+  std::optional<core::Alias> find_alias(const core::Address& address) override;
+  std::vector<core::Alias> list_aliases(std::optional<Id> company_id,
+                                        std::optional<Id> user_id) override;
+  void remove_alias(Id id, const core::Actor& actor) override;
+
+  core::InvalidAddress add_invalid(const core::Address& address, const std::string& reason,
+                                   const core::Actor& actor) override;
+  std::optional<core::InvalidAddress> find_invalid(const core::Address& address) override;
+  std::vector<core::InvalidAddress> list_invalid(Id company_id) override;
+  void remove_invalid(Id id, const core::Actor& actor) override;
+
+  core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d) override;
+  std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) override;
+  std::vector<core::DiscoveredAddress> list_discovered(Id company_id) override;
+  void remove_discovered(Id id, const core::Actor& actor) override;
+
+  AddressOwner resolve(const core::Address& address) override;
+
+  core::DiscoverySettings discovery_settings(Id company_id) override;
+  void set_discovery_settings(Id company_id, const core::DiscoverySettings& s,
+                              const core::Actor& actor) override;
+
+  std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailroster::store::sqlite

@@ -1,0 +1,148 @@
+// The one storage interface of mailroster. Every implementation (sqlite/, later postgres/)
+// keeps these promises:
+//  - an address (by its case-insensitive key) is at most one of user / alias / invalid,
+//    enforced by the database itself, not only by the code;
+//  - every mutation is one transaction together with its audit event(s);
+//  - a failed mutation changes nothing;
+//  - expected failures throw core::Failure (not_found, conflict, invalid_argument);
+//    storage failures throw core::Failure with ErrorCode::internal.
+// Lookups return std::nullopt for "not there". Times come from the injected Clock.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/model.hpp"
+
+namespace mailroster::store {
+
+using core::Id;
+
+struct NewCompany {
+  std::string name;
+  std::string tech_contact;
+  std::string admin_contact;
+  std::vector<core::Cidr> relay_networks;
+};
+
+struct CompanyChange {
+  std::optional<std::string> tech_contact;
+  std::optional<std::string> admin_contact;
+  std::optional<std::vector<core::Cidr>> relay_networks;
+};
+
+struct NewUser {
+  core::Address address;
+  std::string first_name;
+  std::string surname;
+  core::Role role = core::Role::end_user;
+  core::Source source = core::Source::manual;
+  std::string source_id;
+};
+
+struct UserChange {
+  std::optional<core::Address> address;
+  std::optional<std::string> first_name;
+  std::optional<std::string> surname;
+  std::optional<core::Role> role;
+};
+
+struct UserFilter {
+  std::optional<Id> company_id;
+  std::optional<core::Role> role;
+  std::optional<core::Source> source;
+  std::string search;     // substring of address, first name or surname (case-insensitive)
+  std::size_t limit = 0;  // 0 = no limit
+  std::size_t offset = 0;
+};
+
+struct AuditFilter {
+  std::optional<Id> company_id;
+  std::size_t limit = 100;
+};
+
+// What an address is to the gateway; the basis of every per-recipient decision.
+struct AddressOwner {
+  enum class Kind { none, user, alias, invalid, discovered };
+  Kind kind = Kind::none;
+  Id company_id = 0;
+  Id user_id = 0;       // for user and alias
+  std::string address;  // as stored
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Fails with ErrorCode::unavailable when the database does not answer.
+  virtual void ping() = 0;
+
+  // Companies
+  virtual core::Company add_company(const NewCompany& c, const core::Actor& actor) = 0;
+  virtual std::optional<core::Company> find_company(std::string_view name) = 0;
+  virtual std::optional<core::Company> company_by_id(Id id) = 0;
+  virtual std::vector<core::Company> list_companies() = 0;
+  virtual core::Company update_company(Id id, const CompanyChange& change,
+                                       const core::Actor& actor) = 0;
+  // Refuses (conflict) while the company has domains, unless force, which removes the
+  // company's domains, users, aliases, invalid and discovered addresses with it.
+  virtual void remove_company(Id id, bool force, const core::Actor& actor) = 0;
+
+  // Domains: a domain name belongs to at most one company.
+  virtual core::Domain add_domain(Id company_id, const std::string& name,
+                                  const core::Endpoint& destination, const core::Actor& actor) = 0;
+  virtual std::optional<core::Domain> find_domain(std::string_view name) = 0;
+  virtual std::vector<core::Domain> list_domains(std::optional<Id> company_id) = 0;
+  virtual core::Domain set_domain_destination(Id id, const core::Endpoint& destination,
+                                              const core::Actor& actor) = 0;
+  // Refuses (conflict) while addresses of the domain exist, unless force.
+  virtual void remove_domain(Id id, bool force, const core::Actor& actor) = 0;
+
+  // Users: the address's domain must be registered; the user joins that domain's company.
+  // Adding a user for a discovered or invalid address handles it: the discovered or invalid
+  // entry is removed in the same transaction.
+  virtual core::User add_user(const NewUser& u, const core::Actor& actor) = 0;
+  virtual std::optional<core::User> find_user(const core::Address& address) = 0;
+  virtual std::optional<core::User> user_by_id(Id id) = 0;
+  virtual std::vector<core::User> list_users(const UserFilter& filter) = 0;
+  virtual std::size_t count_users(Id company_id) = 0;
+  virtual core::User update_user(Id id, const UserChange& change, const core::Actor& actor) = 0;
+  // Removes the user and its aliases.
+  virtual void remove_user(Id id, const core::Actor& actor) = 0;
+
+  // Aliases: in a domain of the user's company.
+  virtual core::Alias add_alias(Id user_id, const core::Address& address,
+                                const core::Actor& actor) = 0;
+  virtual std::optional<core::Alias> find_alias(const core::Address& address) = 0;
+  virtual std::vector<core::Alias> list_aliases(std::optional<Id> company_id,
+                                                std::optional<Id> user_id) = 0;
+  virtual void remove_alias(Id id, const core::Actor& actor) = 0;
+
+  // Invalid addresses: mail to them is rejected.
+  virtual core::InvalidAddress add_invalid(const core::Address& address, const std::string& reason,
+                                           const core::Actor& actor) = 0;
+  virtual std::optional<core::InvalidAddress> find_invalid(const core::Address& address) = 0;
+  virtual std::vector<core::InvalidAddress> list_invalid(Id company_id) = 0;
+  virtual void remove_invalid(Id id, const core::Actor& actor) = 0;
+
+  // Discovered addresses: saved whole (insert when id == 0, else update).
+  virtual core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d) = 0;
+  virtual std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) = 0;
+  virtual std::vector<core::DiscoveredAddress> list_discovered(Id company_id) = 0;
+  virtual void remove_discovered(Id id, const core::Actor& actor) = 0;
+
+  // What the address is, across users, aliases, invalid and discovered.
+  virtual AddressOwner resolve(const core::Address& address) = 0;
+
+  // Discovery settings: the seed's defaults until changed.
+  virtual core::DiscoverySettings discovery_settings(Id company_id) = 0;
+  virtual void set_discovery_settings(Id company_id, const core::DiscoverySettings& s,
+                                      const core::Actor& actor) = 0;
+
+  // Audit trail, newest first.
+  virtual std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) = 0;
+};
+
+}  // namespace mailroster::store
