@@ -38,7 +38,7 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) {
          std::string text;
          if (auto err = set_string(n, text); !err.empty()) return err;
-         auto ep = core::Endpoint::parse(text, 8080);
+         auto ep = core::Endpoint::parse_listen(text, 8080);
          if (!ep) return ep.error().message;
          c.admin_listen = *ep;
          return std::string();

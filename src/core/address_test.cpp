@@ -70,7 +70,8 @@ INSTANTIATE_TEST_SUITE_P(Rfc5321, AddressRejects,
                                            BadAddress{"\"a\"b\"@x.example", "unescaped quote"},
                                            BadAddress{"\"a\x01\"@x.example", "control character"},
                                            BadAddress{"a\xC3@x.example", "UTF-8"},
-                                           BadAddress{"a\xED\xA0\x80@x.example", "UTF-8"}));
+                                           BadAddress{"a\xED\xA0\x80@x.example", "UTF-8"}),
+                         [](const auto& param) { return "case" + std::to_string(param.index); });
 
 TEST(Address, EnforcesRfc5321Lengths) {
   const std::string local64(64, 'a');

@@ -69,7 +69,9 @@ bool Cidr::contains(const IpAddress& ip) const {
 
 std::string Cidr::str() const { return network_.str() + "/" + std::to_string(prefix_); }
 
-Result<Endpoint> Endpoint::parse(std::string_view text, std::uint16_t default_port) {
+namespace {
+Result<Endpoint> parse_endpoint(std::string_view text, std::uint16_t default_port,
+                                bool allow_port_zero) {
   const std::string original(text);
   Endpoint ep;
   ep.port = default_port;
@@ -110,12 +112,23 @@ Result<Endpoint> Endpoint::parse(std::string_view text, std::uint16_t default_po
   if (!port.empty()) {
     unsigned value = 0;
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
+    if (ec != std::errc() || end != port.data() + port.size() || (value == 0 && !allow_port_zero) ||
+        value > 65535) {
       return invalid("bad port '" + std::string(port) + "' in '" + original + "'");
     }
     ep.port = static_cast<std::uint16_t>(value);
   }
   return ep;
+}
+
+}  // namespace
+
+Result<Endpoint> Endpoint::parse(std::string_view text, std::uint16_t default_port) {
+  return parse_endpoint(text, default_port, false);
+}
+
+Result<Endpoint> Endpoint::parse_listen(std::string_view text, std::uint16_t default_port) {
+  return parse_endpoint(text, default_port, true);
 }
 
 std::string Endpoint::str() const {

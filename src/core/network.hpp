@@ -43,6 +43,8 @@ struct Endpoint {
   std::uint16_t port = 25;
 
   static Result<Endpoint> parse(std::string_view text, std::uint16_t default_port = 25);
+  // For a listening socket: as parse(), and port 0 means "any free port".
+  static Result<Endpoint> parse_listen(std::string_view text, std::uint16_t default_port);
   std::string str() const;
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };

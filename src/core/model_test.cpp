@@ -1,0 +1,99 @@
+#include "core/model.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/json.hpp"
+
+namespace mailroster::core {
+namespace {
+
+TEST(DiscoverySettings, DefaultsAreTheSeeds) {
+  // seeds/smtp-discovery.txt and SPEC.md: off, silent users, 3 clean messages within 30 days,
+  // 3 weeks of notification, expired -> invalid, auto-add aliases, no outbound auto-add,
+  // both reports, admin contact included.
+  const DiscoverySettings s;
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.default_role, Role::silent_user);
+  EXPECT_EQ(s.inbound_threshold, 3);
+  EXPECT_EQ(s.window_days, 30);
+  EXPECT_EQ(s.notification_weeks, 3);
+  EXPECT_FALSE(s.expired_to_new_user);
+  EXPECT_TRUE(s.auto_add_aliases);
+  EXPECT_FALSE(s.auto_add_outbound);
+  EXPECT_TRUE(s.report_new_users);
+  EXPECT_TRUE(s.report_new_aliases);
+  EXPECT_TRUE(s.report_include_admin);
+  EXPECT_FALSE(validate(s));
+}
+
+TEST(DiscoverySettings, RejectsOutOfRangeValues) {
+  DiscoverySettings s;
+  s.inbound_threshold = 0;
+  EXPECT_EQ(validate(s)->field, "inbound_threshold");
+  s = {};
+  s.notification_weeks = 53;
+  EXPECT_EQ(validate(s)->field, "notification_weeks");
+  s = {};
+  s.notification_weeks = 0;
+  EXPECT_EQ(validate(s)->field, "notification_weeks");
+  s = {};
+  s.default_role = Role::functional;
+  EXPECT_EQ(validate(s)->field, "default_role");
+  s = {};
+  s.window_days = 0;
+  EXPECT_EQ(validate(s)->field, "window_days");
+}
+
+TEST(Role, ParsesAndNamesEveryRole) {
+  for (auto role : {Role::end_user, Role::silent_user, Role::functional}) {
+    EXPECT_EQ(parse_role(to_string(role)).value(), role);
+  }
+  auto bad = parse_role("admin");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("end_user, silent_user, functional"), std::string::npos);
+  EXPECT_TRUE(can_log_in(Role::end_user));
+  EXPECT_FALSE(can_log_in(Role::silent_user));
+  EXPECT_FALSE(can_log_in(Role::functional));
+}
+
+TEST(Source, ParsesEverySource) {
+  for (auto source :
+       {Source::manual, Source::csv, Source::ldap, Source::azure, Source::discovery}) {
+    EXPECT_EQ(parse_source(to_string(source)).value(), source);
+  }
+  EXPECT_FALSE(parse_source("MANUAL"));
+}
+
+TEST(CompanyName, AllowsIdentifiersOnly) {
+  EXPECT_EQ(validate_company_name("acme-corp_2.eu").value(), "acme-corp_2.eu");
+  EXPECT_FALSE(validate_company_name(""));
+  EXPECT_FALSE(validate_company_name("acme corp"));
+  EXPECT_FALSE(validate_company_name("acme;drop"));
+  EXPECT_FALSE(validate_company_name(std::string(65, 'a')));
+}
+
+TEST(Contact, EmptyOrAValidAddress) {
+  EXPECT_EQ(validate_contact("", "tech_contact").value(), "");
+  EXPECT_EQ(validate_contact("IT@Acme.Example", "tech_contact").value(), "IT@acme.example");
+  auto bad = validate_contact("it-at-acme", "tech_contact");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "tech_contact");
+}
+
+TEST(Json, UserViewHasEveryField) {
+  User u;
+  u.id = 7;
+  u.company_id = 2;
+  u.address = Address::parse("Alice@acme.example").value();
+  u.first_name = "Alice";
+  u.role = Role::silent_user;
+  u.source = Source::ldap;
+  const nlohmann::json j = u;
+  EXPECT_EQ(j.at("address"), "Alice@acme.example");
+  EXPECT_EQ(j.at("role"), "silent_user");
+  EXPECT_EQ(j.at("source"), "ldap");
+  EXPECT_EQ(j.at("created_at"), "1970-01-01T00:00:00Z");
+}
+
+}  // namespace
+}  // namespace mailroster::core

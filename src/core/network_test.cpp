@@ -1,0 +1,79 @@
+#include "core/network.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mailroster::core {
+namespace {
+
+TEST(Cidr, ParsesV4AndV6AndMatches) {
+  auto v4 = Cidr::parse("192.0.2.0/24").value();
+  EXPECT_TRUE(v4.contains(IpAddress::parse("192.0.2.77").value()));
+  EXPECT_FALSE(v4.contains(IpAddress::parse("192.0.3.1").value()));
+  EXPECT_FALSE(v4.contains(IpAddress::parse("::ffff:192.0.2.77").value()));
+  EXPECT_EQ(v4.str(), "192.0.2.0/24");
+
+  auto v6 = Cidr::parse("2001:db8::/32").value();
+  EXPECT_TRUE(v6.contains(IpAddress::parse("2001:db8:1::5").value()));
+  EXPECT_FALSE(v6.contains(IpAddress::parse("2001:db9::1").value()));
+
+  auto odd = Cidr::parse("10.0.0.0/13").value();
+  EXPECT_TRUE(odd.contains(IpAddress::parse("10.7.255.255").value()));
+  EXPECT_FALSE(odd.contains(IpAddress::parse("10.8.0.0").value()));
+}
+
+TEST(Cidr, BareAddressIsOneHost) {
+  auto host = Cidr::parse("198.51.100.7").value();
+  EXPECT_EQ(host.str(), "198.51.100.7/32");
+  EXPECT_TRUE(host.contains(IpAddress::parse("198.51.100.7").value()));
+  EXPECT_FALSE(host.contains(IpAddress::parse("198.51.100.8").value()));
+  EXPECT_EQ(Cidr::parse("::1").value().str(), "::1/128");
+}
+
+TEST(Cidr, ZeroPrefixMatchesEverythingOfItsFamily) {
+  auto all = Cidr::parse("0.0.0.0/0").value();
+  EXPECT_TRUE(all.contains(IpAddress::parse("203.0.113.9").value()));
+  EXPECT_FALSE(all.contains(IpAddress::parse("::1").value()));
+}
+
+TEST(Cidr, RejectsHostBitsWithASuggestion) {
+  auto r = Cidr::parse("192.0.2.1/24");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("did you mean 192.0.2.0/24"), std::string::npos);
+}
+
+TEST(Cidr, RejectsGarbage) {
+  for (const char* bad : {"", "/24", "192.0.2.0/", "192.0.2.0/33", "2001:db8::/129", "192.0.2.0/-1",
+                          "192.0.2.0/2x", "example.com/24", "300.0.0.0/8"}) {
+    EXPECT_FALSE(Cidr::parse(bad)) << bad;
+  }
+}
+
+TEST(Endpoint, ParsesHostPortForms) {
+  auto a = Endpoint::parse("127.0.0.1:2526").value();
+  EXPECT_EQ(a.host, "127.0.0.1");
+  EXPECT_EQ(a.port, 2526);
+  auto b = Endpoint::parse("MX1.Acme.Example").value();
+  EXPECT_EQ(b.host, "mx1.acme.example");
+  EXPECT_EQ(b.port, 25);
+  auto c = Endpoint::parse("[2001:db8::1]:587").value();
+  EXPECT_EQ(c.host, "2001:db8::1");
+  EXPECT_EQ(c.port, 587);
+  EXPECT_EQ(c.str(), "[2001:db8::1]:587");
+  EXPECT_EQ(Endpoint::parse("[::1]").value().port, 25);
+}
+
+TEST(Endpoint, PortZeroOnlyForListening) {
+  EXPECT_FALSE(Endpoint::parse("127.0.0.1:0"));
+  EXPECT_EQ(Endpoint::parse_listen("127.0.0.1:0", 8080).value().port, 0);
+  EXPECT_EQ(Endpoint::parse_listen("127.0.0.1", 8080).value().port, 8080);
+}
+
+TEST(Endpoint, RejectsBadInput) {
+  for (const char* bad : {"", ":25", "host:", "host:0", "host:65536", "host:25x", "2001:db8::1",
+                          "[2001:db8::1", "[2001:db8::1]25", "[example.com]:25", "bad_host:25"}) {
+    EXPECT_FALSE(Endpoint::parse(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace mailroster::core

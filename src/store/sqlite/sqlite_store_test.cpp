@@ -1,0 +1,572 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "store/migrations/migration.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::store::sqlite {
+namespace {
+
+using core::Address;
+using core::ErrorCode;
+using core::Failure;
+using namespace std::chrono;
+
+Address addr(const char* text) { return Address::parse(text).value(); }
+
+// Expects f to throw core::Failure with this code and a message containing text.
+template <class F>
+void expect_failure(F&& f, ErrorCode code, const std::string& text) {
+  try {
+    f();
+    ADD_FAILURE() << "no failure; expected " << core::to_string(code) << ": " << text;
+  } catch (const Failure& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  SqliteStoreTest()
+      : clock(core::TimePoint{sys_days{2026y / November / 2}}),
+        store(dir.file("state.db"), clock) {}
+
+  core::Company add_acme() {
+    auto c = store.add_company({"acme", "it@acme.example", "boss@acme.example", {}}, actor);
+    store.add_domain(c.id, "acme.example", core::Endpoint::parse("127.0.0.1:2526").value(), actor);
+    store.add_domain(c.id, "acme.test", core::Endpoint::parse("127.0.0.1:2526").value(), actor);
+    return c;
+  }
+
+  core::Company add_globex() {
+    auto c = store.add_company({"globex", "", "", {}}, actor);
+    store.add_domain(c.id, "globex.example", core::Endpoint::parse("mx.globex.example").value(),
+                     actor);
+    return c;
+  }
+
+  core::User add_user(const char* address, core::Role role = core::Role::end_user) {
+    NewUser u;
+    u.address = addr(address);
+    u.first_name = "First";
+    u.surname = "Last";
+    u.role = role;
+    return store.add_user(u, actor);
+  }
+
+  std::size_t audit_count() { return store.list_audit({std::nullopt, 0}).size(); }
+
+  testing::TempDir dir;
+  core::ManualClock clock;
+  SqliteStore store;
+  core::Actor actor{"test"};
+};
+
+TEST_F(SqliteStoreTest, MigratesFromEmptyToTheLatestVersion) {
+  EXPECT_EQ(store.schema_version(), sqlite_migrations().back().version);
+}
+
+TEST_F(SqliteStoreTest, ReopeningDoesNotReapplyMigrations) {
+  add_acme();
+  SqliteStore again(dir.file("state.db"), clock);
+  EXPECT_EQ(again.schema_version(), sqlite_migrations().back().version);
+  EXPECT_TRUE(again.find_company("acme"));
+}
+
+TEST(SqliteStoreOpen, RefusesASchemaNewerThanTheBinary) {
+  testing::TempDir dir;
+  core::SystemClock clock;
+  { SqliteStore s(dir.file("state.db"), clock); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (9999, 'future', 0)", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  expect_failure([&] { SqliteStore s(dir.file("state.db"), clock); }, ErrorCode::internal,
+                 "schema version 9999 is newer");
+}
+
+TEST(SqliteStoreOpen, UsesWalAndForeignKeys) {
+  testing::TempDir dir;
+  core::SystemClock clock;
+  { SqliteStore s(dir.file("state.db"), clock); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST(SqliteStoreOpen, UnopenablePathIsAClearError) {
+  core::SystemClock clock;
+  expect_failure([&] { SqliteStore s("/nonexistent-dir/x/state.db", clock); }, ErrorCode::internal,
+                 "cannot open database");
+}
+
+// ---- companies ------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, AddsFindsAndListsCompanies) {
+  auto c = store.add_company(
+      {"acme", "IT@Acme.Example", "", {core::Cidr::parse("192.0.2.0/24").value()}}, actor);
+  EXPECT_GT(c.id, 0);
+  EXPECT_EQ(c.tech_contact, "IT@acme.example");
+  EXPECT_EQ(c.created_at, clock.now());
+  auto found = store.find_company("ACME");  // names compare case-insensitively
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->id, c.id);
+  ASSERT_EQ(found->relay_networks.size(), 1u);
+  EXPECT_EQ(found->relay_networks[0].str(), "192.0.2.0/24");
+  add_globex();
+  auto all = store.list_companies();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "acme");
+  EXPECT_EQ(all[1].name, "globex");
+  EXPECT_FALSE(store.find_company("initech"));
+  EXPECT_TRUE(store.company_by_id(c.id));
+  EXPECT_FALSE(store.company_by_id(999));
+}
+
+TEST_F(SqliteStoreTest, RefusesDuplicateAndMalformedCompanies) {
+  add_acme();
+  const auto before = audit_count();
+  expect_failure(
+      [&] {
+        store.add_company({"Acme", "", "", {}}, actor);
+      },
+      ErrorCode::conflict, "company 'Acme' already exists");
+  expect_failure(
+      [&] {
+        store.add_company({"bad name", "", "", {}}, actor);
+      },
+      ErrorCode::invalid_argument, "may contain only");
+  expect_failure(
+      [&] {
+        store.add_company({"initech", "not-an-address", "", {}}, actor);
+      },
+      ErrorCode::invalid_argument, "tech_contact");
+  EXPECT_EQ(store.list_companies().size(), 1u);
+  EXPECT_EQ(audit_count(), before);
+}
+
+TEST_F(SqliteStoreTest, UpdatesCompanyWithAudit) {
+  auto c = add_acme();
+  CompanyChange change;
+  change.admin_contact = "";
+  change.relay_networks = std::vector{core::Cidr::parse("198.51.100.0/24").value(),
+                                      core::Cidr::parse("2001:db8::/48").value()};
+  auto after = store.update_company(c.id, change, actor);
+  EXPECT_EQ(after.tech_contact, "it@acme.example");  // unchanged
+  EXPECT_EQ(after.admin_contact, "");
+  ASSERT_EQ(after.relay_networks.size(), 2u);
+  EXPECT_EQ(after.relay_networks[1].str(), "2001:db8::/48");
+  auto events = store.list_audit({c.id, 1});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action, "company.update");
+  EXPECT_NE(events[0].before.find("boss@acme.example"), std::string::npos);
+  EXPECT_EQ(events[0].after.find("boss@acme.example"), std::string::npos);
+}
+
+TEST_F(SqliteStoreTest, RemovingACompanyWithDomainsNeedsForce) {
+  auto c = add_acme();
+  add_user("alice@acme.example");
+  expect_failure([&] { store.remove_company(c.id, false, actor); }, ErrorCode::conflict,
+                 "still has 2 domain(s)");
+  EXPECT_TRUE(store.find_user(addr("alice@acme.example")));
+
+  store.remove_company(c.id, true, actor);
+  EXPECT_FALSE(store.find_company("acme"));
+  EXPECT_FALSE(store.find_domain("acme.example"));
+  EXPECT_FALSE(store.find_user(addr("alice@acme.example")));
+  // The address is free again: the claim went with the user.
+  auto again = add_acme();
+  EXPECT_NO_THROW(add_user("alice@acme.example"));
+  // The trail of the removed company survives it.
+  bool saw_user_remove = false;
+  for (const auto& e : store.list_audit({c.id, 0})) saw_user_remove |= e.action == "user.remove";
+  EXPECT_TRUE(saw_user_remove);
+  (void)again;
+}
+
+// ---- domains --------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, DomainsBelongToOneCompany) {
+  auto acme = add_acme();
+  auto globex = store.add_company({"globex", "", "", {}}, actor);
+  expect_failure(
+      [&] {
+        store.add_domain(globex.id, "ACME.example", core::Endpoint::parse("h").value(), actor);
+      },
+      ErrorCode::conflict, "already registered to company 'acme'");
+  expect_failure(
+      [&] { store.add_domain(globex.id, "bad_domain", core::Endpoint::parse("h").value(), actor); },
+      ErrorCode::invalid_argument, "invalid character");
+  expect_failure(
+      [&] { store.add_domain(424242, "new.example", core::Endpoint::parse("h").value(), actor); },
+      ErrorCode::not_found, "no company");
+  auto d = store.find_domain("Acme.Example");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->company_id, acme.id);
+  EXPECT_EQ(d->destination.str(), "127.0.0.1:2526");
+  EXPECT_EQ(store.list_domains(acme.id).size(), 2u);
+  EXPECT_EQ(store.list_domains(globex.id).size(), 0u);
+  EXPECT_EQ(store.list_domains(std::nullopt).size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, ChangesDomainDestination) {
+  add_acme();
+  auto d = store.find_domain("acme.example").value();
+  auto after =
+      store.set_domain_destination(d.id, core::Endpoint::parse("[::1]:2600").value(), actor);
+  EXPECT_EQ(after.destination.str(), "[::1]:2600");
+  EXPECT_EQ(store.find_domain("acme.example")->destination.port, 2600);
+}
+
+TEST_F(SqliteStoreTest, RemovingADomainWithAddressesNeedsForce) {
+  add_acme();
+  auto alice = add_user("alice@acme.example");
+  store.add_alias(alice.id, addr("alice@acme.test"), actor);
+  auto bob = add_user("bob@acme.test");
+  store.add_invalid(addr("ghost@acme.test"), "test", actor);
+  const auto test_domain = store.find_domain("acme.test").value();
+  expect_failure([&] { store.remove_domain(test_domain.id, false, actor); }, ErrorCode::conflict,
+                 "still has 1 users, 1 aliases, 1 invalid");
+  store.remove_domain(test_domain.id, true, actor);
+  EXPECT_FALSE(store.find_domain("acme.test"));
+  EXPECT_FALSE(store.find_user(addr("bob@acme.test")));
+  EXPECT_FALSE(store.find_alias(addr("alice@acme.test")));
+  EXPECT_FALSE(store.find_invalid(addr("ghost@acme.test")));
+  EXPECT_TRUE(store.find_user(addr("alice@acme.example")));  // other domain untouched
+  (void)bob;
+}
+
+// ---- users ----------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, AddsAUserToTheCompanyOfItsDomain) {
+  auto acme = add_acme();
+  auto u = add_user("Alice@ACME.example", core::Role::silent_user);
+  EXPECT_EQ(u.company_id, acme.id);
+  EXPECT_EQ(u.address.str(), "Alice@acme.example");
+  EXPECT_EQ(u.role, core::Role::silent_user);
+  EXPECT_EQ(u.source, core::Source::manual);
+  EXPECT_EQ(u.created_at, clock.now());
+  auto found = store.find_user(addr("alice@acme.EXAMPLE"));
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->id, u.id);
+  EXPECT_EQ(found->address.local(), "Alice");  // stored as given
+  EXPECT_EQ(store.count_users(acme.id), 1u);
+  auto events = store.list_audit({acme.id, 1});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action, "user.add");
+  EXPECT_EQ(events[0].actor, "test");
+  EXPECT_TRUE(events[0].before.empty());
+  EXPECT_NE(events[0].after.find("\"silent_user\""), std::string::npos);
+}
+
+TEST_F(SqliteStoreTest, RefusesUsersOutsideRegisteredDomainsAndDuplicates) {
+  add_acme();
+  add_user("alice@acme.example");
+  const auto before = audit_count();
+  expect_failure([&] { add_user("ALICE@acme.example"); }, ErrorCode::conflict, "is already a user");
+  expect_failure([&] { add_user("bob@unregistered.example"); }, ErrorCode::invalid_argument,
+                 "domain 'unregistered.example' of bob@unregistered.example is not registered");
+  EXPECT_EQ(audit_count(), before);
+}
+
+TEST_F(SqliteStoreTest, ListsUsersWithFilters) {
+  auto acme = add_acme();
+  auto globex = add_globex();
+  add_user("alice@acme.example");
+  add_user("zed@acme.example", core::Role::silent_user);
+  add_user("room1@acme.test", core::Role::functional);
+  add_user("hank@globex.example");
+  EXPECT_EQ(store.list_users({}).size(), 4u);
+  auto acme_users = store.list_users({.company_id = acme.id});
+  ASSERT_EQ(acme_users.size(), 3u);
+  EXPECT_EQ(acme_users[0].address.str(), "alice@acme.example");
+  EXPECT_EQ(store.list_users({.company_id = globex.id}).size(), 1u);
+  EXPECT_EQ(store.list_users({.role = core::Role::functional}).size(), 1u);
+  EXPECT_EQ(store.list_users({.search = "ZED"}).size(), 1u);
+  EXPECT_EQ(store.list_users({.search = "first"}).size(), 4u);  // matches first name
+  EXPECT_EQ(store.list_users({.source = core::Source::ldap}).size(), 0u);
+  auto page = store.list_users({.company_id = acme.id, .limit = 2, .offset = 1});
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].address.str(), "room1@acme.test");
+}
+
+TEST_F(SqliteStoreTest, UpdatesUserFieldsAndAddress) {
+  add_acme();
+  auto u = add_user("alice@acme.example");
+  clock.advance(hours{1});
+  UserChange change;
+  change.first_name = "Alicia";
+  change.role = core::Role::silent_user;
+  change.address = addr("alicia@acme.test");
+  auto after = store.update_user(u.id, change, actor);
+  EXPECT_EQ(after.first_name, "Alicia");
+  EXPECT_EQ(after.surname, "Last");
+  EXPECT_EQ(after.role, core::Role::silent_user);
+  EXPECT_EQ(after.address.str(), "alicia@acme.test");
+  EXPECT_EQ(after.updated_at, clock.now());
+  EXPECT_EQ(after.created_at, u.created_at);
+  EXPECT_FALSE(store.find_user(addr("alice@acme.example")));
+  // The old address is free, the new one claimed.
+  EXPECT_NO_THROW(add_user("alice@acme.example"));
+  expect_failure([&] { add_user("alicia@acme.test"); }, ErrorCode::conflict, "already a user");
+}
+
+TEST_F(SqliteStoreTest, RefusesAddressChangesThatBreakTheRules) {
+  add_acme();
+  add_globex();
+  auto u = add_user("alice@acme.example");
+  auto bob = add_user("bob@acme.example");
+  UserChange to_other_company;
+  to_other_company.address = addr("alice@globex.example");
+  expect_failure([&] { store.update_user(u.id, to_other_company, actor); },
+                 ErrorCode::invalid_argument, "belongs to company 'globex', not 'acme'");
+  UserChange to_taken;
+  to_taken.address = addr("BOB@acme.example");
+  expect_failure([&] { store.update_user(u.id, to_taken, actor); }, ErrorCode::conflict,
+                 "already a user");
+  EXPECT_EQ(store.find_user(addr("alice@acme.example"))->id, u.id);
+  (void)bob;
+}
+
+TEST_F(SqliteStoreTest, ChangingOnlyTheSpellingOfTheLocalPart) {
+  add_acme();
+  auto u = add_user("alice@acme.example");
+  UserChange change;
+  change.address = addr("Alice@acme.example");
+  auto after = store.update_user(u.id, change, actor);
+  EXPECT_EQ(after.address.str(), "Alice@acme.example");
+}
+
+TEST_F(SqliteStoreTest, RemovingAUserRemovesItsAliases) {
+  add_acme();
+  auto u = add_user("alice@acme.example");
+  store.add_alias(u.id, addr("a.liddell@acme.example"), actor);
+  store.add_alias(u.id, addr("alice@acme.test"), actor);
+  store.remove_user(u.id, actor);
+  EXPECT_FALSE(store.user_by_id(u.id));
+  EXPECT_TRUE(store.list_aliases(std::nullopt, std::nullopt).empty());
+  EXPECT_EQ(store.resolve(addr("alice@acme.test")).kind, AddressOwner::Kind::none);
+  expect_failure([&] { store.remove_user(u.id, actor); }, ErrorCode::not_found, "no user");
+  auto events = store.list_audit({std::nullopt, 3});
+  EXPECT_EQ(events[0].action, "user.remove");
+  EXPECT_EQ(events[1].action, "alias.remove");
+  EXPECT_EQ(events[2].action, "alias.remove");
+}
+
+// ---- aliases --------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, AddsAliasesWithinTheUsersCompany) {
+  auto acme = add_acme();
+  add_globex();
+  auto u = add_user("alice@acme.example");
+  auto a = store.add_alias(u.id, addr("Alice@ACME.test"), actor);
+  EXPECT_EQ(a.user_id, u.id);
+  EXPECT_EQ(a.company_id, acme.id);
+  EXPECT_EQ(store.find_alias(addr("alice@acme.test"))->id, a.id);
+  EXPECT_EQ(store.list_aliases(acme.id, std::nullopt).size(), 1u);
+  EXPECT_EQ(store.list_aliases(std::nullopt, u.id).size(), 1u);
+  auto owner = store.resolve(addr("ALICE@acme.test"));
+  EXPECT_EQ(owner.kind, AddressOwner::Kind::alias);
+  EXPECT_EQ(owner.user_id, u.id);
+
+  expect_failure([&] { store.add_alias(u.id, addr("alice@globex.example"), actor); },
+                 ErrorCode::invalid_argument, "belongs to company 'globex'");
+  expect_failure([&] { store.add_alias(u.id, addr("alice@acme.example"), actor); },
+                 ErrorCode::conflict, "already a user");
+  expect_failure([&] { store.add_alias(u.id, addr("alice@acme.test"), actor); },
+                 ErrorCode::conflict, "already an alias of alice@acme.example");
+  expect_failure([&] { store.add_alias(999, addr("x@acme.test"), actor); }, ErrorCode::not_found,
+                 "no user");
+}
+
+TEST_F(SqliteStoreTest, RemovesAnAlias) {
+  add_acme();
+  auto u = add_user("alice@acme.example");
+  auto a = store.add_alias(u.id, addr("al@acme.example"), actor);
+  store.remove_alias(a.id, actor);
+  EXPECT_FALSE(store.find_alias(addr("al@acme.example")));
+  expect_failure([&] { store.remove_alias(a.id, actor); }, ErrorCode::not_found, "no alias");
+  EXPECT_NO_THROW(add_user("al@acme.example"));
+}
+
+// ---- invalid and discovered -----------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, InvalidAddressesAreExclusiveWithAccounts) {
+  auto acme = add_acme();
+  add_user("alice@acme.example");
+  auto inv = store.add_invalid(addr("Ghost@acme.example"), "expired", actor);
+  EXPECT_EQ(inv.company_id, acme.id);
+  EXPECT_EQ(inv.reason, "expired");
+  EXPECT_EQ(store.resolve(addr("ghost@acme.example")).kind, AddressOwner::Kind::invalid);
+  EXPECT_EQ(store.list_invalid(acme.id).size(), 1u);
+  expect_failure([&] { store.add_invalid(addr("alice@acme.example"), "", actor); },
+                 ErrorCode::conflict, "is a user; remove it");
+  expect_failure([&] { store.add_invalid(addr("ghost@acme.example"), "", actor); },
+                 ErrorCode::conflict, "already marked invalid");
+  expect_failure([&] { store.add_invalid(addr("x@nowhere.example"), "", actor); },
+                 ErrorCode::invalid_argument, "not registered");
+}
+
+TEST_F(SqliteStoreTest, CreatingAUserForAnInvalidAddressFixesIt) {
+  add_acme();
+  store.add_invalid(addr("ghost@acme.example"), "expired", actor);
+  auto u = add_user("ghost@acme.example");
+  EXPECT_FALSE(store.find_invalid(addr("ghost@acme.example")));
+  auto owner = store.resolve(addr("ghost@acme.example"));
+  EXPECT_EQ(owner.kind, AddressOwner::Kind::user);
+  EXPECT_EQ(owner.user_id, u.id);
+  auto events = store.list_audit({std::nullopt, 2});
+  EXPECT_EQ(events[0].action, "user.add");
+  EXPECT_EQ(events[1].action, "invalid.remove");
+}
+
+TEST_F(SqliteStoreTest, RemovesAnInvalidAddress) {
+  auto acme = add_acme();
+  auto inv = store.add_invalid(addr("ghost@acme.example"), "", actor);
+  store.remove_invalid(inv.id, actor);
+  EXPECT_TRUE(store.list_invalid(acme.id).empty());
+  expect_failure([&] { store.remove_invalid(inv.id, actor); }, ErrorCode::not_found,
+                 "no invalid address");
+}
+
+TEST_F(SqliteStoreTest, SavesDiscoveredAddressesWithTheirHistory) {
+  auto acme = add_acme();
+  core::DiscoveredAddress d;
+  d.address = addr("new.hire@acme.example");
+  d.first_seen = clock.now();
+  d.clean_inbound = {clock.now(), clock.now() + hours{2}};
+  auto saved = store.save_discovered(d);
+  EXPECT_GT(saved.id, 0);
+  EXPECT_EQ(saved.company_id, acme.id);
+  EXPECT_EQ(saved.clean_inbound.size(), 2u);
+  EXPECT_FALSE(saved.discovered_at);
+  EXPECT_EQ(store.resolve(addr("New.Hire@acme.example")).kind, AddressOwner::Kind::discovered);
+
+  auto alice = add_user("alice@acme.example");
+  saved.clean_inbound.push_back(clock.now() + days{1});
+  saved.discovered_at = clock.now() + days{1};
+  saved.outbound_messages = 2;
+  saved.notifications_sent = 1;
+  saved.suggested_alias_of = alice.id;
+  store.save_discovered(saved);
+  auto again = store.find_discovered(addr("new.hire@acme.example")).value();
+  EXPECT_EQ(again.clean_inbound.size(), 3u);
+  EXPECT_EQ(again.clean_inbound.back(), clock.now() + days{1});
+  EXPECT_EQ(again.discovered_at, clock.now() + days{1});
+  EXPECT_EQ(again.outbound_messages, 2);
+  EXPECT_EQ(again.notifications_sent, 1);
+  EXPECT_EQ(again.suggested_alias_of, alice.id);
+  EXPECT_EQ(store.list_discovered(acme.id).size(), 1u);
+
+  // Removing the suggested user clears the suggestion, not the entry.
+  store.remove_user(alice.id, actor);
+  EXPECT_FALSE(store.find_discovered(addr("new.hire@acme.example"))->suggested_alias_of);
+
+  d.address = addr("alice2@acme.example");
+  add_user("alice2@acme.example");
+  expect_failure([&] { store.save_discovered(d); }, ErrorCode::conflict, "already known");
+}
+
+TEST_F(SqliteStoreTest, HandlingADiscoveredAddressRemovesItFromTheList) {
+  auto acme = add_acme();
+  for (const char* a : {"one@acme.example", "two@acme.example", "three@acme.example"}) {
+    core::DiscoveredAddress d;
+    d.address = addr(a);
+    d.first_seen = clock.now();
+    store.save_discovered(d);
+  }
+  add_user("one@acme.example");
+  store.add_invalid(addr("two@acme.example"), "by admin", actor);
+  auto bob = add_user("bob@acme.example");
+  store.add_alias(bob.id, addr("three@acme.example"), actor);
+  EXPECT_TRUE(store.list_discovered(acme.id).empty());
+}
+
+TEST_F(SqliteStoreTest, RemovesADiscoveredAddress) {
+  auto acme = add_acme();
+  core::DiscoveredAddress d;
+  d.address = addr("x@acme.example");
+  d.first_seen = clock.now();
+  auto saved = store.save_discovered(d);
+  store.remove_discovered(saved.id, actor);
+  EXPECT_TRUE(store.list_discovered(acme.id).empty());
+  expect_failure([&] { store.remove_discovered(saved.id, actor); }, ErrorCode::not_found,
+                 "no discovered");
+}
+
+TEST_F(SqliteStoreTest, ResolvesUnknownAddressesToNone) {
+  add_acme();
+  EXPECT_EQ(store.resolve(addr("nobody@acme.example")).kind, AddressOwner::Kind::none);
+}
+
+// ---- the database enforces one owner per address --------------------------------------------
+
+TEST_F(SqliteStoreTest, DatabaseRefusesASecondClaimEvenBehindTheCodesBack) {
+  add_acme();
+  add_user("alice@acme.example");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(
+      db,
+      "INSERT INTO invalid_addresses(company_id, domain_id, address, address_key, created_at) "
+      "SELECT company_id, domain_id, 'ALICE@acme.example', 'alice@acme.example', 0 FROM users",
+      nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_CONSTRAINT);
+  sqlite3_free(err);
+  sqlite3_close(db);
+  EXPECT_FALSE(store.find_invalid(addr("alice@acme.example")));
+}
+
+// ---- settings and audit ---------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, DiscoverySettingsDefaultThenPersist) {
+  auto acme = add_acme();
+  EXPECT_EQ(store.discovery_settings(acme.id), core::DiscoverySettings{});
+  core::DiscoverySettings s;
+  s.enabled = true;
+  s.inbound_threshold = 5;
+  s.notification_weeks = 4;
+  s.default_role = core::Role::end_user;
+  s.report_include_admin = false;
+  store.set_discovery_settings(acme.id, s, actor);
+  EXPECT_EQ(store.discovery_settings(acme.id), s);
+  auto events = store.list_audit({acme.id, 1});
+  EXPECT_EQ(events[0].action, "discovery.settings");
+
+  s.notification_weeks = 60;
+  expect_failure([&] { store.set_discovery_settings(acme.id, s, actor); },
+                 ErrorCode::invalid_argument, "notification_weeks");
+  EXPECT_EQ(store.discovery_settings(acme.id).notification_weeks, 4);
+  expect_failure([&] { store.discovery_settings(999); }, ErrorCode::not_found, "no company");
+}
+
+TEST_F(SqliteStoreTest, AuditListsNewestFirstPerCompany) {
+  auto acme = add_acme();
+  auto globex = add_globex();
+  add_user("alice@acme.example");
+  clock.advance(minutes{5});
+  add_user("hank@globex.example");
+  auto all = store.list_audit({std::nullopt, 0});
+  ASSERT_GE(all.size(), 7u);
+  EXPECT_EQ(all[0].object, "hank@globex.example");
+  EXPECT_EQ(all[0].at, clock.now());
+  for (const auto& e : store.list_audit({acme.id, 0})) EXPECT_EQ(e.company_id, acme.id);
+  EXPECT_EQ(store.list_audit({globex.id, 0}).size(), 3u);  // company, domain, user
+  EXPECT_EQ(store.list_audit({std::nullopt, 2}).size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, PingAnswers) { EXPECT_NO_THROW(store.ping()); }
+
+}  // namespace
+}  // namespace mailroster::store::sqlite
