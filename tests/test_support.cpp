@@ -1,6 +1,10 @@
 #include "test_support.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace mailroster::testing {
 
@@ -22,14 +27,9 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-CommandResult run_command(const std::string& program, const std::vector<std::string>& args,
-                          const std::string& stdin_text) {
-  TempDir dir;
-  const auto in_path = dir.file("stdin");
-  const auto out_path = dir.file("stdout");
-  const auto err_path = dir.file("stderr");
-  write_file(in_path, stdin_text);
-
+namespace {
+pid_t spawn(const std::string& program, const std::vector<std::string>& args,
+            const std::string& in_path, const std::string& out_path, const std::string& err_path) {
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -46,13 +46,94 @@ CommandResult run_command(const std::string& program, const std::vector<std::str
     execv(program.c_str(), argv.data());
     _exit(127);
   }
+  return pid;
+}
+
+int decode_status(int wstatus) {
+  return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}
+}  // namespace
+
+BackgroundProcess::BackgroundProcess(const std::string& program,
+                                     const std::vector<std::string>& args) {
+  write_file(dir_.file("stdin"), "");
+  pid_ = spawn(program, args, dir_.file("stdin"), dir_.file("stdout"), dir_.file("stderr"));
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (status_ < 0 && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    int ws = 0;
+    waitpid(pid_, &ws, 0);
+  }
+}
+
+std::string BackgroundProcess::err() const { return read_file(dir_.file("stderr")); }
+std::string BackgroundProcess::out() const { return read_file(dir_.file("stdout")); }
+
+bool BackgroundProcess::wait_for_err(const std::string& text,
+                                     std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (err().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return err().find(text) != std::string::npos;
+}
+
+void BackgroundProcess::signal(int sig) const { kill(pid_, sig); }
+
+int BackgroundProcess::wait(std::chrono::milliseconds timeout) {
+  if (status_ >= 0) return status_;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int ws = 0;
+    if (waitpid(pid_, &ws, WNOHANG) == pid_) {
+      status_ = decode_status(ws);
+      return status_;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
+HttpResult http_get(int port, const std::string& path) {
+  HttpResult result;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    close(fd);
+    return result;
+  }
+  const std::string req =
+      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (send(fd, req.data(), req.size(), 0) < 0) {
+    close(fd);
+    return result;
+  }
+  std::string raw;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;)
+    raw.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  if (raw.rfind("HTTP/1.1 ", 0) == 0) result.status = std::stoi(raw.substr(9, 3));
+  const auto body = raw.find("\r\n\r\n");
+  if (body != std::string::npos) result.body = raw.substr(body + 4);
+  return result;
+}
+
+CommandResult run_command(const std::string& program, const std::vector<std::string>& args,
+                          const std::string& stdin_text) {
+  TempDir dir;
+  write_file(dir.file("stdin"), stdin_text);
+  const pid_t pid = spawn(program, args, dir.file("stdin"), dir.file("stdout"), dir.file("stderr"));
   int wstatus = 0;
   waitpid(pid, &wstatus, 0);
-  CommandResult r;
-  r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  return r;
+  return CommandResult{decode_status(wstatus), read_file(dir.file("stdout")),
+                       read_file(dir.file("stderr"))};
 }
 
 void write_file(const std::string& path, const std::string& content) {

@@ -2,6 +2,7 @@
 // runner for the built binary that captures its exit status and output.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -30,6 +31,35 @@ struct CommandResult {
 // Runs program with args (no shell), feeding stdin_text, and waits for it.
 CommandResult run_command(const std::string& program, const std::vector<std::string>& args,
                           const std::string& stdin_text = "");
+
+// A program running in the background with its stdout and stderr going to files.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(const std::string& program, const std::vector<std::string>& args);
+  ~BackgroundProcess();  // SIGKILL if still running
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  std::string err() const;
+  std::string out() const;
+  // Waits up to timeout for text to appear on stderr; returns whether it did.
+  bool wait_for_err(const std::string& text, std::chrono::milliseconds timeout) const;
+  void signal(int sig) const;
+  // Waits up to timeout for exit; returns the exit status (128 + signal), or -1 on timeout.
+  int wait(std::chrono::milliseconds timeout);
+
+ private:
+  TempDir dir_;
+  int pid_ = -1;
+  int status_ = -1;
+};
+
+// One HTTP/1.1 GET to 127.0.0.1:port; returns status code and body (status 0 if no answer).
+struct HttpResult {
+  int status = 0;
+  std::string body;
+};
+HttpResult http_get(int port, const std::string& path);
 
 void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);

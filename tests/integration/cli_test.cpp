@@ -1,1 +1,323 @@
+// The mailroster binary run as an administrator runs it: real processes, a real SQLite file,
+// exit statuses and output checked. Scenarios follow issue #2's "done when".
+#include <signal.h>
 
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "test_support.hpp"
+
+namespace mailroster::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+class Cli : public ::testing::Test {
+ protected:
+  CommandResult run(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--db", dir.file("state.db")});
+    return run_command(MAILROSTER_BINARY, args);
+  }
+
+  // Runs and expects success; returns stdout.
+  std::string ok(const std::vector<std::string>& args) {
+    auto r = run(args);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return r.out;
+  }
+
+  // Runs and expects exit 1 with exactly one line on stderr containing text.
+  void fails(const std::vector<std::string>& args, const std::string& text) {
+    auto r = run(args);
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find(text), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  }
+
+  json audit() { return json::parse(ok({"audit", "list", "--limit", "0", "--json"})); }
+
+  void acme() {
+    ok({"company", "add", "acme", "--tech-contact", "it@acme.example"});
+    ok({"domain", "add", "acme.example", "--company", "acme", "--destination", "127.0.0.1:2526"});
+  }
+
+  TempDir dir;
+};
+
+TEST_F(Cli, IssueScenarioShowsAliceInTheJsonList) {
+  EXPECT_EQ(ok({"company", "add", "acme", "--tech-contact", "it@acme.example"}),
+            "company acme added\n");
+  ok({"domain", "add", "acme.example", "--company", "acme", "--destination", "127.0.0.1:2526"});
+  ok({"user", "add", "alice@acme.example", "--first-name", "Alice", "--surname", "Liddell"});
+  const auto users = json::parse(ok({"user", "list", "--company", "acme", "--json"}));
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_EQ(users[0]["address"], "alice@acme.example");
+  EXPECT_EQ(users[0]["first_name"], "Alice");
+  EXPECT_EQ(users[0]["surname"], "Liddell");
+  EXPECT_EQ(users[0]["role"], "end_user");
+  EXPECT_EQ(users[0]["source"], "manual");
+}
+
+TEST_F(Cli, HumanListingsAreTables) {
+  acme();
+  ok({"user", "add", "alice@acme.example", "--first-name", "Alice", "--surname", "Liddell"});
+  const auto out = ok({"user", "list"});
+  EXPECT_NE(out.find("ADDRESS"), std::string::npos);
+  EXPECT_TRUE(std::regex_search(out, std::regex("alice@acme.example +Alice +Liddell +end_user")))
+      << out;
+  const auto companies = ok({"company", "list"});
+  EXPECT_TRUE(std::regex_search(companies, std::regex("acme +it@acme.example +1"))) << companies;
+  const auto domains = ok({"domain", "list", "--company", "acme"});
+  EXPECT_TRUE(std::regex_search(domains, std::regex("acme.example +acme +127.0.0.1:2526")));
+}
+
+TEST_F(Cli, FullLifecycleOfCompanyDomainUserAlias) {
+  ok({"company", "add", "acme", "--tech-contact", "it@acme.example", "--admin-contact",
+      "boss@acme.example", "--relay-network", "192.0.2.0/24", "--relay-network", "2001:db8::/48"});
+  auto company = json::parse(ok({"company", "show", "acme", "--json"}));
+  EXPECT_EQ(company["relay_networks"], json({"192.0.2.0/24", "2001:db8::/48"}));
+  EXPECT_EQ(company["discovery"]["inbound_threshold"], 3);
+  EXPECT_EQ(company["discovery"]["enabled"], false);
+
+  ok({"company", "update", "acme", "--admin-contact", "ceo@acme.example"});
+  EXPECT_EQ(json::parse(ok({"company", "show", "acme", "--json"}))["admin_contact"],
+            "ceo@acme.example");
+
+  ok({"domain", "add", "ACME.example", "--company", "acme", "--destination", "mx.acme.example"});
+  ok({"domain", "add", "acme.test", "--company", "acme", "--destination", "[::1]:2526"});
+  ok({"domain", "update", "acme.example", "--destination", "127.0.0.1:2600"});
+  auto domains = json::parse(ok({"domain", "list", "--json"}));
+  ASSERT_EQ(domains.size(), 2u);
+  EXPECT_EQ(domains[0]["name"], "acme.example");
+  EXPECT_EQ(domains[0]["destination"], "127.0.0.1:2600");
+  EXPECT_EQ(domains[1]["destination"], "[::1]:2526");
+
+  ok({"user", "add", "Alice@acme.example", "--first-name", "Alice", "--role", "silent_user"});
+  ok({"user", "add", "room1@acme.test", "--role", "functional", "--company", "acme"});
+  ok({"alias", "add", "alice@acme.test", "--user", "alice@acme.example"});
+  auto alice = json::parse(ok({"user", "show", "ALICE@acme.example", "--json"}));
+  EXPECT_EQ(alice["address"], "Alice@acme.example");  // case preserved
+  EXPECT_EQ(alice["role"], "silent_user");
+  EXPECT_EQ(alice["company"], "acme");
+  EXPECT_EQ(alice["aliases"], json({"alice@acme.test"}));
+
+  ok({"user", "update", "alice@acme.example", "--surname", "Liddell", "--role", "end_user"});
+  alice = json::parse(ok({"user", "show", "alice@acme.example", "--json"}));
+  EXPECT_EQ(alice["surname"], "Liddell");
+  EXPECT_EQ(alice["role"], "end_user");
+
+  auto aliases = json::parse(ok({"alias", "list", "--company", "acme", "--json"}));
+  ASSERT_EQ(aliases.size(), 1u);
+  EXPECT_EQ(aliases[0]["user"], "Alice@acme.example");
+
+  EXPECT_EQ(json::parse(ok({"user", "list", "--role", "functional", "--json"})).size(), 1u);
+  EXPECT_EQ(json::parse(ok({"user", "list", "--search", "room", "--json"})).size(), 1u);
+
+  ok({"alias", "remove", "alice@acme.test"});
+  EXPECT_TRUE(json::parse(ok({"alias", "list", "--json"})).empty());
+  ok({"user", "remove", "room1@acme.test"});
+  EXPECT_EQ(json::parse(ok({"user", "list", "--json"})).size(), 1u);
+
+  ok({"domain", "remove", "acme.test"});
+  fails({"company", "remove", "acme"}, "still has 1 domain(s)");
+  ok({"company", "remove", "acme", "--force"});
+  EXPECT_TRUE(json::parse(ok({"company", "list", "--json"})).empty());
+  EXPECT_TRUE(json::parse(ok({"user", "list", "--json"})).empty());
+
+  // Every change above is in the audit trail, newest first, with the CLI as actor.
+  const auto events = audit();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0]["action"], "company.remove");
+  EXPECT_EQ(events[0]["actor"].get<std::string>().rfind("cli:", 0), 0u);
+  EXPECT_EQ(events.back()["action"], "company.add");
+}
+
+TEST_F(Cli, BadInputExitsOneWithOneLineAndWritesNothing) {
+  acme();
+  ok({"user", "add", "alice@acme.example"});
+  ok({"alias", "add", "al@acme.example", "--user", "alice@acme.example"});
+  const auto before = audit();
+  const auto before_users = ok({"user", "list", "--json"});
+
+  fails({"user", "add", "bob@acme.example", "--company", "initech"}, "no company named 'initech'");
+  fails({"domain", "add", "x.example", "--company", "initech", "--destination", "h"},
+        "no company named 'initech'");
+  fails({"user", "add", "not an address@acme.example"}, "invalid local part");
+  fails({"user", "add", "bob"}, "no '@'");
+  fails({"user", "add", "ALICE@acme.example"}, "alice@acme.example is already a user");
+  fails({"user", "add", "al@acme.example"}, "is already an alias of alice@acme.example");
+  fails({"alias", "add", "alice@acme.example", "--user", "alice@acme.example"}, "already a user");
+  fails({"user", "add", "bob@elsewhere.example"}, "domain 'elsewhere.example'");
+  fails({"user", "add", "bob@acme.example", "--role", "admin"}, "unknown role 'admin'");
+  fails({"company", "add", "acme"}, "company 'acme' already exists");
+  fails({"company", "add", "globex", "--relay-network", "192.0.2.1/24"}, "host bits set");
+  fails({"company", "add", "bad name"}, "may contain only");
+  fails({"domain", "add", "acme.example", "--company", "acme", "--destination", "h"},
+        "already registered to company 'acme'");
+  fails({"domain", "add", "new.example", "--company", "acme", "--destination", "h:99999"},
+        "bad port");
+  fails({"user", "show", "nobody@acme.example"}, "no user nobody@acme.example");
+  fails({"user", "remove", "nobody@acme.example"}, "no user nobody@acme.example");
+  fails({"alias", "remove", "nobody@acme.example"}, "no alias nobody@acme.example");
+  fails({"domain", "remove", "acme.example"}, "still has 1 users, 1 aliases");
+
+  EXPECT_EQ(audit(), before);
+  EXPECT_EQ(ok({"user", "list", "--json"}), before_users);
+}
+
+TEST_F(Cli, UsageErrorsExitTwo) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {}, {"frobnicate"}, {"user"}, {"user", "add"}, {"user", "list", "--bogus"}}) {
+    auto r = run(args);
+    EXPECT_EQ(r.status, 2) << args.size() << r.err;
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  }
+}
+
+TEST_F(Cli, EveryVerbHasHelp) {
+  const std::vector<std::vector<std::string>> verbs = {{},
+                                                       {"serve"},
+                                                       {"check-config"},
+                                                       {"company"},
+                                                       {"company", "add"},
+                                                       {"company", "list"},
+                                                       {"company", "show"},
+                                                       {"company", "update"},
+                                                       {"company", "remove"},
+                                                       {"domain"},
+                                                       {"domain", "add"},
+                                                       {"domain", "list"},
+                                                       {"domain", "update"},
+                                                       {"domain", "remove"},
+                                                       {"user"},
+                                                       {"user", "add"},
+                                                       {"user", "list"},
+                                                       {"user", "show"},
+                                                       {"user", "update"},
+                                                       {"user", "remove"},
+                                                       {"alias"},
+                                                       {"alias", "add"},
+                                                       {"alias", "list"},
+                                                       {"alias", "remove"},
+                                                       {"audit"},
+                                                       {"audit", "list"}};
+  for (auto args : verbs) {
+    args.push_back("--help");
+    auto r = run(args);
+    EXPECT_EQ(r.status, 0) << args[0];
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << args[0];
+  }
+  // Listings say they take --json.
+  for (auto args : std::vector<std::vector<std::string>>{{"company", "list"},
+                                                         {"domain", "list"},
+                                                         {"user", "list"},
+                                                         {"alias", "list"},
+                                                         {"audit", "list"},
+                                                         {"company", "show"},
+                                                         {"user", "show"}}) {
+    args.push_back("--help");
+    EXPECT_NE(run(args).out.find("--json"), std::string::npos) << args[0] << " " << args[1];
+  }
+}
+
+TEST_F(Cli, CheckConfigAcceptsGoodAndNamesTheBadKey) {
+  write_file(dir.file("good.toml"), "[database]\npath = \"x.db\"\n[log]\nlevel = \"warn\"\n");
+  auto good = run_command(MAILROSTER_BINARY, {"--config", dir.file("good.toml"), "check-config"});
+  EXPECT_EQ(good.status, 0) << good.err;
+  EXPECT_EQ(good.out, "configuration OK\n");
+  EXPECT_EQ(run_command(MAILROSTER_BINARY, {"check-config"}).status, 0);  // no file: defaults
+
+  write_file(dir.file("bad.toml"), "[admin]\nlisten = \"127.0.0.1:8080\"\nlisen = 1\n");
+  auto bad = run_command(MAILROSTER_BINARY, {"--config", dir.file("bad.toml"), "check-config"});
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_EQ(bad.err, "error: " + dir.file("bad.toml") + ":3: unknown key 'admin.lisen'\n");
+
+  write_file(dir.file("value.toml"), "[log]\nlevel = \"chatty\"\n");
+  auto value = run_command(MAILROSTER_BINARY, {"-c", dir.file("value.toml"), "user", "list"});
+  EXPECT_EQ(value.status, 1);
+  EXPECT_NE(value.err.find("log.level unknown level 'chatty'"), std::string::npos) << value.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("mailroster.db")));
+}
+
+TEST_F(Cli, DatabasePathComesFromTheConfigFile) {
+  write_file(dir.file("c.toml"), "[database]\npath = \"" + dir.file("from-config.db") + "\"\n");
+  auto r =
+      run_command(MAILROSTER_BINARY, {"--config", dir.file("c.toml"), "company", "add", "acme"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("from-config.db")));
+}
+
+// ---- serve ----------------------------------------------------------------------------------
+
+class Serve : public ::testing::Test {
+ protected:
+  std::string config(const std::string& listen) {
+    const auto path = dir.file("serve.toml");
+    write_file(path, "[database]\npath = \"" + dir.file("state.db") + "\"\n[admin]\nlisten = \"" +
+                         listen + "\"\n");
+    return path;
+  }
+
+  static int port_from_log(const std::string& log) {
+    std::smatch m;
+    if (!std::regex_search(log, m, std::regex("admin HTTP listening on 127\\.0\\.0\\.1:(\\d+)"))) {
+      return 0;
+    }
+    return std::stoi(m[1]);
+  }
+
+  TempDir dir;
+};
+
+TEST_F(Serve, AnswersHealthzAndStopsCleanlyOnSigterm) {
+  BackgroundProcess serve(MAILROSTER_BINARY, {"--config", config("127.0.0.1:0"), "serve"});
+  ASSERT_TRUE(serve.wait_for_err("admin HTTP listening", 10s)) << serve.err();
+  const int port = port_from_log(serve.err());
+  ASSERT_GT(port, 0) << serve.err();
+  EXPECT_NE(serve.err().find(dir.file("state.db")), std::string::npos);
+
+  auto health = http_get(port, "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(json::parse(health.body)["status"], "ok");
+  auto missing = http_get(port, "/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(json::parse(missing.body)["error"]["code"], "not_found");
+
+  // The CLI and the running service share the database.
+  auto add =
+      run_command(MAILROSTER_BINARY, {"--db", dir.file("state.db"), "company", "add", "acme"});
+  EXPECT_EQ(add.status, 0) << add.err;
+
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(10s), 0) << serve.err();
+  EXPECT_NE(serve.err().find("received SIGTERM, stopping"), std::string::npos);
+  EXPECT_EQ(http_get(port, "/healthz").status, 0);
+}
+
+TEST_F(Serve, StopsCleanlyOnSigint) {
+  BackgroundProcess serve(MAILROSTER_BINARY, {"--config", config("127.0.0.1:0"), "serve"});
+  ASSERT_TRUE(serve.wait_for_err("admin HTTP listening", 10s)) << serve.err();
+  serve.signal(SIGINT);
+  EXPECT_EQ(serve.wait(10s), 0) << serve.err();
+  EXPECT_NE(serve.err().find("received SIGINT"), std::string::npos);
+}
+
+TEST_F(Serve, PortInUseIsOneClearLine) {
+  BackgroundProcess first(MAILROSTER_BINARY, {"--config", config("127.0.0.1:0"), "serve"});
+  ASSERT_TRUE(first.wait_for_err("admin HTTP listening", 10s));
+  const int port = port_from_log(first.err());
+  auto second = run_command(MAILROSTER_BINARY,
+                            {"--config", config("127.0.0.1:" + std::to_string(port)), "serve"});
+  EXPECT_EQ(second.status, 1);
+  EXPECT_NE(second.err.find("error: cannot listen on 127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << second.err;
+  first.signal(SIGTERM);
+  EXPECT_EQ(first.wait(10s), 0);
+}
+
+}  // namespace
+}  // namespace mailroster::testing

@@ -376,7 +376,7 @@ struct SqliteStore::Impl {
     const auto owner = resolve(a);
     switch (owner.kind) {
       case AddressOwner::Kind::user:
-        throw Failure(ErrorCode::conflict, a.str() + " is already a user", "address");
+        throw Failure(ErrorCode::conflict, owner.address + " is already a user", "address");
       case AddressOwner::Kind::alias: {
         const auto u = require_user(owner.user_id);
         throw Failure(ErrorCode::conflict, a.str() + " is already an alias of " + u.address.str(),
