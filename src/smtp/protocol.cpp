@@ -1,0 +1,340 @@
+#include "smtp/protocol.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace mailroster::smtp {
+namespace {
+
+Parsed refuse(int code, std::string text) {
+  return Parsed{std::nullopt, Reply{code, std::move(text)}};
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && core::ascii_lower(a) == core::ascii_lower(b);
+}
+
+bool istarts_with(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return s;
+}
+
+constexpr std::array<std::pair<Verb, std::string_view>, 12> kVerbs{{
+    {Verb::helo, "HELO"},
+    {Verb::ehlo, "EHLO"},
+    {Verb::mail, "MAIL"},
+    {Verb::rcpt, "RCPT"},
+    {Verb::data, "DATA"},
+    {Verb::rset, "RSET"},
+    {Verb::noop, "NOOP"},
+    {Verb::quit, "QUIT"},
+    {Verb::vrfy, "VRFY"},
+    {Verb::expn, "EXPN"},
+    {Verb::help, "HELP"},
+    {Verb::starttls, "STARTTLS"},
+}};
+
+// RFC 5321 esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+bool valid_keyword(std::string_view k) {
+  if (k.empty() || !std::isalnum(static_cast<unsigned char>(k.front()))) return false;
+  return std::all_of(k.begin(), k.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+  });
+}
+
+// RFC 5321 esmtp-value = 1*(%d33-60 / %d62-126)
+bool valid_value(std::string_view v) {
+  return !v.empty() &&
+         std::all_of(v.begin(), v.end(), [](char c) { return c >= 33 && c <= 126 && c != '='; });
+}
+
+// Parses "<path> params" after "FROM:" or "TO:". is_rcpt selects the enhanced codes.
+Parsed parse_path_command(Verb verb, std::string_view rest) {
+  const bool rcpt = verb == Verb::rcpt;
+  const char* syntax =
+      rcpt ? "5.5.4 Syntax: RCPT TO:<address>" : "5.5.4 Syntax: MAIL FROM:<address>";
+  rest = trim(rest);  // tolerate "MAIL FROM: <a@b>", as real clients send it
+  if (rest.empty() || rest.front() != '<') return refuse(501, syntax);
+
+  // Find the closing '>' outside quoted strings.
+  std::size_t close = std::string_view::npos;
+  bool quoted = false;
+  for (std::size_t i = 1; i < rest.size(); ++i) {
+    const char c = rest[i];
+    if (quoted && c == '\\') {
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == '>' && !quoted) {
+      close = i;
+      break;
+    }
+  }
+  if (close == std::string_view::npos) return refuse(501, syntax);
+  std::string_view path = rest.substr(1, close - 1);
+  std::string_view params = rest.substr(close + 1);
+  if (!params.empty() && params.front() != ' ') return refuse(501, syntax);
+
+  // RFC 5321 4.1.2: a source route (A-d-l) may precede the mailbox; it is ignored (C.1).
+  if (!path.empty() && path.front() == '@') {
+    const auto colon = path.find(':');
+    if (colon == std::string_view::npos) return refuse(501, syntax);
+    path.remove_prefix(colon + 1);
+  }
+
+  Command cmd;
+  cmd.verb = verb;
+  cmd.path = std::string(path);
+  if (path.empty()) {
+    if (rcpt) return refuse(501, "5.1.3 the null path is not a recipient");
+  } else if (rcpt && iequals(path, "postmaster")) {
+    // RFC 5321 4.5.1: <postmaster> without a domain is a valid recipient.
+  } else {
+    auto address = core::Address::parse(path);
+    if (address) {
+      cmd.address = std::move(address).value();
+      cmd.path = cmd.address->str();
+    } else {
+      // A mailbox at an address literal is valid syntax, though never a company address.
+      const auto at = path.rfind('@');
+      const bool literal = at != std::string_view::npos && at + 1 < path.size() &&
+                           path[at + 1] == '[' && path.back() == ']' && at > 0;
+      if (!literal) {
+        return refuse(501, std::string(rcpt ? "5.1.3" : "5.1.7") + " bad " +
+                               (rcpt ? "recipient" : "sender") +
+                               " address syntax: " + address.error().message);
+      }
+    }
+  }
+
+  params = trim(params);
+  while (!params.empty()) {
+    const auto space = params.find(' ');
+    const auto token = params.substr(0, space);
+    params = space == std::string_view::npos ? std::string_view() : trim(params.substr(space));
+    const auto eq = token.find('=');
+    Parameter p;
+    p.keyword = std::string(token.substr(0, eq));
+    for (auto& c : p.keyword) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (eq != std::string_view::npos) p.value = std::string(token.substr(eq + 1));
+    if (!valid_keyword(p.keyword) || (eq != std::string_view::npos && !valid_value(p.value))) {
+      return refuse(501, "5.5.4 malformed parameter '" + std::string(token) + "'");
+    }
+    cmd.parameters.push_back(std::move(p));
+  }
+  return Parsed{std::move(cmd), {}};
+}
+
+}  // namespace
+
+std::string_view to_string(Verb verb) {
+  for (const auto& [v, name] : kVerbs) {
+    if (v == verb) return name;
+  }
+  return "?";
+}
+
+std::string Reply::wire() const {
+  std::string out;
+  std::string_view rest = text;
+  const std::string code_text = std::to_string(code);
+  for (;;) {
+    const auto nl = rest.find('\n');
+    out += code_text;
+    out += nl == std::string_view::npos ? ' ' : '-';
+    out += rest.substr(0, nl);
+    out += "\r\n";
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+Parsed parse_command(std::string_view line) {
+  for (char c : line) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u == 0 || u >= 0x80 || (u < 32 && c != '\t')) {
+      return refuse(500, "5.5.2 command contains a control or non-ASCII character");
+    }
+  }
+  const auto space = line.find(' ');
+  const auto word = line.substr(0, space);
+  const auto rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+
+  std::optional<Verb> verb;
+  for (const auto& [v, name] : kVerbs) {
+    if (iequals(word, name)) verb = v;
+  }
+  if (!verb) {
+    return refuse(500, "5.5.2 command unrecognized");
+  }
+
+  Command cmd;
+  cmd.verb = *verb;
+  switch (*verb) {
+    case Verb::helo:
+    case Verb::ehlo: {
+      const auto arg = trim(rest);
+      if (arg.empty()) {
+        return refuse(501, "5.5.4 Syntax: " + std::string(to_string(*verb)) + " hostname");
+      }
+      cmd.argument = std::string(arg.substr(0, arg.find(' ')));
+      return Parsed{std::move(cmd), {}};
+    }
+    case Verb::mail:
+      if (!istarts_with(rest, "FROM:")) return refuse(501, "5.5.4 Syntax: MAIL FROM:<address>");
+      return parse_path_command(Verb::mail, rest.substr(5));
+    case Verb::rcpt:
+      if (!istarts_with(rest, "TO:")) return refuse(501, "5.5.4 Syntax: RCPT TO:<address>");
+      return parse_path_command(Verb::rcpt, rest.substr(3));
+    case Verb::data:
+    case Verb::rset:
+    case Verb::quit:
+    case Verb::starttls:
+      if (!trim(rest).empty()) {
+        return refuse(501,
+                      "5.5.4 Syntax: " + std::string(to_string(*verb)) + " takes no parameters");
+      }
+      return Parsed{std::move(cmd), {}};
+    case Verb::vrfy:
+    case Verb::expn:
+      if (trim(rest).empty()) {
+        return refuse(501, "5.5.4 Syntax: " + std::string(to_string(*verb)) + " string");
+      }
+      cmd.argument = std::string(trim(rest));
+      return Parsed{std::move(cmd), {}};
+    case Verb::noop:
+    case Verb::help:
+      cmd.argument = std::string(trim(rest));
+      return Parsed{std::move(cmd), {}};
+  }
+  return refuse(500, "5.5.2 command unrecognized");
+}
+
+std::optional<Line> LineBuffer::next(std::size_t limit) {
+  for (;;) {
+    const auto nl = buffer_.find('\n', start_ + scanned_);
+    if (nl == std::string::npos) {
+      scanned_ = buffer_.size() - start_;
+      if (scanned_ > limit) {
+        // An over-long line: drop what we have, remember to refuse it at its end.
+        discarding_ = true;
+        buffer_.clear();
+        start_ = 0;
+        scanned_ = 0;
+      }
+      return std::nullopt;
+    }
+    const std::string_view raw(buffer_.data() + start_, nl + 1 - start_);
+    Line line;
+    const bool crlf = raw.size() >= 2 && raw[raw.size() - 2] == '\r';
+    const auto text = raw.substr(0, raw.size() - (crlf ? 2 : 1));
+    line.bare_newline = !crlf || text.find('\r') != std::string_view::npos;
+    if (discarding_) {
+      line.too_long = true;
+      discarding_ = false;
+    } else {
+      line.too_long = raw.size() > limit;
+      line.text = std::string(line.too_long ? text.substr(0, limit) : text);
+    }
+    start_ = nl + 1;
+    scanned_ = 0;
+    if (start_ == buffer_.size()) {
+      buffer_.clear();
+      start_ = 0;
+    } else if (start_ > 64 * 1024) {
+      buffer_.erase(0, start_);
+      start_ = 0;
+    }
+    return line;
+  }
+}
+
+void LineBuffer::clear() {
+  buffer_.clear();
+  start_ = 0;
+  scanned_ = 0;
+  discarding_ = false;
+}
+
+bool DataReader::add(const Line& line) {
+  if (line.text == "." && !line.too_long && !line.bare_newline) return true;
+  std::string_view text = line.text;
+  if (!text.empty() && text.front() == '.') text.remove_prefix(1);  // RFC 5321 4.5.2
+  long_line_ |= line.too_long;
+  bare_newline_ |= line.bare_newline;
+  size_ += text.size() + 2;
+  if (size_ > limits_.message_size) {
+    too_big_ = true;
+    message_.clear();
+    message_.shrink_to_fit();
+  }
+  if (!too_big_) {
+    message_.append(text);
+    message_.append("\r\n");
+  }
+  return false;
+}
+
+std::optional<Reply> DataReader::refusal() const {
+  if (too_big_) return Reply{552, "5.3.4 message size exceeds fixed maximum message size"};
+  if (bare_newline_) {
+    return Reply{550, "5.6.11 bare <LF> or <CR> in message; lines must end with <CR><LF>"};
+  }
+  if (long_line_) {
+    return Reply{550, "5.6.0 message has a line longer than " + std::to_string(limits_.text_line) +
+                          " octets (RFC 5321 4.5.3.1.6)"};
+  }
+  return std::nullopt;
+}
+
+std::string dot_stuff(std::string_view message) {
+  std::string out;
+  out.reserve(message.size() + message.size() / 64 + 8);
+  std::size_t pos = 0;
+  while (pos < message.size()) {
+    auto nl = message.find('\n', pos);
+    const auto end = nl == std::string_view::npos ? message.size() : nl + 1;
+    if (message[pos] == '.') out.push_back('.');
+    out.append(message.substr(pos, end - pos));
+    pos = end;
+  }
+  if (!out.empty() && out.back() != '\n') out.append("\r\n");
+  out.append(".\r\n");
+  return out;
+}
+
+std::optional<std::pair<Reply, std::size_t>> parse_reply(std::string_view text) {
+  Reply reply;
+  std::size_t pos = 0;
+  bool first = true;
+  for (;;) {
+    const auto nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) return std::nullopt;
+    auto line = text.substr(pos, nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    pos = nl + 1;
+    const bool digits = line.size() >= 3 && std::isdigit(static_cast<unsigned char>(line[0])) &&
+                        std::isdigit(static_cast<unsigned char>(line[1])) &&
+                        std::isdigit(static_cast<unsigned char>(line[2]));
+    if (!digits || (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
+      return std::make_pair(Reply{-1, "malformed reply: " + std::string(line)}, pos);
+    }
+    const int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    if (!first && code != reply.code) {
+      return std::make_pair(Reply{-1, "inconsistent multi-line reply"}, pos);
+    }
+    reply.code = code;
+    if (!first) reply.text += '\n';
+    if (line.size() > 4) reply.text += line.substr(4);
+    first = false;
+    if (line.size() <= 3 || line[3] == ' ') return std::make_pair(reply, pos);
+  }
+}
+
+}  // namespace mailroster::smtp

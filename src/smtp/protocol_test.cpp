@@ -1,0 +1,272 @@
+#include "smtp/protocol.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mailroster::smtp {
+namespace {
+
+Command ok(std::string_view line) {
+  auto p = parse_command(line);
+  EXPECT_TRUE(p.command) << line << " -> " << p.error.code << " " << p.error.text;
+  return p.command.value_or(Command{});
+}
+
+Reply refused(std::string_view line) {
+  auto p = parse_command(line);
+  EXPECT_FALSE(p.command) << line;
+  return p.error;
+}
+
+TEST(ParseCommand, EveryVerbCaseInsensitively) {
+  EXPECT_EQ(ok("EHLO client.example").verb, Verb::ehlo);
+  EXPECT_EQ(ok("ehlo client.example").argument, "client.example");
+  EXPECT_EQ(ok("HELO [192.0.2.1]").argument, "[192.0.2.1]");
+  EXPECT_EQ(ok("MAIL FROM:<a@b.example>").verb, Verb::mail);
+  EXPECT_EQ(ok("rcpt to:<a@b.example>").verb, Verb::rcpt);
+  EXPECT_EQ(ok("DATA").verb, Verb::data);
+  EXPECT_EQ(ok("RSET").verb, Verb::rset);
+  EXPECT_EQ(ok("NOOP").verb, Verb::noop);
+  EXPECT_EQ(ok("NOOP anything goes").argument, "anything goes");
+  EXPECT_EQ(ok("QUIT").verb, Verb::quit);
+  EXPECT_EQ(ok("VRFY alice").argument, "alice");
+  EXPECT_EQ(ok("EXPN staff").verb, Verb::expn);
+  EXPECT_EQ(ok("HELP").verb, Verb::help);
+  EXPECT_EQ(ok("HELP MAIL").argument, "MAIL");
+  EXPECT_EQ(ok("StartTLS").verb, Verb::starttls);
+}
+
+TEST(ParseCommand, MailPaths) {
+  auto null = ok("MAIL FROM:<>");
+  EXPECT_EQ(null.path, "");
+  EXPECT_FALSE(null.address);
+
+  auto plain = ok("MAIL FROM:<Bob@Example.ORG>");
+  EXPECT_EQ(plain.path, "Bob@example.org");
+  ASSERT_TRUE(plain.address);
+  EXPECT_EQ(plain.address->key(), "bob@example.org");
+
+  auto quoted = ok(R"(MAIL FROM:<"john smith>x"@example.org>)");
+  EXPECT_EQ(quoted.path, R"("john smith>x"@example.org)");
+
+  auto routed = ok("MAIL FROM:<@relay1.example,@relay2.example:bob@example.org>");
+  EXPECT_EQ(routed.path, "bob@example.org");
+
+  auto spaced = ok("MAIL FROM: <bob@example.org>");  // common in the wild
+  EXPECT_EQ(spaced.path, "bob@example.org");
+
+  auto literal = ok("MAIL FROM:<bob@[192.0.2.1]>");
+  EXPECT_EQ(literal.path, "bob@[192.0.2.1]");
+  EXPECT_FALSE(literal.address);
+}
+
+TEST(ParseCommand, EsmtpParameters) {
+  auto c = ok("MAIL FROM:<a@b.example> size=1024 BODY=8BITMIME SMTPUTF8");
+  ASSERT_EQ(c.parameters.size(), 3u);
+  EXPECT_EQ(c.parameters[0].keyword, "SIZE");
+  EXPECT_EQ(c.parameters[0].value, "1024");
+  EXPECT_EQ(c.parameters[1].keyword, "BODY");
+  EXPECT_EQ(c.parameters[1].value, "8BITMIME");
+  EXPECT_EQ(c.parameters[2].keyword, "SMTPUTF8");
+  EXPECT_EQ(c.parameters[2].value, "");
+  auto r = ok("RCPT TO:<a@b.example> NOTIFY=NEVER");
+  ASSERT_EQ(r.parameters.size(), 1u);
+  EXPECT_EQ(r.parameters[0].keyword, "NOTIFY");
+}
+
+TEST(ParseCommand, RcptPaths) {
+  auto r = ok("RCPT TO:<Alice@ACME.example>");
+  ASSERT_TRUE(r.address);
+  EXPECT_EQ(r.address->str(), "Alice@acme.example");
+  auto pm = ok("RCPT TO:<Postmaster>");
+  EXPECT_EQ(pm.path, "Postmaster");
+  EXPECT_FALSE(pm.address);
+  auto lit = ok("RCPT TO:<a@[192.0.2.1]>");
+  EXPECT_FALSE(lit.address);
+}
+
+struct Malformed {
+  const char* line;
+  int code;
+  const char* enhanced;
+};
+
+class ParseCommandRefuses : public ::testing::TestWithParam<Malformed> {};
+
+TEST_P(ParseCommandRefuses, WithTheRightReply) {
+  const auto reply = refused(GetParam().line);
+  EXPECT_EQ(reply.code, GetParam().code) << GetParam().line << " -> " << reply.text;
+  EXPECT_EQ(reply.text.rfind(GetParam().enhanced, 0), 0u) << reply.text;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rfc5321, ParseCommandRefuses,
+    ::testing::Values(
+        Malformed{"", 500, "5.5.2"}, Malformed{"FOO bar", 500, "5.5.2"},
+        Malformed{"MAILFROM:<a@b.example>", 500, "5.5.2"}, Malformed{"EHLO", 501, "5.5.4"},
+        Malformed{"HELO   ", 501, "5.5.4"}, Malformed{"MAIL <a@b.example>", 501, "5.5.4"},
+        Malformed{"MAIL FROM:a@b.example", 501, "5.5.4"},
+        Malformed{"MAIL FROM:<a@b.example", 501, "5.5.4"},
+        Malformed{"MAIL FROM:<a@b.example>SIZE=1", 501, "5.5.4"},
+        Malformed{"MAIL FROM:<a b@c.example>", 501, "5.1.7"},
+        Malformed{"MAIL FROM:<@relay.example>", 501, "5.5.4"},
+        Malformed{"MAIL FROM:<a@b.example> SIZE=", 501, "5.5.4"},
+        Malformed{"MAIL FROM:<a@b.example> =1", 501, "5.5.4"},
+        Malformed{"MAIL FROM:<a@b.example> -X=1", 501, "5.5.4"},
+        Malformed{"RCPT TO:<>", 501, "5.1.3"}, Malformed{"RCPT TO:<alice>", 501, "5.1.3"},
+        Malformed{"RCPT TO:<a..b@c.example>", 501, "5.1.3"},
+        Malformed{"RCPT FROM:<a@b.example>", 501, "5.5.4"}, Malformed{"DATA now", 501, "5.5.4"},
+        Malformed{"QUIT please", 501, "5.5.4"}, Malformed{"RSET x", 501, "5.5.4"},
+        Malformed{"STARTTLS x", 501, "5.5.4"}, Malformed{"VRFY", 501, "5.5.4"},
+        Malformed{"EXPN", 501, "5.5.4"}, Malformed{"NOOP \x01", 500, "5.5.2"},
+        Malformed{"RCPT TO:<j\xC3\xBC@b.example>", 500, "5.5.2"}),
+    [](const auto& param) { return "case" + std::to_string(param.index); });
+
+TEST(ParseCommand, NulIsRefused) {
+  const std::string line("NOOP a\0b", 8);
+  EXPECT_EQ(refused(line).code, 500);
+}
+
+TEST(Reply, WireFormatSingleAndMultiLine) {
+  EXPECT_EQ((Reply{250, "2.0.0 Ok"}).wire(), "250 2.0.0 Ok\r\n");
+  EXPECT_EQ((Reply{250, "mx.example\nPIPELINING\nSIZE 100"}).wire(),
+            "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 100\r\n");
+}
+
+TEST(ParseReply, SingleMultiPartialAndMalformed) {
+  auto one = parse_reply("250 2.0.0 Ok\r\nrest");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->first.code, 250);
+  EXPECT_EQ(one->first.text, "2.0.0 Ok");
+  EXPECT_EQ(one->second, 14u);
+
+  auto multi = parse_reply("250-mx\r\n250-SIZE 10\r\n250 PIPELINING\r\n");
+  ASSERT_TRUE(multi);
+  EXPECT_EQ(multi->first.text, "mx\nSIZE 10\nPIPELINING");
+
+  EXPECT_FALSE(parse_reply("250-mx\r\n250 PIPE"));
+  EXPECT_FALSE(parse_reply(""));
+  EXPECT_EQ(parse_reply("hello\r\n")->first.code, -1);
+  EXPECT_EQ(parse_reply("250-a\r\n251 b\r\n")->first.code, -1);
+  EXPECT_EQ(parse_reply("220\r\n")->first.code, 220);
+}
+
+TEST(LineBuffer, SplitsCrlfLinesAcrossChunks) {
+  LineBuffer b;
+  b.append("EHLO a\r");
+  EXPECT_FALSE(b.next(512));
+  b.append("\nMAIL FROM:<>\r\nRC");
+  auto first = b.next(512);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->text, "EHLO a");
+  EXPECT_FALSE(first->bare_newline);
+  EXPECT_EQ(b.next(512)->text, "MAIL FROM:<>");
+  EXPECT_FALSE(b.next(512));
+  EXPECT_EQ(b.pending(), 2u);
+}
+
+TEST(LineBuffer, FlagsBareNewlinesAndBareCarriageReturns) {
+  LineBuffer b;
+  b.append("NOOP\nNOOP\rx\r\n");
+  auto lf = b.next(512);
+  EXPECT_TRUE(lf->bare_newline);
+  EXPECT_EQ(lf->text, "NOOP");
+  auto cr = b.next(512);
+  EXPECT_TRUE(cr->bare_newline);
+}
+
+TEST(LineBuffer, OverLongLinesAreFlaggedWithoutUnboundedBuffering) {
+  LineBuffer b;
+  const std::string huge(100000, 'x');
+  b.append(huge.substr(0, 600));
+  EXPECT_FALSE(b.next(512));
+  EXPECT_EQ(b.pending(), 0u);  // dropped, not kept
+  b.append(huge);
+  EXPECT_FALSE(b.next(512));
+  b.append("\r\nNOOP\r\n");
+  auto line = b.next(512);
+  ASSERT_TRUE(line);
+  EXPECT_TRUE(line->too_long);
+  EXPECT_EQ(b.next(512)->text, "NOOP");
+
+  // Exactly at the limit (510 + CRLF = 512) is fine; one more is not.
+  b.append(std::string(510, 'a') + "\r\n" + std::string(511, 'a') + "\r\n");
+  EXPECT_FALSE(b.next(512)->too_long);
+  EXPECT_TRUE(b.next(512)->too_long);
+}
+
+TEST(LineBuffer, ClearForgetsPipelinedInput) {
+  LineBuffer b;
+  b.append("STARTTLS\r\nMAIL FROM:<evil@x.example>\r\n");
+  EXPECT_EQ(b.next(512)->text, "STARTTLS");
+  b.clear();
+  EXPECT_FALSE(b.next(512));
+}
+
+std::vector<Line> lines_of(std::string_view stream, std::size_t limit = 1000) {
+  LineBuffer b;
+  b.append(stream);
+  std::vector<Line> out;
+  while (auto l = b.next(limit)) out.push_back(*l);
+  return out;
+}
+
+TEST(DataReader, UndoesDotStuffingAndStopsAtTheLoneDot) {
+  Limits limits;
+  DataReader r(limits);
+  bool done = false;
+  for (const auto& l : lines_of("Subject: x\r\n\r\n..leading dot\r\n.\r\nafter\r\n")) {
+    if (r.add(l)) {
+      done = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(r.message(), "Subject: x\r\n\r\n.leading dot\r\n");
+  EXPECT_FALSE(r.refusal());
+}
+
+TEST(DataReader, BareLfDotIsNotTheEndAndRefusesTheMessage) {
+  // The SMTP smuggling pattern: "\n.\n" must not end the message.
+  Limits limits;
+  DataReader r(limits);
+  int ends = 0;
+  for (const auto& l : lines_of("a\r\n.\nMAIL FROM:<x@y.example>\r\n.\r\n")) ends += r.add(l);
+  EXPECT_EQ(ends, 1);
+  ASSERT_TRUE(r.refusal());
+  EXPECT_EQ(r.refusal()->code, 550);
+  EXPECT_EQ(r.refusal()->text.rfind("5.6.11", 0), 0u);
+}
+
+TEST(DataReader, RefusesOversizeAndOverlongLines) {
+  Limits limits;
+  limits.message_size = 100;
+  DataReader big(limits);
+  for (const auto& l : lines_of(std::string(60, 'a') + "\r\n" + std::string(60, 'b') + "\r\n")) {
+    big.add(l);
+  }
+  ASSERT_TRUE(big.refusal());
+  EXPECT_EQ(big.refusal()->code, 552);
+  EXPECT_TRUE(big.message().empty());  // not kept in memory
+
+  Limits normal;
+  DataReader wide(normal);
+  for (const auto& l : lines_of(std::string(1200, 'c') + "\r\n", normal.text_line)) wide.add(l);
+  ASSERT_TRUE(wide.refusal());
+  EXPECT_EQ(wide.refusal()->text.rfind("5.6.0", 0), 0u);
+}
+
+TEST(DotStuff, RoundTripsThroughTheReader) {
+  const std::string message = ".hidden\r\nline\r\n..two\r\n.\r\nend\r\n";
+  const auto wire = dot_stuff(message);
+  EXPECT_EQ(wire, "..hidden\r\nline\r\n...two\r\n..\r\nend\r\n.\r\n");
+  Limits limits;
+  DataReader r(limits);
+  for (const auto& l : lines_of(wire)) {
+    if (r.add(l)) break;
+  }
+  EXPECT_EQ(r.message(), message);
+  EXPECT_EQ(dot_stuff("no newline"), "no newline\r\n.\r\n");
+}
+
+}  // namespace
+}  // namespace mailroster::smtp
