@@ -1,0 +1,100 @@
+// The SMTP client used for recipient callouts and for relaying accepted mail downstream.
+// It carries no policy: every step returns a typed result, and the caller (verify/,
+// gateway/) decides what it means. Failures are classed as in OpenSMTPD's smtp.h:
+// connect (no TCP connection or no greeting), protocol (garbage or a dropped connection
+// mid-dialogue), timeout, or a response (a 4xx/5xx reply, carried in the reply itself).
+//
+// Idle connections are kept per destination for reuse (ClientPool): after each transaction
+// the connection is RSET; a reused connection is checked with RSET before use.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/network.hpp"
+#include "smtp/protocol.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mailroster::smtp {
+
+struct ClientSettings {
+  std::string helo_name = "mailroster.localdomain";
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds command_timeout{60'000};
+  std::chrono::milliseconds data_timeout{300'000};  // RFC 5321 4.5.3.2.6: 10 min for "."
+  std::size_t max_idle_per_destination = 8;
+  std::chrono::seconds idle_keep{30};
+};
+
+enum class ClientFailure { none, connect, protocol, timeout };
+std::string_view to_string(ClientFailure f);
+
+struct ClientResult {
+  ClientFailure failure = ClientFailure::none;
+  Reply reply;         // the server's reply when failure == none
+  std::string detail;  // what went wrong otherwise
+
+  bool positive() const { return failure == ClientFailure::none && reply.positive(); }
+  // One line for logs: "250 2.0.0 Ok" or "connect: connection refused".
+  std::string describe() const;
+};
+
+class ClientConnection;
+
+// A pool of SMTP client connections, per destination. Single-threaded: use it from the
+// io_context's thread only.
+class ClientPool {
+ public:
+  ClientPool(boost::asio::io_context& io, ClientSettings settings);
+  ~ClientPool();
+  ClientPool(const ClientPool&) = delete;
+  ClientPool& operator=(const ClientPool&) = delete;
+
+  // A session to `to` that has said EHLO (or HELO) and is ready for MAIL.
+  struct Lease {
+    std::unique_ptr<ClientConnection> connection;
+    ClientResult result;  // failure of the connect, when connection is null
+  };
+  boost::asio::awaitable<Lease> acquire(const core::Endpoint& to);
+  // Gives a connection back after a finished transaction; it is RSET and kept for reuse.
+  boost::asio::awaitable<void> release(std::unique_ptr<ClientConnection> connection);
+  // Drops idle connections (at shutdown).
+  void clear();
+
+  const ClientSettings& settings() const;
+  std::size_t connects() const;  // TCP connections opened so far
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class ClientConnection {
+ public:
+  ~ClientConnection();
+  const core::Endpoint& destination() const;
+  bool esmtp() const;
+  // Sends one command line (without CRLF) and reads its reply.
+  boost::asio::awaitable<ClientResult> command(std::string_view line);
+  // DATA, then the message dot-stuffed, then the final reply.
+  boost::asio::awaitable<ClientResult> data(std::string_view message);
+  // False once an I/O error or a 421 has been seen; such a connection is not reused.
+  bool usable() const;
+
+ private:
+  friend class ClientPool;
+  struct Impl;
+  explicit ClientConnection(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailroster::smtp

@@ -1,0 +1,454 @@
+#include "smtp/server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <charconv>
+#include <map>
+#include <random>
+#include <spdlog/spdlog.h>
+
+#include "core/error.hpp"
+
+namespace mailroster::smtp {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+enum class State { connected, greeted, mail, rcpt, closing };
+
+std::string_view to_string(State s) {
+  switch (s) {
+    case State::connected:
+      return "connected";
+    case State::greeted:
+      return "greeted";
+    case State::mail:
+      return "mail";
+    case State::rcpt:
+      return "rcpt";
+    case State::closing:
+      return "closing";
+  }
+  return "?";
+}
+
+const Reply kBadSequence{503, "5.5.1 bad sequence of commands"};
+
+}  // namespace
+
+struct Server::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& io_context, ServerSettings s, SessionHandler& h)
+      : io(io_context), settings(std::move(s)), handler(h), acceptor(io_context),
+        tls(ssl::context::tls_server) {}
+
+  asio::io_context& io;
+  ServerSettings settings;
+  SessionHandler& handler;
+  tcp::acceptor acceptor;
+  ssl::context tls;
+  bool tls_enabled = false;
+  std::map<std::string, std::size_t> per_client;
+  std::size_t active = 0;
+  std::uint64_t next_id = std::random_device{}() & 0xFFFFFF;
+
+  struct Session;
+  awaitable<void> run(tcp::socket socket);
+  awaitable<void> accept_loop();
+};
+
+// Everything one connection owns; all per-connection data lives here.
+struct Server::Impl::Session {
+  Session(Impl& server, tcp::socket s)
+      : srv(server), socket(std::move(s)), timer(server.io) {}
+
+  Impl& srv;
+  tcp::socket socket;
+  std::unique_ptr<ssl::stream<tcp::socket&>> tls;
+  asio::steady_timer timer;
+  SessionInfo info;
+  State state = State::connected;
+  Transaction tx;
+  LineBuffer input;
+  std::string output;
+  std::size_t errors = 0;
+  bool io_failed = false;
+
+  void enter_state(State next) {
+    if (next != state) {
+      spdlog::trace("{} {}: {} -> {}", srv.settings.name, info.id, to_string(state),
+                    to_string(next));
+    }
+    state = next;
+  }
+
+  void reply(const Reply& r) { output += r.wire(); }
+
+  void reset_transaction() {
+    tx = Transaction{};
+    if (state == State::mail || state == State::rcpt) enter_state(State::greeted);
+  }
+
+  // Arms the idle timer; when it fires, the socket is cancelled and the pending read fails.
+  void arm_timer() {
+    timer.expires_after(srv.settings.idle_timeout);
+    timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) {
+        boost::system::error_code ignored;
+        socket.cancel(ignored);
+      }
+    });
+  }
+
+  awaitable<void> flush() {
+    if (output.empty() || io_failed) co_return;
+    boost::system::error_code ec;
+    arm_timer();
+    if (tls) {
+      co_await asio::async_write(*tls, asio::buffer(output), asio::redirect_error(use_awaitable, ec));
+    } else {
+      co_await asio::async_write(socket, asio::buffer(output), asio::redirect_error(use_awaitable, ec));
+    }
+    timer.cancel();
+    output.clear();
+    if (ec) io_failed = true;
+  }
+
+  // The next line from the client; nullopt when the connection ended or timed out. Pending
+  // replies go out before waiting for input, so pipelined commands get their answers together.
+  awaitable<std::optional<Line>> read_line(std::size_t limit) {
+    std::array<char, 16 * 1024> buf{};
+    for (;;) {
+      if (auto line = input.next(limit)) co_return line;
+      co_await flush();
+      if (io_failed) co_return std::nullopt;
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      arm_timer();
+      if (tls) {
+        n = co_await tls->async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      } else {
+        n = co_await socket.async_read_some(asio::buffer(buf),
+                                            asio::redirect_error(use_awaitable, ec));
+      }
+      const bool timed_out = timer.expiry() <= std::chrono::steady_clock::now();
+      timer.cancel();
+      if (ec) {
+        if (timed_out) {
+          reply({421, "4.4.2 " + srv.settings.hostname + " idle timeout, closing connection"});
+          co_await flush();
+        }
+        io_failed = true;
+        co_return std::nullopt;
+      }
+      input.append(std::string_view(buf.data(), n));
+    }
+  }
+
+  // A protocol error; too many of them end the session (RFC 5321 allows dropping abusers).
+  void error(const Reply& r) {
+    reply(r);
+    if (++errors >= srv.settings.max_errors) {
+      reply({421, "4.7.0 " + srv.settings.hostname + " too many errors, closing connection"});
+      enter_state(State::closing);
+    }
+  }
+
+  std::string ehlo_text() const {
+    std::string text = srv.settings.hostname + " greets " + info.helo;
+    text += "\nPIPELINING";
+    text += "\nSIZE " + std::to_string(srv.settings.limits.message_size);
+    text += "\n8BITMIME";
+    text += "\nENHANCEDSTATUSCODES";
+    if (srv.tls_enabled && !tls) text += "\nSTARTTLS";
+    return text;
+  }
+
+  awaitable<void> on_helo(const Command& c) {
+    reset_transaction();
+    info.helo = c.argument;
+    info.esmtp = c.verb == Verb::ehlo;
+    enter_state(State::greeted);
+    reply({250, info.esmtp ? ehlo_text() : srv.settings.hostname});
+    co_return;
+  }
+
+  awaitable<void> on_mail(const Command& c) {
+    if (state == State::connected) co_return error({503, "5.5.1 send EHLO or HELO first"});
+    if (state != State::greeted) co_return error({503, "5.5.1 nested MAIL command"});
+    Transaction next;
+    next.mail_from = c.path;
+    for (const auto& p : c.parameters) {
+      if (!info.esmtp) co_return error({555, "5.5.4 parameters need EHLO"});
+      if (p.keyword == "SIZE") {
+        std::uint64_t size = 0;
+        auto [end, ec] = std::from_chars(p.value.data(), p.value.data() + p.value.size(), size);
+        if (ec != std::errc() || end != p.value.data() + p.value.size()) {
+          co_return error({501, "5.5.4 bad SIZE value"});
+        }
+        if (size > srv.settings.limits.message_size) {
+          reply({552, "5.3.4 message size exceeds fixed maximum message size"});
+          co_return;
+        }
+        next.declared_size = size;
+      } else if (p.keyword == "BODY") {
+        const auto body = core::ascii_lower(p.value);
+        if (body != "7bit" && body != "8bitmime") co_return error({501, "5.5.4 bad BODY value"});
+        next.eight_bit = body == "8bitmime";
+      } else {
+        co_return error({555, "5.5.4 unsupported parameter " + p.keyword});
+      }
+    }
+    const auto r = co_await srv.handler.on_mail(info, next);
+    if (r.positive()) {
+      tx = std::move(next);
+      enter_state(State::mail);
+    }
+    reply(r);
+  }
+
+  awaitable<void> on_rcpt(const Command& c) {
+    if (state != State::mail && state != State::rcpt) co_return error({503, "5.5.1 need MAIL first"});
+    if (!c.parameters.empty()) {
+      co_return error({555, "5.5.4 unsupported parameter " + c.parameters.front().keyword});
+    }
+    if (tx.recipients.size() >= srv.settings.limits.recipients) {
+      reply({452, "4.5.3 too many recipients"});  // RFC 5321 4.5.3.1.10
+      co_return;
+    }
+    const auto r = co_await srv.handler.on_rcpt(info, tx, c);
+    if (r.positive()) {
+      tx.recipients.push_back(c.path);
+      tx.recipient_addresses.push_back(c.address.value_or(core::Address{}));
+      enter_state(State::rcpt);
+    } else if (r.permanent()) {
+      ++errors;  // unknown recipients count as errors, as in Postfix
+    }
+    reply(r);
+  }
+
+  awaitable<void> on_data(const Command&) {
+    if (state == State::mail) co_return error({554, "5.5.1 no valid recipients"});
+    if (state != State::rcpt) co_return error({503, "5.5.1 need RCPT first"});
+    reply({354, "End data with <CR><LF>.<CR><LF>"});
+    co_await flush();
+    DataReader data(srv.settings.limits);
+    for (;;) {
+      auto line = co_await read_line(srv.settings.limits.text_line);
+      if (!line) co_return;  // connection lost: nothing was accepted
+      if (data.add(*line)) break;
+    }
+    Reply r;
+    if (auto refusal = data.refusal()) {
+      r = *refusal;
+    } else {
+      r = co_await srv.handler.on_message(info, tx, data.take_message());
+    }
+    reset_transaction();
+    reply(r);
+  }
+
+  awaitable<void> on_starttls(const Command&) {
+    if (!srv.tls_enabled) co_return error({502, "5.5.1 STARTTLS not offered"});
+    if (tls) co_return error({503, "5.5.1 TLS already active"});
+    reply({220, "2.0.0 ready to start TLS"});
+    co_await flush();
+    input.clear();  // RFC 3207 4.2: nothing sent in the clear may be used after the handshake
+    tls = std::make_unique<ssl::stream<tcp::socket&>>(socket, srv.tls);
+    boost::system::error_code ec;
+    arm_timer();
+    co_await tls->async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    timer.cancel();
+    if (ec) {
+      spdlog::info("{} {}: TLS handshake failed: {}", srv.settings.name, info.id, ec.message());
+      io_failed = true;
+      co_return;
+    }
+    info.tls = true;
+    info.helo.clear();
+    tx = Transaction{};
+    enter_state(State::connected);
+  }
+
+  awaitable<void> dispatch(const Command& c) {
+    switch (c.verb) {
+      case Verb::helo:
+      case Verb::ehlo:
+        co_return co_await on_helo(c);
+      case Verb::mail:
+        co_return co_await on_mail(c);
+      case Verb::rcpt:
+        co_return co_await on_rcpt(c);
+      case Verb::data:
+        co_return co_await on_data(c);
+      case Verb::starttls:
+        co_return co_await on_starttls(c);
+      case Verb::rset:
+        reset_transaction();
+        co_return reply({250, "2.0.0 Ok"});
+      case Verb::noop:
+        co_return reply({250, "2.0.0 Ok"});
+      case Verb::vrfy:
+        co_return reply({252, "2.5.2 cannot VRFY user, but will accept message and attempt delivery"});
+      case Verb::expn:
+        co_return reply({502, "5.5.1 EXPN not available"});
+      case Verb::help:
+        co_return reply({214, "2.0.0 commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP" +
+                                  std::string(srv.tls_enabled ? " STARTTLS" : "")});
+      case Verb::quit:
+        reply({221, "2.0.0 Bye"});
+        enter_state(State::closing);
+        co_return;
+    }
+  }
+
+  awaitable<void> run() {
+    for (;;) {
+      if (state == State::closing || io_failed) break;
+      auto line = co_await read_line(srv.settings.limits.command_line);
+      if (!line) break;
+      if (line->too_long) {
+        error({500, "5.5.2 line too long (RFC 5321 4.5.3.1.4: 512 octets)"});
+        continue;
+      }
+      if (line->bare_newline) {
+        error({500, "5.5.2 bare <LF> or <CR> received; commands must end with <CR><LF>"});
+        continue;
+      }
+      auto parsed = parse_command(line->text);
+      if (!parsed.command) {
+        error(parsed.error);
+        continue;
+      }
+      co_await dispatch(*parsed.command);
+    }
+    co_await flush();
+  }
+};
+
+awaitable<void> Server::Impl::run(tcp::socket socket) {
+  auto self = shared_from_this();
+  boost::system::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  if (ec) co_return;
+  Session s(*this, std::move(socket));
+  s.info.client_ip = remote.address().to_string();
+  char id[16];
+  std::snprintf(id, sizeof id, "%010llX", static_cast<unsigned long long>(++next_id));
+  s.info.id = id;
+
+  auto& count = per_client[s.info.client_ip];
+  ++count;
+  ++active;
+  struct Release {
+    Impl& srv;
+    std::string ip;
+    ~Release() {
+      --srv.active;
+      if (--srv.per_client[ip] == 0) srv.per_client.erase(ip);
+    }
+  } release{*this, s.info.client_ip};
+
+  Reply greeting{220, settings.hostname + " ESMTP mailroster"};
+  if (active > settings.max_connections) {
+    greeting = {421, "4.3.2 " + settings.hostname + " too busy, try again later"};
+  } else if (count > settings.max_connections_per_client) {
+    greeting = {421, "4.7.0 " + settings.hostname + " too many connections from your address"};
+  } else {
+    const auto r = handler.on_connect(s.info);
+    if (!r.positive()) greeting = r;
+  }
+  s.reply(greeting);
+  if (!greeting.positive()) {
+    co_await s.flush();
+    co_return;
+  }
+  co_await s.run();
+  if (s.tls) {
+    boost::system::error_code ignored;
+    s.tls->shutdown(ignored);
+  }
+  handler.on_disconnect(s.info);
+}
+
+awaitable<void> Server::Impl::accept_loop() {
+  auto self = shared_from_this();
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) {
+      spdlog::warn("{}: accept failed: {}", settings.name, ec.message());
+      continue;
+    }
+    asio::co_spawn(io, run(std::move(socket)), asio::detached);
+  }
+}
+
+Server::Server(asio::io_context& io, ServerSettings settings, SessionHandler& handler)
+    : impl_(std::make_shared<Impl>(io, std::move(settings), handler)) {}
+
+Server::~Server() { stop(); }
+
+void Server::start() {
+  auto& s = impl_->settings;
+  if (!s.tls_cert_file.empty() || !s.tls_key_file.empty()) {
+    boost::system::error_code ec;
+    impl_->tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                           ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                           ssl::context::no_tlsv1_1);
+    impl_->tls.use_certificate_chain_file(s.tls_cert_file, ec);
+    if (!ec) impl_->tls.use_private_key_file(s.tls_key_file, ssl::context::pem, ec);
+    if (ec) {
+      throw core::Failure(core::ErrorCode::invalid_argument,
+                          s.name + ": cannot load TLS certificate '" + s.tls_cert_file +
+                              "' / key '" + s.tls_key_file + "': " + ec.message());
+    }
+    impl_->tls_enabled = true;
+  }
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(s.listen.host, ec);
+  if (ec) {
+    throw core::Failure(core::ErrorCode::invalid_argument,
+                        s.name + " listen address must be an IP address, not '" + s.listen.host +
+                            "'");
+  }
+  const tcp::endpoint endpoint(address, s.listen.port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.bind(endpoint, ec);
+  if (ec) {
+    acceptor.close();
+    throw core::Failure(core::ErrorCode::unavailable,
+                        "cannot listen on " + s.listen.str() + ": " + ec.message());
+  }
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+}
+
+std::uint16_t Server::port() const {
+  boost::system::error_code ec;
+  const auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void Server::stop() {
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+std::size_t Server::active_sessions() const { return impl_->active; }
+
+}  // namespace mailroster::smtp

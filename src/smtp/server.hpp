@@ -1,0 +1,95 @@
+// The SMTP server: accepts connections and runs one session per connection as a C++20
+// coroutine on Boost.Asio. The session is a state machine over the pure parsing of
+// smtp/protocol.hpp; what to answer to MAIL, RCPT and the message is asked of a
+// SessionHandler (the gateway), so this module knows nothing of companies or users.
+//
+// Settings (ServerSettings): listen address, hostname in the greeting, protocol limits
+// (RFC 5321 4.5.3), idle timeout (RFC 5321 4.5.3.2.7 suggests 5 minutes), connections per
+// client address and in all, and a TLS certificate and key for STARTTLS (offered when set).
+// Replies to pipelined commands are sent together when the client's input runs dry
+// (RFC 2920). After STARTTLS all buffered input is discarded (RFC 3207 4.2).
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/network.hpp"
+#include "smtp/protocol.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mailroster::smtp {
+
+struct ServerSettings {
+  std::string name = "smtp";  // for logs: "inbound", "outbound"
+  core::Endpoint listen{"127.0.0.1", 2525};
+  std::string hostname = "mailroster.localdomain";
+  Limits limits;
+  std::chrono::seconds idle_timeout{300};
+  std::size_t max_connections = 20000;
+  std::size_t max_connections_per_client = 50;
+  std::size_t max_errors = 20;  // protocol errors before the session is dropped (421)
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+struct SessionInfo {
+  std::string id;         // unique per connection, in logs
+  std::string client_ip;  // textual
+  std::string helo;
+  bool esmtp = false;
+  bool tls = false;
+};
+
+struct Transaction {
+  std::string mail_from;  // "" is the null sender
+  std::uint64_t declared_size = 0;
+  bool eight_bit = false;
+  std::vector<std::string> recipients;  // accepted ones, as given in RCPT
+  std::vector<core::Address> recipient_addresses;  // parallel: parsed form (postmaster: empty)
+};
+
+class SessionHandler {
+ public:
+  virtual ~SessionHandler() = default;
+  // A new connection; a reply with code >= 400 refuses it (sent instead of the greeting).
+  virtual Reply on_connect(const SessionInfo& session) = 0;
+  virtual boost::asio::awaitable<Reply> on_mail(const SessionInfo& session,
+                                                const Transaction& tx) = 0;
+  virtual boost::asio::awaitable<Reply> on_rcpt(const SessionInfo& session,
+                                                const Transaction& tx, const Command& rcpt) = 0;
+  // The complete message (CRLF lines, dot-stuffing undone). The reply is the client's answer.
+  virtual boost::asio::awaitable<Reply> on_message(const SessionInfo& session,
+                                                   const Transaction& tx,
+                                                   std::string message) = 0;
+  virtual void on_disconnect(const SessionInfo& session) = 0;
+};
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerSettings settings, SessionHandler& handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts accepting. Throws core::Failure when it cannot bind or load the TLS
+  // certificate.
+  void start();
+  std::uint16_t port() const;
+  void stop();
+  std::size_t active_sessions() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mailroster::smtp

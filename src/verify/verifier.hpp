@@ -1,0 +1,94 @@
+// Recipient verification by SMTP callout: is this address deliverable at the company's mail
+// server? Purpose and stance as Postfix's verify(8): probe with EHLO, MAIL FROM:<sender>,
+// RCPT TO:<address>, then leave the connection for reuse; remember the answer.
+//
+// Three outcomes, never two: accept (2xx), reject (5xx), try_later (4xx, timeout,
+// connection or protocol failure). "Did the probe work" and "is the address good" are
+// separate: a failed probe never turns into a reject, and (as Postfix's verify.c says)
+// a failed probe never clobbers a cached positive result before it expires.
+//
+// Cache defaults, compared with Postfix's address_verify_* settings:
+//   positive: answered from cache for 7 days, re-probed after 12 hours
+//     (Postfix: positive_expire_time 31d, positive_refresh_time 7d). A gateway sees
+//     mailboxes deleted more often than a single MTA's users, and a stale positive only
+//     costs a relay-time rejection, which also drops the entry.
+//   negative: 15 minutes (Postfix: negative_expire_time 3d, refresh 3h). Mailboxes are
+//     created daily; a new employee's mail must not bounce for days. The harvest guard, not
+//     the negative cache, is what protects the destination from probe floods.
+//   failures: not cached at all.
+// Concurrent verifications of one address share one probe (single-flight), and at most
+// max_probes_per_destination probes run against one destination at a time.
+//
+// Catch-all detection: when a domain's status is unknown or older than catch_all_ttl, a
+// probe that got 2xx also asks RCPT TO:<random local part> in the same session. A 2xx there
+// marks the domain accept-all: its addresses are still relayed, but not counted for
+// discovery, and the verdict says so.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/address.hpp"
+#include "core/clock.hpp"
+#include "core/network.hpp"
+#include "smtp/client.hpp"
+
+namespace mailroster::verify {
+
+struct VerifySettings {
+  std::string sender;  // probe sender; empty = the null sender <>
+  std::chrono::seconds positive_ttl = std::chrono::hours(24 * 7);
+  std::chrono::seconds positive_refresh = std::chrono::hours(12);
+  std::chrono::seconds negative_ttl = std::chrono::minutes(15);
+  std::chrono::seconds catch_all_ttl = std::chrono::hours(24);
+  std::size_t max_probes_per_destination = 8;
+  std::size_t max_cache_entries = 1'000'000;
+};
+
+enum class Verdict { accept, reject, try_later };
+std::string_view to_string(Verdict v);
+
+struct VerifyResult {
+  Verdict verdict = Verdict::try_later;
+  smtp::ClientResult probe;  // what the destination said (or how the probe failed)
+  bool cached = false;       // answered from the cache
+  bool accept_all = false;   // the domain accepts any local part
+};
+
+struct VerifierStats {
+  std::uint64_t probes = 0;
+  std::uint64_t cache_hits = 0;
+  std::uint64_t shared_waits = 0;  // callers that joined another caller's probe
+  std::uint64_t probe_failures = 0;
+  std::size_t cache_entries = 0;
+};
+
+class Verifier {
+ public:
+  Verifier(smtp::ClientPool& pool, VerifySettings settings, const core::Clock& clock);
+  ~Verifier();
+  Verifier(const Verifier&) = delete;
+  Verifier& operator=(const Verifier&) = delete;
+
+  boost::asio::awaitable<VerifyResult> verify(const core::Endpoint& destination,
+                                              const core::Address& address);
+  // Drops what is known about an address (for example after the destination refused it at
+  // relay time). Returns the number of cache entries removed.
+  std::size_t flush_address(const core::Address& address);
+  std::size_t flush_domain(const std::string& domain);
+  std::size_t flush_all();
+  // Whether the domain is known to accept any local part.
+  bool accept_all(const std::string& domain) const;
+
+  VerifierStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailroster::verify
