@@ -12,6 +12,7 @@
 #include <memory>
 #include <ostream>
 
+#include "admin/http_client.hpp"
 #include "app/config.hpp"
 #include "app/serve.hpp"
 #include "core/json.hpp"
@@ -95,6 +96,16 @@ struct AliasArgs {
   std::string company;
 };
 
+struct DiscoveryArgs {
+  std::string company;
+  std::vector<std::string> assignments;
+};
+
+struct VerifyArgs {
+  std::string address;
+  std::string domain;
+};
+
 struct AuditArgs {
   std::string company;
   std::size_t limit = 50;
@@ -117,6 +128,8 @@ struct Context {
   UserArgs user_args;
   AliasArgs alias_args;
   AuditArgs audit_args;
+  VerifyArgs verify_args;
+  DiscoveryArgs discovery_args;
 
   Context(std::ostream& o, std::ostream& e) : out(o), err(e) {}
 
@@ -505,6 +518,104 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
   add_json_flag(list, ctx);
 }
 
+void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.verify_args;
+  auto* verify = app.add_subcommand("verify", "Recipient verification (callout) cache");
+  verify->require_subcommand(1);
+  auto* flush = verb(
+      *verify, "flush",
+      "Clear cached callout results of the running service: one address, a "
+      "domain, or everything",
+      action, [&ctx, &opt = ctx.verify_args] {
+        json body = json::object();
+        if (!opt.address.empty() && !opt.domain.empty()) {
+          throw Failure(ErrorCode::invalid_argument, "give an address or --domain, not both");
+        }
+        if (!opt.address.empty()) body["address"] = parse_address(opt.address).str();
+        if (!opt.domain.empty()) body["domain"] = opt.domain;
+        auto endpoint = ctx.config.admin_listen;
+        if (endpoint.host == "0.0.0.0") endpoint.host = "127.0.0.1";
+        if (endpoint.host == "::") endpoint.host = "::1";
+        const auto r = admin::http_request(endpoint, "POST", "/api/v1/verify/flush", body.dump());
+        const auto answer = json::parse(r.body, nullptr, false);
+        if (r.status != 200) {
+          throw Failure(ErrorCode::invalid_argument,
+                        answer.is_object() && answer.contains("error")
+                            ? answer["error"]["message"].get<std::string>()
+                            : "HTTP " + std::to_string(r.status));
+        }
+        if (ctx.json_output) return ctx.print_json(answer);
+        ctx.out << "removed " << answer["removed"].get<std::size_t>() << " cached result(s)\n";
+      });
+  flush->add_option("address", opt.address, "Address whose cached result to clear");
+  flush->add_option("--domain", opt.domain, "Clear every cached result of this domain");
+  add_json_flag(flush, ctx);
+}
+
+void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.discovery_args;
+  auto* discovery =
+      app.add_subcommand("discovery", "SMTP Discovery: settings and the discovered list");
+  discovery->require_subcommand(1);
+
+  auto* settings = verb(*discovery, "settings", "Show a company's discovery settings", action,
+                        [&ctx, &opt = ctx.discovery_args] {
+                          const auto c = ctx.company(opt.company);
+                          const json j = ctx.store().discovery_settings(c.id);
+                          if (ctx.json_output) return ctx.print_json(j);
+                          for (const auto& [k, v] : j.items()) {
+                            ctx.out << k << " = "
+                                    << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+                          }
+                        });
+  settings->add_option("--company", opt.company, "Company")->required();
+  add_json_flag(settings, ctx);
+
+  auto* set =
+      verb(*discovery, "set", "Change discovery settings: NAME=VALUE ...", action,
+           [&ctx, &opt = ctx.discovery_args] {
+             const auto c = ctx.company(opt.company);
+             auto s = ctx.store().discovery_settings(c.id);
+             for (const auto& a : opt.assignments) {
+               const auto eq = a.find('=');
+               if (eq == std::string::npos) {
+                 throw Failure(ErrorCode::invalid_argument, "expected NAME=VALUE, got '" + a + "'");
+               }
+               if (auto e = core::set_setting(s, a.substr(0, eq), a.substr(eq + 1))) {
+                 throw Failure(*e);
+               }
+             }
+             ctx.store().set_discovery_settings(c.id, s, ctx.actor);
+             if (ctx.json_output) return ctx.print_json(s);
+             ctx.out << "discovery settings of " << c.name << " updated\n";
+           });
+  set->add_option("--company", opt.company, "Company")->required();
+  set->add_option("settings", opt.assignments,
+                  "enabled, default_role, inbound_threshold, window_days, notification_weeks, "
+                  "expired_to_new_user, auto_add_aliases, auto_add_outbound, report_new_users, "
+                  "report_new_aliases, report_include_admin")
+      ->required();
+  add_json_flag(set, ctx);
+
+  auto* list = verb(
+      *discovery, "list", "List discovered addresses (and those being counted)", action,
+      [&ctx, &opt = ctx.discovery_args] {
+        const auto c = ctx.company(opt.company);
+        const auto all = ctx.store().list_discovered(c.id);
+        if (ctx.json_output) return ctx.print_json(all);
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& d : all) {
+          rows.push_back({d.address.str(), core::format_iso8601(d.first_seen),
+                          std::to_string(d.clean_inbound.size()),
+                          std::to_string(d.outbound_messages),
+                          d.discovered_at ? core::format_iso8601(*d.discovered_at) : "(counting)"});
+        }
+        print_table(ctx.out, {"ADDRESS", "FIRST SEEN", "INBOUND", "OUTBOUND", "DISCOVERED"}, rows);
+      });
+  list->add_option("--company", opt.company, "Company")->required();
+  add_json_flag(list, ctx);
+}
+
 void setup_logging(const Config& config) {
   auto logger = spdlog::stderr_color_mt("mailroster");
   spdlog::set_default_logger(logger);
@@ -535,6 +646,8 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   user_commands(app, ctx, action);
   alias_commands(app, ctx, action);
   audit_commands(app, ctx, action);
+  verify_commands(app, ctx, action);
+  discovery_commands(app, ctx, action);
 
   try {
     app.parse(argc, argv);

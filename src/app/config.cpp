@@ -1,6 +1,9 @@
 #include "app/config.hpp"
 
 #include <toml++/toml.h>
+#include <unistd.h>
+
+#include <charconv>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -26,8 +29,124 @@ std::string set_string(const toml::node& n, std::string& out) {
   return "";
 }
 
+template <class T>
+std::string set_int(const toml::node& n, T& out, std::int64_t min, std::int64_t max) {
+  const auto* v = n.as_integer();
+  if (!v) return "must be an integer";
+  if (v->get() < min || v->get() > max) {
+    return "must be between " + std::to_string(min) + " and " + std::to_string(max);
+  }
+  out = static_cast<T>(v->get());
+  return "";
+}
+
+template <class Duration>
+std::string set_duration(const toml::node& n, Duration& out) {
+  std::string text;
+  if (auto err = set_string(n, text); !err.empty()) return err + " such as \"30s\" or \"7d\"";
+  auto d = parse_duration(text);
+  if (!d || d->count() <= 0) return "'" + text + "' is not a duration such as \"30s\" or \"7d\"";
+  out = std::chrono::duration_cast<Duration>(*d);
+  return "";
+}
+
+std::string set_listen(const toml::node& n, core::Endpoint& out, std::uint16_t default_port) {
+  std::string text;
+  if (auto err = set_string(n, text); !err.empty()) return err;
+  auto ep = core::Endpoint::parse_listen(text, default_port);
+  if (!ep) return ep.error().message;
+  out = *ep;
+  return "";
+}
+
 const std::vector<Key>& schema() {
   static const std::vector<Key> keys = {
+      {"smtp", "inbound_listen",
+       [](const toml::node& n, Config& c) { return set_listen(n, c.inbound.listen, 25); }},
+      {"smtp", "hostname",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         auto name = core::parse_domain(text);
+         if (!name) return name.error().message;
+         c.inbound.hostname = *name;
+         return std::string();
+       }},
+      {"smtp", "max_message_size",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.inbound.limits.message_size, 1024, std::int64_t{1} << 32);
+       }},
+      {"smtp", "max_recipients",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.inbound.limits.recipients, 100, 100000);
+       }},
+      {"smtp", "max_command_line",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.inbound.limits.command_line, 512, 65536);
+       }},
+      {"smtp", "max_text_line",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.inbound.limits.text_line, 1000, 1 << 20);
+       }},
+      {"smtp", "idle_timeout",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.inbound.idle_timeout); }},
+      {"smtp", "max_connections",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.inbound.max_connections, 1, 1000000);
+       }},
+      {"smtp", "max_connections_per_client",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.inbound.max_connections_per_client, 1, 1000000);
+       }},
+      {"smtp", "tls_cert",
+       [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); }},
+      {"smtp", "tls_key",
+       [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); }},
+      {"verify", "sender",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         if (!text.empty()) {
+           auto a = core::Address::parse(text);
+           if (!a) return a.error().message;
+           text = a->str();
+         }
+         c.verify.sender = text;
+         return std::string();
+       }},
+      {"verify", "positive_ttl",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.positive_ttl); }},
+      {"verify", "positive_refresh",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.positive_refresh); }},
+      {"verify", "negative_ttl",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.negative_ttl); }},
+      {"verify", "catch_all_ttl",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.catch_all_ttl); }},
+      {"verify", "max_probes_per_destination",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.verify.max_probes_per_destination, 1, 10000);
+       }},
+      {"relay", "connect_timeout",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.connect_timeout); }},
+      {"relay", "command_timeout",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.command_timeout); }},
+      {"relay", "data_timeout",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.data_timeout); }},
+      {"relay", "max_idle_per_destination",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.relay.max_idle_per_destination, 0, 10000);
+       }},
+      {"scoring", "spam_threshold",
+       [](const toml::node& n, Config& c) {
+         if (const auto* i = n.as_integer()) {
+           c.spam_threshold = static_cast<double>(i->get());
+         } else if (const auto* f = n.as_floating_point()) {
+           c.spam_threshold = f->get();
+         } else {
+           return std::string("must be a number");
+         }
+         return c.spam_threshold > 0 ? std::string() : std::string("must be positive");
+       }},
       {"database", "path",
        [](const toml::node& n, Config& c) {
          auto err = set_string(n, c.database_path);
@@ -35,14 +154,7 @@ const std::vector<Key>& schema() {
          return err;
        }},
       {"admin", "listen",
-       [](const toml::node& n, Config& c) {
-         std::string text;
-         if (auto err = set_string(n, text); !err.empty()) return err;
-         auto ep = core::Endpoint::parse_listen(text, 8080);
-         if (!ep) return ep.error().message;
-         c.admin_listen = *ep;
-         return std::string();
-       }},
+       [](const toml::node& n, Config& c) { return set_listen(n, c.admin_listen, 8080); }},
       {"log", "level",
        [](const toml::node& n, Config& c) {
          if (auto err = set_string(n, c.log_level); !err.empty()) return err;
@@ -64,6 +176,37 @@ std::string where(std::string_view source, const toml::node& n) {
 }
 
 }  // namespace
+
+smtp::ServerSettings Config::default_inbound() {
+  smtp::ServerSettings s;
+  s.name = "inbound";
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) {
+    if (auto name = core::parse_domain(host)) s.hostname = *name;
+  }
+  return s;
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  if (text.size() < 2) return std::nullopt;
+  long long value = 0;
+  const auto unit = text.back();
+  const auto digits = text.substr(0, text.size() - 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0) return std::nullopt;
+  switch (unit) {
+    case 's':
+      return std::chrono::seconds(value);
+    case 'm':
+      return std::chrono::minutes(value);
+    case 'h':
+      return std::chrono::hours(value);
+    case 'd':
+      return std::chrono::hours(24 * value);
+    default:
+      return std::nullopt;
+  }
+}
 
 core::Result<Config> parse_config(std::string_view toml_text, std::string_view source) {
   toml::table root;
@@ -101,11 +244,16 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
       }
     }
   }
+  // Relay connections greet with the same name the listener uses.
+  config.relay.helo_name = config.inbound.hostname;
+  if (config.inbound.tls_cert_file.empty() != config.inbound.tls_key_file.empty()) {
+    return invalid(std::string(source) + ": smtp.tls_cert and smtp.tls_key must be set together");
+  }
   return config;
 }
 
 core::Result<Config> load_config(const std::string& path) {
-  if (path.empty()) return Config{};
+  if (path.empty()) return parse_config("", "defaults");
   std::ifstream in(path, std::ios::binary);
   if (!in) return invalid("cannot read configuration file '" + path + "'");
   std::ostringstream text;

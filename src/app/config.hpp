@@ -10,6 +10,38 @@
 //
 //   [log]
 //   level = "info"                  # trace, debug, info, warn, error, critical, off
+//
+//   [smtp]                          # the inbound listener (mail for the companies' domains)
+//   inbound_listen = "127.0.0.1:2525"
+//   hostname = "<this host's name>" # in the greeting and Received headers
+//   max_message_size = 26214400     # octets (552 5.3.4 above)
+//   max_recipients = 100            # per message (452 4.5.3 above), RFC 5321 minimum
+//   max_command_line = 512          # octets incl. CRLF, at least 512 (RFC 5321 4.5.3.1.4)
+//   max_text_line = 1000            # octets incl. CRLF, at least 1000 (RFC 5321 4.5.3.1.6)
+//   idle_timeout = "5m"             # RFC 5321 4.5.3.2.7
+//   max_connections = 20000
+//   max_connections_per_client = 50
+//   tls_cert = ""                   # PEM files; STARTTLS is offered when both are set
+//   tls_key = ""
+//
+//   [verify]                        # recipient callouts; see src/verify/verifier.hpp
+//   sender = ""                     # probe sender, "" = the null sender <>
+//   positive_ttl = "7d"
+//   positive_refresh = "12h"
+//   negative_ttl = "15m"
+//   catch_all_ttl = "1d"
+//   max_probes_per_destination = 8
+//
+//   [relay]                         # connections to the delivery destinations
+//   connect_timeout = "10s"
+//   command_timeout = "60s"
+//   data_timeout = "5m"
+//   max_idle_per_destination = 8
+//
+//   [scoring]
+//   spam_threshold = 5.0            # built-in scorer: at or above is spam
+//
+// Durations are a number with a unit: s, m, h or d.
 #pragma once
 
 #include <optional>
@@ -17,6 +49,9 @@
 
 #include "core/error.hpp"
 #include "core/network.hpp"
+#include "smtp/client.hpp"
+#include "smtp/server.hpp"
+#include "verify/verifier.hpp"
 
 namespace mailroster::app {
 
@@ -24,7 +59,16 @@ struct Config {
   std::string database_path = "mailroster.db";
   core::Endpoint admin_listen{"127.0.0.1", 8080};
   std::string log_level = "info";
+  smtp::ServerSettings inbound = default_inbound();
+  verify::VerifySettings verify;
+  smtp::ClientSettings relay;
+  double spam_threshold = 5.0;
+
+  static smtp::ServerSettings default_inbound();
 };
+
+// "30s", "5m", "12h", "7d".
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 
 // Parses TOML text; source names the file in error messages.
 core::Result<Config> parse_config(std::string_view toml_text, std::string_view source);

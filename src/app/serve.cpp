@@ -9,11 +9,69 @@
 #include <nlohmann/json.hpp>
 
 #include "admin/http_server.hpp"
+#include "admin/metrics.hpp"
+#include "gateway/inbound.hpp"
+#include "gateway/scorer.hpp"
+#include "smtp/client.hpp"
+#include "smtp/server.hpp"
+#include "verify/verifier.hpp"
 
 namespace mailroster::app {
 
+namespace {
+
+admin::HttpResponse json_response(const nlohmann::json& j) {
+  return admin::HttpResponse{200, "application/json", j.dump()};
+}
+
+// POST /api/v1/verify/flush {"address": "..."} | {"domain": "..."} | {}
+admin::HttpResponse flush_verify_cache(verify::Verifier& verifier, const admin::HttpRequest& req) {
+  const auto body =
+      req.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(req.body, nullptr, false);
+  if (!body.is_object())
+    return admin::json_error(400, "invalid_argument", "body must be a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    if ((key != "address" && key != "domain") || !value.is_string()) {
+      return admin::json_error(400, "invalid_argument",
+                               "unknown or non-string field '" + key + "'");
+    }
+  }
+  std::size_t removed = 0;
+  if (body.contains("address")) {
+    auto address = core::Address::parse(body["address"].get<std::string>());
+    if (!address) return admin::json_error(400, "invalid_argument", address.error().message);
+    removed = verifier.flush_address(*address);
+  } else if (body.contains("domain")) {
+    auto domain = core::parse_domain(body["domain"].get<std::string>());
+    if (!domain) return admin::json_error(400, "invalid_argument", domain.error().message);
+    removed = verifier.flush_domain(*domain);
+  } else {
+    removed = verifier.flush_all();
+  }
+  return json_response({{"removed", removed}});
+}
+
+}  // namespace
+
 int serve(const Config& config, store::Store& store) {
   boost::asio::io_context io;
+  core::SystemClock clock;
+  admin::Metrics metrics;
+
+  smtp::ClientPool pool(io, config.relay);
+  verify::Verifier verifier(pool, config.verify, clock);
+  gateway::BuiltinScorer scorer(config.spam_threshold);
+  gateway::InboundGateway inbound_gateway(store, verifier, pool, scorer, metrics, clock,
+                                          {.hostname = config.inbound.hostname});
+  smtp::Server inbound(io, config.inbound, inbound_gateway);
+
+  metrics.gauge("mailroster_inbound_sessions", [&] { return double(inbound.active_sessions()); });
+  metrics.gauge("mailroster_verify_cache_entries",
+                [&] { return double(verifier.stats().cache_entries); });
+  metrics.gauge("mailroster_verify_probes", [&] { return double(verifier.stats().probes); });
+  metrics.gauge("mailroster_verify_cache_hits",
+                [&] { return double(verifier.stats().cache_hits); });
+  metrics.gauge("mailroster_relay_connects", [&] { return double(pool.connects()); });
 
   admin::HttpServer http(io, admin::HttpServerSettings{.listen = config.admin_listen});
   http.route("GET", "/healthz", [&store](const admin::HttpRequest&) {
@@ -26,15 +84,28 @@ int serve(const Config& config, store::Store& store) {
     }
     return admin::HttpResponse{200, "application/json", R"({"status":"ok"})"};
   });
+  http.route("GET", "/metrics", [&metrics](const admin::HttpRequest&) {
+    return admin::HttpResponse{200, "text/plain; version=0.0.4", metrics.render()};
+  });
+  http.route("POST", "/api/v1/verify/flush", [&verifier](const admin::HttpRequest& req) {
+    return flush_verify_cache(verifier, req);
+  });
+
   http.start();
+  inbound.start();
   spdlog::info("database {}", config.database_path);
   spdlog::info("admin HTTP listening on {}:{}", config.admin_listen.host, http.port());
+  spdlog::info("inbound SMTP listening on {}:{} as {}{}", config.inbound.listen.host,
+               inbound.port(), config.inbound.hostname,
+               config.inbound.tls_cert_file.empty() ? "" : " (STARTTLS offered)");
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
     http.stop();
+    inbound.stop();
+    pool.clear();
     io.stop();
   });
 

@@ -1,6 +1,7 @@
 #include "core/model.hpp"
 
 #include <array>
+#include <charconv>
 #include <utility>
 
 namespace mailroster::core {
@@ -85,6 +86,63 @@ std::optional<Error> validate(const DiscoverySettings& s) {
   if (s.default_role == Role::functional) {
     return invalid("default_role must be end_user or silent_user", "default_role");
   }
+  return std::nullopt;
+}
+
+std::optional<Error> set_setting(DiscoverySettings& s, std::string_view name,
+                                 std::string_view value) {
+  const std::string field(name);
+  auto boolean = [&](bool& out) -> std::optional<Error> {
+    if (value == "true" || value == "on" || value == "yes") {
+      out = true;
+    } else if (value == "false" || value == "off" || value == "no") {
+      out = false;
+    } else {
+      return invalid(field + " must be true or false, not '" + std::string(value) + "'", field);
+    }
+    return std::nullopt;
+  };
+  auto integer = [&](int& out) -> std::optional<Error> {
+    int v = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || end != value.data() + value.size()) {
+      return invalid(field + " must be a whole number, not '" + std::string(value) + "'", field);
+    }
+    out = v;
+    return std::nullopt;
+  };
+  DiscoverySettings next = s;
+  std::optional<Error> error;
+  if (name == "enabled") {
+    error = boolean(next.enabled);
+  } else if (name == "default_role") {
+    auto role = parse_role(value);
+    if (!role) return role.error();
+    next.default_role = *role;
+  } else if (name == "inbound_threshold") {
+    error = integer(next.inbound_threshold);
+  } else if (name == "window_days") {
+    error = integer(next.window_days);
+  } else if (name == "notification_weeks") {
+    error = integer(next.notification_weeks);
+  } else if (name == "expired_to_new_user") {
+    error = boolean(next.expired_to_new_user);
+  } else if (name == "auto_add_aliases") {
+    error = boolean(next.auto_add_aliases);
+  } else if (name == "auto_add_outbound") {
+    error = boolean(next.auto_add_outbound);
+  } else if (name == "report_new_users") {
+    error = boolean(next.report_new_users);
+  } else if (name == "report_new_aliases") {
+    error = boolean(next.report_new_aliases);
+  } else if (name == "report_include_admin") {
+    error = boolean(next.report_include_admin);
+  } else {
+    return invalid("unknown discovery setting '" + field + "'", field);
+  }
+  if (error) return error;
+  if (auto range = validate(next)) return range;
+  s = next;
   return std::nullopt;
 }
 

@@ -112,6 +112,10 @@ struct DiscoverySettings {
 
 // Checks ranges: threshold >= 1, weeks 1..52, default role end_user or silent_user.
 std::optional<Error> validate(const DiscoverySettings& s);
+// Sets one setting by its name (as in the JSON view: "enabled", "inbound_threshold", ...)
+// from text ("true"/"false", a number, a role). Unknown names and bad values are errors.
+std::optional<Error> set_setting(DiscoverySettings& s, std::string_view name,
+                                 std::string_view value);
 
 // Who made a change: "cli:alice", "api:operator@x", "sync:ldap", "discovery".
 struct Actor {

@@ -44,6 +44,23 @@ TEST(DiscoverySettings, RejectsOutOfRangeValues) {
   EXPECT_EQ(validate(s)->field, "window_days");
 }
 
+TEST(DiscoverySettings, SetByNameValidates) {
+  DiscoverySettings s;
+  EXPECT_FALSE(set_setting(s, "enabled", "true"));
+  EXPECT_TRUE(s.enabled);
+  EXPECT_FALSE(set_setting(s, "inbound_threshold", "5"));
+  EXPECT_EQ(s.inbound_threshold, 5);
+  EXPECT_FALSE(set_setting(s, "default_role", "end_user"));
+  EXPECT_EQ(s.default_role, Role::end_user);
+  EXPECT_EQ(set_setting(s, "inbound_threshold", "0")->field, "inbound_threshold");
+  EXPECT_EQ(s.inbound_threshold, 5);  // unchanged on error
+  EXPECT_EQ(set_setting(s, "notification_weeks", "3x")->field, "notification_weeks");
+  EXPECT_EQ(set_setting(s, "enabled", "maybe")->field, "enabled");
+  EXPECT_EQ(set_setting(s, "default_role", "functional")->field, "default_role");
+  EXPECT_NE(set_setting(s, "colour", "red")->message.find("unknown discovery setting"),
+            std::string::npos);
+}
+
 TEST(Role, ParsesAndNamesEveryRole) {
   for (auto role : {Role::end_user, Role::silent_user, Role::functional}) {
     EXPECT_EQ(parse_role(to_string(role)).value(), role);

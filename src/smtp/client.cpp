@@ -79,8 +79,8 @@ struct ClientConnection::Impl {
       if (input.size() > 64 * 1024) co_return fail(ClientFailure::protocol, "reply too long");
       boost::system::error_code ec;
       arm(timeout);
-      const auto n =
-          co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      const auto n = co_await socket.async_read_some(asio::buffer(buf),
+                                                     asio::redirect_error(use_awaitable, ec));
       const bool timed_out = expired();
       timer.cancel();
       if (ec) {
@@ -117,16 +117,19 @@ struct ClientConnection::Impl {
   awaitable<ClientResult> open(asio::io_context& io) {
     boost::system::error_code ec;
     tcp::resolver resolver(io);
-    const auto endpoints = co_await resolver.async_resolve(
-        destination.host, std::to_string(destination.port), asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return fail(ClientFailure::connect, "cannot resolve " + destination.host + ": " + ec.message());
+    const auto endpoints =
+        co_await resolver.async_resolve(destination.host, std::to_string(destination.port),
+                                        asio::redirect_error(use_awaitable, ec));
+    if (ec)
+      co_return fail(ClientFailure::connect,
+                     "cannot resolve " + destination.host + ": " + ec.message());
     arm(settings.connect_timeout);
     co_await asio::async_connect(socket, endpoints, asio::redirect_error(use_awaitable, ec));
     const bool timed_out = expired();
     timer.cancel();
     if (ec) {
-      co_return fail(ClientFailure::connect, destination.str() + ": " +
-                                                 (timed_out ? "connect timed out" : ec.message()));
+      co_return fail(ClientFailure::connect,
+                     destination.str() + ": " + (timed_out ? "connect timed out" : ec.message()));
     }
     socket.set_option(tcp::no_delay(true), ec);
     auto greeting = co_await read_reply(settings.connect_timeout);
@@ -140,7 +143,8 @@ struct ClientConnection::Impl {
       co_return greeting;
     }
     auto hello = co_await command("EHLO " + settings.helo_name, settings.command_timeout);
-    if (hello.failure == ClientFailure::none && hello.reply.permanent() && hello.reply.code != 421) {
+    if (hello.failure == ClientFailure::none && hello.reply.permanent() &&
+        hello.reply.code != 421) {
       hello = co_await command("HELO " + settings.helo_name, settings.command_timeout);
     } else {
       esmtp = hello.positive();

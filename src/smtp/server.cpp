@@ -1,5 +1,6 @@
 #include "smtp/server.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,7 +13,6 @@
 #include <charconv>
 #include <map>
 #include <random>
-#include <spdlog/spdlog.h>
 
 #include "core/error.hpp"
 
@@ -50,7 +50,10 @@ const Reply kBadSequence{503, "5.5.1 bad sequence of commands"};
 
 struct Server::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io_context, ServerSettings s, SessionHandler& h)
-      : io(io_context), settings(std::move(s)), handler(h), acceptor(io_context),
+      : io(io_context),
+        settings(std::move(s)),
+        handler(h),
+        acceptor(io_context),
         tls(ssl::context::tls_server) {}
 
   asio::io_context& io;
@@ -70,8 +73,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
 
 // Everything one connection owns; all per-connection data lives here.
 struct Server::Impl::Session {
-  Session(Impl& server, tcp::socket s)
-      : srv(server), socket(std::move(s)), timer(server.io) {}
+  Session(Impl& server, tcp::socket s) : srv(server), socket(std::move(s)), timer(server.io) {}
 
   Impl& srv;
   tcp::socket socket;
@@ -116,9 +118,11 @@ struct Server::Impl::Session {
     boost::system::error_code ec;
     arm_timer();
     if (tls) {
-      co_await asio::async_write(*tls, asio::buffer(output), asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(*tls, asio::buffer(output),
+                                 asio::redirect_error(use_awaitable, ec));
     } else {
-      co_await asio::async_write(socket, asio::buffer(output), asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(socket, asio::buffer(output),
+                                 asio::redirect_error(use_awaitable, ec));
     }
     timer.cancel();
     output.clear();
@@ -137,7 +141,8 @@ struct Server::Impl::Session {
       std::size_t n = 0;
       arm_timer();
       if (tls) {
-        n = co_await tls->async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+        n = co_await tls->async_read_some(asio::buffer(buf),
+                                          asio::redirect_error(use_awaitable, ec));
       } else {
         n = co_await socket.async_read_some(asio::buffer(buf),
                                             asio::redirect_error(use_awaitable, ec));
@@ -219,7 +224,8 @@ struct Server::Impl::Session {
   }
 
   awaitable<void> on_rcpt(const Command& c) {
-    if (state != State::mail && state != State::rcpt) co_return error({503, "5.5.1 need MAIL first"});
+    if (state != State::mail && state != State::rcpt)
+      co_return error({503, "5.5.1 need MAIL first"});
     if (!c.parameters.empty()) {
       co_return error({555, "5.5.4 unsupported parameter " + c.parameters.front().keyword});
     }
@@ -268,7 +274,8 @@ struct Server::Impl::Session {
     tls = std::make_unique<ssl::stream<tcp::socket&>>(socket, srv.tls);
     boost::system::error_code ec;
     arm_timer();
-    co_await tls->async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    co_await tls->async_handshake(ssl::stream_base::server,
+                                  asio::redirect_error(use_awaitable, ec));
     timer.cancel();
     if (ec) {
       spdlog::info("{} {}: TLS handshake failed: {}", srv.settings.name, info.id, ec.message());
@@ -300,7 +307,8 @@ struct Server::Impl::Session {
       case Verb::noop:
         co_return reply({250, "2.0.0 Ok"});
       case Verb::vrfy:
-        co_return reply({252, "2.5.2 cannot VRFY user, but will accept message and attempt delivery"});
+        co_return reply(
+            {252, "2.5.2 cannot VRFY user, but will accept message and attempt delivery"});
       case Verb::expn:
         co_return reply({502, "5.5.1 EXPN not available"});
       case Verb::help:
@@ -420,9 +428,9 @@ void Server::start() {
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(s.listen.host, ec);
   if (ec) {
-    throw core::Failure(core::ErrorCode::invalid_argument,
-                        s.name + " listen address must be an IP address, not '" + s.listen.host +
-                            "'");
+    throw core::Failure(
+        core::ErrorCode::invalid_argument,
+        s.name + " listen address must be an IP address, not '" + s.listen.host + "'");
   }
   const tcp::endpoint endpoint(address, s.listen.port);
   auto& acceptor = impl_->acceptor;

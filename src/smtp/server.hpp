@@ -53,7 +53,7 @@ struct Transaction {
   std::string mail_from;  // "" is the null sender
   std::uint64_t declared_size = 0;
   bool eight_bit = false;
-  std::vector<std::string> recipients;  // accepted ones, as given in RCPT
+  std::vector<std::string> recipients;             // accepted ones, as given in RCPT
   std::vector<core::Address> recipient_addresses;  // parallel: parsed form (postmaster: empty)
 };
 
@@ -64,12 +64,11 @@ class SessionHandler {
   virtual Reply on_connect(const SessionInfo& session) = 0;
   virtual boost::asio::awaitable<Reply> on_mail(const SessionInfo& session,
                                                 const Transaction& tx) = 0;
-  virtual boost::asio::awaitable<Reply> on_rcpt(const SessionInfo& session,
-                                                const Transaction& tx, const Command& rcpt) = 0;
+  virtual boost::asio::awaitable<Reply> on_rcpt(const SessionInfo& session, const Transaction& tx,
+                                                const Command& rcpt) = 0;
   // The complete message (CRLF lines, dot-stuffing undone). The reply is the client's answer.
   virtual boost::asio::awaitable<Reply> on_message(const SessionInfo& session,
-                                                   const Transaction& tx,
-                                                   std::string message) = 0;
+                                                   const Transaction& tx, std::string message) = 0;
   virtual void on_disconnect(const SessionInfo& session) = 0;
 };
 

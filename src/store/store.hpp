@@ -127,8 +127,10 @@ class Store {
   virtual std::vector<core::InvalidAddress> list_invalid(Id company_id) = 0;
   virtual void remove_invalid(Id id, const core::Actor& actor) = 0;
 
-  // Discovered addresses: saved whole (insert when id == 0, else update).
-  virtual core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d) = 0;
+  // Discovered addresses: saved whole (insert when id == 0, else update). The moment an
+  // address becomes discovered (discovered_at set) is an audit event.
+  virtual core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d,
+                                                  const core::Actor& actor) = 0;
   virtual std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) = 0;
   virtual std::vector<core::DiscoveredAddress> list_discovered(Id company_id) = 0;
   virtual void remove_discovered(Id id, const core::Actor& actor) = 0;

@@ -1,12 +1,12 @@
 #include "verify/verifier.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <deque>
 #include <random>
-#include <spdlog/spdlog.h>
 #include <unordered_map>
 
 namespace mailroster::verify {
@@ -45,7 +45,8 @@ struct CatchAll {
 // A wake-up signal for coroutines on one thread: waiters sleep on a timer that never fires
 // by itself; notify() cancels it.
 struct Event {
-  explicit Event(const asio::any_io_executor& ex) : timer(ex, asio::steady_timer::time_point::max()) {}
+  explicit Event(const asio::any_io_executor& ex)
+      : timer(ex, asio::steady_timer::time_point::max()) {}
   awaitable<void> wait() {
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
@@ -77,7 +78,7 @@ struct Verifier::Impl {
   const core::Clock& clock;
   std::unordered_map<std::string, CacheEntry> cache;  // by address key
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights;
-  std::unordered_map<std::string, Slots> slots;  // by destination
+  std::unordered_map<std::string, Slots> slots;         // by destination
   std::unordered_map<std::string, CatchAll> catch_all;  // by domain
   std::mt19937_64 random{std::random_device{}()};
   VerifierStats stats;
@@ -265,7 +266,8 @@ std::size_t Verifier::flush_domain(const std::string& domain) {
   const auto suffix = "@" + core::ascii_lower(domain);
   for (auto it = impl_->cache.begin(); it != impl_->cache.end();) {
     const auto& k = it->first;
-    if (k.size() >= suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (k.size() >= suffix.size() &&
+        k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0) {
       it = impl_->cache.erase(it);
       ++removed;
     } else {

@@ -923,12 +923,14 @@ void SqliteStore::remove_invalid(Id id, const Actor& actor) {
 
 // ---- discovered ---------------------------------------------------------------------------
 
-core::DiscoveredAddress SqliteStore::save_discovered(const core::DiscoveredAddress& d) {
+core::DiscoveredAddress SqliteStore::save_discovered(const core::DiscoveredAddress& d,
+                                                     const Actor& actor) {
   return impl_->guard([&] {
     auto& I = *impl_;
     Transaction tx(I.db);
     const auto domain = I.domain_of(d.address, std::nullopt);
     Id id = d.id;
+    bool was_discovered = false;
     if (id == 0) {
       const auto owner = I.resolve(d.address);
       if (owner.kind != AddressOwner::Kind::none) {
@@ -944,8 +946,12 @@ core::DiscoveredAddress SqliteStore::save_discovered(const core::DiscoveredAddre
           .bind(5, to_unix(d.first_seen))
           .run();
       id = I.db.last_insert_id();
-    } else if (I.discovered_where("WHERE id = ?", id).empty()) {
-      throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
+    } else {
+      const auto existing = I.discovered_where("WHERE id = ?", id);
+      if (existing.empty()) {
+        throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
+      }
+      was_discovered = existing.front().discovered_at.has_value();
     }
     I.db.prepare(
             "UPDATE discovered_addresses SET outbound_messages = ?, discovered_at = ?, "
@@ -965,6 +971,9 @@ core::DiscoveredAddress SqliteStore::save_discovered(const core::DiscoveredAddre
           .run();
     }
     auto saved = I.discovered_where("WHERE id = ?", id).front();
+    if (saved.discovered_at && !was_discovered) {
+      I.audit(saved.company_id, actor, "discovered.add", saved.address.str(), "", json_text(saved));
+    }
     tx.commit();
     return saved;
   });

@@ -60,7 +60,8 @@ class SqliteStore final : public Store {
   std::vector<core::InvalidAddress> list_invalid(Id company_id) override;
   void remove_invalid(Id id, const core::Actor& actor) override;
 
-  core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d) override;
+  core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d,
+                                          const core::Actor& actor) override;
   std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) override;
   std::vector<core::DiscoveredAddress> list_discovered(Id company_id) override;
   void remove_discovered(Id id, const core::Actor& actor) override;

@@ -445,7 +445,7 @@ TEST_F(SqliteStoreTest, SavesDiscoveredAddressesWithTheirHistory) {
   d.address = addr("new.hire@acme.example");
   d.first_seen = clock.now();
   d.clean_inbound = {clock.now(), clock.now() + hours{2}};
-  auto saved = store.save_discovered(d);
+  auto saved = store.save_discovered(d, actor);
   EXPECT_GT(saved.id, 0);
   EXPECT_EQ(saved.company_id, acme.id);
   EXPECT_EQ(saved.clean_inbound.size(), 2u);
@@ -458,7 +458,7 @@ TEST_F(SqliteStoreTest, SavesDiscoveredAddressesWithTheirHistory) {
   saved.outbound_messages = 2;
   saved.notifications_sent = 1;
   saved.suggested_alias_of = alice.id;
-  store.save_discovered(saved);
+  store.save_discovered(saved, actor);
   auto again = store.find_discovered(addr("new.hire@acme.example")).value();
   EXPECT_EQ(again.clean_inbound.size(), 3u);
   EXPECT_EQ(again.clean_inbound.back(), clock.now() + days{1});
@@ -466,6 +466,7 @@ TEST_F(SqliteStoreTest, SavesDiscoveredAddressesWithTheirHistory) {
   EXPECT_EQ(again.outbound_messages, 2);
   EXPECT_EQ(again.notifications_sent, 1);
   EXPECT_EQ(again.suggested_alias_of, alice.id);
+  EXPECT_EQ(store.list_audit({acme.id, 1})[0].action, "discovered.add");
   EXPECT_EQ(store.list_discovered(acme.id).size(), 1u);
 
   // Removing the suggested user clears the suggestion, not the entry.
@@ -474,7 +475,7 @@ TEST_F(SqliteStoreTest, SavesDiscoveredAddressesWithTheirHistory) {
 
   d.address = addr("alice2@acme.example");
   add_user("alice2@acme.example");
-  expect_failure([&] { store.save_discovered(d); }, ErrorCode::conflict, "already known");
+  expect_failure([&] { store.save_discovered(d, actor); }, ErrorCode::conflict, "already known");
 }
 
 TEST_F(SqliteStoreTest, HandlingADiscoveredAddressRemovesItFromTheList) {
@@ -483,7 +484,7 @@ TEST_F(SqliteStoreTest, HandlingADiscoveredAddressRemovesItFromTheList) {
     core::DiscoveredAddress d;
     d.address = addr(a);
     d.first_seen = clock.now();
-    store.save_discovered(d);
+    store.save_discovered(d, actor);
   }
   add_user("one@acme.example");
   store.add_invalid(addr("two@acme.example"), "by admin", actor);
@@ -497,7 +498,7 @@ TEST_F(SqliteStoreTest, RemovesADiscoveredAddress) {
   core::DiscoveredAddress d;
   d.address = addr("x@acme.example");
   d.first_seen = clock.now();
-  auto saved = store.save_discovered(d);
+  auto saved = store.save_discovered(d, actor);
   store.remove_discovered(saved.id, actor);
   EXPECT_TRUE(store.list_discovered(acme.id).empty());
   expect_failure([&] { store.remove_discovered(saved.id, actor); }, ErrorCode::not_found,

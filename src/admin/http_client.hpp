@@ -1,0 +1,16 @@
+// A minimal blocking HTTP/1.1 client for the CLI to reach a running `serve` on its admin
+// port (for example `verify flush`, which must clear the running process's cache).
+#pragma once
+
+#include <string>
+
+#include "admin/http_server.hpp"
+#include "core/network.hpp"
+
+namespace mailroster::admin {
+
+// Throws core::Failure(unavailable) when the server cannot be reached.
+HttpResponse http_request(const core::Endpoint& server, const std::string& method,
+                          const std::string& path, const std::string& json_body);
+
+}  // namespace mailroster::admin

@@ -1,0 +1,32 @@
+// Counters and gauges for /metrics in the Prometheus text format (version 0.0.4).
+// Modules count events by name and label set; gauges are read when scraped.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace mailroster::admin {
+
+class Metrics {
+ public:
+  // Declares a metric family once: name, help text, "counter" or "gauge".
+  void describe(const std::string& name, const std::string& help, const std::string& type);
+  // Adds n to the counter name{labels}; labels as Prometheus writes them: result="accept".
+  void add(const std::string& name, const std::string& labels = {}, std::uint64_t n = 1);
+  // A gauge read at scrape time.
+  void gauge(const std::string& name, std::function<double()> read);
+  std::uint64_t value(const std::string& name, const std::string& labels = {}) const;
+  std::string render() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::pair<std::string, std::string>> families_;  // help, type
+  std::map<std::string, std::map<std::string, std::uint64_t>> counters_;
+  std::map<std::string, std::function<double()>> gauges_;
+};
+
+}  // namespace mailroster::admin

@@ -1,0 +1,345 @@
+#include "gateway/inbound.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+#include <unordered_map>
+
+#include "core/discovery.hpp"
+
+namespace mailroster::gateway {
+
+using boost::asio::awaitable;
+using smtp::Reply;
+using store::AddressOwner;
+
+namespace {
+
+// What the gateway decided about one accepted recipient.
+struct Recipient {
+  core::Address address;
+  core::Id company_id = 0;
+  core::Endpoint destination;
+  bool countable = false;  // a clean delivery counts toward discovery
+};
+
+struct SessionState {
+  std::vector<Recipient> recipients;  // parallel to the transaction's accepted recipients
+  std::uint64_t messages = 0;
+};
+
+// RFC 5322 3.3 date-time, in UTC.
+std::string rfc5322_date(core::TimePoint t) {
+  const std::time_t tt = t.time_since_epoch().count();
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+// A downstream reply passed on to the client, with an enhanced code when it had none.
+Reply pass_on(const smtp::ClientResult& r) {
+  auto text = r.reply.text;
+  const bool has_enhanced =
+      text.size() >= 5 && std::isdigit(static_cast<unsigned char>(text[0])) && text[1] == '.';
+  if (!has_enhanced) text = std::to_string(r.reply.code / 100) + ".0.0 " + text;
+  return Reply{r.reply.code, text};
+}
+
+// How a failed downstream step is told to the client: always temporary.
+Reply downstream_failure(const smtp::ClientResult& r, std::string_view what) {
+  const char* code = r.failure == smtp::ClientFailure::timeout   ? "4.4.2"
+                     : r.failure == smtp::ClientFailure::connect ? "4.4.1"
+                                                                 : "4.4.0";
+  return Reply{
+      451, std::string(code) + " " + std::string(what) + ": " + r.describe() + "; try again later"};
+}
+
+std::size_t count_received(std::string_view message) {
+  std::size_t n = 0, pos = 0;
+  const auto end = message.find("\r\n\r\n");
+  const auto headers = message.substr(0, end);
+  while (pos < headers.size()) {
+    auto eol = headers.find("\r\n", pos);
+    if (eol == std::string_view::npos) eol = headers.size();
+    const auto line = headers.substr(pos, eol - pos);
+    if (line.size() >= 9 && core::ascii_lower(line.substr(0, 9)) == "received:") ++n;
+    pos = eol + 2;
+  }
+  return n;
+}
+
+}  // namespace
+
+struct InboundGateway::Impl {
+  store::Store& store;
+  verify::Verifier& verifier;
+  smtp::ClientPool& relay;
+  Scorer& scorer;
+  admin::Metrics& metrics;
+  const core::Clock& clock;
+  InboundSettings settings;
+  std::unordered_map<std::string, SessionState> sessions;
+  core::Actor discovery_actor{"discovery"};
+
+  void count_rcpt(std::string_view result) {
+    metrics.add("mailroster_inbound_rcpt_total", "result=\"" + std::string(result) + "\"");
+  }
+
+  awaitable<Reply> decide(const smtp::SessionInfo& session, const smtp::Command& rcpt,
+                          Recipient& out) {
+    const auto& path = rcpt.path;
+    if (!rcpt.address) {
+      count_rcpt("relay_denied");
+      co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
+    }
+    const auto& address = *rcpt.address;
+    auto domain = store.find_domain(address.domain());
+    if (!domain) {
+      count_rcpt("relay_denied");
+      co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
+    }
+    auto& state = sessions[session.id];
+    if (!state.recipients.empty() &&
+        !(state.recipients.front().destination == domain->destination)) {
+      count_rcpt("other_destination");
+      co_return Reply{452, "4.5.3 <" + path +
+                               ">: one delivery destination per message; send to this "
+                               "recipient in another transaction"};
+    }
+    out.address = address;
+    out.company_id = domain->company_id;
+    out.destination = domain->destination;
+
+    const auto owner = store.resolve(address);
+    switch (owner.kind) {
+      case AddressOwner::Kind::user:
+      case AddressOwner::Kind::alias:
+        count_rcpt("user");
+        co_return Reply{250, "2.1.5 Ok"};
+      case AddressOwner::Kind::invalid:
+        count_rcpt("invalid");
+        co_return Reply{
+            550, "5.1.1 <" + path + ">: recipient address rejected: address is marked invalid"};
+      case AddressOwner::Kind::discovered:
+      case AddressOwner::Kind::none:
+        break;
+    }
+    const auto discovery = store.discovery_settings(domain->company_id);
+    if (!core::discovery_active(discovery, std::nullopt)) {
+      count_rcpt("unknown");
+      co_return Reply{550, "5.1.1 <" + path + ">: recipient address rejected: user unknown"};
+    }
+    const auto v = co_await verifier.verify(domain->destination, address);
+    count_rcpt(std::string("callout_") + std::string(verify::to_string(v.verdict)) +
+               (v.cached ? "_cached" : ""));
+    switch (v.verdict) {
+      case verify::Verdict::accept:
+        out.countable = !v.accept_all;
+        co_return Reply{250, "2.1.5 Ok"};
+      case verify::Verdict::reject:
+        co_return Reply{550, "5.1.1 <" + path + ">: recipient address rejected: user unknown (" +
+                                 v.probe.describe() + ")"};
+      case verify::Verdict::try_later:
+        break;
+    }
+    const char* code = v.probe.failure == smtp::ClientFailure::timeout   ? "4.4.2"
+                       : v.probe.failure == smtp::ClientFailure::connect ? "4.4.1"
+                                                                         : "4.4.3";
+    co_return Reply{451, std::string(code) + " <" + path +
+                             ">: recipient verification failed temporarily (" + v.probe.describe() +
+                             "); try again later"};
+  }
+
+  // Counts one clean delivery for every recipient that is not (yet) a user.
+  void record_clean_delivery(const std::vector<Recipient>& recipients) {
+    const auto now = clock.now();
+    for (const auto& r : recipients) {
+      if (!r.countable) continue;
+      try {
+        const auto discovery = store.discovery_settings(r.company_id);
+        if (!core::discovery_active(discovery, std::nullopt)) continue;
+        auto d = store.find_discovered(r.address).value_or(core::DiscoveredAddress{});
+        if (d.id == 0) {
+          if (store.resolve(r.address).kind != AddressOwner::Kind::none) continue;
+          d.address = r.address;
+        }
+        const auto outcome = core::on_clean_delivery(d, discovery, now);
+        store.save_discovered(d, discovery_actor);
+        metrics.add("mailroster_discovery_clean_deliveries_total");
+        if (outcome.became_discovered) {
+          metrics.add("mailroster_discovered_addresses_total");
+          spdlog::info("discovery: {} discovered after {} clean messages", r.address.str(),
+                       d.clean_inbound.size());
+        }
+      } catch (const std::exception& e) {
+        // The message is delivered; losing one count is better than failing the delivery.
+        spdlog::error("discovery: cannot record delivery to {}: {}", r.address.str(), e.what());
+      }
+    }
+  }
+
+  awaitable<Reply> relay_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                                 const std::vector<Recipient>& recipients,
+                                 const std::string& message) {
+    auto lease = co_await relay.acquire(recipients.front().destination);
+    if (!lease.connection) {
+      if (lease.result.failure == smtp::ClientFailure::none) {
+        // The destination refused the session itself: tell the client to try later.
+        co_return Reply{
+            451, "4.4.0 delivery destination refused the connection: " + lease.result.describe()};
+      }
+      co_return downstream_failure(lease.result, "delivery destination unavailable");
+    }
+    auto& conn = *lease.connection;
+    std::string mail = "MAIL FROM:<" + tx.mail_from + ">";
+    if (conn.esmtp()) {
+      mail += " SIZE=" + std::to_string(message.size());
+      if (tx.eight_bit) mail += " BODY=8BITMIME";
+    }
+    auto r = co_await conn.command(mail);
+    if (r.failure != smtp::ClientFailure::none) co_return downstream_failure(r, "relay failed");
+    if (!r.reply.positive()) {
+      co_await relay.release(std::move(lease.connection));
+      co_return pass_on(r);
+    }
+    std::vector<std::pair<const Recipient*, smtp::ClientResult>> refused;
+    for (const auto& rcpt : recipients) {
+      auto rr = co_await conn.command("RCPT TO:<" + rcpt.address.str() + ">");
+      if (rr.failure != smtp::ClientFailure::none) co_return downstream_failure(rr, "relay failed");
+      if (!rr.reply.positive()) refused.emplace_back(&rcpt, rr);
+    }
+    if (!refused.empty()) {
+      // Said 2xx at RCPT time, refused now: forget the stale verdict, deliver nothing, and
+      // let the client retry, when the refused recipient gets its own answer.
+      for (const auto& [rcpt, rr] : refused) {
+        if (rr.reply.permanent()) verifier.flush_address(rcpt->address);
+      }
+      co_await relay.release(std::move(lease.connection));
+      if (recipients.size() == 1) co_return pass_on(refused.front().second);
+      co_return Reply{451, "4.3.0 delivery destination refused <" +
+                               refused.front().first->address.str() +
+                               ">: " + refused.front().second.describe() + "; try again later"};
+    }
+    const auto now = clock.now();
+    std::string received =
+        "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n\tby " +
+        settings.hostname + " (mailroster) with " +
+        (session.esmtp ? (session.tls ? "ESMTPS" : "ESMTP") : "SMTP") + " id " + session.id +
+        "\r\n\t" +
+        (recipients.size() == 1 ? "for <" + recipients.front().address.str() + ">; "
+                                : std::string()) +
+        rfc5322_date(now) + "\r\n";
+    auto d = co_await conn.data(received + message);
+    if (d.failure != smtp::ClientFailure::none) {
+      // Whether the destination took it is unknown: a retry may duplicate, never lose.
+      co_return downstream_failure(d, "relay failed during data");
+    }
+    co_await relay.release(std::move(lease.connection));
+    if (!d.reply.positive()) co_return pass_on(d);
+    auto text = d.reply.text;
+    std::replace(text.begin(), text.end(), '\n', ' ');
+    co_return Reply{250, "2.0.0 Ok: delivered as " + session.id + "." +
+                             std::to_string(sessions[session.id].messages) + " (" +
+                             std::to_string(d.reply.code) + " " + text + ")"};
+  }
+};
+
+InboundGateway::InboundGateway(store::Store& store, verify::Verifier& verifier,
+                               smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
+                               const core::Clock& clock, InboundSettings settings)
+    : impl_(new Impl{store, verifier, relay, scorer, metrics, clock, std::move(settings), {}, {}}) {
+  metrics.describe("mailroster_inbound_rcpt_total", "RCPT decisions by result", "counter");
+  metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter");
+  metrics.describe("mailroster_discovery_clean_deliveries_total",
+                   "Clean deliveries counted toward discovery", "counter");
+  metrics.describe("mailroster_discovered_addresses_total", "Addresses that became discovered",
+                   "counter");
+}
+
+InboundGateway::~InboundGateway() = default;
+
+Reply InboundGateway::on_connect(const smtp::SessionInfo& session) {
+  impl_->sessions[session.id];
+  impl_->metrics.add("mailroster_inbound_connections_total");
+  return Reply{220, "2.0.0"};
+}
+
+awaitable<Reply> InboundGateway::on_mail(const smtp::SessionInfo& session,
+                                         const smtp::Transaction&) {
+  impl_->sessions[session.id].recipients.clear();
+  co_return Reply{250, "2.1.0 Ok"};
+}
+
+awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
+                                         const smtp::Transaction& tx, const smtp::Command& rcpt) {
+  auto& state = impl_->sessions[session.id];
+  // The server keeps only accepted recipients; so do we (a new MAIL starts over).
+  if (state.recipients.size() > tx.recipients.size()) state.recipients.resize(tx.recipients.size());
+  Recipient decided;
+  Reply r;
+  try {
+    r = co_await impl_->decide(session, rcpt, decided);
+  } catch (const std::exception& e) {
+    spdlog::error("inbound {}: RCPT {} failed: {}", session.id, rcpt.path, e.what());
+    r = Reply{451, "4.3.0 temporary local problem; try again later"};
+  }
+  if (r.positive()) impl_->sessions[session.id].recipients.push_back(std::move(decided));
+  co_return r;
+}
+
+awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
+                                            const smtp::Transaction& tx, std::string message) {
+  auto& I = *impl_;
+  const auto started = std::chrono::steady_clock::now();
+  auto& state = I.sessions[session.id];
+  ++state.messages;
+  const auto recipients = state.recipients;
+  state.recipients.clear();
+
+  Reply r;
+  std::string result;
+  try {
+    if (recipients.empty() || recipients.size() != tx.recipients.size()) {
+      r = Reply{451, "4.3.0 recipient state lost; try again later"};
+    } else if (count_received(message) > I.settings.max_received_headers) {
+      r = Reply{554, "5.4.6 too many Received headers: mail loop"};
+    } else {
+      const auto score = co_await I.scorer.score(message);
+      if (score.spam) {
+        std::string why;
+        for (const auto& reason : score.reasons) why += (why.empty() ? "" : ",") + reason;
+        r = Reply{550, "5.7.1 message content rejected as spam (" + why + ")"};
+        result = "spam";
+      } else {
+        r = co_await I.relay_message(session, tx, recipients, message);
+        if (r.positive()) I.record_clean_delivery(recipients);
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("inbound {}: message failed: {}", session.id, e.what());
+    r = Reply{451, "4.3.0 temporary local problem; try again later"};
+  }
+  if (result.empty()) result = r.positive() ? "delivered" : r.transient() ? "deferred" : "rejected";
+  I.metrics.add("mailroster_inbound_messages_total", "result=\"" + result + "\"");
+
+  std::string to;
+  for (const auto& rcpt : recipients) to += (to.empty() ? "<" : ",<") + rcpt.address.str() + ">";
+  auto reply_text = r.text;
+  std::replace(reply_text.begin(), reply_text.end(), '\n', ' ');
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  spdlog::info("inbound id={}.{} client={} from=<{}> to={} size={} result={} reply=\"{} {}\" ms={}",
+               session.id, state.messages, session.client_ip, tx.mail_from, to, message.size(),
+               result, r.code, reply_text, ms);
+  co_return r;
+}
+
+void InboundGateway::on_disconnect(const smtp::SessionInfo& session) {
+  impl_->sessions.erase(session.id);
+}
+
+}  // namespace mailroster::gateway

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""A downstream mail server for the tests: the "company's mail server" behind mailroster.
+
+It speaks enough ESMTP to be a callout target and a relay destination, on 127.0.0.1 only.
+Behaviour is chosen per instance:
+  --accept a,b      local parts that exist (RCPT 250); others get 550 5.1.1
+  --catch-all       every local part exists
+  --mode normal     (default) as above
+  --mode drop       accept the TCP connection and close it at once
+  --mode 421        greet with 421 and close
+  --mode slow       wait --delay seconds before every reply
+  --mode tempfail   RCPT answers 450 4.2.0 for every address
+Each message received is written to --spool as NNNN.eml (the exact DATA bytes after
+undoing dot-stuffing) and NNNN.json (envelope). Prints "listening on PORT" when ready.
+"""
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+
+class Session:
+    def __init__(self, args, reader, writer, counter):
+        self.args = args
+        self.reader = reader
+        self.writer = writer
+        self.counter = counter
+
+    async def reply(self, line):
+        if self.args.mode == "slow":
+            await asyncio.sleep(self.args.delay)
+        self.writer.write(line.encode() + b"\r\n")
+        await self.writer.drain()
+
+    def exists(self, address):
+        if self.args.catch_all:
+            return True
+        local = address.split("@", 1)[0].lower()
+        return local in self.args.accept
+
+    async def run(self):
+        if self.args.mode == "drop":
+            self.writer.close()
+            return
+        if self.args.mode == "421":
+            await self.reply("421 4.3.2 service not available")
+            self.writer.close()
+            return
+        await self.reply("220 fake-mta.test ESMTP")
+        mail_from, rcpts = None, []
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                break
+            cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+            verb = cmd[:4].upper()
+            if verb == "EHLO":
+                await self.reply("250-fake-mta.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000")
+            elif verb == "HELO":
+                await self.reply("250 fake-mta.test")
+            elif verb == "MAIL":
+                mail_from, rcpts = cmd[10:].strip().split(" ")[0].strip("<>"), []
+                await self.reply("250 2.1.0 ok")
+            elif verb == "RCPT":
+                addr = cmd[8:].strip().split(" ")[0].strip("<>")
+                if self.args.mode == "tempfail":
+                    await self.reply("450 4.2.0 mailbox busy")
+                elif self.exists(addr):
+                    rcpts.append(addr)
+                    await self.reply("250 2.1.5 ok")
+                else:
+                    await self.reply("550 5.1.1 <%s>: user unknown" % addr)
+            elif verb == "DATA":
+                if not rcpts:
+                    await self.reply("554 5.5.1 no valid recipients")
+                    continue
+                await self.reply("354 go ahead")
+                data = bytearray()
+                while True:
+                    l = await self.reader.readline()
+                    if not l:
+                        return
+                    if l == b".\r\n":
+                        break
+                    if l.startswith(b"."):
+                        l = l[1:]
+                    data += l
+                n = next(self.counter)
+                base = os.path.join(self.args.spool, "%04d" % n)
+                with open(base + ".eml", "wb") as f:
+                    f.write(bytes(data))
+                with open(base + ".json", "w") as f:
+                    json.dump({"from": mail_from, "to": rcpts}, f)
+                await self.reply("250 2.0.0 queued as FAKE%04d" % n)
+                mail_from, rcpts = None, []
+            elif verb == "RSET":
+                mail_from, rcpts = None, []
+                await self.reply("250 2.0.0 ok")
+            elif verb == "NOOP":
+                await self.reply("250 2.0.0 ok")
+            elif verb == "QUIT":
+                await self.reply("221 2.0.0 bye")
+                break
+            else:
+                await self.reply("502 5.5.2 unknown command")
+        self.writer.close()
+
+
+async def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--accept", default="")
+    p.add_argument("--catch-all", action="store_true")
+    p.add_argument("--mode", default="normal")
+    p.add_argument("--delay", type=float, default=5.0)
+    p.add_argument("--spool", default=".")
+    args = p.parse_args()
+    args.accept = {a.strip().lower() for a in args.accept.split(",") if a.strip()}
+    os.makedirs(args.spool, exist_ok=True)
+
+    def counter():
+        n = 0
+        while True:
+            n += 1
+            yield n
+
+    numbers = counter()
+
+    async def handle(reader, writer):
+        try:
+            await Session(args, reader, writer, numbers).run()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+
+    server = await asyncio.start_server(handle, "127.0.0.1", args.port)
+    port = server.sockets[0].getsockname()[1]
+    print("listening on %d" % port, flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
