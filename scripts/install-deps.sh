@@ -9,8 +9,9 @@ PACKAGES=(
   # libraries
   libboost1.74-dev libssl-dev libsqlite3-dev sqlite3 libsodium-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # tests and benchmarks: real SMTP peers (swaks with TLS, Postfix's smtp-source/smtp-sink)
+  libgtest-dev libgmock-dev libbenchmark-dev openssl
+  swaks libnet-ssleay-perl libio-socket-ssl-perl postfix
 )
 
 missing=()
@@ -28,5 +29,8 @@ echo "installing: ${missing[*]}" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is installed for its tools and for private benchmark instances only: never
+# configure or start the system instance.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -101,6 +101,12 @@ struct DiscoveryArgs {
   std::vector<std::string> assignments;
 };
 
+struct InvalidArgs {
+  std::string address;
+  std::string company;
+  std::string reason = "marked by an administrator";
+};
+
 struct VerifyArgs {
   std::string address;
   std::string domain;
@@ -130,6 +136,7 @@ struct Context {
   AuditArgs audit_args;
   VerifyArgs verify_args;
   DiscoveryArgs discovery_args;
+  InvalidArgs invalid_args;
 
   Context(std::ostream& o, std::ostream& e) : out(o), err(e) {}
 
@@ -616,6 +623,45 @@ void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& acti
   add_json_flag(list, ctx);
 }
 
+void invalid_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.invalid_args;
+  auto* invalid =
+      app.add_subcommand("invalid", "Addresses marked invalid (mail to them is rejected)");
+  invalid->require_subcommand(1);
+
+  auto* add =
+      verb(*invalid, "add", "Mark an address invalid", action, [&ctx, &opt = ctx.invalid_args] {
+        auto i = ctx.store().add_invalid(parse_address(opt.address), opt.reason, ctx.actor);
+        if (ctx.json_output) return ctx.print_json(i);
+        ctx.out << i.address.str() << " marked invalid\n";
+      });
+  add->add_option("address", opt.address, "Address")->required();
+  add->add_option("--reason", opt.reason, "Why (shown in the list)");
+  add_json_flag(add, ctx);
+
+  auto* list =
+      verb(*invalid, "list", "List invalid addresses", action, [&ctx, &opt = ctx.invalid_args] {
+        const auto all = ctx.store().list_invalid(ctx.company(opt.company).id);
+        if (ctx.json_output) return ctx.print_json(all);
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& i : all)
+          rows.push_back({i.address.str(), core::format_iso8601(i.created_at), i.reason});
+        print_table(ctx.out, {"ADDRESS", "SINCE", "REASON"}, rows);
+      });
+  list->add_option("--company", opt.company, "Company")->required();
+  add_json_flag(list, ctx);
+
+  auto* remove =
+      verb(*invalid, "remove", "Remove an address from the invalid list", action,
+           [&ctx, &opt = ctx.invalid_args] {
+             auto i = ctx.store().find_invalid(parse_address(opt.address));
+             if (!i) throw Failure(ErrorCode::not_found, opt.address + " is not marked invalid");
+             ctx.store().remove_invalid(i->id, ctx.actor);
+             ctx.out << i->address.str() << " is no longer invalid\n";
+           });
+  remove->add_option("address", opt.address, "Address")->required();
+}
+
 void setup_logging(const Config& config) {
   auto logger = spdlog::stderr_color_mt("mailroster");
   spdlog::set_default_logger(logger);
@@ -648,6 +694,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   audit_commands(app, ctx, action);
   verify_commands(app, ctx, action);
   discovery_commands(app, ctx, action);
+  invalid_commands(app, ctx, action);
 
   try {
     app.parse(argc, argv);

@@ -250,7 +250,7 @@ struct InboundGateway::Impl {
 InboundGateway::InboundGateway(store::Store& store, verify::Verifier& verifier,
                                smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
                                const core::Clock& clock, InboundSettings settings)
-    : impl_(new Impl{store, verifier, relay, scorer, metrics, clock, std::move(settings), {}, {}}) {
+    : impl_(new Impl{store, verifier, relay, scorer, metrics, clock, std::move(settings)}) {
   metrics.describe("mailroster_inbound_rcpt_total", "RCPT decisions by result", "counter");
   metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter");
   metrics.describe("mailroster_discovery_clean_deliveries_total",

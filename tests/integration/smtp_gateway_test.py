@@ -1,0 +1,412 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the inbound SMTP gateway, run as a mail administrator would see it.
+
+Starts `mailroster serve` on loopback with a throw-away TLS certificate, and downstream
+"company mail servers" (fake_mta.py): one that knows some users, one catch-all, one that
+drops connections, one that answers 421, one that is slow, and a port where nothing
+listens. Mail is sent with Python's smtplib, raw sockets (for byte-exact protocol cases)
+and swaks. Usage: smtp_gateway_test.py --binary build/mailroster
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import smtplib
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BINARY = None
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def message(to, subject="hello", body="Hello there.\r\n", extra=""):
+    return ("From: Bob Sender <bob@example.org>\r\nTo: <%s>\r\nSubject: %s\r\n"
+            "Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <%s.%f@example.org>\r\n%s"
+            "\r\n%s" % (to, subject, subject.replace(" ", "."), time.time(), extra, body))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Gateway(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mailroster-gw-")
+        cls.procs = []
+        cls.mtas = {}
+        for name, args in {
+            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry"],
+            "catchall": ["--catch-all"],
+            "drop": ["--mode", "drop"],
+            "busy": ["--mode", "421"],
+            "slow": ["--mode", "slow", "--delay", "3", "--accept", "sam"],
+        }.items():
+            spool = os.path.join(cls.dir, "spool-" + name)
+            p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", spool] + args,
+                                 stdout=subprocess.PIPE, text=True)
+            cls.procs.append(p)
+            port = int(p.stdout.readline().split()[-1])
+            cls.mtas[name] = (port, spool)
+        dead_port = free_port()
+        cls.admin_port = free_port()  # fixed, so that the CLI finds the running service
+
+        cls.db = os.path.join(cls.dir, "state.db")
+        cls.cli("company", "add", "acme", "--tech-contact", "it@acme.example")
+        for domain, dest in [("acme.example", cls.mtas["main"][0]), ("catchall.example", cls.mtas["catchall"][0]),
+                             ("drop.example", cls.mtas["drop"][0]), ("busy.example", cls.mtas["busy"][0]),
+                             ("slow.example", cls.mtas["slow"][0]), ("dead.example", dead_port)]:
+            cls.cli("domain", "add", domain, "--company", "acme", "--destination", "127.0.0.1:%d" % dest)
+        cls.cli("company", "add", "quiet")
+        cls.cli("domain", "add", "quiet.example", "--company", "quiet", "--destination",
+                "127.0.0.1:%d" % cls.mtas["main"][0])
+        cls.cli("user", "add", "alice@acme.example", "--first-name", "Alice")
+        cls.cli("alias", "add", "al@acme.example", "--user", "alice@acme.example")
+        cls.cli("invalid", "add", "ghost@acme.example")
+        cls.cli("discovery", "set", "--company", "acme", "enabled=true")
+
+        cert, key = os.path.join(cls.dir, "cert.pem"), os.path.join(cls.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=mailroster.test", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        config = os.path.join(cls.dir, "mailroster.toml")
+        with open(config, "w") as f:
+            f.write('[database]\npath = "%s"\n[admin]\nlisten = "127.0.0.1:%d"\n'
+                    '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
+                    'max_message_size = 200000\ntls_cert = "%s"\ntls_key = "%s"\nidle_timeout = "20s"\n'
+                    '[relay]\nconnect_timeout = "1s"\ncommand_timeout = "1s"\n' % (cls.db, cls.admin_port, cert, key))
+        cls.config = config
+        cls.log_path = os.path.join(cls.dir, "serve.log")
+        cls.log = open(cls.log_path, "w")
+        cls.serve = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=cls.log, stdout=cls.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with open(cls.log_path) as f:
+                text = f.read()
+            m = re.search(r"inbound SMTP listening on 127\.0\.0\.1:(\d+)", text)
+            a = re.search(r"admin HTTP listening on 127\.0\.0\.1:(\d+)", text)
+            if m and a:
+                cls.port, cls.admin_port = int(m.group(1)), int(a.group(1))
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("serve did not start:\n" + open(cls.log_path).read())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.serve.terminate()
+        cls.serve.wait(10)
+        for p in cls.procs:
+            p.kill()
+            p.wait()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def cli(cls, *args):
+        r = subprocess.run([BINARY, "--db", cls.db] + list(args), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("%s: %s" % (" ".join(args), r.stderr))
+        return r.stdout
+
+    def discovered(self):
+        return {d["address"]: d for d in json.loads(self.cli("discovery", "list", "--company", "acme", "--json"))}
+
+    def spooled(self, name="main"):
+        spool = self.mtas[name][1]
+        if not os.path.isdir(spool):
+            return []
+        return sorted(f for f in os.listdir(spool) if f.endswith(".eml"))
+
+    def read_spool(self, name, file):
+        with open(os.path.join(self.mtas[name][1], file), "rb") as f:
+            return f.read()
+
+    def smtp(self):
+        s = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
+        s.ehlo("client.example.org")
+        return s
+
+    def send(self, to, msg=None, sender="bob@example.org"):
+        """Sends one message; returns (rcpt code, data code, data text)."""
+        with self.smtp() as s:
+            s.mail(sender)
+            code, text = s.rcpt(to)
+            if code != 250:
+                return code, None, text.decode()
+            code2, text2 = s.data(msg if msg is not None else message(to))
+            return code, code2, text2.decode()
+
+    def raw(self, chunks, read_until=None, timeout=10):
+        """Writes byte chunks on a raw connection; returns everything the server said."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        data = sock.recv(4096)
+        for chunk in chunks:
+            sock.sendall(chunk)
+            time.sleep(0.05)
+        sock.settimeout(timeout)
+        try:
+            while not (read_until and read_until in data):
+                more = sock.recv(65536)
+                if not more:
+                    break
+                data += more
+        except socket.timeout:
+            pass
+        sock.close()
+        return data.decode()
+
+    def metrics(self):
+        return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_port).read().decode()
+
+    # ---- recipients -----------------------------------------------------------------------
+
+    def test_user_is_delivered_with_the_exact_bytes(self):
+        before = self.spooled()
+        body = "Line one.\r\n.leading dot survives\r\n..two dots\r\nlast line\r\n"
+        msg = message("alice@acme.example", "exact bytes", body)
+        rcpt, code, text = self.send("alice@acme.example", msg)
+        self.assertEqual((rcpt, code), (250, 250), text)
+        self.assertIn("queued as FAKE", text)  # the destination's own answer is passed on
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        got = self.read_spool("main", new[0])
+        self.assertTrue(got.startswith(b"Received: from client.example.org ([127.0.0.1])\r\n"), got[:200])
+        self.assertIn(b"by mx.mailroster.test (mailroster) with ESMTP", got)
+        self.assertTrue(got.endswith(msg.encode()), got)
+        env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
+        self.assertEqual(env, {"from": "bob@example.org", "to": ["alice@acme.example"]})
+        self.assertNotIn("alice@acme.example", self.discovered())  # users are not counted
+
+    def test_alias_is_accepted_without_callout(self):
+        self.assertEqual(self.send("AL@acme.example")[:2], (250, 250))
+
+    def test_unknown_but_valid_address_is_delivered_and_counted(self):
+        before = self.spooled()
+        rcpt, code, text = self.send("bob@acme.example")
+        self.assertEqual((rcpt, code), (250, 250), text)
+        self.assertEqual(len(self.spooled()) - len(before), 1)
+        bob = self.discovered()["bob@acme.example"]
+        self.assertGreaterEqual(len(bob["clean_inbound"]), 1)
+
+    def test_address_the_destination_rejects_gets_550_and_is_not_delivered(self):
+        before = self.spooled()
+        rcpt, _, text = self.send("nobody@acme.example")
+        self.assertEqual(rcpt, 550)
+        self.assertIn("5.1.1", text)
+        self.assertIn("user unknown", text)
+        self.assertEqual(self.spooled(), before)
+        self.assertNotIn("nobody@acme.example", self.discovered())
+
+    def test_invalid_address_is_rejected_as_marked_invalid(self):
+        rcpt, _, text = self.send("ghost@acme.example")
+        self.assertEqual(rcpt, 550)
+        self.assertIn("5.1.1", text)
+        self.assertIn("marked invalid", text)
+
+    def test_unregistered_domain_is_relay_denied(self):
+        rcpt, _, text = self.send("someone@not-a-customer.example")
+        self.assertEqual(rcpt, 550)
+        self.assertIn("5.7.1", text)
+        self.assertIn("relay access denied", text)
+
+    def test_discovery_off_means_unknown_is_rejected_without_callout(self):
+        rcpt, _, text = self.send("alice@quiet.example")
+        self.assertEqual(rcpt, 550)
+        self.assertIn("5.1.1", text)
+        self.assertIn("user unknown", text)
+
+    def test_destination_down_gives_451_and_records_nothing(self):
+        for to in ["someone@dead.example", "someone@drop.example", "someone@busy.example",
+                   "sam@slow.example"]:
+            rcpt, _, text = self.send(to)
+            self.assertEqual(rcpt, 451, to + ": " + text)
+            self.assertRegex(text, r"^4\.4\.\d ")
+            self.assertNotIn(to, self.discovered())
+
+    def test_gtube_is_rejected_and_not_delivered(self):
+        before = self.spooled()
+        rcpt, code, text = self.send("alice@acme.example",
+                                     message("alice@acme.example", "spam", GTUBE + "\r\n"))
+        self.assertEqual((rcpt, code), (250, 550), text)
+        self.assertIn("5.7.1", text)
+        self.assertIn("GTUBE", text)
+        self.assertEqual(self.spooled(), before)
+
+    def test_third_clean_message_within_30_days_makes_the_address_discovered(self):
+        for i in range(1, 4):
+            self.assertEqual(self.send("carol@acme.example")[:2], (250, 250))
+            carol = self.discovered()["carol@acme.example"]
+            self.assertEqual(len(carol["clean_inbound"]), i)
+            if i < 3:
+                self.assertIsNone(carol["discovered_at"])
+        self.assertIsNotNone(carol["discovered_at"])
+        audit = json.loads(self.cli("audit", "list", "--company", "acme", "--json"))
+        self.assertTrue(any(e["action"] == "discovered.add" and e["object"] == "carol@acme.example"
+                            and e["actor"] == "discovery" for e in audit))
+
+    def test_spam_does_not_count_toward_discovery(self):
+        self.send("erin@acme.example", message("erin@acme.example", "spam", GTUBE))
+        self.assertNotIn("erin@acme.example", self.discovered())
+
+    def test_catch_all_destination_is_relayed_but_not_counted(self):
+        rcpt, code, text = self.send("anyone@catchall.example")
+        self.assertEqual((rcpt, code), (250, 250), text)
+        self.assertEqual(len(self.spooled("catchall")), 1)
+        self.assertNotIn("anyone@catchall.example", self.discovered())
+        self.assertIn("catch-all", open(self.log_path).read())
+
+    def test_second_callout_for_an_address_is_answered_from_the_cache(self):
+        self.send("frank@acme.example")
+        before = self.metrics()
+        self.send("frank@acme.example")
+        after = self.metrics()
+        cached = lambda t: int(re.search(r'result="callout_accept_cached"} (\d+)', t).group(1)) \
+            if 'callout_accept_cached' in t else 0
+        self.assertEqual(cached(after), cached(before) + 1)
+
+    def test_verify_flush_clears_the_running_cache(self):
+        self.send("grace@acme.example")
+        out = subprocess.run([BINARY, "--config", self.config, "verify", "flush", "grace@acme.example"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout, "removed 1 cached result(s)\n")
+        out = subprocess.run([BINARY, "--config", self.config, "verify", "flush", "--domain", "acme.example",
+                              "--json"], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("removed", json.loads(out.stdout))
+
+    def test_recipients_of_two_destinations_are_split(self):
+        with self.smtp() as s:
+            s.mail("bob@example.org")
+            self.assertEqual(s.rcpt("alice@acme.example")[0], 250)
+            code, text = s.rcpt("x@catchall.example")
+            self.assertEqual(code, 452)
+            self.assertIn(b"4.5.3", text)
+
+    # ---- protocol limits ------------------------------------------------------------------
+
+    def test_declared_oversize_is_refused_at_mail(self):
+        with self.smtp() as s:
+            code, text = s.mail("bob@example.org", ["SIZE=300000"])
+            self.assertEqual(code, 552)
+            self.assertIn(b"5.3.4", text)
+
+    def test_oversize_data_is_refused_and_not_delivered(self):
+        before = self.spooled()
+        big = message("alice@acme.example", "big", ("x" * 998 + "\r\n") * 250)
+        rcpt, code, text = self.send("alice@acme.example", big)
+        self.assertEqual((rcpt, code), (250, 552), text)
+        self.assertEqual(self.spooled(), before)
+
+    def test_101st_recipient_gets_452(self):
+        with self.smtp() as s:
+            s.mail("bob@example.org")
+            for i in range(100):
+                self.assertEqual(s.rcpt("alice@acme.example")[0], 250, i)
+            code, text = s.rcpt("alice@acme.example")
+            self.assertEqual(code, 452)
+            self.assertIn(b"4.5.3", text)
+
+    def test_over_long_command_line_gets_500(self):
+        out = self.raw([b"EHLO x\r\n", b"NOOP " + b"a" * 600 + b"\r\n", b"QUIT\r\n"], read_until=b"221")
+        self.assertIn("500 5.5.2 line too long", out)
+        self.assertIn("221 2.0.0", out)
+
+    def test_over_long_text_line_rejects_the_message(self):
+        rcpt, code, text = self.send("alice@acme.example", message("alice@acme.example", "wide", "y" * 1200 + "\r\n"))
+        self.assertEqual((rcpt, code), (250, 550), text)
+        self.assertIn("5.6.0", text)
+
+    def test_bare_lf_in_data_is_refused_not_smuggled(self):
+        before = self.spooled()
+        smuggle = (b"EHLO x\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@acme.example>\r\nDATA\r\n")
+        body = (b"From: a@example.org\r\nDate: x\r\nMessage-ID: <1@x>\r\n\r\nhi\r\n.\n"
+                b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<alice@acme.example>\r\nDATA\r\nsmuggled\r\n.\r\nQUIT\r\n")
+        out = self.raw([smuggle, body], read_until=b"221")
+        self.assertIn("550 5.6.11", out)
+        self.assertEqual(self.spooled(), before)
+
+    def test_pipelined_session(self):
+        before = self.spooled()
+        msg = message("alice@acme.example", "pipelined").encode()
+        out = self.raw([b"EHLO pipeline.example\r\n",
+                        b"MAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@acme.example>\r\n"
+                        b"RCPT TO:<nobody@acme.example>\r\nRCPT TO:<henry@acme.example>\r\nDATA\r\n",
+                        msg + b".\r\nQUIT\r\n"], read_until=b"221")
+        self.assertIn("250-PIPELINING", out)
+        codes = re.findall(r"^(\d{3})[ -]", out, re.M)
+        # greeting, EHLO (multi-line), MAIL, RCPT ok, RCPT 550, RCPT ok, 354, 250, 221
+        self.assertEqual([c for c in codes if c != "250"] , ["220", "550", "354", "221"])
+        self.assertIn("Ok: delivered", out)
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+
+    def test_commands_out_of_order(self):
+        out = self.raw([b"MAIL FROM:<a@example.org>\r\n", b"EHLO x\r\n", b"RCPT TO:<alice@acme.example>\r\n",
+                        b"DATA\r\n", b"FOO\r\n", b"VRFY alice\r\n", b"QUIT\r\n"], read_until=b"221")
+        self.assertIn("503 5.5.1 send EHLO or HELO first", out)
+        self.assertIn("503 5.5.1 need MAIL first", out)
+        self.assertIn("503 5.5.1 need RCPT first", out)
+        self.assertIn("500 5.5.2 command unrecognized", out)
+        self.assertIn("252 2.5.2", out)
+
+    def test_starttls_session_with_smtplib(self):
+        before = self.spooled()
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=20) as s:
+            s.ehlo("tls.example")
+            self.assertTrue(s.has_extn("starttls"))
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s.starttls(context=ctx)
+            s.ehlo("tls.example")
+            self.assertFalse(s.has_extn("starttls"))
+            s.sendmail("bob@example.org", ["alice@acme.example"], message("alice@acme.example", "over tls"))
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        self.assertIn(b"with ESMTPS", self.read_spool("main", new[0]))
+
+    def test_swaks_plain_and_starttls(self):
+        if not shutil.which("swaks"):
+            self.fail("swaks is not installed (scripts/install-deps.sh installs it)")
+        for extra in [[], ["--tls"]]:
+            r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.port, "--to", "alice@acme.example",
+                                "--from", "bob@example.org", "--helo", "swaks.example"] + extra,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("250 2.0.0 Ok: delivered", r.stdout)
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.port, "--to", "ghost@acme.example",
+                            "--from", "bob@example.org"], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("550 5.1.1", r.stdout)
+
+    def test_metrics_and_one_log_line_per_message(self):
+        self.send("alice@acme.example")
+        text = self.metrics()
+        self.assertIn('mailroster_inbound_messages_total{result="delivered"}', text)
+        self.assertIn('mailroster_inbound_rcpt_total{result="relay_denied"}', text) if \
+            'relay_denied' in text else None
+        self.assertIn("mailroster_inbound_sessions", text)
+        log = open(self.log_path).read()
+        self.assertRegex(log, r"inbound id=\w+\.\d+ client=127\.0\.0\.1 from=<bob@example\.org> "
+                              r"to=<alice@acme\.example> size=\d+ result=delivered reply=\"250 .*\" ms=\d+")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    args, rest = parser.parse_known_args()
+    BINARY = os.path.abspath(args.binary)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
