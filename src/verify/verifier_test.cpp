@@ -1,0 +1,228 @@
+// The verifier against a real SMTP server on loopback (our own smtp::Server with a scripted
+// handler standing in for the company's mail server), with an injected clock for the TTLs.
+#include "verify/verifier.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <map>
+
+#include "smtp/server.hpp"
+
+namespace mailroster::verify {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono;
+
+// The company's mail server: answers RCPT from a table, optionally slowly, and counts.
+class ScriptedMta final : public smtp::SessionHandler {
+ public:
+  std::map<std::string, smtp::Reply> replies;  // by lower-case address
+  smtp::Reply otherwise{550, "5.1.1 user unknown"};
+  milliseconds delay{0};
+  int rcpts = 0;
+  int in_flight = 0;
+  int max_in_flight = 0;
+
+  smtp::Reply on_connect(const smtp::SessionInfo&) override { return {220, "ok"}; }
+  asio::awaitable<smtp::Reply> on_mail(const smtp::SessionInfo&,
+                                       const smtp::Transaction&) override {
+    co_return smtp::Reply{250, "2.1.0 ok"};
+  }
+  asio::awaitable<smtp::Reply> on_rcpt(const smtp::SessionInfo&, const smtp::Transaction&,
+                                       const smtp::Command& c) override {
+    ++rcpts;
+    max_in_flight = std::max(max_in_flight, ++in_flight);
+    if (delay.count() > 0) {
+      asio::steady_timer t(co_await asio::this_coro::executor, delay);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    --in_flight;
+    auto it = replies.find(core::ascii_lower(c.path));
+    co_return it != replies.end() ? it->second : otherwise;
+  }
+  asio::awaitable<smtp::Reply> on_message(const smtp::SessionInfo&, const smtp::Transaction&,
+                                          std::string) override {
+    co_return smtp::Reply{250, "2.0.0 ok"};
+  }
+  void on_disconnect(const smtp::SessionInfo&) override {}
+};
+
+class VerifierTest : public ::testing::Test {
+ protected:
+  VerifierTest()
+      : clock(core::TimePoint{sys_days{2026y / November / 2}}),
+        server(io, smtp::ServerSettings{.listen = {"127.0.0.1", 0}}, mta),
+        pool(io,
+             smtp::ClientSettings{.connect_timeout = seconds(2), .command_timeout = seconds(2)}) {
+    server.start();
+    destination = core::Endpoint{"127.0.0.1", server.port()};
+    mta.replies["alice@acme.example"] = {250, "2.1.5 ok"};
+  }
+
+  std::unique_ptr<Verifier> make(VerifySettings s = {}) {
+    return std::make_unique<Verifier>(pool, s, clock);
+  }
+
+  // Runs verifications concurrently and returns their results in order.
+  std::vector<VerifyResult> run(Verifier& v, const std::vector<std::string>& addresses) {
+    std::vector<VerifyResult> results(addresses.size());
+    int done = 0;
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+      asio::co_spawn(
+          io,
+          [&, i]() -> asio::awaitable<void> {
+            results[i] = co_await v.verify(destination, core::Address::parse(addresses[i]).value());
+            if (++done == static_cast<int>(addresses.size())) io.stop();
+          },
+          asio::detached);
+    }
+    io.restart();
+    io.run_for(seconds(20));
+    EXPECT_EQ(done, static_cast<int>(addresses.size()));
+    return results;
+  }
+
+  VerifyResult one(Verifier& v, const std::string& address) { return run(v, {address}).front(); }
+
+  asio::io_context io;
+  core::ManualClock clock;
+  ScriptedMta mta;
+  smtp::Server server;
+  smtp::ClientPool pool;
+  core::Endpoint destination;
+};
+
+TEST_F(VerifierTest, AcceptIsCachedForThePositiveTtl) {
+  auto v = make();
+  auto first = one(*v, "alice@acme.example");
+  EXPECT_EQ(first.verdict, Verdict::accept);
+  EXPECT_FALSE(first.cached);
+  EXPECT_EQ(first.probe.reply.code, 250);
+  const int probes = mta.rcpts;
+  auto second = one(*v, "ALICE@acme.example");
+  EXPECT_EQ(second.verdict, Verdict::accept);
+  EXPECT_TRUE(second.cached);
+  EXPECT_EQ(mta.rcpts, probes);
+  clock.advance(hours(11));
+  EXPECT_TRUE(one(*v, "alice@acme.example").cached);
+  EXPECT_EQ(v->stats().cache_hits, 2u);
+}
+
+TEST_F(VerifierTest, RejectIsCachedForTheNegativeTtlOnly) {
+  auto v = make();
+  EXPECT_EQ(one(*v, "nobody@acme.example").verdict, Verdict::reject);
+  const int probes = mta.rcpts;
+  EXPECT_TRUE(one(*v, "nobody@acme.example").cached);
+  EXPECT_EQ(mta.rcpts, probes);
+  clock.advance(minutes(16));
+  mta.replies["nobody@acme.example"] = {250, "2.1.5 ok now"};  // the mailbox was created
+  auto later = one(*v, "nobody@acme.example");
+  EXPECT_EQ(later.verdict, Verdict::accept);
+  EXPECT_FALSE(later.cached);
+}
+
+TEST_F(VerifierTest, TemporaryFailuresAreNeverCached) {
+  auto v = make();
+  mta.otherwise = {451, "4.3.0 try later"};
+  auto r = one(*v, "bob@acme.example");
+  EXPECT_EQ(r.verdict, Verdict::try_later);
+  EXPECT_EQ(r.probe.reply.code, 451);
+  mta.otherwise = {250, "2.1.5 ok"};
+  EXPECT_EQ(one(*v, "bob@acme.example").verdict, Verdict::accept);
+  EXPECT_EQ(v->stats().probes, 2u);
+}
+
+TEST_F(VerifierTest, AFailedProbeNeverClobbersACachedPositive) {
+  auto v = make();
+  ASSERT_EQ(one(*v, "alice@acme.example").verdict, Verdict::accept);
+  // Past the refresh time the verifier probes again; the destination is in trouble.
+  clock.advance(hours(13));
+  mta.replies["alice@acme.example"] = {451, "4.3.0 directory unavailable"};
+  auto refresh = one(*v, "alice@acme.example");
+  EXPECT_EQ(refresh.verdict, Verdict::accept);
+  EXPECT_TRUE(refresh.cached);
+  // Past the expiry the old positive is gone, and the failure shows.
+  clock.advance(hours(24 * 7));
+  EXPECT_EQ(one(*v, "alice@acme.example").verdict, Verdict::try_later);
+  // A real rejection does replace a positive.
+  mta.replies["alice@acme.example"] = {250, "2.1.5 ok"};
+  ASSERT_EQ(one(*v, "alice@acme.example").verdict, Verdict::accept);
+  clock.advance(hours(13));
+  mta.replies["alice@acme.example"] = {550, "5.1.1 gone"};
+  EXPECT_EQ(one(*v, "alice@acme.example").verdict, Verdict::reject);
+}
+
+TEST_F(VerifierTest, DestinationDownIsTryLaterNotReject) {
+  auto v = make();
+  server.stop();
+  io.restart();
+  io.poll();
+  core::Endpoint dead{"127.0.0.1", destination.port};
+  auto r = one(*v, "alice@acme.example");
+  EXPECT_EQ(r.verdict, Verdict::try_later);
+  EXPECT_EQ(r.probe.failure, smtp::ClientFailure::connect);
+  EXPECT_EQ(v->stats().cache_entries, 0u);
+}
+
+TEST_F(VerifierTest, ConcurrentVerificationsOfOneAddressShareOneProbe) {
+  auto v = make();
+  mta.delay = milliseconds(100);
+  const auto results = run(*v, std::vector<std::string>(10, "alice@acme.example"));
+  for (const auto& r : results) EXPECT_EQ(r.verdict, Verdict::accept);
+  EXPECT_EQ(v->stats().probes, 1u);
+  EXPECT_EQ(v->stats().shared_waits, 9u);
+}
+
+TEST_F(VerifierTest, ProbesPerDestinationAreBounded) {
+  VerifySettings s;
+  s.max_probes_per_destination = 2;
+  auto v = make(s);
+  mta.delay = milliseconds(50);
+  std::vector<std::string> many;
+  for (int i = 0; i < 8; ++i) many.push_back("user" + std::to_string(i) + "@acme.example");
+  const auto results = run(*v, many);
+  for (const auto& r : results) EXPECT_EQ(r.verdict, Verdict::reject);
+  EXPECT_EQ(v->stats().probes, 8u);
+  EXPECT_LE(mta.max_in_flight, 2);
+  EXPECT_GE(mta.max_in_flight, 1);
+}
+
+TEST_F(VerifierTest, CatchAllDestinationIsMarkedAcceptAll) {
+  auto v = make();
+  mta.otherwise = {250, "2.1.5 anything goes"};
+  auto r = one(*v, "whoever@acme.example");
+  EXPECT_EQ(r.verdict, Verdict::accept);
+  EXPECT_TRUE(r.accept_all);
+  EXPECT_TRUE(v->accept_all("acme.example"));
+  EXPECT_TRUE(one(*v, "whoever@acme.example").accept_all);  // cached answers say so too
+}
+
+TEST_F(VerifierTest, NormalDestinationIsNotAcceptAll) {
+  auto v = make();
+  auto r = one(*v, "alice@acme.example");
+  EXPECT_FALSE(r.accept_all);
+  EXPECT_FALSE(v->accept_all("acme.example"));
+}
+
+TEST_F(VerifierTest, FlushForgetsAddressesAndDomains) {
+  auto v = make();
+  one(*v, "alice@acme.example");
+  one(*v, "nobody@acme.example");
+  EXPECT_EQ(v->stats().cache_entries, 2u);
+  EXPECT_EQ(v->flush_address(core::Address::parse("Alice@acme.example").value()), 1u);
+  EXPECT_FALSE(one(*v, "alice@acme.example").cached);
+  EXPECT_EQ(v->flush_domain("ACME.example"), 2u);
+  EXPECT_EQ(v->stats().cache_entries, 0u);
+  one(*v, "alice@acme.example");
+  EXPECT_EQ(v->flush_all(), 1u);
+}
+
+}  // namespace
+}  // namespace mailroster::verify
