@@ -404,6 +404,63 @@ class Gateway(unittest.TestCase):
                               r"to=<alice@acme\.example> size=\d+ result=delivered reply=\"250 .*\" ms=\d+")
 
 
+class Limits(unittest.TestCase):
+    """Session limits need their own service with tight settings."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mailroster-limits-")
+        db = os.path.join(cls.dir, "state.db")
+        config = os.path.join(cls.dir, "mailroster.toml")
+        with open(config, "w") as f:
+            f.write('[database]\npath = "%s"\n[admin]\nlisten = "127.0.0.1:0"\n'
+                    '[smtp]\ninbound_listen = "127.0.0.1:0"\nidle_timeout = "1s"\n'
+                    'max_connections_per_client = 2\n' % db)
+        cls.log_path = os.path.join(cls.dir, "serve.log")
+        cls.log = open(cls.log_path, "w")
+        cls.serve = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=cls.log, stdout=cls.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with open(cls.log_path) as f:
+                m = re.search(r"inbound SMTP listening on 127\.0\.0\.1:(\d+)", f.read())
+            if m:
+                cls.port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("serve did not start")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.serve.terminate()
+        cls.serve.wait(10)
+        cls.log.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_idle_session_is_closed_with_421(self):
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        self.assertTrue(sock.recv(4096).startswith(b"220 "))
+        started = time.time()
+        data = b""
+        while True:
+            more = sock.recv(4096)
+            if not more:
+                break
+            data += more
+        sock.close()
+        self.assertIn(b"421 4.4.2", data)
+        self.assertLess(time.time() - started, 5)
+
+    def test_connections_per_client_are_limited(self):
+        socks = [socket.create_connection(("127.0.0.1", self.port), timeout=10) for _ in range(3)]
+        greetings = [s.recv(4096) for s in socks]
+        for s in socks:
+            s.close()
+        self.assertTrue(greetings[0].startswith(b"220 "))
+        self.assertTrue(greetings[1].startswith(b"220 "))
+        self.assertTrue(greetings[2].startswith(b"421 4.7.0"), greetings[2])
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
