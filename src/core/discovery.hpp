@@ -13,12 +13,14 @@ namespace mailroster::core {
 bool discovery_active(const DiscoverySettings& settings, std::optional<int> sync_every_hours);
 
 struct CleanDeliveryOutcome {
+  bool changed = false;  // d must be saved
   bool became_discovered = false;
 };
 
 // One clean inbound message was delivered to d's address at `now`. Deliveries older than
-// the window are forgotten; reaching the threshold within the window makes the address
-// discovered (once).
+// the window are forgotten, and only the newest `threshold` are kept (no more can matter);
+// reaching the threshold within the window makes the address discovered, once. Mail to an
+// address already discovered changes nothing.
 CleanDeliveryOutcome on_clean_delivery(DiscoveredAddress& d, const DiscoverySettings& settings,
                                        TimePoint now);
 

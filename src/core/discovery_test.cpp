@@ -23,9 +23,12 @@ TEST(Discovery, ThirdCleanMessageWithin30DaysDiscovers) {
   EXPECT_FALSE(on_clean_delivery(d, s, kDay0 + days{10}).became_discovered);
   EXPECT_TRUE(on_clean_delivery(d, s, kDay0 + days{29}).became_discovered);
   EXPECT_EQ(d.discovered_at, kDay0 + days{29});
-  // Once discovered, later mail does not rediscover it.
-  EXPECT_FALSE(on_clean_delivery(d, s, kDay0 + days{30}).became_discovered);
+  // Once discovered, later mail changes nothing.
+  const auto after = on_clean_delivery(d, s, kDay0 + days{30});
+  EXPECT_FALSE(after.became_discovered);
+  EXPECT_FALSE(after.changed);
   EXPECT_EQ(d.discovered_at, kDay0 + days{29});
+  EXPECT_EQ(d.clean_inbound.size(), 3u);
 }
 
 TEST(Discovery, MessagesOutsideTheWindowDoNotCount) {
@@ -37,6 +40,17 @@ TEST(Discovery, MessagesOutsideTheWindowDoNotCount) {
   EXPECT_FALSE(on_clean_delivery(d, s, kDay0 + days{30}).became_discovered);
   EXPECT_EQ(d.clean_inbound.size(), 2u);
   EXPECT_TRUE(on_clean_delivery(d, s, kDay0 + days{31}).became_discovered);
+}
+
+TEST(Discovery, KeepsOnlyAsManyStampsAsTheThresholdNeeds) {
+  DiscoverySettings s;
+  s.inbound_threshold = 2;
+  s.window_days = 1;
+  auto d = fresh();
+  for (int i = 0; i < 5; ++i) on_clean_delivery(d, s, kDay0 + days{2 * i});  // never 2 in a day
+  EXPECT_FALSE(d.discovered_at);
+  EXPECT_EQ(d.clean_inbound.size(), 1u);
+  EXPECT_TRUE(on_clean_delivery(d, s, kDay0 + days{8} + hours{1}).became_discovered);
 }
 
 TEST(Discovery, ThresholdIsTheCompanysSetting) {

@@ -167,6 +167,7 @@ struct InboundGateway::Impl {
           d.address = r.address;
         }
         const auto outcome = core::on_clean_delivery(d, discovery, now);
+        if (!outcome.changed) continue;
         store.save_discovered(d, discovery_actor);
         metrics.add("mailroster_discovery_clean_deliveries_total");
         if (outcome.became_discovered) {
