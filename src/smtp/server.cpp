@@ -132,7 +132,8 @@ struct Server::Impl::Session {
   // The next line from the client; nullopt when the connection ended or timed out. Pending
   // replies go out before waiting for input, so pipelined commands get their answers together.
   awaitable<std::optional<Line>> read_line(std::size_t limit) {
-    std::array<char, 16 * 1024> buf{};
+    // Small: this frame lives as long as an idle session does (10,000 of them < 256 MiB).
+    std::array<char, 4096> buf{};
     for (;;) {
       if (auto line = input.next(limit)) co_return line;
       co_await flush();

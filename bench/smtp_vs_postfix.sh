@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Side-by-side SMTP benchmark, all on 127.0.0.1:
+#
+#   smtp-source -> mailroster serve (callout verification, relay in the transaction) -> smtp-sink
+#   smtp-source -> private Postfix 3.7 (reject_unverified_recipient, relay)        -> smtp-sink
+#
+# Cases: one recipient repeated (verification cache hits) and distinct recipients
+# (smtp-source -N: every message to a new address, a callout each). Prints msgs/s of each,
+# the ratio, and mailroster's cached RCPT latency.
+# The Postfix instance is private (its own config, queue and ports in a temp dir); the
+# system Postfix instance is never touched. Needs root (Postfix's master runs as root).
+#
+# Usage: bench/smtp_vs_postfix.sh [build/mailroster]   (MSGS, SESSIONS, SIZE in the env)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(realpath "${1:-build/mailroster}")
+MSGS=${MSGS:-10000}
+SESSIONS=${SESSIONS:-20}
+SIZE=${SIZE:-2048}
+WORK=$(mktemp -d /tmp/mailroster-bench-XXXXXX)
+chmod 0755 "$WORK"  # Postfix opens its data directory as the postfix user
+PIDS=()
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # 10,000 idle sessions need the descriptors
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -f "$WORK/postfix/etc/main.cf" ]; then postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 || true; fi
+  sleep 0.5
+  [ -n "${KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; return 1; }
+now() { date +%s.%N; }
+
+SINK=$(free_port)
+smtp-sink -u postfix 127.0.0.1:"$SINK" 1024 2>"$WORK/sink.log" &
+PIDS+=($!)
+wait_port "$SINK"
+
+# ---- mailroster -------------------------------------------------------------------------
+MR_SMTP=$(free_port)
+MR_ADMIN=$(free_port)
+DB="$WORK/mailroster.db"
+"$BIN" --db "$DB" company add bench >/dev/null
+"$BIN" --db "$DB" domain add bench.example --company bench --destination 127.0.0.1:"$SINK" >/dev/null
+"$BIN" --db "$DB" discovery set --company bench enabled=true >/dev/null
+cat > "$WORK/mailroster.toml" <<TOML
+[database]
+path = "$DB"
+[admin]
+listen = "127.0.0.1:$MR_ADMIN"
+[smtp]
+inbound_listen = "127.0.0.1:$MR_SMTP"
+hostname = "mailroster.bench"
+max_connections_per_client = 20000
+[log]
+level = "warn"
+TOML
+"$BIN" --config "$WORK/mailroster.toml" serve 2>"$WORK/mailroster.log" &
+PIDS+=($!)
+MR_PID=$!
+wait_port "$MR_SMTP"
+
+# ---- private Postfix ----------------------------------------------------------------------
+PF_SMTP=$(free_port)
+PF="$WORK/postfix"
+mkdir -p "$PF/etc" "$PF/queue" "$PF/data"
+chown postfix "$PF/data"
+: > "$PF/etc/main.cf"
+
+cat > "$PF/etc/master.cf" <<MASTER
+127.0.0.1:$PF_SMTP inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+MASTER
+postconf -c "$PF/etc" -e \
+  "compatibility_level = 3.6" \
+  "queue_directory = $PF/queue" \
+  "data_directory = $PF/data" \
+  "mail_owner = postfix" \
+  "myhostname = postfix.bench" \
+  "mydestination =" \
+  "inet_interfaces = 127.0.0.1" \
+  "inet_protocols = ipv4" \
+  "mynetworks = 127.0.0.0/8" \
+  "relay_domains = bench.example" \
+  "relay_transport = relay:[127.0.0.1]:$SINK" \
+  "smtpd_relay_restrictions = reject_unauth_destination" \
+  "smtpd_recipient_restrictions = reject_unverified_recipient" \
+  "address_verify_map = btree:$PF/data/verify_cache" \
+  "alias_maps =" "alias_database =" "local_recipient_maps =" \
+  "smtp_connection_cache_on_demand = yes" \
+  "maillog_file = /dev/stdout" \
+  "master_service_disable =" \
+  "default_process_limit = 100" \
+  "smtpd_client_connection_count_limit = 0" \
+  "smtpd_client_message_rate_limit = 0" \
+  "smtpd_client_recipient_rate_limit = 0" \
+  "smtpd_client_connection_rate_limit = 0"
+postfix -c "$PF/etc" check >/dev/null 2>&1 || true
+# start-fg: the daemonizing `postfix start` fails in this sandbox; the foreground master works.
+postfix -c "$PF/etc" start-fg >"$WORK/postfix-start.log" 2>&1 &
+PIDS+=($!)
+wait_port "$PF_SMTP" || { cat "$WORK/postfix-start.log" >&2; exit 1; }
+
+# ---- runs ----------------------------------------------------------------------------------
+run() {  # run <port> <messages> <extra smtp-source args...>; prints msgs/s
+  local port=$1 msgs=$2
+  shift 2
+  local start end
+  start=$(now)
+  smtp-source -s "$SESSIONS" -m "$msgs" -l "$SIZE" -f bench@example.org -t user@bench.example "$@" \
+    127.0.0.1:"$port" >"$WORK/source.log" 2>&1 || true
+  end=$(now)
+  python3 -c "print(f'{$msgs / ($end - $start):.0f}')"
+}
+
+# Warm both verification caches for the repeated recipient.
+swaks --server 127.0.0.1:"$MR_SMTP" --to user@bench.example --from bench@example.org >/dev/null 2>&1 || true
+for _ in 1 2 3 4 5 6; do
+  if swaks --server 127.0.0.1:"$PF_SMTP" --to user@bench.example --from bench@example.org >/dev/null 2>&1; then break; fi
+  sleep 1
+done
+
+echo "mailroster smtp benchmark: $MSGS messages of $SIZE bytes, $SESSIONS parallel sessions, $(nproc) cores"
+printf '%-34s %12s %12s %8s\n' "case" "mailroster" "postfix" "ratio"
+MR_HIT=$(run "$MR_SMTP" "$MSGS")
+PF_HIT=$(run "$PF_SMTP" "$MSGS")
+printf '%-34s %10s/s %10s/s %7sx\n' "one recipient (cache hits)" "$MR_HIT" "$PF_HIT" \
+  "$(python3 -c "print(f'{$MR_HIT/$PF_HIT:.2f}')")"
+# Postfix answers a new recipient only after its verify probe, polling every
+# address_verify_poll_delay (3s): a few hundred messages give its rate.
+PF_MISS_MSGS=${PF_MISS_MSGS:-$((MSGS < 400 ? MSGS : 400))}
+MR_MISS=$(run "$MR_SMTP" "$MSGS" -N)
+PF_MISS=$(run "$PF_SMTP" "$PF_MISS_MSGS" -N)
+printf '%-34s %10s/s %10s/s %7sx\n' "distinct recipients (misses) [1]" "$MR_MISS" "$PF_MISS" \
+  "$(python3 -c "print(f'{$MR_MISS/$PF_MISS:.2f}')")"
+echo "[1] mailroster: $MSGS new addresses; postfix: $PF_MISS_MSGS (default address_verify_poll_delay)"
+PF_QUEUED=$(find "$PF/queue" -type f -path '*/active/*' -o -type f -path '*/incoming/*' -o -type f -path '*/deferred/*' 2>/dev/null | wc -l)
+echo "postfix messages still queued after the runs (accepted, not yet at the sink): $PF_QUEUED"
+echo "postfix log: $(grep -c "status=sent" "$WORK/postfix-start.log") sent, $(grep -c "reject:" "$WORK/postfix-start.log") rejects, $(grep -c "status=deferred" "$WORK/postfix-start.log") deferred"; { grep "reject:" "$WORK/postfix-start.log" || true; } | head -3
+curl -s 127.0.0.1:"$MR_ADMIN"/metrics | grep -E '^mailroster_inbound_(messages|rcpt)_total' || true
+python3 bench/rcpt_latency.py "$MR_SMTP" user@bench.example 10000
+python3 bench/idle_connections.py "$MR_SMTP" "$MR_PID" "${IDLE:-10000}"
