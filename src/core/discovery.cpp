@@ -29,4 +29,48 @@ CleanDeliveryOutcome on_clean_delivery(DiscoveredAddress& d, const DiscoverySett
   return out;
 }
 
+OutboundOutcome on_clean_outbound(DiscoveredAddress& d, const DiscoverySettings& settings,
+                                  TimePoint now) {
+  OutboundOutcome out;
+  if (d.first_seen == TimePoint{}) d.first_seen = now;
+  ++d.outbound_messages;
+  if (settings.auto_add_outbound) {
+    out.create_user = true;
+  } else if (!d.discovered_at) {
+    d.discovered_at = now;
+    out.became_discovered = true;
+  }
+  return out;
+}
+
+std::optional<Id> alias_candidate(const Address& discovered,
+                                  const std::vector<User>& company_users) {
+  const auto local = ascii_lower(discovered.local());
+  for (const auto& u : company_users) {
+    if (u.role == Role::functional) continue;  // shared mailboxes are not a person's aliases
+    if (u.address.domain() != discovered.domain() && ascii_lower(u.address.local()) == local) {
+      return u.id;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<TimePoint> expires_at(const DiscoveredAddress& d, const DiscoverySettings& settings) {
+  if (!d.discovered_at) return std::nullopt;
+  return *d.discovered_at + std::chrono::weeks(settings.notification_weeks);
+}
+
+ExpiryAction expiry_action(const DiscoveredAddress& d, const DiscoverySettings& settings,
+                           TimePoint now) {
+  const auto at = expires_at(d, settings);
+  if (!at || now < *at) return ExpiryAction::none;
+  return settings.expired_to_new_user ? ExpiryAction::make_user : ExpiryAction::mark_invalid;
+}
+
+std::optional<std::string> report_week(TimePoint now) {
+  const std::chrono::sys_days day = std::chrono::floor<std::chrono::days>(now);
+  if (std::chrono::weekday{day} != std::chrono::Thursday) return std::nullopt;
+  return format_iso8601(TimePoint{day}).substr(0, 10);
+}
+
 }  // namespace mailroster::core

@@ -24,4 +24,34 @@ struct CleanDeliveryOutcome {
 CleanDeliveryOutcome on_clean_delivery(DiscoveredAddress& d, const DiscoverySettings& settings,
                                        TimePoint now);
 
+// Outbound: one clean message sent by a company address that is not a user. With
+// "auto-add new users detected via outbound" on, the sender becomes a user at once;
+// otherwise it is recorded as discovered (via outbound) right away.
+struct OutboundOutcome {
+  bool create_user = false;
+  bool became_discovered = false;
+};
+OutboundOutcome on_clean_outbound(DiscoveredAddress& d, const DiscoverySettings& settings,
+                                  TimePoint now);
+
+// Alias detection: a discovered local@domain2 is an alias candidate of a user local@domain1
+// of the same company (seed: firstname.lastname@domain2 for firstname.lastname@domain1).
+// `company_users` may hold any users of the company; only simple aliases are detected.
+std::optional<Id> alias_candidate(const Address& discovered,
+                                  const std::vector<User>& company_users);
+
+// When a discovered address expires if nobody handles it: the notification weeks after it
+// was discovered. Never for an address still being counted.
+std::optional<TimePoint> expires_at(const DiscoveredAddress& d, const DiscoverySettings& settings);
+
+enum class ExpiryAction { none, make_user, mark_invalid };
+// At `now`: nothing yet, or what the expired address becomes ("expired addresses default to
+// new user" on: a user with the default role; else invalid).
+ExpiryAction expiry_action(const DiscoveredAddress& d, const DiscoverySettings& settings,
+                           TimePoint now);
+
+// Weekly reports go out on Thursdays (UTC). The key names a report's week (the Thursday's
+// date, "2026-11-26"), so one is never sent twice; nullopt on other days.
+std::optional<std::string> report_week(TimePoint now);
+
 }  // namespace mailroster::core

@@ -69,5 +69,83 @@ TEST(Discovery, ActiveOnlyWhenEnabledAndNoDailySync) {
   EXPECT_FALSE(discovery_active(s, 24));
 }
 
+TEST(Discovery, ThreeMessagesSpreadOver31DaysDoNotDiscover) {
+  DiscoverySettings s;
+  auto d = fresh();
+  on_clean_delivery(d, s, kDay0);
+  on_clean_delivery(d, s, kDay0 + days{15});
+  EXPECT_FALSE(on_clean_delivery(d, s, kDay0 + days{31}).became_discovered);
+  EXPECT_FALSE(d.discovered_at);
+}
+
+TEST(Expiry, DiscoveredOnDay0UntouchedDay21BecomesInvalid) {
+  DiscoverySettings s;  // 3 weeks, expired -> invalid
+  auto d = fresh();
+  d.discovered_at = kDay0;
+  EXPECT_EQ(expires_at(d, s), kDay0 + days{21});
+  EXPECT_EQ(expiry_action(d, s, kDay0 + days{20} + hours{23}), ExpiryAction::none);
+  EXPECT_EQ(expiry_action(d, s, kDay0 + days{21}), ExpiryAction::mark_invalid);
+  s.expired_to_new_user = true;
+  EXPECT_EQ(expiry_action(d, s, kDay0 + days{22}), ExpiryAction::make_user);
+  s.notification_weeks = 4;
+  EXPECT_EQ(expiry_action(d, s, kDay0 + days{22}), ExpiryAction::none);
+}
+
+TEST(Expiry, AnAddressStillBeingCountedNeverExpires) {
+  DiscoverySettings s;
+  auto d = fresh();
+  d.first_seen = kDay0;
+  d.clean_inbound = {kDay0};
+  EXPECT_FALSE(expires_at(d, s));
+  EXPECT_EQ(expiry_action(d, s, kDay0 + days{365}), ExpiryAction::none);
+}
+
+TEST(Outbound, OneCleanMessageCreatesTheUserWhenAutoAddIsOn) {
+  DiscoverySettings s;
+  s.auto_add_outbound = true;
+  auto d = fresh();
+  const auto out = on_clean_outbound(d, s, kDay0);
+  EXPECT_TRUE(out.create_user);
+  EXPECT_FALSE(out.became_discovered);
+}
+
+TEST(Outbound, OtherwiseTheSenderIsDiscoveredAtOnce) {
+  DiscoverySettings s;
+  auto d = fresh();
+  const auto out = on_clean_outbound(d, s, kDay0);
+  EXPECT_FALSE(out.create_user);
+  EXPECT_TRUE(out.became_discovered);
+  EXPECT_EQ(d.discovered_at, kDay0);
+  EXPECT_EQ(d.outbound_messages, 1);
+  EXPECT_FALSE(on_clean_outbound(d, s, kDay0 + days{1}).became_discovered);
+  EXPECT_EQ(d.outbound_messages, 2);
+}
+
+User user(Id id, const char* address, Role role = Role::end_user) {
+  User u;
+  u.id = id;
+  u.address = Address::parse(address).value();
+  u.role = role;
+  return u;
+}
+
+TEST(AliasCandidate, SameLocalPartInAnotherDomainOfTheCompany) {
+  const auto discovered = Address::parse("First.Last@domain2.example").value();
+  const std::vector<User> users = {user(1, "someone@domain1.example"),
+                                   user(2, "first.last@domain1.example"),
+                                   user(3, "first.last@domain2.example.org")};
+  EXPECT_EQ(alias_candidate(discovered, users), 2);
+  EXPECT_FALSE(alias_candidate(discovered, {user(1, "someone@domain1.example")}));
+  // A user with the very same address is not "another" user; functional accounts are skipped.
+  EXPECT_FALSE(alias_candidate(discovered, {user(4, "first.last@domain2.example")}));
+  EXPECT_FALSE(alias_candidate(discovered, {user(5, "first.last@domain1.example", Role::functional)}));
+}
+
+TEST(ReportWeek, OnlyOnThursdays) {
+  EXPECT_EQ(report_week(TimePoint{sys_days{2026y / November / 26}} + hours{7}), "2026-11-26");
+  EXPECT_FALSE(report_week(TimePoint{sys_days{2026y / November / 25}} + hours{23}));
+  EXPECT_FALSE(report_week(TimePoint{sys_days{2026y / November / 27}}));
+}
+
 }  // namespace
 }  // namespace mailroster::core

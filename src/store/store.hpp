@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,6 +79,10 @@ class Store {
 
   // Fails with ErrorCode::unavailable when the database does not answer.
   virtual void ping() = 0;
+
+  // Runs f as one transaction: every Store call f makes commits together, or, when f
+  // throws, none does (and the exception goes on). Other callers wait meanwhile.
+  virtual void atomically(const std::function<void()>& f) = 0;
 
   // Companies
   virtual core::Company add_company(const NewCompany& c, const core::Actor& actor) = 0;

@@ -116,19 +116,24 @@ Statement& Database::prepare(std::string_view sql) {
 std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
 int Database::changes() const { return sqlite3_changes(db_); }
 
-Transaction::Transaction(Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Database& db) : db_(db), nested_(db.transaction_depth_ > 0) {
+  db_.exec(nested_ ? "SAVEPOINT nested" : "BEGIN IMMEDIATE");
+  ++db_.transaction_depth_;
+}
 
 Transaction::~Transaction() {
   if (!done_) {
+    --db_.transaction_depth_;
     try {
-      db_.exec("ROLLBACK");
+      db_.exec(nested_ ? "ROLLBACK TO nested; RELEASE nested" : "ROLLBACK");
     } catch (...) {  // NOLINT(bugprone-empty-catch): nothing more can be done in a destructor
     }
   }
 }
 
 void Transaction::commit() {
-  db_.exec("COMMIT");
+  db_.exec(nested_ ? "RELEASE nested" : "COMMIT");
+  --db_.transaction_depth_;
   done_ = true;
 }
 

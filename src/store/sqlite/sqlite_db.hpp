@@ -86,10 +86,13 @@ class Database {
   friend class Statement;
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+  int transaction_depth_ = 0;
+  friend class Transaction;
 };
 
 // BEGIN IMMEDIATE on construction (so writers queue instead of failing mid-transaction),
-// ROLLBACK on destruction unless commit() was called.
+// ROLLBACK on destruction unless commit() was called. Inside another Transaction it is a
+// SAVEPOINT, so a multi-step operation composes single-step ones and stays all-or-nothing.
 class Transaction {
  public:
   explicit Transaction(Database& db);
@@ -101,6 +104,7 @@ class Transaction {
  private:
   Database& db_;
   bool done_ = false;
+  bool nested_ = false;
 };
 
 }  // namespace mailroster::store::sqlite

@@ -97,7 +97,7 @@ struct SqliteStore::Impl {
 
   Database db;
   const core::Clock& clock;
-  std::mutex mutex;
+  std::recursive_mutex mutex;  // recursive: atomically() holds it across nested calls
 
   // Runs f under the lock; storage errors become typed failures at this one place.
   template <class F>
@@ -492,6 +492,14 @@ SqliteStore::~SqliteStore() = default;
 
 int SqliteStore::schema_version() {
   return impl_->guard([&] { return impl_->current_version(); });
+}
+
+void SqliteStore::atomically(const std::function<void()>& f) {
+  impl_->guard([&] {
+    Transaction tx(impl_->db);
+    f();
+    tx.commit();
+  });
 }
 
 void SqliteStore::ping() {

@@ -22,6 +22,7 @@ class SqliteStore final : public Store {
   int schema_version();
 
   void ping() override;
+  void atomically(const std::function<void()>& f) override;
 
   core::Company add_company(const NewCompany& c, const core::Actor& actor) override;
   std::optional<core::Company> find_company(std::string_view name) override;

@@ -567,6 +567,31 @@ TEST_F(SqliteStoreTest, AuditListsNewestFirstPerCompany) {
   EXPECT_EQ(store.list_audit({std::nullopt, 2}).size(), 2u);
 }
 
+TEST_F(SqliteStoreTest, AtomicallyCommitsAllOrNothing) {
+  auto acme = add_acme();
+  store.atomically([&] {
+    add_user("one@acme.example");
+    add_user("two@acme.example");
+  });
+  EXPECT_EQ(store.count_users(acme.id), 2u);
+  const auto events = audit_count();
+  expect_failure(
+      [&] {
+        store.atomically([&] {
+          add_user("three@acme.example");
+          store.add_invalid(addr("ghost@acme.example"), "", actor);
+          add_user("one@acme.example");  // duplicate: the whole batch fails
+        });
+      },
+      ErrorCode::conflict, "already a user");
+  EXPECT_EQ(store.count_users(acme.id), 2u);
+  EXPECT_FALSE(store.find_user(addr("three@acme.example")));
+  EXPECT_FALSE(store.find_invalid(addr("ghost@acme.example")));
+  EXPECT_EQ(audit_count(), events);
+  // The store is usable afterwards.
+  EXPECT_NO_THROW(add_user("three@acme.example"));
+}
+
 TEST_F(SqliteStoreTest, PingAnswers) { EXPECT_NO_THROW(store.ping()); }
 
 }  // namespace
