@@ -138,7 +138,8 @@ TEST(AliasCandidate, SameLocalPartInAnotherDomainOfTheCompany) {
   EXPECT_FALSE(alias_candidate(discovered, {user(1, "someone@domain1.example")}));
   // A user with the very same address is not "another" user; functional accounts are skipped.
   EXPECT_FALSE(alias_candidate(discovered, {user(4, "first.last@domain2.example")}));
-  EXPECT_FALSE(alias_candidate(discovered, {user(5, "first.last@domain1.example", Role::functional)}));
+  EXPECT_FALSE(
+      alias_candidate(discovered, {user(5, "first.last@domain1.example", Role::functional)}));
 }
 
 TEST(ReportWeek, OnlyOnThursdays) {

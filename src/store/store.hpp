@@ -54,7 +54,9 @@ struct UserFilter {
   std::optional<Id> company_id;
   std::optional<core::Role> role;
   std::optional<core::Source> source;
-  std::string search;     // substring of address, first name or surname (case-insensitive)
+  std::string search;  // substring of address, first name or surname (case-insensitive)
+  std::optional<core::TimePoint> created_from;  // created at or after
+  std::optional<core::TimePoint> created_before;
   std::size_t limit = 0;  // 0 = no limit
   std::size_t offset = 0;
 };
@@ -123,6 +125,9 @@ class Store {
   virtual std::optional<core::Alias> find_alias(const core::Address& address) = 0;
   virtual std::vector<core::Alias> list_aliases(std::optional<Id> company_id,
                                                 std::optional<Id> user_id) = 0;
+  // A company's aliases created in [from, before).
+  virtual std::vector<core::Alias> aliases_created(Id company_id, core::TimePoint from,
+                                                   core::TimePoint before) = 0;
   virtual void remove_alias(Id id, const core::Actor& actor) = 0;
 
   // Invalid addresses: mail to them is rejected.
@@ -147,6 +152,11 @@ class Store {
   virtual core::DiscoverySettings discovery_settings(Id company_id) = 0;
   virtual void set_discovery_settings(Id company_id, const core::DiscoverySettings& s,
                                       const core::Actor& actor) = 0;
+
+  // Weekly reports: whether the report of `week` went out, and recording that it did.
+  virtual bool report_sent(Id company_id, const std::string& week) = 0;
+  virtual void mark_report_sent(Id company_id, const std::string& week,
+                                const std::string& recipients) = 0;
 
   // Audit trail, newest first.
   virtual std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) = 0;

@@ -731,7 +731,8 @@ std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
         sql_with("SELECT ", kUserColumns,
                  " FROM users WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR role = ?2) "
                  "AND (?3 IS NULL OR source = ?3) AND (?4 = '' OR instr(lower(address || ' ' || "
-                 "first_name || ' ' || surname), ?4) > 0) ORDER BY company_id, address_key "
+                 "first_name || ' ' || surname), ?4) > 0) AND (?7 IS NULL OR created_at >= ?7) "
+                 "AND (?8 IS NULL OR created_at < ?8) ORDER BY company_id, address_key "
                  "LIMIT ?5 OFFSET ?6"));
     s.bind(1, f.company_id);
     s.bind(2, f.role ? std::optional<std::string>(core::to_string(*f.role)) : std::nullopt);
@@ -739,6 +740,10 @@ std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
     s.bind(4, core::ascii_lower(f.search));
     s.bind(5, f.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(f.limit));
     s.bind(6, static_cast<std::int64_t>(f.offset));
+    s.bind(7,
+           f.created_from ? std::optional<std::int64_t>(to_unix(*f.created_from)) : std::nullopt);
+    s.bind(8, f.created_before ? std::optional<std::int64_t>(to_unix(*f.created_before))
+                               : std::nullopt);
     while (s.step()) out.push_back(read_user(s));
     return out;
   });
@@ -858,6 +863,42 @@ void SqliteStore::remove_alias(Id id, const Actor& actor) {
     if (!a) throw Failure(ErrorCode::not_found, "no alias with id " + std::to_string(id));
     I.remove_alias(*a, actor);
     tx.commit();
+  });
+}
+
+std::vector<core::Alias> SqliteStore::aliases_created(Id company_id, TimePoint from,
+                                                      TimePoint before) {
+  return impl_->guard([&] {
+    std::vector<core::Alias> out;
+    auto& s = impl_->db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases "
+        "WHERE company_id = ? AND created_at >= ? AND created_at < ? ORDER BY address_key");
+    s.bind(1, company_id).bind(2, to_unix(from)).bind(3, to_unix(before));
+    while (s.step()) out.push_back(read_alias(s));
+    return out;
+  });
+}
+
+bool SqliteStore::report_sent(Id company_id, const std::string& week) {
+  return impl_->guard([&] {
+    auto& s = impl_->db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");
+    s.bind(1, company_id).bind(2, week);
+    return s.step();
+  });
+}
+
+void SqliteStore::mark_report_sent(Id company_id, const std::string& week,
+                                   const std::string& recipients) {
+  impl_->guard([&] {
+    impl_->db
+        .prepare(
+            "INSERT OR IGNORE INTO reports_sent(company_id, week, sent_at, recipients) "
+            "VALUES (?, ?, ?, ?)")
+        .bind(1, company_id)
+        .bind(2, week)
+        .bind(3, to_unix(impl_->now()))
+        .bind(4, recipients)
+        .run();
   });
 }
 

@@ -54,6 +54,11 @@ class SqliteStore final : public Store {
   std::vector<core::Alias> list_aliases(std::optional<Id> company_id,
                                         std::optional<Id> user_id) override;
   void remove_alias(Id id, const core::Actor& actor) override;
+  std::vector<core::Alias> aliases_created(Id company_id, core::TimePoint from,
+                                           core::TimePoint before) override;
+  bool report_sent(Id company_id, const std::string& week) override;
+  void mark_report_sent(Id company_id, const std::string& week,
+                        const std::string& recipients) override;
 
   core::InvalidAddress add_invalid(const core::Address& address, const std::string& reason,
                                    const core::Actor& actor) override;

@@ -592,6 +592,35 @@ TEST_F(SqliteStoreTest, AtomicallyCommitsAllOrNothing) {
   EXPECT_NO_THROW(add_user("three@acme.example"));
 }
 
+TEST_F(SqliteStoreTest, ListsWhatWasCreatedInAWindow) {
+  auto acme = add_acme();
+  auto alice = add_user("alice@acme.example");
+  clock.advance(days{8});
+  const auto week_start = clock.now();
+  auto bob = add_user("bob@acme.example");
+  store.add_alias(bob.id, addr("robert@acme.example"), actor);
+  clock.advance(days{1});
+  auto created = store.list_users(
+      {.company_id = acme.id, .created_from = week_start, .created_before = clock.now()});
+  ASSERT_EQ(created.size(), 1u);
+  EXPECT_EQ(created[0].id, bob.id);
+  auto aliases = store.aliases_created(acme.id, week_start, clock.now());
+  ASSERT_EQ(aliases.size(), 1u);
+  EXPECT_EQ(aliases[0].address.str(), "robert@acme.example");
+  EXPECT_TRUE(store.aliases_created(acme.id, week_start - days{8}, week_start).empty());
+  (void)alice;
+}
+
+TEST_F(SqliteStoreTest, RemembersSentReports) {
+  auto acme = add_acme();
+  EXPECT_FALSE(store.report_sent(acme.id, "2026-11-26"));
+  store.mark_report_sent(acme.id, "2026-11-26", "it@acme.example");
+  EXPECT_TRUE(store.report_sent(acme.id, "2026-11-26"));
+  EXPECT_FALSE(store.report_sent(acme.id, "2026-12-03"));
+  SqliteStore reopened(dir.file("state.db"), clock);  // survives a restart
+  EXPECT_TRUE(reopened.report_sent(acme.id, "2026-11-26"));
+}
+
 TEST_F(SqliteStoreTest, PingAnswers) { EXPECT_NO_THROW(store.ping()); }
 
 }  // namespace
