@@ -12,6 +12,7 @@
 #include "admin/metrics.hpp"
 #include "gateway/inbound.hpp"
 #include "gateway/scorer.hpp"
+#include "lifecycle/discovery_service.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "verify/verifier.hpp"
@@ -61,7 +62,8 @@ int serve(const Config& config, store::Store& store) {
   smtp::ClientPool pool(io, config.relay);
   verify::Verifier verifier(pool, config.verify, clock);
   gateway::BuiltinScorer scorer(config.spam_threshold);
-  gateway::InboundGateway inbound_gateway(store, verifier, pool, scorer, metrics, clock,
+  lifecycle::DiscoveryService discovery(store, clock);
+  gateway::InboundGateway inbound_gateway(store, discovery, verifier, pool, scorer, metrics, clock,
                                           {.hostname = config.inbound.hostname});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
 

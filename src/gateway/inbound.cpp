@@ -75,6 +75,7 @@ std::size_t count_received(std::string_view message) {
 
 struct InboundGateway::Impl {
   store::Store& store;
+  lifecycle::DiscoveryService& discovery;
   verify::Verifier& verifier;
   smtp::ClientPool& relay;
   Scorer& scorer;
@@ -82,7 +83,6 @@ struct InboundGateway::Impl {
   const core::Clock& clock;
   InboundSettings settings;
   std::unordered_map<std::string, SessionState> sessions;
-  core::Actor discovery_actor{"discovery"};
 
   void count_rcpt(std::string_view result) {
     metrics.add("mailroster_inbound_rcpt_total", "result=\"" + std::string(result) + "\"");
@@ -127,8 +127,8 @@ struct InboundGateway::Impl {
       case AddressOwner::Kind::none:
         break;
     }
-    const auto discovery = store.discovery_settings(domain->company_id);
-    if (!core::discovery_active(discovery, std::nullopt)) {
+    const auto settings_of_company = store.discovery_settings(domain->company_id);
+    if (!core::discovery_active(settings_of_company, std::nullopt)) {
       count_rcpt("unknown");
       co_return Reply{550, "5.1.1 <" + path + ">: recipient address rejected: user unknown"};
     }
@@ -155,25 +155,15 @@ struct InboundGateway::Impl {
 
   // Counts one clean delivery for every recipient that is not (yet) a user.
   void record_clean_delivery(const std::vector<Recipient>& recipients) {
-    const auto now = clock.now();
     for (const auto& r : recipients) {
       if (!r.countable) continue;
       try {
-        const auto discovery = store.discovery_settings(r.company_id);
-        if (!core::discovery_active(discovery, std::nullopt)) continue;
-        auto d = store.find_discovered(r.address).value_or(core::DiscoveredAddress{});
-        if (d.id == 0) {
-          if (store.resolve(r.address).kind != AddressOwner::Kind::none) continue;
-          d.address = r.address;
-        }
-        const auto outcome = core::on_clean_delivery(d, discovery, now);
-        if (!outcome.changed) continue;
-        store.save_discovered(d, discovery_actor);
+        const auto outcome = discovery.record_clean_inbound(r.address);
+        if (outcome == lifecycle::Outcome::none) continue;
         metrics.add("mailroster_discovery_clean_deliveries_total");
-        if (outcome.became_discovered) {
+        if (outcome != lifecycle::Outcome::counted) {
           metrics.add("mailroster_discovered_addresses_total");
-          spdlog::info("discovery: {} discovered after {} clean messages", r.address.str(),
-                       d.clean_inbound.size());
+          spdlog::info("discovery: {} {}", r.address.str(), lifecycle::to_string(outcome));
         }
       } catch (const std::exception& e) {
         // The message is delivered; losing one count is better than failing the delivery.
@@ -248,10 +238,12 @@ struct InboundGateway::Impl {
   }
 };
 
-InboundGateway::InboundGateway(store::Store& store, verify::Verifier& verifier,
-                               smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
-                               const core::Clock& clock, InboundSettings settings)
-    : impl_(new Impl{store, verifier, relay, scorer, metrics, clock, std::move(settings)}) {
+InboundGateway::InboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
+                               verify::Verifier& verifier, smtp::ClientPool& relay, Scorer& scorer,
+                               admin::Metrics& metrics, const core::Clock& clock,
+                               InboundSettings settings)
+    : impl_(new Impl{store, discovery, verifier, relay, scorer, metrics, clock,
+                     std::move(settings)}) {
   metrics.describe("mailroster_inbound_rcpt_total", "RCPT decisions by result", "counter");
   metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter");
   metrics.describe("mailroster_discovery_clean_deliveries_total",

@@ -19,6 +19,7 @@
 #include "admin/metrics.hpp"
 #include "core/clock.hpp"
 #include "gateway/scorer.hpp"
+#include "lifecycle/discovery_service.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "store/store.hpp"
@@ -33,9 +34,9 @@ struct InboundSettings {
 
 class InboundGateway final : public smtp::SessionHandler {
  public:
-  InboundGateway(store::Store& store, verify::Verifier& verifier, smtp::ClientPool& relay,
-                 Scorer& scorer, admin::Metrics& metrics, const core::Clock& clock,
-                 InboundSettings settings);
+  InboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
+                 verify::Verifier& verifier, smtp::ClientPool& relay, Scorer& scorer,
+                 admin::Metrics& metrics, const core::Clock& clock, InboundSettings settings);
   ~InboundGateway() override;
 
   smtp::Reply on_connect(const smtp::SessionInfo& session) override;

@@ -1,0 +1,202 @@
+#include "lifecycle/discovery_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "core/discovery.hpp"
+
+namespace mailroster::lifecycle {
+
+using core::ErrorCode;
+using core::Failure;
+using store::AddressOwner;
+
+std::string_view to_string(Outcome o) {
+  switch (o) {
+    case Outcome::none:
+      return "none";
+    case Outcome::counted:
+      return "counted";
+    case Outcome::discovered:
+      return "discovered";
+    case Outcome::became_alias:
+      return "became_alias";
+    case Outcome::became_user:
+      return "became_user";
+    case Outcome::became_invalid:
+      return "became_invalid";
+  }
+  return "?";
+}
+
+namespace {
+core::Id company_of(store::Store& store, const core::Address& a) {
+  auto d = store.find_domain(a.domain());
+  if (!d) {
+    throw Failure(ErrorCode::invalid_argument, "domain '" + a.domain() + "' is not registered");
+  }
+  return d->company_id;
+}
+
+// The discovered entry of an address, or a fresh one when the address is nothing yet;
+// nullopt when it already is a user, alias or invalid.
+std::optional<core::DiscoveredAddress> discovered_or_new(store::Store& store,
+                                                         const core::Address& a) {
+  if (auto d = store.find_discovered(a)) return d;
+  if (store.resolve(a).kind != AddressOwner::Kind::none) return std::nullopt;
+  core::DiscoveredAddress d;
+  d.address = a;
+  return d;
+}
+}  // namespace
+
+DiscoveryService::DiscoveryService(store::Store& store, const core::Clock& clock)
+    : store_(store), clock_(clock) {}
+
+Outcome DiscoveryService::after_discovered(const core::DiscoveredAddress& d,
+                                           const core::DiscoverySettings& s) {
+  const auto users = store_.list_users({.company_id = d.company_id});
+  const auto candidate = core::alias_candidate(d.address, users);
+  if (!candidate) return Outcome::discovered;
+  if (s.auto_add_aliases) {
+    store_.add_alias(*candidate, d.address, actor_);  // removes the discovered entry
+    spdlog::info("discovery: {} added as alias of user {}", d.address.str(),
+                 store_.user_by_id(*candidate)->address.str());
+    return Outcome::became_alias;
+  }
+  auto suggested = d;
+  suggested.suggested_alias_of = candidate;
+  store_.save_discovered(suggested, actor_);
+  return Outcome::discovered;
+}
+
+Outcome DiscoveryService::record_clean_inbound(const core::Address& address) {
+  Outcome result = Outcome::none;
+  store_.atomically([&] {
+    const auto company = company_of(store_, address);
+    const auto settings = store_.discovery_settings(company);
+    if (!core::discovery_active(settings, std::nullopt)) return;
+    auto d = discovered_or_new(store_, address);
+    if (!d) return;
+    const auto outcome = core::on_clean_delivery(*d, settings, clock_.now());
+    if (!outcome.changed) return;
+    auto saved = store_.save_discovered(*d, actor_);
+    result = outcome.became_discovered ? after_discovered(saved, settings) : Outcome::counted;
+  });
+  return result;
+}
+
+Outcome DiscoveryService::record_clean_outbound(const core::Address& sender) {
+  Outcome result = Outcome::none;
+  store_.atomically([&] {
+    const auto company = company_of(store_, sender);
+    const auto settings = store_.discovery_settings(company);
+    if (!core::discovery_active(settings, std::nullopt)) return;
+    auto d = discovered_or_new(store_, sender);
+    if (!d) return;
+    const auto outcome = core::on_clean_outbound(*d, settings, clock_.now());
+    if (outcome.create_user) {
+      store::NewUser u;
+      u.address = sender;
+      u.role = settings.default_role;
+      u.source = core::Source::discovery;
+      store_.add_user(u, actor_);
+      result = Outcome::became_user;
+      return;
+    }
+    auto saved = store_.save_discovered(*d, actor_);
+    result = outcome.became_discovered ? after_discovered(saved, settings) : Outcome::counted;
+  });
+  return result;
+}
+
+void DiscoveryService::apply(core::Id company_id, const std::vector<DiscoveredAction>& actions,
+                             const core::Actor& actor) {
+  store_.atomically([&] {
+    const auto settings = store_.discovery_settings(company_id);
+    for (const auto& a : actions) {
+      auto d = store_.find_discovered(a.address);
+      if (!d || d->company_id != company_id) {
+        throw Failure(ErrorCode::not_found,
+                      a.address.str() + " is not on the discovered list of this company",
+                      "address");
+      }
+      switch (a.kind) {
+        case DiscoveredAction::Kind::create_user:
+        case DiscoveredAction::Kind::create_functional: {
+          store::NewUser u;
+          u.address = a.address;
+          u.first_name = a.first_name;
+          u.surname = a.surname;
+          u.role = a.kind == DiscoveredAction::Kind::create_functional
+                       ? core::Role::functional
+                       : a.role.value_or(settings.default_role);
+          u.source = core::Source::discovery;
+          store_.add_user(u, actor);
+          break;
+        }
+        case DiscoveredAction::Kind::mark_invalid:
+          store_.add_invalid(a.address, "marked invalid from the discovered list", actor);
+          break;
+        case DiscoveredAction::Kind::add_alias: {
+          auto target = store_.find_user(a.alias_of);
+          if (!target || target->company_id != company_id) {
+            throw Failure(ErrorCode::invalid_argument,
+                          a.alias_of.str() + " is not a user of this company", "alias_of");
+          }
+          store_.add_alias(target->id, a.address, actor);
+          break;
+        }
+      }
+    }
+  });
+}
+
+core::User DiscoveryService::create_user_from_invalid(const core::Address& address,
+                                                      std::string first_name, std::string surname,
+                                                      std::optional<core::Role> role,
+                                                      const core::Actor& actor) {
+  core::User created;
+  store_.atomically([&] {
+    auto invalid = store_.find_invalid(address);
+    if (!invalid) throw Failure(ErrorCode::not_found, address.str() + " is not marked invalid");
+    store::NewUser u;
+    u.address = address;
+    u.first_name = std::move(first_name);
+    u.surname = std::move(surname);
+    u.role = role.value_or(store_.discovery_settings(invalid->company_id).default_role);
+    created = store_.add_user(u, actor);  // removes the invalid entry: "creating a user fixes it"
+  });
+  return created;
+}
+
+ExpiryRun DiscoveryService::expire(core::TimePoint now) {
+  ExpiryRun run;
+  for (const auto& company : store_.list_companies()) {
+    const auto settings = store_.discovery_settings(company.id);
+    for (const auto& d : store_.list_discovered(company.id)) {
+      const auto action = core::expiry_action(d, settings, now);
+      if (action == core::ExpiryAction::none) continue;
+      store_.atomically([&] {
+        if (action == core::ExpiryAction::make_user) {
+          store::NewUser u;
+          u.address = d.address;
+          u.role = settings.default_role;
+          u.source = core::Source::discovery;
+          store_.add_user(u, actor_);
+          run.changed.emplace_back(d.address.str(), Outcome::became_user);
+        } else {
+          store_.add_invalid(d.address,
+                             "discovered and not handled within " +
+                                 std::to_string(settings.notification_weeks) + " weeks",
+                             actor_);
+          run.changed.emplace_back(d.address.str(), Outcome::became_invalid);
+        }
+      });
+      spdlog::info("discovery: {} expired -> {}", d.address.str(),
+                   to_string(run.changed.back().second));
+    }
+  }
+  return run;
+}
+
+}  // namespace mailroster::lifecycle
