@@ -1,0 +1,220 @@
+// The seed's SMTP Discovery scenarios, day by day, with an injected clock.
+#include "lifecycle/discovery_service.hpp"
+
+#include <gtest/gtest.h>
+
+#include "store/sqlite/sqlite_store.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::lifecycle {
+namespace {
+
+using core::Address;
+using store::AddressOwner;
+using namespace std::chrono;
+
+Address addr(const char* text) { return Address::parse(text).value(); }
+
+class Lifecycle : public ::testing::Test {
+ protected:
+  Lifecycle() : clock(day0), store(dir.file("state.db"), clock), discovery(store, clock) {
+    acme = store.add_company({"acme", "it@acme.example", "", {}}, admin);
+    for (const char* d : {"acme.example", "acme.test"}) {
+      store.add_domain(acme.id, d, core::Endpoint::parse("127.0.0.1:2526").value(), admin);
+    }
+    settings.enabled = true;
+    store.set_discovery_settings(acme.id, settings, admin);
+  }
+
+  void set(const char* name, const char* value) {
+    ASSERT_FALSE(core::set_setting(settings, name, value));
+    store.set_discovery_settings(acme.id, settings, admin);
+  }
+
+  void on_day(int day) { clock.set(day0 + days{day}); }
+  AddressOwner::Kind kind(const char* a) { return store.resolve(addr(a)).kind; }
+
+  const core::TimePoint day0{sys_days{2026y / November / 2}};
+  testing::TempDir dir;
+  core::ManualClock clock;
+  store::sqlite::SqliteStore store;
+  DiscoveryService discovery;
+  core::Actor admin{"admin:test"};
+  core::Company acme;
+  core::DiscoverySettings settings;
+};
+
+TEST_F(Lifecycle, ThreeCleanMessagesIn30DaysDiscover) {
+  on_day(0);
+  EXPECT_EQ(discovery.record_clean_inbound(addr("new@acme.example")), Outcome::counted);
+  on_day(12);
+  EXPECT_EQ(discovery.record_clean_inbound(addr("new@acme.example")), Outcome::counted);
+  on_day(29);
+  EXPECT_EQ(discovery.record_clean_inbound(addr("new@acme.example")), Outcome::discovered);
+  auto d = store.find_discovered(addr("new@acme.example")).value();
+  EXPECT_EQ(d.discovered_at, clock.now());
+}
+
+TEST_F(Lifecycle, ThreeSpreadOver31DaysDoNot) {
+  for (int day : {0, 15, 31}) {
+    on_day(day);
+    EXPECT_EQ(discovery.record_clean_inbound(addr("new@acme.example")), Outcome::counted);
+  }
+  EXPECT_FALSE(store.find_discovered(addr("new@acme.example"))->discovered_at);
+}
+
+TEST_F(Lifecycle, DiscoveredUntouchedFor3WeeksBecomesInvalid) {
+  set("inbound_threshold", "1");
+  on_day(0);
+  EXPECT_EQ(discovery.record_clean_inbound(addr("temp@acme.example")), Outcome::discovered);
+  on_day(20);
+  EXPECT_TRUE(discovery.expire(clock.now()).changed.empty());
+  EXPECT_EQ(kind("temp@acme.example"), AddressOwner::Kind::discovered);
+  on_day(21);
+  const auto run = discovery.expire(clock.now());
+  ASSERT_EQ(run.changed.size(), 1u);
+  EXPECT_EQ(run.changed[0].second, Outcome::became_invalid);
+  EXPECT_EQ(kind("temp@acme.example"), AddressOwner::Kind::invalid);
+  EXPECT_TRUE(store.list_discovered(acme.id).empty());
+  // Mail for it is now counted nowhere.
+  EXPECT_EQ(discovery.record_clean_inbound(addr("temp@acme.example")), Outcome::none);
+}
+
+TEST_F(Lifecycle, WithDefaultToNewUserAnExpiredAddressBecomesAUserWithTheDefaultRole) {
+  set("inbound_threshold", "1");
+  set("expired_to_new_user", "true");
+  set("default_role", "end_user");
+  discovery.record_clean_inbound(addr("temp@acme.example"));
+  on_day(22);
+  const auto run = discovery.expire(clock.now());
+  ASSERT_EQ(run.changed.size(), 1u);
+  EXPECT_EQ(run.changed[0].second, Outcome::became_user);
+  auto u = store.find_user(addr("temp@acme.example")).value();
+  EXPECT_EQ(u.role, core::Role::end_user);
+  EXPECT_EQ(u.source, core::Source::discovery);
+  EXPECT_EQ(store.list_audit({acme.id, 1})[0].actor, "discovery");
+}
+
+TEST_F(Lifecycle, OutboundFromAnUnknownSenderWithAutoAddCreatesTheUser) {
+  set("auto_add_outbound", "true");
+  EXPECT_EQ(discovery.record_clean_outbound(addr("sales@acme.example")), Outcome::became_user);
+  auto u = store.find_user(addr("sales@acme.example")).value();
+  EXPECT_EQ(u.role, core::Role::silent_user);  // the default role
+}
+
+TEST_F(Lifecycle, OutboundWithoutAutoAddIsDiscoveredAtOnce) {
+  EXPECT_EQ(discovery.record_clean_outbound(addr("sales@acme.example")), Outcome::discovered);
+  auto d = store.find_discovered(addr("sales@acme.example")).value();
+  EXPECT_EQ(d.outbound_messages, 1);
+  EXPECT_TRUE(d.discovered_at);
+  EXPECT_EQ(discovery.record_clean_outbound(addr("sales@acme.example")), Outcome::counted);
+  EXPECT_EQ(store.find_discovered(addr("sales@acme.example"))->outbound_messages, 2);
+}
+
+TEST_F(Lifecycle, DetectedAliasIsAddedWhenAutoAddIsOn) {
+  auto alice = store.add_user({addr("first.last@acme.example"), "First", "Last"}, admin);
+  set("inbound_threshold", "1");
+  EXPECT_EQ(discovery.record_clean_inbound(addr("First.Last@acme.test")), Outcome::became_alias);
+  auto alias = store.find_alias(addr("first.last@acme.test")).value();
+  EXPECT_EQ(alias.user_id, alice.id);
+  EXPECT_TRUE(store.list_discovered(acme.id).empty());
+}
+
+TEST_F(Lifecycle, DetectedAliasIsOnlySuggestedWhenAutoAddIsOff) {
+  auto alice = store.add_user({addr("first.last@acme.example"), "First", "Last"}, admin);
+  set("inbound_threshold", "1");
+  set("auto_add_aliases", "false");
+  EXPECT_EQ(discovery.record_clean_inbound(addr("first.last@acme.test")), Outcome::discovered);
+  auto d = store.find_discovered(addr("first.last@acme.test")).value();
+  EXPECT_EQ(d.suggested_alias_of, alice.id);
+  EXPECT_FALSE(store.find_alias(addr("first.last@acme.test")));
+}
+
+TEST_F(Lifecycle, DiscoveryOffCountsNothing) {
+  set("enabled", "false");
+  EXPECT_EQ(discovery.record_clean_inbound(addr("x@acme.example")), Outcome::none);
+  EXPECT_EQ(discovery.record_clean_outbound(addr("x@acme.example")), Outcome::none);
+  EXPECT_TRUE(store.list_discovered(acme.id).empty());
+}
+
+class Actions : public Lifecycle {
+ protected:
+  Actions() {
+    set("inbound_threshold", "1");
+    for (const char* a :
+         {"one@acme.example", "two@acme.example", "three@acme.example", "four@acme.example"}) {
+      discovery.record_clean_inbound(addr(a));
+    }
+    bob = store.add_user({addr("bob@acme.example"), "Bob", "B"}, admin);
+  }
+  core::User bob;
+};
+
+TEST_F(Actions, EveryActionOfTheSelectMenu) {
+  DiscoveredAction user{DiscoveredAction::Kind::create_user, addr("one@acme.example"), "One",
+                        "Person"};
+  DiscoveredAction functional{DiscoveredAction::Kind::create_functional, addr("two@acme.example")};
+  DiscoveredAction invalid{DiscoveredAction::Kind::mark_invalid, addr("three@acme.example")};
+  DiscoveredAction alias{DiscoveredAction::Kind::add_alias, addr("four@acme.example")};
+  alias.alias_of = addr("bob@acme.example");
+  discovery.apply(acme.id, {user, functional, invalid, alias}, admin);
+
+  auto one = store.find_user(addr("one@acme.example")).value();
+  EXPECT_EQ(one.first_name, "One");
+  EXPECT_EQ(one.role, core::Role::silent_user);
+  EXPECT_EQ(store.find_user(addr("two@acme.example"))->role, core::Role::functional);
+  EXPECT_EQ(kind("three@acme.example"), AddressOwner::Kind::invalid);
+  EXPECT_EQ(store.find_alias(addr("four@acme.example"))->user_id, bob.id);
+  EXPECT_TRUE(store.list_discovered(acme.id).empty());
+  for (const auto& e : store.list_audit({acme.id, 4})) EXPECT_EQ(e.actor, "admin:test");
+}
+
+TEST_F(Actions, AMixedSelectionWithOneBadAddressChangesNothing) {
+  const auto events = store.list_audit({acme.id, 0}).size();
+  DiscoveredAction good{DiscoveredAction::Kind::create_user, addr("one@acme.example")};
+  DiscoveredAction also_good{DiscoveredAction::Kind::mark_invalid, addr("two@acme.example")};
+  DiscoveredAction not_discovered{DiscoveredAction::Kind::create_user, addr("nobody@acme.example")};
+  try {
+    discovery.apply(acme.id, {good, also_good, not_discovered}, admin);
+    ADD_FAILURE() << "expected a failure";
+  } catch (const core::Failure& f) {
+    EXPECT_EQ(f.code(), core::ErrorCode::not_found);
+    EXPECT_NE(std::string(f.what()).find("nobody@acme.example is not on the discovered list"),
+              std::string::npos);
+  }
+  EXPECT_EQ(store.list_discovered(acme.id).size(), 4u);
+  EXPECT_FALSE(store.find_user(addr("one@acme.example")));
+  EXPECT_EQ(store.list_audit({acme.id, 0}).size(), events);
+}
+
+TEST_F(Actions, AliasTargetMustBeAUserOfTheSameCompany) {
+  auto globex = store.add_company({"globex", "", "", {}}, admin);
+  store.add_domain(globex.id, "globex.example", core::Endpoint::parse("h").value(), admin);
+  store.add_user({addr("hank@globex.example")}, admin);
+  DiscoveredAction alias{DiscoveredAction::Kind::add_alias, addr("four@acme.example")};
+  alias.alias_of = addr("hank@globex.example");
+  EXPECT_THROW(discovery.apply(acme.id, {alias}, admin), core::Failure);
+  alias.alias_of = addr("nobody@acme.example");
+  EXPECT_THROW(discovery.apply(acme.id, {alias}, admin), core::Failure);
+  EXPECT_EQ(kind("four@acme.example"), AddressOwner::Kind::discovered);
+}
+
+TEST_F(Actions, AnotherCompanysDiscoveredAddressIsNotFound) {
+  auto globex = store.add_company({"globex", "", "", {}}, admin);
+  DiscoveredAction user{DiscoveredAction::Kind::create_user, addr("one@acme.example")};
+  EXPECT_THROW(discovery.apply(globex.id, {user}, admin), core::Failure);
+}
+
+TEST_F(Actions, CreatingAUserFromTheInvalidListFixesIt) {
+  store.add_invalid(addr("ghost@acme.example"), "expired", admin);
+  auto u = discovery.create_user_from_invalid(addr("ghost@acme.example"), "G", "Host",
+                                              core::Role::end_user, admin);
+  EXPECT_EQ(u.role, core::Role::end_user);
+  EXPECT_EQ(kind("ghost@acme.example"), AddressOwner::Kind::user);
+  EXPECT_THROW(
+      discovery.create_user_from_invalid(addr("nobody@acme.example"), "", "", std::nullopt, admin),
+      core::Failure);
+}
+
+}  // namespace
+}  // namespace mailroster::lifecycle
