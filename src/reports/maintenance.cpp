@@ -1,0 +1,81 @@
+#include "reports/maintenance.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "core/discovery.hpp"
+#include "reports/weekly_report.hpp"
+
+namespace mailroster::reports {
+
+using boost::asio::awaitable;
+
+Maintenance::Maintenance(store::Store& store, lifecycle::DiscoveryService& discovery,
+                         smtp::ClientPool& pool, MaintenanceSettings settings)
+    : store_(store), discovery_(discovery), pool_(pool), settings_(std::move(settings)) {}
+
+awaitable<std::string> Maintenance::submit(const std::vector<std::string>& recipients,
+                                           const std::string& message) {
+  auto lease = co_await pool_.acquire(settings_.relay);
+  if (!lease.connection)
+    co_return "relay " + settings_.relay.str() + ": " + lease.result.describe();
+  auto& conn = *lease.connection;
+  auto r = co_await conn.command("MAIL FROM:<" + settings_.from + ">");
+  if (!r.positive()) co_return "MAIL FROM: " + r.describe();
+  std::size_t accepted = 0;
+  for (const auto& rcpt : recipients) {
+    auto rr = co_await conn.command("RCPT TO:<" + rcpt + ">");
+    if (rr.positive()) {
+      ++accepted;
+    } else {
+      spdlog::warn("report: relay refused {}: {}", rcpt, rr.describe());
+    }
+  }
+  if (accepted == 0) co_return "relay accepted no recipient";
+  auto d = co_await conn.data(message);
+  if (!d.positive()) co_return "DATA: " + d.describe();
+  co_await pool_.release(std::move(lease.connection));
+  co_return std::string();
+}
+
+awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
+  MaintenanceResult result;
+  result.expiry = discovery_.expire(now);
+  const auto week = core::report_week(now);
+  if (!week) co_return result;
+
+  for (const auto& company : store_.list_companies()) {
+    const auto settings = store_.discovery_settings(company.id);
+    if (!settings.report_new_users && !settings.report_new_aliases) continue;
+    if (store_.report_sent(company.id, *week)) continue;
+    const auto report = build_report(store_, company, now);
+    if (report.recipients.empty()) {
+      result.reports_failed.push_back(company.name + ": no tech contact");
+      continue;
+    }
+    std::string to;
+    for (const auto& r : report.recipients) to += (to.empty() ? "" : ",") + r;
+    if (report.empty()) {
+      store_.mark_report_sent(company.id, *week, "");  // nothing to tell this week
+      continue;
+    }
+    const auto error = co_await submit(report.recipients,
+                                       to_mime(report, settings_.from, settings_.hostname, now));
+    if (!error.empty()) {
+      spdlog::error("report for {} ({}) not sent, will retry: {}", company.name, *week, error);
+      result.reports_failed.push_back(company.name + ": " + error);
+      continue;
+    }
+    store_.atomically([&] {
+      store_.mark_report_sent(company.id, *week, to);
+      for (auto [d, at] : report.expiring) {
+        ++d.notifications_sent;
+        store_.save_discovered(d, core::Actor{"report"});
+      }
+    });
+    spdlog::info("report for {} ({}) sent to {}", company.name, *week, to);
+    result.reports_sent.push_back(company.name);
+  }
+  co_return result;
+}
+
+}  // namespace mailroster::reports

@@ -1,0 +1,50 @@
+// The maintenance job: expiry of discovered addresses, then on Thursdays the weekly reports.
+// `serve` runs it every `interval`; `mailroster maintain --at TIME` runs it once for a given
+// instant. A report is recorded as sent only after the relay said 250, so a failed send is
+// retried on the next run, and a sent one is never sent again, across restarts too.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "core/network.hpp"
+#include "lifecycle/discovery_service.hpp"
+#include "smtp/client.hpp"
+#include "store/store.hpp"
+
+namespace mailroster::reports {
+
+struct MaintenanceSettings {
+  core::Endpoint relay{"127.0.0.1", 25};  // where reports are submitted
+  std::string from = "mailroster@localhost";
+  std::string hostname = "localhost";
+  std::chrono::seconds interval{600};
+};
+
+struct MaintenanceResult {
+  lifecycle::ExpiryRun expiry;
+  std::vector<std::string> reports_sent;    // company names
+  std::vector<std::string> reports_failed;  // "company: reason"
+};
+
+class Maintenance {
+ public:
+  Maintenance(store::Store& store, lifecycle::DiscoveryService& discovery, smtp::ClientPool& pool,
+              MaintenanceSettings settings);
+  boost::asio::awaitable<MaintenanceResult> run(core::TimePoint now);
+
+ private:
+  // Submits one message; returns an empty string on success, else why it failed.
+  boost::asio::awaitable<std::string> submit(const std::vector<std::string>& recipients,
+                                             const std::string& message);
+  store::Store& store_;
+  lifecycle::DiscoveryService& discovery_;
+  smtp::ClientPool& pool_;
+  MaintenanceSettings settings_;
+};
+
+}  // namespace mailroster::reports

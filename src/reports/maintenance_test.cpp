@@ -1,0 +1,223 @@
+// Thursday reports captured by a test SMTP server, with an injected clock.
+#include "reports/maintenance.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "reports/weekly_report.hpp"
+#include "smtp/server.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::reports {
+namespace {
+
+namespace asio = boost::asio;
+using core::Address;
+using namespace std::chrono;
+
+Address addr(const char* text) { return Address::parse(text).value(); }
+
+struct Captured {
+  std::string from;
+  std::vector<std::string> to;
+  std::string message;
+};
+
+// The configured SMTP relay: keeps what it is given.
+class CapturingRelay final : public smtp::SessionHandler {
+ public:
+  std::vector<Captured> messages;
+  smtp::Reply on_connect(const smtp::SessionInfo&) override { return {220, "ok"}; }
+  asio::awaitable<smtp::Reply> on_mail(const smtp::SessionInfo&,
+                                       const smtp::Transaction&) override {
+    co_return smtp::Reply{250, "2.1.0 ok"};
+  }
+  asio::awaitable<smtp::Reply> on_rcpt(const smtp::SessionInfo&, const smtp::Transaction&,
+                                       const smtp::Command&) override {
+    co_return smtp::Reply{250, "2.1.5 ok"};
+  }
+  asio::awaitable<smtp::Reply> on_message(const smtp::SessionInfo&, const smtp::Transaction& tx,
+                                          std::string message) override {
+    messages.push_back({tx.mail_from, tx.recipients, std::move(message)});
+    co_return smtp::Reply{250, "2.0.0 queued"};
+  }
+  void on_disconnect(const smtp::SessionInfo&) override {}
+};
+
+// Thursday 26 November 2026, 07:00 UTC.
+const core::TimePoint kThursday = core::TimePoint{sys_days{2026y / November / 26}} + hours{7};
+
+class Reports : public ::testing::Test {
+ protected:
+  Reports()
+      : clock(kThursday - days{6}),  // the Friday before
+        store(std::make_unique<store::sqlite::SqliteStore>(dir.file("state.db"), clock)),
+        discovery(std::make_unique<lifecycle::DiscoveryService>(*store, clock)),
+        relay_server(io, smtp::ServerSettings{.listen = {"127.0.0.1", 0}}, relay),
+        pool(io,
+             smtp::ClientSettings{.connect_timeout = seconds(2), .command_timeout = seconds(2)}) {
+    relay_server.start();
+    acme = store->add_company({"acme", "it@acme.example", "boss@acme.example", {}}, admin);
+    for (const char* d : {"acme.example", "acme.test"}) {
+      store->add_domain(acme.id, d, core::Endpoint::parse("127.0.0.1:2526").value(), admin);
+    }
+    core::DiscoverySettings s;
+    s.enabled = true;
+    s.inbound_threshold = 1;
+    store->set_discovery_settings(acme.id, s, admin);
+  }
+
+  MaintenanceResult run_at(core::TimePoint now) {
+    clock.set(now);
+    Maintenance m(*store, *discovery, pool,
+                  {.relay = {"127.0.0.1", relay_server.port()},
+                   .from = "mailroster@mx.test",
+                   .hostname = "mx.test"});
+    MaintenanceResult result;
+    bool done = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          result = co_await m.run(now);
+          done = true;
+          io.stop();
+        },
+        asio::detached);
+    io.restart();
+    io.run_for(seconds(20));
+    EXPECT_TRUE(done);
+    return result;
+  }
+
+  void restart_store() {
+    discovery.reset();
+    store = std::make_unique<store::sqlite::SqliteStore>(dir.file("state.db"), clock);
+    discovery = std::make_unique<lifecycle::DiscoveryService>(*store, clock);
+  }
+
+  testing::TempDir dir;
+  core::ManualClock clock;
+  std::unique_ptr<store::sqlite::SqliteStore> store;
+  std::unique_ptr<lifecycle::DiscoveryService> discovery;
+  asio::io_context io;
+  CapturingRelay relay;
+  smtp::Server relay_server;
+  smtp::ClientPool pool;
+  core::Actor admin{"admin:test"};
+  core::Company acme;
+};
+
+TEST_F(Reports, ThursdayReportListsTheWeekAndGoesToBothContacts) {
+  // Friday: Alice is created with an alias; a discovered address appears.
+  auto alice = store->add_user({addr("alice@acme.example"), "Alice", "Liddell"}, admin);
+  store->add_alias(alice.id, addr("a.liddell@acme.example"), admin);
+  discovery->record_clean_inbound(addr("new.hire@acme.example"));
+  // Two weeks earlier already: an old user that must not be listed.
+  clock.set(kThursday - days{20});
+  store->add_user({addr("old@acme.example")}, admin);
+
+  const auto result = run_at(kThursday);
+  ASSERT_EQ(result.reports_sent, std::vector<std::string>{"acme"});
+  ASSERT_EQ(relay.messages.size(), 1u);
+  const auto& m = relay.messages[0];
+  EXPECT_EQ(m.from, "mailroster@mx.test");
+  EXPECT_EQ(m.to, (std::vector<std::string>{"it@acme.example", "boss@acme.example"}));
+  EXPECT_NE(m.message.find("To: it@acme.example, boss@acme.example\r\n"), std::string::npos);
+  EXPECT_NE(m.message.find("Subject: SMTP Discovery weekly report for acme (2026-11-26)\r\n"),
+            std::string::npos);
+  EXPECT_NE(m.message.find("Content-Type: text/plain; charset=UTF-8\r\n"), std::string::npos);
+  EXPECT_NE(m.message.find("MIME-Version: 1.0\r\n"), std::string::npos);
+
+  const auto report = build_report(*store, acme, kThursday);
+  const auto text = render_text(report);
+  EXPECT_NE(text.find("New users (1)"), std::string::npos) << text;
+  EXPECT_NE(text.find("alice@acme.example"), std::string::npos);
+  EXPECT_EQ(text.find("old@acme.example"), std::string::npos);
+  EXPECT_NE(text.find("New aliases (1)"), std::string::npos);
+  EXPECT_NE(text.find("a.liddell@acme.example  alice@acme.example"), std::string::npos) << text;
+  // Discovered on Friday 20 Nov: expires 11 Dec, after the next report (3 Dec): not listed.
+  EXPECT_NE(text.find("expiring before the next report (0)"), std::string::npos) << text;
+}
+
+TEST_F(Reports, NotSentTwiceNotEvenAcrossARestart) {
+  store->add_user({addr("alice@acme.example")}, admin);
+  run_at(kThursday);
+  ASSERT_EQ(relay.messages.size(), 1u);
+  run_at(kThursday + hours{2});
+  EXPECT_EQ(relay.messages.size(), 1u);
+  restart_store();
+  run_at(kThursday + hours{4});
+  EXPECT_EQ(relay.messages.size(), 1u);
+  // The next Thursday is a new week.
+  store->add_user({addr("bob@acme.example")}, admin);
+  run_at(kThursday + days{7});
+  EXPECT_EQ(relay.messages.size(), 2u);
+}
+
+TEST_F(Reports, OnlyOnThursdays) {
+  store->add_user({addr("alice@acme.example")}, admin);
+  for (int d = 1; d < 7; ++d) run_at(kThursday + days{d});
+  EXPECT_TRUE(relay.messages.empty());
+}
+
+TEST_F(Reports, AdminContactOnlyWhenTheOptionIsOn) {
+  auto s = store->discovery_settings(acme.id);
+  s.report_include_admin = false;
+  store->set_discovery_settings(acme.id, s, admin);
+  store->add_user({addr("alice@acme.example")}, admin);
+  run_at(kThursday);
+  ASSERT_EQ(relay.messages.size(), 1u);
+  EXPECT_EQ(relay.messages[0].to, std::vector<std::string>{"it@acme.example"});
+}
+
+TEST_F(Reports, NoReportWhenBothReportSettingsAreOff) {
+  auto s = store->discovery_settings(acme.id);
+  s.report_new_users = false;
+  s.report_new_aliases = false;
+  store->set_discovery_settings(acme.id, s, admin);
+  store->add_user({addr("alice@acme.example")}, admin);
+  run_at(kThursday);
+  EXPECT_TRUE(relay.messages.empty());
+}
+
+TEST_F(Reports, ExpiringAddressesAreListedAndCounted) {
+  clock.set(kThursday - days{15});  // discovered 15 days before: expires in 6 days
+  discovery->record_clean_inbound(addr("temp@acme.example"));
+  run_at(kThursday);
+  ASSERT_EQ(relay.messages.size(), 1u);
+  const auto text = render_text(build_report(*store, acme, kThursday));
+  EXPECT_NE(text.find("expiring before the next report (1)"), std::string::npos) << text;
+  EXPECT_NE(text.find("temp@acme.example"), std::string::npos);
+  EXPECT_EQ(store->find_discovered(addr("temp@acme.example"))->notifications_sent, 1);
+}
+
+TEST_F(Reports, RelayDownMeansRetryNotLoss) {
+  store->add_user({addr("alice@acme.example")}, admin);
+  relay_server.stop();
+  io.restart();
+  io.poll();
+  auto failed = run_at(kThursday);
+  EXPECT_EQ(failed.reports_failed.size(), 1u);
+  EXPECT_FALSE(store->report_sent(acme.id, "2026-11-26"));
+}
+
+TEST_F(Reports, MaintenanceExpiresUnhandledAddresses) {
+  discovery->record_clean_inbound(addr("temp@acme.example"));
+  const auto result = run_at(clock.now() + days{21});
+  ASSERT_EQ(result.expiry.changed.size(), 1u);
+  EXPECT_EQ(store->resolve(addr("temp@acme.example")).kind, store::AddressOwner::Kind::invalid);
+}
+
+TEST(QuotedPrintable, EncodesUtf8AndLongLines) {
+  EXPECT_EQ(quoted_printable("J\xC3\xBCrgen = 1\n"), "J=C3=BCrgen =3D 1\r\n");
+  EXPECT_EQ(quoted_printable("trailing space \n"), "trailing space=20\r\n");
+  const auto long_line = quoted_printable(std::string(100, 'a') + "\n");
+  EXPECT_EQ(long_line, std::string(75, 'a') + "=\r\n" + std::string(25, 'a') + "\r\n");
+}
+
+}  // namespace
+}  // namespace mailroster::reports

@@ -1,0 +1,177 @@
+#include "reports/weekly_report.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+#include "core/discovery.hpp"
+
+namespace mailroster::reports {
+
+using namespace std::chrono;
+
+WeeklyReport build_report(store::Store& store, const core::Company& company, core::TimePoint now) {
+  const auto settings = store.discovery_settings(company.id);
+  WeeklyReport r;
+  r.company = company.name;
+  r.until = core::TimePoint{floor<days>(now)};
+  r.from = r.until - days{7};
+  r.week = core::format_iso8601(r.until).substr(0, 10);
+  if (!company.tech_contact.empty()) r.recipients.push_back(company.tech_contact);
+  if (settings.report_include_admin && !company.admin_contact.empty() &&
+      company.admin_contact != company.tech_contact) {
+    r.recipients.push_back(company.admin_contact);
+  }
+  r.lists_users = settings.report_new_users;
+  r.lists_aliases = settings.report_new_aliases;
+  if (r.lists_users) {
+    r.new_users = store.list_users(
+        {.company_id = company.id, .created_from = r.from, .created_before = r.until});
+  }
+  if (r.lists_aliases) {
+    for (const auto& a : store.aliases_created(company.id, r.from, r.until)) {
+      const auto user = store.user_by_id(a.user_id);
+      r.new_aliases.emplace_back(a, user ? user->address.str() : "?");
+    }
+  }
+  const auto next_report = r.until + days{7};
+  for (const auto& d : store.list_discovered(company.id)) {
+    const auto at = core::expires_at(d, settings);
+    if (at && *at < next_report) r.expiring.emplace_back(d, *at);
+  }
+  std::sort(r.expiring.begin(), r.expiring.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
+  return r;
+}
+
+namespace {
+void table(std::string& out, const std::vector<std::string>& header,
+           const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string text;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      text += cells[i];
+      if (i + 1 < cells.size()) text += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    out += "  " + text + "\n";
+  };
+  line(header);
+  std::vector<std::string> rule;
+  for (auto w : width) rule.emplace_back(w, '-');
+  line(rule);
+  for (const auto& row : rows) line(row);
+}
+
+std::string day_of(core::TimePoint t) { return core::format_iso8601(t).substr(0, 10); }
+}  // namespace
+
+std::string render_text(const WeeklyReport& r) {
+  std::string out = "SMTP Discovery weekly report for " + r.company + "\n";
+  out += "Week " + day_of(r.from) + " to " + day_of(r.until - seconds{1}) + " (UTC)\n\n";
+  if (r.lists_users) {
+    out += "New users (" + std::to_string(r.new_users.size()) + ")\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& u : r.new_users) {
+      rows.push_back({u.address.str(), u.first_name, u.surname,
+                      std::string(core::to_string(u.role)), std::string(core::to_string(u.source)),
+                      day_of(u.created_at)});
+    }
+    if (rows.empty()) {
+      out += "  none\n";
+    } else {
+      table(out, {"Address", "First name", "Surname", "Role", "Source", "Created"}, rows);
+    }
+    out += "\n";
+  }
+  if (r.lists_aliases) {
+    out += "New aliases (" + std::to_string(r.new_aliases.size()) + ")\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [a, user] : r.new_aliases) {
+      rows.push_back({a.address.str(), user, day_of(a.created_at)});
+    }
+    if (rows.empty()) {
+      out += "  none\n";
+    } else {
+      table(out, {"Alias", "User", "Created"}, rows);
+    }
+    out += "\n";
+  }
+  out += "Discovered addresses expiring before the next report (" +
+         std::to_string(r.expiring.size()) + ")\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [d, at] : r.expiring) {
+    rows.push_back({d.address.str(), day_of(*d.discovered_at), day_of(at)});
+  }
+  if (rows.empty()) {
+    out += "  none\n";
+  } else {
+    table(out, {"Address", "Discovered", "Expires"}, rows);
+    out +=
+        "\nUnless an administrator creates a user, a functional account or an alias for them,\n"
+        "these addresses then expire as the SMTP Discovery settings say.\n";
+  }
+  return out;
+}
+
+std::string quoted_printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  std::size_t column = 0;
+  auto put = [&](std::string_view piece) {
+    if (column + piece.size() > 75) {  // soft line break: "=" ends a line of at most 76
+      out += "=\r\n";
+      column = 0;
+    }
+    out += piece;
+    column += piece.size();
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      out += "\r\n";
+      column = 0;
+      continue;
+    }
+    const bool at_line_end = i + 1 == text.size() || text[i + 1] == '\n';
+    const bool literal =
+        (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_line_end);
+    if (literal) {
+      put(std::string_view(reinterpret_cast<const char*>(&text[i]), 1));
+    } else {
+      const char enc[3] = {'=', kHex[c >> 4], kHex[c & 15]};
+      put(std::string_view(enc, 3));
+    }
+  }
+  if (!out.empty() && column != 0) out += "\r\n";
+  return out;
+}
+
+std::string to_mime(const WeeklyReport& r, const std::string& from, const std::string& hostname,
+                    core::TimePoint now) {
+  const std::time_t tt = now.time_since_epoch().count();
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char date[64];
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  std::string to;
+  for (const auto& rcpt : r.recipients) to += (to.empty() ? "" : ", ") + rcpt;
+  std::string m;
+  m += "From: mailroster <" + from + ">\r\n";
+  m += "To: " + to + "\r\n";
+  m += "Subject: SMTP Discovery weekly report for " + r.company + " (" + r.week + ")\r\n";
+  m += "Date: " + std::string(date) + "\r\n";
+  m += "Message-ID: <report." + r.company + "." + r.week + "@" + hostname + ">\r\n";
+  m += "Auto-Submitted: auto-generated\r\n";
+  m += "MIME-Version: 1.0\r\n";
+  m += "Content-Type: text/plain; charset=UTF-8\r\n";
+  m += "Content-Transfer-Encoding: quoted-printable\r\n";
+  m += "\r\n";
+  m += quoted_printable(render_text(r));
+  return m;
+}
+
+}  // namespace mailroster::reports

@@ -1,0 +1,47 @@
+// The weekly SMTP Discovery report (seed: "Reports are sent out on Thursdays"): per company
+// whose report settings are on, one email to the tech contact (and the admin contact when
+// "include admin contact" is on) listing the users and aliases created in the previous
+// 7 days and the discovered addresses that will expire before the next report.
+// The week runs from the previous Thursday 00:00 UTC to this Thursday 00:00 UTC, so
+// consecutive reports neither overlap nor leave gaps, whenever on Thursday they are sent.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/model.hpp"
+#include "store/store.hpp"
+
+namespace mailroster::reports {
+
+struct WeeklyReport {
+  std::string company;
+  std::string week;  // the Thursday, "2026-11-26"
+  core::TimePoint from{};
+  core::TimePoint until{};
+  std::vector<std::string> recipients;
+  bool lists_users = false;
+  bool lists_aliases = false;
+  std::vector<core::User> new_users;
+  std::vector<std::pair<core::Alias, std::string>> new_aliases;  // alias, its user's address
+  std::vector<std::pair<core::DiscoveredAddress, core::TimePoint>> expiring;  // and when
+
+  // Nothing to tell: no section has a line.
+  bool empty() const { return new_users.empty() && new_aliases.empty() && expiring.empty(); }
+};
+
+// The report of the week containing `now` (which should be a Thursday; the week is the one
+// ending at that day's midnight). Reads only.
+WeeklyReport build_report(store::Store& store, const core::Company& company, core::TimePoint now);
+
+// The body: plain-text tables, one section per list.
+std::string render_text(const WeeklyReport& report);
+
+// The whole message (RFC 5322 + MIME, UTF-8, quoted-printable), ready for DATA.
+std::string to_mime(const WeeklyReport& report, const std::string& from,
+                    const std::string& hostname, core::TimePoint now);
+
+// RFC 2045 6.7 quoted-printable, CRLF line breaks, lines of at most 76 characters.
+std::string quoted_printable(std::string_view text);
+
+}  // namespace mailroster::reports
