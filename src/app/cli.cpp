@@ -15,6 +15,14 @@
 #include "admin/http_client.hpp"
 #include "app/config.hpp"
 #include "app/serve.hpp"
+#include "lifecycle/discovery_service.hpp"
+#include "reports/maintenance.hpp"
+#include "reports/weekly_report.hpp"
+#include "smtp/client.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include "core/json.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -99,12 +107,25 @@ struct AliasArgs {
 struct DiscoveryArgs {
   std::string company;
   std::vector<std::string> assignments;
+  std::vector<std::string> addresses;
+  std::string first_name;
+  std::string surname;
+  std::optional<std::string> role;
+  std::string user;
+};
+
+struct MaintainArgs {
+  std::string at;
+  std::string company;
 };
 
 struct InvalidArgs {
   std::string address;
   std::string company;
   std::string reason = "marked by an administrator";
+  std::string first_name;
+  std::string surname;
+  std::optional<std::string> role;
 };
 
 struct VerifyArgs {
@@ -126,7 +147,11 @@ struct Context {
   std::ostream& err;
 
   Config config;
-  core::SystemClock clock;
+  core::SystemClock system_clock;
+  std::optional<core::ManualClock> fixed_clock;  // `maintain --at`, `report preview --at`
+  const core::Clock& clock() const {
+    return fixed_clock ? static_cast<const core::Clock&>(*fixed_clock) : system_clock;
+  }
   std::unique_ptr<store::Store> store_ptr;
   core::Actor actor{"cli:" + who_am_i()};
   CompanyArgs company_args;
@@ -137,6 +162,15 @@ struct Context {
   VerifyArgs verify_args;
   DiscoveryArgs discovery_args;
   InvalidArgs invalid_args;
+  MaintainArgs maintain_args;
+
+  // Pins "now" to an ISO-8601 instant, before the store is opened.
+  void fix_time(const std::string& at) {
+    if (at.empty()) return;
+    auto t = core::parse_iso8601(at);
+    if (!t) throw Failure(ErrorCode::invalid_argument, "'" + at + "' is not an ISO-8601 time");
+    fixed_clock.emplace(*t);
+  }
 
   Context(std::ostream& o, std::ostream& e) : out(o), err(e) {}
 
@@ -147,7 +181,7 @@ struct Context {
 
   store::Store& store() {
     if (!store_ptr) {
-      store_ptr = std::make_unique<store::sqlite::SqliteStore>(config.database_path, clock);
+      store_ptr = std::make_unique<store::sqlite::SqliteStore>(config.database_path, clock());
     }
     return *store_ptr;
   }
@@ -604,6 +638,49 @@ void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& acti
       ->required();
   add_json_flag(set, ctx);
 
+  auto action_verb = [&](const std::string& name, const std::string& help,
+                         lifecycle::DiscoveredAction::Kind kind) {
+    auto* cmd = verb(*discovery, name, help, action, [&ctx, &opt = ctx.discovery_args, kind] {
+      const auto c = ctx.company(opt.company);
+      if (opt.addresses.size() > 1 && (!opt.first_name.empty() || !opt.surname.empty())) {
+        throw Failure(ErrorCode::invalid_argument,
+                      "--first-name and --surname apply to one address at a time");
+      }
+      std::vector<lifecycle::DiscoveredAction> actions;
+      for (const auto& a : opt.addresses) {
+        lifecycle::DiscoveredAction act;
+        act.kind = kind;
+        act.address = parse_address(a);
+        act.first_name = opt.first_name;
+        act.surname = opt.surname;
+        if (opt.role) act.role = core::parse_role(*opt.role).value();
+        if (kind == lifecycle::DiscoveredAction::Kind::add_alias) {
+          act.alias_of = parse_address(opt.user);
+        }
+        actions.push_back(std::move(act));
+      }
+      lifecycle::DiscoveryService service(ctx.store(), ctx.clock());
+      service.apply(c.id, actions, ctx.actor);
+      ctx.out << actions.size() << " address(es) handled\n";
+    });
+    cmd->add_option("addresses", opt.addresses, "Discovered addresses (all or none are handled)")
+        ->required();
+    cmd->add_option("--company", opt.company, "Company")->required();
+    return cmd;
+  };
+  auto* create_user = action_verb("create-user", "Create user accounts from discovered addresses",
+                                  lifecycle::DiscoveredAction::Kind::create_user);
+  create_user->add_option("--first-name", opt.first_name, "First name (one address)");
+  create_user->add_option("--surname", opt.surname, "Surname (one address)");
+  create_user->add_option("--role", opt.role, "end_user or silent_user (default: the setting)");
+  action_verb("create-functional", "Create functional accounts from discovered addresses",
+              lifecycle::DiscoveredAction::Kind::create_functional);
+  action_verb("mark-invalid", "Mark discovered addresses invalid",
+              lifecycle::DiscoveredAction::Kind::mark_invalid);
+  auto* add_alias = action_verb("add-alias", "Add discovered addresses as aliases of a user",
+                                lifecycle::DiscoveredAction::Kind::add_alias);
+  add_alias->add_option("--user", opt.user, "Primary address of the user")->required();
+
   auto* list = verb(
       *discovery, "list", "List discovered addresses (and those being counted)", action,
       [&ctx, &opt = ctx.discovery_args] {
@@ -651,6 +728,23 @@ void invalid_commands(CLI::App& app, Context& ctx, std::function<void()>& action
   list->add_option("--company", opt.company, "Company")->required();
   add_json_flag(list, ctx);
 
+  auto* create =
+      verb(*invalid, "create-user", "Create a user for an invalid address (fixes it)", action,
+           [&ctx, &opt = ctx.invalid_args] {
+             lifecycle::DiscoveryService service(ctx.store(), ctx.clock());
+             std::optional<core::Role> role;
+             if (opt.role) role = core::parse_role(*opt.role).value();
+             auto u = service.create_user_from_invalid(parse_address(opt.address), opt.first_name,
+                                                       opt.surname, role, ctx.actor);
+             if (ctx.json_output) return ctx.print_json(u);
+             ctx.out << "user " << u.address.str() << " created\n";
+           });
+  create->add_option("address", opt.address, "Invalid address")->required();
+  create->add_option("--first-name", opt.first_name, "First name");
+  create->add_option("--surname", opt.surname, "Surname");
+  create->add_option("--role", opt.role, "Role (default: the discovery default role)");
+  add_json_flag(create, ctx);
+
   auto* remove =
       verb(*invalid, "remove", "Remove an address from the invalid list", action,
            [&ctx, &opt = ctx.invalid_args] {
@@ -660,6 +754,75 @@ void invalid_commands(CLI::App& app, Context& ctx, std::function<void()>& action
              ctx.out << i->address.str() << " is no longer invalid\n";
            });
   remove->add_option("address", opt.address, "Address")->required();
+}
+
+void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.maintain_args;
+  auto* maintain = verb(
+      app, "maintain", "Run the maintenance job once (expiry; on Thursdays the weekly reports)",
+      action, [&ctx, &opt = ctx.maintain_args] {
+        ctx.fix_time(opt.at);
+        const auto now = ctx.clock().now();
+        boost::asio::io_context io;
+        smtp::ClientPool pool(io, ctx.config.relay);
+        lifecycle::DiscoveryService discovery(ctx.store(), ctx.clock());
+        reports::Maintenance m(ctx.store(), discovery, pool, ctx.config.maintenance);
+        reports::MaintenanceResult result;
+        boost::asio::co_spawn(
+            io, [&]() -> boost::asio::awaitable<void> { result = co_await m.run(now); },
+            boost::asio::detached);
+        io.run();
+        if (ctx.json_output) {
+          json j = {{"at", core::format_iso8601(now)},
+                    {"reports_sent", result.reports_sent},
+                    {"reports_failed", result.reports_failed},
+                    {"expired", json::array()}};
+          for (const auto& [a, o] : result.expiry.changed) {
+            j["expired"].push_back({{"address", a}, {"outcome", lifecycle::to_string(o)}});
+          }
+          return ctx.print_json(j);
+        }
+        ctx.out << "maintenance at " << core::format_iso8601(now) << "\n";
+        for (const auto& [a, o] : result.expiry.changed) {
+          ctx.out << "  expired " << a << " -> " << lifecycle::to_string(o) << "\n";
+        }
+        for (const auto& c : result.reports_sent) ctx.out << "  report sent: " << c << "\n";
+        for (const auto& c : result.reports_failed) ctx.out << "  report failed: " << c << "\n";
+        if (!result.reports_failed.empty()) {
+          throw Failure(ErrorCode::unavailable,
+                        std::to_string(result.reports_failed.size()) +
+                            " report(s) not sent; they are retried on the next run");
+        }
+      });
+  maintain->add_option("--at", opt.at, "The instant to run for (ISO-8601; default: now)");
+  add_json_flag(maintain, ctx);
+
+  auto* report = app.add_subcommand("report", "Weekly SMTP Discovery reports");
+  report->require_subcommand(1);
+  auto* preview = verb(*report, "preview", "Print the next weekly report of a company", action,
+                       [&ctx, &opt = ctx.maintain_args] {
+                         ctx.fix_time(opt.at);
+                         const auto c = ctx.company(opt.company);
+                         // The next Thursday at or after now.
+                         auto day = std::chrono::floor<std::chrono::days>(ctx.clock().now());
+                         while (std::chrono::weekday{day} != std::chrono::Thursday)
+                           day += std::chrono::days{1};
+                         const auto r = reports::build_report(ctx.store(), c, core::TimePoint{day});
+                         if (ctx.json_output) {
+                           json j = {{"company", r.company},
+                                     {"week", r.week},
+                                     {"to", r.recipients},
+                                     {"text", reports::render_text(r)}};
+                           return ctx.print_json(j);
+                         }
+                         std::string to;
+                         for (const auto& x : r.recipients) to += (to.empty() ? "" : ", ") + x;
+                         ctx.out << "To: " << (to.empty() ? "(no tech contact)" : to) << "\n\n"
+                                 << reports::render_text(r);
+                       });
+  preview->add_option("--company", opt.company, "Company")->required();
+  preview->add_option("--at", opt.at, "Pretend it is this instant (ISO-8601)");
+  add_json_flag(preview, ctx);
 }
 
 void setup_logging(const Config& config) {
@@ -695,6 +858,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   verify_commands(app, ctx, action);
   discovery_commands(app, ctx, action);
   invalid_commands(app, ctx, action);
+  maintenance_commands(app, ctx, action);
 
   try {
     app.parse(argc, argv);

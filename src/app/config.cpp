@@ -136,6 +136,26 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) {
          return set_int(n, c.relay.max_idle_per_destination, 0, 10000);
        }},
+      {"reports", "relay",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         auto ep = core::Endpoint::parse(text, 25);
+         if (!ep) return ep.error().message;
+         c.maintenance.relay = *ep;
+         return std::string();
+       }},
+      {"reports", "from",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         auto a = core::Address::parse(text);
+         if (!a) return a.error().message;
+         c.maintenance.from = a->str();
+         return std::string();
+       }},
+      {"maintenance", "interval",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.maintenance.interval); }},
       {"scoring", "spam_threshold",
        [](const toml::node& n, Config& c) {
          if (const auto* i = n.as_integer()) {
@@ -246,6 +266,10 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
   }
   // Relay connections greet with the same name the listener uses.
   config.relay.helo_name = config.inbound.hostname;
+  config.maintenance.hostname = config.inbound.hostname;
+  if (config.maintenance.from.empty()) {
+    config.maintenance.from = "mailroster@" + config.inbound.hostname;
+  }
   if (config.inbound.tls_cert_file.empty() != config.inbound.tls_key_file.empty()) {
     return invalid(std::string(source) + ": smtp.tls_cert and smtp.tls_key must be set together");
   }

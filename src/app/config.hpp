@@ -41,6 +41,13 @@
 //   [scoring]
 //   spam_threshold = 5.0            # built-in scorer: at or above is spam
 //
+//   [reports]                       # weekly SMTP Discovery reports (Thursdays, UTC)
+//   relay = "127.0.0.1:25"          # SMTP relay the reports are submitted to
+//   from = "mailroster@<hostname>"
+//
+//   [maintenance]
+//   interval = "10m"                # how often serve runs expiry and reports
+//
 // Durations are a number with a unit: s, m, h or d.
 #pragma once
 
@@ -49,6 +56,7 @@
 
 #include "core/error.hpp"
 #include "core/network.hpp"
+#include "reports/maintenance.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "verify/verifier.hpp"
@@ -63,6 +71,7 @@ struct Config {
   verify::VerifySettings verify;
   smtp::ClientSettings relay;
   double spam_threshold = 5.0;
+  reports::MaintenanceSettings maintenance{.from = ""};  // from: "mailroster@" + hostname
 
   static smtp::ServerSettings default_inbound();
 };

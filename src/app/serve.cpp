@@ -3,8 +3,13 @@
 #include "app/serve.hpp"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +18,7 @@
 #include "gateway/inbound.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
+#include "reports/maintenance.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "verify/verifier.hpp"
@@ -93,6 +99,29 @@ int serve(const Config& config, store::Store& store) {
     return flush_verify_cache(verifier, req);
   });
 
+  // Expiry and the Thursday reports, every maintenance interval.
+  reports::Maintenance maintenance(store, discovery, pool, config.maintenance);
+  boost::asio::steady_timer maintenance_timer(io);
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        for (;;) {
+          try {
+            const auto r = co_await maintenance.run(clock.now());
+            metrics.add("mailroster_maintenance_runs_total");
+            metrics.add("mailroster_reports_sent_total", "", r.reports_sent.size());
+          } catch (const std::exception& e) {
+            spdlog::error("maintenance failed: {}", e.what());
+          }
+          maintenance_timer.expires_after(config.maintenance.interval);
+          boost::system::error_code ec;
+          co_await maintenance_timer.async_wait(
+              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+          if (ec) co_return;
+        }
+      },
+      boost::asio::detached);
+
   http.start();
   inbound.start();
   spdlog::info("database {}", config.database_path);
@@ -107,6 +136,7 @@ int serve(const Config& config, store::Store& store) {
     spdlog::info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
     http.stop();
     inbound.stop();
+    maintenance_timer.cancel();
     pool.clear();
     io.stop();
   });

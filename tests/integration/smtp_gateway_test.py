@@ -48,7 +48,7 @@ class Gateway(unittest.TestCase):
         cls.procs = []
         cls.mtas = {}
         for name, args in {
-            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry"],
+            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy"],
             "catchall": ["--catch-all"],
             "drop": ["--mode", "drop"],
             "busy": ["--mode", "421"],
@@ -256,6 +256,35 @@ class Gateway(unittest.TestCase):
         self.assertTrue(any(e["action"] == "discovered.add" and e["object"] == "carol@acme.example"
                             and e["actor"] == "discovery" for e in audit))
 
+    def test_discovered_and_untouched_for_3_weeks_then_550_marked_invalid(self):
+        for _ in range(3):
+            self.assertEqual(self.send("henry@acme.example")[:2], (250, 250))
+        self.assertIsNotNone(self.discovered()["henry@acme.example"]["discovered_at"])
+        at = time.time() + 22 * 86400
+        if time.gmtime(at).tm_wday == 3:  # keep Thursday's reports out of this test
+            at += 86400
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+        out = self.cli("maintain", "--at", stamp)
+        self.assertIn("expired henry@acme.example -> became_invalid", out)
+        rcpt, _, text = self.send("henry@acme.example")  # the running gateway sees it at once
+        self.assertEqual(rcpt, 550)
+        self.assertIn("5.1.1", text)
+        self.assertIn("marked invalid", text)
+        self.assertIn("henry@acme.example", self.cli("invalid", "list", "--company", "acme"))
+
+    def test_administrator_creates_a_user_from_a_discovered_address(self):
+        for _ in range(3):
+            self.send("ivan@acme.example")
+        self.cli("discovery", "create-user", "ivan@acme.example", "--company", "acme",
+                 "--first-name", "Ivan", "--surname", "Petrov")
+        ivan = json.loads(self.cli("user", "show", "ivan@acme.example", "--json"))
+        self.assertEqual((ivan["first_name"], ivan["role"], ivan["source"]), ("Ivan", "silent_user", "discovery"))
+        self.assertNotIn("ivan@acme.example", self.discovered())
+        before = self.metrics()
+        self.assertEqual(self.send("ivan@acme.example")[:2], (250, 250))  # now a user: no callout
+        self.assertEqual(re.findall(r'result="user"} (\d+)', before)[0] if 'result="user"' in before else "0",
+                         str(int(re.findall(r'result="user"} (\d+)', self.metrics())[0]) - 1))
+
     def test_spam_does_not_count_toward_discovery(self):
         self.send("erin@acme.example", message("erin@acme.example", "spam", GTUBE))
         self.assertNotIn("erin@acme.example", self.discovered())
@@ -343,7 +372,7 @@ class Gateway(unittest.TestCase):
         msg = message("alice@acme.example", "pipelined").encode()
         out = self.raw([b"EHLO pipeline.example\r\n",
                         b"MAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@acme.example>\r\n"
-                        b"RCPT TO:<nobody@acme.example>\r\nRCPT TO:<henry@acme.example>\r\nDATA\r\n",
+                        b"RCPT TO:<nobody@acme.example>\r\nRCPT TO:<judy@acme.example>\r\nDATA\r\n",
                         msg + b".\r\nQUIT\r\n"], read_until=b"221")
         self.assertIn("250-PIPELINING", out)
         codes = re.findall(r"^(\d{3})[ -]", out, re.M)

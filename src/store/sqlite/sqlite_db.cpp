@@ -99,18 +99,15 @@ void Database::exec(std::string_view sql) {
   }
 }
 
-Statement& Database::prepare(std::string_view sql) {
+ScopedStatement Database::prepare(std::string_view sql) {
   auto it = cache_.find(std::string(sql));
-  if (it != cache_.end()) {
-    it->second->reset();
-    return *it->second;
-  }
+  if (it != cache_.end()) return ScopedStatement(*it->second);
   sqlite3_stmt* stmt = nullptr;
   const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                     SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) fail(db_, rc, "prepare");
   auto [pos, inserted] = cache_.emplace(std::string(sql), std::make_unique<Statement>(stmt));
-  return *pos->second;
+  return ScopedStatement(*pos->second);
 }
 
 std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }

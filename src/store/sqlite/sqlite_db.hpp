@@ -62,8 +62,36 @@ class Statement {
 
  private:
   friend class Database;
+  friend class ScopedStatement;
   void reset();
   sqlite3_stmt* stmt_;
+};
+
+// A prepared statement in use: resets it when it goes out of scope, so that a read that did
+// not step to the end never keeps its snapshot (in WAL mode an unreset statement holds a read
+// transaction open, and the connection would not see other processes' commits).
+class ScopedStatement {
+ public:
+  explicit ScopedStatement(Statement& s) : s_(s) {}
+  ~ScopedStatement() { s_.reset(); }
+  ScopedStatement(const ScopedStatement&) = delete;
+  ScopedStatement& operator=(const ScopedStatement&) = delete;
+
+  operator Statement&() { return s_; }  // NOLINT(google-explicit-constructor)
+  template <class T>
+  Statement& bind(int index, const T& value) {
+    return s_.bind(index, value);
+  }
+  bool step() { return s_.step(); }
+  void run() { s_.run(); }
+  std::int64_t int64(int column) const { return s_.int64(column); }
+  int int32(int column) const { return s_.int32(column); }
+  bool boolean(int column) const { return s_.boolean(column); }
+  std::string text(int column) const { return s_.text(column); }
+  bool is_null(int column) const { return s_.is_null(column); }
+
+ private:
+  Statement& s_;
 };
 
 class Database {
@@ -76,9 +104,9 @@ class Database {
 
   // Runs SQL that takes no parameters (DDL, PRAGMA); may hold several statements.
   void exec(std::string_view sql);
-  // A cached, reset statement ready for binding. Valid until the next prepare() of the same
-  // SQL text; do not hold two uses of one SQL text at once.
-  Statement& prepare(std::string_view sql);
+  // A cached statement ready for binding, reset again when the returned scope ends. Do not
+  // hold two uses of one SQL text at once.
+  ScopedStatement prepare(std::string_view sql);
   std::int64_t last_insert_id() const;
   int changes() const;
 

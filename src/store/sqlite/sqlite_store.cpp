@@ -131,7 +131,7 @@ struct SqliteStore::Impl {
   core::DiscoverySettings settings(Id company_id) {
     require_company(company_id);
     core::DiscoverySettings s;
-    auto& q = db.prepare(
+    auto q = db.prepare(
         sql_with("SELECT ", kSettingsColumns, " FROM discovery_settings WHERE company_id = ?"));
     q.bind(1, company_id);
     if (!q.step()) return s;
@@ -152,7 +152,7 @@ struct SqliteStore::Impl {
   // ---- migrations -------------------------------------------------------------------------
 
   int current_version() {
-    auto& s = db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    auto s = db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
     s.step();
     return s.int32(0);
   }
@@ -186,7 +186,7 @@ struct SqliteStore::Impl {
 
   std::vector<core::Cidr> relay_networks(Id company_id) {
     std::vector<core::Cidr> out;
-    auto& s = db.prepare(
+    auto s = db.prepare(
         "SELECT cidr FROM company_relay_networks WHERE company_id = ? ORDER BY position");
     s.bind(1, company_id);
     while (s.step()) {
@@ -216,7 +216,7 @@ struct SqliteStore::Impl {
     const std::string sql =
         "SELECT id, name, tech_contact, admin_contact, created_at FROM companies " +
         std::string(where) + " ORDER BY name";
-    auto& s = db.prepare(sql);
+    auto s = db.prepare(sql);
     if (text_arg) s.bind(1, *text_arg);
     if (id_arg) s.bind(1, *id_arg);
     while (s.step()) {
@@ -250,14 +250,14 @@ struct SqliteStore::Impl {
       "id, company_id, name, destination_host, destination_port, created_at";
 
   std::optional<core::Domain> domain_by_name(std::string_view name) {
-    auto& s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE name = ?"));
+    auto s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE name = ?"));
     s.bind(1, core::ascii_lower(name));
     if (!s.step()) return std::nullopt;
     return read_domain(s);
   }
 
   std::optional<core::Domain> domain_by_id(Id id) {
-    auto& s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE id = ?"));
+    auto s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE id = ?"));
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
     return read_domain(s);
@@ -285,7 +285,7 @@ struct SqliteStore::Impl {
   // ---- users, aliases, invalid, discovered ------------------------------------------------
 
   std::optional<core::User> user_where(std::string_view where, const auto& arg) {
-    auto& s = db.prepare(sql_with("SELECT ", kUserColumns, " FROM users " + std::string(where)));
+    auto s = db.prepare(sql_with("SELECT ", kUserColumns, " FROM users " + std::string(where)));
     s.bind(1, arg);
     if (!s.step()) return std::nullopt;
     return read_user(s);
@@ -298,15 +298,15 @@ struct SqliteStore::Impl {
   }
 
   std::optional<core::Alias> alias_where(std::string_view where, const auto& arg) {
-    auto& s = db.prepare("SELECT id, company_id, user_id, address, created_at FROM aliases " +
-                         std::string(where));
+    auto s = db.prepare("SELECT id, company_id, user_id, address, created_at FROM aliases " +
+                        std::string(where));
     s.bind(1, arg);
     if (!s.step()) return std::nullopt;
     return read_alias(s);
   }
 
   std::optional<core::InvalidAddress> invalid_where(std::string_view where, const auto& arg) {
-    auto& s = db.prepare(
+    auto s = db.prepare(
         "SELECT id, company_id, address, reason, created_at FROM "
         "invalid_addresses " +
         std::string(where));
@@ -317,7 +317,7 @@ struct SqliteStore::Impl {
 
   std::vector<TimePoint> inbound_hits(Id discovered_id) {
     std::vector<TimePoint> out;
-    auto& s = db.prepare("SELECT at FROM discovered_inbound WHERE discovered_id = ? ORDER BY at");
+    auto s = db.prepare("SELECT at FROM discovered_inbound WHERE discovered_id = ? ORDER BY at");
     s.bind(1, discovered_id);
     while (s.step()) out.push_back(from_unix(s.int64(0)));
     return out;
@@ -325,7 +325,7 @@ struct SqliteStore::Impl {
 
   std::vector<core::DiscoveredAddress> discovered_where(std::string_view where, const auto& arg) {
     std::vector<core::DiscoveredAddress> out;
-    auto& s = db.prepare(
+    auto s = db.prepare(
         "SELECT id, company_id, address, first_seen, outbound_messages, discovered_at, "
         "notifications_sent, suggested_alias_of FROM discovered_addresses " +
         std::string(where) + " ORDER BY address_key");
@@ -348,7 +348,7 @@ struct SqliteStore::Impl {
 
   AddressOwner resolve(const Address& a) {
     AddressOwner owner;
-    auto& s = db.prepare("SELECT kind FROM address_claims WHERE address_key = ?");
+    auto s = db.prepare("SELECT kind FROM address_claims WHERE address_key = ?");
     s.bind(1, a.key());
     const std::string kind = s.step() ? s.text(0) : std::string();
     if (kind == "user") {
@@ -399,7 +399,7 @@ struct SqliteStore::Impl {
   }
 
   void remove_user(const core::User& u, const Actor& actor) {
-    auto& s = db.prepare(
+    auto s = db.prepare(
         "SELECT id, company_id, user_id, address, created_at FROM aliases "
         "WHERE user_id = ? ORDER BY address_key");
     s.bind(1, u.id);
@@ -440,16 +440,16 @@ struct SqliteStore::Impl {
 
   DomainContents contents(Id domain_id) {
     DomainContents c;
-    auto& u = db.prepare(
+    auto u = db.prepare(
         sql_with("SELECT ", kUserColumns, " FROM users WHERE domain_id = ? ORDER BY address_key"));
     u.bind(1, domain_id);
     while (u.step()) c.users.push_back(read_user(u));
-    auto& a = db.prepare(
+    auto a = db.prepare(
         "SELECT id, company_id, user_id, address, created_at FROM aliases "
         "WHERE domain_id = ? ORDER BY address_key");
     a.bind(1, domain_id);
     while (a.step()) c.aliases.push_back(read_alias(a));
-    auto& i = db.prepare(
+    auto i = db.prepare(
         "SELECT id, company_id, address, reason, created_at FROM "
         "invalid_addresses WHERE domain_id = ? ORDER BY address_key");
     i.bind(1, domain_id);
@@ -588,8 +588,8 @@ void SqliteStore::remove_company(Id id, bool force, const Actor& actor) {
     Transaction tx(I.db);
     const auto c = I.require_company(id);
     std::vector<core::Domain> domains;
-    auto& s = I.db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
-                                    " FROM domains WHERE company_id = ? ORDER BY name"));
+    auto s = I.db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
+                                   " FROM domains WHERE company_id = ? ORDER BY name"));
     s.bind(1, id);
     while (s.step()) domains.push_back(read_domain(s));
     if (!domains.empty() && !force) {
@@ -644,9 +644,9 @@ std::optional<core::Domain> SqliteStore::find_domain(std::string_view name) {
 std::vector<core::Domain> SqliteStore::list_domains(std::optional<Id> company_id) {
   return impl_->guard([&] {
     std::vector<core::Domain> out;
-    auto& s = impl_->db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
-                                         " FROM domains WHERE (?1 IS NULL OR company_id = ?1) "
-                                         "ORDER BY name"));
+    auto s = impl_->db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
+                                        " FROM domains WHERE (?1 IS NULL OR company_id = ?1) "
+                                        "ORDER BY name"));
     s.bind(1, company_id);
     while (s.step()) out.push_back(read_domain(s));
     return out;
@@ -727,7 +727,7 @@ std::optional<core::User> SqliteStore::user_by_id(Id id) {
 std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
   return impl_->guard([&] {
     std::vector<core::User> out;
-    auto& s = impl_->db.prepare(
+    auto s = impl_->db.prepare(
         sql_with("SELECT ", kUserColumns,
                  " FROM users WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR role = ?2) "
                  "AND (?3 IS NULL OR source = ?3) AND (?4 = '' OR instr(lower(address || ' ' || "
@@ -751,7 +751,7 @@ std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
 
 std::size_t SqliteStore::count_users(Id company_id) {
   return impl_->guard([&] {
-    auto& s = impl_->db.prepare("SELECT COUNT(*) FROM users WHERE company_id = ?");
+    auto s = impl_->db.prepare("SELECT COUNT(*) FROM users WHERE company_id = ?");
     s.bind(1, company_id);
     s.step();
     return static_cast<std::size_t>(s.int64(0));
@@ -844,7 +844,7 @@ std::vector<core::Alias> SqliteStore::list_aliases(std::optional<Id> company_id,
                                                    std::optional<Id> user_id) {
   return impl_->guard([&] {
     std::vector<core::Alias> out;
-    auto& s = impl_->db.prepare(
+    auto s = impl_->db.prepare(
         "SELECT id, company_id, user_id, address, created_at FROM aliases "
         "WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
         "ORDER BY company_id, address_key");
@@ -870,7 +870,7 @@ std::vector<core::Alias> SqliteStore::aliases_created(Id company_id, TimePoint f
                                                       TimePoint before) {
   return impl_->guard([&] {
     std::vector<core::Alias> out;
-    auto& s = impl_->db.prepare(
+    auto s = impl_->db.prepare(
         "SELECT id, company_id, user_id, address, created_at FROM aliases "
         "WHERE company_id = ? AND created_at >= ? AND created_at < ? ORDER BY address_key");
     s.bind(1, company_id).bind(2, to_unix(from)).bind(3, to_unix(before));
@@ -881,7 +881,7 @@ std::vector<core::Alias> SqliteStore::aliases_created(Id company_id, TimePoint f
 
 bool SqliteStore::report_sent(Id company_id, const std::string& week) {
   return impl_->guard([&] {
-    auto& s = impl_->db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");
+    auto s = impl_->db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");
     s.bind(1, company_id).bind(2, week);
     return s.step();
   });
@@ -953,7 +953,7 @@ std::optional<core::InvalidAddress> SqliteStore::find_invalid(const Address& add
 std::vector<core::InvalidAddress> SqliteStore::list_invalid(Id company_id) {
   return impl_->guard([&] {
     std::vector<core::InvalidAddress> out;
-    auto& s = impl_->db.prepare(
+    auto s = impl_->db.prepare(
         "SELECT id, company_id, address, reason, created_at FROM "
         "invalid_addresses WHERE company_id = ? ORDER BY address_key");
     s.bind(1, company_id);
@@ -1091,7 +1091,7 @@ void SqliteStore::set_discovery_settings(Id company_id, const core::DiscoverySet
 std::vector<core::AuditEvent> SqliteStore::list_audit(const AuditFilter& f) {
   return impl_->guard([&] {
     std::vector<core::AuditEvent> out;
-    auto& s = impl_->db.prepare(
+    auto s = impl_->db.prepare(
         "SELECT id, at, company_id, actor, action, object, before, after FROM audit_events "
         "WHERE (?1 IS NULL OR company_id = ?1) ORDER BY id DESC LIMIT ?2");
     s.bind(1, f.company_id);

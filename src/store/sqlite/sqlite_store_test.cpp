@@ -621,6 +621,19 @@ TEST_F(SqliteStoreTest, RemembersSentReports) {
   EXPECT_TRUE(reopened.report_sent(acme.id, "2026-11-26"));
 }
 
+TEST_F(SqliteStoreTest, SeesWhatAnotherProcessCommitsAfterASingleRowRead) {
+  // serve and the CLI are two connections to one WAL database: a read that returns one row
+  // must not leave a snapshot open, or the gateway would not see an address turn invalid.
+  add_acme();
+  add_user("alice@acme.example");
+  EXPECT_TRUE(store.find_user(addr("alice@acme.example")));
+  EXPECT_TRUE(store.find_domain("acme.example"));
+  SqliteStore other(dir.file("state.db"), clock);
+  other.add_invalid(addr("ghost@acme.example"), "", actor);
+  EXPECT_EQ(store.resolve(addr("ghost@acme.example")).kind, AddressOwner::Kind::invalid);
+  EXPECT_NO_THROW(add_user("bob@acme.example"));  // and can still write
+}
+
 TEST_F(SqliteStoreTest, PingAnswers) { EXPECT_NO_THROW(store.ping()); }
 
 }  // namespace
