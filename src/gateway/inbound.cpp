@@ -3,10 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <ctime>
 #include <unordered_map>
 
 #include "core/discovery.hpp"
+#include "gateway/relay.hpp"
 
 namespace mailroster::gateway {
 
@@ -28,48 +28,6 @@ struct SessionState {
   std::vector<Recipient> recipients;  // parallel to the transaction's accepted recipients
   std::uint64_t messages = 0;
 };
-
-// RFC 5322 3.3 date-time, in UTC.
-std::string rfc5322_date(core::TimePoint t) {
-  const std::time_t tt = t.time_since_epoch().count();
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
-}
-
-// A downstream reply passed on to the client, with an enhanced code when it had none.
-Reply pass_on(const smtp::ClientResult& r) {
-  auto text = r.reply.text;
-  const bool has_enhanced =
-      text.size() >= 5 && std::isdigit(static_cast<unsigned char>(text[0])) && text[1] == '.';
-  if (!has_enhanced) text = std::to_string(r.reply.code / 100) + ".0.0 " + text;
-  return Reply{r.reply.code, text};
-}
-
-// How a failed downstream step is told to the client: always temporary.
-Reply downstream_failure(const smtp::ClientResult& r, std::string_view what) {
-  const char* code = r.failure == smtp::ClientFailure::timeout   ? "4.4.2"
-                     : r.failure == smtp::ClientFailure::connect ? "4.4.1"
-                                                                 : "4.4.0";
-  return Reply{
-      451, std::string(code) + " " + std::string(what) + ": " + r.describe() + "; try again later"};
-}
-
-std::size_t count_received(std::string_view message) {
-  std::size_t n = 0, pos = 0;
-  const auto end = message.find("\r\n\r\n");
-  const auto headers = message.substr(0, end);
-  while (pos < headers.size()) {
-    auto eol = headers.find("\r\n", pos);
-    if (eol == std::string_view::npos) eol = headers.size();
-    const auto line = headers.substr(pos, eol - pos);
-    if (line.size() >= 9 && core::ascii_lower(line.substr(0, 9)) == "received:") ++n;
-    pos = eol + 2;
-  }
-  return n;
-}
 
 }  // namespace
 
@@ -175,66 +133,23 @@ struct InboundGateway::Impl {
   awaitable<Reply> relay_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
                                  const std::vector<Recipient>& recipients,
                                  const std::string& message) {
-    auto lease = co_await relay.acquire(recipients.front().destination);
-    if (!lease.connection) {
-      if (lease.result.failure == smtp::ClientFailure::none) {
-        // The destination refused the session itself: tell the client to try later.
-        co_return Reply{
-            451, "4.4.0 delivery destination refused the connection: " + lease.result.describe()};
-      }
-      co_return downstream_failure(lease.result, "delivery destination unavailable");
+    RelayRequest request;
+    request.destination = recipients.front().destination;
+    request.sender = tx.mail_from;
+    request.eight_bit = tx.eight_bit;
+    for (const auto& r : recipients) request.recipients.push_back(r.address.str());
+    request.received = received_header(
+        session, settings.hostname,
+        recipients.size() == 1 ? std::optional(request.recipients.front()) : std::nullopt,
+        clock.now());
+    request.id = session.id + "." + std::to_string(sessions[session.id].messages);
+    auto outcome = co_await gateway::relay(relay, request, message);
+    // Said 2xx at RCPT time, refused now: forget the stale verdict; the client retries and
+    // the refused recipient then gets its own answer.
+    for (const auto& a : outcome.refused_permanently) {
+      if (auto address = core::Address::parse(a)) verifier.flush_address(*address);
     }
-    auto& conn = *lease.connection;
-    std::string mail = "MAIL FROM:<" + tx.mail_from + ">";
-    if (conn.esmtp()) {
-      mail += " SIZE=" + std::to_string(message.size());
-      if (tx.eight_bit) mail += " BODY=8BITMIME";
-    }
-    auto r = co_await conn.command(mail);
-    if (r.failure != smtp::ClientFailure::none) co_return downstream_failure(r, "relay failed");
-    if (!r.reply.positive()) {
-      co_await relay.release(std::move(lease.connection));
-      co_return pass_on(r);
-    }
-    std::vector<std::pair<const Recipient*, smtp::ClientResult>> refused;
-    for (const auto& rcpt : recipients) {
-      auto rr = co_await conn.command("RCPT TO:<" + rcpt.address.str() + ">");
-      if (rr.failure != smtp::ClientFailure::none) co_return downstream_failure(rr, "relay failed");
-      if (!rr.reply.positive()) refused.emplace_back(&rcpt, rr);
-    }
-    if (!refused.empty()) {
-      // Said 2xx at RCPT time, refused now: forget the stale verdict, deliver nothing, and
-      // let the client retry, when the refused recipient gets its own answer.
-      for (const auto& [rcpt, rr] : refused) {
-        if (rr.reply.permanent()) verifier.flush_address(rcpt->address);
-      }
-      co_await relay.release(std::move(lease.connection));
-      if (recipients.size() == 1) co_return pass_on(refused.front().second);
-      co_return Reply{451, "4.3.0 delivery destination refused <" +
-                               refused.front().first->address.str() +
-                               ">: " + refused.front().second.describe() + "; try again later"};
-    }
-    const auto now = clock.now();
-    std::string received =
-        "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n\tby " +
-        settings.hostname + " (mailroster) with " +
-        (session.esmtp ? (session.tls ? "ESMTPS" : "ESMTP") : "SMTP") + " id " + session.id +
-        "\r\n\t" +
-        (recipients.size() == 1 ? "for <" + recipients.front().address.str() + ">; "
-                                : std::string()) +
-        rfc5322_date(now) + "\r\n";
-    auto d = co_await conn.data(received + message);
-    if (d.failure != smtp::ClientFailure::none) {
-      // Whether the destination took it is unknown: a retry may duplicate, never lose.
-      co_return downstream_failure(d, "relay failed during data");
-    }
-    co_await relay.release(std::move(lease.connection));
-    if (!d.reply.positive()) co_return pass_on(d);
-    auto text = d.reply.text;
-    std::replace(text.begin(), text.end(), '\n', ' ');
-    co_return Reply{250, "2.0.0 Ok: delivered as " + session.id + "." +
-                             std::to_string(sessions[session.id].messages) + " (" +
-                             std::to_string(d.reply.code) + " " + text + ")"};
+    co_return outcome.reply;
   }
 };
 

@@ -1,0 +1,129 @@
+#include "gateway/relay.hpp"
+
+#include <algorithm>
+#include <ctime>
+
+namespace mailroster::gateway {
+
+using boost::asio::awaitable;
+using smtp::Reply;
+
+namespace {
+
+// RFC 5322 3.3 date-time, in UTC.
+std::string rfc5322_date(core::TimePoint t) {
+  const std::time_t tt = t.time_since_epoch().count();
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+// A next hop's reply passed on to the client, with an enhanced code when it had none.
+Reply pass_on(const smtp::ClientResult& r) {
+  auto text = r.reply.text;
+  const bool has_enhanced =
+      text.size() >= 5 && std::isdigit(static_cast<unsigned char>(text[0])) && text[1] == '.';
+  if (!has_enhanced) text = std::to_string(r.reply.code / 100) + ".0.0 " + text;
+  return Reply{r.reply.code, text};
+}
+
+// How a failed step is told to the client: always temporary.
+Reply failure(const smtp::ClientResult& r, std::string_view what) {
+  const char* code = r.failure == smtp::ClientFailure::timeout   ? "4.4.2"
+                     : r.failure == smtp::ClientFailure::connect ? "4.4.1"
+                                                                 : "4.4.0";
+  return Reply{
+      451, std::string(code) + " " + std::string(what) + ": " + r.describe() + "; try again later"};
+}
+
+}  // namespace
+
+awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& request,
+                              const std::string& message) {
+  RelayOutcome out;
+  auto lease = co_await pool.acquire(request.destination);
+  if (!lease.connection) {
+    out.reply =
+        lease.result.failure == smtp::ClientFailure::none
+            ? Reply{451, "4.4.0 next hop refused the connection: " + lease.result.describe()}
+            : failure(lease.result, "next hop unavailable");
+    co_return out;
+  }
+  auto& conn = *lease.connection;
+  std::string mail = "MAIL FROM:<" + request.sender + ">";
+  if (conn.esmtp()) {
+    mail += " SIZE=" + std::to_string(message.size() + request.received.size());
+    if (request.eight_bit) mail += " BODY=8BITMIME";
+  }
+  auto r = co_await conn.command(mail);
+  if (r.failure != smtp::ClientFailure::none) {
+    out.reply = failure(r, "relay failed");
+    co_return out;
+  }
+  if (!r.reply.positive()) {
+    co_await pool.release(std::move(lease.connection));
+    out.reply = pass_on(r);
+    co_return out;
+  }
+  std::optional<std::pair<std::string, smtp::ClientResult>> first_refusal;
+  for (const auto& rcpt : request.recipients) {
+    auto rr = co_await conn.command("RCPT TO:<" + rcpt + ">");
+    if (rr.failure != smtp::ClientFailure::none) {
+      out.reply = failure(rr, "relay failed");
+      co_return out;
+    }
+    if (rr.reply.positive()) continue;
+    if (rr.reply.permanent()) out.refused_permanently.push_back(rcpt);
+    if (!first_refusal) first_refusal.emplace(rcpt, rr);
+  }
+  if (first_refusal) {
+    co_await pool.release(std::move(lease.connection));
+    out.reply = request.recipients.size() == 1
+                    ? pass_on(first_refusal->second)
+                    : Reply{451, "4.3.0 next hop refused <" + first_refusal->first + ">: " +
+                                     first_refusal->second.describe() + "; try again later"};
+    co_return out;
+  }
+  auto d = co_await conn.data(request.received + message);
+  if (d.failure != smtp::ClientFailure::none) {
+    // Whether the next hop took it is unknown: a retry may duplicate, never lose.
+    out.reply = failure(d, "relay failed during data");
+    co_return out;
+  }
+  co_await pool.release(std::move(lease.connection));
+  if (!d.reply.positive()) {
+    out.reply = pass_on(d);
+    co_return out;
+  }
+  auto text = d.reply.text;
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  out.reply = Reply{250, "2.0.0 Ok: delivered as " + request.id + " (" +
+                             std::to_string(d.reply.code) + " " + text + ")"};
+  co_return out;
+}
+
+std::string received_header(const smtp::SessionInfo& session, const std::string& hostname,
+                            const std::optional<std::string>& for_recipient, core::TimePoint now) {
+  return "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n\tby " + hostname +
+         " (mailroster) with " + (session.esmtp ? (session.tls ? "ESMTPS" : "ESMTP") : "SMTP") +
+         " id " + session.id + "\r\n\t" +
+         (for_recipient ? "for <" + *for_recipient + ">; " : std::string()) + rfc5322_date(now) +
+         "\r\n";
+}
+
+std::size_t count_received(std::string_view message) {
+  std::size_t n = 0, pos = 0;
+  const auto headers = message.substr(0, message.find("\r\n\r\n"));
+  while (pos < headers.size()) {
+    auto eol = headers.find("\r\n", pos);
+    if (eol == std::string_view::npos) eol = headers.size();
+    const auto line = headers.substr(pos, eol - pos);
+    if (line.size() >= 9 && core::ascii_lower(line.substr(0, 9)) == "received:") ++n;
+    pos = eol + 2;
+  }
+  return n;
+}
+
+}  // namespace mailroster::gateway

@@ -1,0 +1,48 @@
+// Relaying a message to its next hop inside the client's SMTP transaction, shared by the
+// inbound gateway (to the company's mail server) and the outbound one (to the smarthost).
+// The client's answer is the next hop's: 250 only when it said 250; its 4xx/5xx are passed
+// on; a connection or protocol failure is always 451 (nothing is accepted that could be lost).
+// A recipient the next hop refuses at this stage fails the whole message (4xx, or its own 5xx
+// for a single recipient), so the client retries and nothing is delivered twice.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+
+#include <boost/asio/awaitable.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/network.hpp"
+#include "smtp/client.hpp"
+#include "smtp/server.hpp"
+
+namespace mailroster::gateway {
+
+struct RelayRequest {
+  core::Endpoint destination;
+  std::string sender;  // "" = <>
+  bool eight_bit = false;
+  std::vector<std::string> recipients;
+  std::string received;  // header prepended to the message
+  std::string id;        // names the delivery in the 250 text
+};
+
+struct RelayOutcome {
+  smtp::Reply reply;
+  std::vector<std::string> refused_permanently;  // recipients the next hop 5xx'd at RCPT
+};
+
+boost::asio::awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& request,
+                                           const std::string& message);
+
+// "Received: from helo ([ip]) by host (mailroster) with ESMTP id X for <rcpt>; date" (RFC 5321
+// 4.4), CRLF-terminated.
+std::string received_header(const smtp::SessionInfo& session, const std::string& hostname,
+                            const std::optional<std::string>& for_recipient, core::TimePoint now);
+
+// Received: fields in the header section (more than a few dozen means a mail loop).
+std::size_t count_received(std::string_view message);
+
+}  // namespace mailroster::gateway
