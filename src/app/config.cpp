@@ -102,6 +102,17 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); }},
       {"smtp", "tls_key",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); }},
+      {"outbound", "listen",
+       [](const toml::node& n, Config& c) { return set_listen(n, c.outbound_listen, 587); }},
+      {"outbound", "next_hop",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         auto ep = core::Endpoint::parse(text, 25);
+         if (!ep) return ep.error().message;
+         c.outbound_next_hop = *ep;
+         return std::string();
+       }},
       {"verify", "sender",
        [](const toml::node& n, Config& c) {
          std::string text;

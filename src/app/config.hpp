@@ -24,6 +24,10 @@
 //   tls_cert = ""                   # PEM files; STARTTLS is offered when both are set
 //   tls_key = ""
 //
+//   [outbound]                      # mail from the companies' own servers (their relay networks)
+//   listen = "127.0.0.1:2587"       # same limits, hostname and TLS as [smtp]
+//   next_hop = "127.0.0.1:25"       # smarthost that delivers outbound mail
+//
 //   [verify]                        # recipient callouts; see src/verify/verifier.hpp
 //   sender = ""                     # probe sender, "" = the null sender <>
 //   positive_ttl = "7d"
@@ -68,6 +72,8 @@ struct Config {
   core::Endpoint admin_listen{"127.0.0.1", 8080};
   std::string log_level = "info";
   smtp::ServerSettings inbound = default_inbound();
+  core::Endpoint outbound_listen{"127.0.0.1", 2587};
+  core::Endpoint outbound_next_hop{"127.0.0.1", 25};
   verify::VerifySettings verify;
   smtp::ClientSettings relay;
   double spam_threshold = 5.0;

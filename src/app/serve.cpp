@@ -16,6 +16,7 @@
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "gateway/inbound.hpp"
+#include "gateway/outbound.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
 #include "reports/maintenance.hpp"
@@ -72,6 +73,13 @@ int serve(const Config& config, store::Store& store) {
   gateway::InboundGateway inbound_gateway(store, discovery, verifier, pool, scorer, metrics, clock,
                                           {.hostname = config.inbound.hostname});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
+  gateway::OutboundGateway outbound_gateway(
+      store, discovery, pool, scorer, metrics, clock,
+      {.hostname = config.inbound.hostname, .next_hop = config.outbound_next_hop});
+  auto outbound_settings = config.inbound;
+  outbound_settings.name = "outbound";
+  outbound_settings.listen = config.outbound_listen;
+  smtp::Server outbound(io, outbound_settings, outbound_gateway);
 
   metrics.gauge("mailroster_inbound_sessions", [&] { return double(inbound.active_sessions()); });
   metrics.gauge("mailroster_verify_cache_entries",
@@ -124,11 +132,14 @@ int serve(const Config& config, store::Store& store) {
 
   http.start();
   inbound.start();
+  outbound.start();
   spdlog::info("database {}", config.database_path);
   spdlog::info("admin HTTP listening on {}:{}", config.admin_listen.host, http.port());
   spdlog::info("inbound SMTP listening on {}:{} as {}{}", config.inbound.listen.host,
                inbound.port(), config.inbound.hostname,
                config.inbound.tls_cert_file.empty() ? "" : " (STARTTLS offered)");
+  spdlog::info("outbound SMTP listening on {}:{}, relaying to {}", config.outbound_listen.host,
+               outbound.port(), config.outbound_next_hop.str());
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
@@ -136,6 +147,7 @@ int serve(const Config& config, store::Store& store) {
     spdlog::info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
     http.stop();
     inbound.stop();
+    outbound.stop();
     maintenance_timer.cancel();
     pool.clear();
     io.stop();

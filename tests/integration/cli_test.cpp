@@ -257,7 +257,9 @@ class Serve : public ::testing::Test {
   std::string config(const std::string& listen) {
     const auto path = dir.file("serve.toml");
     write_file(path, "[database]\npath = \"" + dir.file("state.db") + "\"\n[admin]\nlisten = \"" +
-                         listen + "\"\n");
+                         listen +
+                         "\"\n[smtp]\ninbound_listen = \"127.0.0.1:0\"\n"
+                         "[outbound]\nlisten = \"127.0.0.1:0\"\n");
     return path;
   }
 

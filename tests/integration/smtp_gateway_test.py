@@ -48,7 +48,7 @@ class Gateway(unittest.TestCase):
         cls.procs = []
         cls.mtas = {}
         for name, args in {
-            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy"],
+            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,someone"],
             "catchall": ["--catch-all"],
             "drop": ["--mode", "drop"],
             "busy": ["--mode", "421"],
@@ -64,7 +64,7 @@ class Gateway(unittest.TestCase):
         cls.admin_port = free_port()  # fixed, so that the CLI finds the running service
 
         cls.db = os.path.join(cls.dir, "state.db")
-        cls.cli("company", "add", "acme", "--tech-contact", "it@acme.example")
+        cls.cli("company", "add", "acme", "--tech-contact", "it@acme.example", "--relay-network", "127.0.0.1/32")
         for domain, dest in [("acme.example", cls.mtas["main"][0]), ("catchall.example", cls.mtas["catchall"][0]),
                              ("drop.example", cls.mtas["drop"][0]), ("busy.example", cls.mtas["busy"][0]),
                              ("slow.example", cls.mtas["slow"][0]), ("dead.example", dead_port)]:
@@ -76,6 +76,10 @@ class Gateway(unittest.TestCase):
         cls.cli("alias", "add", "al@acme.example", "--user", "alice@acme.example")
         cls.cli("invalid", "add", "ghost@acme.example")
         cls.cli("discovery", "set", "--company", "acme", "enabled=true")
+        cls.cli("company", "add", "outco", "--relay-network", "127.0.0.1/32")
+        cls.cli("domain", "add", "out.example", "--company", "outco", "--destination",
+                "127.0.0.1:%d" % cls.mtas["main"][0])
+        cls.cli("discovery", "set", "--company", "outco", "enabled=true", "auto_add_outbound=true")
 
         cert, key = os.path.join(cls.dir, "cert.pem"), os.path.join(cls.dir, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -86,7 +90,9 @@ class Gateway(unittest.TestCase):
             f.write('[database]\npath = "%s"\n[admin]\nlisten = "127.0.0.1:%d"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
                     'max_message_size = 200000\ntls_cert = "%s"\ntls_key = "%s"\nidle_timeout = "20s"\n'
-                    '[relay]\nconnect_timeout = "1s"\ncommand_timeout = "1s"\n' % (cls.db, cls.admin_port, cert, key))
+                    '[relay]\nconnect_timeout = "1s"\ncommand_timeout = "1s"\n'
+                    '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
+                    % (cls.db, cls.admin_port, cert, key, cls.mtas["main"][0]))
         cls.config = config
         cls.log_path = os.path.join(cls.dir, "serve.log")
         cls.log = open(cls.log_path, "w")
@@ -97,8 +103,9 @@ class Gateway(unittest.TestCase):
                 text = f.read()
             m = re.search(r"inbound SMTP listening on 127\.0\.0\.1:(\d+)", text)
             a = re.search(r"admin HTTP listening on 127\.0\.0\.1:(\d+)", text)
-            if m and a:
-                cls.port, cls.admin_port = int(m.group(1)), int(a.group(1))
+            o = re.search(r"outbound SMTP listening on 127\.0\.0\.1:(\d+)", text)
+            if m and a and o:
+                cls.port, cls.admin_port, cls.outbound_port = int(m.group(1)), int(a.group(1)), int(o.group(1))
                 break
             time.sleep(0.05)
         else:
@@ -324,6 +331,51 @@ class Gateway(unittest.TestCase):
             self.assertEqual(code, 452)
             self.assertIn(b"4.5.3", text)
 
+    # ---- outbound -------------------------------------------------------------------------
+
+    def send_outbound(self, sender, to="someone@elsewhere.example", source="127.0.0.1"):
+        with smtplib.SMTP(timeout=20, source_address=(source, 0)) as s:
+            s.connect("127.0.0.1", self.outbound_port)
+            s.ehlo("mail.acme.example")
+            code, text = s.mail(sender)
+            if code != 250:
+                return code, text.decode()
+            self.assertEqual(s.rcpt(to)[0], 250)
+            code, text = s.data(message(to, "outbound"))
+            return code, text.decode()
+
+    def test_outbound_from_an_unknown_sender_is_relayed_and_discovered(self):
+        before = self.spooled()
+        code, text = self.send_outbound("new.sender@acme.example")
+        self.assertEqual(code, 250, text)
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
+        self.assertEqual(env["to"], ["someone@elsewhere.example"])
+        d = self.discovered()["new.sender@acme.example"]
+        self.assertEqual(d["outbound_messages"], 1)
+        self.assertIsNotNone(d["discovered_at"])
+
+    def test_outbound_with_auto_add_creates_the_user_at_once(self):
+        self.assertEqual(self.send_outbound("sales@out.example")[0], 250)
+        sales = json.loads(self.cli("user", "show", "sales@out.example", "--json"))
+        self.assertEqual((sales["role"], sales["source"]), ("silent_user", "discovery"))
+
+    def test_outbound_sender_outside_the_company_is_refused(self):
+        code, text = self.send_outbound("someone@gmail.example")
+        self.assertEqual(code, 550)
+        self.assertIn("5.7.1", text)
+
+    def test_outbound_from_outside_the_relay_networks_is_refused(self):
+        code, text = self.send_outbound("alice@acme.example", source="127.0.0.2")
+        self.assertEqual(code, 550)
+        self.assertIn("5.7.1 relay access denied", text)
+
+    def test_inbound_port_is_not_an_outbound_relay(self):
+        rcpt, _, text = self.send("someone@elsewhere.example", sender="alice@acme.example")
+        self.assertEqual(rcpt, 550)
+        self.assertIn("relay access denied", text)
+
     # ---- protocol limits ------------------------------------------------------------------
 
     def test_declared_oversize_is_refused_at_mail(self):
@@ -444,7 +496,7 @@ class Limits(unittest.TestCase):
         with open(config, "w") as f:
             f.write('[database]\npath = "%s"\n[admin]\nlisten = "127.0.0.1:0"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nidle_timeout = "1s"\n'
-                    'max_connections_per_client = 2\n' % db)
+                    'max_connections_per_client = 2\n[outbound]\nlisten = "127.0.0.1:0"\n' % db)
         cls.log_path = os.path.join(cls.dir, "serve.log")
         cls.log = open(cls.log_path, "w")
         cls.serve = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=cls.log, stdout=cls.log)

@@ -1,0 +1,142 @@
+#include "gateway/outbound.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <unordered_map>
+
+#include "gateway/relay.hpp"
+
+namespace mailroster::gateway {
+
+using boost::asio::awaitable;
+using smtp::Reply;
+
+struct OutboundGateway::Impl {
+  store::Store& store;
+  lifecycle::DiscoveryService& discovery;
+  smtp::ClientPool& relay;
+  Scorer& scorer;
+  admin::Metrics& metrics;
+  const core::Clock& clock;
+  OutboundSettings settings;
+  std::unordered_map<std::string, std::uint64_t> messages;  // per session
+
+  // The companies whose outbound relay networks hold this client.
+  std::vector<core::Company> companies_of(const std::string& client_ip) {
+    std::vector<core::Company> out;
+    auto ip = core::IpAddress::parse(client_ip);
+    if (!ip) return out;
+    for (const auto& c : store.list_companies()) {
+      for (const auto& n : c.relay_networks) {
+        if (n.contains(*ip)) {
+          out.push_back(c);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  void count(const std::string& result) {
+    metrics.add("mailroster_outbound_messages_total", "result=\"" + result + "\"");
+  }
+};
+
+OutboundGateway::OutboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
+                                 smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
+                                 const core::Clock& clock, OutboundSettings settings)
+    : impl_(new Impl{store, discovery, relay, scorer, metrics, clock, std::move(settings), {}}) {
+  metrics.describe("mailroster_outbound_messages_total", "Outbound messages by result", "counter");
+}
+
+OutboundGateway::~OutboundGateway() = default;
+
+Reply OutboundGateway::on_connect(const smtp::SessionInfo&) { return Reply{220, "2.0.0"}; }
+
+awaitable<Reply> OutboundGateway::on_mail(const smtp::SessionInfo& session,
+                                          const smtp::Transaction& tx) {
+  auto& I = *impl_;
+  const auto companies = I.companies_of(session.client_ip);
+  if (companies.empty()) {
+    I.count("relay_denied");
+    co_return Reply{550, "5.7.1 relay access denied: " + session.client_ip +
+                             " is not an outbound relay network of any company"};
+  }
+  if (tx.mail_from.empty()) co_return Reply{250, "2.1.0 Ok"};  // the company server's bounces
+  auto sender = core::Address::parse(tx.mail_from);
+  auto domain = sender ? I.store.find_domain(sender->domain()) : std::nullopt;
+  for (const auto& c : companies) {
+    if (domain && domain->company_id == c.id) co_return Reply{250, "2.1.0 Ok"};
+  }
+  I.count("sender_denied");
+  co_return Reply{550, "5.7.1 <" + tx.mail_from +
+                           ">: sender address is not in a domain of the company that owns " +
+                           session.client_ip};
+}
+
+awaitable<Reply> OutboundGateway::on_rcpt(const smtp::SessionInfo&, const smtp::Transaction&,
+                                          const smtp::Command& rcpt) {
+  if (!rcpt.address) co_return Reply{550, "5.1.3 <" + rcpt.path + ">: not a deliverable address"};
+  co_return Reply{250, "2.1.5 Ok"};
+}
+
+awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
+                                             const smtp::Transaction& tx, std::string message) {
+  auto& I = *impl_;
+  const auto started = std::chrono::steady_clock::now();
+  const auto n = ++I.messages[session.id];
+  Reply r;
+  std::string result;
+  try {
+    if (count_received(message) > 50) {
+      r = Reply{554, "5.4.6 too many Received headers: mail loop"};
+    } else if (const auto score = co_await I.scorer.score(message); score.spam) {
+      r = Reply{550, "5.7.1 message content rejected as spam"};
+      result = "spam";
+    } else {
+      RelayRequest request;
+      request.destination = I.settings.next_hop;
+      request.sender = tx.mail_from;
+      request.eight_bit = tx.eight_bit;
+      request.recipients = tx.recipients;
+      request.received = received_header(session, I.settings.hostname, std::nullopt, I.clock.now());
+      request.id = session.id + "." + std::to_string(n);
+      r = (co_await relay(I.relay, request, message)).reply;
+      if (r.positive() && !tx.mail_from.empty()) {
+        const auto sender = core::Address::parse(tx.mail_from);
+        try {
+          if (sender) {
+            const auto outcome = I.discovery.record_clean_outbound(*sender);
+            if (outcome != lifecycle::Outcome::none && outcome != lifecycle::Outcome::counted) {
+              spdlog::info("discovery: outbound sender {} {}", sender->str(),
+                           lifecycle::to_string(outcome));
+            }
+          }
+        } catch (const std::exception& e) {
+          spdlog::error("discovery: cannot record outbound sender {}: {}", tx.mail_from, e.what());
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("outbound {}: message failed: {}", session.id, e.what());
+    r = Reply{451, "4.3.0 temporary local problem; try again later"};
+  }
+  if (result.empty()) result = r.positive() ? "delivered" : r.transient() ? "deferred" : "rejected";
+  I.count(result);
+  std::string to;
+  for (const auto& rcpt : tx.recipients) to += (to.empty() ? "<" : ",<") + rcpt + ">";
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  spdlog::info(
+      "outbound id={}.{} client={} from=<{}> to={} size={} result={} reply=\"{} {}\" ms={}",
+      session.id, n, session.client_ip, tx.mail_from, to, message.size(), result, r.code, r.text,
+      ms);
+  co_return r;
+}
+
+void OutboundGateway::on_disconnect(const smtp::SessionInfo& session) {
+  impl_->messages.erase(session.id);
+}
+
+}  // namespace mailroster::gateway

@@ -1,0 +1,51 @@
+// The outbound gateway: mail from the companies' own mail servers to the world, on its own
+// port. Only a client inside a company's outbound relay networks may send, and only with a
+// sender in one of that company's domains (or the null sender, for its bounces); anything
+// else gets 550 5.7.1, so this is never an open relay. Clean messages are relayed to the
+// configured next hop inside the transaction (250 only when it said 250). A sender that is
+// not a user is then recorded as discovered via outbound (or made a user at once when
+// "auto-add new users detected via outbound" is on).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "admin/metrics.hpp"
+#include "core/clock.hpp"
+#include "gateway/scorer.hpp"
+#include "lifecycle/discovery_service.hpp"
+#include "smtp/client.hpp"
+#include "smtp/server.hpp"
+#include "store/store.hpp"
+
+namespace mailroster::gateway {
+
+struct OutboundSettings {
+  std::string hostname = "mailroster.localdomain";
+  core::Endpoint next_hop{"127.0.0.1", 25};  // the smarthost that delivers to the Internet
+};
+
+class OutboundGateway final : public smtp::SessionHandler {
+ public:
+  OutboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
+                  smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
+                  const core::Clock& clock, OutboundSettings settings);
+  ~OutboundGateway() override;
+
+  smtp::Reply on_connect(const smtp::SessionInfo& session) override;
+  boost::asio::awaitable<smtp::Reply> on_mail(const smtp::SessionInfo& session,
+                                              const smtp::Transaction& tx) override;
+  boost::asio::awaitable<smtp::Reply> on_rcpt(const smtp::SessionInfo& session,
+                                              const smtp::Transaction& tx,
+                                              const smtp::Command& rcpt) override;
+  boost::asio::awaitable<smtp::Reply> on_message(const smtp::SessionInfo& session,
+                                                 const smtp::Transaction& tx,
+                                                 std::string message) override;
+  void on_disconnect(const smtp::SessionInfo& session) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailroster::gateway
