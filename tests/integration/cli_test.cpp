@@ -168,6 +168,88 @@ TEST_F(Cli, BadInputExitsOneWithOneLineAndWritesNothing) {
   EXPECT_EQ(ok({"user", "list", "--json"}), before_users);
 }
 
+TEST_F(Cli, DiscoverySettingsShowAndChangeWithValidation) {
+  acme();
+  auto shown = json::parse(ok({"discovery", "settings", "--company", "acme", "--json"}));
+  EXPECT_EQ(shown["enabled"], false);
+  EXPECT_EQ(shown["default_role"], "silent_user");
+  EXPECT_EQ(shown["notification_weeks"], 3);
+  ok({"discovery", "set", "--company", "acme", "enabled=true", "inbound_threshold=5",
+      "default_role=end_user"});
+  shown = json::parse(ok({"discovery", "settings", "--company", "acme", "--json"}));
+  EXPECT_EQ(shown["enabled"], true);
+  EXPECT_EQ(shown["inbound_threshold"], 5);
+  EXPECT_EQ(shown["default_role"], "end_user");
+
+  const auto before = audit();
+  fails({"discovery", "set", "--company", "acme", "colour=red"},
+        "unknown discovery setting 'colour'");
+  fails({"discovery", "set", "--company", "acme", "notification_weeks=53"},
+        "notification_weeks must be between 1 and 52");
+  fails({"discovery", "set", "--company", "acme", "inbound_threshold=0"}, "inbound_threshold");
+  fails({"discovery", "set", "--company", "acme", "default_role=functional"},
+        "default_role must be end_user or silent_user");
+  fails({"discovery", "set", "--company", "acme", "enabled=true", "inbound_threshold=x"},
+        "inbound_threshold must be a whole number");
+  fails({"discovery", "set", "--company", "acme", "enabled"}, "expected NAME=VALUE");
+  EXPECT_EQ(audit(), before);
+  EXPECT_EQ(json::parse(ok({"discovery", "settings", "--company", "acme", "--json"}))["enabled"],
+            true);
+}
+
+TEST_F(Cli, DiscoveryActionsOnAnAddressThatIsNotDiscoveredChangeNothing) {
+  acme();
+  ok({"user", "add", "bob@acme.example"});
+  const auto before = audit();
+  fails({"discovery", "create-user", "nobody@acme.example", "--company", "acme"},
+        "nobody@acme.example is not on the discovered list");
+  fails({"discovery", "mark-invalid", "nobody@acme.example", "--company", "acme"},
+        "not on the discovered list");
+  fails({"discovery", "add-alias", "nobody@acme.example", "--company", "acme", "--user",
+         "bob@acme.example"},
+        "not on the discovered list");
+  fails({"invalid", "create-user", "nobody@acme.example"}, "is not marked invalid");
+  EXPECT_EQ(audit(), before);
+}
+
+TEST_F(Cli, InvalidListAndCreatingAUserFromIt) {
+  acme();
+  ok({"invalid", "add", "ghost@acme.example", "--reason", "left the company"});
+  auto list = json::parse(ok({"invalid", "list", "--company", "acme", "--json"}));
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["reason"], "left the company");
+  fails({"invalid", "add", "ghost@acme.example"}, "already marked invalid");
+  ok({"invalid", "create-user", "ghost@acme.example", "--first-name", "Gus", "--role", "end_user"});
+  EXPECT_TRUE(json::parse(ok({"invalid", "list", "--company", "acme", "--json"})).empty());
+  EXPECT_EQ(json::parse(ok({"user", "show", "ghost@acme.example", "--json"}))["first_name"], "Gus");
+  ok({"invalid", "add", "temp@acme.example"});
+  ok({"invalid", "remove", "temp@acme.example"});
+  EXPECT_TRUE(json::parse(ok({"invalid", "list", "--company", "acme", "--json"})).empty());
+}
+
+TEST_F(Cli, ReportPreviewPrintsTheNextReport) {
+  ok({"company", "add", "acme", "--tech-contact", "it@acme.example", "--admin-contact",
+      "boss@acme.example"});
+  ok({"domain", "add", "acme.example", "--company", "acme", "--destination", "127.0.0.1:2526"});
+  ok({"user", "add", "alice@acme.example", "--first-name", "Alice"});
+  const auto out = ok({"report", "preview", "--company", "acme"});
+  EXPECT_NE(out.find("To: it@acme.example, boss@acme.example"), std::string::npos) << out;
+  EXPECT_NE(out.find("New users (1)"), std::string::npos) << out;
+  EXPECT_NE(out.find("alice@acme.example"), std::string::npos);
+  fails({"report", "preview", "--company", "acme", "--at", "yesterday"}, "not an ISO-8601 time");
+}
+
+TEST_F(Cli, MaintainAtAnInstantExpiresWhatIsDue) {
+  acme();
+  ok({"discovery", "set", "--company", "acme", "enabled=true"});
+  // Nothing discovered: a Wednesday run does nothing and succeeds.
+  const auto out = ok({"maintain", "--at", "2026-11-25T10:00:00Z", "--json"});
+  const auto j = json::parse(out);
+  EXPECT_EQ(j["at"], "2026-11-25T10:00:00Z");
+  EXPECT_TRUE(j["expired"].empty());
+  fails({"maintain", "--at", "2026-13-01"}, "not an ISO-8601 time");
+}
+
 TEST_F(Cli, UsageErrorsExitTwo) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {}, {"frobnicate"}, {"user"}, {"user", "add"}, {"user", "list", "--bogus"}}) {
