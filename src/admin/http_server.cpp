@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "net/acceptor.hpp"
 
 namespace mailroster::admin {
 
@@ -146,32 +147,11 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
 }
 
 void HttpServer::start() {
-  const auto& listen = impl_->settings.listen;
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(listen.host, ec);
-  if (ec) {
-    throw core::Failure(core::ErrorCode::invalid_argument,
-                        "admin listen address must be an IP address, not '" + listen.host + "'");
-  }
-  const tcp::endpoint endpoint(address, listen.port);
-  auto& acceptor = impl_->acceptor;
-  acceptor.open(endpoint.protocol());
-  acceptor.set_option(tcp::acceptor::reuse_address(true));
-  acceptor.bind(endpoint, ec);
-  if (ec) {
-    acceptor.close();
-    throw core::Failure(core::ErrorCode::unavailable,
-                        "cannot listen on " + listen.str() + ": " + ec.message());
-  }
-  acceptor.listen();
+  net::listen(impl_->acceptor, impl_->settings.listen, "admin");
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
 }
 
-std::uint16_t HttpServer::port() const {
-  boost::system::error_code ec;
-  const auto ep = impl_->acceptor.local_endpoint(ec);
-  return ec ? 0 : ep.port();
-}
+std::uint16_t HttpServer::port() const { return net::bound_port(impl_->acceptor); }
 
 void HttpServer::stop() {
   boost::system::error_code ec;

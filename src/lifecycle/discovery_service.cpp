@@ -37,6 +37,15 @@ core::Id company_of(store::Store& store, const core::Address& a) {
   return d->company_id;
 }
 
+// A user the discovery lifecycle creates.
+store::NewUser discovered_user(const core::Address& a, core::Role role) {
+  store::NewUser u;
+  u.address = a;
+  u.role = role;
+  u.source = core::Source::discovery;
+  return u;
+}
+
 // The discovered entry of an address, or a fresh one when the address is nothing yet;
 // nullopt when it already is a user, alias or invalid.
 std::optional<core::DiscoveredAddress> discovered_or_new(store::Store& store,
@@ -95,11 +104,7 @@ Outcome DiscoveryService::record_clean_outbound(const core::Address& sender) {
     if (!d) return;
     const auto outcome = core::on_clean_outbound(*d, settings, clock_.now());
     if (outcome.create_user) {
-      store::NewUser u;
-      u.address = sender;
-      u.role = settings.default_role;
-      u.source = core::Source::discovery;
-      store_.add_user(u, actor_);
+      store_.add_user(discovered_user(sender, settings.default_role), actor_);
       result = Outcome::became_user;
       return;
     }
@@ -123,14 +128,11 @@ void DiscoveryService::apply(core::Id company_id, const std::vector<DiscoveredAc
       switch (a.kind) {
         case DiscoveredAction::Kind::create_user:
         case DiscoveredAction::Kind::create_functional: {
-          store::NewUser u;
-          u.address = a.address;
+          auto u = discovered_user(a.address, a.kind == DiscoveredAction::Kind::create_functional
+                                                  ? core::Role::functional
+                                                  : a.role.value_or(settings.default_role));
           u.first_name = a.first_name;
           u.surname = a.surname;
-          u.role = a.kind == DiscoveredAction::Kind::create_functional
-                       ? core::Role::functional
-                       : a.role.value_or(settings.default_role);
-          u.source = core::Source::discovery;
           store_.add_user(u, actor);
           break;
         }
@@ -178,11 +180,7 @@ ExpiryRun DiscoveryService::expire(core::TimePoint now) {
       if (action == core::ExpiryAction::none) continue;
       store_.atomically([&] {
         if (action == core::ExpiryAction::make_user) {
-          store::NewUser u;
-          u.address = d.address;
-          u.role = settings.default_role;
-          u.source = core::Source::discovery;
-          store_.add_user(u, actor_);
+          store_.add_user(discovered_user(d.address, settings.default_role), actor_);
           run.changed.emplace_back(d.address.str(), Outcome::became_user);
         } else {
           store_.add_invalid(d.address,

@@ -15,6 +15,7 @@
 #include <random>
 
 #include "core/error.hpp"
+#include "net/acceptor.hpp"
 
 namespace mailroster::smtp {
 
@@ -426,32 +427,11 @@ void Server::start() {
     }
     impl_->tls_enabled = true;
   }
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(s.listen.host, ec);
-  if (ec) {
-    throw core::Failure(
-        core::ErrorCode::invalid_argument,
-        s.name + " listen address must be an IP address, not '" + s.listen.host + "'");
-  }
-  const tcp::endpoint endpoint(address, s.listen.port);
-  auto& acceptor = impl_->acceptor;
-  acceptor.open(endpoint.protocol());
-  acceptor.set_option(tcp::acceptor::reuse_address(true));
-  acceptor.bind(endpoint, ec);
-  if (ec) {
-    acceptor.close();
-    throw core::Failure(core::ErrorCode::unavailable,
-                        "cannot listen on " + s.listen.str() + ": " + ec.message());
-  }
-  acceptor.listen(asio::socket_base::max_listen_connections);
+  net::listen(impl_->acceptor, s.listen, s.name);
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
 }
 
-std::uint16_t Server::port() const {
-  boost::system::error_code ec;
-  const auto ep = impl_->acceptor.local_endpoint(ec);
-  return ec ? 0 : ep.port();
-}
+std::uint16_t Server::port() const { return net::bound_port(impl_->acceptor); }
 
 void Server::stop() {
   boost::system::error_code ec;
