@@ -1,0 +1,214 @@
+#include "core/sync_planner.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace mailroster::core {
+
+std::string_view to_string(PlanItem::Action a) {
+  switch (a) {
+    case PlanItem::Action::create:
+      return "create";
+    case PlanItem::Action::update:
+      return "update";
+    case PlanItem::Action::remove:
+      return "delete";
+    case PlanItem::Action::skip:
+      return "skip";
+  }
+  return "?";
+}
+
+namespace {
+
+// Why an entry is left out by the include flags, or nullopt when it is in.
+std::optional<std::string> excluded(const DirectoryEntry& e, const SyncOptions& o) {
+  if (e.security_group && !o.include_security_groups) return "security groups are not included";
+  if (e.hidden && !o.include_hidden) return "hidden from the address list, not included";
+  if (e.disabled && !o.include_disabled) return "disabled account, not included";
+  if (e.functional && !o.include_functional) return "functional account, not included";
+  if (!e.disabled && !e.functional && !e.security_group && !o.include_active) {
+    return "active users are not included";
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Plan plan_sync(const std::vector<User>& users, const std::vector<Alias>& aliases,
+               const std::unordered_map<std::string, ForeignOwner>& foreign,
+               const Snapshot& snapshot, const SyncOptions& o) {
+  Plan plan;
+  plan.source = snapshot.source;
+  plan.company_users = users.size();
+  plan.source_complete = snapshot.complete;
+
+  std::unordered_map<std::string, const User*> by_address;
+  std::unordered_map<std::string, const User*> by_source_id;
+  std::unordered_map<Id, const User*> by_id;
+  for (const auto& u : users) {
+    by_address[u.address.key()] = &u;
+    by_id[u.id] = &u;
+    if (u.source == snapshot.source && !u.source_id.empty()) by_source_id[u.source_id] = &u;
+  }
+  std::unordered_map<std::string, const Alias*> alias_by_address;
+  std::unordered_map<Id, std::vector<const Alias*>> aliases_of;
+  for (const auto& a : aliases) {
+    alias_by_address[a.address.key()] = &a;
+    aliases_of[a.user_id].push_back(&a);
+  }
+
+  std::unordered_set<Id> seen_users;        // matched by some entry
+  std::unordered_set<std::string> claimed;  // address keys the snapshot uses (primary + alias)
+
+  auto skip = [&](const DirectoryEntry& e, const Address& a, std::string reason) {
+    PlanItem item;
+    item.action = PlanItem::Action::skip;
+    item.line = e.line;
+    item.address = a;
+    item.reason = std::move(reason);
+    plan.skips.push_back(std::move(item));
+  };
+  // Who else holds this address, for a conflict message; nullopt when user `owner` (0: a new
+  // user) may use it.
+  auto conflict = [&](const Address& a, Id owner) -> std::optional<std::string> {
+    if (auto f = foreign.find(a.key()); f != foreign.end()) return "belongs to " + f->second.what;
+    if (auto u = by_address.find(a.key()); u != by_address.end() && u->second->id != owner) {
+      return "is already the address of user " + u->second->address.str();
+    }
+    if (auto al = alias_by_address.find(a.key());
+        al != alias_by_address.end() && al->second->user_id != owner) {
+      const auto target = by_id.find(al->second->user_id);
+      return "is already an alias of " +
+             (target != by_id.end() ? target->second->address.str() : std::string("a user"));
+    }
+    return std::nullopt;
+  };
+
+  for (const auto& e : snapshot.entries) {
+    if (!claimed.insert(e.address.key()).second) {
+      skip(e, e.address, "appears more than once in the source");
+      continue;
+    }
+    if (auto why = excluded(e, o)) {
+      skip(e, e.address, *why);
+      continue;
+    }
+    const User* user = nullptr;
+    if (!e.source_id.empty()) {
+      if (auto it = by_source_id.find(e.source_id); it != by_source_id.end()) user = it->second;
+    }
+    if (!user) {
+      if (auto it = by_address.find(e.address.key()); it != by_address.end()) user = it->second;
+    }
+    if (user && !seen_users.insert(user->id).second) {
+      skip(e, e.address,
+           "matches user " + user->address.str() + " already matched by another entry");
+      continue;
+    }
+    const Id owner = user ? user->id : 0;
+    if (auto c = conflict(e.address, owner)) {
+      skip(e, e.address, e.address.str() + " " + *c);
+      continue;
+    }
+
+    // Aliases the entry wants: each must be free (or already this user's).
+    std::vector<Address> wanted;
+    if (e.aliases) {
+      for (const auto& a : *e.aliases) {
+        if (a == e.address) continue;  // an entry is never its own alias
+        if (!claimed.insert(a.key()).second) {
+          skip(e, a,
+               "alias " + a.str() + " of " + e.address.str() +
+                   " appears more than once in the source");
+          continue;
+        }
+        if (auto c = conflict(a, owner)) {
+          skip(e, a, "alias " + a.str() + " of " + e.address.str() + " " + *c);
+          continue;
+        }
+        wanted.push_back(a);
+      }
+    }
+
+    if (!user) {
+      if (!o.create) {
+        skip(e, e.address, "new entry, but creating is switched off");
+        continue;
+      }
+      PlanItem item;
+      item.action = PlanItem::Action::create;
+      item.line = e.line;
+      item.address = e.address;
+      item.entry = e;
+      item.role = e.functional ? Role::functional : e.role.value_or(o.default_role);
+      item.add_aliases = wanted;
+      item.reason = "new in the source";
+      plan.creates.push_back(std::move(item));
+      continue;
+    }
+
+    PlanItem item;
+    item.action = PlanItem::Action::update;
+    item.line = e.line;
+    item.address = e.address;
+    item.user_id = user->id;
+    item.entry = e;
+    auto change = [&](const char* field, const std::string& before, const std::string& after) {
+      if (before != after) item.changes.push_back({field, before, after});
+    };
+    change("address", user->address.str(), e.address.str());
+    change("first_name", user->first_name, e.first_name);
+    change("surname", user->surname, e.surname);
+    const auto role = e.functional ? std::optional<Role>(Role::functional) : e.role;
+    if (role) change("role", std::string(to_string(user->role)), std::string(to_string(*role)));
+    item.role = role.value_or(user->role);
+    if (e.aliases) {
+      std::unordered_set<std::string> wanted_keys;
+      for (const auto& a : wanted) wanted_keys.insert(a.key());
+      std::unordered_set<std::string> have_keys;
+      for (const auto* a : aliases_of[user->id]) {
+        have_keys.insert(a->address.key());
+        if (!wanted_keys.count(a->address.key())) item.remove_aliases.push_back(a->address);
+      }
+      for (const auto& a : wanted) {
+        if (!have_keys.count(a.key())) item.add_aliases.push_back(a);
+      }
+    }
+    if (item.changes.empty() && item.add_aliases.empty() && item.remove_aliases.empty()) continue;
+    if (!o.update) {
+      skip(e, e.address, "changed in the source, but updating is switched off");
+      continue;
+    }
+    item.reason = "changed in the source";
+    plan.updates.push_back(std::move(item));
+  }
+
+  // Users of this source that no entry matched.
+  for (const auto& u : users) {
+    if (u.source != snapshot.source || seen_users.count(u.id)) continue;
+    if (!o.delete_removed || !snapshot.complete) continue;
+    PlanItem item;
+    item.action = PlanItem::Action::remove;
+    item.address = u.address;
+    item.user_id = u.id;
+    item.reason = "no longer in the source";
+    plan.deletes.push_back(std::move(item));
+  }
+  std::sort(plan.deletes.begin(), plan.deletes.end(),
+            [](const PlanItem& a, const PlanItem& b) { return a.address.key() < b.address.key(); });
+
+  const auto n = plan.deletes.size();
+  if (n > o.max_delete_count) {
+    plan.guard = "would delete " + std::to_string(n) + " users, more than the limit of " +
+                 std::to_string(o.max_delete_count);
+  } else if (n > 0 &&
+             static_cast<double>(n) > o.max_delete_share * static_cast<double>(users.size())) {
+    plan.guard = "would delete " + std::to_string(n) + " of " + std::to_string(users.size()) +
+                 " users, more than " + std::to_string(static_cast<int>(o.max_delete_share * 100)) +
+                 " %";
+  }
+  return plan;
+}
+
+}  // namespace mailroster::core

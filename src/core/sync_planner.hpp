@@ -1,0 +1,101 @@
+// The sync planner (SPEC.md "Import and directory sync"): one place that compares a
+// directory snapshot (CSV, LDAP, Graph) with a company's users and says what a sync would do,
+// each change with its reason. Pure: the caller gathers the inputs and applies the plan.
+//
+// Rules:
+//  - entries are matched to users by stable source id when the source has one, else by
+//    primary address;
+//  - an address that already belongs to another user of the company (as primary or alias),
+//    to another company, or to the invalid list is a conflict: skipped, never stolen;
+//  - only users that came from the same source are ever deleted (a CSV sync never deletes a
+//    manual, LDAP or discovered user), and only when the snapshot is complete;
+//  - the deletion guard refuses a plan deleting more than max_delete_count users or more than
+//    max_delete_share of the company's users, unless forced.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/model.hpp"
+
+namespace mailroster::core {
+
+struct DirectoryEntry {
+  std::size_t line = 0;   // where the source had it (CSV line), for messages
+  std::string source_id;  // stable identity (objectGUID, Graph id); empty when none
+  Address address;
+  std::string first_name;
+  std::string surname;
+  std::optional<Role> role;  // from the source; else the sync's default role (on create only)
+  bool functional = false;   // shared / room / equipment mailbox
+  bool disabled = false;
+  bool hidden = false;  // hidden from the address list
+  bool security_group = false;
+  std::optional<std::vector<Address>> aliases;  // nullopt: the source does not manage aliases
+};
+
+struct Snapshot {
+  Source source = Source::csv;
+  std::vector<DirectoryEntry> entries;
+  bool complete = true;  // false: the source failed or was partial -> never delete
+};
+
+struct SyncOptions {
+  Role default_role = Role::silent_user;
+  bool include_active = true;
+  bool include_disabled = false;
+  bool include_functional = true;
+  bool include_security_groups = false;
+  bool include_hidden = false;
+  bool create = true;
+  bool update = true;
+  bool delete_removed = false;
+  std::size_t max_delete_count = 500;
+  double max_delete_share = 0.10;
+};
+
+// Who owns an address outside this company's users and aliases (other companies, invalid).
+struct ForeignOwner {
+  std::string what;  // "company globex", "the invalid list"
+};
+
+struct FieldChange {
+  std::string field;
+  std::string before;
+  std::string after;
+};
+
+struct PlanItem {
+  enum class Action { create, update, remove, skip };
+  Action action = Action::skip;
+  std::size_t line = 0;
+  Address address;
+  std::string reason;
+  std::optional<Id> user_id;            // update / remove
+  std::optional<DirectoryEntry> entry;  // create / update
+  Role role = Role::silent_user;        // create: the role to give
+  std::vector<FieldChange> changes;     // update
+  std::vector<Address> add_aliases;     // create / update
+  std::vector<Address> remove_aliases;  // update
+};
+
+struct Plan {
+  Source source = Source::csv;
+  std::vector<PlanItem> creates, updates, deletes, skips;
+  std::size_t company_users = 0;
+  bool source_complete = true;
+  std::optional<std::string> guard;  // why the deletion guard refuses this plan, if it does
+
+  bool empty() const { return creates.empty() && updates.empty() && deletes.empty(); }
+};
+
+std::string_view to_string(PlanItem::Action a);
+
+// current_users/current_aliases: the company's; foreign: addresses (by key) owned outside it.
+Plan plan_sync(const std::vector<User>& current_users, const std::vector<Alias>& current_aliases,
+               const std::unordered_map<std::string, ForeignOwner>& foreign,
+               const Snapshot& snapshot, const SyncOptions& options);
+
+}  // namespace mailroster::core
