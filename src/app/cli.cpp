@@ -7,14 +7,18 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <ostream>
+#include <set>
 
 #include "admin/http_client.hpp"
 #include "app/config.hpp"
 #include "app/serve.hpp"
+#include "directory/csv/csv_import.hpp"
+#include "directory/sync_apply.hpp"
 #include "lifecycle/discovery_service.hpp"
 #include "reports/maintenance.hpp"
 #include "reports/weekly_report.hpp"
@@ -114,6 +118,15 @@ struct DiscoveryArgs {
   std::string user;
 };
 
+struct ImportArgs {
+  std::string file;
+  std::string company;
+  bool dry_run = false;
+  bool delete_missing = false;
+  bool skip_invalid = false;
+  bool force = false;
+};
+
 struct MaintainArgs {
   std::string at;
   std::string company;
@@ -163,6 +176,7 @@ struct Context {
   DiscoveryArgs discovery_args;
   InvalidArgs invalid_args;
   MaintainArgs maintain_args;
+  ImportArgs import_args;
 
   // Pins "now" to an ISO-8601 instant, before the store is opened.
   void fix_time(const std::string& at) {
@@ -825,6 +839,88 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
   add_json_flag(preview, ctx);
 }
 
+void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.import_args;
+  auto* import = app.add_subcommand("import", "Import users");
+  import->require_subcommand(1);
+  auto* csv = verb(
+      *import, "csv", "Import users from a CSV file (preview with --dry-run)", action,
+      [&ctx, &opt = ctx.import_args] {
+        const auto c = ctx.company(opt.company);
+        std::ifstream in(opt.file, std::ios::binary);
+        if (!in) throw Failure(ErrorCode::invalid_argument, "cannot read '" + opt.file + "'");
+        std::set<std::string> domains;
+        for (const auto& d : ctx.store().list_domains(c.id)) domains.insert(d.name);
+        const bool terminal = isatty(STDERR_FILENO) != 0;
+        auto read = directory::csv::read_user_csv(in, domains, [&](std::size_t rows) {
+          if (terminal)
+            ctx.err << "\rreading " << opt.file << ": " << rows << " rows" << std::flush;
+        });
+        if (terminal) ctx.err << "\r\033[K" << std::flush;
+        if (!read) throw Failure(read.error());
+        const auto& csv_result = *read;
+
+        core::SyncOptions options;
+        options.default_role = ctx.store().discovery_settings(c.id).default_role;
+        options.include_functional = true;
+        options.delete_removed = opt.delete_missing;
+        const auto plan = directory::plan_for(ctx.store(), c.id, csv_result.snapshot, options);
+
+        json errors = json::array();
+        for (const auto& e : csv_result.errors)
+          errors.push_back({{"line", e.line}, {"error", e.message}});
+        const bool blocked = !csv_result.errors.empty() && !opt.skip_invalid;
+        std::optional<directory::ApplyResult> applied;
+        if (!opt.dry_run && !blocked) applied = directory::apply_plan(ctx.store(), plan, opt.force);
+
+        if (ctx.json_output) {
+          json j = plan;
+          j["rows"] = csv_result.rows;
+          j["errors"] = errors;
+          j["unknown_columns"] = csv_result.unknown_columns;
+          j["applied"] = applied.has_value();
+          ctx.print_json(j);
+        } else {
+          ctx.out << (opt.dry_run || blocked ? "plan" : "applied") << " for " << c.name << " from "
+                  << opt.file << ": " << plan.creates.size() << " to create, "
+                  << plan.updates.size() << " to update, " << plan.deletes.size() << " to delete, "
+                  << plan.skips.size() << " skipped, " << csv_result.errors.size() << " bad rows ("
+                  << csv_result.rows << " rows read)\n";
+          for (const auto& col : csv_result.unknown_columns) {
+            ctx.out << "  unknown column '" << col << "' ignored\n";
+          }
+          for (const auto& e : csv_result.errors)
+            ctx.out << "  line " << e.line << ": " << e.message << "\n";
+          if (plan.guard) ctx.out << "  deletion guard: " << *plan.guard << "\n";
+          for (const auto* list : {&plan.creates, &plan.updates, &plan.deletes, &plan.skips}) {
+            for (const auto& item : *list) {
+              ctx.out << "  " << core::to_string(item.action) << " " << item.address.str();
+              for (const auto& ch : item.changes) {
+                ctx.out << " " << ch.field << ": '" << ch.before << "' -> '" << ch.after << "'";
+              }
+              if (item.action == core::PlanItem::Action::skip)
+                ctx.out << " (" << item.reason << ")";
+              ctx.out << "\n";
+            }
+          }
+        }
+        if (blocked && !opt.dry_run) {
+          throw Failure(ErrorCode::invalid_argument,
+                        std::to_string(csv_result.errors.size()) +
+                            " bad row(s); nothing was imported (fix them, or --skip-invalid)");
+        }
+      });
+  csv->add_option("file", opt.file, "CSV file: email, first_name, surname, role, type, aliases")
+      ->required();
+  csv->add_option("--company", opt.company, "Company")->required();
+  csv->add_flag("--dry-run", opt.dry_run, "Print the plan; change nothing");
+  csv->add_flag("--delete-missing", opt.delete_missing,
+                "Delete CSV-imported users that are not in the file");
+  csv->add_flag("--skip-invalid", opt.skip_invalid, "Import the good rows even when some are bad");
+  csv->add_flag("--force", opt.force, "Apply even when the deletion guard refuses");
+  add_json_flag(csv, ctx);
+}
+
 void setup_logging(const Config& config) {
   auto logger = spdlog::stderr_color_mt("mailroster");
   spdlog::set_default_logger(logger);
@@ -859,6 +955,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   discovery_commands(app, ctx, action);
   invalid_commands(app, ctx, action);
   maintenance_commands(app, ctx, action);
+  import_commands(app, ctx, action);
 
   try {
     app.parse(argc, argv);

@@ -98,4 +98,41 @@ void to_json(nlohmann::json& j, const AuditEvent& e) {
        {"after", parse_or_null(e.after)}};
 }
 
+void to_json(nlohmann::json& j, const PlanItem& item) {
+  j = {
+      {"action", to_string(item.action)}, {"address", item.address.str()}, {"reason", item.reason}};
+  if (item.line) j["line"] = item.line;
+  if (item.action == PlanItem::Action::create) j["role"] = to_string(item.role);
+  if (!item.changes.empty()) {
+    auto changes = nlohmann::json::array();
+    for (const auto& c : item.changes) {
+      changes.push_back({{"field", c.field}, {"before", c.before}, {"after", c.after}});
+    }
+    j["changes"] = changes;
+  }
+  auto addresses = [](const std::vector<Address>& list) {
+    auto out = nlohmann::json::array();
+    for (const auto& a : list) out.push_back(a.str());
+    return out;
+  };
+  if (!item.add_aliases.empty()) j["add_aliases"] = addresses(item.add_aliases);
+  if (!item.remove_aliases.empty()) j["remove_aliases"] = addresses(item.remove_aliases);
+}
+
+void to_json(nlohmann::json& j, const Plan& plan) {
+  j = {{"source", to_string(plan.source)},
+       {"counts",
+        {{"create", plan.creates.size()},
+         {"update", plan.updates.size()},
+         {"delete", plan.deletes.size()},
+         {"skip", plan.skips.size()},
+         {"company_users", plan.company_users}}},
+       {"source_complete", plan.source_complete},
+       {"guard", plan.guard ? nlohmann::json(*plan.guard) : nlohmann::json(nullptr)},
+       {"creates", plan.creates},
+       {"updates", plan.updates},
+       {"deletes", plan.deletes},
+       {"skips", plan.skips}};
+}
+
 }  // namespace mailroster::core

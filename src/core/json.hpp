@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/model.hpp"
+#include "core/sync_planner.hpp"
 
 namespace mailroster::core {
 
@@ -16,5 +17,8 @@ void to_json(nlohmann::json& j, const InvalidAddress& i);
 void to_json(nlohmann::json& j, const DiscoveredAddress& d);
 void to_json(nlohmann::json& j, const DiscoverySettings& s);
 void to_json(nlohmann::json& j, const AuditEvent& e);
+void to_json(nlohmann::json& j, const PlanItem& item);
+// Counts first, then the items: {"counts": {...}, "guard": ..., "creates": [...], ...}
+void to_json(nlohmann::json& j, const Plan& plan);
 
 }  // namespace mailroster::core

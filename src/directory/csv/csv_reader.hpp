@@ -1,0 +1,34 @@
+// RFC 4180 CSV, read as a stream: quoted fields with embedded commas, quotes ("") and line
+// breaks; CRLF or LF; a UTF-8 byte order mark at the start is skipped. Memory is bounded by
+// the longest record, not the file. Hostile input (unterminated quotes, NUL bytes, invalid
+// UTF-8, huge fields) yields a record with an error and its line number, never a crash.
+#pragma once
+
+#include <istream>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mailroster::directory::csv {
+
+struct Record {
+  std::size_t line = 0;  // line number where the record starts (1-based)
+  std::vector<std::string> fields;
+  std::optional<std::string> error;  // the record is unusable when set
+};
+
+class CsvReader {
+ public:
+  explicit CsvReader(std::istream& in, std::size_t max_field_bytes = 64 * 1024);
+  // The next record, or nullopt at the end of input. Empty lines are skipped.
+  std::optional<Record> next();
+
+ private:
+  int get();
+  std::istream& in_;
+  std::size_t max_field_;
+  std::size_t line_ = 1;
+  bool started_ = false;
+};
+
+}  // namespace mailroster::directory::csv
