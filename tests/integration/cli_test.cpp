@@ -250,6 +250,69 @@ TEST_F(Cli, MaintainAtAnInstantExpiresWhatIsDue) {
   fails({"maintain", "--at", "2026-13-01"}, "not an ISO-8601 time");
 }
 
+TEST_F(Cli, ImportCsvPreviewApplyAndReimport) {
+  acme();
+  ok({"user", "add", "manual@acme.example"});
+  write_file(dir.file("users.csv"),
+             "\xEF\xBB\xBF"
+             "email,first_name,surname,role,type,aliases\r\n"
+             "alice@acme.example,Alice,Liddell,end_user,,al@acme.example\r\n"
+             "\"bob@acme.example\",\"Bob, Jr.\",\"O\"\"Brien\",,,\r\n"
+             "room1@acme.example,Room,One,,functional,\r\n");
+  const auto before = audit();
+  const auto preview = json::parse(
+      ok({"import", "csv", dir.file("users.csv"), "--company", "acme", "--dry-run", "--json"}));
+  EXPECT_EQ(preview["counts"]["create"], 3);
+  EXPECT_EQ(preview["applied"], false);
+  EXPECT_EQ(audit(), before);  // a preview writes nothing
+
+  ok({"import", "csv", dir.file("users.csv"), "--company", "acme"});
+  const auto users = json::parse(ok({"user", "list", "--company", "acme", "--json"}));
+  ASSERT_EQ(users.size(), 4u);
+  EXPECT_EQ(users[1]["first_name"], "Bob, Jr.");
+  EXPECT_EQ(users[1]["surname"], "O\"Brien");
+  EXPECT_EQ(users[1]["source"], "csv");
+  EXPECT_EQ(users[3]["role"], "functional");
+  EXPECT_EQ(json::parse(ok({"user", "show", "alice@acme.example", "--json"}))["aliases"],
+            json({"al@acme.example"}));
+
+  // The same file again changes nothing.
+  const auto again =
+      json::parse(ok({"import", "csv", dir.file("users.csv"), "--company", "acme", "--json"}));
+  EXPECT_EQ(again["counts"]["create"], 0);
+  EXPECT_EQ(again["counts"]["update"], 0);
+
+  // A shorter file with --delete-missing removes only CSV users, within the guard.
+  write_file(dir.file("short.csv"), "email\nalice@acme.example\nbob@acme.example\n");
+  fails({"import", "csv", dir.file("short.csv"), "--company", "acme", "--delete-missing"},
+        "deletion guard");
+  EXPECT_EQ(json::parse(ok({"user", "list", "--json"})).size(), 4u);
+  ok({"import", "csv", dir.file("short.csv"), "--company", "acme", "--delete-missing", "--force"});
+  const auto left = json::parse(ok({"user", "list", "--json"}));
+  ASSERT_EQ(left.size(), 3u);
+  EXPECT_EQ(left[2]["address"], "manual@acme.example");  // never deleted by a CSV sync
+}
+
+TEST_F(Cli, ImportCsvWithBadRowsImportsNothingUnlessAsked) {
+  acme();
+  write_file(dir.file("bad.csv"),
+             "email,role\ngood@acme.example,\nbad address,\nx@elsewhere.example,\n"
+             "y@acme.example,boss\n");
+  auto r = run({"import", "csv", dir.file("bad.csv"), "--company", "acme"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("line 3: bad address"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("line 4: x@elsewhere.example: domain 'elsewhere.example'"),
+            std::string::npos);
+  EXPECT_NE(r.out.find("line 5: unknown role 'boss'"), std::string::npos);
+  EXPECT_NE(r.err.find("3 bad row(s); nothing was imported"), std::string::npos) << r.err;
+  EXPECT_TRUE(json::parse(ok({"user", "list", "--json"})).empty());
+  ok({"import", "csv", dir.file("bad.csv"), "--company", "acme", "--skip-invalid"});
+  EXPECT_EQ(json::parse(ok({"user", "list", "--json"})).size(), 1u);
+  fails({"import", "csv", dir.file("missing.csv"), "--company", "acme"}, "cannot read");
+  write_file(dir.file("noemail.csv"), "name\nx\n");
+  fails({"import", "csv", dir.file("noemail.csv"), "--company", "acme"}, "no 'email' column");
+}
+
 TEST_F(Cli, UsageErrorsExitTwo) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {}, {"frobnicate"}, {"user"}, {"user", "add"}, {"user", "list", "--bogus"}}) {

@@ -1,0 +1,87 @@
+#include "directory/csv/csv_import.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace mailroster::directory::csv {
+namespace {
+
+const std::set<std::string> kDomains = {"acme.example", "acme.test"};
+
+CsvSnapshot read(const std::string& text) {
+  std::istringstream in(text);
+  return read_user_csv(in, kDomains).value();
+}
+
+TEST(UserCsv, ColumnsInAnyOrderWithRolesTypesAndAliases) {
+  const auto r = read(
+      "aliases,Email,role,type,surname,first_name,notes\n"
+      "al@acme.example; a.liddell@acme.test ,alice@acme.example,end_user,user,Liddell,Alice,x\n"
+      ",room1@acme.example,,functional,,,\n");
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.unknown_columns, std::vector<std::string>{"notes"});
+  ASSERT_EQ(r.snapshot.entries.size(), 2u);
+  const auto& alice = r.snapshot.entries[0];
+  EXPECT_EQ(alice.address.str(), "alice@acme.example");
+  EXPECT_EQ(alice.first_name, "Alice");
+  EXPECT_EQ(alice.role, core::Role::end_user);
+  ASSERT_TRUE(alice.aliases);
+  ASSERT_EQ(alice.aliases->size(), 2u);
+  EXPECT_EQ((*alice.aliases)[1].str(), "a.liddell@acme.test");
+  EXPECT_EQ(alice.line, 2u);
+  EXPECT_TRUE(r.snapshot.entries[1].functional);
+}
+
+TEST(UserCsv, EveryBadRowIsReportedWithItsLine) {
+  const auto r = read(
+      "email,role,type,aliases\n"
+      "ok@acme.example,,,\n"                // 2
+      "not an address,,,\n"                 // 3
+      "x@elsewhere.example,,,\n"            // 4
+      "ok@acme.example,,,\n"                // 5 duplicate
+      "y@acme.example,boss,,\n"             // 6
+      "z@acme.example,,robot,\n"            // 7
+      "w@acme.example,,,ok@acme.example\n"  // 8 alias clash
+      "v@acme.example,,,bad alias\n"        // 9
+      "u@acme.example,,\n"                  // 10 field count
+      ",,,\n");                             // 11 empty email
+  ASSERT_EQ(r.errors.size(), 9u);
+  const std::vector<std::pair<std::size_t, std::string>> expected = {
+      {3, "bad address"},
+      {4, "not a domain of this company"},
+      {5, "already used on line 2"},
+      {6, "unknown role 'boss'"},
+      {7, "unknown type 'robot'"},
+      {8, "clashes with line 2"},
+      {9, "bad alias"},
+      {10, "expected 4 fields, found 3"},
+      {11, "email is empty"}};
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(r.errors[i].line, expected[i].first) << r.errors[i].message;
+    EXPECT_NE(r.errors[i].message.find(expected[i].second), std::string::npos)
+        << r.errors[i].message;
+  }
+  EXPECT_EQ(r.snapshot.entries.size(), 1u);
+  EXPECT_EQ(r.rows, 10u);
+}
+
+TEST(UserCsv, WholeFileProblemsFail) {
+  std::istringstream empty("");
+  EXPECT_FALSE(read_user_csv(empty, kDomains));
+  std::istringstream no_email("name,role\nx,y\n");
+  auto r = read_user_csv(no_email, kDomains);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("no 'email' column"), std::string::npos);
+  std::istringstream twice("email,EMAIL\n");
+  EXPECT_FALSE(read_user_csv(twice, kDomains));
+}
+
+TEST(UserCsv, WithoutAnAliasesColumnAliasesAreNotManaged) {
+  const auto r = read("email\nalice@acme.example\n");
+  ASSERT_EQ(r.snapshot.entries.size(), 1u);
+  EXPECT_FALSE(r.snapshot.entries[0].aliases);
+}
+
+}  // namespace
+}  // namespace mailroster::directory::csv

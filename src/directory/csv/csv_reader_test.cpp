@@ -1,0 +1,81 @@
+#include "directory/csv/csv_reader.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace mailroster::directory::csv {
+namespace {
+
+std::vector<Record> all(const std::string& text, std::size_t max_field = 64 * 1024) {
+  std::istringstream in(text);
+  CsvReader r(in, max_field);
+  std::vector<Record> out;
+  while (auto rec = r.next()) out.push_back(*rec);
+  return out;
+}
+
+TEST(CsvReader, Rfc4180QuotingCommasQuotesAndNewlines) {
+  const auto recs = all("a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\"two\r\nlines\"\r\nlast,,\r\n");
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[1].fields, (std::vector<std::string>{"x, y", "say \"hi\"", "two\r\nlines"}));
+  EXPECT_EQ(recs[2].line, 4u);  // the quoted newline counted
+  EXPECT_EQ(recs[2].fields, (std::vector<std::string>{"last", "", ""}));
+  for (const auto& r : recs) EXPECT_FALSE(r.error);
+}
+
+TEST(CsvReader, LfLineEndingsBomAndBlankLines) {
+  const auto recs =
+      all("\xEF\xBB\xBF"
+          "email\n\nalice@x.example\n\n\nbob@x.example");
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[0].fields[0], "email");  // BOM gone
+  EXPECT_EQ(recs[1].line, 3u);
+  EXPECT_EQ(recs[2].line, 6u);
+  EXPECT_EQ(recs[2].fields[0], "bob@x.example");  // no final newline
+}
+
+TEST(CsvReader, UnterminatedQuoteIsALineNumberedError) {
+  const auto recs = all("email\nok@x.example\n\"open@x.example,rest\nmore\n");
+  ASSERT_EQ(recs.size(), 3u);
+  ASSERT_TRUE(recs[2].error);
+  EXPECT_NE(recs[2].error->find("unterminated quoted field (opened on line 3)"), std::string::npos);
+}
+
+TEST(CsvReader, NulBytesAndInvalidUtf8AreErrorsAndReadingGoesOn) {
+  const auto recs = all(std::string("a\nb\0c\nd\xC3\x28\ngood\n", 15));
+  ASSERT_EQ(recs.size(), 4u);
+  ASSERT_TRUE(recs[1].error);
+  EXPECT_NE(recs[1].error->find("NUL"), std::string::npos);
+  EXPECT_EQ(recs[1].line, 2u);
+  ASSERT_TRUE(recs[2].error);
+  EXPECT_NE(recs[2].error->find("not valid UTF-8"), std::string::npos);
+  EXPECT_FALSE(recs[3].error);
+  EXPECT_EQ(recs[3].fields[0], "good");
+}
+
+TEST(CsvReader, AHugeFieldIsRefusedWithoutHoldingIt) {
+  const std::string huge(1 << 20, 'x');
+  const auto recs = all("a\n" + huge + "\n\"" + huge + "\"\nafter\n");
+  ASSERT_EQ(recs.size(), 4u);
+  ASSERT_TRUE(recs[1].error);
+  EXPECT_NE(recs[1].error->find("longer than 65536 bytes"), std::string::npos);
+  EXPECT_LE(recs[1].fields[0].size(), 65536u);
+  ASSERT_TRUE(recs[2].error);
+  EXPECT_EQ(recs[3].fields[0], "after");
+}
+
+TEST(CsvReader, StrayQuotesAreErrors) {
+  const auto recs = all("a\nab\"c\n\"ab\"c\n");
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_TRUE(recs[1].error);
+  EXPECT_TRUE(recs[2].error);
+}
+
+TEST(CsvReader, EmptyInputHasNoRecords) {
+  EXPECT_TRUE(all("").empty());
+  EXPECT_TRUE(all("\n\n").empty());
+}
+
+}  // namespace
+}  // namespace mailroster::directory::csv

@@ -1,0 +1,126 @@
+#include "directory/sync_apply.hpp"
+
+#include <gtest/gtest.h>
+
+#include "store/sqlite/sqlite_store.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::directory {
+namespace {
+
+using core::Address;
+Address addr(const char* a) { return Address::parse(a).value(); }
+
+class SyncApply : public ::testing::Test {
+ protected:
+  SyncApply()
+      : clock(core::TimePoint{std::chrono::sys_days{std::chrono::year{2026} / 11 / 2}}),
+        store(dir.file("state.db"), clock) {
+    acme = store.add_company({"acme", "", "", {}}, admin);
+    store.add_domain(acme.id, "acme.example", core::Endpoint::parse("h").value(), admin);
+    globex = store.add_company({"globex", "", "", {}}, admin);
+    store.add_domain(globex.id, "globex.example", core::Endpoint::parse("h").value(), admin);
+  }
+  core::DirectoryEntry entry(const char* a, std::vector<const char*> aliases = {}) {
+    core::DirectoryEntry e;
+    e.address = addr(a);
+    std::vector<Address> list;
+    for (const auto* x : aliases) list.push_back(addr(x));
+    if (!aliases.empty()) e.aliases = list;
+    return e;
+  }
+  core::Snapshot snapshot(std::vector<core::DirectoryEntry> entries) {
+    core::Snapshot s;
+    s.entries = std::move(entries);
+    return s;
+  }
+  std::size_t users() { return store.count_users(acme.id); }
+
+  testing::TempDir dir;
+  core::ManualClock clock;
+  store::sqlite::SqliteStore store;
+  core::Actor admin{"admin:test"};
+  core::Company acme, globex;
+};
+
+TEST_F(SyncApply, AppliesCreatesUpdatesAndDeletesWithTheSourceAsActor) {
+  const auto s1 =
+      snapshot({entry("alice@acme.example", {"al@acme.example"}), entry("bob@acme.example")});
+  auto r = apply_plan(store, plan_for(store, acme.id, s1, {}), false);
+  EXPECT_EQ(r.created, 2u);
+  EXPECT_EQ(store.find_alias(addr("al@acme.example"))->user_id,
+            store.find_user(addr("alice@acme.example"))->id);
+  EXPECT_EQ(store.list_audit({acme.id, 1})[0].actor, "sync:csv");
+
+  auto alice = entry("alice@acme.example", {"alice.l@acme.example"});
+  alice.first_name = "Alice";
+  core::SyncOptions o;
+  o.delete_removed = true;
+  o.max_delete_share = 1;
+  r = apply_plan(store, plan_for(store, acme.id, snapshot({alice}), o), false);
+  EXPECT_EQ(r.updated, 1u);
+  EXPECT_EQ(r.deleted, 1u);
+  EXPECT_EQ(store.find_user(addr("alice@acme.example"))->first_name, "Alice");
+  EXPECT_FALSE(store.find_alias(addr("al@acme.example")));
+  EXPECT_TRUE(store.find_alias(addr("alice.l@acme.example")));
+  EXPECT_FALSE(store.find_user(addr("bob@acme.example")));
+
+  // A no-change re-sync writes nothing.
+  const auto events = store.list_audit({acme.id, 0}).size();
+  const auto plan = plan_for(store, acme.id, snapshot({alice}), o);
+  EXPECT_TRUE(plan.empty());
+  apply_plan(store, plan, false);
+  EXPECT_EQ(store.list_audit({acme.id, 0}).size(), events);
+}
+
+TEST_F(SyncApply, AFailureMidApplyChangesNothing) {
+  const auto plan = plan_for(
+      store, acme.id,
+      snapshot({entry("one@acme.example"), entry("two@acme.example"), entry("three@acme.example")}),
+      {});
+  ASSERT_EQ(plan.creates.size(), 3u);
+  // Between preview and apply, an administrator adds the second address by hand.
+  store.add_user({addr("two@acme.example")}, admin);
+  const auto events = store.list_audit({acme.id, 0}).size();
+  EXPECT_THROW(apply_plan(store, plan, false), core::Failure);
+  EXPECT_EQ(users(), 1u);  // only the hand-made one
+  EXPECT_FALSE(store.find_user(addr("one@acme.example")));
+  EXPECT_EQ(store.list_audit({acme.id, 0}).size(), events);
+}
+
+TEST_F(SyncApply, AddressesOfOtherCompaniesAreConflictsNotStolen) {
+  store.add_user({addr("hank@globex.example")}, admin);
+  store.add_invalid(addr("ghost@acme.example"), "", admin);
+  // hank@globex.example cannot even be in acme's CSV (domain check), but an alias can try.
+  const auto plan = plan_for(
+      store, acme.id,
+      snapshot({entry("alice@acme.example", {"ghost@acme.example"}), entry("ghost@acme.example")}),
+      {});
+  ASSERT_EQ(plan.skips.size(), 2u);
+  EXPECT_NE(plan.skips[0].reason.find("invalid list"), std::string::npos);
+  apply_plan(store, plan, false);
+  EXPECT_EQ(store.resolve(addr("ghost@acme.example")).kind, store::AddressOwner::Kind::invalid);
+}
+
+TEST_F(SyncApply, DeletionGuardRefusesUnlessForced) {
+  std::vector<core::DirectoryEntry> many;
+  for (int i = 0; i < 20; ++i)
+    many.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
+  apply_plan(store, plan_for(store, acme.id, snapshot(many), {}), false);
+  core::SyncOptions o;
+  o.delete_removed = true;
+  const auto plan = plan_for(store, acme.id, snapshot({many[0]}), o);
+  ASSERT_TRUE(plan.guard);
+  try {
+    apply_plan(store, plan, false);
+    ADD_FAILURE();
+  } catch (const core::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("deletion guard"), std::string::npos);
+  }
+  EXPECT_EQ(users(), 20u);
+  apply_plan(store, plan, true);
+  EXPECT_EQ(users(), 1u);
+}
+
+}  // namespace
+}  // namespace mailroster::directory
