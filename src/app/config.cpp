@@ -50,12 +50,33 @@ std::string set_duration(const toml::node& n, Duration& out) {
   return "";
 }
 
-std::string set_listen(const toml::node& n, core::Endpoint& out, std::uint16_t default_port) {
+// An endpoint to listen on (port 0: any free port) or to connect to.
+std::string set_endpoint(const toml::node& n, core::Endpoint& out, std::uint16_t default_port,
+                         bool listening) {
   std::string text;
   if (auto err = set_string(n, text); !err.empty()) return err;
-  auto ep = core::Endpoint::parse_listen(text, default_port);
+  auto ep = listening ? core::Endpoint::parse_listen(text, default_port)
+                      : core::Endpoint::parse(text, default_port);
   if (!ep) return ep.error().message;
   out = *ep;
+  return "";
+}
+
+std::string set_listen(const toml::node& n, core::Endpoint& out, std::uint16_t default_port) {
+  return set_endpoint(n, out, default_port, true);
+}
+
+// An address setting ("" allowed when allow_empty).
+std::string set_address(const toml::node& n, std::string& out, bool allow_empty) {
+  std::string text;
+  if (auto err = set_string(n, text); !err.empty()) return err;
+  if (text.empty() && allow_empty) {
+    out.clear();
+    return "";
+  }
+  auto a = core::Address::parse(text);
+  if (!a) return a.error().message;
+  out = a->str();
   return "";
 }
 
@@ -106,25 +127,10 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_listen(n, c.outbound_listen, 587); }},
       {"outbound", "next_hop",
        [](const toml::node& n, Config& c) {
-         std::string text;
-         if (auto err = set_string(n, text); !err.empty()) return err;
-         auto ep = core::Endpoint::parse(text, 25);
-         if (!ep) return ep.error().message;
-         c.outbound_next_hop = *ep;
-         return std::string();
+         return set_endpoint(n, c.outbound_next_hop, 25, false);
        }},
       {"verify", "sender",
-       [](const toml::node& n, Config& c) {
-         std::string text;
-         if (auto err = set_string(n, text); !err.empty()) return err;
-         if (!text.empty()) {
-           auto a = core::Address::parse(text);
-           if (!a) return a.error().message;
-           text = a->str();
-         }
-         c.verify.sender = text;
-         return std::string();
-       }},
+       [](const toml::node& n, Config& c) { return set_address(n, c.verify.sender, true); }},
       {"verify", "positive_ttl",
        [](const toml::node& n, Config& c) { return set_duration(n, c.verify.positive_ttl); }},
       {"verify", "positive_refresh",
@@ -149,22 +155,10 @@ const std::vector<Key>& schema() {
        }},
       {"reports", "relay",
        [](const toml::node& n, Config& c) {
-         std::string text;
-         if (auto err = set_string(n, text); !err.empty()) return err;
-         auto ep = core::Endpoint::parse(text, 25);
-         if (!ep) return ep.error().message;
-         c.maintenance.relay = *ep;
-         return std::string();
+         return set_endpoint(n, c.maintenance.relay, 25, false);
        }},
       {"reports", "from",
-       [](const toml::node& n, Config& c) {
-         std::string text;
-         if (auto err = set_string(n, text); !err.empty()) return err;
-         auto a = core::Address::parse(text);
-         if (!a) return a.error().message;
-         c.maintenance.from = a->str();
-         return std::string();
-       }},
+       [](const toml::node& n, Config& c) { return set_address(n, c.maintenance.from, false); }},
       {"maintenance", "interval",
        [](const toml::node& n, Config& c) { return set_duration(n, c.maintenance.interval); }},
       {"scoring", "spam_threshold",

@@ -63,6 +63,56 @@ INSTANTIATE_TEST_SUITE_P(
                   "test.toml:1: Error while parsing table header: expected ']', saw '\\n'"}),
     [](const auto& param) { return "case" + std::to_string(param.index); });
 
+TEST(Config, ReadsTheGatewaySections) {
+  auto c = parse_config(R"(
+[smtp]
+inbound_listen = "127.0.0.1:0"
+hostname = "MX.Example.COM"
+max_message_size = 1048576
+idle_timeout = "90s"
+[outbound]
+listen = "127.0.0.1:2600"
+next_hop = "smarthost.example:2525"
+[verify]
+sender = "probe@mx.example.com"
+negative_ttl = "5m"
+positive_ttl = "2d"
+[relay]
+command_timeout = "30s"
+[scoring]
+spam_threshold = 7
+[reports]
+relay = "127.0.0.1:2526"
+[maintenance]
+interval = "1h"
+)",
+                        "test.toml")
+               .value();
+  EXPECT_EQ(c.inbound.hostname, "mx.example.com");
+  EXPECT_EQ(c.inbound.limits.message_size, 1048576u);
+  EXPECT_EQ(c.inbound.idle_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(c.outbound_next_hop.str(), "smarthost.example:2525");
+  EXPECT_EQ(c.verify.sender, "probe@mx.example.com");
+  EXPECT_EQ(c.verify.negative_ttl, std::chrono::minutes(5));
+  EXPECT_EQ(c.verify.positive_ttl, std::chrono::hours(48));
+  EXPECT_EQ(c.relay.command_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(c.relay.helo_name, "mx.example.com");
+  EXPECT_EQ(c.spam_threshold, 7.0);
+  EXPECT_EQ(c.maintenance.relay.port, 2526);
+  EXPECT_EQ(c.maintenance.from, "mailroster@mx.example.com");
+  EXPECT_EQ(c.maintenance.interval, std::chrono::hours(1));
+}
+
+TEST(Config, RejectsBadGatewayValues) {
+  for (const char* bad : {"[smtp]\nmax_recipients = 10\n", "[smtp]\nmax_command_line = 100\n",
+                          "[smtp]\nidle_timeout = \"soon\"\n", "[smtp]\nidle_timeout = 5\n",
+                          "[smtp]\ntls_cert = \"c.pem\"\n", "[verify]\nsender = \"not mail\"\n",
+                          "[outbound]\nnext_hop = \"host:0\"\n", "[scoring]\nspam_threshold = -1\n",
+                          "[reports]\nfrom = \"x\"\n", "[maintenance]\nevery = \"1h\"\n"}) {
+    EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
+  }
+}
+
 TEST(Config, MissingFileIsAnError) {
   auto c = load_config("/nonexistent/mailroster.toml");
   ASSERT_FALSE(c);
