@@ -27,6 +27,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include "core/discovery.hpp"
 #include "core/json.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -700,15 +701,37 @@ void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& acti
       [&ctx, &opt = ctx.discovery_args] {
         const auto c = ctx.company(opt.company);
         const auto all = ctx.store().list_discovered(c.id);
-        if (ctx.json_output) return ctx.print_json(all);
+        const auto company_settings = ctx.store().discovery_settings(c.id);
+        // The suggested alias target by address, as the seed's list shows it.
+        auto suggestion = [&](const core::DiscoveredAddress& d) -> std::string {
+          if (!d.suggested_alias_of) return {};
+          const auto u = ctx.store().user_by_id(*d.suggested_alias_of);
+          return u ? u->address.str() : std::string();
+        };
+        if (ctx.json_output) {
+          json j = json::array();
+          for (const auto& d : all) {
+            json item = d;
+            const auto expires = core::expires_at(d, company_settings);
+            item["expires_at"] = expires ? json(core::format_iso8601(*expires)) : json(nullptr);
+            item["suggested_alias_target"] = suggestion(d);
+            j.push_back(item);
+          }
+          return ctx.print_json(j);
+        }
         std::vector<std::vector<std::string>> rows;
         for (const auto& d : all) {
+          const auto expires = core::expires_at(d, company_settings);
           rows.push_back({d.address.str(), core::format_iso8601(d.first_seen),
                           std::to_string(d.clean_inbound.size()),
                           std::to_string(d.outbound_messages),
-                          d.discovered_at ? core::format_iso8601(*d.discovered_at) : "(counting)"});
+                          d.discovered_at ? core::format_iso8601(*d.discovered_at) : "(counting)",
+                          expires ? core::format_iso8601(*expires) : "", suggestion(d)});
         }
-        print_table(ctx.out, {"ADDRESS", "FIRST SEEN", "INBOUND", "OUTBOUND", "DISCOVERED"}, rows);
+        print_table(
+            ctx.out,
+            {"ADDRESS", "FIRST SEEN", "INBOUND", "OUTBOUND", "DISCOVERED", "EXPIRES", "ALIAS OF?"},
+            rows);
       });
   list->add_option("--company", opt.company, "Company")->required();
   add_json_flag(list, ctx);

@@ -4,8 +4,8 @@
 // connect (no TCP connection or no greeting), protocol (garbage or a dropped connection
 // mid-dialogue), timeout, or a response (a 4xx/5xx reply, carried in the reply itself).
 //
-// Idle connections are kept per destination for reuse (ClientPool): after each transaction
-// the connection is RSET; a reused connection is checked with RSET before use.
+// Idle connections are kept per destination for reuse (ClientPool): a reused connection is
+// RSET before use, which also proves it is still open; one older than idle_keep is dropped.
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
