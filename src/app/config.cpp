@@ -123,6 +123,18 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); }},
       {"smtp", "tls_key",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); }},
+      {"harvest", "slow_after",
+       [](const toml::node& n, Config& c) { return set_int(n, c.harvest.slow_after, 1, 1000000); }},
+      {"harvest", "refuse_after",
+       [](const toml::node& n, Config& c) {
+         return set_int(n, c.harvest.refuse_after, 1, 1000000);
+       }},
+      {"harvest", "window",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.window); }},
+      {"harvest", "delay",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.delay); }},
+      {"harvest", "block",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.block); }},
       {"outbound", "listen",
        [](const toml::node& n, Config& c) { return set_listen(n, c.outbound_listen, 587); }},
       {"outbound", "next_hop",

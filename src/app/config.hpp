@@ -24,6 +24,13 @@
 //   tls_cert = ""                   # PEM files; STARTTLS is offered when both are set
 //   tls_key = ""
 //
+//   [harvest]                       # directory-harvest guard, per client address
+//   slow_after = 10                 # unknown recipients in the window before RCPTs wait
+//   refuse_after = 30               # ... before 421 and a block
+//   window = "10m"
+//   delay = "2s"
+//   block = "10m"
+//
 //   [outbound]                      # mail from the companies' own servers (their relay networks)
 //   listen = "127.0.0.1:2587"       # same limits, hostname and TLS as [smtp]
 //   next_hop = "127.0.0.1:25"       # smarthost that delivers outbound mail
@@ -63,6 +70,7 @@
 #include "reports/maintenance.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
+#include "verify/harvest_guard.hpp"
 #include "verify/verifier.hpp"
 
 namespace mailroster::app {
@@ -75,6 +83,7 @@ struct Config {
   core::Endpoint outbound_listen{"127.0.0.1", 2587};
   core::Endpoint outbound_next_hop{"127.0.0.1", 25};
   verify::VerifySettings verify;
+  verify::HarvestSettings harvest;
   smtp::ClientSettings relay;
   double spam_threshold = 5.0;
   reports::MaintenanceSettings maintenance{.from = ""};  // from: "mailroster@" + hostname

@@ -70,8 +70,9 @@ int serve(const Config& config, store::Store& store) {
   verify::Verifier verifier(pool, config.verify, clock);
   gateway::BuiltinScorer scorer(config.spam_threshold);
   lifecycle::DiscoveryService discovery(store, clock);
-  gateway::InboundGateway inbound_gateway(store, discovery, verifier, pool, scorer, metrics, clock,
-                                          {.hostname = config.inbound.hostname});
+  verify::HarvestGuard harvest(config.harvest);
+  gateway::InboundGateway inbound_gateway(store, discovery, verifier, harvest, pool, scorer,
+                                          metrics, clock, {.hostname = config.inbound.hostname});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(
       store, discovery, pool, scorer, metrics, clock,

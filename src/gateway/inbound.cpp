@@ -1,6 +1,9 @@
 #include "gateway/inbound.hpp"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <unordered_map>
@@ -35,6 +38,7 @@ struct InboundGateway::Impl {
   store::Store& store;
   lifecycle::DiscoveryService& discovery;
   verify::Verifier& verifier;
+  verify::HarvestGuard& harvest;
   smtp::ClientPool& relay;
   Scorer& scorer;
   admin::Metrics& metrics;
@@ -154,10 +158,10 @@ struct InboundGateway::Impl {
 };
 
 InboundGateway::InboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
-                               verify::Verifier& verifier, smtp::ClientPool& relay, Scorer& scorer,
-                               admin::Metrics& metrics, const core::Clock& clock,
-                               InboundSettings settings)
-    : impl_(new Impl{store, discovery, verifier, relay, scorer, metrics, clock,
+                               verify::Verifier& verifier, verify::HarvestGuard& harvest,
+                               smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
+                               const core::Clock& clock, InboundSettings settings)
+    : impl_(new Impl{store, discovery, verifier, harvest, relay, scorer, metrics, clock,
                      std::move(settings)}) {
   metrics.describe("mailroster_inbound_rcpt_total", "RCPT decisions by result", "counter");
   metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter");
@@ -186,6 +190,24 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   auto& state = impl_->sessions[session.id];
   // The server keeps only accepted recipients; so do we (a new MAIL starts over).
   if (state.recipients.size() > tx.recipients.size()) state.recipients.resize(tx.recipients.size());
+  auto& I = *impl_;
+  switch (I.harvest.check(session.client_ip, I.clock.now())) {
+    case verify::HarvestGuard::Verdict::refuse:
+      I.count_rcpt("harvest_refused");
+      spdlog::warn("inbound {}: {} refused: too many unknown recipients", session.id,
+                   session.client_ip);
+      co_return Reply{421, "4.7.0 too many unknown recipients from " + session.client_ip +
+                               "; closing, try again later"};
+    case verify::HarvestGuard::Verdict::slow: {
+      I.count_rcpt("harvest_slowed");
+      boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor,
+                                     I.harvest.settings().delay);
+      co_await wait.async_wait(boost::asio::use_awaitable);
+      break;
+    }
+    case verify::HarvestGuard::Verdict::ok:
+      break;
+  }
   Recipient decided;
   Reply r;
   try {
@@ -193,6 +215,9 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   } catch (const std::exception& e) {
     spdlog::error("inbound {}: RCPT {} failed: {}", session.id, rcpt.path, e.what());
     r = Reply{451, "4.3.0 temporary local problem; try again later"};
+  }
+  if (r.code == 550 && r.text.rfind("5.1.1", 0) == 0) {
+    I.harvest.record_unknown(session.client_ip, I.clock.now());
   }
   if (r.positive()) impl_->sessions[session.id].recipients.push_back(std::move(decided));
   co_return r;

@@ -5,6 +5,8 @@
 //   marked invalid               -> 550 5.1.1 ... marked invalid
 //   discovery off, unknown       -> 550 5.1.1 user unknown
 //   otherwise callout (verify/)  -> 2xx accept, 5xx 550 5.1.1, anything else 451 4.4.x
+// A client collecting unknown-recipient rejections is slowed, then refused with 421
+// (verify/harvest_guard.hpp).
 // One message goes to one delivery destination; a recipient of another destination gets
 // 452 4.5.3 and is sent by the client in a separate transaction (RFC 5321 4.5.3.1.10).
 // After DATA the message is scored; spam gets 550 5.7.1 and goes nowhere; a clean message
@@ -23,6 +25,7 @@
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "store/store.hpp"
+#include "verify/harvest_guard.hpp"
 #include "verify/verifier.hpp"
 
 namespace mailroster::gateway {
@@ -35,8 +38,9 @@ struct InboundSettings {
 class InboundGateway final : public smtp::SessionHandler {
  public:
   InboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
-                 verify::Verifier& verifier, smtp::ClientPool& relay, Scorer& scorer,
-                 admin::Metrics& metrics, const core::Clock& clock, InboundSettings settings);
+                 verify::Verifier& verifier, verify::HarvestGuard& harvest, smtp::ClientPool& relay,
+                 Scorer& scorer, admin::Metrics& metrics, const core::Clock& clock,
+                 InboundSettings settings);
   ~InboundGateway() override;
 
   smtp::Reply on_connect(const smtp::SessionInfo& session) override;

@@ -96,7 +96,11 @@ struct Server::Impl::Session {
     state = next;
   }
 
-  void reply(const Reply& r) { output += r.wire(); }
+  // 421 means the server closes the session (RFC 5321 3.8), whoever decided it.
+  void reply(const Reply& r) {
+    output += r.wire();
+    if (r.code == 421) enter_state(State::closing);
+  }
 
   void reset_transaction() {
     tx = Transaction{};

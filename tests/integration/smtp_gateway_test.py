@@ -92,6 +92,7 @@ class Gateway(unittest.TestCase):
                     'max_message_size = 200000\ntls_cert = "%s"\ntls_key = "%s"\nidle_timeout = "20s"\n'
                     '[relay]\nconnect_timeout = "1s"\ncommand_timeout = "1s"\n'
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
+                    '[harvest]\nslow_after = 1000\nrefuse_after = 1000\n'  # tested in Limits
                     % (cls.db, cls.admin_port, cert, key, cls.mtas["main"][0]))
         cls.config = config
         cls.log_path = os.path.join(cls.dir, "serve.log")
@@ -496,7 +497,11 @@ class Limits(unittest.TestCase):
         with open(config, "w") as f:
             f.write('[database]\npath = "%s"\n[admin]\nlisten = "127.0.0.1:0"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nidle_timeout = "1s"\n'
-                    'max_connections_per_client = 2\n[outbound]\nlisten = "127.0.0.1:0"\n' % db)
+                    'max_connections_per_client = 2\n[outbound]\nlisten = "127.0.0.1:0"\n'
+                    '[harvest]\nslow_after = 2\nrefuse_after = 4\ndelay = "1s"\nblock = "10m"\n' % db)
+        for args in (["company", "add", "quiet"],
+                     ["domain", "add", "quiet.example", "--company", "quiet", "--destination", "127.0.0.1:9"]):
+            subprocess.run([BINARY, "--db", db] + args, check=True, capture_output=True)
         cls.log_path = os.path.join(cls.dir, "serve.log")
         cls.log = open(cls.log_path, "w")
         cls.serve = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=cls.log, stdout=cls.log)
@@ -531,6 +536,31 @@ class Limits(unittest.TestCase):
         sock.close()
         self.assertIn(b"421 4.4.2", data)
         self.assertLess(time.time() - started, 5)
+
+    def test_harvesting_client_is_slowed_then_refused(self):
+        s = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
+        s.ehlo("harvester.example")
+        s.mail("x@example.org")
+        timings = []
+        for i in range(4):
+            t = time.time()
+            code, text = s.rcpt("guess%d@quiet.example" % i)
+            timings.append(time.time() - t)
+            self.assertEqual(code, 550, text)
+            self.assertIn(b"5.1.1", text)
+        self.assertLess(timings[0], 0.5)
+        self.assertLess(timings[1], 0.5)
+        self.assertGreaterEqual(timings[2], 0.9)  # slowed after 2 unknown recipients
+        code, text = s.rcpt("guess4@quiet.example")
+        self.assertEqual(code, 421)
+        self.assertIn(b"4.7.0 too many unknown recipients", text)
+        with self.assertRaises(smtplib.SMTPServerDisconnected):
+            s.noop()
+        # A new connection from the same address stays refused.
+        s2 = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
+        s2.ehlo("harvester.example")
+        s2.mail("x@example.org")
+        self.assertEqual(s2.rcpt("guess5@quiet.example")[0], 421)
 
     def test_connections_per_client_are_limited(self):
         socks = [socket.create_connection(("127.0.0.1", self.port), timeout=10) for _ in range(3)]
