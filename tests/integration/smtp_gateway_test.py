@@ -41,6 +41,24 @@ def free_port():
     return port
 
 
+def start_serve(config, log_path):
+    """Starts `mailroster serve`; returns the process, its log file and the ports it logged."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=log, stdout=log)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with open(log_path) as f:
+            text = f.read()
+        ports = {name: int(m.group(2)) for m in re.finditer(
+            r"(inbound SMTP|admin HTTP|outbound SMTP) listening on 127\.0\.0\.1:(\d+)", text)
+            for name in [m.group(1)]}
+        if len(ports) == 3:
+            return proc, log, ports
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("serve did not start:\n" + text)
+
+
 class Gateway(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -96,26 +114,15 @@ class Gateway(unittest.TestCase):
                     % (cls.db, cls.admin_port, cert, key, cls.mtas["main"][0]))
         cls.config = config
         cls.log_path = os.path.join(cls.dir, "serve.log")
-        cls.log = open(cls.log_path, "w")
-        cls.serve = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=cls.log, stdout=cls.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with open(cls.log_path) as f:
-                text = f.read()
-            m = re.search(r"inbound SMTP listening on 127\.0\.0\.1:(\d+)", text)
-            a = re.search(r"admin HTTP listening on 127\.0\.0\.1:(\d+)", text)
-            o = re.search(r"outbound SMTP listening on 127\.0\.0\.1:(\d+)", text)
-            if m and a and o:
-                cls.port, cls.admin_port, cls.outbound_port = int(m.group(1)), int(a.group(1)), int(o.group(1))
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("serve did not start:\n" + open(cls.log_path).read())
+        cls.serve, cls.log, ports = start_serve(config, cls.log_path)
+        cls.port, cls.admin_port, cls.outbound_port = \
+            ports["inbound SMTP"], ports["admin HTTP"], ports["outbound SMTP"]
 
     @classmethod
     def tearDownClass(cls):
         cls.serve.terminate()
         cls.serve.wait(10)
+        cls.log.close()
         for p in cls.procs:
             p.kill()
             p.wait()
@@ -503,18 +510,8 @@ class Limits(unittest.TestCase):
                      ["domain", "add", "quiet.example", "--company", "quiet", "--destination", "127.0.0.1:9"]):
             subprocess.run([BINARY, "--db", db] + args, check=True, capture_output=True)
         cls.log_path = os.path.join(cls.dir, "serve.log")
-        cls.log = open(cls.log_path, "w")
-        cls.serve = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=cls.log, stdout=cls.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with open(cls.log_path) as f:
-                m = re.search(r"inbound SMTP listening on 127\.0\.0\.1:(\d+)", f.read())
-            if m:
-                cls.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("serve did not start")
+        cls.serve, cls.log, ports = start_serve(config, cls.log_path)
+        cls.port = ports["inbound SMTP"]
 
     @classmethod
     def tearDownClass(cls):
