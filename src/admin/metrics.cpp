@@ -19,14 +19,6 @@ void Metrics::gauge(const std::string& name, std::function<double()> read) {
   gauges_[name] = std::move(read);
 }
 
-std::uint64_t Metrics::value(const std::string& name, const std::string& labels) const {
-  std::lock_guard lock(mutex_);
-  auto f = counters_.find(name);
-  if (f == counters_.end()) return 0;
-  auto v = f->second.find(labels);
-  return v == f->second.end() ? 0 : v->second;
-}
-
 std::string Metrics::render() const {
   std::lock_guard lock(mutex_);
   std::ostringstream out;

@@ -19,7 +19,6 @@ class Metrics {
   void add(const std::string& name, const std::string& labels = {}, std::uint64_t n = 1);
   // A gauge read at scrape time.
   void gauge(const std::string& name, std::function<double()> read);
-  std::uint64_t value(const std::string& name, const std::string& labels = {}) const;
   std::string render() const;
 
  private:

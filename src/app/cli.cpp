@@ -29,6 +29,7 @@
 #include <boost/asio/io_context.hpp>
 #include "core/discovery.hpp"
 #include "core/json.hpp"
+#include "core/text_table.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace mailroster::app {
@@ -41,23 +42,7 @@ using nlohmann::json;
 // Rows of text printed as aligned columns.
 void print_table(std::ostream& out, const std::vector<std::string>& header,
                  const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) {
-      width[i] = std::max(width[i], r[i].size());
-    }
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string text;
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      text += cells[i];
-      if (i + 1 < cells.size()) text += std::string(width[i] - cells[i].size() + 2, ' ');
-    }
-    out << text << "\n";
-  };
-  line(header);
-  for (const auto& r : rows) line(r);
+  out << core::format_table(header, rows);
 }
 
 std::string who_am_i() {

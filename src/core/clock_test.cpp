@@ -13,6 +13,11 @@ TEST(Iso8601, RoundTrips) {
   EXPECT_EQ(parse_iso8601("2026-11-26T09:05:07Z"), t);
 }
 
+TEST(Rfc5322, MailHeaderDate) {
+  const TimePoint t = sys_days{2026y / November / 26} + 9h + 5min + 7s;
+  EXPECT_EQ(format_rfc5322(t), "Thu, 26 Nov 2026 09:05:07 +0000");
+}
+
 TEST(Iso8601, AppliesOffsetsAndDateOnly) {
   EXPECT_EQ(parse_iso8601("2026-11-26T10:05:07+01:00"), parse_iso8601("2026-11-26T09:05:07Z"));
   EXPECT_EQ(parse_iso8601("2026-11-26T04:05:07-05:00"), parse_iso8601("2026-11-26T09:05:07Z"));

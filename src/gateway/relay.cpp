@@ -1,7 +1,6 @@
 #include "gateway/relay.hpp"
 
 #include <algorithm>
-#include <ctime>
 
 namespace mailroster::gateway {
 
@@ -9,16 +8,6 @@ using boost::asio::awaitable;
 using smtp::Reply;
 
 namespace {
-
-// RFC 5322 3.3 date-time, in UTC.
-std::string rfc5322_date(core::TimePoint t) {
-  const std::time_t tt = t.time_since_epoch().count();
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
-}
 
 // A next hop's reply passed on to the client, with an enhanced code when it had none.
 Reply pass_on(const smtp::ClientResult& r) {
@@ -109,8 +98,8 @@ std::string received_header(const smtp::SessionInfo& session, const std::string&
   return "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n\tby " + hostname +
          " (mailroster) with " + (session.esmtp ? (session.tls ? "ESMTPS" : "ESMTP") : "SMTP") +
          " id " + session.id + "\r\n\t" +
-         (for_recipient ? "for <" + *for_recipient + ">; " : std::string()) + rfc5322_date(now) +
-         "\r\n";
+         (for_recipient ? "for <" + *for_recipient + ">; " : std::string()) +
+         core::format_rfc5322(now) + "\r\n";
 }
 
 std::size_t count_received(std::string_view message) {

@@ -1,9 +1,9 @@
 #include "reports/weekly_report.hpp"
 
 #include <algorithm>
-#include <ctime>
 
 #include "core/discovery.hpp"
+#include "core/text_table.hpp"
 
 namespace mailroster::reports {
 
@@ -46,24 +46,7 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
 namespace {
 void table(std::string& out, const std::vector<std::string>& header,
            const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string text;
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      text += cells[i];
-      if (i + 1 < cells.size()) text += std::string(width[i] - cells[i].size() + 2, ' ');
-    }
-    out += "  " + text + "\n";
-  };
-  line(header);
-  std::vector<std::string> rule;
-  for (auto w : width) rule.emplace_back(w, '-');
-  line(rule);
-  for (const auto& row : rows) line(row);
+  out += core::format_table(header, rows, {.indent = "  ", .rule = true});
 }
 
 std::string day_of(core::TimePoint t) { return core::format_iso8601(t).substr(0, 10); }
@@ -152,18 +135,13 @@ std::string quoted_printable(std::string_view text) {
 
 std::string to_mime(const WeeklyReport& r, const std::string& from, const std::string& hostname,
                     core::TimePoint now) {
-  const std::time_t tt = now.time_since_epoch().count();
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char date[64];
-  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
   std::string to;
   for (const auto& rcpt : r.recipients) to += (to.empty() ? "" : ", ") + rcpt;
   std::string m;
   m += "From: mailroster <" + from + ">\r\n";
   m += "To: " + to + "\r\n";
   m += "Subject: SMTP Discovery weekly report for " + r.company + " (" + r.week + ")\r\n";
-  m += "Date: " + std::string(date) + "\r\n";
+  m += "Date: " + core::format_rfc5322(now) + "\r\n";
   m += "Message-ID: <report." + r.company + "." + r.week + "@" + hostname + ">\r\n";
   m += "Auto-Submitted: auto-generated\r\n";
   m += "MIME-Version: 1.0\r\n";

@@ -188,7 +188,6 @@ struct ClientPool::Impl {
 ClientPool::ClientPool(asio::io_context& io, ClientSettings settings)
     : impl_(std::make_unique<Impl>(io, std::move(settings))) {}
 ClientPool::~ClientPool() = default;
-const ClientSettings& ClientPool::settings() const { return impl_->settings; }
 std::size_t ClientPool::connects() const { return impl_->connects; }
 void ClientPool::clear() { impl_->idle.clear(); }
 

@@ -70,7 +70,6 @@ class ClientPool {
   // Drops idle connections (at shutdown).
   void clear();
 
-  const ClientSettings& settings() const;
   std::size_t connects() const;  // TCP connections opened so far
 
  private:
