@@ -78,40 +78,38 @@ Outcome DiscoveryService::after_discovered(const core::DiscoveredAddress& d,
   return Outcome::discovered;
 }
 
-Outcome DiscoveryService::record_clean_inbound(const core::Address& address) {
+Outcome DiscoveryService::record(
+    const core::Address& address,
+    const std::function<Outcome(core::DiscoveredAddress&, const core::DiscoverySettings&)>& rule) {
   Outcome result = Outcome::none;
   store_.atomically([&] {
-    const auto company = company_of(store_, address);
-    const auto settings = store_.discovery_settings(company);
+    const auto settings = store_.discovery_settings(company_of(store_, address));
     if (!core::discovery_active(settings, std::nullopt)) return;
     auto d = discovered_or_new(store_, address);
-    if (!d) return;
-    const auto outcome = core::on_clean_delivery(*d, settings, clock_.now());
-    if (!outcome.changed) return;
-    auto saved = store_.save_discovered(*d, actor_);
-    result = outcome.became_discovered ? after_discovered(saved, settings) : Outcome::counted;
+    if (d) result = rule(*d, settings);
   });
   return result;
 }
 
-Outcome DiscoveryService::record_clean_outbound(const core::Address& sender) {
-  Outcome result = Outcome::none;
-  store_.atomically([&] {
-    const auto company = company_of(store_, sender);
-    const auto settings = store_.discovery_settings(company);
-    if (!core::discovery_active(settings, std::nullopt)) return;
-    auto d = discovered_or_new(store_, sender);
-    if (!d) return;
-    const auto outcome = core::on_clean_outbound(*d, settings, clock_.now());
-    if (outcome.create_user) {
-      store_.add_user(discovered_user(sender, settings.default_role), actor_);
-      result = Outcome::became_user;
-      return;
-    }
-    auto saved = store_.save_discovered(*d, actor_);
-    result = outcome.became_discovered ? after_discovered(saved, settings) : Outcome::counted;
+Outcome DiscoveryService::record_clean_inbound(const core::Address& address) {
+  return record(address, [&](core::DiscoveredAddress& d, const core::DiscoverySettings& s) {
+    const auto outcome = core::on_clean_delivery(d, s, clock_.now());
+    if (!outcome.changed) return Outcome::none;
+    auto saved = store_.save_discovered(d, actor_);
+    return outcome.became_discovered ? after_discovered(saved, s) : Outcome::counted;
   });
-  return result;
+}
+
+Outcome DiscoveryService::record_clean_outbound(const core::Address& sender) {
+  return record(sender, [&](core::DiscoveredAddress& d, const core::DiscoverySettings& s) {
+    const auto outcome = core::on_clean_outbound(d, s, clock_.now());
+    if (outcome.create_user) {
+      store_.add_user(discovered_user(sender, s.default_role), actor_);
+      return Outcome::became_user;
+    }
+    auto saved = store_.save_discovered(d, actor_);
+    return outcome.became_discovered ? after_discovered(saved, s) : Outcome::counted;
+  });
 }
 
 void DiscoveryService::apply(core::Id company_id, const std::vector<DiscoveredAction>& actions,

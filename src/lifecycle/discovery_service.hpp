@@ -8,6 +8,7 @@
 //     all-or-nothing, each with an audit event naming the actor.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,11 @@ class DiscoveryService {
 
  private:
   Outcome after_discovered(const core::DiscoveredAddress& d, const core::DiscoverySettings& s);
+  // In one transaction: when discovery is active for the address's company and the address
+  // is not a user, alias or invalid, applies `rule` to its discovered entry (new if none).
+  Outcome record(
+      const core::Address& address,
+      const std::function<Outcome(core::DiscoveredAddress&, const core::DiscoverySettings&)>& rule);
   store::Store& store_;
   const core::Clock& clock_;
   core::Actor actor_{"discovery"};
