@@ -22,18 +22,22 @@ DB="$WORK/m.db"
 "$BIN" --db "$DB" domain add bench.example --company bench --destination 127.0.0.1:25 >/dev/null
 secs() { python3 -c "import sys,time; print(f'{float(sys.argv[1]):.2f}')" "$1"; }
 t0=$(date +%s.%N)
-"$BIN" --db "$DB" import csv "$WORK/users.csv" --company bench --json > "$WORK/first.json"
+/usr/bin/time -f %M -o "$WORK/first.rss" \
+  "$BIN" --db "$DB" import csv "$WORK/users.csv" --company bench --json > "$WORK/first.json"
 t1=$(date +%s.%N)
-"$BIN" --db "$DB" import csv "$WORK/users.csv" --company bench --json > "$WORK/second.json"
+/usr/bin/time -f %M -o "$WORK/second.rss" \
+  "$BIN" --db "$DB" import csv "$WORK/users.csv" --company bench --json > "$WORK/second.json"
 t2=$(date +%s.%N)
 sqlite3 "$WORK/plain.db" ".import --csv $WORK/users.csv users"
 t3=$(date +%s.%N)
-python3 - "$ROWS" "$t0" "$t1" "$t2" "$t3" "$WORK/first.json" "$WORK/second.json" <<'PY'
+python3 - "$ROWS" "$t0" "$t1" "$t2" "$t3" "$WORK/first.json" "$WORK/second.json" \
+  "$(cat "$WORK/first.rss")" "$(cat "$WORK/second.rss")" <<'PY'
 import json, sys
 rows = int(sys.argv[1]); t0, t1, t2, t3 = map(float, sys.argv[2:6])
 first, second = json.load(open(sys.argv[6])), json.load(open(sys.argv[7]))
+rss1, rss2 = int(sys.argv[8]) // 1024, int(sys.argv[9]) // 1024
 imp, re, sq = t1 - t0, t2 - t1, t3 - t2
-print(f"csv import of {rows} rows: {imp:.1f} s ({rows/imp:,.0f} rows/s), created {first['counts']['create']}")
-print(f"no-change re-import: {re:.1f} s ({rows/re:,.0f} rows/s), writes: create {second['counts']['create']}, update {second['counts']['update']}, delete {second['counts']['delete']}")
+print(f"csv import of {rows} rows: {imp:.1f} s ({rows/imp:,.0f} rows/s), created {first['counts']['create']}, peak RSS {rss1} MiB")
+print(f"no-change re-import: {re:.1f} s ({rows/re:,.0f} rows/s), writes: create {second['counts']['create']}, update {second['counts']['update']}, delete {second['counts']['delete']}, peak RSS {rss2} MiB")
 print(f"sqlite3 .import of the same file: {sq:.1f} s; import/sqlite3 = {imp/sq:.1f}x")
 PY

@@ -8,10 +8,12 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config git ca-certificates curl python3 clang-format
   # libraries
   libboost1.74-dev libssl-dev libsqlite3-dev sqlite3 libsodium-dev
-  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libldap-dev
   # tests and benchmarks: real SMTP peers (swaks with TLS, Postfix's smtp-source/smtp-sink)
   libgtest-dev libgmock-dev libbenchmark-dev openssl
   swaks libnet-ssleay-perl libio-socket-ssl-perl postfix
+  # a real OpenLDAP server for the directory-sync tests; GNU time for benchmark memory figures
+  slapd ldap-utils time
 )
 
 missing=()
@@ -32,5 +34,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Postfix is installed for its tools and for private benchmark instances only: never
 # configure or start the system instance.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+# slapd likewise: the tests start their own slapd on a loopback port; no system directory.
+echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -16,6 +17,7 @@
 
 #include "admin/http_client.hpp"
 #include "app/config.hpp"
+#include "app/plan_output.hpp"
 #include "app/serve.hpp"
 #include "directory/csv/csv_import.hpp"
 #include "directory/sync_apply.hpp"
@@ -847,6 +849,36 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
   add_json_flag(preview, ctx);
 }
 
+// A progress bar on stderr for long imports, only when stderr is a terminal.
+class Progress {
+ public:
+  Progress(std::ostream& err, const std::string& file) : err_(err), file_(file) {
+    terminal_ = isatty(STDERR_FILENO) != 0;
+    std::error_code ec;
+    size_ = std::filesystem::file_size(file, ec);
+    if (ec) size_ = 0;
+  }
+  void update(std::size_t rows, std::istream& in) {
+    if (!terminal_) return;
+    const auto pos = in.tellg();
+    const double done =
+        size_ && pos >= 0 ? static_cast<double>(pos) / static_cast<double>(size_) : 0.0;
+    const int width = 30, filled = static_cast<int>(done * width);
+    err_ << "\r" << file_ << " [" << std::string(static_cast<std::size_t>(filled), '#')
+         << std::string(static_cast<std::size_t>(width - filled), '.') << "] "
+         << static_cast<int>(done * 100) << "% " << rows << " rows" << std::flush;
+  }
+  void done() {
+    if (terminal_) err_ << "\r\033[K" << std::flush;
+  }
+
+ private:
+  std::ostream& err_;
+  std::string file_;
+  bool terminal_ = false;
+  std::uintmax_t size_ = 0;
+};
+
 void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   auto& opt = ctx.import_args;
   auto* import = app.add_subcommand("import", "Import users");
@@ -859,62 +891,59 @@ void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
         if (!in) throw Failure(ErrorCode::invalid_argument, "cannot read '" + opt.file + "'");
         std::set<std::string> domains;
         for (const auto& d : ctx.store().list_domains(c.id)) domains.insert(d.name);
-        const bool terminal = isatty(STDERR_FILENO) != 0;
-        auto read = directory::csv::read_user_csv(in, domains, [&](std::size_t rows) {
-          if (terminal)
-            ctx.err << "\rreading " << opt.file << ": " << rows << " rows" << std::flush;
-        });
-        if (terminal) ctx.err << "\r\033[K" << std::flush;
-        if (!read) throw Failure(read.error());
-        const auto& csv_result = *read;
+        auto opened = directory::csv::UserCsvReader::open(in, domains);
+        if (!opened) throw Failure(opened.error());
+        auto reader = std::move(opened).value();
 
         core::SyncOptions options;
         options.default_role = ctx.store().discovery_settings(c.id).default_role;
         options.include_functional = true;
         options.delete_removed = opt.delete_missing;
-        const auto plan = directory::plan_for(ctx.store(), c.id, csv_result.snapshot, options);
 
-        json errors = json::array();
-        for (const auto& e : csv_result.errors)
-          errors.push_back({{"line", e.line}, {"error", e.message}});
-        const bool blocked = !csv_result.errors.empty() && !opt.skip_invalid;
-        std::optional<directory::ApplyResult> applied;
-        if (!opt.dry_run && !blocked) applied = directory::apply_plan(ctx.store(), plan, opt.force);
-
-        if (ctx.json_output) {
-          json j = plan;
-          j["rows"] = csv_result.rows;
-          j["errors"] = errors;
-          j["unknown_columns"] = csv_result.unknown_columns;
-          j["applied"] = applied.has_value();
-          ctx.print_json(j);
-        } else {
-          ctx.out << (opt.dry_run || blocked ? "plan" : "applied") << " for " << c.name << " from "
-                  << opt.file << ": " << plan.creates.size() << " to create, "
-                  << plan.updates.size() << " to update, " << plan.deletes.size() << " to delete, "
-                  << plan.skips.size() << " skipped, " << csv_result.errors.size() << " bad rows ("
-                  << csv_result.rows << " rows read)\n";
-          for (const auto& col : csv_result.unknown_columns) {
-            ctx.out << "  unknown column '" << col << "' ignored\n";
+        PlanOutput output(ctx.json_output);
+        Progress progress(ctx.err, opt.file);
+        // Bad rows block the whole import (unless --skip-invalid); the file is read to its end
+        // anyway, so that every bad row is reported at once.
+        struct Blocked {};
+        directory::RunResult result;
+        auto run = [&](bool apply) {
+          directory::SyncRun sync(ctx.store(), c.id, core::Source::csv, options, apply,
+                                  [&](const core::PlanItem& i) { output.item(i); });
+          auto on_error = [&](directory::csv::RowError e) { output.row_error(e.line, e.message); };
+          while (true) {
+            const auto batch = reader.next(5000, on_error);
+            if (batch.empty()) break;
+            sync.add(batch);
+            progress.update(reader.rows(), in);
           }
-          for (const auto& e : csv_result.errors)
-            ctx.out << "  line " << e.line << ": " << e.message << "\n";
-          if (plan.guard) ctx.out << "  deletion guard: " << *plan.guard << "\n";
-          for (const auto* list : {&plan.creates, &plan.updates, &plan.deletes, &plan.skips}) {
-            for (const auto& item : *list) {
-              ctx.out << "  " << core::to_string(item.action) << " " << item.address.str();
-              for (const auto& ch : item.changes) {
-                ctx.out << " " << ch.field << ": '" << ch.before << "' -> '" << ch.after << "'";
-              }
-              if (item.action == core::PlanItem::Action::skip)
-                ctx.out << " (" << item.reason << ")";
-              ctx.out << "\n";
-            }
+          result = sync.finish(true, opt.force);
+          if (apply && output.row_errors() && !opt.skip_invalid) throw Blocked{};
+        };
+        bool applied = false;
+        if (opt.dry_run) {
+          run(false);
+        } else {
+          try {
+            ctx.store().atomically([&] { run(true); });
+            applied = true;
+          } catch (const Blocked&) {
           }
         }
-        if (blocked && !opt.dry_run) {
+        progress.done();
+
+        std::vector<std::string> notes;
+        for (const auto& col : reader.unknown_columns())
+          notes.push_back("unknown column '" + col + "' ignored");
+        output.print(ctx.out, core::Source::csv, result,
+                     std::string(applied ? "applied" : "plan") + " for " + c.name + " from " +
+                         opt.file + " (" + std::to_string(reader.rows()) + " rows read)",
+                     notes,
+                     {{"rows", reader.rows()},
+                      {"unknown_columns", reader.unknown_columns()},
+                      {"applied", applied}});
+        if (!opt.dry_run && !applied) {
           throw Failure(ErrorCode::invalid_argument,
-                        std::to_string(csv_result.errors.size()) +
+                        std::to_string(output.row_errors()) +
                             " bad row(s); nothing was imported (fix them, or --skip-invalid)");
         }
       });

@@ -35,32 +35,29 @@ std::optional<std::string> excluded(const DirectoryEntry& e, const SyncOptions& 
 
 }  // namespace
 
-Plan plan_sync(const std::vector<User>& users, const std::vector<Alias>& aliases,
-               const std::unordered_map<std::string, ForeignOwner>& foreign,
-               const Snapshot& snapshot, const SyncOptions& o) {
+Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const CompanyView& view) {
+  const auto& o = options_;
   Plan plan;
-  plan.source = snapshot.source;
-  plan.company_users = users.size();
-  plan.source_complete = snapshot.complete;
+  plan.source = source_;
 
   std::unordered_map<std::string, const User*> by_address;
   std::unordered_map<std::string, const User*> by_source_id;
   std::unordered_map<Id, const User*> by_id;
-  for (const auto& u : users) {
+  for (const auto& u : view.users) {
     by_address[u.address.key()] = &u;
     by_id[u.id] = &u;
-    if (u.source == snapshot.source && !u.source_id.empty()) by_source_id[u.source_id] = &u;
+    if (u.source == source_ && !u.source_id.empty()) by_source_id[u.source_id] = &u;
   }
   std::unordered_map<std::string, const Alias*> alias_by_address;
   std::unordered_map<Id, std::vector<const Alias*>> aliases_of;
-  for (const auto& a : aliases) {
+  for (const auto& a : view.aliases) {
     alias_by_address[a.address.key()] = &a;
     aliases_of[a.user_id].push_back(&a);
   }
+  const auto& foreign = view.foreign;
 
-  std::unordered_set<Id> seen_users;        // matched by some entry
-  std::unordered_set<std::string> claimed;  // address keys the snapshot uses (primary + alias)
-
+  std::unordered_set<Id> seen_users;        // matched by an entry of this batch
+  std::unordered_set<std::string> claimed;  // address keys the batch uses (primary + alias)
   auto skip = [&](const DirectoryEntry& e, const Address& a, std::string reason) {
     PlanItem item;
     item.action = PlanItem::Action::skip;
@@ -85,7 +82,7 @@ Plan plan_sync(const std::vector<User>& users, const std::vector<Alias>& aliases
     return std::nullopt;
   };
 
-  for (const auto& e : snapshot.entries) {
+  for (const auto& e : entries) {
     if (!claimed.insert(e.address.key()).second) {
       skip(e, e.address, "appears more than once in the source");
       continue;
@@ -101,7 +98,7 @@ Plan plan_sync(const std::vector<User>& users, const std::vector<Alias>& aliases
     if (!user) {
       if (auto it = by_address.find(e.address.key()); it != by_address.end()) user = it->second;
     }
-    if (user && !seen_users.insert(user->id).second) {
+    if (user && (!seen_users.insert(user->id).second || matched(user->id))) {
       skip(e, e.address,
            "matches user " + user->address.str() + " already matched by another entry");
       continue;
@@ -184,30 +181,66 @@ Plan plan_sync(const std::vector<User>& users, const std::vector<Alias>& aliases
     plan.updates.push_back(std::move(item));
   }
 
-  // Users of this source that no entry matched.
-  for (const auto& u : users) {
-    if (u.source != snapshot.source || seen_users.count(u.id)) continue;
-    if (!o.delete_removed || !snapshot.complete) continue;
-    PlanItem item;
-    item.action = PlanItem::Action::remove;
-    item.address = u.address;
-    item.user_id = u.id;
-    item.reason = "no longer in the source";
-    plan.deletes.push_back(std::move(item));
+  matched_.insert(matched_.end(), seen_users.begin(), seen_users.end());
+  sorted_ = false;
+  return plan;
+}
+
+bool SyncPlanner::matched(Id user) const {
+  if (!sorted_) {
+    std::sort(matched_.begin(), matched_.end());
+    matched_.erase(std::unique(matched_.begin(), matched_.end()), matched_.end());
+    sorted_ = true;
+  }
+  return std::binary_search(matched_.begin(), matched_.end(), user);
+}
+
+Plan SyncPlanner::finish(const std::vector<User>& source_users, std::size_t company_users,
+                         bool complete) {
+  Plan plan;
+  plan.source = source_;
+  plan.company_users = company_users;
+  plan.source_complete = complete;
+  if (options_.delete_removed && complete) {
+    for (const auto& u : source_users) {
+      if (u.source != source_ || matched(u.id)) continue;
+      PlanItem item;
+      item.action = PlanItem::Action::remove;
+      item.address = u.address;
+      item.user_id = u.id;
+      item.reason = "no longer in the source";
+      plan.deletes.push_back(std::move(item));
+    }
   }
   std::sort(plan.deletes.begin(), plan.deletes.end(),
             [](const PlanItem& a, const PlanItem& b) { return a.address.key() < b.address.key(); });
+  plan.guard = deletion_guard(plan.deletes.size(), company_users, options_);
+  return plan;
+}
 
-  const auto n = plan.deletes.size();
+std::optional<std::string> deletion_guard(std::size_t n, std::size_t company_users,
+                                          const SyncOptions& o) {
   if (n > o.max_delete_count) {
-    plan.guard = "would delete " + std::to_string(n) + " users, more than the limit of " +
-                 std::to_string(o.max_delete_count);
-  } else if (n > 0 &&
-             static_cast<double>(n) > o.max_delete_share * static_cast<double>(users.size())) {
-    plan.guard = "would delete " + std::to_string(n) + " of " + std::to_string(users.size()) +
-                 " users, more than " + std::to_string(static_cast<int>(o.max_delete_share * 100)) +
-                 " %";
+    return "would delete " + std::to_string(n) + " users, more than the limit of " +
+           std::to_string(o.max_delete_count);
   }
+  if (n > 0 && static_cast<double>(n) > o.max_delete_share * static_cast<double>(company_users)) {
+    return "would delete " + std::to_string(n) + " of " + std::to_string(company_users) +
+           " users, more than " + std::to_string(static_cast<int>(o.max_delete_share * 100)) + " %";
+  }
+  return std::nullopt;
+}
+
+Plan plan_sync(const std::vector<User>& users, const std::vector<Alias>& aliases,
+               const std::unordered_map<std::string, ForeignOwner>& foreign,
+               const Snapshot& snapshot, const SyncOptions& o) {
+  SyncPlanner planner(snapshot.source, o);
+  auto plan = planner.plan(snapshot.entries, {users, aliases, foreign});
+  auto rest = planner.finish(users, users.size(), snapshot.complete);
+  plan.deletes = std::move(rest.deletes);
+  plan.guard = std::move(rest.guard);
+  plan.company_users = rest.company_users;
+  plan.source_complete = rest.source_complete;
   return plan;
 }
 

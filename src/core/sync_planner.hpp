@@ -93,9 +93,50 @@ struct Plan {
 
 std::string_view to_string(PlanItem::Action a);
 
-// current_users/current_aliases: the company's; foreign: addresses (by key) owned outside it.
+// The part of a company a batch of entries concerns: its users that have one of the entries'
+// addresses (as primary or alias) or source ids, those users' aliases, the aliases that hold
+// one of the addresses (and their users), and who outside the company owns any of them.
+// The whole company is always a valid view.
+struct CompanyView {
+  std::vector<User> users;
+  std::vector<Alias> aliases;
+  std::unordered_map<std::string, ForeignOwner> foreign;  // by address key
+};
+
+// Plans a snapshot batch by batch, so a source of any size is planned in bounded memory:
+// plan() each batch against its view, then finish() once for the deletions and the guard.
+// Entries of different batches must not repeat an address (the CSV reader refuses such rows);
+// within a batch, repeats are skipped with a reason.
+class SyncPlanner {
+ public:
+  SyncPlanner(Source source, const SyncOptions& options) : source_(source), options_(options) {}
+
+  // The creates, updates and skips of one batch.
+  Plan plan(const std::vector<DirectoryEntry>& entries, const CompanyView& view);
+
+  // Users of this source (source_users: all of them, or a superset) that no entry matched
+  // become deletes when deleting is on and the snapshot was complete; company_users sizes
+  // the guard.
+  Plan finish(const std::vector<User>& source_users, std::size_t company_users, bool complete);
+
+  // Whether some entry matched this user.
+  bool matched(Id user) const;
+
+ private:
+  Source source_;
+  SyncOptions options_;
+  mutable std::vector<Id> matched_;  // users some entry matched; sorted on demand
+  mutable bool sorted_ = true;
+};
+
+// The whole snapshot at once: current_users/current_aliases are the company's; foreign:
+// addresses (by key) owned outside it.
 Plan plan_sync(const std::vector<User>& current_users, const std::vector<Alias>& current_aliases,
                const std::unordered_map<std::string, ForeignOwner>& foreign,
                const Snapshot& snapshot, const SyncOptions& options);
+
+// The deletion guard's verdict on deleting `deletes` of `company_users` users.
+std::optional<std::string> deletion_guard(std::size_t deletes, std::size_t company_users,
+                                          const SyncOptions& options);
 
 }  // namespace mailroster::core

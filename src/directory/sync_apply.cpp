@@ -5,73 +5,96 @@ namespace mailroster::directory {
 using core::ErrorCode;
 using core::Failure;
 
+namespace {
+
+Failure guard_failure(const std::string& why) {
+  return Failure(ErrorCode::conflict,
+                 "deletion guard: the sync " + why + "; nothing was changed (force to apply)");
+}
+
+}  // namespace
+
+SyncRun::SyncRun(store::Store& store, core::Id company_id, core::Source source,
+                 const core::SyncOptions& options, bool apply, Sink sink)
+    : store_(store),
+      company_id_(company_id),
+      source_(source),
+      planner_(source, options),
+      apply_(apply),
+      sink_(std::move(sink)),
+      actor_{"sync:" + std::string(core::to_string(source))} {
+  result_.company_users = store_.count_users(company_id);
+  // Deletion candidates are the users of this source before the run: users an applied batch
+  // creates are no candidates.
+  if (options.delete_removed) before_ = store_.user_ids(company_id, source);
+}
+
+void SyncRun::report(const core::Plan& plan) {
+  result_.creates += plan.creates.size();
+  result_.updates += plan.updates.size();
+  result_.deletes += plan.deletes.size();
+  result_.skips += plan.skips.size();
+  if (!sink_) return;
+  for (const auto* list : {&plan.creates, &plan.updates, &plan.deletes, &plan.skips}) {
+    for (const auto& item : *list) sink_(item);
+  }
+}
+
+void SyncRun::add(const std::vector<core::DirectoryEntry>& batch) {
+  if (batch.empty()) return;
+  std::vector<std::string> keys, ids;
+  keys.reserve(batch.size());
+  for (const auto& e : batch) {
+    keys.push_back(e.address.key());
+    if (e.aliases) {
+      for (const auto& a : *e.aliases) keys.push_back(a.key());
+    }
+    if (!e.source_id.empty()) ids.push_back(e.source_id);
+  }
+  const auto plan = planner_.plan(batch, store_.sync_view(company_id_, source_, keys, ids));
+  if (apply_ && !plan.empty()) store_.apply_plan(plan, actor_);
+  report(plan);
+}
+
+RunResult SyncRun::finish(bool source_complete, bool force) {
+  std::vector<core::User> unmatched;
+  for (const auto id : source_complete ? before_ : std::vector<core::Id>{}) {
+    if (planner_.matched(id)) continue;
+    if (auto u = store_.user_by_id(id)) unmatched.push_back(std::move(*u));
+  }
+  auto plan = planner_.finish(unmatched, result_.company_users, source_complete);
+  result_.source_complete = source_complete;
+  result_.guard = plan.guard;
+  if (apply_ && plan.guard && !force) throw guard_failure(*plan.guard);
+  if (apply_ && !plan.deletes.empty()) store_.apply_plan(plan, actor_);
+  report(plan);
+  return result_;
+}
+
 core::Plan plan_for(store::Store& store, core::Id company_id, const core::Snapshot& snapshot,
                     const core::SyncOptions& options) {
-  const auto users = store.list_users({.company_id = company_id});
-  const auto aliases = store.list_aliases(company_id, std::nullopt);
-  std::unordered_map<std::string, core::ForeignOwner> foreign;
-  auto check = [&](const core::Address& a) {
-    const auto owner = store.resolve(a);
-    if (owner.kind == store::AddressOwner::Kind::invalid) {
-      foreign[a.key()] = {"the invalid list"};
-    } else if ((owner.kind == store::AddressOwner::Kind::user ||
-                owner.kind == store::AddressOwner::Kind::alias) &&
-               owner.company_id != company_id) {
-      const auto c = store.company_by_id(owner.company_id);
-      foreign[a.key()] = {"company " + (c ? c->name : std::to_string(owner.company_id))};
-    }
-  };
-  for (const auto& e : snapshot.entries) {
-    check(e.address);
-    if (e.aliases) {
-      for (const auto& a : *e.aliases) check(a);
-    }
-  }
-  return core::plan_sync(users, aliases, foreign, snapshot, options);
+  core::Plan plan;
+  plan.source = snapshot.source;
+  SyncRun run(store, company_id, snapshot.source, options, false, [&](const core::PlanItem& i) {
+    using A = core::PlanItem::Action;
+    auto& list = i.action == A::create   ? plan.creates
+                 : i.action == A::update ? plan.updates
+                 : i.action == A::remove ? plan.deletes
+                                         : plan.skips;
+    list.push_back(i);
+  });
+  run.add(snapshot.entries);
+  const auto r = run.finish(snapshot.complete, false);
+  plan.company_users = r.company_users;
+  plan.source_complete = r.source_complete;
+  plan.guard = r.guard;
+  return plan;
 }
 
 ApplyResult apply_plan(store::Store& store, const core::Plan& plan, bool force) {
-  if (plan.guard && !force) {
-    throw Failure(ErrorCode::conflict, "deletion guard: the sync " + *plan.guard +
-                                           "; nothing was changed (force to apply)");
-  }
-  const core::Actor actor{"sync:" + std::string(core::to_string(plan.source))};
-  ApplyResult result;
-  store.atomically([&] {
-    // Deletes first, then updates, then creates: addresses freed earlier can be reused later.
-    for (const auto& d : plan.deletes) {
-      store.remove_user(*d.user_id, actor);
-      ++result.deleted;
-    }
-    for (const auto& u : plan.updates) {
-      for (const auto& a : u.remove_aliases) {
-        if (auto alias = store.find_alias(a)) store.remove_alias(alias->id, actor);
-      }
-      store::UserChange change;
-      for (const auto& c : u.changes) {
-        if (c.field == "address") change.address = u.entry->address;
-        if (c.field == "first_name") change.first_name = u.entry->first_name;
-        if (c.field == "surname") change.surname = u.entry->surname;
-        if (c.field == "role") change.role = u.role;
-      }
-      if (!u.changes.empty()) store.update_user(*u.user_id, change, actor);
-      for (const auto& a : u.add_aliases) store.add_alias(*u.user_id, a, actor);
-      ++result.updated;
-    }
-    for (const auto& c : plan.creates) {
-      store::NewUser u;
-      u.address = c.entry->address;
-      u.first_name = c.entry->first_name;
-      u.surname = c.entry->surname;
-      u.role = c.role;
-      u.source = plan.source;
-      u.source_id = c.entry->source_id;
-      const auto created = store.add_user(u, actor);
-      for (const auto& a : c.add_aliases) store.add_alias(created.id, a, actor);
-      ++result.created;
-    }
-  });
-  return result;
+  if (plan.guard && !force) throw guard_failure(*plan.guard);
+  store.apply_plan(plan, core::Actor{"sync:" + std::string(core::to_string(plan.source))});
+  return {plan.creates.size(), plan.updates.size(), plan.deletes.size()};
 }
 
 }  // namespace mailroster::directory

@@ -1,9 +1,14 @@
-// Applying a sync plan (core/sync_planner.hpp) to the store: one transaction, all of it or
-// none; every change an audit event with the source as actor ("sync:csv", "sync:ldap").
-// The deletion guard refuses a plan it flagged unless forced.
+// Running a sync: the planner (core/sync_planner.hpp) fed from a source batch by batch, each
+// batch's plan reported to a sink and, when applying, written at once; every change an audit
+// event with the source as actor ("sync:csv", "sync:ldap"). Apply inside Store::atomically so
+// that the whole run is one transaction: a later failure or a refusal by the deletion guard
+// undoes the earlier batches.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/sync_planner.hpp"
 #include "store/store.hpp"
@@ -16,13 +21,49 @@ struct ApplyResult {
   std::size_t deleted = 0;
 };
 
-// Gathers what the planner needs for a company and a snapshot: its users and aliases, and
-// who owns the snapshot's other addresses (other companies, the invalid list).
+struct RunResult {
+  std::size_t creates = 0, updates = 0, deletes = 0, skips = 0;
+  std::size_t company_users = 0;  // before the run
+  bool source_complete = true;
+  std::optional<std::string> guard;  // the deletion guard's refusal, if it refused
+};
+
+class SyncRun {
+ public:
+  using Sink = std::function<void(const core::PlanItem&)>;
+
+  // apply: write each batch as soon as it is planned. sink (may be empty) sees every item:
+  // each batch's creates, updates and skips, then the deletes.
+  SyncRun(store::Store& store, core::Id company_id, core::Source source,
+          const core::SyncOptions& options, bool apply, Sink sink);
+
+  // Plans (and applies) one batch. Batches must not repeat an address (core::SyncPlanner).
+  void add(const std::vector<core::DirectoryEntry>& batch);
+
+  // The deletions of users no entry matched, when deleting is on and the source was complete.
+  // When applying, a plan the guard refuses throws core::Failure (conflict) unless force.
+  RunResult finish(bool source_complete, bool force);
+
+ private:
+  void report(const core::Plan& plan);
+
+  store::Store& store_;
+  core::Id company_id_;
+  core::Source source_;
+  core::SyncPlanner planner_;
+  bool apply_;
+  Sink sink_;
+  RunResult result_;
+  core::Actor actor_;
+  std::vector<core::Id> before_;  // the source's users before the run, when deleting
+};
+
+// The whole plan of a snapshot, as a preview (nothing is written).
 core::Plan plan_for(store::Store& store, core::Id company_id, const core::Snapshot& snapshot,
                     const core::SyncOptions& options);
 
-// Throws core::Failure (conflict) when the guard refuses and force is false, or when a change
-// fails; then nothing was changed.
+// Applies a previewed plan as one transaction. Throws core::Failure (conflict) when the guard
+// refuses and force is false, or when a change no longer fits; then nothing was changed.
 ApplyResult apply_plan(store::Store& store, const core::Plan& plan, bool force);
 
 }  // namespace mailroster::directory

@@ -122,5 +122,64 @@ TEST_F(SyncApply, DeletionGuardRefusesUnlessForced) {
   EXPECT_EQ(users(), 1u);
 }
 
+TEST_F(SyncApply, ARunInBatchesAppliesAsItGoesAndDeletesOnlyUsersFromBeforeTheRun) {
+  apply_plan(store, plan_for(store, acme.id, snapshot({entry("old@acme.example")}), {}), false);
+  core::SyncOptions o;
+  o.delete_removed = true;
+  o.max_delete_share = 1;
+  std::vector<core::PlanItem> seen;
+  RunResult r;
+  store.atomically([&] {
+    SyncRun run(store, acme.id, core::Source::csv, o, true,
+                [&](const core::PlanItem& i) { seen.push_back(i); });
+    run.add({entry("a@acme.example", {"a2@acme.example"}), entry("b@acme.example")});
+    EXPECT_TRUE(store.find_user(addr("a@acme.example")));  // applied with its batch
+    run.add({entry("c@acme.example"), entry("d@acme.example", {"a2@acme.example"})});
+    r = run.finish(true, false);
+  });
+  EXPECT_EQ(r.creates, 4u);
+  EXPECT_EQ(r.deletes, 1u);  // old@ only: a@..d@ came in this run
+  EXPECT_EQ(r.company_users, 1u);
+  EXPECT_EQ(r.skips, 1u);  // d@'s alias a2@, already a@'s from the first batch
+  ASSERT_EQ(seen.size(), 6u);
+  EXPECT_NE(seen[4].reason.find("already an alias of a@acme.example"), std::string::npos)
+      << seen[4].reason;
+  EXPECT_EQ(seen.back().address.str(), "old@acme.example");
+  EXPECT_EQ(users(), 4u);
+  EXPECT_FALSE(store.find_user(addr("old@acme.example")));
+  // d@'s alias was a@'s already (an earlier batch): d@ is created without it.
+  EXPECT_EQ(store.find_alias(addr("a2@acme.example"))->user_id,
+            store.find_user(addr("a@acme.example"))->id);
+}
+
+TEST_F(SyncApply, AGuardRefusalAtTheEndOfAnAppliedRunUndoesEveryBatch) {
+  std::vector<core::DirectoryEntry> many;
+  for (int i = 0; i < 10; ++i)
+    many.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
+  apply_plan(store, plan_for(store, acme.id, snapshot(many), {}), false);
+  core::SyncOptions o;
+  o.delete_removed = true;
+  EXPECT_THROW(store.atomically([&] {
+    SyncRun run(store, acme.id, core::Source::csv, o, true, {});
+    run.add({entry("new@acme.example")});
+    run.finish(true, false);
+  }),
+               core::Failure);
+  EXPECT_EQ(users(), 10u);
+  EXPECT_FALSE(store.find_user(addr("new@acme.example")));
+}
+
+TEST_F(SyncApply, AnIncompleteSourceNeverDeletes) {
+  apply_plan(store, plan_for(store, acme.id, snapshot({entry("a@acme.example")}), {}), false);
+  core::SyncOptions o;
+  o.delete_removed = true;
+  o.max_delete_share = 1;
+  auto s = snapshot({});
+  s.complete = false;
+  const auto plan = plan_for(store, acme.id, s, o);
+  EXPECT_TRUE(plan.deletes.empty());
+  EXPECT_FALSE(plan.source_complete);
+}
+
 }  // namespace
 }  // namespace mailroster::directory

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/model.hpp"
+#include "core/sync_planner.hpp"
 
 namespace mailroster::store {
 
@@ -144,6 +145,20 @@ class Store {
   virtual std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) = 0;
   virtual std::vector<core::DiscoveredAddress> list_discovered(Id company_id) = 0;
   virtual void remove_discovered(Id id, const core::Actor& actor) = 0;
+
+  // Directory sync (core/sync_planner.hpp). The part of a company a batch of entries
+  // concerns, by their address keys (primary and alias) and source ids.
+  virtual core::CompanyView sync_view(Id company_id, core::Source source,
+                                      const std::vector<std::string>& address_keys,
+                                      const std::vector<std::string>& source_ids) = 0;
+  // The ids of the company's users that came from `source`.
+  virtual std::vector<Id> user_ids(Id company_id, core::Source source) = 0;
+  // Applies a plan's deletes, updates and creates, in that order (addresses freed earlier
+  // can be reused later), as one transaction with one audit event per change. A change that
+  // no longer fits (an address taken since the plan was made) fails it all (conflict).
+  // Inside atomically() it joins the caller's transaction (no savepoint: bulk speed), so a
+  // failure there must end that transaction, as letting the exception leave atomically does.
+  virtual void apply_plan(const core::Plan& plan, const core::Actor& actor) = 0;
 
   // What the address is, across users, aliases, invalid and discovered.
   virtual AddressOwner resolve(const core::Address& address) = 0;

@@ -14,146 +14,151 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
-enum Column { kEmail, kFirstName, kSurname, kRole, kType, kAliases, kColumns };
-constexpr const char* kNames[kColumns] = {"email", "first_name", "surname",
-                                          "role",  "type",       "aliases"};
+constexpr const char* kNames[] = {"email", "first_name", "surname", "role", "type", "aliases"};
+
+std::uint64_t hash_of(const std::string& key) { return std::hash<std::string>{}(key); }
 
 }  // namespace
 
-core::Result<CsvSnapshot> read_user_csv(std::istream& in,
-                                        const std::set<std::string>& company_domains,
-                                        const std::function<void(std::size_t)>& progress) {
-  CsvReader reader(in);
-  CsvSnapshot out;
-  out.snapshot.source = core::Source::csv;
-
-  auto header = reader.next();
+core::Result<UserCsvReader> UserCsvReader::open(std::istream& in,
+                                                std::set<std::string> company_domains) {
+  UserCsvReader r(in);
+  r.domains_ = std::move(company_domains);
+  auto header = r.reader_->next();
   if (!header)
     return core::invalid("the file is empty: a header row with an email column is needed");
   if (header->error) {
     return core::invalid("line " + std::to_string(header->line) + ": " + *header->error);
   }
-  int index[kColumns];
-  std::fill(std::begin(index), std::end(index), -1);
+  std::fill(std::begin(r.index_), std::end(r.index_), -1);
   for (std::size_t i = 0; i < header->fields.size(); ++i) {
     const auto name = core::ascii_lower(trim(header->fields[i]));
     bool known = false;
     for (int c = 0; c < kColumns; ++c) {
       if (name != kNames[c]) continue;
-      if (index[c] >= 0) return core::invalid("line 1: column '" + name + "' appears twice");
-      index[c] = static_cast<int>(i);
+      if (r.index_[c] >= 0) return core::invalid("line 1: column '" + name + "' appears twice");
+      r.index_[c] = static_cast<int>(i);
       known = true;
     }
-    if (!known) out.unknown_columns.push_back(header->fields[i]);
+    if (!known) r.unknown_columns_.push_back(header->fields[i]);
   }
-  if (index[kEmail] < 0) return core::invalid("line 1: the header has no 'email' column");
+  if (r.index_[kEmail] < 0) return core::invalid("line 1: the header has no 'email' column");
+  r.header_fields_ = header->fields.size();
+  return r;
+}
 
-  std::unordered_map<std::string, std::size_t> seen;  // address key -> line that used it
-  auto domain_ok = [&](const core::Address& a) { return company_domains.count(a.domain()) > 0; };
+std::vector<core::DirectoryEntry> UserCsvReader::next(
+    std::size_t max_entries, const std::function<void(RowError)>& on_error) {
+  std::vector<core::DirectoryEntry> out;
+  while (out.size() < max_entries) {
+    auto rec = reader_->next();
+    if (!rec) break;
+    ++rows_;
+    if (auto e = entry(*rec, on_error)) out.push_back(std::move(*e));
+  }
+  return out;
+}
 
-  while (auto rec = reader.next()) {
-    ++out.rows;
-    if (progress && out.rows % 10000 == 0) progress(out.rows);
-    auto bad = [&](std::string why) { out.errors.push_back({rec->line, std::move(why)}); };
-    if (rec->error) {
-      bad(*rec->error);
-      continue;
-    }
-    if (rec->fields.size() != header->fields.size()) {
-      bad("expected " + std::to_string(header->fields.size()) + " fields, found " +
-          std::to_string(rec->fields.size()));
-      continue;
-    }
-    auto field = [&](Column c) {
-      return index[c] < 0 ? std::string() : trim(rec->fields[index[c]]);
-    };
+std::optional<core::DirectoryEntry> UserCsvReader::entry(
+    const Record& rec, const std::function<void(RowError)>& on_error) {
+  auto bad = [&](std::string why) {
+    on_error({rec.line, std::move(why)});
+    return std::nullopt;
+  };
+  if (rec.error) return bad(*rec.error);
+  if (rec.fields.size() != header_fields_) {
+    return bad("expected " + std::to_string(header_fields_) + " fields, found " +
+               std::to_string(rec.fields.size()));
+  }
+  auto field = [&](Column c) {
+    return index_[c] < 0 ? std::string() : trim(rec.fields[index_[c]]);
+  };
+  auto domain_ok = [&](const core::Address& a) { return domains_.count(a.domain()) > 0; };
 
-    core::DirectoryEntry e;
-    e.line = rec->line;
-    const auto email = field(kEmail);
-    if (email.empty()) {
-      bad("email is empty");
-      continue;
-    }
-    auto address = core::Address::parse(email);
-    if (!address) {
-      bad("bad address '" + email + "': " + address.error().message);
-      continue;
-    }
-    if (!domain_ok(*address)) {
-      bad(address->str() + ": domain '" + address->domain() + "' is not a domain of this company");
-      continue;
-    }
-    e.address = *address;
-    e.first_name = field(kFirstName);
-    e.surname = field(kSurname);
+  core::DirectoryEntry e;
+  e.line = rec.line;
+  const auto email = field(kEmail);
+  if (email.empty()) return bad("email is empty");
+  auto address = core::Address::parse(email);
+  if (!address) return bad("bad address '" + email + "': " + address.error().message);
+  if (!domain_ok(*address)) {
+    return bad(address->str() + ": domain '" + address->domain() +
+               "' is not a domain of this company");
+  }
+  e.address = *address;
+  e.first_name = field(kFirstName);
+  e.surname = field(kSurname);
 
-    const auto role = core::ascii_lower(field(kRole));
-    if (role == "end_user" || role == "silent_user") {
-      e.role = core::parse_role(role).value();
-    } else if (role == "functional") {
-      e.functional = true;
-    } else if (!role.empty()) {
-      bad("unknown role '" + field(kRole) + "' (end_user or silent_user)");
-      continue;
-    }
-    const auto type = core::ascii_lower(field(kType));
-    if (type == "functional") {
-      e.functional = true;
-    } else if (!type.empty() && type != "user") {
-      bad("unknown type '" + field(kType) + "' (user or functional)");
-      continue;
-    }
+  const auto role = core::ascii_lower(field(kRole));
+  if (role == "end_user" || role == "silent_user") {
+    e.role = core::parse_role(role).value();
+  } else if (role == "functional") {
+    e.functional = true;
+  } else if (!role.empty()) {
+    return bad("unknown role '" + field(kRole) + "' (end_user or silent_user)");
+  }
+  const auto type = core::ascii_lower(field(kType));
+  if (type == "functional") {
+    e.functional = true;
+  } else if (!type.empty() && type != "user") {
+    return bad("unknown type '" + field(kType) + "' (user or functional)");
+  }
 
-    std::optional<RowError> alias_error;
-    if (index[kAliases] >= 0) {
-      std::vector<core::Address> aliases;
-      const auto text = field(kAliases);
-      std::size_t pos = 0;
-      while (pos <= text.size() && !alias_error) {
-        const auto semi = text.find(';', pos);
-        const auto item = trim(std::string_view(text).substr(
-            pos, semi == std::string::npos ? std::string::npos : semi - pos));
-        pos = semi == std::string::npos ? text.size() + 1 : semi + 1;
-        if (item.empty()) continue;
-        auto a = core::Address::parse(item);
-        if (!a) {
-          alias_error = RowError{rec->line, "bad alias '" + item + "': " + a.error().message};
-        } else if (!domain_ok(*a)) {
-          alias_error = RowError{rec->line, "alias " + a->str() + ": domain '" + a->domain() +
-                                                "' is not a domain of this company"};
-        } else if (!(*a == e.address)) {
-          aliases.push_back(*a);
-        }
+  if (index_[kAliases] >= 0) {
+    std::vector<core::Address> aliases;
+    const auto text = field(kAliases);
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+      const auto semi = text.find(';', pos);
+      const auto item = trim(std::string_view(text).substr(
+          pos, semi == std::string::npos ? std::string::npos : semi - pos));
+      pos = semi == std::string::npos ? text.size() + 1 : semi + 1;
+      if (item.empty()) continue;
+      auto a = core::Address::parse(item);
+      if (!a) return bad("bad alias '" + item + "': " + a.error().message);
+      if (!domain_ok(*a)) {
+        return bad("alias " + a->str() + ": domain '" + a->domain() +
+                   "' is not a domain of this company");
       }
-      e.aliases = std::move(aliases);
+      if (!(*a == e.address)) aliases.push_back(*a);
     }
-    if (alias_error) {
-      out.errors.push_back(*alias_error);
-      continue;
-    }
-    // Duplicates and clashes within the file.
-    if (auto it = seen.find(e.address.key()); it != seen.end()) {
-      bad(e.address.str() + " is already used on line " + std::to_string(it->second));
-      continue;
-    }
-    bool clash = false;
-    if (e.aliases) {
-      for (const auto& a : *e.aliases) {
-        if (auto it = seen.find(a.key()); it != seen.end()) {
-          bad("alias " + a.str() + " clashes with line " + std::to_string(it->second));
-          clash = true;
-          break;
-        }
+    e.aliases = std::move(aliases);
+  }
+  // Duplicates and clashes within the file.
+  if (auto it = seen_.find(hash_of(e.address.key())); it != seen_.end()) {
+    return bad(e.address.str() + " is already used on line " + std::to_string(it->second));
+  }
+  if (e.aliases) {
+    for (const auto& a : *e.aliases) {
+      if (auto it = seen_.find(hash_of(a.key())); it != seen_.end()) {
+        return bad("alias " + a.str() + " clashes with line " + std::to_string(it->second));
       }
     }
-    if (clash) continue;
-    seen.emplace(e.address.key(), rec->line);
-    if (e.aliases) {
-      for (const auto& a : *e.aliases) seen.emplace(a.key(), rec->line);
-    }
-    out.snapshot.entries.push_back(std::move(e));
   }
+  seen_.emplace(hash_of(e.address.key()), rec.line);
+  if (e.aliases) {
+    for (const auto& a : *e.aliases) seen_.emplace(hash_of(a.key()), rec.line);
+  }
+  return e;
+}
+
+core::Result<CsvSnapshot> read_user_csv(std::istream& in,
+                                        const std::set<std::string>& company_domains,
+                                        const std::function<void(std::size_t)>& progress) {
+  auto opened = UserCsvReader::open(in, company_domains);
+  if (!opened) return opened.error();
+  auto reader = std::move(opened).value();
+  CsvSnapshot out;
+  out.snapshot.source = core::Source::csv;
+  out.unknown_columns = reader.unknown_columns();
+  auto on_error = [&](RowError e) { out.errors.push_back(std::move(e)); };
+  while (true) {
+    auto batch = reader.next(10000, on_error);
+    if (batch.empty()) break;
+    if (progress) progress(reader.rows());
+    for (auto& e : batch) out.snapshot.entries.push_back(std::move(e));
+  }
+  out.rows = reader.rows();
   return out;
 }
 

@@ -5,14 +5,18 @@
 // company's domains, unknown role or type, duplicate in the file, alias clash.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <istream>
+#include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.hpp"
 #include "core/sync_planner.hpp"
+#include "directory/csv/csv_reader.hpp"
 
 namespace mailroster::directory::csv {
 
@@ -28,9 +32,39 @@ struct CsvSnapshot {
   std::size_t rows = 0;  // data rows read
 };
 
-// company_domains: lower-case domain names; progress, when set, is called every 10,000 rows.
-// Fails (invalid_argument) only when the file as a whole is unusable (no header, no email
-// column, a column twice).
+// Reads a user CSV batch by batch, so a file of any length is imported in bounded memory:
+// what it keeps across batches is, per address, a 64-bit hash and the line that used it (to
+// report duplicates and clashes). Two distinct addresses sharing a hash would make the later
+// one a reported "duplicate" row; at a million rows that chance is about 1 in 30 million.
+class UserCsvReader {
+ public:
+  // company_domains: lower-case domain names. Fails (invalid_argument) when the file as a
+  // whole is unusable (no header, no email column, a column twice).
+  static core::Result<UserCsvReader> open(std::istream& in, std::set<std::string> company_domains);
+
+  // Up to max_entries good rows (empty at the end of the file); each bad row goes to on_error.
+  std::vector<core::DirectoryEntry> next(std::size_t max_entries,
+                                         const std::function<void(RowError)>& on_error);
+
+  const std::vector<std::string>& unknown_columns() const { return unknown_columns_; }
+  std::size_t rows() const { return rows_; }  // data rows read so far
+
+ private:
+  enum Column { kEmail, kFirstName, kSurname, kRole, kType, kAliases, kColumns };
+  explicit UserCsvReader(std::istream& in) : reader_(std::make_unique<CsvReader>(in)) {}
+  std::optional<core::DirectoryEntry> entry(const Record& rec,
+                                            const std::function<void(RowError)>& on_error);
+
+  std::unique_ptr<CsvReader> reader_;
+  std::set<std::string> domains_;
+  int index_[kColumns];
+  std::size_t header_fields_ = 0;
+  std::vector<std::string> unknown_columns_;
+  std::unordered_map<std::uint64_t, std::size_t> seen_;  // address hash -> line that used it
+  std::size_t rows_ = 0;
+};
+
+// The whole file at once (small files, tests). progress, when set, is called every 10,000 rows.
 core::Result<CsvSnapshot> read_user_csv(std::istream& in,
                                         const std::set<std::string>& company_domains,
                                         const std::function<void(std::size_t)>& progress = {});

@@ -117,12 +117,17 @@ ScopedStatement Database::prepare(std::string_view sql) {
 std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
 int Database::changes() const { return sqlite3_changes(db_); }
 
-Transaction::Transaction(Database& db) : db_(db), nested_(db.transaction_depth_ > 0) {
-  db_.exec(nested_ ? "SAVEPOINT nested" : "BEGIN IMMEDIATE");
+Transaction::Transaction(Database& db, Nesting nesting)
+    : db_(db), nested_(db.transaction_depth_ > 0), joined_(nested_ && nesting == Nesting::join) {
+  if (!joined_) db_.exec(nested_ ? "SAVEPOINT nested" : "BEGIN IMMEDIATE");
   ++db_.transaction_depth_;
 }
 
 Transaction::~Transaction() {
+  if (joined_) {
+    if (!done_) --db_.transaction_depth_;
+    return;
+  }
   if (!done_) {
     --db_.transaction_depth_;
     try {
@@ -133,7 +138,7 @@ Transaction::~Transaction() {
 }
 
 void Transaction::commit() {
-  db_.exec(nested_ ? "RELEASE nested" : "COMMIT");
+  if (!joined_) db_.exec(nested_ ? "RELEASE nested" : "COMMIT");
   --db_.transaction_depth_;
   done_ = true;
 }

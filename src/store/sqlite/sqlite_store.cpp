@@ -1,6 +1,8 @@
 #include "store/sqlite/sqlite_store.hpp"
 
 #include <mutex>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "core/json.hpp"
 #include "store/migrations/migration.hpp"
@@ -393,6 +395,63 @@ struct SqliteStore::Impl {
     }
   }
 
+  core::User insert_user(const NewUser& u, const core::Domain& domain, const Actor& actor) {
+    const auto now = to_unix(this->now());
+    db.prepare(
+          "INSERT INTO users(company_id, domain_id, address, address_key, first_name, "
+          "surname, role, source, source_id, created_at, updated_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(1, domain.company_id)
+        .bind(2, domain.id)
+        .bind(3, u.address.str())
+        .bind(4, u.address.key())
+        .bind(5, u.first_name)
+        .bind(6, u.surname)
+        .bind(7, core::to_string(u.role))
+        .bind(8, core::to_string(u.source))
+        .bind(9, u.source_id)
+        .bind(10, now)
+        .bind(11, now)
+        .run();
+    core::User created;
+    created.id = db.last_insert_id();
+    created.company_id = domain.company_id;
+    created.address = u.address;
+    created.first_name = u.first_name;
+    created.surname = u.surname;
+    created.role = u.role;
+    created.source = u.source;
+    created.source_id = u.source_id;
+    created.created_at = created.updated_at = from_unix(now);
+    audit(created.company_id, actor, "user.add", created.address.str(), "", json_text(created));
+    return created;
+  }
+
+  core::Alias insert_alias(const core::User& user, const Address& address,
+                           const core::Domain& domain, const Actor& actor) {
+    const auto now = to_unix(this->now());
+    db.prepare(
+          "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, "
+          "created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, user.company_id)
+        .bind(2, domain.id)
+        .bind(3, user.id)
+        .bind(4, address.str())
+        .bind(5, address.key())
+        .bind(6, now)
+        .run();
+    core::Alias created;
+    created.id = db.last_insert_id();
+    created.company_id = user.company_id;
+    created.user_id = user.id;
+    created.address = address;
+    created.created_at = from_unix(now);
+    auto after = nlohmann::json(created);
+    after["user"] = user.address.str();
+    audit(user.company_id, actor, "alias.add", created.address.str(), "", after.dump());
+    return created;
+  }
+
   void remove_alias(const core::Alias& a, const Actor& actor) {
     db.prepare("DELETE FROM aliases WHERE id = ?").bind(1, a.id).run();
     audit(a.company_id, actor, "alias.remove", a.address.str(), json_text(a), "");
@@ -692,25 +751,7 @@ core::User SqliteStore::add_user(const NewUser& u, const Actor& actor) {
     Transaction tx(I.db);
     const auto domain = I.domain_of(u.address, std::nullopt);
     I.claim_for_account(u.address, actor);
-    const auto now = to_unix(I.now());
-    I.db.prepare(
-            "INSERT INTO users(company_id, domain_id, address, address_key, first_name, "
-            "surname, role, source, source_id, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        .bind(1, domain.company_id)
-        .bind(2, domain.id)
-        .bind(3, u.address.str())
-        .bind(4, u.address.key())
-        .bind(5, u.first_name)
-        .bind(6, u.surname)
-        .bind(7, core::to_string(u.role))
-        .bind(8, core::to_string(u.source))
-        .bind(9, u.source_id)
-        .bind(10, now)
-        .bind(11, now)
-        .run();
-    auto created = I.require_user(I.db.last_insert_id());
-    I.audit(created.company_id, actor, "user.add", created.address.str(), "", json_text(created));
+    auto created = I.insert_user(u, domain, actor);
     tx.commit();
     return created;
   });
@@ -817,20 +858,7 @@ core::Alias SqliteStore::add_alias(Id user_id, const Address& address, const Act
     const auto user = I.require_user(user_id);
     const auto domain = I.domain_of(address, user.company_id);
     I.claim_for_account(address, actor);
-    I.db.prepare(
-            "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(1, user.company_id)
-        .bind(2, domain.id)
-        .bind(3, user.id)
-        .bind(4, address.str())
-        .bind(5, address.key())
-        .bind(6, to_unix(I.now()))
-        .run();
-    auto created = I.alias_where("WHERE id = ?", I.db.last_insert_id()).value();
-    auto after = nlohmann::json(created);
-    after["user"] = user.address.str();
-    I.audit(user.company_id, actor, "alias.add", created.address.str(), "", after.dump());
+    auto created = I.insert_alias(user, address, domain, actor);
     tx.commit();
     return created;
   });
@@ -1044,6 +1072,141 @@ void SqliteStore::remove_discovered(Id id, const Actor& actor) {
   impl_->guard([&] {
     Transaction tx(impl_->db);
     impl_->remove_discovered(id, actor);
+    tx.commit();
+  });
+}
+
+// ---- directory sync ----------------------------------------------------------------------
+
+core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
+                                         const std::vector<std::string>& address_keys,
+                                         const std::vector<std::string>& source_ids) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    core::CompanyView view;
+    // Key lists go in as one JSON array each: one statement per batch, whatever its size.
+    const auto keys = nlohmann::json(address_keys).dump();
+    const auto ids = nlohmann::json(source_ids).dump();
+    std::unordered_set<Id> have;
+    {
+      const std::string columns(kUserColumns);
+      auto s = I.db.prepare("SELECT " + columns +
+                            " FROM users WHERE company_id = ?1 AND address_key IN (SELECT value "
+                            "FROM json_each(?2)) UNION SELECT " +
+                            columns +
+                            " FROM users WHERE company_id = ?1 AND source = ?3 AND source_id <> '' "
+                            "AND source_id IN (SELECT value FROM json_each(?4))");
+      s.bind(1, company_id);
+      s.bind(2, keys);
+      s.bind(3, core::to_string(source));
+      s.bind(4, ids);
+      while (s.step()) {
+        view.users.push_back(read_user(s));
+        have.insert(view.users.back().id);
+      }
+    }
+    std::vector<Id> user_list(have.begin(), have.end());
+    {
+      auto s = I.db.prepare(
+          "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE +company_id = ?1 "
+          "AND address_key IN (SELECT value FROM json_each(?2)) UNION SELECT id, company_id, "
+          "user_id, address, created_at FROM aliases WHERE user_id IN (SELECT value FROM "
+          "json_each(?3))");
+      s.bind(1, company_id);
+      s.bind(2, keys);
+      s.bind(3, nlohmann::json(user_list).dump());
+      while (s.step()) view.aliases.push_back(read_alias(s));
+    }
+    for (const auto& a : view.aliases) {  // the users of aliases that hold a wanted address
+      if (have.insert(a.user_id).second) view.users.push_back(I.require_user(a.user_id));
+    }
+    {
+      auto s = I.db.prepare(
+          "SELECT k.value, u.company_id FROM json_each(?1) k JOIN users u ON u.address_key = "
+          "k.value WHERE u.company_id <> ?2 UNION ALL SELECT k.value, a.company_id FROM "
+          "json_each(?1) k JOIN aliases a ON a.address_key = k.value WHERE a.company_id <> ?2 "
+          "UNION ALL SELECT k.value, NULL FROM json_each(?1) k JOIN invalid_addresses i ON "
+          "i.address_key = k.value");
+      s.bind(1, keys);
+      s.bind(2, company_id);
+      while (s.step()) {
+        if (s.is_null(1)) {
+          view.foreign[s.text(0)] = {"the invalid list"};
+        } else {
+          const auto c = I.company(s.int64(1));
+          view.foreign[s.text(0)] = {"company " + (c ? c->name : std::to_string(s.int64(1)))};
+        }
+      }
+    }
+    return view;
+  });
+}
+
+std::vector<Id> SqliteStore::user_ids(Id company_id, core::Source source) {
+  return impl_->guard([&] {
+    std::vector<Id> out;
+    auto s = impl_->db.prepare("SELECT id FROM users WHERE company_id = ? AND source = ?");
+    s.bind(1, company_id);
+    s.bind(2, core::to_string(source));
+    while (s.step()) out.push_back(s.int64(0));
+    return out;
+  });
+}
+
+void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db, Transaction::Nesting::join);
+    std::unordered_map<std::string, core::Domain> domains;  // by name, for this plan
+    auto domain_of = [&](const Address& a, Id company_id) -> const core::Domain& {
+      auto it = domains.find(a.domain());
+      if (it == domains.end() || it->second.company_id != company_id) {
+        it = domains.insert_or_assign(a.domain(), I.domain_of(a, company_id)).first;
+      }
+      return it->second;
+    };
+    for (const auto& d : plan.deletes) I.remove_user(I.require_user(*d.user_id), actor);
+    for (const auto& u : plan.updates) {
+      for (const auto& a : u.remove_aliases) {
+        if (auto alias = I.alias_where("WHERE address_key = ?", a.key())) {
+          I.remove_alias(*alias, actor);
+        }
+      }
+      UserChange change;
+      for (const auto& c : u.changes) {
+        if (c.field == "address") change.address = u.entry->address;
+        if (c.field == "first_name") change.first_name = u.entry->first_name;
+        if (c.field == "surname") change.surname = u.entry->surname;
+        if (c.field == "role") change.role = u.role;
+      }
+      const auto user =
+          u.changes.empty() ? I.require_user(*u.user_id) : update_user(*u.user_id, change, actor);
+      for (const auto& a : u.add_aliases) {
+        const auto& domain = domain_of(a, user.company_id);
+        I.claim_for_account(a, actor);
+        I.insert_alias(user, a, domain, actor);
+      }
+    }
+    for (const auto& c : plan.creates) {
+      NewUser n;
+      n.address = c.entry->address;
+      n.first_name = c.entry->first_name;
+      n.surname = c.entry->surname;
+      n.role = c.role;
+      n.source = plan.source;
+      n.source_id = c.entry->source_id;
+      auto it = domains.find(n.address.domain());
+      if (it == domains.end()) {
+        it = domains.emplace(n.address.domain(), I.domain_of(n.address, std::nullopt)).first;
+      }
+      I.claim_for_account(n.address, actor);
+      const auto user = I.insert_user(n, it->second, actor);
+      for (const auto& a : c.add_aliases) {
+        const auto& domain = domain_of(a, user.company_id);
+        I.claim_for_account(a, actor);
+        I.insert_alias(user, a, domain, actor);
+      }
+    }
     tx.commit();
   });
 }

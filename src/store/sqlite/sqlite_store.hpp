@@ -72,6 +72,12 @@ class SqliteStore final : public Store {
   std::vector<core::DiscoveredAddress> list_discovered(Id company_id) override;
   void remove_discovered(Id id, const core::Actor& actor) override;
 
+  core::CompanyView sync_view(Id company_id, core::Source source,
+                              const std::vector<std::string>& address_keys,
+                              const std::vector<std::string>& source_ids) override;
+  std::vector<Id> user_ids(Id company_id, core::Source source) override;
+  void apply_plan(const core::Plan& plan, const core::Actor& actor) override;
+
   AddressOwner resolve(const core::Address& address) override;
 
   core::DiscoverySettings discovery_settings(Id company_id) override;
