@@ -34,6 +34,7 @@ struct DirectoryEntry {
   bool hidden = false;  // hidden from the address list
   bool security_group = false;
   std::optional<std::vector<Address>> aliases;  // nullopt: the source does not manage aliases
+  std::size_t members = 0;  // a group's members, nested membership resolved (shown, not stored)
 };
 
 struct Snapshot {

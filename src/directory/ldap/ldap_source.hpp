@@ -1,0 +1,72 @@
+// Reading Active Directory (or any LDAPv3 server) over OpenLDAP's libldap: LDAP on 389 with
+// optional StartTLS, or LDAPS on 636; the CA file and certificate verification (on by
+// default); a simple bind; a subtree search under the base DN with the paged-results control
+// (so directories larger than the server's size limit are read whole), range retrieval of
+// large `member` lists, nested group membership. Any failure (server down, bind refused, TLS,
+// timeout, connection lost mid-search) fails the whole read: a partial directory is never
+// returned as if it were complete.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "core/sync_planner.hpp"
+#include "directory/ldap/ldap_entry.hpp"
+
+namespace mailroster::directory::ldap {
+
+enum class Security { none, starttls, ldaps };
+
+struct LdapSettings {
+  std::string host;
+  int port = 389;
+  Security security = Security::none;
+  std::string ca_file;  // empty: the system's CAs
+  bool verify = true;   // verify the server's certificate and name
+  std::string bind_dn;
+  std::string base_dn;
+  std::string filter;  // optional, ANDed with the entry filter
+  int network_timeout_seconds = 10;
+  int operation_timeout_seconds = 60;
+  int page_size = 500;
+};
+void to_json(nlohmann::json& j, const LdapSettings& s);
+// Strict: unknown fields and bad values fail with the field's name.
+core::Result<LdapSettings> settings_from_json(const nlohmann::json& j);
+std::string_view to_string(Security s);
+
+struct Rejected {
+  std::string dn;
+  std::string reason;
+};
+
+struct LdapRead {
+  core::Snapshot snapshot;  // complete = false for an incremental run (no deletes)
+  std::vector<Rejected> rejected;
+  ServerState server;
+  bool incremental = false;
+  std::size_t pages = 0;
+  std::size_t groups = 0;
+};
+
+struct ServerInfo {
+  ServerState state;
+  std::string vendor;  // "Active Directory" or the rootDSE's vendorName
+};
+
+// Connects, binds and reads the rootDSE: `sync ldap test`.
+core::Result<ServerInfo> test_connection(const LdapSettings& settings, const std::string& password);
+
+// Reads the directory. last: the server state after the last full run (nullopt: none), for
+// an incremental run. on_page is called after each page of results (tests stop the server
+// there).
+core::Result<LdapRead> read_directory(const LdapSettings& settings, const std::string& password,
+                                      const std::optional<ServerState>& last,
+                                      const std::function<void(std::size_t)>& on_page = {});
+
+}  // namespace mailroster::directory::ldap

@@ -1,0 +1,251 @@
+// The LDAP source against a real OpenLDAP slapd (tests/ldap/slapd_fixture.py) on loopback:
+// paging past the server's size limit, AD attributes, nested and large groups, LDAPS and
+// StartTLS with a test CA, refused binds, a server that is down or dies mid-search, and the
+// sync planner's include flags and actions on what it read.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+#include "directory/ldap/ldap_source.hpp"
+#include "directory/sync_apply.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::directory::ldap {
+namespace {
+
+using mailroster::testing::run_command;
+using mailroster::testing::TempDir;
+
+// One slapd for the suite (loading 2,500 users takes a second); tests that change the
+// directory put it back.
+class Slapd {
+ public:
+  explicit Slapd(const std::string& dir) : dir_(dir) { start(); }
+  ~Slapd() { stop(); }
+  void start() {
+    const auto r = run_command("/usr/bin/python3", {MAILROSTER_SLAPD_FIXTURE, "start", dir_});
+    if (r.status != 0) throw std::runtime_error("slapd fixture: " + r.err + r.out);
+    info = nlohmann::json::parse(r.out);
+  }
+  void stop() { run_command("/usr/bin/python3", {MAILROSTER_SLAPD_FIXTURE, "stop", dir_}); }
+  void kill_now() const { ::kill(info["pid"].get<int>(), SIGKILL); }
+  // ldapmodify as the directory's administrator.
+  void modify(const std::string& ldif) const {
+    const auto r = run_command(
+        "/usr/bin/ldapmodify",
+        {"-x", "-H", "ldap://127.0.0.1:" + std::to_string(info["ldap_port"].get<int>()), "-D",
+         info["admin_dn"].get<std::string>(), "-w", info["admin_password"].get<std::string>()},
+        ldif);
+    if (r.status != 0) throw std::runtime_error("ldapmodify: " + r.err);
+  }
+  LdapSettings settings(Security security = Security::none) const {
+    LdapSettings s;
+    s.host = "127.0.0.1";
+    s.port = info[security == Security::ldaps ? "ldaps_port" : "ldap_port"].get<int>();
+    s.security = security;
+    s.ca_file = info["ca_file"].get<std::string>();
+    s.bind_dn = info["bind_dn"].get<std::string>();
+    s.base_dn = info["base_dn"].get<std::string>();
+    s.network_timeout_seconds = 3;
+    s.operation_timeout_seconds = 10;
+    return s;
+  }
+  std::string password() const { return info["password"].get<std::string>(); }
+  nlohmann::json info;
+
+ private:
+  std::string dir_;
+};
+
+class LdapSource : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir = new TempDir();
+    slapd = new Slapd(dir->file("slapd"));
+  }
+  static void TearDownTestSuite() {
+    delete slapd;
+    delete dir;
+  }
+  static const core::DirectoryEntry* find(const LdapRead& r, const std::string& address) {
+    for (const auto& e : r.snapshot.entries) {
+      if (e.address.str() == address) return &e;
+    }
+    return nullptr;
+  }
+  LdapRead read(const LdapSettings& s) {
+    auto r = read_directory(s, slapd->password(), std::nullopt);
+    if (!r) throw std::runtime_error(r.error().message);
+    return std::move(r).value();
+  }
+  static TempDir* dir;
+  static Slapd* slapd;
+};
+TempDir* LdapSource::dir = nullptr;
+Slapd* LdapSource::slapd = nullptr;
+
+TEST_F(LdapSource, PagesPastTheServerSizeLimitAndReadsEveryAttribute) {
+  const auto r = read(slapd->settings());
+  // 2,500 bulk users + alice, bob, carol, info, room1, dave + staff, news, everyone groups.
+  EXPECT_EQ(r.snapshot.entries.size(), 2509u);
+  EXPECT_GE(r.pages, 5u);  // 500 per page; the server stops unpaged searches at 1,000
+  EXPECT_TRUE(r.snapshot.complete);
+  EXPECT_FALSE(r.incremental);  // slapd is not AD: always a full run
+
+  const auto* alice = find(r, "alice@corp.example");
+  ASSERT_TRUE(alice);
+  EXPECT_EQ(alice->first_name, "Alice");
+  EXPECT_EQ(alice->source_id.size(), 36u);  // objectGUID in AD's text form
+  ASSERT_TRUE(alice->aliases);
+  ASSERT_EQ(alice->aliases->size(), 1u);  // X500:/SIP: ignored, never its own alias
+  EXPECT_EQ((*alice->aliases)[0].str(), "a.smith@corp.example");
+  EXPECT_TRUE(find(r, "bob@corp.example")->disabled);
+  EXPECT_TRUE(find(r, "carol@corp.example")->hidden);
+  EXPECT_TRUE(find(r, "info@corp.example")->functional);
+  EXPECT_TRUE(find(r, "room1@corp.example")->functional);
+  EXPECT_FALSE(find(r, "dave@corp.example")->source_id.empty());  // entryUUID
+  const auto* staff = find(r, "staff@corp.example");
+  EXPECT_TRUE(staff->security_group);
+  EXPECT_EQ(staff->members, 3u);  // alice + nested sales (bob, carol)
+  EXPECT_FALSE(find(r, "news@corp.example")->security_group);
+  EXPECT_EQ(find(r, "everyone@corp.example")->members, 1600u);
+  // The bad entry is reported, not imported; an entry without mail is not an entry.
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_NE(r.rejected[0].dn.find("cn=broken"), std::string::npos);
+}
+
+TEST_F(LdapSource, LdapsAndStartTlsVerifyTheCertificate) {
+  EXPECT_EQ(read(slapd->settings(Security::ldaps)).snapshot.entries.size(), 2509u);
+  EXPECT_EQ(read(slapd->settings(Security::starttls)).snapshot.entries.size(), 2509u);
+  auto untrusted = slapd->settings(Security::ldaps);
+  untrusted.ca_file = "/etc/ssl/certs/ca-certificates.crt";  // public CAs: not the test CA
+  auto r = read_directory(untrusted, slapd->password(), std::nullopt);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("ldaps://127.0.0.1"), std::string::npos) << r.error().message;
+  untrusted.verify = false;
+  EXPECT_TRUE(read_directory(untrusted, slapd->password(), std::nullopt));
+}
+
+TEST_F(LdapSource, ARefusedBindOrADownServerIsAClearError) {
+  auto r = read_directory(slapd->settings(), "wrong", std::nullopt);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("invalid credentials"), std::string::npos) << r.error().message;
+  auto down = slapd->settings();
+  down.port = 1;  // nothing listens there
+  r = read_directory(down, slapd->password(), std::nullopt);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("Can't contact LDAP server"), std::string::npos)
+      << r.error().message;
+  const auto info = test_connection(slapd->settings(), slapd->password());
+  ASSERT_TRUE(info);
+  EXPECT_FALSE(info->state.highest_usn);  // not AD
+}
+
+class LdapSync : public LdapSource {
+ protected:
+  LdapSync()
+      : clock(core::TimePoint{std::chrono::sys_days{std::chrono::year{2026} / 11 / 2}}),
+        store(local.file("state.db"), clock) {
+    company = store.add_company({"corp", "", "", {}}, admin);
+    store.add_domain(company.id, "corp.example", core::Endpoint::parse("h").value(), admin);
+  }
+  core::Plan plan(const core::SyncOptions& o) {
+    return plan_for(store, company.id, read(slapd->settings()).snapshot, o);
+  }
+  static std::set<std::string> addresses(const std::vector<core::PlanItem>& items) {
+    std::set<std::string> out;
+    for (const auto& i : items) out.insert(i.address.str());
+    return out;
+  }
+  TempDir local;
+  core::ManualClock clock;
+  store::sqlite::SqliteStore store;
+  core::Actor admin{"admin:test"};
+  core::Company company;
+};
+
+TEST_F(LdapSync, IncludeFlagsDecideWhatIsCreated) {
+  core::SyncOptions o;
+  o.include_functional = false;
+  auto p = plan(o);
+  auto created = addresses(p.creates);
+  EXPECT_EQ(p.creates.size(), 2502u);  // active users: alice, dave, 2,500 bulk
+  for (const char* skipped : {"bob@corp.example", "carol@corp.example", "info@corp.example",
+                              "room1@corp.example", "staff@corp.example", "news@corp.example"}) {
+    EXPECT_FALSE(created.count(skipped)) << skipped;
+  }
+  o.include_disabled = o.include_hidden = o.include_functional = o.include_security_groups = true;
+  created = addresses(plan(o).creates);
+  for (const char* included :
+       {"bob@corp.example", "carol@corp.example", "info@corp.example", "room1@corp.example",
+        "staff@corp.example", "news@corp.example", "everyone@corp.example"}) {
+    EXPECT_TRUE(created.count(included)) << included;
+  }
+  o.include_active = false;
+  created = addresses(plan(o).creates);
+  EXPECT_FALSE(created.count("alice@corp.example"));
+  EXPECT_TRUE(created.count("bob@corp.example"));
+  o.create = false;
+  EXPECT_TRUE(plan(o).creates.empty());
+}
+
+TEST_F(LdapSync, ChangedAndRemovedEntriesWithAndWithoutDelete) {
+  core::SyncOptions o;
+  apply_plan(store, plan(o), false);
+  EXPECT_EQ(store.find_user(core::Address::parse("info@corp.example").value())->role,
+            core::Role::functional);
+  EXPECT_TRUE(store.find_alias(core::Address::parse("a.smith@corp.example").value()));
+  EXPECT_TRUE(plan(o).empty());  // no change: nothing to write
+
+  slapd->modify(
+      "dn: cn=alice,ou=people,dc=corp,dc=example\nchangetype: modify\nreplace: sn\nsn: "
+      "Smith-Jones\n-\nreplace: proxyAddresses\nproxyAddresses: SMTP:alice.sj@corp.example\n"
+      "proxyAddresses: smtp:alice@corp.example\n\n"
+      "dn: cn=user00007,ou=people,dc=corp,dc=example\nchangetype: delete\n");
+  auto p = plan(o);
+  ASSERT_EQ(p.updates.size(), 1u);  // matched by objectGUID although the address changed
+  std::set<std::string> fields;
+  for (const auto& c : p.updates[0].changes) fields.insert(c.field);
+  EXPECT_EQ(fields, (std::set<std::string>{"address", "surname"}));
+  EXPECT_TRUE(p.deletes.empty());  // deleting is off
+  o.delete_removed = true;
+  p = plan(o);
+  ASSERT_EQ(p.deletes.size(), 1u);
+  EXPECT_EQ(p.deletes[0].address.str(), "user00007@corp.example");
+  apply_plan(store, p, false);
+  const auto alice = store.find_user(core::Address::parse("alice.sj@corp.example").value());
+  ASSERT_TRUE(alice);
+  EXPECT_EQ(alice->surname, "Smith-Jones");
+  EXPECT_EQ(store.find_alias(core::Address::parse("alice@corp.example").value())->user_id,
+            alice->id);
+  EXPECT_FALSE(store.find_user(core::Address::parse("user00007@corp.example").value()));
+
+  slapd->modify(  // put the directory back for the other tests
+      "dn: cn=alice,ou=people,dc=corp,dc=example\nchangetype: modify\nreplace: sn\nsn: Smith\n-\n"
+      "replace: proxyAddresses\nproxyAddresses: smtp:a.smith@corp.example\nproxyAddresses: "
+      "SMTP:alice@corp.example\n\n"
+      "dn: cn=user00007,ou=people,dc=corp,dc=example\nchangetype: add\nobjectClass: "
+      "inetOrgPerson\nobjectClass: adUser\ncn: user00007\nsn: Last7\ngivenName: First7\nmail: "
+      "user00007@corp.example\nuserAccountControl: 512\n");
+}
+
+// Last: it kills the suite's slapd (and starts a new one).
+TEST_F(LdapSync, ZzServerDyingMidSearchFailsTheRunAndDeletesNothing) {
+  core::SyncOptions o;
+  o.delete_removed = true;
+  apply_plan(store, plan(o), false);
+  const auto users = store.count_users(company.id);
+  auto r =
+      read_directory(slapd->settings(), slapd->password(), std::nullopt, [&](std::size_t page) {
+        if (page == 2) slapd->kill_now();
+      });
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("page 3"), std::string::npos) << r.error().message;
+  EXPECT_EQ(store.count_users(company.id), users);
+  slapd->start();
+}
+
+}  // namespace
+}  // namespace mailroster::directory::ldap
