@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -20,7 +21,9 @@
 #include "app/plan_output.hpp"
 #include "app/serve.hpp"
 #include "directory/csv/csv_import.hpp"
+#include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_apply.hpp"
+#include "directory/sync_service.hpp"
 #include "lifecycle/discovery_service.hpp"
 #include "reports/maintenance.hpp"
 #include "reports/weekly_report.hpp"
@@ -115,6 +118,14 @@ struct ImportArgs {
   bool force = false;
 };
 
+struct SyncArgs {
+  std::string company;
+  std::vector<std::string> assignments;  // key=value
+  bool secret_stdin = false;
+  std::string secret_file;
+  bool force = false;
+};
+
 struct MaintainArgs {
   std::string at;
   std::string company;
@@ -165,6 +176,10 @@ struct Context {
   InvalidArgs invalid_args;
   MaintainArgs maintain_args;
   ImportArgs import_args;
+  SyncArgs sync_args;
+  std::unique_ptr<store::SecretBox> secret_box;
+  std::unique_ptr<directory::ldap::LdapDirectory> ldap_source;
+  std::unique_ptr<directory::SyncService> sync_service;
 
   // Pins "now" to an ISO-8601 instant, before the store is opened.
   void fix_time(const std::string& at) {
@@ -186,6 +201,17 @@ struct Context {
       store_ptr = std::make_unique<store::sqlite::SqliteStore>(config.database_path, clock());
     }
     return *store_ptr;
+  }
+
+  directory::SyncService& syncs() {
+    if (!sync_service) {
+      secret_box =
+          std::make_unique<store::SecretBox>(store::SecretBox::open_key_file(config.key_file()));
+      sync_service = std::make_unique<directory::SyncService>(store(), *secret_box, clock());
+      ldap_source = std::make_unique<directory::ldap::LdapDirectory>();
+      sync_service->add_source(*ldap_source);
+    }
+    return *sync_service;
   }
 
   core::Company company(const std::string& name) {
@@ -958,6 +984,156 @@ void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
   add_json_flag(csv, ctx);
 }
 
+// `sync ldap|azure ...`: a company's directory sync (directory/sync_service.hpp).
+void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto* sync = app.add_subcommand("sync", "Directory sync: Active Directory (LDAP), Azure AD");
+  sync->require_subcommand(1);
+  auto& opt = ctx.sync_args;
+  for (const auto kind : {core::Source::ldap, core::Source::azure}) {
+    const std::string name(core::to_string(kind));
+    auto* group = sync->add_subcommand(
+        name, kind == core::Source::ldap ? "Active Directory / LDAP sync" : "Azure AD sync");
+    group->require_subcommand(1);
+    auto company = [&ctx, &opt] { return ctx.company(opt.company); };
+
+    auto* configure = verb(
+        *group, "configure", "Create or change the sync settings", action,
+        [&ctx, &opt, kind, company] {
+          json settings = json::object(), options = json::object();
+          const std::set<std::string> option_keys = {"default_role",
+                                                     "include_active",
+                                                     "include_disabled",
+                                                     "include_functional",
+                                                     "include_security_groups",
+                                                     "include_hidden",
+                                                     "create",
+                                                     "update",
+                                                     "delete_removed",
+                                                     "max_delete_count",
+                                                     "max_delete_share",
+                                                     "frequency_hours"};
+          for (const auto& a : opt.assignments) {
+            const auto eq = a.find('=');
+            if (eq == std::string::npos || eq == 0) {
+              throw Failure(ErrorCode::invalid_argument, "'" + a + "' is not key=value", "set");
+            }
+            const auto key = a.substr(0, eq), text = a.substr(eq + 1);
+            auto value = json::parse(text, nullptr, false);
+            if (value.is_discarded() || value.is_object() || value.is_array()) value = text;
+            if (key == "frequency_hours" && text == "manual") value = nullptr;
+            (option_keys.count(key) ? options : settings)[key] = value;
+          }
+          std::optional<std::string> secret;
+          if (opt.secret_stdin) {
+            std::string line;
+            std::getline(std::cin, line);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            secret = line;
+          } else if (!opt.secret_file.empty()) {
+            std::ifstream in(opt.secret_file, std::ios::binary);
+            if (!in)
+              throw Failure(ErrorCode::invalid_argument, "cannot read '" + opt.secret_file + "'");
+            std::string line;
+            std::getline(in, line);
+            secret = line;
+          }
+          const auto c = company();
+          ctx.syncs().configure(c.id, kind, settings, options, secret, ctx.actor);
+          const auto status = ctx.syncs().status(c.id, kind);
+          if (ctx.json_output) return ctx.print_json(status);
+          ctx.out << std::string(core::to_string(kind)) << " sync of " << c.name << " saved\n"
+                  << status.dump(2) << "\n";
+        });
+    configure->add_option("--company", opt.company, "Company")->required();
+    configure->add_option("--set", opt.assignments,
+                          "key=value: a setting (host, port, security, ...) or an option "
+                          "(include_disabled, delete_removed, frequency_hours, ...)");
+    configure->add_flag("--secret-stdin", opt.secret_stdin,
+                        "Read the bind password / client secret from the first line of stdin");
+    configure->add_option("--secret-file", opt.secret_file,
+                          "Read the bind password / client secret from a file");
+    add_json_flag(configure, ctx);
+
+    auto* test = verb(*group, "test", "Connect and authenticate", action, [&ctx, kind, company] {
+      const auto info = ctx.syncs().test(company().id, kind);
+      if (ctx.json_output) return ctx.print_json(info);
+      ctx.out << "connected: " << info.dump() << "\n";
+    });
+    test->add_option("--company", opt.company, "Company")->required();
+    add_json_flag(test, ctx);
+
+    auto* preview = verb(
+        *group, "preview", "Search Now: what a sync would do (changes nothing)", action,
+        [&ctx, kind, company] {
+          const auto c = company();
+          const auto p = ctx.syncs().preview(c.id, kind);
+          PlanOutput output(ctx.json_output);
+          for (const auto* list :
+               {&p.plan.creates, &p.plan.updates, &p.plan.deletes, &p.plan.skips})
+            for (const auto& item : *list) output.item(item);
+          directory::RunResult r{p.plan.creates.size(), p.plan.updates.size(),
+                                 p.plan.deletes.size(), p.plan.skips.size(),
+                                 p.plan.company_users,  p.plan.source_complete,
+                                 p.plan.guard};
+          std::vector<std::string> notes;
+          for (const auto& x : p.rejected) notes.push_back("rejected " + x.what + ": " + x.reason);
+          output.print(ctx.out, kind, r,
+                       "plan for " + c.name + " from " + std::string(core::to_string(kind)), notes,
+                       {{"rejected", directory::rejected_json(p.rejected)}, {"info", p.info}});
+        });
+    preview->add_option("--company", opt.company, "Company")->required();
+    add_json_flag(preview, ctx);
+
+    auto* run =
+        verb(*group, "run", "Sync now: read the directory and apply the plan", action,
+             [&ctx, &opt, kind, company] {
+               const auto c = company();
+               const auto report = ctx.syncs().run(c.id, kind, opt.force);
+               const auto& r = report.result;
+               if (ctx.json_output) {
+                 return ctx.print_json({{"created", r.creates},
+                                        {"updated", r.updates},
+                                        {"deleted", r.deletes},
+                                        {"skipped", r.skips},
+                                        {"rejected", directory::rejected_json(report.rejected)},
+                                        {"info", report.info}});
+               }
+               ctx.out << "synced " << c.name << " from " << std::string(core::to_string(kind))
+                       << ": " << r.creates << " created, " << r.updates << " updated, "
+                       << r.deletes << " deleted, " << r.skips << " skipped, "
+                       << report.rejected.size() << " rejected\n";
+             });
+    run->add_option("--company", opt.company, "Company")->required();
+    run->add_flag("--force", opt.force, "Apply even when the deletion guard refuses");
+    add_json_flag(run, ctx);
+
+    auto* status = verb(
+        *group, "status", "Settings, schedule, last success and last error", action,
+        [&ctx, kind, company] {
+          const auto st = ctx.syncs().status(company().id, kind);
+          if (ctx.json_output) return ctx.print_json(st);
+          auto text = [](const json& v) { return v.is_null() ? std::string("never") : v.dump(); };
+          ctx.out << "last success: " << text(st["last_success"]) << "\n"
+                  << "last attempt: " << text(st["last_attempt"]) << "\n"
+                  << "last error: "
+                  << (st["last_error"].is_null() ? "none" : st["last_error"].get<std::string>())
+                  << "\n"
+                  << "frequency: " << text(st["options"]["frequency_hours"]) << " hours\n"
+                  << "settings: " << st["settings"].dump() << "\n"
+                  << "options: " << st["options"].dump() << "\n";
+        });
+    status->add_option("--company", opt.company, "Company")->required();
+    add_json_flag(status, ctx);
+
+    auto* remove = verb(*group, "remove", "Remove the sync settings (users stay)", action,
+                        [&ctx, kind, company] {
+                          ctx.store().remove_directory_sync(company().id, kind, ctx.actor);
+                          ctx.out << "removed\n";
+                        });
+    remove->add_option("--company", opt.company, "Company")->required();
+  }
+}
+
 void setup_logging(const Config& config) {
   auto logger = spdlog::stderr_color_mt("mailroster");
   spdlog::set_default_logger(logger);
@@ -993,6 +1169,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   invalid_commands(app, ctx, action);
   maintenance_commands(app, ctx, action);
   import_commands(app, ctx, action);
+  sync_commands(app, ctx, action);
 
   try {
     app.parse(argc, argv);

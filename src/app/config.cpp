@@ -173,6 +173,10 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_address(n, c.maintenance.from, false); }},
       {"maintenance", "interval",
        [](const toml::node& n, Config& c) { return set_duration(n, c.maintenance.interval); }},
+      {"maintenance", "sync_check",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.sync_check); }},
+      {"secrets", "key_file",
+       [](const toml::node& n, Config& c) { return set_string(n, c.secret_key_file); }},
       {"scoring", "spam_threshold",
        [](const toml::node& n, Config& c) {
          if (const auto* i = n.as_integer()) {

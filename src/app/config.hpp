@@ -58,6 +58,10 @@
 //
 //   [maintenance]
 //   interval = "10m"                # how often serve runs expiry and reports
+//   sync_check = "30s"              # how often serve looks for due directory syncs
+//
+//   [secrets]
+//   key_file = "<database path>.key"  # libsodium key sealing LDAP/Azure secrets (0600, created)
 //
 // Durations are a number with a unit: s, m, h or d.
 #pragma once
@@ -87,6 +91,12 @@ struct Config {
   smtp::ClientSettings relay;
   double spam_threshold = 5.0;
   reports::MaintenanceSettings maintenance{.from = ""};  // from: "mailroster@" + hostname
+  std::chrono::seconds sync_check{30};
+  std::string secret_key_file;  // empty: database_path + ".key"
+
+  std::string key_file() const {
+    return secret_key_file.empty() ? database_path + ".key" : secret_key_file;
+  }
 
   static smtp::ServerSettings default_inbound();
 };

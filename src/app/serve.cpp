@@ -10,11 +10,16 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
+#include "directory/ldap/ldap_directory.hpp"
+#include "directory/sync_service.hpp"
 #include "gateway/inbound.hpp"
 #include "gateway/outbound.hpp"
 #include "gateway/scorer.hpp"
@@ -22,6 +27,7 @@
 #include "reports/maintenance.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
+#include "store/secret_box.hpp"
 #include "verify/verifier.hpp"
 
 namespace mailroster::app {
@@ -131,6 +137,31 @@ int serve(const Config& config, store::Store& store) {
       },
       boost::asio::detached);
 
+  // Directory syncs due at the top or bottom of the hour, on their own thread: LDAP and Graph
+  // calls block, and SMTP must not wait for them.
+  const auto secrets = store::SecretBox::open_key_file(config.key_file());
+  directory::ldap::LdapDirectory ldap_source;
+  directory::SyncService syncs(store, secrets, clock);
+  syncs.add_source(ldap_source);
+  std::mutex scheduler_mutex;
+  std::condition_variable scheduler_wake;
+  bool stopping = false;
+  std::thread scheduler([&] {
+    std::unique_lock lock(scheduler_mutex);
+    while (!stopping) {
+      lock.unlock();
+      try {
+        if (const auto ran = syncs.run_due(clock.now())) {
+          metrics.add("mailroster_directory_syncs_total", "", ran);
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("sync scheduler: {}", e.what());
+      }
+      lock.lock();
+      scheduler_wake.wait_for(lock, config.sync_check, [&] { return stopping; });
+    }
+  });
+
   http.start();
   inbound.start();
   outbound.start();
@@ -155,6 +186,12 @@ int serve(const Config& config, store::Store& store) {
   });
 
   io.run();
+  {
+    std::lock_guard lock(scheduler_mutex);
+    stopping = true;
+  }
+  scheduler_wake.notify_all();
+  scheduler.join();  // a sync under way finishes (its transaction is all or nothing anyway)
   spdlog::info("stopped");
   return 0;
 }

@@ -138,7 +138,8 @@ Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const Company
       item.line = e.line;
       item.address = e.address;
       item.entry = e;
-      item.role = e.functional ? Role::functional : e.role.value_or(o.default_role);
+      item.role =
+          e.functional || e.security_group ? Role::functional : e.role.value_or(o.default_role);
       item.add_aliases = wanted;
       item.reason = "new in the source";
       plan.creates.push_back(std::move(item));
@@ -157,7 +158,8 @@ Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const Company
     change("address", user->address.str(), e.address.str());
     change("first_name", user->first_name, e.first_name);
     change("surname", user->surname, e.surname);
-    const auto role = e.functional ? std::optional<Role>(Role::functional) : e.role;
+    const auto role =
+        e.functional || e.security_group ? std::optional<Role>(Role::functional) : e.role;
     if (role) change("role", std::string(to_string(user->role)), std::string(to_string(*role)));
     item.role = role.value_or(user->role);
     if (e.aliases) {

@@ -274,3 +274,21 @@ TEST(SyncPlanner, DuplicatesInTheSourceAreSkipped) {
 
 }  // namespace
 }  // namespace mailroster::core
+
+namespace mailroster::core {
+namespace {
+
+TEST(SyncPlanner, GroupsAreFunctionalAccountsWhenIncluded) {
+  Fixture f;
+  auto g = entry("staff@acme.example");
+  g.security_group = true;
+  EXPECT_TRUE(f.plan(snapshot({g})).creates.empty());  // security groups are off by default
+  SyncOptions o;
+  o.include_security_groups = true;
+  const auto p = f.plan(snapshot({g}), o);
+  ASSERT_EQ(p.creates.size(), 1u);
+  EXPECT_EQ(p.creates[0].role, Role::functional);  // an address, not a person: no login
+}
+
+}  // namespace
+}  // namespace mailroster::core

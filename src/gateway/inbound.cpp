@@ -90,7 +90,8 @@ struct InboundGateway::Impl {
         break;
     }
     const auto settings_of_company = store.discovery_settings(domain->company_id);
-    if (!core::discovery_active(settings_of_company, std::nullopt)) {
+    if (!core::discovery_active(settings_of_company,
+                                store.directory_sync_hours(domain->company_id))) {
       count_rcpt("unknown");
       co_return Reply{550, "5.1.1 <" + path + ">: recipient address rejected: user unknown"};
     }

@@ -83,8 +83,9 @@ Outcome DiscoveryService::record(
     const std::function<Outcome(core::DiscoveredAddress&, const core::DiscoverySettings&)>& rule) {
   Outcome result = Outcome::none;
   store_.atomically([&] {
-    const auto settings = store_.discovery_settings(company_of(store_, address));
-    if (!core::discovery_active(settings, std::nullopt)) return;
+    const auto company_id = company_of(store_, address);
+    const auto settings = store_.discovery_settings(company_id);
+    if (!core::discovery_active(settings, store_.directory_sync_hours(company_id))) return;
     auto d = discovered_or_new(store_, address);
     if (d) result = rule(*d, settings);
   });

@@ -76,6 +76,29 @@ struct AddressOwner {
   std::string address;  // as stored
 };
 
+// A company's directory sync (LDAP or Azure AD). settings and options are JSON the directory
+// layer reads; sealed_secret is the password/secret as sealed by SecretBox, never plain.
+struct DirectorySync {
+  Id company_id = 0;
+  core::Source kind = core::Source::ldap;
+  std::string settings;
+  std::string options;
+  std::optional<int> frequency_hours;  // nullopt: manual only
+  std::string sealed_secret;
+  std::string state;  // the source's incremental state (AD's USN, Graph's delta link)
+  std::optional<core::TimePoint> last_attempt;
+  std::optional<core::TimePoint> last_success;
+  std::string last_error;   // of the last attempt; empty when it succeeded
+  std::string last_result;  // JSON summary of the last successful run
+};
+
+struct SyncOutcome {
+  bool success = false;
+  std::string error;                 // when !success
+  std::string result;                // when success
+  std::optional<std::string> state;  // new incremental state, when success
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -159,6 +182,21 @@ class Store {
   // Inside atomically() it joins the caller's transaction (no savepoint: bulk speed), so a
   // failure there must end that transaction, as letting the exception leave atomically does.
   virtual void apply_plan(const core::Plan& plan, const core::Actor& actor) = 0;
+
+  // Directory sync settings: saving creates or replaces settings and options (and the
+  // sealed secret, unless nullopt: keep the stored one); an audit event without the secret.
+  virtual std::optional<DirectorySync> directory_sync(Id company_id, core::Source kind) = 0;
+  virtual std::vector<DirectorySync> directory_syncs(std::optional<Id> company_id) = 0;
+  virtual void save_directory_sync(const DirectorySync& sync,
+                                   const std::optional<std::string>& sealed_secret,
+                                   const core::Actor& actor) = 0;
+  virtual void remove_directory_sync(Id company_id, core::Source kind,
+                                     const core::Actor& actor) = 0;
+  // The longest schedule among the company's syncs, in hours (nullopt: none scheduled). A
+  // sync every 24 hours turns SMTP Discovery off (core::discovery_active).
+  virtual std::optional<int> directory_sync_hours(Id company_id) = 0;
+  virtual void record_sync_outcome(Id company_id, core::Source kind, core::TimePoint at,
+                                   const SyncOutcome& outcome) = 0;
 
   // What the address is, across users, aliases, invalid and discovered.
   virtual AddressOwner resolve(const core::Address& address) = 0;

@@ -231,6 +231,95 @@ TEST_F(LdapSync, ChangedAndRemovedEntriesWithAndWithoutDelete) {
       "user00007@corp.example\nuserAccountControl: 512\n");
 }
 
+// The administrator's way: `mailroster sync ldap ...` against the same slapd.
+TEST_F(LdapSource, CliConfigureTestPreviewRunStatusAndFaults) {
+  TempDir local;
+  const auto db = local.file("m.db");
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--db", db});
+    return run_command(MAILROSTER_BINARY, args, in);
+  };
+  ASSERT_EQ(cli({"company", "add", "corp"}).status, 0);
+  ASSERT_EQ(
+      cli({"domain", "add", "corp.example", "--company", "corp", "--destination", "127.0.0.1:25"})
+          .status,
+      0);
+  const auto s = slapd->settings(Security::ldaps);
+  auto r = cli({"sync",
+                "ldap",
+                "configure",
+                "--company",
+                "corp",
+                "--set",
+                "host=127.0.0.1",
+                "--set",
+                "port=" + std::to_string(s.port),
+                "--set",
+                "security=ldaps",
+                "--set",
+                "ca_file=" + s.ca_file,
+                "--set",
+                "bind_dn=" + s.bind_dn,
+                "--set",
+                "base_dn=" + s.base_dn,
+                "--set",
+                "frequency_hours=24",
+                "--set",
+                "include_security_groups=true",
+                "--secret-stdin",
+                "--json"},
+               slapd->password() + "\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.find(slapd->password()), std::string::npos);
+  EXPECT_EQ(cli({"sync", "ldap", "test", "--company", "corp"}).status, 0);
+
+  r = cli({"sync", "ldap", "preview", "--company", "corp", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto plan = nlohmann::json::parse(r.out);
+  EXPECT_EQ(plan["counts"]["create"], 2507);  // active, functional and security groups
+  EXPECT_EQ(plan["rejected"].size(), 1u);
+  EXPECT_EQ(cli({"user", "list", "--company", "corp", "--json"}).out, "[]\n");  // a preview
+
+  r = cli({"sync", "ldap", "run", "--company", "corp", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["created"], 2507);
+  r = cli({"user", "list", "--company", "corp", "--search", "staff", "--json"});
+  EXPECT_NE(r.out.find("\"role\": \"functional\""), std::string::npos) << r.out;
+
+  // Never in the database file, the audit trail or the status in the clear.
+  EXPECT_EQ(mailroster::testing::read_file(db).find(slapd->password()), std::string::npos);
+  EXPECT_EQ(cli({"audit", "list", "--company", "corp", "--json"}).out.find(slapd->password()),
+            std::string::npos);
+
+  // A wrong password: the run fails with the reason, status keeps the last success.
+  ASSERT_EQ(
+      cli({"sync", "ldap", "configure", "--company", "corp", "--secret-stdin"}, "wrong\n").status,
+      0);
+  r = cli({"sync", "ldap", "run", "--company", "corp"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("invalid credentials"), std::string::npos) << r.err;
+  auto st =
+      nlohmann::json::parse(cli({"sync", "ldap", "status", "--company", "corp", "--json"}).out);
+  EXPECT_FALSE(st["last_success"].is_null());
+  EXPECT_NE(st["last_error"].get<std::string>().find("invalid credentials"), std::string::npos);
+  EXPECT_FALSE(st.dump().find(slapd->password()) != std::string::npos);
+  // Nothing listening: the same, and nothing was deleted even with delete on.
+  ASSERT_EQ(cli({"sync", "ldap", "configure", "--company", "corp", "--set", "port=1", "--set",
+                 "delete_removed=true", "--set", "network_timeout_seconds=2", "--secret-stdin"},
+                slapd->password() + "\n")
+                .status,
+            0);
+  r = cli({"sync", "ldap", "run", "--company", "corp"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("nothing was changed"), std::string::npos) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(cli({"user", "list", "--company", "corp", "--json"}).out).size(),
+            2507u);
+  // Bad settings are refused with the field's name.
+  r = cli({"sync", "ldap", "configure", "--company", "corp", "--set", "security=tls"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("security"), std::string::npos) << r.err;
+}
+
 // Last: it kills the suite's slapd (and starts a new one).
 TEST_F(LdapSync, ZzServerDyingMidSearchFailsTheRunAndDeletesNothing) {
   core::SyncOptions o;

@@ -68,17 +68,16 @@ bool is_security_group(std::int64_t group_type) {
   return (static_cast<std::uint32_t>(group_type) & 0x80000000u) != 0;
 }
 
-core::Result<core::DirectoryEntry> to_entry(const std::string& dn, const Attributes& attrs,
-                                            bool is_group) {
+core::Result<core::DirectoryEntry> to_entry(const Attributes& attrs, bool is_group) {
   core::DirectoryEntry e;
   if (const auto* g = find(attrs, "objectguid")) {
     auto text = guid_text(g->front());
-    if (!text) return core::invalid(dn + ": objectGUID is not 16 bytes");
+    if (!text) return core::invalid("objectGUID is not 16 bytes");
     e.source_id = *text;
   } else {
     e.source_id = first(attrs, "entryuuid");
   }
-  if (e.source_id.empty()) return core::invalid(dn + ": no objectGUID or entryUUID");
+  if (e.source_id.empty()) return core::invalid("no objectGUID or entryUUID");
 
   const auto proxies = parse_proxy_addresses(
       find(attrs, "proxyaddresses") ? attrs.at("proxyaddresses") : std::vector<std::string>{});
@@ -86,9 +85,9 @@ core::Result<core::DirectoryEntry> to_entry(const std::string& dn, const Attribu
     e.address = *proxies.primary;
   } else {
     const auto mail = first(attrs, "mail");
-    if (mail.empty()) return core::invalid(dn + ": no mail address");
+    if (mail.empty()) return core::invalid("no mail address");
     auto a = core::Address::parse(mail);
-    if (!a) return core::invalid(dn + ": mail '" + mail + "': " + a.error().message);
+    if (!a) return core::invalid("mail '" + mail + "': " + a.error().message);
     e.address = *a;
   }
   std::vector<core::Address> aliases;
@@ -99,7 +98,7 @@ core::Result<core::DirectoryEntry> to_entry(const std::string& dn, const Attribu
   e.first_name = first(attrs, "givenname");
   e.surname = first(attrs, "sn");
   for (const auto* s : {&e.first_name, &e.surname}) {
-    if (!core::is_valid_utf8(*s)) return core::invalid(dn + ": a name is not valid UTF-8");
+    if (!core::is_valid_utf8(*s)) return core::invalid("a name is not valid UTF-8");
   }
 
   if (const auto uac = parse_integer(first(attrs, "useraccountcontrol"))) {

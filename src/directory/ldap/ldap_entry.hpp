@@ -42,8 +42,7 @@ bool is_security_group(std::int64_t group_type);
 
 // One entry read from the directory. Fails (with the reason, for the preview's skip list)
 // when it has no usable mail address.
-core::Result<core::DirectoryEntry> to_entry(const std::string& dn, const Attributes& attrs,
-                                            bool is_group);
+core::Result<core::DirectoryEntry> to_entry(const Attributes& attrs, bool is_group);
 
 // RFC 4515: a value placed in a search filter, with * ( ) \ NUL and non-ASCII bytes escaped.
 std::string escape_filter_value(const std::string& value);

@@ -37,7 +37,7 @@ TEST(LdapEntry, AUserEntryWithItsFlags) {
                   {"proxyaddresses", {"smtp:a.smith@corp.example", "SMTP:alice@corp.example"}},
                   {"useraccountcontrol", {"514"}},
                   {"msexchhidefromaddresslists", {"TRUE"}}};
-  const auto e = to_entry("cn=alice", a, false).value();
+  const auto e = to_entry(a, false).value();
   EXPECT_EQ(e.source_id, "33221100-5544-7766-8899-aabbccddeeff");
   EXPECT_EQ(e.address.str(), "alice@corp.example");
   EXPECT_EQ(e.first_name, "Alice");
@@ -50,27 +50,27 @@ TEST(LdapEntry, AUserEntryWithItsFlags) {
   a["useraccountcontrol"] = {"512"};
   a["msexchhidefromaddresslists"] = {"FALSE"};
   a["msexchrecipienttypedetails"] = {"4"};  // shared mailbox
-  const auto shared = to_entry("cn=alice", a, false).value();
+  const auto shared = to_entry(a, false).value();
   EXPECT_FALSE(shared.disabled);
   EXPECT_FALSE(shared.hidden);
   EXPECT_TRUE(shared.functional);
   a["msexchrecipienttypedetails"] = {"1"};  // user mailbox
-  EXPECT_FALSE(to_entry("cn=alice", a, false).value().functional);
+  EXPECT_FALSE(to_entry(a, false).value().functional);
   for (const char* t : {"16", "32"}) {  // room, equipment
     a["msexchrecipienttypedetails"] = {t};
-    EXPECT_TRUE(to_entry("cn=alice", a, false).value().functional) << t;
+    EXPECT_TRUE(to_entry(a, false).value().functional) << t;
   }
 }
 
 TEST(LdapEntry, EntryUuidWhenThereIsNoObjectGuidAndMailWhenNoProxies) {
-  const auto e = to_entry("cn=x", {{"entryuuid", {"u-1"}}, {"mail", {"x@corp.example"}}}, false);
+  const auto e = to_entry({{"entryuuid", {"u-1"}}, {"mail", {"x@corp.example"}}}, false);
   ASSERT_TRUE(e);
   EXPECT_EQ(e->source_id, "u-1");
   EXPECT_EQ(e->address.str(), "x@corp.example");
-  EXPECT_FALSE(to_entry("cn=y", {{"entryuuid", {"u-2"}}}, false));        // no mail at all
-  EXPECT_FALSE(to_entry("cn=z", {{"mail", {"z@corp.example"}}}, false));  // no identity
-  EXPECT_FALSE(to_entry("cn=w", {{"objectguid", {"short"}}, {"mail", {"w@corp.example"}}}, false));
-  EXPECT_FALSE(to_entry("cn=v", {{"entryuuid", {"u-3"}}, {"mail", {"not mail"}}}, false));
+  EXPECT_FALSE(to_entry({{"entryuuid", {"u-2"}}}, false));        // no mail at all
+  EXPECT_FALSE(to_entry({{"mail", {"z@corp.example"}}}, false));  // no identity
+  EXPECT_FALSE(to_entry({{"objectguid", {"short"}}, {"mail", {"w@corp.example"}}}, false));
+  EXPECT_FALSE(to_entry({{"entryuuid", {"u-3"}}, {"mail", {"not mail"}}}, false));
 }
 
 TEST(LdapEntry, GroupTypeSecurityBitIsNegativeInAd) {
@@ -79,9 +79,9 @@ TEST(LdapEntry, GroupTypeSecurityBitIsNegativeInAd) {
   EXPECT_FALSE(is_security_group(8));
   Attributes g = {
       {"entryuuid", {"g-1"}}, {"mail", {"staff@corp.example"}}, {"grouptype", {"-2147483646"}}};
-  EXPECT_TRUE(to_entry("cn=staff", g, true).value().security_group);
+  EXPECT_TRUE(to_entry(g, true).value().security_group);
   g["grouptype"] = {"8"};
-  const auto dist = to_entry("cn=staff", g, true).value();
+  const auto dist = to_entry(g, true).value();
   EXPECT_FALSE(dist.security_group);
   EXPECT_TRUE(dist.functional);
 }

@@ -339,7 +339,7 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
       }
       const bool has_mail = e.attrs.count("mail") || e.attrs.count("proxyaddresses");
       if (has_mail) {
-        auto entry = to_entry(e.dn, e.attrs, group);
+        auto entry = to_entry(e.attrs, group);
         if (!entry) {
           out.rejected.push_back({e.dn, entry.error().message});
         } else {

@@ -1211,6 +1211,150 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
   });
 }
 
+// ---- directory sync settings ------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kSyncColumns =
+    "company_id, kind, settings, options, frequency_hours, sealed_secret, state, "
+    "last_attempt_at, last_success_at, last_error, last_result";
+
+DirectorySync read_sync(const Statement& s) {
+  DirectorySync d;
+  d.company_id = s.int64(0);
+  d.kind = core::parse_source(s.text(1)).value();
+  d.settings = s.text(2);
+  d.options = s.text(3);
+  if (!s.is_null(4)) d.frequency_hours = s.int32(4);
+  d.sealed_secret = s.text(5);
+  d.state = s.text(6);
+  if (!s.is_null(7)) d.last_attempt = from_unix(s.int64(7));
+  if (!s.is_null(8)) d.last_success = from_unix(s.int64(8));
+  d.last_error = s.text(9);
+  d.last_result = s.text(10);
+  return d;
+}
+
+// What the audit trail shows of a sync's configuration: never the secret.
+std::string sync_audit_text(const DirectorySync& d) {
+  nlohmann::json j = {{"kind", core::to_string(d.kind)},
+                      {"settings", nlohmann::json::parse(d.settings, nullptr, false)},
+                      {"options", nlohmann::json::parse(d.options, nullptr, false)},
+                      {"frequency_hours", d.frequency_hours ? nlohmann::json(*d.frequency_hours)
+                                                            : nlohmann::json(nullptr)}};
+  return j.dump();
+}
+
+}  // namespace
+
+std::optional<DirectorySync> SqliteStore::directory_sync(Id company_id, core::Source kind) {
+  return impl_->guard([&]() -> std::optional<DirectorySync> {
+    auto s = impl_->db.prepare(sql_with("SELECT ", kSyncColumns,
+                                        " FROM directory_syncs WHERE company_id = ? AND kind = ?"));
+    s.bind(1, company_id);
+    s.bind(2, core::to_string(kind));
+    if (!s.step()) return std::nullopt;
+    return read_sync(s);
+  });
+}
+
+std::vector<DirectorySync> SqliteStore::directory_syncs(std::optional<Id> company_id) {
+  return impl_->guard([&] {
+    std::vector<DirectorySync> out;
+    auto s =
+        impl_->db.prepare(sql_with("SELECT ", kSyncColumns,
+                                   " FROM directory_syncs WHERE (?1 IS NULL OR company_id = ?1) "
+                                   "ORDER BY company_id, kind"));
+    s.bind(1, company_id);
+    while (s.step()) out.push_back(read_sync(s));
+    return out;
+  });
+}
+
+void SqliteStore::save_directory_sync(const DirectorySync& d,
+                                      const std::optional<std::string>& sealed_secret,
+                                      const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    if (!I.company(d.company_id)) {
+      throw Failure(ErrorCode::not_found, "no company with id " + std::to_string(d.company_id));
+    }
+    std::optional<DirectorySync> before;
+    {
+      auto s = I.db.prepare(sql_with("SELECT ", kSyncColumns,
+                                     " FROM directory_syncs WHERE company_id = ? AND kind = ?"));
+      s.bind(1, d.company_id);
+      s.bind(2, core::to_string(d.kind));
+      if (s.step()) before = read_sync(s);
+    }
+    I.db.prepare(
+            "INSERT INTO directory_syncs(company_id, kind, settings, options, frequency_hours, "
+            "sealed_secret) VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, '')) "
+            "ON CONFLICT(company_id, kind) DO UPDATE SET settings = ?3, options = ?4, "
+            "frequency_hours = ?5, sealed_secret = COALESCE(?6, sealed_secret)")
+        .bind(1, d.company_id)
+        .bind(2, core::to_string(d.kind))
+        .bind(3, d.settings)
+        .bind(4, d.options)
+        .bind(5, d.frequency_hours)
+        .bind(6, sealed_secret)
+        .run();
+    I.audit(d.company_id, actor, "sync.configure", std::string(core::to_string(d.kind)),
+            before ? sync_audit_text(*before) : "", sync_audit_text(d));
+    tx.commit();
+  });
+}
+
+void SqliteStore::remove_directory_sync(Id company_id, core::Source kind, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto before = directory_sync(company_id, kind);
+    if (!before) {
+      throw Failure(ErrorCode::not_found,
+                    std::string("no ") + std::string(core::to_string(kind)) + " sync configured");
+    }
+    I.db.prepare("DELETE FROM directory_syncs WHERE company_id = ? AND kind = ?")
+        .bind(1, company_id)
+        .bind(2, core::to_string(kind))
+        .run();
+    I.audit(company_id, actor, "sync.remove", std::string(core::to_string(kind)),
+            sync_audit_text(*before), "");
+    tx.commit();
+  });
+}
+
+std::optional<int> SqliteStore::directory_sync_hours(Id company_id) {
+  return impl_->guard([&]() -> std::optional<int> {
+    auto s =
+        impl_->db.prepare("SELECT MAX(frequency_hours) FROM directory_syncs WHERE company_id = ?");
+    s.bind(1, company_id);
+    if (!s.step() || s.is_null(0)) return std::nullopt;
+    return s.int32(0);
+  });
+}
+
+void SqliteStore::record_sync_outcome(Id company_id, core::Source kind, TimePoint at,
+                                      const SyncOutcome& o) {
+  impl_->guard([&] {
+    impl_->db
+        .prepare(
+            "UPDATE directory_syncs SET last_attempt_at = ?3, "
+            "last_success_at = CASE WHEN ?4 THEN ?3 ELSE last_success_at END, last_error = ?5, "
+            "last_result = CASE WHEN ?4 THEN ?6 ELSE last_result END, "
+            "state = COALESCE(?7, state) WHERE company_id = ?1 AND kind = ?2")
+        .bind(1, company_id)
+        .bind(2, core::to_string(kind))
+        .bind(3, to_unix(at))
+        .bind(4, o.success)
+        .bind(5, o.success ? std::string() : o.error)
+        .bind(6, o.result)
+        .bind(7, o.success ? o.state : std::nullopt)
+        .run();
+  });
+}
+
 AddressOwner SqliteStore::resolve(const Address& address) {
   return impl_->guard([&] { return impl_->resolve(address); });
 }

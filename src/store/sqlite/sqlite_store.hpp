@@ -78,6 +78,16 @@ class SqliteStore final : public Store {
   std::vector<Id> user_ids(Id company_id, core::Source source) override;
   void apply_plan(const core::Plan& plan, const core::Actor& actor) override;
 
+  std::optional<DirectorySync> directory_sync(Id company_id, core::Source kind) override;
+  std::vector<DirectorySync> directory_syncs(std::optional<Id> company_id) override;
+  void save_directory_sync(const DirectorySync& sync,
+                           const std::optional<std::string>& sealed_secret,
+                           const core::Actor& actor) override;
+  void remove_directory_sync(Id company_id, core::Source kind, const core::Actor& actor) override;
+  std::optional<int> directory_sync_hours(Id company_id) override;
+  void record_sync_outcome(Id company_id, core::Source kind, core::TimePoint at,
+                           const SyncOutcome& outcome) override;
+
   AddressOwner resolve(const core::Address& address) override;
 
   core::DiscoverySettings discovery_settings(Id company_id) override;

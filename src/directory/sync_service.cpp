@@ -1,0 +1,214 @@
+#include "directory/sync_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "core/json.hpp"
+
+namespace mailroster::directory {
+
+using core::ErrorCode;
+using core::Failure;
+using nlohmann::json;
+
+namespace {
+
+std::string name_of(core::Source kind) { return std::string(core::to_string(kind)); }
+
+core::SyncConfig config_of(const store::DirectorySync& sync) {
+  auto c = core::sync_config_from_json(json::parse(sync.options, nullptr, false));
+  if (!c)
+    throw Failure(ErrorCode::internal, "stored sync options are damaged: " + c.error().message);
+  return *c;
+}
+
+json run_json(const RunResult& r) {
+  return {{"create", r.creates},
+          {"update", r.updates},
+          {"delete", r.deletes},
+          {"skip", r.skips},
+          {"company_users", r.company_users},
+          {"source_complete", r.source_complete}};
+}
+
+}  // namespace
+
+json rejected_json(const std::vector<Rejected>& list) {
+  auto out = json::array();
+  for (const auto& r : list) out.push_back({{"what", r.what}, {"reason", r.reason}});
+  return out;
+}
+
+SyncService::SyncService(store::Store& store, const store::SecretBox& secrets,
+                         const core::Clock& clock)
+    : store_(store), secrets_(secrets), clock_(clock) {}
+
+void SyncService::add_source(DirectorySource& source) { sources_[source.kind()] = &source; }
+
+DirectorySource& SyncService::source(core::Source kind) {
+  auto it = sources_.find(kind);
+  if (it == sources_.end()) {
+    throw Failure(ErrorCode::invalid_argument, "no directory source '" + name_of(kind) + "'");
+  }
+  return *it->second;
+}
+
+store::DirectorySync SyncService::require(core::Id company_id, core::Source kind) {
+  auto sync = store_.directory_sync(company_id, kind);
+  if (!sync) {
+    throw Failure(ErrorCode::not_found,
+                  "no " + name_of(kind) + " sync is configured for this company (configure first)");
+  }
+  return *sync;
+}
+
+store::DirectorySync SyncService::configure(core::Id company_id, core::Source kind,
+                                            const json& settings, const json& options,
+                                            const std::optional<std::string>& secret,
+                                            const core::Actor& actor) {
+  auto& src = source(kind);
+  const auto existing = store_.directory_sync(company_id, kind);
+  if (!settings.is_object() || !options.is_object()) {
+    throw Failure(ErrorCode::invalid_argument, "settings and options must be JSON objects");
+  }
+  json merged = existing ? json::parse(existing->settings) : json::object();
+  merged.update(settings);
+  auto checked = src.check_settings(merged);
+  if (!checked) throw Failure(checked.error());
+  const auto base = existing ? config_of(*existing) : core::SyncConfig{};
+  auto config = core::sync_config_from_json(options, base);
+  if (!config) throw Failure(config.error());
+  if (!existing && !secret) {
+    throw Failure(ErrorCode::invalid_argument, "a password or secret is needed the first time",
+                  "secret");
+  }
+  store::DirectorySync d;
+  d.company_id = company_id;
+  d.kind = kind;
+  d.settings = checked->dump();
+  d.options = core::to_json_value(*config).dump();
+  d.frequency_hours = config->frequency_hours;
+  store_.save_directory_sync(d, secret ? std::optional(secrets_.seal(*secret)) : std::nullopt,
+                             actor);
+  return require(company_id, kind);
+}
+
+SourceRead SyncService::read(const store::DirectorySync& sync) {
+  auto secret = secrets_.unseal(sync.sealed_secret);
+  if (!secret) throw Failure(secret.error());
+  auto r = source(sync.kind).read(json::parse(sync.settings), *secret, sync.state);
+  if (!r) {
+    throw Failure(ErrorCode::unavailable,
+                  name_of(sync.kind) + " sync failed, nothing was changed: " + r.error().message);
+  }
+  auto out = std::move(r).value();
+  // Only the company's own domains: anything else is rejected here, never planned.
+  std::set<std::string> domains;
+  for (const auto& d : store_.list_domains(sync.company_id)) domains.insert(d.name);
+  std::vector<core::DirectoryEntry> kept;
+  kept.reserve(out.snapshot.entries.size());
+  for (auto& e : out.snapshot.entries) {
+    if (!domains.count(e.address.domain())) {
+      out.rejected.push_back(
+          {e.address.str(), "domain '" + e.address.domain() + "' is not a domain of this company"});
+      continue;
+    }
+    if (e.aliases) {
+      std::erase_if(*e.aliases, [&](const core::Address& a) {
+        if (domains.count(a.domain())) return false;
+        out.rejected.push_back({a.str(), "alias of " + e.address.str() + ": domain '" + a.domain() +
+                                             "' is not a domain of this company"});
+        return true;
+      });
+    }
+    kept.push_back(std::move(e));
+  }
+  out.snapshot.entries = std::move(kept);
+  return out;
+}
+
+json SyncService::test(core::Id company_id, core::Source kind) {
+  const auto sync = require(company_id, kind);
+  auto secret = secrets_.unseal(sync.sealed_secret);
+  if (!secret) throw Failure(secret.error());
+  auto r = source(kind).test(json::parse(sync.settings), *secret);
+  if (!r) throw Failure(ErrorCode::unavailable, r.error().message);
+  return *r;
+}
+
+Preview SyncService::preview(core::Id company_id, core::Source kind) {
+  const auto sync = require(company_id, kind);
+  auto r = read(sync);
+  Preview p;
+  p.plan = plan_for(store_, company_id, r.snapshot, config_of(sync).options);
+  p.rejected = std::move(r.rejected);
+  p.info = std::move(r.info);
+  return p;
+}
+
+RunReport SyncService::run(core::Id company_id, core::Source kind, bool force) {
+  return run_at(company_id, kind, force, clock_.now());
+}
+
+RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force,
+                              core::TimePoint started) {
+  const auto sync = require(company_id, kind);
+  try {
+    auto r = read(sync);
+    RunReport report;
+    const auto options = config_of(sync).options;
+    store_.atomically([&] {
+      SyncRun run(store_, company_id, kind, options, true, {});
+      run.add(r.snapshot.entries);
+      report.result = run.finish(r.snapshot.complete, force);
+    });
+    report.rejected = std::move(r.rejected);
+    report.info = std::move(r.info);
+    json result = run_json(report.result);
+    result["rejected"] = report.rejected.size();
+    result["info"] = report.info;
+    store_.record_sync_outcome(company_id, kind, started,
+                               {.success = true, .result = result.dump(), .state = r.state});
+    return report;
+  } catch (const Failure& f) {
+    store_.record_sync_outcome(company_id, kind, started, {.success = false, .error = f.what()});
+    throw;
+  }
+}
+
+std::size_t SyncService::run_due(core::TimePoint now) {
+  std::size_t ran = 0;
+  for (const auto& sync : store_.directory_syncs(std::nullopt)) {
+    if (!core::sync_due(sync.frequency_hours, sync.last_attempt, now)) continue;
+    ++ran;
+    try {
+      const auto report = run_at(sync.company_id, sync.kind, false, now);
+      spdlog::info("sync {} company={}: create={} update={} delete={} skip={} rejected={}",
+                   name_of(sync.kind), sync.company_id, report.result.creates,
+                   report.result.updates, report.result.deletes, report.result.skips,
+                   report.rejected.size());
+    } catch (const Failure& f) {
+      spdlog::warn("sync {} company={} failed: {}", name_of(sync.kind), sync.company_id, f.what());
+    }
+  }
+  return ran;
+}
+
+json SyncService::status(core::Id company_id, core::Source kind) {
+  const auto s = require(company_id, kind);
+  auto time = [](const std::optional<core::TimePoint>& t) {
+    return t ? json(core::format_iso8601(*t)) : json(nullptr);
+  };
+  return {{"kind", name_of(kind)},
+          {"settings", json::parse(s.settings)},
+          {"options", json::parse(s.options)},
+          {"secret_set", !s.sealed_secret.empty()},
+          {"last_attempt", time(s.last_attempt)},
+          {"last_success", time(s.last_success)},
+          {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)},
+          {"last_result", s.last_result.empty() ? json(nullptr) : json::parse(s.last_result)},
+          {"incremental_state", !s.state.empty()}};
+}
+
+}  // namespace mailroster::directory

@@ -1,0 +1,101 @@
+// Directory syncs as an administrator runs them (seeds/import-users.txt): configure a source
+// for a company (settings, options, frequency; the secret sealed), test the connection,
+// Search Now (the plan as a preview), Sync (apply), status, and the scheduler's due runs.
+// One place for the CLI, the scheduler in `serve` and the HTTP API. Fault rules: a read that
+// failed, timed out or was cut off applies nothing and deletes nothing; every attempt is
+// recorded (last success, last error) for `status`.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
+#include "core/sync_schedule.hpp"
+#include "directory/sync_apply.hpp"
+#include "store/secret_box.hpp"
+#include "store/store.hpp"
+
+namespace mailroster::directory {
+
+struct Rejected {
+  std::string what;  // DN, Graph id, address
+  std::string reason;
+};
+
+nlohmann::json rejected_json(const std::vector<Rejected>& list);
+
+struct SourceRead {
+  core::Snapshot snapshot;
+  std::vector<Rejected> rejected;
+  std::string state;    // incremental state to keep once the run succeeded
+  nlohmann::json info;  // what the source says about the read (pages, incremental, ...)
+};
+
+// A directory the sync reads: LDAP (directory/ldap), Microsoft Graph (directory/graph).
+class DirectorySource {
+ public:
+  virtual ~DirectorySource() = default;
+  virtual core::Source kind() const = 0;
+  // The settings (no secret) made valid and complete, or why they are not.
+  virtual core::Result<nlohmann::json> check_settings(const nlohmann::json& settings) const = 0;
+  // Connects and authenticates; what the server is.
+  virtual core::Result<nlohmann::json> test(const nlohmann::json& settings,
+                                            const std::string& secret) = 0;
+  // The directory (or what changed since `state`, then snapshot.complete is false).
+  virtual core::Result<SourceRead> read(const nlohmann::json& settings, const std::string& secret,
+                                        const std::string& state) = 0;
+};
+
+struct Preview {
+  core::Plan plan;
+  std::vector<Rejected> rejected;
+  nlohmann::json info;
+};
+
+struct RunReport {
+  RunResult result;
+  std::vector<Rejected> rejected;
+  nlohmann::json info;
+};
+
+class SyncService {
+ public:
+  SyncService(store::Store& store, const store::SecretBox& secrets, const core::Clock& clock);
+  void add_source(DirectorySource& source);
+
+  // Creates or changes a company's sync: settings and options are merged over the stored
+  // ones; secret: a new password/secret (nullopt keeps the stored one; required at first).
+  store::DirectorySync configure(core::Id company_id, core::Source kind,
+                                 const nlohmann::json& settings, const nlohmann::json& options,
+                                 const std::optional<std::string>& secret,
+                                 const core::Actor& actor);
+  // Throws core::Failure (unavailable) with the reason when the source cannot be reached.
+  nlohmann::json test(core::Id company_id, core::Source kind);
+  Preview preview(core::Id company_id, core::Source kind);
+  // Reads and applies; records the outcome either way. Throws on failure (nothing applied).
+  RunReport run(core::Id company_id, core::Source kind, bool force);
+  // Runs every scheduled sync that is due at `now`; returns how many ran (failures included,
+  // recorded and logged, never thrown).
+  std::size_t run_due(core::TimePoint now);
+
+  // What `status` shows: settings, options, schedule, last outcome; never the secret.
+  nlohmann::json status(core::Id company_id, core::Source kind);
+
+ private:
+  store::DirectorySync require(core::Id company_id, core::Source kind);
+  RunReport run_at(core::Id company_id, core::Source kind, bool force, core::TimePoint started);
+  DirectorySource& source(core::Source kind);
+  // Reads the source; entries outside the company's domains are rejected, not planned.
+  SourceRead read(const store::DirectorySync& sync);
+
+  store::Store& store_;
+  const store::SecretBox& secrets_;
+  const core::Clock& clock_;
+  std::map<core::Source, DirectorySource*> sources_;
+};
+
+}  // namespace mailroster::directory

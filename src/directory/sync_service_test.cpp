@@ -1,0 +1,162 @@
+#include "directory/sync_service.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/discovery.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::directory {
+namespace {
+
+using nlohmann::json;
+
+core::Address addr(const std::string& a) { return core::Address::parse(a).value(); }
+
+// A directory in memory (the real LDAP source is tested against slapd): what it holds, the
+// secret it expects, and whether it is down or cut off mid-read.
+class MemoryDirectory : public DirectorySource {
+ public:
+  core::Source kind() const override { return core::Source::ldap; }
+  core::Result<json> check_settings(const json& s) const override {
+    if (!s.contains("host")) return core::invalid("'host' is required", "host");
+    return s;
+  }
+  core::Result<json> test(const json&, const std::string& secret) override {
+    if (secret != "s3cret") return core::Error{core::ErrorCode::unavailable, "bind refused", ""};
+    return json{{"server", "memory"}};
+  }
+  core::Result<SourceRead> read(const json&, const std::string& secret,
+                                const std::string& state) override {
+    last_state = state;
+    if (secret != "s3cret") return core::Error{core::ErrorCode::unavailable, "bind refused", ""};
+    if (down) return core::Error{core::ErrorCode::unavailable, "connection lost on page 3", ""};
+    SourceRead r;
+    r.snapshot.source = core::Source::ldap;
+    for (const auto& [id, address] : entries) {
+      core::DirectoryEntry e;
+      e.source_id = id;
+      e.address = addr(address);
+      r.snapshot.entries.push_back(e);
+    }
+    r.state = "usn-" + std::to_string(++reads);
+    return r;
+  }
+  std::vector<std::pair<std::string, std::string>> entries;
+  bool down = false;
+  int reads = 0;
+  std::string last_state;
+};
+
+class SyncServiceTest : public ::testing::Test {
+ protected:
+  SyncServiceTest()
+      : clock(core::parse_iso8601("2026-11-24T10:07:00Z").value()),
+        store(dir.file("state.db"), clock),
+        secrets(store::SecretBox::open_key_file(dir.file("key"))),
+        service(store, secrets, clock) {
+    service.add_source(source);
+    corp = store.add_company({"corp", "", "", {}}, admin);
+    store.add_domain(corp.id, "corp.example", core::Endpoint::parse("h").value(), admin);
+    source.entries = {
+        {"g1", "alice@corp.example"}, {"g2", "bob@corp.example"}, {"g3", "eve@elsewhere.example"}};
+  }
+  void configure(const json& options = json::object()) {
+    service.configure(corp.id, core::Source::ldap, {{"host", "dc1"}}, options,
+                      std::string("s3cret"), admin);
+  }
+  testing::TempDir dir;
+  core::ManualClock clock;
+  store::sqlite::SqliteStore store;
+  store::SecretBox secrets;
+  SyncService service;
+  MemoryDirectory source;
+  core::Actor admin{"admin:test"};
+  core::Company corp;
+};
+
+TEST_F(SyncServiceTest, SecretIsSealedAndNeverShown) {
+  EXPECT_THROW(service.configure(corp.id, core::Source::ldap, {{"host", "dc1"}}, json::object(),
+                                 std::nullopt, admin),
+               core::Failure);  // the first configuration needs the secret
+  configure();
+  const auto sync = store.directory_sync(corp.id, core::Source::ldap).value();
+  EXPECT_EQ(sync.sealed_secret.find("s3cret"), std::string::npos);
+  EXPECT_EQ(secrets.unseal(sync.sealed_secret).value(), "s3cret");
+  const auto status = service.status(corp.id, core::Source::ldap).dump();
+  EXPECT_EQ(status.find("s3cret"), std::string::npos);
+  EXPECT_NE(status.find("\"secret_set\":true"), std::string::npos);
+  for (const auto& e : store.list_audit({corp.id, 0})) {
+    EXPECT_EQ(e.after.find("s3cret"), std::string::npos);
+    EXPECT_EQ(e.after.find(sync.sealed_secret), std::string::npos);
+  }
+  // Changing settings keeps the secret.
+  service.configure(corp.id, core::Source::ldap, {{"port", 636}}, json::object(), std::nullopt,
+                    admin);
+  EXPECT_EQ(service.test(corp.id, core::Source::ldap)["server"], "memory");
+  EXPECT_THROW(service.configure(corp.id, core::Source::ldap, json::object(),
+                                 {{"frequency_hours", 5}}, std::nullopt, admin),
+               core::Failure);
+}
+
+TEST_F(SyncServiceTest, PreviewChangesNothingRunAppliesAndForeignDomainsAreRejected) {
+  configure();
+  const auto p = service.preview(corp.id, core::Source::ldap);
+  EXPECT_EQ(p.plan.creates.size(), 2u);
+  ASSERT_EQ(p.rejected.size(), 1u);
+  EXPECT_EQ(p.rejected[0].what, "eve@elsewhere.example");
+  EXPECT_EQ(store.count_users(corp.id), 0u);
+  const auto r = service.run(corp.id, core::Source::ldap, false);
+  EXPECT_EQ(r.result.creates, 2u);
+  EXPECT_EQ(store.count_users(corp.id), 2u);
+  const auto st = service.status(corp.id, core::Source::ldap);
+  EXPECT_EQ(st["last_success"], "2026-11-24T10:07:00Z");
+  EXPECT_TRUE(st["last_error"].is_null());
+  EXPECT_EQ(st["last_result"]["create"], 2);
+  // The incremental state of a successful run is handed to the next read.
+  service.run(corp.id, core::Source::ldap, false);
+  EXPECT_EQ(source.last_state, "usn-2");
+}
+
+TEST_F(SyncServiceTest, AFailedReadAppliesAndDeletesNothingAndIsRecorded) {
+  configure({{"delete_removed", true}, {"max_delete_share", 1.0}});
+  service.run(corp.id, core::Source::ldap, false);
+  source.down = true;
+  clock.advance(std::chrono::hours(1));
+  EXPECT_THROW(service.run(corp.id, core::Source::ldap, false), core::Failure);
+  EXPECT_EQ(store.count_users(corp.id), 2u);
+  const auto st = service.status(corp.id, core::Source::ldap);
+  EXPECT_EQ(st["last_success"], "2026-11-24T10:07:00Z");
+  EXPECT_EQ(st["last_attempt"], "2026-11-24T11:07:00Z");
+  EXPECT_NE(st["last_error"].get<std::string>().find("connection lost"), std::string::npos);
+  // A source that answers with fewer entries deletes (the guard allows 100 % here).
+  source.down = false;
+  source.entries.pop_back();
+  source.entries.pop_back();
+  service.run(corp.id, core::Source::ldap, false);
+  EXPECT_EQ(store.count_users(corp.id), 1u);
+}
+
+TEST_F(SyncServiceTest, ScheduledRunsStartAtTheTopOrBottomOfTheHour) {
+  configure({{"frequency_hours", 1}});
+  EXPECT_EQ(service.run_due(clock.now()), 1u);  // never ran: due now (10:07, slot 10:00)
+  EXPECT_EQ(service.run_due(clock.now() + std::chrono::minutes(40)), 0u);  // 10:47
+  EXPECT_EQ(service.run_due(core::parse_iso8601("2026-11-24T11:00:00Z").value()), 1u);
+  source.down = true;  // a failure is recorded, not thrown, and waits for its next slot
+  EXPECT_EQ(service.run_due(core::parse_iso8601("2026-11-24T12:00:05Z").value()), 1u);
+  EXPECT_EQ(service.run_due(core::parse_iso8601("2026-11-24T12:20:00Z").value()), 0u);
+  service.configure(corp.id, core::Source::ldap, json::object(), {{"frequency_hours", nullptr}},
+                    std::nullopt, admin);
+  EXPECT_EQ(service.run_due(core::parse_iso8601("2026-11-25T12:00:00Z").value()), 0u);
+}
+
+TEST_F(SyncServiceTest, ADailySyncTurnsDiscoveryOff) {
+  EXPECT_FALSE(store.directory_sync_hours(corp.id));
+  configure({{"frequency_hours", 24}});
+  EXPECT_EQ(store.directory_sync_hours(corp.id), 24);
+  EXPECT_FALSE(core::discovery_active(store.discovery_settings(corp.id),
+                                      store.directory_sync_hours(corp.id)));
+}
+
+}  // namespace
+}  // namespace mailroster::directory
