@@ -7,8 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "directory/ldap/ldap_directory.hpp"
 #include "directory/ldap/ldap_source.hpp"
 #include "directory/sync_apply.hpp"
+#include "directory/sync_service.hpp"
+#include "store/secret_box.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_support.hpp"
 
@@ -22,10 +25,15 @@ using mailroster::testing::TempDir;
 // directory put it back.
 class Slapd {
  public:
-  explicit Slapd(const std::string& dir) : dir_(dir) { start(); }
+  explicit Slapd(const std::string& dir, std::vector<std::string> options = {})
+      : dir_(dir), options_(std::move(options)) {
+    start();
+  }
   ~Slapd() { stop(); }
   void start() {
-    const auto r = run_command("/usr/bin/python3", {MAILROSTER_SLAPD_FIXTURE, "start", dir_});
+    std::vector<std::string> args = {MAILROSTER_SLAPD_FIXTURE, "start", dir_};
+    args.insert(args.end(), options_.begin(), options_.end());
+    const auto r = run_command("/usr/bin/python3", args);
     if (r.status != 0) throw std::runtime_error("slapd fixture: " + r.err + r.out);
     info = nlohmann::json::parse(r.out);
   }
@@ -57,6 +65,7 @@ class Slapd {
 
  private:
   std::string dir_;
+  std::vector<std::string> options_;
 };
 
 class LdapSource : public ::testing::Test {
@@ -318,6 +327,47 @@ TEST_F(LdapSource, CliConfigureTestPreviewRunStatusAndFaults) {
   r = cli({"sync", "ldap", "configure", "--company", "corp", "--set", "security=tls"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("security"), std::string::npos) << r.err;
+}
+
+// A slapd that looks like AD (rootDSE highestCommittedUSN and dsServiceName, uSNChanged on
+// entries, an NTDS Settings invocationId): incremental runs through the sync service.
+TEST(LdapIncremental, ReadsOnlyChangesOnTheSameServerAndDeletesOnlyOnFullRuns) {
+  TempDir dir;
+  Slapd ad(dir.file("ad"), {"--ad", "--users", "20", "--big-group", "0"});
+  core::ManualClock clock(core::parse_iso8601("2026-11-24T10:00:00Z").value());
+  store::sqlite::SqliteStore store(dir.file("m.db"), clock);
+  const auto secrets = store::SecretBox::open_key_file(dir.file("key"));
+  SyncService service(store, secrets, clock);
+  LdapDirectory source;
+  service.add_source(source);
+  const core::Actor admin{"admin:test"};
+  const auto corp = store.add_company({"corp", "", "", {}}, admin);
+  store.add_domain(corp.id, "corp.example", core::Endpoint::parse("h").value(), admin);
+  service.configure(corp.id, core::Source::ldap, nlohmann::json(ad.settings()),
+                    {{"delete_removed", true}}, ad.password(), admin);
+
+  auto first = service.run(corp.id, core::Source::ldap, false);
+  EXPECT_FALSE(first.info["incremental"].get<bool>());
+  EXPECT_EQ(first.result.creates, 25u);  // 20 bulk, alice, dave, info, room1, news
+  ad.modify(
+      "dn: cn=alice,ou=people,dc=corp,dc=example\nchangetype: modify\nreplace: sn\nsn: "
+      "Changed\n-\nreplace: uSNChanged\nuSNChanged: 5001\n\n"
+      "dn: cn=user00007,ou=people,dc=corp,dc=example\nchangetype: delete\n");
+  auto second = service.run(corp.id, core::Source::ldap, false);
+  EXPECT_TRUE(second.info["incremental"].get<bool>());
+  EXPECT_EQ(second.result.updates, 1u);
+  EXPECT_EQ(second.result.creates + second.result.skips, 0u);  // only alice was read
+  EXPECT_EQ(second.result.deletes, 0u);                        // an incremental run never deletes
+  EXPECT_EQ(store.find_user(core::Address::parse("alice@corp.example").value())->surname,
+            "Changed");
+  // Another server identity (a restored DC): a full run, which finds the removal.
+  ad.modify(
+      "dn: cn=NTDS Settings,ou=service,dc=corp,dc=example\nchangetype: modify\nreplace: "
+      "invocationId\ninvocationId: another-server-id\n");
+  auto third = service.run(corp.id, core::Source::ldap, false);
+  EXPECT_FALSE(third.info["incremental"].get<bool>());
+  EXPECT_EQ(third.result.deletes, 1u);
+  EXPECT_FALSE(store.find_user(core::Address::parse("user00007@corp.example").value()));
 }
 
 // Last: it kills the suite's slapd (and starts a new one).

@@ -51,23 +51,29 @@ def person(uid, mail, given, sn, *, proxies=(), uac=512, hidden=None, rtype=None
         lines.append(f"msExchRecipientTypeDetails: {rtype}")
     if objguid:
         lines.append(f"objectGUID:: {guid(uid)}")
+    lines.append("uSNChanged: 100")
     return "\n".join(lines) + "\n"
 
 
 def group(cn, members, *, gtype, mail=None):
     lines = [f"dn: cn={cn},ou=groups,{BASE}", "objectClass: groupOfNames",
              "objectClass: adGroup", f"cn: {cn}", f"groupType: {gtype}",
-             f"objectGUID:: {guid(cn)}"]
+             f"objectGUID:: {guid(cn)}", "uSNChanged: 100"]
     if mail:
         lines.append(f"mail: {mail}")
     lines += [f"member: {m}" for m in members]
     return "\n".join(lines) + "\n"
 
 
+NTDS_DN = "cn=NTDS Settings,ou=service," + BASE
+
+
 def fixtures(users, big_group):
     out = [f"dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\no: Corp\ndc: corp\n"]
     for ou in ("people", "groups", "service"):
         out.append(f"dn: ou={ou},{BASE}\nobjectClass: organizationalUnit\nou: {ou}\n")
+    out.append(f"dn: {NTDS_DN}\nobjectClass: nTDSDSA\ncn: NTDS Settings\n"
+               f"invocationId:: {guid('invocation-1')}\n")
     out.append(f"dn: {SERVICE_DN}\nobjectClass: person\ncn: sync\nsn: sync\n"
                f"userPassword: {SERVICE_PASSWORD}\n")
     dn = lambda uid: f"cn={uid},ou=people,{BASE}"
@@ -112,11 +118,17 @@ def certificates(d):
          "-out", cert, "-days", "2", "-extfile", ext])
 
 
-def start(d, users, big_group):
+def start(d, users, big_group, ad):
     os.makedirs(os.path.join(d, "db"), exist_ok=True)
     if not os.path.exists(os.path.join(d, "server.pem")):
         certificates(d)
     conf = os.path.join(d, "slapd.conf")
+    root_dse = ""
+    if ad:  # look like AD: the rootDSE names the USN and the NTDS Settings entry
+        root_dse = os.path.join(d, "rootdse.ldif")
+        with open(root_dse, "w") as f:
+            f.write(f"dn:\nhighestCommittedUSN: 5000\ndsServiceName: {NTDS_DN}\n")
+        root_dse = "rootDSE " + root_dse
     with open(conf, "w") as f:
         f.write(f"""include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -129,6 +141,7 @@ argsfile {d}/slapd.args
 TLSCACertificateFile {d}/ca.pem
 TLSCertificateFile {d}/server.pem
 TLSCertificateKeyFile {d}/server.key
+{root_dse}
 database mdb
 maxsize 4294967296
 suffix "{BASE}"
@@ -136,6 +149,7 @@ rootdn "{ADMIN_DN}"
 rootpw {ADMIN_PASSWORD}
 directory {d}/db
 index objectClass eq
+index uSNChanged eq
 index mail,proxyAddresses pres,eq
 limits users size.soft=1000 size.hard=1000 size.prtotal=unlimited
 access to attrs=userPassword by anonymous auth by * none
@@ -187,10 +201,11 @@ def main():
     p.add_argument("dir")
     p.add_argument("--users", type=int, default=2500)
     p.add_argument("--big-group", type=int, default=1600)
+    p.add_argument("--ad", action="store_true", help="look like Active Directory (USNs)")
     a = p.parse_args()
     d = os.path.abspath(a.dir)
     if a.action == "start":
-        start(d, a.users, a.big_group)
+        start(d, a.users, a.big_group, a.ad)
     else:
         stop(d)
 
