@@ -155,7 +155,11 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
                               core::TimePoint started) {
   const auto sync = require(company_id, kind);
   try {
+    // Durations are measurements for the operator, not rules: a steady clock.
+    using Steady = std::chrono::steady_clock;
+    const auto t0 = Steady::now();
     auto r = read(sync);
+    const auto t1 = Steady::now();
     RunReport report;
     const auto options = config_of(sync).options;
     store_.atomically([&] {
@@ -163,8 +167,12 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
       run.add(r.snapshot.entries);
       report.result = run.finish(r.snapshot.complete, force);
     });
+    const auto t2 = Steady::now();
     report.rejected = std::move(r.rejected);
     report.info = std::move(r.info);
+    auto seconds = [](Steady::duration d) { return std::chrono::duration<double>(d).count(); };
+    report.info["read_seconds"] = seconds(t1 - t0);
+    report.info["apply_seconds"] = seconds(t2 - t1);
     json result = run_json(report.result);
     result["rejected"] = report.rejected.size();
     result["info"] = report.info;

@@ -33,7 +33,7 @@ struct LdapSettings {
   std::string filter;  // optional, ANDed with the entry filter
   int network_timeout_seconds = 10;
   int operation_timeout_seconds = 60;
-  int page_size = 500;
+  int page_size = 1000;  // AD answers at most 1,000 per page (MaxPageSize)
 };
 void to_json(nlohmann::json& j, const LdapSettings& s);
 // Strict: unknown fields and bad values fail with the field's name.
