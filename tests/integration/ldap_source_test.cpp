@@ -58,6 +58,7 @@ class Slapd {
     s.base_dn = info["base_dn"].get<std::string>();
     s.network_timeout_seconds = 3;
     s.operation_timeout_seconds = 10;
+    s.page_size = 500;  // several pages under the server's limit of 1,000
     return s;
   }
   std::string password() const { return info["password"].get<std::string>(); }
