@@ -21,6 +21,7 @@
 #include "app/plan_output.hpp"
 #include "app/serve.hpp"
 #include "directory/csv/csv_import.hpp"
+#include "directory/graph/graph_directory.hpp"
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_apply.hpp"
 #include "directory/sync_service.hpp"
@@ -179,6 +180,7 @@ struct Context {
   SyncArgs sync_args;
   std::unique_ptr<store::SecretBox> secret_box;
   std::unique_ptr<directory::ldap::LdapDirectory> ldap_source;
+  std::unique_ptr<directory::graph::GraphDirectory> graph_source;
   std::unique_ptr<directory::SyncService> sync_service;
 
   // Pins "now" to an ISO-8601 instant, before the store is opened.
@@ -210,6 +212,8 @@ struct Context {
       sync_service = std::make_unique<directory::SyncService>(store(), *secret_box, clock());
       ldap_source = std::make_unique<directory::ldap::LdapDirectory>();
       sync_service->add_source(*ldap_source);
+      graph_source = std::make_unique<directory::graph::GraphDirectory>(clock());
+      sync_service->add_source(*graph_source);
     }
     return *sync_service;
   }

@@ -18,6 +18,7 @@
 
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
+#include "directory/graph/graph_directory.hpp"
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_service.hpp"
 #include "gateway/inbound.hpp"
@@ -66,6 +67,48 @@ admin::HttpResponse flush_verify_cache(verify::Verifier& verifier, const admin::
 }
 
 }  // namespace
+
+// Runs due directory syncs every `interval` on its own thread: LDAP and Graph calls block,
+// and SMTP must not wait for them. Stopping waits for a sync under way to finish (its
+// transaction is all or nothing anyway).
+class SyncScheduler {
+ public:
+  SyncScheduler(directory::SyncService& syncs, const core::Clock& clock, admin::Metrics& metrics,
+                std::chrono::seconds interval)
+      : thread_([this, &syncs, &clock, &metrics, interval] {
+          std::unique_lock lock(mutex_);
+          while (!stopping_) {
+            lock.unlock();
+            try {
+              if (const auto ran = syncs.run_due(clock.now())) {
+                metrics.add("mailroster_directory_syncs_total", "", ran);
+              }
+            } catch (const std::exception& e) {
+              spdlog::error("sync scheduler: {}", e.what());
+            }
+            lock.lock();
+            wake_.wait_for(lock, interval, [this] { return stopping_; });
+          }
+        }) {}
+  ~SyncScheduler() { stop(); }
+  SyncScheduler(const SyncScheduler&) = delete;
+  SyncScheduler& operator=(const SyncScheduler&) = delete;
+
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 int serve(const Config& config, store::Store& store) {
   boost::asio::io_context io;
@@ -143,25 +186,8 @@ int serve(const Config& config, store::Store& store) {
   directory::ldap::LdapDirectory ldap_source;
   directory::SyncService syncs(store, secrets, clock);
   syncs.add_source(ldap_source);
-  std::mutex scheduler_mutex;
-  std::condition_variable scheduler_wake;
-  bool stopping = false;
-  std::thread scheduler([&] {
-    std::unique_lock lock(scheduler_mutex);
-    while (!stopping) {
-      lock.unlock();
-      try {
-        if (const auto ran = syncs.run_due(clock.now())) {
-          metrics.add("mailroster_directory_syncs_total", "", ran);
-        }
-      } catch (const std::exception& e) {
-        spdlog::error("sync scheduler: {}", e.what());
-      }
-      lock.lock();
-      scheduler_wake.wait_for(lock, config.sync_check, [&] { return stopping; });
-    }
-  });
-
+  directory::graph::GraphDirectory graph_source(clock);
+  syncs.add_source(graph_source);
   http.start();
   inbound.start();
   outbound.start();
@@ -172,6 +198,7 @@ int serve(const Config& config, store::Store& store) {
                config.inbound.tls_cert_file.empty() ? "" : " (STARTTLS offered)");
   spdlog::info("outbound SMTP listening on {}:{}, relaying to {}", config.outbound_listen.host,
                outbound.port(), config.outbound_next_hop.str());
+  SyncScheduler scheduler(syncs, clock, metrics, config.sync_check);
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
@@ -186,12 +213,7 @@ int serve(const Config& config, store::Store& store) {
   });
 
   io.run();
-  {
-    std::lock_guard lock(scheduler_mutex);
-    stopping = true;
-  }
-  scheduler_wake.notify_all();
-  scheduler.join();  // a sync under way finishes (its transaction is all or nothing anyway)
+  scheduler.stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -198,20 +198,25 @@ bool SyncPlanner::matched(Id user) const {
 }
 
 Plan SyncPlanner::finish(const std::vector<User>& source_users, std::size_t company_users,
-                         bool complete) {
+                         bool complete, const std::vector<User>& removed_users) {
   Plan plan;
   plan.source = source_;
   plan.company_users = company_users;
   plan.source_complete = complete;
-  if (options_.delete_removed && complete) {
-    for (const auto& u : source_users) {
-      if (u.source != source_ || matched(u.id)) continue;
-      PlanItem item;
-      item.action = PlanItem::Action::remove;
-      item.address = u.address;
-      item.user_id = u.id;
-      item.reason = "no longer in the source";
-      plan.deletes.push_back(std::move(item));
+  std::unordered_set<Id> deleted;
+  auto remove = [&](const User& u, const char* reason) {
+    if (u.source != source_ || matched(u.id) || !deleted.insert(u.id).second) return;
+    PlanItem item;
+    item.action = PlanItem::Action::remove;
+    item.address = u.address;
+    item.user_id = u.id;
+    item.reason = reason;
+    plan.deletes.push_back(std::move(item));
+  };
+  if (options_.delete_removed) {
+    for (const auto& u : removed_users) remove(u, "removed in the source");
+    if (complete) {
+      for (const auto& u : source_users) remove(u, "no longer in the source");
     }
   }
   std::sort(plan.deletes.begin(), plan.deletes.end(),

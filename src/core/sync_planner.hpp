@@ -41,6 +41,9 @@ struct Snapshot {
   Source source = Source::csv;
   std::vector<DirectoryEntry> entries;
   bool complete = true;  // false: the source failed or was partial -> never delete
+  // Source ids the source itself reports as removed (Graph delta "@removed"): deleted when
+  // deleting is on, even from an incremental (incomplete) snapshot.
+  std::vector<std::string> removed;
 };
 
 struct SyncOptions {
@@ -116,9 +119,10 @@ class SyncPlanner {
   Plan plan(const std::vector<DirectoryEntry>& entries, const CompanyView& view);
 
   // Users of this source (source_users: all of them, or a superset) that no entry matched
-  // become deletes when deleting is on and the snapshot was complete; company_users sizes
-  // the guard.
-  Plan finish(const std::vector<User>& source_users, std::size_t company_users, bool complete);
+  // become deletes when deleting is on and the snapshot was complete, and so do the users
+  // the source reported removed (removed_users); company_users sizes the guard.
+  Plan finish(const std::vector<User>& source_users, std::size_t company_users, bool complete,
+              const std::vector<User>& removed_users = {});
 
   // Whether some entry matched this user.
   bool matched(Id user) const;

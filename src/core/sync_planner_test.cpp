@@ -292,3 +292,25 @@ TEST(SyncPlanner, GroupsAreFunctionalAccountsWhenIncluded) {
 
 }  // namespace
 }  // namespace mailroster::core
+
+namespace mailroster::core {
+namespace {
+
+TEST(SyncPlanner, UsersTheSourceReportsRemovedAreDeletedEvenFromAnIncrementalSnapshot) {
+  Fixture f;
+  f.users = {user(1, "a@acme.example", Source::azure, "id-a"),
+             user(2, "b@acme.example", Source::azure, "id-b"),
+             user(3, "m@acme.example", Source::manual, "id-m")};
+  SyncPlanner planner(Source::azure, {.delete_removed = true, .max_delete_share = 1});
+  planner.plan({}, {f.users, f.aliases, f.foreign});
+  // Incremental: only b (and a manual user with a clashing id, never touched) reported removed.
+  auto p = planner.finish(f.users, 3, false, {f.users[1], f.users[2]});
+  ASSERT_EQ(p.deletes.size(), 1u);
+  EXPECT_EQ(p.deletes[0].address.str(), "b@acme.example");
+  EXPECT_EQ(p.deletes[0].reason, "removed in the source");
+  SyncPlanner keep(Source::azure, {});  // deleting off
+  EXPECT_TRUE(keep.finish(f.users, 3, false, {f.users[1]}).deletes.empty());
+}
+
+}  // namespace
+}  // namespace mailroster::core

@@ -1,5 +1,7 @@
 #include "directory/sync_apply.hpp"
 
+#include <set>
+
 namespace mailroster::directory {
 
 using core::ErrorCode;
@@ -56,13 +58,21 @@ void SyncRun::add(const std::vector<core::DirectoryEntry>& batch) {
   report(plan);
 }
 
-RunResult SyncRun::finish(bool source_complete, bool force) {
+RunResult SyncRun::finish(bool source_complete, bool force,
+                          const std::vector<std::string>& removed_ids) {
   std::vector<core::User> unmatched;
   for (const auto id : source_complete ? before_ : std::vector<core::Id>{}) {
     if (planner_.matched(id)) continue;
     if (auto u = store_.user_by_id(id)) unmatched.push_back(std::move(*u));
   }
-  auto plan = planner_.finish(unmatched, result_.company_users, source_complete);
+  std::vector<core::User> removed;
+  if (!removed_ids.empty()) {
+    const std::set<std::string> ids(removed_ids.begin(), removed_ids.end());
+    for (auto& u : store_.sync_view(company_id_, source_, {}, removed_ids).users) {
+      if (ids.count(u.source_id)) removed.push_back(std::move(u));
+    }
+  }
+  auto plan = planner_.finish(unmatched, result_.company_users, source_complete, removed);
   result_.source_complete = source_complete;
   result_.guard = plan.guard;
   if (apply_ && plan.guard && !force) throw guard_failure(*plan.guard);
@@ -84,7 +94,7 @@ core::Plan plan_for(store::Store& store, core::Id company_id, const core::Snapsh
     list.push_back(i);
   });
   run.add(snapshot.entries);
-  const auto r = run.finish(snapshot.complete, false);
+  const auto r = run.finish(snapshot.complete, false, snapshot.removed);
   plan.company_users = r.company_users;
   plan.source_complete = r.source_complete;
   plan.guard = r.guard;

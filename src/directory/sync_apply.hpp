@@ -40,9 +40,11 @@ class SyncRun {
   // Plans (and applies) one batch. Batches must not repeat an address (core::SyncPlanner).
   void add(const std::vector<core::DirectoryEntry>& batch);
 
-  // The deletions of users no entry matched, when deleting is on and the source was complete.
-  // When applying, a plan the guard refuses throws core::Failure (conflict) unless force.
-  RunResult finish(bool source_complete, bool force);
+  // The deletions of users no entry matched, when deleting is on and the source was complete,
+  // and of users whose source ids the source reported removed. When applying, a plan the
+  // guard refuses throws core::Failure (conflict) unless force.
+  RunResult finish(bool source_complete, bool force,
+                   const std::vector<std::string>& removed_ids = {});
 
  private:
   void report(const core::Plan& plan);

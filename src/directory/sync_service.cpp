@@ -165,7 +165,7 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     store_.atomically([&] {
       SyncRun run(store_, company_id, kind, options, true, {});
       run.add(r.snapshot.entries);
-      report.result = run.finish(r.snapshot.complete, force);
+      report.result = run.finish(r.snapshot.complete, force, r.snapshot.removed);
     });
     const auto t2 = Steady::now();
     report.rejected = std::move(r.rejected);

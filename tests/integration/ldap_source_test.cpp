@@ -330,6 +330,43 @@ TEST_F(LdapSource, CliConfigureTestPreviewRunStatusAndFaults) {
   EXPECT_NE(r.err.find("security"), std::string::npos) << r.err;
 }
 
+// `serve` runs a scheduled sync by itself (never ran: due at once) and logs the outcome.
+TEST_F(LdapSource, ServeRunsDueSyncsOnItsScheduler) {
+  TempDir local;
+  const auto db = local.file("m.db");
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--db", db});
+    return run_command(MAILROSTER_BINARY, args, in);
+  };
+  ASSERT_EQ(cli({"company", "add", "corp"}).status, 0);
+  ASSERT_EQ(
+      cli({"domain", "add", "corp.example", "--company", "corp", "--destination", "127.0.0.1:25"})
+          .status,
+      0);
+  const auto s = slapd->settings();
+  ASSERT_EQ(cli({"sync", "ldap", "configure", "--company", "corp", "--set", "host=127.0.0.1",
+                 "--set", "port=" + std::to_string(s.port), "--set", "bind_dn=" + s.bind_dn,
+                 "--set", "base_dn=" + s.base_dn, "--set", "frequency_hours=1", "--secret-stdin"},
+                slapd->password() + "\n")
+                .status,
+            0);
+  mailroster::testing::write_file(
+      local.file("c.toml"), "[database]\npath = \"" + db +
+                                "\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[smtp]\ninbound_listen = "
+                                "\"127.0.0.1:0\"\n[outbound]\nlisten = \"127.0.0.1:0\"\n"
+                                "[maintenance]\nsync_check = \"1s\"\n");
+  mailroster::testing::BackgroundProcess serve(MAILROSTER_BINARY,
+                                               {"--config", local.file("c.toml"), "serve"});
+  ASSERT_TRUE(serve.wait_for_err("sync ldap company=1: create=2505", std::chrono::seconds(20)))
+      << serve.err();
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(std::chrono::seconds(10)), 0);
+  const auto st =
+      nlohmann::json::parse(cli({"sync", "ldap", "status", "--company", "corp", "--json"}).out);
+  EXPECT_FALSE(st["last_success"].is_null());
+  EXPECT_EQ(serve.err().find(slapd->password()), std::string::npos);  // never logged
+}
+
 // A slapd that looks like AD (rootDSE highestCommittedUSN and dsServiceName, uSNChanged on
 // entries, an NTDS Settings invocationId): incremental runs through the sync service.
 TEST(LdapIncremental, ReadsOnlyChangesOnTheSameServerAndDeletesOnlyOnFullRuns) {

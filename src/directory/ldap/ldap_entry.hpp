@@ -1,7 +1,7 @@
 // Active Directory entries as directory entries for the sync planner: the pure half of the
 // LDAP source (no I/O), so every rule about AD's attributes is tested on its own.
 //
-//  - proxyAddresses: the "SMTP:" value is the primary wherever it stands, "smtp:" values are
+//  - proxyAddresses (directory/proxy_addresses.hpp): the "SMTP:" value is the primary; "smtp:" are
 //    aliases, every other type (X500:, SIP:, X400:, ...) is never a mail address; without an
 //    SMTP: value, `mail` is the primary. An entry is never its own alias.
 //  - userAccountControl bit 0x2: disabled. msExchHideFromAddressLists TRUE: hidden.
@@ -20,18 +20,12 @@
 
 #include "core/error.hpp"
 #include "core/sync_planner.hpp"
+#include "directory/proxy_addresses.hpp"
 
 namespace mailroster::directory::ldap {
 
 // Attribute name (lower case, options such as ";range=0-1499" kept) -> values (raw bytes).
 using Attributes = std::map<std::string, std::vector<std::string>>;
-
-struct ProxyAddresses {
-  std::optional<core::Address> primary;
-  std::vector<core::Address> aliases;
-  std::vector<std::string> problems;  // values that looked like mail but were not addresses
-};
-ProxyAddresses parse_proxy_addresses(const std::vector<std::string>& values);
 
 // AD's GUID text form (the first three fields little-endian); nullopt unless 16 bytes.
 std::optional<std::string> guid_text(const std::string& bytes);

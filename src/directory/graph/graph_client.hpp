@@ -1,0 +1,96 @@
+// Microsoft Graph over libcurl: the OAuth2 client-credentials token (cached until a minute
+// before it expires), GETs with the bearer token, 429/503 answered by waiting Retry-After
+// (bounded: at most max_retries tries and max_retry_after_seconds each), one new token after
+// a 401, timeouts, @odata.nextLink paging. Base URLs are settings, so national clouds and
+// the tests' local server work.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.hpp"
+#include "core/error.hpp"
+
+namespace mailroster::directory::graph {
+
+struct GraphSettings {
+  std::string tenant_id;
+  std::string client_id;
+  std::string login_url = "https://login.microsoftonline.com";
+  std::string graph_url = "https://graph.microsoft.com";
+  int timeout_seconds = 30;
+  int max_retries = 5;
+  int max_retry_after_seconds = 120;
+  int page_size = 999;
+};
+void to_json(nlohmann::json& j, const GraphSettings& s);
+core::Result<GraphSettings> settings_from_json(const nlohmann::json& j);
+
+// Tokens by tenant, client and secret, until shortly before they expire.
+class TokenCache {
+ public:
+  struct Token {
+    std::string value;
+    core::TimePoint expires;
+  };
+  std::optional<std::string> get(const std::string& key, core::TimePoint now) const;
+  void put(const std::string& key, Token token);
+  void drop(const std::string& key);
+
+ private:
+  std::map<std::string, Token> tokens_;
+};
+
+class GraphClient {
+ public:
+  using Sleep = std::function<void(std::chrono::seconds)>;
+  GraphClient(GraphSettings settings, std::string secret, TokenCache& cache,
+              const core::Clock& clock, Sleep sleep);
+  ~GraphClient();
+  GraphClient(const GraphClient&) = delete;
+  GraphClient& operator=(const GraphClient&) = delete;
+
+  struct Failure {
+    long status = 0;      // HTTP status; 0: no answer (connection, timeout)
+    std::string code;     // Graph's error.code, when it gave one
+    std::string message;  // complete: "GET /v1.0/users (page 3): HTTP 500 ...: ..."
+  };
+  // One GET of a path ("/v1.0/users?...") or an absolute URL (nextLink, deltaLink).
+  std::variant<nlohmann::json, Failure> get(const std::string& path_or_url);
+  // Follows @odata.nextLink; every page's "value" items, and the last page (deltaLink).
+  struct Pages {
+    std::vector<nlohmann::json> items;
+    nlohmann::json last;
+    std::size_t pages = 0;
+  };
+  std::variant<Pages, Failure> get_all(const std::string& path_or_url);
+
+  // "Graph GET /v1.0/users (page 3): HTTP 500 generalException: ..."
+  static std::string describe(const Failure& f);
+
+ private:
+  struct Response {
+    long status = 0;
+    std::string body;
+    std::optional<int> retry_after;
+    std::string error;  // transport error (curl)
+  };
+  Response request(const std::string& url, const std::string* form, const std::string& bearer);
+  std::variant<std::string, Failure> token(bool fresh);
+
+  GraphSettings settings_;
+  std::string secret_;
+  TokenCache& cache_;
+  const core::Clock& clock_;
+  Sleep sleep_;
+  void* curl_ = nullptr;
+};
+
+}  // namespace mailroster::directory::graph

@@ -1,0 +1,36 @@
+#include "directory/proxy_addresses.hpp"
+
+#include <algorithm>
+
+namespace mailroster::directory {
+
+namespace {
+
+bool starts_with_ci(const std::string& s, std::string_view prefix) {
+  return s.size() >= prefix.size() && core::ascii_lower(s.substr(0, prefix.size())) == prefix;
+}
+
+}  // namespace
+
+ProxyAddresses parse_proxy_addresses(const std::vector<std::string>& values) {
+  ProxyAddresses out;
+  for (const auto& v : values) {
+    if (!starts_with_ci(v, "smtp:")) continue;  // X500:, SIP:, X400:, ... are not mail
+    auto a = core::Address::parse(v.substr(5));
+    if (!a) {
+      out.problems.push_back("proxyAddresses value '" + v + "': " + a.error().message);
+      continue;
+    }
+    if (v.compare(0, 5, "SMTP:") == 0 && !out.primary) {
+      out.primary = *a;
+    } else {
+      out.aliases.push_back(*a);
+    }
+  }
+  if (out.primary) {
+    std::erase_if(out.aliases, [&](const core::Address& a) { return a == *out.primary; });
+  }
+  return out;
+}
+
+}  // namespace mailroster::directory

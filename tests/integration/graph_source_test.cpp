@@ -1,0 +1,241 @@
+// Azure AD sync against a local server speaking Microsoft Graph's protocol
+// (tests/graph/fake_graph.py: Graph itself cannot run here): token, users and groups with
+// paging, delta with changes and removals, 429 + Retry-After, a 500 mid-paging, an expired
+// delta token, a wrong secret; through the sync service and the CLI.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "directory/graph/graph_directory.hpp"
+#include "directory/sync_service.hpp"
+#include "store/secret_box.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::directory::graph {
+namespace {
+
+using mailroster::testing::BackgroundProcess;
+using mailroster::testing::TempDir;
+using nlohmann::json;
+
+class FakeGraph {
+ public:
+  FakeGraph() : process_("/usr/bin/python3", {MAILROSTER_FAKE_GRAPH, "--users", "250"}) {
+    for (int i = 0; i < 200 && port == 0; ++i) {
+      const auto out = process_.out();
+      if (auto p = out.find("PORT "); p != std::string::npos && out.find('\n', p) != out.npos) {
+        port = std::stoi(out.substr(p + 5));
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      }
+    }
+    if (port == 0) throw std::runtime_error("fake Graph did not start: " + process_.err());
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+  void control(const json& c) const {
+    const auto r = mailroster::testing::run_command("/usr/bin/curl",
+                                                    {"-sf", "-d", c.dump(), url() + "/_control"});
+    if (r.status != 0) throw std::runtime_error("control failed");
+  }
+  json log() const {
+    return json::parse(
+        mailroster::testing::run_command("/usr/bin/curl", {"-sf", url() + "/_log"}).out);
+  }
+  json settings() const {
+    return {{"tenant_id", "contoso-tenant"},
+            {"client_id", "mailroster-app"},
+            {"login_url", url()},
+            {"graph_url", url()},
+            {"timeout_seconds", 5},
+            {"page_size", 60}};
+  }
+  int port = 0;
+
+ private:
+  BackgroundProcess process_;
+};
+
+class GraphSync : public ::testing::Test {
+ protected:
+  GraphSync()
+      : clock(core::parse_iso8601("2026-11-24T10:00:00Z").value()),
+        store(dir.file("m.db"), clock),
+        secrets(store::SecretBox::open_key_file(dir.file("key"))),
+        source(clock, [this](std::chrono::seconds s) { slept.push_back(s.count()); }),
+        service(store, secrets, clock) {
+    service.add_source(source);
+    corp = store.add_company({"corp", "", "", {}}, admin);
+    store.add_domain(corp.id, "corp.example", core::Endpoint::parse("h").value(), admin);
+  }
+  void configure(const json& options = json::object(), const std::string& secret = "graph-secret") {
+    service.configure(corp.id, core::Source::azure, graph.settings(), options, secret, admin);
+  }
+  std::optional<core::User> user(const std::string& a) {
+    return store.find_user(core::Address::parse(a).value());
+  }
+  std::size_t requests(const std::string& prefix, int status = 0) {
+    std::size_t n = 0;
+    for (const auto& r : graph.log()) {
+      if (r["path"].get<std::string>().rfind(prefix, 0) == 0 && (!status || r["status"] == status))
+        ++n;
+    }
+    return n;
+  }
+  FakeGraph graph;
+  TempDir dir;
+  core::ManualClock clock;
+  store::sqlite::SqliteStore store;
+  store::SecretBox secrets;
+  std::vector<long> slept;
+  GraphDirectory source;
+  SyncService service;
+  core::Actor admin{"admin:test"};
+  core::Company corp;
+};
+
+TEST_F(GraphSync, FullRunReadsPagedUsersAndGroupsAndCachesTheToken) {
+  configure({{"include_disabled", true}, {"include_security_groups", true}});
+  const auto p = service.preview(corp.id, core::Source::azure);
+  // 250 bulk + alice + bob (disabled, included) + staff (security) + news (distribution).
+  EXPECT_EQ(p.plan.creates.size(), 254u);
+  EXPECT_GE(p.info["pages"].get<int>(), 5);  // 60 per page
+  std::set<std::string> rejected;
+  for (const auto& r : p.rejected) rejected.insert(r.reason);
+  EXPECT_TRUE(rejected.count("guest account (an external person)"));
+  EXPECT_TRUE(rejected.count("no mailbox (no mail address)"));
+  service.run(corp.id, core::Source::azure, false);
+  const auto alice = user("alice@corp.example");
+  ASSERT_TRUE(alice);
+  EXPECT_EQ(alice->source_id, "00000000-0000-0000-0000-000000000001");
+  EXPECT_EQ(store.find_alias(core::Address::parse("a.smith@corp.example").value())->user_id,
+            alice->id);  // SIP:/X500: ignored
+  EXPECT_EQ(user("staff@corp.example")->role, core::Role::functional);
+  EXPECT_EQ(requests("/contoso-tenant/oauth2"), 1u);                  // one token for both runs
+  EXPECT_EQ(requests("/v1.0/groups/g-staff/transitiveMembers"), 6u);  // 152 members, 60 a page
+}
+
+TEST_F(GraphSync, DeltaRunsApplyChangesAndRemovalsAndAnExpiredDeltaMeansAFullRun) {
+  configure({{"delete_removed", true}});
+  service.run(corp.id, core::Source::azure, false);
+  ASSERT_TRUE(user("user0007@corp.example"));
+  graph.control({{"action", "set_user"},
+                 {"user",
+                  {{"id", "00000000-0000-0000-0000-000000000001"},
+                   {"accountEnabled", true},
+                   {"mail", "alice@corp.example"},
+                   {"givenName", "Alice"},
+                   {"surname", "Smith-Jones"},
+                   {"proxyAddresses", {"SMTP:alice@corp.example"}},
+                   {"userType", "Member"}}}});
+  graph.control({{"action", "remove_user"}, {"id", "00000000-0000-0000-0000-000000000107"}});
+  const auto r = service.run(corp.id, core::Source::azure, false);
+  EXPECT_TRUE(r.info["incremental"].get<bool>());
+  EXPECT_EQ(r.result.updates, 1u);
+  EXPECT_EQ(r.result.deletes, 1u);  // "@removed" in the delta
+  EXPECT_EQ(user("alice@corp.example")->surname, "Smith-Jones");
+  EXPECT_FALSE(store.find_alias(core::Address::parse("a.smith@corp.example").value()));
+  EXPECT_FALSE(user("user0007@corp.example"));
+  EXPECT_EQ(requests("/v1.0/users?"), 5u);  // only the first run listed every user
+
+  graph.control({{"action", "expire_deltas"}});
+  const auto full = service.run(corp.id, core::Source::azure, false);
+  EXPECT_FALSE(full.info["incremental"].get<bool>());
+  EXPECT_TRUE(full.info["delta_reset"].get<bool>());
+  EXPECT_EQ(requests("/v1.0/users/delta", 410), 1u);
+}
+
+TEST_F(GraphSync, ThrottlingIsAnsweredByWaitingRetryAfter) {
+  configure();
+  graph.control(
+      {{"action", "throttle"}, {"path", "/v1.0/users"}, {"count", 2}, {"retry_after", 7}});
+  service.run(corp.id, core::Source::azure, false);
+  EXPECT_EQ(slept, (std::vector<long>{7, 7}));  // waited as told, then went on
+  EXPECT_EQ(requests("/v1.0/users", 429), 2u);
+  EXPECT_TRUE(user("alice@corp.example"));
+  // Bounded: a server that keeps throttling fails the run after max_retries tries.
+  graph.control(
+      {{"action", "throttle"}, {"path", "/v1.0/users"}, {"count", 100}, {"retry_after", 1}});
+  clock.advance(std::chrono::hours(1));
+  try {
+    service.run(corp.id, core::Source::azure, false);
+    ADD_FAILURE();
+  } catch (const core::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("HTTP 429"), std::string::npos) << f.what();
+  }
+}
+
+TEST_F(GraphSync, AFailureMidPagingAppliesAndDeletesNothing) {
+  configure({{"delete_removed", true}, {"max_delete_share", 1.0}});
+  service.run(corp.id, core::Source::azure, false);
+  const auto users = store.count_users(corp.id);
+  graph.control({{"action", "expire_deltas"}});  // the next run is a full one
+  graph.control({{"action", "fail"}, {"path", "/v1.0/users"}, {"after", 2}, {"status", 500}});
+  try {
+    service.run(corp.id, core::Source::azure, false);
+    ADD_FAILURE();
+  } catch (const core::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("(page 3): HTTP 500"), std::string::npos) << f.what();
+    EXPECT_NE(std::string(f.what()).find("nothing was changed"), std::string::npos);
+  }
+  EXPECT_EQ(store.count_users(corp.id), users);
+  EXPECT_FALSE(service.status(corp.id, core::Source::azure)["last_error"].is_null());
+}
+
+TEST_F(GraphSync, AWrongSecretIsAClearErrorAndNeverStoredInTheClear) {
+  configure(json::object(), "not-the-secret");
+  try {
+    service.test(corp.id, core::Source::azure);
+    ADD_FAILURE();
+  } catch (const core::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("AADSTS7000215: Invalid client secret"), std::string::npos)
+        << f.what();
+  }
+  EXPECT_THROW(service.run(corp.id, core::Source::azure, false), core::Failure);
+  EXPECT_EQ(store.count_users(corp.id), 0u);
+  EXPECT_EQ(mailroster::testing::read_file(dir.file("m.db")).find("not-the-secret"),
+            std::string::npos);
+  EXPECT_EQ(service.status(corp.id, core::Source::azure).dump().find("not-the-secret"),
+            std::string::npos);
+}
+
+TEST_F(GraphSync, ExpiredTokensAreRenewedOnce) {
+  configure();
+  service.run(corp.id, core::Source::azure, false);
+  graph.control({{"action", "expire_tokens"}});  // revoked before their time
+  service.run(corp.id, core::Source::azure, false);
+  EXPECT_EQ(requests("/contoso-tenant/oauth2"), 2u);
+  clock.advance(std::chrono::hours(2));  // past expires_in: a new one without a 401
+  const auto before = requests("/v1.0", 401);
+  service.run(corp.id, core::Source::azure, false);
+  EXPECT_EQ(requests("/contoso-tenant/oauth2"), 3u);
+  EXPECT_EQ(requests("/v1.0", 401), before);
+}
+
+TEST_F(GraphSync, TheCliSyncsAzure) {
+  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
+    args.insert(args.begin(), {"--db", dir.file("cli.db")});
+    return mailroster::testing::run_command(MAILROSTER_BINARY, args, in);
+  };
+  ASSERT_EQ(cli({"company", "add", "corp"}).status, 0);
+  ASSERT_EQ(
+      cli({"domain", "add", "corp.example", "--company", "corp", "--destination", "127.0.0.1:25"})
+          .status,
+      0);
+  auto r = cli({"sync", "azure", "configure", "--company", "corp", "--set",
+                "tenant_id=contoso-tenant", "--set", "client_id=mailroster-app", "--set",
+                "login_url=" + graph.url(), "--set", "graph_url=" + graph.url(), "--secret-stdin"},
+               "graph-secret\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.find("graph-secret"), std::string::npos);
+  r = cli({"sync", "azure", "run", "--company", "corp", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["created"], 252);  // 250 + alice + news (distribution list)
+  r = cli({"sync", "azure", "status", "--company", "corp"});
+  EXPECT_NE(r.out.find("last error: none"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace mailroster::directory::graph
