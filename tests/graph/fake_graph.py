@@ -18,6 +18,7 @@ and lets a test inject faults through POST /_control (JSON):
   {"action": "expire_deltas"}     every delta token given so far answers 410 (resync)
   {"action": "set_user", "user": {...}} / {"action": "remove_user", "id": "..."}
   {"action": "expire_tokens"}     bearer tokens issued so far are rejected (401)
+  {"action": "stall", "path": "/v1.0/groups", "seconds": 5}  -> answers that late
 GET /_log returns the requests seen: [{"method", "path", "status"}].
 
 Usage: fake_graph.py [--users N] [--page-size N]; prints "PORT <n>" when listening.
@@ -26,6 +27,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -49,6 +51,7 @@ class State:
         self.delta_floor = 0  # delta tokens below this are expired
         self.throttles = []
         self.fails = []
+        self.stalls = []
         self.log = []
         for u in users:
             self.users[u["id"]] = u
@@ -151,6 +154,8 @@ class Handler(BaseHTTPRequestHandler):
                 s.fails.append(dict(c, seen=0))
             elif a == "expire_deltas":
                 s.delta_floor = s.bump()
+            elif a == "stall":
+                s.stalls.append(dict(c))
             elif a == "expire_tokens":
                 s.tokens.clear()
             elif a == "set_user":
@@ -194,6 +199,9 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        for st in list(s.stalls):
+            if url.path.startswith(st["path"]):
+                time.sleep(st["seconds"])
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or auth[7:] not in s.tokens:
             return self.graph_error(401, "InvalidAuthenticationToken",

@@ -184,6 +184,21 @@ TEST_F(GraphSync, AFailureMidPagingAppliesAndDeletesNothing) {
   EXPECT_FALSE(service.status(corp.id, core::Source::azure)["last_error"].is_null());
 }
 
+TEST_F(GraphSync, AServerThatDoesNotAnswerTimesOut) {
+  auto settings = graph.settings();
+  settings["timeout_seconds"] = 1;
+  service.configure(corp.id, core::Source::azure, settings, json::object(), "graph-secret", admin);
+  graph.control({{"action", "stall"}, {"path", "/v1.0/groups"}, {"seconds", 3}});
+  try {
+    service.run(corp.id, core::Source::azure, false);
+    ADD_FAILURE();
+  } catch (const core::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("GET /v1.0/groups (page 1): Timeout"), std::string::npos)
+        << f.what();
+  }
+  EXPECT_EQ(store.count_users(corp.id), 0u);
+}
+
 TEST_F(GraphSync, AWrongSecretIsAClearErrorAndNeverStoredInTheClear) {
   configure(json::object(), "not-the-secret");
   try {

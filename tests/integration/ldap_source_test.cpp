@@ -2,8 +2,12 @@
 // paging past the server's size limit, AD attributes, nested and large groups, LDAPS and
 // StartTLS with a test CA, refused binds, a server that is down or dies mid-search, and the
 // sync planner's include flags and actions on what it read.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -138,6 +142,25 @@ TEST_F(LdapSource, LdapsAndStartTlsVerifyTheCertificate) {
   EXPECT_TRUE(read_directory(untrusted, slapd->password(), std::nullopt));
 }
 
+// A server that accepts the connection and never answers: the operation timeout ends it.
+TEST_F(LdapSource, AServerThatDoesNotAnswerTimesOut) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  auto s = slapd->settings();
+  s.port = ntohs(addr.sin_port);
+  s.operation_timeout_seconds = 1;
+  const auto r = read_directory(s, slapd->password(), std::nullopt);
+  ::close(listener);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("Timed out"), std::string::npos) << r.error().message;
+}
+
 TEST_F(LdapSource, ARefusedBindOrADownServerIsAClearError) {
   auto r = read_directory(slapd->settings(), "wrong", std::nullopt);
   ASSERT_FALSE(r);
@@ -199,6 +222,25 @@ TEST_F(LdapSync, IncludeFlagsDecideWhatIsCreated) {
   EXPECT_TRUE(created.count("bob@corp.example"));
   o.create = false;
   EXPECT_TRUE(plan(o).creates.empty());
+  EXPECT_EQ(plan(o).skips.size(), 2509u);  // every entry, each with its reason
+}
+
+TEST_F(LdapSync, UpdatingSwitchedOffSkipsChangedEntries) {
+  core::SyncOptions o;
+  apply_plan(store, plan(o), false);
+  store.update_user(store.find_user(core::Address::parse("dave@corp.example").value())->id,
+                    {.surname = "Changed here"}, admin);
+  o.update = false;
+  auto p = plan(o);
+  EXPECT_TRUE(p.updates.empty());
+  bool skipped = false;
+  for (const auto& i : p.skips) {
+    skipped |= i.address.str() == "dave@corp.example" &&
+               i.reason.find("updating is switched off") != std::string::npos;
+  }
+  EXPECT_TRUE(skipped);
+  o.update = true;
+  EXPECT_EQ(plan(o).updates.size(), 1u);
 }
 
 TEST_F(LdapSync, ChangedAndRemovedEntriesWithAndWithoutDelete) {
