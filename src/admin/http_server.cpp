@@ -23,10 +23,28 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-HttpResponse json_error(int status, std::string_view code, std::string_view message) {
+HttpResponse json_error(int status, std::string_view code, std::string_view message,
+                        std::string_view field) {
   nlohmann::json body = {{"error", {{"code", code}, {"message", message}}}};
-  return HttpResponse{status, "application/json", body.dump()};
+  if (!field.empty()) body["error"]["field"] = field;
+  return HttpResponse{status, "application/json", body.dump(), {}};
 }
+
+namespace {
+
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t pos = 1;
+  while (pos <= path.size()) {
+    const auto slash = path.find('/', pos);
+    out.push_back(path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos));
+    if (slash == std::string::npos) break;
+    pos = slash + 1;
+  }
+  return out;
+}
+
+}  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io_context, HttpServerSettings s)
@@ -35,14 +53,45 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   asio::io_context& io;
   HttpServerSettings settings;
   tcp::acceptor acceptor;
-  // path -> method -> handler
+  // path pattern -> method -> handler
   std::map<std::string, std::map<std::string, HttpHandler>> routes;
 
-  HttpResponse dispatch(const HttpRequest& req) {
-    auto path = routes.find(req.path);
-    if (path == routes.end()) return json_error(404, "not_found", "no such path: " + req.path);
-    auto handler = path->second.find(req.method);
-    if (handler == path->second.end()) {
+  // The pattern matching path (exact segments preferred), with its parameters.
+  const std::map<std::string, HttpHandler>* match(const std::string& path,
+                                                  std::map<std::string, std::string>& params) {
+    if (auto exact = routes.find(path); exact != routes.end()) return &exact->second;
+    const auto want = segments(path);
+    const std::map<std::string, HttpHandler>* best = nullptr;
+    int best_exact = -1;
+    for (const auto& [pattern, methods] : routes) {
+      const auto have = segments(pattern);
+      if (have.size() != want.size()) continue;
+      std::map<std::string, std::string> found;
+      int exact = 0;
+      bool ok = true;
+      for (std::size_t i = 0; i < have.size() && ok; ++i) {
+        if (have[i].size() > 2 && have[i].front() == '{' && have[i].back() == '}') {
+          ok = !want[i].empty();
+          found[have[i].substr(1, have[i].size() - 2)] = want[i];
+        } else {
+          ok = have[i] == want[i];
+          ++exact;
+        }
+      }
+      if (ok && exact > best_exact) {
+        best = &methods;
+        best_exact = exact;
+        params = std::move(found);
+      }
+    }
+    return best;
+  }
+
+  HttpResponse dispatch(HttpRequest req) {
+    const auto* methods = match(req.path, req.params);
+    if (!methods) return json_error(404, "not_found", "no such path: " + req.path);
+    auto handler = methods->find(req.method);
+    if (handler == methods->end()) {
       return json_error(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
     }
     try {
@@ -55,15 +104,17 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
           {core::ErrorCode::conflict, 409},
           {core::ErrorCode::unavailable, 503},
           {core::ErrorCode::internal, 500}};
-      return json_error(kStatus.at(f.code()), core::to_string(f.code()), f.what());
+      return json_error(kStatus.at(f.code()), core::to_string(f.code()), f.what(), f.error().field);
     } catch (const std::exception& e) {
       spdlog::error("admin: {} {} failed: {}", req.method, req.path, e.what());
       return json_error(500, "internal", "internal error");
     }
   }
 
-  static HttpRequest to_request(const http::request<http::string_body>& r) {
+  static HttpRequest to_request(const http::request<http::string_body>& r,
+                                const std::string& client) {
     HttpRequest req;
+    req.client = client;
     req.method = std::string(r.method_string());
     const std::string target(r.target());
     const auto q = target.find('?');
@@ -80,6 +131,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
 
   asio::awaitable<void> session(tcp::socket socket) {
     auto self = shared_from_this();
+    boost::system::error_code peer_ec;
+    const auto peer = socket.remote_endpoint(peer_ec);
+    const std::string client = peer_ec ? std::string() : peer.address().to_string();
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
@@ -104,12 +158,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         const auto& r = parser.get();
         keep_alive = r.keep_alive();
         version = r.version();
-        out = dispatch(to_request(r));
+        out = dispatch(to_request(r, client));
       }
       http::response<http::string_body> res{static_cast<http::status>(out.status), version};
       res.set(http::field::server, "mailroster");
       res.set(http::field::content_type, out.content_type);
       res.set(http::field::cache_control, "no-store");
+      for (const auto& [name, value] : out.headers) res.insert(name, value);
       res.keep_alive(keep_alive);
       res.body() = std::move(out.body);
       res.prepare_payload();
@@ -149,6 +204,14 @@ void HttpServer::route(const std::string& method, const std::string& path, HttpH
 void HttpServer::start() {
   net::listen(impl_->acceptor, impl_->settings.listen, "admin");
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+}
+
+std::vector<std::pair<std::string, std::string>> HttpServer::routes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [path, methods] : impl_->routes) {
+    for (const auto& [method, handler] : methods) out.emplace_back(method, path);
+  }
+  return out;
 }
 
 std::uint16_t HttpServer::port() const { return net::bound_port(impl_->acceptor); }

@@ -11,6 +11,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/network.hpp"
 
@@ -26,12 +28,15 @@ struct HttpRequest {
   std::string query;                           // after '?', undecoded
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  std::map<std::string, std::string> params;  // {name} segments of the matched route
+  std::string client;                         // the peer's IP address
 };
 
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra (Set-Cookie, ...)
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
@@ -42,8 +47,10 @@ struct HttpServerSettings {
   std::chrono::seconds idle_timeout{60};
 };
 
-// {"error": {"code": code, "message": message}} with the given status.
-HttpResponse json_error(int status, std::string_view code, std::string_view message);
+// {"error": {"code": code, "message": message, "field": field}} with the given status
+// (field only when not empty: the request field that was wrong).
+HttpResponse json_error(int status, std::string_view code, std::string_view message,
+                        std::string_view field = {});
 
 class HttpServer {
  public:
@@ -52,7 +59,11 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
+  // path: exact segments, or "{name}" for one segment handed over in HttpRequest::params
+  // ("/api/v1/users/{id}"); an exact segment wins over a parameter.
   void route(const std::string& method, const std::string& path, HttpHandler handler);
+  // Every (method, path pattern) routed, for the OpenAPI document and its test.
+  std::vector<std::pair<std::string, std::string>> routes() const;
   // Binds and starts accepting on the io_context. Throws core::Failure when it cannot bind.
   void start();
   // The bound port (useful when listening on port 0).

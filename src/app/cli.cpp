@@ -16,6 +16,7 @@
 #include <ostream>
 #include <set>
 
+#include "admin/auth.hpp"
 #include "admin/http_client.hpp"
 #include "app/config.hpp"
 #include "app/plan_output.hpp"
@@ -127,6 +128,12 @@ struct SyncArgs {
   bool force = false;
 };
 
+struct LoginArgs {
+  std::string email;
+  std::string role = "company_admin";
+  std::string company;
+};
+
 struct MaintainArgs {
   std::string at;
   std::string company;
@@ -178,6 +185,7 @@ struct Context {
   MaintainArgs maintain_args;
   ImportArgs import_args;
   SyncArgs sync_args;
+  LoginArgs login_args;
   std::unique_ptr<store::SecretBox> secret_box;
   std::unique_ptr<directory::ldap::LdapDirectory> ldap_source;
   std::unique_ptr<directory::graph::GraphDirectory> graph_source;
@@ -1138,6 +1146,91 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   }
 }
 
+// Reads a password from the first line of stdin (never an argument: it would show in `ps`).
+std::string password_from_stdin() {
+  std::string line;
+  std::getline(std::cin, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.size() < 10) {
+    throw Failure(ErrorCode::invalid_argument,
+                  "a password of at least 10 characters is needed on stdin", "password");
+  }
+  return line;
+}
+
+// `operator add` and `login add|list|password`: who may log in to the admin API and UI.
+void login_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.login_args;
+  auto* op = app.add_subcommand("operator", "Operators: every company");
+  op->require_subcommand(1);
+  auto* op_add =
+      verb(*op, "add", "Add an operator (password: first line of stdin)", action, [&ctx, &opt] {
+        store::Login l;
+        l.email = opt.email;
+        l.role = store::LoginRole::operator_role;
+        l.password_hash = admin::hash_password(password_from_stdin());
+        ctx.store().add_login(l, ctx.actor);
+        ctx.out << "operator " << core::ascii_lower(opt.email) << " added\n";
+      });
+  op_add->add_option("email", opt.email, "Login email")->required();
+
+  auto* login = app.add_subcommand("login", "Logins of company administrators and end users");
+  login->require_subcommand(1);
+  auto* add =
+      verb(*login, "add",
+           "Add a login (password: first line of stdin). company_admin: --company; "
+           "end_user: the email is the user's address (end users only)",
+           action, [&ctx, &opt] {
+             store::Login l;
+             l.email = opt.email;
+             const auto role = store::parse_login_role(opt.role);
+             if (!role || *role == store::LoginRole::operator_role) {
+               throw Failure(ErrorCode::invalid_argument, "role must be company_admin or end_user",
+                             "role");
+             }
+             l.role = *role;
+             if (l.role == store::LoginRole::company_admin) {
+               l.company_id = ctx.company(opt.company).id;
+             } else {
+               const auto u = ctx.user(opt.email);
+               if (u.role != core::Role::end_user) {
+                 throw Failure(ErrorCode::invalid_argument,
+                               "silent users and functional accounts cannot log in", "role");
+               }
+               l.company_id = u.company_id;
+               l.user_id = u.id;
+             }
+             l.password_hash = admin::hash_password(password_from_stdin());
+             ctx.store().add_login(l, ctx.actor);
+             ctx.out << opt.role << " login " << core::ascii_lower(opt.email) << " added\n";
+           });
+  add->add_option("email", opt.email, "Login email")->required();
+  add->add_option("--role", opt.role, "company_admin or end_user")->capture_default_str();
+  add->add_option("--company", opt.company, "The company (company_admin)");
+  auto* password = verb(*login, "password", "Set a login's password (first line of stdin)", action,
+                        [&ctx, &opt] {
+                          const auto l = ctx.store().find_login(opt.email);
+                          if (!l)
+                            throw Failure(ErrorCode::not_found, "no login " + opt.email, "email");
+                          ctx.store().set_login_password(
+                              l->id, admin::hash_password(password_from_stdin()), ctx.actor);
+                          ctx.out << "password changed; sessions ended\n";
+                        });
+  password->add_option("email", opt.email, "Login email")->required();
+  auto* list = verb(*login, "list", "List logins", action, [&ctx] {
+    json out = json::array();
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& l : ctx.store().list_logins()) {
+      const auto company = l.company_id ? ctx.company_name(*l.company_id) : std::string();
+      out.push_back({{"email", l.email}, {"role", store::to_string(l.role)}, {"company", company}});
+      rows.push_back({l.email, std::string(store::to_string(l.role)), company});
+    }
+    if (ctx.json_output) return ctx.print_json(out);
+    print_table(ctx.out, {"EMAIL", "ROLE", "COMPANY"}, rows);
+  });
+  add_json_flag(list, ctx);
+}
+
 void setup_logging(const Config& config) {
   auto logger = spdlog::stderr_color_mt("mailroster");
   spdlog::set_default_logger(logger);
@@ -1174,6 +1267,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   maintenance_commands(app, ctx, action);
   import_commands(app, ctx, action);
   sync_commands(app, ctx, action);
+  login_commands(app, ctx, action);
 
   try {
     app.parse(argc, argv);

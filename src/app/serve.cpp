@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "admin/api.hpp"
+#include "admin/auth.hpp"
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "directory/graph/graph_directory.hpp"
@@ -156,6 +158,11 @@ int serve(const Config& config, store::Store& store) {
   http.route("POST", "/api/v1/verify/flush", [&verifier](const admin::HttpRequest& req) {
     return flush_verify_cache(verifier, req);
   });
+
+  // The admin API (login, roles, tenant isolation) and its OpenAPI document.
+  admin::Auth auth(store, clock);
+  admin::Api api(store, auth);
+  api.install(http);
 
   // Expiry and the Thursday reports, every maintenance interval.
   reports::Maintenance maintenance(store, discovery, pool, config.maintenance);

@@ -99,6 +99,28 @@ struct SyncOutcome {
   std::optional<std::string> state;  // new incremental state, when success
 };
 
+// A login to the admin API / web UI (see migrations 0004_logins.sql).
+enum class LoginRole { operator_role, company_admin, end_user };
+std::string_view to_string(LoginRole r);
+std::optional<LoginRole> parse_login_role(std::string_view text);
+
+struct Login {
+  Id id = 0;
+  std::string email;          // lower case
+  std::string password_hash;  // argon2id (libsodium crypto_pwhash_str)
+  LoginRole role = LoginRole::end_user;
+  std::optional<Id> company_id;  // company_admin, end_user
+  std::optional<Id> user_id;     // end_user
+  core::TimePoint created_at{};
+};
+
+struct Session {
+  std::string token_hash;
+  Id login_id = 0;
+  std::string csrf;
+  core::TimePoint expires_at{};
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -197,6 +219,19 @@ class Store {
   virtual std::optional<int> directory_sync_hours(Id company_id) = 0;
   virtual void record_sync_outcome(Id company_id, core::Source kind, core::TimePoint at,
                                    const SyncOutcome& outcome) = 0;
+
+  // Logins and sessions. add_login refuses (conflict) an email that already logs in.
+  virtual Login add_login(const Login& login, const core::Actor& actor) = 0;
+  virtual std::optional<Login> find_login(std::string_view email) = 0;
+  virtual std::optional<Login> login_by_id(Id id) = 0;
+  virtual std::vector<Login> list_logins() = 0;
+  virtual void set_login_password(Id id, const std::string& password_hash,
+                                  const core::Actor& actor) = 0;
+  virtual void add_session(const Session& session) = 0;
+  // The session, unless unknown or expired at now.
+  virtual std::optional<Session> find_session(const std::string& token_hash,
+                                              core::TimePoint now) = 0;
+  virtual void remove_session(const std::string& token_hash) = 0;
 
   // What the address is, across users, aliases, invalid and discovered.
   virtual AddressOwner resolve(const core::Address& address) = 0;

@@ -1355,6 +1355,144 @@ void SqliteStore::record_sync_outcome(Id company_id, core::Source kind, TimePoin
   });
 }
 
+// ---- logins and sessions -----------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kLoginColumns =
+    "id, email, password_hash, role, company_id, user_id, created_at";
+
+Login read_login(const Statement& s) {
+  Login l;
+  l.id = s.int64(0);
+  l.email = s.text(1);
+  l.password_hash = s.text(2);
+  l.role = parse_login_role(s.text(3)).value();
+  if (!s.is_null(4)) l.company_id = s.int64(4);
+  if (!s.is_null(5)) l.user_id = s.int64(5);
+  l.created_at = from_unix(s.int64(6));
+  return l;
+}
+
+// What the audit trail shows of a login: never the password hash.
+std::string login_audit_text(const Login& l) {
+  nlohmann::json j = {{"email", l.email}, {"role", to_string(l.role)}};
+  if (l.company_id) j["company_id"] = *l.company_id;
+  if (l.user_id) j["user_id"] = *l.user_id;
+  return j.dump();
+}
+
+}  // namespace
+
+Login SqliteStore::add_login(const Login& login, const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    if (login.company_id && !I.company(*login.company_id)) {
+      throw Failure(ErrorCode::not_found,
+                    "no company with id " + std::to_string(*login.company_id));
+    }
+    {
+      auto s = I.db.prepare("SELECT 1 FROM logins WHERE email = ?");
+      s.bind(1, core::ascii_lower(login.email));
+      if (s.step()) throw Failure(ErrorCode::conflict, login.email + " already logs in", "email");
+    }
+    I.db.prepare(
+            "INSERT INTO logins(email, password_hash, role, company_id, user_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, core::ascii_lower(login.email))
+        .bind(2, login.password_hash)
+        .bind(3, to_string(login.role))
+        .bind(4, login.company_id)
+        .bind(5, login.user_id)
+        .bind(6, to_unix(I.now()))
+        .run();
+    auto created = login;
+    created.id = I.db.last_insert_id();
+    created.email = core::ascii_lower(login.email);
+    created.created_at = from_unix(to_unix(I.now()));
+    I.audit(login.company_id, actor, "login.add", created.email, "", login_audit_text(created));
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<Login> SqliteStore::find_login(std::string_view email) {
+  return impl_->guard([&]() -> std::optional<Login> {
+    auto s = impl_->db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins WHERE email = ?"));
+    s.bind(1, core::ascii_lower(email));
+    if (!s.step()) return std::nullopt;
+    return read_login(s);
+  });
+}
+
+std::optional<Login> SqliteStore::login_by_id(Id id) {
+  return impl_->guard([&]() -> std::optional<Login> {
+    auto s = impl_->db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins WHERE id = ?"));
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_login(s);
+  });
+}
+
+std::vector<Login> SqliteStore::list_logins() {
+  return impl_->guard([&] {
+    std::vector<Login> out;
+    auto s = impl_->db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins ORDER BY email"));
+    while (s.step()) out.push_back(read_login(s));
+    return out;
+  });
+}
+
+void SqliteStore::set_login_password(Id id, const std::string& password_hash, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto l = login_by_id(id);
+    if (!l) throw Failure(ErrorCode::not_found, "no login with id " + std::to_string(id));
+    I.db.prepare("UPDATE logins SET password_hash = ? WHERE id = ?")
+        .bind(1, password_hash)
+        .bind(2, id)
+        .run();
+    I.db.prepare("DELETE FROM sessions WHERE login_id = ?").bind(1, id).run();
+    I.audit(l->company_id, actor, "login.password", l->email, "", "");
+    tx.commit();
+  });
+}
+
+void SqliteStore::add_session(const Session& session) {
+  impl_->guard([&] {
+    impl_->db
+        .prepare(
+            "INSERT INTO sessions(token_hash, login_id, csrf, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)")
+        .bind(1, session.token_hash)
+        .bind(2, session.login_id)
+        .bind(3, session.csrf)
+        .bind(4, to_unix(impl_->now()))
+        .bind(5, to_unix(session.expires_at))
+        .run();
+  });
+}
+
+std::optional<Session> SqliteStore::find_session(const std::string& token_hash, TimePoint now) {
+  return impl_->guard([&]() -> std::optional<Session> {
+    auto s = impl_->db.prepare(
+        "SELECT token_hash, login_id, csrf, expires_at FROM sessions WHERE token_hash = ? AND "
+        "expires_at > ?");
+    s.bind(1, token_hash);
+    s.bind(2, to_unix(now));
+    if (!s.step()) return std::nullopt;
+    return Session{s.text(0), s.int64(1), s.text(2), from_unix(s.int64(3))};
+  });
+}
+
+void SqliteStore::remove_session(const std::string& token_hash) {
+  impl_->guard([&] {
+    impl_->db.prepare("DELETE FROM sessions WHERE token_hash = ?").bind(1, token_hash).run();
+  });
+}
+
 AddressOwner SqliteStore::resolve(const Address& address) {
   return impl_->guard([&] { return impl_->resolve(address); });
 }

@@ -88,6 +88,16 @@ class SqliteStore final : public Store {
   void record_sync_outcome(Id company_id, core::Source kind, core::TimePoint at,
                            const SyncOutcome& outcome) override;
 
+  Login add_login(const Login& login, const core::Actor& actor) override;
+  std::optional<Login> find_login(std::string_view email) override;
+  std::optional<Login> login_by_id(Id id) override;
+  std::vector<Login> list_logins() override;
+  void set_login_password(Id id, const std::string& password_hash,
+                          const core::Actor& actor) override;
+  void add_session(const Session& session) override;
+  std::optional<Session> find_session(const std::string& token_hash, core::TimePoint now) override;
+  void remove_session(const std::string& token_hash) override;
+
   AddressOwner resolve(const core::Address& address) override;
 
   core::DiscoverySettings discovery_settings(Id company_id) override;

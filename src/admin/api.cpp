@@ -1,0 +1,369 @@
+#include "admin/api.hpp"
+
+#include <functional>
+#include <set>
+#include <variant>
+
+#include "core/json.hpp"
+
+namespace mailroster::admin {
+
+using nlohmann::json;
+using store::LoginRole;
+
+namespace {
+
+HttpResponse ok(const json& body, int status = 200) {
+  return HttpResponse{status, "application/json", body.dump(), {}};
+}
+
+HttpResponse not_found(const std::string& what) {
+  return json_error(404, "not_found", "no such " + what);
+}
+
+std::string url_decode(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> query_params(const std::string& query) {
+  std::map<std::string, std::string> out;
+  std::size_t pos = 0;
+  while (pos < query.size()) {
+    const auto amp = query.find('&', pos);
+    const auto part = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    const auto eq = part.find('=');
+    out[url_decode(part.substr(0, eq))] =
+        eq == std::string::npos ? "" : url_decode(part.substr(eq + 1));
+    if (amp == std::string::npos) break;
+    pos = amp + 1;
+  }
+  return out;
+}
+
+// A strict JSON object body: fields must be among `allowed` with the given JSON types.
+struct Body {
+  json value;
+  std::optional<HttpResponse> error;
+};
+Body parse_body(const HttpRequest& req, const std::map<std::string, json::value_t>& allowed,
+                const std::set<std::string>& required = {}) {
+  Body b;
+  b.value = json::parse(req.body, nullptr, false);
+  if (b.value.is_discarded()) {
+    b.error = json_error(400, "invalid_argument", "the body is not valid JSON");
+    return b;
+  }
+  if (!b.value.is_object()) {
+    b.error = json_error(400, "invalid_argument", "the body must be a JSON object");
+    return b;
+  }
+  for (const auto& [key, v] : b.value.items()) {
+    auto it = allowed.find(key);
+    if (it == allowed.end()) {
+      b.error = json_error(400, "invalid_argument", "unknown field '" + key + "'", key);
+      return b;
+    }
+    const bool number_ok = it->second == json::value_t::number_unsigned && v.is_number_unsigned();
+    if (v.type() != it->second && !number_ok && !v.is_null()) {
+      b.error = json_error(400, "invalid_argument", "field '" + key + "' has the wrong type", key);
+      return b;
+    }
+  }
+  for (const auto& r : required) {
+    if (!b.value.contains(r) || b.value[r].is_null()) {
+      b.error = json_error(400, "invalid_argument", "field '" + r + "' is required", r);
+      return b;
+    }
+  }
+  return b;
+}
+
+std::string text_or(const json& j, const char* key, std::string fallback = "") {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+}
+
+}  // namespace
+
+struct Api::Route {
+  std::string method;
+  std::string path;
+  std::string summary;
+  bool public_route = false;  // no login needed
+  std::function<HttpResponse(const HttpRequest&, const std::optional<Caller>&)> handler;
+};
+
+Api::Api(store::Store& store, Auth& auth) : store_(store), auth_(auth) {
+  using Req = const HttpRequest&;
+  using Who = const std::optional<Caller>&;
+
+  // The company a path names, when the caller may see it.
+  auto company_for = [this](const std::string& name,
+                            const Caller& c) -> std::optional<core::Company> {
+    auto company = store_.find_company(name);
+    if (!company) return std::nullopt;
+    if (c.is_operator()) return company;
+    if (c.login.role == LoginRole::company_admin && c.login.company_id == company->id)
+      return company;
+    return std::nullopt;
+  };
+  // The user an id names, when the caller may see it (an end user: only itself).
+  auto user_for = [this](const std::string& id_text, const Caller& c) -> std::optional<core::User> {
+    core::Id id = 0;
+    try {
+      id = std::stoll(id_text);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    auto u = store_.user_by_id(id);
+    if (!u) return std::nullopt;
+    if (c.is_operator()) return u;
+    if (c.login.role == LoginRole::company_admin && c.login.company_id == u->company_id) return u;
+    if (c.login.role == LoginRole::end_user && c.login.user_id == u->id) return u;
+    return std::nullopt;
+  };
+  auto admin_of = [](const Caller& c) { return c.login.role != LoginRole::end_user; };
+  auto me_json = [this](const Caller& c) {
+    json j = {{"email", c.login.email}, {"role", store::to_string(c.login.role)}};
+    if (c.login.company_id) {
+      const auto co = store_.company_by_id(*c.login.company_id);
+      j["company"] = co ? co->name : "";
+    }
+    if (c.login.user_id) j["user_id"] = *c.login.user_id;
+    return j;
+  };
+
+  routes_ = {
+      {"POST", "/api/v1/login", "Log in: sets the session cookie; returns the CSRF token", true,
+       [this, me_json](Req req, Who) {
+         auto b = parse_body(
+             req, {{"email", json::value_t::string}, {"password", json::value_t::string}},
+             {"email", "password"});
+         if (b.error) return *b.error;
+         auto r = auth_.login(b.value["email"], b.value["password"], req.client);
+         if (auto* refused = std::get_if<HttpResponse>(&r)) return *refused;
+         const auto& g = std::get<Auth::Granted>(r);
+         auto body = me_json(Caller{g.login, g.csrf});
+         body["csrf_token"] = g.csrf;
+         auto out = ok(body);
+         out.headers.emplace_back("Set-Cookie", g.cookie);
+         return out;
+       }},
+      {"POST", "/api/v1/logout", "End the session", false,
+       [this](Req req, Who) {
+         auto out = ok({{"ok", true}});
+         out.headers.emplace_back("Set-Cookie", auth_.logout(req));
+         return out;
+       }},
+      {"GET", "/api/v1/me", "Who is logged in", false,
+       [me_json](Req, Who c) {
+         auto j = me_json(*c);
+         j["csrf_token"] = c->csrf;
+         return ok(j);
+       }},
+      {"GET", "/api/v1/companies", "Companies the caller may see", false,
+       [this, admin_of](Req, Who c) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         json out = json::array();
+         for (const auto& co : store_.list_companies()) {
+           if (c->is_operator() || c->login.company_id == co.id) out.push_back(co);
+         }
+         return ok({{"items", out}});
+       }},
+      {"GET", "/api/v1/companies/{company}", "One company", false,
+       [company_for](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         return co ? ok(*co) : not_found("company");
+       }},
+      {"GET", "/api/v1/companies/{company}/users",
+       "A company's users; ?search=&role=&limit=&offset=", false,
+       [this, company_for](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         const auto q = query_params(req.query);
+         store::UserFilter f;
+         f.company_id = co->id;
+         if (auto it = q.find("search"); it != q.end()) f.search = it->second;
+         if (auto it = q.find("role"); it != q.end()) {
+           auto role = core::parse_role(it->second);
+           if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
+           f.role = *role;
+         }
+         try {
+           f.limit = q.count("limit") ? std::stoul(q.at("limit")) : 100;
+           f.offset = q.count("offset") ? std::stoul(q.at("offset")) : 0;
+         } catch (const std::exception&) {
+           return json_error(400, "invalid_argument", "limit and offset are whole numbers",
+                             "limit");
+         }
+         if (f.limit == 0 || f.limit > 1000) {
+           return json_error(400, "invalid_argument", "limit must be 1 to 1000", "limit");
+         }
+         const auto users = store_.list_users(f);
+         json out = {{"items", users}, {"limit", f.limit}, {"offset", f.offset}};
+         if (users.size() == f.limit) out["next_offset"] = f.offset + f.limit;
+         return ok(out);
+       }},
+      {"POST", "/api/v1/companies/{company}/users", "Add a user", false,
+       [this, company_for](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         auto b = parse_body(req,
+                             {{"address", json::value_t::string},
+                              {"first_name", json::value_t::string},
+                              {"surname", json::value_t::string},
+                              {"role", json::value_t::string}},
+                             {"address"});
+         if (b.error) return *b.error;
+         auto address = core::Address::parse(b.value["address"].get<std::string>());
+         if (!address)
+           return json_error(400, "invalid_argument", address.error().message, "address");
+         const auto domain = store_.find_domain(address->domain());
+         if (!domain || domain->company_id != co->id) {
+           return json_error(400, "invalid_argument",
+                             "domain '" + address->domain() + "' is not a domain of " + co->name,
+                             "address");
+         }
+         store::NewUser u;
+         u.address = *address;
+         u.first_name = text_or(b.value, "first_name");
+         u.surname = text_or(b.value, "surname");
+         auto role = core::parse_role(text_or(b.value, "role", "end_user"));
+         if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
+         u.role = *role;
+         return ok(store_.add_user(u, core::Actor{"admin:" + c->login.email}), 201);
+       }},
+      {"GET", "/api/v1/users/{id}", "One user (an end user: only itself)", false,
+       [this, user_for](Req req, Who c) {
+         auto u = user_for(req.params.at("id"), *c);
+         if (!u) return not_found("user");
+         json j = *u;
+         j["aliases"] = store_.list_aliases(std::nullopt, u->id);
+         return ok(j);
+       }},
+      {"PATCH", "/api/v1/users/{id}", "Change a user (an end user: only its own names)", false,
+       [this, user_for](Req req, Who c) {
+         auto u = user_for(req.params.at("id"), *c);
+         if (!u) return not_found("user");
+         const bool end_user = c->login.role == LoginRole::end_user;
+         std::map<std::string, json::value_t> allowed = {{"first_name", json::value_t::string},
+                                                         {"surname", json::value_t::string}};
+         if (!end_user) allowed["role"] = json::value_t::string;
+         auto b = parse_body(req, allowed);
+         if (b.error) return *b.error;
+         store::UserChange ch;
+         if (b.value.contains("first_name")) ch.first_name = text_or(b.value, "first_name");
+         if (b.value.contains("surname")) ch.surname = text_or(b.value, "surname");
+         if (b.value.contains("role")) {
+           auto role = core::parse_role(text_or(b.value, "role"));
+           if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
+           ch.role = *role;
+         }
+         return ok(store_.update_user(u->id, ch, core::Actor{"admin:" + c->login.email}));
+       }},
+      {"DELETE", "/api/v1/users/{id}", "Remove a user and its aliases", false,
+       [this, user_for, admin_of](Req req, Who c) {
+         auto u = user_for(req.params.at("id"), *c);
+         if (!u) return not_found("user");
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         store_.remove_user(u->id, core::Actor{"admin:" + c->login.email});
+         return ok({{"ok", true}});
+       }},
+      {"GET", "/api/v1/companies/{company}/discovered", "SMTP Discovery: discovered addresses",
+       false,
+       [this, company_for](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         return ok({{"items", store_.list_discovered(co->id)}});
+       }},
+      {"GET", "/api/v1/companies/{company}/invalid", "Addresses marked invalid", false,
+       [this, company_for](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         return ok({{"items", store_.list_invalid(co->id)}});
+       }},
+      {"GET", "/api/v1/companies/{company}/audit", "The company's audit trail, newest first", false,
+       [this, company_for](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         return ok({{"items", store_.list_audit({co->id, 200})}});
+       }},
+  };
+}
+
+Api::~Api() = default;
+
+json Api::openapi() const {
+  json paths = json::object();
+  for (const auto& r : routes_) {
+    json op = {{"summary", r.summary},
+               {"responses",
+                {{"200", {{"description", "OK"}}},
+                 {"400", {{"description", "Bad request: {\"error\": {code, message, field}}"}}},
+                 {"401", {{"description", "Not logged in"}}},
+                 {"404", {{"description", "Not found, or not within the caller's reach"}}}}}};
+    json params = json::array();
+    std::size_t pos = 0;
+    while ((pos = r.path.find('{', pos)) != std::string::npos) {
+      const auto end = r.path.find('}', pos);
+      params.push_back({{"name", r.path.substr(pos + 1, end - pos - 1)},
+                        {"in", "path"},
+                        {"required", true},
+                        {"schema", {{"type", "string"}}}});
+      pos = end;
+    }
+    if (!params.empty()) op["parameters"] = params;
+    if (r.method != "GET") {
+      op["requestBody"] = {{"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}};
+    }
+    if (!r.public_route) op["security"] = json::array({{{"session", json::array()}}});
+    std::string method = r.method;
+    for (auto& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    paths[r.path][method] = op;
+  }
+  paths["/api/v1/openapi.json"]["get"] = {{"summary", "This document"},
+                                          {"responses", {{"200", {{"description", "OK"}}}}}};
+  return {{"openapi", "3.0.3"},
+          {"info", {{"title", "mailroster admin API"}, {"version", "1"}}},
+          {"components",
+           {{"securitySchemes",
+             {{"session", {{"type", "apiKey"}, {"in", "cookie"}, {"name", Auth::kCookie}}}}}}},
+          {"paths", paths}};
+}
+
+void Api::install(HttpServer& server) {
+  for (const auto& r : routes_) {
+    server.route(r.method, r.path, [this, &r](const HttpRequest& req) {
+      std::optional<Caller> caller;
+      if (!r.public_route) {
+        caller = auth_.caller(req);
+        if (!caller) return json_error(401, "unauthenticated", "log in first");
+        if (req.method != "GET") {
+          auto it = req.headers.find("x-csrf-token");
+          if (it == req.headers.end() || it->second != caller->csrf) {
+            return json_error(403, "csrf", "missing or wrong X-CSRF-Token");
+          }
+        }
+      }
+      return r.handler(req, caller);
+    });
+  }
+  const auto doc = openapi().dump();
+  server.route("GET", "/api/v1/openapi.json", [doc](const HttpRequest&) {
+    return HttpResponse{200, "application/json", doc, {}};
+  });
+}
+
+}  // namespace mailroster::admin

@@ -1,0 +1,35 @@
+// The admin JSON API under /api/v1/ (SPEC "Interfaces"), on the admin HTTP server. Every
+// route is declared once in a table that both registers it and writes the OpenAPI 3 document
+// served at /api/v1/openapi.json. Roles: operator (every company), company admin (its
+// company), end user (its own account and aliases). Tenant isolation: every object is looked
+// up within the caller's reach, and anything outside it is 404, never its data. Changes
+// need the session's CSRF token in X-CSRF-Token. Bodies are strict JSON objects: malformed
+// JSON, unknown fields and wrong types are 400 with {"error": {"code", "message", "field"}}.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "admin/auth.hpp"
+#include "admin/http_server.hpp"
+#include "lifecycle/discovery_service.hpp"
+#include "store/store.hpp"
+
+namespace mailroster::admin {
+
+class Api {
+ public:
+  Api(store::Store& store, Auth& auth);
+  ~Api();
+  // Registers every route, and the OpenAPI document.
+  void install(HttpServer& server);
+  // The OpenAPI 3 document of the routes install() registers.
+  nlohmann::json openapi() const;
+
+ private:
+  struct Route;
+  store::Store& store_;
+  Auth& auth_;
+  std::vector<Route> routes_;
+};
+
+}  // namespace mailroster::admin

@@ -1,0 +1,42 @@
+#include "admin/api.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <set>
+#include <utility>
+
+#include "store/sqlite/sqlite_store.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::admin {
+namespace {
+
+// Every route the server has is in the OpenAPI document, with its method, and nothing more.
+TEST(AdminApi, TheOpenApiDocumentMatchesTheRoutes) {
+  testing::TempDir dir;
+  core::ManualClock clock(core::TimePoint{});
+  store::sqlite::SqliteStore store(dir.file("s.db"), clock);
+  boost::asio::io_context io;
+  HttpServer server(io, {});
+  Auth auth(store, clock);
+  Api api(store, auth);
+  api.install(server);
+  std::set<std::pair<std::string, std::string>> routed, documented;
+  for (auto [method, path] : server.routes()) {
+    for (auto& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    routed.emplace(method, path);
+  }
+  const auto doc = api.openapi();
+  for (const auto& [path, ops] : doc["paths"].items()) {
+    for (const auto& [method, op] : ops.items()) {
+      documented.emplace(method, path);
+      EXPECT_TRUE(op.contains("summary")) << method << " " << path;
+    }
+  }
+  EXPECT_EQ(routed, documented);
+  EXPECT_GE(routed.size(), 14u);
+}
+
+}  // namespace
+}  // namespace mailroster::admin

@@ -1,0 +1,137 @@
+#include "admin/auth.hpp"
+
+#include <sodium.h>
+
+#include <variant>
+
+namespace mailroster::admin {
+
+namespace {
+
+std::string random_token() {
+  unsigned char bytes[32];
+  randombytes_buf(bytes, sizeof bytes);
+  std::string out(sodium_base64_ENCODED_LEN(sizeof bytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                  '\0');
+  sodium_bin2base64(out.data(), out.size(), bytes, sizeof bytes,
+                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  out.resize(out.find('\0'));
+  return out;
+}
+
+std::string token_hash(const std::string& token) {
+  unsigned char hash[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(hash, reinterpret_cast<const unsigned char*>(token.data()), token.size());
+  std::string hex(2 * sizeof hash + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), hash, sizeof hash);
+  hex.pop_back();
+  return hex;
+}
+
+std::optional<std::string> cookie_value(const HttpRequest& req, const std::string& name) {
+  auto it = req.headers.find("cookie");
+  if (it == req.headers.end()) return std::nullopt;
+  const auto& text = it->second;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    while (pos < text.size() && (text[pos] == ' ' || text[pos] == ';')) ++pos;
+    const auto end = text.find(';', pos);
+    const auto part = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    const auto eq = part.find('=');
+    if (eq != std::string::npos && part.substr(0, eq) == name) return part.substr(eq + 1);
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+HttpResponse unauthorized() {
+  return json_error(401, "unauthenticated", "wrong email or password");
+}
+
+}  // namespace
+
+std::string hash_password(const std::string& password) {
+  if (sodium_init() < 0) throw core::Failure(core::ErrorCode::internal, "libsodium init failed");
+  char out[crypto_pwhash_STRBYTES];
+  if (crypto_pwhash_str_alg(out, password.data(), password.size(),
+                            crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE,
+                            crypto_pwhash_ALG_ARGON2ID13) != 0) {
+    throw core::Failure(core::ErrorCode::internal, "out of memory hashing a password");
+  }
+  return out;
+}
+
+bool verify_password(const std::string& hash, const std::string& password) {
+  return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
+}
+
+Auth::Auth(store::Store& store, const core::Clock& clock, AuthSettings settings)
+    : store_(store), clock_(clock), settings_(settings) {}
+
+bool Auth::may_log_in(const store::Login& login) {
+  if (login.role != store::LoginRole::end_user) return true;
+  const auto user = login.user_id ? store_.user_by_id(*login.user_id) : std::nullopt;
+  return user && user->role == core::Role::end_user;  // not silent users, not functional
+}
+
+bool Auth::limited(const std::string& key, core::TimePoint now) {
+  auto& list = failures_[key];
+  std::erase_if(list, [&](core::TimePoint t) { return now - t >= settings_.failure_window; });
+  return static_cast<int>(list.size()) >= settings_.max_failures;
+}
+
+void Auth::failed(const std::string& key, core::TimePoint now) { failures_[key].push_back(now); }
+
+std::variant<Auth::Granted, HttpResponse> Auth::login(const std::string& email,
+                                                      const std::string& password,
+                                                      const std::string& client) {
+  const auto now = clock_.now();
+  const auto by_client = "client:" + client, by_email = "email:" + core::ascii_lower(email);
+  {
+    std::lock_guard lock(mutex_);
+    if (limited(by_client, now) || limited(by_email, now)) {
+      auto r = json_error(429, "rate_limited", "too many failed logins; try again later");
+      r.headers.emplace_back("Retry-After", std::to_string(settings_.failure_window.count()));
+      return r;
+    }
+  }
+  const auto login = store_.find_login(email);
+  // Verify even when the email is unknown, so timing does not tell which emails exist.
+  static const std::string dummy = hash_password("not a password");
+  const bool ok = verify_password(login ? login->password_hash : dummy, password) && login &&
+                  may_log_in(*login);
+  if (!ok) {
+    std::lock_guard lock(mutex_);
+    failed(by_client, now);
+    failed(by_email, now);
+    return unauthorized();
+  }
+  Granted g;
+  g.login = *login;
+  const auto token = random_token();
+  g.csrf = random_token();
+  store_.add_session({token_hash(token), login->id, g.csrf, now + settings_.session_lifetime});
+  g.cookie = std::string(kCookie) + "=" + token + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+             std::to_string(settings_.session_lifetime.count()) +
+             (settings_.secure_cookie ? "; Secure" : "");
+  return g;
+}
+
+std::optional<Caller> Auth::caller(const HttpRequest& request) {
+  const auto token = cookie_value(request, kCookie);
+  if (!token) return std::nullopt;
+  const auto session = store_.find_session(token_hash(*token), clock_.now());
+  if (!session) return std::nullopt;
+  auto login = store_.login_by_id(session->login_id);
+  if (!login || !may_log_in(*login)) return std::nullopt;
+  return Caller{*login, session->csrf};
+}
+
+std::string Auth::logout(const HttpRequest& request) {
+  if (const auto token = cookie_value(request, kCookie)) store_.remove_session(token_hash(*token));
+  return std::string(kCookie) + "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0" +
+         (settings_.secure_cookie ? "; Secure" : "");
+}
+
+}  // namespace mailroster::admin

@@ -1,0 +1,68 @@
+// Who is calling the admin API: logins with argon2id passwords (libsodium), sessions in an
+// HttpOnly, SameSite=Strict cookie (Secure under TLS) whose token is stored only hashed, a
+// CSRF token required on every change, and a login rate limit per client address and per
+// email. Silent users and functional accounts cannot log in, even with a login row.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "admin/http_server.hpp"
+#include "core/clock.hpp"
+#include "store/store.hpp"
+
+namespace mailroster::admin {
+
+std::string hash_password(const std::string& password);
+bool verify_password(const std::string& hash, const std::string& password);
+
+struct AuthSettings {
+  bool secure_cookie = false;  // set when the admin server runs TLS
+  std::chrono::seconds session_lifetime{std::chrono::hours(12)};
+  int max_failures = 5;  // per client address and per email, in the window
+  std::chrono::seconds failure_window{std::chrono::minutes(15)};
+};
+
+struct Caller {
+  store::Login login;
+  std::string csrf;
+  bool is_operator() const { return login.role == store::LoginRole::operator_role; }
+};
+
+class Auth {
+ public:
+  Auth(store::Store& store, const core::Clock& clock, AuthSettings settings = {});
+
+  struct Granted {
+    store::Login login;
+    std::string cookie;  // Set-Cookie value
+    std::string csrf;
+  };
+  // Fails with 401 (wrong email or password, or may not log in) or 429 (too many failures)
+  // as an HttpResponse; a Granted session otherwise.
+  std::variant<Granted, HttpResponse> login(const std::string& email, const std::string& password,
+                                            const std::string& client);
+  // The caller of a request (its session cookie), or nullopt.
+  std::optional<Caller> caller(const HttpRequest& request);
+  // Ends the request's session; the Set-Cookie value that clears the cookie.
+  std::string logout(const HttpRequest& request);
+
+  static constexpr const char* kCookie = "mailroster_session";
+
+ private:
+  bool may_log_in(const store::Login& login);
+  bool limited(const std::string& key, core::TimePoint now);
+  void failed(const std::string& key, core::TimePoint now);
+
+  store::Store& store_;
+  const core::Clock& clock_;
+  AuthSettings settings_;
+  std::mutex mutex_;
+  std::map<std::string, std::vector<core::TimePoint>> failures_;
+};
+
+}  // namespace mailroster::admin

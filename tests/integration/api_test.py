@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""The admin API over real HTTP against `mailroster serve`: login and sessions, roles,
+tenant isolation (another company's objects are 404), CSRF, the login rate limit, strict
+JSON bodies and the OpenAPI document.
+
+    api_test.py --binary build/mailroster
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BINARY = None
+PASSWORD = "correct horse battery"
+
+
+def cli(db, *args, stdin=""):
+    r = subprocess.run([BINARY, "--db", db, *args], input=stdin, text=True, capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{args}: {r.stderr}")
+    return r.stdout
+
+
+class Client:
+    """One browser: keeps its session cookie and CSRF token."""
+
+    def __init__(self, port):
+        self.port, self.cookie, self.csrf = port, None, None
+
+    def call(self, method, path, body=None, raw=None, csrf=True):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Content-Type": "application/json"}
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if csrf and self.csrf:
+            headers["X-CSRF-Token"] = self.csrf
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        text = r.read().decode()
+        cookie = r.getheader("Set-Cookie")
+        conn.close()
+        return r.status, (json.loads(text) if text else None), cookie
+
+    def login(self, email, password=PASSWORD):
+        status, body, cookie = self.call("POST", "/api/v1/login",
+                                         {"email": email, "password": password})
+        if status == 200:
+            self.cookie = cookie.split(";")[0]
+            self.csrf = body["csrf_token"]
+        return status, body, cookie
+
+
+class Api(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mailroster-api-")
+        db = cls.db = os.path.join(cls.dir, "state.db")
+        for name in ("acme", "globex"):
+            cli(db, "company", "add", name)
+            cli(db, "domain", "add", f"{name}.example", "--company", name,
+                "--destination", "127.0.0.1:25")
+        cli(db, "user", "add", "alice@acme.example", "--first-name", "Alice")
+        cli(db, "user", "add", "bob@acme.example", "--role", "silent_user")
+        cli(db, "user", "add", "hank@globex.example")
+        cli(db, "operator", "add", "ops@mailroster.example", stdin=PASSWORD + "\n")
+        cli(db, "login", "add", "admin@acme.example", "--company", "acme", stdin=PASSWORD + "\n")
+        cli(db, "login", "add", "alice@acme.example", "--role", "end_user", stdin=PASSWORD + "\n")
+        users = json.loads(cli(db, "user", "list", "--json"))
+        cls.ids = {u["address"]: u["id"] for u in users}
+        config = os.path.join(cls.dir, "c.toml")
+        with open(config, "w") as f:
+            f.write(f'[database]\npath = "{db}"\n[admin]\nlisten = "127.0.0.1:0"\n'
+                    '[smtp]\ninbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n')
+        log_path = os.path.join(cls.dir, "serve.log")
+        cls.log = open(log_path, "w")
+        cls.proc = subprocess.Popen([BINARY, "--config", config, "serve"], stdout=cls.log,
+                                    stderr=cls.log)
+        deadline = time.time() + 10
+        cls.port = None
+        while time.time() < deadline and cls.port is None:
+            m = re.search(r"admin HTTP listening on 127\.0\.0\.1:(\d+)", open(log_path).read())
+            if m:
+                cls.port = int(m.group(1))
+            time.sleep(0.05)
+        if cls.port is None:
+            cls.proc.kill()
+            raise RuntimeError("serve did not start: " + open(log_path).read())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(10)
+        cls.log.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def client(self, email=None):
+        c = Client(self.port)
+        if email:
+            status, body, _ = c.login(email)
+            self.assertEqual(status, 200, body)
+        return c
+
+    def test_login_sets_a_strict_http_only_cookie_and_logout_ends_it(self):
+        c = Client(self.port)
+        status, body, cookie = c.login("ops@mailroster.example")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["role"], "operator")
+        self.assertIn("HttpOnly", cookie)
+        self.assertIn("SameSite=Strict", cookie)
+        self.assertEqual(c.call("GET", "/api/v1/me")[0], 200)
+        self.assertEqual(c.call("POST", "/api/v1/logout", {})[0], 200)
+        self.assertEqual(c.call("GET", "/api/v1/me")[0], 401)
+        self.assertEqual(Client(self.port).call("GET", "/api/v1/companies")[0], 401)
+
+    def test_wrong_passwords_and_accounts_that_may_not_log_in(self):
+        c = Client(self.port)
+        status, body, _ = c.login("admin@acme.example", "wrong password")
+        self.assertEqual(status, 401)
+        self.assertEqual(body["error"]["code"], "unauthenticated")
+        self.assertEqual(c.login("nobody@acme.example")[0], 401)
+        # A silent user cannot log in even with a login row (made here behind the CLI's back).
+        cli(self.db, "user", "update", "alice@acme.example", "--role", "silent_user")
+        try:
+            self.assertEqual(Client(self.port).login("alice@acme.example")[0], 401)
+        finally:
+            cli(self.db, "user", "update", "alice@acme.example", "--role", "end_user")
+        with self.assertRaises(RuntimeError):  # and the CLI refuses to make one
+            cli(self.db, "login", "add", "bob@acme.example", "--role", "end_user",
+                stdin=PASSWORD + "\n")
+
+    def test_operators_see_every_company_admins_only_theirs(self):
+        ops = self.client("ops@mailroster.example")
+        names = [c["name"] for c in ops.call("GET", "/api/v1/companies")[1]["items"]]
+        self.assertEqual(names, ["acme", "globex"])
+        adm = self.client("admin@acme.example")
+        names = [c["name"] for c in adm.call("GET", "/api/v1/companies")[1]["items"]]
+        self.assertEqual(names, ["acme"])
+        status, body, _ = adm.call("GET", "/api/v1/companies/acme/users?search=alice")
+        self.assertEqual(status, 200)
+        self.assertEqual([u["address"] for u in body["items"]], ["alice@acme.example"])
+
+    def test_another_companys_objects_are_404_never_their_data(self):
+        adm = self.client("admin@acme.example")
+        hank = self.ids["hank@globex.example"]
+        for method, path in [("GET", "/api/v1/companies/globex"),
+                             ("GET", "/api/v1/companies/globex/users"),
+                             ("GET", "/api/v1/companies/globex/discovered"),
+                             ("GET", "/api/v1/companies/globex/invalid"),
+                             ("GET", "/api/v1/companies/globex/audit"),
+                             ("GET", f"/api/v1/users/{hank}"),
+                             ("PATCH", f"/api/v1/users/{hank}"),
+                             ("DELETE", f"/api/v1/users/{hank}"),
+                             ("POST", "/api/v1/companies/globex/users")]:
+            status, body, _ = adm.call(method, path, {"first_name": "X"} if method == "PATCH" else
+                                       ({"address": "x@globex.example"} if method == "POST" else None))
+            self.assertEqual(status, 404, (method, path, body))
+            self.assertNotIn("hank", json.dumps(body))
+        status, body, _ = adm.call("POST", "/api/v1/companies/acme/users",
+                                   {"address": "x@globex.example"})
+        self.assertEqual(status, 400)  # not a domain of acme
+        self.assertEqual(body["error"]["field"], "address")
+        self.assertTrue(self.client("ops@mailroster.example")
+                        .call("GET", f"/api/v1/users/{hank}")[0] == 200)
+
+    def test_an_end_user_sees_only_its_own_account(self):
+        alice = self.client("alice@acme.example")
+        me = alice.call("GET", "/api/v1/me")[1]
+        self.assertEqual(me["role"], "end_user")
+        status, body, _ = alice.call("GET", f"/api/v1/users/{self.ids['alice@acme.example']}")
+        self.assertEqual(status, 200)
+        self.assertIn("aliases", body)
+        self.assertEqual(alice.call("GET", f"/api/v1/users/{self.ids['bob@acme.example']}")[0], 404)
+        self.assertEqual(alice.call("GET", "/api/v1/companies")[0], 403)
+        self.assertEqual(alice.call("GET", "/api/v1/companies/acme/users")[0], 404)
+        status, body, _ = alice.call("PATCH", f"/api/v1/users/{self.ids['alice@acme.example']}",
+                                     {"role": "silent_user"})
+        self.assertEqual(status, 400)  # an end user may change its names only
+        self.assertEqual(body["error"]["field"], "role")
+        status, body, _ = alice.call("PATCH", f"/api/v1/users/{self.ids['alice@acme.example']}",
+                                     {"surname": "Liddell"})
+        self.assertEqual((status, body["surname"]), (200, "Liddell"))
+
+    def test_changes_need_the_csrf_token(self):
+        adm = self.client("admin@acme.example")
+        status, body, _ = adm.call("POST", "/api/v1/companies/acme/users",
+                                   {"address": "carol@acme.example"}, csrf=False)
+        self.assertEqual((status, body["error"]["code"]), (403, "csrf"))
+        status, body, _ = adm.call("POST", "/api/v1/companies/acme/users",
+                                   {"address": "carol@acme.example", "first_name": "Carol"})
+        self.assertEqual(status, 201, body)
+        self.assertEqual(body["first_name"], "Carol")
+        status, body, _ = adm.call("DELETE", f"/api/v1/users/{body['id']}")
+        self.assertEqual(status, 200)
+
+    def test_bad_bodies_are_400_with_the_field_and_change_nothing(self):
+        adm = self.client("admin@acme.example")
+        before = adm.call("GET", "/api/v1/companies/acme/users")[1]["items"]
+        for raw, code, field in [("{not json", "invalid_argument", None),
+                                 ("[1]", "invalid_argument", None),
+                                 ('{"address": 7}', "invalid_argument", "address"),
+                                 ('{"address": "d@acme.example", "colour": "x"}',
+                                  "invalid_argument", "colour"),
+                                 ('{"first_name": "x"}', "invalid_argument", "address"),
+                                 ('{"address": "not an address"}', "invalid_argument", "address"),
+                                 ('{"address": "d@acme.example", "role": "king"}',
+                                  "invalid_argument", "role")]:
+            status, body, _ = adm.call("POST", "/api/v1/companies/acme/users", raw=raw)
+            self.assertEqual(status, 400, raw)
+            self.assertEqual(body["error"]["code"], code)
+            if field:
+                self.assertEqual(body["error"].get("field"), field, raw)
+        # Over the body limit (1 MiB): 413 as soon as the header says so.
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(b"POST /api/v1/companies/acme/users HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 2097152\r\n"
+                      b"Cookie: " + adm.cookie.encode() + b"\r\nX-CSRF-Token: " +
+                      adm.csrf.encode() + b"\r\n\r\n{\"address\": \"big@acme.example\"")
+            self.assertIn(b" 413 ", s.recv(4096))
+        self.assertEqual(adm.call("GET", "/api/v1/users/abc")[0], 404)
+        self.assertEqual(adm.call("GET", "/api/v1/companies/acme/users?limit=0")[0], 400)
+        self.assertEqual(adm.call("GET", "/api/v1/companies/acme/users")[1]["items"], before)
+
+    def test_pagination(self):
+        ops = self.client("ops@mailroster.example")
+        first = ops.call("GET", "/api/v1/companies/acme/users?limit=1")[1]
+        self.assertEqual(len(first["items"]), 1)
+        self.assertEqual(first["next_offset"], 1)
+        second = ops.call("GET", "/api/v1/companies/acme/users?limit=1&offset=1")[1]
+        self.assertNotEqual(first["items"][0]["address"], second["items"][0]["address"])
+
+    def test_the_openapi_document_names_every_route(self):
+        status, doc, _ = Client(self.port).call("GET", "/api/v1/openapi.json")
+        self.assertEqual(status, 200)
+        self.assertEqual(doc["openapi"], "3.0.3")
+        for path in ["/api/v1/login", "/api/v1/companies/{company}/users", "/api/v1/users/{id}"]:
+            self.assertIn(path, doc["paths"])
+        self.assertIn("patch", doc["paths"]["/api/v1/users/{id}"])
+
+    def test_zz_logins_are_rate_limited(self):
+        c = Client(self.port)
+        statuses = [c.login("admin@acme.example", "wrong password")[0] for _ in range(6)]
+        self.assertEqual(statuses[-1], 429, statuses)  # at most 5 failures in the window
+        self.assertLessEqual(statuses.count(401), 5)
+        status, body, _ = c.login("admin@acme.example")  # even the right password, for now
+        self.assertEqual(status, 429)
+        self.assertEqual(body["error"]["code"], "rate_limited")
+
+
+def main():
+    global BINARY
+    p = argparse.ArgumentParser()
+    p.add_argument("--binary", required=True)
+    a, rest = p.parse_known_args()
+    BINARY = os.path.abspath(a.binary)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
