@@ -58,8 +58,9 @@ struct Body {
   json value;
   std::optional<HttpResponse> error;
 };
+// any_field: every field is let through (the caller checks them).
 Body parse_body(const HttpRequest& req, const std::map<std::string, json::value_t>& allowed,
-                const std::set<std::string>& required = {}) {
+                const std::set<std::string>& required = {}, bool any_field = false) {
   Body b;
   b.value = json::parse(req.body, nullptr, false);
   if (b.value.is_discarded()) {
@@ -71,6 +72,7 @@ Body parse_body(const HttpRequest& req, const std::map<std::string, json::value_
     return b;
   }
   for (const auto& [key, v] : b.value.items()) {
+    if (any_field) break;
     auto it = allowed.find(key);
     if (it == allowed.end()) {
       b.error = json_error(400, "invalid_argument", "unknown field '" + key + "'", key);
@@ -105,7 +107,8 @@ struct Api::Route {
   std::function<HttpResponse(const HttpRequest&, const std::optional<Caller>&)> handler;
 };
 
-Api::Api(store::Store& store, Auth& auth) : store_(store), auth_(auth) {
+Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery)
+    : store_(store), auth_(auth), discovery_(discovery) {
   using Req = const HttpRequest&;
   using Who = const std::optional<Caller>&;
 
@@ -135,6 +138,13 @@ Api::Api(store::Store& store, Auth& auth) : store_(store), auth_(auth) {
     return std::nullopt;
   };
   auto admin_of = [](const Caller& c) { return c.login.role != LoginRole::end_user; };
+  auto actor_of = [](const Caller& c) { return core::Actor{"admin:" + c.login.email}; };
+  auto address_field = [](const json& j,
+                          const char* key) -> std::variant<core::Address, HttpResponse> {
+    auto a = core::Address::parse(text_or(j, key));
+    if (!a) return json_error(400, "invalid_argument", a.error().message, key);
+    return *a;
+  };
   auto me_json = [this](const Caller& c) {
     json j = {{"email", c.login.email}, {"role", store::to_string(c.login.role)}};
     if (c.login.company_id) {
@@ -299,6 +309,207 @@ Api::Api(store::Store& store, Auth& auth) : store_(store), auth_(auth) {
          auto co = company_for(req.params.at("company"), *c);
          if (!co) return not_found("company");
          return ok({{"items", store_.list_audit({co->id, 200})}});
+       }},
+      {"POST", "/api/v1/companies", "Add a company (operators)", false,
+       [this, actor_of](Req req, Who c) {
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         auto b = parse_body(req,
+                             {{"name", json::value_t::string},
+                              {"tech_contact", json::value_t::string},
+                              {"admin_contact", json::value_t::string}},
+                             {"name"});
+         if (b.error) return *b.error;
+         auto name = core::validate_company_name(text_or(b.value, "name"));
+         if (!name) return json_error(400, "invalid_argument", name.error().message, "name");
+         store::NewCompany n{
+             *name, text_or(b.value, "tech_contact"), text_or(b.value, "admin_contact"), {}};
+         for (const auto* field : {"tech_contact", "admin_contact"}) {
+           auto v = core::validate_contact(text_or(b.value, field), field);
+           if (!v) return json_error(400, "invalid_argument", v.error().message, field);
+         }
+         return ok(store_.add_company(n, actor_of(*c)), 201);
+       }},
+      {"GET", "/api/v1/companies/{company}/domains", "A company's domains", false,
+       [this, company_for](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         return ok({{"items", store_.list_domains(co->id)}});
+       }},
+      {"POST", "/api/v1/companies/{company}/domains",
+       "Add a domain and its delivery destination (operators)", false,
+       [this, company_for, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         auto b = parse_body(
+             req, {{"name", json::value_t::string}, {"destination", json::value_t::string}},
+             {"name", "destination"});
+         if (b.error) return *b.error;
+         auto dest = core::Endpoint::parse(text_or(b.value, "destination"));
+         if (!dest) return json_error(400, "invalid_argument", dest.error().message, "destination");
+         return ok(store_.add_domain(co->id, core::ascii_lower(text_or(b.value, "name")), *dest,
+                                     actor_of(*c)),
+                   201);
+       }},
+      {"POST", "/api/v1/users/{id}/aliases", "Add an alias to a user", false,
+       [this, user_for, admin_of, actor_of, address_field](Req req, Who c) {
+         auto u = user_for(req.params.at("id"), *c);
+         if (!u) return not_found("user");
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         auto b = parse_body(req, {{"address", json::value_t::string}}, {"address"});
+         if (b.error) return *b.error;
+         auto a = address_field(b.value, "address");
+         if (auto* e = std::get_if<HttpResponse>(&a)) return *e;
+         return ok(store_.add_alias(u->id, std::get<core::Address>(a), actor_of(*c)), 201);
+       }},
+      {"DELETE", "/api/v1/users/{id}/aliases/{address}", "Remove one of a user's aliases", false,
+       [this, user_for, admin_of, actor_of](Req req, Who c) {
+         auto u = user_for(req.params.at("id"), *c);
+         if (!u) return not_found("user");
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         auto a = core::Address::parse(url_decode(req.params.at("address")));
+         auto alias = a ? store_.find_alias(*a) : std::nullopt;
+         if (!alias || alias->user_id != u->id) return not_found("alias");
+         store_.remove_alias(alias->id, actor_of(*c));
+         return ok({{"ok", true}});
+       }},
+      {"GET", "/api/v1/companies/{company}/discovery-settings", "SMTP Discovery settings", false,
+       [this, company_for](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         return ok(store_.discovery_settings(co->id));
+       }},
+      {"PATCH", "/api/v1/companies/{company}/discovery-settings",
+       "Change SMTP Discovery settings (the fields given)", false,
+       [this, company_for, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         auto b = parse_body(req, {}, {}, true);  // each field checked by set_setting below
+         if (b.error) return *b.error;
+         auto s = store_.discovery_settings(co->id);
+         for (const auto& [key, v] : b.value.items()) {
+           const auto text = v.is_string() ? v.get<std::string>() : v.dump();
+           if (auto err = core::set_setting(s, key, text)) {
+             return json_error(400, "invalid_argument", err->message, key);
+           }
+         }
+         if (auto err = core::validate(s)) {
+           return json_error(400, "invalid_argument", err->message, err->field);
+         }
+         store_.set_discovery_settings(co->id, s, actor_of(*c));
+         return ok(s);
+       }},
+      {"POST", "/api/v1/companies/{company}/discovered/actions",
+       "The Select menu, on several discovered addresses at once (all or nothing): "
+       "create_user (first_name, surname, role), create_functional, mark_invalid, add_alias "
+       "(alias_of)",
+       false,
+       [this, company_for, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         auto b = parse_body(req, {{"actions", json::value_t::array}}, {"actions"});
+         if (b.error) return *b.error;
+         std::vector<lifecycle::DiscoveredAction> actions;
+         for (const auto& a : b.value["actions"]) {
+           HttpRequest one;
+           one.body = a.dump();
+           auto item = parse_body(one,
+                                  {{"action", json::value_t::string},
+                                   {"address", json::value_t::string},
+                                   {"first_name", json::value_t::string},
+                                   {"surname", json::value_t::string},
+                                   {"role", json::value_t::string},
+                                   {"alias_of", json::value_t::string}},
+                                  {"action", "address"});
+           if (item.error) return *item.error;
+           lifecycle::DiscoveredAction d;
+           const auto kind = text_or(a, "action");
+           using K = lifecycle::DiscoveredAction::Kind;
+           if (kind == "create_user") {
+             d.kind = K::create_user;
+           } else if (kind == "create_functional") {
+             d.kind = K::create_functional;
+           } else if (kind == "mark_invalid") {
+             d.kind = K::mark_invalid;
+           } else if (kind == "add_alias") {
+             d.kind = K::add_alias;
+           } else {
+             return json_error(400, "invalid_argument", "unknown action '" + kind + "'", "action");
+           }
+           auto address = core::Address::parse(text_or(a, "address"));
+           if (!address) {
+             return json_error(400, "invalid_argument", address.error().message, "address");
+           }
+           d.address = *address;
+           d.first_name = text_or(a, "first_name");
+           d.surname = text_or(a, "surname");
+           if (a.contains("role")) {
+             auto role = core::parse_role(text_or(a, "role"));
+             if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
+             d.role = *role;
+           }
+           if (d.kind == K::add_alias) {
+             auto of = core::Address::parse(text_or(a, "alias_of"));
+             if (!of)
+               return json_error(400, "invalid_argument", "alias_of: the user's address",
+                                 "alias_of");
+             d.alias_of = *of;
+           }
+           actions.push_back(std::move(d));
+         }
+         discovery_.apply(co->id, actions, actor_of(*c));
+         return ok({{"applied", actions.size()}});
+       }},
+      {"POST", "/api/v1/companies/{company}/invalid", "Mark an address invalid", false,
+       [this, company_for, actor_of, address_field](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         auto b = parse_body(
+             req, {{"address", json::value_t::string}, {"reason", json::value_t::string}},
+             {"address"});
+         if (b.error) return *b.error;
+         auto a = address_field(b.value, "address");
+         if (auto* e = std::get_if<HttpResponse>(&a)) return *e;
+         const auto& address = std::get<core::Address>(a);
+         const auto domain = store_.find_domain(address.domain());
+         if (!domain || domain->company_id != co->id) {
+           return json_error(400, "invalid_argument", "not a domain of " + co->name, "address");
+         }
+         return ok(store_.add_invalid(address, text_or(b.value, "reason"), actor_of(*c)), 201);
+       }},
+      {"DELETE", "/api/v1/companies/{company}/invalid/{address}", "Forget an invalid address",
+       false,
+       [this, company_for, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         auto a = core::Address::parse(url_decode(req.params.at("address")));
+         auto inv = a ? store_.find_invalid(*a) : std::nullopt;
+         if (!inv || inv->company_id != co->id) return not_found("invalid address");
+         store_.remove_invalid(inv->id, actor_of(*c));
+         return ok({{"ok", true}});
+       }},
+      {"POST", "/api/v1/companies/{company}/invalid/{address}/user",
+       "Create a user for an invalid address (fixing it)", false,
+       [this, company_for, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         auto a = core::Address::parse(url_decode(req.params.at("address")));
+         auto inv = a ? store_.find_invalid(*a) : std::nullopt;
+         if (!inv || inv->company_id != co->id) return not_found("invalid address");
+         auto b = parse_body(req, {{"first_name", json::value_t::string},
+                                   {"surname", json::value_t::string},
+                                   {"role", json::value_t::string}});
+         if (b.error) return *b.error;
+         std::optional<core::Role> role;
+         if (b.value.contains("role")) {
+           auto r = core::parse_role(text_or(b.value, "role"));
+           if (!r) return json_error(400, "invalid_argument", "unknown role", "role");
+           role = *r;
+         }
+         return ok(
+             discovery_.create_user_from_invalid(*a, text_or(b.value, "first_name"),
+                                                 text_or(b.value, "surname"), role, actor_of(*c)),
+             201);
        }},
   };
 }

@@ -18,7 +18,7 @@ namespace mailroster::admin {
 
 class Api {
  public:
-  Api(store::Store& store, Auth& auth);
+  Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery);
   ~Api();
   // Registers every route, and the OpenAPI document.
   void install(HttpServer& server);
@@ -29,6 +29,7 @@ class Api {
   struct Route;
   store::Store& store_;
   Auth& auth_;
+  lifecycle::DiscoveryService& discovery_;
   std::vector<Route> routes_;
 };
 

@@ -20,7 +20,8 @@ TEST(AdminApi, TheOpenApiDocumentMatchesTheRoutes) {
   boost::asio::io_context io;
   HttpServer server(io, {});
   Auth auth(store, clock);
-  Api api(store, auth);
+  lifecycle::DiscoveryService discovery(store, clock);
+  Api api(store, auth, discovery);
   api.install(server);
   std::set<std::pair<std::string, std::string>> routed, documented;
   for (auto [method, path] : server.routes()) {

@@ -161,7 +161,7 @@ int serve(const Config& config, store::Store& store) {
 
   // The admin API (login, roles, tenant isolation) and its OpenAPI document.
   admin::Auth auth(store, clock);
-  admin::Api api(store, auth);
+  admin::Api api(store, auth, discovery);
   api.install(http);
 
   // Expiry and the Thursday reports, every maintenance interval.
