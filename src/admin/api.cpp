@@ -4,7 +4,13 @@
 #include <set>
 #include <variant>
 
+#include <sodium.h>
+
+#include <sstream>
+
 #include "core/json.hpp"
+#include "directory/csv/csv_import.hpp"
+#include "directory/sync_apply.hpp"
 
 namespace mailroster::admin {
 
@@ -105,10 +111,12 @@ struct Api::Route {
   std::string summary;
   bool public_route = false;  // no login needed
   std::function<HttpResponse(const HttpRequest&, const std::optional<Caller>&)> handler;
+  RouteOptions options = {};
 };
 
-Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery)
-    : store_(store), auth_(auth), discovery_(discovery) {
+Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,
+         directory::SyncService& syncs, const core::Clock& clock)
+    : store_(store), auth_(auth), discovery_(discovery), syncs_(syncs), clock_(clock) {
   using Req = const HttpRequest&;
   using Who = const std::optional<Caller>&;
 
@@ -512,6 +520,173 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              201);
        }},
   };
+  auto kind_of = [](const std::string& text) -> std::optional<core::Source> {
+    if (text == "ldap") return core::Source::ldap;
+    if (text == "azure") return core::Source::azure;
+    return std::nullopt;
+  };
+  // A company's sync of one kind, for administrators of that company.
+  struct SyncTarget {
+    core::Company company;
+    core::Source kind;
+  };
+  auto sync_target = [company_for, kind_of, admin_of](
+                         const HttpRequest& req,
+                         const Caller& c) -> std::variant<SyncTarget, HttpResponse> {
+    auto co = company_for(req.params.at("company"), c);
+    auto kind = kind_of(req.params.at("kind"));
+    if (!co || !kind) return not_found("sync");
+    if (!admin_of(c)) return json_error(403, "forbidden", "administrators only");
+    return SyncTarget{*co, *kind};
+  };
+  const RouteOptions blocking{.blocking = true};
+  auto plan_json = [](const core::Plan& plan, const std::vector<directory::Rejected>& rejected) {
+    json j = plan;
+    j["rejected"] = directory::rejected_json(rejected);
+    return j;
+  };
+  std::vector<Route> more = {
+      {"GET", "/api/v1/companies/{company}/sync/{kind}",
+       "Directory sync (kind: ldap or azure): settings, options, last success and error; never "
+       "the secret",
+       false,
+       [this, sync_target](Req req, Who c) {
+         auto t = sync_target(req, *c);
+         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
+         const auto& [co, kind] = std::get<SyncTarget>(t);
+         return ok(syncs_.status(co.id, kind));
+       }},
+      {"PUT", "/api/v1/companies/{company}/sync/{kind}",
+       "Configure a directory sync: {settings, options, secret} (secret write-only; left out: "
+       "kept)",
+       false,
+       [this, sync_target, actor_of](Req req, Who c) {
+         auto t = sync_target(req, *c);
+         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
+         const auto& [co, kind] = std::get<SyncTarget>(t);
+         auto b = parse_body(req, {{"settings", json::value_t::object},
+                                   {"options", json::value_t::object},
+                                   {"secret", json::value_t::string}});
+         if (b.error) return *b.error;
+         std::optional<std::string> secret;
+         if (b.value.contains("secret") && b.value["secret"].is_string()) {
+           secret = b.value["secret"].get<std::string>();
+         }
+         syncs_.configure(co.id, kind, b.value.value("settings", json::object()),
+                          b.value.value("options", json::object()), secret, actor_of(*c));
+         return ok(syncs_.status(co.id, kind));
+       }},
+      {"POST", "/api/v1/companies/{company}/sync/{kind}/test", "Connect and authenticate", false,
+       [this, sync_target](Req req, Who c) {
+         auto t = sync_target(req, *c);
+         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
+         const auto& [co, kind] = std::get<SyncTarget>(t);
+         return ok(syncs_.test(co.id, kind));
+       },
+       blocking},
+      {"POST", "/api/v1/companies/{company}/sync/{kind}/search",
+       "Search Now: the plan a sync would apply (nothing is written)", false,
+       [this, sync_target, plan_json](Req req, Who c) {
+         auto t = sync_target(req, *c);
+         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
+         const auto& [co, kind] = std::get<SyncTarget>(t);
+         const auto p = syncs_.preview(co.id, kind);
+         auto j = plan_json(p.plan, p.rejected);
+         j["info"] = p.info;
+         return ok(j);
+       },
+       blocking},
+      {"POST", "/api/v1/companies/{company}/sync/{kind}/run",
+       "Sync now: read the directory and apply ({force} past the deletion guard)", false,
+       [this, sync_target](Req req, Who c) {
+         auto t = sync_target(req, *c);
+         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
+         const auto& [co, kind] = std::get<SyncTarget>(t);
+         auto b = parse_body(req, {{"force", json::value_t::boolean}});
+         if (b.error) return *b.error;
+         const auto r = syncs_.run(co.id, kind, b.value.value("force", false));
+         return ok({{"created", r.result.creates},
+                    {"updated", r.result.updates},
+                    {"deleted", r.result.deletes},
+                    {"skipped", r.result.skips},
+                    {"rejected", directory::rejected_json(r.rejected)},
+                    {"info", r.info}});
+       },
+       blocking},
+      {"POST", "/api/v1/companies/{company}/imports",
+       "Upload a CSV (the body, text/csv) and get its plan with an id; nothing is written. "
+       "?delete_missing=true plans deletes of CSV users not in the file",
+       false,
+       [this, company_for, admin_of, plan_json](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         std::set<std::string> domains;
+         for (const auto& d : store_.list_domains(co->id)) domains.insert(d.name);
+         std::istringstream in(req.body);
+         auto read = directory::csv::read_user_csv(in, domains);
+         if (!read) return json_error(400, "invalid_argument", read.error().message, "file");
+         const auto q = query_params(req.query);
+         core::SyncOptions options;
+         options.default_role = store_.discovery_settings(co->id).default_role;
+         options.delete_removed = q.count("delete_missing") && q.at("delete_missing") == "true";
+         auto plan = directory::plan_for(store_, co->id, read->snapshot, options);
+         unsigned char raw[16];
+         randombytes_buf(raw, sizeof raw);
+         std::string id(33, '\0');
+         sodium_bin2hex(id.data(), id.size(), raw, sizeof raw);
+         id.pop_back();
+         auto j = plan_json(plan, {});
+         json errors = json::array();
+         for (const auto& e : read->errors)
+           errors.push_back({{"line", e.line}, {"error", e.message}});
+         j["plan_id"] = id;
+         j["errors"] = errors;
+         j["rows"] = read->rows;
+         j["unknown_columns"] = read->unknown_columns;
+         std::lock_guard lock(imports_mutex_);
+         const auto now = clock_.now();
+         std::erase_if(imports_, [&](const auto& kv) { return kv.second.expires <= now; });
+         imports_[id] = {co->id, std::move(plan), read->errors.size(), now + std::chrono::hours(1)};
+         return ok(j, 201);
+       },
+       RouteOptions{.max_body_bytes = 64u << 20}},
+      {"POST", "/api/v1/companies/{company}/imports/{plan}/apply",
+       "Apply exactly the previewed plan ({force, skip_invalid}); 409 when the world changed "
+       "under it",
+       false,
+       [this, company_for, admin_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         auto b = parse_body(
+             req, {{"force", json::value_t::boolean}, {"skip_invalid", json::value_t::boolean}});
+         if (b.error) return *b.error;
+         PendingImport pending;
+         {
+           std::lock_guard lock(imports_mutex_);
+           auto it = imports_.find(req.params.at("plan"));
+           if (it == imports_.end() || it->second.company_id != co->id ||
+               it->second.expires <= clock_.now()) {
+             return not_found("import plan (expired after an hour, or applied)");
+           }
+           pending = it->second;
+         }
+         if (pending.bad_rows && !b.value.value("skip_invalid", false)) {
+           return json_error(400, "invalid_argument",
+                             std::to_string(pending.bad_rows) +
+                                 " bad row(s); nothing was imported (fix them, or skip_invalid)",
+                             "skip_invalid");
+         }
+         const auto r = directory::apply_plan(store_, pending.plan, b.value.value("force", false));
+         {
+           std::lock_guard lock(imports_mutex_);
+           imports_.erase(req.params.at("plan"));
+         }
+         return ok({{"created", r.created}, {"updated", r.updated}, {"deleted", r.deleted}});
+       }},
+  };
+  for (auto& r : more) routes_.push_back(std::move(r));
 }
 
 Api::~Api() = default;
@@ -556,20 +731,23 @@ json Api::openapi() const {
 
 void Api::install(HttpServer& server) {
   for (const auto& r : routes_) {
-    server.route(r.method, r.path, [this, &r](const HttpRequest& req) {
-      std::optional<Caller> caller;
-      if (!r.public_route) {
-        caller = auth_.caller(req);
-        if (!caller) return json_error(401, "unauthenticated", "log in first");
-        if (req.method != "GET") {
-          auto it = req.headers.find("x-csrf-token");
-          if (it == req.headers.end() || it->second != caller->csrf) {
-            return json_error(403, "csrf", "missing or wrong X-CSRF-Token");
+    server.route(
+        r.method, r.path,
+        [this, &r](const HttpRequest& req) {
+          std::optional<Caller> caller;
+          if (!r.public_route) {
+            caller = auth_.caller(req);
+            if (!caller) return json_error(401, "unauthenticated", "log in first");
+            if (req.method != "GET") {
+              auto it = req.headers.find("x-csrf-token");
+              if (it == req.headers.end() || it->second != caller->csrf) {
+                return json_error(403, "csrf", "missing or wrong X-CSRF-Token");
+              }
+            }
           }
-        }
-      }
-      return r.handler(req, caller);
-    });
+          return r.handler(req, caller);
+        },
+        r.options);
   }
   const auto doc = openapi().dump();
   server.route("GET", "/api/v1/openapi.json", [doc](const HttpRequest&) {

@@ -9,8 +9,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+#include <mutex>
+
 #include "admin/auth.hpp"
 #include "admin/http_server.hpp"
+#include "directory/sync_service.hpp"
 #include "lifecycle/discovery_service.hpp"
 #include "store/store.hpp"
 
@@ -18,7 +22,8 @@ namespace mailroster::admin {
 
 class Api {
  public:
-  Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery);
+  Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,
+      directory::SyncService& syncs, const core::Clock& clock);
   ~Api();
   // Registers every route, and the OpenAPI document.
   void install(HttpServer& server);
@@ -30,6 +35,17 @@ class Api {
   store::Store& store_;
   Auth& auth_;
   lifecycle::DiscoveryService& discovery_;
+  directory::SyncService& syncs_;
+  const core::Clock& clock_;
+  // CSV imports previewed and not yet applied: the plan applied is exactly the one shown.
+  struct PendingImport {
+    core::Id company_id = 0;
+    core::Plan plan;
+    std::size_t bad_rows = 0;
+    core::TimePoint expires{};
+  };
+  std::mutex imports_mutex_;
+  std::map<std::string, PendingImport> imports_;
   std::vector<Route> routes_;
 };
 

@@ -21,7 +21,9 @@ TEST(AdminApi, TheOpenApiDocumentMatchesTheRoutes) {
   HttpServer server(io, {});
   Auth auth(store, clock);
   lifecycle::DiscoveryService discovery(store, clock);
-  Api api(store, auth, discovery);
+  const auto secrets = store::SecretBox::open_key_file(dir.file("key"));
+  directory::SyncService syncs(store, secrets, clock);
+  Api api(store, auth, discovery, syncs, clock);
   api.install(server);
   std::set<std::pair<std::string, std::string>> routed, documented;
   for (auto [method, path] : server.routes()) {

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -48,13 +49,32 @@ std::vector<std::string> segments(const std::string& path) {
 
 struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io_context, HttpServerSettings s)
-      : io(io_context), settings(std::move(s)), acceptor(io_context) {}
+      : io(io_context),
+        settings(std::move(s)),
+        acceptor(io_context),
+        workers(std::max<std::size_t>(1, settings.worker_threads)) {}
 
   asio::io_context& io;
   HttpServerSettings settings;
   tcp::acceptor acceptor;
+  asio::thread_pool workers;
   // path pattern -> method -> handler
   std::map<std::string, std::map<std::string, HttpHandler>> routes;
+  std::map<std::pair<std::string, std::string>, RouteOptions> options;  // (method, pattern)
+
+  // The options of the route a request goes to (defaults when none).
+  RouteOptions options_for(const std::string& method, const std::string& path) {
+    std::map<std::string, std::string> ignored;
+    const auto* methods = match(path, ignored);
+    if (!methods) return {};
+    for (const auto& [pattern, m] : routes) {
+      if (&m == methods) {
+        auto it = options.find({method, pattern});
+        return it == options.end() ? RouteOptions{} : it->second;
+      }
+    }
+    return {};
+  }
 
   // The pattern matching path (exact segments preferred), with its parameters.
   const std::map<std::string, HttpHandler>* match(const std::string& path,
@@ -111,6 +131,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  asio::awaitable<HttpResponse> dispatch_async(HttpRequest request) {
+    co_return dispatch(std::move(request));
+  }
+
   static HttpRequest to_request(const http::request<http::string_body>& r,
                                 const std::string& client) {
     HttpRequest req;
@@ -139,11 +163,20 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     for (;;) {
       stream.expires_after(settings.idle_timeout);
       http::request_parser<http::string_body> parser;
-      parser.body_limit(settings.max_body_bytes);
       parser.header_limit(16 * 1024);
       beast::error_code ec;
-      co_await http::async_read(stream, buffer, parser,
-                                asio::redirect_error(asio::use_awaitable, ec));
+      co_await http::async_read_header(stream, buffer, parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
+      RouteOptions route_options;
+      if (!ec) {
+        const std::string target(parser.get().target());
+        route_options = options_for(std::string(parser.get().method_string()),
+                                    target.substr(0, target.find('?')));
+        parser.body_limit(route_options.max_body_bytes ? route_options.max_body_bytes
+                                                       : settings.max_body_bytes);
+        co_await http::async_read(stream, buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+      }
       HttpResponse out;
       bool keep_alive = false;
       unsigned version = 11;
@@ -158,7 +191,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         const auto& r = parser.get();
         keep_alive = r.keep_alive();
         version = r.version();
-        out = dispatch(to_request(r, client));
+        auto request = to_request(r, client);
+        if (route_options.blocking) {
+          // The request is the coroutine's parameter, so its frame owns it (a lambda's
+          // captures would die with the lambda).
+          out = co_await asio::co_spawn(workers.get_executor(), dispatch_async(std::move(request)),
+                                        asio::use_awaitable);
+        } else {
+          out = dispatch(std::move(request));
+        }
       }
       http::response<http::string_body> res{static_cast<http::status>(out.status), version};
       res.set(http::field::server, "mailroster");
@@ -197,8 +238,10 @@ HttpServer::HttpServer(asio::io_context& io, HttpServerSettings settings)
 
 HttpServer::~HttpServer() { stop(); }
 
-void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler) {
+void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler,
+                       RouteOptions options) {
   impl_->routes[path][method] = std::move(handler);
+  impl_->options[{method, path}] = options;
 }
 
 void HttpServer::start() {
@@ -219,6 +262,8 @@ std::uint16_t HttpServer::port() const { return net::bound_port(impl_->acceptor)
 void HttpServer::stop() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
+  impl_->workers.stop();
+  impl_->workers.join();
 }
 
 }  // namespace mailroster::admin

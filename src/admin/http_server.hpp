@@ -41,10 +41,17 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+struct RouteOptions {
+  // Runs on the server's worker threads, not the I/O thread (LDAP and Graph calls block).
+  bool blocking = false;
+  std::size_t max_body_bytes = 0;  // 0: the server's limit
+};
+
 struct HttpServerSettings {
   core::Endpoint listen{"127.0.0.1", 8080};
   std::size_t max_body_bytes = 1 << 20;
   std::chrono::seconds idle_timeout{60};
+  std::size_t worker_threads = 2;  // for blocking routes
 };
 
 // {"error": {"code": code, "message": message, "field": field}} with the given status
@@ -61,7 +68,8 @@ class HttpServer {
 
   // path: exact segments, or "{name}" for one segment handed over in HttpRequest::params
   // ("/api/v1/users/{id}"); an exact segment wins over a parameter.
-  void route(const std::string& method, const std::string& path, HttpHandler handler);
+  void route(const std::string& method, const std::string& path, HttpHandler handler,
+             RouteOptions options = {});
   // Every (method, path pattern) routed, for the OpenAPI document and its test.
   std::vector<std::pair<std::string, std::string>> routes() const;
   // Binds and starts accepting on the io_context. Throws core::Failure when it cannot bind.

@@ -159,11 +159,6 @@ int serve(const Config& config, store::Store& store) {
     return flush_verify_cache(verifier, req);
   });
 
-  // The admin API (login, roles, tenant isolation) and its OpenAPI document.
-  admin::Auth auth(store, clock);
-  admin::Api api(store, auth, discovery);
-  api.install(http);
-
   // Expiry and the Thursday reports, every maintenance interval.
   reports::Maintenance maintenance(store, discovery, pool, config.maintenance);
   boost::asio::steady_timer maintenance_timer(io);
@@ -195,6 +190,11 @@ int serve(const Config& config, store::Store& store) {
   syncs.add_source(ldap_source);
   directory::graph::GraphDirectory graph_source(clock);
   syncs.add_source(graph_source);
+
+  // The admin API (login, roles, tenant isolation) and its OpenAPI document.
+  admin::Auth auth(store, clock);
+  admin::Api api(store, auth, discovery, syncs, clock);
+  api.install(http);
   http.start();
   inbound.start();
   outbound.start();

@@ -35,9 +35,9 @@ class Client:
     def __init__(self, port):
         self.port, self.cookie, self.csrf = port, None, None
 
-    def call(self, method, path, body=None, raw=None, csrf=True):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        headers = {"Content-Type": "application/json"}
+    def call(self, method, path, body=None, raw=None, csrf=True, content_type="application/json"):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Content-Type": content_type}
         if self.cookie:
             headers["Cookie"] = self.cookie
         if csrf and self.csrf:
@@ -100,7 +100,10 @@ class Api(unittest.TestCase):
         cls.proc.terminate()
         cls.proc.wait(10)
         cls.log.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        if os.environ.get("KEEP"):
+            print("kept", cls.dir)
+        else:
+            shutil.rmtree(cls.dir, ignore_errors=True)
 
     def client(self, email=None):
         c = Client(self.port)
@@ -342,6 +345,77 @@ class Api(unittest.TestCase):
         self.assertEqual(ops.call("POST", "/api/v1/companies/initech/domains",
                                   {"name": "acme.example", "destination": "127.0.0.1:25"})[0],
                          409)  # another company's domain
+
+    def test_csv_import_preview_then_apply_exactly_that_plan(self):
+        adm = self.client("admin@acme.example")
+        csv = ("email,first_name,surname\r\n"
+               "imp1@acme.example,Imp,One\r\n"
+               "not an address,Bad,Row\r\n"
+               "imp2@acme.example,Imp,Two\r\n")
+        status, plan, _ = adm.call("POST", "/api/v1/companies/acme/imports", raw=csv,
+                                   content_type="text/csv")
+        self.assertEqual(status, 201, plan)
+        self.assertEqual(plan["counts"]["create"], 2)
+        self.assertEqual(plan["errors"][0]["line"], 3)
+        path = f"/api/v1/companies/acme/imports/{plan['plan_id']}/apply"
+        status, body, _ = adm.call("POST", path, {})
+        self.assertEqual((status, body["error"]["field"]), (400, "skip_invalid"))
+        self.assertEqual(self.client("ops@mailroster.example").call(
+            "POST", f"/api/v1/companies/globex/imports/{plan['plan_id']}/apply",
+            {"skip_invalid": True})[0], 404)  # another company's id
+        status, body, _ = adm.call("POST", path, {"skip_invalid": True})
+        self.assertEqual((status, body["created"]), (200, 2), body)
+        self.assertEqual(adm.call("POST", path, {"skip_invalid": True})[0], 404)  # used up
+        # The world changes between preview and apply: the plan fails whole, 409.
+        status, plan, _ = adm.call("POST", "/api/v1/companies/acme/imports",
+                                   raw="email\nimp3@acme.example\nimp4@acme.example\n",
+                                   content_type="text/csv")
+        adm.call("POST", "/api/v1/companies/acme/users", {"address": "imp4@acme.example"})
+        status, body, _ = adm.call("POST", f"/api/v1/companies/acme/imports/{plan['plan_id']}/apply",
+                                   {})
+        self.assertEqual(status, 409, body)
+        users = {u["address"] for u in
+                 adm.call("GET", "/api/v1/companies/acme/users?limit=1000")[1]["items"]}
+        self.assertNotIn("imp3@acme.example", users)
+        status, body, _ = adm.call("POST", "/api/v1/companies/acme/imports", raw="nothing,here\n",
+                                   content_type="text/csv")
+        self.assertEqual((status, body["error"]["field"]), (400, "file"))
+
+    def test_azure_sync_settings_search_and_run(self):
+        graph = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "..",
+                                                               "graph", "fake_graph.py"),
+                                  "--users", "20"], stdout=subprocess.PIPE, text=True)
+        try:
+            url = f"http://127.0.0.1:{int(graph.stdout.readline().split()[1])}"
+            adm = self.client("admin@acme.example")
+            path = "/api/v1/companies/acme/sync/azure"
+            self.assertEqual(adm.call("GET", path)[0], 404)  # not configured yet
+            settings = {"tenant_id": "contoso-tenant", "client_id": "mailroster-app",
+                        "login_url": url, "graph_url": url}
+            status, body, _ = adm.call("PUT", path, {"settings": settings,
+                                                     "options": {"frequency_hours": 24},
+                                                     "secret": "graph-secret"})
+            self.assertEqual(status, 200, body)
+            self.assertNotIn("graph-secret", json.dumps(body))
+            self.assertTrue(body["secret_set"])
+            status, body, _ = adm.call("PUT", path, {"options": {"frequency_hours": 5}})
+            self.assertEqual((status, body["error"]["field"]), (400, "frequency_hours"))
+            status, body, _ = adm.call("POST", path + "/test", {})
+            self.assertEqual(status, 200, body)
+            status, plan, _ = adm.call("POST", path + "/search", {})
+            self.assertEqual(status, 200, plan)
+            self.assertEqual(plan["counts"]["create"], 0)  # corp.example is not acme's domain
+            self.assertGreater(len(plan["rejected"]), 20)
+            status, body, _ = adm.call("POST", path + "/run", {})
+            self.assertEqual((status, body["created"]), (200, 0), body)
+            self.assertIsNotNone(adm.call("GET", path)[1]["last_success"])
+            self.assertEqual(adm.call("GET", "/api/v1/companies/globex/sync/azure")[0], 404)
+            self.assertEqual(adm.call("GET", "/api/v1/companies/acme/sync/nis")[0], 404)
+            alice = self.client("alice@acme.example")
+            self.assertEqual(alice.call("GET", path)[0], 404)
+        finally:
+            graph.kill()
+            graph.wait()
 
     def test_zz_logins_are_rate_limited(self):
         c = Client(self.port)

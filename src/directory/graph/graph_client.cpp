@@ -76,12 +76,19 @@ core::Result<GraphSettings> settings_from_json(const json& j) {
 }
 
 std::optional<std::string> TokenCache::get(const std::string& key, core::TimePoint now) const {
+  std::lock_guard lock(mutex_);
   auto it = tokens_.find(key);
   if (it == tokens_.end() || now >= it->second.expires) return std::nullopt;
   return it->second.value;
 }
-void TokenCache::put(const std::string& key, Token token) { tokens_[key] = std::move(token); }
-void TokenCache::drop(const std::string& key) { tokens_.erase(key); }
+void TokenCache::put(const std::string& key, Token token) {
+  std::lock_guard lock(mutex_);
+  tokens_[key] = std::move(token);
+}
+void TokenCache::drop(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  tokens_.erase(key);
+}
 
 namespace {
 

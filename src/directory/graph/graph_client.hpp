@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <variant>
@@ -33,7 +34,8 @@ struct GraphSettings {
 void to_json(nlohmann::json& j, const GraphSettings& s);
 core::Result<GraphSettings> settings_from_json(const nlohmann::json& j);
 
-// Tokens by tenant, client and secret, until shortly before they expire.
+// Tokens by tenant, client and secret, until shortly before they expire. Thread-safe: the
+// scheduler and the admin API's workers share it.
 class TokenCache {
  public:
   struct Token {
@@ -45,6 +47,7 @@ class TokenCache {
   void drop(const std::string& key);
 
  private:
+  mutable std::mutex mutex_;
   std::map<std::string, Token> tokens_;
 };
 
