@@ -33,4 +33,22 @@ ProxyAddresses parse_proxy_addresses(const std::vector<std::string>& values) {
   return out;
 }
 
+core::Result<MailAddresses> mail_addresses(const std::vector<std::string>& proxy_values,
+                                           const std::string& mail) {
+  const auto proxies = parse_proxy_addresses(proxy_values);
+  MailAddresses out;
+  if (proxies.primary) {
+    out.primary = *proxies.primary;
+  } else {
+    if (mail.empty()) return core::invalid("no mail address");
+    auto a = core::Address::parse(mail);
+    if (!a) return core::invalid("mail '" + mail + "': " + a.error().message);
+    out.primary = *a;
+  }
+  for (const auto& a : proxies.aliases) {
+    if (!(a == out.primary)) out.aliases.push_back(a);
+  }
+  return out;
+}
+
 }  // namespace mailroster::directory

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/address.hpp"
+#include "core/error.hpp"
 
 namespace mailroster::directory {
 
@@ -18,5 +19,15 @@ struct ProxyAddresses {
 };
 
 ProxyAddresses parse_proxy_addresses(const std::vector<std::string>& values);
+
+// An entry's addresses, as AD and Graph both give them: the primary is the SMTP: proxy
+// address, else `mail`; the aliases are the other smtp: values. Fails without a usable
+// primary ("no mail address", or why `mail` is not an address).
+struct MailAddresses {
+  core::Address primary;
+  std::vector<core::Address> aliases;
+};
+core::Result<MailAddresses> mail_addresses(const std::vector<std::string>& proxy_values,
+                                           const std::string& mail);
 
 }  // namespace mailroster::directory

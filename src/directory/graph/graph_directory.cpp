@@ -33,21 +33,10 @@ core::Result<core::DirectoryEntry> mail_entry(const json& obj) {
   core::DirectoryEntry e;
   e.source_id = text(obj, "id");
   if (e.source_id.empty()) return core::invalid("no id");
-  const auto proxies = parse_proxy_addresses(strings(obj, "proxyAddresses"));
-  if (proxies.primary) {
-    e.address = *proxies.primary;
-  } else {
-    const auto mail = text(obj, "mail");
-    if (mail.empty()) return core::invalid("no mailbox (no mail address)");
-    auto a = core::Address::parse(mail);
-    if (!a) return core::invalid("mail '" + mail + "': " + a.error().message);
-    e.address = *a;
-  }
-  std::vector<core::Address> aliases;
-  for (const auto& a : proxies.aliases) {
-    if (!(a == e.address)) aliases.push_back(a);
-  }
-  e.aliases = std::move(aliases);
+  auto addresses = mail_addresses(strings(obj, "proxyAddresses"), text(obj, "mail"));
+  if (!addresses) return addresses.error();
+  e.address = addresses->primary;
+  e.aliases = addresses->aliases;
   return e;
 }
 

@@ -11,7 +11,7 @@
 // (shared, room, equipment mailboxes are Exchange Online properties: they come in as users;
 // mark them functional by hand), and "hidden from the address list" (showInAddressList is
 // not maintained in Graph). Guests (userType Guest) are rejected: they are external people.
-// Users without a mailbox (no mail, no SMTP proxy address) are rejected with that reason.
+// Users without a mailbox (no mail, no SMTP proxy address) are rejected: "no mail address".
 #pragma once
 
 #include "core/clock.hpp"

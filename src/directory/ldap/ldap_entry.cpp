@@ -54,22 +54,12 @@ core::Result<core::DirectoryEntry> to_entry(const Attributes& attrs, bool is_gro
   }
   if (e.source_id.empty()) return core::invalid("no objectGUID or entryUUID");
 
-  const auto proxies = parse_proxy_addresses(
-      find(attrs, "proxyaddresses") ? attrs.at("proxyaddresses") : std::vector<std::string>{});
-  if (proxies.primary) {
-    e.address = *proxies.primary;
-  } else {
-    const auto mail = first(attrs, "mail");
-    if (mail.empty()) return core::invalid("no mail address");
-    auto a = core::Address::parse(mail);
-    if (!a) return core::invalid("mail '" + mail + "': " + a.error().message);
-    e.address = *a;
-  }
-  std::vector<core::Address> aliases;
-  for (const auto& a : proxies.aliases) {
-    if (!(a == e.address)) aliases.push_back(a);
-  }
-  e.aliases = std::move(aliases);
+  const auto* proxy_values = find(attrs, "proxyaddresses");
+  auto addresses = mail_addresses(proxy_values ? *proxy_values : std::vector<std::string>{},
+                                  first(attrs, "mail"));
+  if (!addresses) return addresses.error();
+  e.address = addresses->primary;
+  e.aliases = addresses->aliases;
   e.first_name = first(attrs, "givenname");
   e.surname = first(attrs, "sn");
   for (const auto* s : {&e.first_name, &e.surname}) {
