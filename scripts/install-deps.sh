@@ -15,6 +15,8 @@ PACKAGES=(
   swaks libnet-ssleay-perl libio-socket-ssl-perl postfix
   # a real OpenLDAP server for the directory-sync tests; GNU time for benchmark memory figures
   slapd ldap-utils time
+  # browser tests of the web UI: Debian's Chromium, driven by playwright-core from npm
+  chromium nodejs
 )
 
 missing=()
@@ -23,6 +25,9 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# npm: Debian's package, unless a Node.js that brings its own npm is installed.
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

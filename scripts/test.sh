@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# playwright-core for the browser tests, pinned by tests/ui/package-lock.json
+npm ci --prefix tests/ui --no-audit --no-fund --silent
 bash scripts/build.sh
 bash scripts/check-format.sh
 cd "${BUILD_DIR:-build}"

@@ -20,6 +20,7 @@
 #include "admin/auth.hpp"
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
+#include "admin/ui.hpp"
 #include "directory/graph/graph_directory.hpp"
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_service.hpp"
@@ -195,6 +196,7 @@ int serve(const Config& config, store::Store& store) {
   admin::Auth auth(store, clock);
   admin::Api api(store, auth, discovery, syncs, clock);
   api.install(http);
+  admin::install_ui(http);
   http.start();
   inbound.start();
   outbound.start();

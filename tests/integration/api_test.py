@@ -255,8 +255,8 @@ class Api(unittest.TestCase):
         cid, did = con.execute("SELECT c.id, d.id FROM companies c JOIN domains d ON "
                                "d.company_id = c.id WHERE c.name = ?", (company,)).fetchone()
         con.execute("INSERT INTO discovered_addresses(company_id, domain_id, address, address_key,"
-                    " first_seen, discovered_at) VALUES (?, ?, ?, ?, 0, 0)",
-                    (cid, did, address, address.lower()))
+                    " first_seen, discovered_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (cid, did, address, address.lower(), int(time.time()), int(time.time())))
         con.commit()
         con.close()
 

@@ -1,0 +1,300 @@
+// mailroster's web UI: the admin API (/api/v1/, see /api/v1/openapi.json) in the browser.
+// No framework and no build step: the server ships these three files.
+"use strict";
+const state = { me: null, csrf: "", company: "", users: [] };
+const $ = (sel, root = document) => root.querySelector(sel);
+const main = () => $("#main");
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;",
+  ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+
+async function api(method, path, body, contentType = "application/json") {
+  const headers = { "Content-Type": contentType };
+  if (method !== "GET") headers["X-CSRF-Token"] = state.csrf;
+  const res = await fetch("/api/v1" + path, { method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : (contentType === "application/json" ? JSON.stringify(body) : body) });
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const e = new Error(data.error ? data.error.message : res.statusText);
+    e.status = res.status;
+    throw e;
+  }
+  return data;
+}
+
+function say(text, ok = true) {
+  const m = $("#message");
+  m.className = ok ? "ok" : "error";
+  m.textContent = text;
+  clearTimeout(say.timer);
+  say.timer = setTimeout(() => { m.textContent = ""; }, 6000);
+}
+
+const co = () => "/companies/" + encodeURIComponent(state.company);
+
+function table(headers, rows) {
+  return `<table><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${
+    rows.map((r) => `<tr>${r.map((c, i) => `<td data-label="${esc(headers[i])}">${c}</td>`).join("")}</tr>`).join("")
+  }</tbody></table>`;
+}
+
+async function login() {
+  main().innerHTML = `<section><h1>Log in</h1><form id="login">
+    <div class="row"><label>Email <input name="email" type="email" autocomplete="username" required></label></div>
+    <div class="row"><label>Password <input name="password" type="password" autocomplete="current-password" required></label></div>
+    <button>Log in</button> <span class="error" id="login-error"></span></form></section>`;
+  $("#login").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    try {
+      const me = await api("POST", "/login", { email: f.get("email"), password: f.get("password") });
+      state.csrf = me.csrf_token;
+      await start();
+    } catch (e) {
+      $("#login-error").textContent = e.message;
+    }
+  };
+}
+
+async function usersView() {
+  const data = await api("GET", co() + "/users?limit=1000");
+  state.users = data.items;
+  main().innerHTML = `<section><h1>Users</h1>
+    <form id="add-user" class="row"><input name="address" placeholder="address" required>
+    <input name="first_name" placeholder="first name"><input name="surname" placeholder="surname">
+    <select name="role"><option>end_user</option><option>silent_user</option><option>functional</option></select>
+    <button>Add user</button></form>
+    ${table(["Address", "Name", "Role", "Source", ""], data.items.map((u) => [esc(u.address),
+      esc(`${u.first_name} ${u.surname}`), esc(u.role), esc(u.source),
+      `<button class="secondary" data-remove="${u.id}">Remove</button>`]))}</section>`;
+  $("#add-user").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = Object.fromEntries(new FormData(ev.target));
+    try { await api("POST", co() + "/users", f); say("user added"); usersView(); } catch (e) { say(e.message, false); }
+  };
+  main().querySelectorAll("[data-remove]").forEach((b) => (b.onclick = async () => {
+    try { await api("DELETE", "/users/" + b.dataset.remove); say("user removed"); usersView(); } catch (e) { say(e.message, false); }
+  }));
+}
+
+async function discoveryView() {
+  const [disc, users] = await Promise.all([api("GET", co() + "/discovered"),
+    api("GET", co() + "/users?limit=1000")]);
+  main().innerHTML = `<section><h1>SMTP Discovery</h1>
+    <p>Addresses that received clean mail but are not users yet. Select some, then an action.</p>
+    ${table(["", "Address", "First name / surname", "Clean inbound", "Outbound", "Discovered"],
+      disc.items.map((d) => [`<input type="checkbox" data-address="${esc(d.address)}" aria-label="select ${esc(d.address)}">`,
+        esc(d.address),
+        `<span class="names"><input data-first="${esc(d.address)}" placeholder="first name" aria-label="first name of ${esc(d.address)}">
+         <input data-last="${esc(d.address)}" placeholder="surname" aria-label="surname of ${esc(d.address)}"></span>`,
+        d.clean_inbound.length, d.outbound_messages, esc(d.discovered_at || "counting")]))}
+    <div class="row">
+      <select id="action" aria-label="Select">
+        <option value="">Select</option>
+        <option value="create_user">Create User Account</option>
+        <option value="create_functional">Create Functional Account</option>
+        <option value="mark_invalid">Mark as Invalid Account</option>
+      </select>
+      <label>Or Add as Alias <input id="alias-of" list="user-list" placeholder="user address"></label>
+      <datalist id="user-list">${users.items.map((u) => `<option value="${esc(u.address)}">`).join("")}</datalist>
+      <button id="apply">Apply</button>
+    </div></section>`;
+  $("#apply").onclick = async () => {
+    const chosen = [...main().querySelectorAll("input[data-address]:checked")].map((c) => c.dataset.address);
+    const kind = $("#action").value, aliasOf = $("#alias-of").value.trim();
+    if (!chosen.length) return say("select at least one address", false);
+    if (!kind && !aliasOf) return say("choose an action or a user to add the alias to", false);
+    const actions = chosen.map((address) => aliasOf && !kind
+      ? { action: "add_alias", address, alias_of: aliasOf }
+      : Object.assign({ action: kind, address }, kind === "create_user"
+        ? { first_name: $(`[data-first="${CSS.escape(address)}"]`).value,
+            surname: $(`[data-last="${CSS.escape(address)}"]`).value } : {}));
+    try {
+      await api("POST", co() + "/discovered/actions", { actions });
+      say(`${actions.length} address(es) handled`);
+      discoveryView();
+    } catch (e) { say(e.message, false); }
+  };
+}
+
+async function invalidView() {
+  const data = await api("GET", co() + "/invalid");
+  main().innerHTML = `<section><h1>Marked Invalid</h1><p>Mail to these addresses is rejected.</p>
+    <form id="add-invalid" class="row"><input name="address" placeholder="address" required>
+    <input name="reason" placeholder="reason"><button>Mark invalid</button></form>
+    ${table(["Address", "Reason", "Since", ""], data.items.map((i) => [esc(i.address), esc(i.reason),
+      esc(i.created_at), `<button data-user="${esc(i.address)}">Create user</button>
+      <button class="secondary" data-forget="${esc(i.address)}">Remove</button>`]))}</section>`;
+  $("#add-invalid").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try { await api("POST", co() + "/invalid", Object.fromEntries(new FormData(ev.target))); invalidView(); }
+    catch (e) { say(e.message, false); }
+  };
+  main().querySelectorAll("[data-user]").forEach((b) => (b.onclick = async () => {
+    try { await api("POST", co() + "/invalid/" + encodeURIComponent(b.dataset.user) + "/user", {}); say("user created"); invalidView(); }
+    catch (e) { say(e.message, false); }
+  }));
+  main().querySelectorAll("[data-forget]").forEach((b) => (b.onclick = async () => {
+    try { await api("DELETE", co() + "/invalid/" + encodeURIComponent(b.dataset.forget)); invalidView(); }
+    catch (e) { say(e.message, false); }
+  }));
+}
+
+async function settingsView() {
+  const s = await api("GET", co() + "/discovery-settings");
+  const field = (k, v) => typeof v === "boolean"
+    ? `<label><input type="checkbox" name="${k}" ${v ? "checked" : ""}> ${esc(k.replaceAll("_", " "))}</label>`
+    : `<label>${esc(k.replaceAll("_", " "))} <input name="${k}" value="${esc(v)}" size="12"></label>`;
+  main().innerHTML = `<section><h1>SMTP Discovery settings</h1><form id="settings">
+    ${Object.entries(s).map(([k, v]) => `<div class="row">${field(k, v)}</div>`).join("")}
+    <button>Save</button></form></section>`;
+  $("#settings").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const [k, v] of Object.entries(s)) {
+      const input = ev.target.elements[k];
+      body[k] = typeof v === "boolean" ? input.checked : (typeof v === "number" ? Number(input.value) : input.value);
+    }
+    try { await api("PATCH", co() + "/discovery-settings", body); say("settings saved"); } catch (e) { say(e.message, false); }
+  };
+}
+
+function planTable(plan) {
+  const items = [...plan.creates, ...plan.updates, ...plan.deletes, ...plan.skips];
+  return `<p id="plan-counts">${plan.counts.create} to create, ${plan.counts.update} to update,
+    ${plan.counts.delete} to delete, ${plan.counts.skip} skipped${plan.guard ? ` — <span class="error">deletion guard: ${esc(plan.guard)}</span>` : ""}</p>
+    ${table(["Action", "Address", "Reason"], items.slice(0, 500).map((i) => [esc(i.action), esc(i.address), esc(i.reason)]))}`;
+}
+
+const SYNC_FIELDS = {
+  ldap: ["host", "port", "security", "ca_file", "bind_dn", "base_dn", "filter"],
+  azure: ["tenant_id", "client_id", "login_url", "graph_url"],
+};
+
+async function importView() {
+  main().innerHTML = `<section><h1>Import Users: CSV</h1>
+    <p>Columns: email (required), first_name, surname, role, type, aliases (separated by ;).</p>
+    <div class="row"><input type="file" id="csv" accept=".csv,text/csv" aria-label="CSV file">
+    <label><input type="checkbox" id="skip-invalid"> import the good rows even when some are bad</label>
+    <button id="preview">Preview</button></div><div id="csv-result"></div></section>
+    ${["ldap", "azure"].map((k) => `<section><h1>${k === "ldap" ? "Active Directory (LDAP)" : "Azure AD"}</h1>
+      <form data-sync="${k}">${SYNC_FIELDS[k].map((f) => `<div class="row"><label>${f.replaceAll("_", " ")}
+        <input name="${f}"></label></div>`).join("")}
+      <div class="row"><label>${k === "ldap" ? "password" : "client secret"}
+        <input name="secret" type="password" autocomplete="off" placeholder="unchanged"></label></div>
+      <div class="row"><label>sync every <select name="frequency_hours"><option value="">manual</option>
+        ${[1, 3, 6, 12, 24].map((h) => `<option>${h}</option>`).join("")}</select> hours</label></div>
+      <div class="row"><button>Save</button><button type="button" class="secondary" data-search>Search Now</button>
+        <button type="button" data-run hidden>Sync</button></div><div data-result></div></form></section>`).join("")}`;
+  let planId = "";
+  $("#preview").onclick = async () => {
+    const file = $("#csv").files[0];
+    if (!file) return say("choose a CSV file", false);
+    try {
+      const plan = await api("POST", co() + "/imports", await file.text(), "text/csv");
+      planId = plan.plan_id;
+      $("#csv-result").innerHTML = `${plan.errors.length ? `<h2 class="error">Bad rows</h2><ul id="csv-errors">${
+        plan.errors.map((e) => `<li>line ${e.line}: ${esc(e.error)}</li>`).join("")}</ul>` : ""}
+        ${planTable(plan)}<button id="apply-import">Import</button>`;
+      $("#apply-import").onclick = async () => {
+        try {
+          const r = await api("POST", co() + "/imports/" + planId + "/apply", { skip_invalid: $("#skip-invalid").checked });
+          say(`imported: ${r.created} created, ${r.updated} updated, ${r.deleted} deleted`);
+          $("#csv-result").innerHTML = "";
+        } catch (e) { say(e.message, false); }
+      };
+    } catch (e) { say(e.message, false); }
+  };
+  for (const form of main().querySelectorAll("form[data-sync]")) {
+    const kind = form.dataset.sync, path = co() + "/sync/" + kind;
+    api("GET", path).then((st) => {
+      for (const f of SYNC_FIELDS[kind]) form.elements[f].value = st.settings[f] ?? "";
+      form.elements.frequency_hours.value = st.options.frequency_hours ?? "";
+    }).catch(() => {});
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      const settings = {};
+      for (const f of SYNC_FIELDS[kind]) {
+        const v = form.elements[f].value.trim();
+        if (v !== "") settings[f] = f === "port" ? Number(v) : v;
+      }
+      const freq = form.elements.frequency_hours.value;
+      const body = { settings, options: { frequency_hours: freq ? Number(freq) : null } };
+      if (form.elements.secret.value) body.secret = form.elements.secret.value;
+      try { await api("PUT", path, body); form.elements.secret.value = ""; say("sync settings saved"); }
+      catch (e) { say(e.message, false); }
+    };
+    $("[data-search]", form).onclick = async () => {
+      try {
+        const plan = await api("POST", path + "/search", {});
+        $("[data-result]", form).innerHTML = planTable(plan);
+        $("[data-run]", form).hidden = false;
+      } catch (e) { say(e.message, false); }
+    };
+    $("[data-run]", form).onclick = async () => {
+      try {
+        const r = await api("POST", path + "/run", {});
+        say(`synced: ${r.created} created, ${r.updated} updated, ${r.deleted} deleted`);
+      } catch (e) { say(e.message, false); }
+    };
+  }
+}
+
+async function auditView() {
+  const data = await api("GET", co() + "/audit");
+  main().innerHTML = `<section><h1>Audit</h1>${table(["When", "Who", "What", "Object"],
+    data.items.map((e) => [esc(e.at), esc(e.actor), esc(e.action), esc(e.object)]))}</section>`;
+}
+
+// An end user: its own account and aliases, and its names to change.
+async function accountView() {
+  const u = await api("GET", "/users/" + state.me.user_id);
+  main().innerHTML = `<section><h1>My account</h1><p>${esc(u.address)} (${esc(u.role)})</p>
+    <form id="names" class="row"><label>First name <input name="first_name" value="${esc(u.first_name)}"></label>
+    <label>Surname <input name="surname" value="${esc(u.surname)}"></label><button>Save</button></form>
+    <h2>Aliases</h2><ul id="aliases">${u.aliases.map((a) => `<li>${esc(a.address)}</li>`).join("") || "<li>none</li>"}</ul></section>`;
+  $("#names").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try { await api("PATCH", "/users/" + state.me.user_id, Object.fromEntries(new FormData(ev.target))); say("saved"); }
+    catch (e) { say(e.message, false); }
+  };
+}
+
+const views = { users: usersView, discovery: discoveryView, invalid: invalidView,
+  settings: settingsView, import: importView, audit: auditView };
+
+async function route() {
+  if (!state.me) return login();
+  if (state.me.role === "end_user") return accountView().catch((e) => say(e.message, false));
+  const name = (location.hash.replace("#/", "") || "users");
+  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.hash === "#/" + name));
+  try { await (views[name] || usersView)(); } catch (e) {
+    if (e.status === 401) { state.me = null; return login(); }
+    main().innerHTML = `<section class="error">${esc(e.message)}</section>`;
+  }
+}
+
+async function start() {
+  try { state.me = await api("GET", "/me"); } catch { state.me = null; }
+  $("#logout").hidden = !state.me;
+  $("#nav").hidden = !state.me || state.me.role === "end_user";
+  if (state.me) {
+    state.csrf = state.me.csrf_token;
+    $("#who").textContent = state.me.email;
+    if (state.me.role === "operator") {
+      const list = (await api("GET", "/companies")).items;
+      const sel = $("#company");
+      sel.innerHTML = list.map((c) => `<option>${esc(c.name)}</option>`).join("");
+      sel.hidden = false;
+      state.company = state.company || (list[0] ? list[0].name : "");
+      sel.value = state.company;
+      sel.onchange = () => { state.company = sel.value; route(); };
+    } else {
+      state.company = state.me.company;
+    }
+  }
+  route();
+}
+
+$("#logout").onclick = async () => { await api("POST", "/logout", {}).catch(() => {}); state.me = null; start(); };
+window.addEventListener("hashchange", route);
+start();

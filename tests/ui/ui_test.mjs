@@ -1,0 +1,172 @@
+// The web UI in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
+// log in, create a user from a discovered address through the Select menu, mark one invalid,
+// add one as an alias, import a CSV through its preview; no horizontal scrolling at 1280 and
+// 390 px; screenshots saved as test artifacts.
+//
+//   node tests/ui/ui_test.mjs --binary build/mailroster --artifacts build/ui-artifacts
+import { chromium } from "playwright-core";
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import assert from "node:assert/strict";
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
+const binary = path.resolve(arg("--binary", "build/mailroster"));
+const artifacts = path.resolve(arg("--artifacts", "build/ui-artifacts"));
+fs.mkdirSync(artifacts, { recursive: true });
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mailroster-ui-"));
+const db = path.join(dir, "state.db");
+const PASSWORD = "correct horse battery";
+const cli = (...args) => execFileSync(binary, ["--db", db, ...args], { encoding: "utf8" });
+const cliIn = (input, ...args) => execFileSync(binary, ["--db", db, ...args], { input, encoding: "utf8" });
+
+// The world: a company, users, an administrator, addresses the mail flow discovered.
+cli("company", "add", "acme");
+cli("domain", "add", "acme.example", "--company", "acme", "--destination", "127.0.0.1:25");
+cli("user", "add", "alice@acme.example", "--first-name", "Alice", "--surname", "Smith");
+cliIn(PASSWORD + "\n", "login", "add", "admin@acme.example", "--company", "acme");
+cliIn(PASSWORD + "\n", "login", "add", "alice@acme.example", "--role", "end_user");
+// Discovered now (serve's maintenance would expire ones discovered weeks ago).
+execFileSync("python3", ["-c", `
+import sqlite3, sys, time
+now = int(time.time())
+con = sqlite3.connect(sys.argv[1])
+cid, did = con.execute("SELECT c.id, d.id FROM companies c JOIN domains d ON d.company_id = c.id").fetchone()
+for a in ("newbie@acme.example", "spammer@acme.example", "a.smith@acme.example", "other@acme.example"):
+    con.execute("INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, first_seen, discovered_at) VALUES (?, ?, ?, ?, ?, ?)", (cid, did, a, a, now, now))
+con.commit()`, db]);
+
+fs.writeFileSync(path.join(dir, "c.toml"), `[database]\npath = "${db}"\n[admin]\nlisten = "127.0.0.1:0"\n` +
+  `[smtp]\ninbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n`);
+const serve = spawn(binary, ["--config", path.join(dir, "c.toml"), "serve"], { stdio: ["ignore", "ignore", "pipe"] });
+let log = "";
+const port = await new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error("serve did not start: " + log)), 10000);
+  serve.stderr.on("data", (d) => {
+    log += d;
+    const m = log.match(/admin HTTP listening on 127\.0\.0\.1:(\d+)/);
+    if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+  });
+});
+const base = `http://127.0.0.1:${port}`;
+const executablePath = execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
+const browser = await chromium.launch({ executablePath, headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
+let failed = false;
+const step = async (name, fn) => {
+  try { await fn(); console.log("ok   " + name); } catch (e) { failed = true; console.log("FAIL " + name + "\n" + e.stack); }
+};
+
+try {
+  for (const width of [1280, 390]) {
+    const page = await browser.newPage({ viewport: { width, height: 900 } });
+    const noHorizontalScroll = async (what) => {
+      const [sw, iw] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      assert.ok(sw <= iw, `${what} at ${width}px scrolls sideways: ${sw} > ${iw}`);
+      await page.screenshot({ path: path.join(artifacts, `${what}-${width}.png`), fullPage: true });
+    };
+    await step(`login at ${width}px`, async () => {
+      await page.goto(base + "/");
+      await page.fill("input[name=email]", "admin@acme.example");
+      await page.fill("input[name=password]", "wrong password");
+      await page.click("text=Log in >> nth=-1");
+      await page.waitForSelector("#login-error:has-text('wrong email or password')");
+      await page.fill("input[name=password]", PASSWORD);
+      await page.click("button:has-text('Log in')");
+      await page.waitForSelector("h1:has-text('Users')");
+      await noHorizontalScroll("users");
+    });
+    if (width === 390) {
+      await step("the discovered list fits a phone", async () => {
+        await page.goto(base + "/#/discovery");
+        await page.waitForSelector("h1:has-text('SMTP Discovery')");
+        await noHorizontalScroll("discovery");
+      });
+      await page.close();
+      continue;
+    }
+    await step("create a user from a discovered address through the Select menu", async () => {
+      await page.goto(base + "/#/discovery");
+      await page.waitForSelector("text=newbie@acme.example");
+      await noHorizontalScroll("discovery");
+      await page.check("input[aria-label='select newbie@acme.example']");
+      await page.fill("input[aria-label='first name of newbie@acme.example']", "New");
+      await page.fill("input[aria-label='surname of newbie@acme.example']", "Bie");
+      await page.selectOption("#action", "create_user");
+      await page.click("#apply");
+      await page.waitForSelector("#message:has-text('1 address(es) handled')");
+      await page.waitForSelector("text=newbie@acme.example", { state: "detached" });
+      const users = JSON.parse(cli("user", "list", "--company", "acme", "--json"));
+      const u = users.find((x) => x.address === "newbie@acme.example");
+      assert.equal(u.first_name, "New");
+      assert.equal(u.surname, "Bie");
+    });
+    await step("mark one invalid", async () => {
+      await page.check("input[aria-label='select spammer@acme.example']");
+      await page.selectOption("#action", "mark_invalid");
+      await page.click("#apply");
+      await page.waitForSelector("text=spammer@acme.example", { state: "detached" });
+      await page.goto(base + "/#/invalid");
+      await page.waitForSelector("td:has-text('spammer@acme.example')");
+      await noHorizontalScroll("invalid");
+    });
+    await step("add one as an alias with type-ahead on users", async () => {
+      await page.goto(base + "/#/discovery");
+      await page.waitForSelector("text=a.smith@acme.example");
+      const options = await page.$$eval("#user-list option", (os) => os.map((o) => o.value));
+      assert.ok(options.includes("alice@acme.example"), "type-ahead lists the users");
+      await page.check("input[aria-label='select a.smith@acme.example']");
+      await page.fill("#alias-of", "alice@acme.example");
+      await page.click("#apply");
+      await page.waitForSelector("text=a.smith@acme.example", { state: "detached" });
+      const aliases = cli("alias", "list", "--company", "acme");
+      assert.match(aliases, /a\.smith@acme\.example/);
+    });
+    await step("import a CSV through the preview, with a line-numbered error", async () => {
+      const csv = path.join(dir, "users.csv");
+      fs.writeFileSync(csv, "email,first_name,surname\nimported@acme.example,Im,Ported\nbad address,,\n");
+      await page.goto(base + "/#/import");
+      await page.setInputFiles("#csv", csv);
+      await page.click("#preview");
+      await page.waitForSelector("#csv-errors:has-text('line 3')");
+      await page.waitForSelector("#plan-counts:has-text('1 to create')");
+      await noHorizontalScroll("import-preview");
+      await page.check("#skip-invalid");
+      await page.click("#apply-import");
+      await page.waitForSelector("#message:has-text('1 created')");
+      assert.match(cli("user", "list", "--company", "acme"), /imported@acme\.example/);
+    });
+    await step("the audit trail shows the changes", async () => {
+      await page.goto(base + "/#/audit");
+      await page.waitForSelector("td:has-text('user.add')");
+      await noHorizontalScroll("audit");
+    });
+    await page.close();
+  }
+  await step("an end user sees its own account and aliases only", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(base + "/");
+    await page.fill("input[name=email]", "alice@acme.example");
+    await page.fill("input[name=password]", PASSWORD);
+    await page.click("button:has-text('Log in')");
+    await page.waitForSelector("h1:has-text('My account')");
+    await page.waitForSelector("#aliases:has-text('a.smith@acme.example')");
+    assert.ok(await page.isHidden("#nav"), "no administrator menu");
+    await page.fill("input[name=surname]", "Liddell");
+    await page.click("button:has-text('Save')");
+    await page.waitForSelector("#message:has-text('saved')");
+    assert.match(cli("user", "list", "--company", "acme"), /Liddell/);
+    await page.screenshot({ path: path.join(artifacts, "end-user-1280.png"), fullPage: true });
+    await page.close();
+  });
+} finally {
+  await browser.close();
+  serve.kill("SIGTERM");
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+if (failed) process.exit(1);
+console.log("screenshots in " + artifacts);
