@@ -99,6 +99,27 @@ Body parse_body(const HttpRequest& req, const std::map<std::string, json::value_
   return b;
 }
 
+// ?limit=&offset= over a list: {"items", "limit", "offset", "next_offset"?}, or a 400.
+template <class T>
+HttpResponse page_of(const std::vector<T>& all, const std::string& query) {
+  const auto q = query_params(query);
+  std::size_t limit = 100, offset = 0;
+  try {
+    if (q.count("limit")) limit = std::stoul(q.at("limit"));
+    if (q.count("offset")) offset = std::stoul(q.at("offset"));
+  } catch (const std::exception&) {
+    return json_error(400, "invalid_argument", "limit and offset are whole numbers", "limit");
+  }
+  if (limit == 0 || limit > 1000) {
+    return json_error(400, "invalid_argument", "limit must be 1 to 1000", "limit");
+  }
+  json items = json::array();
+  for (std::size_t i = offset; i < all.size() && i < offset + limit; ++i) items.push_back(all[i]);
+  json out = {{"items", items}, {"limit", limit}, {"offset", offset}, {"total", all.size()}};
+  if (offset + limit < all.size()) out["next_offset"] = offset + limit;
+  return HttpResponse{200, "application/json", out.dump(), {}};
+}
+
 std::string text_or(const json& j, const char* key, std::string fallback = "") {
   return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
 }
@@ -299,24 +320,26 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          store_.remove_user(u->id, core::Actor{"admin:" + c->login.email});
          return ok({{"ok", true}});
        }},
-      {"GET", "/api/v1/companies/{company}/discovered", "SMTP Discovery: discovered addresses",
-       false,
+      {"GET", "/api/v1/companies/{company}/discovered",
+       "SMTP Discovery: discovered addresses; ?limit=&offset=", false,
        [this, company_for](Req req, Who c) {
          auto co = company_for(req.params.at("company"), *c);
          if (!co) return not_found("company");
-         return ok({{"items", store_.list_discovered(co->id)}});
+         return page_of(store_.list_discovered(co->id), req.query);
        }},
-      {"GET", "/api/v1/companies/{company}/invalid", "Addresses marked invalid", false,
+      {"GET", "/api/v1/companies/{company}/invalid",
+       "Addresses marked invalid; ?limit=&offset=", false,
        [this, company_for](Req req, Who c) {
          auto co = company_for(req.params.at("company"), *c);
          if (!co) return not_found("company");
-         return ok({{"items", store_.list_invalid(co->id)}});
+         return page_of(store_.list_invalid(co->id), req.query);
        }},
-      {"GET", "/api/v1/companies/{company}/audit", "The company's audit trail, newest first", false,
+      {"GET", "/api/v1/companies/{company}/audit",
+       "The company's audit trail, newest first; ?limit=&offset=", false,
        [this, company_for](Req req, Who c) {
          auto co = company_for(req.params.at("company"), *c);
          if (!co) return not_found("company");
-         return ok({{"items", store_.list_audit({co->id, 200})}});
+         return page_of(store_.list_audit({co->id, 0}), req.query);
        }},
       {"POST", "/api/v1/companies", "Add a company (operators)", false,
        [this, actor_of](Req req, Who c) {
@@ -336,6 +359,59 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            if (!v) return json_error(400, "invalid_argument", v.error().message, field);
          }
          return ok(store_.add_company(n, actor_of(*c)), 201);
+       }},
+      {"PATCH", "/api/v1/companies/{company}", "Change a company's contacts", false,
+       [this, company_for, admin_of, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         auto b = parse_body(req, {{"tech_contact", json::value_t::string},
+                                   {"admin_contact", json::value_t::string}});
+         if (b.error) return *b.error;
+         store::CompanyChange ch;
+         for (const auto* field : {"tech_contact", "admin_contact"}) {
+           if (!b.value.contains(field)) continue;
+           auto v = core::validate_contact(text_or(b.value, field), field);
+           if (!v) return json_error(400, "invalid_argument", v.error().message, field);
+           (std::string(field) == "tech_contact" ? ch.tech_contact : ch.admin_contact) = *v;
+         }
+         return ok(store_.update_company(co->id, ch, actor_of(*c)));
+       }},
+      {"DELETE", "/api/v1/companies/{company}",
+       "Remove a company (operators; ?force=true with its domains and addresses)", false,
+       [this, company_for, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         const auto q = query_params(req.query);
+         store_.remove_company(co->id, q.count("force") && q.at("force") == "true", actor_of(*c));
+         return ok({{"ok", true}});
+       }},
+      {"PATCH", "/api/v1/companies/{company}/domains/{domain}",
+       "Change where a domain's mail is delivered (operators)", false,
+       [this, company_for, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         auto d = store_.find_domain(core::ascii_lower(req.params.at("domain")));
+         if (!d || d->company_id != co->id) return not_found("domain");
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         auto b = parse_body(req, {{"destination", json::value_t::string}}, {"destination"});
+         if (b.error) return *b.error;
+         auto dest = core::Endpoint::parse(text_or(b.value, "destination"));
+         if (!dest) return json_error(400, "invalid_argument", dest.error().message, "destination");
+         return ok(store_.set_domain_destination(d->id, *dest, actor_of(*c)));
+       }},
+      {"DELETE", "/api/v1/companies/{company}/domains/{domain}",
+       "Remove a domain (operators; ?force=true with its addresses)", false,
+       [this, company_for, actor_of](Req req, Who c) {
+         auto co = company_for(req.params.at("company"), *c);
+         if (!co) return not_found("company");
+         auto d = store_.find_domain(core::ascii_lower(req.params.at("domain")));
+         if (!d || d->company_id != co->id) return not_found("domain");
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         const auto q = query_params(req.query);
+         store_.remove_domain(d->id, q.count("force") && q.at("force") == "true", actor_of(*c));
+         return ok({{"ok", true}});
        }},
       {"GET", "/api/v1/companies/{company}/domains", "A company's domains", false,
        [this, company_for](Req req, Who c) {

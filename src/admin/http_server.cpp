@@ -8,10 +8,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -52,12 +54,29 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       : io(io_context),
         settings(std::move(s)),
         acceptor(io_context),
-        workers(std::max<std::size_t>(1, settings.worker_threads)) {}
+        workers(std::max<std::size_t>(1, settings.worker_threads)),
+        tls(asio::ssl::context::tls_server) {
+    if (!settings.tls_cert_file.empty() && !settings.tls_key_file.empty()) {
+      try {
+        tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                        asio::ssl::context::no_tlsv1_1);
+        tls.use_certificate_chain_file(settings.tls_cert_file);
+        tls.use_private_key_file(settings.tls_key_file, asio::ssl::context::pem);
+      } catch (const std::exception& e) {
+        throw core::Failure(core::ErrorCode::invalid_argument,
+                            std::string("admin TLS certificate or key: ") + e.what());
+      }
+      tls_enabled = true;
+    }
+  }
 
   asio::io_context& io;
   HttpServerSettings settings;
   tcp::acceptor acceptor;
   asio::thread_pool workers;
+  asio::ssl::context tls;
+  bool tls_enabled = false;
   // path pattern -> method -> handler
   std::map<std::string, std::map<std::string, HttpHandler>> routes;
   std::map<std::pair<std::string, std::string>, RouteOptions> options;  // (method, pattern)
@@ -158,10 +177,29 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     boost::system::error_code peer_ec;
     const auto peer = socket.remote_endpoint(peer_ec);
     const std::string client = peer_ec ? std::string() : peer.address().to_string();
-    beast::tcp_stream stream(std::move(socket));
+    if (!tls_enabled) {
+      beast::tcp_stream stream(std::move(socket));
+      co_await exchange(stream, client);
+      beast::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
+    beast::get_lowest_layer(stream).expires_after(settings.idle_timeout);
+    beast::error_code ec;
+    co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;  // not TLS, or a failed handshake: nothing to answer
+    co_await exchange(stream, client);
+    co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  // Requests and responses on one connection until it closes, times out or says so.
+  template <class Stream>
+  asio::awaitable<void> exchange(Stream& stream, const std::string& client) {
     beast::flat_buffer buffer;
     for (;;) {
-      stream.expires_after(settings.idle_timeout);
+      beast::get_lowest_layer(stream).expires_after(settings.idle_timeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(16 * 1024);
       beast::error_code ec;
@@ -183,7 +221,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       if (ec == http::error::body_limit) {
         out = json_error(413, "payload_too_large", "request body larger than limit");
       } else if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-                 ec == asio::error::connection_reset || ec == asio::error::eof) {
+                 ec == asio::error::connection_reset || ec == asio::error::eof ||
+                 ec == asio::ssl::error::stream_truncated) {
         co_return;
       } else if (ec) {
         out = json_error(400, "bad_request", "malformed HTTP request: " + ec.message());
@@ -213,8 +252,6 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
       if (wec || !keep_alive) break;
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   asio::awaitable<void> accept_loop() {

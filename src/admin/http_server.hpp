@@ -1,4 +1,5 @@
-// The admin HTTP server: HTTP/1.1 with keep-alive on Boost.Beast, routing by method and exact
+// The admin HTTP server: HTTP/1.1 (HTTPS when a certificate is configured) with keep-alive
+// on Boost.Beast, routing by method and exact
 // path to handlers that take and return plain values (no Beast types leave this module).
 // Limits: request bodies over max_body_bytes get 413; a connection idle for idle_timeout
 // is closed. Unknown paths get 404 and known paths with another method 405, both as JSON
@@ -52,6 +53,8 @@ struct HttpServerSettings {
   std::size_t max_body_bytes = 1 << 20;
   std::chrono::seconds idle_timeout{60};
   std::size_t worker_threads = 2;  // for blocking routes
+  std::string tls_cert_file;       // PEM; HTTPS when both are set
+  std::string tls_key_file;
 };
 
 // {"error": {"code": code, "message": message, "field": field}} with the given status

@@ -196,6 +196,10 @@ const std::vector<Key>& schema() {
        }},
       {"admin", "listen",
        [](const toml::node& n, Config& c) { return set_listen(n, c.admin_listen, 8080); }},
+      {"admin", "tls_cert",
+       [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_cert); }},
+      {"admin", "tls_key",
+       [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_key); }},
       {"log", "level",
        [](const toml::node& n, Config& c) {
          if (auto err = set_string(n, c.log_level); !err.empty()) return err;

@@ -6,7 +6,9 @@
 //   path = "mailroster.db"          # SQLite file (WAL); created and migrated at start
 //
 //   [admin]
-//   listen = "127.0.0.1:8080"       # admin HTTP (healthz, metrics, API); port 0 = any free port
+//   listen = "127.0.0.1:8080"       # admin HTTP (healthz, metrics, API, web UI); 0 = any port
+//   tls_cert = ""                   # PEM files; HTTPS (and Secure session cookies) when set
+//   tls_key = ""
 //
 //   [log]
 //   level = "info"                  # trace, debug, info, warn, error, critical, off
@@ -82,6 +84,8 @@ namespace mailroster::app {
 struct Config {
   std::string database_path = "mailroster.db";
   core::Endpoint admin_listen{"127.0.0.1", 8080};
+  std::string admin_tls_cert;
+  std::string admin_tls_key;
   std::string log_level = "info";
   smtp::ServerSettings inbound = default_inbound();
   core::Endpoint outbound_listen{"127.0.0.1", 2587};

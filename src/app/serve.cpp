@@ -142,7 +142,9 @@ int serve(const Config& config, store::Store& store) {
                 [&] { return double(verifier.stats().cache_hits); });
   metrics.gauge("mailroster_relay_connects", [&] { return double(pool.connects()); });
 
-  admin::HttpServer http(io, admin::HttpServerSettings{.listen = config.admin_listen});
+  admin::HttpServer http(io, admin::HttpServerSettings{.listen = config.admin_listen,
+                                                       .tls_cert_file = config.admin_tls_cert,
+                                                       .tls_key_file = config.admin_tls_key});
   http.route("GET", "/healthz", [&store](const admin::HttpRequest&) {
     try {
       store.ping();
@@ -193,7 +195,7 @@ int serve(const Config& config, store::Store& store) {
   syncs.add_source(graph_source);
 
   // The admin API (login, roles, tenant isolation) and its OpenAPI document.
-  admin::Auth auth(store, clock);
+  admin::Auth auth(store, clock, {.secure_cookie = !config.admin_tls_cert.empty()});
   admin::Api api(store, auth, discovery, syncs, clock);
   api.install(http);
   admin::install_ui(http);
@@ -201,7 +203,8 @@ int serve(const Config& config, store::Store& store) {
   inbound.start();
   outbound.start();
   spdlog::info("database {}", config.database_path);
-  spdlog::info("admin HTTP listening on {}:{}", config.admin_listen.host, http.port());
+  spdlog::info("admin HTTP{} listening on {}:{}", config.admin_tls_cert.empty() ? "" : "S",
+               config.admin_listen.host, http.port());
   spdlog::info("inbound SMTP listening on {}:{} as {}{}", config.inbound.listen.host,
                inbound.port(), config.inbound.hostname,
                config.inbound.tls_cert_file.empty() ? "" : " (STARTTLS offered)");

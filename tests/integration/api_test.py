@@ -234,6 +234,11 @@ class Api(unittest.TestCase):
 
     def test_pagination(self):
         ops = self.client("ops@mailroster.example")
+        audit = ops.call("GET", "/api/v1/companies/acme/audit?limit=2")[1]
+        self.assertEqual(len(audit["items"]), 2)
+        self.assertGreater(audit["total"], 2)
+        self.assertEqual(audit["next_offset"], 2)
+        self.assertEqual(ops.call("GET", "/api/v1/companies/acme/invalid?limit=x")[0], 400)
         first = ops.call("GET", "/api/v1/companies/acme/users?limit=1")[1]
         self.assertEqual(len(first["items"]), 1)
         self.assertEqual(first["next_offset"], 1)
@@ -345,6 +350,23 @@ class Api(unittest.TestCase):
         self.assertEqual(ops.call("POST", "/api/v1/companies/initech/domains",
                                   {"name": "acme.example", "destination": "127.0.0.1:25"})[0],
                          409)  # another company's domain
+        status, body, _ = ops.call("PATCH", "/api/v1/companies/initech/domains/initech.example",
+                                   {"destination": "127.0.0.1:2526"})
+        self.assertEqual((status, body["destination"]), (200, "127.0.0.1:2526"), body)
+        self.assertEqual(adm.call("PATCH", "/api/v1/companies/initech/domains/initech.example",
+                                  {"destination": "127.0.0.1:1"})[0], 404)
+        self.assertEqual(ops.call("PATCH", "/api/v1/companies/initech/domains/acme.example",
+                                  {"destination": "127.0.0.1:1"})[0], 404)  # not initech's
+        status, body, _ = adm.call("PATCH", "/api/v1/companies/acme",
+                                   {"tech_contact": "tech@acme.example"})
+        self.assertEqual((status, body["tech_contact"]), (200, "tech@acme.example"), body)
+        self.assertEqual(adm.call("PATCH", "/api/v1/companies/acme",
+                                  {"tech_contact": "not mail"})[0], 400)
+        self.assertEqual(adm.call("DELETE", "/api/v1/companies/acme")[0], 403)
+        self.assertEqual(ops.call("DELETE", "/api/v1/companies/initech")[0], 409)  # has a domain
+        self.assertEqual(ops.call("DELETE", "/api/v1/companies/initech/domains/initech.example")[0],
+                         200)
+        self.assertEqual(ops.call("DELETE", "/api/v1/companies/initech")[0], 200)
 
     def test_csv_import_preview_then_apply_exactly_that_plan(self):
         adm = self.client("admin@acme.example")
@@ -425,6 +447,60 @@ class Api(unittest.TestCase):
         status, body, _ = c.login("admin@acme.example")  # even the right password, for now
         self.assertEqual(status, 429)
         self.assertEqual(body["error"]["code"], "rate_limited")
+
+
+class ApiOverTls(unittest.TestCase):
+    """[admin] tls_cert/tls_key: HTTPS, and the session cookie is Secure."""
+
+    def test_https_with_a_secure_cookie(self):
+        import ssl
+        d = tempfile.mkdtemp(prefix="mailroster-api-tls-")
+        try:
+            cert, key, db = (os.path.join(d, n) for n in ("cert.pem", "key.pem", "s.db"))
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                            key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            cli(db, "operator", "add", "ops@mailroster.example", stdin=PASSWORD + "\n")
+            config = os.path.join(d, "c.toml")
+            with open(config, "w") as f:
+                f.write(f'[database]\npath = "{db}"\n[admin]\nlisten = "127.0.0.1:0"\n'
+                        f'tls_cert = "{cert}"\ntls_key = "{key}"\n[smtp]\n'
+                        'inbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n')
+            log_path = os.path.join(d, "serve.log")
+            with open(log_path, "w") as log:
+                proc = subprocess.Popen([BINARY, "--config", config, "serve"], stdout=log,
+                                        stderr=log)
+                try:
+                    port = None
+                    for _ in range(200):
+                        m = re.search(r"admin HTTPS listening on 127\.0\.0\.1:(\d+)",
+                                      open(log_path).read())
+                        if m:
+                            port = int(m.group(1))
+                            break
+                        time.sleep(0.05)
+                    self.assertIsNotNone(port, open(log_path).read())
+                    ctx = ssl.create_default_context(cafile=cert)
+                    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+                    conn.request("POST", "/api/v1/login", body=json.dumps(
+                        {"email": "ops@mailroster.example", "password": PASSWORD}),
+                        headers={"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    r.read()
+                    self.assertEqual(r.status, 200)
+                    self.assertIn("; Secure", r.getheader("Set-Cookie"))
+                    conn.close()
+                    # Plain HTTP to the HTTPS port gets no answer.
+                    plain = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    with self.assertRaises((http.client.HTTPException, OSError)):
+                        plain.request("GET", "/healthz")
+                        plain.getresponse().read()
+                finally:
+                    proc.terminate()
+                    proc.wait(10)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
