@@ -439,6 +439,39 @@ class Api(unittest.TestCase):
             graph.kill()
             graph.wait()
 
+    def test_every_route_for_every_role(self):
+        """Every route of the OpenAPI document: 401 without a session; for a company admin of
+        acme, every route naming globex (or one of its users) is 404; for an end user, every
+        company route is 403 or 404 and another user's routes are 404."""
+        doc = Client(self.port).call("GET", "/api/v1/openapi.json")[1]
+        hank = self.ids["hank@globex.example"]
+        bob = self.ids["bob@acme.example"]
+        adm, alice = self.client("admin@acme.example"), self.client("alice@acme.example")
+        fill = {"company": "globex", "id": str(hank), "kind": "ldap", "domain": "globex.example",
+                "address": "x%40globex.example", "plan": "0"}
+        checked = 0
+        for path, ops in doc["paths"].items():
+            for method in ops:
+                m = method.upper()
+                concrete = re.sub(r"\{(\w+)\}", lambda g: fill[g.group(1)], path)
+                public = path in ("/api/v1/login", "/api/v1/openapi.json")
+                if not public:
+                    self.assertEqual(Client(self.port).call(m, concrete, {})[0], 401, (m, path))
+                if "{company}" in path or "{id}" in path:
+                    status, body, _ = adm.call(m, concrete, {})
+                    self.assertEqual(status, 404, (m, path, body))
+                    self.assertNotIn("globex.example", json.dumps(body))
+                    if "{company}" in path:
+                        acme = re.sub(r"\{(\w+)\}", lambda g: dict(fill, company="acme",
+                                                                     id=str(bob))[g.group(1)], path)
+                        self.assertIn(alice.call(m, acme, {})[0], (403, 404), (m, path))
+                    else:
+                        other = path.replace("{id}", str(bob))
+                        other = re.sub(r"\{(\w+)\}", lambda g: fill[g.group(1)], other)
+                        self.assertEqual(alice.call(m, other, {})[0], 404, (m, path))
+                checked += 1
+        self.assertGreaterEqual(checked, 30)
+
     def test_zz_logins_are_rate_limited(self):
         c = Client(self.port)
         statuses = [c.login("admin@acme.example", "wrong password")[0] for _ in range(6)]

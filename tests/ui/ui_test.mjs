@@ -81,10 +81,13 @@ try {
       await noHorizontalScroll("users");
     });
     if (width === 390) {
-      await step("the discovered list fits a phone", async () => {
-        await page.goto(base + "/#/discovery");
-        await page.waitForSelector("h1:has-text('SMTP Discovery')");
-        await noHorizontalScroll("discovery");
+      await step("every page fits a phone", async () => {
+        for (const [view, title] of [["discovery", "SMTP Discovery"], ["invalid", "Marked Invalid"],
+          ["settings", "SMTP Discovery settings"], ["import", "Import Users"], ["audit", "Audit"]]) {
+          await page.goto(base + "/#/" + view);
+          await page.waitForSelector(`h1:has-text('${title}')`);
+          await noHorizontalScroll(view);
+        }
       });
       await page.close();
       continue;
