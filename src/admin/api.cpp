@@ -767,6 +767,15 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
 
 Api::~Api() = default;
 
+void Api::add_route(const std::string& method, const std::string& path, const std::string& summary,
+                    HttpHandler handler) {
+  routes_.push_back(
+      {method, path, summary, true,
+       [handler = std::move(handler)](const HttpRequest& req, const std::optional<Caller>&) {
+         return handler(req);
+       }});
+}
+
 json Api::openapi() const {
   json paths = json::object();
   for (const auto& r : routes_) {

@@ -25,6 +25,10 @@ class Api {
   Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,
       directory::SyncService& syncs, const core::Clock& clock);
   ~Api();
+  // A route that lives elsewhere (it needs objects the API does not hold), registered and
+  // documented with the others; it does its own authentication. Before install().
+  void add_route(const std::string& method, const std::string& path, const std::string& summary,
+                 HttpHandler handler);
   // Registers every route, and the OpenAPI document.
   void install(HttpServer& server);
   // The OpenAPI 3 document of the routes install() registers.

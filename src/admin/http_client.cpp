@@ -17,7 +17,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 HttpResponse http_request(const core::Endpoint& server, const std::string& method,
-                          const std::string& path, const std::string& json_body) {
+                          const std::string& path, const std::string& json_body,
+                          const std::vector<std::pair<std::string, std::string>>& headers) {
   try {
     asio::io_context io;
     asio::ip::tcp::resolver resolver(io);
@@ -27,6 +28,7 @@ HttpResponse http_request(const core::Endpoint& server, const std::string& metho
     http::request<http::string_body> req{http::string_to_verb(method), path, 11};
     req.set(http::field::host, server.host);
     req.set(http::field::content_type, "application/json");
+    for (const auto& [name, value] : headers) req.insert(name, value);
     req.body() = json_body;
     req.prepare_payload();
     http::write(stream, req);

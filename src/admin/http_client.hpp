@@ -11,6 +11,7 @@ namespace mailroster::admin {
 
 // Throws core::Failure(unavailable) when the server cannot be reached.
 HttpResponse http_request(const core::Endpoint& server, const std::string& method,
-                          const std::string& path, const std::string& json_body);
+                          const std::string& path, const std::string& json_body,
+                          const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 }  // namespace mailroster::admin

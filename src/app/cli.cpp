@@ -617,7 +617,10 @@ void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
         auto endpoint = ctx.config.admin_listen;
         if (endpoint.host == "0.0.0.0") endpoint.host = "127.0.0.1";
         if (endpoint.host == "::") endpoint.host = "::1";
-        const auto r = admin::http_request(endpoint, "POST", "/api/v1/verify/flush", body.dump());
+        const auto token =
+            store::SecretBox::open_key_file(ctx.config.key_file()).derive("verify-flush");
+        const auto r = admin::http_request(endpoint, "POST", "/api/v1/verify/flush", body.dump(),
+                                           {{"Authorization", "Bearer " + token}});
         const auto answer = json::parse(r.body, nullptr, false);
         if (r.status != 200) {
           throw Failure(ErrorCode::invalid_argument,

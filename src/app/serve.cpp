@@ -2,6 +2,7 @@
 
 #include "app/serve.hpp"
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,6 +11,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
@@ -158,9 +160,6 @@ int serve(const Config& config, store::Store& store) {
   http.route("GET", "/metrics", [&metrics](const admin::HttpRequest&) {
     return admin::HttpResponse{200, "text/plain; version=0.0.4", metrics.render()};
   });
-  http.route("POST", "/api/v1/verify/flush", [&verifier](const admin::HttpRequest& req) {
-    return flush_verify_cache(verifier, req);
-  });
 
   // Expiry and the Thursday reports, every maintenance interval.
   reports::Maintenance maintenance(store, discovery, pool, config.maintenance);
@@ -197,8 +196,27 @@ int serve(const Config& config, store::Store& store) {
   // The admin API (login, roles, tenant isolation) and its OpenAPI document.
   admin::Auth auth(store, clock, {.secure_cookie = !config.admin_tls_cert.empty()});
   admin::Api api(store, auth, discovery, syncs, clock);
+  // Flushing the callout cache: an operator's session, or the CLI on this machine (a token
+  // derived from the secrets key file, which only local administrators can read).
+  api.add_route("POST", "/api/v1/verify/flush",
+                "Flush the callout cache ({address} or {domain}, or all): an operator, or the "
+                "local CLI's token",
+                [&verifier, &auth, token = "Bearer " + secrets.derive("verify-flush")](
+                    const admin::HttpRequest& req) {
+                  const auto it = req.headers.find("authorization");
+                  const bool local =
+                      it != req.headers.end() && it->second.size() == token.size() &&
+                      sodium_memcmp(it->second.data(), token.data(), token.size()) == 0;
+                  const auto caller = local ? std::nullopt : auth.caller(req);
+                  if (!local && !(caller && caller->is_operator())) {
+                    return admin::json_error(401, "unauthenticated",
+                                             "an operator's session or the local token is needed");
+                  }
+                  return flush_verify_cache(verifier, req);
+                });
   api.install(http);
   admin::install_ui(http);
+
   http.start();
   inbound.start();
   outbound.start();

@@ -78,4 +78,15 @@ core::Result<std::string> SecretBox::unseal(const std::string& sealed) const {
   return plain;
 }
 
+std::string SecretBox::derive(std::string_view purpose) const {
+  unsigned char out[32];
+  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(purpose.data()),
+                     purpose.size(), reinterpret_cast<const unsigned char*>(key_.data()),
+                     key_.size());
+  std::string hex(2 * sizeof out + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), out, sizeof out);
+  hex.pop_back();
+  return hex;
+}
+
 }  // namespace mailroster::store

@@ -19,6 +19,9 @@ class SecretBox {
   std::string seal(const std::string& plain) const;
   // Fails when the text was not sealed with this key (another key file, tampering).
   core::Result<std::string> unseal(const std::string& sealed) const;
+  // A token for `purpose` only holders of the key file can make (keyed BLAKE2b, hex): how the
+  // CLI on this machine proves itself to the running service.
+  std::string derive(std::string_view purpose) const;
 
  private:
   explicit SecretBox(std::string key) : key_(std::move(key)) {}

@@ -32,3 +32,20 @@ TEST(SecretBox, SealsWithAFreshNonceAndOpensOnlyWithItsKey) {
 
 }  // namespace
 }  // namespace mailroster::store
+
+namespace mailroster::store {
+namespace {
+
+TEST(SecretBox, DerivedTokensNeedTheKeyFile) {
+  testing::TempDir dir;
+  const auto a = SecretBox::open_key_file(dir.file("a"));
+  EXPECT_EQ(a.derive("verify-flush"),
+            SecretBox::open_key_file(dir.file("a")).derive("verify-flush"));
+  EXPECT_NE(a.derive("verify-flush"), a.derive("something else"));
+  EXPECT_NE(a.derive("verify-flush"),
+            SecretBox::open_key_file(dir.file("b")).derive("verify-flush"));
+  EXPECT_EQ(a.derive("x").size(), 64u);
+}
+
+}  // namespace
+}  // namespace mailroster::store
