@@ -166,6 +166,14 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
     if (c.login.role == LoginRole::end_user && c.login.user_id == u->id) return u;
     return std::nullopt;
   };
+  // A route on one company (its path has {company}): 404 unless the caller may see it.
+  auto in_company = [company_for](auto handler) {
+    return [company_for, handler](Req req, Who c) -> HttpResponse {
+      auto co = company_for(req.params.at("company"), *c);
+      if (!co) return not_found("company");
+      return handler(req, c, *co);
+    };
+  };
   auto admin_of = [](const Caller& c) { return c.login.role != LoginRole::end_user; };
   auto actor_of = [](const Caller& c) { return core::Actor{"admin:" + c.login.email}; };
   auto address_field = [](const json& j,
@@ -228,12 +236,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        }},
       {"GET", "/api/v1/companies/{company}/users",
        "A company's users; ?search=&role=&limit=&offset=", false,
-       [this, company_for](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this](Req req, Who, const core::Company& co) {
          const auto q = query_params(req.query);
          store::UserFilter f;
-         f.company_id = co->id;
+         f.company_id = co.id;
          if (auto it = q.find("search"); it != q.end()) f.search = it->second;
          if (auto it = q.find("role"); it != q.end()) {
            auto role = core::parse_role(it->second);
@@ -254,11 +260,9 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          json out = {{"items", users}, {"limit", f.limit}, {"offset", f.offset}};
          if (users.size() == f.limit) out["next_offset"] = f.offset + f.limit;
          return ok(out);
-       }},
+       })},
       {"POST", "/api/v1/companies/{company}/users", "Add a user", false,
-       [this, company_for](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this](Req req, Who c, const core::Company& co) {
          auto b = parse_body(req,
                              {{"address", json::value_t::string},
                               {"first_name", json::value_t::string},
@@ -270,9 +274,9 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!address)
            return json_error(400, "invalid_argument", address.error().message, "address");
          const auto domain = store_.find_domain(address->domain());
-         if (!domain || domain->company_id != co->id) {
+         if (!domain || domain->company_id != co.id) {
            return json_error(400, "invalid_argument",
-                             "domain '" + address->domain() + "' is not a domain of " + co->name,
+                             "domain '" + address->domain() + "' is not a domain of " + co.name,
                              "address");
          }
          store::NewUser u;
@@ -283,7 +287,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
          u.role = *role;
          return ok(store_.add_user(u, core::Actor{"admin:" + c->login.email}), 201);
-       }},
+       })},
       {"GET", "/api/v1/users/{id}", "One user (an end user: only itself)", false,
        [this, user_for](Req req, Who c) {
          auto u = user_for(req.params.at("id"), *c);
@@ -322,25 +326,18 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        }},
       {"GET", "/api/v1/companies/{company}/discovered",
        "SMTP Discovery: discovered addresses; ?limit=&offset=", false,
-       [this, company_for](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
-         return page_of(store_.list_discovered(co->id), req.query);
-       }},
-      {"GET", "/api/v1/companies/{company}/invalid",
-       "Addresses marked invalid; ?limit=&offset=", false,
-       [this, company_for](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
-         return page_of(store_.list_invalid(co->id), req.query);
-       }},
+       in_company([this](Req req, Who, const core::Company& co) {
+         return page_of(store_.list_discovered(co.id), req.query);
+       })},
+      {"GET", "/api/v1/companies/{company}/invalid", "Addresses marked invalid; ?limit=&offset=",
+       false, in_company([this](Req req, Who, const core::Company& co) {
+         return page_of(store_.list_invalid(co.id), req.query);
+       })},
       {"GET", "/api/v1/companies/{company}/audit",
        "The company's audit trail, newest first; ?limit=&offset=", false,
-       [this, company_for](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
-         return page_of(store_.list_audit({co->id, 0}), req.query);
-       }},
+       in_company([this](Req req, Who, const core::Company& co) {
+         return page_of(store_.list_audit({co.id, 0}), req.query);
+       })},
       {"POST", "/api/v1/companies", "Add a company (operators)", false,
        [this, actor_of](Req req, Who c) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
@@ -361,9 +358,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return ok(store_.add_company(n, actor_of(*c)), 201);
        }},
       {"PATCH", "/api/v1/companies/{company}", "Change a company's contacts", false,
-       [this, company_for, admin_of, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          auto b = parse_body(req, {{"tech_contact", json::value_t::string},
                                    {"admin_contact", json::value_t::string}});
@@ -375,55 +370,45 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            if (!v) return json_error(400, "invalid_argument", v.error().message, field);
            (std::string(field) == "tech_contact" ? ch.tech_contact : ch.admin_contact) = *v;
          }
-         return ok(store_.update_company(co->id, ch, actor_of(*c)));
-       }},
+         return ok(store_.update_company(co.id, ch, actor_of(*c)));
+       })},
       {"DELETE", "/api/v1/companies/{company}",
        "Remove a company (operators; ?force=true with its domains and addresses)", false,
-       [this, company_for, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          const auto q = query_params(req.query);
-         store_.remove_company(co->id, q.count("force") && q.at("force") == "true", actor_of(*c));
+         store_.remove_company(co.id, q.count("force") && q.at("force") == "true", actor_of(*c));
          return ok({{"ok", true}});
-       }},
+       })},
       {"PATCH", "/api/v1/companies/{company}/domains/{domain}",
        "Change where a domain's mail is delivered (operators)", false,
-       [this, company_for, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto d = store_.find_domain(core::ascii_lower(req.params.at("domain")));
-         if (!d || d->company_id != co->id) return not_found("domain");
+         if (!d || d->company_id != co.id) return not_found("domain");
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          auto b = parse_body(req, {{"destination", json::value_t::string}}, {"destination"});
          if (b.error) return *b.error;
          auto dest = core::Endpoint::parse(text_or(b.value, "destination"));
          if (!dest) return json_error(400, "invalid_argument", dest.error().message, "destination");
          return ok(store_.set_domain_destination(d->id, *dest, actor_of(*c)));
-       }},
+       })},
       {"DELETE", "/api/v1/companies/{company}/domains/{domain}",
        "Remove a domain (operators; ?force=true with its addresses)", false,
-       [this, company_for, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto d = store_.find_domain(core::ascii_lower(req.params.at("domain")));
-         if (!d || d->company_id != co->id) return not_found("domain");
+         if (!d || d->company_id != co.id) return not_found("domain");
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          const auto q = query_params(req.query);
          store_.remove_domain(d->id, q.count("force") && q.at("force") == "true", actor_of(*c));
          return ok({{"ok", true}});
-       }},
+       })},
       {"GET", "/api/v1/companies/{company}/domains", "A company's domains", false,
-       [this, company_for](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
-         return ok({{"items", store_.list_domains(co->id)}});
-       }},
+       in_company([this](Req, Who, const core::Company& co) {
+         return ok({{"items", store_.list_domains(co.id)}});
+       })},
       {"POST", "/api/v1/companies/{company}/domains",
        "Add a domain and its delivery destination (operators)", false,
-       [this, company_for, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          auto b = parse_body(
              req, {{"name", json::value_t::string}, {"destination", json::value_t::string}},
@@ -431,10 +416,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (b.error) return *b.error;
          auto dest = core::Endpoint::parse(text_or(b.value, "destination"));
          if (!dest) return json_error(400, "invalid_argument", dest.error().message, "destination");
-         return ok(store_.add_domain(co->id, core::ascii_lower(text_or(b.value, "name")), *dest,
+         return ok(store_.add_domain(co.id, core::ascii_lower(text_or(b.value, "name")), *dest,
                                      actor_of(*c)),
                    201);
-       }},
+       })},
       {"POST", "/api/v1/users/{id}/aliases", "Add an alias to a user", false,
        [this, user_for, admin_of, actor_of, address_field](Req req, Who c) {
          auto u = user_for(req.params.at("id"), *c);
@@ -458,19 +443,15 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return ok({{"ok", true}});
        }},
       {"GET", "/api/v1/companies/{company}/discovery-settings", "SMTP Discovery settings", false,
-       [this, company_for](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
-         return ok(store_.discovery_settings(co->id));
-       }},
+       in_company([this](Req, Who, const core::Company& co) {
+         return ok(store_.discovery_settings(co.id));
+       })},
       {"PATCH", "/api/v1/companies/{company}/discovery-settings",
        "Change SMTP Discovery settings (the fields given)", false,
-       [this, company_for, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto b = parse_body(req, {}, {}, true);  // each field checked by set_setting below
          if (b.error) return *b.error;
-         auto s = store_.discovery_settings(co->id);
+         auto s = store_.discovery_settings(co.id);
          for (const auto& [key, v] : b.value.items()) {
            const auto text = v.is_string() ? v.get<std::string>() : v.dump();
            if (auto err = core::set_setting(s, key, text)) {
@@ -480,17 +461,14 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (auto err = core::validate(s)) {
            return json_error(400, "invalid_argument", err->message, err->field);
          }
-         store_.set_discovery_settings(co->id, s, actor_of(*c));
+         store_.set_discovery_settings(co.id, s, actor_of(*c));
          return ok(s);
-       }},
+       })},
       {"POST", "/api/v1/companies/{company}/discovered/actions",
        "The Select menu, on several discovered addresses at once (all or nothing): "
        "create_user (first_name, surname, role), create_functional, mark_invalid, add_alias "
        "(alias_of)",
-       false,
-       [this, company_for, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       false, in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto b = parse_body(req, {{"actions", json::value_t::array}}, {"actions"});
          if (b.error) return *b.error;
          std::vector<lifecycle::DiscoveredAction> actions;
@@ -541,13 +519,11 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            }
            actions.push_back(std::move(d));
          }
-         discovery_.apply(co->id, actions, actor_of(*c));
+         discovery_.apply(co.id, actions, actor_of(*c));
          return ok({{"applied", actions.size()}});
-       }},
+       })},
       {"POST", "/api/v1/companies/{company}/invalid", "Mark an address invalid", false,
-       [this, company_for, actor_of, address_field](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this, actor_of, address_field](Req req, Who c, const core::Company& co) {
          auto b = parse_body(
              req, {{"address", json::value_t::string}, {"reason", json::value_t::string}},
              {"address"});
@@ -556,30 +532,25 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (auto* e = std::get_if<HttpResponse>(&a)) return *e;
          const auto& address = std::get<core::Address>(a);
          const auto domain = store_.find_domain(address.domain());
-         if (!domain || domain->company_id != co->id) {
-           return json_error(400, "invalid_argument", "not a domain of " + co->name, "address");
+         if (!domain || domain->company_id != co.id) {
+           return json_error(400, "invalid_argument", "not a domain of " + co.name, "address");
          }
          return ok(store_.add_invalid(address, text_or(b.value, "reason"), actor_of(*c)), 201);
-       }},
+       })},
       {"DELETE", "/api/v1/companies/{company}/invalid/{address}", "Forget an invalid address",
-       false,
-       [this, company_for, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       false, in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto a = core::Address::parse(url_decode(req.params.at("address")));
          auto inv = a ? store_.find_invalid(*a) : std::nullopt;
-         if (!inv || inv->company_id != co->id) return not_found("invalid address");
+         if (!inv || inv->company_id != co.id) return not_found("invalid address");
          store_.remove_invalid(inv->id, actor_of(*c));
          return ok({{"ok", true}});
-       }},
+       })},
       {"POST", "/api/v1/companies/{company}/invalid/{address}/user",
        "Create a user for an invalid address (fixing it)", false,
-       [this, company_for, actor_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto a = core::Address::parse(url_decode(req.params.at("address")));
          auto inv = a ? store_.find_invalid(*a) : std::nullopt;
-         if (!inv || inv->company_id != co->id) return not_found("invalid address");
+         if (!inv || inv->company_id != co.id) return not_found("invalid address");
          auto b = parse_body(req, {{"first_name", json::value_t::string},
                                    {"surname", json::value_t::string},
                                    {"role", json::value_t::string}});
@@ -594,7 +565,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              discovery_.create_user_from_invalid(*a, text_or(b.value, "first_name"),
                                                  text_or(b.value, "surname"), role, actor_of(*c)),
              201);
-       }},
+       })},
   };
   auto kind_of = [](const std::string& text) -> std::optional<core::Source> {
     if (text == "ldap") return core::Source::ldap;
@@ -692,21 +663,18 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"POST", "/api/v1/companies/{company}/imports",
        "Upload a CSV (the body, text/csv) and get its plan with an id; nothing is written. "
        "?delete_missing=true plans deletes of CSV users not in the file",
-       false,
-       [this, company_for, admin_of, plan_json](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       false, in_company([this, admin_of, plan_json](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          std::set<std::string> domains;
-         for (const auto& d : store_.list_domains(co->id)) domains.insert(d.name);
+         for (const auto& d : store_.list_domains(co.id)) domains.insert(d.name);
          std::istringstream in(req.body);
          auto read = directory::csv::read_user_csv(in, domains);
          if (!read) return json_error(400, "invalid_argument", read.error().message, "file");
          const auto q = query_params(req.query);
          core::SyncOptions options;
-         options.default_role = store_.discovery_settings(co->id).default_role;
+         options.default_role = store_.discovery_settings(co.id).default_role;
          options.delete_removed = q.count("delete_missing") && q.at("delete_missing") == "true";
-         auto plan = directory::plan_for(store_, co->id, read->snapshot, options);
+         auto plan = directory::plan_for(store_, co.id, read->snapshot, options);
          unsigned char raw[16];
          randombytes_buf(raw, sizeof raw);
          std::string id(33, '\0');
@@ -723,17 +691,14 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          std::lock_guard lock(imports_mutex_);
          const auto now = clock_.now();
          std::erase_if(imports_, [&](const auto& kv) { return kv.second.expires <= now; });
-         imports_[id] = {co->id, std::move(plan), read->errors.size(), now + std::chrono::hours(1)};
+         imports_[id] = {co.id, std::move(plan), read->errors.size(), now + std::chrono::hours(1)};
          return ok(j, 201);
-       },
+       }),
        RouteOptions{.max_body_bytes = 64u << 20}},
       {"POST", "/api/v1/companies/{company}/imports/{plan}/apply",
        "Apply exactly the previewed plan ({force, skip_invalid}); 409 when the world changed "
        "under it",
-       false,
-       [this, company_for, admin_of](Req req, Who c) {
-         auto co = company_for(req.params.at("company"), *c);
-         if (!co) return not_found("company");
+       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          auto b = parse_body(
              req, {{"force", json::value_t::boolean}, {"skip_invalid", json::value_t::boolean}});
@@ -742,7 +707,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          {
            std::lock_guard lock(imports_mutex_);
            auto it = imports_.find(req.params.at("plan"));
-           if (it == imports_.end() || it->second.company_id != co->id ||
+           if (it == imports_.end() || it->second.company_id != co.id ||
                it->second.expires <= clock_.now()) {
              return not_found("import plan (expired after an hour, or applied)");
            }
@@ -760,7 +725,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            imports_.erase(req.params.at("plan"));
          }
          return ok({{"created", r.created}, {"updated", r.updated}, {"deleted", r.deleted}});
-       }},
+       })},
   };
   for (auto& r : more) routes_.push_back(std::move(r));
 }
