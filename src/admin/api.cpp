@@ -59,43 +59,53 @@ std::map<std::string, std::string> query_params(const std::string& query) {
   return out;
 }
 
-// A strict JSON object body: fields must be among `allowed` with the given JSON types.
+// Field names a JSON object may have, with their JSON types (null is always allowed).
+using Fields = std::map<std::string, json::value_t>;
+
+// Why a JSON object does not fit: a field not in `allowed` or of another type, or a
+// required one missing; nullopt when it fits.
+std::optional<HttpResponse> check_fields(const json& obj, const Fields& allowed,
+                                         const std::set<std::string>& required = {}) {
+  for (const auto& [key, v] : obj.items()) {
+    auto it = allowed.find(key);
+    if (it == allowed.end()) {
+      return json_error(400, "invalid_argument", "unknown field '" + key + "'", key);
+    }
+    const bool number_ok = it->second == json::value_t::number_unsigned && v.is_number_unsigned();
+    if (v.type() != it->second && !number_ok && !v.is_null()) {
+      return json_error(400, "invalid_argument", "field '" + key + "' has the wrong type", key);
+    }
+  }
+  for (const auto& r : required) {
+    if (!obj.contains(r) || obj[r].is_null()) {
+      return json_error(400, "invalid_argument", "field '" + r + "' is required", r);
+    }
+  }
+  return std::nullopt;
+}
+
 struct Body {
   json value;
   std::optional<HttpResponse> error;
 };
-// any_field: every field is let through (the caller checks them).
-Body parse_body(const HttpRequest& req, const std::map<std::string, json::value_t>& allowed,
-                const std::set<std::string>& required = {}, bool any_field = false) {
+
+// The body as a JSON object, whatever its fields.
+Body parse_object(const HttpRequest& req) {
   Body b;
   b.value = json::parse(req.body, nullptr, false);
   if (b.value.is_discarded()) {
     b.error = json_error(400, "invalid_argument", "the body is not valid JSON");
-    return b;
-  }
-  if (!b.value.is_object()) {
+  } else if (!b.value.is_object()) {
     b.error = json_error(400, "invalid_argument", "the body must be a JSON object");
-    return b;
   }
-  for (const auto& [key, v] : b.value.items()) {
-    if (any_field) break;
-    auto it = allowed.find(key);
-    if (it == allowed.end()) {
-      b.error = json_error(400, "invalid_argument", "unknown field '" + key + "'", key);
-      return b;
-    }
-    const bool number_ok = it->second == json::value_t::number_unsigned && v.is_number_unsigned();
-    if (v.type() != it->second && !number_ok && !v.is_null()) {
-      b.error = json_error(400, "invalid_argument", "field '" + key + "' has the wrong type", key);
-      return b;
-    }
-  }
-  for (const auto& r : required) {
-    if (!b.value.contains(r) || b.value[r].is_null()) {
-      b.error = json_error(400, "invalid_argument", "field '" + r + "' is required", r);
-      return b;
-    }
-  }
+  return b;
+}
+
+// A strict JSON object body: fields must be among `allowed` with the given JSON types.
+Body parse_body(const HttpRequest& req, const Fields& allowed,
+                const std::set<std::string>& required = {}) {
+  auto b = parse_object(req);
+  if (!b.error) b.error = check_fields(b.value, allowed, required);
   return b;
 }
 
@@ -449,7 +459,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"PATCH", "/api/v1/companies/{company}/discovery-settings",
        "Change SMTP Discovery settings (the fields given)", false,
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
-         auto b = parse_body(req, {}, {}, true);  // each field checked by set_setting below
+         auto b = parse_object(req);  // each field checked by set_setting below
          if (b.error) return *b.error;
          auto s = store_.discovery_settings(co.id);
          for (const auto& [key, v] : b.value.items()) {
@@ -473,17 +483,20 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (b.error) return *b.error;
          std::vector<lifecycle::DiscoveredAction> actions;
          for (const auto& a : b.value["actions"]) {
-           HttpRequest one;
-           one.body = a.dump();
-           auto item = parse_body(one,
-                                  {{"action", json::value_t::string},
-                                   {"address", json::value_t::string},
-                                   {"first_name", json::value_t::string},
-                                   {"surname", json::value_t::string},
-                                   {"role", json::value_t::string},
-                                   {"alias_of", json::value_t::string}},
-                                  {"action", "address"});
-           if (item.error) return *item.error;
+           if (!a.is_object()) {
+             return json_error(400, "invalid_argument", "each action must be a JSON object",
+                               "actions");
+           }
+           if (auto error = check_fields(a,
+                                         {{"action", json::value_t::string},
+                                          {"address", json::value_t::string},
+                                          {"first_name", json::value_t::string},
+                                          {"surname", json::value_t::string},
+                                          {"role", json::value_t::string},
+                                          {"alias_of", json::value_t::string}},
+                                         {"action", "address"})) {
+             return *error;
+           }
            lifecycle::DiscoveredAction d;
            const auto kind = text_or(a, "action");
            using K = lifecycle::DiscoveredAction::Kind;
