@@ -77,64 +77,65 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   asio::thread_pool workers;
   asio::ssl::context tls;
   bool tls_enabled = false;
+  struct Handler {
+    HttpHandler fn;
+    RouteOptions options;
+  };
   // path pattern -> method -> handler
-  std::map<std::string, std::map<std::string, HttpHandler>> routes;
-  std::map<std::pair<std::string, std::string>, RouteOptions> options;  // (method, pattern)
+  std::map<std::string, std::map<std::string, Handler>> routes;
 
-  // The options of the route a request goes to (defaults when none).
-  RouteOptions options_for(const std::string& method, const std::string& path) {
-    std::map<std::string, std::string> ignored;
-    const auto* methods = match(path, ignored);
-    if (!methods) return {};
-    for (const auto& [pattern, m] : routes) {
-      if (&m == methods) {
-        auto it = options.find({method, pattern});
-        return it == options.end() ? RouteOptions{} : it->second;
-      }
-    }
-    return {};
-  }
+  // Where a request goes: its handler (null: no route for this path, or not this method)
+  // and the parameters of the path.
+  struct Route {
+    const Handler* handler = nullptr;
+    bool path_known = false;
+    std::map<std::string, std::string> params;
+  };
 
   // The pattern matching path (exact segments preferred), with its parameters.
-  const std::map<std::string, HttpHandler>* match(const std::string& path,
-                                                  std::map<std::string, std::string>& params) {
-    if (auto exact = routes.find(path); exact != routes.end()) return &exact->second;
-    const auto want = segments(path);
-    const std::map<std::string, HttpHandler>* best = nullptr;
-    int best_exact = -1;
-    for (const auto& [pattern, methods] : routes) {
-      const auto have = segments(pattern);
-      if (have.size() != want.size()) continue;
-      std::map<std::string, std::string> found;
-      int exact = 0;
-      bool ok = true;
-      for (std::size_t i = 0; i < have.size() && ok; ++i) {
-        if (have[i].size() > 2 && have[i].front() == '{' && have[i].back() == '}') {
-          ok = !want[i].empty();
-          found[have[i].substr(1, have[i].size() - 2)] = want[i];
-        } else {
-          ok = have[i] == want[i];
-          ++exact;
+  Route resolve(const std::string& method, const std::string& path) const {
+    Route route;
+    const std::map<std::string, Handler>* methods = nullptr;
+    if (auto same = routes.find(path); same != routes.end()) {
+      methods = &same->second;
+    } else {
+      const auto want = segments(path);
+      int best_exact = -1;
+      for (const auto& [pattern, candidates] : routes) {
+        const auto have = segments(pattern);
+        if (have.size() != want.size()) continue;
+        std::map<std::string, std::string> found;
+        int exact = 0;
+        bool ok = true;
+        for (std::size_t i = 0; i < have.size() && ok; ++i) {
+          if (have[i].size() > 2 && have[i].front() == '{' && have[i].back() == '}') {
+            ok = !want[i].empty();
+            found[have[i].substr(1, have[i].size() - 2)] = want[i];
+          } else {
+            ok = have[i] == want[i];
+            ++exact;
+          }
+        }
+        if (ok && exact > best_exact) {
+          methods = &candidates;
+          best_exact = exact;
+          route.params = std::move(found);
         }
       }
-      if (ok && exact > best_exact) {
-        best = &methods;
-        best_exact = exact;
-        params = std::move(found);
-      }
     }
-    return best;
+    if (!methods) return route;
+    route.path_known = true;
+    if (auto h = methods->find(method); h != methods->end()) route.handler = &h->second;
+    return route;
   }
 
-  HttpResponse dispatch(HttpRequest req) {
-    const auto* methods = match(req.path, req.params);
-    if (!methods) return json_error(404, "not_found", "no such path: " + req.path);
-    auto handler = methods->find(req.method);
-    if (handler == methods->end()) {
+  HttpResponse dispatch(const HttpRequest& req, const Route& route) {
+    if (!route.path_known) return json_error(404, "not_found", "no such path: " + req.path);
+    if (!route.handler) {
       return json_error(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
     }
     try {
-      return handler->second(req);
+      return route.handler->fn(req);
     } catch (const core::Failure& f) {
       // The one place typed errors become HTTP statuses.
       static const std::map<core::ErrorCode, int> kStatus = {
@@ -150,8 +151,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  asio::awaitable<HttpResponse> dispatch_async(HttpRequest request) {
-    co_return dispatch(std::move(request));
+  asio::awaitable<HttpResponse> dispatch_async(HttpRequest request, Route route) {
+    co_return dispatch(request, route);
   }
 
   static HttpRequest to_request(const http::request<http::string_body>& r,
@@ -205,13 +206,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       beast::error_code ec;
       co_await http::async_read_header(stream, buffer, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
-      RouteOptions route_options;
+      Route route;  // resolved once from the header: its body limit, then its handler
       if (!ec) {
         const std::string target(parser.get().target());
-        route_options = options_for(std::string(parser.get().method_string()),
-                                    target.substr(0, target.find('?')));
-        parser.body_limit(route_options.max_body_bytes ? route_options.max_body_bytes
-                                                       : settings.max_body_bytes);
+        route =
+            resolve(std::string(parser.get().method_string()), target.substr(0, target.find('?')));
+        const auto limit = route.handler ? route.handler->options.max_body_bytes : 0;
+        parser.body_limit(limit ? limit : settings.max_body_bytes);
         co_await http::async_read(stream, buffer, parser,
                                   asio::redirect_error(asio::use_awaitable, ec));
       }
@@ -231,13 +232,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         keep_alive = r.keep_alive();
         version = r.version();
         auto request = to_request(r, client);
-        if (route_options.blocking) {
+        request.params = route.params;
+        if (route.handler && route.handler->options.blocking) {
           // The request is the coroutine's parameter, so its frame owns it (a lambda's
           // captures would die with the lambda).
-          out = co_await asio::co_spawn(workers.get_executor(), dispatch_async(std::move(request)),
+          out = co_await asio::co_spawn(workers.get_executor(),
+                                        dispatch_async(std::move(request), std::move(route)),
                                         asio::use_awaitable);
         } else {
-          out = dispatch(std::move(request));
+          out = dispatch(request, route);
         }
       }
       http::response<http::string_body> res{static_cast<http::status>(out.status), version};
@@ -277,8 +280,7 @@ HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::route(const std::string& method, const std::string& path, HttpHandler handler,
                        RouteOptions options) {
-  impl_->routes[path][method] = std::move(handler);
-  impl_->options[{method, path}] = options;
+  impl_->routes[path][method] = {std::move(handler), options};
 }
 
 void HttpServer::start() {
