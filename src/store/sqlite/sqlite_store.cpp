@@ -1158,12 +1158,20 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
     auto& I = *impl_;
     Transaction tx(I.db, Transaction::Nesting::join);
     std::unordered_map<std::string, core::Domain> domains;  // by name, for this plan
-    auto domain_of = [&](const Address& a, Id company_id) -> const core::Domain& {
+    // Impl::domain_of, remembered: a domain of another company still fails there.
+    auto domain_of = [&](const Address& a, std::optional<Id> company_id) -> const core::Domain& {
       auto it = domains.find(a.domain());
-      if (it == domains.end() || it->second.company_id != company_id) {
+      if (it == domains.end() || (company_id && it->second.company_id != *company_id)) {
         it = domains.insert_or_assign(a.domain(), I.domain_of(a, company_id)).first;
       }
       return it->second;
+    };
+    auto add_aliases = [&](const core::User& user, const std::vector<Address>& aliases) {
+      for (const auto& a : aliases) {
+        const auto& domain = domain_of(a, user.company_id);
+        I.claim_for_account(a, actor);
+        I.insert_alias(user, a, domain, actor);
+      }
     };
     for (const auto& d : plan.deletes) I.remove_user(I.require_user(*d.user_id), actor);
     for (const auto& u : plan.updates) {
@@ -1181,11 +1189,7 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
       }
       const auto user =
           u.changes.empty() ? I.require_user(*u.user_id) : update_user(*u.user_id, change, actor);
-      for (const auto& a : u.add_aliases) {
-        const auto& domain = domain_of(a, user.company_id);
-        I.claim_for_account(a, actor);
-        I.insert_alias(user, a, domain, actor);
-      }
+      add_aliases(user, u.add_aliases);
     }
     for (const auto& c : plan.creates) {
       NewUser n;
@@ -1195,17 +1199,9 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
       n.role = c.role;
       n.source = plan.source;
       n.source_id = c.entry->source_id;
-      auto it = domains.find(n.address.domain());
-      if (it == domains.end()) {
-        it = domains.emplace(n.address.domain(), I.domain_of(n.address, std::nullopt)).first;
-      }
+      const auto& domain = domain_of(n.address, std::nullopt);
       I.claim_for_account(n.address, actor);
-      const auto user = I.insert_user(n, it->second, actor);
-      for (const auto& a : c.add_aliases) {
-        const auto& domain = domain_of(a, user.company_id);
-        I.claim_for_account(a, actor);
-        I.insert_alias(user, a, domain, actor);
-      }
+      add_aliases(I.insert_user(n, domain, actor), c.add_aliases);
     }
     tx.commit();
   });
@@ -1280,14 +1276,7 @@ void SqliteStore::save_directory_sync(const DirectorySync& d,
     if (!I.company(d.company_id)) {
       throw Failure(ErrorCode::not_found, "no company with id " + std::to_string(d.company_id));
     }
-    std::optional<DirectorySync> before;
-    {
-      auto s = I.db.prepare(sql_with("SELECT ", kSyncColumns,
-                                     " FROM directory_syncs WHERE company_id = ? AND kind = ?"));
-      s.bind(1, d.company_id);
-      s.bind(2, core::to_string(d.kind));
-      if (s.step()) before = read_sync(s);
-    }
+    const auto before = directory_sync(d.company_id, d.kind);
     I.db.prepare(
             "INSERT INTO directory_syncs(company_id, kind, settings, options, frequency_hours, "
             "sealed_secret) VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, '')) "
@@ -1392,10 +1381,8 @@ Login SqliteStore::add_login(const Login& login, const Actor& actor) {
       throw Failure(ErrorCode::not_found,
                     "no company with id " + std::to_string(*login.company_id));
     }
-    {
-      auto s = I.db.prepare("SELECT 1 FROM logins WHERE email = ?");
-      s.bind(1, core::ascii_lower(login.email));
-      if (s.step()) throw Failure(ErrorCode::conflict, login.email + " already logs in", "email");
+    if (find_login(login.email)) {
+      throw Failure(ErrorCode::conflict, login.email + " already logs in", "email");
     }
     I.db.prepare(
             "INSERT INTO logins(email, password_hash, role, company_id, user_id, created_at) "
