@@ -61,6 +61,15 @@ std::string who_am_i() {
 
 core::Address parse_address(const std::string& text) { return core::Address::parse(text).value(); }
 
+// The first line of a stream, without its line ending (LF or CRLF): how passwords and secrets
+// are read (never arguments: they would show in `ps`).
+std::string first_line(std::istream& in) {
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
 // Option values of each verb group, filled by CLI11.
 struct CompanyArgs {
   std::string name;
@@ -1040,17 +1049,12 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
           }
           std::optional<std::string> secret;
           if (opt.secret_stdin) {
-            std::string line;
-            std::getline(std::cin, line);
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            secret = line;
+            secret = first_line(std::cin);
           } else if (!opt.secret_file.empty()) {
             std::ifstream in(opt.secret_file, std::ios::binary);
             if (!in)
               throw Failure(ErrorCode::invalid_argument, "cannot read '" + opt.secret_file + "'");
-            std::string line;
-            std::getline(in, line);
-            secret = line;
+            secret = first_line(in);
           }
           const auto c = company();
           ctx.syncs().configure(c.id, kind, settings, options, secret, ctx.actor);
@@ -1149,11 +1153,9 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   }
 }
 
-// Reads a password from the first line of stdin (never an argument: it would show in `ps`).
+// A login's password: the first line of stdin.
 std::string password_from_stdin() {
-  std::string line;
-  std::getline(std::cin, line);
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  const auto line = first_line(std::cin);
   if (line.size() < 10) {
     throw Failure(ErrorCode::invalid_argument,
                   "a password of at least 10 characters is needed on stdin", "password");

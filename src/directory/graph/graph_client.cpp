@@ -271,6 +271,4 @@ std::variant<GraphClient::Pages, GraphClient::Failure> GraphClient::get_all(
   return out;
 }
 
-std::string GraphClient::describe(const Failure& f) { return f.message; }
-
 }  // namespace mailroster::directory::graph

@@ -75,9 +75,6 @@ class GraphClient {
   };
   std::variant<Pages, Failure> get_all(const std::string& path_or_url);
 
-  // "Graph GET /v1.0/users (page 3): HTTP 500 generalException: ..."
-  static std::string describe(const Failure& f);
-
  private:
   struct Response {
     long status = 0;

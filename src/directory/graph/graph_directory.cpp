@@ -47,7 +47,7 @@ bool delta_rejected(const GraphClient::Failure& f) {
 }
 
 core::Error failure(const GraphClient::Failure& f) {
-  return core::Error{core::ErrorCode::unavailable, GraphClient::describe(f), ""};
+  return core::Error{core::ErrorCode::unavailable, f.message, ""};
 }
 
 }  // namespace

@@ -291,8 +291,8 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
                                     "member"};
   auto list = attr_list(attrs);
 
-  std::vector<Entry> groups;
-  std::map<std::string, std::size_t> group_entry;  // normalized group DN -> snapshot index
+  std::map<std::string, std::vector<std::string>> direct;  // group DN -> its member DNs
+  std::map<std::string, std::size_t> group_entry;          // normalized group DN -> snapshot index
   berval cookie{0, nullptr};
   auto free_cookie = [&] {
     if (cookie.bv_val) ber_memfree(cookie.bv_val);
@@ -348,8 +348,7 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
         }
       }
       if (group) {
-        Entry g{e.dn, {{"member", std::move(e.attrs["member"])}}};
-        groups.push_back(std::move(g));
+        direct[e.dn] = std::move(e.attrs["member"]);
       }
     }
     LDAPControl** returned = nullptr;
@@ -367,15 +366,13 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
   } while (cookie.bv_val && cookie.bv_len > 0);
   free_cookie();
 
-  std::map<std::string, std::vector<std::string>> direct;
-  for (const auto& g : groups) direct[g.dn] = g.attrs.at("member");
   const auto members = resolve_members(direct);
   for (const auto& [dn, index] : group_entry) {
     if (auto it = members.find(dn); it != members.end()) {
       out.snapshot.entries[index].members = it->second.size();
     }
   }
-  out.groups = groups.size();
+  out.groups = direct.size();
   return out;
 }
 
