@@ -73,6 +73,27 @@ class Slapd {
   std::vector<std::string> options_;
 };
 
+// `mailroster --db DB ...` on a database holding company corp and its domain corp.example.
+class CorpCli {
+ public:
+  explicit CorpCli(std::string db) : db_(std::move(db)) {
+    for (const auto& args : {std::vector<std::string>{"company", "add", "corp"},
+                             std::vector<std::string>{"domain", "add", "corp.example", "--company",
+                                                      "corp", "--destination", "127.0.0.1:25"}}) {
+      const auto r = (*this)(args);
+      if (r.status != 0) throw std::runtime_error("setting up corp: " + r.err);
+    }
+  }
+  mailroster::testing::CommandResult operator()(std::vector<std::string> args,
+                                                const std::string& in = "") const {
+    args.insert(args.begin(), {"--db", db_});
+    return run_command(MAILROSTER_BINARY, args, in);
+  }
+
+ private:
+  std::string db_;
+};
+
 class LdapSource : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -287,15 +308,7 @@ TEST_F(LdapSync, ChangedAndRemovedEntriesWithAndWithoutDelete) {
 TEST_F(LdapSource, CliConfigureTestPreviewRunStatusAndFaults) {
   TempDir local;
   const auto db = local.file("m.db");
-  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
-    args.insert(args.begin(), {"--db", db});
-    return run_command(MAILROSTER_BINARY, args, in);
-  };
-  ASSERT_EQ(cli({"company", "add", "corp"}).status, 0);
-  ASSERT_EQ(
-      cli({"domain", "add", "corp.example", "--company", "corp", "--destination", "127.0.0.1:25"})
-          .status,
-      0);
+  const CorpCli cli(db);
   const auto s = slapd->settings(Security::ldaps);
   auto r = cli({"sync",
                 "ldap",
@@ -376,15 +389,7 @@ TEST_F(LdapSource, CliConfigureTestPreviewRunStatusAndFaults) {
 TEST_F(LdapSource, ServeRunsDueSyncsOnItsScheduler) {
   TempDir local;
   const auto db = local.file("m.db");
-  auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
-    args.insert(args.begin(), {"--db", db});
-    return run_command(MAILROSTER_BINARY, args, in);
-  };
-  ASSERT_EQ(cli({"company", "add", "corp"}).status, 0);
-  ASSERT_EQ(
-      cli({"domain", "add", "corp.example", "--company", "corp", "--destination", "127.0.0.1:25"})
-          .status,
-      0);
+  const CorpCli cli(db);
   const auto s = slapd->settings();
   ASSERT_EQ(cli({"sync", "ldap", "configure", "--company", "corp", "--set", "host=127.0.0.1",
                  "--set", "port=" + std::to_string(s.port), "--set", "bind_dn=" + s.bind_dn,
