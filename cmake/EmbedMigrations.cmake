@@ -10,6 +10,8 @@ function(embed_migrations dialect output)
     string(REGEX MATCH "^[0-9]+" version ${name})
     math(EXPR version "${version}")
     file(READ ${f} sql)
+    # Editing a migration re-runs cmake, so the binary never embeds a stale copy.
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${f})
     string(APPEND body "    {${version}, \"${name}\", R\"mrsql(${sql})mrsql\"},\n")
   endforeach()
   file(WRITE ${output}.tmp

@@ -104,7 +104,7 @@ void Database::exec(std::string_view sql) {
 }
 
 ScopedStatement Database::prepare(std::string_view sql) {
-  auto it = cache_.find(std::string(sql));
+  auto it = cache_.find(sql);
   if (it != cache_.end()) return ScopedStatement(*it->second);
   sqlite3_stmt* stmt = nullptr;
   const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),

@@ -113,7 +113,12 @@ class Database {
  private:
   friend class Statement;
   sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+  // Looked up by the SQL text as given (no std::string is built per call).
+  struct TextHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<Statement>, TextHash, std::equal_to<>> cache_;
   int transaction_depth_ = 0;
   friend class Transaction;
 };
