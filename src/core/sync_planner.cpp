@@ -39,16 +39,20 @@ Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const Company
   const auto& o = options_;
   Plan plan;
   plan.source = source_;
+  plan.creates.reserve(entries.size());
 
-  std::unordered_map<std::string, const User*> by_address;
-  std::unordered_map<std::string, const User*> by_source_id;
+  // Keys point into the view, which outlives this call.
+  std::unordered_map<std::string_view, const User*> by_address;
+  std::unordered_map<std::string_view, const User*> by_source_id;
   std::unordered_map<Id, const User*> by_id;
+  by_address.reserve(view.users.size());
+  by_id.reserve(view.users.size());
   for (const auto& u : view.users) {
     by_address[u.address.key()] = &u;
     by_id[u.id] = &u;
     if (u.source == source_ && !u.source_id.empty()) by_source_id[u.source_id] = &u;
   }
-  std::unordered_map<std::string, const Alias*> alias_by_address;
+  std::unordered_map<std::string_view, const Alias*> alias_by_address;
   std::unordered_map<Id, std::vector<const Alias*>> aliases_of;
   for (const auto& a : view.aliases) {
     alias_by_address[a.address.key()] = &a;
@@ -57,7 +61,8 @@ Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const Company
   const auto& foreign = view.foreign;
 
   std::unordered_set<Id> seen_users;        // matched by an entry of this batch
-  std::unordered_set<std::string> claimed;  // address keys the batch uses (primary + alias)
+  std::unordered_set<std::string_view> claimed;  // address keys the batch uses (primary + alias)
+  claimed.reserve(entries.size());
   auto skip = [&](const DirectoryEntry& e, const Address& a, std::string reason) {
     PlanItem item;
     item.action = PlanItem::Action::skip;
@@ -140,7 +145,7 @@ Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const Company
       item.entry = e;
       item.role =
           e.functional || e.security_group ? Role::functional : e.role.value_or(o.default_role);
-      item.add_aliases = wanted;
+      item.add_aliases = std::move(wanted);
       item.reason = "new in the source";
       plan.creates.push_back(std::move(item));
       continue;

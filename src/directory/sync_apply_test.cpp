@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_support.hpp"
 
@@ -71,6 +73,43 @@ TEST_F(SyncApply, AppliesCreatesUpdatesAndDeletesWithTheSourceAsActor) {
   EXPECT_TRUE(plan.empty());
   apply_plan(store, plan, false);
   EXPECT_EQ(store.list_audit({acme.id, 0}).size(), events);
+}
+
+// A small batch in a large company looks its keys up; a batch as large as a good part of the
+// company reads the company whole. Both must see the same owners and conflicts.
+TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
+  for (int i = 0; i < 40; ++i) {
+    store::NewUser u;
+    u.address = addr(("u" + std::to_string(i) + "@acme.example").c_str());
+    store.add_user(u, admin);
+  }
+  store.add_alias(store.find_user(addr("u2@acme.example"))->id, addr("shared@acme.example"),
+                  admin);
+  store.add_invalid(addr("bad@acme.example"), "bounces", admin);
+  auto renamed = entry("u1@acme.example");
+  renamed.first_name = "Una";
+  const std::vector<core::DirectoryEntry> wanted = {
+      renamed, entry("new@acme.example", {"shared@acme.example"}), entry("bad@acme.example")};
+  auto verdicts = [&](const core::Plan& plan) {
+    std::map<std::string, std::string> out;
+    for (const auto& i : plan.updates) out[i.address.str()] = "update";
+    for (const auto& i : plan.creates) out[i.address.str()] = "create";
+    for (const auto& i : plan.skips) out[i.address.str()] = "skip: " + i.reason;
+    return out;
+  };
+  const auto small = verdicts(plan_for(store, acme.id, snapshot(wanted), {}));
+  auto many = wanted;
+  for (int i = 3; i < 40; ++i) many.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
+  auto whole = verdicts(plan_for(store, acme.id, snapshot(many), {}));
+  std::erase_if(whole, [&](const auto& kv) { return !small.count(kv.first); });
+  EXPECT_EQ(small, whole);
+  EXPECT_EQ(small.at("u1@acme.example"), "update");
+  EXPECT_EQ(small.at("new@acme.example"), "create");
+  EXPECT_EQ(small.at("shared@acme.example"),
+            "skip: alias shared@acme.example of new@acme.example is already an alias of "
+            "u2@acme.example");
+  EXPECT_EQ(small.at("bad@acme.example"),
+            "skip: bad@acme.example belongs to the invalid list");
 }
 
 TEST_F(SyncApply, AFailureMidApplyChangesNothing) {

@@ -3,6 +3,7 @@
 #include <ldap.h>
 #include <sys/time.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 
@@ -306,21 +307,47 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
       return core::Error{ErrorCode::internal, describe(ld, rc, "paged-results control"), ""};
     }
     LDAPControl* controls[] = {page, nullptr};
-    LDAPMessage* raw = nullptr;
-    timeval tv{s.operation_timeout_seconds, 0};
-    rc = ldap_search_ext_s(ld, s.base_dn.c_str(), LDAP_SCOPE_SUBTREE, filter.c_str(), list.data(),
-                           0, controls, nullptr, &tv, 0, &raw);
+    // Asynchronous: each entry is read as it arrives, while the server is still sending the
+    // rest of the page, instead of after the whole page came in.
+    const auto page_name = [&] {
+      return "search under '" + s.base_dn + "' (page " + std::to_string(out.pages + 1) + ")";
+    };
+    int msgid = 0;
+    rc = ldap_search_ext(ld, s.base_dn.c_str(), LDAP_SCOPE_SUBTREE, filter.c_str(), list.data(), 0,
+                         controls, nullptr, nullptr, 0, &msgid);
     ldap_control_free(page);
-    Message res(raw);
     free_cookie();
     if (rc != LDAP_SUCCESS) {
-      return core::Error{
-          ErrorCode::unavailable,
-          describe(ld, rc,
-                   "search under '" + s.base_dn + "' (page " + std::to_string(out.pages + 1) + ")"),
-          ""};
+      return core::Error{ErrorCode::unavailable, describe(ld, rc, page_name()), ""};
     }
-    for (LDAPMessage* m = ldap_first_entry(ld, res.get()); m; m = ldap_next_entry(ld, m)) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(s.operation_timeout_seconds);
+    Message done;  // the page's final result
+    while (!done) {
+      const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ldap_abandon_ext(ld, msgid, nullptr, nullptr);
+        return core::Error{ErrorCode::unavailable,
+                           describe(ld, LDAP_TIMEOUT, page_name()), ""};
+      }
+      timeval tv{static_cast<time_t>(left.count() / 1000000),
+                 static_cast<suseconds_t>(left.count() % 1000000)};
+      LDAPMessage* raw = nullptr;
+      const int type = ldap_result(ld, msgid, LDAP_MSG_ONE, &tv, &raw);
+      Message msg(raw);
+      if (type == 0) continue;  // the deadline check above ends the wait
+      if (type < 0) {
+        int err = LDAP_SERVER_DOWN;
+        ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &err);
+        return core::Error{ErrorCode::unavailable, describe(ld, err, page_name()), ""};
+      }
+      if (type == LDAP_RES_SEARCH_RESULT) {
+        done = std::move(msg);
+        break;
+      }
+      if (type != LDAP_RES_SEARCH_ENTRY) continue;  // references: not followed
+      LDAPMessage* m = msg.get();
       auto e = read_entry(ld, m);
       const bool group = is_group(e.attrs);
       if (group) {
@@ -351,10 +378,15 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
         direct[e.dn] = std::move(e.attrs["member"]);
       }
     }
+    int result = LDAP_SUCCESS;
     LDAPControl** returned = nullptr;
-    rc = ldap_parse_result(ld, res.get(), nullptr, nullptr, nullptr, nullptr, &returned, 0);
+    rc = ldap_parse_result(ld, done.get(), &result, nullptr, nullptr, nullptr, &returned, 0);
     if (rc != LDAP_SUCCESS) {
       return core::Error{ErrorCode::unavailable, describe(ld, rc, "reading a search result"), ""};
+    }
+    if (result != LDAP_SUCCESS) {
+      ldap_controls_free(returned);
+      return core::Error{ErrorCode::unavailable, describe(ld, result, page_name()), ""};
     }
     if (LDAPControl* resp = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, returned, nullptr)) {
       ber_int_t estimate = 0;
