@@ -908,9 +908,8 @@ class Progress {
     size_ = std::filesystem::file_size(file, ec);
     if (ec) size_ = 0;
   }
-  void update(std::size_t rows, std::istream& in) {
+  void update(std::size_t rows, std::streamoff pos) {
     if (!terminal_) return;
-    const auto pos = in.tellg();
     const double done =
         size_ && pos >= 0 ? static_cast<double>(pos) / static_cast<double>(size_) : 0.0;
     const int width = 30, filled = static_cast<int>(done * width);
@@ -959,12 +958,12 @@ void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
         auto run = [&](bool apply) {
           directory::SyncRun sync(ctx.store(), c.id, core::Source::csv, options, apply,
                                   [&](const core::PlanItem& i) { output.item(i); });
-          auto on_error = [&](directory::csv::RowError e) { output.row_error(e.line, e.message); };
-          while (true) {
-            const auto batch = reader.next(5000, on_error);
-            if (batch.empty()) break;
-            sync.add(batch);
-            progress.update(reader.rows(), in);
+          // The file is parsed on a second thread while this one plans and writes.
+          directory::csv::ReadAhead ahead(reader, in, 5000);
+          while (auto batch = ahead.next()) {
+            for (const auto& e : batch->errors) output.row_error(e.line, e.message);
+            sync.add(batch->entries);
+            progress.update(batch->rows, batch->position);
           }
           result = sync.finish(true, opt.force);
           if (apply && output.row_errors() && !opt.skip_invalid) throw Blocked{};

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "core/json.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_support.hpp"
 
@@ -110,6 +111,29 @@ TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
             "u2@acme.example");
   EXPECT_EQ(small.at("bad@acme.example"),
             "skip: bad@acme.example belongs to the invalid list");
+}
+
+// Users created in bulk are audited by SQL: the trail must read exactly as for a user added
+// one by one (core/json.hpp), awkward names included.
+TEST_F(SyncApply, BulkCreatesAreAuditedWithTheSameJsonAsSingleOnes) {
+  auto odd = entry("odd@acme.example");
+  odd.first_name = "Quote\" back\\ tab\t nl\n cr\r \x01 \x7f Zoë";
+  odd.surname = "Øster 李 </script>";
+  odd.source_id = "id-1";
+  const auto plan = plan_for(store, acme.id, snapshot({odd, entry("plain@acme.example")}), {});
+  apply_plan(store, plan, false);
+  for (const char* a : {"odd@acme.example", "plain@acme.example"}) {
+    const auto user = store.find_user(addr(a));
+    ASSERT_TRUE(user);
+    bool found = false;
+    for (const auto& e : store.list_audit({acme.id, 0})) {
+      if (e.action != "user.add" || e.object != a) continue;
+      found = true;
+      EXPECT_EQ(e.after, nlohmann::json(*user).dump());
+      EXPECT_EQ(e.actor, "sync:csv");
+    }
+    EXPECT_TRUE(found) << a;
+  }
 }
 
 TEST_F(SyncApply, AFailureMidApplyChangesNothing) {

@@ -1,5 +1,10 @@
 #include "directory/csv/csv_import.hpp"
 
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "directory/csv/csv_reader.hpp"
@@ -50,6 +55,7 @@ core::Result<UserCsvReader> UserCsvReader::open(std::istream& in,
 std::vector<core::DirectoryEntry> UserCsvReader::next(
     std::size_t max_entries, const std::function<void(RowError)>& on_error) {
   std::vector<core::DirectoryEntry> out;
+  out.reserve(max_entries);
   while (out.size() < max_entries) {
     auto rec = reader_->next();
     if (!rec) break;
@@ -140,6 +146,67 @@ std::optional<core::DirectoryEntry> UserCsvReader::entry(
     for (const auto& a : *e.aliases) seen_.emplace(hash_of(a.key()), rec.line);
   }
   return e;
+}
+
+struct ReadAhead::State {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<Batch> ready;
+  bool finished = false;  // the reader reached the end (or failed)
+  bool stop = false;      // the consumer is gone
+  std::exception_ptr failure;
+  std::thread thread;
+};
+
+ReadAhead::ReadAhead(UserCsvReader& reader, std::istream& in, std::size_t batch_size,
+                     std::size_t depth)
+    : state_(std::make_unique<State>()) {
+  auto* st = state_.get();
+  st->thread = std::thread([st, &reader, &in, batch_size, depth] {
+    try {
+      while (true) {
+        Batch b;
+        b.entries = reader.next(batch_size, [&](RowError e) { b.errors.push_back(std::move(e)); });
+        b.rows = reader.rows();
+        b.position = in ? static_cast<std::streamoff>(in.tellg()) : -1;
+        const bool end = b.entries.empty() && b.errors.empty();
+        std::unique_lock lock(st->mutex);
+        st->changed.wait(lock, [&] { return st->stop || st->ready.size() < depth; });
+        if (st->stop) return;
+        if (end) break;
+        st->ready.push_back(std::move(b));
+        st->changed.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard lock(st->mutex);
+      st->failure = std::current_exception();
+    }
+    std::lock_guard lock(st->mutex);
+    st->finished = true;
+    st->changed.notify_all();
+  });
+}
+
+ReadAhead::~ReadAhead() {
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->stop = true;
+    state_->changed.notify_all();
+  }
+  state_->thread.join();
+}
+
+std::optional<ReadAhead::Batch> ReadAhead::next() {
+  std::unique_lock lock(state_->mutex);
+  state_->changed.wait(lock, [&] { return !state_->ready.empty() || state_->finished; });
+  if (!state_->ready.empty()) {
+    auto b = std::move(state_->ready.front());
+    state_->ready.pop_front();
+    state_->changed.notify_all();
+    return b;
+  }
+  if (state_->failure) std::rethrow_exception(state_->failure);
+  return std::nullopt;
 }
 
 core::Result<CsvSnapshot> read_user_csv(std::istream& in,

@@ -9,6 +9,7 @@
 #include <functional>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -62,6 +63,31 @@ class UserCsvReader {
   std::vector<std::string> unknown_columns_;
   std::unordered_map<std::uint64_t, std::size_t> seen_;  // address hash -> line that used it
   std::size_t rows_ = 0;
+};
+
+// Reads ahead on its own thread: the next batches are parsed and checked while the caller
+// plans and writes the current one (an import uses both cores). At most `depth` batches wait.
+// Exceptions on the reading thread come out of next().
+class ReadAhead {
+ public:
+  struct Batch {
+    std::vector<core::DirectoryEntry> entries;
+    std::vector<RowError> errors;
+    std::size_t rows = 0;  // data rows read so far, this batch included
+    std::streamoff position = -1;  // bytes of the file read so far (-1: not known)
+  };
+  ReadAhead(UserCsvReader& reader, std::istream& in, std::size_t batch_size,
+            std::size_t depth = 2);
+  ~ReadAhead();  // stops the thread (a caller that gives up early does not wait for the file)
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+
+  // The next batch; nullopt at the end of the file.
+  std::optional<Batch> next();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // The whole file at once (small files, tests). progress, when set, is called every 10,000 rows.
