@@ -465,11 +465,10 @@ struct SqliteStore::Impl {
   }
 
   // Inserts the users of plan creates (addresses nobody holds) as one INSERT ... SELECT from
-  // a staging table: one statement instead of one per user. Audited like insert_user.
-  std::vector<std::pair<core::User, const core::PlanItem*>> insert_users(
-      const std::vector<NewUserRow>& rows, core::Source source, const Actor& actor) {
-    std::vector<std::pair<core::User, const core::PlanItem*>> out;
-    if (rows.empty()) return out;
+  // a staging table, and their audit events as another: two statements instead of two per
+  // user. The caller looks up the few it needs again (to add aliases).
+  void insert_users(const std::vector<NewUserRow>& rows, core::Source source, const Actor& actor) {
+    if (rows.empty()) return;
     db.exec(
         "CREATE TEMP TABLE IF NOT EXISTS bulk_users (seq INTEGER PRIMARY KEY, company_id "
         "INTEGER, domain_id INTEGER, address TEXT, address_key TEXT, first_name TEXT, surname "
@@ -489,39 +488,15 @@ struct SqliteStore::Impl {
           .run();
     }
     const auto now = to_unix(this->now());
-    std::unordered_map<std::string_view, const NewUserRow*> by_key;
-    for (const auto& r : rows) by_key.emplace(r.item->entry->address.key(), &r);
-    {
-      // RETURNING gives the rows in no promised order: matched back by address key.
-      auto s = db.prepare(
+    db.prepare(
           "INSERT INTO users(company_id, domain_id, address, address_key, first_name, surname, "
           "role, source, source_id, created_at, updated_at) SELECT company_id, domain_id, "
           "address, address_key, first_name, surname, role, ?1, source_id, ?2, ?2 FROM "
-          "temp.bulk_users ORDER BY seq RETURNING id, address_key");
-      s.bind(1, core::to_string(source));
-      s.bind(2, now);
-      out.reserve(rows.size());
-      while (s.step()) {
-        const auto* r = by_key.at(s.text(1));
-        const auto& e = *r->item->entry;
-        core::User u;
-        u.id = s.int64(0);
-        u.company_id = r->company_id;
-        u.address = e.address;
-        u.first_name = e.first_name;
-        u.surname = e.surname;
-        u.role = r->item->role;
-        u.source = source;
-        u.source_id = e.source_id;
-        u.created_at = u.updated_at = from_unix(now);
-        out.emplace_back(std::move(u), r->item);
-      }
-    }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-      return a.first.id < b.first.id;
-    });
-    // Their audit events, also as one statement: the same JSON as json_text(User) (keys in
-    // name order, the same escapes; a test compares them).
+          "temp.bulk_users ORDER BY seq")
+        .bind(1, core::to_string(source))
+        .bind(2, now)
+        .run();
+    // The same JSON as json_text(User) (keys in name order, the same escapes; a test compares).
     db.prepare(
           "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
           "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('address', "
@@ -534,7 +509,6 @@ struct SqliteStore::Impl {
         .bind(3, core::format_iso8601(from_unix(now)))
         .run();
     db.exec("DELETE FROM temp.bulk_users");
-    return out;
   }
 
   core::Alias insert_alias(const core::User& user, const Address& address,
@@ -1261,18 +1235,17 @@ core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
       if (!own.count(k)) others.push_back(k);
     }
     if (!others.empty()) {
+      // One claim lookup per key; the owner's company only for the (few) claimed ones.
       auto s = I.db.prepare(
-          "SELECT k.value, u.company_id FROM json_each(?1) k JOIN users u ON u.address_key = "
-          "k.value WHERE u.company_id <> ?2 UNION ALL SELECT k.value, a.company_id FROM "
-          "json_each(?1) k JOIN aliases a ON a.address_key = k.value WHERE a.company_id <> ?2 "
-          "UNION ALL SELECT k.value, NULL FROM json_each(?1) k JOIN invalid_addresses i ON "
-          "i.address_key = k.value");
+          "SELECT c.address_key, CASE c.kind WHEN 'user' THEN (SELECT company_id FROM users u "
+          "WHERE u.address_key = c.address_key) WHEN 'alias' THEN (SELECT company_id FROM "
+          "aliases a WHERE a.address_key = c.address_key) END FROM json_each(?1) k JOIN "
+          "address_claims c ON c.address_key = k.value");
       s.bind(1, others.size() == address_keys.size() ? keys : nlohmann::json(others).dump());
-      s.bind(2, company_id);
       while (s.step()) {
         if (s.is_null(1)) {
           view.foreign[s.text(0)] = {"the invalid list"};
-        } else {
+        } else if (s.int64(1) != company_id) {
           const auto c = I.company(s.int64(1));
           view.foreign[s.text(0)] = {"company " + (c ? c->name : std::to_string(s.int64(1)))};
         }
@@ -1360,8 +1333,11 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
     std::sort(rows.begin(), rows.end(), [](const NewUserRow& a, const NewUserRow& b) {
       return a.item->entry->address.key() < b.item->entry->address.key();
     });
-    for (const auto& [user, item] : I.insert_users(rows, plan.source, actor)) {
-      add_aliases(user, item->add_aliases);
+    I.insert_users(rows, plan.source, actor);
+    for (const auto& r : rows) {
+      if (r.item->add_aliases.empty()) continue;
+      add_aliases(*I.user_where("WHERE address_key = ?", r.item->entry->address.key()),
+                  r.item->add_aliases);
     }
     for (const auto* c : creates) {
       NewUser n;
