@@ -33,7 +33,8 @@ class SyncRun {
   using Sink = std::function<void(const core::PlanItem&)>;
 
   // apply: write each batch as soon as it is planned. sink (may be empty) sees every item:
-  // each batch's creates, updates and skips, then the deletes.
+  // each batch's creates, updates and skips, then the deletes. When applying, the sink is
+  // called from another thread while add() writes the batch (never two calls at once).
   SyncRun(store::Store& store, core::Id company_id, core::Source source,
           const core::SyncOptions& options, bool apply, Sink sink);
 
