@@ -83,5 +83,46 @@ TEST(UserCsv, WithoutAnAliasesColumnAliasesAreNotManaged) {
   EXPECT_FALSE(r.snapshot.entries[0].aliases);
 }
 
+// Reading ahead on a second thread delivers every row and every error, in file order, in
+// batches, whatever mix of good and bad rows a batch has (a last batch of bad rows only).
+TEST(ReadAhead, DeliversEveryRowAndErrorInOrder) {
+  std::string text = "email\n";
+  for (int i = 0; i < 25; ++i) text += "u" + std::to_string(i) + "@acme.example\n";
+  text += "bad one\nbad two\n";
+  std::istringstream in(text);
+  auto reader = UserCsvReader::open(in, kDomains).value();
+  ReadAhead ahead(reader, in, 5);
+  std::vector<std::string> got;
+  std::vector<std::size_t> error_lines;
+  std::size_t batches = 0, rows = 0;
+  while (auto b = ahead.next()) {
+    ++batches;
+    EXPECT_LE(b->entries.size(), 5u);
+    EXPECT_GE(b->rows, rows);
+    rows = b->rows;
+    for (const auto& e : b->entries) got.push_back(e.address.str());
+    for (const auto& e : b->errors) error_lines.push_back(e.line);
+  }
+  ASSERT_EQ(got.size(), 25u);
+  for (int i = 0; i < 25; ++i) EXPECT_EQ(got[i], "u" + std::to_string(i) + "@acme.example");
+  EXPECT_EQ(error_lines, (std::vector<std::size_t>{27, 28}));
+  EXPECT_EQ(rows, 27u);
+  EXPECT_EQ(batches, 6u);  // five batches of 5 good rows, then the two bad ones alone
+  EXPECT_FALSE(ahead.next());
+}
+
+// A caller that stops early (a failed batch) does not wait for the rest of the file.
+TEST(ReadAhead, StopsWhenTheCallerGivesUp) {
+  std::string text = "email\n";
+  for (int i = 0; i < 50000; ++i) text += "u" + std::to_string(i) + "@acme.example\n";
+  std::istringstream in(text);
+  auto reader = UserCsvReader::open(in, kDomains).value();
+  {
+    ReadAhead ahead(reader, in, 10);
+    ASSERT_TRUE(ahead.next());
+  }
+  EXPECT_LT(reader.rows(), 1000u);  // at most a few batches were read ahead
+}
+
 }  // namespace
 }  // namespace mailroster::directory::csv
