@@ -60,7 +60,7 @@ Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const Company
   }
   const auto& foreign = view.foreign;
 
-  std::unordered_set<Id> seen_users;        // matched by an entry of this batch
+  std::unordered_set<Id> seen_users;             // matched by an entry of this batch
   std::unordered_set<std::string_view> claimed;  // address keys the batch uses (primary + alias)
   claimed.reserve(entries.size());
   auto skip = [&](const DirectoryEntry& e, const Address& a, std::string reason) {

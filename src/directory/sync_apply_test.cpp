@@ -84,8 +84,7 @@ TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
     u.address = addr(("u" + std::to_string(i) + "@acme.example").c_str());
     store.add_user(u, admin);
   }
-  store.add_alias(store.find_user(addr("u2@acme.example"))->id, addr("shared@acme.example"),
-                  admin);
+  store.add_alias(store.find_user(addr("u2@acme.example"))->id, addr("shared@acme.example"), admin);
   store.add_invalid(addr("bad@acme.example"), "bounces", admin);
   auto renamed = entry("u1@acme.example");
   renamed.first_name = "Una";
@@ -100,7 +99,8 @@ TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
   };
   const auto small = verdicts(plan_for(store, acme.id, snapshot(wanted), {}));
   auto many = wanted;
-  for (int i = 3; i < 40; ++i) many.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
+  for (int i = 3; i < 40; ++i)
+    many.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
   auto whole = verdicts(plan_for(store, acme.id, snapshot(many), {}));
   std::erase_if(whole, [&](const auto& kv) { return !small.count(kv.first); });
   EXPECT_EQ(small, whole);
@@ -109,8 +109,7 @@ TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
   EXPECT_EQ(small.at("shared@acme.example"),
             "skip: alias shared@acme.example of new@acme.example is already an alias of "
             "u2@acme.example");
-  EXPECT_EQ(small.at("bad@acme.example"),
-            "skip: bad@acme.example belongs to the invalid list");
+  EXPECT_EQ(small.at("bad@acme.example"), "skip: bad@acme.example belongs to the invalid list");
 }
 
 // Users created in bulk are audited by SQL: the trail must read exactly as for a user added

@@ -73,11 +73,10 @@ class ReadAhead {
   struct Batch {
     std::vector<core::DirectoryEntry> entries;
     std::vector<RowError> errors;
-    std::size_t rows = 0;  // data rows read so far, this batch included
+    std::size_t rows = 0;          // data rows read so far, this batch included
     std::streamoff position = -1;  // bytes of the file read so far (-1: not known)
   };
-  ReadAhead(UserCsvReader& reader, std::istream& in, std::size_t batch_size,
-            std::size_t depth = 2);
+  ReadAhead(UserCsvReader& reader, std::istream& in, std::size_t batch_size, std::size_t depth = 2);
   ~ReadAhead();  // stops the thread (a caller that gives up early does not wait for the file)
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;

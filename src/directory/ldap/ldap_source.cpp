@@ -328,8 +328,7 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         ldap_abandon_ext(ld, msgid, nullptr, nullptr);
-        return core::Error{ErrorCode::unavailable,
-                           describe(ld, LDAP_TIMEOUT, page_name()), ""};
+        return core::Error{ErrorCode::unavailable, describe(ld, LDAP_TIMEOUT, page_name()), ""};
       }
       timeval tv{static_cast<time_t>(left.count() / 1000000),
                  static_cast<suseconds_t>(left.count() % 1000000)};

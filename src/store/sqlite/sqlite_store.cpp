@@ -1173,8 +1173,8 @@ core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
     // reads the whole company in index order: cheaper than a lookup per key.
     // (Counted only up to that point: COUNT(*) of a large company would cost a scan per batch.)
     const auto wanted = static_cast<std::int64_t>(address_keys.size() + source_ids.size());
-    auto count = I.db.prepare(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE company_id = ?1 LIMIT ?2)");
+    auto count =
+        I.db.prepare("SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE company_id = ?1 LIMIT ?2)");
     count.bind(1, company_id);
     count.bind(2, 4 * wanted + 1);
     count.step();

@@ -104,20 +104,22 @@ TEST(SqliteStoreOpen, MigratesADatabaseWithDataFromVersion4) {
     sqlite3_free(err);
     return rc;
   };
-  exec("PRAGMA foreign_keys = ON; CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-       "name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
+  exec(
+      "PRAGMA foreign_keys = ON; CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+      "name TEXT NOT NULL, applied_at INTEGER NOT NULL)");
   for (const auto& m : sqlite_migrations()) {
     if (m.version > 4) break;
     exec(std::string(m.sql));
     exec("INSERT INTO schema_migrations VALUES (" + std::to_string(m.version) + ", '" +
          std::string(m.name) + "', 0)");
   }
-  exec("INSERT INTO companies VALUES (1, 'acme', '', '', 0);"
-       "INSERT INTO domains VALUES (1, 1, 'acme.example', '127.0.0.1', 25, 0);"
-       "INSERT INTO users VALUES (7, 1, 1, 'Ann@acme.example', 'ann@acme.example', 'Ann', 'Lee', "
-       "'end_user', 'csv', '', 0, 0);"
-       "INSERT INTO aliases VALUES (3, 1, 1, 7, 'a.lee@acme.example', 'a.lee@acme.example', 0);"
-       "INSERT INTO logins VALUES (1, 'ann@acme.example', 'x', 'end_user', 1, 7, 0);");
+  exec(
+      "INSERT INTO companies VALUES (1, 'acme', '', '', 0);"
+      "INSERT INTO domains VALUES (1, 1, 'acme.example', '127.0.0.1', 25, 0);"
+      "INSERT INTO users VALUES (7, 1, 1, 'Ann@acme.example', 'ann@acme.example', 'Ann', 'Lee', "
+      "'end_user', 'csv', '', 0, 0);"
+      "INSERT INTO aliases VALUES (3, 1, 1, 7, 'a.lee@acme.example', 'a.lee@acme.example', 0);"
+      "INSERT INTO logins VALUES (1, 'ann@acme.example', 'x', 'end_user', 1, 7, 0);");
   sqlite3_close(db);
 
   SqliteStore store(dir.file("state.db"), clock);
@@ -137,8 +139,7 @@ TEST(SqliteStoreOpen, MigratesADatabaseWithDataFromVersion4) {
   EXPECT_EQ(store.add_user(clash, actor).address.str(), "bob@acme.example");
   store.remove_user(7, actor);  // its alias goes, its claim is freed, its login cascades
   EXPECT_FALSE(store.find_login("ann@acme.example"));
-  store.add_alias(store.find_user(addr("bob@acme.example"))->id, addr("a.lee@acme.example"),
-                  actor);
+  store.add_alias(store.find_user(addr("bob@acme.example"))->id, addr("a.lee@acme.example"), actor);
 
   ASSERT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
   char* err = nullptr;
