@@ -628,8 +628,10 @@ void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
         if (endpoint.host == "::") endpoint.host = "::1";
         const auto token =
             store::SecretBox::open_key_file(ctx.config.key_file()).derive("verify-flush");
+        // HTTPS when the admin port has a certificate: it is the one trusted.
         const auto r = admin::http_request(endpoint, "POST", "/api/v1/verify/flush", body.dump(),
-                                           {{"Authorization", "Bearer " + token}});
+                                           {{"Authorization", "Bearer " + token}},
+                                           ctx.config.admin_tls_cert);
         const auto answer = json::parse(r.body, nullptr, false);
         if (r.status != 200) {
           throw Failure(ErrorCode::invalid_argument,
