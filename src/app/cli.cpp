@@ -612,36 +612,36 @@ void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
   auto& opt = ctx.verify_args;
   auto* verify = app.add_subcommand("verify", "Recipient verification (callout) cache");
   verify->require_subcommand(1);
-  auto* flush = verb(
-      *verify, "flush",
-      "Clear cached callout results of the running service: one address, a "
-      "domain, or everything",
-      action, [&ctx, &opt = ctx.verify_args] {
-        json body = json::object();
-        if (!opt.address.empty() && !opt.domain.empty()) {
-          throw Failure(ErrorCode::invalid_argument, "give an address or --domain, not both");
-        }
-        if (!opt.address.empty()) body["address"] = parse_address(opt.address).str();
-        if (!opt.domain.empty()) body["domain"] = opt.domain;
-        auto endpoint = ctx.config.admin_listen;
-        if (endpoint.host == "0.0.0.0") endpoint.host = "127.0.0.1";
-        if (endpoint.host == "::") endpoint.host = "::1";
-        const auto token =
-            store::SecretBox::open_key_file(ctx.config.key_file()).derive("verify-flush");
-        // HTTPS when the admin port has a certificate: it is the one trusted.
-        const auto r = admin::http_request(endpoint, "POST", "/api/v1/verify/flush", body.dump(),
-                                           {{"Authorization", "Bearer " + token}},
-                                           ctx.config.admin_tls_cert);
-        const auto answer = json::parse(r.body, nullptr, false);
-        if (r.status != 200) {
-          throw Failure(ErrorCode::invalid_argument,
-                        answer.is_object() && answer.contains("error")
-                            ? answer["error"]["message"].get<std::string>()
-                            : "HTTP " + std::to_string(r.status));
-        }
-        if (ctx.json_output) return ctx.print_json(answer);
-        ctx.out << "removed " << answer["removed"].get<std::size_t>() << " cached result(s)\n";
-      });
+  auto* flush =
+      verb(*verify, "flush",
+           "Clear cached callout results of the running service: one address, a "
+           "domain, or everything",
+           action, [&ctx, &opt = ctx.verify_args] {
+             json body = json::object();
+             if (!opt.address.empty() && !opt.domain.empty()) {
+               throw Failure(ErrorCode::invalid_argument, "give an address or --domain, not both");
+             }
+             if (!opt.address.empty()) body["address"] = parse_address(opt.address).str();
+             if (!opt.domain.empty()) body["domain"] = opt.domain;
+             auto endpoint = ctx.config.admin_listen;
+             if (endpoint.host == "0.0.0.0") endpoint.host = "127.0.0.1";
+             if (endpoint.host == "::") endpoint.host = "::1";
+             const auto token =
+                 store::SecretBox::open_key_file(ctx.config.key_file()).derive("verify-flush");
+             // HTTPS when the admin port has a certificate: it is the one trusted.
+             const auto r = admin::http_request(endpoint, "POST", "/api/v1/verify/flush",
+                                                body.dump(), {{"Authorization", "Bearer " + token}},
+                                                ctx.config.admin_tls_cert);
+             const auto answer = json::parse(r.body, nullptr, false);
+             if (r.status != 200) {
+               throw Failure(ErrorCode::invalid_argument,
+                             answer.is_object() && answer.contains("error")
+                                 ? answer["error"]["message"].get<std::string>()
+                                 : "HTTP " + std::to_string(r.status));
+             }
+             if (ctx.json_output) return ctx.print_json(answer);
+             ctx.out << "removed " << answer["removed"].get<std::size_t>() << " cached result(s)\n";
+           });
   flush->add_option("address", opt.address, "Address whose cached result to clear");
   flush->add_option("--domain", opt.domain, "Clear every cached result of this domain");
   add_json_flag(flush, ctx);

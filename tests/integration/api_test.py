@@ -495,9 +495,13 @@ class ApiOverTls(unittest.TestCase):
                             "-addext", "subjectAltName=IP:127.0.0.1"],
                            check=True, capture_output=True)
             cli(db, "operator", "add", "ops@mailroster.example", stdin=PASSWORD + "\n")
+            # A fixed port, so that the CLI (`verify flush`) finds the admin port in the config.
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                admin_port = probe.getsockname()[1]
             config = os.path.join(d, "c.toml")
             with open(config, "w") as f:
-                f.write(f'[database]\npath = "{db}"\n[admin]\nlisten = "127.0.0.1:0"\n'
+                f.write(f'[database]\npath = "{db}"\n[admin]\nlisten = "127.0.0.1:{admin_port}"\n'
                         f'tls_cert = "{cert}"\ntls_key = "{key}"\n[smtp]\n'
                         'inbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n')
             log_path = os.path.join(d, "serve.log")
@@ -524,6 +528,24 @@ class ApiOverTls(unittest.TestCase):
                     self.assertEqual(r.status, 200)
                     self.assertIn("; Secure", r.getheader("Set-Cookie"))
                     conn.close()
+                    # The CLI's `verify flush` reaches the running service over HTTPS, trusting
+                    # the configured certificate ...
+                    out = subprocess.run([BINARY, "--config", config, "verify", "flush", "--json"],
+                                         capture_output=True, text=True, timeout=30)
+                    self.assertEqual(out.returncode, 0, out.stderr)
+                    self.assertEqual(json.loads(out.stdout)["removed"], 0)
+                    # ... and no other: with another certificate configured it refuses to talk.
+                    other_cert, other_key = (os.path.join(d, n) for n in ("o.pem", "o.key"))
+                    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                    "-keyout", other_key, "-out", other_cert, "-days", "1",
+                                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+                    other = os.path.join(d, "other.toml")
+                    with open(other, "w") as f:
+                        f.write(open(config).read().replace(cert, other_cert))
+                    out = subprocess.run([BINARY, "--config", other, "verify", "flush"],
+                                         capture_output=True, text=True, timeout=30)
+                    self.assertNotEqual(out.returncode, 0)
+                    self.assertIn("certificate verify failed", out.stderr)
                     # Plain HTTP to the HTTPS port gets no answer.
                     plain = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                     with self.assertRaises((http.client.HTTPException, OSError)):
