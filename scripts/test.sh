@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# One command: install packages, build, check formatting, and run every test.
+# One command: install packages, check formatting (first: it fails in seconds, not after the
+# build), build, and run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # playwright-core for the browser tests, pinned by tests/ui/package-lock.json
 npm ci --prefix tests/ui --no-audit --no-fund --silent
-bash scripts/build.sh
 bash scripts/check-format.sh
+bash scripts/build.sh
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 600
