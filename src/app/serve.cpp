@@ -34,6 +34,7 @@
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "store/secret_box.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "verify/verifier.hpp"
 
 namespace mailroster::app {
@@ -125,11 +126,16 @@ int serve(const Config& config, store::Store& store) {
   gateway::BuiltinScorer scorer(config.spam_threshold);
   lifecycle::DiscoveryService discovery(store, clock);
   verify::HarvestGuard harvest(config.harvest);
-  gateway::InboundGateway inbound_gateway(store, discovery, verifier, harvest, pool, scorer,
+  // The SMTP path's lookups (domain, address owner, settings) use a connection of their own:
+  // SQLite's WAL lets it read the last committed state while an import or a directory sync
+  // holds the main connection's write transaction, so RCPT answers do not wait for them.
+  // (Counting a delivery for discovery still writes through the main connection.)
+  store::sqlite::SqliteStore lookups(config.database_path, clock);
+  gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,
                                           metrics, clock, {.hostname = config.inbound.hostname});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(
-      store, discovery, pool, scorer, metrics, clock,
+      lookups, discovery, pool, scorer, metrics, clock,
       {.hostname = config.inbound.hostname, .next_hop = config.outbound_next_hop});
   auto outbound_settings = config.inbound;
   outbound_settings.name = "outbound";

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "store/migrations/migration.hpp"
 #include "test_support.hpp"
 
@@ -67,6 +71,42 @@ class SqliteStoreTest : public ::testing::Test {
 
 TEST_F(SqliteStoreTest, MigratesFromEmptyToTheLatestVersion) {
   EXPECT_EQ(store.schema_version(), sqlite_migrations().back().version);
+}
+
+// serve gives the SMTP path a second store on the same file: it must answer while the first
+// holds a long write transaction (an import, a directory sync) and see what that committed.
+TEST_F(SqliteStoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
+  add_acme();
+  add_user("ann@acme.example");
+  SqliteStore lookups(dir.file("state.db"), clock);
+  std::mutex m;
+  std::condition_variable cv;
+  bool inside = false, release = false;
+  std::thread writer([&] {
+    store.atomically([&] {
+      add_user("bob@acme.example");
+      std::unique_lock lock(m);
+      inside = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+    });
+  });
+  {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return inside; });
+  }
+  // The writer is inside its transaction, holding the first store: these do not wait for it,
+  // and see the last committed state.
+  EXPECT_EQ(lookups.resolve(addr("ann@acme.example")).kind, AddressOwner::Kind::user);
+  EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::none);
+  EXPECT_TRUE(lookups.find_domain("acme.example"));
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  writer.join();
+  EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::user);
 }
 
 TEST_F(SqliteStoreTest, ReopeningDoesNotReapplyMigrations) {
