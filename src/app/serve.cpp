@@ -23,6 +23,7 @@
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "admin/ui.hpp"
+#include "core/work_queue.hpp"
 #include "directory/graph/graph_directory.hpp"
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_service.hpp"
@@ -131,12 +132,24 @@ int serve(const Config& config, store::Store& store) {
   // holds the main connection's write transaction, so RCPT answers do not wait for them.
   // (Counting a delivery for discovery still writes through the main connection.)
   store::sqlite::SqliteStore lookups(config.database_path, clock);
+  // ... and its discovery counts (writes) go to a queue of their own. Declared after what its
+  // tasks use (discovery, metrics) and before the gateways that post to it: it is drained
+  // after the gateways are gone and before what the tasks use is.
+  core::WorkQueue discovery_writes("discovery");
+  auto defer = [&discovery_writes](std::function<void()> task) {
+    discovery_writes.post(std::move(task));
+  };
+  metrics.describe("mailroster_discovery_writes_pending",
+                   "Discovery counts of delivered mail not yet written", "gauge");
+  metrics.gauge("mailroster_discovery_writes_pending",
+                [&] { return double(discovery_writes.pending()); });
   gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,
-                                          metrics, clock, {.hostname = config.inbound.hostname});
+                                          metrics, clock,
+                                          {.hostname = config.inbound.hostname, .defer = defer});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(
       lookups, discovery, pool, scorer, metrics, clock,
-      {.hostname = config.inbound.hostname, .next_hop = config.outbound_next_hop});
+      {.hostname = config.inbound.hostname, .next_hop = config.outbound_next_hop, .defer = defer});
   auto outbound_settings = config.inbound;
   outbound_settings.name = "outbound";
   outbound_settings.listen = config.outbound_listen;

@@ -116,22 +116,34 @@ struct InboundGateway::Impl {
                              "); try again later"};
   }
 
-  // Counts one clean delivery for every recipient that is not (yet) a user.
+  // Counts one clean delivery for every recipient that is not (yet) a user: posted before the
+  // reply goes out, run where settings.defer says.
   void record_clean_delivery(const std::vector<Recipient>& recipients) {
+    std::vector<core::Address> countable;
     for (const auto& r : recipients) {
-      if (!r.countable) continue;
-      try {
-        const auto outcome = discovery.record_clean_inbound(r.address);
-        if (outcome == lifecycle::Outcome::none) continue;
-        metrics.add("mailroster_discovery_clean_deliveries_total");
-        if (outcome != lifecycle::Outcome::counted) {
-          metrics.add("mailroster_discovered_addresses_total");
-          spdlog::info("discovery: {} {}", r.address.str(), lifecycle::to_string(outcome));
+      if (r.countable) countable.push_back(r.address);
+    }
+    if (countable.empty()) return;
+    auto task = [&discovery = discovery, &metrics = metrics, countable = std::move(countable)] {
+      for (const auto& address : countable) {
+        try {
+          const auto outcome = discovery.record_clean_inbound(address);
+          if (outcome == lifecycle::Outcome::none) continue;
+          metrics.add("mailroster_discovery_clean_deliveries_total");
+          if (outcome != lifecycle::Outcome::counted) {
+            metrics.add("mailroster_discovered_addresses_total");
+            spdlog::info("discovery: {} {}", address.str(), lifecycle::to_string(outcome));
+          }
+        } catch (const std::exception& e) {
+          // The message is delivered; losing one count is better than failing the delivery.
+          spdlog::error("discovery: cannot record delivery to {}: {}", address.str(), e.what());
         }
-      } catch (const std::exception& e) {
-        // The message is delivered; losing one count is better than failing the delivery.
-        spdlog::error("discovery: cannot record delivery to {}: {}", r.address.str(), e.what());
       }
+    };
+    if (settings.defer) {
+      settings.defer(std::move(task));
+    } else {
+      task();
     }
   }
 

@@ -15,6 +15,8 @@
 // a user (and whose domain is not accept-all) counts toward discovery.
 #pragma once
 
+#include <functional>
+
 #include <memory>
 #include <string>
 
@@ -33,6 +35,9 @@ namespace mailroster::gateway {
 struct InboundSettings {
   std::string hostname = "mailroster.localdomain";
   std::size_t max_received_headers = 50;  // more means a mail loop (RFC 5321 6.3)
+  // Runs the discovery bookkeeping of a delivery (store writes) away from the I/O thread, so
+  // SMTP never waits for an import or a sync writing meanwhile; empty: runs it in place.
+  std::function<void(std::function<void()>)> defer;
 };
 
 class InboundGateway final : public smtp::SessionHandler {

@@ -103,17 +103,24 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       request.id = session.id + "." + std::to_string(n);
       r = (co_await relay(I.relay, request, message)).reply;
       if (r.positive() && !tx.mail_from.empty()) {
-        const auto sender = core::Address::parse(tx.mail_from);
-        try {
-          if (sender) {
-            const auto outcome = I.discovery.record_clean_outbound(*sender);
-            if (outcome != lifecycle::Outcome::none && outcome != lifecycle::Outcome::counted) {
-              spdlog::info("discovery: outbound sender {} {}", sender->str(),
-                           lifecycle::to_string(outcome));
+        if (auto sender = core::Address::parse(tx.mail_from)) {
+          auto task = [&discovery = I.discovery, sender = std::move(*sender)] {
+            try {
+              const auto outcome = discovery.record_clean_outbound(sender);
+              if (outcome != lifecycle::Outcome::none && outcome != lifecycle::Outcome::counted) {
+                spdlog::info("discovery: outbound sender {} {}", sender.str(),
+                             lifecycle::to_string(outcome));
+              }
+            } catch (const std::exception& e) {
+              spdlog::error("discovery: cannot record outbound sender {}: {}", sender.str(),
+                            e.what());
             }
+          };
+          if (I.settings.defer) {
+            I.settings.defer(std::move(task));
+          } else {
+            task();
           }
-        } catch (const std::exception& e) {
-          spdlog::error("discovery: cannot record outbound sender {}: {}", tx.mail_from, e.what());
         }
       }
     }

@@ -7,6 +7,8 @@
 // "auto-add new users detected via outbound" is on).
 #pragma once
 
+#include <functional>
+
 #include <memory>
 #include <string>
 
@@ -23,6 +25,8 @@ namespace mailroster::gateway {
 struct OutboundSettings {
   std::string hostname = "mailroster.localdomain";
   core::Endpoint next_hop{"127.0.0.1", 25};  // the smarthost that delivers to the Internet
+  // As InboundSettings::defer: where a sender's discovery count is written; empty: in place.
+  std::function<void(std::function<void()>)> defer;
 };
 
 class OutboundGateway final : public smtp::SessionHandler {

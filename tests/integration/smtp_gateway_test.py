@@ -135,7 +135,19 @@ class Gateway(unittest.TestCase):
             raise RuntimeError("%s: %s" % (" ".join(args), r.stderr))
         return r.stdout
 
+    def settled(self):
+        """Waits until serve has written the discovery counts of the mail it answered: they are
+        posted before the reply and written on a queue of their own (the gauge counts them)."""
+        for _ in range(500):
+            m = re.search(r"^mailroster_discovery_writes_pending (\S+)$", self.metrics(), re.M)
+            self.assertIsNotNone(m, "no discovery queue gauge in /metrics")
+            if float(m.group(1)) == 0:
+                return
+            time.sleep(0.01)
+        self.fail("discovery writes still pending after 5 s")
+
     def discovered(self):
+        self.settled()
         return {d["address"]: d for d in json.loads(self.cli("discovery", "list", "--company", "acme", "--json"))}
 
     def spooled(self, name="main"):
