@@ -143,6 +143,7 @@ struct Api::Route {
   bool public_route = false;  // no login needed
   std::function<HttpResponse(const HttpRequest&, const std::optional<Caller>&)> handler;
   RouteOptions options = {};
+  bool io_thread = false;  // runs on the I/O thread (it touches state that lives there)
 };
 
 Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,
@@ -599,7 +600,6 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
     if (!admin_of(c)) return json_error(403, "forbidden", "administrators only");
     return SyncTarget{*co, *kind};
   };
-  const RouteOptions blocking{.blocking = true};
   auto plan_json = [](const core::Plan& plan, const std::vector<directory::Rejected>& rejected) {
     json j = plan;
     j["rejected"] = directory::rejected_json(rejected);
@@ -642,8 +642,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
          const auto& [co, kind] = std::get<SyncTarget>(t);
          return ok(syncs_.test(co.id, kind));
-       },
-       blocking},
+       }},
       {"POST", "/api/v1/companies/{company}/sync/{kind}/search",
        "Search Now: the plan a sync would apply (nothing is written)", false,
        [this, sync_target, plan_json](Req req, Who c) {
@@ -654,8 +653,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          auto j = plan_json(p.plan, p.rejected);
          j["info"] = p.info;
          return ok(j);
-       },
-       blocking},
+       }},
       {"POST", "/api/v1/companies/{company}/sync/{kind}/run",
        "Sync now: read the directory and apply ({force} past the deletion guard)", false,
        [this, sync_target](Req req, Who c) {
@@ -671,8 +669,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                     {"skipped", r.result.skips},
                     {"rejected", directory::rejected_json(r.rejected)},
                     {"info", r.info}});
-       },
-       blocking},
+       }},
       {"POST", "/api/v1/companies/{company}/imports",
        "Upload a CSV (the body, text/csv) and get its plan with an id; nothing is written. "
        "?delete_missing=true plans deletes of CSV users not in the file",
@@ -748,10 +745,15 @@ Api::~Api() = default;
 void Api::add_route(const std::string& method, const std::string& path, const std::string& summary,
                     HttpHandler handler) {
   routes_.push_back(
-      {method, path, summary, true,
+      {method,
+       path,
+       summary,
+       true,
        [handler = std::move(handler)](const HttpRequest& req, const std::optional<Caller>&) {
          return handler(req);
-       }});
+       },
+       {},
+       true});
 }
 
 json Api::openapi() const {
@@ -794,6 +796,11 @@ json Api::openapi() const {
 
 void Api::install(HttpServer& server) {
   for (const auto& r : routes_) {
+    // The routes run on the server's worker threads: each reads or writes the store, which an
+    // import or a directory sync may hold for seconds (and LDAP/Graph calls block), and the I/O
+    // thread, shared with SMTP, must never wait for that. Only add_route's run on the I/O thread.
+    auto options = r.options;
+    options.blocking = !r.io_thread;
     server.route(
         r.method, r.path,
         [this, &r](const HttpRequest& req) {
@@ -810,7 +817,7 @@ void Api::install(HttpServer& server) {
           }
           return r.handler(req, caller);
         },
-        r.options);
+        options);
   }
   const auto doc = openapi().dump();
   server.route("GET", "/api/v1/openapi.json", [doc](const HttpRequest&) {

@@ -3,6 +3,8 @@
 #include "admin/http_server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <limits>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -203,6 +205,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       beast::get_lowest_layer(stream).expires_after(settings.idle_timeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(16 * 1024);
+      // No limit while the header is read: Beast would hold its Content-Length against its
+      // default 1 MiB before the route (and so the route's own limit) is known. (Not
+      // boost::none: Beast 1.74 compares a length with it as "greater".)
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       beast::error_code ec;
       co_await http::async_read_header(stream, buffer, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
@@ -211,10 +217,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         const std::string target(parser.get().target());
         route =
             resolve(std::string(parser.get().method_string()), target.substr(0, target.find('?')));
-        const auto limit = route.handler ? route.handler->options.max_body_bytes : 0;
-        parser.body_limit(limit ? limit : settings.max_body_bytes);
-        co_await http::async_read(stream, buffer, parser,
-                                  asio::redirect_error(asio::use_awaitable, ec));
+        const auto route_limit = route.handler ? route.handler->options.max_body_bytes : 0;
+        const std::uint64_t limit = route_limit ? route_limit : settings.max_body_bytes;
+        if (parser.content_length() && *parser.content_length() > limit) {
+          ec = http::error::body_limit;
+        } else {
+          parser.body_limit(limit);  // a chunked body is held to it as it arrives
+          co_await http::async_read(stream, buffer, parser,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+        }
       }
       HttpResponse out;
       bool keep_alive = false;

@@ -166,16 +166,19 @@ int serve(const Config& config, store::Store& store) {
   admin::HttpServer http(io, admin::HttpServerSettings{.listen = config.admin_listen,
                                                        .tls_cert_file = config.admin_tls_cert,
                                                        .tls_key_file = config.admin_tls_key});
-  http.route("GET", "/healthz", [&store](const admin::HttpRequest&) {
-    try {
-      store.ping();
-    } catch (const core::Failure& f) {
-      return admin::HttpResponse{
-          503, "application/json",
-          nlohmann::json{{"status", "unavailable"}, {"reason", f.what()}}.dump()};
-    }
-    return admin::HttpResponse{200, "application/json", R"({"status":"ok"})"};
-  });
+  // On a worker thread: the store may be busy with an import or a sync for seconds.
+  http.route("GET", "/healthz",
+             [&store](const admin::HttpRequest&) {
+               try {
+                 store.ping();
+               } catch (const core::Failure& f) {
+                 return admin::HttpResponse{
+                     503, "application/json",
+                     nlohmann::json{{"status", "unavailable"}, {"reason", f.what()}}.dump()};
+               }
+               return admin::HttpResponse{200, "application/json", R"({"status":"ok"})"};
+             },
+             {.blocking = true});
   http.route("GET", "/metrics", [&metrics](const admin::HttpRequest&) {
     return admin::HttpResponse{200, "text/plain; version=0.0.4", metrics.render()};
   });

@@ -11,10 +11,12 @@ import json
 import os
 import re
 import shutil
+import smtplib
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -367,6 +369,41 @@ class Api(unittest.TestCase):
         self.assertEqual(ops.call("DELETE", "/api/v1/companies/initech/domains/initech.example")[0],
                          200)
         self.assertEqual(ops.call("DELETE", "/api/v1/companies/initech")[0], 200)
+
+    def test_smtp_answers_while_an_import_writes(self):
+        """An import holds the store's write transaction for seconds: the API runs it on a
+        worker thread and the SMTP path reads through its own connection, so a RCPT is
+        answered meanwhile instead of after it."""
+        cli(self.db, "company", "add", "bulk")
+        cli(self.db, "domain", "add", "bulk.example", "--company", "bulk",
+            "--destination", "127.0.0.1:25")
+        smtp_port = int(re.search(r"inbound SMTP listening on 127\.0\.0\.1:(\d+)",
+                                  open(self.log.name).read()).group(1))
+        ops = self.client("ops@mailroster.example")
+        rows = 200000
+        csv = "email\n" + "".join(f"u{i}@bulk.example\n" for i in range(rows))
+        status, plan, _ = ops.call("POST", "/api/v1/companies/bulk/imports", raw=csv,
+                                   content_type="text/csv")
+        self.assertEqual(status, 201)
+        applied = {}
+
+        def apply():
+            applied["result"] = ops.call(
+                "POST", f"/api/v1/companies/bulk/imports/{plan['plan_id']}/apply", {})
+
+        writer = threading.Thread(target=apply)
+        writer.start()
+        time.sleep(0.3)  # the apply is under way (it takes seconds for this many rows)
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as s:
+            s.ehlo("client.example")
+            s.mail("someone@example.org")
+            code, _ = s.rcpt("alice@acme.example")
+            still_writing = writer.is_alive()
+        writer.join(120)
+        self.assertEqual(code, 250)
+        self.assertTrue(still_writing, "the RCPT was answered only after the import")
+        status, body, _ = applied["result"]
+        self.assertEqual((status, body["created"]), (200, rows), body)
 
     def test_csv_import_preview_then_apply_exactly_that_plan(self):
         adm = self.client("admin@acme.example")
