@@ -161,6 +161,13 @@ core::Result<Handle> connect(const LdapSettings& s, const std::string& password)
                        ""};
   }
   if (rc != LDAP_SUCCESS) return fail(rc, "bind to");
+  // Read the socket in large pieces: without this libldap reads each message's tag, length
+  // and body with reads of their own, several system calls per directory entry. (slapd puts
+  // the same layer under its connections, TLS above it.)
+  Sockbuf* sb = nullptr;
+  if (ldap_get_option(ld.get(), LDAP_OPT_SOCKBUF, &sb) == LDAP_OPT_SUCCESS && sb) {
+    ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, nullptr);
+  }
   return ld;
 }
 
