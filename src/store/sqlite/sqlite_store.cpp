@@ -1182,13 +1182,10 @@ core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
     // Key lists go in as one JSON array each: one statement per batch, whatever its size.
     const auto keys = nlohmann::json(address_keys).dump();
     if (whole) {
-      auto s = I.db.prepare(sql_with("SELECT ", kUserColumns, " FROM users WHERE company_id = ?"));
-      s.bind(1, company_id);
-      while (s.step()) view.users.push_back(read_user(s));
-      auto a = I.db.prepare(
-          "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE company_id = ?");
-      a.bind(1, company_id);
-      while (a.step()) view.aliases.push_back(read_alias(a));
+      UserFilter all;
+      all.company_id = company_id;
+      view.users = list_users(all);
+      view.aliases = list_aliases(company_id, std::nullopt);
     } else {
       const auto ids = nlohmann::json(source_ids).dump();
       {
