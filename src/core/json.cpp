@@ -8,76 +8,7 @@ nlohmann::json optional_time(const std::optional<TimePoint>& t) {
 nlohmann::json parse_or_null(const std::string& text) {
   return text.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(text, nullptr, false);
 }
-
-// A JSON string as nlohmann's dump() writes it: the same escapes, UTF-8 passed through.
-void append_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xF];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
 }  // namespace
-
-std::string json_text(const User& u) {
-  // nlohmann orders an object's keys by name.
-  std::string out;
-  out.reserve(256);
-  out += "{\"address\":";
-  append_string(out, u.address.str());
-  out += ",\"company_id\":";
-  out += std::to_string(u.company_id);
-  out += ",\"created_at\":";
-  append_string(out, format_iso8601(u.created_at));
-  out += ",\"first_name\":";
-  append_string(out, u.first_name);
-  out += ",\"id\":";
-  out += std::to_string(u.id);
-  out += ",\"role\":";
-  append_string(out, to_string(u.role));
-  out += ",\"source\":";
-  append_string(out, to_string(u.source));
-  out += ",\"source_id\":";
-  append_string(out, u.source_id);
-  out += ",\"surname\":";
-  append_string(out, u.surname);
-  out += ",\"updated_at\":";
-  append_string(out, format_iso8601(u.updated_at));
-  out += '}';
-  return out;
-}
 
 void to_json(nlohmann::json& j, const Company& c) {
   auto networks = nlohmann::json::array();

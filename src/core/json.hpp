@@ -21,8 +21,4 @@ void to_json(nlohmann::json& j, const PlanItem& item);
 // Counts first, then the items: {"counts": {...}, "guard": ..., "creates": [...], ...}
 void to_json(nlohmann::json& j, const Plan& plan);
 
-// nlohmann::json(u).dump(), written straight into a string: a bulk import writes one per user
-// to the audit trail, and building the object first cost more than the insert.
-std::string json_text(const User& u);
-
 }  // namespace mailroster::core

@@ -496,7 +496,8 @@ struct SqliteStore::Impl {
         .bind(1, core::to_string(source))
         .bind(2, now)
         .run();
-    // The same JSON as json_text(User) (keys in name order, the same escapes; a test compares).
+    // The same JSON as the one-by-one path's nlohmann::json(User) (keys in name order, the same
+    // escapes; a test compares them).
     db.prepare(
           "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
           "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('address', "
