@@ -130,11 +130,11 @@ int serve(const Config& config, store::Store& store) {
   // The SMTP path's lookups (domain, address owner, settings) use a connection of their own:
   // SQLite's WAL lets it read the last committed state while an import or a directory sync
   // holds the main connection's write transaction, so RCPT answers do not wait for them.
-  // (Counting a delivery for discovery still writes through the main connection.)
   store::sqlite::SqliteStore lookups(config.database_path, clock);
-  // ... and its discovery counts (writes) go to a queue of their own. Declared after what its
-  // tasks use (discovery, metrics) and before the gateways that post to it: it is drained
-  // after the gateways are gone and before what the tasks use is.
+  // Its discovery counts are writes (through the main connection): they go to a queue of
+  // their own, off the I/O thread. Declared after what its tasks use (discovery, metrics) and
+  // before the gateways that post to it: it is drained after the gateways are gone and before
+  // what the tasks use is.
   core::WorkQueue discovery_writes("discovery");
   auto defer = [&discovery_writes](std::function<void()> task) {
     discovery_writes.post(std::move(task));

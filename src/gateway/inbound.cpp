@@ -140,11 +140,7 @@ struct InboundGateway::Impl {
         }
       }
     };
-    if (settings.defer) {
-      settings.defer(std::move(task));
-    } else {
-      task();
-    }
+    settings.defer(std::move(task));
   }
 
   awaitable<Reply> relay_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,

@@ -35,9 +35,9 @@ namespace mailroster::gateway {
 struct InboundSettings {
   std::string hostname = "mailroster.localdomain";
   std::size_t max_received_headers = 50;  // more means a mail loop (RFC 5321 6.3)
-  // Runs the discovery bookkeeping of a delivery (store writes) away from the I/O thread, so
-  // SMTP never waits for an import or a sync writing meanwhile; empty: runs it in place.
-  std::function<void(std::function<void()>)> defer;
+  // Where the discovery bookkeeping of a delivery (store writes) runs: serve gives a queue
+  // away from the I/O thread, so SMTP never waits for an import or a sync writing meanwhile.
+  std::function<void(std::function<void()>)> defer = [](std::function<void()> task) { task(); };
 };
 
 class InboundGateway final : public smtp::SessionHandler {

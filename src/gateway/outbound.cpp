@@ -116,11 +116,7 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
                             e.what());
             }
           };
-          if (I.settings.defer) {
-            I.settings.defer(std::move(task));
-          } else {
-            task();
-          }
+          I.settings.defer(std::move(task));
         }
       }
     }

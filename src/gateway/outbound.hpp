@@ -25,8 +25,8 @@ namespace mailroster::gateway {
 struct OutboundSettings {
   std::string hostname = "mailroster.localdomain";
   core::Endpoint next_hop{"127.0.0.1", 25};  // the smarthost that delivers to the Internet
-  // As InboundSettings::defer: where a sender's discovery count is written; empty: in place.
-  std::function<void(std::function<void()>)> defer;
+  // As InboundSettings::defer: where a sender's discovery count is written.
+  std::function<void(std::function<void()>)> defer = [](std::function<void()> task) { task(); };
 };
 
 class OutboundGateway final : public smtp::SessionHandler {
