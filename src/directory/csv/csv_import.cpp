@@ -169,11 +169,10 @@ ReadAhead::ReadAhead(UserCsvReader& reader, std::istream& in, std::size_t batch_
         b.entries = reader.next(batch_size, [&](RowError e) { b.errors.push_back(std::move(e)); });
         b.rows = reader.rows();
         b.position = in ? static_cast<std::streamoff>(in.tellg()) : -1;
-        const bool end = b.entries.empty() && b.errors.empty();
+        if (b.entries.empty() && b.errors.empty()) break;  // the end of the file
         std::unique_lock lock(st->mutex);
         st->changed.wait(lock, [&] { return st->stop || st->ready.size() < depth; });
         if (st->stop) return;
-        if (end) break;
         st->ready.push_back(std::move(b));
         st->changed.notify_all();
       }
