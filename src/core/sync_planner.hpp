@@ -13,6 +13,7 @@
 //    max_delete_share of the company's users, unless forced.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -45,6 +46,10 @@ struct Snapshot {
   // deleting is on, even from an incremental (incomplete) snapshot.
   std::vector<std::string> removed;
 };
+
+// How a source that streams hands its entries over, batch by batch while it reads (a sync
+// writes one batch while the next is read). Returns false when the taker is gone: stop reading.
+using EntrySink = std::function<bool(std::vector<DirectoryEntry>&&)>;
 
 struct SyncOptions {
   Role default_role = Role::silent_user;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/json.hpp"
+#include "core/read_ahead.hpp"
 
 namespace mailroster::directory {
 
@@ -94,37 +95,58 @@ store::DirectorySync SyncService::configure(core::Id company_id, core::Source ki
   return require(company_id, kind);
 }
 
-SourceRead SyncService::read(const store::DirectorySync& sync) {
+namespace {
+
+// Only the company's own domains: anything else is rejected here, never planned.
+void keep_company_domains(std::vector<core::DirectoryEntry>& entries,
+                          const std::set<std::string>& domains, std::vector<Rejected>& rejected) {
+  std::erase_if(entries, [&](core::DirectoryEntry& e) {
+    if (!domains.count(e.address.domain())) {
+      rejected.push_back(
+          {e.address.str(), "domain '" + e.address.domain() + "' is not a domain of this company"});
+      return true;
+    }
+    if (e.aliases) {
+      std::erase_if(*e.aliases, [&](const core::Address& a) {
+        if (domains.count(a.domain())) return false;
+        rejected.push_back({a.str(), "alias of " + e.address.str() + ": domain '" + a.domain() +
+                                         "' is not a domain of this company"});
+        return true;
+      });
+    }
+    return false;
+  });
+}
+
+}  // namespace
+
+std::set<std::string> SyncService::domains(core::Id company_id) {
+  std::set<std::string> out;
+  for (const auto& d : store_.list_domains(company_id)) out.insert(d.name);
+  return out;
+}
+
+SourceRead SyncService::read(const store::DirectorySync& sync, const std::set<std::string>& domains,
+                             const core::EntrySink& on_entries) {
   auto secret = secrets_.unseal(sync.sealed_secret);
   if (!secret) throw Failure(secret.error());
-  auto r = source(sync.kind).read(json::parse(sync.settings), *secret, sync.state);
+  std::vector<Rejected> rejected;  // from batches handed over while reading
+  core::EntrySink sink;
+  if (on_entries) {
+    sink = [&](std::vector<core::DirectoryEntry>&& batch) {
+      keep_company_domains(batch, domains, rejected);
+      return batch.empty() || on_entries(std::move(batch));
+    };
+  }
+  auto r = source(sync.kind).read(json::parse(sync.settings), *secret, sync.state, sink);
   if (!r) {
     throw Failure(ErrorCode::unavailable,
                   name_of(sync.kind) + " sync failed, nothing was changed: " + r.error().message);
   }
   auto out = std::move(r).value();
-  // Only the company's own domains: anything else is rejected here, never planned.
-  std::set<std::string> domains;
-  for (const auto& d : store_.list_domains(sync.company_id)) domains.insert(d.name);
-  std::vector<core::DirectoryEntry> kept;
-  kept.reserve(out.snapshot.entries.size());
-  for (auto& e : out.snapshot.entries) {
-    if (!domains.count(e.address.domain())) {
-      out.rejected.push_back(
-          {e.address.str(), "domain '" + e.address.domain() + "' is not a domain of this company"});
-      continue;
-    }
-    if (e.aliases) {
-      std::erase_if(*e.aliases, [&](const core::Address& a) {
-        if (domains.count(a.domain())) return false;
-        out.rejected.push_back({a.str(), "alias of " + e.address.str() + ": domain '" + a.domain() +
-                                             "' is not a domain of this company"});
-        return true;
-      });
-    }
-    kept.push_back(std::move(e));
-  }
-  out.snapshot.entries = std::move(kept);
+  keep_company_domains(out.snapshot.entries, domains, rejected);
+  out.rejected.insert(out.rejected.end(), std::make_move_iterator(rejected.begin()),
+                      std::make_move_iterator(rejected.end()));
   return out;
 }
 
@@ -139,7 +161,7 @@ json SyncService::test(core::Id company_id, core::Source kind) {
 
 Preview SyncService::preview(core::Id company_id, core::Source kind) {
   const auto sync = require(company_id, kind);
-  auto r = read(sync);
+  auto r = read(sync, domains(company_id), {});
   Preview p;
   p.plan = plan_for(store_, company_id, r.snapshot, config_of(sync).options);
   p.rejected = std::move(r.rejected);
@@ -158,13 +180,28 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     // Durations are measurements for the operator, not rules: a steady clock.
     using Steady = std::chrono::steady_clock;
     const auto t0 = Steady::now();
-    auto r = read(sync);
-    const auto t1 = Steady::now();
-    RunReport report;
     const auto options = config_of(sync).options;
+    const auto company_domains = domains(company_id);
+    RunReport report;
+    SourceRead r;
+    Steady::time_point t1;
+    // The source is read on a second thread, a few batches ahead, while this one plans and
+    // writes what came before, all in one transaction: a read that fails halfway undoes the
+    // batches already written.
     store_.atomically([&] {
       SyncRun run(store_, company_id, kind, options, true, {});
-      run.add(r.snapshot.entries);
+      {
+        core::ReadAhead<std::vector<core::DirectoryEntry>> ahead(
+            [&](const auto& push) {
+              r = read(sync, company_domains, [&](std::vector<core::DirectoryEntry>&& batch) {
+                return push(std::move(batch));
+              });
+            },
+            8);
+        while (auto batch = ahead.next()) run.add(*batch);
+      }
+      t1 = Steady::now();
+      run.add(r.snapshot.entries);  // what the source kept to the end (LDAP: the groups)
       report.result = run.finish(r.snapshot.complete, force, r.snapshot.removed);
     });
     const auto t2 = Steady::now();

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,9 +46,13 @@ class DirectorySource {
   // Connects and authenticates; what the server is.
   virtual core::Result<nlohmann::json> test(const nlohmann::json& settings,
                                             const std::string& secret) = 0;
-  // The directory (or what changed since `state`, then snapshot.complete is false).
+  // The directory (or what changed since `state`, then snapshot.complete is false). A source
+  // may hand entries to on_entries (when set) batch by batch as it reads them, on the thread
+  // that called read(); those are not in the snapshot, which holds the rest. When on_entries
+  // returns false, read stops and fails.
   virtual core::Result<SourceRead> read(const nlohmann::json& settings, const std::string& secret,
-                                        const std::string& state) = 0;
+                                        const std::string& state,
+                                        const core::EntrySink& on_entries) = 0;
 };
 
 struct Preview {
@@ -89,8 +94,12 @@ class SyncService {
   store::DirectorySync require(core::Id company_id, core::Source kind);
   RunReport run_at(core::Id company_id, core::Source kind, bool force, core::TimePoint started);
   DirectorySource& source(core::Source kind);
-  // Reads the source; entries outside the company's domains are rejected, not planned.
-  SourceRead read(const store::DirectorySync& sync);
+  // Reads the source; entries outside the company's domains are rejected, not planned. Uses
+  // no store (a run reads on another thread while this one writes): the caller passes the
+  // company's domains.
+  SourceRead read(const store::DirectorySync& sync, const std::set<std::string>& domains,
+                  const core::EntrySink& on_entries);
+  std::set<std::string> domains(core::Id company_id);
 
   store::Store& store_;
   const store::SecretBox& secrets_;

@@ -14,7 +14,8 @@ using nlohmann::json;
 core::Address addr(const std::string& a) { return core::Address::parse(a).value(); }
 
 // A directory in memory (the real LDAP source is tested against slapd): what it holds, the
-// secret it expects, and whether it is down or cut off mid-read.
+// secret it expects, and whether it is down or cut off mid-read. When the sync takes entries
+// as they are read, it hands them over one by one (cut_after: fail after that many).
 class MemoryDirectory : public DirectorySource {
  public:
   core::Source kind() const override { return core::Source::ldap; }
@@ -26,24 +27,34 @@ class MemoryDirectory : public DirectorySource {
     if (secret != "s3cret") return core::Error{core::ErrorCode::unavailable, "bind refused", ""};
     return json{{"server", "memory"}};
   }
-  core::Result<SourceRead> read(const json&, const std::string& secret,
-                                const std::string& state) override {
+  core::Result<SourceRead> read(const json&, const std::string& secret, const std::string& state,
+                                const core::EntrySink& on_entries) override {
     last_state = state;
     if (secret != "s3cret") return core::Error{core::ErrorCode::unavailable, "bind refused", ""};
     if (down) return core::Error{core::ErrorCode::unavailable, "connection lost on page 3", ""};
     SourceRead r;
     r.snapshot.source = core::Source::ldap;
+    std::size_t handed = 0;
     for (const auto& [id, address] : entries) {
       core::DirectoryEntry e;
       e.source_id = id;
       e.address = addr(address);
-      r.snapshot.entries.push_back(e);
+      if (!on_entries) {
+        r.snapshot.entries.push_back(e);
+        continue;
+      }
+      if (cut_after && handed == *cut_after) {
+        return core::Error{core::ErrorCode::unavailable, "connection lost mid-read", ""};
+      }
+      ++handed;
+      if (!on_entries({e})) return core::Error{core::ErrorCode::unavailable, "stopped", ""};
     }
     r.state = "usn-" + std::to_string(++reads);
     return r;
   }
   std::vector<std::pair<std::string, std::string>> entries;
   bool down = false;
+  std::optional<std::size_t> cut_after;
   int reads = 0;
   std::string last_state;
 };
@@ -135,6 +146,36 @@ TEST_F(SyncServiceTest, AFailedReadAppliesAndDeletesNothingAndIsRecorded) {
   source.entries.pop_back();
   service.run(corp.id, core::Source::ldap, false);
   EXPECT_EQ(store.count_users(corp.id), 1u);
+}
+
+// A run writes each batch while the next is read, all in one transaction: a read cut off
+// after some batches were written leaves the company as it was.
+TEST_F(SyncServiceTest, AReadCutOffAfterSomeBatchesUndoesThemAll) {
+  configure({{"delete_removed", true}, {"max_delete_share", 1.0}});
+  source.entries = {{"g1", "alice@corp.example"}};
+  service.run(corp.id, core::Source::ldap, false);
+  source.entries = {{"g2", "bob@corp.example"},
+                    {"g3", "eve@elsewhere.example"},
+                    {"g4", "carol@corp.example"},
+                    {"g5", "dave@corp.example"}};
+  source.cut_after = 3;
+  clock.advance(std::chrono::hours(1));
+  EXPECT_THROW(service.run(corp.id, core::Source::ldap, false), core::Failure);
+  const auto users = store.list_users({.company_id = corp.id});
+  ASSERT_EQ(users.size(), 1u);  // bob and carol undone, alice not deleted
+  EXPECT_EQ(users[0].address.str(), "alice@corp.example");
+  EXPECT_NE(service.status(corp.id, core::Source::ldap)["last_error"].get<std::string>().find(
+                "connection lost mid-read"),
+            std::string::npos);
+  // Whole, the same entries apply, and a streamed entry outside the company's domains is
+  // rejected like any other.
+  source.cut_after.reset();
+  const auto r = service.run(corp.id, core::Source::ldap, false);
+  EXPECT_EQ(r.result.creates, 3u);
+  EXPECT_EQ(r.result.deletes, 1u);
+  ASSERT_EQ(r.rejected.size(), 1u);
+  EXPECT_EQ(r.rejected[0].what, "eve@elsewhere.example");
+  EXPECT_EQ(store.count_users(corp.id), 3u);
 }
 
 TEST_F(SyncServiceTest, ScheduledRunsStartAtTheTopOrBottomOfTheHour) {

@@ -9,6 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "directory/ldap/ldap_directory.hpp"
@@ -304,6 +307,55 @@ TEST_F(LdapSync, ChangedAndRemovedEntriesWithAndWithoutDelete) {
       "user00007@corp.example\nuserAccountControl: 512\n");
 }
 
+// A plain LDAP server lets two entries share an address: the first entry read keeps it (a
+// sync writes each page while reading the next, so no later page may repeat an address).
+TEST_F(LdapSync, AnAddressTwoEntriesHaveStaysWithTheFirst) {
+  slapd->modify(
+      "dn: cn=twin,ou=people,dc=corp,dc=example\nchangetype: add\nobjectClass: inetOrgPerson\n"
+      "objectClass: adUser\ncn: twin\nsn: Twin\nmail: alice@corp.example\n"
+      "userAccountControl: 512\n\n"
+      "dn: cn=echo,ou=people,dc=corp,dc=example\nchangetype: add\nobjectClass: inetOrgPerson\n"
+      "objectClass: adUser\ncn: echo\nsn: Echo\nproxyAddresses: SMTP:echo@corp.example\n"
+      "proxyAddresses: smtp:a.smith@corp.example\nproxyAddresses: smtp:echo2@corp.example\n"
+      "userAccountControl: 512\n");
+  std::vector<core::DirectoryEntry> handed;
+  auto r = read_directory(slapd->settings(), slapd->password(), std::nullopt,
+                          [&](std::vector<core::DirectoryEntry>&& batch) {
+                            for (auto& e : batch) handed.push_back(std::move(e));
+                            return true;
+                          });
+  slapd->modify(
+      "dn: cn=twin,ou=people,dc=corp,dc=example\nchangetype: delete\n\n"
+      "dn: cn=echo,ou=people,dc=corp,dc=example\nchangetype: delete\n");
+  ASSERT_TRUE(r) << r.error().message;
+  std::map<std::string, std::size_t> seen;
+  const core::DirectoryEntry* echo = nullptr;
+  auto count = [&](const std::vector<core::DirectoryEntry>& list) {
+    for (const auto& e : list) {
+      ++seen[e.address.key()];
+      if (e.address.str() == "echo@corp.example") echo = &e;
+      for (const auto& a : e.aliases.value_or(std::vector<core::Address>{})) ++seen[a.key()];
+    }
+  };
+  count(handed);
+  count(r->snapshot.entries);
+  for (const auto& [key, times] : seen) EXPECT_EQ(times, 1u) << key;
+  EXPECT_FALSE(r->snapshot.entries.empty());  // the groups stay to the end
+  ASSERT_TRUE(echo);
+  EXPECT_EQ(echo->aliases,
+            (std::vector<core::Address>{core::Address::parse("echo2@corp.example").value()}));
+  std::set<std::string> reasons;
+  for (const auto& x : r->rejected) reasons.insert(x.dn + ": " + x.reason);
+  EXPECT_TRUE(reasons.count(
+      "cn=twin,ou=people,dc=corp,dc=example: address alice@corp.example is also the address of "
+      "cn=alice,ou=people,dc=corp,dc=example; left out"))
+      << ::testing::PrintToString(reasons);
+  EXPECT_TRUE(reasons.count(
+      "cn=echo,ou=people,dc=corp,dc=example: alias a.smith@corp.example of echo@corp.example is "
+      "also an address of cn=alice,ou=people,dc=corp,dc=example; left out"))
+      << ::testing::PrintToString(reasons);
+}
+
 // The administrator's way: `mailroster sync ldap ...` against the same slapd.
 TEST_F(LdapSource, CliConfigureTestPreviewRunStatusAndFaults) {
   TempDir local;
@@ -455,19 +507,45 @@ TEST(LdapIncremental, ReadsOnlyChangesOnTheSameServerAndDeletesOnlyOnFullRuns) {
   EXPECT_FALSE(store.find_user(core::Address::parse("user00007@corp.example").value()));
 }
 
-// Last: it kills the suite's slapd (and starts a new one).
+// Last: it kills the suite's slapd (and starts a new one), twice.
 TEST_F(LdapSync, ZzServerDyingMidSearchFailsTheRunAndDeletesNothing) {
   core::SyncOptions o;
   o.delete_removed = true;
   apply_plan(store, plan(o), false);
   const auto users = store.count_users(company.id);
   auto r =
-      read_directory(slapd->settings(), slapd->password(), std::nullopt, [&](std::size_t page) {
+      read_directory(slapd->settings(), slapd->password(), std::nullopt, {}, [&](std::size_t page) {
         if (page == 2) slapd->kill_now();
       });
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("page 3"), std::string::npos) << r.error().message;
   EXPECT_EQ(store.count_users(company.id), users);
+  slapd->start();
+
+  // A run writes each page while the next is read: the two pages written before the server
+  // died are undone with the rest of the run's transaction.
+  TempDir other;
+  store::sqlite::SqliteStore fresh(other.file("m.db"), clock);
+  const auto secrets = store::SecretBox::open_key_file(other.file("key"));
+  SyncService service(fresh, secrets, clock);
+  LdapDirectory source([&](std::size_t page) {
+    if (page == 2) slapd->kill_now();
+  });
+  service.add_source(source);
+  const auto corp = fresh.add_company({"corp", "", "", {}}, admin);
+  fresh.add_domain(corp.id, "corp.example", core::Endpoint::parse("h").value(), admin);
+  service.configure(corp.id, core::Source::ldap, nlohmann::json(slapd->settings()),
+                    nlohmann::json::object(), slapd->password(), admin);
+  try {
+    service.run(corp.id, core::Source::ldap, false);
+    ADD_FAILURE() << "the run succeeded";
+  } catch (const core::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("page 3"), std::string::npos) << f.what();
+  }
+  EXPECT_EQ(fresh.count_users(corp.id), 0u);
+  for (const auto& e : fresh.list_audit({.company_id = corp.id, .limit = 10000})) {
+    EXPECT_NE(e.action, "user.add") << e.object;
+  }
   slapd->start();
 }
 

@@ -1,10 +1,5 @@
 #include "directory/csv/csv_import.hpp"
 
-#include <condition_variable>
-#include <deque>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <unordered_map>
 
 #include "directory/csv/csv_reader.hpp"
@@ -148,65 +143,21 @@ std::optional<core::DirectoryEntry> UserCsvReader::entry(
   return e;
 }
 
-struct ReadAhead::State {
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::deque<Batch> ready;
-  bool finished = false;  // the reader reached the end (or failed)
-  bool stop = false;      // the consumer is gone
-  std::exception_ptr failure;
-  std::thread thread;
-};
-
 ReadAhead::ReadAhead(UserCsvReader& reader, std::istream& in, std::size_t batch_size,
                      std::size_t depth)
-    : state_(std::make_unique<State>()) {
-  auto* st = state_.get();
-  st->thread = std::thread([st, &reader, &in, batch_size, depth] {
-    try {
-      while (true) {
-        Batch b;
-        b.entries = reader.next(batch_size, [&](RowError e) { b.errors.push_back(std::move(e)); });
-        b.rows = reader.rows();
-        b.position = in ? static_cast<std::streamoff>(in.tellg()) : -1;
-        if (b.entries.empty() && b.errors.empty()) break;  // the end of the file
-        std::unique_lock lock(st->mutex);
-        st->changed.wait(lock, [&] { return st->stop || st->ready.size() < depth; });
-        if (st->stop) return;
-        st->ready.push_back(std::move(b));
-        st->changed.notify_all();
-      }
-    } catch (...) {
-      std::lock_guard lock(st->mutex);
-      st->failure = std::current_exception();
-    }
-    std::lock_guard lock(st->mutex);
-    st->finished = true;
-    st->changed.notify_all();
-  });
-}
-
-ReadAhead::~ReadAhead() {
-  {
-    std::lock_guard lock(state_->mutex);
-    state_->stop = true;
-    state_->changed.notify_all();
-  }
-  state_->thread.join();
-}
-
-std::optional<ReadAhead::Batch> ReadAhead::next() {
-  std::unique_lock lock(state_->mutex);
-  state_->changed.wait(lock, [&] { return !state_->ready.empty() || state_->finished; });
-  if (!state_->ready.empty()) {
-    auto b = std::move(state_->ready.front());
-    state_->ready.pop_front();
-    state_->changed.notify_all();
-    return b;
-  }
-  if (state_->failure) std::rethrow_exception(state_->failure);
-  return std::nullopt;
-}
+    : ahead_(
+          [&reader, &in, batch_size](const core::ReadAhead<Batch>::Push& push) {
+            while (true) {
+              Batch b;
+              b.entries =
+                  reader.next(batch_size, [&](RowError e) { b.errors.push_back(std::move(e)); });
+              b.rows = reader.rows();
+              b.position = in ? static_cast<std::streamoff>(in.tellg()) : -1;
+              if (b.entries.empty() && b.errors.empty()) return;  // the end of the file
+              if (!push(std::move(b))) return;
+            }
+          },
+          depth) {}
 
 core::Result<CsvSnapshot> read_user_csv(std::istream& in,
                                         const std::set<std::string>& company_domains,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/read_ahead.hpp"
 #include "core/sync_planner.hpp"
 #include "directory/csv/csv_reader.hpp"
 
@@ -76,17 +77,14 @@ class ReadAhead {
     std::size_t rows = 0;          // data rows read so far, this batch included
     std::streamoff position = -1;  // bytes of the file read so far (-1: not known)
   };
+  // Stops the thread when destroyed: a caller that gives up early does not wait for the file.
   ReadAhead(UserCsvReader& reader, std::istream& in, std::size_t batch_size, std::size_t depth = 2);
-  ~ReadAhead();  // stops the thread (a caller that gives up early does not wait for the file)
-  ReadAhead(const ReadAhead&) = delete;
-  ReadAhead& operator=(const ReadAhead&) = delete;
 
   // The next batch; nullopt at the end of the file.
-  std::optional<Batch> next();
+  std::optional<Batch> next() { return ahead_.next(); }
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  core::ReadAhead<Batch> ahead_;
 };
 
 // The whole file at once (small files, tests). progress, when set, is called every 10,000 rows.

@@ -87,8 +87,9 @@ core::Result<json> GraphDirectory::test(const json& settings, const std::string&
   return json{{"server", "Microsoft Graph"}, {"graph_url", s->graph_url}};
 }
 
+// Every entry comes in the snapshot (Graph is not read batch by batch yet).
 core::Result<SourceRead> GraphDirectory::read(const json& settings, const std::string& secret,
-                                              const std::string& state) {
+                                              const std::string& state, const core::EntrySink&) {
   auto parsed = settings_from_json(settings);
   if (!parsed) return parsed.error();
   const auto s = *parsed;

@@ -28,7 +28,8 @@ class GraphDirectory : public DirectorySource {
   core::Result<nlohmann::json> test(const nlohmann::json& settings,
                                     const std::string& secret) override;
   core::Result<SourceRead> read(const nlohmann::json& settings, const std::string& secret,
-                                const std::string& state) override;
+                                const std::string& state,
+                                const core::EntrySink& on_entries) override;
 
  private:
   const core::Clock& clock_;

@@ -22,7 +22,8 @@ core::Result<json> LdapDirectory::test(const json& settings, const std::string& 
 }
 
 core::Result<SourceRead> LdapDirectory::read(const json& settings, const std::string& secret,
-                                             const std::string& state) {
+                                             const std::string& state,
+                                             const core::EntrySink& on_entries) {
   auto s = settings_from_json(settings);
   if (!s) return s.error();
   std::optional<ServerState> last;
@@ -34,7 +35,7 @@ core::Result<SourceRead> LdapDirectory::read(const json& settings, const std::st
     }
     last = st;
   }
-  auto result = read_directory(*s, secret, last);
+  auto result = read_directory(*s, secret, last, on_entries, on_page_);
   if (!result) return result.error();
   auto r = std::move(result).value();
   SourceRead out;

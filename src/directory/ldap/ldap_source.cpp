@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <unordered_map>
 
 namespace mailroster::directory::ldap {
 
@@ -266,6 +267,7 @@ core::Result<ServerInfo> test_connection(const LdapSettings& s, const std::strin
 
 core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& password,
                                       const std::optional<ServerState>& last,
+                                      const core::EntrySink& on_entries,
                                       const std::function<void(std::size_t)>& on_page) {
   auto connected = connect(s, password);
   if (!connected) return connected.error();
@@ -301,6 +303,26 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
 
   std::map<std::string, std::vector<std::string>> direct;  // group DN -> its member DNs
   std::map<std::string, std::size_t> group_entry;          // normalized group DN -> snapshot index
+  std::unordered_map<std::string, std::string> used;       // address key -> DN of its entry
+  // Keeps an entry's addresses to itself: false (rejected) when its primary address is an
+  // earlier entry's; an alias an earlier entry has is dropped from it, with the reason.
+  auto claim = [&](const std::string& dn, core::DirectoryEntry& entry) {
+    if (auto [it, fresh] = used.try_emplace(entry.address.key(), dn); !fresh) {
+      out.rejected.push_back({dn, "address " + entry.address.str() + " is also the address of " +
+                                      it->second + "; left out"});
+      return false;
+    }
+    if (!entry.aliases) return true;
+    std::erase_if(*entry.aliases, [&](const core::Address& a) {
+      auto [it, fresh] = used.try_emplace(a.key(), dn);
+      if (fresh || it->second == dn) return false;
+      out.rejected.push_back({dn, "alias " + a.str() + " of " + entry.address.str() +
+                                      " is also an address of " + it->second + "; left out"});
+      return true;
+    });
+    return true;
+  };
+  std::vector<core::DirectoryEntry> page_entries;  // this page's, when they are handed over
   berval cookie{0, nullptr};
   auto free_cookie = [&] {
     if (cookie.bv_val) ber_memfree(cookie.bv_val);
@@ -372,12 +394,16 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
       }
       const bool has_mail = e.attrs.count("mail") || e.attrs.count("proxyaddresses");
       if (has_mail) {
-        auto entry = to_entry(e.attrs, group);
-        if (!entry) {
-          out.rejected.push_back({e.dn, entry.error().message});
-        } else {
-          if (group) group_entry[normalize_dn(e.dn)] = out.snapshot.entries.size();
-          out.snapshot.entries.push_back(std::move(entry).value());
+        auto read = to_entry(e.attrs, group);
+        if (!read) {
+          out.rejected.push_back({e.dn, read.error().message});
+        } else if (auto entry = std::move(read).value(); claim(e.dn, entry)) {
+          if (!group && on_entries) {
+            page_entries.push_back(std::move(entry));
+          } else {
+            if (group) group_entry[normalize_dn(e.dn)] = out.snapshot.entries.size();
+            out.snapshot.entries.push_back(std::move(entry));
+          }
         }
       }
       if (group) {
@@ -400,6 +426,12 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
     }
     ldap_controls_free(returned);
     ++out.pages;
+    // Between pages, so that the taker's pace never counts against a page's deadline.
+    if (!page_entries.empty() && !on_entries(std::move(page_entries))) {
+      free_cookie();
+      return core::Error{ErrorCode::unavailable, "the read was stopped", ""};
+    }
+    page_entries.clear();
     if (on_page) on_page(out.pages);
   } while (cookie.bv_val && cookie.bv_len > 0);
   free_cookie();
