@@ -35,6 +35,56 @@ std::optional<std::string> excluded(const DirectoryEntry& e, const SyncOptions& 
 
 }  // namespace
 
+CompanyIndex::CompanyIndex(Source source, std::vector<User> users, std::vector<Alias> aliases)
+    : source_(source), users_(std::move(users)), aliases_(std::move(aliases)) {
+  user_by_key_.reserve(users_.size());
+  user_by_id_.reserve(users_.size());
+  for (std::size_t i = 0; i < users_.size(); ++i) {
+    const auto& u = users_[i];
+    user_by_key_.emplace(u.address.key(), i);
+    user_by_id_.emplace(u.id, i);
+    if (u.source == source_ && !u.source_id.empty()) user_by_source_id_.emplace(u.source_id, i);
+  }
+  alias_by_key_.reserve(aliases_.size());
+  for (std::size_t i = 0; i < aliases_.size(); ++i) {
+    alias_by_key_.emplace(aliases_[i].address.key(), i);
+    aliases_of_[aliases_[i].user_id].push_back(i);
+  }
+}
+
+bool CompanyIndex::holds(std::string_view key) const {
+  return user_by_key_.count(key) || alias_by_key_.count(key);
+}
+
+CompanyView CompanyIndex::view(const std::vector<std::string>& address_keys,
+                               const std::vector<std::string>& source_ids) const {
+  CompanyView v;
+  std::unordered_set<std::size_t> users, aliases;
+  auto add_user = [&](std::size_t i) {
+    if (!users.insert(i).second) return;
+    v.users.push_back(users_[i]);
+    if (auto it = aliases_of_.find(users_[i].id); it != aliases_of_.end()) {
+      for (const auto a : it->second) {
+        if (aliases.insert(a).second) v.aliases.push_back(aliases_[a]);
+      }
+    }
+  };
+  for (const auto& k : address_keys) {
+    if (auto it = user_by_key_.find(k); it != user_by_key_.end()) add_user(it->second);
+    if (auto it = alias_by_key_.find(k); it != alias_by_key_.end()) {
+      if (auto u = user_by_id_.find(aliases_[it->second].user_id); u != user_by_id_.end()) {
+        add_user(u->second);
+      } else if (aliases.insert(it->second).second) {
+        v.aliases.push_back(aliases_[it->second]);
+      }
+    }
+  }
+  for (const auto& id : source_ids) {
+    if (auto it = user_by_source_id_.find(id); it != user_by_source_id_.end()) add_user(it->second);
+  }
+  return v;
+}
+
 Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const CompanyView& view) {
   const auto& o = options_;
   Plan plan;

@@ -16,6 +16,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -112,10 +113,37 @@ struct CompanyView {
   std::unordered_map<std::string, ForeignOwner> foreign;  // by address key
 };
 
+// A company's users and aliases held in memory, from which each batch's view is cut: a run
+// whose batches cover much of a company reads it once instead of looking every batch up.
+// The view has no foreign owners (the caller adds them, for the keys the view does not hold).
+// Users and aliases written after the index was made are not in it: batches do not repeat
+// addresses or source ids, so later batches do not need them (SyncRun still looks up any key
+// the store says the company holds and the index does not).
+class CompanyIndex {
+ public:
+  CompanyIndex(Source source, std::vector<User> users, std::vector<Alias> aliases);
+  CompanyIndex(const CompanyIndex&) = delete;  // the maps point into the vectors
+  CompanyIndex& operator=(const CompanyIndex&) = delete;
+
+  // What a store's lookup would give for these keys and source ids (of this source).
+  CompanyView view(const std::vector<std::string>& address_keys,
+                   const std::vector<std::string>& source_ids) const;
+  // Whether a user or alias of the company has this address key.
+  bool holds(std::string_view key) const;
+
+ private:
+  Source source_;
+  std::vector<User> users_;
+  std::vector<Alias> aliases_;
+  std::unordered_map<std::string_view, std::size_t> user_by_key_, user_by_source_id_, alias_by_key_;
+  std::unordered_map<Id, std::size_t> user_by_id_;
+  std::unordered_map<Id, std::vector<std::size_t>> aliases_of_;
+};
+
 // Plans a snapshot batch by batch, so a source of any size is planned in bounded memory:
 // plan() each batch against its view, then finish() once for the deletions and the guard.
-// Entries of different batches must not repeat an address (the CSV reader refuses such rows);
-// within a batch, repeats are skipped with a reason.
+// Entries of different batches must not repeat an address or a source id (the CSV and LDAP
+// readers refuse such entries); within a batch, repeats are skipped with a reason.
 class SyncPlanner {
  public:
   SyncPlanner(Source source, const SyncOptions& options) : source_(source), options_(options) {}

@@ -2,6 +2,7 @@
 
 #include <future>
 #include <set>
+#include <unordered_set>
 
 namespace mailroster::directory {
 
@@ -43,6 +44,60 @@ void SyncRun::report(const core::Plan& plan) {
   }
 }
 
+core::CompanyView SyncRun::view(const std::vector<std::string>& keys,
+                                const std::vector<std::string>& ids) {
+  // Once the batches cover a quarter of the company, the rest of it is read whole, once:
+  // cheaper than looking up each batch (a first sync into an empty company reads nothing).
+  // Not for a company so large that holding it would break bounded memory.
+  constexpr std::size_t kIndexedUsers = 250'000;
+  wanted_ += keys.size() + ids.size();
+  if (!index_ && result_.company_users <= kIndexedUsers && 4 * wanted_ >= result_.company_users) {
+    store::UserFilter all;
+    all.company_id = company_id_;
+    index_ = std::make_unique<core::CompanyIndex>(source_, store_.list_users(all),
+                                                  store_.list_aliases(company_id_, std::nullopt));
+  }
+  auto v = index_ ? index_->view(keys, ids) : store_.sync_view(company_id_, source_, keys, ids);
+  // Who else holds a key: only keys the view does not hold can be someone else's.
+  std::unordered_set<std::string_view> own;
+  for (const auto& u : v.users) own.insert(u.address.key());
+  for (const auto& a : v.aliases) own.insert(a.address.key());
+  std::vector<std::string_view> others;
+  for (const auto& k : keys) {
+    if (!own.count(k)) others.push_back(k);
+  }
+  std::vector<std::string> written;  // the company's, but written after the index was made
+  for (auto& [key, company] : store_.holders(others)) {
+    if (!company) {
+      v.foreign[key] = {"the invalid list"};
+    } else if (*company != company_id_) {
+      auto name = company_names_.find(*company);
+      if (name == company_names_.end()) {
+        const auto c = store_.company_by_id(*company);
+        name = company_names_.emplace(*company, c ? c->name : std::to_string(*company)).first;
+      }
+      v.foreign[key] = {"company " + name->second};
+    } else {
+      written.push_back(key);
+    }
+  }
+  // Batches should not repeat an address (the sources see to it), but if one does, the
+  // earlier batch's user or alias is looked up, so that it is a conflict like any other.
+  if (!written.empty()) {
+    auto more = store_.sync_view(company_id_, source_, written, {});
+    std::unordered_set<core::Id> users, aliases;
+    for (const auto& u : v.users) users.insert(u.id);
+    for (const auto& a : v.aliases) aliases.insert(a.id);
+    for (auto& u : more.users) {
+      if (users.insert(u.id).second) v.users.push_back(std::move(u));
+    }
+    for (auto& a : more.aliases) {
+      if (aliases.insert(a.id).second) v.aliases.push_back(std::move(a));
+    }
+  }
+  return v;
+}
+
 void SyncRun::add(const std::vector<core::DirectoryEntry>& batch) {
   if (batch.empty()) return;
   std::vector<std::string> keys, ids;
@@ -54,7 +109,7 @@ void SyncRun::add(const std::vector<core::DirectoryEntry>& batch) {
     }
     if (!e.source_id.empty()) ids.push_back(e.source_id);
   }
-  const auto plan = planner_.plan(batch, store_.sync_view(company_id_, source_, keys, ids));
+  const auto plan = planner_.plan(batch, view(keys, ids));
   if (!apply_ || plan.empty() || !sink_) {
     if (apply_ && !plan.empty()) store_.apply_plan(plan, actor_);
     report(plan);

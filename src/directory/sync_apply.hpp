@@ -6,6 +6,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +52,10 @@ class SyncRun {
  private:
   void report(const core::Plan& plan);
 
+  // The part of the company a batch concerns: cut from the index once there is one, else
+  // looked up in the store.
+  core::CompanyView view(const std::vector<std::string>& keys, const std::vector<std::string>& ids);
+
   store::Store& store_;
   core::Id company_id_;
   core::Source source_;
@@ -59,6 +65,9 @@ class SyncRun {
   RunResult result_;
   core::Actor actor_;
   std::vector<core::Id> before_;  // the source's users before the run, when deleting
+  std::size_t wanted_ = 0;        // address keys and source ids of the batches so far
+  std::unique_ptr<core::CompanyIndex> index_;
+  std::map<core::Id, std::string> company_names_;  // of other companies holding addresses
 };
 
 // The whole plan of a snapshot, as a preview (nothing is written).

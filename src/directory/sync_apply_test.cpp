@@ -38,6 +38,16 @@ class SyncApply : public ::testing::Test {
     return s;
   }
   std::size_t users() { return store.count_users(acme.id); }
+  // Users u0..u39@acme.example, u2 with the alias shared@.
+  void add_numbered_users() {
+    for (int i = 0; i < 40; ++i) {
+      store::NewUser u;
+      u.address = addr(("u" + std::to_string(i) + "@acme.example").c_str());
+      store.add_user(u, admin);
+    }
+    store.add_alias(store.find_user(addr("u2@acme.example"))->id, addr("shared@acme.example"),
+                    admin);
+  }
 
   testing::TempDir dir;
   core::ManualClock clock;
@@ -79,12 +89,7 @@ TEST_F(SyncApply, AppliesCreatesUpdatesAndDeletesWithTheSourceAsActor) {
 // A small batch in a large company looks its keys up; a batch as large as a good part of the
 // company reads the company whole. Both must see the same owners and conflicts.
 TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
-  for (int i = 0; i < 40; ++i) {
-    store::NewUser u;
-    u.address = addr(("u" + std::to_string(i) + "@acme.example").c_str());
-    store.add_user(u, admin);
-  }
-  store.add_alias(store.find_user(addr("u2@acme.example"))->id, addr("shared@acme.example"), admin);
+  add_numbered_users();
   store.add_invalid(addr("bad@acme.example"), "bounces", admin);
   auto renamed = entry("u1@acme.example");
   renamed.first_name = "Una";
@@ -110,6 +115,52 @@ TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
             "skip: alias shared@acme.example of new@acme.example is already an alias of "
             "u2@acme.example");
   EXPECT_EQ(small.at("bad@acme.example"), "skip: bad@acme.example belongs to the invalid list");
+}
+
+// A run in batches looks its first batches up and, once they cover a quarter of the company,
+// reads the company once and cuts each later batch's view from that: either way the verdicts
+// are those of one whole batch.
+TEST_F(SyncApply, BatchesPlanAsOneWholeBatchWould) {
+  add_numbered_users();
+  store.add_alias(store.find_user(addr("u30@acme.example"))->id, addr("late@acme.example"), admin);
+  store.add_invalid(addr("bad@acme.example"), "bounces", admin);
+  store::NewUser g;
+  g.address = addr("g@globex.example");
+  store.add_user(g, admin);
+  std::vector<core::DirectoryEntry> entries;
+  for (int i = 0; i < 38; ++i) {
+    entries.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
+    if (i % 7 == 1) entries.back().first_name = "Renamed";
+  }
+  entries[33].aliases = std::vector<Address>{addr("u33.b@acme.example")};
+  for (auto e : {entry("new@acme.example", {"shared@acme.example"}), entry("bad@acme.example"),
+                 entry("g@globex.example"), entry("new2@acme.example", {"late@acme.example"}),
+                 entry("new3@acme.example", {"u39@acme.example", "n3@acme.example"})}) {
+    entries.push_back(e);
+  }
+  auto verdict = [](const core::PlanItem& i) {
+    return std::string(core::to_string(i.action)) + ": " + i.reason;
+  };
+  std::map<std::string, std::string> whole, batched;
+  const auto plan = plan_for(store, acme.id, snapshot(entries), {});
+  for (const auto* list : {&plan.creates, &plan.updates, &plan.skips}) {
+    for (const auto& i : *list) whole[i.address.str()] = verdict(i);
+  }
+  SyncRun run(store, acme.id, core::Source::csv, {}, false,
+              [&](const core::PlanItem& i) { batched[i.address.str()] = verdict(i); });
+  for (std::size_t at = 0; at < entries.size(); at += 4) {
+    run.add({entries.begin() + at, entries.begin() + std::min(at + 4, entries.size())});
+  }
+  run.finish(true, false);
+  EXPECT_EQ(whole, batched);
+  EXPECT_EQ(whole.size(), 15u);  // 6 renamed, u33's alias, 3 new, 5 conflicts
+  EXPECT_EQ(batched.at("late@acme.example"),
+            "skip: alias late@acme.example of new2@acme.example is already an alias of "
+            "u30@acme.example");
+  EXPECT_EQ(batched.at("g@globex.example"), "skip: g@globex.example belongs to company globex");
+  EXPECT_EQ(batched.at("u39@acme.example"),
+            "skip: alias u39@acme.example of new3@acme.example is already the address of user "
+            "u39@acme.example");
 }
 
 // Users created in bulk are audited by SQL: the trail must read exactly as for a user added

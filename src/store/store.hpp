@@ -13,6 +13,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/model.hpp"
@@ -192,10 +194,15 @@ class Store {
   virtual void remove_discovered(Id id, const core::Actor& actor) = 0;
 
   // Directory sync (core/sync_planner.hpp). The part of a company a batch of entries
-  // concerns, by their address keys (primary and alias) and source ids.
+  // concerns, by their address keys (primary and alias) and source ids; without foreign
+  // owners (see holders).
   virtual core::CompanyView sync_view(Id company_id, core::Source source,
                                       const std::vector<std::string>& address_keys,
                                       const std::vector<std::string>& source_ids) = 0;
+  // Of these address keys, the ones someone holds: by the company of the user or alias that
+  // has it, or nullopt for the invalid list.
+  virtual std::unordered_map<std::string, std::optional<Id>> holders(
+      const std::vector<std::string_view>& address_keys) = 0;
   // The ids of the company's users that came from `source`.
   virtual std::vector<Id> user_ids(Id company_id, core::Source source) = 0;
   // Applies a plan's deletes, updates and creates, in that order (addresses freed earlier

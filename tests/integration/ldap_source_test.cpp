@@ -307,9 +307,16 @@ TEST_F(LdapSync, ChangedAndRemovedEntriesWithAndWithoutDelete) {
       "user00007@corp.example\nuserAccountControl: 512\n");
 }
 
-// A plain LDAP server lets two entries share an address: the first entry read keeps it (a
-// sync writes each page while reading the next, so no later page may repeat an address).
+// A plain LDAP server lets two entries share an address or an objectGUID: the first entry
+// read keeps it (a sync writes each page while reading the next, so no later page may repeat
+// either).
 TEST_F(LdapSync, AnAddressTwoEntriesHaveStaysWithTheFirst) {
+  // alice's objectGUID, as the fixture makes it
+  const auto alice_guid =
+      run_command("/usr/bin/python3", {"-c",
+                                       "import base64, uuid; print(base64.b64encode(uuid.uuid5("
+                                       "uuid.NAMESPACE_DNS, 'alice').bytes_le).decode())"})
+          .out;
   slapd->modify(
       "dn: cn=twin,ou=people,dc=corp,dc=example\nchangetype: add\nobjectClass: inetOrgPerson\n"
       "objectClass: adUser\ncn: twin\nsn: Twin\nmail: alice@corp.example\n"
@@ -317,7 +324,11 @@ TEST_F(LdapSync, AnAddressTwoEntriesHaveStaysWithTheFirst) {
       "dn: cn=echo,ou=people,dc=corp,dc=example\nchangetype: add\nobjectClass: inetOrgPerson\n"
       "objectClass: adUser\ncn: echo\nsn: Echo\nproxyAddresses: SMTP:echo@corp.example\n"
       "proxyAddresses: smtp:a.smith@corp.example\nproxyAddresses: smtp:echo2@corp.example\n"
-      "userAccountControl: 512\n");
+      "userAccountControl: 512\n\n"
+      "dn: cn=clone,ou=people,dc=corp,dc=example\nchangetype: add\nobjectClass: inetOrgPerson\n"
+      "objectClass: adUser\ncn: clone\nsn: Clone\nmail: clone@corp.example\n"
+      "userAccountControl: 512\nobjectGUID:: " +
+      alice_guid);
   std::vector<core::DirectoryEntry> handed;
   auto r = read_directory(slapd->settings(), slapd->password(), std::nullopt,
                           [&](std::vector<core::DirectoryEntry>&& batch) {
@@ -326,7 +337,8 @@ TEST_F(LdapSync, AnAddressTwoEntriesHaveStaysWithTheFirst) {
                           });
   slapd->modify(
       "dn: cn=twin,ou=people,dc=corp,dc=example\nchangetype: delete\n\n"
-      "dn: cn=echo,ou=people,dc=corp,dc=example\nchangetype: delete\n");
+      "dn: cn=echo,ou=people,dc=corp,dc=example\nchangetype: delete\n\n"
+      "dn: cn=clone,ou=people,dc=corp,dc=example\nchangetype: delete\n");
   ASSERT_TRUE(r) << r.error().message;
   std::map<std::string, std::size_t> seen;
   const core::DirectoryEntry* echo = nullptr;
@@ -354,6 +366,14 @@ TEST_F(LdapSync, AnAddressTwoEntriesHaveStaysWithTheFirst) {
       "cn=echo,ou=people,dc=corp,dc=example: alias a.smith@corp.example of echo@corp.example is "
       "also an address of cn=alice,ou=people,dc=corp,dc=example; left out"))
       << ::testing::PrintToString(reasons);
+  EXPECT_FALSE(seen.count("clone@corp.example"));
+  bool clone = false;
+  for (const auto& x : r->rejected) {
+    clone |=
+        x.dn == "cn=clone,ou=people,dc=corp,dc=example" &&
+        x.reason.find("is also that of cn=alice,ou=people,dc=corp,dc=example") != std::string::npos;
+  }
+  EXPECT_TRUE(clone) << ::testing::PrintToString(reasons);
 }
 
 // The administrator's way: `mailroster sync ldap ...` against the same slapd.

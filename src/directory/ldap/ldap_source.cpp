@@ -303,21 +303,35 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
 
   std::map<std::string, std::vector<std::string>> direct;  // group DN -> its member DNs
   std::map<std::string, std::size_t> group_entry;          // normalized group DN -> snapshot index
-  std::unordered_map<std::string, std::string> used;       // address key -> DN of its entry
-  // Keeps an entry's addresses to itself: false (rejected) when its primary address is an
-  // earlier entry's; an alias an earlier entry has is dropped from it, with the reason.
+  // Keeps an entry's addresses and identity to itself: false (rejected) when its primary
+  // address or its identity is an earlier entry's; an alias an earlier entry has is dropped
+  // from it, with the reason.
+  std::vector<std::string> claimed_by;                    // the DNs of entries kept so far
+  std::unordered_map<std::string, std::size_t> used;      // address key -> its entry's DN
+  std::unordered_map<std::string, std::size_t> identity;  // source id -> its entry's DN
   auto claim = [&](const std::string& dn, core::DirectoryEntry& entry) {
-    if (auto [it, fresh] = used.try_emplace(entry.address.key(), dn); !fresh) {
+    if (auto it = used.find(entry.address.key()); it != used.end()) {
       out.rejected.push_back({dn, "address " + entry.address.str() + " is also the address of " +
-                                      it->second + "; left out"});
+                                      claimed_by[it->second] + "; left out"});
       return false;
     }
+    const auto self = claimed_by.size();
+    if (!entry.source_id.empty()) {
+      if (auto [it, fresh] = identity.try_emplace(entry.source_id, self); !fresh) {
+        out.rejected.push_back({dn, "identity " + entry.source_id + " is also that of " +
+                                        claimed_by[it->second] + "; left out"});
+        return false;
+      }
+    }
+    claimed_by.push_back(dn);
+    used.emplace(entry.address.key(), self);
     if (!entry.aliases) return true;
     std::erase_if(*entry.aliases, [&](const core::Address& a) {
-      auto [it, fresh] = used.try_emplace(a.key(), dn);
-      if (fresh || it->second == dn) return false;
+      auto [it, fresh] = used.try_emplace(a.key(), self);
+      if (fresh || it->second == self) return false;
       out.rejected.push_back({dn, "alias " + a.str() + " of " + entry.address.str() +
-                                      " is also an address of " + it->second + "; left out"});
+                                      " is also an address of " + claimed_by[it->second] +
+                                      "; left out"});
       return true;
     });
     return true;

@@ -66,9 +66,10 @@ core::Result<ServerInfo> test_connection(const LdapSettings& settings, const std
 // an incremental run. on_entries, when set, takes each page's entries as soon as the page is
 // read, groups excepted (their nested membership is known only at the end: they stay in the
 // snapshot, which then holds only them); when it returns false the read stops and fails.
-// Across the whole read an address is used by one entry only: a later entry with an address
-// an earlier one has, as primary or alias, is rejected (or, for an alias, loses it), so that
-// no two batches repeat an address. on_page is called after each page of results (tests stop
+// Across the whole read an address and an identity (objectGUID, entryUUID) belong to one
+// entry only: a later entry with an address an earlier one has, as primary or alias, or with
+// its identity, is rejected (or, for an alias, loses it), so that no two batches repeat
+// either. on_page is called after each page of results (tests stop
 // the server there).
 core::Result<LdapRead> read_directory(const LdapSettings& settings, const std::string& password,
                                       const std::optional<ServerState>& last,

@@ -1223,33 +1223,26 @@ core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
         if (have.insert(a.user_id).second) view.users.push_back(I.require_user(a.user_id));
       }
     }
-    // Who outside the company holds an address: only keys the company itself does not hold
-    // can be someone else's (a key has one owner).
-    std::unordered_set<std::string_view> own;
-    for (const auto& u : view.users) own.insert(u.address.key());
-    for (const auto& a : view.aliases) own.insert(a.address.key());
-    std::vector<std::string_view> others;
-    for (const auto& k : address_keys) {
-      if (!own.count(k)) others.push_back(k);
-    }
-    if (!others.empty()) {
-      // One claim lookup per key; the owner's company only for the (few) claimed ones.
-      auto s = I.db.prepare(
-          "SELECT c.address_key, CASE c.kind WHEN 'user' THEN (SELECT company_id FROM users u "
-          "WHERE u.address_key = c.address_key) WHEN 'alias' THEN (SELECT company_id FROM "
-          "aliases a WHERE a.address_key = c.address_key) END FROM json_each(?1) k JOIN "
-          "address_claims c ON c.address_key = k.value");
-      s.bind(1, others.size() == address_keys.size() ? keys : nlohmann::json(others).dump());
-      while (s.step()) {
-        if (s.is_null(1)) {
-          view.foreign[s.text(0)] = {"the invalid list"};
-        } else if (s.int64(1) != company_id) {
-          const auto c = I.company(s.int64(1));
-          view.foreign[s.text(0)] = {"company " + (c ? c->name : std::to_string(s.int64(1)))};
-        }
-      }
-    }
     return view;
+  });
+}
+
+std::unordered_map<std::string, std::optional<Id>> SqliteStore::holders(
+    const std::vector<std::string_view>& address_keys) {
+  return impl_->guard([&] {
+    std::unordered_map<std::string, std::optional<Id>> out;
+    if (address_keys.empty()) return out;
+    // One claim lookup per key; the holder's company only for the (few) claimed ones.
+    auto s = impl_->db.prepare(
+        "SELECT c.address_key, CASE c.kind WHEN 'user' THEN (SELECT company_id FROM users u "
+        "WHERE u.address_key = c.address_key) WHEN 'alias' THEN (SELECT company_id FROM "
+        "aliases a WHERE a.address_key = c.address_key) END FROM json_each(?1) k JOIN "
+        "address_claims c ON c.address_key = k.value");
+    s.bind(1, nlohmann::json(address_keys).dump());
+    while (s.step()) {
+      out[s.text(0)] = s.is_null(1) ? std::nullopt : std::optional<Id>(s.int64(1));
+    }
+    return out;
   });
 }
 

@@ -72,6 +72,8 @@ class SqliteStore final : public Store {
   std::vector<core::DiscoveredAddress> list_discovered(Id company_id) override;
   void remove_discovered(Id id, const core::Actor& actor) override;
 
+  std::unordered_map<std::string, std::optional<Id>> holders(
+      const std::vector<std::string_view>& address_keys) override;
   core::CompanyView sync_view(Id company_id, core::Source source,
                               const std::vector<std::string>& address_keys,
                               const std::vector<std::string>& source_ids) override;
