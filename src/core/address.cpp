@@ -145,6 +145,12 @@ Address::Address(std::string local, std::string domain)
 
 std::string Address::str() const { return local_ + "@" + domain_; }
 
+std::optional<Address> Address::stored(std::string_view text) {
+  const auto at = text.rfind('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == text.size()) return std::nullopt;
+  return Address(std::string(text.substr(0, at)), std::string(text.substr(at + 1)));
+}
+
 Result<Address> Address::parse(std::string_view text) {
   if (text.empty()) return invalid("empty address", "address");
   if (text.size() > kMaxAddress) return invalid("address longer than 254 octets", "address");

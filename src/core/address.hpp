@@ -7,6 +7,7 @@
 // Address literals (user@[192.0.2.1]) are valid SMTP paths but never a company user.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,10 @@ class Address {
   Address() = default;  // empty; only as a placeholder before assignment
   // Parses "local@domain". No surrounding whitespace or angle brackets.
   static Result<Address> parse(std::string_view text);
+  // An address this program parsed and stored (its str()), read back: split at the last '@',
+  // not checked again (reading a large company back is a hot path). nullopt unless it has a
+  // local part, an '@' and a domain.
+  static std::optional<Address> stored(std::string_view text);
 
   const std::string& local() const noexcept { return local_; }
   const std::string& domain() const noexcept { return domain_; }

@@ -39,6 +39,22 @@ TEST(Address, QuotedLocalPartsAreCanonical) {
   EXPECT_EQ(at_inside.domain(), "x.example");
 }
 
+// What the store reads back is what parse made of the text, for every kind of address.
+TEST(Address, AStoredAddressReadsBackAsParsed) {
+  for (const char* text : {"Alice.Liddell@Acme.Example", "\"john\"@x.example",
+                           "\"john smith\"@x.example", R"("a\"b"@x.example)", "\"a@b\"@X.example",
+                           "j\xC3\xBCrgen@x.example", "O'Brien+Tag@x.example."}) {
+    const auto parsed = Address::parse(text).value();
+    const auto stored = Address::stored(parsed.str());
+    ASSERT_TRUE(stored) << text;
+    EXPECT_EQ(stored->local(), parsed.local()) << text;
+    EXPECT_EQ(stored->domain(), parsed.domain()) << text;
+    EXPECT_EQ(stored->key(), parsed.key()) << text;
+    EXPECT_EQ(stored->str(), parsed.str()) << text;
+  }
+  for (const char* bad : {"", "nobody", "@x.example", "alice@"}) EXPECT_FALSE(Address::stored(bad));
+}
+
 struct BadAddress {
   const char* text;
   const char* why;

@@ -24,9 +24,9 @@ TimePoint from_unix(std::int64_t s) { return TimePoint{std::chrono::seconds{s}};
 
 // A value read back from our own tables; a parse failure here means a corrupt database.
 Address stored_address(const std::string& text) {
-  auto a = Address::parse(text);
+  auto a = Address::stored(text);
   if (!a) throw Failure(ErrorCode::internal, "corrupt address in database: '" + text + "'");
-  return std::move(a).value();
+  return std::move(*a);
 }
 
 // A plan's create of an address nobody holds, with the domain it goes to.
