@@ -22,13 +22,21 @@ std::string first(const Attributes& attrs, const std::string& name) {
 
 std::optional<std::string> guid_text(const std::string& b) {
   if (b.size() != 16) return std::nullopt;
-  auto u = [&](int i) { return static_cast<unsigned>(static_cast<unsigned char>(b[i])); };
-  char buf[40];
-  std::snprintf(buf, sizeof buf,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u(3), u(2),
-                u(1), u(0), u(5), u(4), u(7), u(6), u(8), u(9), u(10), u(11), u(12), u(13), u(14),
-                u(15));
-  return std::string(buf);
+  // Byte order of the text form; -1: a dash.
+  constexpr int kOrder[] = {3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15};
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (const int i : kOrder) {
+    if (i < 0) {
+      out += '-';
+      continue;
+    }
+    const auto c = static_cast<unsigned char>(b[i]);
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
+  }
+  return out;
 }
 
 std::optional<std::int64_t> parse_integer(const std::string& text) {

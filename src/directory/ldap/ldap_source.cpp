@@ -180,20 +180,25 @@ struct Entry {
 
 Entry read_entry(LDAP* ld, LDAPMessage* m) {
   Entry e;
-  if (char* dn = ldap_get_dn(ld, m)) {
-    e.dn = dn;
-    ldap_memfree(dn);
-  }
+  // One pass over the entry, as ldapsearch reads it: the DN, then each attribute's name and
+  // values where they stand in the message (ldap_get_values_len would search the entry again
+  // for every attribute).
   BerElement* ber = nullptr;
-  for (char* a = ldap_first_attribute(ld, m, &ber); a; a = ldap_next_attribute(ld, m, ber)) {
-    auto& values = e.attrs[core::ascii_lower(a)];
-    if (berval** vals = ldap_get_values_len(ld, m, a)) {
-      for (int i = 0; vals[i]; ++i) values.emplace_back(vals[i]->bv_val, vals[i]->bv_len);
-      ldap_value_free_len(vals);
-    }
-    ldap_memfree(a);
+  berval dn{0, nullptr};
+  if (ldap_get_dn_ber(ld, m, &ber, &dn) != LDAP_SUCCESS) {
+    if (ber) ber_free(ber, 0);
+    return e;
   }
-  if (ber) ber_free(ber, 0);
+  e.dn.assign(dn.bv_val, dn.bv_len);
+  berval name;
+  BerVarray vals = nullptr;
+  while (ldap_get_attribute_ber(ld, m, ber, &name, &vals) == LDAP_SUCCESS && name.bv_val) {
+    auto& values = e.attrs[core::ascii_lower({name.bv_val, name.bv_len})];
+    for (BerVarray v = vals; v && v->bv_val; ++v) values.emplace_back(v->bv_val, v->bv_len);
+    ber_memfree(vals);
+    vals = nullptr;
+  }
+  ber_free(ber, 0);
   return e;
 }
 
