@@ -496,18 +496,34 @@ struct SqliteStore::Impl {
         .bind(1, core::to_string(source))
         .bind(2, now)
         .run();
+    // The rows took consecutive ids in staging order (SQLite gives a new row the largest id
+    // plus one): the audit reads the staged rows with their ids instead of looking each user
+    // up again. Checked at both ends; otherwise each user is looked up by address.
+    const auto last = db.last_insert_id();
+    const auto first = last - static_cast<std::int64_t>(rows.size()) + 1;
+    auto id_of = [&](const core::PlanItem* item) {
+      auto s = db.prepare("SELECT id FROM users WHERE address_key = ?");
+      s.bind(1, item->entry->address.key());
+      return s.step() ? s.int64(0) : std::int64_t{0};
+    };
+    const bool consecutive = id_of(rows.front().item) == first && id_of(rows.back().item) == last;
     // The same JSON as the one-by-one path's nlohmann::json(User) (keys in name order, the same
     // escapes; a test compares them).
-    db.prepare(
-          "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
-          "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('address', "
-          "u.address, 'company_id', u.company_id, 'created_at', ?3, 'first_name', u.first_name, "
-          "'id', u.id, 'role', u.role, 'source', u.source, 'source_id', u.source_id, 'surname', "
-          "u.surname, 'updated_at', ?3) FROM temp.bulk_users b JOIN users u ON u.address_key = "
-          "b.address_key ORDER BY b.seq")
+    const std::string audit =
+        "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
+        "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('address', "
+        "u.address, 'company_id', u.company_id, 'created_at', ?3, 'first_name', u.first_name, "
+        "'id', u.id, 'role', u.role, 'source', ?4, 'source_id', u.source_id, 'surname', "
+        "u.surname, 'updated_at', ?3) FROM ";
+    db.prepare(audit + (consecutive ? "(SELECT ?5 + seq AS id, * FROM temp.bulk_users) u "
+                                      "ORDER BY u.seq"
+                                    : "temp.bulk_users b JOIN users u ON u.address_key = "
+                                      "b.address_key ORDER BY b.seq"))
         .bind(1, now)
         .bind(2, actor.name)
         .bind(3, core::format_iso8601(from_unix(now)))
+        .bind(4, core::to_string(source))
+        .bind(5, first)
         .run();
     db.exec("DELETE FROM temp.bulk_users");
   }
