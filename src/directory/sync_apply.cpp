@@ -46,12 +46,19 @@ void SyncRun::report(const core::Plan& plan) {
 
 core::CompanyView SyncRun::view(const std::vector<std::string>& keys,
                                 const std::vector<std::string>& ids) {
-  // Once the batches cover a quarter of the company, the rest of it is read whole, once:
-  // cheaper than looking up each batch (a first sync into an empty company reads nothing).
-  // Not for a company so large that holding it would break bounded memory.
+  // When the first batch is as large as a good part of the company (a first sync or import,
+  // a small company), the company is read whole, once, and each batch's view cut from that;
+  // else every batch looks its keys up. Decided at the first batch: reading a large company
+  // halfway through a run would hold up the writing of the batches behind it for longer
+  // than the lookups it saves. Never for a company so large that holding it would break
+  // bounded memory.
   constexpr std::size_t kIndexedUsers = 250'000;
-  wanted_ += keys.size() + ids.size();
-  if (!index_ && result_.company_users <= kIndexedUsers && 4 * wanted_ >= result_.company_users) {
+  if (first_batch_) {
+    first_batch_ = false;
+    use_index_ = result_.company_users <= kIndexedUsers &&
+                 4 * (keys.size() + ids.size()) >= result_.company_users;
+  }
+  if (use_index_ && !index_) {
     store::UserFilter all;
     all.company_id = company_id_;
     index_ = std::make_unique<core::CompanyIndex>(source_, store_.list_users(all),

@@ -65,7 +65,8 @@ class SyncRun {
   RunResult result_;
   core::Actor actor_;
   std::vector<core::Id> before_;  // the source's users before the run, when deleting
-  std::size_t wanted_ = 0;        // address keys and source ids of the batches so far
+  bool first_batch_ = true;
+  bool use_index_ = false;
   std::unique_ptr<core::CompanyIndex> index_;
   std::map<core::Id, std::string> company_names_;  // of other companies holding addresses
 };

@@ -117,9 +117,9 @@ TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
   EXPECT_EQ(small.at("bad@acme.example"), "skip: bad@acme.example belongs to the invalid list");
 }
 
-// A run in batches looks its first batches up and, once they cover a quarter of the company,
-// reads the company once and cuts each later batch's view from that: either way the verdicts
-// are those of one whole batch.
+// A run in batches looks each batch up or, when its first batch covers a quarter of the
+// company, reads the company once and cuts each batch's view from that: either way the
+// verdicts are those of one whole batch.
 TEST_F(SyncApply, BatchesPlanAsOneWholeBatchWould) {
   add_numbered_users();
   store.add_alias(store.find_user(addr("u30@acme.example"))->id, addr("late@acme.example"), admin);
@@ -146,13 +146,18 @@ TEST_F(SyncApply, BatchesPlanAsOneWholeBatchWould) {
   for (const auto* list : {&plan.creates, &plan.updates, &plan.skips}) {
     for (const auto& i : *list) whole[i.address.str()] = verdict(i);
   }
-  SyncRun run(store, acme.id, core::Source::csv, {}, false,
-              [&](const core::PlanItem& i) { batched[i.address.str()] = verdict(i); });
-  for (std::size_t at = 0; at < entries.size(); at += 4) {
-    run.add({entries.begin() + at, entries.begin() + std::min(at + 4, entries.size())});
+  for (const std::size_t first : {4, 10}) {  // 4: lookups; 10 keys: 4 x 10 >= 40 users
+    batched.clear();
+    SyncRun run(store, acme.id, core::Source::csv, {}, false,
+                [&](const core::PlanItem& i) { batched[i.address.str()] = verdict(i); });
+    for (std::size_t at = 0; at < entries.size();) {
+      const auto size = at == 0 ? first : 4;
+      run.add({entries.begin() + at, entries.begin() + std::min(at + size, entries.size())});
+      at += size;
+    }
+    run.finish(true, false);
+    EXPECT_EQ(whole, batched) << "first batch of " << first;
   }
-  run.finish(true, false);
-  EXPECT_EQ(whole, batched);
   EXPECT_EQ(whole.size(), 15u);  // 6 renamed, u33's alias, 3 new, 5 conflicts
   EXPECT_EQ(batched.at("late@acme.example"),
             "skip: alias late@acme.example of new2@acme.example is already an alias of "
