@@ -143,7 +143,6 @@ struct Api::Route {
   bool public_route = false;  // no login needed
   std::function<HttpResponse(const HttpRequest&, const std::optional<Caller>&)> handler;
   RouteOptions options = {};
-  bool io_thread = false;  // runs on the I/O thread (it touches state that lives there)
 };
 
 Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,
@@ -752,8 +751,7 @@ void Api::add_route(const std::string& method, const std::string& path, const st
        [handler = std::move(handler)](const HttpRequest& req, const std::optional<Caller>&) {
          return handler(req);
        },
-       {},
-       true});
+       {}});
 }
 
 json Api::openapi() const {
@@ -797,10 +795,10 @@ json Api::openapi() const {
 void Api::install(HttpServer& server) {
   for (const auto& r : routes_) {
     // The routes run on the server's worker threads: each reads or writes the store, which an
-    // import or a directory sync may hold for seconds (and LDAP/Graph calls block), and the I/O
-    // thread, shared with SMTP, must never wait for that. Only add_route's run on the I/O thread.
+    // import or a directory sync may hold for a long time (and LDAP/Graph calls block), and the
+    // I/O thread, shared with SMTP, must never wait for that.
     auto options = r.options;
-    options.blocking = !r.io_thread;
+    options.blocking = true;
     server.route(
         r.method, r.path,
         [this, &r](const HttpRequest& req) {

@@ -26,8 +26,8 @@ class Api {
       directory::SyncService& syncs, const core::Clock& clock);
   ~Api();
   // A route that lives elsewhere (it needs objects the API does not hold), registered and
-  // documented with the others; it does its own authentication and runs on the I/O thread
-  // (the other routes run on worker threads). Before install().
+  // documented with the others; it does its own authentication and, like the others, runs on
+  // a worker thread. Before install().
   void add_route(const std::string& method, const std::string& path, const std::string& summary,
                  HttpHandler handler);
   // Registers every route, and the OpenAPI document.

@@ -842,7 +842,8 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
         boost::asio::io_context io;
         smtp::ClientPool pool(io, ctx.config.relay);
         lifecycle::DiscoveryService discovery(ctx.store(), ctx.clock());
-        reports::Maintenance m(ctx.store(), discovery, pool, ctx.config.maintenance);
+        reports::Maintenance m(ctx.store(), discovery, pool, ctx.config.maintenance,
+                               io.get_executor());
         reports::MaintenanceResult result;
         boost::asio::co_spawn(
             io, [&]() -> boost::asio::awaitable<void> { result = co_await m.run(now); },

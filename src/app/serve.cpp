@@ -7,10 +7,14 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <future>
+#include <memory>
 
 #include <condition_variable>
 #include <csignal>
@@ -183,8 +187,11 @@ int serve(const Config& config, store::Store& store) {
     return admin::HttpResponse{200, "text/plain; version=0.0.4", metrics.render()};
   });
 
-  // Expiry and the Thursday reports, every maintenance interval.
-  reports::Maintenance maintenance(store, discovery, pool, config.maintenance);
+  // Expiry and the Thursday reports, every maintenance interval; their store calls on a
+  // thread of their own (an import or a sync may hold the store for a long time).
+  boost::asio::thread_pool maintenance_store(1);
+  reports::Maintenance maintenance(store, discovery, pool, config.maintenance,
+                                   maintenance_store.get_executor());
   boost::asio::steady_timer maintenance_timer(io);
   boost::asio::co_spawn(
       io,
@@ -219,11 +226,13 @@ int serve(const Config& config, store::Store& store) {
   admin::Auth auth(store, clock, {.secure_cookie = !config.admin_tls_cert.empty()});
   admin::Api api(store, auth, discovery, syncs, clock);
   // Flushing the callout cache: an operator's session, or the CLI on this machine (a token
-  // derived from the secrets key file, which only local administrators can read).
+  // derived from the secrets key file, which only local administrators can read). Checked on
+  // a worker thread (a session is read from the store, which a sync may hold); the flush
+  // itself runs on the I/O thread, where the cache lives.
   api.add_route("POST", "/api/v1/verify/flush",
                 "Flush the callout cache ({address} or {domain}, or all): an operator, or the "
                 "local CLI's token",
-                [&verifier, &auth, token = "Bearer " + secrets.derive("verify-flush")](
+                [&io, &verifier, &auth, token = "Bearer " + secrets.derive("verify-flush")](
                     const admin::HttpRequest& req) {
                   const auto it = req.headers.find("authorization");
                   const bool local =
@@ -234,7 +243,14 @@ int serve(const Config& config, store::Store& store) {
                     return admin::json_error(401, "unauthenticated",
                                              "an operator's session or the local token is needed");
                   }
-                  return flush_verify_cache(verifier, req);
+                  auto flush = std::make_shared<std::packaged_task<admin::HttpResponse()>>(
+                      [&verifier, req] { return flush_verify_cache(verifier, req); });
+                  auto done = flush->get_future();
+                  boost::asio::post(io, [flush] { (*flush)(); });
+                  if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+                    return admin::json_error(503, "unavailable", "the server is stopping");
+                  }
+                  return done.get();
                 });
   api.install(http);
   admin::install_ui(http);
@@ -265,6 +281,8 @@ int serve(const Config& config, store::Store& store) {
   });
 
   io.run();
+  maintenance_store.stop();  // a store call under way finishes; its run does not resume
+  maintenance_store.join();
   scheduler.stop();
   spdlog::info("stopped");
   return 0;

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <optional>
+
 #include "core/discovery.hpp"
 #include "reports/weekly_report.hpp"
 
@@ -10,8 +14,20 @@ namespace mailroster::reports {
 using boost::asio::awaitable;
 
 Maintenance::Maintenance(store::Store& store, lifecycle::DiscoveryService& discovery,
-                         smtp::ClientPool& pool, MaintenanceSettings settings)
-    : store_(store), discovery_(discovery), pool_(pool), settings_(std::move(settings)) {}
+                         smtp::ClientPool& pool, MaintenanceSettings settings,
+                         boost::asio::any_io_executor store_work)
+    : store_(store),
+      discovery_(discovery),
+      pool_(pool),
+      settings_(std::move(settings)),
+      store_work_(std::move(store_work)) {}
+
+template <class F>
+awaitable<std::invoke_result_t<F>> Maintenance::on_store(F f) {
+  co_return co_await boost::asio::co_spawn(
+      store_work_, [&]() -> awaitable<std::invoke_result_t<F>> { co_return f(); },
+      boost::asio::use_awaitable);
+}
 
 awaitable<std::string> Maintenance::submit(const std::vector<std::string>& recipients,
                                            const std::string& message) {
@@ -39,25 +55,31 @@ awaitable<std::string> Maintenance::submit(const std::vector<std::string>& recip
 
 awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
   MaintenanceResult result;
-  result.expiry = discovery_.expire(now);
+  result.expiry = co_await on_store([&] { return discovery_.expire(now); });
   const auto week = core::report_week(now);
   if (!week) co_return result;
 
-  for (const auto& company : store_.list_companies()) {
-    const auto settings = store_.discovery_settings(company.id);
-    if (!settings.report_new_users && !settings.report_new_aliases) continue;
-    if (store_.report_sent(company.id, *week)) continue;
-    const auto report = build_report(store_, company, now);
+  for (const auto& company : co_await on_store([&] { return store_.list_companies(); })) {
+    // The report due for this company, if one is (nullopt: none, or already sent).
+    auto due = co_await on_store([&]() -> std::optional<WeeklyReport> {
+      const auto settings = store_.discovery_settings(company.id);
+      if (!settings.report_new_users && !settings.report_new_aliases) return std::nullopt;
+      if (store_.report_sent(company.id, *week)) return std::nullopt;
+      auto report = build_report(store_, company, now);
+      if (!report.recipients.empty() && report.empty()) {
+        store_.mark_report_sent(company.id, *week, "");  // nothing to tell this week
+        return std::nullopt;
+      }
+      return report;
+    });
+    if (!due) continue;
+    const auto& report = *due;
     if (report.recipients.empty()) {
       result.reports_failed.push_back(company.name + ": no tech contact");
       continue;
     }
     std::string to;
     for (const auto& r : report.recipients) to += (to.empty() ? "" : ",") + r;
-    if (report.empty()) {
-      store_.mark_report_sent(company.id, *week, "");  // nothing to tell this week
-      continue;
-    }
     const auto error = co_await submit(report.recipients,
                                        to_mime(report, settings_.from, settings_.hostname, now));
     if (!error.empty()) {
@@ -65,12 +87,14 @@ awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
       result.reports_failed.push_back(company.name + ": " + error);
       continue;
     }
-    store_.atomically([&] {
-      store_.mark_report_sent(company.id, *week, to);
-      for (auto [d, at] : report.expiring) {
-        ++d.notifications_sent;
-        store_.save_discovered(d, core::Actor{"report"});
-      }
+    co_await on_store([&] {
+      store_.atomically([&] {
+        store_.mark_report_sent(company.id, *week, to);
+        for (auto [d, at] : report.expiring) {
+          ++d.notifications_sent;
+          store_.save_discovered(d, core::Actor{"report"});
+        }
+      });
     });
     spdlog::info("report for {} ({}) sent to {}", company.name, *week, to);
     result.reports_sent.push_back(company.name);

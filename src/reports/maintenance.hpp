@@ -6,9 +6,11 @@
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/network.hpp"
@@ -33,11 +35,17 @@ struct MaintenanceResult {
 
 class Maintenance {
  public:
+  // store_work: where the store is called (serve: a thread of its own, so that the I/O thread
+  // the relay client shares with SMTP never waits while an import or a sync holds the store);
+  // the run itself, and the relay client, stay on the coroutine's executor.
   Maintenance(store::Store& store, lifecycle::DiscoveryService& discovery, smtp::ClientPool& pool,
-              MaintenanceSettings settings);
+              MaintenanceSettings settings, boost::asio::any_io_executor store_work);
   boost::asio::awaitable<MaintenanceResult> run(core::TimePoint now);
 
  private:
+  // f() on the store_work executor; the caller resumes where it was.
+  template <class F>
+  boost::asio::awaitable<std::invoke_result_t<F>> on_store(F f);
   // Submits one message; returns an empty string on success, else why it failed.
   boost::asio::awaitable<std::string> submit(const std::vector<std::string>& recipients,
                                              const std::string& message);
@@ -45,6 +53,7 @@ class Maintenance {
   lifecycle::DiscoveryService& discovery_;
   smtp::ClientPool& pool_;
   MaintenanceSettings settings_;
+  boost::asio::any_io_executor store_work_;
 };
 
 }  // namespace mailroster::reports

@@ -6,6 +6,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <future>
 
 #include "reports/weekly_report.hpp"
 #include "smtp/server.hpp"
@@ -76,7 +79,8 @@ class Reports : public ::testing::Test {
     Maintenance m(*store, *discovery, pool,
                   {.relay = {"127.0.0.1", relay_server.port()},
                    .from = "mailroster@mx.test",
-                   .hostname = "mx.test"});
+                   .hostname = "mx.test"},
+                  store_thread.get_executor());
     MaintenanceResult result;
     bool done = false;
     asio::co_spawn(
@@ -107,6 +111,7 @@ class Reports : public ::testing::Test {
   CapturingRelay relay;
   smtp::Server relay_server;
   smtp::ClientPool pool;
+  asio::thread_pool store_thread{1};
   core::Actor admin{"admin:test"};
   core::Company acme;
 };
@@ -210,6 +215,44 @@ TEST_F(Reports, MaintenanceExpiresUnhandledAddresses) {
   const auto result = run_at(clock.now() + days{21});
   ASSERT_EQ(result.expiry.changed.size(), 1u);
   EXPECT_EQ(store->resolve(addr("temp@acme.example")).kind, store::AddressOwner::Kind::invalid);
+}
+
+// While an import or a sync holds the store, a maintenance run waits for it on its own
+// thread: the I/O thread (SMTP's, in serve) goes on.
+TEST_F(Reports, TheIoThreadRunsOnWhileTheStoreIsBusy) {
+  discovery->record_clean_inbound(addr("temp@acme.example"));
+  std::promise<void> release;
+  std::promise<void> holding;
+  std::thread busy([&] {
+    store->atomically([&] {
+      holding.set_value();
+      release.get_future().wait_for(seconds(10));
+    });
+  });
+  holding.get_future().wait();
+  bool ticked = false, done = false;
+  asio::steady_timer tick(io, milliseconds(100));
+  tick.async_wait([&](const boost::system::error_code&) {
+    ticked = !done;  // the I/O thread ran while the run was still waiting for the store
+    release.set_value();
+  });
+  MaintenanceResult result;
+  Maintenance m(*store, *discovery, pool, {.relay = {"127.0.0.1", relay_server.port()}},
+                store_thread.get_executor());
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        result = co_await m.run(clock.now() + days{21});
+        done = true;
+        io.stop();
+      },
+      asio::detached);
+  io.restart();
+  io.run_for(seconds(20));
+  busy.join();
+  EXPECT_TRUE(ticked);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(result.expiry.changed.size(), 1u);
 }
 
 TEST(QuotedPrintable, EncodesUtf8AndLongLines) {
