@@ -35,7 +35,8 @@ t3=$(date +%s.%N)
 sqlite3 "$WORK/floor.db" ".import --csv $WORK/users.csv raw"
 t4=$(date +%s.%N)
 sqlite3 "$WORK/floor.db" <<'SQL'
-PRAGMA cache_size = -65536;
+PRAGMA cache_size = -16384;  -- as mailroster's connections
+PRAGMA synchronous = NORMAL;
 BEGIN;
 INSERT INTO users(company_id, domain_id, address, address_key, first_name, surname, role, source,
   source_id, created_at, updated_at)
