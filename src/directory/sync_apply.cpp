@@ -44,6 +44,21 @@ void SyncRun::report(const core::Plan& plan) {
   }
 }
 
+std::vector<core::Id> SyncRun::users_of(const std::vector<std::string>& source_ids) {
+  std::vector<core::Id> out;
+  if (source_ids.empty()) return out;
+  if (!by_source_id_) {
+    by_source_id_.emplace();
+    for (auto& [id, user] : store_.source_ids(company_id_, source_)) {
+      by_source_id_->emplace(std::move(id), user);
+    }
+  }
+  for (const auto& id : source_ids) {
+    if (auto it = by_source_id_->find(id); it != by_source_id_->end()) out.push_back(it->second);
+  }
+  return out;
+}
+
 core::CompanyView SyncRun::view(const std::vector<std::string>& keys,
                                 const std::vector<std::string>& ids) {
   // When the first batch is as large as a good part of the company (a first sync or import,
@@ -64,7 +79,7 @@ core::CompanyView SyncRun::view(const std::vector<std::string>& keys,
     index_ = std::make_unique<core::CompanyIndex>(source_, store_.list_users(all),
                                                   store_.list_aliases(company_id_, std::nullopt));
   }
-  auto v = index_ ? index_->view(keys, ids) : store_.sync_view(company_id_, source_, keys, ids);
+  auto v = index_ ? index_->view(keys, ids) : store_.sync_view(company_id_, keys, users_of(ids));
   // Who else holds a key: only keys the view does not hold can be someone else's.
   std::unordered_set<std::string_view> own;
   for (const auto& u : v.users) own.insert(u.address.key());
@@ -91,7 +106,7 @@ core::CompanyView SyncRun::view(const std::vector<std::string>& keys,
   // Batches should not repeat an address (the sources see to it), but if one does, the
   // earlier batch's user or alias is looked up, so that it is a conflict like any other.
   if (!written.empty()) {
-    auto more = store_.sync_view(company_id_, source_, written, {});
+    auto more = store_.sync_view(company_id_, written, {});
     std::unordered_set<core::Id> users, aliases;
     for (const auto& u : v.users) users.insert(u.id);
     for (const auto& a : v.aliases) aliases.insert(a.id);
@@ -139,7 +154,7 @@ RunResult SyncRun::finish(bool source_complete, bool force,
   std::vector<core::User> removed;
   if (!removed_ids.empty()) {
     const std::set<std::string> ids(removed_ids.begin(), removed_ids.end());
-    for (auto& u : store_.sync_view(company_id_, source_, {}, removed_ids).users) {
+    for (auto& u : store_.sync_view(company_id_, {}, users_of(removed_ids)).users) {
       if (ids.count(u.source_id)) removed.push_back(std::move(u));
     }
   }

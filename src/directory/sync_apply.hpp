@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/sync_planner.hpp"
@@ -55,6 +56,10 @@ class SyncRun {
   // The part of the company a batch concerns: cut from the index once there is one, else
   // looked up in the store.
   core::CompanyView view(const std::vector<std::string>& keys, const std::vector<std::string>& ids);
+  // The company's users (of this source) with these source ids. The map of them is read at
+  // the first need: users this run creates later are not in it, and need not be (batches
+  // never repeat a source id).
+  std::vector<core::Id> users_of(const std::vector<std::string>& source_ids);
 
   store::Store& store_;
   core::Id company_id_;
@@ -68,6 +73,7 @@ class SyncRun {
   bool first_batch_ = true;
   bool use_index_ = false;
   std::unique_ptr<core::CompanyIndex> index_;
+  std::optional<std::unordered_map<std::string, core::Id>> by_source_id_;
   std::map<core::Id, std::string> company_names_;  // of other companies holding addresses
 };
 

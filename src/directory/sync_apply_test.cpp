@@ -168,6 +168,42 @@ TEST_F(SyncApply, BatchesPlanAsOneWholeBatchWould) {
             "u39@acme.example");
 }
 
+// Source ids are matched in memory (they have no index): a small batch in a large company,
+// which looks its addresses up, still finds a user by its source id when the address changed,
+// and a removal the source reports by id deletes the right user.
+TEST_F(SyncApply, ASmallBatchFindsUsersBySourceId) {
+  std::vector<core::DirectoryEntry> all;
+  for (int i = 0; i < 40; ++i) {
+    all.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
+    all.back().source_id = "guid-" + std::to_string(i);
+  }
+  auto s = snapshot(all);
+  s.source = core::Source::ldap;
+  apply_plan(store, plan_for(store, acme.id, s, {}), false);
+  const auto u7 = store.find_user(addr("u7@acme.example"));
+  const auto u8 = store.find_user(addr("u8@acme.example"));
+  ASSERT_TRUE(u7 && u8);
+
+  auto moved = entry("u7.new@acme.example");
+  moved.source_id = "guid-7";
+  core::SyncOptions o;
+  o.delete_removed = true;
+  RunResult r;
+  std::vector<core::PlanItem> seen;
+  store.atomically([&] {
+    SyncRun run(store, acme.id, core::Source::ldap, o, true,
+                [&](const core::PlanItem& i) { seen.push_back(i); });
+    run.add({moved});  // 2 keys against 40 users: looked up, not read whole
+    r = run.finish(false, false, {"guid-8", "guid-unknown"});
+  });
+  EXPECT_EQ(r.creates, 0u);
+  EXPECT_EQ(r.updates, 1u);
+  EXPECT_EQ(r.deletes, 1u);
+  EXPECT_EQ(store.find_user(addr("u7.new@acme.example"))->id, u7->id);
+  EXPECT_FALSE(store.user_by_id(u8->id));
+  EXPECT_EQ(users(), 39u);
+}
+
 // Users created in bulk are audited by SQL: the trail must read exactly as for a user added
 // one by one (core/json.hpp), awkward names included.
 TEST_F(SyncApply, BulkCreatesAreAuditedWithTheSameJsonAsSingleOnes) {

@@ -194,11 +194,15 @@ class Store {
   virtual void remove_discovered(Id id, const core::Actor& actor) = 0;
 
   // Directory sync (core/sync_planner.hpp). The part of a company a batch of entries
-  // concerns, by their address keys (primary and alias) and source ids; without foreign
-  // owners (see holders).
-  virtual core::CompanyView sync_view(Id company_id, core::Source source,
-                                      const std::vector<std::string>& address_keys,
-                                      const std::vector<std::string>& source_ids) = 0;
+  // concerns, by their address keys (primary and alias) and the users their source ids
+  // matched (source_ids); without foreign owners (see holders).
+  virtual core::CompanyView sync_view(Id company_id, const std::vector<std::string>& address_keys,
+                                      const std::vector<Id>& user_ids) = 0;
+  // The company's users from `source` that have a source id: (source id, user id). Source ids
+  // are matched in memory: an index of them (random GUIDs) made every bulk insert of users
+  // several times dearer than all the other indexes together.
+  virtual std::vector<std::pair<std::string, Id>> source_ids(Id company_id,
+                                                             core::Source source) = 0;
   // Of these address keys, the ones someone holds: by the company of the user or alias that
   // has it, or nullopt for the invalid list.
   virtual std::unordered_map<std::string, std::optional<Id>> holders(

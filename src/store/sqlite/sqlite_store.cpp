@@ -1179,9 +1179,9 @@ void SqliteStore::remove_discovered(Id id, const Actor& actor) {
 
 // ---- directory sync ----------------------------------------------------------------------
 
-core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
+core::CompanyView SqliteStore::sync_view(Id company_id,
                                          const std::vector<std::string>& address_keys,
-                                         const std::vector<std::string>& source_ids) {
+                                         const std::vector<Id>& user_ids) {
   return impl_->guard([&] {
     auto& I = *impl_;
     core::CompanyView view;
@@ -1189,7 +1189,7 @@ core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
     // A batch as large as a good part of the company (a directory read whole, a first import)
     // reads the whole company in index order: cheaper than a lookup per key.
     // (Counted only up to that point: COUNT(*) of a large company would cost a scan per batch.)
-    const auto wanted = static_cast<std::int64_t>(address_keys.size() + source_ids.size());
+    const auto wanted = static_cast<std::int64_t>(address_keys.size() + user_ids.size());
     auto count =
         I.db.prepare("SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE company_id = ?1 LIMIT ?2)");
     count.bind(1, company_id);
@@ -1204,7 +1204,6 @@ core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
       view.users = list_users(all);
       view.aliases = list_aliases(company_id, std::nullopt);
     } else {
-      const auto ids = nlohmann::json(source_ids).dump();
       {
         // UNION ALL and de-duplication here: UNION would sort every row in a temporary b-tree.
         const std::string columns(kUserColumns);
@@ -1212,12 +1211,11 @@ core::CompanyView SqliteStore::sync_view(Id company_id, core::Source source,
                               " FROM users WHERE company_id = ?1 AND address_key IN (SELECT value "
                               "FROM json_each(?2)) UNION ALL SELECT " +
                               columns +
-                              " FROM users WHERE company_id = ?1 AND source = ?3 AND source_id "
-                              "<> '' AND source_id IN (SELECT value FROM json_each(?4))");
+                              " FROM users WHERE id IN (SELECT value FROM json_each(?3)) AND "
+                              "+company_id = ?1");  // by id, not a scan of the company
         s.bind(1, company_id);
         s.bind(2, keys);
-        s.bind(3, core::to_string(source));
-        s.bind(4, ids);
+        s.bind(3, nlohmann::json(user_ids).dump());
         while (s.step()) {
           auto u = read_user(s);
           if (have.insert(u.id).second) view.users.push_back(std::move(u));
@@ -1258,6 +1256,19 @@ std::unordered_map<std::string, std::optional<Id>> SqliteStore::holders(
     while (s.step()) {
       out[s.text(0)] = s.is_null(1) ? std::nullopt : std::optional<Id>(s.int64(1));
     }
+    return out;
+  });
+}
+
+std::vector<std::pair<std::string, Id>> SqliteStore::source_ids(Id company_id,
+                                                                core::Source source) {
+  return impl_->guard([&] {
+    std::vector<std::pair<std::string, Id>> out;
+    auto s = impl_->db.prepare(
+        "SELECT source_id, id FROM users WHERE company_id = ? AND source = ? AND source_id <> ''");
+    s.bind(1, company_id);
+    s.bind(2, core::to_string(source));
+    while (s.step()) out.emplace_back(s.text(0), s.int64(1));
     return out;
   });
 }

@@ -74,9 +74,9 @@ class SqliteStore final : public Store {
 
   std::unordered_map<std::string, std::optional<Id>> holders(
       const std::vector<std::string_view>& address_keys) override;
-  core::CompanyView sync_view(Id company_id, core::Source source,
-                              const std::vector<std::string>& address_keys,
-                              const std::vector<std::string>& source_ids) override;
+  core::CompanyView sync_view(Id company_id, const std::vector<std::string>& address_keys,
+                              const std::vector<Id>& user_ids) override;
+  std::vector<std::pair<std::string, Id>> source_ids(Id company_id, core::Source source) override;
   std::vector<Id> user_ids(Id company_id, core::Source source) override;
   void apply_plan(const core::Plan& plan, const core::Actor& actor) override;
 
