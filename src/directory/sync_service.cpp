@@ -208,6 +208,8 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     report.rejected = std::move(r.rejected);
     report.info = std::move(r.info);
     auto seconds = [](Steady::duration d) { return std::chrono::duration<double>(d).count(); };
+    // read: until the last page read was written (reading and writing overlap); apply: the
+    // rest (groups, deletions, the commit).
     report.info["read_seconds"] = seconds(t1 - t0);
     report.info["apply_seconds"] = seconds(t2 - t1);
     json result = run_json(report.result);
