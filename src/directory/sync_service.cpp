@@ -187,19 +187,19 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     Steady::time_point t1;
     // The source is read on a second thread, a few batches ahead, while this one plans and
     // writes what came before, all in one transaction: a read that fails halfway undoes the
-    // batches already written.
+    // batches already written. The transaction starts with the first batch: connecting,
+    // binding and a server that does not answer keep nobody else from the store.
+    core::ReadAhead<std::vector<core::DirectoryEntry>> ahead(
+        [&](const auto& push) {
+          r = read(sync, company_domains, [&](std::vector<core::DirectoryEntry>&& batch) {
+            return push(std::move(batch));
+          });
+        },
+        8);
+    auto first = ahead.next();
     store_.atomically([&] {
       SyncRun run(store_, company_id, kind, options, true, {});
-      {
-        core::ReadAhead<std::vector<core::DirectoryEntry>> ahead(
-            [&](const auto& push) {
-              r = read(sync, company_domains, [&](std::vector<core::DirectoryEntry>&& batch) {
-                return push(std::move(batch));
-              });
-            },
-            8);
-        while (auto batch = ahead.next()) run.add(*batch);
-      }
+      for (auto batch = std::move(first); batch; batch = ahead.next()) run.add(*batch);
       t1 = Steady::now();
       run.add(r.snapshot.entries);  // what the source kept to the end (LDAP: the groups)
       report.result = run.finish(r.snapshot.complete, force, r.snapshot.removed);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <future>
+
 #include "core/discovery.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_support.hpp"
@@ -43,6 +46,7 @@ class MemoryDirectory : public DirectorySource {
         r.snapshot.entries.push_back(e);
         continue;
       }
+      if (handed == 0 && before_first) before_first();
       if (cut_after && handed == *cut_after) {
         return core::Error{core::ErrorCode::unavailable, "connection lost mid-read", ""};
       }
@@ -55,6 +59,7 @@ class MemoryDirectory : public DirectorySource {
   std::vector<std::pair<std::string, std::string>> entries;
   bool down = false;
   std::optional<std::size_t> cut_after;
+  std::function<void()> before_first;  // called before the first entry is handed over
   int reads = 0;
   std::string last_state;
 };
@@ -146,6 +151,21 @@ TEST_F(SyncServiceTest, AFailedReadAppliesAndDeletesNothingAndIsRecorded) {
   source.entries.pop_back();
   service.run(corp.id, core::Source::ldap, false);
   EXPECT_EQ(store.count_users(corp.id), 1u);
+}
+
+// Until the source hands over its first entries (connecting, binding, a slow first page) the
+// run holds no transaction: other callers can use the store meanwhile.
+TEST_F(SyncServiceTest, TheStoreIsFreeUntilTheFirstEntriesArrive) {
+  configure();
+  bool free = false;
+  std::future<std::size_t> other;  // outlives the hook: were the store held, it ends after the run
+  source.before_first = [&] {
+    other = std::async(std::launch::async, [&] { return store.count_users(corp.id); });
+    free = other.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  };
+  service.run(corp.id, core::Source::ldap, false);
+  EXPECT_TRUE(free);
+  EXPECT_EQ(store.count_users(corp.id), 2u);
 }
 
 // A run writes each batch while the next is read, all in one transaction: a read cut off
