@@ -70,14 +70,13 @@ core::CompanyView SyncRun::view(const std::vector<std::string>& keys,
   constexpr std::size_t kIndexedUsers = 250'000;
   if (first_batch_) {
     first_batch_ = false;
-    use_index_ = result_.company_users <= kIndexedUsers &&
-                 4 * (keys.size() + ids.size()) >= result_.company_users;
-  }
-  if (use_index_ && !index_) {
-    store::UserFilter all;
-    all.company_id = company_id_;
-    index_ = std::make_unique<core::CompanyIndex>(source_, store_.list_users(all),
-                                                  store_.list_aliases(company_id_, std::nullopt));
+    if (result_.company_users <= kIndexedUsers &&
+        4 * (keys.size() + ids.size()) >= result_.company_users) {
+      store::UserFilter all;
+      all.company_id = company_id_;
+      index_ = std::make_unique<core::CompanyIndex>(source_, store_.list_users(all),
+                                                    store_.list_aliases(company_id_, std::nullopt));
+    }
   }
   auto v = index_ ? index_->view(keys, ids) : store_.sync_view(company_id_, keys, users_of(ids));
   // Who else holds a key: only keys the view does not hold can be someone else's.

@@ -71,8 +71,7 @@ class SyncRun {
   core::Actor actor_;
   std::vector<core::Id> before_;  // the source's users before the run, when deleting
   bool first_batch_ = true;
-  bool use_index_ = false;
-  std::unique_ptr<core::CompanyIndex> index_;
+  std::unique_ptr<core::CompanyIndex> index_;  // made at the first batch, or never
   std::optional<std::unordered_map<std::string, core::Id>> by_source_id_;
   std::map<core::Id, std::string> company_names_;  // of other companies holding addresses
 };
