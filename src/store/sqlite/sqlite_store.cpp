@@ -1186,56 +1186,40 @@ core::CompanyView SqliteStore::sync_view(Id company_id,
     auto& I = *impl_;
     core::CompanyView view;
     std::unordered_set<Id> have;
-    // A batch as large as a good part of the company (a directory read whole, a first import)
-    // reads the whole company in index order: cheaper than a lookup per key.
-    // (Counted only up to that point: COUNT(*) of a large company would cost a scan per batch.)
-    const auto wanted = static_cast<std::int64_t>(address_keys.size() + user_ids.size());
-    auto count =
-        I.db.prepare("SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE company_id = ?1 LIMIT ?2)");
-    count.bind(1, company_id);
-    count.bind(2, 4 * wanted + 1);
-    count.step();
-    const bool whole = 4 * wanted >= count.int64(0);
+    // The view is looked up key by key: SyncRun reads a company whole when that pays.
     // Key lists go in as one JSON array each: one statement per batch, whatever its size.
     const auto keys = nlohmann::json(address_keys).dump();
-    if (whole) {
-      UserFilter all;
-      all.company_id = company_id;
-      view.users = list_users(all);
-      view.aliases = list_aliases(company_id, std::nullopt);
-    } else {
-      {
-        // UNION ALL and de-duplication here: UNION would sort every row in a temporary b-tree.
-        const std::string columns(kUserColumns);
-        auto s = I.db.prepare("SELECT " + columns +
-                              " FROM users WHERE company_id = ?1 AND address_key IN (SELECT value "
-                              "FROM json_each(?2)) UNION ALL SELECT " +
-                              columns +
-                              " FROM users WHERE id IN (SELECT value FROM json_each(?3)) AND "
-                              "+company_id = ?1");  // by id, not a scan of the company
-        s.bind(1, company_id);
-        s.bind(2, keys);
-        s.bind(3, nlohmann::json(user_ids).dump());
-        while (s.step()) {
-          auto u = read_user(s);
-          if (have.insert(u.id).second) view.users.push_back(std::move(u));
-        }
+    {
+      // UNION ALL and de-duplication here: UNION would sort every row in a temporary b-tree.
+      const std::string columns(kUserColumns);
+      auto s = I.db.prepare("SELECT " + columns +
+                            " FROM users WHERE company_id = ?1 AND address_key IN (SELECT value "
+                            "FROM json_each(?2)) UNION ALL SELECT " +
+                            columns +
+                            " FROM users WHERE id IN (SELECT value FROM json_each(?3)) AND "
+                            "+company_id = ?1");  // by id, not a scan of the company
+      s.bind(1, company_id);
+      s.bind(2, keys);
+      s.bind(3, nlohmann::json(user_ids).dump());
+      while (s.step()) {
+        auto u = read_user(s);
+        if (have.insert(u.id).second) view.users.push_back(std::move(u));
       }
-      std::vector<Id> user_list(have.begin(), have.end());
-      {
-        auto s = I.db.prepare(
-            "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE +company_id = "
-            "?1 AND address_key IN (SELECT value FROM json_each(?2)) UNION SELECT id, company_id, "
-            "user_id, address, created_at FROM aliases WHERE user_id IN (SELECT value FROM "
-            "json_each(?3))");
-        s.bind(1, company_id);
-        s.bind(2, keys);
-        s.bind(3, nlohmann::json(user_list).dump());
-        while (s.step()) view.aliases.push_back(read_alias(s));
-      }
-      for (const auto& a : view.aliases) {  // the users of aliases that hold a wanted address
-        if (have.insert(a.user_id).second) view.users.push_back(I.require_user(a.user_id));
-      }
+    }
+    std::vector<Id> user_list(have.begin(), have.end());
+    {
+      auto s = I.db.prepare(
+          "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE +company_id = "
+          "?1 AND address_key IN (SELECT value FROM json_each(?2)) UNION SELECT id, company_id, "
+          "user_id, address, created_at FROM aliases WHERE user_id IN (SELECT value FROM "
+          "json_each(?3))");
+      s.bind(1, company_id);
+      s.bind(2, keys);
+      s.bind(3, nlohmann::json(user_list).dump());
+      while (s.step()) view.aliases.push_back(read_alias(s));
+    }
+    for (const auto& a : view.aliases) {  // the users of aliases that hold a wanted address
+      if (have.insert(a.user_id).second) view.users.push_back(I.require_user(a.user_id));
     }
     return view;
   });
