@@ -674,10 +674,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "?delete_missing=true plans deletes of CSV users not in the file",
        false, in_company([this, admin_of, plan_json](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         std::set<std::string> domains;
-         for (const auto& d : store_.list_domains(co.id)) domains.insert(d.name);
          std::istringstream in(req.body);
-         auto read = directory::csv::read_user_csv(in, domains);
+         auto read = directory::csv::read_user_csv(in, store::domain_names(store_, co.id));
          if (!read) return json_error(400, "invalid_argument", read.error().message, "file");
          const auto q = query_params(req.query);
          core::SyncOptions options;

@@ -941,9 +941,8 @@ void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
              const auto c = ctx.company(opt.company);
              std::ifstream in(opt.file, std::ios::binary);
              if (!in) throw Failure(ErrorCode::invalid_argument, "cannot read '" + opt.file + "'");
-             std::set<std::string> domains;
-             for (const auto& d : ctx.store().list_domains(c.id)) domains.insert(d.name);
-             auto opened = directory::csv::UserCsvReader::open(in, domains);
+             auto opened =
+                 directory::csv::UserCsvReader::open(in, store::domain_names(ctx.store(), c.id));
              if (!opened) throw Failure(opened.error());
              auto reader = std::move(opened).value();
 

@@ -120,12 +120,6 @@ void keep_company_domains(std::vector<core::DirectoryEntry>& entries,
 
 }  // namespace
 
-std::set<std::string> SyncService::domains(core::Id company_id) {
-  std::set<std::string> out;
-  for (const auto& d : store_.list_domains(company_id)) out.insert(d.name);
-  return out;
-}
-
 SourceRead SyncService::read(const store::DirectorySync& sync, const std::set<std::string>& domains,
                              const core::EntrySink& on_entries) {
   auto secret = secrets_.unseal(sync.sealed_secret);
@@ -161,7 +155,7 @@ json SyncService::test(core::Id company_id, core::Source kind) {
 
 Preview SyncService::preview(core::Id company_id, core::Source kind) {
   const auto sync = require(company_id, kind);
-  auto r = read(sync, domains(company_id), {});
+  auto r = read(sync, store::domain_names(store_, company_id), {});
   Preview p;
   p.plan = plan_for(store_, company_id, r.snapshot, config_of(sync).options);
   p.rejected = std::move(r.rejected);
@@ -181,7 +175,7 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     using Steady = std::chrono::steady_clock;
     const auto t0 = Steady::now();
     const auto options = config_of(sync).options;
-    const auto company_domains = domains(company_id);
+    const auto company_domains = store::domain_names(store_, company_id);
     RunReport report;
     SourceRead r;
     Steady::time_point t1;

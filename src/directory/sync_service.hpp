@@ -99,7 +99,6 @@ class SyncService {
   // company's domains.
   SourceRead read(const store::DirectorySync& sync, const std::set<std::string>& domains,
                   const core::EntrySink& on_entries);
-  std::set<std::string> domains(core::Id company_id);
 
   store::Store& store_;
   const store::SecretBox& secrets_;

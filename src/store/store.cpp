@@ -14,6 +14,12 @@ std::string_view to_string(LoginRole r) {
   return "?";
 }
 
+std::set<std::string> domain_names(Store& store, Id company_id) {
+  std::set<std::string> out;
+  for (const auto& d : store.list_domains(company_id)) out.insert(d.name);
+  return out;
+}
+
 std::optional<LoginRole> parse_login_role(std::string_view t) {
   if (t == "operator") return LoginRole::operator_role;
   if (t == "company_admin") return LoginRole::company_admin;

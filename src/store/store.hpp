@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -260,5 +261,8 @@ class Store {
   // Audit trail, newest first.
   virtual std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) = 0;
 };
+
+// The names of a company's domains: the addresses an import or a directory sync may use.
+std::set<std::string> domain_names(Store& store, Id company_id);
 
 }  // namespace mailroster::store
