@@ -312,8 +312,8 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
   // address or its identity is an earlier entry's; an alias an earlier entry has is dropped
   // from it, with the reason.
   std::vector<std::string> claimed_by;                    // the DNs of entries kept so far
-  std::unordered_map<std::string, std::size_t> used;      // address key -> its entry's DN
-  std::unordered_map<std::string, std::size_t> identity;  // source id -> its entry's DN
+  std::unordered_map<std::string, std::size_t> used;      // address key -> its entry in claimed_by
+  std::unordered_map<std::string, std::size_t> identity;  // source id -> its entry in claimed_by
   auto claim = [&](const std::string& dn, core::DirectoryEntry& entry) {
     if (auto it = used.find(entry.address.key()); it != used.end()) {
       out.rejected.push_back({dn, "address " + entry.address.str() + " is also the address of " +

@@ -69,8 +69,7 @@ core::Result<ServerInfo> test_connection(const LdapSettings& settings, const std
 // Across the whole read an address and an identity (objectGUID, entryUUID) belong to one
 // entry only: a later entry with an address an earlier one has, as primary or alias, or with
 // its identity, is rejected (or, for an alias, loses it), so that no two batches repeat
-// either. on_page is called after each page of results (tests stop
-// the server there).
+// either. on_page is called after each page of results (tests stop the server there).
 core::Result<LdapRead> read_directory(const LdapSettings& settings, const std::string& password,
                                       const std::optional<ServerState>& last,
                                       const core::EntrySink& on_entries = {},
