@@ -207,6 +207,41 @@ TEST(SqliteStoreOpen, UsesWalAndForeignKeys) {
   sqlite3_close(db);
 }
 
+namespace {
+int page_size_of(const std::string& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &stmt, nullptr);
+  const int size = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return size;
+}
+}  // namespace
+
+TEST(SqliteStoreOpen, ANewDatabaseHas16KiBPagesAnOldOneKeepsItsOwn) {
+  testing::TempDir dir;
+  core::SystemClock clock;
+  { SqliteStore s(dir.file("new.db"), clock); }
+  EXPECT_EQ(page_size_of(dir.file("new.db")), 16384);
+  // A database made with SQLite's default page size (as before) opens, migrates and works.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("old.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE "
+                         "t (x)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  {
+    SqliteStore s(dir.file("old.db"), clock);
+    s.add_company({"acme", "it@acme.example", "", {}}, core::Actor{"test"});
+    EXPECT_TRUE(s.find_company("acme"));
+  }
+  EXPECT_EQ(page_size_of(dir.file("old.db")), 4096);
+}
+
 TEST(SqliteStoreOpen, UnopenablePathIsAClearError) {
   core::SystemClock clock;
   expect_failure([&] { SqliteStore s("/nonexistent-dir/x/state.db", clock); }, ErrorCode::internal,
