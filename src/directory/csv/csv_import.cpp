@@ -1,7 +1,5 @@
 #include "directory/csv/csv_import.hpp"
 
-#include <unordered_map>
-
 #include "directory/csv/csv_reader.hpp"
 
 namespace mailroster::directory::csv {
@@ -15,8 +13,6 @@ std::string trim(std::string_view s) {
 }
 
 constexpr const char* kNames[] = {"email", "first_name", "surname", "role", "type", "aliases"};
-
-std::uint64_t hash_of(const std::string& key) { return std::hash<std::string>{}(key); }
 
 }  // namespace
 
@@ -126,19 +122,19 @@ std::optional<core::DirectoryEntry> UserCsvReader::entry(
     e.aliases = std::move(aliases);
   }
   // Duplicates and clashes within the file.
-  if (auto it = seen_.find(hash_of(e.address.key())); it != seen_.end()) {
-    return bad(e.address.str() + " is already used on line " + std::to_string(it->second));
+  if (auto line = seen_.holder(e.address.key())) {
+    return bad(e.address.str() + " is already used on line " + std::to_string(*line));
   }
   if (e.aliases) {
     for (const auto& a : *e.aliases) {
-      if (auto it = seen_.find(hash_of(a.key())); it != seen_.end()) {
-        return bad("alias " + a.str() + " clashes with line " + std::to_string(it->second));
+      if (auto line = seen_.holder(a.key())) {
+        return bad("alias " + a.str() + " clashes with line " + std::to_string(*line));
       }
     }
   }
-  seen_.emplace(hash_of(e.address.key()), rec.line);
+  seen_.claim(e.address.key(), rec.line);
   if (e.aliases) {
-    for (const auto& a : *e.aliases) seen_.emplace(hash_of(a.key()), rec.line);
+    for (const auto& a : *e.aliases) seen_.claim(a.key(), rec.line);
   }
   return e;
 }

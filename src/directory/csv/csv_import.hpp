@@ -5,17 +5,16 @@
 // company's domains, unknown role or type, duplicate in the file, alias clash.
 #pragma once
 
-#include <cstdint>
 #include <functional>
 #include <istream>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/first_claims.hpp"
 #include "core/read_ahead.hpp"
 #include "core/sync_planner.hpp"
 #include "directory/csv/csv_reader.hpp"
@@ -35,9 +34,8 @@ struct CsvSnapshot {
 };
 
 // Reads a user CSV batch by batch, so a file of any length is imported in bounded memory:
-// what it keeps across batches is, per address, a 64-bit hash and the line that used it (to
-// report duplicates and clashes). Two distinct addresses sharing a hash would make the later
-// one a reported "duplicate" row; at a million rows that chance is about 1 in 30 million.
+// what it keeps across batches is, per address, the line that used it first (to report
+// duplicates and clashes), in 16 bytes (core::FirstClaims).
 class UserCsvReader {
  public:
   // company_domains: lower-case domain names. Fails (invalid_argument) when the file as a
@@ -62,7 +60,7 @@ class UserCsvReader {
   int index_[kColumns];
   std::size_t header_fields_ = 0;
   std::vector<std::string> unknown_columns_;
-  std::unordered_map<std::uint64_t, std::size_t> seen_;  // address hash -> line that used it
+  core::FirstClaims seen_;  // addresses, by the line that used each first
   std::size_t rows_ = 0;
 };
 

@@ -6,7 +6,8 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include <unordered_map>
+
+#include "core/first_claims.hpp"
 
 namespace mailroster::directory::ldap {
 
@@ -311,31 +312,31 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
   // Keeps an entry's addresses and identity to itself: false (rejected) when its primary
   // address or its identity is an earlier entry's; an alias an earlier entry has is dropped
   // from it, with the reason.
-  std::vector<std::string> claimed_by;                    // the DNs of entries kept so far
-  std::unordered_map<std::string, std::size_t> used;      // address key -> its entry in claimed_by
-  std::unordered_map<std::string, std::size_t> identity;  // source id -> its entry in claimed_by
+  std::vector<std::string> claimed_by;  // the DNs of entries kept so far
+  core::FirstClaims used;               // address keys, by their entries in claimed_by
+  core::FirstClaims identity;           // source ids, by their entries in claimed_by
   auto claim = [&](const std::string& dn, core::DirectoryEntry& entry) {
-    if (auto it = used.find(entry.address.key()); it != used.end()) {
+    if (auto holder = used.holder(entry.address.key())) {
       out.rejected.push_back({dn, "address " + entry.address.str() + " is also the address of " +
-                                      claimed_by[it->second] + "; left out"});
+                                      claimed_by[*holder] + "; left out"});
       return false;
     }
     const auto self = claimed_by.size();
     if (!entry.source_id.empty()) {
-      if (auto [it, fresh] = identity.try_emplace(entry.source_id, self); !fresh) {
+      if (auto holder = identity.claim(entry.source_id, self); holder != self) {
         out.rejected.push_back({dn, "identity " + entry.source_id + " is also that of " +
-                                        claimed_by[it->second] + "; left out"});
+                                        claimed_by[holder] + "; left out"});
         return false;
       }
     }
     claimed_by.push_back(dn);
-    used.emplace(entry.address.key(), self);
+    used.claim(entry.address.key(), self);
     if (!entry.aliases) return true;
     std::erase_if(*entry.aliases, [&](const core::Address& a) {
-      auto [it, fresh] = used.try_emplace(a.key(), self);
-      if (fresh || it->second == self) return false;
+      const auto holder = used.claim(a.key(), self);
+      if (holder == self) return false;
       out.rejected.push_back({dn, "alias " + a.str() + " of " + entry.address.str() +
-                                      " is also an address of " + claimed_by[it->second] +
+                                      " is also an address of " + claimed_by[holder] +
                                       "; left out"});
       return true;
     });
