@@ -10,11 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string_view>
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/hash/hash.h>
 
 namespace mailroster::core {
 
@@ -34,7 +34,7 @@ class FirstClaims {
   }
 
  private:
-  static std::uint64_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  static std::uint64_t hash(std::string_view key) { return absl::Hash<std::string_view>{}(key); }
 
   absl::flat_hash_map<std::uint64_t, std::size_t> holders_;
 };
