@@ -41,6 +41,30 @@ std::string json_text(const T& value) {
   return nlohmann::json(value).dump();
 }
 
+// A user.add event keeps the new user without what the event's own columns say (the address
+// is its object, the company its company, both times its time): a bulk import or sync writes
+// one event per user, and these fields were a third of each (audit events were half of the
+// database). list_audit puts them back, so a reader sees the whole user as the API shows it.
+constexpr const char* kUserAddImplied[] = {"address", "company_id", "created_at", "updated_at"};
+
+std::string user_add_after(const core::User& u) {
+  auto j = nlohmann::json(u);
+  for (const char* field : kUserAddImplied) j.erase(field);
+  return j.dump();
+}
+
+// The event's after as written before (the whole user) or now (without the implied fields).
+std::string whole_user_add_after(const core::AuditEvent& e) {
+  auto j = nlohmann::json::parse(e.after, nullptr, false);
+  if (!j.is_object()) return e.after;
+  const auto at = core::format_iso8601(e.at);
+  j.emplace("address", e.object);
+  j.emplace("company_id", e.company_id ? nlohmann::json(*e.company_id) : nlohmann::json());
+  j.emplace("created_at", at);
+  j.emplace("updated_at", at);
+  return j.dump();
+}
+
 constexpr std::string_view kUserColumns =
     "id, company_id, address, first_name, surname, role, source, source_id, created_at, "
     "updated_at";
@@ -124,11 +148,12 @@ struct SqliteStore::Impl {
   TimePoint now() const { return clock.now(); }
 
   void audit(std::optional<Id> company_id, const Actor& actor, std::string_view action,
-             std::string_view object, const std::string& before, const std::string& after) {
+             std::string_view object, const std::string& before, const std::string& after,
+             std::optional<std::int64_t> at = std::nullopt) {
     db.prepare(
           "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
           "VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(1, to_unix(now()))
+        .bind(1, at ? *at : to_unix(now()))
         .bind(2, company_id)
         .bind(3, actor.name)
         .bind(4, action)
@@ -460,7 +485,8 @@ struct SqliteStore::Impl {
     created.source = u.source;
     created.source_id = u.source_id;
     created.created_at = created.updated_at = from_unix(now);
-    audit(created.company_id, actor, "user.add", created.address.str(), "", json_text(created));
+    audit(created.company_id, actor, "user.add", created.address.str(), "", user_add_after(created),
+          now);
     return created;
   }
 
@@ -507,23 +533,21 @@ struct SqliteStore::Impl {
       return s.step() ? s.int64(0) : std::int64_t{0};
     };
     const bool consecutive = id_of(rows.front().item) == first && id_of(rows.back().item) == last;
-    // The same JSON as the one-by-one path's nlohmann::json(User) (keys in name order, the same
+    // The same JSON as the one-by-one path's user_add_after (keys in name order, the same
     // escapes; a test compares them).
     const std::string audit =
         "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
-        "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('address', "
-        "u.address, 'company_id', u.company_id, 'created_at', ?3, 'first_name', u.first_name, "
-        "'id', u.id, 'role', u.role, 'source', ?4, 'source_id', u.source_id, 'surname', "
-        "u.surname, 'updated_at', ?3) FROM ";
-    db.prepare(audit + (consecutive ? "(SELECT ?5 + seq AS id, * FROM temp.bulk_users) u "
+        "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('first_name', "
+        "u.first_name, 'id', u.id, 'role', u.role, 'source', ?3, 'source_id', u.source_id, "
+        "'surname', u.surname) FROM ";
+    db.prepare(audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM temp.bulk_users) u "
                                       "ORDER BY u.seq"
                                     : "temp.bulk_users b JOIN users u ON u.address_key = "
                                       "b.address_key ORDER BY b.seq"))
         .bind(1, now)
         .bind(2, actor.name)
-        .bind(3, core::format_iso8601(from_unix(now)))
-        .bind(4, core::to_string(source))
-        .bind(5, first)
+        .bind(3, core::to_string(source))
+        .bind(4, first)
         .run();
     db.exec("DELETE FROM temp.bulk_users");
   }
@@ -1688,6 +1712,7 @@ std::vector<core::AuditEvent> SqliteStore::list_audit(const AuditFilter& f) {
       e.object = s.text(5);
       e.before = s.text(6);
       e.after = s.text(7);
+      if (e.action == "user.add" && !e.after.empty()) e.after = whole_user_add_after(e);
       out.push_back(std::move(e));
     }
     return out;

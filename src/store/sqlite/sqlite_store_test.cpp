@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/json.hpp"
 #include "store/migrations/migration.hpp"
 #include "test_support.hpp"
 
@@ -405,6 +406,53 @@ TEST_F(SqliteStoreTest, AddsAUserToTheCompanyOfItsDomain) {
   EXPECT_EQ(events[0].actor, "test");
   EXPECT_TRUE(events[0].before.empty());
   EXPECT_NE(events[0].after.find("\"silent_user\""), std::string::npos);
+}
+
+// A user.add event stores the user without what the event itself says (address, company,
+// times), and reads back whole, as the API shows a user; so do events written before.
+TEST_F(SqliteStoreTest, AUserAddEventStoresLessAndReadsBackTheWholeUser) {
+  auto acme = add_acme();
+  auto u = add_user("Alice@acme.example", core::Role::end_user);
+  auto stored_after = [&](const std::string& object) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, "SELECT after FROM audit_events WHERE object = ?", -1, &stmt, nullptr);
+    sqlite3_bind_text(stmt, 1, object.c_str(), -1, SQLITE_TRANSIENT);
+    std::string out;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out;
+  };
+  const auto raw = nlohmann::json::parse(stored_after("Alice@acme.example"));
+  for (const char* implied : {"address", "company_id", "created_at", "updated_at"}) {
+    EXPECT_FALSE(raw.contains(implied)) << implied;
+  }
+  EXPECT_EQ(raw.at("id"), u.id);
+  EXPECT_EQ(raw.at("role"), "end_user");
+  const auto events = store.list_audit({acme.id, 1});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].after, nlohmann::json(u).dump());
+
+  // An event as written before this change (the whole user) reads back as it was.
+  clock.advance(std::chrono::seconds(90));
+  auto bob = add_user("bob@acme.example");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, "UPDATE audit_events SET after = ? WHERE object = 'bob@acme.example'",
+                       -1, &stmt, nullptr);
+    const auto whole = nlohmann::json(bob).dump();
+    sqlite3_bind_text(stmt, 1, whole.c_str(), -1, SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_DONE);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+  }
+  EXPECT_EQ(store.list_audit({acme.id, 1})[0].after, nlohmann::json(bob).dump());
 }
 
 TEST_F(SqliteStoreTest, RefusesUsersOutsideRegisteredDomainsAndDuplicates) {
