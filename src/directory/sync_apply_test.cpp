@@ -1,6 +1,7 @@
 #include "directory/sync_apply.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <map>
 
@@ -38,6 +39,9 @@ class SyncApply : public ::testing::Test {
     return s;
   }
   std::size_t users() { return store.count_users(acme.id); }
+  // Creates odd and plain users by a plan and checks each has one user.add event that reads
+  // as the user itself.
+  void expect_bulk_audit_as_single();
   // Users u0..u39@acme.example, u2 with the alias shared@.
   void add_numbered_users() {
     for (int i = 0; i < 40; ++i) {
@@ -207,23 +211,48 @@ TEST_F(SyncApply, ASmallBatchFindsUsersBySourceId) {
 // Users created in bulk are audited by SQL: the trail must read exactly as for a user added
 // one by one (core/json.hpp), awkward names included.
 TEST_F(SyncApply, BulkCreatesAreAuditedWithTheSameJsonAsSingleOnes) {
+  expect_bulk_audit_as_single();
+}
+
+// New rows normally take consecutive ids, which the bulk audit relies on; once the largest id
+// is SQLite's maximum, new rows take random free ids and the audit finds each new user by its
+// address instead (this path failed on a parameter it did not have, until this test).
+TEST_F(SyncApply, BulkCreatesAreAuditedWhenTheirIdsAreNotConsecutive) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
+  const auto sql =
+      "INSERT INTO users(id, company_id, domain_id, address, address_key, role, "
+      "source, created_at, updated_at) SELECT 9223372036854775807, company_id, id, "
+      "'top@globex.example', 'top@globex.example', 'silent_user', 'manual', 0, 0 "
+      "FROM domains WHERE name = 'globex.example'";
+  ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  expect_bulk_audit_as_single();
+}
+
+void SyncApply::expect_bulk_audit_as_single() {
   auto odd = entry("odd@acme.example");
   odd.first_name = "Quote\" back\\ tab\t nl\n cr\r \x01 \x7f Zoë";
   odd.surname = "Øster 李 </script>";
   odd.source_id = "id-1";
-  const auto plan = plan_for(store, acme.id, snapshot({odd, entry("plain@acme.example")}), {});
+  std::vector<core::DirectoryEntry> entries = {odd};
+  for (int i = 0; i < 20; ++i) {
+    entries.push_back(entry(("plain" + std::to_string(i) + "@acme.example").c_str()));
+  }
+  const auto plan = plan_for(store, acme.id, snapshot(entries), {});
   apply_plan(store, plan, false);
-  for (const char* a : {"odd@acme.example", "plain@acme.example"}) {
-    const auto user = store.find_user(addr(a));
+  const auto events = store.list_audit({acme.id, 0});
+  for (const auto& want : entries) {
+    const auto user = store.find_user(want.address);
     ASSERT_TRUE(user);
-    bool found = false;
-    for (const auto& e : store.list_audit({acme.id, 0})) {
-      if (e.action != "user.add" || e.object != a) continue;
-      found = true;
+    std::size_t found = 0;
+    for (const auto& e : events) {
+      if (e.action != "user.add" || e.object != want.address.str()) continue;
+      ++found;
       EXPECT_EQ(e.after, nlohmann::json(*user).dump());
       EXPECT_EQ(e.actor, "sync:csv");
     }
-    EXPECT_TRUE(found) << a;
+    EXPECT_EQ(found, 1u) << want.address.str();
   }
 }
 

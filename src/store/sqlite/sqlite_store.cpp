@@ -540,15 +540,14 @@ struct SqliteStore::Impl {
         "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('first_name', "
         "u.first_name, 'id', u.id, 'role', u.role, 'source', ?3, 'source_id', u.source_id, "
         "'surname', u.surname) FROM ";
-    db.prepare(audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM temp.bulk_users) u "
-                                      "ORDER BY u.seq"
-                                    : "temp.bulk_users b JOIN users u ON u.address_key = "
-                                      "b.address_key ORDER BY b.seq"))
-        .bind(1, now)
-        .bind(2, actor.name)
-        .bind(3, core::to_string(source))
-        .bind(4, first)
-        .run();
+    auto insert_audit =
+        db.prepare(audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM temp.bulk_users) u "
+                                          "ORDER BY u.seq"
+                                        : "temp.bulk_users b JOIN users u ON u.address_key = "
+                                          "b.address_key ORDER BY b.seq"));
+    insert_audit.bind(1, now).bind(2, actor.name).bind(3, core::to_string(source));
+    if (consecutive) insert_audit.bind(4, first);
+    insert_audit.run();
     db.exec("DELETE FROM temp.bulk_users");
   }
 
