@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -146,6 +147,31 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+long claim_mismatches(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) {
+    sqlite3_close(db);
+    return -1;
+  }
+  const char* sql =
+      "WITH held(address_key, kind) AS (SELECT address_key, 'user' FROM users UNION ALL "
+      "SELECT address_key, 'alias' FROM aliases UNION ALL SELECT address_key, 'invalid' FROM "
+      "invalid_addresses) SELECT (SELECT count(*) FROM (SELECT address_key, kind FROM "
+      "address_claims EXCEPT SELECT address_key, kind FROM held)) + (SELECT count(*) FROM "
+      "(SELECT address_key, kind FROM held EXCEPT SELECT address_key, kind FROM "
+      "address_claims)) + abs((SELECT count(*) FROM held) - (SELECT count(*) FROM "
+      "address_claims))";
+  sqlite3_stmt* stmt = nullptr;
+  long out = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    out = sqlite3_column_int64(stmt, 0);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return out;
 }
 
 }  // namespace mailroster::testing

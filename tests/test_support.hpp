@@ -61,6 +61,11 @@ struct HttpResult {
 };
 HttpResult http_get(int port, const std::string& path);
 
+// How far a mailroster SQLite database's address claims are from exactly the addresses of its
+// users, aliases and invalid addresses (claims missing, left over or of the wrong kind): 0
+// when they match.
+long claim_mismatches(const std::string& db_path);
+
 void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);
 

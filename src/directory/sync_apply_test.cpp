@@ -254,6 +254,7 @@ void SyncApply::expect_bulk_audit_as_single() {
     }
     EXPECT_EQ(found, 1u) << want.address.str();
   }
+  EXPECT_EQ(testing::claim_mismatches(dir.file("state.db")), 0);  // claimed with the bulk insert
 }
 
 TEST_F(SyncApply, AFailureMidApplyChangesNothing) {

@@ -455,6 +455,54 @@ TEST_F(SqliteStoreTest, AUserAddEventStoresLessAndReadsBackTheWholeUser) {
   EXPECT_EQ(store.list_audit({acme.id, 1})[0].after, nlohmann::json(bob).dump());
 }
 
+// After every kind of write, the address claims are exactly the addresses of users, aliases and
+// invalid addresses.
+TEST_F(SqliteStoreTest, ClaimsAreExactlyTheAddressesAfterEveryKindOfWrite) {
+  add_acme();
+  const auto db = dir.file("state.db");
+  auto ann = add_user("ann@acme.example");
+  auto bob = add_user("bob@acme.example");
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "users added";
+  auto alias = store.add_alias(ann.id, addr("a.lee@acme.example"), actor);
+  store.add_alias(ann.id, addr("ann@acme.test"), actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "aliases added";
+  store.add_invalid(addr("gone@acme.example"), "left", actor);
+  store.add_invalid(addr("old@acme.test"), "left", actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "invalid added";
+  UserChange move;
+  move.address = addr("ann.lee@acme.example");
+  store.update_user(ann.id, move, actor);
+  UserChange spelling;
+  spelling.address = addr("Bob@acme.example");
+  store.update_user(bob.id, spelling, actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "addresses changed";
+  add_user("gone@acme.example");  // takes the invalid address over
+  EXPECT_FALSE(store.find_invalid(addr("gone@acme.example")));
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "invalid taken over";
+  expect_failure([&] { store.add_alias(bob.id, addr("ann.lee@acme.example"), actor); },
+                 ErrorCode::conflict, "");
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "refused alias";
+  store.remove_alias(alias.id, actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "alias removed";
+  store.remove_user(ann.id, actor);  // with its other alias
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "user removed";
+  store.remove_invalid(store.find_invalid(addr("old@acme.test"))->id, actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "invalid removed";
+  store.add_alias(bob.id, addr("bob@acme.test"), actor);
+  add_user("carol@acme.test");
+  store.remove_domain(store.find_domain("acme.test")->id, true, actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "domain removed";
+  // Not vacuous: bob and gone@ are left, and a claim written by hand is seen.
+  EXPECT_EQ(store.count_users(bob.company_id), 2u);
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "INSERT INTO address_claims VALUES ('stray@acme.example', 'user')",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+  EXPECT_GT(testing::claim_mismatches(db), 0);
+}
+
 TEST_F(SqliteStoreTest, RefusesUsersOutsideRegisteredDomainsAndDuplicates) {
   add_acme();
   add_user("alice@acme.example");
