@@ -257,6 +257,51 @@ void SyncApply::expect_bulk_audit_as_single() {
   EXPECT_EQ(testing::claim_mismatches(dir.file("state.db")), 0);  // claimed with the bulk insert
 }
 
+// The aliases of users created in bulk go in as one set too (those nobody holds): each reads
+// in the trail exactly as an alias added on its own, and an alias that was a discovered address
+// (taken: one by one) takes it over as before.
+TEST_F(SyncApply, BulkCreatedAliasesAreAuditedAsSingleOnes) {
+  core::DiscoveredAddress seen;
+  seen.address = addr("was.seen@acme.example");
+  seen.first_seen = clock.now();
+  store.save_discovered(seen, admin);
+  std::vector<core::DirectoryEntry> entries;
+  for (int i = 0; i < 10; ++i) {
+    const auto n = std::to_string(i);
+    entries.push_back(
+        entry(("u" + n + "@acme.example").c_str(),
+              {("a" + n + "@acme.example").c_str(), ("b" + n + "@acme.example").c_str()}));
+  }
+  entries.push_back(entry("z@acme.example", {"was.seen@acme.example"}));
+  const auto plan = plan_for(store, acme.id, snapshot(entries), {});
+  apply_plan(store, plan, false);
+  EXPECT_FALSE(store.find_discovered(addr("was.seen@acme.example")));
+  const auto events = store.list_audit({acme.id, 0});
+  std::size_t checked = 0;
+  for (const auto& e : entries) {
+    const auto user = store.find_user(e.address);
+    ASSERT_TRUE(user) << e.address.str();
+    for (const auto& a : *e.aliases) {
+      const auto alias = store.find_alias(a);
+      ASSERT_TRUE(alias) << a.str();
+      EXPECT_EQ(alias->user_id, user->id);
+      auto want = nlohmann::json(*alias);
+      want["user"] = user->address.str();
+      std::size_t found = 0;
+      for (const auto& ev : events) {
+        if (ev.action != "alias.add" || ev.object != a.str()) continue;
+        ++found;
+        EXPECT_EQ(ev.after, want.dump());
+        EXPECT_EQ(ev.actor, "sync:csv");
+      }
+      EXPECT_EQ(found, 1u) << a.str();
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 21u);
+  EXPECT_EQ(testing::claim_mismatches(dir.file("state.db")), 0);
+}
+
 TEST_F(SyncApply, AFailureMidApplyChangesNothing) {
   const auto plan = plan_for(
       store, acme.id,

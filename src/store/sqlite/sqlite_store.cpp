@@ -36,6 +36,14 @@ struct NewUserRow {
   Id domain_id;
 };
 
+// An alias nobody holds for a user created by the same plan (named by its address key).
+struct NewAliasRow {
+  const Address* address;
+  const Address* user;
+  Id company_id;
+  Id domain_id;
+};
+
 template <class T>
 std::string json_text(const T& value) {
   return nlohmann::json(value).dump();
@@ -549,6 +557,46 @@ struct SqliteStore::Impl {
     if (consecutive) insert_audit.bind(4, first);
     insert_audit.run();
     db.exec("DELETE FROM temp.bulk_users");
+  }
+
+  // Inserts aliases nobody holds of users just created, and their audit events, as one
+  // INSERT ... SELECT each from a staging table (written one by one, each alias insert made
+  // SQLite keep a statement journal of every page it touched: a user with two aliases cost
+  // several times a user without). The events read as insert_alias's (a test compares them).
+  void insert_aliases(const std::vector<NewAliasRow>& rows, const Actor& actor) {
+    if (rows.empty()) return;
+    db.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS bulk_aliases (seq INTEGER PRIMARY KEY, company_id "
+        "INTEGER, domain_id INTEGER, user_key TEXT, address TEXT, address_key TEXT); "
+        "DELETE FROM temp.bulk_aliases");
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      db.prepare("INSERT INTO temp.bulk_aliases VALUES (?, ?, ?, ?, ?, ?)")
+          .bind(1, static_cast<std::int64_t>(i))
+          .bind(2, rows[i].company_id)
+          .bind(3, rows[i].domain_id)
+          .bind(4, rows[i].user->key())
+          .bind(5, rows[i].address->str())
+          .bind(6, rows[i].address->key())
+          .run();
+    }
+    const auto now = to_unix(this->now());
+    db.prepare(
+          "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, created_at) "
+          "SELECT b.company_id, b.domain_id, u.id, b.address, b.address_key, ?1 FROM "
+          "temp.bulk_aliases b JOIN users u ON u.address_key = b.user_key ORDER BY b.seq")
+        .bind(1, now)
+        .run();
+    db.prepare(
+          "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
+          "SELECT ?1, a.company_id, ?2, 'alias.add', a.address, NULL, json_object('address', "
+          "a.address, 'company_id', a.company_id, 'created_at', ?3, 'id', a.id, 'user', "
+          "u.address, 'user_id', a.user_id) FROM temp.bulk_aliases b JOIN aliases a ON "
+          "a.address_key = b.address_key JOIN users u ON u.id = a.user_id ORDER BY b.seq")
+        .bind(1, now)
+        .bind(2, actor.name)
+        .bind(3, core::format_iso8601(from_unix(now)))
+        .run();
+    db.exec("DELETE FROM temp.bulk_aliases");
   }
 
   core::Alias insert_alias(const core::User& user, const Address& address,
@@ -1359,11 +1407,21 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
       return a.item->entry->address.key() < b.item->entry->address.key();
     });
     I.insert_users(rows, plan.source, actor);
+    // Their aliases: those nobody holds as one set too, the others one by one.
+    std::vector<NewAliasRow> alias_rows;
     for (const auto& r : rows) {
-      if (r.item->add_aliases.empty()) continue;
-      add_aliases(*I.user_where("WHERE address_key = ?", r.item->entry->address.key()),
-                  r.item->add_aliases);
+      const auto& user = r.item->entry->address;
+      std::vector<Address> apart;
+      for (const auto& a : r.item->add_aliases) {
+        if (taken.count(a.key())) {
+          apart.push_back(a);
+          continue;
+        }
+        alias_rows.push_back({&a, &user, r.company_id, domain_of(a, r.company_id).id});
+      }
+      if (!apart.empty()) add_aliases(*I.user_where("WHERE address_key = ?", user.key()), apart);
     }
+    I.insert_aliases(alias_rows, actor);
     for (const auto* c : creates) {
       NewUser n;
       n.address = c->entry->address;
