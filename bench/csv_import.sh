@@ -2,11 +2,14 @@
 # CSV import benchmark: ROWS (default 1,000,000) generated users imported into an empty
 # company, then the same file again (no change: must write nothing), against the time of
 # sqlite3's own `.import` of the same file into a bare table for the ratio.
+# Then ALIAS_ROWS (default 100,000) users with two aliases each, imported into a second empty
+# company: directories give most users aliases, which take another path than users.
 # Usage: bench/csv_import.sh [build/mailroster]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/mailroster}")
 ROWS=${ROWS:-1000000}
+ALIAS_ROWS=${ALIAS_ROWS:-100000}
 WORK=$(mktemp -d /tmp/mailroster-csv-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 python3 - "$WORK/users.csv" "$ROWS" <<'PY'
@@ -17,9 +20,21 @@ with open(path, "w") as f:
     for i in range(rows):
         f.write(f"user{i}@bench.example,First{i},Last{i},silent_user,user,\n")
 PY
+python3 - "$WORK/aliases.csv" "$ALIAS_ROWS" <<'PY'
+import sys
+path, rows = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    f.write("email,first_name,surname,role,type,aliases\n")
+    for i in range(rows):
+        f.write(f"user{i}@alias.example,First{i},Last{i},silent_user,user,"
+                f"first.{i}@alias.example;f.last{i}@alias.example\n")
+PY
 DB="$WORK/m.db"
 "$BIN" --db "$DB" company add bench >/dev/null
 "$BIN" --db "$DB" domain add bench.example --company bench --destination 127.0.0.1:25 >/dev/null
+ADB="$WORK/aliases.db"
+"$BIN" --db "$ADB" company add aliases >/dev/null
+"$BIN" --db "$ADB" domain add alias.example --company aliases --destination 127.0.0.1:25 >/dev/null
 cp "$DB" "$WORK/floor.db"  # the same empty schema, for the floor below
 t0=$(date +%s.%N)
 /usr/bin/time -f %M -o "$WORK/first.rss" \
@@ -64,4 +79,19 @@ print(f"sqlite3 .import of the same file: {sq:.1f} s; import/sqlite3 = {imp/sq:.
 floor = t5 - t4
 print(f"floor: SQLite's own INSERT ... SELECT of the parsed rows into the same schema: {floor:.1f} s "
       f"({floor/sq:.1f}x .import); import/floor = {imp/floor:.1f}x")
+PY
+
+a0=$(date +%s.%N)
+"$BIN" --db "$ADB" import csv "$WORK/aliases.csv" --company aliases --json > "$WORK/a1.json"
+a1=$(date +%s.%N)
+"$BIN" --db "$ADB" import csv "$WORK/aliases.csv" --company aliases --json > "$WORK/a2.json"
+a2=$(date +%s.%N)
+python3 - "$ALIAS_ROWS" "$a0" "$a1" "$a2" "$WORK/a1.json" "$WORK/a2.json" \
+  "$(sqlite3 "$ADB" 'SELECT count(*) FROM aliases')" <<'PY'
+import json, sys
+rows = int(sys.argv[1]); a0, a1, a2 = map(float, sys.argv[2:5])
+first, second = json.load(open(sys.argv[5])), json.load(open(sys.argv[6]))
+print(f"csv import of {rows} users with 2 aliases each: {a1-a0:.1f} s ({rows/(a1-a0):,.0f} users/s), "
+      f"created {first['counts']['create']} users and {sys.argv[7]} aliases; no-change re-import "
+      f"{a2-a1:.1f} s, writes: create {second['counts']['create']}, update {second['counts']['update']}")
 PY
