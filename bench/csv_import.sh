@@ -46,7 +46,8 @@ t2=$(date +%s.%N)
 sqlite3 "$WORK/plain.db" ".import --csv $WORK/users.csv users"
 t3=$(date +%s.%N)
 # The floor: what SQLite alone needs to write the same users into mailroster's schema (users,
-# its indexes and address claims, one audit event each), from rows already parsed and checked.
+# its indexes and address claims, one audit event each, as mailroster writes them), from rows
+# already parsed and checked.
 sqlite3 "$WORK/floor.db" ".import --csv $WORK/users.csv raw"
 t4=$(date +%s.%N)
 sqlite3 "$WORK/floor.db" <<'SQL'
@@ -58,10 +59,9 @@ INSERT INTO users(company_id, domain_id, address, address_key, first_name, surna
   SELECT 1, 1, email, lower(email), first_name, surname, role, 'csv', '', 0, 0 FROM raw
   ORDER BY lower(email);
 INSERT INTO audit_events(at, company_id, actor, action, object, after)
-  SELECT 0, 1, 'sync:csv', 'user.add', address, json_object('address', address, 'company_id',
-  company_id, 'created_at', '1970-01-01T00:00:00Z', 'first_name', first_name, 'id', id, 'role',
-  role, 'source', source, 'source_id', source_id, 'surname', surname, 'updated_at',
-  '1970-01-01T00:00:00Z') FROM users ORDER BY id;
+  SELECT 0, 1, 'sync:csv', 'user.add', address, json_object('first_name', first_name, 'id', id,
+  'role', role, 'source', source, 'source_id', source_id, 'surname', surname) FROM users
+  ORDER BY id;
 COMMIT;
 SQL
 t5=$(date +%s.%N)
