@@ -498,15 +498,22 @@ struct SqliteStore::Impl {
     return created;
   }
 
+  // An empty temporary table to stage rows in for one INSERT ... SELECT: made on first use,
+  // emptied on every other (rows in seq order).
+  void staging_table(std::string_view name, std::string_view columns) {
+    const std::string table(name);
+    db.exec("CREATE TEMP TABLE IF NOT EXISTS " + table + " (seq INTEGER PRIMARY KEY, " +
+            std::string(columns) + "); DELETE FROM temp." + table);
+  }
+
   // Inserts the users of plan creates (addresses nobody holds) as one INSERT ... SELECT from
   // a staging table, and their audit events as another: two statements instead of two per
   // user. The caller looks up the few it needs again (to add aliases).
   void insert_users(const std::vector<NewUserRow>& rows, core::Source source, const Actor& actor) {
     if (rows.empty()) return;
-    db.exec(
-        "CREATE TEMP TABLE IF NOT EXISTS bulk_users (seq INTEGER PRIMARY KEY, company_id "
-        "INTEGER, domain_id INTEGER, address TEXT, address_key TEXT, first_name TEXT, surname "
-        "TEXT, role TEXT, source_id TEXT); DELETE FROM temp.bulk_users");
+    staging_table("bulk_users",
+                  "company_id INTEGER, domain_id INTEGER, address TEXT, address_key TEXT, "
+                  "first_name TEXT, surname TEXT, role TEXT, source_id TEXT");
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& e = *rows[i].item->entry;
       db.prepare("INSERT INTO temp.bulk_users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -565,10 +572,9 @@ struct SqliteStore::Impl {
   // several times a user without). The events read as insert_alias's (a test compares them).
   void insert_aliases(const std::vector<NewAliasRow>& rows, const Actor& actor) {
     if (rows.empty()) return;
-    db.exec(
-        "CREATE TEMP TABLE IF NOT EXISTS bulk_aliases (seq INTEGER PRIMARY KEY, company_id "
-        "INTEGER, domain_id INTEGER, user_key TEXT, address TEXT, address_key TEXT); "
-        "DELETE FROM temp.bulk_aliases");
+    staging_table("bulk_aliases",
+                  "company_id INTEGER, domain_id INTEGER, user_key TEXT, address TEXT, "
+                  "address_key TEXT");
     for (std::size_t i = 0; i < rows.size(); ++i) {
       db.prepare("INSERT INTO temp.bulk_aliases VALUES (?, ?, ?, ?, ?, ?)")
           .bind(1, static_cast<std::int64_t>(i))
