@@ -506,6 +506,43 @@ struct SqliteStore::Impl {
             std::string(columns) + "); DELETE FROM temp." + table);
   }
 
+  // Changes a user in the caller's transaction (no savepoint of its own: apply_plan runs many
+  // of these, and a savepoint's sub-journal copies every page each one touches).
+  core::User update_user(Id id, const UserChange& change, const Actor& actor) {
+    const auto before = require_user(id);
+    if (change.address && !(*change.address == before.address)) {
+      const auto domain = domain_of(*change.address, before.company_id);
+      claim_for_account(*change.address, actor);
+      db.prepare("UPDATE users SET address = ?, address_key = ?, domain_id = ? WHERE id = ?")
+          .bind(1, change.address->str())
+          .bind(2, change.address->key())
+          .bind(3, domain.id)
+          .bind(4, id)
+          .run();
+    } else if (change.address) {
+      // Same key, maybe a different spelling of the local part.
+      db.prepare("UPDATE users SET address = ? WHERE id = ?")
+          .bind(1, change.address->str())
+          .bind(2, id)
+          .run();
+    }
+    db.prepare(
+          "UPDATE users SET first_name = COALESCE(?, first_name), "
+          "surname = COALESCE(?, surname), role = COALESCE(?, role), updated_at = ? "
+          "WHERE id = ?")
+        .bind(1, change.first_name)
+        .bind(2, change.surname)
+        .bind(3, change.role ? std::optional<std::string>(core::to_string(*change.role))
+                             : std::nullopt)
+        .bind(4, to_unix(now()))
+        .bind(5, id)
+        .run();
+    const auto after = require_user(id);
+    audit(after.company_id, actor, "user.update", after.address.str(), json_text(before),
+          json_text(after));
+    return after;
+  }
+
   // Inserts the users of plan creates (addresses nobody holds) as one INSERT ... SELECT from
   // a staging table, and their audit events as another: two statements instead of two per
   // user. The caller looks up the few it needs again (to add aliases).
@@ -979,40 +1016,8 @@ std::size_t SqliteStore::count_users(Id company_id) {
 
 core::User SqliteStore::update_user(Id id, const UserChange& change, const Actor& actor) {
   return impl_->guard([&] {
-    auto& I = *impl_;
-    Transaction tx(I.db);
-    const auto before = I.require_user(id);
-    auto after = before;
-    if (change.address && !(*change.address == before.address)) {
-      const auto domain = I.domain_of(*change.address, before.company_id);
-      I.claim_for_account(*change.address, actor);
-      I.db.prepare("UPDATE users SET address = ?, address_key = ?, domain_id = ? WHERE id = ?")
-          .bind(1, change.address->str())
-          .bind(2, change.address->key())
-          .bind(3, domain.id)
-          .bind(4, id)
-          .run();
-    } else if (change.address) {
-      // Same key, maybe a different spelling of the local part.
-      I.db.prepare("UPDATE users SET address = ? WHERE id = ?")
-          .bind(1, change.address->str())
-          .bind(2, id)
-          .run();
-    }
-    I.db.prepare(
-            "UPDATE users SET first_name = COALESCE(?, first_name), "
-            "surname = COALESCE(?, surname), role = COALESCE(?, role), updated_at = ? "
-            "WHERE id = ?")
-        .bind(1, change.first_name)
-        .bind(2, change.surname)
-        .bind(3, change.role ? std::optional<std::string>(core::to_string(*change.role))
-                             : std::nullopt)
-        .bind(4, to_unix(I.now()))
-        .bind(5, id)
-        .run();
-    after = I.require_user(id);
-    I.audit(after.company_id, actor, "user.update", after.address.str(), json_text(before),
-            json_text(after));
+    Transaction tx(impl_->db);
+    auto after = impl_->update_user(id, change, actor);
     tx.commit();
     return after;
   });
@@ -1394,7 +1399,7 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
         if (c.field == "role") change.role = u.role;
       }
       const auto user =
-          u.changes.empty() ? I.require_user(*u.user_id) : update_user(*u.user_id, change, actor);
+          u.changes.empty() ? I.require_user(*u.user_id) : I.update_user(*u.user_id, change, actor);
       add_aliases(user, u.add_aliases);
     }
     // Creates of free addresses go in as one set (Impl::insert_users), in address order so
