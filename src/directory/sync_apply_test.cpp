@@ -317,6 +317,32 @@ TEST_F(SyncApply, AFailureMidApplyChangesNothing) {
   EXPECT_EQ(store.list_audit({acme.id, 0}).size(), events);
 }
 
+// Updates are written in the plan's transaction (no savepoint each): one that fails undoes
+// the updates before it too.
+TEST_F(SyncApply, AFailedUpdateUndoesTheUpdatesBeforeIt) {
+  std::vector<core::DirectoryEntry> all;
+  for (const char* a : {"ann@acme.example", "bob@acme.example"}) {
+    all.push_back(entry(a));
+    all.back().source_id = std::string("guid-") + a;
+    all.back().first_name = "Old";
+  }
+  auto s = snapshot(all);
+  s.source = core::Source::ldap;
+  apply_plan(store, plan_for(store, acme.id, s, {}), false);
+  s.entries[0].first_name = "New";                     // ann: a changed name
+  s.entries[1].address = addr("robert@acme.example");  // bob: a new address
+  const auto plan = plan_for(store, acme.id, s, {});
+  ASSERT_EQ(plan.updates.size(), 2u);
+  ASSERT_EQ(plan.updates[0].address.str(), "ann@acme.example");  // written first
+  // Between preview and apply, an administrator adds bob's new address by hand.
+  store.add_user({addr("robert@acme.example")}, admin);
+  const auto events = store.list_audit({acme.id, 0}).size();
+  EXPECT_THROW(apply_plan(store, plan, false), core::Failure);
+  EXPECT_EQ(store.find_user(addr("ann@acme.example"))->first_name, "Old");
+  EXPECT_TRUE(store.find_user(addr("bob@acme.example")));
+  EXPECT_EQ(store.list_audit({acme.id, 0}).size(), events);
+}
+
 TEST_F(SyncApply, AddressesOfOtherCompaniesAreConflictsNotStolen) {
   store.add_user({addr("hank@globex.example")}, admin);
   store.add_invalid(addr("ghost@acme.example"), "", admin);
