@@ -343,6 +343,54 @@ TEST_F(SyncApply, AFailedUpdateUndoesTheUpdatesBeforeIt) {
   EXPECT_EQ(store.list_audit({acme.id, 0}).size(), events);
 }
 
+// A plan's changes of names and roles are written as one set: each user.update event reads
+// exactly as update_user's (the whole user before and after), awkward names included, and a
+// change of address in the same plan still goes one by one.
+TEST_F(SyncApply, BulkUpdatesAreAuditedAsSingleOnes) {
+  std::vector<core::DirectoryEntry> all;
+  for (int i = 0; i < 6; ++i) {
+    all.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
+    all.back().source_id = "guid-" + std::to_string(i);
+    all.back().first_name = "First";
+    all.back().surname = "Last";
+  }
+  auto s = snapshot(all);
+  s.source = core::Source::ldap;
+  apply_plan(store, plan_for(store, acme.id, s, {}), false);
+  std::map<std::string, core::User> before;
+  for (const auto& e : all) before[e.source_id] = *store.find_user(e.address);
+  clock.advance(std::chrono::hours(25));
+  s.entries[0].first_name = "Quote\" back\\ tab\t nl\n Zoë";
+  s.entries[1].surname = "Øster 李 </script>";
+  s.entries[2].role = core::Role::end_user;
+  s.entries[3].first_name = "Both";
+  s.entries[3].surname = "Changed";
+  s.entries[4].address = addr("moved@acme.example");  // one by one
+  const auto plan = plan_for(store, acme.id, s, {});
+  ASSERT_EQ(plan.updates.size(), 5u);
+  apply_plan(store, plan, false);
+  const auto events = store.list_audit({acme.id, 0});
+  for (int i = 0; i < 5; ++i) {
+    const auto& e = s.entries[static_cast<std::size_t>(i)];
+    const auto after = store.find_user(e.address);
+    ASSERT_TRUE(after) << e.address.str();
+    EXPECT_EQ(after->updated_at, clock.now());
+    std::size_t found = 0;
+    for (const auto& ev : events) {
+      if (ev.action != "user.update" || ev.object != e.address.str()) continue;
+      ++found;
+      EXPECT_EQ(ev.before, nlohmann::json(before[e.source_id]).dump());
+      EXPECT_EQ(ev.after, nlohmann::json(*after).dump());
+      EXPECT_EQ(ev.at, clock.now());
+    }
+    EXPECT_EQ(found, 1u) << e.address.str();
+  }
+  EXPECT_EQ(store.find_user(addr("u0@acme.example"))->first_name, s.entries[0].first_name);
+  EXPECT_EQ(store.find_user(addr("u1@acme.example"))->surname, s.entries[1].surname);
+  EXPECT_EQ(store.find_user(addr("u2@acme.example"))->role, core::Role::end_user);
+  EXPECT_EQ(store.find_user(addr("u5@acme.example"))->updated_at, before["guid-5"].updated_at);
+}
+
 TEST_F(SyncApply, AddressesOfOtherCompaniesAreConflictsNotStolen) {
   store.add_user({addr("hank@globex.example")}, admin);
   store.add_invalid(addr("ghost@acme.example"), "", admin);
