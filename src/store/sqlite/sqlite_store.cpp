@@ -52,6 +52,12 @@ struct NewAliasRow {
   Id domain_id;
 };
 
+// A model enum (role, source) as the text the tables hold, or NULL when there is none.
+template <class E>
+std::optional<std::string> text_of(const std::optional<E>& value) {
+  return value ? std::optional<std::string>(core::to_string(*value)) : std::nullopt;
+}
+
 template <class T>
 std::string json_text(const T& value) {
   return nlohmann::json(value).dump();
@@ -540,8 +546,7 @@ struct SqliteStore::Impl {
           "WHERE id = ?")
         .bind(1, change.first_name)
         .bind(2, change.surname)
-        .bind(3, change.role ? std::optional<std::string>(core::to_string(*change.role))
-                             : std::nullopt)
+        .bind(3, text_of(change.role))
         .bind(4, to_unix(now()))
         .bind(5, id)
         .run();
@@ -1046,8 +1051,8 @@ std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
                  "AND (?8 IS NULL OR created_at < ?8) ORDER BY company_id, address_key "
                  "LIMIT ?5 OFFSET ?6"));
     s.bind(1, f.company_id);
-    s.bind(2, f.role ? std::optional<std::string>(core::to_string(*f.role)) : std::nullopt);
-    s.bind(3, f.source ? std::optional<std::string>(core::to_string(*f.source)) : std::nullopt);
+    s.bind(2, text_of(f.role));
+    s.bind(3, text_of(f.source));
     s.bind(4, core::ascii_lower(f.search));
     s.bind(5, f.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(f.limit));
     s.bind(6, static_cast<std::int64_t>(f.offset));
@@ -1455,9 +1460,7 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
         if (c.field == "role") change.role = u.role;
       }
       if (!change.address && !u.changes.empty()) {  // names or role: with the others below
-        name_role.push_back({*u.user_id, change.first_name, change.surname,
-                             change.role ? std::optional<std::string>(core::to_string(*change.role))
-                                         : std::nullopt});
+        name_role.push_back({*u.user_id, change.first_name, change.surname, text_of(change.role)});
         if (!u.add_aliases.empty()) add_aliases(I.require_user(*u.user_id), u.add_aliases);
         continue;
       }
