@@ -83,15 +83,16 @@ Database::Database(const std::string& path) {
   // page_size 16 KiB (takes effect when the file is created; an existing database keeps its
   // own): a quarter of the pages to split, spill and checkpoint for a bulk write. A full LDAP
   // sync of 100,000 users spends about 10 % less, most of it in the commit's checkpoint;
-  // RCPT lookups and discovery's small writes measured the same (bench/README.md).
+  // RCPT lookups and discovery's small writes measured the same (bench/README.md). A single-row
+  // write into a table with triggers (users, aliases) costs more, its statement journal
+  // copying whole pages: the store writes plans' rows in sets (SqliteStore::apply_plan).
   // temp_store: savepoint (statement) journals in memory, not temp files. cache_size 16 MiB:
   // a large sync or import spills pages to the WAL as it goes (written once either way), and
   // reuses its cache instead of faulting in fresh memory for every page it writes; measured
   // (bench/README.md) faster than 64 MiB, and with half the memory.
   exec(
-      "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA "
-      "foreign_keys = ON; "
-      "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;");
+      "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+      "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;");
 }
 
 Database::~Database() {
