@@ -255,6 +255,21 @@ int serve(const Config& config, store::Store& store) {
   api.install(http);
   admin::install_ui(http);
 
+  // Signals are caught before anything announces it is listening: a SIGINT or SIGTERM sent
+  // as soon as the "listening" lines appear (as a supervisor or a test does) stops the
+  // service cleanly instead of killing it.
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    http.stop();
+    inbound.stop();
+    outbound.stop();
+    maintenance_timer.cancel();
+    pool.clear();
+    io.stop();
+  });
+
   http.start();
   inbound.start();
   outbound.start();
@@ -267,18 +282,6 @@ int serve(const Config& config, store::Store& store) {
   spdlog::info("outbound SMTP listening on {}:{}, relaying to {}", config.outbound_listen.host,
                outbound.port(), config.outbound_next_hop.str());
   SyncScheduler scheduler(syncs, clock, metrics, config.sync_check);
-
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
-    http.stop();
-    inbound.stop();
-    outbound.stop();
-    maintenance_timer.cancel();
-    pool.clear();
-    io.stop();
-  });
 
   io.run();
   maintenance_store.stop();  // a store call under way finishes; its run does not resume
