@@ -9,7 +9,129 @@ namespace {
   const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   throw SqliteError(extended, std::string(what) + ": " + msg);
 }
+constexpr const char* kRowSetType = "mailroster.RowSet";
+
+// The table-valued function mailroster_rows(?): the rows of the RowSet bound to its one
+// argument (a hidden column after c0 ... c15), in order, rowid their position.
+namespace rows_vtab {
+
+struct Cursor {
+  sqlite3_vtab_cursor base{};
+  const RowSet* rows = nullptr;
+  std::size_t row = 0;
+};
+
+int connect(sqlite3* db, void*, int, const char* const*, sqlite3_vtab** out, char**) {
+  std::string sql = "CREATE TABLE x(";
+  for (int i = 0; i < kRowSetColumns; ++i) sql += "c" + std::to_string(i) + ", ";
+  sql += "rows HIDDEN)";
+  if (const int rc = sqlite3_declare_vtab(db, sql.c_str()); rc != SQLITE_OK) return rc;
+  *out = static_cast<sqlite3_vtab*>(sqlite3_malloc(sizeof(sqlite3_vtab)));
+  if (!*out) return SQLITE_NOMEM;
+  **out = sqlite3_vtab{};
+  return SQLITE_OK;
+}
+
+int disconnect(sqlite3_vtab* vtab) {
+  sqlite3_free(vtab);
+  return SQLITE_OK;
+}
+
+// Usable only with its argument given; rows come in rowid order.
+int best_index(sqlite3_vtab*, sqlite3_index_info* info) {
+  int argument = -1;
+  for (int i = 0; i < info->nConstraint; ++i) {
+    const auto& c = info->aConstraint[i];
+    if (c.iColumn == kRowSetColumns && c.op == SQLITE_INDEX_CONSTRAINT_EQ) {
+      if (!c.usable) return SQLITE_CONSTRAINT;
+      argument = i;
+    }
+  }
+  if (argument < 0) return SQLITE_CONSTRAINT;
+  info->aConstraintUsage[argument].argvIndex = 1;
+  info->aConstraintUsage[argument].omit = 1;
+  info->orderByConsumed =
+      info->nOrderBy == 1 && info->aOrderBy[0].iColumn < 0 && !info->aOrderBy[0].desc;
+  info->estimatedCost = 1;
+  return SQLITE_OK;
+}
+
+int open(sqlite3_vtab*, sqlite3_vtab_cursor** out) {
+  auto* cursor = static_cast<Cursor*>(sqlite3_malloc(sizeof(Cursor)));
+  if (!cursor) return SQLITE_NOMEM;
+  *cursor = Cursor{};
+  *out = &cursor->base;
+  return SQLITE_OK;
+}
+
+int close(sqlite3_vtab_cursor* cursor) {
+  sqlite3_free(cursor);
+  return SQLITE_OK;
+}
+
+int filter(sqlite3_vtab_cursor* base, int, const char*, int argc, sqlite3_value** argv) {
+  auto* cursor = reinterpret_cast<Cursor*>(base);
+  cursor->rows =
+      argc == 1 ? static_cast<const RowSet*>(sqlite3_value_pointer(argv[0], kRowSetType)) : nullptr;
+  cursor->row = 0;
+  return SQLITE_OK;
+}
+
+int next(sqlite3_vtab_cursor* base) {
+  ++reinterpret_cast<Cursor*>(base)->row;
+  return SQLITE_OK;
+}
+
+int eof(sqlite3_vtab_cursor* base) {
+  const auto* cursor = reinterpret_cast<Cursor*>(base);
+  return !cursor->rows || cursor->row >= cursor->rows->size();
+}
+
+int column(sqlite3_vtab_cursor* base, sqlite3_context* context, int n) {
+  const auto* cursor = reinterpret_cast<Cursor*>(base);
+  Cell cell(context);
+  if (n >= kRowSetColumns) {
+    cell.set(std::nullopt);
+    return SQLITE_OK;
+  }
+  try {
+    cursor->rows->cell(cursor->row, n, cell);
+  } catch (const std::exception& e) {
+    sqlite3_result_error(context, e.what(), -1);
+  }
+  return SQLITE_OK;
+}
+
+int rowid(sqlite3_vtab_cursor* base, sqlite3_int64* out) {
+  *out = static_cast<sqlite3_int64>(reinterpret_cast<Cursor*>(base)->row);
+  return SQLITE_OK;
+}
+
+sqlite3_module module() {
+  sqlite3_module m{};
+  m.xConnect = connect;  // eponymous-only: no xCreate
+  m.xBestIndex = best_index;
+  m.xDisconnect = disconnect;
+  m.xOpen = open;
+  m.xClose = close;
+  m.xFilter = filter;
+  m.xNext = next;
+  m.xEof = eof;
+  m.xColumn = column;
+  m.xRowid = rowid;
+  return m;
+}
+
+const sqlite3_module kModule = module();
+
+}  // namespace rows_vtab
 }  // namespace
+
+void Cell::set(std::int64_t value) { sqlite3_result_int64(context_, value); }
+void Cell::set(std::string_view value) {
+  sqlite3_result_text64(context_, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+void Cell::set(std::nullopt_t) { sqlite3_result_null(context_); }
 
 bool SqliteError::is_constraint() const noexcept { return (code_ & 0xFF) == SQLITE_CONSTRAINT; }
 
@@ -24,6 +146,13 @@ Statement& Statement::bind(int index, std::int64_t value) {
 Statement& Statement::bind(int index, std::string_view value) {
   const int rc =
       sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
+  return *this;
+}
+
+Statement& Statement::bind(int index, const RowSet& rows) {
+  const int rc = sqlite3_bind_pointer(stmt_, index, const_cast<RowSet*>(&rows),  // NOLINT
+                                      kRowSetType, nullptr);
   if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
   return *this;
 }
@@ -80,6 +209,13 @@ Database::Database(const std::string& path) {
   }
   sqlite3_extended_result_codes(db_, 1);
   sqlite3_busy_timeout(db_, 5000);
+  if (const int vrc =
+          sqlite3_create_module_v2(db_, "mailroster_rows", &rows_vtab::kModule, nullptr, nullptr);
+      vrc != SQLITE_OK) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw SqliteError(vrc, "cannot register mailroster_rows");
+  }
   // page_size 16 KiB (takes effect when the file is created; an existing database keeps its
   // own): a quarter of the pages to split, spill and checkpoint for a bulk write. A full LDAP
   // sync of 100,000 users spends about 10 % less, most of it in the commit's checkpoint;

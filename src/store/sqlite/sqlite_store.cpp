@@ -512,12 +512,15 @@ struct SqliteStore::Impl {
     return created;
   }
 
-  // An empty temporary table to stage rows in for one INSERT ... SELECT: made on first use,
-  // emptied on every other (rows in seq order).
-  void staging_table(std::string_view name, std::string_view columns) {
-    const std::string table(name);
-    db.exec("CREATE TEMP TABLE IF NOT EXISTS " + table + " (seq INTEGER PRIMARY KEY, " +
-            std::string(columns) + "); DELETE FROM temp." + table);
+  // The rows bound to ?param as a table with these column names and seq (their position):
+  // "(SELECT rowid AS seq, c0 AS name0, ... FROM mailroster_rows(?param))".
+  static std::string rows_table(int param, std::initializer_list<std::string_view> names) {
+    std::string sql = "(SELECT rowid AS seq";
+    int column = 0;
+    for (const auto name : names) {
+      sql += ", c" + std::to_string(column++) + " AS " + std::string(name);
+    }
+    return sql + " FROM mailroster_rows(?" + std::to_string(param) + "))";
   }
 
   // Changes a user in the caller's transaction (no savepoint of its own: apply_plan runs many
@@ -561,16 +564,19 @@ struct SqliteStore::Impl {
   // as update_user's (a test compares them), without two reads of each user.
   void update_users(const std::vector<NameRoleUpdate>& rows, const Actor& actor) {
     if (rows.empty()) return;
-    staging_table("bulk_updates", "user_id INTEGER, first_name TEXT, surname TEXT, role TEXT");
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      db.prepare("INSERT INTO temp.bulk_updates VALUES (?, ?, ?, ?, ?)")
-          .bind(1, static_cast<std::int64_t>(i))
-          .bind(2, rows[i].user_id)
-          .bind(3, rows[i].first_name)
-          .bind(4, rows[i].surname)
-          .bind(5, rows[i].role)
-          .run();
-    }
+    const RowsOf updates(rows, [](const NameRoleUpdate& r, int column, Cell& out) {
+      switch (column) {
+        case 0:
+          return out.set(r.user_id);
+        case 1:
+          return out.set(r.first_name);
+        case 2:
+          return out.set(r.surname);
+        default:
+          return out.set(r.role);
+      }
+    });
+    const auto staged = rows_table(4, {"user_id", "first_name", "surname", "role"});
     const auto now = to_unix(this->now());
     // A user as nlohmann::json(User) writes it (keys in name order), with these names, role and
     // update time.
@@ -590,16 +596,19 @@ struct SqliteStore::Impl {
           ", " +
           user_json("COALESCE(b.first_name, u.first_name)", "COALESCE(b.surname, u.surname)",
                     "COALESCE(b.role, u.role)", "?3") +
-          " FROM temp.bulk_updates b JOIN users u ON u.id = b.user_id ORDER BY b.seq")
+          " FROM " + staged + " b JOIN users u ON u.id = b.user_id ORDER BY b.seq")
         .bind(1, now)
         .bind(2, actor.name)
         .bind(3, core::format_iso8601(from_unix(now)))
+        .bind(4, updates)
         .run();
     db.prepare(
           "UPDATE users SET first_name = COALESCE(b.first_name, users.first_name), surname = "
           "COALESCE(b.surname, users.surname), role = COALESCE(b.role, users.role), "
-          "updated_at = ?1 FROM temp.bulk_updates b WHERE users.id = b.user_id")
+          "updated_at = ?1 FROM " +
+          staged + " b WHERE users.id = b.user_id")
         .bind(1, now)
+        .bind(4, updates)
         .run();
   }
 
@@ -608,31 +617,38 @@ struct SqliteStore::Impl {
   // user. The caller looks up the few it needs again (to add aliases).
   void insert_users(const std::vector<NewUserRow>& rows, core::Source source, const Actor& actor) {
     if (rows.empty()) return;
-    staging_table("bulk_users",
-                  "company_id INTEGER, domain_id INTEGER, address TEXT, address_key TEXT, "
-                  "first_name TEXT, surname TEXT, role TEXT, source_id TEXT");
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const auto& e = *rows[i].item->entry;
-      db.prepare("INSERT INTO temp.bulk_users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-          .bind(1, static_cast<std::int64_t>(i))
-          .bind(2, rows[i].company_id)
-          .bind(3, rows[i].domain_id)
-          .bind(4, e.address.str())
-          .bind(5, e.address.key())
-          .bind(6, e.first_name)
-          .bind(7, e.surname)
-          .bind(8, core::to_string(rows[i].item->role))
-          .bind(9, e.source_id)
-          .run();
-    }
+    const RowsOf users(rows, [](const NewUserRow& r, int column, Cell& out) {
+      const auto& e = *r.item->entry;
+      switch (column) {
+        case 0:
+          return out.set(r.company_id);
+        case 1:
+          return out.set(r.domain_id);
+        case 2:
+          return out.set(e.address.str());
+        case 3:
+          return out.set(e.address.key());
+        case 4:
+          return out.set(e.first_name);
+        case 5:
+          return out.set(e.surname);
+        case 6:
+          return out.set(core::to_string(r.item->role));
+        default:
+          return out.set(e.source_id);
+      }
+    });
+    const auto staged = rows_table(5, {"company_id", "domain_id", "address", "address_key",
+                                       "first_name", "surname", "role", "source_id"});
     const auto now = to_unix(this->now());
     db.prepare(
           "INSERT INTO users(company_id, domain_id, address, address_key, first_name, surname, "
           "role, source, source_id, created_at, updated_at) SELECT company_id, domain_id, "
-          "address, address_key, first_name, surname, role, ?1, source_id, ?2, ?2 FROM "
-          "temp.bulk_users ORDER BY seq")
+          "address, address_key, first_name, surname, role, ?1, source_id, ?2, ?2 FROM " +
+          staged + " ORDER BY seq")
         .bind(1, core::to_string(source))
         .bind(2, now)
+        .bind(5, users)
         .run();
     // The rows took consecutive ids in staging order (SQLite gives a new row the largest id
     // plus one): the audit reads the staged rows with their ids instead of looking each user
@@ -652,15 +668,13 @@ struct SqliteStore::Impl {
         "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('first_name', "
         "u.first_name, 'id', u.id, 'role', u.role, 'source', ?3, 'source_id', u.source_id, "
         "'surname', u.surname) FROM ";
-    auto insert_audit =
-        db.prepare(audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM temp.bulk_users) u "
-                                          "ORDER BY u.seq"
-                                        : "temp.bulk_users b JOIN users u ON u.address_key = "
-                                          "b.address_key ORDER BY b.seq"));
-    insert_audit.bind(1, now).bind(2, actor.name).bind(3, core::to_string(source));
+    auto insert_audit = db.prepare(
+        audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM " + staged + ") u ORDER BY u.seq"
+                             : staged + " b JOIN users u ON u.address_key = "
+                                        "b.address_key ORDER BY b.seq"));
+    insert_audit.bind(1, now).bind(2, actor.name).bind(3, core::to_string(source)).bind(5, users);
     if (consecutive) insert_audit.bind(4, first);
     insert_audit.run();
-    db.exec("DELETE FROM temp.bulk_users");
   }
 
   // Inserts aliases nobody holds of users just created, and their audit events, as one
@@ -669,37 +683,43 @@ struct SqliteStore::Impl {
   // several times a user without). The events read as insert_alias's (a test compares them).
   void insert_aliases(const std::vector<NewAliasRow>& rows, const Actor& actor) {
     if (rows.empty()) return;
-    staging_table("bulk_aliases",
-                  "company_id INTEGER, domain_id INTEGER, user_key TEXT, address TEXT, "
-                  "address_key TEXT");
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      db.prepare("INSERT INTO temp.bulk_aliases VALUES (?, ?, ?, ?, ?, ?)")
-          .bind(1, static_cast<std::int64_t>(i))
-          .bind(2, rows[i].company_id)
-          .bind(3, rows[i].domain_id)
-          .bind(4, rows[i].user->key())
-          .bind(5, rows[i].address->str())
-          .bind(6, rows[i].address->key())
-          .run();
-    }
+    const RowsOf aliases(rows, [](const NewAliasRow& r, int column, Cell& out) {
+      switch (column) {
+        case 0:
+          return out.set(r.company_id);
+        case 1:
+          return out.set(r.domain_id);
+        case 2:
+          return out.set(r.user->key());
+        case 3:
+          return out.set(r.address->str());
+        default:
+          return out.set(r.address->key());
+      }
+    });
+    const auto staged =
+        rows_table(4, {"company_id", "domain_id", "user_key", "address", "address_key"});
     const auto now = to_unix(this->now());
     db.prepare(
           "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, created_at) "
-          "SELECT b.company_id, b.domain_id, u.id, b.address, b.address_key, ?1 FROM "
-          "temp.bulk_aliases b JOIN users u ON u.address_key = b.user_key ORDER BY b.seq")
+          "SELECT b.company_id, b.domain_id, u.id, b.address, b.address_key, ?1 FROM " +
+          staged + " b JOIN users u ON u.address_key = b.user_key ORDER BY b.seq")
         .bind(1, now)
+        .bind(4, aliases)
         .run();
     db.prepare(
           "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
           "SELECT ?1, a.company_id, ?2, 'alias.add', a.address, NULL, json_object('address', "
           "a.address, 'company_id', a.company_id, 'created_at', ?3, 'id', a.id, 'user', "
-          "u.address, 'user_id', a.user_id) FROM temp.bulk_aliases b JOIN aliases a ON "
-          "a.address_key = b.address_key JOIN users u ON u.id = a.user_id ORDER BY b.seq")
+          "u.address, 'user_id', a.user_id) FROM " +
+          staged +
+          " b JOIN aliases a ON a.address_key = b.address_key JOIN users u ON u.id = a.user_id "
+          "ORDER BY b.seq")
         .bind(1, now)
         .bind(2, actor.name)
         .bind(3, core::format_iso8601(from_unix(now)))
+        .bind(4, aliases)
         .run();
-    db.exec("DELETE FROM temp.bulk_aliases");
   }
 
   core::Alias insert_alias(const core::User& user, const Address& address,
