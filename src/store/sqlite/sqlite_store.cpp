@@ -52,6 +52,18 @@ struct NewAliasRow {
   Id domain_id;
 };
 
+// A list of keys or ids as rows of one column, c0, for mailroster_rows(?).
+template <class T>
+auto list_rows(const std::vector<T>& values) {
+  return RowsOf(values, [](const T& v, int, Cell& out) {
+    if constexpr (std::is_integral_v<T>) {
+      out.set(static_cast<std::int64_t>(v));
+    } else {
+      out.set(std::string_view(v));
+    }
+  });
+}
+
 // A model enum (role, source) as the text the tables hold, or NULL when there is none.
 template <class E>
 std::optional<std::string> text_of(const std::optional<E>& value) {
@@ -448,10 +460,11 @@ struct SqliteStore::Impl {
     std::unordered_set<std::string> out;
     if (keys.empty()) return out;
     auto s = db.prepare(
-        "SELECT k.value FROM json_each(?1) k WHERE EXISTS (SELECT 1 FROM address_claims c "
-        "WHERE c.address_key = k.value) OR EXISTS (SELECT 1 FROM discovered_addresses d WHERE "
-        "d.address_key = k.value)");
-    s.bind(1, nlohmann::json(keys).dump());
+        "SELECT k.c0 FROM mailroster_rows(?1) k WHERE EXISTS (SELECT 1 FROM address_claims c "
+        "WHERE c.address_key = k.c0) OR EXISTS (SELECT 1 FROM discovered_addresses d WHERE "
+        "d.address_key = k.c0)");
+    const auto rows = list_rows(keys);
+    s.bind(1, rows);
     while (s.step()) out.insert(s.text(0));
     return out;
   }
@@ -1349,20 +1362,21 @@ core::CompanyView SqliteStore::sync_view(Id company_id,
     core::CompanyView view;
     std::unordered_set<Id> have;
     // The view is looked up key by key: SyncRun reads a company whole when that pays.
-    // Key lists go in as one JSON array each: one statement per batch, whatever its size.
-    const auto keys = nlohmann::json(address_keys).dump();
+    // Key lists go in as rows (Impl::list_rows): one statement per batch, whatever its size.
+    const auto keys = list_rows(address_keys);
+    const auto ids = list_rows(user_ids);
     {
       // UNION ALL and de-duplication here: UNION would sort every row in a temporary b-tree.
       const std::string columns(kUserColumns);
       auto s = I.db.prepare("SELECT " + columns +
-                            " FROM users WHERE company_id = ?1 AND address_key IN (SELECT value "
-                            "FROM json_each(?2)) UNION ALL SELECT " +
+                            " FROM users WHERE company_id = ?1 AND address_key IN (SELECT c0 "
+                            "FROM mailroster_rows(?2)) UNION ALL SELECT " +
                             columns +
-                            " FROM users WHERE id IN (SELECT value FROM json_each(?3)) AND "
+                            " FROM users WHERE id IN (SELECT c0 FROM mailroster_rows(?3)) AND "
                             "+company_id = ?1");  // by id, not a scan of the company
       s.bind(1, company_id);
       s.bind(2, keys);
-      s.bind(3, nlohmann::json(user_ids).dump());
+      s.bind(3, ids);
       while (s.step()) {
         auto u = read_user(s);
         if (have.insert(u.id).second) view.users.push_back(std::move(u));
@@ -1372,12 +1386,13 @@ core::CompanyView SqliteStore::sync_view(Id company_id,
     {
       auto s = I.db.prepare(
           "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE +company_id = "
-          "?1 AND address_key IN (SELECT value FROM json_each(?2)) UNION SELECT id, company_id, "
-          "user_id, address, created_at FROM aliases WHERE user_id IN (SELECT value FROM "
-          "json_each(?3))");
+          "?1 AND address_key IN (SELECT c0 FROM mailroster_rows(?2)) UNION SELECT id, "
+          "company_id, user_id, address, created_at FROM aliases WHERE user_id IN (SELECT c0 "
+          "FROM mailroster_rows(?3))");
+      const auto users = list_rows(user_list);
       s.bind(1, company_id);
       s.bind(2, keys);
-      s.bind(3, nlohmann::json(user_list).dump());
+      s.bind(3, users);
       while (s.step()) view.aliases.push_back(read_alias(s));
     }
     for (const auto& a : view.aliases) {  // the users of aliases that hold a wanted address
@@ -1396,9 +1411,10 @@ std::unordered_map<std::string, std::optional<Id>> SqliteStore::holders(
     auto s = impl_->db.prepare(
         "SELECT c.address_key, CASE c.kind WHEN 'user' THEN (SELECT company_id FROM users u "
         "WHERE u.address_key = c.address_key) WHEN 'alias' THEN (SELECT company_id FROM "
-        "aliases a WHERE a.address_key = c.address_key) END FROM json_each(?1) k JOIN "
-        "address_claims c ON c.address_key = k.value");
-    s.bind(1, nlohmann::json(address_keys).dump());
+        "aliases a WHERE a.address_key = c.address_key) END FROM mailroster_rows(?1) k JOIN "
+        "address_claims c ON c.address_key = k.c0");
+    const auto keys = list_rows(address_keys);
+    s.bind(1, keys);
     while (s.step()) {
       out[s.text(0)] = s.is_null(1) ? std::nullopt : std::optional<Id>(s.int64(1));
     }
