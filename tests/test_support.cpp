@@ -156,12 +156,12 @@ long claim_mismatches(const std::string& db_path) {
     return -1;
   }
   const char* sql =
-      "WITH held(address_key, kind) AS (SELECT address_key, 'user' FROM users UNION ALL "
-      "SELECT address_key, 'alias' FROM aliases UNION ALL SELECT address_key, 'invalid' FROM "
-      "invalid_addresses) SELECT (SELECT count(*) FROM (SELECT address_key, kind FROM "
-      "address_claims EXCEPT SELECT address_key, kind FROM held)) + (SELECT count(*) FROM "
-      "(SELECT address_key, kind FROM held EXCEPT SELECT address_key, kind FROM "
-      "address_claims)) + abs((SELECT count(*) FROM held) - (SELECT count(*) FROM "
+      "WITH held(address_key, kind, owner) AS (SELECT address_key, 'user', id FROM users UNION "
+      "ALL SELECT address_key, 'alias', id FROM aliases UNION ALL SELECT address_key, 'invalid', "
+      "id FROM invalid_addresses) SELECT (SELECT count(*) FROM (SELECT address_key, kind, owner "
+      "FROM address_claims EXCEPT SELECT address_key, kind, owner FROM held)) + (SELECT count(*) "
+      "FROM (SELECT address_key, kind, owner FROM held EXCEPT SELECT address_key, kind, owner "
+      "FROM address_claims)) + abs((SELECT count(*) FROM held) - (SELECT count(*) FROM "
       "address_claims))";
   sqlite3_stmt* stmt = nullptr;
   long out = -1;

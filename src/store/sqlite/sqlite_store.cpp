@@ -52,6 +52,13 @@ struct NewAliasRow {
   Id domain_id;
 };
 
+// A user's or alias's row by its address key: through the key's claim, which names its owner
+// (users and aliases have no index of their own on address_key).
+constexpr std::string_view kUserByKey =
+    "WHERE id = (SELECT owner FROM address_claims WHERE address_key = ? AND kind = 'user')";
+constexpr std::string_view kAliasByKey =
+    "WHERE id = (SELECT owner FROM address_claims WHERE address_key = ? AND kind = 'alias')";
+
 // A list of keys or ids as rows of one column, c0, for mailroster_rows(?).
 template <class T>
 auto list_rows(const std::vector<T>& values) {
@@ -433,19 +440,26 @@ struct SqliteStore::Impl {
 
   AddressOwner resolve(const Address& a) {
     AddressOwner owner;
-    auto s = db.prepare("SELECT kind FROM address_claims WHERE address_key = ?");
-    s.bind(1, a.key());
-    const std::string kind = s.step() ? s.text(0) : std::string();
+    std::string kind;
+    Id id = 0;
+    {
+      auto s = db.prepare("SELECT kind, owner FROM address_claims WHERE address_key = ?");
+      s.bind(1, a.key());
+      if (s.step()) {
+        kind = s.text(0);
+        id = s.int64(1);
+      }
+    }
     if (kind == "user") {
-      const auto u = user_where("WHERE address_key = ?", a.key()).value();
+      const auto u = user_where("WHERE id = ?", id).value();
       return {AddressOwner::Kind::user, u.company_id, u.id, u.address.str()};
     }
     if (kind == "alias") {
-      const auto al = alias_where("WHERE address_key = ?", a.key()).value();
+      const auto al = alias_where("WHERE id = ?", id).value();
       return {AddressOwner::Kind::alias, al.company_id, al.user_id, al.address.str()};
     }
     if (kind == "invalid") {
-      const auto i = invalid_where("WHERE address_key = ?", a.key()).value();
+      const auto i = invalid_where("WHERE id = ?", id).value();
       return {AddressOwner::Kind::invalid, i.company_id, 0, i.address.str()};
     }
     auto d = discovered_where("WHERE address_key = ?", a.key());
@@ -669,7 +683,8 @@ struct SqliteStore::Impl {
     const auto last = db.last_insert_id();
     const auto first = last - static_cast<std::int64_t>(rows.size()) + 1;
     auto id_of = [&](const core::PlanItem* item) {
-      auto s = db.prepare("SELECT id FROM users WHERE address_key = ?");
+      auto s =
+          db.prepare("SELECT owner FROM address_claims WHERE address_key = ? AND kind = 'user'");
       s.bind(1, item->entry->address.key());
       return s.step() ? s.int64(0) : std::int64_t{0};
     };
@@ -683,8 +698,9 @@ struct SqliteStore::Impl {
         "'surname', u.surname) FROM ";
     auto insert_audit = db.prepare(
         audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM " + staged + ") u ORDER BY u.seq"
-                             : staged + " b JOIN users u ON u.address_key = "
-                                        "b.address_key ORDER BY b.seq"));
+                             : staged + " b JOIN address_claims c ON c.address_key = "
+                                        "b.address_key JOIN users u ON u.id = c.owner ORDER BY "
+                                        "b.seq"));
     insert_audit.bind(1, now).bind(2, actor.name).bind(3, core::to_string(source)).bind(5, users);
     if (consecutive) insert_audit.bind(4, first);
     insert_audit.run();
@@ -716,7 +732,9 @@ struct SqliteStore::Impl {
     db.prepare(
           "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, created_at) "
           "SELECT b.company_id, b.domain_id, u.id, b.address, b.address_key, ?1 FROM " +
-          staged + " b JOIN users u ON u.address_key = b.user_key ORDER BY b.seq")
+          staged +
+          " b JOIN address_claims c ON c.address_key = b.user_key AND c.kind = 'user' JOIN users "
+          "u ON u.id = c.owner ORDER BY b.seq")
         .bind(1, now)
         .bind(4, aliases)
         .run();
@@ -726,7 +744,8 @@ struct SqliteStore::Impl {
           "a.address, 'company_id', a.company_id, 'created_at', ?3, 'id', a.id, 'user', "
           "u.address, 'user_id', a.user_id) FROM " +
           staged +
-          " b JOIN aliases a ON a.address_key = b.address_key JOIN users u ON u.id = a.user_id "
+          " b JOIN address_claims c ON c.address_key = b.address_key AND c.kind = 'alias' JOIN "
+          "aliases a ON a.id = c.owner JOIN users u ON u.id = a.user_id "
           "ORDER BY b.seq")
         .bind(1, now)
         .bind(2, actor.name)
@@ -1066,7 +1085,7 @@ core::User SqliteStore::add_user(const NewUser& u, const Actor& actor) {
 }
 
 std::optional<core::User> SqliteStore::find_user(const Address& address) {
-  return impl_->guard([&] { return impl_->user_where("WHERE address_key = ?", address.key()); });
+  return impl_->guard([&] { return impl_->user_where(kUserByKey, address.key()); });
 }
 
 std::optional<core::User> SqliteStore::user_by_id(Id id) {
@@ -1141,7 +1160,7 @@ core::Alias SqliteStore::add_alias(Id user_id, const Address& address, const Act
 }
 
 std::optional<core::Alias> SqliteStore::find_alias(const Address& address) {
-  return impl_->guard([&] { return impl_->alias_where("WHERE address_key = ?", address.key()); });
+  return impl_->guard([&] { return impl_->alias_where(kAliasByKey, address.key()); });
 }
 
 std::vector<core::Alias> SqliteStore::list_aliases(std::optional<Id> company_id,
@@ -1386,7 +1405,8 @@ core::CompanyView SqliteStore::sync_view(Id company_id,
     {
       auto s = I.db.prepare(
           "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE +company_id = "
-          "?1 AND address_key IN (SELECT c0 FROM mailroster_rows(?2)) UNION SELECT id, "
+          "?1 AND id IN (SELECT owner FROM address_claims WHERE kind = 'alias' AND address_key IN "
+          "(SELECT c0 FROM mailroster_rows(?2))) UNION SELECT id, "
           "company_id, user_id, address, created_at FROM aliases WHERE user_id IN (SELECT c0 "
           "FROM mailroster_rows(?3))");
       const auto users = list_rows(user_list);
@@ -1410,9 +1430,8 @@ std::unordered_map<std::string, std::optional<Id>> SqliteStore::holders(
     // One claim lookup per key; the holder's company only for the (few) claimed ones.
     auto s = impl_->db.prepare(
         "SELECT c.address_key, CASE c.kind WHEN 'user' THEN (SELECT company_id FROM users u "
-        "WHERE u.address_key = c.address_key) WHEN 'alias' THEN (SELECT company_id FROM "
-        "aliases a WHERE a.address_key = c.address_key) END FROM mailroster_rows(?1) k JOIN "
-        "address_claims c ON c.address_key = k.c0");
+        "WHERE u.id = c.owner) WHEN 'alias' THEN (SELECT company_id FROM aliases a WHERE a.id = "
+        "c.owner) END FROM mailroster_rows(?1) k JOIN address_claims c ON c.address_key = k.c0");
     const auto keys = list_rows(address_keys);
     s.bind(1, keys);
     while (s.step()) {
@@ -1484,7 +1503,7 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
     std::vector<NameRoleUpdate> name_role;
     for (const auto& u : plan.updates) {
       for (const auto& a : u.remove_aliases) {
-        if (auto alias = I.alias_where("WHERE address_key = ?", a.key())) {
+        if (auto alias = I.alias_where(kAliasByKey, a.key())) {
           I.remove_alias(*alias, actor);
         }
       }
@@ -1533,7 +1552,7 @@ void SqliteStore::apply_plan(const core::Plan& plan, const Actor& actor) {
         }
         alias_rows.push_back({&a, &user, r.company_id, domain_of(a, r.company_id).id});
       }
-      if (!apart.empty()) add_aliases(*I.user_where("WHERE address_key = ?", user.key()), apart);
+      if (!apart.empty()) add_aliases(*I.user_where(kUserByKey, user.key()), apart);
     }
     I.insert_aliases(alias_rows, actor);
     for (const auto* c : creates) {

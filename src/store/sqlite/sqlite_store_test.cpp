@@ -160,11 +160,16 @@ TEST(SqliteStoreOpen, MigratesADatabaseWithDataFromVersion4) {
       "INSERT INTO users VALUES (7, 1, 1, 'Ann@acme.example', 'ann@acme.example', 'Ann', 'Lee', "
       "'end_user', 'csv', '', 0, 0);"
       "INSERT INTO aliases VALUES (3, 1, 1, 7, 'a.lee@acme.example', 'a.lee@acme.example', 0);"
-      "INSERT INTO logins VALUES (1, 'ann@acme.example', 'x', 'end_user', 1, 7, 0);");
+      "INSERT INTO logins VALUES (1, 'ann@acme.example', 'x', 'end_user', 1, 7, 0);"
+      "INSERT INTO invalid_addresses VALUES (5, 1, 1, 'old@acme.example', 'old@acme.example', "
+      "'left', 0);");
   sqlite3_close(db);
 
   SqliteStore store(dir.file("state.db"), clock);
   EXPECT_EQ(store.schema_version(), sqlite_migrations().back().version);
+  EXPECT_EQ(testing::claim_mismatches(dir.file("state.db")), 0);  // each claim names its row
+  EXPECT_EQ(store.resolve(addr("A.Lee@acme.example")).user_id, 7);
+  EXPECT_EQ(store.resolve(addr("old@acme.example")).kind, AddressOwner::Kind::invalid);
   const auto ann = store.find_user(addr("ann@acme.example"));
   ASSERT_TRUE(ann);
   EXPECT_EQ(ann->id, 7);
@@ -181,6 +186,7 @@ TEST(SqliteStoreOpen, MigratesADatabaseWithDataFromVersion4) {
   store.remove_user(7, actor);  // its alias goes, its claim is freed, its login cascades
   EXPECT_FALSE(store.find_login("ann@acme.example"));
   store.add_alias(store.find_user(addr("bob@acme.example"))->id, addr("a.lee@acme.example"), actor);
+  EXPECT_EQ(testing::claim_mismatches(dir.file("state.db")), 0);
 
   ASSERT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
   char* err = nullptr;
@@ -496,11 +502,16 @@ TEST_F(SqliteStoreTest, ClaimsAreExactlyTheAddressesAfterEveryKindOfWrite) {
   EXPECT_EQ(store.count_users(bob.company_id), 2u);
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "INSERT INTO address_claims VALUES ('stray@acme.example', 'user')",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
+  auto exec = [&](const char* sql) {
+    ASSERT_EQ(sqlite3_exec(raw, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  };
+  exec("INSERT INTO address_claims VALUES ('stray@acme.example', 'user', 1)");
+  EXPECT_GT(testing::claim_mismatches(db), 0) << "stray claim";
+  exec("DELETE FROM address_claims WHERE address_key = 'stray@acme.example'");
+  EXPECT_EQ(testing::claim_mismatches(db), 0);
+  exec("UPDATE address_claims SET owner = owner + 1000 WHERE kind = 'user'");
+  EXPECT_GT(testing::claim_mismatches(db), 0) << "claim naming the wrong owner";
   sqlite3_close(raw);
-  EXPECT_GT(testing::claim_mismatches(db), 0);
 }
 
 TEST_F(SqliteStoreTest, RefusesUsersOutsideRegisteredDomainsAndDuplicates) {
@@ -759,8 +770,19 @@ TEST_F(SqliteStoreTest, DatabaseRefusesASecondClaimEvenBehindTheCodesBack) {
       nullptr, nullptr, &err);
   EXPECT_EQ(rc, SQLITE_CONSTRAINT);
   sqlite3_free(err);
+  // Users and aliases have no UNIQUE index on their address of their own: the claim refuses.
+  for (const char* sql :
+       {"INSERT INTO users(company_id, domain_id, address, address_key, role, source, "
+        "created_at, updated_at) SELECT company_id, domain_id, address, address_key, role, "
+        "source, 0, 0 FROM users",
+        "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, created_at) "
+        "SELECT company_id, domain_id, id, address, address_key, 0 FROM users"}) {
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_CONSTRAINT) << sql;
+  }
   sqlite3_close(db);
   EXPECT_FALSE(store.find_invalid(addr("alice@acme.example")));
+  EXPECT_EQ(store.count_users(store.find_user(addr("alice@acme.example"))->company_id), 1u);
+  EXPECT_TRUE(store.list_aliases(std::nullopt, std::nullopt).empty());
 }
 
 // ---- settings and audit ---------------------------------------------------------------------
