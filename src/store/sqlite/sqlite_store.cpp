@@ -586,7 +586,7 @@ struct SqliteStore::Impl {
     return after;
   }
 
-  // Writes a plan's updates of names and roles as one UPDATE ... FROM a staging table, and
+  // Writes a plan's updates of names and roles as one UPDATE ... FROM its rows (a RowSet), and
   // their audit events, before and after, as one INSERT ... SELECT ahead of it: the same JSON
   // as update_user's (a test compares them), without two reads of each user.
   void update_users(const std::vector<NameRoleUpdate>& rows, const Actor& actor) {
@@ -640,8 +640,8 @@ struct SqliteStore::Impl {
   }
 
   // Inserts the users of plan creates (addresses nobody holds) as one INSERT ... SELECT from
-  // a staging table, and their audit events as another: two statements instead of two per
-  // user. The caller looks up the few it needs again (to add aliases).
+  // their rows (a RowSet, read in place), and their audit events as another: two statements instead
+  // of two per user. The caller looks up the few it needs again (to add aliases).
   void insert_users(const std::vector<NewUserRow>& rows, core::Source source, const Actor& actor) {
     if (rows.empty()) return;
     const RowsOf users(rows, [](const NewUserRow& r, int column, Cell& out) {
@@ -677,8 +677,8 @@ struct SqliteStore::Impl {
         .bind(2, now)
         .bind(5, users)
         .run();
-    // The rows took consecutive ids in staging order (SQLite gives a new row the largest id
-    // plus one): the audit reads the staged rows with their ids instead of looking each user
+    // The rows took consecutive ids in row order (SQLite gives a new row the largest id
+    // plus one): the audit reads the same rows again with their ids instead of looking each user
     // up again. Checked at both ends; otherwise each user is looked up by address.
     const auto last = db.last_insert_id();
     const auto first = last - static_cast<std::int64_t>(rows.size()) + 1;
@@ -707,7 +707,7 @@ struct SqliteStore::Impl {
   }
 
   // Inserts aliases nobody holds of users just created, and their audit events, as one
-  // INSERT ... SELECT each from a staging table (written one by one, each alias insert made
+  // INSERT ... SELECT each from their rows (written one by one, each alias insert made
   // SQLite keep a statement journal of every page it touched: a user with two aliases cost
   // several times a user without). The events read as insert_alias's (a test compares them).
   void insert_aliases(const std::vector<NewAliasRow>& rows, const Actor& actor) {
@@ -1381,7 +1381,7 @@ core::CompanyView SqliteStore::sync_view(Id company_id,
     core::CompanyView view;
     std::unordered_set<Id> have;
     // The view is looked up key by key: SyncRun reads a company whole when that pays.
-    // Key lists go in as rows (Impl::list_rows): one statement per batch, whatever its size.
+    // Key lists go in as rows (list_rows): one statement per batch, whatever its size.
     const auto keys = list_rows(address_keys);
     const auto ids = list_rows(user_ids);
     {
