@@ -45,6 +45,12 @@ t1=$(date +%s.%N)
 t2=$(date +%s.%N)
 sqlite3 "$WORK/plain.db" ".import --csv $WORK/users.csv users"
 t3=$(date +%s.%N)
+# Listing the imported company, as an administrator would after an import.
+l0=$(date +%s.%N)
+/usr/bin/time -f %M -o "$WORK/list.rss" \
+  "$BIN" --db "$DB" user list --company bench --json > "$WORK/list.json"
+l1=$(date +%s.%N)
+LISTED=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$WORK/list.json")
 # The floor: what SQLite alone needs to write the same users into mailroster's schema (users,
 # its indexes and address claims, one audit event each, as mailroster writes them), from rows
 # already parsed and checked.
@@ -66,7 +72,8 @@ COMMIT;
 SQL
 t5=$(date +%s.%N)
 python3 - "$ROWS" "$t0" "$t1" "$t2" "$t3" "$WORK/first.json" "$WORK/second.json" \
-  "$(cat "$WORK/first.rss")" "$(cat "$WORK/second.rss")" "$t4" "$t5" <<'PY'
+  "$(cat "$WORK/first.rss")" "$(cat "$WORK/second.rss")" "$t4" "$t5" "$l0" "$l1" "$LISTED" \
+  "$(cat "$WORK/list.rss")" <<'PY'
 import json, sys
 rows = int(sys.argv[1]); t0, t1, t2, t3 = map(float, sys.argv[2:6])
 first, second = json.load(open(sys.argv[6])), json.load(open(sys.argv[7]))
@@ -75,6 +82,8 @@ t4, t5 = float(sys.argv[10]), float(sys.argv[11])
 imp, re, sq = t1 - t0, t2 - t1, t3 - t2
 print(f"csv import of {rows} rows: {imp:.1f} s ({rows/imp:,.0f} rows/s), created {first['counts']['create']}, peak RSS {rss1} MiB")
 print(f"no-change re-import: {re:.1f} s ({rows/re:,.0f} rows/s), writes: create {second['counts']['create']}, update {second['counts']['update']}, delete {second['counts']['delete']}, peak RSS {rss2} MiB")
+l0, l1, listed, lrss = float(sys.argv[12]), float(sys.argv[13]), int(sys.argv[14]), int(sys.argv[15]) // 1024
+print(f"user list --company --json of the imported company: {l1-l0:.1f} s, {listed} users, peak RSS {lrss} MiB")
 print(f"sqlite3 .import of the same file: {sq:.1f} s; import/sqlite3 = {imp/sq:.1f}x")
 floor = t5 - t4
 print(f"floor: SQLite's own INSERT ... SELECT of the parsed rows into the same schema: {floor:.1f} s "

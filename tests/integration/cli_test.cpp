@@ -74,6 +74,29 @@ TEST_F(Cli, HumanListingsAreTables) {
   EXPECT_TRUE(std::regex_search(domains, std::regex("acme.example +acme +127.0.0.1:2526")));
 }
 
+// Listings print one item at a time (a million users as one json value took 2 GB), exactly as
+// the whole listing would print, and name each row's own company.
+TEST_F(Cli, ListingsPrintItemByItemAsOneValueWould) {
+  EXPECT_EQ(ok({"user", "list", "--json"}), "[]\n");
+  acme();
+  ok({"company", "add", "globex"});
+  ok({"domain", "add", "globex.example", "--company", "globex", "--destination", "127.0.0.1:2526"});
+  ok({"user", "add", "alice@acme.example", "--first-name", "Alice \"Al\"\nLi"});
+  ok({"user", "add", "hank@globex.example", "--surname", "Scorpio"});
+  ok({"user", "add", "bob@acme.example"});
+  const auto out = ok({"user", "list", "--json"});
+  const auto users = json::parse(out);
+  ASSERT_EQ(users.size(), 3u);
+  EXPECT_EQ(out, users.dump(2) + "\n");
+  EXPECT_EQ(users[0]["first_name"], "Alice \"Al\"\nLi");
+  const auto table = ok({"user", "list"});
+  EXPECT_TRUE(std::regex_search(table, std::regex("bob@acme.example .* acme\n"))) << table;
+  EXPECT_TRUE(std::regex_search(table, std::regex("hank@globex.example .* globex\n"))) << table;
+  const auto one = ok({"user", "list", "--company", "globex", "--json"});
+  EXPECT_EQ(json::parse(one).size(), 1u);
+  EXPECT_EQ(one, json::parse(one).dump(2) + "\n");
+}
+
 TEST_F(Cli, FullLifecycleOfCompanyDomainUserAlias) {
   ok({"company", "add", "acme", "--tech-contact", "it@acme.example", "--admin-contact",
       "boss@acme.example", "--relay-network", "192.0.2.0/24", "--relay-network", "2001:db8::/48"});

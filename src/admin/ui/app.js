@@ -1,7 +1,8 @@
 // mailroster's web UI: the admin API (/api/v1/, see /api/v1/openapi.json) in the browser.
 // No framework and no build step: the server ships these three files.
 "use strict";
-const state = { me: null, csrf: "", company: "", users: [] };
+const state = { me: null, csrf: "", company: "", users: [], userQuery: { search: "", offset: 0 } };
+const PAGE = 100;  // users per page; companies have many thousands
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;",
@@ -55,30 +56,47 @@ async function login() {
   };
 }
 
+// The company's users a page at a time, found by address or name.
 async function usersView() {
-  const data = await api("GET", co() + "/users?limit=1000");
+  const q = state.userQuery;
+  const data = await api("GET", co() + `/users?limit=${PAGE}&offset=${q.offset}` +
+    `&search=${encodeURIComponent(q.search)}`);
   state.users = data.items;
+  const shown = data.items.length ? `${q.offset + 1}–${q.offset + data.items.length}`
+    : (q.search ? "no user matches" : "no users");
   main().innerHTML = `<section><h1>Users</h1>
     <form id="add-user" class="row"><input name="address" placeholder="address" required>
     <input name="first_name" placeholder="first name"><input name="surname" placeholder="surname">
     <select name="role"><option>end_user</option><option>silent_user</option><option>functional</option></select>
     <button>Add user</button></form>
+    <form id="find-users" class="row" role="search"><input name="search" type="search"
+      placeholder="address or name" aria-label="search users" value="${esc(q.search)}">
+      <button class="secondary">Search</button></form>
     ${table(["Address", "Name", "Role", "Source", ""], data.items.map((u) => [esc(u.address),
       esc(`${u.first_name} ${u.surname}`), esc(u.role), esc(u.source),
-      `<button class="secondary" data-remove="${u.id}">Remove</button>`]))}</section>`;
+      `<button class="secondary" data-remove="${u.id}">Remove</button>`]))}
+    <div class="row"><button id="previous-page" class="secondary"${q.offset ? "" : " disabled"}>Previous</button>
+      <span id="page-info">${shown}</span>
+      <button id="next-page" class="secondary"${data.next_offset === undefined ? " disabled" : ""}>Next</button></div></section>`;
   $("#add-user").onsubmit = async (ev) => {
     ev.preventDefault();
     const f = Object.fromEntries(new FormData(ev.target));
     try { await api("POST", co() + "/users", f); say("user added"); usersView(); } catch (e) { say(e.message, false); }
   };
+  $("#find-users").onsubmit = (ev) => {
+    ev.preventDefault();
+    state.userQuery = { search: new FormData(ev.target).get("search").trim(), offset: 0 };
+    usersView();
+  };
+  $("#previous-page").onclick = () => { q.offset = Math.max(0, q.offset - PAGE); usersView(); };
+  $("#next-page").onclick = () => { q.offset = data.next_offset; usersView(); };
   main().querySelectorAll("[data-remove]").forEach((b) => (b.onclick = async () => {
     try { await api("DELETE", "/users/" + b.dataset.remove); say("user removed"); usersView(); } catch (e) { say(e.message, false); }
   }));
 }
 
 async function discoveryView() {
-  const [disc, users] = await Promise.all([api("GET", co() + "/discovered"),
-    api("GET", co() + "/users?limit=1000")]);
+  const disc = await api("GET", co() + "/discovered");
   main().innerHTML = `<section><h1>SMTP Discovery</h1>
     <p>Addresses that received clean mail but are not users yet. Select some, then an action.</p>
     ${table(["", "Address", "First name / surname", "Clean inbound", "Outbound", "Discovered"],
@@ -95,9 +113,18 @@ async function discoveryView() {
         <option value="mark_invalid">Mark as Invalid Account</option>
       </select>
       <label>Or Add as Alias <input id="alias-of" list="user-list" placeholder="user address"></label>
-      <datalist id="user-list">${users.items.map((u) => `<option value="${esc(u.address)}">`).join("")}</datalist>
+      <datalist id="user-list"></datalist>
       <button id="apply">Apply</button>
     </div></section>`;
+  // Type-ahead: the company's users matching what is typed so far, asked as it is typed.
+  const aliasOf = $("#alias-of");
+  aliasOf.oninput = async () => {
+    const typed = aliasOf.value.trim();
+    const found = typed ? await api("GET", co() + `/users?limit=20&search=${encodeURIComponent(typed)}`)
+      .catch(() => ({ items: [] })) : { items: [] };
+    if (aliasOf.value.trim() !== typed) return;  // typed on meanwhile: a newer answer follows
+    $("#user-list").innerHTML = found.items.map((u) => `<option value="${esc(u.address)}">`).join("");
+  };
   $("#apply").onclick = async () => {
     const chosen = [...main().querySelectorAll("input[data-address]:checked")].map((c) => c.dataset.address);
     const kind = $("#action").value, aliasOf = $("#alias-of").value.trim();

@@ -1095,13 +1095,16 @@ std::optional<core::User> SqliteStore::user_by_id(Id id) {
 std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
   return impl_->guard([&] {
     std::vector<core::User> out;
-    auto s = impl_->db.prepare(
-        sql_with("SELECT ", kUserColumns,
-                 " FROM users WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR role = ?2) "
-                 "AND (?3 IS NULL OR source = ?3) AND (?4 = '' OR instr(lower(address || ' ' || "
-                 "first_name || ' ' || surname), ?4) > 0) AND (?7 IS NULL OR created_at >= ?7) "
-                 "AND (?8 IS NULL OR created_at < ?8) ORDER BY company_id, address_key "
-                 "LIMIT ?5 OFFSET ?6"));
+    // One company's users are a range of users_company, already in order: "?1 IS NULL OR"
+    // would make SQLite walk every company's users in that index to find them.
+    const std::string_view company = f.company_id ? "company_id = ?1" : "?1 IS NULL";
+    auto s = impl_->db.prepare(sql_with(
+        "SELECT ", kUserColumns,
+        " FROM users WHERE " + std::string(company) +
+            " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' OR "
+            "instr(lower(address || ' ' || first_name || ' ' || surname), ?4) > 0) AND (?7 "
+            "IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) ORDER BY "
+            "company_id, address_key LIMIT ?5 OFFSET ?6"));
     s.bind(1, f.company_id);
     s.bind(2, text_of(f.role));
     s.bind(3, text_of(f.source));
