@@ -865,7 +865,24 @@ struct SqliteStore::Impl {
   }
 };
 
-SqliteStore::SqliteStore(const std::string& path, const core::Clock& clock) {
+template <class F>
+auto SqliteStore::read(F&& f) {
+  std::unique_lock main(impl_->mutex, std::try_to_lock);
+  if (main.owns_lock() || path_ == ":memory:") {  // (a private in-memory database: no second)
+    return impl_->guard([&] { return f(*impl_); });
+  }
+  std::lock_guard lock(reader_mutex_);
+  if (!reader_) {
+    try {
+      reader_ = std::make_unique<Impl>(path_, impl_->clock);
+    } catch (const SqliteError& e) {
+      throw Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+    }
+  }
+  return reader_->guard([&] { return f(*reader_); });
+}
+
+SqliteStore::SqliteStore(const std::string& path, const core::Clock& clock) : path_(path) {
   try {
     impl_ = std::make_unique<Impl>(path, clock);
     impl_->migrate();
@@ -927,19 +944,19 @@ core::Company SqliteStore::add_company(const NewCompany& c, const Actor& actor) 
 }
 
 std::optional<core::Company> SqliteStore::find_company(std::string_view name) {
-  return impl_->guard([&]() -> std::optional<core::Company> {
-    auto found = impl_->companies_where("WHERE name = ?", std::string(name), std::nullopt);
+  return read([&](Impl& I) -> std::optional<core::Company> {
+    auto found = I.companies_where("WHERE name = ?", std::string(name), std::nullopt);
     if (found.empty()) return std::nullopt;
     return found.front();
   });
 }
 
 std::optional<core::Company> SqliteStore::company_by_id(Id id) {
-  return impl_->guard([&] { return impl_->company(id); });
+  return read([&](Impl& I) { return I.company(id); });
 }
 
 std::vector<core::Company> SqliteStore::list_companies() {
-  return impl_->guard([&] { return impl_->companies_where("", std::nullopt, std::nullopt); });
+  return read([&](Impl& I) { return I.companies_where("", std::nullopt, std::nullopt); });
 }
 
 core::Company SqliteStore::update_company(Id id, const CompanyChange& change, const Actor& actor) {
@@ -1024,15 +1041,15 @@ core::Domain SqliteStore::add_domain(Id company_id, const std::string& name,
 }
 
 std::optional<core::Domain> SqliteStore::find_domain(std::string_view name) {
-  return impl_->guard([&] { return impl_->domain_by_name(name); });
+  return read([&](Impl& I) { return I.domain_by_name(name); });
 }
 
 std::vector<core::Domain> SqliteStore::list_domains(std::optional<Id> company_id) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<core::Domain> out;
-    auto s = impl_->db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
-                                        " FROM domains WHERE (?1 IS NULL OR company_id = ?1) "
-                                        "ORDER BY name"));
+    auto s = I.db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
+                                   " FROM domains WHERE (?1 IS NULL OR company_id = ?1) "
+                                   "ORDER BY name"));
     s.bind(1, company_id);
     while (s.step()) out.push_back(read_domain(s));
     return out;
@@ -1085,20 +1102,20 @@ core::User SqliteStore::add_user(const NewUser& u, const Actor& actor) {
 }
 
 std::optional<core::User> SqliteStore::find_user(const Address& address) {
-  return impl_->guard([&] { return impl_->user_where(kUserByKey, address.key()); });
+  return read([&](Impl& I) { return I.user_where(kUserByKey, address.key()); });
 }
 
 std::optional<core::User> SqliteStore::user_by_id(Id id) {
-  return impl_->guard([&] { return impl_->user_where("WHERE id = ?", id); });
+  return read([&](Impl& I) { return I.user_where("WHERE id = ?", id); });
 }
 
 std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<core::User> out;
     // One company's users are a range of users_company, already in order: "?1 IS NULL OR"
     // would make SQLite walk every company's users in that index to find them.
     const std::string_view company = f.company_id ? "company_id = ?1" : "?1 IS NULL";
-    auto s = impl_->db.prepare(sql_with(
+    auto s = I.db.prepare(sql_with(
         "SELECT ", kUserColumns,
         " FROM users WHERE " + std::string(company) +
             " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' OR "
@@ -1121,8 +1138,8 @@ std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
 }
 
 std::size_t SqliteStore::count_users(Id company_id) {
-  return impl_->guard([&] {
-    auto s = impl_->db.prepare("SELECT COUNT(*) FROM users WHERE company_id = ?");
+  return read([&](Impl& I) {
+    auto s = I.db.prepare("SELECT COUNT(*) FROM users WHERE company_id = ?");
     s.bind(1, company_id);
     s.step();
     return static_cast<std::size_t>(s.int64(0));
@@ -1163,14 +1180,14 @@ core::Alias SqliteStore::add_alias(Id user_id, const Address& address, const Act
 }
 
 std::optional<core::Alias> SqliteStore::find_alias(const Address& address) {
-  return impl_->guard([&] { return impl_->alias_where(kAliasByKey, address.key()); });
+  return read([&](Impl& I) { return I.alias_where(kAliasByKey, address.key()); });
 }
 
 std::vector<core::Alias> SqliteStore::list_aliases(std::optional<Id> company_id,
                                                    std::optional<Id> user_id) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<core::Alias> out;
-    auto s = impl_->db.prepare(
+    auto s = I.db.prepare(
         "SELECT id, company_id, user_id, address, created_at FROM aliases "
         "WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
         "ORDER BY company_id, address_key");
@@ -1194,9 +1211,9 @@ void SqliteStore::remove_alias(Id id, const Actor& actor) {
 
 std::vector<core::Alias> SqliteStore::aliases_created(Id company_id, TimePoint from,
                                                       TimePoint before) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<core::Alias> out;
-    auto s = impl_->db.prepare(
+    auto s = I.db.prepare(
         "SELECT id, company_id, user_id, address, created_at FROM aliases "
         "WHERE company_id = ? AND created_at >= ? AND created_at < ? ORDER BY address_key");
     s.bind(1, company_id).bind(2, to_unix(from)).bind(3, to_unix(before));
@@ -1206,8 +1223,8 @@ std::vector<core::Alias> SqliteStore::aliases_created(Id company_id, TimePoint f
 }
 
 bool SqliteStore::report_sent(Id company_id, const std::string& week) {
-  return impl_->guard([&] {
-    auto s = impl_->db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");
+  return read([&](Impl& I) {
+    auto s = I.db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");
     s.bind(1, company_id).bind(2, week);
     return s.step();
   });
@@ -1273,13 +1290,13 @@ core::InvalidAddress SqliteStore::add_invalid(const Address& address, const std:
 }
 
 std::optional<core::InvalidAddress> SqliteStore::find_invalid(const Address& address) {
-  return impl_->guard([&] { return impl_->invalid_where("WHERE address_key = ?", address.key()); });
+  return read([&](Impl& I) { return I.invalid_where("WHERE address_key = ?", address.key()); });
 }
 
 std::vector<core::InvalidAddress> SqliteStore::list_invalid(Id company_id) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<core::InvalidAddress> out;
-    auto s = impl_->db.prepare(
+    auto s = I.db.prepare(
         "SELECT id, company_id, address, reason, created_at FROM "
         "invalid_addresses WHERE company_id = ? ORDER BY address_key");
     s.bind(1, company_id);
@@ -1355,15 +1372,15 @@ core::DiscoveredAddress SqliteStore::save_discovered(const core::DiscoveredAddre
 }
 
 std::optional<core::DiscoveredAddress> SqliteStore::find_discovered(const Address& address) {
-  return impl_->guard([&]() -> std::optional<core::DiscoveredAddress> {
-    auto found = impl_->discovered_where("WHERE address_key = ?", address.key());
+  return read([&](Impl& I) -> std::optional<core::DiscoveredAddress> {
+    auto found = I.discovered_where("WHERE address_key = ?", address.key());
     if (found.empty()) return std::nullopt;
     return found.front();
   });
 }
 
 std::vector<core::DiscoveredAddress> SqliteStore::list_discovered(Id company_id) {
-  return impl_->guard([&] { return impl_->discovered_where("WHERE company_id = ?", company_id); });
+  return read([&](Impl& I) { return I.discovered_where("WHERE company_id = ?", company_id); });
 }
 
 void SqliteStore::remove_discovered(Id id, const Actor& actor) {
@@ -1446,9 +1463,9 @@ std::unordered_map<std::string, std::optional<Id>> SqliteStore::holders(
 
 std::vector<std::pair<std::string, Id>> SqliteStore::source_ids(Id company_id,
                                                                 core::Source source) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<std::pair<std::string, Id>> out;
-    auto s = impl_->db.prepare(
+    auto s = I.db.prepare(
         "SELECT source_id, id FROM users WHERE company_id = ? AND source = ? AND source_id <> ''");
     s.bind(1, company_id);
     s.bind(2, core::to_string(source));
@@ -1458,9 +1475,9 @@ std::vector<std::pair<std::string, Id>> SqliteStore::source_ids(Id company_id,
 }
 
 std::vector<Id> SqliteStore::user_ids(Id company_id, core::Source source) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<Id> out;
-    auto s = impl_->db.prepare("SELECT id FROM users WHERE company_id = ? AND source = ?");
+    auto s = I.db.prepare("SELECT id FROM users WHERE company_id = ? AND source = ?");
     s.bind(1, company_id);
     s.bind(2, core::to_string(source));
     while (s.step()) out.push_back(s.int64(0));
@@ -1611,9 +1628,9 @@ std::string sync_audit_text(const DirectorySync& d) {
 }  // namespace
 
 std::optional<DirectorySync> SqliteStore::directory_sync(Id company_id, core::Source kind) {
-  return impl_->guard([&]() -> std::optional<DirectorySync> {
-    auto s = impl_->db.prepare(sql_with("SELECT ", kSyncColumns,
-                                        " FROM directory_syncs WHERE company_id = ? AND kind = ?"));
+  return read([&](Impl& I) -> std::optional<DirectorySync> {
+    auto s = I.db.prepare(sql_with("SELECT ", kSyncColumns,
+                                   " FROM directory_syncs WHERE company_id = ? AND kind = ?"));
     s.bind(1, company_id);
     s.bind(2, core::to_string(kind));
     if (!s.step()) return std::nullopt;
@@ -1622,10 +1639,9 @@ std::optional<DirectorySync> SqliteStore::directory_sync(Id company_id, core::So
 }
 
 std::vector<DirectorySync> SqliteStore::directory_syncs(std::optional<Id> company_id) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<DirectorySync> out;
-    auto s =
-        impl_->db.prepare(sql_with("SELECT ", kSyncColumns,
+    auto s = I.db.prepare(sql_with("SELECT ", kSyncColumns,
                                    " FROM directory_syncs WHERE (?1 IS NULL OR company_id = ?1) "
                                    "ORDER BY company_id, kind"));
     s.bind(1, company_id);
@@ -1682,9 +1698,8 @@ void SqliteStore::remove_directory_sync(Id company_id, core::Source kind, const 
 }
 
 std::optional<int> SqliteStore::directory_sync_hours(Id company_id) {
-  return impl_->guard([&]() -> std::optional<int> {
-    auto s =
-        impl_->db.prepare("SELECT MAX(frequency_hours) FROM directory_syncs WHERE company_id = ?");
+  return read([&](Impl& I) -> std::optional<int> {
+    auto s = I.db.prepare("SELECT MAX(frequency_hours) FROM directory_syncs WHERE company_id = ?");
     s.bind(1, company_id);
     if (!s.step() || s.is_null(0)) return std::nullopt;
     return s.int32(0);
@@ -1772,8 +1787,8 @@ Login SqliteStore::add_login(const Login& login, const Actor& actor) {
 }
 
 std::optional<Login> SqliteStore::find_login(std::string_view email) {
-  return impl_->guard([&]() -> std::optional<Login> {
-    auto s = impl_->db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins WHERE email = ?"));
+  return read([&](Impl& I) -> std::optional<Login> {
+    auto s = I.db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins WHERE email = ?"));
     s.bind(1, core::ascii_lower(email));
     if (!s.step()) return std::nullopt;
     return read_login(s);
@@ -1781,8 +1796,8 @@ std::optional<Login> SqliteStore::find_login(std::string_view email) {
 }
 
 std::optional<Login> SqliteStore::login_by_id(Id id) {
-  return impl_->guard([&]() -> std::optional<Login> {
-    auto s = impl_->db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins WHERE id = ?"));
+  return read([&](Impl& I) -> std::optional<Login> {
+    auto s = I.db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins WHERE id = ?"));
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
     return read_login(s);
@@ -1790,9 +1805,9 @@ std::optional<Login> SqliteStore::login_by_id(Id id) {
 }
 
 std::vector<Login> SqliteStore::list_logins() {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<Login> out;
-    auto s = impl_->db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins ORDER BY email"));
+    auto s = I.db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins ORDER BY email"));
     while (s.step()) out.push_back(read_login(s));
     return out;
   });
@@ -1830,8 +1845,8 @@ void SqliteStore::add_session(const Session& session) {
 }
 
 std::optional<Session> SqliteStore::find_session(const std::string& token_hash, TimePoint now) {
-  return impl_->guard([&]() -> std::optional<Session> {
-    auto s = impl_->db.prepare(
+  return read([&](Impl& I) -> std::optional<Session> {
+    auto s = I.db.prepare(
         "SELECT token_hash, login_id, csrf, expires_at FROM sessions WHERE token_hash = ? AND "
         "expires_at > ?");
     s.bind(1, token_hash);
@@ -1848,13 +1863,13 @@ void SqliteStore::remove_session(const std::string& token_hash) {
 }
 
 AddressOwner SqliteStore::resolve(const Address& address) {
-  return impl_->guard([&] { return impl_->resolve(address); });
+  return read([&](Impl& I) { return I.resolve(address); });
 }
 
 // ---- discovery settings -------------------------------------------------------------------
 
 core::DiscoverySettings SqliteStore::discovery_settings(Id company_id) {
-  return impl_->guard([&] { return impl_->settings(company_id); });
+  return read([&](Impl& I) { return I.settings(company_id); });
 }
 
 void SqliteStore::set_discovery_settings(Id company_id, const core::DiscoverySettings& s,
@@ -1888,9 +1903,9 @@ void SqliteStore::set_discovery_settings(Id company_id, const core::DiscoverySet
 // ---- audit --------------------------------------------------------------------------------
 
 std::vector<core::AuditEvent> SqliteStore::list_audit(const AuditFilter& f) {
-  return impl_->guard([&] {
+  return read([&](Impl& I) {
     std::vector<core::AuditEvent> out;
-    auto s = impl_->db.prepare(
+    auto s = I.db.prepare(
         "SELECT id, at, company_id, actor, action, object, before, after FROM audit_events "
         "WHERE (?1 IS NULL OR company_id = ?1) ORDER BY id DESC LIMIT ?2");
     s.bind(1, f.company_id);

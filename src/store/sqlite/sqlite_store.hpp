@@ -1,8 +1,10 @@
 // The embedded store: one SQLite database file in WAL mode, migrations applied on open.
-// Calls are serialised by a mutex; each mutation is one BEGIN IMMEDIATE transaction.
+// Calls are serialised by a mutex; each mutation is one BEGIN IMMEDIATE transaction. A read
+// from a thread that finds the mutex held by another goes to a second connection instead.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "core/clock.hpp"
@@ -110,7 +112,17 @@ class SqliteStore final : public Store {
 
  private:
   struct Impl;
+  // Runs a read, f(Impl&), on the main connection; or, while another thread holds that one (a
+  // directory sync or an import, for seconds or minutes), on a second connection of its own,
+  // which reads the last committed state (SQLite's WAL): the admin API, its logins and the
+  // maintenance jobs do not wait for a sync to finish. A thread inside atomically() reads
+  // through the main connection, its own uncommitted writes included.
+  template <class F>
+  auto read(F&& f);
   std::unique_ptr<Impl> impl_;
+  std::string path_;
+  std::mutex reader_mutex_;
+  std::unique_ptr<Impl> reader_;  // opened on first need
 };
 
 }  // namespace mailroster::store::sqlite

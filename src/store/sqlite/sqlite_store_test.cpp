@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -108,6 +109,53 @@ TEST_F(SqliteStoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
   cv.notify_all();
   writer.join();
   EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::user);
+}
+
+// The same store's reads, from another thread, while one thread holds it in a long write
+// transaction (a sync or an import started from the admin API): they are answered at once,
+// from the last committed state, on a connection of their own; the writing thread reads its
+// own uncommitted writes. (Without this the API, logins included, waited for the sync.)
+TEST_F(SqliteStoreTest, ReadsFromOtherThreadsDoNotWaitForALongWrite) {
+  const auto acme = add_acme();
+  add_user("ann@acme.example");
+  std::mutex m;
+  std::condition_variable cv;
+  bool inside = false, release = false;
+  std::optional<core::User> seen_inside;
+  std::thread writer([&] {
+    store.atomically([&] {
+      add_user("bob@acme.example");
+      seen_inside = store.find_user(addr("bob@acme.example"));
+      std::unique_lock lock(m);
+      inside = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+    });
+  });
+  {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return inside; });
+  }
+  EXPECT_TRUE(seen_inside) << "the writer sees its own user";
+  auto reads = std::async(std::launch::async, [&] {
+    return std::make_tuple(store.find_user(addr("ann@acme.example")).has_value(),
+                           store.find_user(addr("bob@acme.example")).has_value(),
+                           store.count_users(acme.id), store.list_users({}).size(),
+                           store.find_company("acme").has_value());
+  });
+  const bool answered = reads.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  EXPECT_TRUE(answered) << "reads waited for the writer";
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  writer.join();
+  if (answered) {
+    EXPECT_EQ(reads.get(), std::make_tuple(true, false, std::size_t{1}, std::size_t{1}, true));
+  }
+  EXPECT_TRUE(store.find_user(addr("bob@acme.example")));  // committed: seen by every read
+  EXPECT_EQ(store.count_users(acme.id), 2u);
 }
 
 TEST_F(SqliteStoreTest, ReopeningDoesNotReapplyMigrations) {
