@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -75,39 +76,55 @@ TEST_F(SqliteStoreTest, MigratesFromEmptyToTheLatestVersion) {
   EXPECT_EQ(store.schema_version(), sqlite_migrations().back().version);
 }
 
+// A thread inside store.atomically(): it runs `inside`, then holds the transaction open until
+// release() (or its destruction), as a long import or directory sync does.
+class HeldWrite {
+ public:
+  HeldWrite(Store& store, std::function<void()> inside)
+      : thread_([this, &store, inside = std::move(inside)] {
+          store.atomically([&] {
+            inside();
+            std::unique_lock lock(m_);
+            inside_ = true;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return release_; });
+          });
+        }) {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return inside_; });
+  }
+  ~HeldWrite() { release(); }
+  HeldWrite(const HeldWrite&) = delete;
+  HeldWrite& operator=(const HeldWrite&) = delete;
+  void release() {
+    {
+      std::lock_guard lock(m_);
+      release_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool inside_ = false, release_ = false;
+  std::thread thread_;  // last: started once the rest is made
+};
+
 // serve gives the SMTP path a second store on the same file: it must answer while the first
 // holds a long write transaction (an import, a directory sync) and see what that committed.
 TEST_F(SqliteStoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
   add_acme();
   add_user("ann@acme.example");
   SqliteStore lookups(dir.file("state.db"), clock);
-  std::mutex m;
-  std::condition_variable cv;
-  bool inside = false, release = false;
-  std::thread writer([&] {
-    store.atomically([&] {
-      add_user("bob@acme.example");
-      std::unique_lock lock(m);
-      inside = true;
-      cv.notify_all();
-      cv.wait(lock, [&] { return release; });
-    });
-  });
-  {
-    std::unique_lock lock(m);
-    cv.wait(lock, [&] { return inside; });
-  }
+  HeldWrite writer(store, [&] { add_user("bob@acme.example"); });
   // The writer is inside its transaction, holding the first store: these do not wait for it,
   // and see the last committed state.
   EXPECT_EQ(lookups.resolve(addr("ann@acme.example")).kind, AddressOwner::Kind::user);
   EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::none);
   EXPECT_TRUE(lookups.find_domain("acme.example"));
-  {
-    std::lock_guard lock(m);
-    release = true;
-  }
-  cv.notify_all();
-  writer.join();
+  writer.release();
   EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::user);
 }
 
@@ -118,24 +135,11 @@ TEST_F(SqliteStoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
 TEST_F(SqliteStoreTest, ReadsFromOtherThreadsDoNotWaitForALongWrite) {
   const auto acme = add_acme();
   add_user("ann@acme.example");
-  std::mutex m;
-  std::condition_variable cv;
-  bool inside = false, release = false;
   std::optional<core::User> seen_inside;
-  std::thread writer([&] {
-    store.atomically([&] {
-      add_user("bob@acme.example");
-      seen_inside = store.find_user(addr("bob@acme.example"));
-      std::unique_lock lock(m);
-      inside = true;
-      cv.notify_all();
-      cv.wait(lock, [&] { return release; });
-    });
+  HeldWrite writer(store, [&] {
+    add_user("bob@acme.example");
+    seen_inside = store.find_user(addr("bob@acme.example"));
   });
-  {
-    std::unique_lock lock(m);
-    cv.wait(lock, [&] { return inside; });
-  }
   EXPECT_TRUE(seen_inside) << "the writer sees its own user";
   auto reads = std::async(std::launch::async, [&] {
     return std::make_tuple(store.find_user(addr("ann@acme.example")).has_value(),
@@ -145,12 +149,7 @@ TEST_F(SqliteStoreTest, ReadsFromOtherThreadsDoNotWaitForALongWrite) {
   });
   const bool answered = reads.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   EXPECT_TRUE(answered) << "reads waited for the writer";
-  {
-    std::lock_guard lock(m);
-    release = true;
-  }
-  cv.notify_all();
-  writer.join();
+  writer.release();
   if (answered) {
     EXPECT_EQ(reads.get(), std::make_tuple(true, false, std::size_t{1}, std::size_t{1}, true));
   }
