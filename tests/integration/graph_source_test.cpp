@@ -167,6 +167,39 @@ TEST_F(GraphSync, ThrottlingIsAnsweredByWaitingRetryAfter) {
   }
 }
 
+// Users are handed on a page at a time as they arrive, not held until the end (a tenant of
+// any size is read in bounded memory, and the sync writes each page while the next is fetched);
+// groups come in the snapshot. A sink that says stop ends the read as a failure.
+TEST_F(GraphSync, UsersArriveAPageAtATime) {
+  std::vector<std::size_t> batches;
+  const auto r = source.read(graph.settings(), "graph-secret", "",
+                             [&](std::vector<core::DirectoryEntry>&& batch) {
+                               batches.push_back(batch.size());
+                               return true;
+                             });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_GE(batches.size(), 5u);  // 250 and more users, 60 a page
+  std::size_t users = 0;
+  for (const auto n : batches) {
+    EXPECT_LE(n, 60u);
+    users += n;
+  }
+  EXPECT_GE(users, 250u);
+  EXPECT_EQ(r->snapshot.entries.size(), 2u);  // the mail-enabled groups: staff and news
+  for (const auto& e : r->snapshot.entries) EXPECT_TRUE(e.functional || e.security_group);
+
+  const auto whole = source.read(graph.settings(), "graph-secret", "", {});  // no sink: all
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->snapshot.entries.size(), users + 2);
+
+  std::size_t seen = 0;
+  const auto stopped = source.read(graph.settings(), "graph-secret", "",
+                                   [&](std::vector<core::DirectoryEntry>&&) { return ++seen < 2; });
+  ASSERT_FALSE(stopped);
+  EXPECT_NE(stopped.error().message.find("stopped after page 2"), std::string::npos)
+      << stopped.error().message;
+}
+
 TEST_F(GraphSync, AFailureMidPagingAppliesAndDeletesNothing) {
   configure({{"delete_removed", true}, {"max_delete_share", 1.0}});
   service.run(corp.id, core::Source::azure, false);

@@ -247,6 +247,18 @@ std::variant<json, GraphClient::Failure> GraphClient::get(const std::string& pat
 
 std::variant<GraphClient::Pages, GraphClient::Failure> GraphClient::get_all(
     const std::string& path_or_url) {
+  std::vector<json> items;
+  auto r = for_each_page(path_or_url, [&items](std::vector<json>&& page) {
+    items.insert(items.end(), std::make_move_iterator(page.begin()),
+                 std::make_move_iterator(page.end()));
+    return true;
+  });
+  if (auto* pages = std::get_if<Pages>(&r)) pages->items = std::move(items);
+  return r;
+}
+
+std::variant<GraphClient::Pages, GraphClient::Failure> GraphClient::for_each_page(
+    const std::string& path_or_url, const PageSink& on_page) {
   Pages out;
   std::string next = path_or_url;
   while (!next.empty()) {
@@ -261,7 +273,13 @@ std::variant<GraphClient::Pages, GraphClient::Failure> GraphClient::get_all(
     if (!page.contains("value") || !page["value"].is_array()) {
       return Failure{200, "", "GET " + path_of(next) + ": no \"value\" list in the answer"};
     }
-    for (auto& item : page["value"]) out.items.push_back(std::move(item));
+    std::vector<json> items;
+    items.reserve(page["value"].size());
+    for (auto& item : page["value"]) items.push_back(std::move(item));
+    if (!on_page(std::move(items))) {
+      return Failure{0, "",
+                     "GET " + path_of(next) + ": stopped after page " + std::to_string(out.pages)};
+    }
     next = page.contains("@odata.nextLink") && page["@odata.nextLink"].is_string()
                ? page["@odata.nextLink"].get<std::string>()
                : std::string();

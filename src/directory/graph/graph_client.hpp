@@ -74,6 +74,11 @@ class GraphClient {
     std::size_t pages = 0;
   };
   std::variant<Pages, Failure> get_all(const std::string& path_or_url);
+  // The same, a page at a time: each page's items go to on_page as it arrives (false from it
+  // stops the listing, a failure); items stays empty. For listings too large to hold.
+  using PageSink = std::function<bool(std::vector<nlohmann::json>&&)>;
+  std::variant<Pages, Failure> for_each_page(const std::string& path_or_url,
+                                             const PageSink& on_page);
 
  private:
   struct Response {

@@ -1,6 +1,7 @@
 #include "directory/graph/graph_directory.hpp"
 
 #include <thread>
+#include <utility>
 
 #include "directory/proxy_addresses.hpp"
 
@@ -87,9 +88,12 @@ core::Result<json> GraphDirectory::test(const json& settings, const std::string&
   return json{{"server", "Microsoft Graph"}, {"graph_url", s->graph_url}};
 }
 
-// Every entry comes in the snapshot (Graph is not read batch by batch yet).
+// Users come a page at a time: to on_entries when it is set (the sync writes each page while
+// the next is fetched, and a tenant of any size is read in bounded memory), else into the
+// snapshot. Groups, fewer, come in the snapshot at the end, as LDAP's do.
 core::Result<SourceRead> GraphDirectory::read(const json& settings, const std::string& secret,
-                                              const std::string& state, const core::EntrySink&) {
+                                              const std::string& state,
+                                              const core::EntrySink& on_entries) {
   auto parsed = settings_from_json(settings);
   if (!parsed) return parsed.error();
   const auto s = *parsed;
@@ -99,6 +103,7 @@ core::Result<SourceRead> GraphDirectory::read(const json& settings, const std::s
   const auto top = "&$top=" + std::to_string(s.page_size);
   bool delta_reset = false;
 
+  // A page of users: into the snapshot, then handed on when there is a sink (false: stop).
   auto add_users = [&](const std::vector<json>& users) {
     for (const auto& u : users) {
       if (u.contains("@removed")) {
@@ -113,12 +118,13 @@ core::Result<SourceRead> GraphDirectory::read(const json& settings, const std::s
         out.snapshot.entries.push_back(std::move(e).value());
       }
     }
+    if (!on_entries || out.snapshot.entries.empty()) return true;
+    return on_entries(std::exchange(out.snapshot.entries, {}));
   };
 
   if (!state.empty()) {  // incremental: what changed since the stored delta link
-    auto r = client.get_all(state);
+    auto r = client.for_each_page(state, add_users);
     if (auto* pages = std::get_if<GraphClient::Pages>(&r)) {
-      add_users(pages->items);
       if (!pages->last.contains("@odata.deltaLink")) {
         return core::Error{core::ErrorCode::unavailable, "the delta answer had no deltaLink", ""};
       }
@@ -142,10 +148,10 @@ core::Result<SourceRead> GraphDirectory::read(const json& settings, const std::s
   }
   out.state = link["@odata.deltaLink"].get<std::string>();
 
-  auto users = client.get_all(std::string("/v1.0/users?$select=") + kUserFields + top);
+  auto users =
+      client.for_each_page(std::string("/v1.0/users?$select=") + kUserFields + top, add_users);
   if (auto* f = std::get_if<GraphClient::Failure>(&users)) return failure(*f);
   const auto& user_pages = std::get<GraphClient::Pages>(users);
-  add_users(user_pages.items);
 
   auto groups = client.get_all(std::string("/v1.0/groups?$select=") + kGroupFields + top);
   if (auto* f = std::get_if<GraphClient::Failure>(&groups)) return failure(*f);
