@@ -11,6 +11,7 @@
 #include "core/json.hpp"
 #include "directory/csv/csv_import.hpp"
 #include "directory/sync_apply.hpp"
+#include "reports/weekly_report.hpp"
 
 namespace mailroster::admin {
 
@@ -452,6 +453,16 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          store_.remove_alias(alias->id, actor_of(*c));
          return ok({{"ok", true}});
        }},
+      {"GET", "/api/v1/companies/{company}/report",
+       "The next weekly SMTP Discovery report (Thursday) as it would be sent: week, recipients, "
+       "text",
+       false, in_company([this](Req, Who, const core::Company& co) {
+         const auto r = reports::build_report(store_, co, reports::next_report_day(clock_.now()));
+         return ok({{"company", r.company},
+                    {"week", r.week},
+                    {"to", r.recipients},
+                    {"text", reports::render_text(r)}});
+       })},
       {"GET", "/api/v1/companies/{company}/discovery-settings", "SMTP Discovery settings", false,
        in_company([this](Req, Who, const core::Company& co) {
          return ok(store_.discovery_settings(co.id));

@@ -908,11 +908,8 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
                        [&ctx, &opt = ctx.maintain_args] {
                          ctx.fix_time(opt.at);
                          const auto c = ctx.company(opt.company);
-                         // The next Thursday at or after now.
-                         auto day = std::chrono::floor<std::chrono::days>(ctx.clock().now());
-                         while (std::chrono::weekday{day} != std::chrono::Thursday)
-                           day += std::chrono::days{1};
-                         const auto r = reports::build_report(ctx.store(), c, core::TimePoint{day});
+                         const auto r = reports::build_report(
+                             ctx.store(), c, reports::next_report_day(ctx.clock().now()));
                          if (ctx.json_output) {
                            json j = {{"company", r.company},
                                      {"week", r.week},

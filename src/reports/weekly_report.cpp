@@ -52,6 +52,12 @@ void table(std::string& out, const std::vector<std::string>& header,
 std::string day_of(core::TimePoint t) { return core::format_iso8601(t).substr(0, 10); }
 }  // namespace
 
+core::TimePoint next_report_day(core::TimePoint now) {
+  auto day = std::chrono::floor<std::chrono::days>(now);
+  while (std::chrono::weekday{day} != std::chrono::Thursday) day += std::chrono::days{1};
+  return core::TimePoint{day};
+}
+
 std::string render_text(const WeeklyReport& r) {
   std::string out = "SMTP Discovery weekly report for " + r.company + "\n";
   out += "Week " + day_of(r.from) + " to " + day_of(r.until - seconds{1}) + " (UTC)\n\n";

@@ -34,6 +34,10 @@ struct WeeklyReport {
 // ending at that day's midnight). Reads only.
 WeeklyReport build_report(store::Store& store, const core::Company& company, core::TimePoint now);
 
+// The day of the next report at or after `now`: that Thursday, 00:00 UTC (today, on a
+// Thursday). What a preview shows.
+core::TimePoint next_report_day(core::TimePoint now);
+
 // The body: plain-text tables, one section per list.
 std::string render_text(const WeeklyReport& report);
 

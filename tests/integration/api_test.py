@@ -6,6 +6,7 @@ JSON bodies and the OpenAPI document.
     api_test.py --binary build/mailroster
 """
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -336,6 +337,17 @@ class Api(unittest.TestCase):
         self.assertEqual(status, 400)
         self.assertEqual(adm.call("GET", "/api/v1/companies/acme/discovery-settings")[1]
                          ["inbound_threshold"], 5)
+
+    def test_weekly_report_preview(self):
+        """The next Thursday's report, as it would be sent: this week's new users listed."""
+        status, body, _ = self.client("admin@acme.example").call(
+            "GET", "/api/v1/companies/acme/report")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["company"], "acme")
+        self.assertEqual(datetime.date.fromisoformat(body["week"]).weekday(), 3)  # a Thursday
+        self.assertIsInstance(body["to"], list)
+        self.assertIn("alice@acme.example", body["text"])
+        self.assertNotIn("hank@globex.example", body["text"])
 
     def test_only_operators_add_companies_and_domains(self):
         adm = self.client("admin@acme.example")

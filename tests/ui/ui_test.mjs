@@ -177,6 +177,13 @@ try {
       await page.waitForSelector("#message:has-text('1 created')");
       assert.match(cli("user", "list", "--company", "acme"), /imported@acme\.example/);
     });
+    await step("preview Thursday's report from the settings", async () => {
+      await page.goto(base + "/#/settings");
+      await page.click("#preview-report");
+      await page.waitForSelector("#report-preview:has-text('newbie@acme.example')");
+      assert.match(await page.textContent("#report-to"), /^Week of \d{4}-\d{2}-\d{2}, to /);
+      await noHorizontalScroll("report-preview");
+    });
     await step("the audit trail shows the changes", async () => {
       await page.goto(base + "/#/audit");
       await page.waitForSelector("td:has-text('user.add')");

@@ -173,7 +173,17 @@ async function settingsView() {
     : `<label>${esc(k.replaceAll("_", " "))} <input name="${k}" value="${esc(v)}" size="12"></label>`;
   main().innerHTML = `<section><h1>SMTP Discovery settings</h1><form id="settings">
     ${Object.entries(s).map(([k, v]) => `<div class="row">${field(k, v)}</div>`).join("")}
-    <button>Save</button></form></section>`;
+    <button>Save</button></form></section>
+    <section><h2>Thursday's report</h2><p>What the company's contacts will receive next.</p>
+    <button id="preview-report" class="secondary">Preview the next report</button>
+    <p id="report-to"></p><pre id="report-preview"></pre></section>`;
+  $("#preview-report").onclick = async () => {
+    try {
+      const r = await api("GET", co() + "/report");
+      $("#report-to").textContent = `Week of ${r.week}, to ${r.to.length ? r.to.join(", ") : "nobody (no tech contact)"}`;
+      $("#report-preview").textContent = r.text;
+    } catch (e) { say(e.message, false); }
+  };
   $("#settings").onsubmit = async (ev) => {
     ev.preventDefault();
     const body = {};
