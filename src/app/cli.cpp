@@ -498,13 +498,16 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
     f.limit = opt.limit;
     const auto users = ctx.store().list_users(f);
     if (ctx.json_output) return ctx.print_json(users);
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& u : users) {
-      rows.push_back({u.address.str(), u.first_name, u.surname,
-                      std::string(core::to_string(u.role)), std::string(core::to_string(u.source)),
-                      ctx.company_name(u.company_id)});
-    }
-    print_table(ctx.out, {"ADDRESS", "FIRST NAME", "SURNAME", "ROLE", "SOURCE", "COMPANY"}, rows);
+    core::write_table(ctx.out, {"ADDRESS", "FIRST NAME", "SURNAME", "ROLE", "SOURCE", "COMPANY"},
+                      users.size(), [&](std::size_t i) -> std::vector<std::string> {
+                        const auto& u = users[i];
+                        return {u.address.str(),
+                                u.first_name,
+                                u.surname,
+                                std::string(core::to_string(u.role)),
+                                std::string(core::to_string(u.source)),
+                                ctx.company_name(u.company_id)};
+                      });
   });
   list->add_option("--company", opt.company, "Only this company's users");
   list->add_option("--role", opt.role_filter, "Only this role");

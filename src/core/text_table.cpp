@@ -1,27 +1,39 @@
 #include "core/text_table.hpp"
 
 #include <algorithm>
+#include <sstream>
 
 namespace mailroster::core {
 
 std::string format_table(const std::vector<std::string>& header,
                          const std::vector<std::vector<std::string>>& rows,
                          const TableStyle& style) {
+  std::ostringstream out;
+  write_table(
+      out, header, rows.size(), [&rows](std::size_t i) { return rows[i]; }, style);
+  return out.str();
+}
+
+void write_table(std::ostream& out, const std::vector<std::string>& header, std::size_t count,
+                 const std::function<std::vector<std::string>(std::size_t)>& row,
+                 const TableStyle& style) {
   std::vector<std::size_t> width(header.size());
   for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
-  for (const auto& row : rows) {
-    for (std::size_t i = 0; i < row.size() && i < width.size(); ++i) {
-      width[i] = std::max(width[i], row[i].size());
+  for (std::size_t r = 0; r < count; ++r) {
+    const auto cells = row(r);
+    for (std::size_t i = 0; i < cells.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], cells[i].size());
     }
   }
-  std::string out;
+  std::string text;
   auto line = [&](const std::vector<std::string>& cells) {
-    out += style.indent;
+    text = style.indent;
     for (std::size_t i = 0; i < cells.size(); ++i) {
-      out += cells[i];
-      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+      text += cells[i];
+      if (i + 1 < cells.size()) text += std::string(width[i] - cells[i].size() + 2, ' ');
     }
-    out += "\n";
+    text += "\n";
+    out << text;
   };
   line(header);
   if (style.rule) {
@@ -29,8 +41,7 @@ std::string format_table(const std::vector<std::string>& header,
     for (auto w : width) dashes.emplace_back(w, '-');
     line(dashes);
   }
-  for (const auto& row : rows) line(row);
-  return out;
+  for (std::size_t r = 0; r < count; ++r) line(row(r));
 }
 
 }  // namespace mailroster::core
