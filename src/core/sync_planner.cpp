@@ -238,19 +238,11 @@ Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const Company
     plan.updates.push_back(std::move(item));
   }
 
-  matched_.insert(matched_.end(), seen_users.begin(), seen_users.end());
-  sorted_ = false;
+  matched_.insert(seen_users.begin(), seen_users.end());
   return plan;
 }
 
-bool SyncPlanner::matched(Id user) const {
-  if (!sorted_) {
-    std::sort(matched_.begin(), matched_.end());
-    matched_.erase(std::unique(matched_.begin(), matched_.end()), matched_.end());
-    sorted_ = true;
-  }
-  return std::binary_search(matched_.begin(), matched_.end(), user);
-}
+bool SyncPlanner::matched(Id user) const { return matched_.contains(user); }
 
 Plan SyncPlanner::finish(const std::vector<User>& source_users, std::size_t company_users,
                          bool complete, const std::vector<User>& removed_users) {

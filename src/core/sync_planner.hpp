@@ -13,6 +13,8 @@
 //    max_delete_share of the company's users, unless forced.
 #pragma once
 
+#include <absl/container/flat_hash_set.h>
+
 #include <functional>
 #include <optional>
 #include <string>
@@ -163,8 +165,9 @@ class SyncPlanner {
  private:
   Source source_;
   SyncOptions options_;
-  mutable std::vector<Id> matched_;  // users some entry matched; sorted on demand
-  mutable bool sorted_ = true;
+  // Users some entry matched. A hash set: a vector sorted again whenever a batch had added
+  // to it cost a million-user re-sync a second in sorting.
+  absl::flat_hash_set<Id> matched_;
 };
 
 // The whole snapshot at once: current_users/current_aliases are the company's; foreign:
