@@ -709,7 +709,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          std::lock_guard lock(imports_mutex_);
          const auto now = clock_.now();
          std::erase_if(imports_, [&](const auto& kv) { return kv.second.expires <= now; });
-         imports_[id] = {co.id, std::move(plan), read->errors.size(), now + std::chrono::hours(1)};
+         imports_[id] = {co.id, std::make_shared<const core::Plan>(std::move(plan)),
+                         read->errors.size(), now + std::chrono::hours(1)};
          return ok(j, 201);
        }),
        RouteOptions{.max_body_bytes = 64u << 20}},
@@ -737,7 +738,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                                  " bad row(s); nothing was imported (fix them, or skip_invalid)",
                              "skip_invalid");
          }
-         const auto r = directory::apply_plan(store_, pending.plan, b.value.value("force", false));
+         const auto r = directory::apply_plan(store_, *pending.plan, b.value.value("force", false));
          {
            std::lock_guard lock(imports_mutex_);
            imports_.erase(req.params.at("plan"));

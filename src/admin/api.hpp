@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "admin/auth.hpp"
@@ -45,7 +46,7 @@ class Api {
   // CSV imports previewed and not yet applied: the plan applied is exactly the one shown.
   struct PendingImport {
     core::Id company_id = 0;
-    core::Plan plan;
+    std::shared_ptr<const core::Plan> plan;  // shared, not copied, by an apply under way
     std::size_t bad_rows = 0;
     core::TimePoint expires{};
   };
