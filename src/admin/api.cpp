@@ -457,11 +457,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "The next weekly SMTP Discovery report (Thursday) as it would be sent: week, recipients, "
        "text",
        false, in_company([this](Req, Who, const core::Company& co) {
-         const auto r = reports::build_report(store_, co, reports::next_report_day(clock_.now()));
-         return ok({{"company", r.company},
-                    {"week", r.week},
-                    {"to", r.recipients},
-                    {"text", reports::render_text(r)}});
+         return ok(reports::preview_json(
+             reports::build_report(store_, co, reports::next_report_day(clock_.now()))));
        })},
       {"GET", "/api/v1/companies/{company}/discovery-settings", "SMTP Discovery settings", false,
        in_company([this](Req, Who, const core::Company& co) {

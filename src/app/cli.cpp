@@ -913,13 +913,7 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
                          const auto c = ctx.company(opt.company);
                          const auto r = reports::build_report(
                              ctx.store(), c, reports::next_report_day(ctx.clock().now()));
-                         if (ctx.json_output) {
-                           json j = {{"company", r.company},
-                                     {"week", r.week},
-                                     {"to", r.recipients},
-                                     {"text", reports::render_text(r)}};
-                           return ctx.print_json(j);
-                         }
+                         if (ctx.json_output) return ctx.print_json(reports::preview_json(r));
                          std::string to;
                          for (const auto& x : r.recipients) to += (to.empty() ? "" : ", ") + x;
                          ctx.out << "To: " << (to.empty() ? "(no tech contact)" : to) << "\n\n"

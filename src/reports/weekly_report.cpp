@@ -52,6 +52,10 @@ void table(std::string& out, const std::vector<std::string>& header,
 std::string day_of(core::TimePoint t) { return core::format_iso8601(t).substr(0, 10); }
 }  // namespace
 
+nlohmann::json preview_json(const WeeklyReport& r) {
+  return {{"company", r.company}, {"week", r.week}, {"to", r.recipients}, {"text", render_text(r)}};
+}
+
 core::TimePoint next_report_day(core::TimePoint now) {
   auto day = std::chrono::floor<std::chrono::days>(now);
   while (std::chrono::weekday{day} != std::chrono::Thursday) day += std::chrono::days{1};

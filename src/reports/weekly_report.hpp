@@ -6,6 +6,8 @@
 // consecutive reports neither overlap nor leave gaps, whenever on Thursday they are sent.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -40,6 +42,9 @@ core::TimePoint next_report_day(core::TimePoint now);
 
 // The body: plain-text tables, one section per list.
 std::string render_text(const WeeklyReport& report);
+
+// A preview of the report, as the CLI (--json) and the API show it: company, week, to, text.
+nlohmann::json preview_json(const WeeklyReport& report);
 
 // The whole message (RFC 5322 + MIME, UTF-8, quoted-printable), ready for DATA.
 std::string to_mime(const WeeklyReport& report, const std::string& from,
