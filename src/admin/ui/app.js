@@ -1,7 +1,7 @@
 // mailroster's web UI: the admin API (/api/v1/, see /api/v1/openapi.json) in the browser.
 // No framework and no build step: the server ships these three files.
 "use strict";
-const state = { me: null, csrf: "", company: "", users: [], userQuery: { search: "", offset: 0 } };
+const state = { me: null, csrf: "", company: "", userQuery: { search: "", offset: 0 } };
 const PAGE = 100;  // users per page; companies have many thousands
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
@@ -61,7 +61,6 @@ async function usersView() {
   const q = state.userQuery;
   const data = await api("GET", co() + `/users?limit=${PAGE}&offset=${q.offset}` +
     `&search=${encodeURIComponent(q.search)}`);
-  state.users = data.items;
   const shown = data.items.length ? `${q.offset + 1}–${q.offset + data.items.length}`
     : (q.search ? "no user matches" : "no users");
   main().innerHTML = `<section><h1>Users</h1>
