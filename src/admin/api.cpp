@@ -1,15 +1,19 @@
 #include "admin/api.hpp"
 
+#include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <set>
 #include <variant>
 
 #include <sodium.h>
 
+#include <ext/stdio_filebuf.h>
 #include <sstream>
 
 #include "core/json.hpp"
 #include "directory/csv/csv_import.hpp"
+#include "directory/plan_spool.hpp"
 #include "directory/sync_apply.hpp"
 #include "reports/weekly_report.hpp"
 
@@ -110,25 +114,44 @@ Body parse_body(const HttpRequest& req, const Fields& allowed,
   return b;
 }
 
-// ?limit=&offset= over a list: {"items", "limit", "offset", "next_offset"?}, or a 400.
-template <class T>
-HttpResponse page_of(const std::vector<T>& all, const std::string& query) {
-  const auto q = query_params(query);
+struct Page {
   std::size_t limit = 100, offset = 0;
+};
+
+// ?limit=&offset=: 1 to 1000 (100 when not given) from 0, or a 400.
+std::variant<Page, HttpResponse> page_params(const std::map<std::string, std::string>& q) {
+  Page p;
   try {
-    if (q.count("limit")) limit = std::stoul(q.at("limit"));
-    if (q.count("offset")) offset = std::stoul(q.at("offset"));
+    if (q.count("limit")) p.limit = std::stoul(q.at("limit"));
+    if (q.count("offset")) p.offset = std::stoul(q.at("offset"));
   } catch (const std::exception&) {
     return json_error(400, "invalid_argument", "limit and offset are whole numbers", "limit");
   }
-  if (limit == 0 || limit > 1000) {
+  if (p.limit == 0 || p.limit > 1000) {
     return json_error(400, "invalid_argument", "limit must be 1 to 1000", "limit");
   }
-  json items = json::array();
-  for (std::size_t i = offset; i < all.size() && i < offset + limit; ++i) items.push_back(all[i]);
-  json out = {{"items", items}, {"limit", limit}, {"offset", offset}, {"total", all.size()}};
-  if (offset + limit < all.size()) out["next_offset"] = offset + limit;
+  return p;
+}
+
+// A page of a list of `total`: {"items", "limit", "offset", "total", "next_offset"?}.
+HttpResponse page_json(json items, const Page& p, std::size_t total) {
+  json out = {
+      {"items", std::move(items)}, {"limit", p.limit}, {"offset", p.offset}, {"total", total}};
+  if (p.offset + p.limit < total) out["next_offset"] = p.offset + p.limit;
   return HttpResponse{200, "application/json", out.dump(), {}};
+}
+
+// ?limit=&offset= over a list, or a 400.
+template <class T>
+HttpResponse page_of(const std::vector<T>& all, const std::string& query) {
+  const auto page = page_params(query_params(query));
+  if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
+  const auto& p = std::get<Page>(page);
+  json items = json::array();
+  for (std::size_t i = p.offset; i < all.size() && i < p.offset + p.limit; ++i) {
+    items.push_back(all[i]);
+  }
+  return page_json(std::move(items), p, all.size());
 }
 
 std::string text_or(const json& j, const char* key, std::string fallback = "") {
@@ -145,6 +168,70 @@ struct Api::Route {
   std::function<HttpResponse(const HttpRequest&, const std::optional<Caller>&)> handler;
   RouteOptions options = {};
 };
+
+namespace {
+
+// A previewed import's lists, as the API names them: PlanItem::Action's order, then bad rows.
+constexpr int kErrors = 4, kLists = 5;
+const std::string kListNames[kLists] = {"creates", "updates", "deletes", "skips", "errors"};
+constexpr std::size_t kShown = 100;  // of each list, in the preview's answer
+
+}  // namespace
+
+// A previewed CSV import, waiting (an hour at most) to be applied. Nothing of it stays in
+// memory but its digest: the uploaded file and the plan's lists (as JSON) wait on disk, so that
+// a million-row preview costs no more memory than the import itself. The apply plans the kept
+// file again, and applies it only if the plan's digest is the same.
+struct Api::PendingImport {
+  core::Id company_id = 0;
+  bool delete_missing = false;
+  directory::PlanDigest::Value digest{};
+  core::TimePoint expires{};
+  bool applying = false;  // under Api::imports_mutex_
+  directory::LineSpool lists[kLists];
+
+  void keep(const std::string& csv) {
+    csv_.reset(std::tmpfile());
+    if (!csv_ || std::fwrite(csv.data(), 1, csv.size(), csv_.get()) != csv.size() ||
+        std::fflush(csv_.get()) != 0) {
+      throw core::Failure(core::ErrorCode::internal, "cannot keep the file (disk full?)");
+    }
+  }
+  // The kept file from its start (one reader at a time: the apply).
+  std::unique_ptr<std::istream> file() {
+    std::rewind(csv_.get());
+    struct Stream : std::istream {
+      explicit Stream(std::FILE* f) : std::istream(nullptr), buf(f, std::ios::in) { rdbuf(&buf); }
+      __gnu_cxx::stdio_filebuf<char> buf;
+    };
+    return std::make_unique<Stream>(csv_.get());
+  }
+  json page(int list, std::size_t offset, std::size_t limit) {
+    std::lock_guard lock(mutex_);  // the spool's file position
+    json out = json::array();
+    lists[list].read(offset, limit, [&](std::string_view j) { out.push_back(json::parse(j)); });
+    return out;
+  }
+  std::size_t size(int list) const { return lists[list].size(); }
+
+ private:
+  struct Closer {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, Closer> csv_;
+  std::mutex mutex_;
+};
+
+std::shared_ptr<Api::PendingImport> Api::pending_import(const std::string& id,
+                                                        core::Id company_id) {
+  std::lock_guard lock(imports_mutex_);
+  auto it = imports_.find(id);
+  if (it == imports_.end() || it->second->company_id != company_id ||
+      it->second->expires <= clock_.now()) {
+    return nullptr;
+  }
+  return it->second;
+}
 
 Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,
          directory::SyncService& syncs, const core::Clock& clock)
@@ -257,16 +344,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
            f.role = *role;
          }
-         try {
-           f.limit = q.count("limit") ? std::stoul(q.at("limit")) : 100;
-           f.offset = q.count("offset") ? std::stoul(q.at("offset")) : 0;
-         } catch (const std::exception&) {
-           return json_error(400, "invalid_argument", "limit and offset are whole numbers",
-                             "limit");
-         }
-         if (f.limit == 0 || f.limit > 1000) {
-           return json_error(400, "invalid_argument", "limit must be 1 to 1000", "limit");
-         }
+         const auto page = page_params(q);
+         if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
+         f.limit = std::get<Page>(page).limit;
+         f.offset = std::get<Page>(page).offset;
          const auto users = store_.list_users(f);
          json out = {{"items", users}, {"limit", f.limit}, {"offset", f.offset}};
          if (users.size() == f.limit) out["next_offset"] = f.offset + f.limit;
@@ -678,69 +759,136 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                     {"info", r.info}});
        }},
       {"POST", "/api/v1/companies/{company}/imports",
-       "Upload a CSV (the body, text/csv) and get its plan with an id; nothing is written. "
+       "Upload a CSV (the body, text/csv) and get its plan with an id: the counts and the first "
+       "100 of each list (GET .../imports/{plan}/{list} pages through them); nothing is written. "
        "?delete_missing=true plans deletes of CSV users not in the file",
-       false, in_company([this, admin_of, plan_json](Req req, Who c, const core::Company& co) {
+       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         std::istringstream in(req.body);
-         auto read = directory::csv::read_user_csv(in, store::domain_names(store_, co.id));
-         if (!read) return json_error(400, "invalid_argument", read.error().message, "file");
          const auto q = query_params(req.query);
-         core::SyncOptions options;
-         options.default_role = store_.discovery_settings(co.id).default_role;
-         options.delete_removed = q.count("delete_missing") && q.at("delete_missing") == "true";
-         auto plan = directory::plan_for(store_, co.id, read->snapshot, options);
+         auto pending = std::make_shared<PendingImport>();
+         pending->company_id = co.id;
+         pending->delete_missing = q.count("delete_missing") && q.at("delete_missing") == "true";
+         directory::PlanDigest digest;
+         std::istringstream in(req.body);
+         directory::csv::ImportMode mode;
+         mode.delete_missing = pending->delete_missing;
+         auto& lists = pending->lists;
+         auto run = directory::csv::import_users(
+             store_, co.id, in, mode,
+             {[&](const core::PlanItem& i) {
+                const auto line = json(i).dump();
+                digest.item(i, line);
+                lists[static_cast<int>(i.action)].append(line);
+              },
+              [&](const directory::csv::RowError& e) {
+                digest.error(e.line, e.message);
+                lists[kErrors].append(json{{"line", e.line}, {"error", e.message}}.dump());
+              },
+              {}});
+         if (!run) return json_error(400, "invalid_argument", run.error().message, "file");
+         pending->keep(req.body);
+         pending->digest = digest.value();
+
+         auto j = directory::summary_json(core::Source::csv, run->result);
          unsigned char raw[16];
          randombytes_buf(raw, sizeof raw);
          std::string id(33, '\0');
          sodium_bin2hex(id.data(), id.size(), raw, sizeof raw);
          id.pop_back();
-         auto j = plan_json(plan, {});
-         json errors = json::array();
-         for (const auto& e : read->errors)
-           errors.push_back({{"line", e.line}, {"error", e.message}});
          j["plan_id"] = id;
-         j["errors"] = errors;
-         j["rows"] = read->rows;
-         j["unknown_columns"] = read->unknown_columns;
+         j["rows"] = run->rows;
+         j["bad_rows"] = run->bad_rows;
+         j["unknown_columns"] = run->unknown_columns;
+         for (int l = 0; l < kLists; ++l) j[kListNames[l]] = pending->page(l, 0, kShown);
          std::lock_guard lock(imports_mutex_);
          const auto now = clock_.now();
-         std::erase_if(imports_, [&](const auto& kv) { return kv.second.expires <= now; });
-         imports_[id] = {co.id, std::make_shared<const core::Plan>(std::move(plan)),
-                         read->errors.size(), now + std::chrono::hours(1)};
+         std::erase_if(imports_, [&](const auto& kv) { return kv.second->expires <= now; });
+         pending->expires = now + std::chrono::hours(1);
+         imports_[id] = std::move(pending);
          return ok(j, 201);
        }),
        RouteOptions{.max_body_bytes = 64u << 20}},
+      {"GET", "/api/v1/companies/{company}/imports/{plan}/{list}",
+       "A page of a previewed import's plan; list: creates, updates, deletes, skips or errors "
+       "(bad rows); ?limit=&offset=",
+       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         const auto* name =
+             std::find(std::begin(kListNames), std::end(kListNames), req.params.at("list"));
+         if (name == std::end(kListNames)) return not_found("list");
+         const auto page = page_params(query_params(req.query));
+         if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
+         const auto pending = pending_import(req.params.at("plan"), co.id);
+         if (!pending) return not_found("import plan (expired after an hour, or applied)");
+         const auto& p = std::get<Page>(page);
+         const auto list = static_cast<int>(name - std::begin(kListNames));
+         return page_json(pending->page(list, p.offset, p.limit), p, pending->size(list));
+       })},
       {"POST", "/api/v1/companies/{company}/imports/{plan}/apply",
-       "Apply exactly the previewed plan ({force, skip_invalid}); 409 when the world changed "
-       "under it",
+       "Apply exactly the previewed plan ({force, skip_invalid}): the file is planned again and "
+       "applied only if that plan is the same; else 409, and nothing is written",
        false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          auto b = parse_body(
              req, {{"force", json::value_t::boolean}, {"skip_invalid", json::value_t::boolean}});
          if (b.error) return *b.error;
-         PendingImport pending;
-         {
-           std::lock_guard lock(imports_mutex_);
-           auto it = imports_.find(req.params.at("plan"));
-           if (it == imports_.end() || it->second.company_id != co.id ||
-               it->second.expires <= clock_.now()) {
-             return not_found("import plan (expired after an hour, or applied)");
-           }
-           pending = it->second;
-         }
-         if (pending.bad_rows && !b.value.value("skip_invalid", false)) {
+         const auto id = req.params.at("plan");
+         const auto pending = pending_import(id, co.id);
+         if (!pending) return not_found("import plan (expired after an hour, or applied)");
+         const auto skip_invalid = b.value.value("skip_invalid", false);
+         if (pending->lists[kErrors].size() && !skip_invalid) {
            return json_error(400, "invalid_argument",
-                             std::to_string(pending.bad_rows) +
+                             std::to_string(pending->lists[kErrors].size()) +
                                  " bad row(s); nothing was imported (fix them, or skip_invalid)",
                              "skip_invalid");
          }
-         const auto r = directory::apply_plan(store_, *pending.plan, b.value.value("force", false));
          {
            std::lock_guard lock(imports_mutex_);
-           imports_.erase(req.params.at("plan"));
+           if (pending->applying) {
+             return json_error(409, "conflict", "this import is being applied already");
+           }
+           pending->applying = true;
          }
-         return ok({{"created", r.created}, {"updated", r.updated}, {"deleted", r.deleted}});
+         struct Done {
+           Api& api;
+           PendingImport& p;
+           ~Done() {
+             std::lock_guard lock(api.imports_mutex_);
+             p.applying = false;
+           }
+         } done{*this, *pending};
+
+         directory::PlanDigest digest;
+         directory::csv::ImportMode mode;
+         mode.apply = true;
+         mode.delete_missing = pending->delete_missing;
+         mode.force = b.value.value("force", false);
+         mode.skip_invalid = skip_invalid;
+         mode.before_commit = [&](const directory::RunResult&) {
+           if (digest.value() != pending->digest) {
+             throw core::Failure(core::ErrorCode::conflict,
+                                 "the company's users or domains changed since the preview, and "
+                                 "so did the plan; nothing was imported (preview the file again)");
+           }
+         };
+         auto in = pending->file();
+         const auto run = directory::csv::import_users(
+             store_, co.id, *in, mode,
+             {[&](const core::PlanItem& i) { digest.item(i, json(i).dump()); },
+              [&](const directory::csv::RowError& e) { digest.error(e.line, e.message); },
+              {}});
+         if (!run || !run->applied) {
+           return json_error(409, "conflict",
+                             "the file no longer plans as previewed; nothing was imported "
+                             "(preview it again)");
+         }
+         {
+           std::lock_guard lock(imports_mutex_);
+           imports_.erase(id);
+         }
+         return ok({{"created", run->result.creates},
+                    {"updated", run->result.updates},
+                    {"deleted", run->result.deletes}});
        })},
   };
   for (auto& r : more) routes_.push_back(std::move(r));

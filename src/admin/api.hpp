@@ -43,15 +43,13 @@ class Api {
   lifecycle::DiscoveryService& discovery_;
   directory::SyncService& syncs_;
   const core::Clock& clock_;
-  // CSV imports previewed and not yet applied: the plan applied is exactly the one shown.
-  struct PendingImport {
-    core::Id company_id = 0;
-    std::shared_ptr<const core::Plan> plan;  // shared, not copied, by an apply under way
-    std::size_t bad_rows = 0;
-    core::TimePoint expires{};
-  };
+  // CSV imports previewed and not yet applied (api.cpp): the plan applied is exactly the one
+  // shown.
+  struct PendingImport;
   std::mutex imports_mutex_;
-  std::map<std::string, PendingImport> imports_;
+  std::map<std::string, std::shared_ptr<PendingImport>> imports_;
+  // The company's pending import with this id, unless expired.
+  std::shared_ptr<PendingImport> pending_import(const std::string& id, core::Id company_id);
   std::vector<Route> routes_;
 };
 

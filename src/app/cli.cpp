@@ -957,69 +957,42 @@ void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
   auto& opt = ctx.import_args;
   auto* import = app.add_subcommand("import", "Import users");
   import->require_subcommand(1);
-  auto* csv =
-      verb(*import, "csv", "Import users from a CSV file (preview with --dry-run)", action,
-           [&ctx, &opt = ctx.import_args] {
-             const auto c = ctx.company(opt.company);
-             std::ifstream in(opt.file, std::ios::binary);
-             if (!in) throw Failure(ErrorCode::invalid_argument, "cannot read '" + opt.file + "'");
-             auto opened =
-                 directory::csv::UserCsvReader::open(in, store::domain_names(ctx.store(), c.id));
-             if (!opened) throw Failure(opened.error());
-             auto reader = std::move(opened).value();
+  auto* csv = verb(
+      *import, "csv", "Import users from a CSV file (preview with --dry-run)", action,
+      [&ctx, &opt = ctx.import_args] {
+        const auto c = ctx.company(opt.company);
+        std::ifstream in(opt.file, std::ios::binary);
+        if (!in) throw Failure(ErrorCode::invalid_argument, "cannot read '" + opt.file + "'");
+        PlanOutput output(ctx.json_output);
+        Progress progress(ctx.err, opt.file);
+        directory::csv::ImportMode mode;
+        mode.apply = !opt.dry_run;
+        mode.delete_missing = opt.delete_missing;
+        mode.force = opt.force;
+        mode.skip_invalid = opt.skip_invalid;
+        auto run = directory::csv::import_users(
+            ctx.store(), c.id, in, mode,
+            {[&](const core::PlanItem& i) { output.item(i); },
+             [&](const directory::csv::RowError& e) { output.row_error(e.line, e.message); },
+             [&](std::size_t rows, std::streamoff pos) { progress.update(rows, pos); }});
+        if (!run) throw Failure(run.error());
+        const auto& [result, rows, bad_rows, unknown_columns, applied] = *run;
+        progress.done();
 
-             core::SyncOptions options;
-             options.default_role = ctx.store().discovery_settings(c.id).default_role;
-             options.include_functional = true;
-             options.delete_removed = opt.delete_missing;
-
-             PlanOutput output(ctx.json_output);
-             Progress progress(ctx.err, opt.file);
-             // Bad rows block the whole import (unless --skip-invalid); the file is read to its end
-             // anyway, so that every bad row is reported at once.
-             struct Blocked {};
-             directory::RunResult result;
-             auto run = [&](bool apply) {
-               directory::SyncRun sync(ctx.store(), c.id, core::Source::csv, options, apply,
-                                       [&](const core::PlanItem& i) { output.item(i); });
-               // The file is parsed on a second thread while this one plans and writes.
-               directory::csv::ReadAhead ahead(reader, in, 5000);
-               while (auto batch = ahead.next()) {
-                 for (const auto& e : batch->errors) output.row_error(e.line, e.message);
-                 sync.add(batch->entries);
-                 progress.update(batch->rows, batch->position);
-               }
-               result = sync.finish(true, opt.force);
-               if (apply && output.row_errors() && !opt.skip_invalid) throw Blocked{};
-             };
-             bool applied = false;
-             if (opt.dry_run) {
-               run(false);
-             } else {
-               try {
-                 ctx.store().atomically([&] { run(true); });
-                 applied = true;
-               } catch (const Blocked&) {
-               }
-             }
-             progress.done();
-
-             std::vector<std::string> notes;
-             for (const auto& col : reader.unknown_columns())
-               notes.push_back("unknown column '" + col + "' ignored");
-             output.print(ctx.out, core::Source::csv, result,
-                          std::string(applied ? "applied" : "plan") + " for " + c.name + " from " +
-                              opt.file + " (" + std::to_string(reader.rows()) + " rows read)",
-                          notes,
-                          {{"rows", reader.rows()},
-                           {"unknown_columns", reader.unknown_columns()},
-                           {"applied", applied}});
-             if (!opt.dry_run && !applied) {
-               throw Failure(ErrorCode::invalid_argument,
-                             std::to_string(output.row_errors()) +
-                                 " bad row(s); nothing was imported (fix them, or --skip-invalid)");
-             }
-           });
+        std::vector<std::string> notes;
+        for (const auto& col : unknown_columns)
+          notes.push_back("unknown column '" + col + "' ignored");
+        output.print(ctx.out, core::Source::csv, result,
+                     std::string(applied ? "applied" : "plan") + " for " + c.name + " from " +
+                         opt.file + " (" + std::to_string(rows) + " rows read)",
+                     notes,
+                     {{"rows", rows}, {"unknown_columns", unknown_columns}, {"applied", applied}});
+        if (!opt.dry_run && !applied) {
+          throw Failure(ErrorCode::invalid_argument,
+                        std::to_string(bad_rows) +
+                            " bad row(s); nothing was imported (fix them, or --skip-invalid)");
+        }
+      });
   csv->add_option("file", opt.file, "CSV file: email, first_name, surname, role, type, aliases")
       ->required();
   csv->add_option("--company", opt.company, "Company")->required();

@@ -5,48 +5,11 @@
 
 namespace mailroster::app {
 
-namespace {
-
-std::FILE* temporary() {
-  std::FILE* f = std::tmpfile();
-  if (!f) throw core::Failure(core::ErrorCode::internal, "cannot create a temporary file");
-  return f;
-}
-
-}  // namespace
-
-PlanOutput::PlanOutput(bool json) : json_(json), errors_(temporary()) {
-  for (auto& s : items_) s.reset(temporary());
-}
-
-void PlanOutput::write(const Spool& spool, const std::string& line) {
-  if (std::fwrite(line.data(), 1, line.size(), spool.get()) != line.size() ||
-      std::fputc('\n', spool.get()) == EOF) {
-    throw core::Failure(core::ErrorCode::internal, "cannot write a temporary file (disk full?)");
-  }
-}
-
-bool PlanOutput::copy(const Spool& spool, std::ostream& out, const char* separator) {
-  std::fflush(spool.get());
-  std::rewind(spool.get());
-  char buf[8192];
-  bool first = true;
-  std::string line;
-  while (std::fgets(buf, sizeof buf, spool.get())) {
-    line += buf;
-    if (line.back() != '\n') continue;
-    line.pop_back();
-    if (!first) out << separator;
-    out << line;
-    first = false;
-    line.clear();
-  }
-  return !first;
-}
+PlanOutput::PlanOutput(bool json) : json_(json) {}
 
 void PlanOutput::item(const core::PlanItem& item) {
-  const auto& spool = items_[static_cast<int>(item.action)];
-  if (json_) return write(spool, nlohmann::json(item).dump());
+  auto& spool = items_[static_cast<int>(item.action)];
+  if (json_) return spool.append(nlohmann::json(item).dump());
   std::string line = "  " + std::string(core::to_string(item.action)) + " " + item.address.str();
   for (const auto& ch : item.changes) {
     line += " " + ch.field + ": '" + ch.before + "' -> '" + ch.after + "'";
@@ -54,13 +17,12 @@ void PlanOutput::item(const core::PlanItem& item) {
   for (const auto& a : item.add_aliases) line += " +alias " + a.str();
   for (const auto& a : item.remove_aliases) line += " -alias " + a.str();
   if (item.action == core::PlanItem::Action::skip) line += " (" + item.reason + ")";
-  write(spool, line);
+  spool.append(line);
 }
 
 void PlanOutput::row_error(std::size_t line, const std::string& message) {
-  ++row_errors_;
-  if (json_) return write(errors_, nlohmann::json{{"line", line}, {"error", message}}.dump());
-  write(errors_, "  line " + std::to_string(line) + ": " + message);
+  if (json_) return errors_.append(nlohmann::json{{"line", line}, {"error", message}}.dump());
+  errors_.append("  line " + std::to_string(line) + ": " + message);
 }
 
 void PlanOutput::print(std::ostream& out, core::Source source, const directory::RunResult& r,
@@ -69,25 +31,17 @@ void PlanOutput::print(std::ostream& out, core::Source source, const directory::
   if (!json_) {
     out << headline << ": " << r.creates << " to create, " << r.updates << " to update, "
         << r.deletes << " to delete, " << r.skips << " skipped";
-    if (row_errors_) out << ", " << row_errors_ << " bad rows";
+    if (row_errors()) out << ", " << row_errors() << " bad rows";
     out << "\n";
     for (const auto& n : notes) out << "  " << n << "\n";
-    if (copy(errors_, out, "\n")) out << "\n";
+    if (errors_.copy(out, "\n")) out << "\n";
     if (r.guard) out << "  deletion guard: " << *r.guard << "\n";
     for (const auto& spool : items_) {
-      if (copy(spool, out, "\n")) out << "\n";
+      if (spool.copy(out, "\n")) out << "\n";
     }
     return;
   }
-  nlohmann::json head = {{"source", core::to_string(source)},
-                         {"counts",
-                          {{"create", r.creates},
-                           {"update", r.updates},
-                           {"delete", r.deletes},
-                           {"skip", r.skips},
-                           {"company_users", r.company_users}}},
-                         {"source_complete", r.source_complete},
-                         {"guard", r.guard ? nlohmann::json(*r.guard) : nlohmann::json(nullptr)}};
+  auto head = directory::summary_json(source, r);
   head.update(extra);
   // The head's fields, then the spooled lists; one item per line.
   auto text = head.dump(2);
@@ -97,11 +51,11 @@ void PlanOutput::print(std::ostream& out, core::Source source, const directory::
   const char* names[] = {"creates", "updates", "deletes", "skips"};
   for (int i = 0; i < 4; ++i) {
     out << ",\n  \"" << names[i] << "\": [\n    ";
-    copy(items_[i], out, ",\n    ");
+    items_[i].copy(out, ",\n    ");
     out << "\n  ]";
   }
   out << ",\n  \"errors\": [\n    ";
-  copy(errors_, out, ",\n    ");
+  errors_.copy(out, ",\n    ");
   out << "\n  ]\n}\n";
 }
 

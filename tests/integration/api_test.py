@@ -452,6 +452,59 @@ class Api(unittest.TestCase):
                                    content_type="text/csv")
         self.assertEqual((status, body["error"]["field"]), (400, "file"))
 
+    def test_csv_import_preview_pages_through_its_lists(self):
+        """The preview answers with the counts and the first 100 of each list; the rest is paged
+        from the plan kept on disk, in the company's name only."""
+        adm = self.client("admin@acme.example")
+        csv = "email,first_name\n" + "".join(f"page{i:03}@acme.example,P{i}\n" for i in range(250))
+        csv += "".join(f"broken{i}\n" for i in range(130))  # lines 252..381
+        status, plan, _ = adm.call("POST", "/api/v1/companies/acme/imports", raw=csv,
+                                   content_type="text/csv")
+        self.assertEqual(status, 201, plan)
+        self.assertEqual((plan["counts"]["create"], plan["bad_rows"], plan["rows"]), (250, 130, 380))
+        self.assertEqual((len(plan["creates"]), len(plan["errors"])), (100, 100))
+        base = f"/api/v1/companies/acme/imports/{plan['plan_id']}"
+        seen, offset = [], 0
+        while offset is not None:
+            status, page, _ = adm.call("GET", f"{base}/creates?limit=90&offset={offset}")
+            self.assertEqual((status, page["total"]), (200, 250), page)
+            seen += [i["address"] for i in page["items"]]
+            offset = page.get("next_offset")
+        self.assertEqual(seen[:100], [i["address"] for i in plan["creates"]])
+        self.assertEqual(sorted(seen), [f"page{i:03}@acme.example" for i in range(250)])
+        status, page, _ = adm.call("GET", f"{base}/errors?offset=100")
+        self.assertEqual([e["line"] for e in page["items"]], list(range(352, 382)), page)
+        self.assertEqual(adm.call("GET", f"{base}/skips")[1]["items"], [])
+        self.assertEqual(adm.call("GET", f"{base}/everything")[0], 404)
+        self.assertEqual(adm.call("GET", f"{base}/creates?limit=5000")[0], 400)
+        ops = self.client("ops@mailroster.example")
+        self.assertEqual(ops.call("GET", base.replace("/acme/", "/globex/") + "/creates")[0], 404)
+        self.assertIn(self.client("alice@acme.example").call("GET", base + "/creates")[0], (403, 404))
+        status, body, _ = adm.call("POST", base + "/apply", {"skip_invalid": True})
+        self.assertEqual((status, body["created"]), (200, 250), body)
+        self.assertEqual(adm.call("GET", f"{base}/creates")[0], 404)  # applied: gone
+
+    def test_csv_import_apply_refuses_a_plan_the_domains_changed_under(self):
+        """A domain removed between preview and apply turns its rows bad: the file no longer
+        plans as previewed, so nothing of it is applied."""
+        ops = self.client("ops@mailroster.example")
+        self.assertEqual(ops.call("POST", "/api/v1/companies/acme/domains",
+                                  {"name": "acme-two.example", "destination": "127.0.0.1:25"})[0],
+                         201)
+        csv = "email\nkeep1@acme.example\ngone1@acme-two.example\n"
+        status, plan, _ = ops.call("POST", "/api/v1/companies/acme/imports", raw=csv,
+                                   content_type="text/csv")
+        self.assertEqual((status, plan["counts"]["create"], plan["bad_rows"]), (201, 2, 0), plan)
+        self.assertEqual(ops.call("DELETE", "/api/v1/companies/acme/domains/acme-two.example")[0],
+                         200)
+        status, body, _ = ops.call("POST", f"/api/v1/companies/acme/imports/{plan['plan_id']}/apply",
+                                   {"skip_invalid": True})
+        self.assertEqual(status, 409, body)
+        self.assertIn("preview", body["error"]["message"])
+        users = {u["address"] for u in
+                 ops.call("GET", "/api/v1/companies/acme/users?limit=1000")[1]["items"]}
+        self.assertNotIn("keep1@acme.example", users)
+
     def test_azure_sync_settings_search_and_run(self):
         graph = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "..",
                                                                "graph", "fake_graph.py"),
@@ -497,7 +550,7 @@ class Api(unittest.TestCase):
         bob = self.ids["bob@acme.example"]
         adm, alice = self.client("admin@acme.example"), self.client("alice@acme.example")
         fill = {"company": "globex", "id": str(hank), "kind": "ldap", "domain": "globex.example",
-                "address": "x%40globex.example", "plan": "0"}
+                "address": "x%40globex.example", "plan": "0", "list": "creates"}
         checked = 0
         for path, ops in doc["paths"].items():
             for method in ops:

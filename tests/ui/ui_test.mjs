@@ -163,18 +163,32 @@ try {
       const aliases = cli("alias", "list", "--company", "acme");
       assert.match(aliases, /a\.smith@acme\.example/);
     });
-    await step("import a CSV through the preview, with a line-numbered error", async () => {
+    await step("import a CSV through the preview, paged, with line-numbered errors", async () => {
       const csv = path.join(dir, "users.csv");
-      fs.writeFileSync(csv, "email,first_name,surname\nimported@acme.example,Im,Ported\nbad address,,\n");
+      let text = "email,first_name,surname\nimported@acme.example,Im,Ported\nbad address,,\n";
+      for (let i = 0; i < 149; i++) text += `bulk${String(i).padStart(3, "0")}@acme.example,B,${i}\n`;
+      for (let i = 0; i < 100; i++) text += `broken${i}\n`;  // lines 153 to 252
+      fs.writeFileSync(csv, text);
       await page.goto(base + "/#/import");
       await page.setInputFiles("#csv", csv);
       await page.click("#preview");
       await page.waitForSelector("#csv-errors:has-text('line 3')");
-      await page.waitForSelector("#plan-counts:has-text('1 to create')");
+      await page.waitForSelector("#plan-counts:has-text('150 to create')");
+      await page.waitForSelector("#plan-page:has-text('creates 1–100 of 150')");
+      assert.equal(await page.$$eval("#plan-rows tbody tr", (trs) => trs.length), 100);
       await noHorizontalScroll("import-preview");
+      await page.click("#plan-next");
+      await page.waitForSelector("#plan-page:has-text('creates 101–150 of 150')");
+      assert.equal(await page.$$eval("#plan-rows tbody tr", (trs) => trs.length), 50);
+      await page.click("[data-list=skips]");
+      await page.waitForSelector("#plan-page:has-text('no skips')");
+      assert.equal(await page.$$eval("#csv-errors li", (lis) => lis.length), 100);
+      await page.click("#more-errors");
+      await page.waitForSelector("#csv-errors li:has-text('line 252')");
+      assert.ok(await page.isHidden("#more-errors"));
       await page.check("#skip-invalid");
       await page.click("#apply-import");
-      await page.waitForSelector("#message:has-text('1 created')");
+      await page.waitForSelector("#message:has-text('150 created')");
       assert.match(cli("user", "list", "--company", "acme"), /imported@acme\.example/);
     });
     await step("preview Thursday's report from the settings", async () => {

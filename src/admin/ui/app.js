@@ -194,11 +194,59 @@ async function settingsView() {
   };
 }
 
-function planTable(plan) {
-  const items = [...plan.creates, ...plan.updates, ...plan.deletes, ...plan.skips];
+function planCounts(plan) {
   return `<p id="plan-counts">${plan.counts.create} to create, ${plan.counts.update} to update,
-    ${plan.counts.delete} to delete, ${plan.counts.skip} skipped${plan.guard ? ` — <span class="error">deletion guard: ${esc(plan.guard)}</span>` : ""}</p>
-    ${table(["Action", "Address", "Reason"], items.slice(0, 500).map((i) => [esc(i.action), esc(i.address), esc(i.reason)]))}`;
+    ${plan.counts.delete} to delete, ${plan.counts.skip} skipped${plan.guard ? ` — <span class="error">deletion guard: ${esc(plan.guard)}</span>` : ""}</p>`;
+}
+
+const planRows = (items) => table(["Action", "Address", "Reason"],
+  items.map((i) => [esc(i.action), esc(i.address), esc(i.reason)]));
+
+function planTable(plan) {
+  return planCounts(plan) + planRows([...plan.creates, ...plan.updates, ...plan.deletes, ...plan.skips].slice(0, 500));
+}
+
+// A previewed import: the server keeps its plan and bad rows; they are shown a list and a page
+// at a time.
+function importPlanView(plan, onApply) {
+  const lists = [["creates", "create"], ["updates", "update"], ["deletes", "delete"], ["skips", "skip"]];
+  const base = co() + "/imports/" + plan.plan_id;
+  const at = { list: (lists.find(([, c]) => plan.counts[c]) || lists[0])[0], offset: 0 };
+  let errorsShown = plan.errors.length;
+  $("#csv-result").innerHTML = `${plan.bad_rows ? `<h2 class="error">Bad rows: ${plan.bad_rows}</h2>
+      <ul id="csv-errors">${plan.errors.map((e) => `<li>line ${e.line}: ${esc(e.error)}</li>`).join("")}</ul>
+      <button id="more-errors" class="secondary"${errorsShown < plan.bad_rows ? "" : " hidden"}>More bad rows</button>` : ""}
+    ${planCounts(plan)}
+    <div class="row">${lists.map(([l, c]) => `<button class="secondary" data-list="${l}">${c}: ${plan.counts[c]}</button>`).join("")}</div>
+    <div id="plan-rows"></div>
+    <div class="row"><button id="plan-previous" class="secondary">Previous</button><span id="plan-page"></span>
+      <button id="plan-next" class="secondary">Next</button></div>
+    <button id="apply-import">Import</button>`;
+  const show = async () => {
+    try {
+      const page = await api("GET", `${base}/${at.list}?limit=${PAGE}&offset=${at.offset}`);
+      $("#plan-rows").innerHTML = planRows(page.items);
+      $("#plan-page").textContent = page.total ? `${at.list} ${at.offset + 1}–${at.offset + page.items.length} of ${page.total}` : `no ${at.list}`;
+      $("#plan-previous").disabled = at.offset === 0;
+      $("#plan-next").disabled = page.next_offset === undefined;
+      $("#plan-next").onclick = () => { at.offset = page.next_offset; show(); };
+      main().querySelectorAll("[data-list]").forEach((b) => b.setAttribute("aria-pressed", b.dataset.list === at.list));
+    } catch (e) { say(e.message, false); }
+  };
+  $("#plan-previous").onclick = () => { at.offset = Math.max(0, at.offset - PAGE); show(); };
+  main().querySelectorAll("[data-list]").forEach((b) => (b.onclick = () => { at.list = b.dataset.list; at.offset = 0; show(); }));
+  if (plan.bad_rows) {
+    $("#more-errors").onclick = async () => {
+      try {
+        const page = await api("GET", `${base}/errors?limit=${PAGE}&offset=${errorsShown}`);
+        $("#csv-errors").insertAdjacentHTML("beforeend", page.items.map((e) => `<li>line ${e.line}: ${esc(e.error)}</li>`).join(""));
+        errorsShown += page.items.length;
+        $("#more-errors").hidden = page.next_offset === undefined;
+      } catch (e) { say(e.message, false); }
+    };
+  }
+  $("#apply-import").onclick = onApply;
+  return show();
 }
 
 const SYNC_FIELDS = {
@@ -221,23 +269,18 @@ async function importView() {
         ${[1, 3, 6, 12, 24].map((h) => `<option>${h}</option>`).join("")}</select> hours</label></div>
       <div class="row"><button>Save</button><button type="button" class="secondary" data-search>Search Now</button>
         <button type="button" data-run hidden>Sync</button></div><div data-result></div></form></section>`).join("")}`;
-  let planId = "";
   $("#preview").onclick = async () => {
     const file = $("#csv").files[0];
     if (!file) return say("choose a CSV file", false);
     try {
       const plan = await api("POST", co() + "/imports", await file.text(), "text/csv");
-      planId = plan.plan_id;
-      $("#csv-result").innerHTML = `${plan.errors.length ? `<h2 class="error">Bad rows</h2><ul id="csv-errors">${
-        plan.errors.map((e) => `<li>line ${e.line}: ${esc(e.error)}</li>`).join("")}</ul>` : ""}
-        ${planTable(plan)}<button id="apply-import">Import</button>`;
-      $("#apply-import").onclick = async () => {
+      await importPlanView(plan, async () => {
         try {
-          const r = await api("POST", co() + "/imports/" + planId + "/apply", { skip_invalid: $("#skip-invalid").checked });
+          const r = await api("POST", co() + "/imports/" + plan.plan_id + "/apply", { skip_invalid: $("#skip-invalid").checked });
           say(`imported: ${r.created} created, ${r.updated} updated, ${r.deleted} deleted`);
           $("#csv-result").innerHTML = "";
         } catch (e) { say(e.message, false); }
-      };
+      });
     } catch (e) { say(e.message, false); }
   };
   for (const form of main().querySelectorAll("form[data-sync]")) {

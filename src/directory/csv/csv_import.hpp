@@ -18,6 +18,8 @@
 #include "core/read_ahead.hpp"
 #include "core/sync_planner.hpp"
 #include "directory/csv/csv_reader.hpp"
+#include "directory/sync_apply.hpp"
+#include "store/store.hpp"
 
 namespace mailroster::directory::csv {
 
@@ -84,6 +86,39 @@ class ReadAhead {
  private:
   core::ReadAhead<Batch> ahead_;
 };
+
+// How an import runs: planned only, or applied as one transaction.
+struct ImportMode {
+  bool apply = false;
+  bool delete_missing = false;  // delete the company's CSV-imported users not in the file
+  bool force = false;           // apply past the deletion guard
+  bool skip_invalid = false;    // apply the good rows even when some are bad
+  // When applying, called last inside the transaction; what it throws undoes the import.
+  std::function<void(const RunResult&)> before_commit;
+};
+
+struct ImportSinks {
+  SyncRun::Sink item;                          // every plan item (SyncRun's order and threads)
+  std::function<void(const RowError&)> error;  // every bad row, in file order
+  std::function<void(std::size_t rows, std::streamoff position)> progress;  // a batch read
+};
+
+struct ImportOutcome {
+  RunResult result;
+  std::size_t rows = 0;  // data rows read
+  std::size_t bad_rows = 0;
+  std::vector<std::string> unknown_columns;
+  bool applied = false;  // false when only planned, or held back by bad rows
+};
+
+// A CSV import, for the CLI and the API alike: the file is parsed on a second thread while
+// this one plans (and writes) batch by batch, so that a file of any length takes bounded
+// memory. New users get the company's default discovery role. The file is read to its end
+// even when a bad row holds the import back, so that every bad row is reported at once.
+// Fails (invalid_argument) when the file as a whole is unusable; when applying, throws
+// core::Failure (conflict) when the deletion guard refuses, and whatever before_commit throws.
+core::Result<ImportOutcome> import_users(store::Store& store, core::Id company_id, std::istream& in,
+                                         const ImportMode& mode, const ImportSinks& sinks);
 
 // The whole file at once (small files, tests). progress, when set, is called every 10,000 rows.
 core::Result<CsvSnapshot> read_user_csv(std::istream& in,

@@ -4,6 +4,10 @@
 
 #include <sstream>
 
+#include "core/clock.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "test_support.hpp"
+
 namespace mailroster::directory::csv {
 namespace {
 
@@ -122,6 +126,103 @@ TEST(ReadAhead, StopsWhenTheCallerGivesUp) {
     ASSERT_TRUE(ahead.next());
   }
   EXPECT_LT(reader.rows(), 1000u);  // at most a few batches were read ahead
+}
+
+// import_users: the one CSV import of the CLI and the API, against a real store.
+class ImportUsers : public ::testing::Test {
+ protected:
+  ImportUsers()
+      : clock(core::TimePoint{std::chrono::sys_days{std::chrono::year{2026} / 11 / 2}}),
+        store(dir.file("state.db"), clock) {
+    acme = store.add_company({"acme", "", "", {}}, admin);
+    store.add_domain(acme.id, "acme.example", core::Endpoint::parse("h").value(), admin);
+  }
+  struct Seen {
+    std::vector<std::string> items;
+    std::vector<std::size_t> error_lines;
+  };
+  ImportOutcome run(const std::string& text, const ImportMode& mode, Seen* seen = nullptr) {
+    std::istringstream in(text);
+    ImportSinks sinks;
+    if (seen) {
+      sinks.item = [seen](const core::PlanItem& i) {
+        seen->items.push_back(std::string(core::to_string(i.action)) + " " + i.address.str());
+      };
+      sinks.error = [seen](const RowError& e) { seen->error_lines.push_back(e.line); };
+    }
+    return import_users(store, acme.id, in, mode, sinks).value();
+  }
+  std::size_t events() { return store.list_audit({acme.id, 0}).size(); }
+
+  testing::TempDir dir;
+  core::ManualClock clock;
+  store::sqlite::SqliteStore store;
+  core::Actor admin{"admin:test"};
+  core::Company acme;
+};
+
+const char* kTwoBadRows =
+    "email,role\none@acme.example,\nbad address,\ntwo@acme.example,end_user\n"
+    "three@acme.example,boss\nfour@acme.example,\n";
+
+TEST_F(ImportUsers, APlanWritesNothingAndReportsEveryItemAndBadRow) {
+  Seen seen;
+  const auto before = events();
+  const auto r = run(kTwoBadRows, {}, &seen);
+  EXPECT_FALSE(r.applied);
+  EXPECT_EQ((std::pair{r.rows, r.bad_rows}), (std::pair{std::size_t{5}, std::size_t{2}}));
+  EXPECT_EQ(r.result.creates, 3u);
+  EXPECT_EQ(seen.items,
+            (std::vector<std::string>{"create one@acme.example", "create two@acme.example",
+                                      "create four@acme.example"}));
+  EXPECT_EQ(seen.error_lines, (std::vector<std::size_t>{3, 5}));
+  EXPECT_EQ(store.count_users(acme.id), 0u);
+  EXPECT_EQ(events(), before);
+}
+
+TEST_F(ImportUsers, BadRowsHoldTheWholeImportBackUnlessSkipped) {
+  ImportMode mode;
+  mode.apply = true;
+  Seen seen;
+  auto r = run(kTwoBadRows, mode, &seen);
+  EXPECT_FALSE(r.applied);
+  EXPECT_EQ(seen.error_lines, (std::vector<std::size_t>{3, 5}));  // read to its end
+  EXPECT_EQ(store.count_users(acme.id), 0u);
+  mode.skip_invalid = true;
+  r = run(kTwoBadRows, mode);
+  EXPECT_TRUE(r.applied);
+  EXPECT_EQ(store.count_users(acme.id), 3u);
+}
+
+TEST_F(ImportUsers, NewUsersGetTheCompanysDefaultRole) {
+  auto settings = store.discovery_settings(acme.id);
+  settings.default_role = core::Role::end_user;
+  store.set_discovery_settings(acme.id, settings, admin);
+  ImportMode mode;
+  mode.apply = true;
+  run("email\nnew@acme.example\n", mode);
+  EXPECT_EQ(store.find_user(core::Address::parse("new@acme.example").value())->role,
+            core::Role::end_user);
+}
+
+// What before_commit throws, after batches were written, undoes all of them: the API's apply
+// refuses this way a file that no longer plans as previewed.
+TEST_F(ImportUsers, WhatBeforeCommitThrowsUndoesEveryBatch) {
+  std::string text = "email\n";
+  for (int i = 0; i < 12000; ++i) text += "u" + std::to_string(i) + "@acme.example\n";
+  ImportMode mode;
+  mode.apply = true;
+  std::size_t written = 0;
+  mode.before_commit = [&](const RunResult& r) {
+    written = store.count_users(acme.id);  // this thread's transaction sees its writes
+    EXPECT_EQ(r.creates, 12000u);
+    throw core::Failure(core::ErrorCode::conflict, "changed");
+  };
+  const auto before = events();
+  EXPECT_THROW(run(text, mode), core::Failure);
+  EXPECT_EQ(written, 12000u);
+  EXPECT_EQ(store.count_users(acme.id), 0u);
+  EXPECT_EQ(events(), before);
 }
 
 }  // namespace
