@@ -178,17 +178,34 @@ constexpr std::size_t kShown = 100;  // of each list, in the preview's answer
 
 }  // namespace
 
-// A previewed CSV import, waiting (an hour at most) to be applied. Nothing of it stays in
-// memory but its digest: the uploaded file and the plan's lists (as JSON) wait on disk, so that
-// a million-row preview costs no more memory than the import itself. The apply plans the kept
-// file again, and applies it only if the plan's digest is the same.
-struct Api::PendingImport {
+// A previewed plan, waiting (an hour at most) to be paged through, or applied (a CSV import).
+// Nothing of it stays in memory but its digest: the plan's lists (as JSON) and an uploaded file
+// wait on disk, so that a million-row preview costs no more memory than the import itself. An
+// import's apply plans the kept file again, and applies it only if the digest is the same.
+struct Api::PendingPlan {
   core::Id company_id = 0;
-  bool delete_missing = false;
-  directory::PlanDigest::Value digest{};
+  bool delete_missing = false;  // a CSV import's option
+  directory::PlanDigest digest;
   core::TimePoint expires{};
-  bool applying = false;  // under Api::imports_mutex_
+  bool applying = false;  // under Api::plans_mutex_
   directory::LineSpool lists[kLists];
+
+  // Sinks for a run that plans this.
+  void item(const core::PlanItem& i) {
+    const auto line = json(i).dump();
+    digest.item(i, line);
+    lists[static_cast<int>(i.action)].append(line);
+  }
+  void error(const directory::csv::RowError& e) {
+    digest.error(e.line, e.message);
+    lists[kErrors].append(json{{"line", e.line}, {"error", e.message}}.dump());
+  }
+  // The run's counts, and the first kShown of each list.
+  json answer(core::Source source, const directory::RunResult& r) {
+    auto j = directory::summary_json(source, r);
+    for (int l = 0; l < kLists; ++l) j[kListNames[l]] = page(l, 0, kShown);
+    return j;
+  }
 
   void keep(const std::string& csv) {
     csv_.reset(std::tmpfile());
@@ -197,6 +214,7 @@ struct Api::PendingImport {
       throw core::Failure(core::ErrorCode::internal, "cannot keep the file (disk full?)");
     }
   }
+  bool has_file() const { return csv_ != nullptr; }
   // The kept file from its start (one reader at a time: the apply).
   std::unique_ptr<std::istream> file() {
     std::rewind(csv_.get());
@@ -222,11 +240,24 @@ struct Api::PendingImport {
   std::mutex mutex_;
 };
 
-std::shared_ptr<Api::PendingImport> Api::pending_import(const std::string& id,
-                                                        core::Id company_id) {
-  std::lock_guard lock(imports_mutex_);
-  auto it = imports_.find(id);
-  if (it == imports_.end() || it->second->company_id != company_id ||
+std::string Api::keep_plan(std::shared_ptr<PendingPlan> plan) {
+  unsigned char raw[16];
+  randombytes_buf(raw, sizeof raw);
+  std::string id(33, '\0');
+  sodium_bin2hex(id.data(), id.size(), raw, sizeof raw);
+  id.pop_back();
+  std::lock_guard lock(plans_mutex_);
+  const auto now = clock_.now();
+  std::erase_if(plans_, [&](const auto& kv) { return kv.second->expires <= now; });
+  plan->expires = now + std::chrono::hours(1);
+  plans_[id] = std::move(plan);
+  return id;
+}
+
+std::shared_ptr<Api::PendingPlan> Api::pending_plan(const std::string& id, core::Id company_id) {
+  std::lock_guard lock(plans_mutex_);
+  auto it = plans_.find(id);
+  if (it == plans_.end() || it->second->company_id != company_id ||
       it->second->expires <= clock_.now()) {
     return nullptr;
   }
@@ -688,11 +719,6 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
     if (!admin_of(c)) return json_error(403, "forbidden", "administrators only");
     return SyncTarget{*co, *kind};
   };
-  auto plan_json = [](const core::Plan& plan, const std::vector<directory::Rejected>& rejected) {
-    json j = plan;
-    j["rejected"] = directory::rejected_json(rejected);
-    return j;
-  };
   std::vector<Route> more = {
       {"GET", "/api/v1/companies/{company}/sync/{kind}",
        "Directory sync (kind: ldap or azure): settings, options, last success and error; never "
@@ -732,14 +758,21 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return ok(syncs_.test(co.id, kind));
        }},
       {"POST", "/api/v1/companies/{company}/sync/{kind}/search",
-       "Search Now: the plan a sync would apply (nothing is written)", false,
-       [this, sync_target, plan_json](Req req, Who c) {
+       "Search Now: the plan a sync would apply (nothing is written): the counts and the first "
+       "100 of each list, with an id to page through them (GET .../plans/{plan}/{list})",
+       false,
+       [this, sync_target](Req req, Who c) {
          auto t = sync_target(req, *c);
          if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
          const auto& [co, kind] = std::get<SyncTarget>(t);
-         const auto p = syncs_.preview(co.id, kind);
-         auto j = plan_json(p.plan, p.rejected);
+         auto pending = std::make_shared<PendingPlan>();
+         pending->company_id = co.id;
+         const auto p =
+             syncs_.preview(co.id, kind, [&](const core::PlanItem& i) { pending->item(i); });
+         auto j = pending->answer(kind, p.result);
+         j["rejected"] = directory::rejected_json(p.rejected);
          j["info"] = p.info;
+         j["plan_id"] = keep_plan(std::move(pending));
          return ok(j);
        }},
       {"POST", "/api/v1/companies/{company}/sync/{kind}/run",
@@ -760,57 +793,35 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        }},
       {"POST", "/api/v1/companies/{company}/imports",
        "Upload a CSV (the body, text/csv) and get its plan with an id: the counts and the first "
-       "100 of each list (GET .../imports/{plan}/{list} pages through them); nothing is written. "
+       "100 of each list (GET .../plans/{plan}/{list} pages through them); nothing is written. "
        "?delete_missing=true plans deletes of CSV users not in the file",
        false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          const auto q = query_params(req.query);
-         auto pending = std::make_shared<PendingImport>();
+         auto pending = std::make_shared<PendingPlan>();
          pending->company_id = co.id;
          pending->delete_missing = q.count("delete_missing") && q.at("delete_missing") == "true";
-         directory::PlanDigest digest;
          std::istringstream in(req.body);
          directory::csv::ImportMode mode;
          mode.delete_missing = pending->delete_missing;
-         auto& lists = pending->lists;
          auto run = directory::csv::import_users(
              store_, co.id, in, mode,
-             {[&](const core::PlanItem& i) {
-                const auto line = json(i).dump();
-                digest.item(i, line);
-                lists[static_cast<int>(i.action)].append(line);
-              },
-              [&](const directory::csv::RowError& e) {
-                digest.error(e.line, e.message);
-                lists[kErrors].append(json{{"line", e.line}, {"error", e.message}}.dump());
-              },
+             {[&](const core::PlanItem& i) { pending->item(i); },
+              [&](const directory::csv::RowError& e) { pending->error(e); },
               {}});
          if (!run) return json_error(400, "invalid_argument", run.error().message, "file");
          pending->keep(req.body);
-         pending->digest = digest.value();
-
-         auto j = directory::summary_json(core::Source::csv, run->result);
-         unsigned char raw[16];
-         randombytes_buf(raw, sizeof raw);
-         std::string id(33, '\0');
-         sodium_bin2hex(id.data(), id.size(), raw, sizeof raw);
-         id.pop_back();
-         j["plan_id"] = id;
+         auto j = pending->answer(core::Source::csv, run->result);
          j["rows"] = run->rows;
          j["bad_rows"] = run->bad_rows;
          j["unknown_columns"] = run->unknown_columns;
-         for (int l = 0; l < kLists; ++l) j[kListNames[l]] = pending->page(l, 0, kShown);
-         std::lock_guard lock(imports_mutex_);
-         const auto now = clock_.now();
-         std::erase_if(imports_, [&](const auto& kv) { return kv.second->expires <= now; });
-         pending->expires = now + std::chrono::hours(1);
-         imports_[id] = std::move(pending);
+         j["plan_id"] = keep_plan(std::move(pending));
          return ok(j, 201);
        }),
        RouteOptions{.max_body_bytes = 64u << 20}},
-      {"GET", "/api/v1/companies/{company}/imports/{plan}/{list}",
-       "A page of a previewed import's plan; list: creates, updates, deletes, skips or errors "
-       "(bad rows); ?limit=&offset=",
+      {"GET", "/api/v1/companies/{company}/plans/{plan}/{list}",
+       "A page of a previewed plan (a CSV import's or Search Now's); list: creates, updates, "
+       "deletes, skips or errors (bad rows); ?limit=&offset=",
        false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          const auto* name =
@@ -818,8 +829,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (name == std::end(kListNames)) return not_found("list");
          const auto page = page_params(query_params(req.query));
          if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
-         const auto pending = pending_import(req.params.at("plan"), co.id);
-         if (!pending) return not_found("import plan (expired after an hour, or applied)");
+         const auto pending = pending_plan(req.params.at("plan"), co.id);
+         if (!pending) return not_found("plan (expired after an hour, or applied)");
          const auto& p = std::get<Page>(page);
          const auto list = static_cast<int>(name - std::begin(kListNames));
          return page_json(pending->page(list, p.offset, p.limit), p, pending->size(list));
@@ -833,8 +844,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              req, {{"force", json::value_t::boolean}, {"skip_invalid", json::value_t::boolean}});
          if (b.error) return *b.error;
          const auto id = req.params.at("plan");
-         const auto pending = pending_import(id, co.id);
-         if (!pending) return not_found("import plan (expired after an hour, or applied)");
+         const auto pending = pending_plan(id, co.id);
+         if (!pending || !pending->has_file()) {
+           return not_found("import plan (expired after an hour, or applied)");
+         }
          const auto skip_invalid = b.value.value("skip_invalid", false);
          if (pending->lists[kErrors].size() && !skip_invalid) {
            return json_error(400, "invalid_argument",
@@ -843,7 +856,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                              "skip_invalid");
          }
          {
-           std::lock_guard lock(imports_mutex_);
+           std::lock_guard lock(plans_mutex_);
            if (pending->applying) {
              return json_error(409, "conflict", "this import is being applied already");
            }
@@ -851,9 +864,9 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          }
          struct Done {
            Api& api;
-           PendingImport& p;
+           PendingPlan& p;
            ~Done() {
-             std::lock_guard lock(api.imports_mutex_);
+             std::lock_guard lock(api.plans_mutex_);
              p.applying = false;
            }
          } done{*this, *pending};
@@ -865,7 +878,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          mode.force = b.value.value("force", false);
          mode.skip_invalid = skip_invalid;
          mode.before_commit = [&](const directory::RunResult&) {
-           if (digest.value() != pending->digest) {
+           if (digest.value() != pending->digest.value()) {
              throw core::Failure(core::ErrorCode::conflict,
                                  "the company's users or domains changed since the preview, and "
                                  "so did the plan; nothing was imported (preview the file again)");
@@ -883,8 +896,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                              "(preview it again)");
          }
          {
-           std::lock_guard lock(imports_mutex_);
-           imports_.erase(id);
+           std::lock_guard lock(plans_mutex_);
+           plans_.erase(id);
          }
          return ok({{"created", run->result.creates},
                     {"updated", run->result.updates},

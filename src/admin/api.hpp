@@ -43,13 +43,15 @@ class Api {
   lifecycle::DiscoveryService& discovery_;
   directory::SyncService& syncs_;
   const core::Clock& clock_;
-  // CSV imports previewed and not yet applied (api.cpp): the plan applied is exactly the one
-  // shown.
-  struct PendingImport;
-  std::mutex imports_mutex_;
-  std::map<std::string, std::shared_ptr<PendingImport>> imports_;
-  // The company's pending import with this id, unless expired.
-  std::shared_ptr<PendingImport> pending_import(const std::string& id, core::Id company_id);
+  // Previewed plans (api.cpp): CSV imports waiting to be applied, exactly as shown, and
+  // Search Now's plans, both paged through while they wait (an hour at most).
+  struct PendingPlan;
+  std::mutex plans_mutex_;
+  std::map<std::string, std::shared_ptr<PendingPlan>> plans_;
+  // Keeps a plan for an hour; its id.
+  std::string keep_plan(std::shared_ptr<PendingPlan> plan);
+  // The company's plan with this id, unless expired.
+  std::shared_ptr<PendingPlan> pending_plan(const std::string& id, core::Id company_id);
   std::vector<Route> routes_;
 };
 

@@ -1081,18 +1081,12 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
         *group, "preview", "Search Now: what a sync would do (changes nothing)", action,
         [&ctx, kind, company] {
           const auto c = company();
-          const auto p = ctx.syncs().preview(c.id, kind);
           PlanOutput output(ctx.json_output);
-          for (const auto* list :
-               {&p.plan.creates, &p.plan.updates, &p.plan.deletes, &p.plan.skips})
-            for (const auto& item : *list) output.item(item);
-          directory::RunResult r{p.plan.creates.size(), p.plan.updates.size(),
-                                 p.plan.deletes.size(), p.plan.skips.size(),
-                                 p.plan.company_users,  p.plan.source_complete,
-                                 p.plan.guard};
+          const auto p =
+              ctx.syncs().preview(c.id, kind, [&](const core::PlanItem& i) { output.item(i); });
           std::vector<std::string> notes;
           for (const auto& x : p.rejected) notes.push_back("rejected " + x.what + ": " + x.reason);
-          output.print(ctx.out, kind, r,
+          output.print(ctx.out, kind, p.result,
                        "plan for " + c.name + " from " + std::string(core::to_string(kind)), notes,
                        {{"rejected", directory::rejected_json(p.rejected)}, {"info", p.info}});
         });

@@ -153,14 +153,46 @@ json SyncService::test(core::Id company_id, core::Source kind) {
   return *r;
 }
 
-Preview SyncService::preview(core::Id company_id, core::Source kind) {
+Preview SyncService::preview(core::Id company_id, core::Source kind, const SyncRun::Sink& sink) {
   const auto sync = require(company_id, kind);
-  auto r = read(sync, store::domain_names(store_, company_id), {});
+  SourceRead r;
+  std::chrono::steady_clock::time_point read_done;
   Preview p;
-  p.plan = plan_for(store_, company_id, r.snapshot, config_of(sync).options);
+  p.result = stream(sync, false, false, sink, r, read_done);
   p.rejected = std::move(r.rejected);
   p.info = std::move(r.info);
   return p;
+}
+
+RunResult SyncService::stream(const store::DirectorySync& sync, bool apply, bool force,
+                              const SyncRun::Sink& sink, SourceRead& r,
+                              std::chrono::steady_clock::time_point& read_done) {
+  const auto options = config_of(sync).options;
+  const auto company_domains = store::domain_names(store_, sync.company_id);
+  core::ReadAhead<std::vector<core::DirectoryEntry>> ahead(
+      [&](const auto& push) {
+        r = read(sync, company_domains,
+                 [&](std::vector<core::DirectoryEntry>&& batch) { return push(std::move(batch)); });
+      },
+      8);
+  // The transaction starts with the first batch: connecting, binding and a server that does
+  // not answer keep nobody else from the store. A read that fails halfway undoes the batches
+  // already written.
+  auto first = ahead.next();
+  RunResult result;
+  auto plan = [&] {
+    SyncRun run(store_, sync.company_id, sync.kind, options, apply, sink);
+    for (auto batch = std::move(first); batch; batch = ahead.next()) run.add(*batch);
+    read_done = std::chrono::steady_clock::now();
+    run.add(r.snapshot.entries);  // what the source kept to the end (LDAP: the groups)
+    result = run.finish(r.snapshot.complete, force, r.snapshot.removed);
+  };
+  if (apply) {
+    store_.atomically(plan);
+  } else {
+    plan();
+  }
+  return result;
 }
 
 RunReport SyncService::run(core::Id company_id, core::Source kind, bool force) {
@@ -174,30 +206,10 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     // Durations are measurements for the operator, not rules: a steady clock.
     using Steady = std::chrono::steady_clock;
     const auto t0 = Steady::now();
-    const auto options = config_of(sync).options;
-    const auto company_domains = store::domain_names(store_, company_id);
     RunReport report;
     SourceRead r;
     Steady::time_point t1;
-    // The source is read on a second thread, a few batches ahead, while this one plans and
-    // writes what came before, all in one transaction: a read that fails halfway undoes the
-    // batches already written. The transaction starts with the first batch: connecting,
-    // binding and a server that does not answer keep nobody else from the store.
-    core::ReadAhead<std::vector<core::DirectoryEntry>> ahead(
-        [&](const auto& push) {
-          r = read(sync, company_domains, [&](std::vector<core::DirectoryEntry>&& batch) {
-            return push(std::move(batch));
-          });
-        },
-        8);
-    auto first = ahead.next();
-    store_.atomically([&] {
-      SyncRun run(store_, company_id, kind, options, true, {});
-      for (auto batch = std::move(first); batch; batch = ahead.next()) run.add(*batch);
-      t1 = Steady::now();
-      run.add(r.snapshot.entries);  // what the source kept to the end (LDAP: the groups)
-      report.result = run.finish(r.snapshot.complete, force, r.snapshot.removed);
-    });
+    report.result = stream(sync, true, force, {}, r, t1);
     const auto t2 = Steady::now();
     report.rejected = std::move(r.rejected);
     report.info = std::move(r.info);

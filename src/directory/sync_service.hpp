@@ -6,6 +6,7 @@
 // recorded (last success, last error) for `status`.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <set>
@@ -56,7 +57,7 @@ class DirectorySource {
 };
 
 struct Preview {
-  core::Plan plan;
+  RunResult result;  // the counts; the items went to the sink
   std::vector<Rejected> rejected;
   nlohmann::json info;
 };
@@ -80,7 +81,10 @@ class SyncService {
                                  const core::Actor& actor);
   // Throws core::Failure (unavailable) with the reason when the source cannot be reached.
   nlohmann::json test(core::Id company_id, core::Source kind);
-  Preview preview(core::Id company_id, core::Source kind);
+  // Search Now: reads and plans as a run does, batch by batch, and writes nothing. Each item
+  // goes to sink (when set) as it is planned: the plan of a large directory is never whole in
+  // memory. Throws core::Failure (unavailable) when the read fails.
+  Preview preview(core::Id company_id, core::Source kind, const SyncRun::Sink& sink = {});
   // Reads and applies; records the outcome either way. Throws on failure (nothing applied).
   RunReport run(core::Id company_id, core::Source kind, bool force);
   // Runs every scheduled sync that is due at `now`; returns how many ran (failures included,
@@ -93,6 +97,12 @@ class SyncService {
  private:
   store::DirectorySync require(core::Id company_id, core::Source kind);
   RunReport run_at(core::Id company_id, core::Source kind, bool force, core::TimePoint started);
+  // Reads the source on a second thread, a few batches ahead, while this one plans (and, when
+  // applying, writes, all in one transaction) what came before. read_done: when the last
+  // batch the source handed over was planned.
+  RunResult stream(const store::DirectorySync& sync, bool apply, bool force,
+                   const SyncRun::Sink& sink, SourceRead& r,
+                   std::chrono::steady_clock::time_point& read_done);
   DirectorySource& source(core::Source kind);
   // Reads the source; entries outside the company's domains are rejected, not planned. Uses
   // no store (a run reads on another thread while this one writes): the caller passes the

@@ -117,8 +117,12 @@ TEST_F(SyncServiceTest, SecretIsSealedAndNeverShown) {
 
 TEST_F(SyncServiceTest, PreviewChangesNothingRunAppliesAndForeignDomainsAreRejected) {
   configure();
-  const auto p = service.preview(corp.id, core::Source::ldap);
-  EXPECT_EQ(p.plan.creates.size(), 2u);
+  std::vector<std::string> items;
+  const auto p = service.preview(corp.id, core::Source::ldap, [&](const core::PlanItem& i) {
+    items.push_back(std::string(core::to_string(i.action)) + " " + i.address.str());
+  });
+  EXPECT_EQ(p.result.creates, 2u);
+  EXPECT_EQ(items.size(), 2u);
   ASSERT_EQ(p.rejected.size(), 1u);
   EXPECT_EQ(p.rejected[0].what, "eve@elsewhere.example");
   EXPECT_EQ(store.count_users(corp.id), 0u);

@@ -463,7 +463,7 @@ class Api(unittest.TestCase):
         self.assertEqual(status, 201, plan)
         self.assertEqual((plan["counts"]["create"], plan["bad_rows"], plan["rows"]), (250, 130, 380))
         self.assertEqual((len(plan["creates"]), len(plan["errors"])), (100, 100))
-        base = f"/api/v1/companies/acme/imports/{plan['plan_id']}"
+        base = f"/api/v1/companies/acme/plans/{plan['plan_id']}"
         seen, offset = [], 0
         while offset is not None:
             status, page, _ = adm.call("GET", f"{base}/creates?limit=90&offset={offset}")
@@ -480,7 +480,8 @@ class Api(unittest.TestCase):
         ops = self.client("ops@mailroster.example")
         self.assertEqual(ops.call("GET", base.replace("/acme/", "/globex/") + "/creates")[0], 404)
         self.assertIn(self.client("alice@acme.example").call("GET", base + "/creates")[0], (403, 404))
-        status, body, _ = adm.call("POST", base + "/apply", {"skip_invalid": True})
+        apply = f"/api/v1/companies/acme/imports/{plan['plan_id']}/apply"
+        status, body, _ = adm.call("POST", apply, {"skip_invalid": True})
         self.assertEqual((status, body["created"]), (200, 250), body)
         self.assertEqual(adm.call("GET", f"{base}/creates")[0], 404)  # applied: gone
 
@@ -526,6 +527,29 @@ class Api(unittest.TestCase):
             self.assertEqual((status, body["error"]["field"]), (400, "frequency_hours"))
             status, body, _ = adm.call("POST", path + "/test", {})
             self.assertEqual(status, 200, body)
+            # With corp.example acme's, Search Now plans its users; the plan is paged through.
+            ops = self.client("ops@mailroster.example")
+            self.assertEqual(ops.call("POST", "/api/v1/companies/acme/domains",
+                                      {"name": "corp.example", "destination": "127.0.0.1:25"})[0],
+                             201)
+            try:
+                status, plan, _ = adm.call("POST", path + "/search", {})
+                total = plan["counts"]["create"]
+                self.assertGreater(total, 20, plan)
+                seen, offset = [], 0
+                while offset is not None:
+                    status, page, _ = adm.call(
+                        "GET", f"/api/v1/companies/acme/plans/{plan['plan_id']}/creates"
+                               f"?limit=7&offset={offset}")
+                    self.assertEqual((status, page["total"]), (200, total), page)
+                    seen += [i["address"] for i in page["items"]]
+                    offset = page.get("next_offset")
+                self.assertEqual(seen, [i["address"] for i in plan["creates"]])  # all shown
+                self.assertEqual(len(set(seen)), total)
+                self.assertEqual(adm.call("POST", f"/api/v1/companies/acme/imports/"
+                                                  f"{plan['plan_id']}/apply", {})[0], 404)
+            finally:
+                ops.call("DELETE", "/api/v1/companies/acme/domains/corp.example")
             status, plan, _ = adm.call("POST", path + "/search", {})
             self.assertEqual(status, 200, plan)
             self.assertEqual(plan["counts"]["create"], 0)  # corp.example is not acme's domain

@@ -98,9 +98,13 @@ class GraphSync : public ::testing::Test {
 
 TEST_F(GraphSync, FullRunReadsPagedUsersAndGroupsAndCachesTheToken) {
   configure({{"include_disabled", true}, {"include_security_groups", true}});
-  const auto p = service.preview(corp.id, core::Source::azure);
+  std::size_t created = 0;
+  const auto p = service.preview(corp.id, core::Source::azure, [&](const core::PlanItem& i) {
+    created += i.action == core::PlanItem::Action::create;
+  });
   // 250 bulk + alice + bob (disabled, included) + staff (security) + news (distribution).
-  EXPECT_EQ(p.plan.creates.size(), 254u);
+  EXPECT_EQ(p.result.creates, 254u);
+  EXPECT_EQ(created, 254u);
   EXPECT_GE(p.info["pages"].get<int>(), 5);  // 60 per page
   std::set<std::string> rejected;
   for (const auto& r : p.rejected) rejected.insert(r.reason);

@@ -1,6 +1,7 @@
 // The web UI in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
 // log in, create a user from a discovered address through the Select menu, mark one invalid,
-// add one as an alias, import a CSV through its preview; no horizontal scrolling at 1280 and
+// add one as an alias, import a CSV through its preview, Search Now on Azure AD (against the
+// local Graph server), both plans paged; no horizontal scrolling at 1280 and
 // 390 px; screenshots saved as test artifacts.
 //
 //   node tests/ui/ui_test.mjs --binary build/mailroster --artifacts build/ui-artifacts
@@ -43,6 +44,20 @@ cid, did = con.execute("SELECT c.id, d.id FROM companies c JOIN domains d ON d.c
 for a in ("newbie@acme.example", "spammer@acme.example", "a.smith@acme.example", "other@acme.example"):
     con.execute("INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, first_seen, discovered_at) VALUES (?, ?, ?, ?, ?, ?)", (cid, did, a, a, now, now))
 con.commit()`, db]);
+
+// Azure AD: the local Graph server of the integration tests, its users in corp.example.
+cli("domain", "add", "corp.example", "--company", "acme", "--destination", "127.0.0.1:25");
+const graph = spawn("python3", [path.join(path.dirname(new URL(import.meta.url).pathname), "..", "graph",
+  "fake_graph.py"), "--users", "150"], { stdio: ["ignore", "pipe", "inherit"] });
+const graphUrl = await new Promise((resolve, reject) => {
+  let out = "";
+  const timer = setTimeout(() => reject(new Error("fake_graph.py did not start: " + out)), 10000);
+  graph.stdout.on("data", (d) => {
+    out += d;
+    const m = out.match(/PORT (\d+)/);
+    if (m) { clearTimeout(timer); resolve(`http://127.0.0.1:${m[1]}`); }
+  });
+});
 
 fs.writeFileSync(path.join(dir, "c.toml"), `[database]\npath = "${db}"\n[admin]\nlisten = "127.0.0.1:0"\n` +
   `[smtp]\ninbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n`);
@@ -172,24 +187,46 @@ try {
       await page.goto(base + "/#/import");
       await page.setInputFiles("#csv", csv);
       await page.click("#preview");
-      await page.waitForSelector("#csv-errors:has-text('line 3')");
-      await page.waitForSelector("#plan-counts:has-text('150 to create')");
-      await page.waitForSelector("#plan-page:has-text('creates 1–100 of 150')");
-      assert.equal(await page.$$eval("#plan-rows tbody tr", (trs) => trs.length), 100);
+      await page.waitForSelector("#csv-result .plan-errors:has-text('line 3')");
+      await page.waitForSelector("#csv-result .plan-counts:has-text('150 to create')");
+      await page.waitForSelector("#csv-result [data-page]:has-text('creates 1–100 of 150')");
+      assert.equal(await page.$$eval("#csv-result [data-rows] tbody tr", (trs) => trs.length), 100);
       await noHorizontalScroll("import-preview");
-      await page.click("#plan-next");
-      await page.waitForSelector("#plan-page:has-text('creates 101–150 of 150')");
-      assert.equal(await page.$$eval("#plan-rows tbody tr", (trs) => trs.length), 50);
-      await page.click("[data-list=skips]");
-      await page.waitForSelector("#plan-page:has-text('no skips')");
-      assert.equal(await page.$$eval("#csv-errors li", (lis) => lis.length), 100);
-      await page.click("#more-errors");
-      await page.waitForSelector("#csv-errors li:has-text('line 252')");
-      assert.ok(await page.isHidden("#more-errors"));
+      await page.click("#csv-result [data-next]");
+      await page.waitForSelector("#csv-result [data-page]:has-text('creates 101–150 of 150')");
+      assert.equal(await page.$$eval("#csv-result [data-rows] tbody tr", (trs) => trs.length), 50);
+      await page.click("#csv-result [data-list=skips]");
+      await page.waitForSelector("#csv-result [data-page]:has-text('no skips')");
+      assert.equal(await page.$$eval("#csv-result .plan-errors li", (lis) => lis.length), 100);
+      await page.click("#csv-result [data-more-errors]");
+      await page.waitForSelector("#csv-result .plan-errors li:has-text('line 252')");
+      assert.ok(await page.isHidden("#csv-result [data-more-errors]"));
       await page.check("#skip-invalid");
       await page.click("#apply-import");
       await page.waitForSelector("#message:has-text('150 created')");
       assert.match(cli("user", "list", "--company", "acme"), /imported@acme\.example/);
+    });
+    await step("Search Now on Azure AD shows its plan a page at a time", async () => {
+      await page.goto(base + "/#/import");
+      const form = page.locator("form[data-sync=azure]");
+      for (const [name, value] of [["tenant_id", "contoso-tenant"], ["client_id", "mailroster-app"],
+        ["login_url", graphUrl], ["graph_url", graphUrl], ["secret", "graph-secret"]]) {
+        await form.locator(`input[name=${name}]`).fill(value);
+      }
+      await form.locator("button:has-text('Save')").click();
+      await page.waitForSelector("#message:has-text('sync settings saved')");
+      await form.locator("[data-search]").click();
+      // 150 generated users and a few named ones, in corp.example, which acme holds too.
+      await form.locator("[data-page]:has-text('creates 1–100 of')").waitFor();
+      const total = Number((await form.locator(".plan-counts").textContent()).match(/(\d+) to create/)[1]);
+      assert.ok(total > 150, `${total} to create`);
+      await noHorizontalScroll("sync-search");
+      await form.locator("[data-next]").click();
+      await form.locator(`[data-page]:has-text('creates 101–${Math.min(200, total)} of ${total}')`).waitFor();
+      await form.locator("[data-previous]").click();
+      await form.locator("[data-page]:has-text('creates 1–100 of')").waitFor();
+      assert.ok(await form.locator("[data-run]").isVisible());
+      assert.doesNotMatch(cli("user", "list", "--company", "acme"), /corp\.example/);  // nothing written
     });
     await step("preview Thursday's report from the settings", async () => {
       await page.goto(base + "/#/settings");
@@ -224,6 +261,7 @@ try {
 } finally {
   await browser.close();
   serve.kill("SIGTERM");
+  graph.kill("SIGTERM");
   fs.rmSync(dir, { recursive: true, force: true });
 }
 if (failed) process.exit(1);

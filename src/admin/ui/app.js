@@ -195,57 +195,53 @@ async function settingsView() {
 }
 
 function planCounts(plan) {
-  return `<p id="plan-counts">${plan.counts.create} to create, ${plan.counts.update} to update,
+  return `<p class="plan-counts">${plan.counts.create} to create, ${plan.counts.update} to update,
     ${plan.counts.delete} to delete, ${plan.counts.skip} skipped${plan.guard ? ` — <span class="error">deletion guard: ${esc(plan.guard)}</span>` : ""}</p>`;
 }
 
-const planRows = (items) => table(["Action", "Address", "Reason"],
-  items.map((i) => [esc(i.action), esc(i.address), esc(i.reason)]));
+const errorItems = (errors) => errors.map((e) => `<li>line ${e.line}: ${esc(e.error)}</li>`).join("");
 
-function planTable(plan) {
-  return planCounts(plan) + planRows([...plan.creates, ...plan.updates, ...plan.deletes, ...plan.skips].slice(0, 500));
-}
-
-// A previewed import: the server keeps its plan and bad rows; they are shown a list and a page
-// at a time.
-function importPlanView(plan, onApply) {
+// A previewed plan (a CSV import's or Search Now's), shown in box. The server keeps the plan:
+// it is shown a list and a page at a time, and an import's bad rows a page at a time too.
+function planView(box, plan) {
   const lists = [["creates", "create"], ["updates", "update"], ["deletes", "delete"], ["skips", "skip"]];
-  const base = co() + "/imports/" + plan.plan_id;
+  const base = co() + "/plans/" + plan.plan_id;
   const at = { list: (lists.find(([, c]) => plan.counts[c]) || lists[0])[0], offset: 0 };
   let errorsShown = plan.errors.length;
-  $("#csv-result").innerHTML = `${plan.bad_rows ? `<h2 class="error">Bad rows: ${plan.bad_rows}</h2>
-      <ul id="csv-errors">${plan.errors.map((e) => `<li>line ${e.line}: ${esc(e.error)}</li>`).join("")}</ul>
-      <button id="more-errors" class="secondary"${errorsShown < plan.bad_rows ? "" : " hidden"}>More bad rows</button>` : ""}
+  box.innerHTML = `${plan.bad_rows ? `<h2 class="error">Bad rows: ${plan.bad_rows}</h2>
+      <ul class="plan-errors">${errorItems(plan.errors)}</ul>
+      <button type="button" class="secondary" data-more-errors${errorsShown < plan.bad_rows ? "" : " hidden"}>More bad rows</button>` : ""}
     ${planCounts(plan)}
-    <div class="row">${lists.map(([l, c]) => `<button class="secondary" data-list="${l}">${c}: ${plan.counts[c]}</button>`).join("")}</div>
-    <div id="plan-rows"></div>
-    <div class="row"><button id="plan-previous" class="secondary">Previous</button><span id="plan-page"></span>
-      <button id="plan-next" class="secondary">Next</button></div>
-    <button id="apply-import">Import</button>`;
+    <div class="row">${lists.map(([l, c]) => `<button type="button" class="secondary" data-list="${l}">${c}: ${plan.counts[c]}</button>`).join("")}</div>
+    <div data-rows></div>
+    <div class="row"><button type="button" class="secondary" data-previous>Previous</button><span data-page></span>
+      <button type="button" class="secondary" data-next>Next</button></div>`;
+  const q = (selector) => box.querySelector(selector);
   const show = async () => {
     try {
       const page = await api("GET", `${base}/${at.list}?limit=${PAGE}&offset=${at.offset}`);
-      $("#plan-rows").innerHTML = planRows(page.items);
-      $("#plan-page").textContent = page.total ? `${at.list} ${at.offset + 1}–${at.offset + page.items.length} of ${page.total}` : `no ${at.list}`;
-      $("#plan-previous").disabled = at.offset === 0;
-      $("#plan-next").disabled = page.next_offset === undefined;
-      $("#plan-next").onclick = () => { at.offset = page.next_offset; show(); };
-      main().querySelectorAll("[data-list]").forEach((b) => b.setAttribute("aria-pressed", b.dataset.list === at.list));
+      q("[data-rows]").innerHTML = table(["Action", "Address", "Reason"],
+        page.items.map((i) => [esc(i.action), esc(i.address), esc(i.reason)]));
+      q("[data-page]").textContent = page.total
+        ? `${at.list} ${at.offset + 1}–${at.offset + page.items.length} of ${page.total}` : `no ${at.list}`;
+      q("[data-previous]").disabled = at.offset === 0;
+      q("[data-next]").disabled = page.next_offset === undefined;
+      q("[data-next]").onclick = () => { at.offset = page.next_offset; show(); };
+      box.querySelectorAll("[data-list]").forEach((b) => b.setAttribute("aria-pressed", b.dataset.list === at.list));
     } catch (e) { say(e.message, false); }
   };
-  $("#plan-previous").onclick = () => { at.offset = Math.max(0, at.offset - PAGE); show(); };
-  main().querySelectorAll("[data-list]").forEach((b) => (b.onclick = () => { at.list = b.dataset.list; at.offset = 0; show(); }));
+  q("[data-previous]").onclick = () => { at.offset = Math.max(0, at.offset - PAGE); show(); };
+  box.querySelectorAll("[data-list]").forEach((b) => (b.onclick = () => { at.list = b.dataset.list; at.offset = 0; show(); }));
   if (plan.bad_rows) {
-    $("#more-errors").onclick = async () => {
+    q("[data-more-errors]").onclick = async () => {
       try {
         const page = await api("GET", `${base}/errors?limit=${PAGE}&offset=${errorsShown}`);
-        $("#csv-errors").insertAdjacentHTML("beforeend", page.items.map((e) => `<li>line ${e.line}: ${esc(e.error)}</li>`).join(""));
+        q(".plan-errors").insertAdjacentHTML("beforeend", errorItems(page.items));
         errorsShown += page.items.length;
-        $("#more-errors").hidden = page.next_offset === undefined;
+        q("[data-more-errors]").hidden = page.next_offset === undefined;
       } catch (e) { say(e.message, false); }
     };
   }
-  $("#apply-import").onclick = onApply;
   return show();
 }
 
@@ -274,13 +270,15 @@ async function importView() {
     if (!file) return say("choose a CSV file", false);
     try {
       const plan = await api("POST", co() + "/imports", await file.text(), "text/csv");
-      await importPlanView(plan, async () => {
+      await planView($("#csv-result"), plan);
+      $("#csv-result").insertAdjacentHTML("beforeend", `<button id="apply-import">Import</button>`);
+      $("#apply-import").onclick = async () => {
         try {
           const r = await api("POST", co() + "/imports/" + plan.plan_id + "/apply", { skip_invalid: $("#skip-invalid").checked });
           say(`imported: ${r.created} created, ${r.updated} updated, ${r.deleted} deleted`);
           $("#csv-result").innerHTML = "";
         } catch (e) { say(e.message, false); }
-      });
+      };
     } catch (e) { say(e.message, false); }
   };
   for (const form of main().querySelectorAll("form[data-sync]")) {
@@ -305,7 +303,7 @@ async function importView() {
     $("[data-search]", form).onclick = async () => {
       try {
         const plan = await api("POST", path + "/search", {});
-        $("[data-result]", form).innerHTML = planTable(plan);
+        await planView($("[data-result]", form), plan);
         $("[data-run]", form).hidden = false;
       } catch (e) { say(e.message, false); }
     };
