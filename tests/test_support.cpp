@@ -15,6 +15,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "directory/sync_apply.hpp"
+
 namespace mailroster::testing {
 
 TempDir::TempDir() {
@@ -172,6 +174,35 @@ long claim_mismatches(const std::string& db_path) {
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   return out;
+}
+
+core::Plan plan_for(store::Store& store, core::Id company_id, const core::Snapshot& snapshot,
+                    const core::SyncOptions& options) {
+  core::Plan plan;
+  plan.source = snapshot.source;
+  directory::SyncRun run(store, company_id, snapshot.source, options, false,
+                         [&](const core::PlanItem& i) {
+                           using A = core::PlanItem::Action;
+                           auto& list = i.action == A::create   ? plan.creates
+                                        : i.action == A::update ? plan.updates
+                                        : i.action == A::remove ? plan.deletes
+                                                                : plan.skips;
+                           list.push_back(i);
+                         });
+  run.add(snapshot.entries);
+  const auto r = run.finish(snapshot.complete, false, snapshot.removed);
+  plan.company_users = r.company_users;
+  plan.source_complete = r.source_complete;
+  plan.guard = r.guard;
+  return plan;
+}
+
+Applied apply_plan(store::Store& store, const core::Plan& plan, bool force) {
+  if (plan.guard && !force) {
+    throw core::Failure(core::ErrorCode::conflict, "deletion guard: the sync " + *plan.guard);
+  }
+  store.apply_plan(plan, core::Actor{"sync:" + std::string(core::to_string(plan.source))});
+  return {plan.creates.size(), plan.updates.size(), plan.deletes.size()};
 }
 
 }  // namespace mailroster::testing

@@ -1,11 +1,14 @@
-// Helpers shared by the tests: a temporary directory removed at the end of the test, and a
-// runner for the built binary that captures its exit status and output.
+// Helpers shared by the tests: a temporary directory removed at the end of the test, a runner
+// for the built binary that captures its exit status and output, and plans held whole.
 #pragma once
 
 #include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include "core/sync_planner.hpp"
+#include "store/store.hpp"
 
 namespace mailroster::testing {
 
@@ -65,6 +68,17 @@ HttpResult http_get(int port, const std::string& path);
 // users, aliases and invalid addresses (claims missing, left over or of the wrong kind): 0
 // when they match.
 long claim_mismatches(const std::string& db_path);
+
+// A snapshot's whole plan as one value (nothing written), by the sync's own planning
+// (directory::SyncRun), and such a plan applied at once in one transaction, with the source as
+// actor. Throws core::Failure (conflict) when the guard refuses and force is false, or when a
+// change no longer fits. Tests drive the planner and the store this way, without a source.
+core::Plan plan_for(store::Store& store, core::Id company_id, const core::Snapshot& snapshot,
+                    const core::SyncOptions& options);
+struct Applied {
+  std::size_t created = 0, updated = 0, deleted = 0;
+};
+Applied apply_plan(store::Store& store, const core::Plan& plan, bool force);
 
 void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);

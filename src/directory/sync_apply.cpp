@@ -166,30 +166,4 @@ RunResult SyncRun::finish(bool source_complete, bool force,
   return result_;
 }
 
-core::Plan plan_for(store::Store& store, core::Id company_id, const core::Snapshot& snapshot,
-                    const core::SyncOptions& options) {
-  core::Plan plan;
-  plan.source = snapshot.source;
-  SyncRun run(store, company_id, snapshot.source, options, false, [&](const core::PlanItem& i) {
-    using A = core::PlanItem::Action;
-    auto& list = i.action == A::create   ? plan.creates
-                 : i.action == A::update ? plan.updates
-                 : i.action == A::remove ? plan.deletes
-                                         : plan.skips;
-    list.push_back(i);
-  });
-  run.add(snapshot.entries);
-  const auto r = run.finish(snapshot.complete, false, snapshot.removed);
-  plan.company_users = r.company_users;
-  plan.source_complete = r.source_complete;
-  plan.guard = r.guard;
-  return plan;
-}
-
-ApplyResult apply_plan(store::Store& store, const core::Plan& plan, bool force) {
-  if (plan.guard && !force) throw guard_failure(*plan.guard);
-  store.apply_plan(plan, core::Actor{"sync:" + std::string(core::to_string(plan.source))});
-  return {plan.creates.size(), plan.updates.size(), plan.deletes.size()};
-}
-
 }  // namespace mailroster::directory

@@ -18,12 +18,6 @@
 
 namespace mailroster::directory {
 
-struct ApplyResult {
-  std::size_t created = 0;
-  std::size_t updated = 0;
-  std::size_t deleted = 0;
-};
-
 struct RunResult {
   std::size_t creates = 0, updates = 0, deletes = 0, skips = 0;
   std::size_t company_users = 0;  // before the run
@@ -75,13 +69,5 @@ class SyncRun {
   std::optional<std::unordered_map<std::string, core::Id>> by_source_id_;
   std::map<core::Id, std::string> company_names_;  // of other companies holding addresses
 };
-
-// The whole plan of a snapshot, as a preview (nothing is written).
-core::Plan plan_for(store::Store& store, core::Id company_id, const core::Snapshot& snapshot,
-                    const core::SyncOptions& options);
-
-// Applies a previewed plan as one transaction. Throws core::Failure (conflict) when the guard
-// refuses and force is false, or when a change no longer fits; then nothing was changed.
-ApplyResult apply_plan(store::Store& store, const core::Plan& plan, bool force);
 
 }  // namespace mailroster::directory

@@ -12,6 +12,9 @@
 namespace mailroster::directory {
 namespace {
 
+using mailroster::testing::apply_plan;
+using mailroster::testing::plan_for;
+
 using core::Address;
 Address addr(const char* a) { return Address::parse(a).value(); }
 

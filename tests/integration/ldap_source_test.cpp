@@ -25,6 +25,9 @@
 namespace mailroster::directory::ldap {
 namespace {
 
+using mailroster::testing::apply_plan;
+using mailroster::testing::plan_for;
+
 using mailroster::testing::run_command;
 using mailroster::testing::TempDir;
 
