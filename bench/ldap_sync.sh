@@ -2,6 +2,7 @@
 # LDAP sync benchmark: USERS (default 100,000) entries in a real slapd on loopback (the test
 # fixture, tests/ldap/slapd_fixture.py), then
 #   - ldapsearch dumping the same entries and attributes (paged, 500 per page) to /dev/null,
+#   - `mailroster sync ldap preview` (Search Now: read and plan, write nothing),
 #   - `mailroster sync ldap run` into an empty company (full sync: read, plan, apply),
 #   - the same run again (no change: must write nothing),
 # and the ratio full sync / ldapsearch. Target: <= 1.5x.
@@ -31,19 +32,24 @@ ldapsearch -x -LLL -H "ldap://127.0.0.1:$PORT" -D "$BIND" -w "$PW" -b "$BASE" -E
   givenName sn proxyAddresses userAccountControl msExchHideFromAddressLists \
   msExchRecipientTypeDetails objectGUID entryUUID groupType member > "$WORK/dump.ldif"
 t1=$(now)
+/usr/bin/time -f "%e %M" -o "$WORK/preview.rss" "$BIN" --db "$DB" sync ldap preview --company corp \
+  --json > "$WORK/preview.json"
+t1b=$(now)
 /usr/bin/time -f %M -o "$WORK/full.rss" "$BIN" --db "$DB" sync ldap run --company corp --json \
   > "$WORK/full.json"
 t2=$(now)
 "$BIN" --db "$DB" sync ldap run --company corp --json > "$WORK/again.json"
 t3=$(now)
 python3 - "$t0" "$t1" "$t2" "$t3" "$WORK/full.json" "$WORK/again.json" "$(cat "$WORK/full.rss")" \
-  "$(grep -c '^dn:' "$WORK/dump.ldif")" <<'PY'
+  "$(grep -c '^dn:' "$WORK/dump.ldif")" "$(cat "$WORK/preview.rss")" "$t1b" <<'PY'
 import json, sys
 t0, t1, t2, t3 = map(float, sys.argv[1:5])
 full, again = json.load(open(sys.argv[5])), json.load(open(sys.argv[6]))
 rss, entries = int(sys.argv[7]) // 1024, int(sys.argv[8])
-dump, sync, resync = t1 - t0, t2 - t1, t3 - t2
+dump, sync, resync = t1 - t0, t2 - float(sys.argv[10]), t3 - t2
 print(f"ldapsearch dump of {entries} entries: {dump:.2f} s")
 print(f"full sync: {sync:.2f} s (created {full['created']}), {sync/dump:.2f}x ldapsearch, peak RSS {rss} MiB")
+pt, prss = sys.argv[9].split()
+print(f"Search Now (sync ldap preview --json): {float(pt):.2f} s, peak RSS {int(prss) // 1024} MiB")
 print(f"no-change resync: {resync:.2f} s, writes: created {again['created']}, updated {again['updated']}, deleted {again['deleted']}")
 PY
