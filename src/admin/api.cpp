@@ -174,7 +174,8 @@ namespace {
 // A previewed import's lists, as the API names them: PlanItem::Action's order, then bad rows.
 constexpr int kErrors = 4, kLists = 5;
 const std::string kListNames[kLists] = {"creates", "updates", "deletes", "skips", "errors"};
-constexpr std::size_t kShown = 100;  // of each list, in the preview's answer
+constexpr std::size_t kShown = 100;     // of each list, in the preview's answer
+constexpr std::size_t kPlansKept = 10;  // per company
 
 }  // namespace
 
@@ -187,7 +188,8 @@ struct Api::PendingPlan {
   bool delete_missing = false;  // a CSV import's option
   directory::PlanDigest digest;
   core::TimePoint expires{};
-  bool applying = false;  // under Api::plans_mutex_
+  std::uint64_t order = 0;  // of keeping, among all plans
+  bool applying = false;    // under Api::plans_mutex_
   directory::LineSpool lists[kLists];
 
   // Sinks for a run that plans this.
@@ -249,7 +251,18 @@ std::string Api::keep_plan(std::shared_ptr<PendingPlan> plan) {
   std::lock_guard lock(plans_mutex_);
   const auto now = clock_.now();
   std::erase_if(plans_, [&](const auto& kv) { return kv.second->expires <= now; });
+  // A company keeps its newest kPlansKept plans: previews cannot fill the disk.
+  std::vector<std::map<std::string, std::shared_ptr<PendingPlan>>::iterator> own;
+  for (auto it = plans_.begin(); it != plans_.end(); ++it) {
+    if (it->second->company_id == plan->company_id && !it->second->applying) own.push_back(it);
+  }
+  if (own.size() >= kPlansKept) {
+    std::sort(own.begin(), own.end(),
+              [](const auto& a, const auto& b) { return a->second->order < b->second->order; });
+    for (std::size_t i = 0; i + kPlansKept - 1 < own.size(); ++i) plans_.erase(own[i]);
+  }
   plan->expires = now + std::chrono::hours(1);
+  plan->order = ++plans_kept_;
   plans_[id] = std::move(plan);
   return id;
 }

@@ -48,6 +48,7 @@ class Api {
   struct PendingPlan;
   std::mutex plans_mutex_;
   std::map<std::string, std::shared_ptr<PendingPlan>> plans_;
+  std::uint64_t plans_kept_ = 0;
   // Keeps a plan for an hour; its id.
   std::string keep_plan(std::shared_ptr<PendingPlan> plan);
   // The company's plan with this id, unless expired.

@@ -485,6 +485,24 @@ class Api(unittest.TestCase):
         self.assertEqual((status, body["created"]), (200, 250), body)
         self.assertEqual(adm.call("GET", f"{base}/creates")[0], 404)  # applied: gone
 
+    def test_a_company_keeps_its_ten_newest_plans(self):
+        """Previews are kept on disk for an hour; a company's eleventh drops its oldest."""
+        adm = self.client("admin@acme.example")
+        ids = []
+        for i in range(11):
+            status, plan, _ = adm.call("POST", "/api/v1/companies/acme/imports",
+                                       raw=f"email\nkept{i}@acme.example\n",
+                                       content_type="text/csv")
+            self.assertEqual(status, 201, plan)
+            ids.append(plan["plan_id"])
+        pages = [adm.call("GET", f"/api/v1/companies/acme/plans/{i}/creates")[0] for i in ids]
+        self.assertEqual(pages, [404] + [200] * 10)
+        ops = self.client("ops@mailroster.example")  # another company's previews do not count
+        status, plan, _ = ops.call("POST", "/api/v1/companies/globex/imports",
+                                   raw="email\nother@globex.example\n", content_type="text/csv")
+        self.assertEqual(status, 201, plan)
+        self.assertEqual(adm.call("GET", f"/api/v1/companies/acme/plans/{ids[1]}/creates")[0], 200)
+
     def test_csv_import_apply_refuses_a_plan_the_domains_changed_under(self):
         """A domain removed between preview and apply turns its rows bad: the file no longer
         plans as previewed, so nothing of it is applied."""
