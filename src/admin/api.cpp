@@ -117,6 +117,8 @@ Body parse_body(const HttpRequest& req, const Fields& allowed,
 struct Page {
   std::size_t limit = 100, offset = 0;
 };
+// Past any list's end, and far from where SQLite's 64-bit OFFSET would turn negative (= 0).
+constexpr std::size_t kMaxOffset = std::size_t{1} << 40;
 
 // ?limit=&offset=: 1 to 1000 (100 when not given) from 0, or a 400.
 std::variant<Page, HttpResponse> page_params(const std::map<std::string, std::string>& q) {
@@ -130,6 +132,9 @@ std::variant<Page, HttpResponse> page_params(const std::map<std::string, std::st
   if (p.limit == 0 || p.limit > 1000) {
     return json_error(400, "invalid_argument", "limit must be 1 to 1000", "limit");
   }
+  if (p.offset > kMaxOffset) {
+    return json_error(400, "invalid_argument", "offset is too large", "offset");
+  }
   return p;
 }
 
@@ -137,7 +142,7 @@ std::variant<Page, HttpResponse> page_params(const std::map<std::string, std::st
 HttpResponse page_json(json items, const Page& p, std::size_t total) {
   json out = {
       {"items", std::move(items)}, {"limit", p.limit}, {"offset", p.offset}, {"total", total}};
-  if (p.offset + p.limit < total) out["next_offset"] = p.offset + p.limit;
+  if (p.offset < total && total - p.offset > p.limit) out["next_offset"] = p.offset + p.limit;
   return HttpResponse{200, "application/json", out.dump(), {}};
 }
 
@@ -171,7 +176,8 @@ struct Api::Route {
 
 namespace {
 
-// A previewed import's lists, as the API names them: PlanItem::Action's order, then bad rows.
+// A previewed plan's lists, as the API names them: PlanItem::Action's order, then bad rows
+// (a CSV import's).
 constexpr int kErrors = 4, kLists = 5;
 const std::string kListNames[kLists] = {"creates", "updates", "deletes", "skips", "errors"};
 constexpr std::size_t kShown = 100;     // of each list, in the preview's answer

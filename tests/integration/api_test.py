@@ -477,6 +477,12 @@ class Api(unittest.TestCase):
         self.assertEqual(adm.call("GET", f"{base}/skips")[1]["items"], [])
         self.assertEqual(adm.call("GET", f"{base}/everything")[0], 404)
         self.assertEqual(adm.call("GET", f"{base}/creates?limit=5000")[0], 400)
+        status, page, _ = adm.call("GET", f"{base}/creates?offset=1000000")
+        self.assertEqual((status, page["items"], page["total"]), (200, [], 250))
+        self.assertNotIn("next_offset", page)
+        self.assertEqual(adm.call("GET", f"{base}/creates?offset={2**64 - 1}")[0], 400)
+        self.assertEqual(adm.call("GET", "/api/v1/companies/acme/users?offset=" +
+                                  str(2**63 + 5))[0], 400)
         ops = self.client("ops@mailroster.example")
         self.assertEqual(ops.call("GET", base.replace("/acme/", "/globex/") + "/creates")[0], 404)
         self.assertIn(self.client("alice@acme.example").call("GET", base + "/creates")[0], (403, 404))
