@@ -159,6 +159,21 @@ HttpResponse page_of(const std::vector<T>& all, const std::string& query) {
   return page_json(std::move(items), p, all.size());
 }
 
+// A string read where it is, as a stream; tellg() works.
+class InPlace : public std::streambuf {
+ public:
+  explicit InPlace(const std::string& s) {
+    auto* p = const_cast<char*>(s.data());  // only ever read
+    setg(p, p, p + s.size());
+  }
+
+ protected:
+  pos_type seekoff(off_type off, std::ios_base::seekdir dir, std::ios_base::openmode) override {
+    if (off != 0 || dir != std::ios_base::cur) return pos_type(off_type(-1));
+    return pos_type(gptr() - eback());
+  }
+};
+
 std::string text_or(const json& j, const char* key, std::string fallback = "") {
   return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
 }
@@ -820,7 +835,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          auto pending = std::make_shared<PendingPlan>();
          pending->company_id = co.id;
          pending->delete_missing = q.count("delete_missing") && q.at("delete_missing") == "true";
-         std::istringstream in(req.body);
+         InPlace body(req.body);  // an istringstream would copy the upload (64 MiB at most)
+         std::istream in(&body);
          directory::csv::ImportMode mode;
          mode.delete_missing = pending->delete_missing;
          auto run = directory::csv::import_users(

@@ -157,8 +157,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     co_return dispatch(request, route);
   }
 
-  static HttpRequest to_request(const http::request<http::string_body>& r,
-                                const std::string& client) {
+  static HttpRequest to_request(http::request<http::string_body>&& r, const std::string& client) {
     HttpRequest req;
     req.client = client;
     req.method = std::string(r.method_string());
@@ -171,7 +170,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       req.headers[name] = std::string(field.value());
     }
-    req.body = r.body();
+    req.body = std::move(r.body());  // not copied: a CSV upload may be 64 MiB
     return req;
   }
 
@@ -239,10 +238,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       } else if (ec) {
         out = json_error(400, "bad_request", "malformed HTTP request: " + ec.message());
       } else {
-        const auto& r = parser.get();
+        auto r = parser.release();
         keep_alive = r.keep_alive();
         version = r.version();
-        auto request = to_request(r, client);
+        auto request = to_request(std::move(r), client);
         request.params = route.params;
         if (route.handler && route.handler->options.blocking) {
           // The request is the coroutine's parameter, so its frame owns it (a lambda's
