@@ -200,6 +200,35 @@ TEST_F(Reports, ExpiringAddressesAreListedAndCounted) {
   EXPECT_EQ(store->find_discovered(addr("temp@acme.example"))->notifications_sent, 1);
 }
 
+// A first import creates a whole directory in one week: the report lists the first
+// kListed users and aliases (a mail of every one would be too large to send) and counts them all.
+TEST_F(Reports, LongListsAreCutAndCounted) {
+  const auto n = WeeklyReport::kListed + 234;
+  for (std::size_t i = 0; i < n; ++i) {
+    char name[40];
+    std::snprintf(name, sizeof name, "u%05zu@acme.example", i);
+    auto u = store->add_user({addr(name)}, admin);
+    if (i < 2)
+      store->add_alias(u.id, addr(("alias" + std::to_string(i) + "@acme.example").c_str()), admin);
+  }
+  const auto report = build_report(*store, acme, kThursday);
+  EXPECT_EQ(report.new_users.size(), WeeklyReport::kListed);
+  EXPECT_EQ(report.new_users_total, n);
+  EXPECT_EQ(report.new_aliases_total, 2u);
+  const auto text = render_text(report);
+  EXPECT_NE(text.find("New users (" + std::to_string(n) + ")"), std::string::npos);
+  EXPECT_NE(text.find("u00999@acme.example"), std::string::npos);  // the last listed
+  EXPECT_EQ(text.find("u01000@acme.example"), std::string::npos);
+  EXPECT_NE(text.find("  ... and 234 more, not listed here (the Users page lists them all)"),
+            std::string::npos)
+      << text.substr(text.size() - 600);
+  EXPECT_NE(text.find("New aliases (2)"), std::string::npos);
+  EXPECT_EQ(text.find("more, not listed here (each user"), std::string::npos);  // none left out
+  const auto result = run_at(kThursday);
+  ASSERT_EQ(result.reports_sent, std::vector<std::string>{"acme"});
+  EXPECT_LT(relay.messages[0].message.size(), 200'000u);
+}
+
 TEST_F(Reports, RelayDownMeansRetryNotLoss) {
   store->add_user({addr("alice@acme.example")}, admin);
   relay_server.stop();

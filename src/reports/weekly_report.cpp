@@ -24,11 +24,17 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
   r.lists_users = settings.report_new_users;
   r.lists_aliases = settings.report_new_aliases;
   if (r.lists_users) {
-    r.new_users = store.list_users(
-        {.company_id = company.id, .created_from = r.from, .created_before = r.until});
+    const store::UserFilter week{
+        .company_id = company.id, .created_from = r.from, .created_before = r.until};
+    r.new_users_total = store.count_matching_users(week);
+    auto first = week;
+    first.limit = WeeklyReport::kListed;
+    r.new_users = store.list_users(first);
   }
   if (r.lists_aliases) {
-    for (const auto& a : store.aliases_created(company.id, r.from, r.until)) {
+    r.new_aliases_total = store.count_aliases_created(company.id, r.from, r.until);
+    for (const auto& a :
+         store.aliases_created(company.id, r.from, r.until, WeeklyReport::kListed)) {
       const auto user = store.user_by_id(a.user_id);
       r.new_aliases.emplace_back(a, user ? user->address.str() : "?");
     }
@@ -40,6 +46,8 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
   }
   std::sort(r.expiring.begin(), r.expiring.end(),
             [](const auto& a, const auto& b) { return a.second < b.second; });
+  r.expiring_total = r.expiring.size();
+  if (r.expiring.size() > WeeklyReport::kListed) r.expiring.resize(WeeklyReport::kListed);
   return r;
 }
 
@@ -65,44 +73,49 @@ core::TimePoint next_report_day(core::TimePoint now) {
 std::string render_text(const WeeklyReport& r) {
   std::string out = "SMTP Discovery weekly report for " + r.company + "\n";
   out += "Week " + day_of(r.from) + " to " + day_of(r.until - seconds{1}) + " (UTC)\n\n";
+  // A section: its title with the total, its table (or "none"), and what was left out.
+  auto section = [&](const std::string& title, std::size_t total,
+                     const std::vector<std::string>& header,
+                     const std::vector<std::vector<std::string>>& rows, const char* where) {
+    out += title + " (" + std::to_string(total) + ")\n";
+    if (rows.empty()) {
+      out += "  none\n";
+    } else {
+      table(out, header, rows);
+    }
+    if (total > rows.size()) {
+      out += "  ... and " + std::to_string(total - rows.size()) + " more, not listed here (" +
+             where + ")\n";
+    }
+  };
   if (r.lists_users) {
-    out += "New users (" + std::to_string(r.new_users.size()) + ")\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& u : r.new_users) {
       rows.push_back({u.address.str(), u.first_name, u.surname,
                       std::string(core::to_string(u.role)), std::string(core::to_string(u.source)),
                       day_of(u.created_at)});
     }
-    if (rows.empty()) {
-      out += "  none\n";
-    } else {
-      table(out, {"Address", "First name", "Surname", "Role", "Source", "Created"}, rows);
-    }
+    section("New users", r.new_users_total,
+            {"Address", "First name", "Surname", "Role", "Source", "Created"}, rows,
+            "the Users page lists them all");
     out += "\n";
   }
   if (r.lists_aliases) {
-    out += "New aliases (" + std::to_string(r.new_aliases.size()) + ")\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& [a, user] : r.new_aliases) {
       rows.push_back({a.address.str(), user, day_of(a.created_at)});
     }
-    if (rows.empty()) {
-      out += "  none\n";
-    } else {
-      table(out, {"Alias", "User", "Created"}, rows);
-    }
+    section("New aliases", r.new_aliases_total, {"Alias", "User", "Created"}, rows,
+            "each user's aliases are on its page");
     out += "\n";
   }
-  out += "Discovered addresses expiring before the next report (" +
-         std::to_string(r.expiring.size()) + ")\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& [d, at] : r.expiring) {
     rows.push_back({d.address.str(), day_of(*d.discovered_at), day_of(at)});
   }
-  if (rows.empty()) {
-    out += "  none\n";
-  } else {
-    table(out, {"Address", "Discovered", "Expires"}, rows);
+  section("Discovered addresses expiring before the next report", r.expiring_total,
+          {"Address", "Discovered", "Expires"}, rows, "the SMTP Discovery page lists them all");
+  if (!rows.empty()) {
     out +=
         "\nUnless an administrator creates a user, a functional account or an alias for them,\n"
         "these addresses then expire as the SMTP Discovery settings say.\n";

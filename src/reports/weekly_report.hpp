@@ -24,12 +24,18 @@ struct WeeklyReport {
   std::vector<std::string> recipients;
   bool lists_users = false;
   bool lists_aliases = false;
+  // Each list holds its first kListed lines (a first sync or import may create a whole
+  // directory in one week: the mail would be too large to send); the totals count them all.
+  static constexpr std::size_t kListed = 1000;
   std::vector<core::User> new_users;
+  std::size_t new_users_total = 0;
   std::vector<std::pair<core::Alias, std::string>> new_aliases;  // alias, its user's address
+  std::size_t new_aliases_total = 0;
   std::vector<std::pair<core::DiscoveredAddress, core::TimePoint>> expiring;  // and when
+  std::size_t expiring_total = 0;
 
   // Nothing to tell: no section has a line.
-  bool empty() const { return new_users.empty() && new_aliases.empty() && expiring.empty(); }
+  bool empty() const { return !new_users_total && !new_aliases_total && !expiring_total; }
 };
 
 // The report of the week containing `now` (which should be a Thursday; the week is the one
@@ -40,7 +46,8 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
 // Thursday). What a preview shows.
 core::TimePoint next_report_day(core::TimePoint now);
 
-// The body: plain-text tables, one section per list.
+// The body: plain-text tables, one section per list; a list cut at kListed says how many more
+// there are and where to see them.
 std::string render_text(const WeeklyReport& report);
 
 // A preview of the report, as the CLI (--json) and the API show it: company, week, to, text.

@@ -164,6 +164,8 @@ class Store {
   virtual std::optional<core::User> user_by_id(Id id) = 0;
   virtual std::vector<core::User> list_users(const UserFilter& filter) = 0;
   virtual std::size_t count_users(Id company_id) = 0;
+  // How many users list_users(filter) would list without its limit and offset.
+  virtual std::size_t count_matching_users(const UserFilter& filter) = 0;
   virtual core::User update_user(Id id, const UserChange& change, const core::Actor& actor) = 0;
   // Removes the user and its aliases.
   virtual void remove_user(Id id, const core::Actor& actor) = 0;
@@ -174,9 +176,12 @@ class Store {
   virtual std::optional<core::Alias> find_alias(const core::Address& address) = 0;
   virtual std::vector<core::Alias> list_aliases(std::optional<Id> company_id,
                                                 std::optional<Id> user_id) = 0;
-  // A company's aliases created in [from, before).
+  // A company's aliases created in [from, before), by address: the first `limit` (0 = all),
+  // and how many there are.
   virtual std::vector<core::Alias> aliases_created(Id company_id, core::TimePoint from,
-                                                   core::TimePoint before) = 0;
+                                                   core::TimePoint before, std::size_t limit) = 0;
+  virtual std::size_t count_aliases_created(Id company_id, core::TimePoint from,
+                                            core::TimePoint before) = 0;
   virtual void remove_alias(Id id, const core::Actor& actor) = 0;
 
   // Invalid addresses: mail to them is rejected.

@@ -1109,31 +1109,53 @@ std::optional<core::User> SqliteStore::user_by_id(Id id) {
   return read([&](Impl& I) { return I.user_where("WHERE id = ?", id); });
 }
 
+namespace {
+
+// list_users' query: `what` of the users a filter matches (its parameters ?1 to ?4, ?7 and ?8,
+// bound by bind_user_filter), then `rest`.
+std::string users_matching(std::string_view what, const UserFilter& f, std::string_view rest) {
+  // One company's users are a range of users_company, already in order: "?1 IS NULL OR"
+  // would make SQLite walk every company's users in that index to find them.
+  const std::string_view company = f.company_id ? "company_id = ?1" : "?1 IS NULL";
+  return sql_with("SELECT ", what,
+                  " FROM users WHERE " + std::string(company) +
+                      " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' "
+                      "OR instr(lower(address || ' ' || first_name || ' ' || surname), ?4) > 0) "
+                      "AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) " +
+                      std::string(rest));
+}
+
+void bind_user_filter(Statement& s, const UserFilter& f) {
+  s.bind(1, f.company_id);
+  s.bind(2, text_of(f.role));
+  s.bind(3, text_of(f.source));
+  s.bind(4, core::ascii_lower(f.search));
+  s.bind(7, f.created_from ? std::optional<std::int64_t>(to_unix(*f.created_from)) : std::nullopt);
+  s.bind(8,
+         f.created_before ? std::optional<std::int64_t>(to_unix(*f.created_before)) : std::nullopt);
+}
+
+}  // namespace
+
 std::vector<core::User> SqliteStore::list_users(const UserFilter& f) {
   return read([&](Impl& I) {
     std::vector<core::User> out;
-    // One company's users are a range of users_company, already in order: "?1 IS NULL OR"
-    // would make SQLite walk every company's users in that index to find them.
-    const std::string_view company = f.company_id ? "company_id = ?1" : "?1 IS NULL";
-    auto s = I.db.prepare(sql_with(
-        "SELECT ", kUserColumns,
-        " FROM users WHERE " + std::string(company) +
-            " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' OR "
-            "instr(lower(address || ' ' || first_name || ' ' || surname), ?4) > 0) AND (?7 "
-            "IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) ORDER BY "
-            "company_id, address_key LIMIT ?5 OFFSET ?6"));
-    s.bind(1, f.company_id);
-    s.bind(2, text_of(f.role));
-    s.bind(3, text_of(f.source));
-    s.bind(4, core::ascii_lower(f.search));
+    auto s = I.db.prepare(
+        users_matching(kUserColumns, f, "ORDER BY company_id, address_key LIMIT ?5 OFFSET ?6"));
+    bind_user_filter(s, f);
     s.bind(5, f.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(f.limit));
     s.bind(6, static_cast<std::int64_t>(f.offset));
-    s.bind(7,
-           f.created_from ? std::optional<std::int64_t>(to_unix(*f.created_from)) : std::nullopt);
-    s.bind(8, f.created_before ? std::optional<std::int64_t>(to_unix(*f.created_before))
-                               : std::nullopt);
     while (s.step()) out.push_back(read_user(s));
     return out;
+  });
+}
+
+std::size_t SqliteStore::count_matching_users(const UserFilter& f) {
+  return read([&](Impl& I) {
+    auto s = I.db.prepare(users_matching("COUNT(*)", f, ""));
+    bind_user_filter(s, f);
+    s.step();
+    return static_cast<std::size_t>(s.int64(0));
   });
 }
 
@@ -1210,15 +1232,28 @@ void SqliteStore::remove_alias(Id id, const Actor& actor) {
 }
 
 std::vector<core::Alias> SqliteStore::aliases_created(Id company_id, TimePoint from,
-                                                      TimePoint before) {
+                                                      TimePoint before, std::size_t limit) {
   return read([&](Impl& I) {
     std::vector<core::Alias> out;
     auto s = I.db.prepare(
         "SELECT id, company_id, user_id, address, created_at FROM aliases "
-        "WHERE company_id = ? AND created_at >= ? AND created_at < ? ORDER BY address_key");
+        "WHERE company_id = ? AND created_at >= ? AND created_at < ? ORDER BY address_key "
+        "LIMIT ?");
     s.bind(1, company_id).bind(2, to_unix(from)).bind(3, to_unix(before));
+    s.bind(4, limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(limit));
     while (s.step()) out.push_back(read_alias(s));
     return out;
+  });
+}
+
+std::size_t SqliteStore::count_aliases_created(Id company_id, TimePoint from, TimePoint before) {
+  return read([&](Impl& I) {
+    auto s = I.db.prepare(
+        "SELECT COUNT(*) FROM aliases WHERE company_id = ? AND created_at >= ? AND "
+        "created_at < ?");
+    s.bind(1, company_id).bind(2, to_unix(from)).bind(3, to_unix(before));
+    s.step();
+    return static_cast<std::size_t>(s.int64(0));
   });
 }
 

@@ -47,6 +47,7 @@ class SqliteStore final : public Store {
   std::optional<core::User> user_by_id(Id id) override;
   std::vector<core::User> list_users(const UserFilter& filter) override;
   std::size_t count_users(Id company_id) override;
+  std::size_t count_matching_users(const UserFilter& filter) override;
   core::User update_user(Id id, const UserChange& change, const core::Actor& actor) override;
   void remove_user(Id id, const core::Actor& actor) override;
 
@@ -57,7 +58,9 @@ class SqliteStore final : public Store {
                                         std::optional<Id> user_id) override;
   void remove_alias(Id id, const core::Actor& actor) override;
   std::vector<core::Alias> aliases_created(Id company_id, core::TimePoint from,
-                                           core::TimePoint before) override;
+                                           core::TimePoint before, std::size_t limit) override;
+  std::size_t count_aliases_created(Id company_id, core::TimePoint from,
+                                    core::TimePoint before) override;
   bool report_sent(Id company_id, const std::string& week) override;
   void mark_report_sent(Id company_id, const std::string& week,
                         const std::string& recipients) override;

@@ -907,11 +907,28 @@ TEST_F(SqliteStoreTest, ListsWhatWasCreatedInAWindow) {
       {.company_id = acme.id, .created_from = week_start, .created_before = clock.now()});
   ASSERT_EQ(created.size(), 1u);
   EXPECT_EQ(created[0].id, bob.id);
-  auto aliases = store.aliases_created(acme.id, week_start, clock.now());
+  auto aliases = store.aliases_created(acme.id, week_start, clock.now(), 0);
   ASSERT_EQ(aliases.size(), 1u);
   EXPECT_EQ(aliases[0].address.str(), "robert@acme.example");
-  EXPECT_TRUE(store.aliases_created(acme.id, week_start - days{8}, week_start).empty());
+  EXPECT_TRUE(store.aliases_created(acme.id, week_start - days{8}, week_start, 0).empty());
   (void)alice;
+  // The first few of a window, and how many there are.
+  store.add_alias(bob.id, addr("bobby@acme.example"), actor);
+  add_user("carol@acme.example");
+  const auto now = clock.now() + seconds{1};
+  const auto first = store.aliases_created(acme.id, week_start, now, 1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].address.str(), "bobby@acme.example");  // by address
+  EXPECT_EQ(store.count_aliases_created(acme.id, week_start, now), 2u);
+  EXPECT_EQ(store.count_aliases_created(acme.id, week_start - days{8}, week_start), 0u);
+  store::UserFilter week{.company_id = acme.id, .created_from = week_start, .created_before = now};
+  EXPECT_EQ(store.count_matching_users(week), 2u);
+  week.limit = 1;  // limit and offset do not count
+  week.offset = 5;
+  EXPECT_EQ(store.count_matching_users(week), 2u);
+  week.search = "CAROL";
+  EXPECT_EQ(store.count_matching_users(week), 1u);
+  EXPECT_EQ(store.count_matching_users({}), 3u);
 }
 
 TEST_F(SqliteStoreTest, RemembersSentReports) {
