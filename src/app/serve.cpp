@@ -16,6 +16,10 @@
 #include <future>
 #include <memory>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
@@ -79,19 +83,77 @@ admin::HttpResponse flush_verify_cache(verify::Verifier& verifier, const admin::
 
 }  // namespace
 
+// The scheduler lease (Store::hold_lease): directory syncs, expiry and reports run on the
+// node that holds it, so that nodes sharing a database do that work once. Renewed at every
+// tick of the syncs and of the maintenance; given up when serve stops, so that another node
+// takes over at its next tick. The term outlasts three ticks: a live holder keeps it, one that
+// died is replaced once it has run out.
+class SchedulerLease {
+ public:
+  SchedulerLease(store::Store& store, const core::Clock& clock, std::chrono::seconds term)
+      : store_(store), clock_(clock), term_(term) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    unsigned char raw[4];
+    randombytes_buf(raw, sizeof raw);
+    char hex[9];
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    holder_ = std::string(host) + ":" + std::to_string(getpid()) + ":" + hex;
+  }
+  ~SchedulerLease() {
+    try {
+      if (state_ == 1) store_.release_lease(kName, holder_);
+    } catch (const std::exception& e) {
+      spdlog::warn("scheduler lease not given up (it runs out): {}", e.what());
+    }
+  }
+  SchedulerLease(const SchedulerLease&) = delete;
+  SchedulerLease& operator=(const SchedulerLease&) = delete;
+
+  // Takes or renews the lease; whether this node holds it. Says so when that changes.
+  bool held() {
+    bool now_held = false;
+    try {
+      now_held = store_.hold_lease(kName, holder_, clock_.now(), term_);
+    } catch (const std::exception& e) {
+      spdlog::warn("scheduler lease: {}", e.what());
+    }
+    if (state_.exchange(now_held ? 1 : 0) != (now_held ? 1 : 0)) {
+      if (now_held) {
+        spdlog::info("this node ({}) runs directory syncs, expiry and reports", holder_);
+      } else {
+        spdlog::info(
+            "another node runs directory syncs, expiry and reports; this one ({}) "
+            "takes over if that one stops",
+            holder_);
+      }
+    }
+    return now_held;
+  }
+
+ private:
+  static constexpr const char* kName = "scheduler";
+  store::Store& store_;
+  const core::Clock& clock_;
+  std::chrono::seconds term_;
+  std::string holder_;
+  std::atomic<int> state_{-1};  // -1 not asked yet, 0 another node's, 1 this node's
+};
+
 // Runs due directory syncs every `interval` on its own thread: LDAP and Graph calls block,
 // and SMTP must not wait for them. Stopping waits for a sync under way to finish (its
 // transaction is all or nothing anyway).
 class SyncScheduler {
  public:
   SyncScheduler(directory::SyncService& syncs, const core::Clock& clock, admin::Metrics& metrics,
-                std::chrono::seconds interval)
-      : thread_([this, &syncs, &clock, &metrics, interval] {
+                SchedulerLease& lease, std::chrono::seconds interval)
+      : thread_([this, &syncs, &clock, &metrics, &lease, interval] {
           std::unique_lock lock(mutex_);
           while (!stopping_) {
             lock.unlock();
             try {
-              if (const auto ran = syncs.run_due(clock.now())) {
+              if (!lease.held()) {
+              } else if (const auto ran = syncs.run_due(clock.now())) {
                 metrics.add("mailroster_directory_syncs_total", "", ran);
               }
             } catch (const std::exception& e) {
@@ -192,6 +254,8 @@ int serve(const Config& config, store::Store& store) {
   boost::asio::thread_pool maintenance_store(1);
   reports::Maintenance maintenance(store, discovery, pool, config.maintenance,
                                    maintenance_store.get_executor());
+  SchedulerLease lease(store, clock, 3 * std::max(config.maintenance.interval, config.sync_check));
+  maintenance.only_while([&lease] { return lease.held(); });
   boost::asio::steady_timer maintenance_timer(io);
   boost::asio::co_spawn(
       io,
@@ -199,7 +263,7 @@ int serve(const Config& config, store::Store& store) {
         for (;;) {
           try {
             const auto r = co_await maintenance.run(clock.now());
-            metrics.add("mailroster_maintenance_runs_total");
+            if (!r.skipped) metrics.add("mailroster_maintenance_runs_total");
             metrics.add("mailroster_reports_sent_total", "", r.reports_sent.size());
           } catch (const std::exception& e) {
             spdlog::error("maintenance failed: {}", e.what());
@@ -281,7 +345,7 @@ int serve(const Config& config, store::Store& store) {
                config.inbound.tls_cert_file.empty() ? "" : " (STARTTLS offered)");
   spdlog::info("outbound SMTP listening on {}:{}, relaying to {}", config.outbound_listen.host,
                outbound.port(), config.outbound_next_hop.str());
-  SyncScheduler scheduler(syncs, clock, metrics, config.sync_check);
+  SyncScheduler scheduler(syncs, clock, metrics, lease, config.sync_check);
 
   io.run();
   maintenance_store.stop();  // a store call under way finishes; its run does not resume

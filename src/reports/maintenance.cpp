@@ -55,6 +55,10 @@ awaitable<std::string> Maintenance::submit(const std::vector<std::string>& recip
 
 awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
   MaintenanceResult result;
+  if (may_run_ && !co_await on_store([&] { return may_run_(); })) {
+    result.skipped = true;
+    co_return result;
+  }
   result.expiry = co_await on_store([&] { return discovery_.expire(now); });
   const auto week = core::report_week(now);
   if (!week) co_return result;

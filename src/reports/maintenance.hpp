@@ -9,6 +9,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -28,6 +29,7 @@ struct MaintenanceSettings {
 };
 
 struct MaintenanceResult {
+  bool skipped = false;  // another node holds the scheduler lease
   lifecycle::ExpiryRun expiry;
   std::vector<std::string> reports_sent;    // company names
   std::vector<std::string> reports_failed;  // "company: reason"
@@ -40,6 +42,9 @@ class Maintenance {
   // the run itself, and the relay client, stay on the coroutine's executor.
   Maintenance(store::Store& store, lifecycle::DiscoveryService& discovery, smtp::ClientPool& pool,
               MaintenanceSettings settings, boost::asio::any_io_executor store_work);
+  // Runs only when may_run(), asked on the store executor, says so (serve: while this node
+  // holds the scheduler lease, Store::hold_lease).
+  void only_while(std::function<bool()> may_run) { may_run_ = std::move(may_run); }
   boost::asio::awaitable<MaintenanceResult> run(core::TimePoint now);
 
  private:
@@ -54,6 +59,7 @@ class Maintenance {
   smtp::ClientPool& pool_;
   MaintenanceSettings settings_;
   boost::asio::any_io_executor store_work_;
+  std::function<bool()> may_run_;
 };
 
 }  // namespace mailroster::reports

@@ -259,6 +259,14 @@ class Store {
                                       const core::Actor& actor) = 0;
 
   // Weekly reports: whether the report of `week` went out, and recording that it did.
+  // Scheduled work (directory syncs, expiry, reports) runs on one node at a time, the one that
+  // holds the lease `name`. Takes or renews it for `holder` until now + ttl when it is free,
+  // expired or already the holder's; whether the holder has it now.
+  virtual bool hold_lease(const std::string& name, const std::string& holder, core::TimePoint now,
+                          std::chrono::seconds ttl) = 0;
+  // Gives the lease up (a node stopping), if `holder` has it.
+  virtual void release_lease(const std::string& name, const std::string& holder) = 0;
+
   virtual bool report_sent(Id company_id, const std::string& week) = 0;
   virtual void mark_report_sent(Id company_id, const std::string& week,
                                 const std::string& recipients) = 0;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <thread>
 
 #include "test_support.hpp"
 
@@ -422,13 +423,22 @@ TEST_F(Cli, DatabasePathComesFromTheConfigFile) {
 
 class Serve : public ::testing::Test {
  protected:
-  std::string config(const std::string& listen) {
+  std::string config(const std::string& listen, const std::string& more = "") {
     const auto path = dir.file("serve.toml");
     write_file(path, "[database]\npath = \"" + dir.file("state.db") + "\"\n[admin]\nlisten = \"" +
                          listen +
                          "\"\n[smtp]\ninbound_listen = \"127.0.0.1:0\"\n"
-                         "[outbound]\nlisten = \"127.0.0.1:0\"\n");
+                         "[outbound]\nlisten = \"127.0.0.1:0\"\n" +
+                         more);
     return path;
+  }
+
+  // A counter of serve's /metrics (0 when absent).
+  static double metric(int port, const std::string& name) {
+    const auto body = http_get(port, "/metrics").body;
+    std::smatch m;
+    if (!std::regex_search(body, m, std::regex("\n" + name + " ([0-9.]+)"))) return 0;
+    return std::stod(m[1]);
   }
 
   static int port_from_log(const std::string& log) {
@@ -473,6 +483,36 @@ TEST_F(Serve, StopsCleanlyOnSigint) {
   serve.signal(SIGINT);
   EXPECT_EQ(serve.wait(10s), 0) << serve.err();
   EXPECT_NE(serve.err().find("received SIGINT"), std::string::npos);
+}
+
+// Two nodes on one database: syncs, expiry and reports run on the one holding the scheduler
+// lease; when it stops, the other takes over.
+TEST_F(Serve, TwoNodesOnOneDatabaseRunScheduledWorkOnce) {
+  const auto cfg = config("127.0.0.1:0", "[maintenance]\ninterval = \"1s\"\nsync_check = \"1s\"\n");
+  BackgroundProcess a(MAILROSTER_BINARY, {"--config", cfg, "serve"});
+  ASSERT_TRUE(a.wait_for_err("runs directory syncs, expiry and reports", 10s)) << a.err();
+  EXPECT_NE(a.err().find("this node ("), std::string::npos) << a.err();
+  BackgroundProcess b(MAILROSTER_BINARY, {"--config", cfg, "serve"});
+  ASSERT_TRUE(b.wait_for_err("another node runs directory syncs", 10s)) << b.err();
+  const int port_a = port_from_log(a.err()), port_b = port_from_log(b.err());
+  ASSERT_GT(port_a, 0);
+  ASSERT_GT(port_b, 0);
+  // Ticks are real time (a second): wait for a few of A's runs, then B has had ticks too.
+  auto runs_reach = [](int port, double n) {
+    for (int i = 0; i < 100; ++i) {
+      if (metric(port, "mailroster_maintenance_runs_total") >= n) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  };
+  EXPECT_TRUE(runs_reach(port_a, 3));
+  EXPECT_EQ(metric(port_b, "mailroster_maintenance_runs_total"), 0) << b.err();
+  a.signal(SIGTERM);  // gives the lease up
+  EXPECT_EQ(a.wait(10s), 0) << a.err();
+  ASSERT_TRUE(b.wait_for_err("this node (", 10s)) << b.err();
+  EXPECT_TRUE(runs_reach(port_b, 1));
+  b.signal(SIGTERM);
+  EXPECT_EQ(b.wait(10s), 0) << b.err();
 }
 
 TEST_F(Serve, PortInUseIsOneClearLine) {

@@ -1257,6 +1257,30 @@ std::size_t SqliteStore::count_aliases_created(Id company_id, TimePoint from, Ti
   });
 }
 
+bool SqliteStore::hold_lease(const std::string& name, const std::string& holder, TimePoint now,
+                             std::chrono::seconds ttl) {
+  return impl_->guard([&] {
+    Transaction tx(impl_->db);
+    auto s = impl_->db.prepare(
+        "INSERT INTO leases(name, holder, expires_at) VALUES (?1, ?2, ?4) "
+        "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = "
+        "excluded.expires_at WHERE leases.holder = excluded.holder OR leases.expires_at <= ?3");
+    s.bind(1, name).bind(2, holder).bind(3, to_unix(now)).bind(4, to_unix(now + ttl));
+    s.step();
+    const bool held = impl_->db.changes() == 1;
+    tx.commit();
+    return held;
+  });
+}
+
+void SqliteStore::release_lease(const std::string& name, const std::string& holder) {
+  impl_->guard([&] {
+    auto s = impl_->db.prepare("DELETE FROM leases WHERE name = ? AND holder = ?");
+    s.bind(1, name).bind(2, holder);
+    s.step();
+  });
+}
+
 bool SqliteStore::report_sent(Id company_id, const std::string& week) {
   return read([&](Impl& I) {
     auto s = I.db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");

@@ -61,6 +61,9 @@ class SqliteStore final : public Store {
                                            core::TimePoint before, std::size_t limit) override;
   std::size_t count_aliases_created(Id company_id, core::TimePoint from,
                                     core::TimePoint before) override;
+  bool hold_lease(const std::string& name, const std::string& holder, core::TimePoint now,
+                  std::chrono::seconds ttl) override;
+  void release_lease(const std::string& name, const std::string& holder) override;
   bool report_sent(Id company_id, const std::string& week) override;
   void mark_report_sent(Id company_id, const std::string& week,
                         const std::string& recipients) override;

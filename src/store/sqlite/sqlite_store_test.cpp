@@ -931,6 +931,27 @@ TEST_F(SqliteStoreTest, ListsWhatWasCreatedInAWindow) {
   EXPECT_EQ(store.count_matching_users({}), 3u);
 }
 
+// Two nodes (two stores on one database file): one holds the scheduler lease at a time.
+TEST_F(SqliteStoreTest, OneHolderOfALeaseAtATime) {
+  SqliteStore other(dir.file("state.db"), clock);
+  const auto t0 = clock.now();
+  const std::chrono::seconds ttl{600};
+  EXPECT_TRUE(store.hold_lease("scheduler", "node-a", t0, ttl));
+  EXPECT_FALSE(other.hold_lease("scheduler", "node-b", t0 + seconds{1}, ttl));
+  EXPECT_TRUE(other.hold_lease("reports", "node-b", t0, ttl));  // another lease is apart
+  // A renews before it expires; B still cannot take it where the first term would have ended.
+  EXPECT_TRUE(store.hold_lease("scheduler", "node-a", t0 + seconds{500}, ttl));
+  EXPECT_FALSE(other.hold_lease("scheduler", "node-b", t0 + seconds{700}, ttl));
+  // A stops renewing (a node that died): once expired, B takes it, and A has lost it.
+  EXPECT_TRUE(other.hold_lease("scheduler", "node-b", t0 + seconds{1100}, ttl));
+  EXPECT_FALSE(store.hold_lease("scheduler", "node-a", t0 + seconds{1101}, ttl));
+  // Giving up: only the holder's release counts; then anyone takes it at once.
+  store.release_lease("scheduler", "node-a");
+  EXPECT_FALSE(store.hold_lease("scheduler", "node-a", t0 + seconds{1102}, ttl));
+  other.release_lease("scheduler", "node-b");
+  EXPECT_TRUE(store.hold_lease("scheduler", "node-a", t0 + seconds{1103}, ttl));
+}
+
 TEST_F(SqliteStoreTest, RemembersSentReports) {
   auto acme = add_acme();
   EXPECT_FALSE(store.report_sent(acme.id, "2026-11-26"));
