@@ -110,13 +110,15 @@ class SchedulerLease {
   SchedulerLease(const SchedulerLease&) = delete;
   SchedulerLease& operator=(const SchedulerLease&) = delete;
 
-  // Takes or renews the lease; whether this node holds it. Says so when that changes.
+  // Takes or renews the lease; whether this node holds it. Says so when that changes. When
+  // the store cannot tell (busy past its timeout), this tick is skipped and nothing said.
   bool held() {
     bool now_held = false;
     try {
       now_held = store_.hold_lease(kName, holder_, clock_.now(), term_);
     } catch (const std::exception& e) {
-      spdlog::warn("scheduler lease: {}", e.what());
+      spdlog::warn("scheduler lease not renewed, this tick skipped: {}", e.what());
+      return false;
     }
     if (state_.exchange(now_held ? 1 : 0) != (now_held ? 1 : 0)) {
       if (now_held) {
