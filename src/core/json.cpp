@@ -119,20 +119,4 @@ void to_json(nlohmann::json& j, const PlanItem& item) {
   if (!item.remove_aliases.empty()) j["remove_aliases"] = addresses(item.remove_aliases);
 }
 
-void to_json(nlohmann::json& j, const Plan& plan) {
-  j = {{"source", to_string(plan.source)},
-       {"counts",
-        {{"create", plan.creates.size()},
-         {"update", plan.updates.size()},
-         {"delete", plan.deletes.size()},
-         {"skip", plan.skips.size()},
-         {"company_users", plan.company_users}}},
-       {"source_complete", plan.source_complete},
-       {"guard", plan.guard ? nlohmann::json(*plan.guard) : nlohmann::json(nullptr)},
-       {"creates", plan.creates},
-       {"updates", plan.updates},
-       {"deletes", plan.deletes},
-       {"skips", plan.skips}};
-}
-
 }  // namespace mailroster::core

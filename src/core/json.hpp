@@ -18,7 +18,5 @@ void to_json(nlohmann::json& j, const DiscoveredAddress& d);
 void to_json(nlohmann::json& j, const DiscoverySettings& s);
 void to_json(nlohmann::json& j, const AuditEvent& e);
 void to_json(nlohmann::json& j, const PlanItem& item);
-// Counts first, then the items: {"counts": {...}, "guard": ..., "creates": [...], ...}
-void to_json(nlohmann::json& j, const Plan& plan);
 
 }  // namespace mailroster::core
