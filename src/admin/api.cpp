@@ -231,8 +231,8 @@ struct Api::PendingPlan {
   }
 
   void keep(const std::string& csv) {
-    csv_.reset(std::tmpfile());
-    if (!csv_ || std::fwrite(csv.data(), 1, csv.size(), csv_.get()) != csv.size() ||
+    csv_ = directory::temporary_file();
+    if (std::fwrite(csv.data(), 1, csv.size(), csv_.get()) != csv.size() ||
         std::fflush(csv_.get()) != 0) {
       throw core::Failure(core::ErrorCode::internal, "cannot keep the file (disk full?)");
     }
@@ -256,10 +256,7 @@ struct Api::PendingPlan {
   std::size_t size(int list) const { return lists[list].size(); }
 
  private:
-  struct Closer {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-  };
-  std::unique_ptr<std::FILE, Closer> csv_;
+  directory::TempFile csv_;
   std::mutex mutex_;
 };
 

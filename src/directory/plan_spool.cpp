@@ -17,9 +17,13 @@ constexpr std::size_t kEvery = 256;  // records between kept offsets
 
 }  // namespace
 
-LineSpool::LineSpool() : file_(std::tmpfile()) {
-  if (!file_) fail("cannot create");
+TempFile temporary_file() {
+  TempFile f(std::tmpfile());
+  if (!f) fail("cannot create");
+  return f;
 }
+
+LineSpool::LineSpool() : file_(temporary_file()) {}
 
 void LineSpool::append(std::string_view record) {
   if (size_ % kEvery == 0) offsets_.push_back(end_);

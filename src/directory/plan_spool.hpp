@@ -22,7 +22,15 @@
 
 namespace mailroster::directory {
 
-// Records (any bytes, newlines too) in an anonymous temporary file, gone when it is closed.
+// An anonymous temporary file, gone when it is closed. temporary_file() throws core::Failure
+// (internal) when none can be made.
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using TempFile = std::unique_ptr<std::FILE, FileCloser>;
+TempFile temporary_file();
+
+// Records (any bytes, newlines too) in an anonymous temporary file.
 // Reading seeks straight to a page: the offset of every 256th record is kept in memory.
 class LineSpool {
  public:
@@ -42,10 +50,7 @@ class LineSpool {
   bool copy(std::ostream& out, const char* separator) const;
 
  private:
-  struct Closer {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-  };
-  std::unique_ptr<std::FILE, Closer> file_;
+  TempFile file_;
   std::size_t size_ = 0;
   long end_ = 0;                // bytes written
   std::vector<long> offsets_;   // of records 0, 256, 512, ...
