@@ -6,11 +6,28 @@
 
 namespace mailroster::store::sqlite {
 namespace {
+bool is_constraint(int extended_code) { return (extended_code & 0xFF) == SQLITE_CONSTRAINT; }
+
 [[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
   const int extended = db ? sqlite3_extended_errcode(db) : rc;
   const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  throw SqliteError(extended, std::string(what) + ": " + msg);
+  throw DbError(is_constraint(extended), std::string(what) + ": " + msg);
 }
+
+// A RowSet's cell as the result of the table function's column.
+class ContextCell final : public Cell {
+ public:
+  explicit ContextCell(sqlite3_context* context) : context_(context) {}
+  using Cell::set;
+  void set(std::int64_t value) override { sqlite3_result_int64(context_, value); }
+  void set(std::string_view value) override {
+    sqlite3_result_text64(context_, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  }
+  void set(std::nullopt_t) override { sqlite3_result_null(context_); }
+
+ private:
+  sqlite3_context* context_;
+};
 constexpr const char* kRowSetType = "mailroster.RowSet";
 
 // The table-valued function mailroster_rows(?): the rows of the RowSet bound to its one
@@ -91,7 +108,7 @@ int eof(sqlite3_vtab_cursor* base) {
 
 int column(sqlite3_vtab_cursor* base, sqlite3_context* context, int n) {
   const auto* cursor = reinterpret_cast<Cursor*>(base);
-  Cell cell(context);
+  ContextCell cell(context);
   if (n >= kRowSetColumns) {
     cell.set(std::nullopt);
     return SQLITE_OK;
@@ -129,37 +146,29 @@ const sqlite3_module kModule = module();
 }  // namespace rows_vtab
 }  // namespace
 
-void Cell::set(std::int64_t value) { sqlite3_result_int64(context_, value); }
-void Cell::set(std::string_view value) {
-  sqlite3_result_text64(context_, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
-}
-void Cell::set(std::nullopt_t) { sqlite3_result_null(context_); }
-
-bool SqliteError::is_constraint() const noexcept { return (code_ & 0xFF) == SQLITE_CONSTRAINT; }
-
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
-Statement& Statement::bind(int index, std::int64_t value) {
+sql::Statement& Statement::bind(int index, std::int64_t value) {
   const int rc = sqlite3_bind_int64(stmt_, index, value);
   if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
   return *this;
 }
 
-Statement& Statement::bind(int index, std::string_view value) {
+sql::Statement& Statement::bind(int index, std::string_view value) {
   const int rc =
       sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
   return *this;
 }
 
-Statement& Statement::bind(int index, const RowSet& rows) {
+sql::Statement& Statement::bind(int index, const RowSet& rows) {
   const int rc = sqlite3_bind_pointer(stmt_, index, const_cast<RowSet*>(&rows),  // NOLINT
                                       kRowSetType, nullptr);
   if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
   return *this;
 }
 
-Statement& Statement::bind(int index, std::nullopt_t) {
+sql::Statement& Statement::bind_null(int index, bool) {
   const int rc = sqlite3_bind_null(stmt_, index);
   if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc, "bind");
   return *this;
@@ -173,12 +182,7 @@ bool Statement::step() {
   const int extended = sqlite3_extended_errcode(db);
   std::string message = sqlite3_errmsg(db);
   sqlite3_reset(stmt_);
-  throw SqliteError(extended, "step: " + message);
-}
-
-void Statement::run() {
-  while (step()) {
-  }
+  throw DbError(is_constraint(extended), "step: " + message);
 }
 
 std::int64_t Statement::int64(int column) const { return sqlite3_column_int64(stmt_, column); }
@@ -211,7 +215,7 @@ Database::Database(const std::string& path) {
     std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);
     db_ = nullptr;
-    throw SqliteError(rc, "cannot open database '" + path + "': " + message);
+    throw DbError(false, "cannot open database '" + path + "': " + message);
   }
   sqlite3_extended_result_codes(db_, 1);
   sqlite3_busy_timeout(db_, 5000);
@@ -220,7 +224,7 @@ Database::Database(const std::string& path) {
       vrc != SQLITE_OK) {
     sqlite3_close(db_);
     db_ = nullptr;
-    throw SqliteError(vrc, "cannot register mailroster_rows");
+    throw DbError(false, "cannot register mailroster_rows");
   }
   // page_size 16 KiB (takes effect when the file is created; an existing database keeps its
   // own): a quarter of the pages to split, spill and checkpoint for a bulk write. A full LDAP
@@ -249,7 +253,7 @@ void Database::exec(std::string_view sql) {
   if (rc != SQLITE_OK) {
     std::string message = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    throw SqliteError(sqlite3_extended_errcode(db_), message);
+    throw DbError(is_constraint(sqlite3_extended_errcode(db_)), message);
   }
 }
 
@@ -264,33 +268,8 @@ ScopedStatement Database::prepare(std::string_view sql) {
   return ScopedStatement(*pos->second);
 }
 
-std::int64_t Database::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
-int Database::changes() const { return sqlite3_changes(db_); }
-
-Transaction::Transaction(Database& db, Nesting nesting)
-    : db_(db), nested_(db.transaction_depth_ > 0), joined_(nested_ && nesting == Nesting::join) {
-  if (!joined_) db_.exec(nested_ ? "SAVEPOINT nested" : "BEGIN IMMEDIATE");
-  ++db_.transaction_depth_;
-}
-
-Transaction::~Transaction() {
-  if (joined_) {
-    if (!done_) --db_.transaction_depth_;
-    return;
-  }
-  if (!done_) {
-    --db_.transaction_depth_;
-    try {
-      db_.exec(nested_ ? "ROLLBACK TO nested; RELEASE nested" : "ROLLBACK");
-    } catch (...) {  // NOLINT(bugprone-empty-catch): nothing more can be done in a destructor
-    }
-  }
-}
-
-void Transaction::commit() {
-  if (!joined_) db_.exec(nested_ ? "RELEASE nested" : "COMMIT");
-  --db_.transaction_depth_;
-  done_ = true;
-}
+std::int64_t Database::last_insert_id() { return sqlite3_last_insert_rowid(db_); }
+int Database::changes() { return sqlite3_changes(db_); }
+void Database::begin() { exec("BEGIN IMMEDIATE"); }
 
 }  // namespace mailroster::store::sqlite

@@ -1,0 +1,2017 @@
+#include "store/sql/sql_store.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/json.hpp"
+#include "store/migrations/migration.hpp"
+
+namespace mailroster::store::sql {
+
+using core::Actor;
+using core::Address;
+using core::ErrorCode;
+using core::Failure;
+using core::TimePoint;
+
+namespace {
+
+std::int64_t to_unix(TimePoint t) { return t.time_since_epoch().count(); }
+TimePoint from_unix(std::int64_t s) { return TimePoint{std::chrono::seconds{s}}; }
+
+// A value read back from our own tables; a parse failure here means a corrupt database.
+Address stored_address(const std::string& text) {
+  auto a = Address::stored(text);
+  if (!a) throw Failure(ErrorCode::internal, "corrupt address in database: '" + text + "'");
+  return std::move(*a);
+}
+
+// A plan's create of an address nobody holds, with the domain it goes to.
+struct NewUserRow {
+  const core::PlanItem* item;
+  Id company_id;
+  Id domain_id;
+};
+
+// A plan's update of a user's names or role (not its address), NULL for what stays.
+struct NameRoleUpdate {
+  Id user_id;
+  std::optional<std::string> first_name;
+  std::optional<std::string> surname;
+  std::optional<std::string> role;
+};
+
+// An alias nobody holds for a user created by the same plan (named by its address key).
+struct NewAliasRow {
+  const Address* address;
+  const Address* user;
+  Id company_id;
+  Id domain_id;
+};
+
+// A user's or alias's row by its address key: through the key's claim, which names its owner
+// (users and aliases have no index of their own on address_key).
+constexpr std::string_view kUserByKey =
+    "WHERE id = (SELECT owner FROM address_claims WHERE address_key = ? AND kind = 'user')";
+constexpr std::string_view kAliasByKey =
+    "WHERE id = (SELECT owner FROM address_claims WHERE address_key = ? AND kind = 'alias')";
+
+// A list of keys or ids as rows of one column, c0, for mailroster_rows(?).
+template <class T>
+auto list_rows(const std::vector<T>& values) {
+  return RowsOf(values, std::is_integral_v<T> ? "i" : "t", [](const T& v, int, Cell& out) {
+    if constexpr (std::is_integral_v<T>) {
+      out.set(static_cast<std::int64_t>(v));
+    } else {
+      out.set(std::string_view(v));
+    }
+  });
+}
+
+// A model enum (role, source) as the text the tables hold, or NULL when there is none.
+template <class E>
+std::optional<std::string> text_of(const std::optional<E>& value) {
+  return value ? std::optional<std::string>(core::to_string(*value)) : std::nullopt;
+}
+
+template <class T>
+std::string json_text(const T& value) {
+  return nlohmann::json(value).dump();
+}
+
+// A user.add event keeps the new user without what the event's own columns say (the address
+// is its object, the company its company, both times its time): a bulk import or sync writes
+// one event per user, and these fields were a third of each (audit events were half of the
+// database). list_audit puts them back, so a reader sees the whole user as the API shows it.
+constexpr const char* kUserAddImplied[] = {"address", "company_id", "created_at", "updated_at"};
+
+std::string user_add_after(const core::User& u) {
+  auto j = nlohmann::json(u);
+  for (const char* field : kUserAddImplied) j.erase(field);
+  return j.dump();
+}
+
+// The event's after as written before (the whole user) or now (without the implied fields).
+std::string whole_user_add_after(const core::AuditEvent& e) {
+  auto j = nlohmann::json::parse(e.after, nullptr, false);
+  if (!j.is_object()) return e.after;
+  const auto at = core::format_iso8601(e.at);
+  j.emplace("address", e.object);
+  j.emplace("company_id", e.company_id ? nlohmann::json(*e.company_id) : nlohmann::json());
+  j.emplace("created_at", at);
+  j.emplace("updated_at", at);
+  return j.dump();
+}
+
+constexpr std::string_view kUserColumns =
+    "id, company_id, address, first_name, surname, role, source, source_id, created_at, "
+    "updated_at";
+
+constexpr std::string_view kSettingsColumns =
+    "enabled, default_role, inbound_threshold, window_days, notification_weeks, "
+    "expired_to_new_user, auto_add_aliases, auto_add_outbound, report_new_users, "
+    "report_new_aliases, report_include_admin";
+
+core::User read_user(const Statement& s) {
+  core::User u;
+  u.id = s.int64(0);
+  u.company_id = s.int64(1);
+  u.address = stored_address(s.text(2));
+  u.first_name = s.text(3);
+  u.surname = s.text(4);
+  u.role = core::parse_role(s.text(5)).value();
+  u.source = core::parse_source(s.text(6)).value();
+  u.source_id = s.text(7);
+  u.created_at = from_unix(s.int64(8));
+  u.updated_at = from_unix(s.int64(9));
+  return u;
+}
+
+core::Alias read_alias(const Statement& s) {
+  core::Alias a;
+  a.id = s.int64(0);
+  a.company_id = s.int64(1);
+  a.user_id = s.int64(2);
+  a.address = stored_address(s.text(3));
+  a.created_at = from_unix(s.int64(4));
+  return a;
+}
+
+core::InvalidAddress read_invalid(const Statement& s) {
+  core::InvalidAddress i;
+  i.id = s.int64(0);
+  i.company_id = s.int64(1);
+  i.address = stored_address(s.text(2));
+  i.reason = s.text(3);
+  i.created_at = from_unix(s.int64(4));
+  return i;
+}
+
+core::Domain read_domain(const Statement& s) {
+  core::Domain d;
+  d.id = s.int64(0);
+  d.company_id = s.int64(1);
+  d.name = s.text(2);
+  d.destination.host = s.text(3);
+  d.destination.port = static_cast<std::uint16_t>(s.int64(4));
+  d.created_at = from_unix(s.int64(5));
+  return d;
+}
+
+// A LIMIT's value: as many as there are for 0 (SQLite reads -1 so, PostgreSQL refuses it).
+std::int64_t no_limit_if_zero(std::size_t limit) {
+  return limit == 0 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(limit);
+}
+
+std::string sql_with(std::string_view head, std::string_view columns, std::string_view tail) {
+  return std::string(head) + std::string(columns) + std::string(tail);
+}
+
+}  // namespace
+
+struct SqlStore::Impl {
+  Impl(std::unique_ptr<Database> connection, const Backend& b, const core::Clock& c)
+      : owned(std::move(connection)), db(*owned), backend(b), clock(c) {}
+
+  std::unique_ptr<Database> owned;
+  Database& db;
+  const Backend& backend;
+  const core::Clock& clock;
+  std::recursive_mutex mutex;  // recursive: atomically() holds it across nested calls
+
+  // Runs f under the lock; storage errors become typed failures at this one place.
+  template <class F>
+  auto guard(F&& f) -> decltype(f()) {
+    std::lock_guard lock(mutex);
+    try {
+      return f();
+    } catch (const DbError& e) {
+      if (e.is_constraint()) throw Failure(ErrorCode::conflict, e.what());
+      throw Failure(ErrorCode::internal, std::string("database error: ") + e.what());
+    }
+  }
+
+  TimePoint now() const { return clock.now(); }
+
+  void audit(std::optional<Id> company_id, const Actor& actor, std::string_view action,
+             std::string_view object, const std::string& before, const std::string& after,
+             std::optional<std::int64_t> at = std::nullopt) {
+    db.prepare(
+          "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(1, at ? *at : to_unix(now()))
+        .bind(2, company_id)
+        .bind(3, actor.name)
+        .bind(4, action)
+        .bind(5, object)
+        .bind(6, before.empty() ? std::optional<std::string>() : before)
+        .bind(7, after.empty() ? std::optional<std::string>() : after)
+        .run();
+  }
+
+  core::DiscoverySettings settings(Id company_id) {
+    require_company(company_id);
+    core::DiscoverySettings s;
+    auto q = db.prepare(
+        sql_with("SELECT ", kSettingsColumns, " FROM discovery_settings WHERE company_id = ?"));
+    q.bind(1, company_id);
+    if (!q.step()) return s;
+    s.enabled = q.boolean(0);
+    s.default_role = core::parse_role(q.text(1)).value();
+    s.inbound_threshold = q.int32(2);
+    s.window_days = q.int32(3);
+    s.notification_weeks = q.int32(4);
+    s.expired_to_new_user = q.boolean(5);
+    s.auto_add_aliases = q.boolean(6);
+    s.auto_add_outbound = q.boolean(7);
+    s.report_new_users = q.boolean(8);
+    s.report_new_aliases = q.boolean(9);
+    s.report_include_admin = q.boolean(10);
+    return s;
+  }
+
+  // ---- migrations -------------------------------------------------------------------------
+
+  int current_version() {
+    auto s = db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    s.step();
+    return s.int32(0);
+  }
+
+  void migrate() {
+    const bool sqlite = backend.dialect == Dialect::sqlite;
+    // PostgreSQL: nodes starting together take turns (the lock lasts to the transaction's
+    // end), and a migration's DDL commits with its version row or not at all.
+    std::optional<Transaction> whole;
+    if (!sqlite) {
+      whole.emplace(db);
+      db.exec("SELECT pg_advisory_xact_lock(7244917)");
+    }
+    db.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+    const auto& all = backend.migrations;
+    const int have = current_version();
+    const int known = all.empty() ? 0 : all.back().version;
+    if (have > known) {
+      throw Failure(ErrorCode::internal, "database schema version " + std::to_string(have) +
+                                             " is newer than this mailroster (" +
+                                             std::to_string(known) + ")");
+    }
+    // SQLite: a migration may rebuild a table (create, copy, drop, rename): foreign keys are off
+    // while it runs, as SQLite's procedure for that says, and checked before it commits.
+    struct KeysOn {
+      Database* db = nullptr;
+      ~KeysOn() {
+        try {
+          if (db) db->exec("PRAGMA foreign_keys = ON");
+        } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor cannot report it
+        }
+      }
+    } keys_on;
+    if (sqlite && have < known) {
+      db.exec("PRAGMA foreign_keys = OFF");
+      keys_on.db = &db;
+    }
+    for (const auto& m : all) {
+      if (m.version <= have) continue;
+      Transaction tx(db);
+      db.exec(m.sql);
+      if (sqlite && db.prepare("PRAGMA foreign_key_check").step()) {
+        throw Failure(ErrorCode::internal, "migration " + std::string(m.name) +
+                                               " left rows whose foreign keys do not hold");
+      }
+      db.prepare("INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)")
+          .bind(1, m.version)
+          .bind(2, m.name)
+          .bind(3, to_unix(now()))
+          .run();
+      tx.commit();
+    }
+    if (whole) whole->commit();
+  }
+
+  // ---- companies --------------------------------------------------------------------------
+
+  std::vector<core::Cidr> relay_networks(Id company_id) {
+    std::vector<core::Cidr> out;
+    auto s = db.prepare(
+        "SELECT cidr FROM company_relay_networks WHERE company_id = ? ORDER BY position");
+    s.bind(1, company_id);
+    while (s.step()) {
+      auto cidr = core::Cidr::parse(s.text(0));
+      if (!cidr) throw Failure(ErrorCode::internal, "corrupt relay network in database");
+      out.push_back(*cidr);
+    }
+    return out;
+  }
+
+  void write_relay_networks(Id company_id, const std::vector<core::Cidr>& networks) {
+    db.prepare("DELETE FROM company_relay_networks WHERE company_id = ?").bind(1, company_id).run();
+    int position = 0;
+    for (const auto& n : networks) {
+      db.prepare("INSERT INTO company_relay_networks(company_id, position, cidr) VALUES (?, ?, ?)")
+          .bind(1, company_id)
+          .bind(2, position++)
+          .bind(3, n.str())
+          .run();
+    }
+  }
+
+  std::vector<core::Company> companies_where(std::string_view where,
+                                             const std::optional<std::string>& text_arg,
+                                             std::optional<Id> id_arg) {
+    std::vector<core::Company> out;
+    const std::string sql =
+        "SELECT id, name, tech_contact, admin_contact, created_at FROM companies " +
+        std::string(where) + " ORDER BY name";
+    auto s = db.prepare(sql);
+    if (text_arg) s.bind(1, *text_arg);
+    if (id_arg) s.bind(1, *id_arg);
+    while (s.step()) {
+      core::Company c;
+      c.id = s.int64(0);
+      c.name = s.text(1);
+      c.tech_contact = s.text(2);
+      c.admin_contact = s.text(3);
+      c.created_at = from_unix(s.int64(4));
+      out.push_back(std::move(c));
+    }
+    for (auto& c : out) c.relay_networks = relay_networks(c.id);
+    return out;
+  }
+
+  std::optional<core::Company> company(Id id) {
+    auto found = companies_where("WHERE id = ?", std::nullopt, id);
+    if (found.empty()) return std::nullopt;
+    return found.front();
+  }
+
+  core::Company require_company(Id id) {
+    auto c = company(id);
+    if (!c) throw Failure(ErrorCode::not_found, "no company with id " + std::to_string(id));
+    return *c;
+  }
+
+  // ---- domains ----------------------------------------------------------------------------
+
+  static constexpr std::string_view kDomainColumns =
+      "id, company_id, name, destination_host, destination_port, created_at";
+
+  std::optional<core::Domain> domain_by_name(std::string_view name) {
+    auto s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE name = ?"));
+    s.bind(1, core::ascii_lower(name));
+    if (!s.step()) return std::nullopt;
+    return read_domain(s);
+  }
+
+  std::optional<core::Domain> domain_by_id(Id id) {
+    auto s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE id = ?"));
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_domain(s);
+  }
+
+  // The registered domain an address belongs to, which must be of company_id when given.
+  core::Domain domain_of(const Address& a, std::optional<Id> company_id) {
+    auto d = domain_by_name(a.domain());
+    if (!d) {
+      throw Failure(ErrorCode::invalid_argument,
+                    "domain '" + a.domain() + "' of " + a.str() + " is not registered", "address");
+    }
+    if (company_id && d->company_id != *company_id) {
+      const auto owner = company(d->company_id);
+      const auto wanted = company(*company_id);
+      throw Failure(ErrorCode::invalid_argument,
+                    "domain '" + a.domain() + "' belongs to company '" +
+                        (owner ? owner->name : "?") + "', not '" + (wanted ? wanted->name : "?") +
+                        "'",
+                    "address");
+    }
+    return *d;
+  }
+
+  // ---- users, aliases, invalid, discovered ------------------------------------------------
+
+  std::optional<core::User> user_where(std::string_view where, const auto& arg) {
+    auto s = db.prepare(sql_with("SELECT ", kUserColumns, " FROM users " + std::string(where)));
+    s.bind(1, arg);
+    if (!s.step()) return std::nullopt;
+    return read_user(s);
+  }
+
+  core::User require_user(Id id) {
+    auto u = user_where("WHERE id = ?", id);
+    if (!u) throw Failure(ErrorCode::not_found, "no user with id " + std::to_string(id));
+    return *u;
+  }
+
+  std::optional<core::Alias> alias_where(std::string_view where, const auto& arg) {
+    auto s = db.prepare("SELECT id, company_id, user_id, address, created_at FROM aliases " +
+                        std::string(where));
+    s.bind(1, arg);
+    if (!s.step()) return std::nullopt;
+    return read_alias(s);
+  }
+
+  std::optional<core::InvalidAddress> invalid_where(std::string_view where, const auto& arg) {
+    auto s = db.prepare(
+        "SELECT id, company_id, address, reason, created_at FROM "
+        "invalid_addresses " +
+        std::string(where));
+    s.bind(1, arg);
+    if (!s.step()) return std::nullopt;
+    return read_invalid(s);
+  }
+
+  std::vector<TimePoint> inbound_hits(Id discovered_id) {
+    std::vector<TimePoint> out;
+    auto s = db.prepare("SELECT at FROM discovered_inbound WHERE discovered_id = ? ORDER BY at");
+    s.bind(1, discovered_id);
+    while (s.step()) out.push_back(from_unix(s.int64(0)));
+    return out;
+  }
+
+  std::vector<core::DiscoveredAddress> discovered_where(std::string_view where, const auto& arg) {
+    std::vector<core::DiscoveredAddress> out;
+    auto s = db.prepare(
+        "SELECT id, company_id, address, first_seen, outbound_messages, discovered_at, "
+        "notifications_sent, suggested_alias_of FROM discovered_addresses " +
+        std::string(where) + " ORDER BY address_key");
+    s.bind(1, arg);
+    while (s.step()) {
+      core::DiscoveredAddress d;
+      d.id = s.int64(0);
+      d.company_id = s.int64(1);
+      d.address = stored_address(s.text(2));
+      d.first_seen = from_unix(s.int64(3));
+      d.outbound_messages = s.int32(4);
+      if (!s.is_null(5)) d.discovered_at = from_unix(s.int64(5));
+      d.notifications_sent = s.int32(6);
+      if (!s.is_null(7)) d.suggested_alias_of = s.int64(7);
+      out.push_back(std::move(d));
+    }
+    for (auto& d : out) d.clean_inbound = inbound_hits(d.id);
+    return out;
+  }
+
+  AddressOwner resolve(const Address& a) {
+    AddressOwner owner;
+    std::string kind;
+    Id id = 0;
+    {
+      auto s = db.prepare("SELECT kind, owner FROM address_claims WHERE address_key = ?");
+      s.bind(1, a.key());
+      if (s.step()) {
+        kind = s.text(0);
+        id = s.int64(1);
+      }
+    }
+    if (kind == "user") {
+      const auto u = user_where("WHERE id = ?", id).value();
+      return {AddressOwner::Kind::user, u.company_id, u.id, u.address.str()};
+    }
+    if (kind == "alias") {
+      const auto al = alias_where("WHERE id = ?", id).value();
+      return {AddressOwner::Kind::alias, al.company_id, al.user_id, al.address.str()};
+    }
+    if (kind == "invalid") {
+      const auto i = invalid_where("WHERE id = ?", id).value();
+      return {AddressOwner::Kind::invalid, i.company_id, 0, i.address.str()};
+    }
+    auto d = discovered_where("WHERE address_key = ?", a.key());
+    if (!d.empty()) {
+      return {AddressOwner::Kind::discovered, d.front().company_id, 0, d.front().address.str()};
+    }
+    return owner;
+  }
+
+  // The keys (of these) that are claimed (user, alias, invalid) or discovered.
+  std::unordered_set<std::string> taken(const std::vector<std::string>& keys) {
+    std::unordered_set<std::string> out;
+    if (keys.empty()) return out;
+    auto s = db.prepare(
+        "SELECT k.c0 FROM mailroster_rows(?1) k WHERE EXISTS (SELECT 1 FROM address_claims c "
+        "WHERE c.address_key = k.c0) OR EXISTS (SELECT 1 FROM discovered_addresses d WHERE "
+        "d.address_key = k.c0)");
+    const auto rows = list_rows(keys);
+    s.bind(1, rows);
+    while (s.step()) out.insert(s.text(0));
+    return out;
+  }
+
+  // Refuses an address already taken as user or alias; an invalid or discovered entry for it
+  // is handled (removed) by the caller's change, in the caller's transaction.
+  void claim_for_account(const Address& a, const Actor& actor) {
+    const auto owner = resolve(a);
+    switch (owner.kind) {
+      case AddressOwner::Kind::user:
+        throw Failure(ErrorCode::conflict, owner.address + " is already a user", "address");
+      case AddressOwner::Kind::alias: {
+        const auto u = require_user(owner.user_id);
+        throw Failure(ErrorCode::conflict, a.str() + " is already an alias of " + u.address.str(),
+                      "address");
+      }
+      case AddressOwner::Kind::invalid:
+        remove_invalid(invalid_where("WHERE address_key = ?", a.key())->id, actor);
+        break;
+      case AddressOwner::Kind::discovered:
+        remove_discovered(discovered_where("WHERE address_key = ?", a.key()).front().id, actor);
+        break;
+      case AddressOwner::Kind::none:
+        break;
+    }
+  }
+
+  core::User insert_user(const NewUser& u, const core::Domain& domain, const Actor& actor) {
+    const auto now = to_unix(this->now());
+    db.prepare(
+          "INSERT INTO users(company_id, domain_id, address, address_key, first_name, "
+          "surname, role, source, source_id, created_at, updated_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(1, domain.company_id)
+        .bind(2, domain.id)
+        .bind(3, u.address.str())
+        .bind(4, u.address.key())
+        .bind(5, u.first_name)
+        .bind(6, u.surname)
+        .bind(7, core::to_string(u.role))
+        .bind(8, core::to_string(u.source))
+        .bind(9, u.source_id)
+        .bind(10, now)
+        .bind(11, now)
+        .run();
+    core::User created;
+    created.id = db.last_insert_id();
+    created.company_id = domain.company_id;
+    created.address = u.address;
+    created.first_name = u.first_name;
+    created.surname = u.surname;
+    created.role = u.role;
+    created.source = u.source;
+    created.source_id = u.source_id;
+    created.created_at = created.updated_at = from_unix(now);
+    audit(created.company_id, actor, "user.add", created.address.str(), "", user_add_after(created),
+          now);
+    return created;
+  }
+
+  // The rows bound to ?param as a table with these column names and seq (their position):
+  // "(SELECT rowid AS seq, c0 AS name0, ... FROM mailroster_rows(?param))".
+  static std::string rows_table(int param, std::initializer_list<std::string_view> names) {
+    std::string sql = "(SELECT rowid AS seq";
+    int column = 0;
+    for (const auto name : names) {
+      sql += ", c" + std::to_string(column++) + " AS " + std::string(name);
+    }
+    return sql + " FROM mailroster_rows(?" + std::to_string(param) + "))";
+  }
+
+  // Changes a user in the caller's transaction (no savepoint of its own: apply_plan runs many
+  // of these, and a savepoint's sub-journal copies every page each one touches).
+  core::User update_user(Id id, const UserChange& change, const Actor& actor) {
+    const auto before = require_user(id);
+    if (change.address && !(*change.address == before.address)) {
+      const auto domain = domain_of(*change.address, before.company_id);
+      claim_for_account(*change.address, actor);
+      db.prepare("UPDATE users SET address = ?, address_key = ?, domain_id = ? WHERE id = ?")
+          .bind(1, change.address->str())
+          .bind(2, change.address->key())
+          .bind(3, domain.id)
+          .bind(4, id)
+          .run();
+    } else if (change.address) {
+      // Same key, maybe a different spelling of the local part.
+      db.prepare("UPDATE users SET address = ? WHERE id = ?")
+          .bind(1, change.address->str())
+          .bind(2, id)
+          .run();
+    }
+    db.prepare(
+          "UPDATE users SET first_name = COALESCE(?, first_name), "
+          "surname = COALESCE(?, surname), role = COALESCE(?, role), updated_at = ? "
+          "WHERE id = ?")
+        .bind(1, change.first_name)
+        .bind(2, change.surname)
+        .bind(3, text_of(change.role))
+        .bind(4, to_unix(now()))
+        .bind(5, id)
+        .run();
+    const auto after = require_user(id);
+    audit(after.company_id, actor, "user.update", after.address.str(), json_text(before),
+          json_text(after));
+    return after;
+  }
+
+  // Writes a plan's updates of names and roles as one UPDATE ... FROM its rows (a RowSet), and
+  // their audit events, before and after, as one INSERT ... SELECT ahead of it: the same JSON
+  // as update_user's (a test compares them), without two reads of each user.
+  void update_users(const std::vector<NameRoleUpdate>& rows, const Actor& actor) {
+    if (rows.empty()) return;
+    const RowsOf updates(rows, "ittt", [](const NameRoleUpdate& r, int column, Cell& out) {
+      switch (column) {
+        case 0:
+          return out.set(r.user_id);
+        case 1:
+          return out.set(r.first_name);
+        case 2:
+          return out.set(r.surname);
+        default:
+          return out.set(r.role);
+      }
+    });
+    const auto staged = rows_table(4, {"user_id", "first_name", "surname", "role"});
+    const auto now = to_unix(this->now());
+    // A user as nlohmann::json(User) writes it (keys in name order), with these names, role and
+    // update time.
+    auto user_json = [](std::string_view first_name, std::string_view surname,
+                        std::string_view role, std::string_view updated_at) {
+      return "json_object('address', u.address, 'company_id', u.company_id, 'created_at', "
+             "strftime('%Y-%m-%dT%H:%M:%SZ', u.created_at, 'unixepoch'), 'first_name', " +
+             std::string(first_name) + ", 'id', u.id, 'role', " + std::string(role) +
+             ", 'source', u.source, 'source_id', u.source_id, 'surname', " + std::string(surname) +
+             ", 'updated_at', " + std::string(updated_at) + ")";
+    };
+    db.prepare(
+          "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
+          "SELECT ?1, u.company_id, ?2, 'user.update', u.address, " +
+          user_json("u.first_name", "u.surname", "u.role",
+                    "strftime('%Y-%m-%dT%H:%M:%SZ', u.updated_at, 'unixepoch')") +
+          ", " +
+          user_json("COALESCE(b.first_name, u.first_name)", "COALESCE(b.surname, u.surname)",
+                    "COALESCE(b.role, u.role)", "?3") +
+          " FROM " + staged + " b JOIN users u ON u.id = b.user_id ORDER BY b.seq")
+        .bind(1, now)
+        .bind(2, actor.name)
+        .bind(3, core::format_iso8601(from_unix(now)))
+        .bind(4, updates)
+        .run();
+    db.prepare(
+          "UPDATE users SET first_name = COALESCE(b.first_name, users.first_name), surname = "
+          "COALESCE(b.surname, users.surname), role = COALESCE(b.role, users.role), "
+          "updated_at = ?1 FROM " +
+          staged + " b WHERE users.id = b.user_id")
+        .bind(1, now)
+        .bind(4, updates)
+        .run();
+  }
+
+  // Inserts the users of plan creates (addresses nobody holds) as one INSERT ... SELECT from
+  // their rows (a RowSet, read in place), and their audit events as another: two statements instead
+  // of two per user. The caller looks up the few it needs again (to add aliases).
+  void insert_users(const std::vector<NewUserRow>& rows, core::Source source, const Actor& actor) {
+    if (rows.empty()) return;
+    const RowsOf users(rows, "iitttttt", [](const NewUserRow& r, int column, Cell& out) {
+      const auto& e = *r.item->entry;
+      switch (column) {
+        case 0:
+          return out.set(r.company_id);
+        case 1:
+          return out.set(r.domain_id);
+        case 2:
+          return out.set(e.address.str());
+        case 3:
+          return out.set(e.address.key());
+        case 4:
+          return out.set(e.first_name);
+        case 5:
+          return out.set(e.surname);
+        case 6:
+          return out.set(core::to_string(r.item->role));
+        default:
+          return out.set(e.source_id);
+      }
+    });
+    const auto staged = rows_table(5, {"company_id", "domain_id", "address", "address_key",
+                                       "first_name", "surname", "role", "source_id"});
+    const auto now = to_unix(this->now());
+    db.prepare(
+          "INSERT INTO users(company_id, domain_id, address, address_key, first_name, surname, "
+          "role, source, source_id, created_at, updated_at) SELECT company_id, domain_id, "
+          "address, address_key, first_name, surname, role, ?1, source_id, ?2, ?2 FROM " +
+          staged + " ORDER BY seq")
+        .bind(1, core::to_string(source))
+        .bind(2, now)
+        .bind(5, users)
+        .run();
+    // The rows took consecutive ids in row order (SQLite gives a new row the largest id
+    // plus one): the audit reads the same rows again with their ids instead of looking each user
+    // up again. Checked at both ends; otherwise each user is looked up by address.
+    const auto last = db.last_insert_id();
+    const auto first = last - static_cast<std::int64_t>(rows.size()) + 1;
+    auto id_of = [&](const core::PlanItem* item) {
+      auto s =
+          db.prepare("SELECT owner FROM address_claims WHERE address_key = ? AND kind = 'user'");
+      s.bind(1, item->entry->address.key());
+      return s.step() ? s.int64(0) : std::int64_t{0};
+    };
+    const bool consecutive = id_of(rows.front().item) == first && id_of(rows.back().item) == last;
+    // The same JSON as the one-by-one path's user_add_after (keys in name order, the same
+    // escapes; a test compares them).
+    const std::string audit =
+        "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
+        "SELECT ?1, u.company_id, ?2, 'user.add', u.address, NULL, json_object('first_name', "
+        "u.first_name, 'id', u.id, 'role', u.role, 'source', ?3, 'source_id', u.source_id, "
+        "'surname', u.surname) FROM ";
+    auto insert_audit = db.prepare(
+        audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM " + staged + ") u ORDER BY u.seq"
+                             : staged + " b JOIN address_claims c ON c.address_key = "
+                                        "b.address_key JOIN users u ON u.id = c.owner ORDER BY "
+                                        "b.seq"));
+    insert_audit.bind(1, now).bind(2, actor.name).bind(3, core::to_string(source)).bind(5, users);
+    if (consecutive) insert_audit.bind(4, first);
+    insert_audit.run();
+  }
+
+  // Inserts aliases nobody holds of users just created, and their audit events, as one
+  // INSERT ... SELECT each from their rows (written one by one, each alias insert made
+  // SQLite keep a statement journal of every page it touched: a user with two aliases cost
+  // several times a user without). The events read as insert_alias's (a test compares them).
+  void insert_aliases(const std::vector<NewAliasRow>& rows, const Actor& actor) {
+    if (rows.empty()) return;
+    const RowsOf aliases(rows, "iittt", [](const NewAliasRow& r, int column, Cell& out) {
+      switch (column) {
+        case 0:
+          return out.set(r.company_id);
+        case 1:
+          return out.set(r.domain_id);
+        case 2:
+          return out.set(r.user->key());
+        case 3:
+          return out.set(r.address->str());
+        default:
+          return out.set(r.address->key());
+      }
+    });
+    const auto staged =
+        rows_table(4, {"company_id", "domain_id", "user_key", "address", "address_key"});
+    const auto now = to_unix(this->now());
+    db.prepare(
+          "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, created_at) "
+          "SELECT b.company_id, b.domain_id, u.id, b.address, b.address_key, ?1 FROM " +
+          staged +
+          " b JOIN address_claims c ON c.address_key = b.user_key AND c.kind = 'user' JOIN users "
+          "u ON u.id = c.owner ORDER BY b.seq")
+        .bind(1, now)
+        .bind(4, aliases)
+        .run();
+    db.prepare(
+          "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
+          "SELECT ?1, a.company_id, ?2, 'alias.add', a.address, NULL, json_object('address', "
+          "a.address, 'company_id', a.company_id, 'created_at', ?3, 'id', a.id, 'user', "
+          "u.address, 'user_id', a.user_id) FROM " +
+          staged +
+          " b JOIN address_claims c ON c.address_key = b.address_key AND c.kind = 'alias' JOIN "
+          "aliases a ON a.id = c.owner JOIN users u ON u.id = a.user_id "
+          "ORDER BY b.seq")
+        .bind(1, now)
+        .bind(2, actor.name)
+        .bind(3, core::format_iso8601(from_unix(now)))
+        .bind(4, aliases)
+        .run();
+  }
+
+  core::Alias insert_alias(const core::User& user, const Address& address,
+                           const core::Domain& domain, const Actor& actor) {
+    const auto now = to_unix(this->now());
+    db.prepare(
+          "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, "
+          "created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, user.company_id)
+        .bind(2, domain.id)
+        .bind(3, user.id)
+        .bind(4, address.str())
+        .bind(5, address.key())
+        .bind(6, now)
+        .run();
+    core::Alias created;
+    created.id = db.last_insert_id();
+    created.company_id = user.company_id;
+    created.user_id = user.id;
+    created.address = address;
+    created.created_at = from_unix(now);
+    auto after = nlohmann::json(created);
+    after["user"] = user.address.str();
+    audit(user.company_id, actor, "alias.add", created.address.str(), "", after.dump());
+    return created;
+  }
+
+  void remove_alias(const core::Alias& a, const Actor& actor) {
+    db.prepare("DELETE FROM aliases WHERE id = ?").bind(1, a.id).run();
+    audit(a.company_id, actor, "alias.remove", a.address.str(), json_text(a), "");
+  }
+
+  void remove_user(const core::User& u, const Actor& actor) {
+    auto s = db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases "
+        "WHERE user_id = ? ORDER BY address_key");
+    s.bind(1, u.id);
+    std::vector<core::Alias> aliases;
+    while (s.step()) aliases.push_back(read_alias(s));
+    for (const auto& a : aliases) remove_alias(a, actor);
+    db.prepare("DELETE FROM users WHERE id = ?").bind(1, u.id).run();
+    audit(u.company_id, actor, "user.remove", u.address.str(), json_text(u), "");
+  }
+
+  void remove_invalid(Id id, const Actor& actor) {
+    auto i = invalid_where("WHERE id = ?", id);
+    if (!i) throw Failure(ErrorCode::not_found, "no invalid address with id " + std::to_string(id));
+    db.prepare("DELETE FROM invalid_addresses WHERE id = ?").bind(1, id).run();
+    audit(i->company_id, actor, "invalid.remove", i->address.str(), json_text(*i), "");
+  }
+
+  void remove_discovered(Id id, const Actor& actor) {
+    auto d = discovered_where("WHERE id = ?", id);
+    if (d.empty()) {
+      throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
+    }
+    db.prepare("DELETE FROM discovered_addresses WHERE id = ?").bind(1, id).run();
+    audit(d.front().company_id, actor, "discovered.remove", d.front().address.str(),
+          json_text(d.front()), "");
+  }
+
+  // Everything held in a domain, for the refusal message and the forced removal.
+  struct DomainContents {
+    std::vector<core::User> users;
+    std::vector<core::Alias> aliases;
+    std::vector<core::InvalidAddress> invalid;
+    std::vector<core::DiscoveredAddress> discovered;
+    bool empty() const {
+      return users.empty() && aliases.empty() && invalid.empty() && discovered.empty();
+    }
+  };
+
+  DomainContents contents(Id domain_id) {
+    DomainContents c;
+    auto u = db.prepare(
+        sql_with("SELECT ", kUserColumns, " FROM users WHERE domain_id = ? ORDER BY address_key"));
+    u.bind(1, domain_id);
+    while (u.step()) c.users.push_back(read_user(u));
+    auto a = db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases "
+        "WHERE domain_id = ? ORDER BY address_key");
+    a.bind(1, domain_id);
+    while (a.step()) c.aliases.push_back(read_alias(a));
+    auto i = db.prepare(
+        "SELECT id, company_id, address, reason, created_at FROM "
+        "invalid_addresses WHERE domain_id = ? ORDER BY address_key");
+    i.bind(1, domain_id);
+    while (i.step()) c.invalid.push_back(read_invalid(i));
+    c.discovered = discovered_where("WHERE domain_id = ?", domain_id);
+    return c;
+  }
+
+  void remove_domain(const core::Domain& d, bool force, const Actor& actor) {
+    auto c = contents(d.id);
+    if (!c.empty() && !force) {
+      throw Failure(ErrorCode::conflict, "domain '" + d.name + "' still has " +
+                                             std::to_string(c.users.size()) + " users, " +
+                                             std::to_string(c.aliases.size()) + " aliases, " +
+                                             std::to_string(c.invalid.size()) + " invalid and " +
+                                             std::to_string(c.discovered.size()) +
+                                             " discovered addresses; remove them first or force");
+    }
+    for (const auto& a : c.aliases) {
+      if (alias_where("WHERE id = ?", a.id)) remove_alias(a, actor);
+    }
+    for (const auto& u : c.users) remove_user(u, actor);
+    for (const auto& i : c.invalid) remove_invalid(i.id, actor);
+    for (const auto& x : c.discovered) remove_discovered(x.id, actor);
+    db.prepare("DELETE FROM domains WHERE id = ?").bind(1, d.id).run();
+    audit(d.company_id, actor, "domain.remove", d.name, json_text(d), "");
+  }
+};
+
+template <class F>
+auto SqlStore::read(F&& f) {
+  std::unique_lock main(impl_->mutex, std::try_to_lock);
+  if (main.owns_lock() || !backend_.second_reader) {
+    return impl_->guard([&] { return f(*impl_); });
+  }
+  std::lock_guard lock(reader_mutex_);
+  if (!reader_) {
+    try {
+      reader_ = std::make_unique<Impl>(backend_.connect(), backend_, impl_->clock);
+    } catch (const DbError& e) {
+      throw Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+    }
+  }
+  return reader_->guard([&] { return f(*reader_); });
+}
+
+SqlStore::SqlStore(Backend backend, const core::Clock& clock) : backend_(std::move(backend)) {
+  try {
+    impl_ = std::make_unique<Impl>(backend_.connect(), backend_, clock);
+    impl_->migrate();
+  } catch (const DbError& e) {
+    throw Failure(ErrorCode::internal, e.what());
+  }
+}
+
+SqlStore::~SqlStore() = default;
+
+int SqlStore::schema_version() {
+  return impl_->guard([&] { return impl_->current_version(); });
+}
+
+void SqlStore::atomically(const std::function<void()>& f) {
+  impl_->guard([&] {
+    Transaction tx(impl_->db);
+    f();
+    tx.commit();
+  });
+}
+
+void SqlStore::ping() {
+  std::lock_guard lock(impl_->mutex);
+  try {
+    impl_->db.prepare("SELECT 1").run();
+  } catch (const DbError& e) {
+    throw Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+  }
+}
+
+// ---- companies ----------------------------------------------------------------------------
+
+core::Company SqlStore::add_company(const NewCompany& c, const Actor& actor) {
+  const auto name = core::validate_company_name(c.name).value();
+  const auto tech = core::validate_contact(c.tech_contact, "tech_contact").value();
+  const auto admin = core::validate_contact(c.admin_contact, "admin_contact").value();
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    if (!I.companies_where("WHERE name = ?", name, std::nullopt).empty()) {
+      throw Failure(ErrorCode::conflict, "company '" + name + "' already exists", "name");
+    }
+    I.db.prepare(
+            "INSERT INTO companies(name, tech_contact, admin_contact, created_at) VALUES (?, ?, ?, "
+            "?)")
+        .bind(1, name)
+        .bind(2, tech)
+        .bind(3, admin)
+        .bind(4, to_unix(I.now()))
+        .run();
+    const Id id = I.db.last_insert_id();
+    I.write_relay_networks(id, c.relay_networks);
+    auto created = I.require_company(id);
+    I.audit(id, actor, "company.add", name, "", json_text(created));
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<core::Company> SqlStore::find_company(std::string_view name) {
+  return read([&](Impl& I) -> std::optional<core::Company> {
+    auto found = I.companies_where("WHERE name = ?", std::string(name), std::nullopt);
+    if (found.empty()) return std::nullopt;
+    return found.front();
+  });
+}
+
+std::optional<core::Company> SqlStore::company_by_id(Id id) {
+  return read([&](Impl& I) { return I.company(id); });
+}
+
+std::vector<core::Company> SqlStore::list_companies() {
+  return read([&](Impl& I) { return I.companies_where("", std::nullopt, std::nullopt); });
+}
+
+core::Company SqlStore::update_company(Id id, const CompanyChange& change, const Actor& actor) {
+  std::optional<std::string> tech, admin;
+  if (change.tech_contact)
+    tech = core::validate_contact(*change.tech_contact, "tech_contact").value();
+  if (change.admin_contact) {
+    admin = core::validate_contact(*change.admin_contact, "admin_contact").value();
+  }
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto before = I.require_company(id);
+    I.db.prepare(
+            "UPDATE companies SET tech_contact = COALESCE(?, tech_contact), "
+            "admin_contact = COALESCE(?, admin_contact) WHERE id = ?")
+        .bind(1, tech)
+        .bind(2, admin)
+        .bind(3, id)
+        .run();
+    if (change.relay_networks) I.write_relay_networks(id, *change.relay_networks);
+    auto after = I.require_company(id);
+    I.audit(id, actor, "company.update", after.name, json_text(before), json_text(after));
+    tx.commit();
+    return after;
+  });
+}
+
+void SqlStore::remove_company(Id id, bool force, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto c = I.require_company(id);
+    std::vector<core::Domain> domains;
+    auto s = I.db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
+                                   " FROM domains WHERE company_id = ? ORDER BY name"));
+    s.bind(1, id);
+    while (s.step()) domains.push_back(read_domain(s));
+    if (!domains.empty() && !force) {
+      throw Failure(ErrorCode::conflict, "company '" + c.name + "' still has " +
+                                             std::to_string(domains.size()) +
+                                             " domain(s); remove them first or force");
+    }
+    for (const auto& d : domains) I.remove_domain(d, true, actor);
+    I.db.prepare("DELETE FROM companies WHERE id = ?").bind(1, id).run();
+    I.audit(id, actor, "company.remove", c.name, json_text(c), "");
+    tx.commit();
+  });
+}
+
+// ---- domains ------------------------------------------------------------------------------
+
+core::Domain SqlStore::add_domain(Id company_id, const std::string& name,
+                                  const core::Endpoint& destination, const Actor& actor) {
+  auto parsed = core::parse_domain(name);
+  if (!parsed) throw Failure(parsed.error());
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto c = I.require_company(company_id);
+    if (auto existing = I.domain_by_name(*parsed)) {
+      const auto owner = I.company(existing->company_id);
+      throw Failure(ErrorCode::conflict,
+                    "domain '" + *parsed + "' is already registered to company '" +
+                        (owner ? owner->name : "?") + "'",
+                    "name");
+    }
+    I.db.prepare(
+            "INSERT INTO domains(company_id, name, destination_host, destination_port, "
+            "created_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(1, company_id)
+        .bind(2, *parsed)
+        .bind(3, destination.host)
+        .bind(4, static_cast<int>(destination.port))
+        .bind(5, to_unix(I.now()))
+        .run();
+    auto d = I.domain_by_id(I.db.last_insert_id()).value();
+    I.audit(company_id, actor, "domain.add", d.name, "", json_text(d));
+    tx.commit();
+    return d;
+  });
+}
+
+std::optional<core::Domain> SqlStore::find_domain(std::string_view name) {
+  return read([&](Impl& I) { return I.domain_by_name(name); });
+}
+
+std::vector<core::Domain> SqlStore::list_domains(std::optional<Id> company_id) {
+  return read([&](Impl& I) {
+    std::vector<core::Domain> out;
+    auto s = I.db.prepare(sql_with("SELECT ", Impl::kDomainColumns,
+                                   " FROM domains WHERE (?1 IS NULL OR company_id = ?1) "
+                                   "ORDER BY name"));
+    s.bind(1, company_id);
+    while (s.step()) out.push_back(read_domain(s));
+    return out;
+  });
+}
+
+core::Domain SqlStore::set_domain_destination(Id id, const core::Endpoint& destination,
+                                              const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto before = I.domain_by_id(id);
+    if (!before) throw Failure(ErrorCode::not_found, "no domain with id " + std::to_string(id));
+    I.db.prepare("UPDATE domains SET destination_host = ?, destination_port = ? WHERE id = ?")
+        .bind(1, destination.host)
+        .bind(2, static_cast<int>(destination.port))
+        .bind(3, id)
+        .run();
+    auto after = I.domain_by_id(id).value();
+    I.audit(after.company_id, actor, "domain.update", after.name, json_text(*before),
+            json_text(after));
+    tx.commit();
+    return after;
+  });
+}
+
+void SqlStore::remove_domain(Id id, bool force, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto d = I.domain_by_id(id);
+    if (!d) throw Failure(ErrorCode::not_found, "no domain with id " + std::to_string(id));
+    I.remove_domain(*d, force, actor);
+    tx.commit();
+  });
+}
+
+// ---- users --------------------------------------------------------------------------------
+
+core::User SqlStore::add_user(const NewUser& u, const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto domain = I.domain_of(u.address, std::nullopt);
+    I.claim_for_account(u.address, actor);
+    auto created = I.insert_user(u, domain, actor);
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<core::User> SqlStore::find_user(const Address& address) {
+  return read([&](Impl& I) { return I.user_where(kUserByKey, address.key()); });
+}
+
+std::optional<core::User> SqlStore::user_by_id(Id id) {
+  return read([&](Impl& I) { return I.user_where("WHERE id = ?", id); });
+}
+
+namespace {
+
+// list_users' query: `what` of the users a filter matches (its parameters ?1 to ?4, ?7 and ?8,
+// bound by bind_user_filter), then `rest`.
+std::string users_matching(std::string_view what, const UserFilter& f, std::string_view rest) {
+  // One company's users are a range of users_company, already in order: "?1 IS NULL OR"
+  // would make SQLite walk every company's users in that index to find them.
+  const std::string_view company = f.company_id ? "company_id = ?1" : "?1 IS NULL";
+  return sql_with("SELECT ", what,
+                  " FROM users WHERE " + std::string(company) +
+                      " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' "
+                      "OR instr(lower(address || ' ' || first_name || ' ' || surname), ?4) > 0) "
+                      "AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) " +
+                      std::string(rest));
+}
+
+void bind_user_filter(Statement& s, const UserFilter& f) {
+  s.bind(1, f.company_id);
+  s.bind(2, text_of(f.role));
+  s.bind(3, text_of(f.source));
+  s.bind(4, core::ascii_lower(f.search));
+  s.bind(7, f.created_from ? std::optional<std::int64_t>(to_unix(*f.created_from)) : std::nullopt);
+  s.bind(8,
+         f.created_before ? std::optional<std::int64_t>(to_unix(*f.created_before)) : std::nullopt);
+}
+
+}  // namespace
+
+std::vector<core::User> SqlStore::list_users(const UserFilter& f) {
+  return read([&](Impl& I) {
+    std::vector<core::User> out;
+    auto s = I.db.prepare(
+        users_matching(kUserColumns, f, "ORDER BY company_id, address_key LIMIT ?5 OFFSET ?6"));
+    bind_user_filter(s, f);
+    s.bind(5, no_limit_if_zero(f.limit));
+    s.bind(6, static_cast<std::int64_t>(f.offset));
+    while (s.step()) out.push_back(read_user(s));
+    return out;
+  });
+}
+
+std::size_t SqlStore::count_matching_users(const UserFilter& f) {
+  return read([&](Impl& I) {
+    auto s = I.db.prepare(users_matching("COUNT(*)", f, ""));
+    bind_user_filter(s, f);
+    s.step();
+    return static_cast<std::size_t>(s.int64(0));
+  });
+}
+
+std::size_t SqlStore::count_users(Id company_id) {
+  return read([&](Impl& I) {
+    auto s = I.db.prepare("SELECT COUNT(*) FROM users WHERE company_id = ?");
+    s.bind(1, company_id);
+    s.step();
+    return static_cast<std::size_t>(s.int64(0));
+  });
+}
+
+core::User SqlStore::update_user(Id id, const UserChange& change, const Actor& actor) {
+  return impl_->guard([&] {
+    Transaction tx(impl_->db);
+    auto after = impl_->update_user(id, change, actor);
+    tx.commit();
+    return after;
+  });
+}
+
+void SqlStore::remove_user(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    I.remove_user(I.require_user(id), actor);
+    tx.commit();
+  });
+}
+
+// ---- aliases ------------------------------------------------------------------------------
+
+core::Alias SqlStore::add_alias(Id user_id, const Address& address, const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto user = I.require_user(user_id);
+    const auto domain = I.domain_of(address, user.company_id);
+    I.claim_for_account(address, actor);
+    auto created = I.insert_alias(user, address, domain, actor);
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<core::Alias> SqlStore::find_alias(const Address& address) {
+  return read([&](Impl& I) { return I.alias_where(kAliasByKey, address.key()); });
+}
+
+std::vector<core::Alias> SqlStore::list_aliases(std::optional<Id> company_id,
+                                                std::optional<Id> user_id) {
+  return read([&](Impl& I) {
+    std::vector<core::Alias> out;
+    auto s = I.db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases "
+        "WHERE (?1 IS NULL OR company_id = ?1) AND (?2 IS NULL OR user_id = ?2) "
+        "ORDER BY company_id, address_key");
+    s.bind(1, company_id);
+    s.bind(2, user_id);
+    while (s.step()) out.push_back(read_alias(s));
+    return out;
+  });
+}
+
+void SqlStore::remove_alias(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto a = I.alias_where("WHERE id = ?", id);
+    if (!a) throw Failure(ErrorCode::not_found, "no alias with id " + std::to_string(id));
+    I.remove_alias(*a, actor);
+    tx.commit();
+  });
+}
+
+std::vector<core::Alias> SqlStore::aliases_created(Id company_id, TimePoint from, TimePoint before,
+                                                   std::size_t limit) {
+  return read([&](Impl& I) {
+    std::vector<core::Alias> out;
+    auto s = I.db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases "
+        "WHERE company_id = ? AND created_at >= ? AND created_at < ? ORDER BY address_key "
+        "LIMIT ?");
+    s.bind(1, company_id).bind(2, to_unix(from)).bind(3, to_unix(before));
+    s.bind(4, no_limit_if_zero(limit));
+    while (s.step()) out.push_back(read_alias(s));
+    return out;
+  });
+}
+
+std::size_t SqlStore::count_aliases_created(Id company_id, TimePoint from, TimePoint before) {
+  return read([&](Impl& I) {
+    auto s = I.db.prepare(
+        "SELECT COUNT(*) FROM aliases WHERE company_id = ? AND created_at >= ? AND "
+        "created_at < ?");
+    s.bind(1, company_id).bind(2, to_unix(from)).bind(3, to_unix(before));
+    s.step();
+    return static_cast<std::size_t>(s.int64(0));
+  });
+}
+
+bool SqlStore::hold_lease(const std::string& name, const std::string& holder, TimePoint now,
+                          std::chrono::seconds ttl) {
+  return impl_->guard([&] {
+    Transaction tx(impl_->db);
+    auto s = impl_->db.prepare(
+        "INSERT INTO leases(name, holder, expires_at) VALUES (?1, ?2, ?4) "
+        "ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = "
+        "excluded.expires_at WHERE leases.holder = excluded.holder OR leases.expires_at <= ?3");
+    s.bind(1, name).bind(2, holder).bind(3, to_unix(now)).bind(4, to_unix(now + ttl));
+    s.step();
+    const bool held = impl_->db.changes() == 1;
+    tx.commit();
+    return held;
+  });
+}
+
+void SqlStore::release_lease(const std::string& name, const std::string& holder) {
+  impl_->guard([&] {
+    auto s = impl_->db.prepare("DELETE FROM leases WHERE name = ? AND holder = ?");
+    s.bind(1, name).bind(2, holder);
+    s.step();
+  });
+}
+
+bool SqlStore::report_sent(Id company_id, const std::string& week) {
+  return read([&](Impl& I) {
+    auto s = I.db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");
+    s.bind(1, company_id).bind(2, week);
+    return s.step();
+  });
+}
+
+void SqlStore::mark_report_sent(Id company_id, const std::string& week,
+                                const std::string& recipients) {
+  impl_->guard([&] {
+    impl_->db
+        .prepare(
+            "INSERT INTO reports_sent(company_id, week, sent_at, recipients) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(1, company_id)
+        .bind(2, week)
+        .bind(3, to_unix(impl_->now()))
+        .bind(4, recipients)
+        .run();
+  });
+}
+
+// ---- invalid ------------------------------------------------------------------------------
+
+core::InvalidAddress SqlStore::add_invalid(const Address& address, const std::string& reason,
+                                           const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto domain = I.domain_of(address, std::nullopt);
+    const auto owner = I.resolve(address);
+    switch (owner.kind) {
+      case AddressOwner::Kind::user:
+      case AddressOwner::Kind::alias:
+        throw Failure(ErrorCode::conflict,
+                      address.str() + " is a " +
+                          (owner.kind == AddressOwner::Kind::user ? "user" : "alias") +
+                          "; remove it before marking it invalid",
+                      "address");
+      case AddressOwner::Kind::invalid:
+        throw Failure(ErrorCode::conflict, address.str() + " is already marked invalid", "address");
+      case AddressOwner::Kind::discovered:
+        I.remove_discovered(I.discovered_where("WHERE address_key = ?", address.key()).front().id,
+                            actor);
+        break;
+      case AddressOwner::Kind::none:
+        break;
+    }
+    I.db.prepare(
+            "INSERT INTO invalid_addresses(company_id, domain_id, address, address_key, "
+            "reason, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, domain.company_id)
+        .bind(2, domain.id)
+        .bind(3, address.str())
+        .bind(4, address.key())
+        .bind(5, reason)
+        .bind(6, to_unix(I.now()))
+        .run();
+    auto created = I.invalid_where("WHERE id = ?", I.db.last_insert_id()).value();
+    I.audit(created.company_id, actor, "invalid.add", created.address.str(), "",
+            json_text(created));
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<core::InvalidAddress> SqlStore::find_invalid(const Address& address) {
+  return read([&](Impl& I) { return I.invalid_where("WHERE address_key = ?", address.key()); });
+}
+
+std::vector<core::InvalidAddress> SqlStore::list_invalid(Id company_id) {
+  return read([&](Impl& I) {
+    std::vector<core::InvalidAddress> out;
+    auto s = I.db.prepare(
+        "SELECT id, company_id, address, reason, created_at FROM "
+        "invalid_addresses WHERE company_id = ? ORDER BY address_key");
+    s.bind(1, company_id);
+    while (s.step()) out.push_back(read_invalid(s));
+    return out;
+  });
+}
+
+void SqlStore::remove_invalid(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    Transaction tx(impl_->db);
+    impl_->remove_invalid(id, actor);
+    tx.commit();
+  });
+}
+
+// ---- discovered ---------------------------------------------------------------------------
+
+core::DiscoveredAddress SqlStore::save_discovered(const core::DiscoveredAddress& d,
+                                                  const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto domain = I.domain_of(d.address, std::nullopt);
+    Id id = d.id;
+    bool was_discovered = false;
+    if (id == 0) {
+      const auto owner = I.resolve(d.address);
+      if (owner.kind != AddressOwner::Kind::none) {
+        throw Failure(ErrorCode::conflict, d.address.str() + " is already known", "address");
+      }
+      I.db.prepare(
+              "INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, "
+              "first_seen) VALUES (?, ?, ?, ?, ?)")
+          .bind(1, domain.company_id)
+          .bind(2, domain.id)
+          .bind(3, d.address.str())
+          .bind(4, d.address.key())
+          .bind(5, to_unix(d.first_seen))
+          .run();
+      id = I.db.last_insert_id();
+    } else {
+      const auto existing = I.discovered_where("WHERE id = ?", id);
+      if (existing.empty()) {
+        throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
+      }
+      was_discovered = existing.front().discovered_at.has_value();
+    }
+    I.db.prepare(
+            "UPDATE discovered_addresses SET outbound_messages = ?, discovered_at = ?, "
+            "notifications_sent = ?, suggested_alias_of = ? WHERE id = ?")
+        .bind(1, d.outbound_messages)
+        .bind(2, d.discovered_at ? std::optional<std::int64_t>(to_unix(*d.discovered_at))
+                                 : std::nullopt)
+        .bind(3, d.notifications_sent)
+        .bind(4, d.suggested_alias_of)
+        .bind(5, id)
+        .run();
+    I.db.prepare("DELETE FROM discovered_inbound WHERE discovered_id = ?").bind(1, id).run();
+    for (const auto& t : d.clean_inbound) {
+      I.db.prepare("INSERT INTO discovered_inbound(discovered_id, at) VALUES (?, ?)")
+          .bind(1, id)
+          .bind(2, to_unix(t))
+          .run();
+    }
+    auto saved = I.discovered_where("WHERE id = ?", id).front();
+    if (saved.discovered_at && !was_discovered) {
+      I.audit(saved.company_id, actor, "discovered.add", saved.address.str(), "", json_text(saved));
+    }
+    tx.commit();
+    return saved;
+  });
+}
+
+std::optional<core::DiscoveredAddress> SqlStore::find_discovered(const Address& address) {
+  return read([&](Impl& I) -> std::optional<core::DiscoveredAddress> {
+    auto found = I.discovered_where("WHERE address_key = ?", address.key());
+    if (found.empty()) return std::nullopt;
+    return found.front();
+  });
+}
+
+std::vector<core::DiscoveredAddress> SqlStore::list_discovered(Id company_id) {
+  return read([&](Impl& I) { return I.discovered_where("WHERE company_id = ?", company_id); });
+}
+
+void SqlStore::remove_discovered(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    Transaction tx(impl_->db);
+    impl_->remove_discovered(id, actor);
+    tx.commit();
+  });
+}
+
+// ---- directory sync ----------------------------------------------------------------------
+
+core::CompanyView SqlStore::sync_view(Id company_id, const std::vector<std::string>& address_keys,
+                                      const std::vector<Id>& user_ids) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    core::CompanyView view;
+    std::unordered_set<Id> have;
+    // The view is looked up key by key: SyncRun reads a company whole when that pays.
+    // Key lists go in as rows (list_rows): one statement per batch, whatever its size.
+    const auto keys = list_rows(address_keys);
+    const auto ids = list_rows(user_ids);
+    {
+      // UNION ALL and de-duplication here: UNION would sort every row in a temporary b-tree.
+      const std::string columns(kUserColumns);
+      auto s = I.db.prepare("SELECT " + columns +
+                            " FROM users WHERE company_id = ?1 AND address_key IN (SELECT c0 "
+                            "FROM mailroster_rows(?2)) UNION ALL SELECT " +
+                            columns +
+                            " FROM users WHERE id IN (SELECT c0 FROM mailroster_rows(?3)) AND "
+                            "+company_id = ?1");  // by id, not a scan of the company
+      s.bind(1, company_id);
+      s.bind(2, keys);
+      s.bind(3, ids);
+      while (s.step()) {
+        auto u = read_user(s);
+        if (have.insert(u.id).second) view.users.push_back(std::move(u));
+      }
+    }
+    std::vector<Id> user_list(have.begin(), have.end());
+    {
+      auto s = I.db.prepare(
+          "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE +company_id = "
+          "?1 AND id IN (SELECT owner FROM address_claims WHERE kind = 'alias' AND address_key IN "
+          "(SELECT c0 FROM mailroster_rows(?2))) UNION SELECT id, "
+          "company_id, user_id, address, created_at FROM aliases WHERE user_id IN (SELECT c0 "
+          "FROM mailroster_rows(?3))");
+      const auto users = list_rows(user_list);
+      s.bind(1, company_id);
+      s.bind(2, keys);
+      s.bind(3, users);
+      while (s.step()) view.aliases.push_back(read_alias(s));
+    }
+    for (const auto& a : view.aliases) {  // the users of aliases that hold a wanted address
+      if (have.insert(a.user_id).second) view.users.push_back(I.require_user(a.user_id));
+    }
+    return view;
+  });
+}
+
+std::unordered_map<std::string, std::optional<Id>> SqlStore::holders(
+    const std::vector<std::string_view>& address_keys) {
+  return impl_->guard([&] {
+    std::unordered_map<std::string, std::optional<Id>> out;
+    if (address_keys.empty()) return out;
+    // One claim lookup per key; the holder's company only for the (few) claimed ones.
+    auto s = impl_->db.prepare(
+        "SELECT c.address_key, CASE c.kind WHEN 'user' THEN (SELECT company_id FROM users u "
+        "WHERE u.id = c.owner) WHEN 'alias' THEN (SELECT company_id FROM aliases a WHERE a.id = "
+        "c.owner) END FROM mailroster_rows(?1) k JOIN address_claims c ON c.address_key = k.c0");
+    const auto keys = list_rows(address_keys);
+    s.bind(1, keys);
+    while (s.step()) {
+      out[s.text(0)] = s.is_null(1) ? std::nullopt : std::optional<Id>(s.int64(1));
+    }
+    return out;
+  });
+}
+
+std::vector<std::pair<std::string, Id>> SqlStore::source_ids(Id company_id, core::Source source) {
+  return read([&](Impl& I) {
+    std::vector<std::pair<std::string, Id>> out;
+    auto s = I.db.prepare(
+        "SELECT source_id, id FROM users WHERE company_id = ? AND source = ? AND source_id <> ''");
+    s.bind(1, company_id);
+    s.bind(2, core::to_string(source));
+    while (s.step()) out.emplace_back(s.text(0), s.int64(1));
+    return out;
+  });
+}
+
+std::vector<Id> SqlStore::user_ids(Id company_id, core::Source source) {
+  return read([&](Impl& I) {
+    std::vector<Id> out;
+    auto s = I.db.prepare("SELECT id FROM users WHERE company_id = ? AND source = ?");
+    s.bind(1, company_id);
+    s.bind(2, core::to_string(source));
+    while (s.step()) out.push_back(s.int64(0));
+    return out;
+  });
+}
+
+void SqlStore::apply_plan(const core::Plan& plan, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db, Transaction::Nesting::join);
+    std::unordered_map<std::string, core::Domain> domains;  // by name, for this plan
+    // Impl::domain_of, remembered: a domain of another company still fails there.
+    auto domain_of = [&](const Address& a, std::optional<Id> company_id) -> const core::Domain& {
+      auto it = domains.find(a.domain());
+      if (it == domains.end() || (company_id && it->second.company_id != *company_id)) {
+        it = domains.insert_or_assign(a.domain(), I.domain_of(a, company_id)).first;
+      }
+      return it->second;
+    };
+    // Addresses nobody holds (most of a bulk import) need no per-address lookup: one query
+    // per plan finds the taken ones (claimed, or discovered), which go through
+    // claim_for_account; the claim triggers still refuse anything taken meanwhile.
+    std::vector<std::string> keys;
+    for (const auto& c : plan.creates) keys.push_back(c.entry->address.key());
+    for (const auto* list : {&plan.creates, &plan.updates}) {
+      for (const auto& i : *list) {
+        for (const auto& a : i.add_aliases) keys.push_back(a.key());
+      }
+    }
+    const auto taken = I.taken(keys);
+    auto claim = [&](const Address& a) {
+      if (taken.count(a.key())) I.claim_for_account(a, actor);
+    };
+    auto add_aliases = [&](const core::User& user, const std::vector<Address>& aliases) {
+      for (const auto& a : aliases) {
+        const auto& domain = domain_of(a, user.company_id);
+        claim(a);
+        I.insert_alias(user, a, domain, actor);
+      }
+    };
+    for (const auto& d : plan.deletes) I.remove_user(I.require_user(*d.user_id), actor);
+    std::vector<NameRoleUpdate> name_role;
+    for (const auto& u : plan.updates) {
+      for (const auto& a : u.remove_aliases) {
+        if (auto alias = I.alias_where(kAliasByKey, a.key())) {
+          I.remove_alias(*alias, actor);
+        }
+      }
+      UserChange change;
+      for (const auto& c : u.changes) {
+        if (c.field == "address") change.address = u.entry->address;
+        if (c.field == "first_name") change.first_name = u.entry->first_name;
+        if (c.field == "surname") change.surname = u.entry->surname;
+        if (c.field == "role") change.role = u.role;
+      }
+      if (!change.address && !u.changes.empty()) {  // names or role: with the others below
+        name_role.push_back({*u.user_id, change.first_name, change.surname, text_of(change.role)});
+        if (!u.add_aliases.empty()) add_aliases(I.require_user(*u.user_id), u.add_aliases);
+        continue;
+      }
+      const auto user =
+          u.changes.empty() ? I.require_user(*u.user_id) : I.update_user(*u.user_id, change, actor);
+      add_aliases(user, u.add_aliases);
+    }
+    I.update_users(name_role, actor);
+    // Creates of free addresses go in as one set (Impl::insert_users), in address order so
+    // that each index insert lands next to the previous one; the others one by one.
+    std::vector<const core::PlanItem*> creates;
+    std::vector<NewUserRow> rows;
+    for (const auto& c : plan.creates) {
+      if (taken.count(c.entry->address.key())) {
+        creates.push_back(&c);
+        continue;
+      }
+      const auto& domain = domain_of(c.entry->address, std::nullopt);
+      rows.push_back({&c, domain.company_id, domain.id});
+    }
+    std::sort(rows.begin(), rows.end(), [](const NewUserRow& a, const NewUserRow& b) {
+      return a.item->entry->address.key() < b.item->entry->address.key();
+    });
+    I.insert_users(rows, plan.source, actor);
+    // Their aliases: those nobody holds as one set too, the others one by one.
+    std::vector<NewAliasRow> alias_rows;
+    for (const auto& r : rows) {
+      const auto& user = r.item->entry->address;
+      std::vector<Address> apart;
+      for (const auto& a : r.item->add_aliases) {
+        if (taken.count(a.key())) {
+          apart.push_back(a);
+          continue;
+        }
+        alias_rows.push_back({&a, &user, r.company_id, domain_of(a, r.company_id).id});
+      }
+      if (!apart.empty()) add_aliases(*I.user_where(kUserByKey, user.key()), apart);
+    }
+    I.insert_aliases(alias_rows, actor);
+    for (const auto* c : creates) {
+      NewUser n;
+      n.address = c->entry->address;
+      n.first_name = c->entry->first_name;
+      n.surname = c->entry->surname;
+      n.role = c->role;
+      n.source = plan.source;
+      n.source_id = c->entry->source_id;
+      const auto& domain = domain_of(n.address, std::nullopt);
+      claim(n.address);
+      add_aliases(I.insert_user(n, domain, actor), c->add_aliases);
+    }
+    tx.commit();
+  });
+}
+
+// ---- directory sync settings ------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kSyncColumns =
+    "company_id, kind, settings, options, frequency_hours, sealed_secret, state, "
+    "last_attempt_at, last_success_at, last_error, last_result";
+
+DirectorySync read_sync(const Statement& s) {
+  DirectorySync d;
+  d.company_id = s.int64(0);
+  d.kind = core::parse_source(s.text(1)).value();
+  d.settings = s.text(2);
+  d.options = s.text(3);
+  if (!s.is_null(4)) d.frequency_hours = s.int32(4);
+  d.sealed_secret = s.text(5);
+  d.state = s.text(6);
+  if (!s.is_null(7)) d.last_attempt = from_unix(s.int64(7));
+  if (!s.is_null(8)) d.last_success = from_unix(s.int64(8));
+  d.last_error = s.text(9);
+  d.last_result = s.text(10);
+  return d;
+}
+
+// What the audit trail shows of a sync's configuration: never the secret.
+std::string sync_audit_text(const DirectorySync& d) {
+  nlohmann::json j = {{"kind", core::to_string(d.kind)},
+                      {"settings", nlohmann::json::parse(d.settings, nullptr, false)},
+                      {"options", nlohmann::json::parse(d.options, nullptr, false)},
+                      {"frequency_hours", d.frequency_hours ? nlohmann::json(*d.frequency_hours)
+                                                            : nlohmann::json(nullptr)}};
+  return j.dump();
+}
+
+}  // namespace
+
+std::optional<DirectorySync> SqlStore::directory_sync(Id company_id, core::Source kind) {
+  return read([&](Impl& I) -> std::optional<DirectorySync> {
+    auto s = I.db.prepare(sql_with("SELECT ", kSyncColumns,
+                                   " FROM directory_syncs WHERE company_id = ? AND kind = ?"));
+    s.bind(1, company_id);
+    s.bind(2, core::to_string(kind));
+    if (!s.step()) return std::nullopt;
+    return read_sync(s);
+  });
+}
+
+std::vector<DirectorySync> SqlStore::directory_syncs(std::optional<Id> company_id) {
+  return read([&](Impl& I) {
+    std::vector<DirectorySync> out;
+    auto s = I.db.prepare(sql_with("SELECT ", kSyncColumns,
+                                   " FROM directory_syncs WHERE (?1 IS NULL OR company_id = ?1) "
+                                   "ORDER BY company_id, kind"));
+    s.bind(1, company_id);
+    while (s.step()) out.push_back(read_sync(s));
+    return out;
+  });
+}
+
+void SqlStore::save_directory_sync(const DirectorySync& d,
+                                   const std::optional<std::string>& sealed_secret,
+                                   const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    if (!I.company(d.company_id)) {
+      throw Failure(ErrorCode::not_found, "no company with id " + std::to_string(d.company_id));
+    }
+    const auto before = directory_sync(d.company_id, d.kind);
+    I.db.prepare(
+            "INSERT INTO directory_syncs(company_id, kind, settings, options, frequency_hours, "
+            "sealed_secret) VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, '')) "
+            "ON CONFLICT(company_id, kind) DO UPDATE SET settings = ?3, options = ?4, "
+            "frequency_hours = ?5, sealed_secret = COALESCE(?6, sealed_secret)")
+        .bind(1, d.company_id)
+        .bind(2, core::to_string(d.kind))
+        .bind(3, d.settings)
+        .bind(4, d.options)
+        .bind(5, d.frequency_hours)
+        .bind(6, sealed_secret)
+        .run();
+    I.audit(d.company_id, actor, "sync.configure", std::string(core::to_string(d.kind)),
+            before ? sync_audit_text(*before) : "", sync_audit_text(d));
+    tx.commit();
+  });
+}
+
+void SqlStore::remove_directory_sync(Id company_id, core::Source kind, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto before = directory_sync(company_id, kind);
+    if (!before) {
+      throw Failure(ErrorCode::not_found,
+                    std::string("no ") + std::string(core::to_string(kind)) + " sync configured");
+    }
+    I.db.prepare("DELETE FROM directory_syncs WHERE company_id = ? AND kind = ?")
+        .bind(1, company_id)
+        .bind(2, core::to_string(kind))
+        .run();
+    I.audit(company_id, actor, "sync.remove", std::string(core::to_string(kind)),
+            sync_audit_text(*before), "");
+    tx.commit();
+  });
+}
+
+std::optional<int> SqlStore::directory_sync_hours(Id company_id) {
+  return read([&](Impl& I) -> std::optional<int> {
+    auto s = I.db.prepare("SELECT MAX(frequency_hours) FROM directory_syncs WHERE company_id = ?");
+    s.bind(1, company_id);
+    if (!s.step() || s.is_null(0)) return std::nullopt;
+    return s.int32(0);
+  });
+}
+
+void SqlStore::record_sync_outcome(Id company_id, core::Source kind, TimePoint at,
+                                   const SyncOutcome& o) {
+  impl_->guard([&] {
+    impl_->db
+        .prepare(
+            "UPDATE directory_syncs SET last_attempt_at = ?3, "
+            "last_success_at = CASE WHEN ?4 <> 0 THEN ?3 ELSE last_success_at END, "
+            "last_error = ?5, last_result = CASE WHEN ?4 <> 0 THEN ?6 ELSE last_result END, "
+            "state = COALESCE(?7, state) WHERE company_id = ?1 AND kind = ?2")
+        .bind(1, company_id)
+        .bind(2, core::to_string(kind))
+        .bind(3, to_unix(at))
+        .bind(4, o.success)
+        .bind(5, o.success ? std::string() : o.error)
+        .bind(6, o.result)
+        .bind(7, o.success ? o.state : std::nullopt)
+        .run();
+  });
+}
+
+// ---- logins and sessions -----------------------------------------------------------------
+
+namespace {
+
+constexpr std::string_view kLoginColumns =
+    "id, email, password_hash, role, company_id, user_id, created_at";
+
+Login read_login(const Statement& s) {
+  Login l;
+  l.id = s.int64(0);
+  l.email = s.text(1);
+  l.password_hash = s.text(2);
+  l.role = parse_login_role(s.text(3)).value();
+  if (!s.is_null(4)) l.company_id = s.int64(4);
+  if (!s.is_null(5)) l.user_id = s.int64(5);
+  l.created_at = from_unix(s.int64(6));
+  return l;
+}
+
+// What the audit trail shows of a login: never the password hash.
+std::string login_audit_text(const Login& l) {
+  nlohmann::json j = {{"email", l.email}, {"role", to_string(l.role)}};
+  if (l.company_id) j["company_id"] = *l.company_id;
+  if (l.user_id) j["user_id"] = *l.user_id;
+  return j.dump();
+}
+
+}  // namespace
+
+Login SqlStore::add_login(const Login& login, const Actor& actor) {
+  return impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    if (login.company_id && !I.company(*login.company_id)) {
+      throw Failure(ErrorCode::not_found,
+                    "no company with id " + std::to_string(*login.company_id));
+    }
+    if (find_login(login.email)) {
+      throw Failure(ErrorCode::conflict, login.email + " already logs in", "email");
+    }
+    I.db.prepare(
+            "INSERT INTO logins(email, password_hash, role, company_id, user_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, core::ascii_lower(login.email))
+        .bind(2, login.password_hash)
+        .bind(3, to_string(login.role))
+        .bind(4, login.company_id)
+        .bind(5, login.user_id)
+        .bind(6, to_unix(I.now()))
+        .run();
+    auto created = login;
+    created.id = I.db.last_insert_id();
+    created.email = core::ascii_lower(login.email);
+    created.created_at = from_unix(to_unix(I.now()));
+    I.audit(login.company_id, actor, "login.add", created.email, "", login_audit_text(created));
+    tx.commit();
+    return created;
+  });
+}
+
+std::optional<Login> SqlStore::find_login(std::string_view email) {
+  return read([&](Impl& I) -> std::optional<Login> {
+    auto s = I.db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins WHERE email = ?"));
+    s.bind(1, core::ascii_lower(email));
+    if (!s.step()) return std::nullopt;
+    return read_login(s);
+  });
+}
+
+std::optional<Login> SqlStore::login_by_id(Id id) {
+  return read([&](Impl& I) -> std::optional<Login> {
+    auto s = I.db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins WHERE id = ?"));
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_login(s);
+  });
+}
+
+std::vector<Login> SqlStore::list_logins() {
+  return read([&](Impl& I) {
+    std::vector<Login> out;
+    auto s = I.db.prepare(sql_with("SELECT ", kLoginColumns, " FROM logins ORDER BY email"));
+    while (s.step()) out.push_back(read_login(s));
+    return out;
+  });
+}
+
+void SqlStore::set_login_password(Id id, const std::string& password_hash, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto l = login_by_id(id);
+    if (!l) throw Failure(ErrorCode::not_found, "no login with id " + std::to_string(id));
+    I.db.prepare("UPDATE logins SET password_hash = ? WHERE id = ?")
+        .bind(1, password_hash)
+        .bind(2, id)
+        .run();
+    I.db.prepare("DELETE FROM sessions WHERE login_id = ?").bind(1, id).run();
+    I.audit(l->company_id, actor, "login.password", l->email, "", "");
+    tx.commit();
+  });
+}
+
+void SqlStore::add_session(const Session& session) {
+  impl_->guard([&] {
+    impl_->db
+        .prepare(
+            "INSERT INTO sessions(token_hash, login_id, csrf, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)")
+        .bind(1, session.token_hash)
+        .bind(2, session.login_id)
+        .bind(3, session.csrf)
+        .bind(4, to_unix(impl_->now()))
+        .bind(5, to_unix(session.expires_at))
+        .run();
+  });
+}
+
+std::optional<Session> SqlStore::find_session(const std::string& token_hash, TimePoint now) {
+  return read([&](Impl& I) -> std::optional<Session> {
+    auto s = I.db.prepare(
+        "SELECT token_hash, login_id, csrf, expires_at FROM sessions WHERE token_hash = ? AND "
+        "expires_at > ?");
+    s.bind(1, token_hash);
+    s.bind(2, to_unix(now));
+    if (!s.step()) return std::nullopt;
+    return Session{s.text(0), s.int64(1), s.text(2), from_unix(s.int64(3))};
+  });
+}
+
+void SqlStore::remove_session(const std::string& token_hash) {
+  impl_->guard([&] {
+    impl_->db.prepare("DELETE FROM sessions WHERE token_hash = ?").bind(1, token_hash).run();
+  });
+}
+
+AddressOwner SqlStore::resolve(const Address& address) {
+  return read([&](Impl& I) { return I.resolve(address); });
+}
+
+// ---- discovery settings -------------------------------------------------------------------
+
+core::DiscoverySettings SqlStore::discovery_settings(Id company_id) {
+  return read([&](Impl& I) { return I.settings(company_id); });
+}
+
+void SqlStore::set_discovery_settings(Id company_id, const core::DiscoverySettings& s,
+                                      const Actor& actor) {
+  if (auto error = core::validate(s)) throw Failure(*error);
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    const auto c = I.require_company(company_id);
+    const auto before = I.settings(company_id);
+    I.db.prepare(sql_with("INSERT INTO discovery_settings(company_id, ", kSettingsColumns,
+                          ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(company_id) "
+                          "DO UPDATE SET enabled = excluded.enabled, default_role = "
+                          "excluded.default_role, inbound_threshold = excluded.inbound_threshold, "
+                          "window_days = excluded.window_days, notification_weeks = "
+                          "excluded.notification_weeks, expired_to_new_user = "
+                          "excluded.expired_to_new_user, auto_add_aliases = "
+                          "excluded.auto_add_aliases, auto_add_outbound = "
+                          "excluded.auto_add_outbound, report_new_users = "
+                          "excluded.report_new_users, report_new_aliases = "
+                          "excluded.report_new_aliases, report_include_admin = "
+                          "excluded.report_include_admin"))
+        .bind(1, company_id)
+        .bind(2, s.enabled)
+        .bind(3, core::to_string(s.default_role))
+        .bind(4, s.inbound_threshold)
+        .bind(5, s.window_days)
+        .bind(6, s.notification_weeks)
+        .bind(7, s.expired_to_new_user)
+        .bind(8, s.auto_add_aliases)
+        .bind(9, s.auto_add_outbound)
+        .bind(10, s.report_new_users)
+        .bind(11, s.report_new_aliases)
+        .bind(12, s.report_include_admin)
+        .run();
+    I.audit(company_id, actor, "discovery.settings", c.name, json_text(before), json_text(s));
+    tx.commit();
+  });
+}
+
+// ---- audit --------------------------------------------------------------------------------
+
+std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
+  return read([&](Impl& I) {
+    std::vector<core::AuditEvent> out;
+    auto s = I.db.prepare(
+        "SELECT id, at, company_id, actor, action, object, before, after FROM audit_events "
+        "WHERE (?1 IS NULL OR company_id = ?1) ORDER BY id DESC LIMIT ?2");
+    s.bind(1, f.company_id);
+    s.bind(2, f.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(f.limit));
+    while (s.step()) {
+      core::AuditEvent e;
+      e.id = s.int64(0);
+      e.at = from_unix(s.int64(1));
+      if (!s.is_null(2)) e.company_id = s.int64(2);
+      e.actor = s.text(3);
+      e.action = s.text(4);
+      e.object = s.text(5);
+      e.before = s.text(6);
+      e.after = s.text(7);
+      if (e.action == "user.add" && !e.after.empty()) e.after = whole_user_add_after(e);
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+}  // namespace mailroster::store::sql
