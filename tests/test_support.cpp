@@ -9,13 +9,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
+#include "core/json.hpp"
 #include "directory/sync_apply.hpp"
+#include "store/postgres/pg_db.hpp"
+#include "store/postgres/postgres_store.hpp"
+#include "store/sqlite/sqlite_db.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 
 namespace mailroster::testing {
 
@@ -151,29 +157,69 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-long claim_mismatches(const std::string& db_path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) {
-    sqlite3_close(db);
-    return -1;
+namespace {
+
+// The tests' PostgreSQL server, as the fixture wrote it down.
+std::string postgres_server() {
+  std::ifstream in(MAILROSTER_TEST_POSTGRES_FILE);
+  if (!in) {
+    throw std::runtime_error(std::string("no test PostgreSQL server: ") +
+                             MAILROSTER_TEST_POSTGRES_FILE +
+                             " is missing (ctest starts one for the *Postgres* tests; by hand: "
+                             "tests/postgres/pg_fixture.py start <that file>)");
   }
-  const char* sql =
+  return nlohmann::json::parse(in).at("conninfo").get<std::string>();
+}
+
+}  // namespace
+
+std::string dialect_name(store::sql::Dialect dialect) {
+  return dialect == store::sql::Dialect::sqlite ? "SQLite" : "Postgres";
+}
+
+TestDatabase::TestDatabase(store::sql::Dialect dialect) : dialect_(dialect) {
+  if (dialect == store::sql::Dialect::sqlite) {
+    location_ = dir_.file("state.db");
+    return;
+  }
+  static std::atomic<int> counter{0};
+  const auto schema =
+      "t" + std::to_string(::getpid()) + "_" + std::to_string(++counter) + "_" +
+      std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000);
+  const auto server = postgres_server();
+  store::postgres::Database(server).exec("CREATE SCHEMA " + schema);
+  location_ = server + " options='-c search_path=" + schema + "'";
+}
+
+std::unique_ptr<store::sql::SqlStore> TestDatabase::open(const core::Clock& clock) const {
+  if (dialect_ == store::sql::Dialect::sqlite) {
+    return std::make_unique<store::sqlite::SqliteStore>(location_, clock);
+  }
+  return std::make_unique<store::postgres::PostgresStore>(location_, clock);
+}
+
+std::unique_ptr<store::sql::Database> TestDatabase::connect() const {
+  if (dialect_ == store::sql::Dialect::sqlite) {
+    return std::make_unique<store::sqlite::Database>(location_);
+  }
+  return std::make_unique<store::postgres::Database>(location_);
+}
+
+long claim_mismatches(store::sql::Database& db) {
+  auto s = db.prepare(
       "WITH held(address_key, kind, owner) AS (SELECT address_key, 'user', id FROM users UNION "
       "ALL SELECT address_key, 'alias', id FROM aliases UNION ALL SELECT address_key, 'invalid', "
       "id FROM invalid_addresses) SELECT (SELECT count(*) FROM (SELECT address_key, kind, owner "
-      "FROM address_claims EXCEPT SELECT address_key, kind, owner FROM held)) + (SELECT count(*) "
-      "FROM (SELECT address_key, kind, owner FROM held EXCEPT SELECT address_key, kind, owner "
-      "FROM address_claims)) + abs((SELECT count(*) FROM held) - (SELECT count(*) FROM "
-      "address_claims))";
-  sqlite3_stmt* stmt = nullptr;
-  long out = -1;
-  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK &&
-      sqlite3_step(stmt) == SQLITE_ROW) {
-    out = sqlite3_column_int64(stmt, 0);
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return out;
+      "FROM address_claims EXCEPT SELECT address_key, kind, owner FROM held) x) + (SELECT "
+      "count(*) FROM (SELECT address_key, kind, owner FROM held EXCEPT SELECT address_key, kind, "
+      "owner FROM address_claims) y) + abs((SELECT count(*) FROM held) - (SELECT count(*) FROM "
+      "address_claims))");
+  return s.step() ? static_cast<long>(s.int64(0)) : -1;
+}
+
+long claim_mismatches(const std::string& sqlite_path) {
+  store::sqlite::Database db(sqlite_path);
+  return claim_mismatches(db);
 }
 
 core::Plan plan_for(store::Store& store, core::Id company_id, const core::Snapshot& snapshot,

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "core/sync_planner.hpp"
+#include "store/sql/sql_store.hpp"
 #include "store/store.hpp"
 
 namespace mailroster::testing {
@@ -64,10 +66,34 @@ struct HttpResult {
 };
 HttpResult http_get(int port, const std::string& path);
 
-// How far a mailroster SQLite database's address claims are from exactly the addresses of its
-// users, aliases and invalid addresses (claims missing, left over or of the wrong kind): 0
-// when they match.
-long claim_mismatches(const std::string& db_path);
+// A fresh database for a test: a SQLite file in a directory of its own, or a schema of its own
+// in the tests' PostgreSQL server (tests/postgres/pg_fixture.py, which ctest starts for the tests
+// named *Postgres*; its address is read from the file the fixture writes).
+class TestDatabase {
+ public:
+  explicit TestDatabase(store::sql::Dialect dialect);
+  store::sql::Dialect dialect() const { return dialect_; }
+  // What --db takes: the SQLite file, or the PostgreSQL connection string.
+  const std::string& location() const { return location_; }
+  // A store on it (each call another, as another process or node would have).
+  std::unique_ptr<store::sql::SqlStore> open(const core::Clock& clock) const;
+  // A connection of its own, for SQL behind the store's back.
+  std::unique_ptr<store::sql::Database> connect() const;
+
+ private:
+  store::sql::Dialect dialect_;
+  TempDir dir_;
+  std::string location_;
+};
+
+// "SQLite" or "Postgres": a parameterised test's name suffix.
+std::string dialect_name(store::sql::Dialect dialect);
+
+// How far a mailroster database's address claims are from exactly the addresses of its users,
+// aliases and invalid addresses (claims missing, left over or of the wrong kind): 0 when they
+// match.
+long claim_mismatches(store::sql::Database& db);
+long claim_mismatches(const std::string& sqlite_path);
 
 // A snapshot's whole plan as one value (nothing written), by the sync's own planning
 // (directory::SyncRun), and such a plan applied at once in one transaction, with the source as

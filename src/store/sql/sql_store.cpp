@@ -94,6 +94,14 @@ std::string user_add_after(const core::User& u) {
   return j.dump();
 }
 
+// An event's JSON in one spelling, whoever wrote it: PostgreSQL's json_build_object writes
+// `{"a" : 1}` where SQLite's json_object and nlohmann write `{"a":1}`.
+std::string compact_json(std::string text) {
+  if (text.empty() || text.front() != '{') return text;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_discarded() ? text : j.dump();
+}
+
 // The event's after as written before (the whole user) or now (without the implied fields).
 std::string whole_user_add_after(const core::AuditEvent& e) {
   auto j = nlohmann::json::parse(e.after, nullptr, false);
@@ -327,7 +335,7 @@ struct SqlStore::Impl {
     std::vector<core::Company> out;
     const std::string sql =
         "SELECT id, name, tech_contact, admin_contact, created_at FROM companies " +
-        std::string(where) + " ORDER BY name";
+        std::string(where) + " ORDER BY lower(name), name";
     auto s = db.prepare(sql);
     if (text_arg) s.bind(1, *text_arg);
     if (id_arg) s.bind(1, *id_arg);
@@ -943,7 +951,7 @@ core::Company SqlStore::add_company(const NewCompany& c, const Actor& actor) {
   return impl_->guard([&] {
     auto& I = *impl_;
     Transaction tx(I.db);
-    if (!I.companies_where("WHERE name = ?", name, std::nullopt).empty()) {
+    if (!I.companies_where("WHERE lower(name) = lower(?)", name, std::nullopt).empty()) {
       throw Failure(ErrorCode::conflict, "company '" + name + "' already exists", "name");
     }
     I.db.prepare(
@@ -965,7 +973,7 @@ core::Company SqlStore::add_company(const NewCompany& c, const Actor& actor) {
 
 std::optional<core::Company> SqlStore::find_company(std::string_view name) {
   return read([&](Impl& I) -> std::optional<core::Company> {
-    auto found = I.companies_where("WHERE name = ?", std::string(name), std::nullopt);
+    auto found = I.companies_where("WHERE lower(name) = lower(?)", std::string(name), std::nullopt);
     if (found.empty()) return std::nullopt;
     return found.front();
   });
@@ -1996,7 +2004,7 @@ std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
         "SELECT id, at, company_id, actor, action, object, before, after FROM audit_events "
         "WHERE (?1 IS NULL OR company_id = ?1) ORDER BY id DESC LIMIT ?2");
     s.bind(1, f.company_id);
-    s.bind(2, f.limit == 0 ? std::int64_t{-1} : static_cast<std::int64_t>(f.limit));
+    s.bind(2, no_limit_if_zero(f.limit));
     while (s.step()) {
       core::AuditEvent e;
       e.id = s.int64(0);
@@ -2005,8 +2013,8 @@ std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
       e.actor = s.text(3);
       e.action = s.text(4);
       e.object = s.text(5);
-      e.before = s.text(6);
-      e.after = s.text(7);
+      e.before = compact_json(s.text(6));
+      e.after = compact_json(s.text(7));
       if (e.action == "user.add" && !e.after.empty()) e.after = whole_user_add_after(e);
       out.push_back(std::move(e));
     }

@@ -1,0 +1,353 @@
+#include "store/postgres/pg_db.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <map>
+
+namespace mailroster::store::postgres {
+namespace {
+
+constexpr Oid kInt8 = 20;
+constexpr Oid kText = 25;
+constexpr Oid kInt8Array = 1016;
+constexpr Oid kTextArray = 1009;
+
+bool identifier_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Words that may follow a table in FROM without being its alias.
+bool is_clause_keyword(std::string_view word) {
+  static constexpr std::array<std::string_view, 20> kWords = {
+      "WHERE",     "ORDER",  "JOIN",   "UNION", "ON",      "GROUP",  "LIMIT",
+      "LEFT",      "INNER",  "CROSS",  "FULL",  "RIGHT",   "HAVING", "EXCEPT",
+      "INTERSECT", "WINDOW", "OFFSET", "USING", "NATURAL", "FOR"};
+  const auto u = upper(word);
+  return std::find(kWords.begin(), kWords.end(), u) != kWords.end();
+}
+
+// A RowSet cell written into the text form of a PostgreSQL array.
+class ArrayCell final : public sql::Cell {
+ public:
+  explicit ArrayCell(std::string& out) : out_(out) {}
+  using Cell::set;
+  void set(std::int64_t value) override { out_ += std::to_string(value); }
+  void set(std::string_view value) override {
+    out_ += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') out_ += '\\';
+      out_ += c;
+    }
+    out_ += '"';
+  }
+  void set(std::nullopt_t) override { out_ += "NULL"; }
+
+ private:
+  std::string& out_;
+};
+
+std::string array_text(const sql::RowSet& rows, int column) {
+  std::string out = "{";
+  ArrayCell cell(out);
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (r) out += ',';
+    rows.cell(r, column, cell);
+  }
+  return out + "}";
+}
+
+void ignore_notice(void*, const char*) {}
+
+}  // namespace
+
+Statement::Statement(Database& db, std::string_view sql) : db_(db) {
+  int largest = 0;
+  std::string text;
+  auto flush = [&] {
+    if (!text.empty()) pieces_.push_back({Piece::Kind::text, std::move(text), 0});
+    text.clear();
+  };
+  // A parameter's number at sql[i] ('?' there): ?N, or one more than the largest so far.
+  auto number_at = [&](std::size_t& i) {
+    std::size_t j = i + 1;
+    int n = 0;
+    while (j < sql.size() && std::isdigit(static_cast<unsigned char>(sql[j]))) {
+      n = n * 10 + (sql[j] - '0');
+      ++j;
+    }
+    if (j == i + 1) n = largest + 1;
+    largest = std::max(largest, n);
+    i = j;
+    return n;
+  };
+  constexpr std::string_view kRows = "mailroster_rows(";
+  constexpr std::string_view kJson = "json_object(";
+  std::size_t i = 0;
+  while (i < sql.size()) {
+    const char c = sql[i];
+    const bool word_start = i == 0 || !identifier_char(sql[i - 1]);
+    if (c == '\'') {  // a literal, '' inside it an escaped quote
+      std::size_t j = i + 1;
+      while (j < sql.size() && !(sql[j] == '\'' && (j + 1 >= sql.size() || sql[j + 1] != '\''))) {
+        j += sql[j] == '\'' ? 2 : 1;
+      }
+      text += sql.substr(i, j + 1 - i);
+      i = j + 1;
+    } else if (c == '?') {
+      flush();
+      const int n = number_at(i);
+      pieces_.push_back({Piece::Kind::parameter, {}, n});
+    } else if (word_start && sql.substr(i, kRows.size()) == kRows &&
+               i + kRows.size() < sql.size() && sql[i + kRows.size()] == '?') {
+      flush();
+      i += kRows.size();
+      const int n = number_at(i);
+      if (i >= sql.size() || sql[i] != ')')
+        throw sql::DbError(false, "mailroster_rows(?N) expected");
+      ++i;
+      // The alias that follows, if any: taken over (consumed) so the subquery gets it.
+      std::size_t j = i;
+      while (j < sql.size() && std::isspace(static_cast<unsigned char>(sql[j]))) ++j;
+      auto word_at = [&](std::size_t k) {
+        std::size_t e = k;
+        while (e < sql.size() && identifier_char(sql[e])) ++e;
+        return sql.substr(k, e - k);
+      };
+      std::string alias;
+      auto word = word_at(j);
+      if (upper(word) == "AS") {
+        j += word.size();
+        while (j < sql.size() && std::isspace(static_cast<unsigned char>(sql[j]))) ++j;
+        word = word_at(j);
+      }
+      if (!word.empty() && !is_clause_keyword(word)) {
+        alias = std::string(word);
+        i = j + word.size();
+      }
+      pieces_.push_back({Piece::Kind::rows, alias.empty() ? "mailroster_rows" : alias, n});
+    } else if (word_start && sql.substr(i, kJson.size()) == kJson) {
+      text += "json_build_object(";
+      i += kJson.size();
+    } else {
+      text += c;
+      ++i;
+    }
+  }
+  flush();
+  values_.resize(static_cast<std::size_t>(largest));
+}
+
+Statement::~Statement() {
+  if (result_) PQclear(result_);
+}
+
+Statement::Value& Statement::slot(int index) {
+  if (index < 1 || static_cast<std::size_t>(index) > values_.size()) {
+    throw sql::DbError(false, "bind: no parameter " + std::to_string(index));
+  }
+  return values_[static_cast<std::size_t>(index - 1)];
+}
+
+sql::Statement& Statement::bind(int index, std::int64_t value) {
+  slot(index) = value;
+  return *this;
+}
+sql::Statement& Statement::bind(int index, std::string_view value) {
+  slot(index) = std::string(value);
+  return *this;
+}
+sql::Statement& Statement::bind_null(int index, bool integer) {
+  slot(index) = integer ? Value(NullInteger{}) : Value(NullText{});
+  return *this;
+}
+sql::Statement& Statement::bind(int index, const sql::RowSet& rows) {
+  slot(index) = &rows;
+  return *this;
+}
+
+void Statement::execute() {
+  std::string sql;
+  std::vector<std::string> storage;  // the values' text, where they are not in values_
+  std::vector<const char*> params;
+  std::vector<Oid> types;
+  std::map<int, int> placed;  // SQLite number -> first $ number
+  storage.reserve(values_.size() * 2);
+  auto add = [&](const char* value, Oid type) {
+    params.push_back(value);
+    types.push_back(type);
+    return static_cast<int>(params.size());
+  };
+  std::vector<std::unique_ptr<std::string>> owned;  // stable addresses for params
+  auto own = [&](std::string s) {
+    owned.push_back(std::make_unique<std::string>(std::move(s)));
+    return owned.back()->c_str();
+  };
+  for (const auto& p : pieces_) {
+    if (p.kind == Piece::Kind::text) {
+      sql += p.text;
+      continue;
+    }
+    const auto& v = values_[static_cast<std::size_t>(p.number - 1)];
+    if (p.kind == Piece::Kind::parameter) {
+      auto it = placed.find(p.number);
+      if (it == placed.end()) {
+        int at = 0;
+        if (std::holds_alternative<NullInteger>(v)) {
+          at = add(nullptr, kInt8);
+        } else if (std::holds_alternative<NullText>(v)) {
+          at = add(nullptr, kText);
+        } else if (const auto* n = std::get_if<std::int64_t>(&v)) {
+          at = add(own(std::to_string(*n)), kInt8);
+        } else if (const auto* s = std::get_if<std::string>(&v)) {
+          at = add(s->c_str(), kText);
+        } else {
+          throw sql::DbError(false, "rows bound to a scalar parameter");
+        }
+        it = placed.emplace(p.number, at).first;
+      }
+      sql += "$" + std::to_string(it->second);
+      continue;
+    }
+    const auto* const* rows = std::get_if<const sql::RowSet*>(&v);
+    if (!rows)
+      throw sql::DbError(false, "mailroster_rows(?" + std::to_string(p.number) + ") unbound");
+    const auto column_types = (*rows)->types();
+    const int columns = static_cast<int>(column_types.size());
+    auto it = placed.find(p.number);
+    if (it == placed.end()) {
+      int first = 0;
+      for (int c = 0; c < columns; ++c) {
+        const int at =
+            add(own(array_text(**rows, c)), column_types[c] == 'i' ? kInt8Array : kTextArray);
+        if (c == 0) first = at;
+      }
+      it = placed.emplace(p.number, first).first;
+    }
+    std::string names;
+    std::string arrays;
+    for (int c = 0; c < columns; ++c) {
+      names += "c" + std::to_string(c) + ", ";
+      arrays += (c ? ", $" : "$") + std::to_string(it->second + c);
+    }
+    sql += "(SELECT mr_.ord - 1 AS rowid, " + names.substr(0, names.size() - 2) + " FROM unnest(" +
+           arrays + ") WITH ORDINALITY AS mr_(" + names + "ord)) AS " + p.text;
+  }
+  if (result_) PQclear(result_);
+  result_ = nullptr;
+  result_ = db_.check(PQexecParams(db_.conn_, sql.c_str(), static_cast<int>(params.size()),
+                                   types.data(), params.data(), nullptr, nullptr, 0),
+                      "query");
+  rows_ = PQntuples(result_);
+  row_ = -1;
+}
+
+bool Statement::step() {
+  if (!result_) execute();
+  if (row_ + 1 >= rows_) {
+    row_ = rows_;
+    return false;
+  }
+  ++row_;
+  return true;
+}
+
+std::int64_t Statement::int64(int column) const {
+  if (PQgetisnull(result_, row_, column)) return 0;
+  const char* v = PQgetvalue(result_, row_, column);
+  const int n = PQgetlength(result_, row_, column);
+  if (n == 1 && (v[0] == 't' || v[0] == 'f')) return v[0] == 't' ? 1 : 0;
+  std::int64_t out = 0;
+  const auto [end, ec] = std::from_chars(v, v + n, out);
+  if (ec != std::errc() || end != v + n) {
+    throw sql::DbError(false, "not an integer in column " + std::to_string(column) + ": " + v);
+  }
+  return out;
+}
+
+std::string Statement::text(int column) const {
+  return std::string(PQgetvalue(result_, row_, column),
+                     static_cast<std::size_t>(PQgetlength(result_, row_, column)));
+}
+
+bool Statement::is_null(int column) const { return PQgetisnull(result_, row_, column) != 0; }
+
+void Statement::reset() {
+  if (result_) PQclear(result_);
+  result_ = nullptr;
+  row_ = -1;
+  rows_ = 0;
+  std::fill(values_.begin(), values_.end(), Value(NullText{}));
+}
+
+Database::Database(const std::string& conninfo) {
+  conn_ = PQconnectdb(conninfo.c_str());
+  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+    std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
+    if (conn_) PQfinish(conn_);
+    conn_ = nullptr;
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+      message.pop_back();
+    throw sql::DbError(false, "cannot connect to PostgreSQL: " + message);
+  }
+  PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+  exec("SET TIME ZONE 'UTC'; SET application_name = 'mailroster'");
+}
+
+Database::~Database() {
+  cache_.clear();
+  if (conn_) PQfinish(conn_);
+}
+
+pg_result* Database::check(pg_result* result, std::string_view what) {
+  const auto status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+    const char* tuples = PQcmdTuples(result);
+    changes_ = tuples && *tuples ? std::atoi(tuples) : 0;
+    return result;
+  }
+  std::string message = result ? PQresultErrorMessage(result) : PQerrorMessage(conn_);
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const bool constraint = state && state[0] == '2' && state[1] == '3';  // class 23
+  if (result) PQclear(result);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  // A connection the server closed is opened again for the next call (this one failed).
+  if (PQstatus(conn_) == CONNECTION_BAD) PQreset(conn_);
+  throw sql::DbError(constraint, std::string(what) + ": " + message);
+}
+
+void Database::exec(std::string_view sql) {
+  PQclear(check(PQexec(conn_, std::string(sql).c_str()), "exec"));
+}
+
+sql::ScopedStatement Database::prepare(std::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    it = cache_.emplace(std::string(sql), std::make_unique<Statement>(*this, sql)).first;
+  }
+  return sql::ScopedStatement(*it->second);
+}
+
+std::int64_t Database::last_insert_id() {
+  const int changes = changes_;
+  auto* r = check(PQexec(conn_, "SELECT lastval()"), "lastval");
+  const std::int64_t id = std::atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  changes_ = changes;
+  return id;
+}
+
+int Database::changes() { return changes_; }
+
+void Database::begin() { exec("BEGIN"); }
+
+}  // namespace mailroster::store::postgres

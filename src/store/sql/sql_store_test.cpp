@@ -1,0 +1,834 @@
+#include "store/sql/sql_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "core/json.hpp"
+#include "store/migrations/migration.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::store::sql {
+namespace {
+
+using core::Address;
+using core::ErrorCode;
+using core::Failure;
+using namespace std::chrono;
+
+Address addr(const char* text) { return Address::parse(text).value(); }
+
+// Expects f to throw core::Failure with this code and a message containing text.
+template <class F>
+void expect_failure(F&& f, ErrorCode code, const std::string& text) {
+  try {
+    f();
+    ADD_FAILURE() << "no failure; expected " << core::to_string(code) << ": " << text;
+  } catch (const Failure& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+// Every test here runs on both databases: SQLite, and a real PostgreSQL server.
+class StoreTest : public ::testing::TestWithParam<Dialect> {
+ protected:
+  StoreTest() : clock(core::TimePoint{sys_days{2026y / November / 2}}) {}
+
+  const std::vector<Migration>& migrations() const {
+    return GetParam() == Dialect::sqlite ? sqlite_migrations() : postgres_migrations();
+  }
+
+  core::Company add_acme() {
+    auto c = store.add_company({"acme", "it@acme.example", "boss@acme.example", {}}, actor);
+    store.add_domain(c.id, "acme.example", core::Endpoint::parse("127.0.0.1:2526").value(), actor);
+    store.add_domain(c.id, "acme.test", core::Endpoint::parse("127.0.0.1:2526").value(), actor);
+    return c;
+  }
+
+  core::Company add_globex() {
+    auto c = store.add_company({"globex", "", "", {}}, actor);
+    store.add_domain(c.id, "globex.example", core::Endpoint::parse("mx.globex.example").value(),
+                     actor);
+    return c;
+  }
+
+  core::User add_user(const char* address, core::Role role = core::Role::end_user) {
+    NewUser u;
+    u.address = addr(address);
+    u.first_name = "First";
+    u.surname = "Last";
+    u.role = role;
+    return store.add_user(u, actor);
+  }
+
+  std::size_t audit_count() { return store.list_audit({std::nullopt, 0}).size(); }
+
+  testing::TestDatabase database{GetParam()};
+  core::ManualClock clock;
+  std::unique_ptr<SqlStore> owned = database.open(clock);
+  SqlStore& store = *owned;
+  core::Actor actor{"test"};
+};
+
+INSTANTIATE_TEST_SUITE_P(Databases, StoreTest,
+                         ::testing::Values(Dialect::sqlite, Dialect::postgres),
+                         [](const auto& p) { return testing::dialect_name(p.param); });
+
+TEST_P(StoreTest, MigratesFromEmptyToTheLatestVersion) {
+  EXPECT_EQ(store.schema_version(), migrations().back().version);
+}
+
+// A thread inside store.atomically(): it runs `inside`, then holds the transaction open until
+// release() (or its destruction), as a long import or directory sync does.
+class HeldWrite {
+ public:
+  HeldWrite(Store& store, std::function<void()> inside)
+      : thread_([this, &store, inside = std::move(inside)] {
+          store.atomically([&] {
+            inside();
+            std::unique_lock lock(m_);
+            inside_ = true;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return release_; });
+          });
+        }) {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return inside_; });
+  }
+  ~HeldWrite() { release(); }
+  HeldWrite(const HeldWrite&) = delete;
+  HeldWrite& operator=(const HeldWrite&) = delete;
+  void release() {
+    {
+      std::lock_guard lock(m_);
+      release_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool inside_ = false, release_ = false;
+  std::thread thread_;  // last: started once the rest is made
+};
+
+// serve gives the SMTP path a second store on the same file: it must answer while the first
+// holds a long write transaction (an import, a directory sync) and see what that committed.
+TEST_P(StoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
+  add_acme();
+  add_user("ann@acme.example");
+  auto lookups_owned = database.open(clock);
+  auto& lookups = *lookups_owned;
+  HeldWrite writer(store, [&] { add_user("bob@acme.example"); });
+  // The writer is inside its transaction, holding the first store: these do not wait for it,
+  // and see the last committed state.
+  EXPECT_EQ(lookups.resolve(addr("ann@acme.example")).kind, AddressOwner::Kind::user);
+  EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::none);
+  EXPECT_TRUE(lookups.find_domain("acme.example"));
+  writer.release();
+  EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::user);
+}
+
+// The same store's reads, from another thread, while one thread holds it in a long write
+// transaction (a sync or an import started from the admin API): they are answered at once,
+// from the last committed state, on a connection of their own; the writing thread reads its
+// own uncommitted writes. (Without this the API, logins included, waited for the sync.)
+TEST_P(StoreTest, ReadsFromOtherThreadsDoNotWaitForALongWrite) {
+  const auto acme = add_acme();
+  add_user("ann@acme.example");
+  std::optional<core::User> seen_inside;
+  HeldWrite writer(store, [&] {
+    add_user("bob@acme.example");
+    seen_inside = store.find_user(addr("bob@acme.example"));
+  });
+  EXPECT_TRUE(seen_inside) << "the writer sees its own user";
+  auto reads = std::async(std::launch::async, [&] {
+    return std::make_tuple(store.find_user(addr("ann@acme.example")).has_value(),
+                           store.find_user(addr("bob@acme.example")).has_value(),
+                           store.count_users(acme.id), store.list_users({}).size(),
+                           store.find_company("acme").has_value());
+  });
+  const bool answered = reads.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  EXPECT_TRUE(answered) << "reads waited for the writer";
+  writer.release();
+  if (answered) {
+    EXPECT_EQ(reads.get(), std::make_tuple(true, false, std::size_t{1}, std::size_t{1}, true));
+  }
+  EXPECT_TRUE(store.find_user(addr("bob@acme.example")));  // committed: seen by every read
+  EXPECT_EQ(store.count_users(acme.id), 2u);
+}
+
+TEST_P(StoreTest, ReopeningDoesNotReapplyMigrations) {
+  add_acme();
+  auto again_owned = database.open(clock);
+  auto& again = *again_owned;
+  EXPECT_EQ(again.schema_version(), migrations().back().version);
+  EXPECT_TRUE(again.find_company("acme"));
+}
+
+TEST_P(StoreTest, AddsFindsAndListsCompanies) {
+  auto c = store.add_company(
+      {"acme", "IT@Acme.Example", "", {core::Cidr::parse("192.0.2.0/24").value()}}, actor);
+  EXPECT_GT(c.id, 0);
+  EXPECT_EQ(c.tech_contact, "IT@acme.example");
+  EXPECT_EQ(c.created_at, clock.now());
+  auto found = store.find_company("ACME");  // names compare case-insensitively
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->id, c.id);
+  ASSERT_EQ(found->relay_networks.size(), 1u);
+  EXPECT_EQ(found->relay_networks[0].str(), "192.0.2.0/24");
+  add_globex();
+  auto all = store.list_companies();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "acme");
+  EXPECT_EQ(all[1].name, "globex");
+  EXPECT_FALSE(store.find_company("initech"));
+  EXPECT_TRUE(store.company_by_id(c.id));
+  EXPECT_FALSE(store.company_by_id(999));
+}
+
+TEST_P(StoreTest, RefusesDuplicateAndMalformedCompanies) {
+  add_acme();
+  const auto before = audit_count();
+  expect_failure(
+      [&] {
+        store.add_company({"Acme", "", "", {}}, actor);
+      },
+      ErrorCode::conflict, "company 'Acme' already exists");
+  expect_failure(
+      [&] {
+        store.add_company({"bad name", "", "", {}}, actor);
+      },
+      ErrorCode::invalid_argument, "may contain only");
+  expect_failure(
+      [&] {
+        store.add_company({"initech", "not-an-address", "", {}}, actor);
+      },
+      ErrorCode::invalid_argument, "tech_contact");
+  EXPECT_EQ(store.list_companies().size(), 1u);
+  EXPECT_EQ(audit_count(), before);
+}
+
+TEST_P(StoreTest, UpdatesCompanyWithAudit) {
+  auto c = add_acme();
+  CompanyChange change;
+  change.admin_contact = "";
+  change.relay_networks = std::vector{core::Cidr::parse("198.51.100.0/24").value(),
+                                      core::Cidr::parse("2001:db8::/48").value()};
+  auto after = store.update_company(c.id, change, actor);
+  EXPECT_EQ(after.tech_contact, "it@acme.example");  // unchanged
+  EXPECT_EQ(after.admin_contact, "");
+  ASSERT_EQ(after.relay_networks.size(), 2u);
+  EXPECT_EQ(after.relay_networks[1].str(), "2001:db8::/48");
+  auto events = store.list_audit({c.id, 1});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action, "company.update");
+  EXPECT_NE(events[0].before.find("boss@acme.example"), std::string::npos);
+  EXPECT_EQ(events[0].after.find("boss@acme.example"), std::string::npos);
+}
+
+TEST_P(StoreTest, RemovingACompanyWithDomainsNeedsForce) {
+  auto c = add_acme();
+  add_user("alice@acme.example");
+  expect_failure([&] { store.remove_company(c.id, false, actor); }, ErrorCode::conflict,
+                 "still has 2 domain(s)");
+  EXPECT_TRUE(store.find_user(addr("alice@acme.example")));
+
+  store.remove_company(c.id, true, actor);
+  EXPECT_FALSE(store.find_company("acme"));
+  EXPECT_FALSE(store.find_domain("acme.example"));
+  EXPECT_FALSE(store.find_user(addr("alice@acme.example")));
+  // The address is free again: the claim went with the user.
+  auto again = add_acme();
+  EXPECT_NO_THROW(add_user("alice@acme.example"));
+  // The trail of the removed company survives it.
+  bool saw_user_remove = false;
+  for (const auto& e : store.list_audit({c.id, 0})) saw_user_remove |= e.action == "user.remove";
+  EXPECT_TRUE(saw_user_remove);
+  (void)again;
+}
+
+// ---- domains --------------------------------------------------------------------------------
+
+TEST_P(StoreTest, DomainsBelongToOneCompany) {
+  auto acme = add_acme();
+  auto globex = store.add_company({"globex", "", "", {}}, actor);
+  expect_failure(
+      [&] {
+        store.add_domain(globex.id, "ACME.example", core::Endpoint::parse("h").value(), actor);
+      },
+      ErrorCode::conflict, "already registered to company 'acme'");
+  expect_failure(
+      [&] { store.add_domain(globex.id, "bad_domain", core::Endpoint::parse("h").value(), actor); },
+      ErrorCode::invalid_argument, "invalid character");
+  expect_failure(
+      [&] { store.add_domain(424242, "new.example", core::Endpoint::parse("h").value(), actor); },
+      ErrorCode::not_found, "no company");
+  auto d = store.find_domain("Acme.Example");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->company_id, acme.id);
+  EXPECT_EQ(d->destination.str(), "127.0.0.1:2526");
+  EXPECT_EQ(store.list_domains(acme.id).size(), 2u);
+  EXPECT_EQ(store.list_domains(globex.id).size(), 0u);
+  EXPECT_EQ(store.list_domains(std::nullopt).size(), 2u);
+}
+
+TEST_P(StoreTest, ChangesDomainDestination) {
+  add_acme();
+  auto d = store.find_domain("acme.example").value();
+  auto after =
+      store.set_domain_destination(d.id, core::Endpoint::parse("[::1]:2600").value(), actor);
+  EXPECT_EQ(after.destination.str(), "[::1]:2600");
+  EXPECT_EQ(store.find_domain("acme.example")->destination.port, 2600);
+}
+
+TEST_P(StoreTest, RemovingADomainWithAddressesNeedsForce) {
+  add_acme();
+  auto alice = add_user("alice@acme.example");
+  store.add_alias(alice.id, addr("alice@acme.test"), actor);
+  auto bob = add_user("bob@acme.test");
+  store.add_invalid(addr("ghost@acme.test"), "test", actor);
+  const auto test_domain = store.find_domain("acme.test").value();
+  expect_failure([&] { store.remove_domain(test_domain.id, false, actor); }, ErrorCode::conflict,
+                 "still has 1 users, 1 aliases, 1 invalid");
+  store.remove_domain(test_domain.id, true, actor);
+  EXPECT_FALSE(store.find_domain("acme.test"));
+  EXPECT_FALSE(store.find_user(addr("bob@acme.test")));
+  EXPECT_FALSE(store.find_alias(addr("alice@acme.test")));
+  EXPECT_FALSE(store.find_invalid(addr("ghost@acme.test")));
+  EXPECT_TRUE(store.find_user(addr("alice@acme.example")));  // other domain untouched
+  (void)bob;
+}
+
+// ---- users ----------------------------------------------------------------------------------
+
+TEST_P(StoreTest, AddsAUserToTheCompanyOfItsDomain) {
+  auto acme = add_acme();
+  auto u = add_user("Alice@ACME.example", core::Role::silent_user);
+  EXPECT_EQ(u.company_id, acme.id);
+  EXPECT_EQ(u.address.str(), "Alice@acme.example");
+  EXPECT_EQ(u.role, core::Role::silent_user);
+  EXPECT_EQ(u.source, core::Source::manual);
+  EXPECT_EQ(u.created_at, clock.now());
+  auto found = store.find_user(addr("alice@acme.EXAMPLE"));
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->id, u.id);
+  EXPECT_EQ(found->address.local(), "Alice");  // stored as given
+  EXPECT_EQ(store.count_users(acme.id), 1u);
+  auto events = store.list_audit({acme.id, 1});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action, "user.add");
+  EXPECT_EQ(events[0].actor, "test");
+  EXPECT_TRUE(events[0].before.empty());
+  EXPECT_NE(events[0].after.find("\"silent_user\""), std::string::npos);
+}
+
+// A user.add event stores the user without what the event itself says (address, company,
+// times), and reads back whole, as the API shows a user; so do events written before.
+TEST_P(StoreTest, AUserAddEventStoresLessAndReadsBackTheWholeUser) {
+  auto acme = add_acme();
+  auto u = add_user("Alice@acme.example", core::Role::end_user);
+  const auto raw_db = database.connect();
+  auto stored_after = [&](const std::string& object) {
+    auto s = raw_db->prepare("SELECT after FROM audit_events WHERE object = ?");
+    s.bind(1, object);
+    return s.step() ? s.text(0) : std::string();
+  };
+  const auto raw = nlohmann::json::parse(stored_after("Alice@acme.example"));
+  for (const char* implied : {"address", "company_id", "created_at", "updated_at"}) {
+    EXPECT_FALSE(raw.contains(implied)) << implied;
+  }
+  EXPECT_EQ(raw.at("id"), u.id);
+  EXPECT_EQ(raw.at("role"), "end_user");
+  const auto events = store.list_audit({acme.id, 1});
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].after, nlohmann::json(u).dump());
+
+  // An event as written before this change (the whole user) reads back as it was.
+  clock.advance(std::chrono::seconds(90));
+  auto bob = add_user("bob@acme.example");
+  raw_db->prepare("UPDATE audit_events SET after = ? WHERE object = 'bob@acme.example'")
+      .bind(1, nlohmann::json(bob).dump())
+      .run();
+  EXPECT_EQ(store.list_audit({acme.id, 1})[0].after, nlohmann::json(bob).dump());
+}
+
+// After every kind of write, the address claims are exactly the addresses of users, aliases and
+// invalid addresses.
+TEST_P(StoreTest, ClaimsAreExactlyTheAddressesAfterEveryKindOfWrite) {
+  add_acme();
+  const auto raw = database.connect();
+  auto& db = *raw;
+  auto ann = add_user("ann@acme.example");
+  auto bob = add_user("bob@acme.example");
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "users added";
+  auto alias = store.add_alias(ann.id, addr("a.lee@acme.example"), actor);
+  store.add_alias(ann.id, addr("ann@acme.test"), actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "aliases added";
+  store.add_invalid(addr("gone@acme.example"), "left", actor);
+  store.add_invalid(addr("old@acme.test"), "left", actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "invalid added";
+  UserChange move;
+  move.address = addr("ann.lee@acme.example");
+  store.update_user(ann.id, move, actor);
+  UserChange spelling;
+  spelling.address = addr("Bob@acme.example");
+  store.update_user(bob.id, spelling, actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "addresses changed";
+  add_user("gone@acme.example");  // takes the invalid address over
+  EXPECT_FALSE(store.find_invalid(addr("gone@acme.example")));
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "invalid taken over";
+  expect_failure([&] { store.add_alias(bob.id, addr("ann.lee@acme.example"), actor); },
+                 ErrorCode::conflict, "");
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "refused alias";
+  store.remove_alias(alias.id, actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "alias removed";
+  store.remove_user(ann.id, actor);  // with its other alias
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "user removed";
+  store.remove_invalid(store.find_invalid(addr("old@acme.test"))->id, actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "invalid removed";
+  store.add_alias(bob.id, addr("bob@acme.test"), actor);
+  add_user("carol@acme.test");
+  store.remove_domain(store.find_domain("acme.test")->id, true, actor);
+  EXPECT_EQ(testing::claim_mismatches(db), 0) << "domain removed";
+  // Not vacuous: bob and gone@ are left, and a claim written by hand is seen.
+  EXPECT_EQ(store.count_users(bob.company_id), 2u);
+  auto exec = [&](const char* sql) { EXPECT_NO_THROW(db.exec(sql)) << sql; };
+  exec("INSERT INTO address_claims VALUES ('stray@acme.example', 'user', 1)");
+  EXPECT_GT(testing::claim_mismatches(db), 0) << "stray claim";
+  exec("DELETE FROM address_claims WHERE address_key = 'stray@acme.example'");
+  EXPECT_EQ(testing::claim_mismatches(db), 0);
+  exec("UPDATE address_claims SET owner = owner + 1000 WHERE kind = 'user'");
+  EXPECT_GT(testing::claim_mismatches(db), 0) << "claim naming the wrong owner";
+}
+
+TEST_P(StoreTest, RefusesUsersOutsideRegisteredDomainsAndDuplicates) {
+  add_acme();
+  add_user("alice@acme.example");
+  const auto before = audit_count();
+  expect_failure([&] { add_user("ALICE@acme.example"); }, ErrorCode::conflict, "is already a user");
+  expect_failure([&] { add_user("bob@unregistered.example"); }, ErrorCode::invalid_argument,
+                 "domain 'unregistered.example' of bob@unregistered.example is not registered");
+  EXPECT_EQ(audit_count(), before);
+}
+
+TEST_P(StoreTest, ListsUsersWithFilters) {
+  auto acme = add_acme();
+  auto globex = add_globex();
+  add_user("alice@acme.example");
+  add_user("zed@acme.example", core::Role::silent_user);
+  add_user("room1@acme.test", core::Role::functional);
+  add_user("hank@globex.example");
+  EXPECT_EQ(store.list_users({}).size(), 4u);
+  auto acme_users = store.list_users({.company_id = acme.id});
+  ASSERT_EQ(acme_users.size(), 3u);
+  EXPECT_EQ(acme_users[0].address.str(), "alice@acme.example");
+  EXPECT_EQ(store.list_users({.company_id = globex.id}).size(), 1u);
+  EXPECT_EQ(store.list_users({.role = core::Role::functional}).size(), 1u);
+  EXPECT_EQ(store.list_users({.search = "ZED"}).size(), 1u);
+  EXPECT_EQ(store.list_users({.search = "first"}).size(), 4u);  // matches first name
+  EXPECT_EQ(store.list_users({.source = core::Source::ldap}).size(), 0u);
+  auto page = store.list_users({.company_id = acme.id, .limit = 2, .offset = 1});
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].address.str(), "room1@acme.test");
+}
+
+TEST_P(StoreTest, UpdatesUserFieldsAndAddress) {
+  add_acme();
+  auto u = add_user("alice@acme.example");
+  clock.advance(hours{1});
+  UserChange change;
+  change.first_name = "Alicia";
+  change.role = core::Role::silent_user;
+  change.address = addr("alicia@acme.test");
+  auto after = store.update_user(u.id, change, actor);
+  EXPECT_EQ(after.first_name, "Alicia");
+  EXPECT_EQ(after.surname, "Last");
+  EXPECT_EQ(after.role, core::Role::silent_user);
+  EXPECT_EQ(after.address.str(), "alicia@acme.test");
+  EXPECT_EQ(after.updated_at, clock.now());
+  EXPECT_EQ(after.created_at, u.created_at);
+  EXPECT_FALSE(store.find_user(addr("alice@acme.example")));
+  // The old address is free, the new one claimed.
+  EXPECT_NO_THROW(add_user("alice@acme.example"));
+  expect_failure([&] { add_user("alicia@acme.test"); }, ErrorCode::conflict, "already a user");
+}
+
+TEST_P(StoreTest, RefusesAddressChangesThatBreakTheRules) {
+  add_acme();
+  add_globex();
+  auto u = add_user("alice@acme.example");
+  auto bob = add_user("bob@acme.example");
+  UserChange to_other_company;
+  to_other_company.address = addr("alice@globex.example");
+  expect_failure([&] { store.update_user(u.id, to_other_company, actor); },
+                 ErrorCode::invalid_argument, "belongs to company 'globex', not 'acme'");
+  UserChange to_taken;
+  to_taken.address = addr("BOB@acme.example");
+  expect_failure([&] { store.update_user(u.id, to_taken, actor); }, ErrorCode::conflict,
+                 "already a user");
+  EXPECT_EQ(store.find_user(addr("alice@acme.example"))->id, u.id);
+  (void)bob;
+}
+
+TEST_P(StoreTest, ChangingOnlyTheSpellingOfTheLocalPart) {
+  add_acme();
+  auto u = add_user("alice@acme.example");
+  UserChange change;
+  change.address = addr("Alice@acme.example");
+  auto after = store.update_user(u.id, change, actor);
+  EXPECT_EQ(after.address.str(), "Alice@acme.example");
+}
+
+TEST_P(StoreTest, RemovingAUserRemovesItsAliases) {
+  add_acme();
+  auto u = add_user("alice@acme.example");
+  store.add_alias(u.id, addr("a.liddell@acme.example"), actor);
+  store.add_alias(u.id, addr("alice@acme.test"), actor);
+  store.remove_user(u.id, actor);
+  EXPECT_FALSE(store.user_by_id(u.id));
+  EXPECT_TRUE(store.list_aliases(std::nullopt, std::nullopt).empty());
+  EXPECT_EQ(store.resolve(addr("alice@acme.test")).kind, AddressOwner::Kind::none);
+  expect_failure([&] { store.remove_user(u.id, actor); }, ErrorCode::not_found, "no user");
+  auto events = store.list_audit({std::nullopt, 3});
+  EXPECT_EQ(events[0].action, "user.remove");
+  EXPECT_EQ(events[1].action, "alias.remove");
+  EXPECT_EQ(events[2].action, "alias.remove");
+}
+
+// ---- aliases --------------------------------------------------------------------------------
+
+TEST_P(StoreTest, AddsAliasesWithinTheUsersCompany) {
+  auto acme = add_acme();
+  add_globex();
+  auto u = add_user("alice@acme.example");
+  auto a = store.add_alias(u.id, addr("Alice@ACME.test"), actor);
+  EXPECT_EQ(a.user_id, u.id);
+  EXPECT_EQ(a.company_id, acme.id);
+  EXPECT_EQ(store.find_alias(addr("alice@acme.test"))->id, a.id);
+  EXPECT_EQ(store.list_aliases(acme.id, std::nullopt).size(), 1u);
+  EXPECT_EQ(store.list_aliases(std::nullopt, u.id).size(), 1u);
+  auto owner = store.resolve(addr("ALICE@acme.test"));
+  EXPECT_EQ(owner.kind, AddressOwner::Kind::alias);
+  EXPECT_EQ(owner.user_id, u.id);
+
+  expect_failure([&] { store.add_alias(u.id, addr("alice@globex.example"), actor); },
+                 ErrorCode::invalid_argument, "belongs to company 'globex'");
+  expect_failure([&] { store.add_alias(u.id, addr("alice@acme.example"), actor); },
+                 ErrorCode::conflict, "already a user");
+  expect_failure([&] { store.add_alias(u.id, addr("alice@acme.test"), actor); },
+                 ErrorCode::conflict, "already an alias of alice@acme.example");
+  expect_failure([&] { store.add_alias(999, addr("x@acme.test"), actor); }, ErrorCode::not_found,
+                 "no user");
+}
+
+TEST_P(StoreTest, RemovesAnAlias) {
+  add_acme();
+  auto u = add_user("alice@acme.example");
+  auto a = store.add_alias(u.id, addr("al@acme.example"), actor);
+  store.remove_alias(a.id, actor);
+  EXPECT_FALSE(store.find_alias(addr("al@acme.example")));
+  expect_failure([&] { store.remove_alias(a.id, actor); }, ErrorCode::not_found, "no alias");
+  EXPECT_NO_THROW(add_user("al@acme.example"));
+}
+
+// ---- invalid and discovered -----------------------------------------------------------------
+
+TEST_P(StoreTest, InvalidAddressesAreExclusiveWithAccounts) {
+  auto acme = add_acme();
+  add_user("alice@acme.example");
+  auto inv = store.add_invalid(addr("Ghost@acme.example"), "expired", actor);
+  EXPECT_EQ(inv.company_id, acme.id);
+  EXPECT_EQ(inv.reason, "expired");
+  EXPECT_EQ(store.resolve(addr("ghost@acme.example")).kind, AddressOwner::Kind::invalid);
+  EXPECT_EQ(store.list_invalid(acme.id).size(), 1u);
+  expect_failure([&] { store.add_invalid(addr("alice@acme.example"), "", actor); },
+                 ErrorCode::conflict, "is a user; remove it");
+  expect_failure([&] { store.add_invalid(addr("ghost@acme.example"), "", actor); },
+                 ErrorCode::conflict, "already marked invalid");
+  expect_failure([&] { store.add_invalid(addr("x@nowhere.example"), "", actor); },
+                 ErrorCode::invalid_argument, "not registered");
+}
+
+TEST_P(StoreTest, CreatingAUserForAnInvalidAddressFixesIt) {
+  add_acme();
+  store.add_invalid(addr("ghost@acme.example"), "expired", actor);
+  auto u = add_user("ghost@acme.example");
+  EXPECT_FALSE(store.find_invalid(addr("ghost@acme.example")));
+  auto owner = store.resolve(addr("ghost@acme.example"));
+  EXPECT_EQ(owner.kind, AddressOwner::Kind::user);
+  EXPECT_EQ(owner.user_id, u.id);
+  auto events = store.list_audit({std::nullopt, 2});
+  EXPECT_EQ(events[0].action, "user.add");
+  EXPECT_EQ(events[1].action, "invalid.remove");
+}
+
+TEST_P(StoreTest, RemovesAnInvalidAddress) {
+  auto acme = add_acme();
+  auto inv = store.add_invalid(addr("ghost@acme.example"), "", actor);
+  store.remove_invalid(inv.id, actor);
+  EXPECT_TRUE(store.list_invalid(acme.id).empty());
+  expect_failure([&] { store.remove_invalid(inv.id, actor); }, ErrorCode::not_found,
+                 "no invalid address");
+}
+
+TEST_P(StoreTest, SavesDiscoveredAddressesWithTheirHistory) {
+  auto acme = add_acme();
+  core::DiscoveredAddress d;
+  d.address = addr("new.hire@acme.example");
+  d.first_seen = clock.now();
+  d.clean_inbound = {clock.now(), clock.now() + hours{2}};
+  auto saved = store.save_discovered(d, actor);
+  EXPECT_GT(saved.id, 0);
+  EXPECT_EQ(saved.company_id, acme.id);
+  EXPECT_EQ(saved.clean_inbound.size(), 2u);
+  EXPECT_FALSE(saved.discovered_at);
+  EXPECT_EQ(store.resolve(addr("New.Hire@acme.example")).kind, AddressOwner::Kind::discovered);
+
+  auto alice = add_user("alice@acme.example");
+  saved.clean_inbound.push_back(clock.now() + days{1});
+  saved.discovered_at = clock.now() + days{1};
+  saved.outbound_messages = 2;
+  saved.notifications_sent = 1;
+  saved.suggested_alias_of = alice.id;
+  store.save_discovered(saved, actor);
+  auto again = store.find_discovered(addr("new.hire@acme.example")).value();
+  EXPECT_EQ(again.clean_inbound.size(), 3u);
+  EXPECT_EQ(again.clean_inbound.back(), clock.now() + days{1});
+  EXPECT_EQ(again.discovered_at, clock.now() + days{1});
+  EXPECT_EQ(again.outbound_messages, 2);
+  EXPECT_EQ(again.notifications_sent, 1);
+  EXPECT_EQ(again.suggested_alias_of, alice.id);
+  EXPECT_EQ(store.list_audit({acme.id, 1})[0].action, "discovered.add");
+  EXPECT_EQ(store.list_discovered(acme.id).size(), 1u);
+
+  // Removing the suggested user clears the suggestion, not the entry.
+  store.remove_user(alice.id, actor);
+  EXPECT_FALSE(store.find_discovered(addr("new.hire@acme.example"))->suggested_alias_of);
+
+  d.address = addr("alice2@acme.example");
+  add_user("alice2@acme.example");
+  expect_failure([&] { store.save_discovered(d, actor); }, ErrorCode::conflict, "already known");
+}
+
+TEST_P(StoreTest, HandlingADiscoveredAddressRemovesItFromTheList) {
+  auto acme = add_acme();
+  for (const char* a : {"one@acme.example", "two@acme.example", "three@acme.example"}) {
+    core::DiscoveredAddress d;
+    d.address = addr(a);
+    d.first_seen = clock.now();
+    store.save_discovered(d, actor);
+  }
+  add_user("one@acme.example");
+  store.add_invalid(addr("two@acme.example"), "by admin", actor);
+  auto bob = add_user("bob@acme.example");
+  store.add_alias(bob.id, addr("three@acme.example"), actor);
+  EXPECT_TRUE(store.list_discovered(acme.id).empty());
+}
+
+TEST_P(StoreTest, RemovesADiscoveredAddress) {
+  auto acme = add_acme();
+  core::DiscoveredAddress d;
+  d.address = addr("x@acme.example");
+  d.first_seen = clock.now();
+  auto saved = store.save_discovered(d, actor);
+  store.remove_discovered(saved.id, actor);
+  EXPECT_TRUE(store.list_discovered(acme.id).empty());
+  expect_failure([&] { store.remove_discovered(saved.id, actor); }, ErrorCode::not_found,
+                 "no discovered");
+}
+
+TEST_P(StoreTest, ResolvesUnknownAddressesToNone) {
+  add_acme();
+  EXPECT_EQ(store.resolve(addr("nobody@acme.example")).kind, AddressOwner::Kind::none);
+}
+
+// ---- the database enforces one owner per address --------------------------------------------
+
+TEST_P(StoreTest, DatabaseRefusesASecondClaimEvenBehindTheCodesBack) {
+  add_acme();
+  add_user("alice@acme.example");
+  const auto db = database.connect();
+  // The database's own refusal: a constraint, not some other error.
+  auto refused = [&](const char* sql) {
+    try {
+      db->exec(sql);
+      return false;
+    } catch (const DbError& e) {
+      return e.is_constraint();
+    }
+  };
+  EXPECT_TRUE(refused(
+      "INSERT INTO invalid_addresses(company_id, domain_id, address, address_key, created_at) "
+      "SELECT company_id, domain_id, 'ALICE@acme.example', 'alice@acme.example', 0 FROM users"));
+  // Users and aliases have no UNIQUE index on their address of their own: the claim refuses.
+  for (const char* sql :
+       {"INSERT INTO users(company_id, domain_id, address, address_key, role, source, "
+        "created_at, updated_at) SELECT company_id, domain_id, address, address_key, role, "
+        "source, 0, 0 FROM users",
+        "INSERT INTO aliases(company_id, domain_id, user_id, address, address_key, created_at) "
+        "SELECT company_id, domain_id, id, address, address_key, 0 FROM users"}) {
+    EXPECT_TRUE(refused(sql)) << sql;
+  }
+  EXPECT_FALSE(store.find_invalid(addr("alice@acme.example")));
+  EXPECT_EQ(store.count_users(store.find_user(addr("alice@acme.example"))->company_id), 1u);
+  EXPECT_TRUE(store.list_aliases(std::nullopt, std::nullopt).empty());
+}
+
+// ---- settings and audit ---------------------------------------------------------------------
+
+TEST_P(StoreTest, DiscoverySettingsDefaultThenPersist) {
+  auto acme = add_acme();
+  EXPECT_EQ(store.discovery_settings(acme.id), core::DiscoverySettings{});
+  core::DiscoverySettings s;
+  s.enabled = true;
+  s.inbound_threshold = 5;
+  s.notification_weeks = 4;
+  s.default_role = core::Role::end_user;
+  s.report_include_admin = false;
+  store.set_discovery_settings(acme.id, s, actor);
+  EXPECT_EQ(store.discovery_settings(acme.id), s);
+  auto events = store.list_audit({acme.id, 1});
+  EXPECT_EQ(events[0].action, "discovery.settings");
+
+  s.notification_weeks = 60;
+  expect_failure([&] { store.set_discovery_settings(acme.id, s, actor); },
+                 ErrorCode::invalid_argument, "notification_weeks");
+  EXPECT_EQ(store.discovery_settings(acme.id).notification_weeks, 4);
+  expect_failure([&] { store.discovery_settings(999); }, ErrorCode::not_found, "no company");
+}
+
+TEST_P(StoreTest, AuditListsNewestFirstPerCompany) {
+  auto acme = add_acme();
+  auto globex = add_globex();
+  add_user("alice@acme.example");
+  clock.advance(minutes{5});
+  add_user("hank@globex.example");
+  auto all = store.list_audit({std::nullopt, 0});
+  ASSERT_GE(all.size(), 7u);
+  EXPECT_EQ(all[0].object, "hank@globex.example");
+  EXPECT_EQ(all[0].at, clock.now());
+  for (const auto& e : store.list_audit({acme.id, 0})) EXPECT_EQ(e.company_id, acme.id);
+  EXPECT_EQ(store.list_audit({globex.id, 0}).size(), 3u);  // company, domain, user
+  EXPECT_EQ(store.list_audit({std::nullopt, 2}).size(), 2u);
+}
+
+TEST_P(StoreTest, AtomicallyCommitsAllOrNothing) {
+  auto acme = add_acme();
+  store.atomically([&] {
+    add_user("one@acme.example");
+    add_user("two@acme.example");
+  });
+  EXPECT_EQ(store.count_users(acme.id), 2u);
+  const auto events = audit_count();
+  expect_failure(
+      [&] {
+        store.atomically([&] {
+          add_user("three@acme.example");
+          store.add_invalid(addr("ghost@acme.example"), "", actor);
+          add_user("one@acme.example");  // duplicate: the whole batch fails
+        });
+      },
+      ErrorCode::conflict, "already a user");
+  EXPECT_EQ(store.count_users(acme.id), 2u);
+  EXPECT_FALSE(store.find_user(addr("three@acme.example")));
+  EXPECT_FALSE(store.find_invalid(addr("ghost@acme.example")));
+  EXPECT_EQ(audit_count(), events);
+  // The store is usable afterwards.
+  EXPECT_NO_THROW(add_user("three@acme.example"));
+}
+
+TEST_P(StoreTest, ListsWhatWasCreatedInAWindow) {
+  auto acme = add_acme();
+  auto alice = add_user("alice@acme.example");
+  clock.advance(days{8});
+  const auto week_start = clock.now();
+  auto bob = add_user("bob@acme.example");
+  store.add_alias(bob.id, addr("robert@acme.example"), actor);
+  clock.advance(days{1});
+  auto created = store.list_users(
+      {.company_id = acme.id, .created_from = week_start, .created_before = clock.now()});
+  ASSERT_EQ(created.size(), 1u);
+  EXPECT_EQ(created[0].id, bob.id);
+  auto aliases = store.aliases_created(acme.id, week_start, clock.now(), 0);
+  ASSERT_EQ(aliases.size(), 1u);
+  EXPECT_EQ(aliases[0].address.str(), "robert@acme.example");
+  EXPECT_TRUE(store.aliases_created(acme.id, week_start - days{8}, week_start, 0).empty());
+  (void)alice;
+  // The first few of a window, and how many there are.
+  store.add_alias(bob.id, addr("bobby@acme.example"), actor);
+  add_user("carol@acme.example");
+  const auto now = clock.now() + seconds{1};
+  const auto first = store.aliases_created(acme.id, week_start, now, 1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].address.str(), "bobby@acme.example");  // by address
+  EXPECT_EQ(store.count_aliases_created(acme.id, week_start, now), 2u);
+  EXPECT_EQ(store.count_aliases_created(acme.id, week_start - days{8}, week_start), 0u);
+  store::UserFilter week{.company_id = acme.id, .created_from = week_start, .created_before = now};
+  EXPECT_EQ(store.count_matching_users(week), 2u);
+  week.limit = 1;  // limit and offset do not count
+  week.offset = 5;
+  EXPECT_EQ(store.count_matching_users(week), 2u);
+  week.search = "CAROL";
+  EXPECT_EQ(store.count_matching_users(week), 1u);
+  EXPECT_EQ(store.count_matching_users({}), 3u);
+}
+
+// Two nodes (two stores on one database file): one holds the scheduler lease at a time.
+TEST_P(StoreTest, OneHolderOfALeaseAtATime) {
+  auto other_owned = database.open(clock);
+  auto& other = *other_owned;
+  const auto t0 = clock.now();
+  const std::chrono::seconds ttl{600};
+  EXPECT_TRUE(store.hold_lease("scheduler", "node-a", t0, ttl));
+  EXPECT_FALSE(other.hold_lease("scheduler", "node-b", t0 + seconds{1}, ttl));
+  EXPECT_TRUE(other.hold_lease("reports", "node-b", t0, ttl));  // another lease is apart
+  // A renews before it expires; B still cannot take it where the first term would have ended.
+  EXPECT_TRUE(store.hold_lease("scheduler", "node-a", t0 + seconds{500}, ttl));
+  EXPECT_FALSE(other.hold_lease("scheduler", "node-b", t0 + seconds{700}, ttl));
+  // A stops renewing (a node that died): once expired, B takes it, and A has lost it.
+  EXPECT_TRUE(other.hold_lease("scheduler", "node-b", t0 + seconds{1100}, ttl));
+  EXPECT_FALSE(store.hold_lease("scheduler", "node-a", t0 + seconds{1101}, ttl));
+  // Giving up: only the holder's release counts; then anyone takes it at once.
+  store.release_lease("scheduler", "node-a");
+  EXPECT_FALSE(store.hold_lease("scheduler", "node-a", t0 + seconds{1102}, ttl));
+  other.release_lease("scheduler", "node-b");
+  EXPECT_TRUE(store.hold_lease("scheduler", "node-a", t0 + seconds{1103}, ttl));
+}
+
+TEST_P(StoreTest, RemembersSentReports) {
+  auto acme = add_acme();
+  EXPECT_FALSE(store.report_sent(acme.id, "2026-11-26"));
+  store.mark_report_sent(acme.id, "2026-11-26", "it@acme.example");
+  EXPECT_TRUE(store.report_sent(acme.id, "2026-11-26"));
+  EXPECT_FALSE(store.report_sent(acme.id, "2026-12-03"));
+  auto reopened_owned = database.open(clock);  // survives a restart
+  auto& reopened = *reopened_owned;
+  EXPECT_TRUE(reopened.report_sent(acme.id, "2026-11-26"));
+}
+
+TEST_P(StoreTest, SeesWhatAnotherProcessCommitsAfterASingleRowRead) {
+  // serve and the CLI are two connections to one WAL database: a read that returns one row
+  // must not leave a snapshot open, or the gateway would not see an address turn invalid.
+  add_acme();
+  add_user("alice@acme.example");
+  EXPECT_TRUE(store.find_user(addr("alice@acme.example")));
+  EXPECT_TRUE(store.find_domain("acme.example"));
+  auto other_owned = database.open(clock);
+  auto& other = *other_owned;
+  other.add_invalid(addr("ghost@acme.example"), "", actor);
+  EXPECT_EQ(store.resolve(addr("ghost@acme.example")).kind, AddressOwner::Kind::invalid);
+  EXPECT_NO_THROW(add_user("bob@acme.example"));  // and can still write
+}
+
+TEST_P(StoreTest, PingAnswers) { EXPECT_NO_THROW(store.ping()); }
+
+}  // namespace
+}  // namespace mailroster::store::sql
