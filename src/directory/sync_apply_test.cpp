@@ -1,12 +1,11 @@
 #include "directory/sync_apply.hpp"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <map>
 
 #include "core/json.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/sql/sql_store.hpp"
 #include "test_support.hpp"
 
 namespace mailroster::directory {
@@ -18,11 +17,12 @@ using mailroster::testing::plan_for;
 using core::Address;
 Address addr(const char* a) { return Address::parse(a).value(); }
 
-class SyncApply : public ::testing::Test {
+class SyncApply : public ::testing::TestWithParam<store::sql::Dialect> {
  protected:
   SyncApply()
       : clock(core::TimePoint{std::chrono::sys_days{std::chrono::year{2026} / 11 / 2}}),
-        store(dir.file("state.db"), clock) {
+        owned(database.open(clock)),
+        store(*owned) {
     acme = store.add_company({"acme", "", "", {}}, admin);
     store.add_domain(acme.id, "acme.example", core::Endpoint::parse("h").value(), admin);
     globex = store.add_company({"globex", "", "", {}}, admin);
@@ -56,14 +56,20 @@ class SyncApply : public ::testing::Test {
                     admin);
   }
 
-  testing::TempDir dir;
   core::ManualClock clock;
-  store::sqlite::SqliteStore store;
+  testing::TestDatabase database{GetParam()};
+  std::unique_ptr<store::sql::SqlStore> owned;
+  store::sql::SqlStore& store;
   core::Actor admin{"admin:test"};
   core::Company acme, globex;
 };
 
-TEST_F(SyncApply, AppliesCreatesUpdatesAndDeletesWithTheSourceAsActor) {
+INSTANTIATE_TEST_SUITE_P(Databases, SyncApply,
+                         ::testing::Values(store::sql::Dialect::sqlite,
+                                           store::sql::Dialect::postgres),
+                         [](const auto& p) { return testing::dialect_name(p.param); });
+
+TEST_P(SyncApply, AppliesCreatesUpdatesAndDeletesWithTheSourceAsActor) {
   const auto s1 =
       snapshot({entry("alice@acme.example", {"al@acme.example"}), entry("bob@acme.example")});
   auto r = apply_plan(store, plan_for(store, acme.id, s1, {}), false);
@@ -95,7 +101,7 @@ TEST_F(SyncApply, AppliesCreatesUpdatesAndDeletesWithTheSourceAsActor) {
 
 // A small batch in a large company looks its keys up; a batch as large as a good part of the
 // company reads the company whole. Both must see the same owners and conflicts.
-TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
+TEST_P(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
   add_numbered_users();
   store.add_invalid(addr("bad@acme.example"), "bounces", admin);
   auto renamed = entry("u1@acme.example");
@@ -127,7 +133,7 @@ TEST_F(SyncApply, ASmallBatchAndAWholeReadSeeTheSameConflicts) {
 // A run in batches looks each batch up or, when its first batch covers a quarter of the
 // company, reads the company once and cuts each batch's view from that: either way the
 // verdicts are those of one whole batch.
-TEST_F(SyncApply, BatchesPlanAsOneWholeBatchWould) {
+TEST_P(SyncApply, BatchesPlanAsOneWholeBatchWould) {
   add_numbered_users();
   store.add_alias(store.find_user(addr("u30@acme.example"))->id, addr("late@acme.example"), admin);
   store.add_invalid(addr("bad@acme.example"), "bounces", admin);
@@ -178,7 +184,7 @@ TEST_F(SyncApply, BatchesPlanAsOneWholeBatchWould) {
 // Source ids are matched in memory (they have no index): a small batch in a large company,
 // which looks its addresses up, still finds a user by its source id when the address changed,
 // and a removal the source reports by id deletes the right user.
-TEST_F(SyncApply, ASmallBatchFindsUsersBySourceId) {
+TEST_P(SyncApply, ASmallBatchFindsUsersBySourceId) {
   std::vector<core::DirectoryEntry> all;
   for (int i = 0; i < 40; ++i) {
     all.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
@@ -213,23 +219,20 @@ TEST_F(SyncApply, ASmallBatchFindsUsersBySourceId) {
 
 // Users created in bulk are audited by SQL: the trail must read exactly as for a user added
 // one by one (core/json.hpp), awkward names included.
-TEST_F(SyncApply, BulkCreatesAreAuditedWithTheSameJsonAsSingleOnes) {
+TEST_P(SyncApply, BulkCreatesAreAuditedWithTheSameJsonAsSingleOnes) {
   expect_bulk_audit_as_single();
 }
 
 // New rows normally take consecutive ids, which the bulk audit relies on; once the largest id
 // is SQLite's maximum, new rows take random free ids and the audit finds each new user by its
 // address instead (this path failed on a parameter it did not have, until this test).
-TEST_F(SyncApply, BulkCreatesAreAuditedWhenTheirIdsAreNotConsecutive) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir.file("state.db").c_str(), &db), SQLITE_OK);
+TEST_P(SyncApply, BulkCreatesAreAuditedWhenTheirIdsAreNotConsecutive) {
   const auto sql =
       "INSERT INTO users(id, company_id, domain_id, address, address_key, role, "
       "source, created_at, updated_at) SELECT 9223372036854775807, company_id, id, "
       "'top@globex.example', 'top@globex.example', 'silent_user', 'manual', 0, 0 "
       "FROM domains WHERE name = 'globex.example'";
-  ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_NO_THROW(database.connect()->exec(sql));
   expect_bulk_audit_as_single();
 }
 
@@ -257,13 +260,13 @@ void SyncApply::expect_bulk_audit_as_single() {
     }
     EXPECT_EQ(found, 1u) << want.address.str();
   }
-  EXPECT_EQ(testing::claim_mismatches(dir.file("state.db")), 0);  // claimed with the bulk insert
+  EXPECT_EQ(testing::claim_mismatches(*database.connect()), 0);  // claimed with the bulk insert
 }
 
 // The aliases of users created in bulk go in as one set too (those nobody holds): each reads
 // in the trail exactly as an alias added on its own, and an alias that was a discovered address
 // (taken: one by one) takes it over as before.
-TEST_F(SyncApply, BulkCreatedAliasesAreAuditedAsSingleOnes) {
+TEST_P(SyncApply, BulkCreatedAliasesAreAuditedAsSingleOnes) {
   core::DiscoveredAddress seen;
   seen.address = addr("was.seen@acme.example");
   seen.first_seen = clock.now();
@@ -302,10 +305,10 @@ TEST_F(SyncApply, BulkCreatedAliasesAreAuditedAsSingleOnes) {
     }
   }
   EXPECT_EQ(checked, 21u);
-  EXPECT_EQ(testing::claim_mismatches(dir.file("state.db")), 0);
+  EXPECT_EQ(testing::claim_mismatches(*database.connect()), 0);
 }
 
-TEST_F(SyncApply, AFailureMidApplyChangesNothing) {
+TEST_P(SyncApply, AFailureMidApplyChangesNothing) {
   const auto plan = plan_for(
       store, acme.id,
       snapshot({entry("one@acme.example"), entry("two@acme.example"), entry("three@acme.example")}),
@@ -322,7 +325,7 @@ TEST_F(SyncApply, AFailureMidApplyChangesNothing) {
 
 // Updates are written in the plan's transaction (no savepoint each): one that fails undoes
 // the updates before it too.
-TEST_F(SyncApply, AFailedUpdateUndoesTheUpdatesBeforeIt) {
+TEST_P(SyncApply, AFailedUpdateUndoesTheUpdatesBeforeIt) {
   std::vector<core::DirectoryEntry> all;
   for (const char* a : {"ann@acme.example", "bob@acme.example"}) {
     all.push_back(entry(a));
@@ -349,7 +352,7 @@ TEST_F(SyncApply, AFailedUpdateUndoesTheUpdatesBeforeIt) {
 // A plan's changes of names and roles are written as one set: each user.update event reads
 // exactly as update_user's (the whole user before and after), awkward names included, and a
 // change of address in the same plan still goes one by one.
-TEST_F(SyncApply, BulkUpdatesAreAuditedAsSingleOnes) {
+TEST_P(SyncApply, BulkUpdatesAreAuditedAsSingleOnes) {
   std::vector<core::DirectoryEntry> all;
   for (int i = 0; i < 6; ++i) {
     all.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
@@ -394,7 +397,7 @@ TEST_F(SyncApply, BulkUpdatesAreAuditedAsSingleOnes) {
   EXPECT_EQ(store.find_user(addr("u5@acme.example"))->updated_at, before["guid-5"].updated_at);
 }
 
-TEST_F(SyncApply, AddressesOfOtherCompaniesAreConflictsNotStolen) {
+TEST_P(SyncApply, AddressesOfOtherCompaniesAreConflictsNotStolen) {
   store.add_user({addr("hank@globex.example")}, admin);
   store.add_invalid(addr("ghost@acme.example"), "", admin);
   // hank@globex.example cannot even be in acme's CSV (domain check), but an alias can try.
@@ -408,7 +411,7 @@ TEST_F(SyncApply, AddressesOfOtherCompaniesAreConflictsNotStolen) {
   EXPECT_EQ(store.resolve(addr("ghost@acme.example")).kind, store::AddressOwner::Kind::invalid);
 }
 
-TEST_F(SyncApply, DeletionGuardRefusesUnlessForced) {
+TEST_P(SyncApply, DeletionGuardRefusesUnlessForced) {
   std::vector<core::DirectoryEntry> many;
   for (int i = 0; i < 20; ++i)
     many.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
@@ -428,7 +431,7 @@ TEST_F(SyncApply, DeletionGuardRefusesUnlessForced) {
   EXPECT_EQ(users(), 1u);
 }
 
-TEST_F(SyncApply, ARunInBatchesAppliesAsItGoesAndDeletesOnlyUsersFromBeforeTheRun) {
+TEST_P(SyncApply, ARunInBatchesAppliesAsItGoesAndDeletesOnlyUsersFromBeforeTheRun) {
   apply_plan(store, plan_for(store, acme.id, snapshot({entry("old@acme.example")}), {}), false);
   core::SyncOptions o;
   o.delete_removed = true;
@@ -458,7 +461,7 @@ TEST_F(SyncApply, ARunInBatchesAppliesAsItGoesAndDeletesOnlyUsersFromBeforeTheRu
             store.find_user(addr("a@acme.example"))->id);
 }
 
-TEST_F(SyncApply, AGuardRefusalAtTheEndOfAnAppliedRunUndoesEveryBatch) {
+TEST_P(SyncApply, AGuardRefusalAtTheEndOfAnAppliedRunUndoesEveryBatch) {
   std::vector<core::DirectoryEntry> many;
   for (int i = 0; i < 10; ++i)
     many.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
@@ -475,7 +478,7 @@ TEST_F(SyncApply, AGuardRefusalAtTheEndOfAnAppliedRunUndoesEveryBatch) {
   EXPECT_FALSE(store.find_user(addr("new@acme.example")));
 }
 
-TEST_F(SyncApply, AnIncompleteSourceNeverDeletes) {
+TEST_P(SyncApply, AnIncompleteSourceNeverDeletes) {
   apply_plan(store, plan_for(store, acme.id, snapshot({entry("a@acme.example")}), {}), false);
   core::SyncOptions o;
   o.delete_removed = true;

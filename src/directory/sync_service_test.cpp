@@ -6,7 +6,7 @@
 #include <future>
 
 #include "core/discovery.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/sql/sql_store.hpp"
 #include "test_support.hpp"
 
 namespace mailroster::directory {
@@ -64,11 +64,12 @@ class MemoryDirectory : public DirectorySource {
   std::string last_state;
 };
 
-class SyncServiceTest : public ::testing::Test {
+class SyncServiceTest : public ::testing::TestWithParam<store::sql::Dialect> {
  protected:
   SyncServiceTest()
       : clock(core::parse_iso8601("2026-11-24T10:07:00Z").value()),
-        store(dir.file("state.db"), clock),
+        owned(database.open(clock)),
+        store(*owned),
         secrets(store::SecretBox::open_key_file(dir.file("key"))),
         service(store, secrets, clock) {
     service.add_source(source);
@@ -83,7 +84,9 @@ class SyncServiceTest : public ::testing::Test {
   }
   testing::TempDir dir;
   core::ManualClock clock;
-  store::sqlite::SqliteStore store;
+  testing::TestDatabase database{GetParam()};
+  std::unique_ptr<store::sql::SqlStore> owned;
+  store::sql::SqlStore& store;
   store::SecretBox secrets;
   SyncService service;
   MemoryDirectory source;
@@ -91,7 +94,12 @@ class SyncServiceTest : public ::testing::Test {
   core::Company corp;
 };
 
-TEST_F(SyncServiceTest, SecretIsSealedAndNeverShown) {
+INSTANTIATE_TEST_SUITE_P(Databases, SyncServiceTest,
+                         ::testing::Values(store::sql::Dialect::sqlite,
+                                           store::sql::Dialect::postgres),
+                         [](const auto& p) { return testing::dialect_name(p.param); });
+
+TEST_P(SyncServiceTest, SecretIsSealedAndNeverShown) {
   EXPECT_THROW(service.configure(corp.id, core::Source::ldap, {{"host", "dc1"}}, json::object(),
                                  std::nullopt, admin),
                core::Failure);  // the first configuration needs the secret
@@ -115,7 +123,7 @@ TEST_F(SyncServiceTest, SecretIsSealedAndNeverShown) {
                core::Failure);
 }
 
-TEST_F(SyncServiceTest, PreviewChangesNothingRunAppliesAndForeignDomainsAreRejected) {
+TEST_P(SyncServiceTest, PreviewChangesNothingRunAppliesAndForeignDomainsAreRejected) {
   configure();
   std::vector<std::string> items;
   const auto p = service.preview(corp.id, core::Source::ldap, [&](const core::PlanItem& i) {
@@ -138,7 +146,7 @@ TEST_F(SyncServiceTest, PreviewChangesNothingRunAppliesAndForeignDomainsAreRejec
   EXPECT_EQ(source.last_state, "usn-2");
 }
 
-TEST_F(SyncServiceTest, AFailedReadAppliesAndDeletesNothingAndIsRecorded) {
+TEST_P(SyncServiceTest, AFailedReadAppliesAndDeletesNothingAndIsRecorded) {
   configure({{"delete_removed", true}, {"max_delete_share", 1.0}});
   service.run(corp.id, core::Source::ldap, false);
   source.down = true;
@@ -159,7 +167,7 @@ TEST_F(SyncServiceTest, AFailedReadAppliesAndDeletesNothingAndIsRecorded) {
 
 // Until the source hands over its first entries (connecting, binding, a slow first page) the
 // run holds no transaction: other callers can use the store meanwhile.
-TEST_F(SyncServiceTest, TheStoreIsFreeUntilTheFirstEntriesArrive) {
+TEST_P(SyncServiceTest, TheStoreIsFreeUntilTheFirstEntriesArrive) {
   configure();
   bool free = false;
   std::future<std::size_t> other;  // outlives the hook: were the store held, it ends after the run
@@ -174,7 +182,7 @@ TEST_F(SyncServiceTest, TheStoreIsFreeUntilTheFirstEntriesArrive) {
 
 // A run writes each batch while the next is read, all in one transaction: a read cut off
 // after some batches were written leaves the company as it was.
-TEST_F(SyncServiceTest, AReadCutOffAfterSomeBatchesUndoesThemAll) {
+TEST_P(SyncServiceTest, AReadCutOffAfterSomeBatchesUndoesThemAll) {
   configure({{"delete_removed", true}, {"max_delete_share", 1.0}});
   source.entries = {{"g1", "alice@corp.example"}};
   service.run(corp.id, core::Source::ldap, false);
@@ -202,7 +210,7 @@ TEST_F(SyncServiceTest, AReadCutOffAfterSomeBatchesUndoesThemAll) {
   EXPECT_EQ(store.count_users(corp.id), 3u);
 }
 
-TEST_F(SyncServiceTest, ScheduledRunsStartAtTheTopOrBottomOfTheHour) {
+TEST_P(SyncServiceTest, ScheduledRunsStartAtTheTopOrBottomOfTheHour) {
   configure({{"frequency_hours", 1}});
   EXPECT_EQ(service.run_due(clock.now()), 1u);  // never ran: due now (10:07, slot 10:00)
   EXPECT_EQ(service.run_due(clock.now() + std::chrono::minutes(40)), 0u);  // 10:47
@@ -215,7 +223,7 @@ TEST_F(SyncServiceTest, ScheduledRunsStartAtTheTopOrBottomOfTheHour) {
   EXPECT_EQ(service.run_due(core::parse_iso8601("2026-11-25T12:00:00Z").value()), 0u);
 }
 
-TEST_F(SyncServiceTest, ADailySyncTurnsDiscoveryOff) {
+TEST_P(SyncServiceTest, ADailySyncTurnsDiscoveryOff) {
   EXPECT_FALSE(store.directory_sync_hours(corp.id));
   configure({{"frequency_hours", 24}});
   EXPECT_EQ(store.directory_sync_hours(corp.id), 24);

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/sql/sql_store.hpp"
 #include "test_support.hpp"
 
 namespace mailroster::lifecycle {
@@ -15,9 +15,9 @@ using namespace std::chrono;
 
 Address addr(const char* text) { return Address::parse(text).value(); }
 
-class Lifecycle : public ::testing::Test {
+class Lifecycle : public ::testing::TestWithParam<store::sql::Dialect> {
  protected:
-  Lifecycle() : clock(day0), store(dir.file("state.db"), clock), discovery(store, clock) {
+  Lifecycle() : clock(day0), owned(database.open(clock)), store(*owned), discovery(store, clock) {
     acme = store.add_company({"acme", "it@acme.example", "", {}}, admin);
     for (const char* d : {"acme.example", "acme.test"}) {
       store.add_domain(acme.id, d, core::Endpoint::parse("127.0.0.1:2526").value(), admin);
@@ -37,14 +37,21 @@ class Lifecycle : public ::testing::Test {
   const core::TimePoint day0{sys_days{2026y / November / 2}};
   testing::TempDir dir;
   core::ManualClock clock;
-  store::sqlite::SqliteStore store;
+  testing::TestDatabase database{GetParam()};
+  std::unique_ptr<store::sql::SqlStore> owned;
+  store::sql::SqlStore& store;
   DiscoveryService discovery;
   core::Actor admin{"admin:test"};
   core::Company acme;
   core::DiscoverySettings settings;
 };
 
-TEST_F(Lifecycle, ThreeCleanMessagesIn30DaysDiscover) {
+INSTANTIATE_TEST_SUITE_P(Databases, Lifecycle,
+                         ::testing::Values(store::sql::Dialect::sqlite,
+                                           store::sql::Dialect::postgres),
+                         [](const auto& p) { return testing::dialect_name(p.param); });
+
+TEST_P(Lifecycle, ThreeCleanMessagesIn30DaysDiscover) {
   on_day(0);
   EXPECT_EQ(discovery.record_clean_inbound(addr("new@acme.example")), Outcome::counted);
   on_day(12);
@@ -55,7 +62,7 @@ TEST_F(Lifecycle, ThreeCleanMessagesIn30DaysDiscover) {
   EXPECT_EQ(d.discovered_at, clock.now());
 }
 
-TEST_F(Lifecycle, ThreeSpreadOver31DaysDoNot) {
+TEST_P(Lifecycle, ThreeSpreadOver31DaysDoNot) {
   for (int day : {0, 15, 31}) {
     on_day(day);
     EXPECT_EQ(discovery.record_clean_inbound(addr("new@acme.example")), Outcome::counted);
@@ -63,7 +70,7 @@ TEST_F(Lifecycle, ThreeSpreadOver31DaysDoNot) {
   EXPECT_FALSE(store.find_discovered(addr("new@acme.example"))->discovered_at);
 }
 
-TEST_F(Lifecycle, DiscoveredUntouchedFor3WeeksBecomesInvalid) {
+TEST_P(Lifecycle, DiscoveredUntouchedFor3WeeksBecomesInvalid) {
   set("inbound_threshold", "1");
   on_day(0);
   EXPECT_EQ(discovery.record_clean_inbound(addr("temp@acme.example")), Outcome::discovered);
@@ -80,7 +87,7 @@ TEST_F(Lifecycle, DiscoveredUntouchedFor3WeeksBecomesInvalid) {
   EXPECT_EQ(discovery.record_clean_inbound(addr("temp@acme.example")), Outcome::none);
 }
 
-TEST_F(Lifecycle, WithDefaultToNewUserAnExpiredAddressBecomesAUserWithTheDefaultRole) {
+TEST_P(Lifecycle, WithDefaultToNewUserAnExpiredAddressBecomesAUserWithTheDefaultRole) {
   set("inbound_threshold", "1");
   set("expired_to_new_user", "true");
   set("default_role", "end_user");
@@ -95,14 +102,14 @@ TEST_F(Lifecycle, WithDefaultToNewUserAnExpiredAddressBecomesAUserWithTheDefault
   EXPECT_EQ(store.list_audit({acme.id, 1})[0].actor, "discovery");
 }
 
-TEST_F(Lifecycle, OutboundFromAnUnknownSenderWithAutoAddCreatesTheUser) {
+TEST_P(Lifecycle, OutboundFromAnUnknownSenderWithAutoAddCreatesTheUser) {
   set("auto_add_outbound", "true");
   EXPECT_EQ(discovery.record_clean_outbound(addr("sales@acme.example")), Outcome::became_user);
   auto u = store.find_user(addr("sales@acme.example")).value();
   EXPECT_EQ(u.role, core::Role::silent_user);  // the default role
 }
 
-TEST_F(Lifecycle, OutboundWithoutAutoAddIsDiscoveredAtOnce) {
+TEST_P(Lifecycle, OutboundWithoutAutoAddIsDiscoveredAtOnce) {
   EXPECT_EQ(discovery.record_clean_outbound(addr("sales@acme.example")), Outcome::discovered);
   auto d = store.find_discovered(addr("sales@acme.example")).value();
   EXPECT_EQ(d.outbound_messages, 1);
@@ -111,7 +118,7 @@ TEST_F(Lifecycle, OutboundWithoutAutoAddIsDiscoveredAtOnce) {
   EXPECT_EQ(store.find_discovered(addr("sales@acme.example"))->outbound_messages, 2);
 }
 
-TEST_F(Lifecycle, DetectedAliasIsAddedWhenAutoAddIsOn) {
+TEST_P(Lifecycle, DetectedAliasIsAddedWhenAutoAddIsOn) {
   auto alice = store.add_user({addr("first.last@acme.example"), "First", "Last"}, admin);
   set("inbound_threshold", "1");
   EXPECT_EQ(discovery.record_clean_inbound(addr("First.Last@acme.test")), Outcome::became_alias);
@@ -120,7 +127,7 @@ TEST_F(Lifecycle, DetectedAliasIsAddedWhenAutoAddIsOn) {
   EXPECT_TRUE(store.list_discovered(acme.id).empty());
 }
 
-TEST_F(Lifecycle, DetectedAliasIsOnlySuggestedWhenAutoAddIsOff) {
+TEST_P(Lifecycle, DetectedAliasIsOnlySuggestedWhenAutoAddIsOff) {
   auto alice = store.add_user({addr("first.last@acme.example"), "First", "Last"}, admin);
   set("inbound_threshold", "1");
   set("auto_add_aliases", "false");
@@ -130,7 +137,7 @@ TEST_F(Lifecycle, DetectedAliasIsOnlySuggestedWhenAutoAddIsOff) {
   EXPECT_FALSE(store.find_alias(addr("first.last@acme.test")));
 }
 
-TEST_F(Lifecycle, DiscoveryOffCountsNothing) {
+TEST_P(Lifecycle, DiscoveryOffCountsNothing) {
   set("enabled", "false");
   EXPECT_EQ(discovery.record_clean_inbound(addr("x@acme.example")), Outcome::none);
   EXPECT_EQ(discovery.record_clean_outbound(addr("x@acme.example")), Outcome::none);
@@ -150,7 +157,12 @@ class Actions : public Lifecycle {
   core::User bob;
 };
 
-TEST_F(Actions, EveryActionOfTheSelectMenu) {
+INSTANTIATE_TEST_SUITE_P(Databases, Actions,
+                         ::testing::Values(store::sql::Dialect::sqlite,
+                                           store::sql::Dialect::postgres),
+                         [](const auto& p) { return testing::dialect_name(p.param); });
+
+TEST_P(Actions, EveryActionOfTheSelectMenu) {
   DiscoveredAction user{DiscoveredAction::Kind::create_user, addr("one@acme.example"), "One",
                         "Person"};
   DiscoveredAction functional{DiscoveredAction::Kind::create_functional, addr("two@acme.example")};
@@ -169,7 +181,7 @@ TEST_F(Actions, EveryActionOfTheSelectMenu) {
   for (const auto& e : store.list_audit({acme.id, 4})) EXPECT_EQ(e.actor, "admin:test");
 }
 
-TEST_F(Actions, AMixedSelectionWithOneBadAddressChangesNothing) {
+TEST_P(Actions, AMixedSelectionWithOneBadAddressChangesNothing) {
   const auto events = store.list_audit({acme.id, 0}).size();
   DiscoveredAction good{DiscoveredAction::Kind::create_user, addr("one@acme.example")};
   DiscoveredAction also_good{DiscoveredAction::Kind::mark_invalid, addr("two@acme.example")};
@@ -187,7 +199,7 @@ TEST_F(Actions, AMixedSelectionWithOneBadAddressChangesNothing) {
   EXPECT_EQ(store.list_audit({acme.id, 0}).size(), events);
 }
 
-TEST_F(Actions, AliasTargetMustBeAUserOfTheSameCompany) {
+TEST_P(Actions, AliasTargetMustBeAUserOfTheSameCompany) {
   auto globex = store.add_company({"globex", "", "", {}}, admin);
   store.add_domain(globex.id, "globex.example", core::Endpoint::parse("h").value(), admin);
   store.add_user({addr("hank@globex.example")}, admin);
@@ -199,13 +211,13 @@ TEST_F(Actions, AliasTargetMustBeAUserOfTheSameCompany) {
   EXPECT_EQ(kind("four@acme.example"), AddressOwner::Kind::discovered);
 }
 
-TEST_F(Actions, AnotherCompanysDiscoveredAddressIsNotFound) {
+TEST_P(Actions, AnotherCompanysDiscoveredAddressIsNotFound) {
   auto globex = store.add_company({"globex", "", "", {}}, admin);
   DiscoveredAction user{DiscoveredAction::Kind::create_user, addr("one@acme.example")};
   EXPECT_THROW(discovery.apply(globex.id, {user}, admin), core::Failure);
 }
 
-TEST_F(Actions, CreatingAUserFromTheInvalidListFixesIt) {
+TEST_P(Actions, CreatingAUserFromTheInvalidListFixesIt) {
   store.add_invalid(addr("ghost@acme.example"), "expired", admin);
   auto u = discovery.create_user_from_invalid(addr("ghost@acme.example"), "G", "Host",
                                               core::Role::end_user, admin);

@@ -12,7 +12,7 @@
 
 #include "reports/weekly_report.hpp"
 #include "smtp/server.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/sql/sql_store.hpp"
 #include "test_support.hpp"
 
 namespace mailroster::reports {
@@ -54,11 +54,11 @@ class CapturingRelay final : public smtp::SessionHandler {
 // Thursday 26 November 2026, 07:00 UTC.
 const core::TimePoint kThursday = core::TimePoint{sys_days{2026y / November / 26}} + hours{7};
 
-class Reports : public ::testing::Test {
+class Reports : public ::testing::TestWithParam<store::sql::Dialect> {
  protected:
   Reports()
       : clock(kThursday - days{6}),  // the Friday before
-        store(std::make_unique<store::sqlite::SqliteStore>(dir.file("state.db"), clock)),
+        store(database.open(clock)),
         discovery(std::make_unique<lifecycle::DiscoveryService>(*store, clock)),
         relay_server(io, smtp::ServerSettings{.listen = {"127.0.0.1", 0}}, relay),
         pool(io,
@@ -99,13 +99,14 @@ class Reports : public ::testing::Test {
 
   void restart_store() {
     discovery.reset();
-    store = std::make_unique<store::sqlite::SqliteStore>(dir.file("state.db"), clock);
+    store = database.open(clock);
     discovery = std::make_unique<lifecycle::DiscoveryService>(*store, clock);
   }
 
   testing::TempDir dir;
+  testing::TestDatabase database{GetParam()};
   core::ManualClock clock;
-  std::unique_ptr<store::sqlite::SqliteStore> store;
+  std::unique_ptr<store::sql::SqlStore> store;
   std::unique_ptr<lifecycle::DiscoveryService> discovery;
   asio::io_context io;
   CapturingRelay relay;
@@ -116,7 +117,12 @@ class Reports : public ::testing::Test {
   core::Company acme;
 };
 
-TEST_F(Reports, ThursdayReportListsTheWeekAndGoesToBothContacts) {
+INSTANTIATE_TEST_SUITE_P(Databases, Reports,
+                         ::testing::Values(store::sql::Dialect::sqlite,
+                                           store::sql::Dialect::postgres),
+                         [](const auto& p) { return testing::dialect_name(p.param); });
+
+TEST_P(Reports, ThursdayReportListsTheWeekAndGoesToBothContacts) {
   // Friday: Alice is created with an alias; a discovered address appears.
   auto alice = store->add_user({addr("alice@acme.example"), "Alice", "Liddell"}, admin);
   store->add_alias(alice.id, addr("a.liddell@acme.example"), admin);
@@ -148,7 +154,7 @@ TEST_F(Reports, ThursdayReportListsTheWeekAndGoesToBothContacts) {
   EXPECT_NE(text.find("expiring before the next report (0)"), std::string::npos) << text;
 }
 
-TEST_F(Reports, NotSentTwiceNotEvenAcrossARestart) {
+TEST_P(Reports, NotSentTwiceNotEvenAcrossARestart) {
   store->add_user({addr("alice@acme.example")}, admin);
   run_at(kThursday);
   ASSERT_EQ(relay.messages.size(), 1u);
@@ -163,13 +169,13 @@ TEST_F(Reports, NotSentTwiceNotEvenAcrossARestart) {
   EXPECT_EQ(relay.messages.size(), 2u);
 }
 
-TEST_F(Reports, OnlyOnThursdays) {
+TEST_P(Reports, OnlyOnThursdays) {
   store->add_user({addr("alice@acme.example")}, admin);
   for (int d = 1; d < 7; ++d) run_at(kThursday + days{d});
   EXPECT_TRUE(relay.messages.empty());
 }
 
-TEST_F(Reports, AdminContactOnlyWhenTheOptionIsOn) {
+TEST_P(Reports, AdminContactOnlyWhenTheOptionIsOn) {
   auto s = store->discovery_settings(acme.id);
   s.report_include_admin = false;
   store->set_discovery_settings(acme.id, s, admin);
@@ -179,7 +185,7 @@ TEST_F(Reports, AdminContactOnlyWhenTheOptionIsOn) {
   EXPECT_EQ(relay.messages[0].to, std::vector<std::string>{"it@acme.example"});
 }
 
-TEST_F(Reports, NoReportWhenBothReportSettingsAreOff) {
+TEST_P(Reports, NoReportWhenBothReportSettingsAreOff) {
   auto s = store->discovery_settings(acme.id);
   s.report_new_users = false;
   s.report_new_aliases = false;
@@ -189,7 +195,7 @@ TEST_F(Reports, NoReportWhenBothReportSettingsAreOff) {
   EXPECT_TRUE(relay.messages.empty());
 }
 
-TEST_F(Reports, ExpiringAddressesAreListedAndCounted) {
+TEST_P(Reports, ExpiringAddressesAreListedAndCounted) {
   clock.set(kThursday - days{15});  // discovered 15 days before: expires in 6 days
   discovery->record_clean_inbound(addr("temp@acme.example"));
   run_at(kThursday);
@@ -202,7 +208,7 @@ TEST_F(Reports, ExpiringAddressesAreListedAndCounted) {
 
 // A first import creates a whole directory in one week: the report lists the first
 // kListed users and aliases (a mail of every one would be too large to send) and counts them all.
-TEST_F(Reports, LongListsAreCutAndCounted) {
+TEST_P(Reports, LongListsAreCutAndCounted) {
   const auto n = WeeklyReport::kListed + 234;
   for (std::size_t i = 0; i < n; ++i) {
     char name[40];
@@ -229,7 +235,7 @@ TEST_F(Reports, LongListsAreCutAndCounted) {
   EXPECT_LT(relay.messages[0].message.size(), 200'000u);
 }
 
-TEST_F(Reports, RelayDownMeansRetryNotLoss) {
+TEST_P(Reports, RelayDownMeansRetryNotLoss) {
   store->add_user({addr("alice@acme.example")}, admin);
   relay_server.stop();
   io.restart();
@@ -239,7 +245,7 @@ TEST_F(Reports, RelayDownMeansRetryNotLoss) {
   EXPECT_FALSE(store->report_sent(acme.id, "2026-11-26"));
 }
 
-TEST_F(Reports, MaintenanceExpiresUnhandledAddresses) {
+TEST_P(Reports, MaintenanceExpiresUnhandledAddresses) {
   discovery->record_clean_inbound(addr("temp@acme.example"));
   const auto result = run_at(clock.now() + days{21});
   ASSERT_EQ(result.expiry.changed.size(), 1u);
@@ -248,7 +254,7 @@ TEST_F(Reports, MaintenanceExpiresUnhandledAddresses) {
 
 // While an import or a sync holds the store, a maintenance run waits for it on its own
 // thread: the I/O thread (SMTP's, in serve) goes on.
-TEST_F(Reports, TheIoThreadRunsOnWhileTheStoreIsBusy) {
+TEST_P(Reports, TheIoThreadRunsOnWhileTheStoreIsBusy) {
   discovery->record_clean_inbound(addr("temp@acme.example"));
   std::promise<void> release;
   std::promise<void> holding;

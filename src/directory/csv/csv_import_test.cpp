@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "core/clock.hpp"
-#include "store/sqlite/sqlite_store.hpp"
+#include "store/sql/sql_store.hpp"
 #include "test_support.hpp"
 
 namespace mailroster::directory::csv {
@@ -129,11 +129,12 @@ TEST(ReadAhead, StopsWhenTheCallerGivesUp) {
 }
 
 // import_users: the one CSV import of the CLI and the API, against a real store.
-class ImportUsers : public ::testing::Test {
+class ImportUsers : public ::testing::TestWithParam<store::sql::Dialect> {
  protected:
   ImportUsers()
       : clock(core::TimePoint{std::chrono::sys_days{std::chrono::year{2026} / 11 / 2}}),
-        store(dir.file("state.db"), clock) {
+        owned(database.open(clock)),
+        store(*owned) {
     acme = store.add_company({"acme", "", "", {}}, admin);
     store.add_domain(acme.id, "acme.example", core::Endpoint::parse("h").value(), admin);
   }
@@ -156,16 +157,23 @@ class ImportUsers : public ::testing::Test {
 
   testing::TempDir dir;
   core::ManualClock clock;
-  store::sqlite::SqliteStore store;
+  testing::TestDatabase database{GetParam()};
+  std::unique_ptr<store::sql::SqlStore> owned;
+  store::sql::SqlStore& store;
   core::Actor admin{"admin:test"};
   core::Company acme;
 };
+
+INSTANTIATE_TEST_SUITE_P(Databases, ImportUsers,
+                         ::testing::Values(store::sql::Dialect::sqlite,
+                                           store::sql::Dialect::postgres),
+                         [](const auto& p) { return testing::dialect_name(p.param); });
 
 const char* kTwoBadRows =
     "email,role\none@acme.example,\nbad address,\ntwo@acme.example,end_user\n"
     "three@acme.example,boss\nfour@acme.example,\n";
 
-TEST_F(ImportUsers, APlanWritesNothingAndReportsEveryItemAndBadRow) {
+TEST_P(ImportUsers, APlanWritesNothingAndReportsEveryItemAndBadRow) {
   Seen seen;
   const auto before = events();
   const auto r = run(kTwoBadRows, {}, &seen);
@@ -180,7 +188,7 @@ TEST_F(ImportUsers, APlanWritesNothingAndReportsEveryItemAndBadRow) {
   EXPECT_EQ(events(), before);
 }
 
-TEST_F(ImportUsers, BadRowsHoldTheWholeImportBackUnlessSkipped) {
+TEST_P(ImportUsers, BadRowsHoldTheWholeImportBackUnlessSkipped) {
   ImportMode mode;
   mode.apply = true;
   Seen seen;
@@ -194,7 +202,7 @@ TEST_F(ImportUsers, BadRowsHoldTheWholeImportBackUnlessSkipped) {
   EXPECT_EQ(store.count_users(acme.id), 3u);
 }
 
-TEST_F(ImportUsers, NewUsersGetTheCompanysDefaultRole) {
+TEST_P(ImportUsers, NewUsersGetTheCompanysDefaultRole) {
   auto settings = store.discovery_settings(acme.id);
   settings.default_role = core::Role::end_user;
   store.set_discovery_settings(acme.id, settings, admin);
@@ -207,7 +215,7 @@ TEST_F(ImportUsers, NewUsersGetTheCompanysDefaultRole) {
 
 // What before_commit throws, after batches were written, undoes all of them: the API's apply
 // refuses this way a file that no longer plans as previewed.
-TEST_F(ImportUsers, WhatBeforeCommitThrowsUndoesEveryBatch) {
+TEST_P(ImportUsers, WhatBeforeCommitThrowsUndoesEveryBatch) {
   std::string text = "email\n";
   for (int i = 0; i < 12000; ++i) text += "u" + std::to_string(i) + "@acme.example\n";
   ImportMode mode;

@@ -700,7 +700,7 @@ struct SqlStore::Impl {
           "INSERT INTO users(company_id, domain_id, address, address_key, first_name, surname, "
           "role, source, source_id, created_at, updated_at) SELECT company_id, domain_id, "
           "address, address_key, first_name, surname, role, ?1, source_id, ?2, ?2 FROM " +
-          staged + " ORDER BY seq")
+          staged + " b ORDER BY seq")
         .bind(1, core::to_string(source))
         .bind(2, now)
         .bind(5, users)
@@ -725,7 +725,7 @@ struct SqlStore::Impl {
         "u.first_name, 'id', u.id, 'role', u.role, 'source', ?3, 'source_id', u.source_id, "
         "'surname', u.surname) FROM ";
     auto insert_audit = db.prepare(
-        audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM " + staged + ") u ORDER BY u.seq"
+        audit + (consecutive ? "(SELECT ?4 + seq AS id, * FROM " + staged + " b) u ORDER BY u.seq"
                              : staged + " b JOIN address_claims c ON c.address_key = "
                                         "b.address_key JOIN users u ON u.id = c.owner ORDER BY "
                                         "b.seq"));
@@ -1749,7 +1749,7 @@ void SqlStore::save_directory_sync(const DirectorySync& d,
             "INSERT INTO directory_syncs(company_id, kind, settings, options, frequency_hours, "
             "sealed_secret) VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, '')) "
             "ON CONFLICT(company_id, kind) DO UPDATE SET settings = ?3, options = ?4, "
-            "frequency_hours = ?5, sealed_secret = COALESCE(?6, sealed_secret)")
+            "frequency_hours = ?5, sealed_secret = COALESCE(?6, directory_syncs.sealed_secret)")
         .bind(1, d.company_id)
         .bind(2, core::to_string(d.kind))
         .bind(3, d.settings)
