@@ -9,12 +9,14 @@ PACKAGES=(
   # libraries
   libboost1.74-dev libssl-dev libsqlite3-dev sqlite3 libsodium-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libldap-dev
-  libcurl4-openssl-dev libabsl-dev
+  libcurl4-openssl-dev libabsl-dev libpq-dev
   # tests and benchmarks: real SMTP peers (swaks with TLS, Postfix's smtp-source/smtp-sink)
   libgtest-dev libgmock-dev libbenchmark-dev openssl
   swaks libnet-ssleay-perl libio-socket-ssl-perl postfix
   # a real OpenLDAP server for the directory-sync tests; GNU time for benchmark memory figures
   slapd ldap-utils time
+  # a real PostgreSQL server for the store tests (tests/postgres/pg_fixture.py starts its own)
+  postgresql-15
   # browser tests of the web UI: Debian's Chromium, driven by playwright-core from npm
   chromium nodejs
 )
@@ -42,5 +44,8 @@ export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 # slapd likewise: the tests start their own slapd on a loopback port; no system directory.
 echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
+# PostgreSQL likewise: the tests make and start their own cluster; no system "main" cluster.
+$SUDO mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/mailroster.conf >/dev/null
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

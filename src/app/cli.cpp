@@ -35,10 +35,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include "app/database.hpp"
 #include "core/discovery.hpp"
 #include "core/json.hpp"
 #include "core/text_table.hpp"
-#include "store/sqlite/sqlite_store.hpp"
 
 namespace mailroster::app {
 namespace {
@@ -213,12 +213,12 @@ struct Context {
 
   void load() {
     config = load_config(config_path).value();
-    if (!db_override.empty()) config.database_path = db_override;
+    if (!db_override.empty()) config.set_database(db_override);
   }
 
   store::Store& store() {
     if (!store_ptr) {
-      store_ptr = std::make_unique<store::sqlite::SqliteStore>(config.database_path, clock());
+      store_ptr = open_store(config, clock());
     }
     return *store_ptr;
   }
@@ -1242,7 +1242,9 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   std::function<void()> action;
 
   app.add_option("-c,--config", ctx.config_path, "TOML configuration file (optional)");
-  app.add_option("--db", ctx.db_override, "SQLite database file (overrides database.path)");
+  app.add_option("--db", ctx.db_override,
+                 "SQLite database file, or PostgreSQL URL (postgresql://...; overrides "
+                 "database.path and database.url)");
 
   int status = 0;
   verb(app, "serve", "Run the gateway service", action, [&ctx, &status] {

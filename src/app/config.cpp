@@ -9,6 +9,8 @@
 #include <sstream>
 #include <vector>
 
+#include "store/postgres/postgres_store.hpp"
+
 namespace mailroster::app {
 namespace {
 
@@ -194,6 +196,15 @@ const std::vector<Key>& schema() {
          if (err.empty() && c.database_path.empty()) return std::string("must not be empty");
          return err;
        }},
+      {"database", "url",
+       [](const toml::node& n, Config& c) {
+         auto err = set_string(n, c.database_url);
+         if (err.empty() && !store::postgres::is_postgres_url(c.database_url)) {
+           return std::string(
+               "must be a PostgreSQL URL (postgresql://...) or connection string (host=...)");
+         }
+         return err;
+       }},
       {"admin", "listen",
        [](const toml::node& n, Config& c) { return set_listen(n, c.admin_listen, 8080); }},
       {"admin", "tls_cert",
@@ -298,7 +309,22 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
   if (config.inbound.tls_cert_file.empty() != config.inbound.tls_key_file.empty()) {
     return invalid(std::string(source) + ": smtp.tls_cert and smtp.tls_key must be set together");
   }
+  if (root["database"]["path"] && root["database"]["url"]) {
+    return invalid(where(source, *root["database"]["url"].node()) +
+                       ": database.path (SQLite) and database.url (PostgreSQL) are both set; "
+                       "keep one",
+                   "database.url");
+  }
   return config;
+}
+
+void Config::set_database(const std::string& database) {
+  if (store::postgres::is_postgres_url(database)) {
+    database_url = database;
+  } else {
+    database_path = database;
+    database_url.clear();
+  }
 }
 
 core::Result<Config> load_config(const std::string& path) {

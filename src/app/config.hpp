@@ -4,6 +4,9 @@
 //
 //   [database]
 //   path = "mailroster.db"          # SQLite file (WAL); created and migrated at start
+//   url = ""                        # or PostgreSQL, shared by several gateway nodes:
+//                                   # "postgresql://mailroster@db.example/mailroster"
+//                                   # (password in PGPASSWORD or ~/.pgpass, not here)
 //
 //   [admin]
 //   listen = "127.0.0.1:8080"       # admin HTTP (healthz, metrics, API, web UI); 0 = any port
@@ -83,6 +86,7 @@ namespace mailroster::app {
 
 struct Config {
   std::string database_path = "mailroster.db";
+  std::string database_url;  // PostgreSQL; when set, database_path is not used
   core::Endpoint admin_listen{"127.0.0.1", 8080};
   std::string admin_tls_cert;
   std::string admin_tls_key;
@@ -96,11 +100,14 @@ struct Config {
   double spam_threshold = 5.0;
   reports::MaintenanceSettings maintenance{.from = ""};  // from: "mailroster@" + hostname
   std::chrono::seconds sync_check{30};
-  std::string secret_key_file;  // empty: database_path + ".key"
+  std::string secret_key_file;  // empty: database_path + ".key" (PostgreSQL: mailroster.key)
 
   std::string key_file() const {
-    return secret_key_file.empty() ? database_path + ".key" : secret_key_file;
+    if (!secret_key_file.empty()) return secret_key_file;
+    return database_url.empty() ? database_path + ".key" : "mailroster.key";
   }
+  // --db: a SQLite file, or a PostgreSQL URL or connection string.
+  void set_database(const std::string& database);
 
   static smtp::ServerSettings default_inbound();
 };

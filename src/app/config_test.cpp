@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "app/database.hpp"
+
 namespace mailroster::app {
 namespace {
 
@@ -62,6 +64,31 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"[admin\n",
                   "test.toml:1: Error while parsing table header: expected ']', saw '\\n'"}),
     [](const auto& param) { return "case" + std::to_string(param.index); });
+
+TEST(Config, PostgreSQLByUrlNotBesideAPath) {
+  auto c = parse_config("[database]\nurl = \"postgresql://mr@127.0.0.1/mail\"\n", "t.toml").value();
+  EXPECT_EQ(c.database_url, "postgresql://mr@127.0.0.1/mail");
+  EXPECT_EQ(c.key_file(), "mailroster.key");  // no SQLite file to put it beside
+  EXPECT_EQ(describe_database(c), "PostgreSQL user=mr dbname=mail host=127.0.0.1");
+  auto both = parse_config("[database]\npath = \"x.db\"\nurl = \"postgresql://h/d\"\n", "t.toml");
+  ASSERT_FALSE(both);
+  EXPECT_NE(both.error().message.find("t.toml:3"), std::string::npos) << both.error().message;
+  EXPECT_NE(both.error().message.find("keep one"), std::string::npos);
+  auto not_pg = parse_config("[database]\nurl = \"mysql://h/d\"\n", "t.toml");
+  ASSERT_FALSE(not_pg);
+  EXPECT_NE(not_pg.error().message.find("database.url must be a PostgreSQL URL"), std::string::npos)
+      << not_pg.error().message;
+  // --db takes either, and the last one given wins.
+  c.set_database("/tmp/state.db");
+  EXPECT_EQ(describe_database(c), "SQLite /tmp/state.db");
+  c.set_database("host=db.example dbname=mail password=s3cret");
+  EXPECT_EQ(describe_database(c), "PostgreSQL password=*** dbname=mail host=db.example");
+  c.set_database("postgresql://mr:s3cret@db.example:5433/mail?sslmode=require");
+  const auto shown = describe_database(c);
+  EXPECT_EQ(shown.find("s3cret"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("password=***"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("port=5433"), std::string::npos) << shown;
+}
 
 TEST(Config, ReadsTheGatewaySections) {
   auto c = parse_config(R"(

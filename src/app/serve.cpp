@@ -31,6 +31,7 @@
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "admin/ui.hpp"
+#include "app/database.hpp"
 #include "core/work_queue.hpp"
 #include "directory/graph/graph_directory.hpp"
 #include "directory/ldap/ldap_directory.hpp"
@@ -43,7 +44,6 @@
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "store/secret_box.hpp"
-#include "store/sqlite/sqlite_store.hpp"
 #include "verify/verifier.hpp"
 
 namespace mailroster::app {
@@ -196,9 +196,10 @@ int serve(const Config& config, store::Store& store) {
   lifecycle::DiscoveryService discovery(store, clock);
   verify::HarvestGuard harvest(config.harvest);
   // The SMTP path's lookups (domain, address owner, settings) use a connection of their own:
-  // SQLite's WAL lets it read the last committed state while an import or a directory sync
-  // holds the main connection's write transaction, so RCPT answers do not wait for them.
-  store::sqlite::SqliteStore lookups(config.database_path, clock);
+  // it reads the last committed state (SQLite's WAL; PostgreSQL's MVCC) while an import or a
+  // directory sync holds the main connection's write transaction, so RCPT answers do not wait.
+  const auto lookups_store = open_store(config, clock);
+  auto& lookups = *lookups_store;
   // Its discovery counts are writes (through the main connection): they go to a queue of
   // their own, off the I/O thread. Declared after what its tasks use (discovery, metrics) and
   // before the gateways that post to it: it is drained after the gateways are gone and before
@@ -339,7 +340,7 @@ int serve(const Config& config, store::Store& store) {
   http.start();
   inbound.start();
   outbound.start();
-  spdlog::info("database {}", config.database_path);
+  spdlog::info("database {}", describe_database(config));
   spdlog::info("admin HTTP{} listening on {}:{}", config.admin_tls_cert.empty() ? "" : "S",
                config.admin_listen.host, http.port());
   spdlog::info("inbound SMTP listening on {}:{} as {}{}", config.inbound.listen.host,

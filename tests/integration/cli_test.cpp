@@ -421,12 +421,16 @@ TEST_F(Cli, DatabasePathComesFromTheConfigFile) {
 
 // ---- serve ----------------------------------------------------------------------------------
 
-class Serve : public ::testing::Test {
+// serve on either database: SQLite, or PostgreSQL (several nodes on one database).
+class Serve : public ::testing::TestWithParam<store::sql::Dialect> {
  protected:
   std::string config(const std::string& listen, const std::string& more = "") {
     const auto path = dir.file("serve.toml");
-    write_file(path, "[database]\npath = \"" + dir.file("state.db") + "\"\n[admin]\nlisten = \"" +
-                         listen +
+    const auto database = GetParam() == store::sql::Dialect::sqlite
+                              ? "path = \"" + database_.location() + "\""
+                              : "url = \"" + database_.location() + "\"";
+    write_file(path, "[database]\n" + database + "\n[secrets]\nkey_file = \"" + dir.file("key") +
+                         "\"\n[admin]\nlisten = \"" + listen +
                          "\"\n[smtp]\ninbound_listen = \"127.0.0.1:0\"\n"
                          "[outbound]\nlisten = \"127.0.0.1:0\"\n" +
                          more);
@@ -450,14 +454,26 @@ class Serve : public ::testing::Test {
   }
 
   TempDir dir;
+  TestDatabase database_{GetParam()};
 };
 
-TEST_F(Serve, AnswersHealthzAndStopsCleanlyOnSigterm) {
+INSTANTIATE_TEST_SUITE_P(Databases, Serve,
+                         ::testing::Values(store::sql::Dialect::sqlite,
+                                           store::sql::Dialect::postgres),
+                         [](const auto& p) { return dialect_name(p.param); });
+
+TEST_P(Serve, AnswersHealthzAndStopsCleanlyOnSigterm) {
   BackgroundProcess serve(MAILROSTER_BINARY, {"--config", config("127.0.0.1:0"), "serve"});
   ASSERT_TRUE(serve.wait_for_err("admin HTTP listening", 10s)) << serve.err();
   const int port = port_from_log(serve.err());
   ASSERT_GT(port, 0) << serve.err();
-  EXPECT_NE(serve.err().find(dir.file("state.db")), std::string::npos);
+  EXPECT_NE(
+      serve.err().find(
+          GetParam() == store::sql::Dialect::sqlite
+              ? "database SQLite " + database_.location()
+              : std::string("database PostgreSQL user=mailroster dbname=postgres host=127.0.0.1")),
+      std::string::npos)
+      << serve.err();
 
   auto health = http_get(port, "/healthz");
   EXPECT_EQ(health.status, 200);
@@ -468,8 +484,11 @@ TEST_F(Serve, AnswersHealthzAndStopsCleanlyOnSigterm) {
 
   // The CLI and the running service share the database.
   auto add =
-      run_command(MAILROSTER_BINARY, {"--db", dir.file("state.db"), "company", "add", "acme"});
+      run_command(MAILROSTER_BINARY, {"--db", database_.location(), "company", "add", "acme"});
   EXPECT_EQ(add.status, 0) << add.err;
+  auto list =
+      run_command(MAILROSTER_BINARY, {"--config", dir.file("serve.toml"), "company", "list"});
+  EXPECT_NE(list.out.find("acme"), std::string::npos) << list.out << list.err;
 
   serve.signal(SIGTERM);
   EXPECT_EQ(serve.wait(10s), 0) << serve.err();
@@ -477,7 +496,7 @@ TEST_F(Serve, AnswersHealthzAndStopsCleanlyOnSigterm) {
   EXPECT_EQ(http_get(port, "/healthz").status, 0);
 }
 
-TEST_F(Serve, StopsCleanlyOnSigint) {
+TEST_P(Serve, StopsCleanlyOnSigint) {
   BackgroundProcess serve(MAILROSTER_BINARY, {"--config", config("127.0.0.1:0"), "serve"});
   ASSERT_TRUE(serve.wait_for_err("admin HTTP listening", 10s)) << serve.err();
   serve.signal(SIGINT);
@@ -487,7 +506,7 @@ TEST_F(Serve, StopsCleanlyOnSigint) {
 
 // Two nodes on one database: syncs, expiry and reports run on the one holding the scheduler
 // lease; when it stops, the other takes over.
-TEST_F(Serve, TwoNodesOnOneDatabaseRunScheduledWorkOnce) {
+TEST_P(Serve, TwoNodesOnOneDatabaseRunScheduledWorkOnce) {
   const auto cfg = config("127.0.0.1:0", "[maintenance]\ninterval = \"1s\"\nsync_check = \"1s\"\n");
   BackgroundProcess a(MAILROSTER_BINARY, {"--config", cfg, "serve"});
   ASSERT_TRUE(a.wait_for_err("runs directory syncs, expiry and reports", 10s)) << a.err();
@@ -515,7 +534,7 @@ TEST_F(Serve, TwoNodesOnOneDatabaseRunScheduledWorkOnce) {
   EXPECT_EQ(b.wait(10s), 0) << b.err();
 }
 
-TEST_F(Serve, PortInUseIsOneClearLine) {
+TEST_P(Serve, PortInUseIsOneClearLine) {
   BackgroundProcess first(MAILROSTER_BINARY, {"--config", config("127.0.0.1:0"), "serve"});
   ASSERT_TRUE(first.wait_for_err("admin HTTP listening", 10s));
   const int port = port_from_log(first.err());

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "store/sql/sql_store.hpp"
 
@@ -20,5 +21,9 @@ class PostgresStore final : public sql::SqlStore {
 // Whether a database setting names PostgreSQL (a postgres:// or postgresql:// URI, or a libpq
 // key=value string) rather than a SQLite file.
 bool is_postgres_url(std::string_view database);
+
+// The connection string as key=value pairs, with any password in it masked (password=***),
+// for logs and messages.
+std::string redact_password(std::string_view conninfo);
 
 }  // namespace mailroster::store::postgres

@@ -1,0 +1,20 @@
+#include "app/database.hpp"
+
+#include "store/postgres/postgres_store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace mailroster::app {
+
+std::unique_ptr<store::Store> open_store(const Config& config, const core::Clock& clock) {
+  if (!config.database_url.empty()) {
+    return std::make_unique<store::postgres::PostgresStore>(config.database_url, clock);
+  }
+  return std::make_unique<store::sqlite::SqliteStore>(config.database_path, clock);
+}
+
+std::string describe_database(const Config& config) {
+  if (config.database_url.empty()) return "SQLite " + config.database_path;
+  return "PostgreSQL " + store::postgres::redact_password(config.database_url);
+}
+
+}  // namespace mailroster::app
