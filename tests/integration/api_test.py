@@ -21,6 +21,9 @@ import threading
 import time
 import unittest
 
+import databases
+from databases import database_toml, new_database
+
 BINARY = None
 PASSWORD = "correct horse battery"
 
@@ -66,7 +69,7 @@ class Api(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="mailroster-api-")
-        db = cls.db = os.path.join(cls.dir, "state.db")
+        db = cls.db = new_database(cls.dir)
         for name in ("acme", "globex"):
             cli(db, "company", "add", name)
             cli(db, "domain", "add", f"{name}.example", "--company", name,
@@ -81,7 +84,7 @@ class Api(unittest.TestCase):
         cls.ids = {u["address"]: u["id"] for u in users}
         config = os.path.join(cls.dir, "c.toml")
         with open(config, "w") as f:
-            f.write(f'[database]\npath = "{db}"\n[admin]\nlisten = "127.0.0.1:0"\n'
+            f.write(f'[database]\n{database_toml(db, cls.dir)}\n[admin]\nlisten = "127.0.0.1:0"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n')
         log_path = os.path.join(cls.dir, "serve.log")
         cls.log = open(log_path, "w")
@@ -258,15 +261,13 @@ class Api(unittest.TestCase):
 
     def discover(self, address, company="acme"):
         """Puts an address on the discovered list, as the mail flow would."""
-        import sqlite3
-        con = sqlite3.connect(self.db)
-        cid, did = con.execute("SELECT c.id, d.id FROM companies c JOIN domains d ON "
-                               "d.company_id = c.id WHERE c.name = ?", (company,)).fetchone()
-        con.execute("INSERT INTO discovered_addresses(company_id, domain_id, address, address_key,"
-                    " first_seen, discovered_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (cid, did, address, address.lower(), int(time.time()), int(time.time())))
-        con.commit()
-        con.close()
+        now = int(time.time())
+        databases.execute(
+            self.db,
+            "INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, "
+            f"first_seen, discovered_at) SELECT c.id, d.id, '{address}', '{address.lower()}', "
+            f"{now}, {now} FROM companies c JOIN domains d ON d.company_id = c.id "
+            f"WHERE c.name = '{company}' AND d.name = '{address.split('@')[1]}'")
 
     def test_the_select_menu_on_discovered_addresses(self):
         for a in ("new1@acme.example", "room@acme.example", "spam@acme.example",
@@ -639,7 +640,8 @@ class ApiOverTls(unittest.TestCase):
         import ssl
         d = tempfile.mkdtemp(prefix="mailroster-api-tls-")
         try:
-            cert, key, db = (os.path.join(d, n) for n in ("cert.pem", "key.pem", "s.db"))
+            cert, key = (os.path.join(d, n) for n in ("cert.pem", "key.pem"))
+            db = new_database(d)
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                             key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
                             "-addext", "subjectAltName=IP:127.0.0.1"],
@@ -651,7 +653,8 @@ class ApiOverTls(unittest.TestCase):
                 admin_port = probe.getsockname()[1]
             config = os.path.join(d, "c.toml")
             with open(config, "w") as f:
-                f.write(f'[database]\npath = "{db}"\n[admin]\nlisten = "127.0.0.1:{admin_port}"\n'
+                f.write(f'[database]\n{database_toml(db, d)}\n[admin]\n'
+                        f'listen = "127.0.0.1:{admin_port}"\n'
                         f'tls_cert = "{cert}"\ntls_key = "{key}"\n[smtp]\n'
                         'inbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n')
             log_path = os.path.join(d, "serve.log")
@@ -712,8 +715,10 @@ def main():
     global BINARY
     p = argparse.ArgumentParser()
     p.add_argument("--binary", required=True)
+    p.add_argument("--postgres", help="run on the test PostgreSQL server this file names")
     a, rest = p.parse_known_args()
     BINARY = os.path.abspath(a.binary)
+    databases.POSTGRES = a.postgres
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
 
 

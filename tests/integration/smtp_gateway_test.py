@@ -22,6 +22,9 @@ import time
 import unittest
 import urllib.request
 
+import databases
+from databases import database_toml, new_database
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BINARY = None
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -81,7 +84,7 @@ class Gateway(unittest.TestCase):
         dead_port = free_port()
         cls.admin_port = free_port()  # fixed, so that the CLI finds the running service
 
-        cls.db = os.path.join(cls.dir, "state.db")
+        cls.db = new_database(cls.dir)
         cls.cli("company", "add", "acme", "--tech-contact", "it@acme.example", "--relay-network", "127.0.0.1/32")
         for domain, dest in [("acme.example", cls.mtas["main"][0]), ("catchall.example", cls.mtas["catchall"][0]),
                              ("drop.example", cls.mtas["drop"][0]), ("busy.example", cls.mtas["busy"][0]),
@@ -105,13 +108,13 @@ class Gateway(unittest.TestCase):
                        check=True, capture_output=True)
         config = os.path.join(cls.dir, "mailroster.toml")
         with open(config, "w") as f:
-            f.write('[database]\npath = "%s"\n[admin]\nlisten = "127.0.0.1:%d"\n'
+            f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:%d"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
                     'max_message_size = 200000\ntls_cert = "%s"\ntls_key = "%s"\nidle_timeout = "20s"\n'
                     '[relay]\nconnect_timeout = "1s"\ncommand_timeout = "1s"\n'
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
                     '[harvest]\nslow_after = 1000\nrefuse_after = 1000\n'  # tested in Limits
-                    % (cls.db, cls.admin_port, cert, key, cls.mtas["main"][0]))
+                    % (database_toml(cls.db, cls.dir), cls.admin_port, cert, key, cls.mtas["main"][0]))
         cls.config = config
         cls.log_path = os.path.join(cls.dir, "serve.log")
         cls.serve, cls.log, ports = start_serve(config, cls.log_path)
@@ -511,13 +514,13 @@ class Limits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="mailroster-limits-")
-        db = os.path.join(cls.dir, "state.db")
+        db = new_database(cls.dir)
         config = os.path.join(cls.dir, "mailroster.toml")
         with open(config, "w") as f:
-            f.write('[database]\npath = "%s"\n[admin]\nlisten = "127.0.0.1:0"\n'
+            f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nidle_timeout = "1s"\n'
                     'max_connections_per_client = 2\n[outbound]\nlisten = "127.0.0.1:0"\n'
-                    '[harvest]\nslow_after = 2\nrefuse_after = 4\ndelay = "1s"\nblock = "10m"\n' % db)
+                    '[harvest]\nslow_after = 2\nrefuse_after = 4\ndelay = "1s"\nblock = "10m"\n' % database_toml(db, cls.dir))
         for args in (["company", "add", "quiet"],
                      ["domain", "add", "quiet.example", "--company", "quiet", "--destination", "127.0.0.1:9"]):
             subprocess.run([BINARY, "--db", db] + args, check=True, capture_output=True)
@@ -584,6 +587,8 @@ class Limits(unittest.TestCase):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
+    parser.add_argument("--postgres", help="run on the test PostgreSQL server this file names")
     args, rest = parser.parse_known_args()
     BINARY = os.path.abspath(args.binary)
+    databases.POSTGRES = args.postgres
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

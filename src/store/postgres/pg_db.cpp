@@ -244,9 +244,12 @@ void Statement::execute() {
   }
   if (result_) PQclear(result_);
   result_ = nullptr;
-  result_ = db_.check(PQexecParams(db_.conn_, sql.c_str(), static_cast<int>(params.size()),
-                                   types.data(), params.data(), nullptr, nullptr, 0),
-                      "query");
+  result_ = db_.run(
+      [&] {
+        return PQexecParams(db_.conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
+                            params.data(), nullptr, nullptr, 0);
+      },
+      "query");
   rows_ = PQntuples(result_);
   row_ = -1;
 }
@@ -308,6 +311,19 @@ Database::~Database() {
   if (conn_) PQfinish(conn_);
 }
 
+template <class Send>
+pg_result* Database::run(Send&& send, std::string_view what) {
+  pg_result* result = send();
+  const auto status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  const bool failed = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+  if (failed && PQstatus(conn_) == CONNECTION_BAD && !in_transaction()) {
+    if (result) PQclear(result);
+    PQreset(conn_);
+    result = send();
+  }
+  return check(result, what);
+}
+
 pg_result* Database::check(pg_result* result, std::string_view what) {
   const auto status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
@@ -326,7 +342,8 @@ pg_result* Database::check(pg_result* result, std::string_view what) {
 }
 
 void Database::exec(std::string_view sql) {
-  PQclear(check(PQexec(conn_, std::string(sql).c_str()), "exec"));
+  const std::string text(sql);
+  PQclear(run([&] { return PQexec(conn_, text.c_str()); }, "exec"));
 }
 
 sql::ScopedStatement Database::prepare(std::string_view sql) {

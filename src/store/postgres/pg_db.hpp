@@ -79,7 +79,12 @@ class Database final : public sql::Database {
 
  private:
   friend class Statement;
-  // Takes a result: throws DbError unless it succeeded; records its row count.
+  // Sends a command (send() returns its result) and checks the result: throws DbError unless it
+  // succeeded; records its row count. A connection the server dropped (a restart, a failover,
+  // an idle timeout) is opened again, and the command sent again when no transaction was open
+  // on it (one was lost with the connection: that command fails, the next one works).
+  template <class Send>
+  pg_result* run(Send&& send, std::string_view what);
   pg_result* check(pg_result* result, std::string_view what);
   pg_conn* conn_ = nullptr;
   int changes_ = 0;

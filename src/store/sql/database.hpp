@@ -168,6 +168,7 @@ class Database {
   // Starts a transaction that takes the write lock at once, so writers queue instead of
   // failing mid-transaction (SQLite: BEGIN IMMEDIATE).
   virtual void begin() = 0;
+  bool in_transaction() const { return transaction_depth_ > 0; }
 
  private:
   friend class Transaction;

@@ -159,5 +159,32 @@ TEST_P(DatabaseTest, ATransactionRollsBackUnlessCommittedAndSavepointsNest) {
   EXPECT_EQ(db->changes(), 2);
 }
 
+// A server that drops the connection (a restart, a failover, an idle timeout): the next
+// command reconnects and runs, unless a transaction was open on the lost connection, when that
+// command fails and the one after it works.
+TEST(PostgresConnection, AConnectionTheServerDroppedIsOpenedAgain) {
+  const testing::TestDatabase database(Dialect::postgres);
+  auto db = database.connect();
+  auto other = database.connect();
+  auto drop = [&] {
+    auto pid = db->prepare("SELECT pg_backend_pid()");
+    ASSERT_TRUE(pid.step());
+    auto kill = other->prepare("SELECT pg_terminate_backend(CAST(?1 AS INTEGER))");
+    kill.bind(1, pid.int64(0));
+    ASSERT_TRUE(kill.step());
+    ASSERT_TRUE(kill.boolean(0));
+  };
+  drop();
+  auto one = db->prepare("SELECT 1");
+  ASSERT_TRUE(one.step());
+  EXPECT_EQ(one.int64(0), 1);
+  {
+    Transaction tx(*db);
+    drop();
+    EXPECT_THROW(db->exec("SELECT 1"), DbError);
+  }
+  EXPECT_NO_THROW(db->exec("SELECT 1"));
+}
+
 }  // namespace
 }  // namespace mailroster::store::sql
