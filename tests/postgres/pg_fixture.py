@@ -54,7 +54,8 @@ def start(path):
                    check=True, stdout=subprocess.DEVNULL)
     port = free_port()
     options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+               "-c shared_buffers=1GB")
     subprocess.run(as_owner([f"{bin_}/pg_ctl", "-D", cluster, "-o", options,
                              "-l", os.path.join(data, "server.log"), "-w", "-t", "60", "start"]),
                    check=True, stdout=subprocess.DEVNULL)
