@@ -86,6 +86,8 @@ class Database final : public sql::Database {
   template <class Send>
   pg_result* run(Send&& send, std::string_view what);
   pg_result* check(pg_result* result, std::string_view what);
+  // The session's settings, on a new connection and on one opened again.
+  void configure();
   pg_conn* conn_ = nullptr;
   int changes_ = 0;
   struct TextHash {

@@ -178,6 +178,9 @@ TEST(PostgresConnection, AConnectionTheServerDroppedIsOpenedAgain) {
   auto one = db->prepare("SELECT 1");
   ASSERT_TRUE(one.step());
   EXPECT_EQ(one.int64(0), 1);
+  auto setting = db->prepare("SELECT current_setting('random_page_cost')");
+  ASSERT_TRUE(setting.step());
+  EXPECT_EQ(setting.text(0), "1.1") << "the new connection has the session's settings";
   {
     Transaction tx(*db);
     drop();

@@ -136,6 +136,31 @@ TEST_P(StoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
   EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::user);
 }
 
+// Two nodes (two stores on one database) write one at a time: a write transaction waits for
+// the other's to end (SQLite: the file's write lock; PostgreSQL: an advisory lock every write
+// transaction takes), so that read-decide-write in one transaction cannot interleave with
+// another node's. On PostgreSQL the lease, one statement, is renewed meanwhile.
+TEST_P(StoreTest, AnotherNodesWriteWaitsForAnOpenOne) {
+  add_acme();
+  auto other_owned = database.open(clock);
+  auto& other = *other_owned;
+  HeldWrite writer(store, [&] { add_user("ann@acme.example"); });
+  auto bob = std::async(std::launch::async, [&] {
+    NewUser u;
+    u.address = addr("bob@acme.example");
+    return other.add_user(u, actor);
+  });
+  EXPECT_EQ(bob.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout)
+      << "a write went ahead of an open write transaction";
+  if (GetParam() == Dialect::postgres) {  // a third node: the second one waits, as it should
+    const auto third = database.open(clock);
+    EXPECT_TRUE(third->hold_lease("scheduler", "node-c", clock.now(), std::chrono::seconds(60)));
+  }
+  writer.release();
+  EXPECT_EQ(bob.get().address.str(), "bob@acme.example");
+  EXPECT_TRUE(other.find_user(addr("ann@acme.example")));
+}
+
 // The same store's reads, from another thread, while one thread holds it in a long write
 // transaction (a sync or an import started from the admin API): they are answered at once,
 // from the last committed state, on a connection of their own; the writing thread reads its
