@@ -10,7 +10,8 @@
 # The Postfix instance is private (its own config, queue and ports in a temp dir); the
 # system Postfix instance is never touched. Needs root (Postfix's master runs as root).
 #
-# Usage: bench/smtp_vs_postfix.sh [build/mailroster]   (MSGS, SESSIONS, SIZE in the env)
+# Usage: bench/smtp_vs_postfix.sh [build/mailroster]   (MSGS, SESSIONS, SIZE in the env;
+#        DATABASE=postgres: mailroster on a PostgreSQL server of its own, tests/postgres/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/mailroster}")
@@ -24,6 +25,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # 10,000 idle sessions need the d
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -f "$WORK/postfix/etc/main.cf" ]; then postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 || true; fi
+  if [ -f "$WORK/pg.json" ]; then python3 tests/postgres/pg_fixture.py stop "$WORK/pg.json" || true; fi
   sleep 0.5
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
@@ -42,13 +44,24 @@ wait_port "$SINK"
 # ---- mailroster -------------------------------------------------------------------------
 MR_SMTP=$(free_port)
 MR_ADMIN=$(free_port)
-DB="$WORK/mailroster.db"
+if [ "${DATABASE:-sqlite}" = postgres ]; then
+  python3 tests/postgres/pg_fixture.py start "$WORK/pg.json" >/dev/null
+  CONN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['conninfo'])" "$WORK/pg.json")
+  psql -q "$CONN" -c "CREATE DATABASE bench"
+  DB="${CONN/dbname=postgres/dbname=bench}"
+  DB_KEY=url
+else
+  DB="$WORK/mailroster.db"
+  DB_KEY=path
+fi
 "$BIN" --db "$DB" company add bench >/dev/null
 "$BIN" --db "$DB" domain add bench.example --company bench --destination 127.0.0.1:"$SINK" >/dev/null
 "$BIN" --db "$DB" discovery set --company bench enabled=true >/dev/null
 cat > "$WORK/mailroster.toml" <<TOML
 [database]
-path = "$DB"
+$DB_KEY = "$DB"
+[secrets]
+key_file = "$WORK/secrets.key"
 [admin]
 listen = "127.0.0.1:$MR_ADMIN"
 [smtp]
