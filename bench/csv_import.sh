@@ -12,23 +12,8 @@ ROWS=${ROWS:-1000000}
 ALIAS_ROWS=${ALIAS_ROWS:-100000}
 WORK=$(mktemp -d /tmp/mailroster-csv-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-python3 - "$WORK/users.csv" "$ROWS" <<'PY'
-import sys
-path, rows = sys.argv[1], int(sys.argv[2])
-with open(path, "w") as f:
-    f.write("email,first_name,surname,role,type,aliases\n")
-    for i in range(rows):
-        f.write(f"user{i}@bench.example,First{i},Last{i},silent_user,user,\n")
-PY
-python3 - "$WORK/aliases.csv" "$ALIAS_ROWS" <<'PY'
-import sys
-path, rows = sys.argv[1], int(sys.argv[2])
-with open(path, "w") as f:
-    f.write("email,first_name,surname,role,type,aliases\n")
-    for i in range(rows):
-        f.write(f"user{i}@alias.example,First{i},Last{i},silent_user,user,"
-                f"first.{i}@alias.example;f.last{i}@alias.example\n")
-PY
+python3 bench/users_csv.py "$WORK/users.csv" "$ROWS"
+python3 bench/users_csv.py "$WORK/aliases.csv" "$ALIAS_ROWS" alias.example --aliases
 DB="$WORK/m.db"
 "$BIN" --db "$DB" company add bench >/dev/null
 "$BIN" --db "$DB" domain add bench.example --company bench --destination 127.0.0.1:25 >/dev/null

@@ -16,14 +16,7 @@ CONN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['conninfo
 psql -q "$CONN" -c "CREATE DATABASE bench" -c "CREATE DATABASE plain"
 DB="${CONN/dbname=postgres/dbname=bench}"
 PLAIN="${CONN/dbname=postgres/dbname=plain}"
-python3 - "$WORK/users.csv" "$ROWS" <<'PY'
-import sys
-path, rows = sys.argv[1], int(sys.argv[2])
-with open(path, "w") as f:
-    f.write("email,first_name,surname,role,type,aliases\n")
-    for i in range(rows):
-        f.write(f"user{i}@bench.example,First{i},Last{i},silent_user,user,\n")
-PY
+python3 bench/users_csv.py "$WORK/users.csv" "$ROWS"
 "$BIN" --db "$DB" company add bench >/dev/null
 "$BIN" --db "$DB" domain add bench.example --company bench --destination 127.0.0.1:25 >/dev/null
 t0=$(date +%s.%N)

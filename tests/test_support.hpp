@@ -7,12 +7,27 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "core/clock.hpp"
+#include "core/error.hpp"
 #include "core/sync_planner.hpp"
 #include "store/sql/sql_store.hpp"
 #include "store/store.hpp"
 
 namespace mailroster::testing {
+
+// Expects f to throw core::Failure with this code and a message containing text.
+template <class F>
+void expect_failure(F&& f, core::ErrorCode code, const std::string& text) {
+  try {
+    f();
+    ADD_FAILURE() << "no failure; expected " << core::to_string(code) << ": " << text;
+  } catch (const core::Failure& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
 
 class TempDir {
  public:

@@ -22,17 +22,7 @@ using namespace std::chrono;
 
 Address addr(const char* text) { return Address::parse(text).value(); }
 
-// Expects f to throw core::Failure with this code and a message containing text.
-template <class F>
-void expect_failure(F&& f, ErrorCode code, const std::string& text) {
-  try {
-    f();
-    ADD_FAILURE() << "no failure; expected " << core::to_string(code) << ": " << text;
-  } catch (const Failure& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
-  }
-}
+using testing::expect_failure;
 
 // Every test here runs on both databases: SQLite, and a real PostgreSQL server.
 class StoreTest : public ::testing::TestWithParam<Dialect> {
