@@ -192,6 +192,22 @@ TEST_F(Cli, BadInputExitsOneWithOneLineAndWritesNothing) {
   EXPECT_EQ(ok({"user", "list", "--json"}), before_users);
 }
 
+// A PostgreSQL server that does not answer: exit 1 with libpq's reason on one line, for the
+// CLI and for serve alike (nothing listens on 127.0.0.1:1).
+TEST_F(Cli, AnUnreachablePostgreSQLIsOneClearLine) {
+  const std::string url = "postgresql://mailroster@127.0.0.1:1/mailroster";
+  const auto toml = dir.file("pg.toml");
+  write_file(toml, "[database]\nurl = \"" + url + "\"\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--db", url, "company", "list"},
+                                                                {"--config", toml, "serve"}}) {
+    const auto r = run_command(MAILROSTER_BINARY, args);
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_EQ(r.err.rfind("error: cannot connect to PostgreSQL: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("Connection refused; Is the server running"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
 TEST_F(Cli, DiscoverySettingsShowAndChangeWithValidation) {
   acme();
   auto shown = json::parse(ok({"discovery", "settings", "--company", "acme", "--json"}));

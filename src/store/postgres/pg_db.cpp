@@ -68,6 +68,23 @@ std::string array_text(const sql::RowSet& rows, int column) {
 
 void ignore_notice(void*, const char*) {}
 
+// libpq's message on one line: its lines (a HINT, "Is the server running ...?") joined by "; ".
+std::string one_line(std::string message) {
+  std::string out;
+  bool pending = false;
+  for (char c : message) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      pending = true;
+      continue;
+    }
+    if (pending && !out.empty()) out += c == ' ' ? ";" : "; ";
+    pending = false;
+    out += c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
 }  // namespace
 
 Statement::Statement(Database& db, std::string_view sql) : db_(db) {
@@ -298,8 +315,7 @@ Database::Database(const std::string& conninfo) {
     std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
-      message.pop_back();
+    message = one_line(std::move(message));
     throw sql::DbError(false, "cannot connect to PostgreSQL: " + message);
   }
   PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
@@ -346,7 +362,7 @@ pg_result* Database::check(pg_result* result, std::string_view what) {
   const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   const bool constraint = state && state[0] == '2' && state[1] == '3';  // class 23
   if (result) PQclear(result);
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  message = one_line(std::move(message));
   // A connection the server closed is opened again for the next call (this one failed).
   if (PQstatus(conn_) == CONNECTION_BAD) {
     PQreset(conn_);
