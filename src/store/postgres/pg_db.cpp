@@ -194,11 +194,9 @@ sql::Statement& Statement::bind(int index, const sql::RowSet& rows) {
 
 void Statement::execute() {
   std::string sql;
-  std::vector<std::string> storage;  // the values' text, where they are not in values_
   std::vector<const char*> params;
   std::vector<Oid> types;
   std::map<int, int> placed;  // SQLite number -> first $ number
-  storage.reserve(values_.size() * 2);
   auto add = [&](const char* value, Oid type) {
     params.push_back(value);
     types.push_back(type);
@@ -344,11 +342,19 @@ pg_result* Database::run(Send&& send, std::string_view what) {
   const bool failed = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
   if (failed && PQstatus(conn_) == CONNECTION_BAD && !in_transaction()) {
     if (result) PQclear(result);
-    PQreset(conn_);
-    if (PQstatus(conn_) == CONNECTION_OK) configure();
+    reconnect();
     result = send();
   }
   return check(result, what);
+}
+
+void Database::reconnect() {
+  PQreset(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK) return;  // the command sent next reports it
+  try {
+    configure();
+  } catch (const sql::DbError&) {  // NOLINT(bugprone-empty-catch): the next command reports it
+  }
 }
 
 pg_result* Database::check(pg_result* result, std::string_view what) {
@@ -364,15 +370,7 @@ pg_result* Database::check(pg_result* result, std::string_view what) {
   if (result) PQclear(result);
   message = one_line(std::move(message));
   // A connection the server closed is opened again for the next call (this one failed).
-  if (PQstatus(conn_) == CONNECTION_BAD) {
-    PQreset(conn_);
-    if (PQstatus(conn_) == CONNECTION_OK) {
-      try {
-        configure();
-      } catch (const sql::DbError&) {  // NOLINT(bugprone-empty-catch): the next call reports it
-      }
-    }
-  }
+  if (PQstatus(conn_) == CONNECTION_BAD) reconnect();
   throw sql::DbError(constraint, std::string(what) + ": " + message);
 }
 

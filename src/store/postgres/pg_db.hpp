@@ -88,6 +88,8 @@ class Database final : public sql::Database {
   pg_result* check(pg_result* result, std::string_view what);
   // The session's settings, on a new connection and on one opened again.
   void configure();
+  // Opens the connection again (PQreset) and restores the session's settings.
+  void reconnect();
   pg_conn* conn_ = nullptr;
   int changes_ = 0;
   struct TextHash {

@@ -2039,9 +2039,17 @@ std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
       e.actor = s.text(3);
       e.action = s.text(4);
       e.object = s.text(5);
-      e.before = compact_json(s.text(6));
-      e.after = compact_json(s.text(7));
-      if (e.action == "user.add" && !e.after.empty()) e.after = whole_user_add_after(e);
+      e.before = s.text(6);
+      e.after = s.text(7);
+      // A user.add event's after is written out again whole (compact, whoever wrote it);
+      // PostgreSQL's other JSON is made compact here. SQLite's already is: no work for it.
+      const bool postgres = I.backend.dialect == Dialect::postgres;
+      if (postgres) e.before = compact_json(std::move(e.before));
+      if (e.action == "user.add" && !e.after.empty()) {
+        e.after = whole_user_add_after(e);
+      } else if (postgres) {
+        e.after = compact_json(std::move(e.after));
+      }
       out.push_back(std::move(e));
     }
     return out;
