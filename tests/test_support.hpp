@@ -65,6 +65,7 @@ class BackgroundProcess {
   // Waits up to timeout for text to appear on stderr; returns whether it did.
   bool wait_for_err(const std::string& text, std::chrono::milliseconds timeout) const;
   void signal(int sig) const;
+  int pid() const { return pid_; }
   // Waits up to timeout for exit; returns the exit status (128 + signal), or -1 on timeout.
   int wait(std::chrono::milliseconds timeout);
 

@@ -490,7 +490,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"GET", "/api/v1/companies/{company}/audit",
        "The company's audit trail, newest first; ?limit=&offset=", false,
        in_company([this](Req req, Who, const core::Company& co) {
-         return page_of(store_.list_audit({co.id, 0}), req.query);
+         // Paged by the store: a company's trail grows without end.
+         const auto page = page_params(query_params(req.query));
+         if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
+         const auto& p = std::get<Page>(page);
+         return page_json(store_.list_audit({co.id, p.limit, p.offset}), p,
+                          store_.count_audit(co.id));
        })},
       {"POST", "/api/v1/companies", "Add a company (operators)", false,
        [this, actor_of](Req req, Who c) {

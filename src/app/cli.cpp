@@ -147,6 +147,7 @@ struct LoginArgs {
 struct MaintainArgs {
   std::string at;
   std::string company;
+  bool force = false;  // run without the scheduler lease
 };
 
 struct InvalidArgs {
@@ -166,6 +167,7 @@ struct VerifyArgs {
 struct AuditArgs {
   std::string company;
   std::size_t limit = 50;
+  std::size_t offset = 0;
 };
 
 // What every verb needs: options shared by all, and the store opened on first use.
@@ -626,6 +628,7 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
                       store::AuditFilter f;
                       if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
                       f.limit = opt.limit;
+                      f.offset = opt.offset;
                       const auto events = ctx.store().list_audit(f);
                       if (ctx.json_output) return ctx.print_json(events);
                       std::vector<std::vector<std::string>> rows;
@@ -636,6 +639,7 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
                     });
   list->add_option("--company", opt.company, "Only this company's events");
   list->add_option("--limit", opt.limit, "At most this many (default 50, 0 = all)");
+  list->add_option("--offset", opt.offset, "Pass over this many of the newest first");
   add_json_flag(list, ctx);
 }
 
@@ -863,6 +867,38 @@ void invalid_commands(CLI::App& app, Context& ctx, std::function<void()>& action
   remove->add_option("address", opt.address, "Address")->required();
 }
 
+// The scheduler lease for a run by hand: taken for a term, given up at the end. Without it
+// (held elsewhere), a clear refusal naming the holder, unless forced.
+class ManualLease {
+ public:
+  ManualLease(store::Store& store, bool force) : store_(store), holder_(lease_holder_id()) {
+    const auto now = core::SystemClock().now();
+    if (store_.hold_lease(kSchedulerLease, holder_, now, kTerm)) {
+      held_ = true;
+    } else if (!force) {
+      throw Failure(ErrorCode::conflict,
+                    "the scheduler lease is held by " +
+                        store_.lease_holder(kSchedulerLease, now).value_or("another process") +
+                        " (a running serve does this work on schedule); --force runs it here "
+                        "as well");
+    }
+  }
+  ~ManualLease() {
+    try {
+      if (held_) store_.release_lease(kSchedulerLease, holder_);
+    } catch (const std::exception&) {  // it runs out after its term
+    }
+  }
+  ManualLease(const ManualLease&) = delete;
+  ManualLease& operator=(const ManualLease&) = delete;
+
+ private:
+  static constexpr std::chrono::minutes kTerm{15};
+  store::Store& store_;
+  std::string holder_;
+  bool held_ = false;
+};
+
 void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   auto& opt = ctx.maintain_args;
   auto* maintain = verb(
@@ -870,6 +906,9 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
       action, [&ctx, &opt = ctx.maintain_args] {
         ctx.fix_time(opt.at);
         const auto now = ctx.clock().now();
+        // The work serve does under the scheduler lease, so two runs never send one report
+        // twice; taken on the real clock whatever --at says, and given up at the end.
+        ManualLease lease(ctx.store(), opt.force);
         boost::asio::io_context io;
         smtp::ClientPool pool(io, ctx.config.relay);
         lifecycle::DiscoveryService discovery(ctx.store(), ctx.clock());
@@ -903,6 +942,9 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
         }
       });
   maintain->add_option("--at", opt.at, "The instant to run for (ISO-8601; default: now)");
+  maintain->add_flag("--force", opt.force,
+                     "Run even while another process (a running serve) holds the scheduler "
+                     "lease");
   add_json_flag(maintain, ctx);
 
   auto* report = app.add_subcommand("report", "Weekly SMTP Discovery reports");

@@ -83,6 +83,16 @@ admin::HttpResponse flush_verify_cache(verify::Verifier& verifier, const admin::
 
 }  // namespace
 
+std::string lease_holder_id() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  unsigned char raw[4];
+  randombytes_buf(raw, sizeof raw);
+  char hex[9];
+  sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + hex;
+}
+
 // The scheduler lease (Store::hold_lease): directory syncs, expiry and reports run on the
 // node that holds it, so that nodes sharing a database do that work once. Renewed at every
 // tick of the syncs and of the maintenance; given up when serve stops, so that another node
@@ -91,15 +101,7 @@ admin::HttpResponse flush_verify_cache(verify::Verifier& verifier, const admin::
 class SchedulerLease {
  public:
   SchedulerLease(store::Store& store, const core::Clock& clock, std::chrono::seconds term)
-      : store_(store), clock_(clock), term_(term) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    unsigned char raw[4];
-    randombytes_buf(raw, sizeof raw);
-    char hex[9];
-    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
-    holder_ = std::string(host) + ":" + std::to_string(getpid()) + ":" + hex;
-  }
+      : store_(store), clock_(clock), term_(term), holder_(lease_holder_id()) {}
   ~SchedulerLease() {
     try {
       if (state_ == 1) store_.release_lease(kName, holder_);
@@ -134,7 +136,7 @@ class SchedulerLease {
   }
 
  private:
-  static constexpr const char* kName = "scheduler";
+  static constexpr const char* kName = kSchedulerLease;
   store::Store& store_;
   const core::Clock& clock_;
   std::chrono::seconds term_;

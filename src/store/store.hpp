@@ -67,7 +67,8 @@ struct UserFilter {
 
 struct AuditFilter {
   std::optional<Id> company_id;
-  std::size_t limit = 100;
+  std::size_t limit = 100;  // 0: no limit
+  std::size_t offset = 0;   // events to pass over, newest first
 };
 
 // What an address is to the gateway; the basis of every per-recipient decision.
@@ -266,6 +267,8 @@ class Store {
                           std::chrono::seconds ttl) = 0;
   // Gives the lease up (a node stopping), if `holder` has it.
   virtual void release_lease(const std::string& name, const std::string& holder) = 0;
+  // Who holds the lease `name` at `now`, if anyone.
+  virtual std::optional<std::string> lease_holder(const std::string& name, core::TimePoint now) = 0;
 
   virtual bool report_sent(Id company_id, const std::string& week) = 0;
   virtual void mark_report_sent(Id company_id, const std::string& week,
@@ -273,6 +276,8 @@ class Store {
 
   // Audit trail, newest first.
   virtual std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) = 0;
+  // How many events list_audit(filter) would list without its limit and offset.
+  virtual std::size_t count_audit(std::optional<Id> company_id) = 0;
 };
 
 // The names of a company's domains: the addresses an import or a directory sync may use.

@@ -244,6 +244,15 @@ class Api(unittest.TestCase):
         self.assertEqual(len(audit["items"]), 2)
         self.assertGreater(audit["total"], 2)
         self.assertEqual(audit["next_offset"], 2)
+        whole = ops.call("GET", "/api/v1/companies/acme/audit?limit=1000")[1]
+        self.assertEqual(whole["total"], audit["total"])
+        ids = [e["id"] for e in whole["items"]]
+        self.assertEqual(ids, sorted(ids, reverse=True))
+        second = ops.call("GET", "/api/v1/companies/acme/audit?limit=2&offset=2")[1]
+        self.assertEqual([e["id"] for e in second["items"]], ids[2:4])
+        past = ops.call("GET", f"/api/v1/companies/acme/audit?offset={len(ids)}")[1]
+        self.assertEqual((past["items"], past["total"]), ([], len(ids)))
+        self.assertNotIn("next_offset", past)
         self.assertEqual(ops.call("GET", "/api/v1/companies/acme/invalid?limit=x")[0], 400)
         first = ops.call("GET", "/api/v1/companies/acme/users?limit=1")[1]
         self.assertEqual(len(first["items"]), 1)

@@ -157,6 +157,10 @@ TEST_F(Cli, FullLifecycleOfCompanyDomainUserAlias) {
   EXPECT_EQ(events[0]["action"], "company.remove");
   EXPECT_EQ(events[0]["actor"].get<std::string>().rfind("cli:", 0), 0u);
   EXPECT_EQ(events.back()["action"], "company.add");
+  const auto page = json::parse(ok({"audit", "list", "--limit", "2", "--offset", "1", "--json"}));
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0]["id"], events[1]["id"]);
+  EXPECT_EQ(page[1]["id"], events[2]["id"]);
 }
 
 TEST_F(Cli, BadInputExitsOneWithOneLineAndWritesNothing) {
@@ -548,6 +552,40 @@ TEST_P(Serve, TwoNodesOnOneDatabaseRunScheduledWorkOnce) {
   EXPECT_TRUE(runs_reach(port_b, 1));
   b.signal(SIGTERM);
   EXPECT_EQ(b.wait(10s), 0) << b.err();
+}
+
+// `maintain` by hand does serve's scheduled work, so it takes the same lease: while a serve
+// holds it, a run by hand is refused (naming the holder) unless forced; one that ran gives the
+// lease up, so the next run by hand gets it.
+TEST_P(Serve, MaintainByHandTakesTheSchedulerLease) {
+  const auto cfg = config("127.0.0.1:0");
+  auto maintain = [&](std::vector<std::string> more = {}) {
+    std::vector<std::string> args = {"--config", cfg, "maintain"};
+    args.insert(args.end(), more.begin(), more.end());
+    return run_command(MAILROSTER_BINARY, args);
+  };
+  auto first = maintain();
+  EXPECT_EQ(first.status, 0) << first.err;
+  auto second = maintain();  // the first gave the lease up
+  EXPECT_EQ(second.status, 0) << second.err;
+
+  BackgroundProcess serve(MAILROSTER_BINARY, {"--config", cfg, "serve"});
+  ASSERT_TRUE(serve.wait_for_err("runs directory syncs, expiry and reports", 10s)) << serve.err();
+  auto refused = maintain();
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_NE(refused.err.find("error: the scheduler lease is held by "), std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find(":" + std::to_string(serve.pid()) + ":"), std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("--force"), std::string::npos);
+  auto forced = maintain({"--force"});
+  EXPECT_EQ(forced.status, 0) << forced.err;
+  EXPECT_NE(forced.out.find("maintenance at "), std::string::npos);
+  serve.signal(SIGTERM);  // gives the lease up
+  EXPECT_EQ(serve.wait(10s), 0) << serve.err();
+  auto after = maintain();
+  EXPECT_EQ(after.status, 0) << after.err;
 }
 
 TEST_P(Serve, PortInUseIsOneClearLine) {

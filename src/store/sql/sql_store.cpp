@@ -1334,6 +1334,15 @@ void SqlStore::release_lease(const std::string& name, const std::string& holder)
   });
 }
 
+std::optional<std::string> SqlStore::lease_holder(const std::string& name, TimePoint now) {
+  return read([&](Impl& I) -> std::optional<std::string> {
+    auto s = I.db.prepare("SELECT holder FROM leases WHERE name = ? AND expires_at > ?");
+    s.bind(1, name).bind(2, to_unix(now));
+    if (!s.step()) return std::nullopt;
+    return s.text(0);
+  });
+}
+
 bool SqlStore::report_sent(Id company_id, const std::string& week) {
   return read([&](Impl& I) {
     auto s = I.db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");
@@ -2028,9 +2037,10 @@ std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
     std::vector<core::AuditEvent> out;
     auto s = I.db.prepare(
         "SELECT id, at, company_id, actor, action, object, before, after FROM audit_events "
-        "WHERE (?1 IS NULL OR company_id = ?1) ORDER BY id DESC LIMIT ?2");
+        "WHERE (?1 IS NULL OR company_id = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3");
     s.bind(1, f.company_id);
     s.bind(2, no_limit_if_zero(f.limit));
+    s.bind(3, static_cast<std::int64_t>(f.offset));
     while (s.step()) {
       core::AuditEvent e;
       e.id = s.int64(0);
@@ -2053,6 +2063,16 @@ std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
       out.push_back(std::move(e));
     }
     return out;
+  });
+}
+
+std::size_t SqlStore::count_audit(std::optional<Id> company_id) {
+  return read([&](Impl& I) {
+    auto s =
+        I.db.prepare("SELECT count(*) FROM audit_events WHERE (?1 IS NULL OR company_id = ?1)");
+    s.bind(1, company_id);
+    s.step();
+    return static_cast<std::size_t>(s.int64(0));
   });
 }
 

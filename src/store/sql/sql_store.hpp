@@ -81,6 +81,7 @@ class SqlStore : public Store {
   bool hold_lease(const std::string& name, const std::string& holder, core::TimePoint now,
                   std::chrono::seconds ttl) override;
   void release_lease(const std::string& name, const std::string& holder) override;
+  std::optional<std::string> lease_holder(const std::string& name, core::TimePoint now) override;
   bool report_sent(Id company_id, const std::string& week) override;
   void mark_report_sent(Id company_id, const std::string& week,
                         const std::string& recipients) override;
@@ -132,6 +133,7 @@ class SqlStore : public Store {
                               const core::Actor& actor) override;
 
   std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) override;
+  std::size_t count_audit(std::optional<Id> company_id) override;
 
  private:
   struct Impl;

@@ -735,6 +735,25 @@ TEST_P(StoreTest, AuditListsNewestFirstPerCompany) {
   EXPECT_EQ(store.list_audit({std::nullopt, 2}).size(), 2u);
 }
 
+TEST_P(StoreTest, AuditPagesAndCountsInTheStore) {
+  auto acme = add_acme();
+  add_globex();
+  for (const char* a : {"a@acme.example", "b@acme.example", "c@acme.example"}) add_user(a);
+  const auto whole = store.list_audit({acme.id, 0});
+  ASSERT_GE(whole.size(), 5u);  // the company, its domains, three users
+  const auto n = whole.size();
+  EXPECT_EQ(store.count_audit(acme.id), whole.size());
+  EXPECT_EQ(store.count_audit(std::nullopt), store.list_audit({std::nullopt, 0}).size());
+  const auto page = store.list_audit({acme.id, 2, 1});
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].id, whole[1].id);
+  EXPECT_EQ(page[1].id, whole[2].id);
+  EXPECT_EQ(store.list_audit({acme.id, 10, n - 1}).size(), 1u);
+  EXPECT_EQ(store.list_audit({acme.id, 10, n - 1})[0].id, whole.back().id);
+  EXPECT_TRUE(store.list_audit({acme.id, 10, n}).empty());
+  EXPECT_TRUE(store.list_audit({acme.id, 0, 1000}).empty());
+}
+
 TEST_P(StoreTest, AtomicallyCommitsAllOrNothing) {
   auto acme = add_acme();
   store.atomically([&] {
