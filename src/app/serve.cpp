@@ -200,8 +200,9 @@ int serve(const Config& config, store::Store& store) {
   // The SMTP path's lookups (domain, address owner, settings) use a connection of their own:
   // it reads the last committed state (SQLite's WAL; PostgreSQL's MVCC) while an import or a
   // directory sync holds the main connection's write transaction, so RCPT answers do not wait.
+  // What it reads is kept in memory (gateway::Lookups) until the store hears of a change.
   const auto lookups_store = open_store(config, clock);
-  auto& lookups = *lookups_store;
+  gateway::Lookups lookups(*lookups_store);
   // Its discovery counts are writes (through the main connection): they go to a queue of
   // their own, off the I/O thread. Declared after what its tasks use (discovery, metrics) and
   // before the gateways that post to it: it is drained after the gateways are gone and before
@@ -233,6 +234,16 @@ int serve(const Config& config, store::Store& store) {
   metrics.gauge("mailroster_verify_cache_hits",
                 [&] { return double(verifier.stats().cache_hits); });
   metrics.gauge("mailroster_relay_connects", [&] { return double(pool.connects()); });
+  metrics.describe("mailroster_lookup_cache_hits",
+                   "SMTP lookups (domains, owners, settings) answered from memory", "counter");
+  metrics.gauge("mailroster_lookup_cache_hits", [&] { return double(lookups.stats().hits); });
+  metrics.describe("mailroster_lookup_cache_misses", "SMTP lookups read from the database",
+                   "counter");
+  metrics.gauge("mailroster_lookup_cache_misses", [&] { return double(lookups.stats().misses); });
+  metrics.describe("mailroster_lookup_cache_clears",
+                   "Times the SMTP lookups in memory were dropped: the database changed",
+                   "counter");
+  metrics.gauge("mailroster_lookup_cache_clears", [&] { return double(lookups.stats().clears); });
 
   admin::HttpServer http(io, admin::HttpServerSettings{.listen = config.admin_listen,
                                                        .tls_cert_file = config.admin_tls_cert,

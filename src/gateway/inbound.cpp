@@ -35,7 +35,7 @@ struct SessionState {
 }  // namespace
 
 struct InboundGateway::Impl {
-  store::Store& store;
+  Lookups& lookups;
   lifecycle::DiscoveryService& discovery;
   verify::Verifier& verifier;
   verify::HarvestGuard& harvest;
@@ -58,7 +58,7 @@ struct InboundGateway::Impl {
       co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
     }
     const auto& address = *rcpt.address;
-    auto domain = store.find_domain(address.domain());
+    auto domain = lookups.find_domain(address.domain());
     if (!domain) {
       count_rcpt("relay_denied");
       co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
@@ -75,7 +75,7 @@ struct InboundGateway::Impl {
     out.company_id = domain->company_id;
     out.destination = domain->destination;
 
-    const auto owner = store.resolve(address);
+    const auto owner = lookups.resolve(address);
     switch (owner.kind) {
       case AddressOwner::Kind::user:
       case AddressOwner::Kind::alias:
@@ -89,9 +89,9 @@ struct InboundGateway::Impl {
       case AddressOwner::Kind::none:
         break;
     }
-    const auto settings_of_company = store.discovery_settings(domain->company_id);
+    const auto settings_of_company = lookups.discovery_settings(domain->company_id);
     if (!core::discovery_active(settings_of_company,
-                                store.directory_sync_hours(domain->company_id))) {
+                                lookups.directory_sync_hours(domain->company_id))) {
       count_rcpt("unknown");
       co_return Reply{550, "5.1.1 <" + path + ">: recipient address rejected: user unknown"};
     }
@@ -166,11 +166,11 @@ struct InboundGateway::Impl {
   }
 };
 
-InboundGateway::InboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
+InboundGateway::InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery,
                                verify::Verifier& verifier, verify::HarvestGuard& harvest,
                                smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
                                const core::Clock& clock, InboundSettings settings)
-    : impl_(new Impl{store, discovery, verifier, harvest, relay, scorer, metrics, clock,
+    : impl_(new Impl{lookups, discovery, verifier, harvest, relay, scorer, metrics, clock,
                      std::move(settings)}) {
   metrics.describe("mailroster_inbound_rcpt_total", "RCPT decisions by result", "counter");
   metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter");

@@ -22,6 +22,7 @@
 
 #include "admin/metrics.hpp"
 #include "core/clock.hpp"
+#include "gateway/lookups.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
 #include "smtp/client.hpp"
@@ -42,7 +43,7 @@ struct InboundSettings {
 
 class InboundGateway final : public smtp::SessionHandler {
  public:
-  InboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
+  InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery,
                  verify::Verifier& verifier, verify::HarvestGuard& harvest, smtp::ClientPool& relay,
                  Scorer& scorer, admin::Metrics& metrics, const core::Clock& clock,
                  InboundSettings settings);

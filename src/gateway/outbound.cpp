@@ -12,7 +12,7 @@ using boost::asio::awaitable;
 using smtp::Reply;
 
 struct OutboundGateway::Impl {
-  store::Store& store;
+  Lookups& lookups;
   lifecycle::DiscoveryService& discovery;
   smtp::ClientPool& relay;
   Scorer& scorer;
@@ -21,31 +21,15 @@ struct OutboundGateway::Impl {
   OutboundSettings settings;
   std::unordered_map<std::string, std::uint64_t> messages;  // per session
 
-  // The companies whose outbound relay networks hold this client.
-  std::vector<core::Company> companies_of(const std::string& client_ip) {
-    std::vector<core::Company> out;
-    auto ip = core::IpAddress::parse(client_ip);
-    if (!ip) return out;
-    for (const auto& c : store.list_companies()) {
-      for (const auto& n : c.relay_networks) {
-        if (n.contains(*ip)) {
-          out.push_back(c);
-          break;
-        }
-      }
-    }
-    return out;
-  }
-
   void count(const std::string& result) {
     metrics.add("mailroster_outbound_messages_total", "result=\"" + result + "\"");
   }
 };
 
-OutboundGateway::OutboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
+OutboundGateway::OutboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery,
                                  smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
                                  const core::Clock& clock, OutboundSettings settings)
-    : impl_(new Impl{store, discovery, relay, scorer, metrics, clock, std::move(settings), {}}) {
+    : impl_(new Impl{lookups, discovery, relay, scorer, metrics, clock, std::move(settings), {}}) {
   metrics.describe("mailroster_outbound_messages_total", "Outbound messages by result", "counter");
 }
 
@@ -56,7 +40,7 @@ Reply OutboundGateway::on_connect(const smtp::SessionInfo&) { return Reply{220, 
 awaitable<Reply> OutboundGateway::on_mail(const smtp::SessionInfo& session,
                                           const smtp::Transaction& tx) {
   auto& I = *impl_;
-  const auto companies = I.companies_of(session.client_ip);
+  const auto companies = I.lookups.companies_of(session.client_ip);
   if (companies.empty()) {
     I.count("relay_denied");
     co_return Reply{550, "5.7.1 relay access denied: " + session.client_ip +
@@ -64,7 +48,7 @@ awaitable<Reply> OutboundGateway::on_mail(const smtp::SessionInfo& session,
   }
   if (tx.mail_from.empty()) co_return Reply{250, "2.1.0 Ok"};  // the company server's bounces
   auto sender = core::Address::parse(tx.mail_from);
-  auto domain = sender ? I.store.find_domain(sender->domain()) : std::nullopt;
+  auto domain = sender ? I.lookups.find_domain(sender->domain()) : std::nullopt;
   for (const auto& c : companies) {
     if (domain && domain->company_id == c.id) co_return Reply{250, "2.1.0 Ok"};
   }

@@ -14,6 +14,7 @@
 
 #include "admin/metrics.hpp"
 #include "core/clock.hpp"
+#include "gateway/lookups.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
 #include "smtp/client.hpp"
@@ -31,9 +32,9 @@ struct OutboundSettings {
 
 class OutboundGateway final : public smtp::SessionHandler {
  public:
-  OutboundGateway(store::Store& store, lifecycle::DiscoveryService& discovery,
-                  smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
-                  const core::Clock& clock, OutboundSettings settings);
+  OutboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery, smtp::ClientPool& relay,
+                  Scorer& scorer, admin::Metrics& metrics, const core::Clock& clock,
+                  OutboundSettings settings);
   ~OutboundGateway() override;
 
   smtp::Reply on_connect(const smtp::SessionInfo& session) override;

@@ -254,6 +254,13 @@ class Store {
   // What the address is, across users, aliases, invalid and discovered.
   virtual AddressOwner resolve(const core::Address& address) = 0;
 
+  // Whether what the SMTP path reads (companies and their relay networks, domains, users,
+  // aliases, invalid addresses, discovery settings, directory sync frequencies; not discovered
+  // addresses) may have changed since this store's previous call, by any process or node:
+  // true on the first call. Cheap: no round trip to a server (gateway::Lookups asks it before
+  // every lookup it answers from memory).
+  virtual bool lookups_changed() = 0;
+
   // Discovery settings: the seed's defaults until changed.
   virtual core::DiscoverySettings discovery_settings(Id company_id) = 0;
   virtual void set_discovery_settings(Id company_id, const core::DiscoverySettings& s,

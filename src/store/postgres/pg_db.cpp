@@ -321,6 +321,7 @@ Database::Database(const std::string& conninfo) {
 }
 
 void Database::configure() {
+  if (listening_) PQclear(check(PQexec(conn_, "LISTEN mailroster_lookups"), "listen"));
   // random_page_cost as for data in memory or on SSD: the store's batches probe indexes by
   // key, and at the default (4, for spinning disks) PostgreSQL scanned a million address claims
   // for 5,000 probes (a third of a million-user import's time).
@@ -349,6 +350,7 @@ pg_result* Database::run(Send&& send, std::string_view what) {
 }
 
 void Database::reconnect() {
+  ++change_count_;  // notifications sent while the connection was down are lost
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) return;  // the command sent next reports it
   try {
@@ -397,6 +399,25 @@ std::int64_t Database::last_insert_id() {
 }
 
 int Database::changes() { return changes_; }
+
+std::uint64_t Database::change_count() {
+  if (!listening_) {
+    auto s = prepare("SELECT current_schema()");
+    s.step();
+    schema_ = s.text(0);
+    exec("LISTEN mailroster_lookups");
+    listening_ = true;
+    return ++change_count_;
+  }
+  // Reads what the server has sent (no round trip); notifications that came with the answers
+  // to earlier commands are already queued.
+  if (PQconsumeInput(conn_) == 0) ++change_count_;  // cannot tell: the next command reconnects
+  while (PGnotify* n = PQnotifies(conn_)) {
+    if (schema_ == n->extra) ++change_count_;
+    PQfreemem(n);
+  }
+  return change_count_;
+}
 
 // Write transactions queue, across every node, as SQLite's BEGIN IMMEDIATE makes them queue
 // within one file: the store reads, decides and writes in one transaction (an address is free,

@@ -73,6 +73,7 @@ class Database final : public sql::Database {
   sql::ScopedStatement prepare(std::string_view sql) override;
   std::int64_t last_insert_id() override;
   int changes() override;
+  std::uint64_t change_count() override;
 
  protected:
   void begin() override;
@@ -92,6 +93,10 @@ class Database final : public sql::Database {
   void reconnect();
   pg_conn* conn_ = nullptr;
   int changes_ = 0;
+  // change_count(): listening on mailroster_lookups for notifications about this schema.
+  bool listening_ = false;
+  std::string schema_;
+  std::uint64_t change_count_ = 0;
   struct TextHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -163,6 +163,13 @@ class Database {
   virtual std::int64_t last_insert_id() = 0;
   // Rows the last INSERT, UPDATE or DELETE changed.
   virtual int changes() = 0;
+  // A count that has grown since the previous call whenever the tables the SMTP path reads
+  // may have changed since, by any connection (this one's included); cheap enough to ask
+  // before every lookup. SQLite: a commit to the file by another connection (PRAGMA
+  // data_version) or a row this one changed. PostgreSQL: a notification from the schema's
+  // triggers (migrations/postgres/0002; no round trip, the connection listens from the first
+  // call), or a connection opened again, which may have missed some.
+  virtual std::uint64_t change_count() = 0;
 
  protected:
   // Starts a transaction that takes the write lock at once, so writers queue instead of

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/json.hpp"
@@ -134,6 +136,23 @@ TEST_P(DatabaseTest, ConstraintViolationsAreToldApart) {
   }
 }
 
+// SQLite: another connection's commit, and a row this one changed, grow the count; reads do
+// not. (PostgreSQL's notifications: PostgresConnection below.)
+TEST(SqliteConnection, ChangeCountGrowsWithCommitsOnly) {
+  const testing::TestDatabase database(Dialect::sqlite);
+  auto db = database.connect();
+  auto other = database.connect();
+  other->exec("CREATE TABLE t (n INTEGER)");
+  const auto first = db->change_count();
+  db->exec("SELECT count(*) FROM t");
+  EXPECT_EQ(db->change_count(), first);
+  other->exec("INSERT INTO t VALUES (1)");
+  const auto second = db->change_count();
+  EXPECT_GT(second, first);
+  db->exec("INSERT INTO t VALUES (2)");
+  EXPECT_GT(db->change_count(), second);
+}
+
 TEST_P(DatabaseTest, ATransactionRollsBackUnlessCommittedAndSavepointsNest) {
   db->exec("CREATE TABLE t(n BIGINT)");
   {
@@ -187,6 +206,41 @@ TEST(PostgresConnection, AConnectionTheServerDroppedIsOpenedAgain) {
     EXPECT_THROW(db->exec("SELECT 1"), DbError);
   }
   EXPECT_NO_THROW(db->exec("SELECT 1"));
+}
+
+// change_count() hears the schema's notifications (the triggers of migration 0002 send them;
+// here they are sent by hand), not another schema's, and counts a connection opened again,
+// which listens again.
+TEST(PostgresConnection, ChangeCountHearsTheSchemasNotificationsAndCountsAReconnect) {
+  const testing::TestDatabase database(Dialect::postgres);
+  auto db = database.connect();
+  auto other = database.connect();
+  auto grows_from = [&](std::uint64_t count) {
+    for (int i = 0; i < 1000; ++i) {
+      if (db->change_count() > count) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  const auto first = db->change_count();
+  EXPECT_EQ(db->change_count(), first);
+  other->exec("SELECT pg_notify('mailroster_lookups', current_schema())");
+  EXPECT_TRUE(grows_from(first));
+  auto count = db->change_count();
+  other->exec("SELECT pg_notify('mailroster_lookups', 'another_schema')");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(db->change_count(), count);
+
+  auto pid = db->prepare("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid.step());
+  auto kill = other->prepare("SELECT pg_terminate_backend(CAST(?1 AS INTEGER))");
+  kill.bind(1, pid.int64(0));
+  ASSERT_TRUE(kill.step());
+  EXPECT_NO_THROW(db->exec("SELECT 1"));  // opened again
+  EXPECT_GT(db->change_count(), count);
+  count = db->change_count();
+  other->exec("SELECT pg_notify('mailroster_lookups', current_schema())");
+  EXPECT_TRUE(grows_from(count)) << "the new connection listens too";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "core/json.hpp"
 #include "store/migrations/migration.hpp"
@@ -1984,6 +1985,16 @@ void SqlStore::remove_session(const std::string& token_hash) {
 
 AddressOwner SqlStore::resolve(const Address& address) {
   return read([&](Impl& I) { return I.resolve(address); });
+}
+
+bool SqlStore::lookups_changed() {
+  // Another thread writing on the main connection: cannot tell without waiting for it.
+  std::unique_lock main(impl_->mutex, std::try_to_lock);
+  if (!main.owns_lock()) return true;
+  return impl_->guard([&] {
+    const auto count = impl_->db.change_count();  // never 0: it counts the first call
+    return std::exchange(lookups_seen_, count) != count;
+  });
 }
 
 // ---- discovery settings -------------------------------------------------------------------

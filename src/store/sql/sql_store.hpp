@@ -81,6 +81,7 @@ class SqlStore : public Store {
   bool hold_lease(const std::string& name, const std::string& holder, core::TimePoint now,
                   std::chrono::seconds ttl) override;
   void release_lease(const std::string& name, const std::string& holder) override;
+  bool lookups_changed() override;
   std::optional<std::string> lease_holder(const std::string& name, core::TimePoint now) override;
   bool report_sent(Id company_id, const std::string& week) override;
   void mark_report_sent(Id company_id, const std::string& week,
@@ -146,6 +147,7 @@ class SqlStore : public Store {
   auto read(F&& f);
   Backend backend_;
   std::unique_ptr<Impl> impl_;
+  std::uint64_t lookups_seen_ = 0;  // lookups_changed(): the main connection's change_count
   std::mutex reader_mutex_;
   std::unique_ptr<Impl> reader_;  // opened on first need
 };

@@ -270,6 +270,17 @@ ScopedStatement Database::prepare(std::string_view sql) {
 
 std::int64_t Database::last_insert_id() { return sqlite3_last_insert_rowid(db_); }
 int Database::changes() { return sqlite3_changes(db_); }
+
+std::uint64_t Database::change_count() {
+  auto s = prepare("PRAGMA data_version");
+  s.step();
+  const auto version = s.int64(0);
+  const auto total = sqlite3_total_changes64(db_);
+  if (version != data_version_ || total != total_changes_) ++change_count_;
+  data_version_ = version;
+  total_changes_ = total;
+  return change_count_;
+}
 void Database::begin() { exec("BEGIN IMMEDIATE"); }
 
 }  // namespace mailroster::store::sqlite

@@ -53,12 +53,17 @@ class Database final : public sql::Database {
   ScopedStatement prepare(std::string_view sql) override;
   std::int64_t last_insert_id() override;
   int changes() override;
+  std::uint64_t change_count() override;
 
  protected:
   void begin() override;
 
  private:
   sqlite3* db_ = nullptr;
+  // change_count(): what the file and this connection said last time, and the count.
+  std::int64_t data_version_ = -1;
+  std::int64_t total_changes_ = -1;
+  std::uint64_t change_count_ = 0;
   // Looked up by the SQL text as given (no std::string is built per call).
   struct TextHash {
     using is_transparent = void;
