@@ -293,6 +293,27 @@ int serve(const Config& config, store::Store& store) {
       },
       boost::asio::detached);
 
+  // An idle SMTP path still reads what the database has told it, every few seconds: on
+  // PostgreSQL notifications would otherwise pile up unread on the connection.
+  boost::asio::steady_timer lookups_timer(io);
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        for (;;) {
+          try {
+            lookups.poll();
+          } catch (const std::exception& e) {
+            spdlog::warn("SMTP lookups: {}", e.what());
+          }
+          lookups_timer.expires_after(std::chrono::seconds(5));
+          boost::system::error_code ec;
+          co_await lookups_timer.async_wait(
+              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+          if (ec) co_return;
+        }
+      },
+      boost::asio::detached);
+
   // Directory syncs due at the top or bottom of the hour, on their own thread: LDAP and Graph
   // calls block, and SMTP must not wait for them.
   const auto secrets = store::SecretBox::open_key_file(config.key_file());
@@ -346,6 +367,7 @@ int serve(const Config& config, store::Store& store) {
     inbound.stop();
     outbound.stop();
     maintenance_timer.cancel();
+    lookups_timer.cancel();
     pool.clear();
     io.stop();
   });

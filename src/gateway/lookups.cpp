@@ -100,6 +100,11 @@ std::vector<core::Company> Lookups::companies_of(const std::string& client_ip) {
   return out;
 }
 
+void Lookups::poll() {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->store.lookups_changed()) impl_->clear();
+}
+
 Lookups::Stats Lookups::stats() const {
   std::lock_guard lock(impl_->mutex);
   auto s = impl_->stats;

@@ -37,6 +37,10 @@ class Lookups {
   // not an IP address).
   std::vector<core::Company> companies_of(const std::string& client_ip);
 
+  // Hears what the store has to say, dropping what is in memory if something changed (the
+  // lookups do it anyway; serve calls this now and then so that an idle node keeps up).
+  void poll();
+
   struct Stats {
     std::uint64_t hits = 0, misses = 0, clears = 0;
     std::size_t entries = 0;

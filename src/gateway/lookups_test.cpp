@@ -128,6 +128,25 @@ TEST_P(LookupsPostgresTest, ADiscoveryCountDoesNotDropWhatIsInMemory) {
   EXPECT_EQ(lookups.stats().clears, before.clears + 1);
 }
 
+// serve polls now and then, so that an idle node reads what it has been told (PostgreSQL
+// would otherwise keep notifications waiting on the connection).
+TEST_P(LookupsTest, APollHearsOfAChangeWithoutALookup) {
+  Lookups lookups(*reader);
+  EXPECT_EQ(lookups.resolve(addr("erin@acme.example")).kind, AddressOwner::Kind::none);
+  const auto clears = lookups.stats().clears;
+  lookups.poll();
+  EXPECT_EQ(lookups.stats().clears, clears);
+  store::NewUser erin;
+  erin.address = addr("erin@acme.example");
+  writer->add_user(erin, actor);
+  EXPECT_TRUE(eventually([&] {
+    lookups.poll();
+    return lookups.stats().clears > clears;
+  }));
+  EXPECT_EQ(lookups.stats().entries, 0u);
+  EXPECT_EQ(lookups.resolve(addr("erin@acme.example")).kind, AddressOwner::Kind::user);
+}
+
 TEST_P(LookupsTest, StartsAgainEmptyPastItsBound) {
   Lookups lookups(*reader, 3);
   for (const char* a :
