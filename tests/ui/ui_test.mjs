@@ -20,10 +20,28 @@ const binary = path.resolve(arg("--binary", "build/mailroster"));
 const artifacts = path.resolve(arg("--artifacts", "build/ui-artifacts"));
 fs.mkdirSync(artifacts, { recursive: true });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mailroster-ui-"));
-const db = path.join(dir, "state.db");
+// The database: a SQLite file, or with --postgres FILE (tests/postgres/pg_fixture.py's) a schema
+// of its own on that PostgreSQL server.
+const postgres = arg("--postgres", null);
+let db = path.join(dir, "state.db");
+if (postgres) {
+  const conninfo = JSON.parse(fs.readFileSync(postgres, "utf8")).conninfo;
+  const schema = `ui_${process.pid}_${Date.now()}`;
+  execFileSync("psql", ["-q", conninfo, "-c", `CREATE SCHEMA ${schema}`]);
+  db = `${conninfo} options='-c search_path=${schema}'`;
+}
+const config = path.join(dir, "c.toml");
+fs.writeFileSync(config, `[database]\n${postgres ? "url" : "path"} = "${db}"\n` +
+  `[secrets]\nkey_file = "${path.join(dir, "secrets.key")}"\n[admin]\nlisten = "127.0.0.1:0"\n` +
+  `[smtp]\ninbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n`);
+// SQL behind mailroster's back, as text both databases read alike.
+const sql = (text) => postgres
+  ? execFileSync("psql", ["-q", "-v", "ON_ERROR_STOP=1", db, "-c", text])
+  : execFileSync("python3", ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); " +
+      "c.execute(sys.argv[2]); c.commit()", db, text]);
 const PASSWORD = "correct horse battery";
-const cli = (...args) => execFileSync(binary, ["--db", db, ...args], { encoding: "utf8" });
-const cliIn = (input, ...args) => execFileSync(binary, ["--db", db, ...args], { input, encoding: "utf8" });
+const cli = (...args) => execFileSync(binary, ["--config", config, ...args], { encoding: "utf8" });
+const cliIn = (input, ...args) => execFileSync(binary, ["--config", config, ...args], { input, encoding: "utf8" });
 
 // The world: a company, users, an administrator, addresses the mail flow discovered.
 cli("company", "add", "acme");
@@ -36,14 +54,11 @@ cli("import", "csv", path.join(dir, "members.csv"), "--company", "acme");
 cliIn(PASSWORD + "\n", "login", "add", "admin@acme.example", "--company", "acme");
 cliIn(PASSWORD + "\n", "login", "add", "alice@acme.example", "--role", "end_user");
 // Discovered now (serve's maintenance would expire ones discovered weeks ago).
-execFileSync("python3", ["-c", `
-import sqlite3, sys, time
-now = int(time.time())
-con = sqlite3.connect(sys.argv[1])
-cid, did = con.execute("SELECT c.id, d.id FROM companies c JOIN domains d ON d.company_id = c.id").fetchone()
-for a in ("newbie@acme.example", "spammer@acme.example", "a.smith@acme.example", "other@acme.example"):
-    con.execute("INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, first_seen, discovered_at) VALUES (?, ?, ?, ?, ?, ?)", (cid, did, a, a, now, now))
-con.commit()`, db]);
+const now = Math.floor(Date.now() / 1000);
+sql("INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, first_seen, " +
+  `discovered_at) SELECT d.company_id, d.id, a.address, a.address, ${now}, ${now} FROM domains d, (` +
+  ["newbie", "spammer", "a.smith", "other"].map((l) => `SELECT '${l}@acme.example' AS address`)
+    .join(" UNION ALL ") + ") a WHERE d.name = 'acme.example'");
 
 // Azure AD: the local Graph server of the integration tests, its users in corp.example.
 cli("domain", "add", "corp.example", "--company", "acme", "--destination", "127.0.0.1:25");
@@ -59,9 +74,7 @@ const graphUrl = await new Promise((resolve, reject) => {
   });
 });
 
-fs.writeFileSync(path.join(dir, "c.toml"), `[database]\npath = "${db}"\n[admin]\nlisten = "127.0.0.1:0"\n` +
-  `[smtp]\ninbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n`);
-const serve = spawn(binary, ["--config", path.join(dir, "c.toml"), "serve"], { stdio: ["ignore", "ignore", "pipe"] });
+const serve = spawn(binary, ["--config", config, "serve"], { stdio: ["ignore", "ignore", "pipe"] });
 let log = "";
 const port = await new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error("serve did not start: " + log)), 10000);
