@@ -95,6 +95,19 @@ const std::vector<Key>& schema() {
          c.inbound.hostname = *name;
          return std::string();
        }},
+      {"smtp", "postmaster",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         if (text.empty()) {
+           c.postmaster.reset();
+           return std::string();
+         }
+         auto address = core::Address::parse(text);
+         if (!address) return address.error().message;
+         c.postmaster = *address;
+         return std::string();
+       }},
       {"smtp", "max_message_size",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.limits.message_size, 1024, std::int64_t{1} << 32);

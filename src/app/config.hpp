@@ -28,6 +28,8 @@
 //   max_connections_per_client = 50
 //   tls_cert = ""                   # PEM files; STARTTLS is offered when both are set
 //   tls_key = ""
+//   postmaster = ""                 # where RCPT TO:<postmaster> (no domain) goes, an address
+//                                   # in a company domain; unset: 550 5.1.1 saying so
 //
 //   [harvest]                       # directory-harvest guard, per client address
 //   slow_after = 10                 # unknown recipients in the window before RCPTs wait
@@ -74,6 +76,7 @@
 #include <optional>
 #include <string>
 
+#include "core/address.hpp"
 #include "core/error.hpp"
 #include "core/network.hpp"
 #include "reports/maintenance.hpp"
@@ -92,6 +95,7 @@ struct Config {
   std::string admin_tls_key;
   std::string log_level = "info";
   smtp::ServerSettings inbound = default_inbound();
+  std::optional<core::Address> postmaster;  // RFC 5321 4.5.1's <postmaster>, relayed there
   core::Endpoint outbound_listen{"127.0.0.1", 2587};
   core::Endpoint outbound_next_hop{"127.0.0.1", 25};
   verify::VerifySettings verify;

@@ -95,6 +95,7 @@ TEST(Config, ReadsTheGatewaySections) {
 [smtp]
 inbound_listen = "127.0.0.1:0"
 hostname = "MX.Example.COM"
+postmaster = "Hostmaster@Example.com"
 max_message_size = 1048576
 idle_timeout = "90s"
 [outbound]
@@ -116,6 +117,9 @@ interval = "1h"
                         "test.toml")
                .value();
   EXPECT_EQ(c.inbound.hostname, "mx.example.com");
+  ASSERT_TRUE(c.postmaster);
+  EXPECT_EQ(c.postmaster->str(), "Hostmaster@example.com");
+  EXPECT_FALSE(parse_config("", "test.toml").value().postmaster);
   EXPECT_EQ(c.inbound.limits.message_size, 1048576u);
   EXPECT_EQ(c.inbound.idle_timeout, std::chrono::seconds(90));
   EXPECT_EQ(c.outbound_next_hop.str(), "smarthost.example:2525");
@@ -135,7 +139,8 @@ TEST(Config, RejectsBadGatewayValues) {
                           "[smtp]\nidle_timeout = \"soon\"\n", "[smtp]\nidle_timeout = 5\n",
                           "[smtp]\ntls_cert = \"c.pem\"\n", "[verify]\nsender = \"not mail\"\n",
                           "[outbound]\nnext_hop = \"host:0\"\n", "[scoring]\nspam_threshold = -1\n",
-                          "[reports]\nfrom = \"x\"\n", "[maintenance]\nevery = \"1h\"\n"}) {
+                          "[reports]\nfrom = \"x\"\n", "[maintenance]\nevery = \"1h\"\n",
+                          "[smtp]\npostmaster = \"postmaster\"\n"}) {
     EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
   }
 }

@@ -215,9 +215,9 @@ int serve(const Config& config, store::Store& store) {
                    "Discovery counts of delivered mail not yet written", "gauge");
   metrics.gauge("mailroster_discovery_writes_pending",
                 [&] { return double(discovery_writes.pending()); });
-  gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,
-                                          metrics, clock,
-                                          {.hostname = config.inbound.hostname, .defer = defer});
+  gateway::InboundGateway inbound_gateway(
+      lookups, discovery, verifier, harvest, pool, scorer, metrics, clock,
+      {.hostname = config.inbound.hostname, .postmaster = config.postmaster, .defer = defer});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(
       lookups, discovery, pool, scorer, metrics, clock,

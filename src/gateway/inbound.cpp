@@ -53,11 +53,18 @@ struct InboundGateway::Impl {
   awaitable<Reply> decide(const smtp::SessionInfo& session, const smtp::Command& rcpt,
                           Recipient& out) {
     const auto& path = rcpt.path;
-    if (!rcpt.address) {
+    const bool postmaster = !rcpt.address && core::ascii_lower(path) == "postmaster";
+    if (postmaster && !settings.postmaster) {
+      count_rcpt("unknown");
+      co_return Reply{550, "5.1.1 <" + path +
+                               ">: no postmaster mailbox on this gateway; write to postmaster at "
+                               "the domain concerned"};
+    }
+    if (!rcpt.address && !postmaster) {
       count_rcpt("relay_denied");
       co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
     }
-    const auto& address = *rcpt.address;
+    const auto& address = postmaster ? *settings.postmaster : *rcpt.address;
     auto domain = lookups.find_domain(address.domain());
     if (!domain) {
       count_rcpt("relay_denied");

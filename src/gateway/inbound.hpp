@@ -18,6 +18,7 @@
 #include <functional>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "admin/metrics.hpp"
@@ -36,6 +37,9 @@ namespace mailroster::gateway {
 struct InboundSettings {
   std::string hostname = "mailroster.localdomain";
   std::size_t max_received_headers = 50;  // more means a mail loop (RFC 5321 6.3)
+  // Where RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) goes: decided and relayed as this
+  // address. Unset: 550 5.1.1 saying there is none here.
+  std::optional<core::Address> postmaster;
   // Where the discovery bookkeeping of a delivery (store writes) runs: serve gives a queue
   // away from the I/O thread, so SMTP never waits for an import or a sync writing meanwhile.
   std::function<void(std::function<void()>)> defer = [](std::function<void()> task) { task(); };

@@ -110,6 +110,7 @@ class Gateway(unittest.TestCase):
         with open(config, "w") as f:
             f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:%d"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
+                    'postmaster = "alice@acme.example"\n'
                     'max_message_size = 200000\ntls_cert = "%s"\ntls_key = "%s"\nidle_timeout = "20s"\n'
                     '[relay]\nconnect_timeout = "1s"\ncommand_timeout = "1s"\n'
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
@@ -218,6 +219,37 @@ class Gateway(unittest.TestCase):
         env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
         self.assertEqual(env, {"from": "bob@example.org", "to": ["alice@acme.example"]})
         self.assertNotIn("alice@acme.example", self.discovered())  # users are not counted
+
+    def test_postmaster_without_a_domain_goes_to_the_configured_address(self):
+        # RFC 5321 4.5.1: RCPT TO:<Postmaster> (any case, no domain) must be accepted.
+        before = self.spooled()
+        rcpt, code, text = self.send("Postmaster", message("Postmaster", "to the postmaster"))
+        self.assertEqual((rcpt, code), (250, 250), text)
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        with open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))) as f:
+            self.assertEqual(json.load(f)["to"], ["alice@acme.example"])
+
+    def test_postmaster_without_a_domain_and_none_configured_is_550_saying_so(self):
+        config = os.path.join(self.dir, "no-postmaster.toml")
+        with open(config, "w") as f:
+            f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n[smtp]\n'
+                    'inbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n'
+                    % database_toml(self.db, self.dir))
+        proc, log, ports = start_serve(config, os.path.join(self.dir, "no-postmaster.log"))
+        try:
+            with smtplib.SMTP("127.0.0.1", ports["inbound SMTP"], timeout=20) as s:
+                s.ehlo("client.example.org")
+                s.mail("bob@example.org")
+                code, text = s.rcpt("postmaster")
+                self.assertEqual(code, 550)
+                self.assertIn(b"5.1.1", text)
+                self.assertIn(b"no postmaster mailbox", text)
+                self.assertEqual(s.rcpt("alice@acme.example")[0], 250)  # the session goes on
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            log.close()
 
     def test_alias_is_accepted_without_callout(self):
         self.assertEqual(self.send("AL@acme.example")[:2], (250, 250))
