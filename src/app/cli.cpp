@@ -643,6 +643,28 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
   add_json_flag(list, ctx);
 }
 
+// A request to the running service's admin API on this machine, with the local token (derived
+// from the secrets key file, which only local administrators can read); its JSON answer, or a
+// Failure with the service's reason.
+json ask_service(Context& ctx, const std::string& method, const std::string& path,
+                 const std::string& body) {
+  auto endpoint = ctx.config.admin_listen;
+  if (endpoint.host == "0.0.0.0") endpoint.host = "127.0.0.1";
+  if (endpoint.host == "::") endpoint.host = "::1";
+  const auto token = store::SecretBox::open_key_file(ctx.config.key_file()).derive("verify-flush");
+  // HTTPS when the admin port has a certificate: it is the one trusted.
+  const auto r =
+      admin::http_request(endpoint, method, path, body, {{"Authorization", "Bearer " + token}},
+                          ctx.config.admin_tls_cert);
+  auto answer = json::parse(r.body, nullptr, false);
+  if (r.status != 200) {
+    throw Failure(ErrorCode::invalid_argument, answer.is_object() && answer.contains("error")
+                                                   ? answer["error"]["message"].get<std::string>()
+                                                   : "HTTP " + std::to_string(r.status));
+  }
+  return answer;
+}
+
 void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   auto& opt = ctx.verify_args;
   auto* verify = app.add_subcommand("verify", "Recipient verification (callout) cache");
@@ -658,28 +680,29 @@ void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
              }
              if (!opt.address.empty()) body["address"] = parse_address(opt.address).str();
              if (!opt.domain.empty()) body["domain"] = opt.domain;
-             auto endpoint = ctx.config.admin_listen;
-             if (endpoint.host == "0.0.0.0") endpoint.host = "127.0.0.1";
-             if (endpoint.host == "::") endpoint.host = "::1";
-             const auto token =
-                 store::SecretBox::open_key_file(ctx.config.key_file()).derive("verify-flush");
-             // HTTPS when the admin port has a certificate: it is the one trusted.
-             const auto r = admin::http_request(endpoint, "POST", "/api/v1/verify/flush",
-                                                body.dump(), {{"Authorization", "Bearer " + token}},
-                                                ctx.config.admin_tls_cert);
-             const auto answer = json::parse(r.body, nullptr, false);
-             if (r.status != 200) {
-               throw Failure(ErrorCode::invalid_argument,
-                             answer.is_object() && answer.contains("error")
-                                 ? answer["error"]["message"].get<std::string>()
-                                 : "HTTP " + std::to_string(r.status));
-             }
+             const auto answer = ask_service(ctx, "POST", "/api/v1/verify/flush", body.dump());
              if (ctx.json_output) return ctx.print_json(answer);
              ctx.out << "removed " << answer["removed"].get<std::size_t>() << " cached result(s)\n";
            });
   flush->add_option("address", opt.address, "Address whose cached result to clear");
   flush->add_option("--domain", opt.domain, "Clear every cached result of this domain");
   add_json_flag(flush, ctx);
+
+  auto* catch_all =
+      verb(*verify, "catch-all",
+           "Domains whose mail server accepts any address, as the running service found: their "
+           "mail is relayed but never counted for discovery",
+           action, [&ctx] {
+             const auto answer = ask_service(ctx, "GET", "/api/v1/verify/catch-all", "");
+             if (ctx.json_output) return ctx.print_json(answer["items"]);
+             std::vector<std::vector<std::string>> rows;
+             for (const auto& d : answer["items"]) {
+               rows.push_back({d["domain"].get<std::string>(), d["company"].get<std::string>(),
+                               d["checked_at"].get<std::string>()});
+             }
+             print_table(ctx.out, {"DOMAIN", "COMPANY", "CHECKED"}, rows);
+           });
+  add_json_flag(catch_all, ctx);
 }
 
 void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {

@@ -326,33 +326,67 @@ int serve(const Config& config, store::Store& store) {
   // The admin API (login, roles, tenant isolation) and its OpenAPI document.
   admin::Auth auth(store, clock, {.secure_cookie = !config.admin_tls_cert.empty()});
   admin::Api api(store, auth, discovery, syncs, clock);
-  // Flushing the callout cache: an operator's session, or the CLI on this machine (a token
-  // derived from the secrets key file, which only local administrators can read). Checked on
-  // a worker thread (a session is read from the store, which a sync may hold); the flush
-  // itself runs on the I/O thread, where the cache lives.
-  api.add_route("POST", "/api/v1/verify/flush",
-                "Flush the callout cache ({address} or {domain}, or all): an operator, or the "
-                "local CLI's token",
-                [&io, &verifier, &auth, token = "Bearer " + secrets.derive("verify-flush")](
-                    const admin::HttpRequest& req) {
-                  const auto it = req.headers.find("authorization");
-                  const bool local =
-                      it != req.headers.end() && it->second.size() == token.size() &&
-                      sodium_memcmp(it->second.data(), token.data(), token.size()) == 0;
-                  const auto caller = local ? std::nullopt : auth.caller(req);
-                  if (!local && !(caller && caller->is_operator())) {
-                    return admin::json_error(401, "unauthenticated",
-                                             "an operator's session or the local token is needed");
-                  }
-                  auto flush = std::make_shared<std::packaged_task<admin::HttpResponse()>>(
-                      [&verifier, req] { return flush_verify_cache(verifier, req); });
-                  auto done = flush->get_future();
-                  boost::asio::post(io, [flush] { (*flush)(); });
-                  if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-                    return admin::json_error(503, "unavailable", "the server is stopping");
-                  }
-                  return done.get();
-                });
+  // The callout verifier's routes. Its state lives on the I/O thread: the caller is checked on
+  // a worker thread (a session is read from the store, which a sync may hold), then the work
+  // runs there. Allowed: an operator's session, or the CLI on this machine (a token derived
+  // from the secrets key file, which only local administrators can read).
+  const auto local_token = "Bearer " + secrets.derive("verify-flush");
+  auto is_local = [&local_token](const admin::HttpRequest& req) {
+    const auto it = req.headers.find("authorization");
+    return it != req.headers.end() && it->second.size() == local_token.size() &&
+           sodium_memcmp(it->second.data(), local_token.data(), local_token.size()) == 0;
+  };
+  auto on_io = [&io](auto work) -> std::optional<decltype(work())> {
+    auto task = std::make_shared<std::packaged_task<decltype(work())()>>(std::move(work));
+    auto done = task->get_future();
+    boost::asio::post(io, [task] { (*task)(); });
+    if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return std::nullopt;
+    return done.get();
+  };
+  const auto stopping = admin::json_error(503, "unavailable", "the server is stopping");
+  api.add_route(
+      "POST", "/api/v1/verify/flush",
+      "Flush the callout cache ({address} or {domain}, or all): an operator, or the local "
+      "CLI's token",
+      [&](const admin::HttpRequest& req) {
+        const bool local = is_local(req);
+        const auto caller = local ? std::nullopt : auth.caller(req);
+        if (!local && !(caller && caller->is_operator())) {
+          return admin::json_error(401, "unauthenticated",
+                                   "an operator's session or the local token is needed");
+        }
+        return on_io([&verifier, req] { return flush_verify_cache(verifier, req); })
+            .value_or(stopping);
+      });
+  // Which domains accept any address (their mail is relayed, never counted for discovery):
+  // this node's findings, so that an administrator sees why an address is never discovered.
+  api.add_route(
+      "GET", "/api/v1/verify/catch-all",
+      "Domains whose mail server accepts any address, as this node found: an operator's or "
+      "the local CLI's are all, a company administrator's are the company's",
+      [&](const admin::HttpRequest& req) {
+        const bool local = is_local(req);
+        const auto caller = local ? std::nullopt : auth.caller(req);
+        if (!local && !caller) {
+          return admin::json_error(401, "unauthenticated", "log in first");
+        }
+        const bool all = local || caller->is_operator();
+        if (!all && caller->login.role != store::LoginRole::company_admin) {
+          return admin::json_error(403, "forbidden", "administrators only");
+        }
+        const auto found = on_io([&verifier] { return verifier.catch_all_domains(); });
+        if (!found) return stopping;
+        nlohmann::json items = nlohmann::json::array();
+        for (const auto& d : *found) {
+          const auto domain = store.find_domain(d.domain);
+          if (!domain || (!all && domain->company_id != caller->login.company_id)) continue;
+          const auto company = store.company_by_id(domain->company_id);
+          items.push_back({{"domain", d.domain},
+                           {"company", company ? company->name : ""},
+                           {"checked_at", core::format_iso8601(d.checked_at)}});
+        }
+        return json_response({{"items", items}});
+      });
   api.install(http);
   admin::install_ui(http);
 

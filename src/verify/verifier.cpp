@@ -1,5 +1,7 @@
 #include "verify/verifier.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -286,6 +288,16 @@ std::size_t Verifier::flush_all() {
 }
 
 bool Verifier::accept_all(const std::string& domain) const { return impl_->is_accept_all(domain); }
+
+std::vector<Verifier::CatchAllDomain> Verifier::catch_all_domains() const {
+  std::vector<CatchAllDomain> out;
+  for (const auto& [domain, state] : impl_->catch_all) {
+    if (state.accept_all) out.push_back({domain, state.checked_at});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.domain < b.domain; });
+  return out;
+}
 
 VerifierStats Verifier::stats() const {
   auto s = impl_->stats;

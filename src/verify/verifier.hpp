@@ -31,6 +31,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/address.hpp"
 #include "core/clock.hpp"
@@ -83,6 +84,13 @@ class Verifier {
   std::size_t flush_all();
   // Whether the domain is known to accept any local part.
   bool accept_all(const std::string& domain) const;
+  // The domains known to accept any local part (their addresses are relayed, never counted
+  // for discovery), with when that was last seen, by domain name.
+  struct CatchAllDomain {
+    std::string domain;
+    core::TimePoint checked_at;
+  };
+  std::vector<CatchAllDomain> catch_all_domains() const;
 
   VerifierStats stats() const;
 

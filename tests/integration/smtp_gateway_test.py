@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 import databases
@@ -357,6 +358,38 @@ class Gateway(unittest.TestCase):
         self.assertEqual(len(self.spooled("catchall")), 1)
         self.assertNotIn("anyone@catchall.example", self.discovered())
         self.assertIn("catch-all", open(self.log_path).read())
+        # The operator is told which domains, and why: the CLI, and the API by tenant.
+        out = subprocess.run([BINARY, "--config", self.config, "verify", "catch-all", "--json"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        found = json.loads(out.stdout)
+        self.assertEqual([(d["domain"], d["company"]) for d in found], [("catchall.example", "acme")])
+        self.assertIn("catchall.example", subprocess.run(
+            [BINARY, "--config", self.config, "verify", "catch-all"], capture_output=True, text=True).stdout)
+        self.assertEqual(self.api_as(None, "/api/v1/verify/catch-all")[0], 401)
+        for email, company, seen in [("admin@acme.example", "acme", ["catchall.example"]),
+                                     ("admin@quiet.example", "quiet", [])]:
+            subprocess.run([BINARY, "--db", self.db, "login", "add", email, "--company", company],
+                           input="correct horse battery\n", text=True, check=True, capture_output=True)
+            status, body = self.api_as(email, "/api/v1/verify/catch-all")
+            self.assertEqual(status, 200)
+            self.assertEqual([d["domain"] for d in body["items"]], seen)
+
+    def api_as(self, email, path):
+        """GET path with a session of email's login (None: no session); (status, JSON body)."""
+        base = "http://127.0.0.1:%d" % self.admin_port
+        headers = {}
+        if email:
+            login = urllib.request.Request(base + "/api/v1/login", method="POST",
+                                           data=json.dumps({"email": email, "password": "correct horse battery"}).encode(),
+                                           headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(login) as r:
+                headers["Cookie"] = r.headers["Set-Cookie"].split(";")[0]
+        try:
+            with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers)) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
 
     def test_second_callout_for_an_address_is_answered_from_the_cache(self):
         self.send("frank@acme.example")

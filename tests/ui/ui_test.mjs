@@ -62,35 +62,43 @@ sql("INSERT INTO discovered_addresses(company_id, domain_id, address, address_ke
 
 // Azure AD: the local Graph server of the integration tests, its users in corp.example.
 cli("domain", "add", "corp.example", "--company", "acme", "--destination", "127.0.0.1:25");
-const graph = spawn("python3", [path.join(path.dirname(new URL(import.meta.url).pathname), "..", "graph",
-  "fake_graph.py"), "--users", "150"], { stdio: ["ignore", "pipe", "inherit"] });
-const graphUrl = await new Promise((resolve, reject) => {
+const here = path.dirname(new URL(import.meta.url).pathname);
+// What a started process writes that the pattern finds (its first group), within 10 s.
+const announced = (proc, stream, pattern, what) => new Promise((resolve, reject) => {
   let out = "";
-  const timer = setTimeout(() => reject(new Error("fake_graph.py did not start: " + out)), 10000);
-  graph.stdout.on("data", (d) => {
+  const timer = setTimeout(() => reject(new Error(what + " did not start: " + out)), 10000);
+  proc[stream].on("data", (d) => {
     out += d;
-    const m = out.match(/PORT (\d+)/);
-    if (m) { clearTimeout(timer); resolve(`http://127.0.0.1:${m[1]}`); }
+    const m = out.match(pattern);
+    if (m) { clearTimeout(timer); resolve(m[1]); }
   });
 });
+const graph = spawn("python3", [path.join(here, "..", "graph", "fake_graph.py"), "--users", "150"],
+  { stdio: ["ignore", "pipe", "inherit"] });
+const graphUrl = `http://127.0.0.1:${await announced(graph, "stdout", /PORT (\d+)/, "fake_graph.py")}`;
+// A company mail server that says yes to any address (catch-all) for catchall.example:
+// serve finds that out at the first callout, and the discovery page says why its addresses
+// are never counted.
+const mta = spawn("python3", [path.join(here, "..", "integration", "fake_mta.py"), "--catch-all",
+  "--spool", path.join(dir, "spool")], { stdio: ["ignore", "pipe", "inherit"] });
+const mtaPort = await announced(mta, "stdout", /listening on (\d+)/, "fake_mta.py");
+cli("domain", "add", "catchall.example", "--company", "acme", "--destination", `127.0.0.1:${mtaPort}`);
+cli("discovery", "set", "--company", "acme", "enabled=true");
 
 const serve = spawn(binary, ["--config", config, "serve"], { stdio: ["ignore", "ignore", "pipe"] });
-let log = "";
-const port = await new Promise((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error("serve did not start: " + log)), 10000);
-  serve.stderr.on("data", (d) => {
-    log += d;
-    const m = log.match(/admin HTTP listening on 127\.0\.0\.1:(\d+)/);
-    if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-  });
-});
+const serveLog = (pattern) => announced(serve, "stderr", pattern, "serve");
+const [port, smtpPort] = (await Promise.all([serveLog(/admin HTTP listening on 127\.0\.0\.1:(\d+)/),
+  serveLog(/inbound SMTP listening on 127\.0\.0\.1:(\d+)/)])).map(Number);
+execFileSync("swaks", ["--server", `127.0.0.1:${smtpPort}`, "--to", "anyone@catchall.example",
+  "--from", "bob@example.org", "--helo", "client.example.org"], { stdio: "ignore" });
 const base = `http://127.0.0.1:${port}`;
 const executablePath = execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
 const browser = await chromium.launch({ executablePath, headless: true,
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
 let failed = false;
 const step = async (name, fn) => {
-  try { await fn(); console.log("ok   " + name); } catch (e) { failed = true; console.log("FAIL " + name + "\n" + e.stack); }
+  const t = Date.now();
+  try { await fn(); console.log(`ok   ${name} (${Date.now() - t} ms)`); } catch (e) { failed = true; console.log("FAIL " + name + "\n" + e.stack); }
 };
 
 try {
@@ -155,6 +163,7 @@ try {
     await step("create a user from a discovered address through the Select menu", async () => {
       await page.goto(base + "/#/discovery");
       await page.waitForSelector("text=newbie@acme.example");
+      await page.waitForSelector("[data-catch-all='catchall.example']:has-text('accepts any address')");
       await noHorizontalScroll("discovery");
       await page.check("input[aria-label='select newbie@acme.example']");
       await page.fill("input[aria-label='first name of newbie@acme.example']", "New");
@@ -275,6 +284,7 @@ try {
   await browser.close();
   serve.kill("SIGTERM");
   graph.kill("SIGTERM");
+  mta.kill("SIGTERM");
   fs.rmSync(dir, { recursive: true, force: true });
 }
 if (failed) process.exit(1);

@@ -96,8 +96,14 @@ async function usersView() {
 
 async function discoveryView() {
   const disc = await api("GET", co() + "/discovered");
+  // Domains whose mail server says yes to any address: their mail is relayed, never counted.
+  const catchAll = (await api("GET", "/verify/catch-all").catch(() => ({ items: [] })))
+    .items.filter((d) => d.company === state.company);
   main().innerHTML = `<section><h1>SMTP Discovery</h1>
     <p>Addresses that received clean mail but are not users yet. Select some, then an action.</p>
+    ${catchAll.map((d) => `<p class="notice" data-catch-all="${esc(d.domain)}">The mail server of
+      <b>${esc(d.domain)}</b> accepts any address (seen ${esc(d.checked_at)}), so its addresses
+      cannot be told real: mail to them is relayed but never counted for discovery.</p>`).join("")}
     ${table(["", "Address", "First name / surname", "Clean inbound", "Outbound", "Discovered"],
       disc.items.map((d) => [`<input type="checkbox" data-address="${esc(d.address)}" aria-label="select ${esc(d.address)}">`,
         esc(d.address),
