@@ -331,10 +331,20 @@ int serve(const Config& config, store::Store& store) {
   // runs there. Allowed: an operator's session, or the CLI on this machine (a token derived
   // from the secrets key file, which only local administrators can read).
   const auto local_token = "Bearer " + secrets.derive("verify-flush");
-  auto is_local = [&local_token](const admin::HttpRequest& req) {
+  // Who asks: the local CLI (its token), or a session's caller (none: neither).
+  struct Asker {
+    bool local = false;
+    std::optional<admin::Caller> caller;
+    bool anyone() const { return local || caller; }
+    bool operator_or_local() const { return local || (caller && caller->is_operator()); }
+  };
+  auto asker = [&local_token, &auth](const admin::HttpRequest& req) {
     const auto it = req.headers.find("authorization");
-    return it != req.headers.end() && it->second.size() == local_token.size() &&
-           sodium_memcmp(it->second.data(), local_token.data(), local_token.size()) == 0;
+    if (it != req.headers.end() && it->second.size() == local_token.size() &&
+        sodium_memcmp(it->second.data(), local_token.data(), local_token.size()) == 0) {
+      return Asker{true, std::nullopt};
+    }
+    return Asker{false, auth.caller(req)};
   };
   auto on_io = [&io](auto work) -> std::optional<decltype(work())> {
     auto task = std::make_shared<std::packaged_task<decltype(work())()>>(std::move(work));
@@ -349,9 +359,7 @@ int serve(const Config& config, store::Store& store) {
       "Flush the callout cache ({address} or {domain}, or all): an operator, or the local "
       "CLI's token",
       [&](const admin::HttpRequest& req) {
-        const bool local = is_local(req);
-        const auto caller = local ? std::nullopt : auth.caller(req);
-        if (!local && !(caller && caller->is_operator())) {
+        if (!asker(req).operator_or_local()) {
           return admin::json_error(401, "unauthenticated",
                                    "an operator's session or the local token is needed");
         }
@@ -365,12 +373,10 @@ int serve(const Config& config, store::Store& store) {
       "Domains whose mail server accepts any address, as this node found: an operator's or "
       "the local CLI's are all, a company administrator's are the company's",
       [&](const admin::HttpRequest& req) {
-        const bool local = is_local(req);
-        const auto caller = local ? std::nullopt : auth.caller(req);
-        if (!local && !caller) {
-          return admin::json_error(401, "unauthenticated", "log in first");
-        }
-        const bool all = local || caller->is_operator();
+        const auto who = asker(req);
+        if (!who.anyone()) return admin::json_error(401, "unauthenticated", "log in first");
+        const bool all = who.operator_or_local();
+        const auto& caller = who.caller;
         if (!all && caller->login.role != store::LoginRole::company_admin) {
           return admin::json_error(403, "forbidden", "administrators only");
         }
