@@ -57,7 +57,10 @@ cliIn(PASSWORD + "\n", "login", "add", "alice@acme.example", "--role", "end_user
 const now = Math.floor(Date.now() / 1000);
 sql("INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, first_seen, " +
   `discovered_at) SELECT d.company_id, d.id, a.address, a.address, ${now}, ${now} FROM domains d, (` +
-  ["newbie", "spammer", "a.smith", "other"].map((l) => `SELECT '${l}@acme.example' AS address`)
+  // And 120 more, so that the list is longer than a page (100).
+  ["newbie", "spammer", "a.smith", "other",
+    ...Array.from({ length: 120 }, (_, i) => `zz-found-${String(i).padStart(3, "0")}`)]
+    .map((l) => `SELECT '${l}@acme.example' AS address`)
     .join(" UNION ALL ") + ") a WHERE d.name = 'acme.example'");
 
 // Azure AD: the local Graph server of the integration tests, its users in corp.example.
@@ -165,6 +168,15 @@ try {
       await page.waitForSelector("text=newbie@acme.example");
       await page.waitForSelector("[data-catch-all='catchall.example']:has-text('accepts any address')");
       await noHorizontalScroll("discovery");
+      // A page at a time: the rest are a click away, and back.
+      const pager = page.locator("[data-pager=discovered]");
+      await pager.locator(".page-info:has-text('1–100 of 124')").waitFor();
+      await pager.locator("[data-page=next]").click();
+      await pager.locator(".page-info:has-text('101–124 of 124')").waitFor();
+      await page.waitForSelector("text=zz-found-119@acme.example");
+      assert.ok(await pager.locator("[data-page=next]").isDisabled());
+      await pager.locator("[data-page=previous]").click();
+      await page.waitForSelector("text=newbie@acme.example");
       await page.check("input[aria-label='select newbie@acme.example']");
       await page.fill("input[aria-label='first name of newbie@acme.example']", "New");
       await page.fill("input[aria-label='surname of newbie@acme.example']", "Bie");
@@ -261,6 +273,11 @@ try {
       await page.goto(base + "/#/audit");
       await page.waitForSelector("td:has-text('user.add')");
       await noHorizontalScroll("audit");
+      const pager = page.locator("[data-pager=audit]");
+      const total = Number((await pager.locator(".page-info").textContent()).match(/^1–100 of (\d+)$/)[1]);
+      assert.ok(total > 150, `the whole trail is counted (${total})`);
+      await pager.locator("[data-page=next]").click();
+      await pager.locator(`.page-info:has-text('101–${Math.min(200, total)} of ${total}')`).waitFor();
     });
     await page.close();
   }

@@ -1,7 +1,7 @@
 // mailroster's web UI: the admin API (/api/v1/, see /api/v1/openapi.json) in the browser.
 // No framework and no build step: the server ships these three files.
 "use strict";
-const state = { me: null, csrf: "", company: "", userQuery: { search: "", offset: 0 } };
+const state = { me: null, csrf: "", company: "", userQuery: { search: "", offset: 0 }, pages: {} };
 const PAGE = 100;  // users per page; companies have many thousands
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
@@ -31,6 +31,31 @@ function say(text, ok = true) {
 }
 
 const co = () => "/companies/" + encodeURIComponent(state.company);
+
+// A paged list of the API (?limit=&offset=, answered with total and next_offset), shown a page
+// at a time: `name` keeps the view's place (state.pages) while the administrator works on it.
+async function pageOf(name, path) {
+  const get = (offset) => api("GET", `${path}?limit=${PAGE}&offset=${offset}`);
+  let data = await get(state.pages[name] || 0);
+  if (!data.items.length && data.offset > 0) {  // the list shrank under its last page
+    data = await get(Math.floor(Math.max(data.total - 1, 0) / PAGE) * PAGE);
+  }
+  state.pages[name] = data.offset;
+  return data;
+}
+function pagerHtml(name, data) {
+  const shown = data.items.length
+    ? `${data.offset + 1}–${data.offset + data.items.length} of ${data.total}` : "none";
+  return `<div class="row" data-pager="${name}">
+    <button class="secondary" data-page="previous"${data.offset ? "" : " disabled"}>Previous</button>
+    <span class="page-info">${shown}</span>
+    <button class="secondary" data-page="next"${data.next_offset === undefined ? " disabled" : ""}>Next</button></div>`;
+}
+function wirePager(name, data, view) {
+  const at = (which) => main().querySelector(`[data-pager="${name}"] [data-page="${which}"]`);
+  at("previous").onclick = () => { state.pages[name] = Math.max(0, data.offset - PAGE); view(); };
+  at("next").onclick = () => { state.pages[name] = data.next_offset; view(); };
+}
 
 function table(headers, rows) {
   return `<table><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${
@@ -95,7 +120,7 @@ async function usersView() {
 }
 
 async function discoveryView() {
-  const disc = await api("GET", co() + "/discovered");
+  const disc = await pageOf("discovered", co() + "/discovered");
   // Domains whose mail server says yes to any address: their mail is relayed, never counted.
   const catchAll = (await api("GET", "/verify/catch-all").catch(() => ({ items: [] })))
     .items.filter((d) => d.company === state.company);
@@ -110,6 +135,7 @@ async function discoveryView() {
         `<span class="names"><input data-first="${esc(d.address)}" placeholder="first name" aria-label="first name of ${esc(d.address)}">
          <input data-last="${esc(d.address)}" placeholder="surname" aria-label="surname of ${esc(d.address)}"></span>`,
         d.clean_inbound.length, d.outbound_messages, esc(d.discovered_at || "counting")]))}
+    ${pagerHtml("discovered", disc)}
     <div class="row">
       <select id="action" aria-label="Select">
         <option value="">Select</option>
@@ -121,6 +147,7 @@ async function discoveryView() {
       <datalist id="user-list"></datalist>
       <button id="apply">Apply</button>
     </div></section>`;
+  wirePager("discovered", disc, discoveryView);
   // Type-ahead: the company's users matching what is typed so far, asked as it is typed.
   const aliasOf = $("#alias-of");
   aliasOf.oninput = async () => {
@@ -149,13 +176,15 @@ async function discoveryView() {
 }
 
 async function invalidView() {
-  const data = await api("GET", co() + "/invalid");
+  const data = await pageOf("invalid", co() + "/invalid");
   main().innerHTML = `<section><h1>Marked Invalid</h1><p>Mail to these addresses is rejected.</p>
     <form id="add-invalid" class="row"><input name="address" placeholder="address" required>
     <input name="reason" placeholder="reason"><button>Mark invalid</button></form>
     ${table(["Address", "Reason", "Since", ""], data.items.map((i) => [esc(i.address), esc(i.reason),
       esc(i.created_at), `<button data-user="${esc(i.address)}">Create user</button>
-      <button class="secondary" data-forget="${esc(i.address)}">Remove</button>`]))}</section>`;
+      <button class="secondary" data-forget="${esc(i.address)}">Remove</button>`]))}
+    ${pagerHtml("invalid", data)}</section>`;
+  wirePager("invalid", data, invalidView);
   $("#add-invalid").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("POST", co() + "/invalid", Object.fromEntries(new FormData(ev.target))); invalidView(); }
@@ -323,9 +352,11 @@ async function importView() {
 }
 
 async function auditView() {
-  const data = await api("GET", co() + "/audit");
+  const data = await pageOf("audit", co() + "/audit");
   main().innerHTML = `<section><h1>Audit</h1>${table(["When", "Who", "What", "Object"],
-    data.items.map((e) => [esc(e.at), esc(e.actor), esc(e.action), esc(e.object)]))}</section>`;
+    data.items.map((e) => [esc(e.at), esc(e.actor), esc(e.action), esc(e.object)]))}
+    ${pagerHtml("audit", data)}</section>`;
+  wirePager("audit", data, auditView);
 }
 
 // An end user: its own account and aliases, and its names to change.
@@ -370,7 +401,12 @@ async function start() {
       sel.hidden = false;
       state.company = state.company || (list[0] ? list[0].name : "");
       sel.value = state.company;
-      sel.onchange = () => { state.company = sel.value; route(); };
+      sel.onchange = () => {
+        state.company = sel.value;
+        state.pages = {};
+        state.userQuery = { search: "", offset: 0 };
+        route();
+      };
     } else {
       state.company = state.me.company;
     }
