@@ -146,17 +146,13 @@ HttpResponse page_json(json items, const Page& p, std::size_t total) {
   return HttpResponse{200, "application/json", out.dump(), {}};
 }
 
-// ?limit=&offset= over a list, or a 400.
-template <class T>
-HttpResponse page_of(const std::vector<T>& all, const std::string& query) {
+// ?limit=&offset= of a list the store pages (list(window)) and counts (count()), or a 400.
+template <class List, class Count>
+HttpResponse page_of(const std::string& query, List&& list, Count&& count) {
   const auto page = page_params(query_params(query));
   if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
   const auto& p = std::get<Page>(page);
-  json items = json::array();
-  for (std::size_t i = p.offset; i < all.size() && i < p.offset + p.limit; ++i) {
-    items.push_back(all[i]);
-  }
-  return page_json(std::move(items), p, all.size());
+  return page_json(list(store::Window{p.limit, p.offset}), p, count());
 }
 
 // A string read where it is, as a stream; tellg() works.
@@ -481,21 +477,25 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"GET", "/api/v1/companies/{company}/discovered",
        "SMTP Discovery: discovered addresses; ?limit=&offset=", false,
        in_company([this](Req req, Who, const core::Company& co) {
-         return page_of(store_.list_discovered(co.id), req.query);
+         return page_of(
+             req.query, [&](store::Window w) { return store_.list_discovered(co.id, w); },
+             [&] { return store_.count_discovered(co.id); });
        })},
       {"GET", "/api/v1/companies/{company}/invalid", "Addresses marked invalid; ?limit=&offset=",
        false, in_company([this](Req req, Who, const core::Company& co) {
-         return page_of(store_.list_invalid(co.id), req.query);
+         return page_of(
+             req.query, [&](store::Window w) { return store_.list_invalid(co.id, w); },
+             [&] { return store_.count_invalid(co.id); });
        })},
       {"GET", "/api/v1/companies/{company}/audit",
        "The company's audit trail, newest first; ?limit=&offset=", false,
        in_company([this](Req req, Who, const core::Company& co) {
-         // Paged by the store: a company's trail grows without end.
-         const auto page = page_params(query_params(req.query));
-         if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
-         const auto& p = std::get<Page>(page);
-         return page_json(store_.list_audit({co.id, p.limit, p.offset}), p,
-                          store_.count_audit(co.id));
+         return page_of(
+             req.query,
+             [&](store::Window w) {
+               return store_.list_audit({co.id, w.limit, w.offset});
+             },
+             [&] { return store_.count_audit(co.id); });
        })},
       {"POST", "/api/v1/companies", "Add a company (operators)", false,
        [this, actor_of](Req req, Who c) {

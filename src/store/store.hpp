@@ -65,6 +65,12 @@ struct UserFilter {
   std::size_t offset = 0;
 };
 
+// A window of a list in its order: `offset` items passed over, then at most `limit` (0: all).
+struct Window {
+  std::size_t limit = 0;
+  std::size_t offset = 0;
+};
+
 struct AuditFilter {
   std::optional<Id> company_id;
   std::size_t limit = 100;  // 0: no limit
@@ -189,7 +195,12 @@ class Store {
   virtual core::InvalidAddress add_invalid(const core::Address& address, const std::string& reason,
                                            const core::Actor& actor) = 0;
   virtual std::optional<core::InvalidAddress> find_invalid(const core::Address& address) = 0;
-  virtual std::vector<core::InvalidAddress> list_invalid(Id company_id) = 0;
+  // By address; `window` of them.
+  virtual std::vector<core::InvalidAddress> list_invalid(Id company_id, Window window) = 0;
+  std::vector<core::InvalidAddress> list_invalid(Id company_id) {
+    return list_invalid(company_id, {});
+  }
+  virtual std::size_t count_invalid(Id company_id) = 0;
   virtual void remove_invalid(Id id, const core::Actor& actor) = 0;
 
   // Discovered addresses: saved whole (insert when id == 0, else update). The moment an
@@ -197,7 +208,12 @@ class Store {
   virtual core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d,
                                                   const core::Actor& actor) = 0;
   virtual std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) = 0;
-  virtual std::vector<core::DiscoveredAddress> list_discovered(Id company_id) = 0;
+  // By address; `window` of them.
+  virtual std::vector<core::DiscoveredAddress> list_discovered(Id company_id, Window window) = 0;
+  std::vector<core::DiscoveredAddress> list_discovered(Id company_id) {
+    return list_discovered(company_id, {});
+  }
+  virtual std::size_t count_discovered(Id company_id) = 0;
   virtual void remove_discovered(Id id, const core::Actor& actor) = 0;
 
   // Directory sync (core/sync_planner.hpp). The part of a company a batch of entries

@@ -470,13 +470,16 @@ struct SqlStore::Impl {
     return out;
   }
 
-  std::vector<core::DiscoveredAddress> discovered_where(std::string_view where, const auto& arg) {
+  std::vector<core::DiscoveredAddress> discovered_where(std::string_view where, const auto& arg,
+                                                        Window window = {}) {
     std::vector<core::DiscoveredAddress> out;
     auto s = db.prepare(
         "SELECT id, company_id, address, first_seen, outbound_messages, discovered_at, "
         "notifications_sent, suggested_alias_of FROM discovered_addresses " +
-        std::string(where) + " ORDER BY address_key");
+        std::string(where) + " ORDER BY address_key LIMIT ? OFFSET ?");
     s.bind(1, arg);
+    s.bind(2, no_limit_if_zero(window.limit));
+    s.bind(3, static_cast<std::int64_t>(window.offset));
     while (s.step()) {
       core::DiscoveredAddress d;
       d.id = s.int64(0);
@@ -1214,13 +1217,17 @@ std::size_t SqlStore::count_matching_users(const UserFilter& f) {
   });
 }
 
-std::size_t SqlStore::count_users(Id company_id) {
+std::size_t SqlStore::count_of(std::string_view sql, std::optional<Id> company_id) {
   return read([&](Impl& I) {
-    auto s = I.db.prepare("SELECT COUNT(*) FROM users WHERE company_id = ?");
+    auto s = I.db.prepare(sql);
     s.bind(1, company_id);
     s.step();
     return static_cast<std::size_t>(s.int64(0));
   });
+}
+
+std::size_t SqlStore::count_users(Id company_id) {
+  return count_of("SELECT COUNT(*) FROM users WHERE company_id = ?1", company_id);
 }
 
 core::User SqlStore::update_user(Id id, const UserChange& change, const Actor& actor) {
@@ -1417,16 +1424,22 @@ std::optional<core::InvalidAddress> SqlStore::find_invalid(const Address& addres
   return read([&](Impl& I) { return I.invalid_where("WHERE address_key = ?", address.key()); });
 }
 
-std::vector<core::InvalidAddress> SqlStore::list_invalid(Id company_id) {
+std::vector<core::InvalidAddress> SqlStore::list_invalid(Id company_id, Window window) {
   return read([&](Impl& I) {
     std::vector<core::InvalidAddress> out;
     auto s = I.db.prepare(
         "SELECT id, company_id, address, reason, created_at FROM "
-        "invalid_addresses WHERE company_id = ? ORDER BY address_key");
+        "invalid_addresses WHERE company_id = ? ORDER BY address_key LIMIT ? OFFSET ?");
     s.bind(1, company_id);
+    s.bind(2, no_limit_if_zero(window.limit));
+    s.bind(3, static_cast<std::int64_t>(window.offset));
     while (s.step()) out.push_back(read_invalid(s));
     return out;
   });
+}
+
+std::size_t SqlStore::count_invalid(Id company_id) {
+  return count_of("SELECT COUNT(*) FROM invalid_addresses WHERE company_id = ?1", company_id);
 }
 
 void SqlStore::remove_invalid(Id id, const Actor& actor) {
@@ -1503,8 +1516,13 @@ std::optional<core::DiscoveredAddress> SqlStore::find_discovered(const Address& 
   });
 }
 
-std::vector<core::DiscoveredAddress> SqlStore::list_discovered(Id company_id) {
-  return read([&](Impl& I) { return I.discovered_where("WHERE company_id = ?", company_id); });
+std::vector<core::DiscoveredAddress> SqlStore::list_discovered(Id company_id, Window window) {
+  return read(
+      [&](Impl& I) { return I.discovered_where("WHERE company_id = ?", company_id, window); });
+}
+
+std::size_t SqlStore::count_discovered(Id company_id) {
+  return count_of("SELECT COUNT(*) FROM discovered_addresses WHERE company_id = ?1", company_id);
 }
 
 void SqlStore::remove_discovered(Id id, const Actor& actor) {
@@ -2084,13 +2102,10 @@ std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
 }
 
 std::size_t SqlStore::count_audit(std::optional<Id> company_id) {
-  return read([&](Impl& I) {
-    auto s = I.db.prepare(company_id ? "SELECT count(*) FROM audit_events WHERE company_id = ?1"
-                                     : "SELECT count(*) FROM audit_events WHERE ?1 IS NULL");
-    s.bind(1, company_id);
-    s.step();
-    return static_cast<std::size_t>(s.int64(0));
-  });
+  // Two texts: with `?1 IS NULL OR` neither database would use the index by company.
+  return count_of(company_id ? "SELECT COUNT(*) FROM audit_events WHERE company_id = ?1"
+                             : "SELECT COUNT(*) FROM audit_events WHERE ?1 IS NULL",
+                  company_id);
 }
 
 }  // namespace mailroster::store::sql

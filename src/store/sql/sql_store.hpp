@@ -90,13 +90,17 @@ class SqlStore : public Store {
   core::InvalidAddress add_invalid(const core::Address& address, const std::string& reason,
                                    const core::Actor& actor) override;
   std::optional<core::InvalidAddress> find_invalid(const core::Address& address) override;
-  std::vector<core::InvalidAddress> list_invalid(Id company_id) override;
+  using Store::list_invalid;
+  std::vector<core::InvalidAddress> list_invalid(Id company_id, Window window) override;
+  std::size_t count_invalid(Id company_id) override;
   void remove_invalid(Id id, const core::Actor& actor) override;
 
   core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d,
                                           const core::Actor& actor) override;
   std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) override;
-  std::vector<core::DiscoveredAddress> list_discovered(Id company_id) override;
+  using Store::list_discovered;
+  std::vector<core::DiscoveredAddress> list_discovered(Id company_id, Window window) override;
+  std::size_t count_discovered(Id company_id) override;
   void remove_discovered(Id id, const core::Actor& actor) override;
 
   std::unordered_map<std::string, std::optional<Id>> holders(
@@ -145,6 +149,8 @@ class SqlStore : public Store {
   // through the main connection, its own uncommitted writes included.
   template <class F>
   auto read(F&& f);
+  // A COUNT(*) whose SQL takes the company (or nothing) as ?1.
+  std::size_t count_of(std::string_view sql, std::optional<Id> company_id);
   Backend backend_;
   std::unique_ptr<Impl> impl_;
   std::uint64_t lookups_seen_ = 0;  // lookups_changed(): the main connection's change_count

@@ -735,6 +735,33 @@ TEST_P(StoreTest, AuditListsNewestFirstPerCompany) {
   EXPECT_EQ(store.list_audit({std::nullopt, 2}).size(), 2u);
 }
 
+TEST_P(StoreTest, ListsDiscoveredAndInvalidAWindowAtATime) {
+  const auto acme = add_acme();
+  for (const char* a : {"d3@acme.example", "d1@acme.example", "d2@acme.example"}) {
+    core::DiscoveredAddress d;
+    d.address = addr(a);
+    d.first_seen = clock.now();
+    d.clean_inbound = {clock.now()};
+    store.save_discovered(d, actor);
+  }
+  for (const char* a : {"i2@acme.example", "i1@acme.example", "i3@acme.example"}) {
+    store.add_invalid(addr(a), "test", actor);
+  }
+  EXPECT_EQ(store.count_discovered(acme.id), 3u);
+  EXPECT_EQ(store.count_invalid(acme.id), 3u);
+  const auto d = store.list_discovered(acme.id, {2, 1});
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].address.str(), "d2@acme.example");
+  EXPECT_EQ(d[1].address.str(), "d3@acme.example");
+  EXPECT_EQ(d[0].clean_inbound.size(), 1u);
+  EXPECT_EQ(store.list_discovered(acme.id).size(), 3u);
+  const auto i = store.list_invalid(acme.id, {1, 2});
+  ASSERT_EQ(i.size(), 1u);
+  EXPECT_EQ(i[0].address.str(), "i3@acme.example");
+  EXPECT_TRUE(store.list_invalid(acme.id, {10, 3}).empty());
+  EXPECT_EQ(store.list_invalid(acme.id).size(), 3u);
+}
+
 TEST_P(StoreTest, AuditPagesAndCountsInTheStore) {
   auto acme = add_acme();
   add_globex();
