@@ -4,8 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(
-  # toolchain
+  # toolchain (clang and its sanitizer runtime: the libFuzzer targets, scripts/fuzz.sh)
   g++ cmake ninja-build pkg-config git ca-certificates curl python3 clang-format
+  clang-14 libclang-rt-14-dev
   # libraries
   libboost1.74-dev libssl-dev libsqlite3-dev sqlite3 libsodium-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libldap-dev
