@@ -462,14 +462,6 @@ struct SqlStore::Impl {
     return read_invalid(s);
   }
 
-  std::vector<TimePoint> inbound_hits(Id discovered_id) {
-    std::vector<TimePoint> out;
-    auto s = db.prepare("SELECT at FROM discovered_inbound WHERE discovered_id = ? ORDER BY at");
-    s.bind(1, discovered_id);
-    while (s.step()) out.push_back(from_unix(s.int64(0)));
-    return out;
-  }
-
   std::vector<core::DiscoveredAddress> discovered_where(std::string_view where, const auto& arg,
                                                         Window window = {}) {
     std::vector<core::DiscoveredAddress> out;
@@ -492,7 +484,21 @@ struct SqlStore::Impl {
       if (!s.is_null(7)) d.suggested_alias_of = s.int64(7);
       out.push_back(std::move(d));
     }
-    for (auto& d : out) d.clean_inbound = inbound_hits(d.id);
+    // Their clean deliveries in one query, not one per address (expiry and the weekly report
+    // read a company's whole list: on PostgreSQL each query is a round trip).
+    if (out.empty()) return out;
+    std::vector<Id> ids;
+    std::unordered_map<Id, core::DiscoveredAddress*> by_id;
+    for (auto& d : out) {
+      ids.push_back(d.id);
+      by_id.emplace(d.id, &d);
+    }
+    auto hits = db.prepare(
+        "SELECT i.discovered_id, i.at FROM mailroster_rows(?1) k JOIN discovered_inbound i ON "
+        "i.discovered_id = k.c0 ORDER BY i.discovered_id, i.at");
+    const auto rows = list_rows(ids);
+    hits.bind(1, rows);
+    while (hits.step()) by_id.at(hits.int64(0))->clean_inbound.push_back(from_unix(hits.int64(1)));
     return out;
   }
 

@@ -737,11 +737,12 @@ TEST_P(StoreTest, AuditListsNewestFirstPerCompany) {
 
 TEST_P(StoreTest, ListsDiscoveredAndInvalidAWindowAtATime) {
   const auto acme = add_acme();
-  for (const char* a : {"d3@acme.example", "d1@acme.example", "d2@acme.example"}) {
+  // dN has N clean deliveries, a minute apart.
+  for (const int n : {3, 1, 2}) {
     core::DiscoveredAddress d;
-    d.address = addr(a);
+    d.address = addr(("d" + std::to_string(n) + "@acme.example").c_str());
     d.first_seen = clock.now();
-    d.clean_inbound = {clock.now()};
+    for (int i = 0; i < n; ++i) d.clean_inbound.push_back(clock.now() + minutes{i});
     store.save_discovered(d, actor);
   }
   for (const char* a : {"i2@acme.example", "i1@acme.example", "i3@acme.example"}) {
@@ -753,8 +754,14 @@ TEST_P(StoreTest, ListsDiscoveredAndInvalidAWindowAtATime) {
   ASSERT_EQ(d.size(), 2u);
   EXPECT_EQ(d[0].address.str(), "d2@acme.example");
   EXPECT_EQ(d[1].address.str(), "d3@acme.example");
-  EXPECT_EQ(d[0].clean_inbound.size(), 1u);
-  EXPECT_EQ(store.list_discovered(acme.id).size(), 3u);
+  EXPECT_EQ(d[0].clean_inbound.size(), 2u);
+  EXPECT_EQ(d[1].clean_inbound.size(), 3u);
+  const auto all = store.list_discovered(acme.id);
+  ASSERT_EQ(all.size(), 3u);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    ASSERT_EQ(all[i].clean_inbound.size(), i + 1) << all[i].address.str();
+    EXPECT_EQ(all[i].clean_inbound.back(), clock.now() + minutes{i}) << "in order";
+  }
   const auto i = store.list_invalid(acme.id, {1, 2});
   ASSERT_EQ(i.size(), 1u);
   EXPECT_EQ(i[0].address.str(), "i3@acme.example");
