@@ -46,7 +46,8 @@ struct Lookups::Impl {
     }
     ++stats.misses;
     auto value = fetch();
-    if (entries() >= max_entries) clear();
+    // Each kind on its own: a harvest's random addresses never push out the domains.
+    if (map.size() >= max_entries) map.clear();
     map.emplace(key, value);
     return value;
   }

@@ -6,8 +6,9 @@
 // answer is never older than the last commit this node has heard of. On PostgreSQL that takes
 // an RCPT from three or four round trips to the server to none.
 //
-// Bounded: past `max_entries` answers it starts again empty (a harvest of random addresses
-// fills it with "unknown"). Thread-safe; the store calls run under its lock.
+// Bounded: past `max_entries` answers of one kind (owners, domains, ...) that kind starts
+// again empty; a harvest of random addresses fills the owners with "unknown" and leaves the
+// domains and settings be. Thread-safe; the store calls run under its lock.
 #pragma once
 
 #include <cstddef>
