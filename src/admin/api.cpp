@@ -488,14 +488,23 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              [&] { return store_.count_invalid(co.id); });
        })},
       {"GET", "/api/v1/companies/{company}/audit",
-       "The company's audit trail, newest first; ?limit=&offset=", false,
-       in_company([this](Req req, Who, const core::Company& co) {
+       "The company's audit trail, newest first; ?object= (an address, any case), ?action=, "
+       "?limit=&offset=",
+       false, in_company([this](Req req, Who, const core::Company& co) {
+         const auto q = query_params(req.query);
+         store::AuditFilter f;
+         f.company_id = co.id;
+         if (auto it = q.find("object"); it != q.end()) f.object = it->second;
+         if (auto it = q.find("action"); it != q.end()) f.action = it->second;
          return page_of(
              req.query,
              [&](store::Window w) {
-               return store_.list_audit({co.id, w.limit, w.offset});
+               auto page = f;
+               page.limit = w.limit;
+               page.offset = w.offset;
+               return store_.list_audit(page);
              },
-             [&] { return store_.count_audit(co.id); });
+             [&] { return store_.count_audit(f); });
        })},
       {"POST", "/api/v1/companies", "Add a company (operators)", false,
        [this, actor_of](Req req, Who c) {

@@ -168,6 +168,8 @@ struct AuditArgs {
   std::string company;
   std::size_t limit = 50;
   std::size_t offset = 0;
+  std::string object;
+  std::string action;
 };
 
 // What every verb needs: options shared by all, and the store opened on first use.
@@ -629,6 +631,8 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
                       if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
                       f.limit = opt.limit;
                       f.offset = opt.offset;
+                      f.object = opt.object;
+                      f.action = opt.action;
                       const auto events = ctx.store().list_audit(f);
                       if (ctx.json_output) return ctx.print_json(events);
                       std::vector<std::vector<std::string>> rows;
@@ -640,6 +644,9 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
   list->add_option("--company", opt.company, "Only this company's events");
   list->add_option("--limit", opt.limit, "At most this many (default 50, 0 = all)");
   list->add_option("--offset", opt.offset, "Pass over this many of the newest first");
+  list->add_option("--object", opt.object,
+                   "Only events about this address or name (any case): who did what to it");
+  list->add_option("--action", opt.action, "Only this action, e.g. user.remove");
   add_json_flag(list, ctx);
 }
 

@@ -75,6 +75,8 @@ struct AuditFilter {
   std::optional<Id> company_id;
   std::size_t limit = 100;  // 0: no limit
   std::size_t offset = 0;   // events to pass over, newest first
+  std::string object;       // only events about this (an address, a domain), any case; "": all
+  std::string action;       // only this action ("user.remove"); "": all
 };
 
 // What an address is to the gateway; the basis of every per-recipient decision.
@@ -300,7 +302,7 @@ class Store {
   // Audit trail, newest first.
   virtual std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) = 0;
   // How many events list_audit(filter) would list without its limit and offset.
-  virtual std::size_t count_audit(std::optional<Id> company_id) = 0;
+  virtual std::size_t count_audit(const AuditFilter& filter) = 0;
 };
 
 // The names of a company's domains: the addresses an import or a directory sync may use.

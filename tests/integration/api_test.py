@@ -9,6 +9,7 @@ import argparse
 import datetime
 import http.client
 import json
+import urllib.parse
 import os
 import re
 import shutil
@@ -253,6 +254,16 @@ class Api(unittest.TestCase):
         past = ops.call("GET", f"/api/v1/companies/acme/audit?offset={len(ids)}")[1]
         self.assertEqual((past["items"], past["total"]), ([], len(ids)))
         self.assertNotIn("next_offset", past)
+        # What happened to one address: its events only, found in any case; and by action.
+        target = next(e["object"] for e in whole["items"] if "@" in e["object"])
+        about = ops.call("GET", "/api/v1/companies/acme/audit?object=" +
+                         urllib.parse.quote(target.upper()))[1]
+        self.assertEqual([e["id"] for e in about["items"]],
+                         [e["id"] for e in whole["items"] if e["object"].lower() == target.lower()])
+        self.assertEqual(about["total"], len(about["items"]))
+        action = whole["items"][0]["action"]
+        by_action = ops.call("GET", "/api/v1/companies/acme/audit?limit=1000&action=" + action)[1]
+        self.assertEqual(by_action["total"], sum(e["action"] == action for e in whole["items"]))
         self.assertEqual(ops.call("GET", "/api/v1/companies/acme/invalid?limit=x")[0], 400)
         first = ops.call("GET", "/api/v1/companies/acme/users?limit=1")[1]
         self.assertEqual(len(first["items"]), 1)

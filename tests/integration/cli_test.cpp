@@ -161,6 +161,13 @@ TEST_F(Cli, FullLifecycleOfCompanyDomainUserAlias) {
   ASSERT_EQ(page.size(), 2u);
   EXPECT_EQ(page[0]["id"], events[1]["id"]);
   EXPECT_EQ(page[1]["id"], events[2]["id"]);
+  const auto removed =
+      json::parse(ok({"audit", "list", "--action", "company.remove", "--limit", "0", "--json"}));
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0]["id"], events[0]["id"]);
+  const auto about = json::parse(ok({"audit", "list", "--object", "ACME", "--json"}));
+  ASSERT_FALSE(about.empty());
+  for (const auto& e : about) EXPECT_EQ(e["object"], "acme");
 }
 
 TEST_F(Cli, BadInputExitsOneWithOneLineAndWritesNothing) {

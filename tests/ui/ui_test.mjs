@@ -278,6 +278,13 @@ try {
       assert.ok(total > 150, `the whole trail is counted (${total})`);
       await pager.locator("[data-page=next]").click();
       await pager.locator(`.page-info:has-text('101–${Math.min(200, total)} of ${total}')`).waitFor();
+      // What happened to newbie@: discovered, then made a user through the Select menu.
+      await page.fill("input[aria-label='events about']", "NEWBIE@acme.example");
+      await page.click("#find-audit button");
+      await pager.locator(".page-info:has-text(' of ')").filter({ hasNotText: `of ${total}` }).waitFor();
+      const objects = await page.$$eval("td[data-label=Object]", (tds) => tds.map((t) => t.textContent));
+      assert.ok(objects.length >= 1 && objects.every((o) => o === "newbie@acme.example"), objects.join());
+      assert.ok(await page.isVisible("td[data-label=What]:has-text('user.add')"));
     });
     await page.close();
   }

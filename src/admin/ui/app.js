@@ -34,8 +34,8 @@ const co = () => "/companies/" + encodeURIComponent(state.company);
 
 // A paged list of the API (?limit=&offset=, answered with total and next_offset), shown a page
 // at a time: `name` keeps the view's place (state.pages) while the administrator works on it.
-async function pageOf(name, path) {
-  const get = (offset) => api("GET", `${path}?limit=${PAGE}&offset=${offset}`);
+async function pageOf(name, path, query = "") {
+  const get = (offset) => api("GET", `${path}?limit=${PAGE}&offset=${offset}${query ? "&" + query : ""}`);
   let data = await get(state.pages[name] || 0);
   if (!data.items.length && data.offset > 0) {  // the list shrank under its last page
     data = await get(Math.floor(Math.max(data.total - 1, 0) / PAGE) * PAGE);
@@ -352,11 +352,24 @@ async function importView() {
 }
 
 async function auditView() {
-  const data = await pageOf("audit", co() + "/audit");
-  main().innerHTML = `<section><h1>Audit</h1>${table(["When", "Who", "What", "Object"],
+  // "What happened to this address?": the events about it only, when one is asked for.
+  const about = state.auditObject || "";
+  const data = await pageOf("audit", co() + "/audit",
+    about ? `object=${encodeURIComponent(about)}` : "");
+  main().innerHTML = `<section><h1>Audit</h1>
+    <form id="find-audit" class="row" role="search"><input name="object" type="search"
+      placeholder="address" aria-label="events about" value="${esc(about)}">
+      <button class="secondary">Find</button></form>
+    ${table(["When", "Who", "What", "Object"],
     data.items.map((e) => [esc(e.at), esc(e.actor), esc(e.action), esc(e.object)]))}
     ${pagerHtml("audit", data)}</section>`;
   wirePager("audit", data, auditView);
+  $("#find-audit").onsubmit = (ev) => {
+    ev.preventDefault();
+    state.auditObject = new FormData(ev.target).get("object").trim();
+    state.pages.audit = 0;
+    auditView();
+  };
 }
 
 // An end user: its own account and aliases, and its names to change.
@@ -405,6 +418,7 @@ async function start() {
         state.company = sel.value;
         state.pages = {};
         state.userQuery = { search: "", offset: 0 };
+        state.auditObject = "";
         route();
       };
     } else {

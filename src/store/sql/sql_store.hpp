@@ -138,7 +138,7 @@ class SqlStore : public Store {
                               const core::Actor& actor) override;
 
   std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) override;
-  std::size_t count_audit(std::optional<Id> company_id) override;
+  std::size_t count_audit(const AuditFilter& filter) override;
 
  private:
   struct Impl;

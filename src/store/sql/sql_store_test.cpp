@@ -735,6 +735,31 @@ TEST_P(StoreTest, AuditListsNewestFirstPerCompany) {
   EXPECT_EQ(store.list_audit({std::nullopt, 2}).size(), 2u);
 }
 
+// "What happened to bob?": a company's events about one address (any case), or of one action.
+TEST_P(StoreTest, AuditFindsTheEventsAboutAnAddressOrOfAnAction) {
+  const auto acme = add_acme();
+  const auto globex = add_globex();
+  const auto bob = add_user("bob@acme.example");
+  add_user("carol@acme.example");
+  store.update_user(bob.id, {.first_name = "Robert"}, actor);
+  store.remove_user(bob.id, actor);
+  add_user("bob@globex.example");
+  AuditFilter about_bob{.company_id = acme.id, .limit = 0, .object = "BOB@acme.example"};
+  const auto events = store.list_audit(about_bob);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].action, "user.remove");
+  EXPECT_EQ(events[1].action, "user.update");
+  EXPECT_EQ(events[2].action, "user.add");
+  EXPECT_EQ(store.count_audit(about_bob), 3u);
+  AuditFilter removals{.company_id = acme.id, .limit = 0, .action = "user.remove"};
+  ASSERT_EQ(store.list_audit(removals).size(), 1u);
+  EXPECT_EQ(store.count_audit(removals), 1u);
+  about_bob.action = "user.add";
+  about_bob.company_id = std::nullopt;
+  EXPECT_EQ(store.count_audit(about_bob), 1u) << "acme's; globex's bob is another address";
+  EXPECT_EQ(store.count_audit({.company_id = globex.id, .object = "bob@globex.example"}), 1u);
+}
+
 TEST_P(StoreTest, ListsDiscoveredAndInvalidAWindowAtATime) {
   const auto acme = add_acme();
   // dN has N clean deliveries, a minute apart.
@@ -776,8 +801,8 @@ TEST_P(StoreTest, AuditPagesAndCountsInTheStore) {
   const auto whole = store.list_audit({acme.id, 0});
   ASSERT_GE(whole.size(), 5u);  // the company, its domains, three users
   const auto n = whole.size();
-  EXPECT_EQ(store.count_audit(acme.id), whole.size());
-  EXPECT_EQ(store.count_audit(std::nullopt), store.list_audit({std::nullopt, 0}).size());
+  EXPECT_EQ(store.count_audit({acme.id}), whole.size());
+  EXPECT_EQ(store.count_audit({}), store.list_audit({std::nullopt, 0}).size());
   const auto page = store.list_audit({acme.id, 2, 1});
   ASSERT_EQ(page.size(), 2u);
   EXPECT_EQ(page[0].id, whole[1].id);
