@@ -134,6 +134,8 @@ class SchedulerLease {
     }
     return now_held;
   }
+  // What the last tick found, without asking the store.
+  bool held_now() const { return state_ == 1; }
 
  private:
   static constexpr const char* kName = kSchedulerLease;
@@ -272,6 +274,11 @@ int serve(const Config& config, store::Store& store) {
                                    maintenance_store.get_executor());
   SchedulerLease lease(store, clock, 3 * std::max(config.maintenance.interval, config.sync_check));
   maintenance.only_while([&lease] { return lease.held(); });
+  // Across the nodes sharing a database, exactly one should say 1: something to alert on.
+  metrics.describe("mailroster_scheduler_lease_held",
+                   "1 on the node that runs directory syncs, expiry and reports", "gauge");
+  metrics.gauge("mailroster_scheduler_lease_held",
+                [&lease] { return lease.held_now() ? 1.0 : 0.0; });
   boost::asio::steady_timer maintenance_timer(io);
   boost::asio::co_spawn(
       io,

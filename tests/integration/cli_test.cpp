@@ -553,10 +553,13 @@ TEST_P(Serve, TwoNodesOnOneDatabaseRunScheduledWorkOnce) {
   };
   EXPECT_TRUE(runs_reach(port_a, 3));
   EXPECT_EQ(metric(port_b, "mailroster_maintenance_runs_total"), 0) << b.err();
+  EXPECT_EQ(metric(port_a, "mailroster_scheduler_lease_held"), 1);
+  EXPECT_EQ(metric(port_b, "mailroster_scheduler_lease_held"), 0);
   a.signal(SIGTERM);  // gives the lease up
   EXPECT_EQ(a.wait(10s), 0) << a.err();
   ASSERT_TRUE(b.wait_for_err("this node (", 10s)) << b.err();
   EXPECT_TRUE(runs_reach(port_b, 1));
+  EXPECT_EQ(metric(port_b, "mailroster_scheduler_lease_held"), 1);
   b.signal(SIGTERM);
   EXPECT_EQ(b.wait(10s), 0) << b.err();
 }
