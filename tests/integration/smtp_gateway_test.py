@@ -374,6 +374,9 @@ class Gateway(unittest.TestCase):
             status, body = self.api_as(email, "/api/v1/verify/catch-all")
             self.assertEqual(status, 200)
             self.assertEqual([d["domain"] for d in body["items"]], seen)
+        subprocess.run([BINARY, "--db", self.db, "login", "add", "alice@acme.example", "--role", "end_user"],
+                       input="correct horse battery\n", text=True, check=True, capture_output=True)
+        self.assertEqual(self.api_as("alice@acme.example", "/api/v1/verify/catch-all")[0], 403)
 
     def api_as(self, email, path):
         """GET path with a session of email's login (None: no session); (status, JSON body)."""
