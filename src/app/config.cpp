@@ -96,18 +96,7 @@ const std::vector<Key>& schema() {
          return std::string();
        }},
       {"smtp", "postmaster",
-       [](const toml::node& n, Config& c) {
-         std::string text;
-         if (auto err = set_string(n, text); !err.empty()) return err;
-         if (text.empty()) {
-           c.postmaster.reset();
-           return std::string();
-         }
-         auto address = core::Address::parse(text);
-         if (!address) return address.error().message;
-         c.postmaster = *address;
-         return std::string();
-       }},
+       [](const toml::node& n, Config& c) { return set_address(n, c.postmaster, true); }},
       {"smtp", "max_message_size",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.limits.message_size, 1024, std::int64_t{1} << 32);

@@ -76,7 +76,6 @@
 #include <optional>
 #include <string>
 
-#include "core/address.hpp"
 #include "core/error.hpp"
 #include "core/network.hpp"
 #include "reports/maintenance.hpp"
@@ -95,7 +94,7 @@ struct Config {
   std::string admin_tls_key;
   std::string log_level = "info";
   smtp::ServerSettings inbound = default_inbound();
-  std::optional<core::Address> postmaster;  // RFC 5321 4.5.1's <postmaster>, relayed there
+  std::string postmaster;  // RFC 5321 4.5.1's <postmaster> is relayed there; "": none
   core::Endpoint outbound_listen{"127.0.0.1", 2587};
   core::Endpoint outbound_next_hop{"127.0.0.1", 25};
   verify::VerifySettings verify;

@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <functional>
 #include <future>
 #include <memory>
 
@@ -32,6 +33,7 @@
 #include "admin/metrics.hpp"
 #include "admin/ui.hpp"
 #include "app/database.hpp"
+#include "core/address.hpp"
 #include "core/work_queue.hpp"
 #include "directory/graph/graph_directory.hpp"
 #include "directory/ldap/ldap_directory.hpp"
@@ -79,6 +81,20 @@ admin::HttpResponse flush_verify_cache(verify::Verifier& verifier, const admin::
     removed = verifier.flush_all();
   }
   return json_response({{"removed", removed}});
+}
+
+// Runs `round` at once, then again `interval` after each round ends, on the timer's executor,
+// until the timer is cancelled (serve stopping). A round catches its own failures.
+boost::asio::awaitable<void> rounds(boost::asio::steady_timer& timer,
+                                    std::chrono::steady_clock::duration interval,
+                                    std::function<boost::asio::awaitable<void>()> round) {
+  for (;;) {
+    co_await round();
+    timer.expires_after(interval);
+    boost::system::error_code ec;
+    co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    if (ec) co_return;
+  }
 }
 
 }  // namespace
@@ -219,7 +235,11 @@ int serve(const Config& config, store::Store& store) {
                 [&] { return double(discovery_writes.pending()); });
   gateway::InboundGateway inbound_gateway(
       lookups, discovery, verifier, harvest, pool, scorer, metrics, clock,
-      {.hostname = config.inbound.hostname, .postmaster = config.postmaster, .defer = defer});
+      {.hostname = config.inbound.hostname,
+       .postmaster = config.postmaster.empty()
+                         ? std::nullopt
+                         : std::optional(core::Address::parse(config.postmaster).value()),
+       .defer = defer});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(
       lookups, discovery, pool, scorer, metrics, clock,
@@ -280,46 +300,36 @@ int serve(const Config& config, store::Store& store) {
   metrics.gauge("mailroster_scheduler_lease_held",
                 [&lease] { return lease.held_now() ? 1.0 : 0.0; });
   boost::asio::steady_timer maintenance_timer(io);
-  boost::asio::co_spawn(
-      io,
-      [&]() -> boost::asio::awaitable<void> {
-        for (;;) {
-          try {
-            const auto r = co_await maintenance.run(clock.now());
-            if (!r.skipped) metrics.add("mailroster_maintenance_runs_total");
-            metrics.add("mailroster_reports_sent_total", "", r.reports_sent.size());
-          } catch (const std::exception& e) {
-            spdlog::error("maintenance failed: {}", e.what());
-          }
-          maintenance_timer.expires_after(config.maintenance.interval);
-          boost::system::error_code ec;
-          co_await maintenance_timer.async_wait(
-              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-          if (ec) co_return;
-        }
-      },
-      boost::asio::detached);
+  boost::asio::co_spawn(io,
+                        rounds(maintenance_timer, config.maintenance.interval,
+                               [&]() -> boost::asio::awaitable<void> {
+                                 try {
+                                   const auto r = co_await maintenance.run(clock.now());
+                                   if (!r.skipped) {
+                                     metrics.add("mailroster_maintenance_runs_total");
+                                   }
+                                   metrics.add("mailroster_reports_sent_total", "",
+                                               r.reports_sent.size());
+                                 } catch (const std::exception& e) {
+                                   spdlog::error("maintenance failed: {}", e.what());
+                                 }
+                               }),
+                        boost::asio::detached);
 
   // An idle SMTP path still reads what the database has told it, every few seconds: on
   // PostgreSQL notifications would otherwise pile up unread on the connection.
   boost::asio::steady_timer lookups_timer(io);
-  boost::asio::co_spawn(
-      io,
-      [&]() -> boost::asio::awaitable<void> {
-        for (;;) {
-          try {
-            lookups.poll();
-          } catch (const std::exception& e) {
-            spdlog::warn("SMTP lookups: {}", e.what());
-          }
-          lookups_timer.expires_after(std::chrono::seconds(5));
-          boost::system::error_code ec;
-          co_await lookups_timer.async_wait(
-              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-          if (ec) co_return;
-        }
-      },
-      boost::asio::detached);
+  boost::asio::co_spawn(io,
+                        rounds(lookups_timer, std::chrono::seconds(5),
+                               [&]() -> boost::asio::awaitable<void> {
+                                 try {
+                                   lookups.poll();
+                                 } catch (const std::exception& e) {
+                                   spdlog::warn("SMTP lookups: {}", e.what());
+                                 }
+                                 co_return;
+                               }),
+                        boost::asio::detached);
 
   // Directory syncs due at the top or bottom of the hour, on their own thread: LDAP and Graph
   // calls block, and SMTP must not wait for them.

@@ -25,7 +25,9 @@ struct Lookups::Impl {
            (companies ? 1 : 0);
   }
 
-  void clear() {
+  // Forgets everything when the store says something changed. Under the lock.
+  void forget_if_changed() {
+    if (!store.lookups_changed()) return;
     domains.clear();
     owners.clear();
     settings.clear();
@@ -35,11 +37,10 @@ struct Lookups::Impl {
   }
 
   // The answer for key in map: remembered, or read from the store (fetch) and remembered.
-  // Everything is forgotten first when the store says something changed.
   template <class Map, class Key, class Fetch>
   typename Map::mapped_type answer(Map& map, const Key& key, Fetch&& fetch) {
     std::lock_guard lock(mutex);
-    if (store.lookups_changed()) clear();
+    forget_if_changed();
     if (auto it = map.find(key); it != map.end()) {
       ++stats.hits;
       return it->second;
@@ -83,7 +84,7 @@ std::vector<core::Company> Lookups::companies_of(const std::string& client_ip) {
   if (!ip) return out;
   auto& I = *impl_;
   std::lock_guard lock(I.mutex);
-  if (I.store.lookups_changed()) I.clear();
+  I.forget_if_changed();
   if (I.companies) {
     ++I.stats.hits;
   } else {
@@ -103,7 +104,7 @@ std::vector<core::Company> Lookups::companies_of(const std::string& client_ip) {
 
 void Lookups::poll() {
   std::lock_guard lock(impl_->mutex);
-  if (impl_->store.lookups_changed()) impl_->clear();
+  impl_->forget_if_changed();
 }
 
 Lookups::Stats Lookups::stats() const {

@@ -175,6 +175,12 @@ std::int64_t no_limit_if_zero(std::size_t limit) {
   return limit == 0 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(limit);
 }
 
+// A window's LIMIT at parameter `index` and its OFFSET at the next one.
+void bind_window(Statement& s, int index, Window window) {
+  s.bind(index, no_limit_if_zero(window.limit));
+  s.bind(index + 1, static_cast<std::int64_t>(window.offset));
+}
+
 std::string sql_with(std::string_view head, std::string_view columns, std::string_view tail) {
   return std::string(head) + std::string(columns) + std::string(tail);
 }
@@ -470,8 +476,7 @@ struct SqlStore::Impl {
         "notifications_sent, suggested_alias_of FROM discovered_addresses " +
         std::string(where) + " ORDER BY address_key LIMIT ? OFFSET ?");
     s.bind(1, arg);
-    s.bind(2, no_limit_if_zero(window.limit));
-    s.bind(3, static_cast<std::int64_t>(window.offset));
+    bind_window(s, 2, window);
     while (s.step()) {
       core::DiscoveredAddress d;
       d.id = s.int64(0);
@@ -1207,29 +1212,27 @@ std::vector<core::User> SqlStore::list_users(const UserFilter& f) {
     auto s = I.db.prepare(
         users_matching(kUserColumns, f, "ORDER BY company_id, address_key LIMIT ?5 OFFSET ?6"));
     bind_user_filter(s, f);
-    s.bind(5, no_limit_if_zero(f.limit));
-    s.bind(6, static_cast<std::int64_t>(f.offset));
+    bind_window(s, 5, {f.limit, f.offset});
     while (s.step()) out.push_back(read_user(s));
     return out;
   });
 }
 
 std::size_t SqlStore::count_matching_users(const UserFilter& f) {
+  return count_of(users_matching("COUNT(*)", f, ""), [&](Statement& s) { bind_user_filter(s, f); });
+}
+
+std::size_t SqlStore::count_of(std::string_view sql, const std::function<void(Statement&)>& bind) {
   return read([&](Impl& I) {
-    auto s = I.db.prepare(users_matching("COUNT(*)", f, ""));
-    bind_user_filter(s, f);
+    auto s = I.db.prepare(sql);
+    bind(s);
     s.step();
     return static_cast<std::size_t>(s.int64(0));
   });
 }
 
 std::size_t SqlStore::count_of(std::string_view sql, std::optional<Id> company_id) {
-  return read([&](Impl& I) {
-    auto s = I.db.prepare(sql);
-    s.bind(1, company_id);
-    s.step();
-    return static_cast<std::size_t>(s.int64(0));
-  });
+  return count_of(sql, [&](Statement& s) { s.bind(1, company_id); });
 }
 
 std::size_t SqlStore::count_users(Id company_id) {
@@ -1437,8 +1440,7 @@ std::vector<core::InvalidAddress> SqlStore::list_invalid(Id company_id, Window w
         "SELECT id, company_id, address, reason, created_at FROM "
         "invalid_addresses WHERE company_id = ? ORDER BY address_key LIMIT ? OFFSET ?");
     s.bind(1, company_id);
-    s.bind(2, no_limit_if_zero(window.limit));
-    s.bind(3, static_cast<std::int64_t>(window.offset));
+    bind_window(s, 2, window);
     while (s.step()) out.push_back(read_invalid(s));
     return out;
   });
@@ -2096,8 +2098,7 @@ std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
     auto s = I.db.prepare("SELECT id, at, company_id, actor, action, object, before, after" +
                           audit_where(f) + " ORDER BY id DESC LIMIT ?2 OFFSET ?3");
     bind_audit_filter(s, f);
-    s.bind(2, no_limit_if_zero(f.limit));
-    s.bind(3, static_cast<std::int64_t>(f.offset));
+    bind_window(s, 2, {f.limit, f.offset});
     while (s.step()) {
       core::AuditEvent e;
       e.id = s.int64(0);
@@ -2124,12 +2125,8 @@ std::vector<core::AuditEvent> SqlStore::list_audit(const AuditFilter& f) {
 }
 
 std::size_t SqlStore::count_audit(const AuditFilter& f) {
-  return read([&](Impl& I) {
-    auto s = I.db.prepare("SELECT COUNT(*)" + audit_where(f));
-    bind_audit_filter(s, f);
-    s.step();
-    return static_cast<std::size_t>(s.int64(0));
-  });
+  return count_of("SELECT COUNT(*)" + audit_where(f),
+                  [&](Statement& s) { bind_audit_filter(s, f); });
 }
 
 }  // namespace mailroster::store::sql

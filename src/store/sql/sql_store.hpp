@@ -149,7 +149,8 @@ class SqlStore : public Store {
   // through the main connection, its own uncommitted writes included.
   template <class F>
   auto read(F&& f);
-  // A COUNT(*) whose SQL takes the company (or nothing) as ?1.
+  // A COUNT(*) with its parameters bound by `bind`; or taking the company (or nothing) as ?1.
+  std::size_t count_of(std::string_view sql, const std::function<void(Statement&)>& bind);
   std::size_t count_of(std::string_view sql, std::optional<Id> company_id);
   Backend backend_;
   std::unique_ptr<Impl> impl_;
