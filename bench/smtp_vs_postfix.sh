@@ -83,29 +83,7 @@ mkdir -p "$PF/etc" "$PF/queue" "$PF/data"
 chown postfix "$PF/data"
 : > "$PF/etc/main.cf"
 
-cat > "$PF/etc/master.cf" <<MASTER
-127.0.0.1:$PF_SMTP inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-MASTER
+{ echo "127.0.0.1:$PF_SMTP inet n - n - - smtpd"; cat tests/postfix/master.cf; } > "$PF/etc/master.cf"
 postconf -c "$PF/etc" -e \
   "compatibility_level = 3.6" \
   "queue_directory = $PF/queue" \

@@ -1,5 +1,7 @@
 #include "core/address.hpp"
 
+#include <idn2.h>
+
 #include <algorithm>
 
 namespace mailroster::core {
@@ -113,6 +115,23 @@ Result<std::string> parse_domain(std::string_view text) {
   if (!text.empty() && text.back() == '.') text.remove_suffix(1);
   if (text.empty()) return invalid("empty domain", "domain");
   if (text.size() > kMaxDomain) return invalid("domain longer than 255 octets", "domain");
+  // An internationalised domain (U-labels, RFC 6531) is kept in its A-label form (xn--...), so
+  // it matches however it was written: IDNA2008 with UTS #46 mapping, as Postfix does.
+  std::string a_labels;
+  if (!is_ascii(text)) {
+    const std::string given(text);
+    if (!is_valid_utf8(given)) return invalid("domain is not valid UTF-8", "domain");
+    char* out = nullptr;
+    const int rc = idn2_to_ascii_8z(given.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    if (rc != IDN2_OK) {
+      return invalid("invalid internationalised domain '" + given + "': " + idn2_strerror(rc),
+                     "domain");
+    }
+    a_labels = out;
+    idn2_free(out);
+    text = a_labels;
+    if (text.size() > kMaxDomain) return invalid("domain longer than 255 octets", "domain");
+  }
   std::size_t label_start = 0;
   for (std::size_t i = 0; i <= text.size(); ++i) {
     if (i == text.size() || text[i] == '.') {
@@ -130,12 +149,15 @@ Result<std::string> parse_domain(std::string_view text) {
     }
     const auto c = static_cast<unsigned char>(text[i]);
     if (!is_alpha(c) && !is_digit(c) && c != '-') {
-      return invalid("invalid character in domain '" + std::string(text) +
-                         "' (internationalised domains must be given in A-label form)",
-                     "domain");
+      return invalid("invalid character in domain '" + std::string(text) + "'", "domain");
     }
   }
   return ascii_lower(text);
+}
+
+bool is_ascii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 Address::Address(std::string local, std::string domain)

@@ -54,6 +54,9 @@ Result<std::string> parse_domain(std::string_view text);
 // ASCII lower-casing; bytes >= 0x80 are left alone.
 std::string ascii_lower(std::string_view text);
 
+// True when every byte is 7-bit ASCII.
+bool is_ascii(std::string_view text);
+
 // True when text is well-formed UTF-8 (no overlongs, no surrogates, no code points > U+10FFFF).
 bool is_valid_utf8(std::string_view text);
 

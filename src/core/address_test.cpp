@@ -107,7 +107,34 @@ TEST(Domain, LowerCasesAndDropsTrailingDot) {
   EXPECT_EQ(parse_domain("Acme.Example.").value(), "acme.example");
   EXPECT_FALSE(parse_domain(""));
   EXPECT_FALSE(parse_domain("."));
-  EXPECT_FALSE(parse_domain("b\xC3\xBC.example"));
+}
+
+// RFC 6531 mail may name a domain in U-labels: it is kept as its A-labels (IDNA2008, UTS #46
+// non-transitional), so a domain registered either way matches mail written either way.
+TEST(Domain, InternationalisedDomainsAreKeptAsALabels) {
+  EXPECT_EQ(parse_domain("B\xC3\xBC"
+                         "cher.Example")
+                .value(),
+            "xn--bcher-kva.example");  // Bücher
+  EXPECT_EQ(parse_domain("xn--bcher-kva.example").value(), "xn--bcher-kva.example");
+  EXPECT_EQ(parse_domain("fa\xC3\x9F.de").value(), "xn--fa-hia.de");  // faß: not "fass"
+  const auto u = Address::parse(
+                     "J\xC3\xBCrgen@b\xC3\xBC"
+                     "cher.example")
+                     .value();
+  EXPECT_EQ(u.domain(), "xn--bcher-kva.example");
+  EXPECT_EQ(u.local(), "J\xC3\xBCrgen");
+  EXPECT_EQ(u, Address::parse("J\xC3\xBCrgen@XN--BCHER-KVA.example").value());
+  for (const char* bad : {"\xE2\x98\x83.example",  // a snowman: disallowed in IDNA2008
+                          "-\xC3\xBC.example",     // a hyphen at the start of a label
+                          "b\xC3.example"}) {      // not UTF-8
+    const auto r = parse_domain(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("domain"), std::string::npos) << r.error().message;
+  }
+  std::string long_label;
+  for (int i = 0; i < 70; ++i) long_label += "\xC3\xBC";
+  EXPECT_FALSE(parse_domain(long_label + ".example"));  // its A-label is longer than 63
 }
 
 TEST(Utf8, RejectsOverlongsAndSurrogates) {

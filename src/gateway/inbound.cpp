@@ -110,6 +110,12 @@ struct InboundGateway::Impl {
         out.countable = !v.accept_all;
         co_return Reply{250, "2.1.5 Ok"};
       case verify::Verdict::reject:
+        if (v.probe.reply.text.starts_with("5.6.7")) {  // RFC 6531: no SMTPUTF8 there
+          co_return Reply{553, "5.6.7 <" + path +
+                                   ">: recipient address rejected: the destination takes no "
+                                   "non-ASCII address (" +
+                                   v.probe.describe() + ")"};
+        }
         co_return Reply{550, "5.1.1 <" + path + ">: recipient address rejected: user unknown (" +
                                  v.probe.describe() + ")"};
       case verify::Verdict::try_later:
@@ -157,9 +163,10 @@ struct InboundGateway::Impl {
     request.destination = recipients.front().destination;
     request.sender = tx.mail_from;
     request.eight_bit = tx.eight_bit;
+    request.smtputf8 = tx.smtputf8;
     for (const auto& r : recipients) request.recipients.push_back(r.address.str());
     request.received = received_header(
-        session, settings.hostname,
+        session, tx, settings.hostname,
         recipients.size() == 1 ? std::optional(request.recipients.front()) : std::nullopt,
         clock.now());
     request.id = session.id + "." + std::to_string(sessions[session.id].messages);

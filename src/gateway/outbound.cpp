@@ -82,8 +82,10 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       request.destination = I.settings.next_hop;
       request.sender = tx.mail_from;
       request.eight_bit = tx.eight_bit;
+      request.smtputf8 = tx.smtputf8;
       request.recipients = tx.recipients;
-      request.received = received_header(session, I.settings.hostname, std::nullopt, I.clock.now());
+      request.received =
+          received_header(session, tx, I.settings.hostname, std::nullopt, I.clock.now());
       request.id = session.id + "." + std::to_string(n);
       r = (co_await relay(I.relay, request, message)).reply;
       if (r.positive() && !tx.mail_from.empty()) {

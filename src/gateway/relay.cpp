@@ -18,6 +18,17 @@ Reply pass_on(const smtp::ClientResult& r) {
   return Reply{r.reply.code, text};
 }
 
+// Whether delivering needs the next hop's SMTPUTF8: the client declared it, and the envelope or
+// the header section is not plain ASCII (an all-ASCII message goes through without it).
+bool needs_smtputf8(const RelayRequest& request, std::string_view message) {
+  if (!request.smtputf8) return false;
+  if (!core::is_ascii(request.sender)) return true;
+  for (const auto& r : request.recipients) {
+    if (!core::is_ascii(r)) return true;
+  }
+  return !core::is_ascii(message.substr(0, message.find("\r\n\r\n")));
+}
+
 // How a failed step is told to the client: always temporary.
 Reply failure(const smtp::ClientResult& r, std::string_view what) {
   const char* code = r.failure == smtp::ClientFailure::timeout   ? "4.4.2"
@@ -41,11 +52,18 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
     co_return out;
   }
   auto& conn = *lease.connection;
-  std::string mail = "MAIL FROM:<" + request.sender + ">";
-  if (conn.esmtp()) {
-    mail += " SIZE=" + std::to_string(message.size() + request.received.size());
-    if (request.eight_bit) mail += " BODY=8BITMIME";
+  if (!conn.offers("SMTPUTF8") && needs_smtputf8(request, message)) {
+    co_await pool.release(std::move(lease.connection));
+    out.reply = Reply{550, "5.6.7 " + request.destination.str() +
+                               " does not support SMTPUTF8, which this message needs (a non-ASCII "
+                               "address or header)"};
+    co_return out;
   }
+  std::string mail = "MAIL FROM:<" + request.sender + ">";
+  if (conn.offers("SIZE"))
+    mail += " SIZE=" + std::to_string(message.size() + request.received.size());
+  if (request.eight_bit && conn.offers("8BITMIME")) mail += " BODY=8BITMIME";
+  if (request.smtputf8 && conn.offers("SMTPUTF8")) mail += " SMTPUTF8";
   auto r = co_await conn.command(mail);
   if (r.failure != smtp::ClientFailure::none) {
     out.reply = failure(r, "relay failed");
@@ -93,11 +111,15 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
   co_return out;
 }
 
-std::string received_header(const smtp::SessionInfo& session, const std::string& hostname,
+std::string received_header(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                            const std::string& hostname,
                             const std::optional<std::string>& for_recipient, core::TimePoint now) {
+  const std::string protocol = tx.smtputf8      ? (session.tls ? "UTF8SMTPS" : "UTF8SMTP")
+                               : !session.esmtp ? "SMTP"
+                               : session.tls    ? "ESMTPS"
+                                                : "ESMTP";
   return "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n\tby " + hostname +
-         " (mailroster) with " + (session.esmtp ? (session.tls ? "ESMTPS" : "ESMTP") : "SMTP") +
-         " id " + session.id + "\r\n\t" +
+         " (mailroster) with " + protocol + " id " + session.id + "\r\n\t" +
          (for_recipient ? "for <" + *for_recipient + ">; " : std::string()) +
          core::format_rfc5322(now) + "\r\n";
 }

@@ -4,6 +4,9 @@
 // on; a connection or protocol failure is always 451 (nothing is accepted that could be lost).
 // A recipient the next hop refuses at this stage fails the whole message (4xx, or its own 5xx
 // for a single recipient), so the client retries and nothing is delivered twice.
+// Extensions are used as the next hop offers them: SIZE, BODY=8BITMIME, SMTPUTF8. A message that
+// needs SMTPUTF8 (the client declared it, and an address or a header is not ASCII) is refused
+// with 550 5.6.7 when the next hop does not offer it (RFC 6531 3.2: never downgraded here).
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
@@ -24,6 +27,7 @@ struct RelayRequest {
   core::Endpoint destination;
   std::string sender;  // "" = <>
   bool eight_bit = false;
+  bool smtputf8 = false;
   std::vector<std::string> recipients;
   std::string received;  // header prepended to the message
   std::string id;        // names the delivery in the 250 text
@@ -38,8 +42,9 @@ boost::asio::awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRe
                                            const std::string& message);
 
 // "Received: from helo ([ip]) by host (mailroster) with ESMTP id X for <rcpt>; date" (RFC 5321
-// 4.4), CRLF-terminated.
-std::string received_header(const smtp::SessionInfo& session, const std::string& hostname,
+// 4.4; the protocol UTF8SMTP(S) for an SMTPUTF8 transaction, RFC 6531 4.3), CRLF-terminated.
+std::string received_header(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                            const std::string& hostname,
                             const std::optional<std::string>& for_recipient, core::TimePoint now);
 
 // Received: fields in the header section (more than a few dozen means a mail loop).

@@ -47,6 +47,7 @@ struct ClientConnection::Impl {
   core::Endpoint destination;
   std::string input;
   bool esmtp = false;
+  std::vector<std::string> extensions;  // EHLO keywords, upper-cased
   bool broken = false;
   std::chrono::steady_clock::time_point idle_since;
 
@@ -148,6 +149,7 @@ struct ClientConnection::Impl {
       hello = co_await command("HELO " + settings.helo_name, settings.command_timeout);
     } else {
       esmtp = hello.positive();
+      if (esmtp) extensions = ehlo_keywords(hello.reply.text);
     }
     if (!hello.positive()) broken = true;
     co_return hello;
@@ -158,6 +160,10 @@ ClientConnection::ClientConnection(std::unique_ptr<Impl> impl) : impl_(std::move
 ClientConnection::~ClientConnection() = default;
 const core::Endpoint& ClientConnection::destination() const { return impl_->destination; }
 bool ClientConnection::esmtp() const { return impl_->esmtp; }
+bool ClientConnection::offers(std::string_view keyword) const {
+  const auto& e = impl_->extensions;
+  return std::find(e.begin(), e.end(), keyword) != e.end();
+}
 bool ClientConnection::usable() const { return !impl_->broken && impl_->socket.is_open(); }
 
 awaitable<ClientResult> ClientConnection::command(std::string_view line) {

@@ -82,6 +82,8 @@ class ClientConnection {
   ~ClientConnection();
   const core::Endpoint& destination() const;
   bool esmtp() const;
+  // Whether the server's EHLO reply named this extension ("SMTPUTF8", "8BITMIME"; upper case).
+  bool offers(std::string_view keyword) const;
   // Sends one command line (without CRLF) and reads its reply.
   boost::asio::awaitable<ClientResult> command(std::string_view line);
   // DATA, then the message dot-stuffed, then the final reply.

@@ -6,6 +6,13 @@
 namespace mailroster::smtp {
 namespace {
 
+// ASCII upper case (ESMTP keywords are ASCII).
+std::string upper(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
 Parsed refuse(int code, std::string text) {
   return Parsed{std::nullopt, Reply{code, std::move(text)}};
 }
@@ -119,8 +126,7 @@ Parsed parse_path_command(Verb verb, std::string_view rest) {
     params = space == std::string_view::npos ? std::string_view() : trim(params.substr(space));
     const auto eq = token.find('=');
     Parameter p;
-    p.keyword = std::string(token.substr(0, eq));
-    for (auto& c : p.keyword) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    p.keyword = upper(token.substr(0, eq));
     if (eq != std::string_view::npos) p.value = std::string(token.substr(eq + 1));
     if (!valid_keyword(p.keyword) || (eq != std::string_view::npos && !valid_value(p.value))) {
       return refuse(501, "5.5.4 malformed parameter '" + std::string(token) + "'");
@@ -156,12 +162,15 @@ std::string Reply::wire() const {
 }
 
 Parsed parse_command(std::string_view line) {
+  static constexpr std::string_view kBadCharacter =
+      "5.5.2 command contains a control or non-ASCII character";
+  bool non_ascii = false;
   for (char c : line) {
     const auto u = static_cast<unsigned char>(c);
-    if (u == 0 || u >= 0x80 || (u < 32 && c != '\t')) {
-      return refuse(500, "5.5.2 command contains a control or non-ASCII character");
-    }
+    if (u == 0 || (u < 32 && c != '\t')) return refuse(500, std::string(kBadCharacter));
+    non_ascii = non_ascii || u >= 0x80;
   }
+  if (non_ascii && !core::is_valid_utf8(line)) return refuse(500, "5.5.2 command is not UTF-8");
   const auto space = line.find(' ');
   const auto word = line.substr(0, space);
   const auto rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
@@ -174,6 +183,10 @@ Parsed parse_command(std::string_view line) {
     return refuse(500, "5.5.2 command unrecognized");
   }
 
+  // RFC 6531: UTF-8 only in the paths of MAIL and RCPT (the server then asks for SMTPUTF8).
+  if (non_ascii && *verb != Verb::mail && *verb != Verb::rcpt) {
+    return refuse(500, std::string(kBadCharacter));
+  }
   Command cmd;
   cmd.verb = *verb;
   switch (*verb) {
@@ -306,6 +319,19 @@ std::string dot_stuff(std::string_view message) {
   }
   if (!out.empty() && out.back() != '\n') out.append("\r\n");
   out.append(".\r\n");
+  return out;
+}
+
+std::vector<std::string> ehlo_keywords(std::string_view reply_text) {
+  std::vector<std::string> out;
+  auto nl = reply_text.find('\n');
+  while (nl != std::string_view::npos) {
+    const auto start = nl + 1;
+    nl = reply_text.find('\n', start);
+    auto line = reply_text.substr(start, nl == std::string_view::npos ? nl : nl - start);
+    line = line.substr(0, line.find(' '));
+    if (!line.empty()) out.push_back(upper(line));
+  }
   return out;
 }
 

@@ -117,6 +117,10 @@ class DataReader {
 // Writes message data for the wire: dot-stuffed, ending in CRLF.CRLF.
 std::string dot_stuff(std::string_view message);
 
+// The extension keywords of an EHLO reply's text (every line after the first, up to its first
+// space), upper-cased: "mx greets x\nPIPELINING\nSIZE 1000" -> PIPELINING, SIZE.
+std::vector<std::string> ehlo_keywords(std::string_view reply_text);
+
 // Reads one reply from the start of text ("250-a\r\n250 b\r\n"); returns it and the
 // number of bytes it used, or nullopt when text holds no complete reply yet.
 std::optional<std::pair<Reply, std::size_t>> parse_reply(std::string_view text);

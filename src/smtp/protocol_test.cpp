@@ -118,8 +118,25 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"QUIT please", 501, "5.5.4"}, Malformed{"RSET x", 501, "5.5.4"},
         Malformed{"STARTTLS x", 501, "5.5.4"}, Malformed{"VRFY", 501, "5.5.4"},
         Malformed{"EXPN", 501, "5.5.4"}, Malformed{"NOOP \x01", 500, "5.5.2"},
-        Malformed{"RCPT TO:<j\xC3\xBC@b.example>", 500, "5.5.2"}),
+        Malformed{"RCPT TO:<j\xC3@b.example>", 500, "5.5.2"},  // not UTF-8
+        Malformed{"EHLO b\xC3\xBC.example", 500, "5.5.2"},     // UTF-8 only in paths
+        Malformed{"MAIL FROM:<a@b.example> X=\xC3\xBC", 501, "5.5.4"}),
     [](const auto& param) { return "case" + std::to_string(param.index); });
+
+// RFC 6531: MAIL and RCPT may carry UTF-8 addresses (whether SMTPUTF8 was declared is the
+// session's business).
+TEST(ParseCommand, Utf8PathsOfMailAndRcpt) {
+  const auto rcpt = parse_command(
+      "RCPT TO:<j\xC3\xBCrgen@B\xC3\xBC"
+      "cher.example>");
+  ASSERT_TRUE(rcpt.command) << rcpt.error.text;
+  ASSERT_TRUE(rcpt.command->address);
+  EXPECT_EQ(rcpt.command->address->str(), "j\xC3\xBCrgen@xn--bcher-kva.example");
+  EXPECT_EQ(rcpt.command->path, rcpt.command->address->str());  // the domain as A-labels
+  const auto mail = parse_command("MAIL FROM:<bj\xC3\xB6rn@example.org> SMTPUTF8");
+  ASSERT_TRUE(mail.command) << mail.error.text;
+  EXPECT_EQ(mail.command->parameters.at(0).keyword, "SMTPUTF8");
+}
 
 TEST(ParseCommand, NulIsRefused) {
   const std::string line("NOOP a\0b", 8);
@@ -148,6 +165,13 @@ TEST(ParseReply, SingleMultiPartialAndMalformed) {
   EXPECT_EQ(parse_reply("hello\r\n")->first.code, -1);
   EXPECT_EQ(parse_reply("250-a\r\n251 b\r\n")->first.code, -1);
   EXPECT_EQ(parse_reply("220\r\n")->first.code, 220);
+}
+
+TEST(EhloKeywords, EveryLineAfterTheGreetingUpToItsFirstSpace) {
+  EXPECT_EQ(ehlo_keywords("mx greets x\nPIPELINING\nsize 1000\nSmtpUtf8\n\n8BITMIME"),
+            (std::vector<std::string>{"PIPELINING", "SIZE", "SMTPUTF8", "8BITMIME"}));
+  EXPECT_TRUE(ehlo_keywords("mx.example").empty());
+  EXPECT_TRUE(ehlo_keywords("").empty());
 }
 
 TEST(LineBuffer, SplitsCrlfLinesAcrossChunks) {

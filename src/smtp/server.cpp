@@ -46,6 +46,8 @@ std::string_view to_string(State s) {
 }
 
 const Reply kBadSequence{503, "5.5.1 bad sequence of commands"};
+// RFC 6531 3.5: a non-ASCII address needs MAIL ... SMTPUTF8 first.
+const Reply kUndeclaredUtf8{553, "5.6.7 must declare SMTPUTF8 to send a non-ASCII address"};
 
 }  // namespace
 
@@ -182,6 +184,7 @@ struct Server::Impl::Session {
     text += "\nSIZE " + std::to_string(srv.settings.limits.message_size);
     text += "\n8BITMIME";
     text += "\nENHANCEDSTATUSCODES";
+    text += "\nSMTPUTF8";
     if (srv.tls_enabled && !tls) text += "\nSTARTTLS";
     return text;
   }
@@ -217,10 +220,14 @@ struct Server::Impl::Session {
         const auto body = core::ascii_lower(p.value);
         if (body != "7bit" && body != "8bitmime") co_return error({501, "5.5.4 bad BODY value"});
         next.eight_bit = body == "8bitmime";
+      } else if (p.keyword == "SMTPUTF8") {
+        if (!p.value.empty()) co_return error({501, "5.5.4 SMTPUTF8 takes no value"});
+        next.smtputf8 = true;
       } else {
         co_return error({555, "5.5.4 unsupported parameter " + p.keyword});
       }
     }
+    if (!next.smtputf8 && !core::is_ascii(c.path)) co_return error(kUndeclaredUtf8);
     const auto r = co_await srv.handler.on_mail(info, next);
     if (r.positive()) {
       tx = std::move(next);
@@ -235,6 +242,7 @@ struct Server::Impl::Session {
     if (!c.parameters.empty()) {
       co_return error({555, "5.5.4 unsupported parameter " + c.parameters.front().keyword});
     }
+    if (!tx.smtputf8 && !core::is_ascii(c.path)) co_return error(kUndeclaredUtf8);
     if (tx.recipients.size() >= srv.settings.limits.recipients) {
       reply({452, "4.5.3 too many recipients"});  // RFC 5321 4.5.3.1.10
       co_return;

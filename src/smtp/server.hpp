@@ -53,6 +53,7 @@ struct Transaction {
   std::string mail_from;  // "" is the null sender
   std::uint64_t declared_size = 0;
   bool eight_bit = false;
+  bool smtputf8 = false;  // MAIL ... SMTPUTF8 (RFC 6531): UTF-8 addresses and headers allowed
   std::vector<std::string> recipients;             // accepted ones, as given in RCPT
   std::vector<core::Address> recipient_addresses;  // parallel: parsed form (postmaster: empty)
 };

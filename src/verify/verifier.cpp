@@ -132,7 +132,18 @@ struct Verifier::Impl {
       co_return result;
     }
     auto& conn = *lease.connection;
-    auto mail = co_await conn.command("MAIL FROM:<" + settings.sender + ">");
+    // A non-ASCII address can only be asked about with SMTPUTF8 (RFC 6531); a destination
+    // without it could never take mail for it: a permanent refusal, as its 553 would be.
+    const bool utf8 = !core::is_ascii(address.str());
+    if (utf8 && !conn.offers("SMTPUTF8")) {
+      result.probe.reply = smtp::Reply{
+          553, "5.6.7 " + destination.str() + " does not support SMTPUTF8 (non-ASCII address)"};
+      result.verdict = Verdict::reject;
+      co_await pool.release(std::move(lease.connection));
+      co_return result;
+    }
+    auto mail =
+        co_await conn.command("MAIL FROM:<" + settings.sender + ">" + (utf8 ? " SMTPUTF8" : ""));
     if (!mail.positive()) {
       result.probe = mail;
       result.verdict = Verdict::try_later;  // the probe sender was refused, not the address

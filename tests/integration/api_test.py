@@ -5,7 +5,6 @@ JSON bodies and the OpenAPI document.
 
     api_test.py --binary build/mailroster
 """
-import argparse
 import datetime
 import http.client
 import json
@@ -733,13 +732,8 @@ class ApiOverTls(unittest.TestCase):
 
 def main():
     global BINARY
-    p = argparse.ArgumentParser()
-    p.add_argument("--binary", required=True)
-    p.add_argument("--postgres", help="run on the test PostgreSQL server this file names")
-    a, rest = p.parse_known_args()
-    BINARY = os.path.abspath(a.binary)
-    databases.POSTGRES = a.postgres
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    BINARY, argv = databases.suite_arguments()
+    unittest.main(argv=argv, verbosity=2)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The database an end-to-end test runs `mailroster` on: a SQLite file (the default), or a schema
 of its own on the test PostgreSQL server (tests/postgres/pg_fixture.py; ctest starts it and
 passes its file with --postgres)."""
+import argparse
 import json
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 
 POSTGRES = None  # the server's file, when the tests run on PostgreSQL
@@ -37,3 +39,15 @@ def execute(db, sql):
         con.execute(sql)
         con.commit()
         con.close()
+
+
+def suite_arguments():
+    """What every end-to-end suite takes: --binary (returned, absolute) and --postgres (kept
+    here); the rest of the command line is unittest's argv (returned)."""
+    global POSTGRES
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--postgres", help="run on the test PostgreSQL server this file names")
+    args, rest = parser.parse_known_args()
+    POSTGRES = args.postgres
+    return os.path.abspath(args.binary), [sys.argv[0]] + rest

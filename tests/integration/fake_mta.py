@@ -10,6 +10,7 @@ Behaviour is chosen per instance:
   --mode 421        greet with 421 and close
   --mode slow       wait --delay seconds before every reply
   --mode tempfail   RCPT answers 450 4.2.0 for every address
+  --smtputf8        offer SMTPUTF8 (RFC 6531); without it a non-ASCII address gets 553 5.6.7
 Each message received is written to --spool as NNNN.eml (the exact DATA bytes after
 undoing dot-stuffing) and NNNN.json (envelope). Prints "listening on PORT" when ready.
 """
@@ -48,7 +49,7 @@ class Session:
             self.writer.close()
             return
         await self.reply("220 fake-mta.test ESMTP")
-        mail_from, rcpts = None, []
+        mail_from, params, rcpts = None, [], []
         while True:
             line = await self.reader.readline()
             if not line:
@@ -56,15 +57,22 @@ class Session:
             cmd = line.decode("utf-8", "replace").rstrip("\r\n")
             verb = cmd[:4].upper()
             if verb == "EHLO":
-                await self.reply("250-fake-mta.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000")
+                await self.reply("250-fake-mta.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n%s250 SIZE 100000000"
+                                 % ("250-SMTPUTF8\r\n" if self.args.smtputf8 else ""))
             elif verb == "HELO":
                 await self.reply("250 fake-mta.test")
             elif verb == "MAIL":
-                mail_from, rcpts = cmd[10:].strip().split(" ")[0].strip("<>"), []
+                words = cmd[10:].strip().split(" ")
+                mail_from, params, rcpts = words[0].strip("<>"), [w.upper() for w in words[1:] if w], []
+                if not mail_from.isascii() and not (self.args.smtputf8 and "SMTPUTF8" in params):
+                    await self.reply("553 5.6.7 non-ASCII address without SMTPUTF8")
+                    continue
                 await self.reply("250 2.1.0 ok")
             elif verb == "RCPT":
                 addr = cmd[8:].strip().split(" ")[0].strip("<>")
-                if self.args.mode == "tempfail":
+                if not addr.isascii() and not (self.args.smtputf8 and "SMTPUTF8" in params):
+                    await self.reply("553 5.6.7 non-ASCII address without SMTPUTF8")
+                elif self.args.mode == "tempfail":
                     await self.reply("450 4.2.0 mailbox busy")
                 elif self.exists(addr):
                     rcpts.append(addr)
@@ -88,10 +96,13 @@ class Session:
                     data += l
                 n = next(self.counter)
                 base = os.path.join(self.args.spool, "%04d" % n)
-                with open(base + ".eml", "wb") as f:
-                    f.write(bytes(data))
+                # The envelope first, and the message by rename: whoever sees NNNN.eml (the
+                # tests poll for them) finds both whole.
                 with open(base + ".json", "w") as f:
-                    json.dump({"from": mail_from, "to": rcpts}, f)
+                    json.dump({"from": mail_from, "to": rcpts, "params": params}, f)
+                with open(base + ".eml.part", "wb") as f:
+                    f.write(bytes(data))
+                os.rename(base + ".eml.part", base + ".eml")
                 await self.reply("250 2.0.0 queued as FAKE%04d" % n)
                 mail_from, rcpts = None, []
             elif verb == "RSET":
@@ -115,6 +126,7 @@ async def main():
     p.add_argument("--mode", default="normal")
     p.add_argument("--delay", type=float, default=5.0)
     p.add_argument("--spool", default=".")
+    p.add_argument("--smtputf8", action="store_true")
     args = p.parse_args()
     args.accept = {a.strip().lower() for a in args.accept.split(",") if a.strip()}
     os.makedirs(args.spool, exist_ok=True)

@@ -7,7 +7,6 @@ drops connections, one that answers 421, one that is slow, and a port where noth
 listens. Mail is sent with Python's smtplib, raw sockets (for byte-exact protocol cases)
 and swaks. Usage: smtp_gateway_test.py --binary build/mailroster
 """
-import argparse
 import json
 import os
 import re
@@ -45,6 +44,14 @@ def free_port():
     return port
 
 
+def run_cli(db, *args):
+    """Runs `mailroster --db db args...`; its output, or RuntimeError with its reason."""
+    r = subprocess.run([BINARY, "--db", db] + list(args), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
 def start_serve(config, log_path):
     """Starts `mailroster serve`; returns the process, its log file and the ports it logged."""
     log = open(log_path, "w")
@@ -75,6 +82,7 @@ class Gateway(unittest.TestCase):
             "drop": ["--mode", "drop"],
             "busy": ["--mode", "421"],
             "slow": ["--mode", "slow", "--delay", "3", "--accept", "sam"],
+            "intl": ["--accept", "jürgen,renée,info", "--smtputf8"],  # offers SMTPUTF8
         }.items():
             spool = os.path.join(cls.dir, "spool-" + name)
             p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", spool] + args,
@@ -89,7 +97,8 @@ class Gateway(unittest.TestCase):
         cls.cli("company", "add", "acme", "--tech-contact", "it@acme.example", "--relay-network", "127.0.0.1/32")
         for domain, dest in [("acme.example", cls.mtas["main"][0]), ("catchall.example", cls.mtas["catchall"][0]),
                              ("drop.example", cls.mtas["drop"][0]), ("busy.example", cls.mtas["busy"][0]),
-                             ("slow.example", cls.mtas["slow"][0]), ("dead.example", dead_port)]:
+                             ("slow.example", cls.mtas["slow"][0]), ("dead.example", dead_port),
+                             ("intl.example", cls.mtas["intl"][0]), ("bücher.example", cls.mtas["intl"][0])]:
             cls.cli("domain", "add", domain, "--company", "acme", "--destination", "127.0.0.1:%d" % dest)
         cls.cli("company", "add", "quiet")
         cls.cli("domain", "add", "quiet.example", "--company", "quiet", "--destination",
@@ -97,6 +106,9 @@ class Gateway(unittest.TestCase):
         cls.cli("user", "add", "alice@acme.example", "--first-name", "Alice")
         cls.cli("alias", "add", "al@acme.example", "--user", "alice@acme.example")
         cls.cli("invalid", "add", "ghost@acme.example")
+        cls.cli("user", "add", "jürgen@intl.example")
+        cls.cli("user", "add", "zoë@acme.example")
+        cls.cli("user", "add", "Info@Bücher.example")
         cls.cli("discovery", "set", "--company", "acme", "enabled=true")
         cls.cli("company", "add", "outco", "--relay-network", "127.0.0.1/32")
         cls.cli("domain", "add", "out.example", "--company", "outco", "--destination",
@@ -135,10 +147,7 @@ class Gateway(unittest.TestCase):
 
     @classmethod
     def cli(cls, *args):
-        r = subprocess.run([BINARY, "--db", cls.db] + list(args), capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError("%s: %s" % (" ".join(args), r.stderr))
-        return r.stdout
+        return run_cli(cls.db, *args)
 
     def settled(self):
         """Waits until serve has written the discovery counts of the mail it answered: they are
@@ -218,7 +227,8 @@ class Gateway(unittest.TestCase):
         self.assertIn(b"by mx.mailroster.test (mailroster) with ESMTP", got)
         self.assertTrue(got.endswith(msg.encode()), got)
         env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
-        self.assertEqual(env, {"from": "bob@example.org", "to": ["alice@acme.example"]})
+        self.assertEqual((env["from"], env["to"]), ("bob@example.org", ["alice@acme.example"]))
+        self.assertNotIn("SMTPUTF8", env["params"])  # not asked for, not passed on
         self.assertNotIn("alice@acme.example", self.discovered())  # users are not counted
 
     def test_postmaster_without_a_domain_goes_to_the_configured_address(self):
@@ -251,6 +261,82 @@ class Gateway(unittest.TestCase):
             proc.terminate()
             proc.wait(10)
             log.close()
+
+    # ---- internationalised mail (SMTPUTF8, RFC 6531) --------------------------------------
+
+    def send_utf8(self, to, subject="grüße", sender="bob@example.org"):
+        """Sends with MAIL ... SMTPUTF8 and a UTF-8 header; returns (rcpt code, data code, text)."""
+        msg = message(to, subject).encode("utf-8")
+        with self.smtp() as s:
+            self.assertTrue(s.has_extn("smtputf8"))
+            s.mail(sender, ["SMTPUTF8"])
+            code, text = s.rcpt(to)
+            if code != 250:
+                return code, None, text.decode()
+            code2, text2 = s.data(msg)
+            return code, code2, text2.decode()
+
+    def test_non_ascii_addresses_need_smtputf8_declared(self):
+        out = self.raw([b"EHLO x\r\n", "MAIL FROM:<björn@example.org>\r\n".encode(),
+                        b"MAIL FROM:<bob@example.org>\r\n", "RCPT TO:<jürgen@intl.example>\r\n".encode(),
+                        b"RSET\r\nMAIL FROM:<bob@example.org> SMTPUTF8=yes\r\n", b"QUIT\r\n"], read_until=b"221")
+        self.assertIn("250-SMTPUTF8", out)
+        self.assertEqual(out.count("553 5.6.7 must declare SMTPUTF8 to send a non-ASCII address"), 2, out)
+        self.assertIn("501 5.5.4 SMTPUTF8 takes no value", out)
+
+    def test_utf8_user_is_relayed_with_smtputf8(self):
+        before = self.spooled("intl")
+        rcpt, code, text = self.send_utf8("jürgen@intl.example", sender="björn@example.org")
+        self.assertEqual((rcpt, code), (250, 250), text)
+        new = [f for f in self.spooled("intl") if f not in before]
+        self.assertEqual(len(new), 1)
+        env = json.load(open(os.path.join(self.mtas["intl"][1], new[0].replace(".eml", ".json"))))
+        self.assertEqual((env["from"], env["to"]), ("björn@example.org", ["jürgen@intl.example"]))
+        self.assertIn("SMTPUTF8", env["params"])
+        got = self.read_spool("intl", new[0])
+        self.assertIn(b"(mailroster) with UTF8SMTP id", got)  # RFC 6531 4.3
+        self.assertIn("Subject: grüße".encode(), got)
+
+    def test_utf8_mail_to_a_destination_without_smtputf8_is_refused_not_downgraded(self):
+        before = self.spooled()
+        rcpt, code, text = self.send_utf8("zoë@acme.example")  # a user: no callout
+        self.assertEqual((rcpt, code), (250, 550), text)
+        self.assertIn("5.6.7", text)
+        self.assertIn("does not support SMTPUTF8", text)
+        # An all-ASCII message needs no SMTPUTF8 there, even when the client declared it.
+        rcpt, code, text = self.send_utf8("alice@acme.example", subject="plain")
+        self.assertEqual((rcpt, code), (250, 250), text)
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
+        self.assertEqual(env["to"], ["alice@acme.example"])
+        self.assertNotIn("SMTPUTF8", env["params"])
+
+    def test_utf8_address_is_verified_with_smtputf8_where_the_destination_offers_it(self):
+        rcpt, code, text = self.send_utf8("renée@intl.example")
+        self.assertEqual((rcpt, code), (250, 250), text)
+        self.assertEqual(len(self.discovered()["renée@intl.example"]["clean_inbound"]), 1)
+        rcpt, _, text = self.send_utf8("rené@intl.example")  # the destination says no
+        self.assertEqual(rcpt, 550)
+        self.assertIn("5.1.1", text)
+        # A destination without SMTPUTF8 could never take mail for it.
+        rcpt, _, text = self.send_utf8("renée@acme.example")
+        self.assertEqual(rcpt, 553)
+        self.assertIn("5.6.7", text)
+        self.assertNotIn("renée@acme.example", self.discovered())
+
+    def test_internationalised_domain_matches_in_either_form(self):
+        users = {u["address"] for u in json.loads(self.cli("user", "list", "--company", "acme", "--json"))}
+        self.assertIn("Info@xn--bcher-kva.example", users)  # kept as A-labels
+        before = self.spooled("intl")
+        for to in ["info@bücher.example", "INFO@xn--bcher-kva.example"]:
+            rcpt, code, text = self.send_utf8(to, subject="ascii")
+            self.assertEqual((rcpt, code), (250, 250), to + ": " + text)
+        new = [f for f in self.spooled("intl") if f not in before]
+        self.assertEqual(len(new), 2)
+        for f in new:  # relayed with the domain in A-labels
+            env = json.load(open(os.path.join(self.mtas["intl"][1], f.replace(".eml", ".json"))))
+            self.assertEqual([t.lower() for t in env["to"]], ["info@xn--bcher-kva.example"])
 
     def test_alias_is_accepted_without_callout(self):
         self.assertEqual(self.send("AL@acme.example")[:2], (250, 250))
@@ -653,10 +739,5 @@ class Limits(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--binary", required=True)
-    parser.add_argument("--postgres", help="run on the test PostgreSQL server this file names")
-    args, rest = parser.parse_known_args()
-    BINARY = os.path.abspath(args.binary)
-    databases.POSTGRES = args.postgres
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    BINARY, argv = databases.suite_arguments()
+    unittest.main(argv=argv, verbosity=2)
