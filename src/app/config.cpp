@@ -165,6 +165,17 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_duration(n, c.relay.command_timeout); }},
       {"relay", "data_timeout",
        [](const toml::node& n, Config& c) { return set_duration(n, c.relay.data_timeout); }},
+      {"relay", "tls",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         const auto policy = smtp::parse_tls_policy(text);
+         if (!policy) return std::string("must be one of none, may, encrypt, verify");
+         c.relay.tls = *policy;
+         return std::string();
+       }},
+      {"relay", "tls_ca_file",
+       [](const toml::node& n, Config& c) { return set_string(n, c.relay.tls_ca_file); }},
       {"relay", "max_idle_per_destination",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.relay.max_idle_per_destination, 0, 10000);

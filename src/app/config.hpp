@@ -55,6 +55,10 @@
 //   command_timeout = "60s"
 //   data_timeout = "5m"
 //   max_idle_per_destination = 8
+//   tls = "may"                     # STARTTLS to destinations and the next hop: none | may
+//                                   # (when offered) | encrypt (required) | verify (required,
+//                                   # certificate checked against tls_ca_file and the host)
+//   tls_ca_file = ""                # verify: CAs to trust (PEM); "": the system's
 //
 //   [scoring]
 //   spam_threshold = 5.0            # built-in scorer: at or above is spam

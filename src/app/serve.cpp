@@ -256,6 +256,9 @@ int serve(const Config& config, store::Store& store) {
   metrics.gauge("mailroster_verify_cache_hits",
                 [&] { return double(verifier.stats().cache_hits); });
   metrics.gauge("mailroster_relay_connects", [&] { return double(pool.connects()); });
+  metrics.describe("mailroster_relay_tls_connects",
+                   "Connections to destinations and the next hop that went on in TLS", "gauge");
+  metrics.gauge("mailroster_relay_tls_connects", [&] { return double(pool.tls_connects()); });
   metrics.describe("mailroster_lookup_cache_hits",
                    "SMTP lookups (domains, owners, settings) answered from memory", "counter");
   metrics.gauge("mailroster_lookup_cache_hits", [&] { return double(lookups.stats().hits); });

@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -12,6 +13,7 @@
 namespace mailroster::smtp {
 
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using asio::awaitable;
 using asio::use_awaitable;
@@ -30,6 +32,27 @@ std::string_view to_string(ClientFailure f) {
   return "?";
 }
 
+std::string_view to_string(TlsPolicy p) {
+  switch (p) {
+    case TlsPolicy::none:
+      return "none";
+    case TlsPolicy::may:
+      return "may";
+    case TlsPolicy::encrypt:
+      return "encrypt";
+    case TlsPolicy::verify:
+      return "verify";
+  }
+  return "?";
+}
+
+std::optional<TlsPolicy> parse_tls_policy(std::string_view text) {
+  for (auto p : {TlsPolicy::none, TlsPolicy::may, TlsPolicy::encrypt, TlsPolicy::verify}) {
+    if (text == to_string(p)) return p;
+  }
+  return std::nullopt;
+}
+
 std::string ClientResult::describe() const {
   if (failure != ClientFailure::none) return std::string(to_string(failure)) + ": " + detail;
   auto text = reply.text;
@@ -38,12 +61,16 @@ std::string ClientResult::describe() const {
 }
 
 struct ClientConnection::Impl {
-  Impl(asio::io_context& io, const ClientSettings& s, core::Endpoint to)
-      : socket(io), timer(io), settings(s), destination(std::move(to)) {}
+  Impl(asio::io_context& io, const ClientSettings& s, ssl::context& tls_ctx, core::Endpoint to)
+      : socket(io), timer(io), settings(s), tls_context(tls_ctx), destination(std::move(to)) {}
 
   tcp::socket socket;
   asio::steady_timer timer;
   const ClientSettings& settings;
+  ssl::context& tls_context;
+  std::unique_ptr<ssl::stream<tcp::socket&>> tls;  // after STARTTLS
+  bool plaintext = false;   // "may", again after a failed handshake: no STARTTLS this time
+  bool tls_failed = false;  // the handshake failed
   core::Endpoint destination;
   std::string input;
   bool esmtp = false;
@@ -80,8 +107,10 @@ struct ClientConnection::Impl {
       if (input.size() > 64 * 1024) co_return fail(ClientFailure::protocol, "reply too long");
       boost::system::error_code ec;
       arm(timeout);
-      const auto n = co_await socket.async_read_some(asio::buffer(buf),
-                                                     asio::redirect_error(use_awaitable, ec));
+      const auto n = tls ? co_await tls->async_read_some(asio::buffer(buf),
+                                                         asio::redirect_error(use_awaitable, ec))
+                         : co_await socket.async_read_some(asio::buffer(buf),
+                                                           asio::redirect_error(use_awaitable, ec));
       const bool timed_out = expired();
       timer.cancel();
       if (ec) {
@@ -95,8 +124,12 @@ struct ClientConnection::Impl {
   awaitable<ClientResult> send(std::string_view bytes, std::chrono::milliseconds timeout) {
     boost::system::error_code ec;
     arm(timeout);
-    co_await asio::async_write(socket, asio::buffer(bytes.data(), bytes.size()),
-                               asio::redirect_error(use_awaitable, ec));
+    const auto buffer = asio::buffer(bytes.data(), bytes.size());
+    if (tls) {
+      co_await asio::async_write(*tls, buffer, asio::redirect_error(use_awaitable, ec));
+    } else {
+      co_await asio::async_write(socket, buffer, asio::redirect_error(use_awaitable, ec));
+    }
     const bool timed_out = expired();
     timer.cancel();
     if (ec) {
@@ -151,8 +184,62 @@ struct ClientConnection::Impl {
       esmtp = hello.positive();
       if (esmtp) extensions = ehlo_keywords(hello.reply.text);
     }
-    if (!hello.positive()) broken = true;
-    co_return hello;
+    if (!hello.positive()) {
+      broken = true;
+      co_return hello;
+    }
+    if (settings.tls == TlsPolicy::none || plaintext) co_return hello;
+    if (!esmtp || !offers("STARTTLS")) {
+      if (settings.tls == TlsPolicy::may) co_return hello;
+      co_return fail(ClientFailure::connect, destination.str() + ": TLS is required (" +
+                                                 std::string(to_string(settings.tls)) +
+                                                 ") but STARTTLS is not offered");
+    }
+    co_return co_await start_tls(std::move(hello));
+  }
+
+  bool offers(std::string_view keyword) const {
+    return std::find(extensions.begin(), extensions.end(), keyword) != extensions.end();
+  }
+
+  // STARTTLS, the handshake, and EHLO again (RFC 3207 4.2: what was said before is forgotten).
+  awaitable<ClientResult> start_tls(ClientResult hello) {
+    auto go = co_await command("STARTTLS", settings.command_timeout);
+    if (go.failure != ClientFailure::none) co_return go;
+    if (go.reply.code != 220) {
+      if (settings.tls == TlsPolicy::may) co_return hello;  // the session goes on in the clear
+      co_return fail(
+          ClientFailure::connect,
+          destination.str() + ": TLS is required but STARTTLS was answered " + go.describe());
+    }
+    input.clear();
+    tls = std::make_unique<ssl::stream<tcp::socket&>>(socket, tls_context);
+    if (settings.tls == TlsPolicy::verify) {
+      tls->set_verify_mode(ssl::verify_peer);
+      tls->set_verify_callback(ssl::host_name_verification(destination.host));
+    }
+    boost::system::error_code ec;
+    asio::ip::make_address(destination.host, ec);
+    if (ec) SSL_set_tlsext_host_name(tls->native_handle(), destination.host.c_str());  // SNI
+    ec.clear();
+    arm(settings.command_timeout);
+    co_await tls->async_handshake(ssl::stream_base::client,
+                                  asio::redirect_error(use_awaitable, ec));
+    const bool timed_out = expired();
+    timer.cancel();
+    if (ec) {
+      tls_failed = true;
+      co_return fail(ClientFailure::connect,
+                     destination.str() + ": TLS handshake failed: " +
+                         (timed_out ? std::string("timed out") : ec.message()));
+    }
+    auto again = co_await command("EHLO " + settings.helo_name, settings.command_timeout);
+    if (!again.positive()) {
+      broken = true;
+      co_return again;
+    }
+    extensions = ehlo_keywords(again.reply.text);
+    co_return again;
   }
 };
 
@@ -160,10 +247,8 @@ ClientConnection::ClientConnection(std::unique_ptr<Impl> impl) : impl_(std::move
 ClientConnection::~ClientConnection() = default;
 const core::Endpoint& ClientConnection::destination() const { return impl_->destination; }
 bool ClientConnection::esmtp() const { return impl_->esmtp; }
-bool ClientConnection::offers(std::string_view keyword) const {
-  const auto& e = impl_->extensions;
-  return std::find(e.begin(), e.end(), keyword) != e.end();
-}
+bool ClientConnection::tls() const { return impl_->tls != nullptr; }
+bool ClientConnection::offers(std::string_view keyword) const { return impl_->offers(keyword); }
 bool ClientConnection::usable() const { return !impl_->broken && impl_->socket.is_open(); }
 
 awaitable<ClientResult> ClientConnection::command(std::string_view line) {
@@ -184,17 +269,46 @@ awaitable<ClientResult> ClientConnection::data(std::string_view message) {
 }
 
 struct ClientPool::Impl {
-  Impl(asio::io_context& io_context, ClientSettings s) : io(io_context), settings(std::move(s)) {}
+  Impl(asio::io_context& io_context, ClientSettings s)
+      : io(io_context), settings(std::move(s)), tls_context(ssl::context::tls_client) {
+    tls_context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                            ssl::context::no_tlsv1_1);
+    if (settings.tls != TlsPolicy::verify) return;
+    boost::system::error_code ec;
+    if (settings.tls_ca_file.empty()) {
+      tls_context.set_default_verify_paths(ec);
+    } else {
+      tls_context.load_verify_file(settings.tls_ca_file, ec);
+    }
+    if (ec) {
+      throw std::runtime_error("cannot load the CAs to verify destinations ('" +
+                               settings.tls_ca_file + "'): " + ec.message());
+    }
+  }
   asio::io_context& io;
   ClientSettings settings;
+  ssl::context tls_context;
   std::map<std::string, std::vector<std::unique_ptr<ClientConnection>>> idle;
   std::size_t connects = 0;
+  std::size_t tls_connects = 0;
+
+  awaitable<std::pair<std::unique_ptr<ClientConnection::Impl>, ClientResult>> connect(
+      const core::Endpoint& to, bool plaintext) {
+    auto impl = std::make_unique<ClientConnection::Impl>(io, settings, tls_context, to);
+    impl->plaintext = plaintext;
+    ++connects;
+    auto result = co_await impl->open(io);
+    if (result.positive() && impl->tls) ++tls_connects;
+    co_return std::make_pair(std::move(impl), std::move(result));
+  }
 };
 
 ClientPool::ClientPool(asio::io_context& io, ClientSettings settings)
     : impl_(std::make_unique<Impl>(io, std::move(settings))) {}
 ClientPool::~ClientPool() = default;
 std::size_t ClientPool::connects() const { return impl_->connects; }
+std::size_t ClientPool::tls_connects() const { return impl_->tls_connects; }
 void ClientPool::clear() { impl_->idle.clear(); }
 
 awaitable<ClientPool::Lease> ClientPool::acquire(const core::Endpoint& to) {
@@ -208,9 +322,11 @@ awaitable<ClientPool::Lease> ClientPool::acquire(const core::Endpoint& to) {
     auto check = co_await c->command("RSET");
     if (check.positive()) co_return Lease{std::move(c), check};
   }
-  auto impl = std::make_unique<ClientConnection::Impl>(impl_->io, impl_->settings, to);
-  ++impl_->connects;
-  auto result = co_await impl->open(impl_->io);
+  auto [impl, result] = co_await impl_->connect(to, false);
+  if (!result.positive() && impl->tls_failed && impl_->settings.tls == TlsPolicy::may) {
+    // As Postfix: a server whose TLS is broken still gets its mail, in the clear.
+    std::tie(impl, result) = co_await impl_->connect(to, true);
+  }
   if (!result.positive()) co_return Lease{nullptr, result};
   co_return Lease{std::unique_ptr<ClientConnection>(new ClientConnection(std::move(impl))), result};
 }

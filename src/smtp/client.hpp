@@ -6,6 +6,13 @@
 //
 // Idle connections are kept per destination for reuse (ClientPool): a reused connection is
 // RSET before use, which also proves it is still open; one older than idle_keep is dropped.
+//
+// TLS (RFC 3207 STARTTLS), as Postfix's smtp_tls_security_level: "may" (the default) uses it
+// whenever the server offers it, and when the handshake fails connects again without it;
+// "encrypt" refuses a server that does not offer it or whose handshake fails; "verify" also
+// checks the certificate chain (tls_ca_file, else the system's CAs) and that it names the
+// destination's host (or IP address); "none" never starts it. A refusal is a connect failure
+// (the caller answers 4xx: nothing is lost).
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
@@ -13,6 +20,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +34,10 @@ class io_context;
 
 namespace mailroster::smtp {
 
+enum class TlsPolicy { none, may, encrypt, verify };
+std::string_view to_string(TlsPolicy p);
+std::optional<TlsPolicy> parse_tls_policy(std::string_view text);
+
 struct ClientSettings {
   std::string helo_name = "mailroster.localdomain";
   std::chrono::milliseconds connect_timeout{10'000};
@@ -33,6 +45,8 @@ struct ClientSettings {
   std::chrono::milliseconds data_timeout{300'000};  // RFC 5321 4.5.3.2.6: 10 min for "."
   std::size_t max_idle_per_destination = 8;
   std::chrono::seconds idle_keep{30};
+  TlsPolicy tls = TlsPolicy::may;
+  std::string tls_ca_file;  // "verify": the CAs to trust (PEM); "": the system's
 };
 
 enum class ClientFailure { none, connect, protocol, timeout };
@@ -70,7 +84,8 @@ class ClientPool {
   // Drops idle connections (at shutdown).
   void clear();
 
-  std::size_t connects() const;  // TCP connections opened so far
+  std::size_t connects() const;      // TCP connections opened so far
+  std::size_t tls_connects() const;  // ... of which went on in TLS
 
  private:
   struct Impl;
@@ -82,6 +97,7 @@ class ClientConnection {
   ~ClientConnection();
   const core::Endpoint& destination() const;
   bool esmtp() const;
+  bool tls() const;  // the session runs in TLS (STARTTLS done)
   // Whether the server's EHLO reply named this extension ("SMTPUTF8", "8BITMIME"; upper case).
   bool offers(std::string_view keyword) const;
   // Sends one command line (without CRLF) and reads its reply.

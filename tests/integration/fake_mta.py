@@ -11,6 +11,8 @@ Behaviour is chosen per instance:
   --mode slow       wait --delay seconds before every reply
   --mode tempfail   RCPT answers 450 4.2.0 for every address
   --smtputf8        offer SMTPUTF8 (RFC 6531); without it a non-ASCII address gets 553 5.6.7
+  --starttls C,K    offer STARTTLS (RFC 3207) with this certificate and key (PEM files)
+  --mode badtls     offer STARTTLS, answer it 220, then break the handshake
 Each message received is written to --spool as NNNN.eml (the exact DATA bytes after
 undoing dot-stuffing) and NNNN.json (envelope). Prints "listening on PORT" when ready.
 """
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 
 
@@ -27,6 +30,7 @@ class Session:
         self.reader = reader
         self.writer = writer
         self.counter = counter
+        self.tls = False
 
     async def reply(self, line):
         if self.args.mode == "slow":
@@ -57,8 +61,21 @@ class Session:
             cmd = line.decode("utf-8", "replace").rstrip("\r\n")
             verb = cmd[:4].upper()
             if verb == "EHLO":
-                await self.reply("250-fake-mta.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n%s250 SIZE 100000000"
-                                 % ("250-SMTPUTF8\r\n" if self.args.smtputf8 else ""))
+                offers_tls = (self.args.starttls or self.args.mode == "badtls") and not self.tls
+                await self.reply("250-fake-mta.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n%s%s250 SIZE 100000000"
+                                 % ("250-SMTPUTF8\r\n" if self.args.smtputf8 else "",
+                                    "250-STARTTLS\r\n" if offers_tls else ""))
+            elif verb == "STAR" and cmd.upper() == "STARTTLS":
+                await self.reply("220 2.0.0 ready to start TLS")
+                if self.args.mode == "badtls":
+                    self.writer.write(b"this is not a TLS handshake\r\n")
+                    await self.writer.drain()
+                    break
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(*self.args.starttls.split(","))
+                await self.writer.start_tls(context)
+                self.tls = True
+                mail_from, params, rcpts = None, [], []
             elif verb == "HELO":
                 await self.reply("250 fake-mta.test")
             elif verb == "MAIL":
@@ -99,7 +116,7 @@ class Session:
                 # The envelope first, and the message by rename: whoever sees NNNN.eml (the
                 # tests poll for them) finds both whole.
                 with open(base + ".json", "w") as f:
-                    json.dump({"from": mail_from, "to": rcpts, "params": params}, f)
+                    json.dump({"from": mail_from, "to": rcpts, "params": params, "tls": self.tls}, f)
                 with open(base + ".eml.part", "wb") as f:
                     f.write(bytes(data))
                 os.rename(base + ".eml.part", base + ".eml")
@@ -127,6 +144,7 @@ async def main():
     p.add_argument("--delay", type=float, default=5.0)
     p.add_argument("--spool", default=".")
     p.add_argument("--smtputf8", action="store_true")
+    p.add_argument("--starttls", default="")
     args = p.parse_args()
     args.accept = {a.strip().lower() for a in args.accept.split(",") if a.strip()}
     os.makedirs(args.spool, exist_ok=True)
@@ -142,7 +160,7 @@ async def main():
     async def handle(reader, writer):
         try:
             await Session(args, reader, writer, numbers).run()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
 
     server = await asyncio.start_server(handle, "127.0.0.1", args.port)

@@ -95,6 +95,13 @@ class PostfixInterop(unittest.TestCase):
         for name, (port, _) in cls.sinks.items():
             wait_port(port, "smtp-sink " + name)
 
+        # One certificate (names 127.0.0.1) for Postfix's smtpd and mailroster's two ports: the
+        # hops between them go in TLS where both sides offer it, as they would at a company.
+        cls.cert, cls.key = os.path.join(cls.dir, "cert.pem"), os.path.join(cls.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", cls.key, "-out", cls.cert], check=True, capture_output=True)
+
         # mailroster.
         cls.admin_port = free_port()
         cls.postfix_port = free_port()
@@ -111,8 +118,10 @@ class PostfixInterop(unittest.TestCase):
         with open(config, "w") as f:
             f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:%d"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
+                    'tls_cert = "%s"\ntls_key = "%s"\n'
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
-                    % (database_toml(cls.db, cls.dir), cls.admin_port, cls.sinks["internet"][0]))
+                    % (database_toml(cls.db, cls.dir), cls.admin_port, cls.cert, cls.key,
+                       cls.sinks["internet"][0]))
         cls.config = config
         cls.serve, cls.serve_log, ports = start_serve(config, os.path.join(cls.dir, "serve.log"))
         cls.port, cls.outbound_port = ports["inbound SMTP"], ports["outbound SMTP"]
@@ -146,6 +155,9 @@ class PostfixInterop(unittest.TestCase):
                         "relayhost = [127.0.0.1]:%d" % cls.outbound_port,
                         "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
                         "smtputf8_enable = yes",
+                        "smtpd_tls_security_level = may",
+                        "smtpd_tls_cert_file = " + cls.cert, "smtpd_tls_key_file = " + cls.key,
+                        "smtp_tls_security_level = may",
                         "alias_maps =", "alias_database =", "local_recipient_maps =",
                         "maillog_file = /dev/stdout",  # into postfix.log, below
                         "master_service_disable =",
@@ -243,7 +255,8 @@ class PostfixInterop(unittest.TestCase):
         self.wait_for("messages at the mailboxes", lambda: len(self.mailbox_messages("alice@corp.example")) - before, 60)
         envelope, body = self.mailbox_messages("alice@corp.example")[-1]
         self.assertEqual(envelope["from"], "sender@example.org")
-        self.assertIn(b"by mail.corp.example (Postfix)", body)  # Postfix took it from mailroster
+        # Postfix took it from mailroster, in TLS (mailroster's STARTTLS, policy "may").
+        self.assertIn(b"by mail.corp.example (Postfix) with ESMTPS", body)
 
     def test_callout_gets_postfix_own_answers(self):
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
@@ -325,6 +338,7 @@ class PostfixInterop(unittest.TestCase):
         self.assertIn(b"X-Mail-Args: <dora@corp.example>", dump)
         self.assertIn(b"X-Rcpt-Args: <friend@example.net>", dump)
         self.assertIn(b"Subject: from dora", dump)
+        self.assertIn(b"(mailroster) with ESMTPS", dump)  # Postfix's STARTTLS to mailroster
         self.assertEqual(self.discovered()["dora@corp.example"]["outbound_messages"], 1)
 
     # ---- smtp-sink as a destination -------------------------------------------------------

@@ -7,6 +7,7 @@ drops connections, one that answers 421, one that is slow, and a port where noth
 listens. Mail is sent with Python's smtplib, raw sockets (for byte-exact protocol cases)
 and swaks. Usage: smtp_gateway_test.py --binary build/mailroster
 """
+import contextlib
 import json
 import os
 import re
@@ -76,6 +77,11 @@ class Gateway(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="mailroster-gw-")
         cls.procs = []
         cls.mtas = {}
+        # The destinations' certificate (names 127.0.0.1, as the "verify" policy checks).
+        cls.mta_cert, cls.mta_key = os.path.join(cls.dir, "mta-cert.pem"), os.path.join(cls.dir, "mta-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", cls.mta_key, "-out", cls.mta_cert], check=True, capture_output=True)
         for name, args in {
             "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,someone"],
             "catchall": ["--catch-all"],
@@ -83,6 +89,8 @@ class Gateway(unittest.TestCase):
             "busy": ["--mode", "421"],
             "slow": ["--mode", "slow", "--delay", "3", "--accept", "sam"],
             "intl": ["--accept", "jürgen,renée,info", "--smtputf8"],  # offers SMTPUTF8
+            "tls": ["--accept", "tina", "--starttls", cls.mta_cert + "," + cls.mta_key],
+            "badtls": ["--accept", "bea", "--mode", "badtls"],  # offers STARTTLS, breaks it
         }.items():
             spool = os.path.join(cls.dir, "spool-" + name)
             p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", spool] + args,
@@ -98,7 +106,8 @@ class Gateway(unittest.TestCase):
         for domain, dest in [("acme.example", cls.mtas["main"][0]), ("catchall.example", cls.mtas["catchall"][0]),
                              ("drop.example", cls.mtas["drop"][0]), ("busy.example", cls.mtas["busy"][0]),
                              ("slow.example", cls.mtas["slow"][0]), ("dead.example", dead_port),
-                             ("intl.example", cls.mtas["intl"][0]), ("bücher.example", cls.mtas["intl"][0])]:
+                             ("intl.example", cls.mtas["intl"][0]), ("bücher.example", cls.mtas["intl"][0]),
+                             ("tls.example", cls.mtas["tls"][0]), ("badtls.example", cls.mtas["badtls"][0])]:
             cls.cli("domain", "add", domain, "--company", "acme", "--destination", "127.0.0.1:%d" % dest)
         cls.cli("company", "add", "quiet")
         cls.cli("domain", "add", "quiet.example", "--company", "quiet", "--destination",
@@ -109,6 +118,8 @@ class Gateway(unittest.TestCase):
         cls.cli("user", "add", "jürgen@intl.example")
         cls.cli("user", "add", "zoë@acme.example")
         cls.cli("user", "add", "Info@Bücher.example")
+        cls.cli("user", "add", "tina@tls.example")
+        cls.cli("user", "add", "bea@badtls.example")
         cls.cli("discovery", "set", "--company", "acme", "enabled=true")
         cls.cli("company", "add", "outco", "--relay-network", "127.0.0.1/32")
         cls.cli("domain", "add", "out.example", "--company", "outco", "--destination",
@@ -130,6 +141,7 @@ class Gateway(unittest.TestCase):
                     '[harvest]\nslow_after = 1000\nrefuse_after = 1000\n'  # tested in Limits
                     % (database_toml(cls.db, cls.dir), cls.admin_port, cert, key, cls.mtas["main"][0]))
         cls.config = config
+        cls.cert = cert  # the gateway's own (CN=mailroster.test): no CA of the destinations
         cls.log_path = os.path.join(cls.dir, "serve.log")
         cls.serve, cls.log, ports = start_serve(config, cls.log_path)
         cls.port, cls.admin_port, cls.outbound_port = \
@@ -174,14 +186,14 @@ class Gateway(unittest.TestCase):
         with open(os.path.join(self.mtas[name][1], file), "rb") as f:
             return f.read()
 
-    def smtp(self):
-        s = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
+    def smtp(self, port=None):
+        s = smtplib.SMTP("127.0.0.1", port or self.port, timeout=20)
         s.ehlo("client.example.org")
         return s
 
-    def send(self, to, msg=None, sender="bob@example.org"):
+    def send(self, to, msg=None, sender="bob@example.org", port=None):
         """Sends one message; returns (rcpt code, data code, data text)."""
-        with self.smtp() as s:
+        with self.smtp(port) as s:
             s.mail(sender)
             code, text = s.rcpt(to)
             if code != 250:
@@ -229,6 +241,7 @@ class Gateway(unittest.TestCase):
         env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
         self.assertEqual((env["from"], env["to"]), ("bob@example.org", ["alice@acme.example"]))
         self.assertNotIn("SMTPUTF8", env["params"])  # not asked for, not passed on
+        self.assertFalse(env["tls"])  # the destination offers no STARTTLS
         self.assertNotIn("alice@acme.example", self.discovered())  # users are not counted
 
     def test_postmaster_without_a_domain_goes_to_the_configured_address(self):
@@ -241,26 +254,87 @@ class Gateway(unittest.TestCase):
         with open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))) as f:
             self.assertEqual(json.load(f)["to"], ["alice@acme.example"])
 
-    def test_postmaster_without_a_domain_and_none_configured_is_550_saying_so(self):
-        config = os.path.join(self.dir, "no-postmaster.toml")
+    @contextlib.contextmanager
+    def another_serve(self, name, extra=""):
+        """A second `serve` on the same database with its own defaults plus extra TOML; yields
+        its inbound SMTP port."""
+        config = os.path.join(self.dir, name + ".toml")
         with open(config, "w") as f:
             f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n[smtp]\n'
-                    'inbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n'
-                    % database_toml(self.db, self.dir))
-        proc, log, ports = start_serve(config, os.path.join(self.dir, "no-postmaster.log"))
+                    'inbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n%s'
+                    % (database_toml(self.db, self.dir), extra))
+        proc, log, ports = start_serve(config, os.path.join(self.dir, name + ".log"))
         try:
-            with smtplib.SMTP("127.0.0.1", ports["inbound SMTP"], timeout=20) as s:
-                s.ehlo("client.example.org")
-                s.mail("bob@example.org")
-                code, text = s.rcpt("postmaster")
-                self.assertEqual(code, 550)
-                self.assertIn(b"5.1.1", text)
-                self.assertIn(b"no postmaster mailbox", text)
-                self.assertEqual(s.rcpt("alice@acme.example")[0], 250)  # the session goes on
+            yield ports["inbound SMTP"]
         finally:
             proc.terminate()
             proc.wait(10)
             log.close()
+
+    def test_postmaster_without_a_domain_and_none_configured_is_550_saying_so(self):
+        with self.another_serve("no-postmaster") as port, self.smtp(port) as s:
+            s.mail("bob@example.org")
+            code, text = s.rcpt("postmaster")
+            self.assertEqual(code, 550)
+            self.assertIn(b"5.1.1", text)
+            self.assertIn(b"no postmaster mailbox", text)
+            self.assertEqual(s.rcpt("alice@acme.example")[0], 250)  # the session goes on
+
+    # ---- TLS towards the destinations (STARTTLS, RFC 3207) --------------------------------
+
+    def envelope_of_new(self, name, before):
+        new = [f for f in self.spooled(name) if f not in before]
+        self.assertEqual(len(new), 1, new)
+        with open(os.path.join(self.mtas[name][1], new[0].replace(".eml", ".json"))) as f:
+            return json.load(f)
+
+    def test_relay_uses_starttls_where_the_destination_offers_it(self):
+        tls_before = float(re.search(r"^mailroster_relay_tls_connects (\S+)$", self.metrics(), re.M).group(1))
+        before = self.spooled("tls")
+        rcpt, code, text = self.send("tina@tls.example")
+        self.assertEqual((rcpt, code), (250, 250), text)
+        self.assertTrue(self.envelope_of_new("tls", before)["tls"])
+        tls_after = float(re.search(r"^mailroster_relay_tls_connects (\S+)$", self.metrics(), re.M).group(1))
+        self.assertGreater(tls_after, tls_before)
+
+    def test_broken_tls_is_retried_in_the_clear_under_the_default_policy(self):
+        before = self.spooled("badtls")
+        rcpt, code, text = self.send("bea@badtls.example")
+        self.assertEqual((rcpt, code), (250, 250), text)
+        self.assertFalse(self.envelope_of_new("badtls", before)["tls"])
+
+    def test_required_tls_refuses_with_451_and_verify_checks_the_certificate(self):
+        before = self.spooled("tls")
+        with self.another_serve("tls-verify", '[relay]\ntls = "verify"\ntls_ca_file = "%s"\n' % self.mta_cert) as port:
+            rcpt, code, text = self.send("tina@tls.example", port=port)
+            self.assertEqual((rcpt, code), (250, 250), text)
+            self.assertTrue(self.envelope_of_new("tls", before)["tls"])
+            rcpt, code, text = self.send("bea@badtls.example", port=port)  # broken: no retry in the clear
+            self.assertEqual((rcpt, code), (250, 451), text)
+            self.assertIn("TLS handshake failed", text)
+            rcpt, code, text = self.send("alice@acme.example", port=port)  # offers no STARTTLS
+            self.assertEqual((rcpt, code), (250, 451), text)
+            self.assertIn("TLS is required", text)
+        # A certificate the configured CAs did not sign.
+        with self.another_serve("tls-wrong-ca", '[relay]\ntls = "verify"\ntls_ca_file = "%s"\n' % self.cert) as port:
+            rcpt, code, text = self.send("tina@tls.example", port=port)
+            self.assertEqual((rcpt, code), (250, 451), text)
+            self.assertIn("certificate verify failed", text)
+        # "encrypt" takes any certificate, but never the clear.
+        with self.another_serve("tls-encrypt", '[relay]\ntls = "encrypt"\n') as port:
+            self.assertEqual(self.send("tina@tls.example", port=port)[:2], (250, 250))
+            self.assertEqual(self.send("alice@acme.example", port=port)[:2], (250, 451))
+        self.assertEqual(len([f for f in self.spooled("tls") if f not in before]), 2)
+
+    def test_bad_tls_settings_stop_serve_with_a_reason(self):
+        config = os.path.join(self.dir, "bad-tls.toml")
+        for extra, reason in [('[relay]\ntls = "always"\n', "none, may, encrypt, verify"),
+                              ('[relay]\ntls = "verify"\ntls_ca_file = "/nonexistent.pem"\n', "/nonexistent.pem")]:
+            with open(config, "w") as f:
+                f.write('[database]\n%s\n%s' % (database_toml(self.db, self.dir), extra))
+            r = subprocess.run([BINARY, "--config", config, "serve"], capture_output=True, text=True, timeout=20)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(reason, r.stderr)
 
     # ---- internationalised mail (SMTPUTF8, RFC 6531) --------------------------------------
 
