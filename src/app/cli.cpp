@@ -31,6 +31,7 @@
 #include "reports/maintenance.hpp"
 #include "reports/weekly_report.hpp"
 #include "smtp/client.hpp"
+#include "verify/verifier.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -402,6 +403,85 @@ void company_commands(CLI::App& app, Context& ctx, std::function<void()>& action
                    "Also remove its domains and every user, alias and address in them");
 }
 
+// `domain check`: one session with the destination under the relay's settings, reported.
+// Exit status 1 when the destination cannot take mail (no session, or the sender refused).
+void check_domain(Context& ctx, const core::Domain& d) {
+  boost::asio::io_context io;
+  smtp::ClientPool pool(io, ctx.config.relay);
+  verify::DestinationCheck c;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        c = co_await verify::check_destination(pool, d.destination, d.name,
+                                               ctx.config.verify.sender);
+      },
+      boost::asio::detached);
+  io.run();
+  const bool connected = c.hello.positive();
+  const bool catch_all = c.random_rcpt && c.random_rcpt->positive();
+  const bool verifies = c.random_rcpt && c.random_rcpt->reply.permanent();
+  const std::string policy(smtp::to_string(ctx.config.relay.tls));
+  if (ctx.json_output) {
+    json j = {{"domain", d.name},
+              {"destination", d.destination.str()},
+              {"connected", connected},
+              {"session", c.hello.describe()},
+              {"ms", c.took.count()},
+              {"extensions", c.extensions},
+              {"tls_policy", policy},
+              {"tls",
+               {{"active", c.tls.active},
+                {"version", c.tls.version},
+                {"cipher", c.tls.cipher},
+                {"certificate", c.tls.peer_subject},
+                {"trusted", c.tls.chain_trusted},
+                {"untrusted_because", c.tls.chain_error},
+                {"names_host", c.tls.names_host}}},
+              {"mail_from", c.mail ? json(c.mail->describe()) : json(nullptr)},
+              {"random_recipient", c.random_rcpt ? json(c.random_rcpt->describe()) : json(nullptr)},
+              {"verifies_recipients", verifies},
+              {"accepts_any_address", catch_all}};
+    ctx.print_json(j);
+  } else {
+    auto& o = ctx.out;
+    o << "domain " << d.name << " delivers to " << d.destination.str() << "\n";
+    o << "  session     " << (connected ? "ready" : "failed") << " in " << c.took.count()
+      << " ms: " << c.hello.describe() << "\n";
+    if (connected) {
+      std::string ext;
+      for (const auto& e : c.extensions) ext += (ext.empty() ? "" : " ") + e;
+      o << "  extensions  " << (ext.empty() ? "(none: HELO only)" : ext) << "\n";
+      o << "  TLS         ";
+      if (!c.tls.active) {
+        o << "not used ([relay] tls = \"" << policy << "\"";
+        o << (policy == "none" ? ")" : "; the destination offers no STARTTLS)") << "\n";
+      } else {
+        o << c.tls.version << " " << c.tls.cipher << "; certificate " << c.tls.peer_subject
+          << (c.tls.chain_trusted ? ", trusted" : ", not trusted (" + c.tls.chain_error + ")")
+          << (c.tls.names_host ? ", names the host" : ", does not name the host") << "\n";
+      }
+      if (c.mail) o << "  MAIL FROM   " << c.mail->describe() << "\n";
+      if (c.random_rcpt) {
+        o << "  random RCPT " << c.random_rcpt->describe() << "\n";
+        o << "  => "
+          << (verifies    ? "recipients are verified by callout"
+              : catch_all ? "accepts any address (catch-all): mail is relayed, but its addresses "
+                            "are never counted for discovery"
+                          : "the answer was temporary: callouts would say try again later")
+          << "\n";
+      }
+    }
+  }
+  if (!connected) {
+    throw Failure(ErrorCode::unavailable,
+                  "the destination of " + d.name + " cannot take mail: " + c.hello.describe());
+  }
+  if (c.mail && !c.mail->positive()) {
+    throw Failure(ErrorCode::unavailable, "the destination of " + d.name +
+                                              " refuses the probe sender: " + c.mail->describe());
+  }
+}
+
 void domain_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   auto& opt = ctx.domain_args;
   auto* domain = app.add_subcommand("domain", "Manage a company's mail domains");
@@ -457,6 +537,14 @@ void domain_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
   });
   remove->add_option("name", opt.name, "Domain name")->required();
   remove->add_flag("--force", opt.force, "Also remove every user, alias and address in the domain");
+
+  auto* check = verb(
+      *domain, "check",
+      "Try the domain's destination as the gateway does: connect, TLS, extensions, and whether "
+      "it verifies recipients",
+      action, [&ctx, &opt = ctx.domain_args] { check_domain(ctx, ctx.domain(opt.name)); });
+  check->add_option("name", opt.name, "Domain name")->required();
+  add_json_flag(check, ctx);
 }
 
 void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {

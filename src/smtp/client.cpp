@@ -10,6 +10,8 @@
 #include <boost/asio/write.hpp>
 #include <map>
 
+#include <openssl/x509v3.h>
+
 namespace mailroster::smtp {
 
 namespace asio = boost::asio;
@@ -71,6 +73,7 @@ struct ClientConnection::Impl {
   std::unique_ptr<ssl::stream<tcp::socket&>> tls;  // after STARTTLS
   bool plaintext = false;   // "may", again after a failed handshake: no STARTTLS this time
   bool tls_failed = false;  // the handshake failed
+  TlsInfo tls_info;
   core::Endpoint destination;
   std::string input;
   bool esmtp = false;
@@ -198,6 +201,30 @@ struct ClientConnection::Impl {
     co_return co_await start_tls(std::move(hello));
   }
 
+  void describe_tls() {
+    SSL* ssl = tls->native_handle();
+    tls_info.active = true;
+    tls_info.version = SSL_get_version(ssl);
+    tls_info.cipher = SSL_get_cipher_name(ssl);
+    X509* peer = SSL_get1_peer_certificate(ssl);
+    if (!peer) {
+      tls_info.chain_error = "no certificate";
+      return;
+    }
+    std::array<char, 512> subject{};
+    X509_NAME_oneline(X509_get_subject_name(peer), subject.data(), int(subject.size()));
+    tls_info.peer_subject = subject.data();
+    const long verdict = SSL_get_verify_result(ssl);
+    tls_info.chain_trusted = verdict == X509_V_OK;
+    if (!tls_info.chain_trusted) tls_info.chain_error = X509_verify_cert_error_string(verdict);
+    boost::system::error_code ec;
+    asio::ip::make_address(destination.host, ec);
+    tls_info.names_host = ec ? X509_check_host(peer, destination.host.c_str(),
+                                               destination.host.size(), 0, nullptr) == 1
+                             : X509_check_ip_asc(peer, destination.host.c_str(), 0) == 1;
+    X509_free(peer);
+  }
+
   bool offers(std::string_view keyword) const {
     return std::find(extensions.begin(), extensions.end(), keyword) != extensions.end();
   }
@@ -233,6 +260,7 @@ struct ClientConnection::Impl {
                      destination.str() + ": TLS handshake failed: " +
                          (timed_out ? std::string("timed out") : ec.message()));
     }
+    describe_tls();
     auto again = co_await command("EHLO " + settings.helo_name, settings.command_timeout);
     if (!again.positive()) {
       broken = true;
@@ -248,6 +276,8 @@ ClientConnection::~ClientConnection() = default;
 const core::Endpoint& ClientConnection::destination() const { return impl_->destination; }
 bool ClientConnection::esmtp() const { return impl_->esmtp; }
 bool ClientConnection::tls() const { return impl_->tls != nullptr; }
+const TlsInfo& ClientConnection::tls_info() const { return impl_->tls_info; }
+const std::vector<std::string>& ClientConnection::extensions() const { return impl_->extensions; }
 bool ClientConnection::offers(std::string_view keyword) const { return impl_->offers(keyword); }
 bool ClientConnection::usable() const { return !impl_->broken && impl_->socket.is_open(); }
 
@@ -274,14 +304,15 @@ struct ClientPool::Impl {
     tls_context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                             ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                             ssl::context::no_tlsv1_1);
-    if (settings.tls != TlsPolicy::verify) return;
+    // The CAs are loaded for every policy: under "may" and "encrypt" a certificate is checked
+    // too (and the outcome shown by `domain check`), only not enforced.
     boost::system::error_code ec;
     if (settings.tls_ca_file.empty()) {
       tls_context.set_default_verify_paths(ec);
     } else {
       tls_context.load_verify_file(settings.tls_ca_file, ec);
     }
-    if (ec) {
+    if (ec && (settings.tls == TlsPolicy::verify || !settings.tls_ca_file.empty())) {
       throw std::runtime_error("cannot load the CAs to verify destinations ('" +
                                settings.tls_ca_file + "'): " + ec.message());
     }

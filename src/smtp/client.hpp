@@ -52,6 +52,17 @@ struct ClientSettings {
 enum class ClientFailure { none, connect, protocol, timeout };
 std::string_view to_string(ClientFailure f);
 
+// What a TLS session with a server was like (shown by `domain check`).
+struct TlsInfo {
+  bool active = false;
+  std::string version;         // "TLSv1.3"
+  std::string cipher;          // "TLS_AES_256_GCM_SHA384"
+  std::string peer_subject;    // the certificate's subject, "/CN=mx.acme.example"
+  bool chain_trusted = false;  // signed by the CAs "verify" would trust
+  std::string chain_error;     // why not, when not
+  bool names_host = false;     // the certificate names the destination's host or IP
+};
+
 struct ClientResult {
   ClientFailure failure = ClientFailure::none;
   Reply reply;         // the server's reply when failure == none
@@ -98,6 +109,8 @@ class ClientConnection {
   const core::Endpoint& destination() const;
   bool esmtp() const;
   bool tls() const;  // the session runs in TLS (STARTTLS done)
+  const TlsInfo& tls_info() const;
+  const std::vector<std::string>& extensions() const;  // EHLO keywords, upper case
   // Whether the server's EHLO reply named this extension ("SMTPUTF8", "8BITMIME"; upper case).
   bool offers(std::string_view keyword) const;
   // Sends one command line (without CRLF) and reads its reply.

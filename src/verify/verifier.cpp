@@ -82,7 +82,6 @@ struct Verifier::Impl {
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights;
   std::unordered_map<std::string, Slots> slots;         // by destination
   std::unordered_map<std::string, CatchAll> catch_all;  // by domain
-  std::mt19937_64 random{std::random_device{}()};
   VerifierStats stats;
 
   awaitable<void> acquire_slot(const std::string& destination) {
@@ -104,13 +103,6 @@ struct Verifier::Impl {
     } else {
       --s.in_use;
     }
-  }
-
-  std::string random_local_part() {
-    static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    std::string out = "mailroster-probe-";
-    for (int i = 0; i < 16; ++i) out += kAlphabet[random() % (sizeof kAlphabet - 1)];
-    return out;
   }
 
   static Verdict verdict_of(const smtp::ClientResult& r) {
@@ -314,6 +306,35 @@ VerifierStats Verifier::stats() const {
   auto s = impl_->stats;
   s.cache_entries = impl_->cache.size();
   return s;
+}
+
+std::string random_local_part() {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  std::string out = "mailroster-probe-";
+  for (int i = 0; i < 16; ++i) out += kAlphabet[random() % (sizeof kAlphabet - 1)];
+  return out;
+}
+
+awaitable<DestinationCheck> check_destination(smtp::ClientPool& pool, core::Endpoint destination,
+                                              std::string domain, std::string sender) {
+  DestinationCheck out;
+  out.destination = destination;
+  const auto started = std::chrono::steady_clock::now();
+  auto lease = co_await pool.acquire(destination);
+  out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  out.hello = lease.result;
+  if (!lease.connection) co_return out;
+  auto& conn = *lease.connection;
+  out.extensions = conn.extensions();
+  out.tls = conn.tls_info();
+  out.mail = co_await conn.command("MAIL FROM:<" + sender + ">");
+  if (out.mail->positive()) {
+    out.random_rcpt = co_await conn.command("RCPT TO:<" + random_local_part() + "@" + domain + ">");
+  }
+  co_await conn.command("QUIT");
+  co_return out;
 }
 
 }  // namespace mailroster::verify

@@ -30,6 +30,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,5 +99,25 @@ class Verifier {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// What `mailroster domain check` finds at a destination: one session as a callout holds it
+// (the relay's TLS policy and CAs), with what it saw on the way. Nothing is cached or counted.
+struct DestinationCheck {
+  core::Endpoint destination;
+  smtp::ClientResult hello;             // greeting, EHLO and STARTTLS; or why the session failed
+  std::chrono::milliseconds took{0};    // until the session was ready
+  std::vector<std::string> extensions;  // EHLO keywords
+  smtp::TlsInfo tls;
+  std::optional<smtp::ClientResult> mail;         // MAIL FROM:<the probe sender>
+  std::optional<smtp::ClientResult> random_rcpt;  // RCPT TO:<a random local part @ domain>
+};
+
+boost::asio::awaitable<DestinationCheck> check_destination(smtp::ClientPool& pool,
+                                                           core::Endpoint destination,
+                                                           std::string domain, std::string sender);
+
+// A local part no mailbox has ("mailroster-probe-" and 16 random letters and digits): the
+// catch-all test.
+std::string random_local_part();
 
 }  // namespace mailroster::verify

@@ -281,6 +281,18 @@ class PostfixInterop(unittest.TestCase):
         self.assertEqual(self.metric("mailroster_inbound_rcpt_total", '{result="callout_accept"}') - callouts, 24)
         self.wait_for("messages at the mailboxes", lambda: len(self.mailbox_messages()) - before, 24)
 
+    def test_domain_check_of_the_company_postfix(self):
+        r = subprocess.run([BINARY, "--config", self.config, "domain", "check", "corp.example", "--json"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        found = json.loads(r.stdout)
+        self.assertTrue(found["connected"])
+        self.assertIn("SMTPUTF8", found["extensions"])
+        self.assertTrue(found["tls"]["active"])  # Postfix's smtpd_tls_security_level = may
+        self.assertTrue(found["tls"]["names_host"])
+        self.assertTrue(found["verifies_recipients"])  # relay_recipient_maps: 550 for others
+        self.assertIn("User unknown in relay recipient table", found["random_recipient"])
+
     # ---- internationalised mail (SMTPUTF8) -------------------------------------------------
 
     def send_utf8(self, to):

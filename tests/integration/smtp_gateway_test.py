@@ -326,6 +326,45 @@ class Gateway(unittest.TestCase):
             self.assertEqual(self.send("alice@acme.example", port=port)[:2], (250, 451))
         self.assertEqual(len([f for f in self.spooled("tls") if f not in before]), 2)
 
+    def test_domain_check_reports_what_the_gateway_finds_at_the_destination(self):
+        def check(domain, config=None):
+            where = ["--config", config] if config else ["--db", self.db]
+            return subprocess.run([BINARY] + where + ["domain", "check", domain, "--json"],
+                                  capture_output=True, text=True)
+        r = check("tls.example")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        found = json.loads(r.stdout)
+        self.assertTrue(found["connected"])
+        self.assertIn("PIPELINING", found["extensions"])  # as said again after STARTTLS
+        self.assertEqual(found["tls_policy"], "may")
+        self.assertTrue(found["tls"]["active"])
+        self.assertTrue(found["tls"]["version"].startswith("TLSv1."))
+        self.assertIn("CN=127.0.0.1", found["tls"]["certificate"])
+        self.assertFalse(found["tls"]["trusted"])  # self-signed: not among the system's CAs
+        self.assertIn("self-signed", found["tls"]["untrusted_because"])
+        self.assertTrue(found["tls"]["names_host"])
+        self.assertTrue(found["verifies_recipients"])
+        self.assertFalse(found["accepts_any_address"])
+        # With its CA configured, the same certificate is trusted.
+        config = os.path.join(self.dir, "check-verify.toml")
+        with open(config, "w") as f:
+            f.write('[database]\n%s\n[relay]\ntls = "verify"\ntls_ca_file = "%s"\n'
+                    % (database_toml(self.db, self.dir), self.mta_cert))
+        r = check("tls.example", config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(json.loads(r.stdout)["tls"]["trusted"])
+        # A catch-all destination, one without TLS, and one that is down.
+        self.assertTrue(json.loads(check("catchall.example").stdout)["accepts_any_address"])
+        text = subprocess.run([BINARY, "--db", self.db, "domain", "check", "acme.example"],
+                              capture_output=True, text=True).stdout
+        self.assertIn("TLS         not used", text)
+        self.assertIn("=> recipients are verified by callout", text)
+        r = check("dead.example")
+        self.assertEqual(r.returncode, 1)
+        self.assertFalse(json.loads(r.stdout)["connected"])
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("cannot take mail", r.stderr)
+
     def test_bad_tls_settings_stop_serve_with_a_reason(self):
         config = os.path.join(self.dir, "bad-tls.toml")
         for extra, reason in [('[relay]\ntls = "always"\n', "none, may, encrypt, verify"),
