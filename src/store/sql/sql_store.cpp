@@ -35,6 +35,7 @@ struct NewUserRow {
   const core::PlanItem* item;
   Id company_id;
   Id domain_id;
+  std::string address;  // item's address as stored (its str(), made once for both statements)
 };
 
 // A plan's update of a user's names or role (not its address), NULL for what stays.
@@ -67,7 +68,7 @@ auto list_rows(const std::vector<T>& values) {
     if constexpr (std::is_integral_v<T>) {
       out.set(static_cast<std::int64_t>(v));
     } else {
-      out.set(std::string_view(v));
+      out.set_lasting(std::string_view(v));
     }
   });
 }
@@ -721,17 +722,17 @@ struct SqlStore::Impl {
         case 1:
           return out.set(r.domain_id);
         case 2:
-          return out.set(e.address.str());
+          return out.set_lasting(r.address);
         case 3:
-          return out.set(e.address.key());
+          return out.set_lasting(e.address.key());
         case 4:
-          return out.set(e.first_name);
+          return out.set_lasting(e.first_name);
         case 5:
-          return out.set(e.surname);
+          return out.set_lasting(e.surname);
         case 6:
-          return out.set(core::to_string(r.item->role));
+          return out.set_lasting(core::to_string(r.item->role));
         default:
-          return out.set(e.source_id);
+          return out.set_lasting(e.source_id);
       }
     });
     const auto staged = rows_table(5, {"company_id", "domain_id", "address", "address_key",
@@ -788,11 +789,11 @@ struct SqlStore::Impl {
         case 1:
           return out.set(r.domain_id);
         case 2:
-          return out.set(r.user->key());
+          return out.set_lasting(r.user->key());
         case 3:
           return out.set(r.address->str());
         default:
-          return out.set(r.address->key());
+          return out.set_lasting(r.address->key());
       }
     });
     const auto staged =
@@ -1702,7 +1703,7 @@ void SqlStore::apply_plan(const core::Plan& plan, const Actor& actor) {
         continue;
       }
       const auto& domain = domain_of(c.entry->address, std::nullopt);
-      rows.push_back({&c, domain.company_id, domain.id});
+      rows.push_back({&c, domain.company_id, domain.id, c.entry->address.str()});
     }
     std::sort(rows.begin(), rows.end(), [](const NewUserRow& a, const NewUserRow& b) {
       return a.item->entry->address.key() < b.item->entry->address.key();

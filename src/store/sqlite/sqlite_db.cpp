@@ -23,6 +23,9 @@ class ContextCell final : public Cell {
   void set(std::string_view value) override {
     sqlite3_result_text64(context_, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   }
+  void set_lasting(std::string_view value) override {
+    sqlite3_result_text64(context_, value.data(), value.size(), SQLITE_STATIC, SQLITE_UTF8);
+  }
   void set(std::nullopt_t) override { sqlite3_result_null(context_); }
 
  private:
