@@ -20,6 +20,7 @@
 #include "admin/auth.hpp"
 #include "admin/http_client.hpp"
 #include "app/config.hpp"
+#include "app/domain_check.hpp"
 #include "app/plan_output.hpp"
 #include "app/serve.hpp"
 #include "directory/csv/csv_import.hpp"
@@ -417,31 +418,10 @@ void check_domain(Context& ctx, const core::Domain& d) {
       },
       boost::asio::detached);
   io.run();
-  const bool connected = c.hello.positive();
-  const bool catch_all = c.random_rcpt && c.random_rcpt->positive();
-  const bool verifies = c.random_rcpt && c.random_rcpt->reply.permanent();
+  const bool connected = c.connected();
   const std::string policy(smtp::to_string(ctx.config.relay.tls));
   if (ctx.json_output) {
-    json j = {{"domain", d.name},
-              {"destination", d.destination.str()},
-              {"connected", connected},
-              {"session", c.hello.describe()},
-              {"ms", c.took.count()},
-              {"extensions", c.extensions},
-              {"tls_policy", policy},
-              {"tls",
-               {{"active", c.tls.active},
-                {"version", c.tls.version},
-                {"cipher", c.tls.cipher},
-                {"certificate", c.tls.peer_subject},
-                {"trusted", c.tls.chain_trusted},
-                {"untrusted_because", c.tls.chain_error},
-                {"names_host", c.tls.names_host}}},
-              {"mail_from", c.mail ? json(c.mail->describe()) : json(nullptr)},
-              {"random_recipient", c.random_rcpt ? json(c.random_rcpt->describe()) : json(nullptr)},
-              {"verifies_recipients", verifies},
-              {"accepts_any_address", catch_all}};
-    ctx.print_json(j);
+    ctx.print_json(domain_check_json(d, c, ctx.config.relay.tls));
   } else {
     auto& o = ctx.out;
     o << "domain " << d.name << " delivers to " << d.destination.str() << "\n";
@@ -463,12 +443,7 @@ void check_domain(Context& ctx, const core::Domain& d) {
       if (c.mail) o << "  MAIL FROM   " << c.mail->describe() << "\n";
       if (c.random_rcpt) {
         o << "  random RCPT " << c.random_rcpt->describe() << "\n";
-        o << "  => "
-          << (verifies    ? "recipients are verified by callout"
-              : catch_all ? "accepts any address (catch-all): mail is relayed, but its addresses "
-                            "are never counted for discovery"
-                          : "the answer was temporary: callouts would say try again later")
-          << "\n";
+        o << "  => " << domain_check_verdict(c) << "\n";
       }
     }
   }

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <variant>
 
 #include "admin/api.hpp"
 #include "admin/auth.hpp"
@@ -33,6 +34,7 @@
 #include "admin/metrics.hpp"
 #include "admin/ui.hpp"
 #include "app/database.hpp"
+#include "app/domain_check.hpp"
 #include "core/address.hpp"
 #include "core/work_queue.hpp"
 #include "directory/graph/graph_directory.hpp"
@@ -366,6 +368,26 @@ int serve(const Config& config, store::Store& store) {
     }
     return Asker{false, auth.caller(req)};
   };
+  // A change asked with a session needs the session's CSRF token, as the API's own routes do
+  // (the local token is no cookie a browser could send).
+  auto csrf_refused = [](const admin::HttpRequest& req,
+                         const Asker& who) -> std::optional<admin::HttpResponse> {
+    if (who.local || !who.caller || req.method == "GET") return std::nullopt;
+    const auto it = req.headers.find("x-csrf-token");
+    if (it != req.headers.end() && it->second == who.caller->csrf) return std::nullopt;
+    return admin::json_error(403, "csrf", "missing or wrong X-CSRF-Token");
+  };
+  // An administrator asking (an operator, a company administrator, or the local CLI), or the
+  // answer for anyone else: 401 without a session, 403 for an end user.
+  auto administrator =
+      [&asker](const admin::HttpRequest& req) -> std::variant<Asker, admin::HttpResponse> {
+    auto who = asker(req);
+    if (!who.anyone()) return admin::json_error(401, "unauthenticated", "log in first");
+    if (!who.operator_or_local() && who.caller->login.role != store::LoginRole::company_admin) {
+      return admin::json_error(403, "forbidden", "administrators only");
+    }
+    return who;
+  };
   auto on_io = [&io](auto work) -> std::optional<decltype(work())> {
     auto task = std::make_shared<std::packaged_task<decltype(work())()>>(std::move(work));
     auto done = task->get_future();
@@ -379,10 +401,12 @@ int serve(const Config& config, store::Store& store) {
       "Flush the callout cache ({address} or {domain}, or all): an operator, or the local "
       "CLI's token",
       [&](const admin::HttpRequest& req) {
-        if (!asker(req).operator_or_local()) {
+        const auto who = asker(req);
+        if (!who.operator_or_local()) {
           return admin::json_error(401, "unauthenticated",
                                    "an operator's session or the local token is needed");
         }
+        if (auto refused = csrf_refused(req, who)) return *refused;
         return on_io([&verifier, req] { return flush_verify_cache(verifier, req); })
             .value_or(stopping);
       });
@@ -393,13 +417,11 @@ int serve(const Config& config, store::Store& store) {
       "Domains whose mail server accepts any address, as this node found: an operator's or "
       "the local CLI's are all, a company administrator's are the company's",
       [&](const admin::HttpRequest& req) {
-        const auto who = asker(req);
-        if (!who.anyone()) return admin::json_error(401, "unauthenticated", "log in first");
+        const auto asking = administrator(req);
+        if (const auto* refused = std::get_if<admin::HttpResponse>(&asking)) return *refused;
+        const auto& who = std::get<Asker>(asking);
         const bool all = who.operator_or_local();
         const auto& caller = who.caller;
-        if (!all && caller->login.role != store::LoginRole::company_admin) {
-          return admin::json_error(403, "forbidden", "administrators only");
-        }
         const auto found = on_io([&verifier] { return verifier.catch_all_domains(); });
         if (!found) return stopping;
         nlohmann::json items = nlohmann::json::array();
@@ -412,6 +434,57 @@ int serve(const Config& config, store::Store& store) {
                            {"checked_at", core::format_iso8601(d.checked_at)}});
         }
         return json_response({{"items", items}});
+      });
+  // `domain check` for the company's administrators: the CLI's session with the destination,
+  // run on the I/O thread with a pool of its own (a new session, not one the relay keeps
+  // open), answered with the CLI's JSON. A destination that cannot take mail is still a 200:
+  // the check ran, and says so.
+  api.add_route(
+      "POST", "/api/v1/companies/{company}/domains/{domain}/check",
+      "Try a domain's delivery destination as the gateway does: session, extensions, TLS, the "
+      "probe sender, a random recipient (operators, the company's administrators, the local CLI)",
+      [&](const admin::HttpRequest& req) {
+        const auto asking = administrator(req);
+        if (const auto* refused = std::get_if<admin::HttpResponse>(&asking)) return *refused;
+        const auto& who = std::get<Asker>(asking);
+        if (auto refused = csrf_refused(req, who)) return *refused;
+        const auto company = store.find_company(req.params.at("company"));
+        if (!company || (!who.operator_or_local() && who.caller->login.company_id != company->id)) {
+          return admin::json_error(404, "not_found", "no such company");
+        }
+        const auto domain = store.find_domain(core::ascii_lower(req.params.at("domain")));
+        if (!domain || domain->company_id != company->id) {
+          return admin::json_error(404, "not_found", "no such domain");
+        }
+        auto done = std::make_shared<std::promise<verify::DestinationCheck>>();
+        auto found = done->get_future();
+        boost::asio::co_spawn(
+            io,
+            [&io, &config, d = *domain, done]() -> boost::asio::awaitable<void> {
+              try {
+                smtp::ClientPool own(io, config.relay);
+                done->set_value(co_await verify::check_destination(own, d.destination, d.name,
+                                                                   config.verify.sender));
+              } catch (...) {
+                done->set_exception(std::current_exception());
+              }
+            },
+            boost::asio::detached);
+        // Every step of the session is bounded by the relay's timeouts; serve stopping ends
+        // the wait at once.
+        const auto until = std::chrono::steady_clock::now() + config.relay.connect_timeout +
+                           6 * config.relay.command_timeout;
+        while (found.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
+          if (io.stopped()) return stopping;
+          if (std::chrono::steady_clock::now() > until) {
+            return admin::json_error(504, "timeout",
+                                     "the check of " + domain->name + " did not end");
+          }
+        }
+        const auto c = found.get();
+        spdlog::info("domain check of {} ({}): {}", domain->name, domain->destination.str(),
+                     c.connected() ? domain_check_verdict(c) : c.hello.describe());
+        return json_response(domain_check_json(*domain, c, config.relay.tls));
       });
   api.install(http);
   admin::install_ui(http);

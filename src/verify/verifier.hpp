@@ -110,6 +110,14 @@ struct DestinationCheck {
   smtp::TlsInfo tls;
   std::optional<smtp::ClientResult> mail;         // MAIL FROM:<the probe sender>
   std::optional<smtp::ClientResult> random_rcpt;  // RCPT TO:<a random local part @ domain>
+
+  // The session was ready for mail (greeting, EHLO and any STARTTLS went through).
+  bool connected() const { return hello.positive(); }
+  // A random address was refused for good: the destination knows its mailboxes, and callouts
+  // to it mean something.
+  bool verifies_recipients() const { return random_rcpt && random_rcpt->reply.permanent(); }
+  // A random address was accepted (catch-all): its addresses are relayed, never discovered.
+  bool accepts_any_address() const { return random_rcpt && random_rcpt->positive(); }
 };
 
 boost::asio::awaitable<DestinationCheck> check_destination(smtp::ClientPool& pool,

@@ -568,17 +568,16 @@ class Gateway(unittest.TestCase):
         self.assertEqual(self.api_as(None, "/api/v1/verify/catch-all")[0], 401)
         for email, company, seen in [("admin@acme.example", "acme", ["catchall.example"]),
                                      ("admin@quiet.example", "quiet", [])]:
-            subprocess.run([BINARY, "--db", self.db, "login", "add", email, "--company", company],
-                           input="correct horse battery\n", text=True, check=True, capture_output=True)
+            self.add_login(email, "--company", company)
             status, body = self.api_as(email, "/api/v1/verify/catch-all")
             self.assertEqual(status, 200)
             self.assertEqual([d["domain"] for d in body["items"]], seen)
-        subprocess.run([BINARY, "--db", self.db, "login", "add", "alice@acme.example", "--role", "end_user"],
-                       input="correct horse battery\n", text=True, check=True, capture_output=True)
+        self.add_login("alice@acme.example", "--role", "end_user")
         self.assertEqual(self.api_as("alice@acme.example", "/api/v1/verify/catch-all")[0], 403)
 
-    def api_as(self, email, path):
-        """GET path with a session of email's login (None: no session); (status, JSON body)."""
+    def api_as(self, email, path, method="GET", csrf=True):
+        """method path with a session of email's login (None: no session), its CSRF token sent
+        unless csrf is False; (status, JSON body)."""
         base = "http://127.0.0.1:%d" % self.admin_port
         headers = {}
         if email:
@@ -587,11 +586,59 @@ class Gateway(unittest.TestCase):
                                            headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(login) as r:
                 headers["Cookie"] = r.headers["Set-Cookie"].split(";")[0]
+                if csrf:
+                    headers["X-CSRF-Token"] = json.loads(r.read())["csrf_token"]
+        request = urllib.request.Request(base + path, method=method, headers=headers,
+                                         data=b"{}" if method != "GET" else None)
         try:
-            with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers)) as r:
+            with urllib.request.urlopen(request, timeout=60) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
+
+    def add_login(self, email, *how):
+        subprocess.run([BINARY, "--db", self.db, "login", "add", email] + list(how),
+                       input="correct horse battery\n", text=True, check=True, capture_output=True)
+
+    def test_domain_check_over_the_api_for_the_company_administrators(self):
+        self.add_login("checker@acme.example", "--company", "acme")
+        self.add_login("checker@quiet.example", "--company", "quiet")
+        self.cli("user", "add", "dora@acme.example")
+        self.add_login("dora@acme.example", "--role", "end_user")
+        check = lambda email, company, domain, **kw: self.api_as(
+            email, "/api/v1/companies/%s/domains/%s/check" % (company, domain), "POST", **kw)
+        self.assertEqual(check(None, "acme", "tls.example")[0], 401)
+        status, found = check("checker@acme.example", "acme", "tls.example")
+        self.assertEqual(status, 200, found)
+        # The CLI's JSON: the same session, TLS under the relay's policy, a random recipient.
+        self.assertEqual((found["domain"], found["destination"]),
+                         ("tls.example", "127.0.0.1:%d" % self.mtas["tls"][0]))
+        self.assertTrue(found["connected"])
+        self.assertTrue(found["tls"]["active"])
+        self.assertIn("CN=127.0.0.1", found["tls"]["certificate"])
+        self.assertTrue(found["verifies_recipients"])
+        self.assertEqual(found["verdict"], "recipients are verified by callout")
+        self.assertTrue(found["random_recipient"].startswith("550"), found["random_recipient"])
+        status, found = check("checker@acme.example", "acme", "CATCHALL.example")
+        self.assertEqual(status, 200, found)
+        self.assertTrue(found["accepts_any_address"])
+        self.assertIn("catch-all", found["verdict"])
+        # A server that is down is found so: the check ran.
+        status, found = check("checker@acme.example", "acme", "dead.example")
+        self.assertEqual(status, 200, found)
+        self.assertFalse(found["connected"])
+        self.assertEqual((found["mail_from"], found["random_recipient"], found["verdict"]), (None, None, ""))
+        # A session without its CSRF token changes nothing and asks nothing.
+        self.assertEqual(check("checker@acme.example", "acme", "tls.example", csrf=False)[0], 403)
+        # Tenants: another company's administrator finds neither the company nor its domains;
+        # a domain of another company is not under this one; an end user may not check.
+        self.assertEqual(check("checker@quiet.example", "acme", "tls.example")[0], 404)
+        self.assertEqual(check("checker@quiet.example", "quiet", "tls.example")[0], 404)
+        self.assertEqual(check("checker@quiet.example", "quiet", "nonexistent.example")[0], 404)
+        self.assertEqual(check("checker@quiet.example", "quiet", "quiet.example")[0], 200)
+        self.assertEqual(check("dora@acme.example", "acme", "tls.example")[0], 403)
+        paths = self.api_as(None, "/api/v1/openapi.json")[1]["paths"]
+        self.assertIn("post", paths["/api/v1/companies/{company}/domains/{domain}/check"])
 
     def test_second_callout_for_an_address_is_answered_from_the_cache(self):
         self.send("frank@acme.example")

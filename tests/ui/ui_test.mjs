@@ -1,7 +1,8 @@
 // The web UI in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
 // log in, create a user from a discovered address through the Select menu, mark one invalid,
 // add one as an alias, import a CSV through its preview, Search Now on Azure AD (against the
-// local Graph server), both plans paged; no horizontal scrolling at 1280 and
+// local Graph server), both plans paged; check domains' mail servers, and as an operator add a
+// domain and move its mail; no horizontal scrolling at 1280 and
 // 390 px; screenshots saved as test artifacts.
 //
 //   node tests/ui/ui_test.mjs --binary build/mailroster --artifacts build/ui-artifacts
@@ -86,6 +87,9 @@ const mta = spawn("python3", [path.join(here, "..", "integration", "fake_mta.py"
   "--spool", path.join(dir, "spool")], { stdio: ["ignore", "pipe", "inherit"] });
 const mtaPort = await announced(mta, "stdout", /listening on (\d+)/, "fake_mta.py");
 cli("domain", "add", "catchall.example", "--company", "acme", "--destination", `127.0.0.1:${mtaPort}`);
+// A domain whose mail server is down (nothing listens on port 1), and an operator.
+cli("domain", "add", "down.example", "--company", "acme", "--destination", "127.0.0.1:1");
+cliIn(PASSWORD + "\n", "operator", "add", "ops@example.net");
 cli("discovery", "set", "--company", "acme", "enabled=true");
 
 const serve = spawn(binary, ["--config", config, "serve"], { stdio: ["ignore", "ignore", "pipe"] });
@@ -102,6 +106,17 @@ let failed = false;
 const step = async (name, fn) => {
   const t = Date.now();
   try { await fn(); console.log(`ok   ${name} (${Date.now() - t} ms)`); } catch (e) { failed = true; console.log("FAIL " + name + "\n" + e.stack); }
+};
+
+// A new page at 1280 px, logged in as email, once heading is shown.
+const loggedIn = async (email, heading) => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(base + "/");
+  await page.fill("input[name=email]", email);
+  await page.fill("input[name=password]", PASSWORD);
+  await page.click("button:has-text('Log in')");
+  await page.waitForSelector(`h1:has-text('${heading}')`);
+  return page;
 };
 
 try {
@@ -126,7 +141,8 @@ try {
     if (width === 390) {
       await step("every page fits a phone", async () => {
         for (const [view, title] of [["discovery", "SMTP Discovery"], ["invalid", "Marked Invalid"],
-          ["settings", "SMTP Discovery settings"], ["import", "Import Users"], ["audit", "Audit"]]) {
+          ["settings", "SMTP Discovery settings"], ["import", "Import Users"], ["audit", "Audit"],
+          ["domains", "Domains"]]) {
           await page.goto(base + "/#/" + view);
           await page.waitForSelector(`h1:has-text('${title}')`);
           await noHorizontalScroll(view);
@@ -262,6 +278,18 @@ try {
       assert.ok(await form.locator("[data-run]").isVisible());
       assert.doesNotMatch(cli("user", "list", "--company", "acme"), /corp\.example/);  // nothing written
     });
+    await step("check a domain's mail server from the Domains page", async () => {
+      await page.goto(base + "/#/domains");
+      await page.waitForSelector("td:has-text('catchall.example')");
+      assert.equal(await page.locator("#add-domain").count(), 0, "a company administrator adds no domains");
+      await page.click("[data-check='catchall.example']");
+      await page.waitForSelector("#domain-check [data-verdict]:has-text('accepts any address')");
+      await page.waitForSelector("#domain-check td:has-text('ready in')");
+      await noHorizontalScroll("domain-check");
+      await page.click("[data-check='down.example']");
+      await page.waitForSelector("#domain-check [data-verdict]:has-text('cannot take mail')");
+      await page.waitForSelector("#domain-check td:has-text('failed in')");
+    });
     await step("preview Thursday's report from the settings", async () => {
       await page.goto(base + "/#/settings");
       await page.click("#preview-report");
@@ -288,13 +316,26 @@ try {
     });
     await page.close();
   }
+  await step("an operator adds a domain, checks it and moves its mail", async () => {
+    const page = await loggedIn("ops@example.net", "Users");
+    await page.goto(base + "/#/domains");
+    await page.fill("#add-domain input[name=name]", "New.Example");
+    await page.fill("#add-domain input[name=destination]", `127.0.0.1:${mtaPort}`);
+    await page.click("#add-domain button");
+    await page.waitForSelector("td:has-text('new.example')");
+    await page.click("[data-check='new.example']");
+    await page.waitForSelector("#domain-check [data-verdict]:has-text('accepts any address')");
+    await page.fill("input[aria-label='destination of new.example']", "127.0.0.1:1");
+    await page.click("[data-destination='new.example'] button");
+    await page.waitForSelector("#message:has-text('destination saved')");
+    assert.match(cli("domain", "list", "--company", "acme"), /new\.example\s+acme\s+127\.0\.0\.1:1\n/);
+    await page.click("[data-check='new.example']");
+    await page.waitForSelector("#domain-check [data-verdict]:has-text('cannot take mail')");
+    await page.screenshot({ path: path.join(artifacts, "domains-operator-1280.png"), fullPage: true });
+    await page.close();
+  });
   await step("an end user sees its own account and aliases only", async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await page.goto(base + "/");
-    await page.fill("input[name=email]", "alice@acme.example");
-    await page.fill("input[name=password]", PASSWORD);
-    await page.click("button:has-text('Log in')");
-    await page.waitForSelector("h1:has-text('My account')");
+    const page = await loggedIn("alice@acme.example", "My account");
     await page.waitForSelector("#aliases:has-text('a.smith@acme.example')");
     assert.ok(await page.isHidden("#nav"), "no administrator menu");
     await page.fill("input[name=surname]", "Liddell");

@@ -372,6 +372,65 @@ async function auditView() {
   };
 }
 
+// The company's domains and where their mail goes; Check tries a destination as the gateway
+// does (the CLI's `domain check`). Operators add domains and change destinations.
+async function domainsView() {
+  const data = await api("GET", co() + "/domains");
+  const operator = state.me.role === "operator";
+  main().innerHTML = `<section><h1>Domains</h1>
+    <p>Mail for these domains is accepted and relayed to their mail server. Check tries the
+    server as the gateway would: it connects, greets, and asks for a random address.</p>
+    ${table(["Domain", "Delivered to", ""], data.items.map((d) => [esc(d.name),
+      operator ? `<form class="row" data-destination="${esc(d.name)}"><input name="destination"
+        value="${esc(d.destination)}" aria-label="destination of ${esc(d.name)}" size="24">
+        <button class="secondary">Save</button></form>` : esc(d.destination),
+      `<button data-check="${esc(d.name)}">Check</button>`]))}
+    ${operator ? `<form id="add-domain" class="row"><input name="name" placeholder="domain" required>
+      <input name="destination" placeholder="host:port" required><button>Add domain</button></form>` : ""}
+    </section><section id="domain-check" hidden></section>`;
+  main().querySelectorAll("[data-check]").forEach((b) => (b.onclick = async () => {
+    const box = $("#domain-check");
+    box.hidden = false;
+    box.innerHTML = `<h2>${esc(b.dataset.check)}</h2><p>Checking…</p>`;
+    b.disabled = true;
+    try { box.innerHTML = checkHtml(await api("POST", co() + "/domains/" + encodeURIComponent(b.dataset.check) + "/check", {})); }
+    catch (e) { box.innerHTML = `<p class="error">${esc(e.message)}</p>`; }
+    b.disabled = false;
+  }));
+  main().querySelectorAll("[data-destination]").forEach((f) => (f.onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("PATCH", co() + "/domains/" + encodeURIComponent(f.dataset.destination), Object.fromEntries(new FormData(f)));
+      say("destination saved");
+    } catch (e) { say(e.message, false); }
+  }));
+  if (operator) {
+    $("#add-domain").onsubmit = async (ev) => {
+      ev.preventDefault();
+      try { await api("POST", co() + "/domains", Object.fromEntries(new FormData(ev.target))); domainsView(); }
+      catch (e) { say(e.message, false); }
+    };
+  }
+}
+
+// What a domain check found, as the CLI's text says it.
+function checkHtml(c) {
+  const rows = [["Session", `${c.connected ? "ready" : "failed"} in ${c.ms} ms: ${esc(c.session)}`]];
+  if (c.connected) {
+    rows.push(["Extensions", esc(c.extensions.join(" ")) || "(none: HELO only)"]);
+    rows.push(["TLS", c.tls.active
+      ? `${esc(c.tls.version)} ${esc(c.tls.cipher)}; certificate ${esc(c.tls.certificate)}, ${c.tls.trusted
+        ? "trusted" : `not trusted (${esc(c.tls.untrusted_because)})`}, ${c.tls.names_host ? "names the host" : "does not name the host"}`
+      : `not used (relay policy "${esc(c.tls_policy)}"${c.tls_policy === "none" ? "" : "; the server offers no STARTTLS"})`]);
+    if (c.mail_from) rows.push(["MAIL FROM", esc(c.mail_from)]);
+    if (c.random_recipient) rows.push(["Random RCPT", esc(c.random_recipient)]);
+  }
+  const verdict = !c.connected ? "the server cannot take mail"
+    : c.verdict || "the server refused the probe sender: callouts to it cannot verify recipients";
+  return `<h2>${esc(c.domain)} → ${esc(c.destination)}</h2>${table(["Step", "Found"], rows)}
+    <p class="${c.verifies_recipients ? "ok" : "error"}" data-verdict>${esc(verdict)}</p>`;
+}
+
 // An end user: its own account and aliases, and its names to change.
 async function accountView() {
   const u = await api("GET", "/users/" + state.me.user_id);
@@ -387,7 +446,7 @@ async function accountView() {
 }
 
 const views = { users: usersView, discovery: discoveryView, invalid: invalidView,
-  settings: settingsView, import: importView, audit: auditView };
+  settings: settingsView, import: importView, audit: auditView, domains: domainsView };
 
 async function route() {
   if (!state.me) return login();
