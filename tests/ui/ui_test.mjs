@@ -1,5 +1,6 @@
 // The web UI in a real headless Chromium (Debian's `chromium`, driven by playwright-core):
-// log in, create a user from a discovered address through the Select menu, mark one invalid,
+// log in, page and search the users, open one (names, role, aliases, removal asked twice),
+// create a user from a discovered address through the Select menu, mark one invalid,
 // add one as an alias, import a CSV through its preview, Search Now on Azure AD (against the
 // local Graph server), both plans paged; check domains' mail servers, and as an operator add a
 // domain and move its mail; no horizontal scrolling at 1280 and
@@ -147,6 +148,10 @@ try {
           await page.waitForSelector(`h1:has-text('${title}')`);
           await noHorizontalScroll(view);
         }
+        await page.goto(base + "/#/users");
+        await page.click("a:has-text('alice@acme.example')");
+        await page.waitForSelector("h1:has-text('alice@acme.example')");
+        await noHorizontalScroll("user");
       });
       await page.close();
       continue;
@@ -178,6 +183,40 @@ try {
       await page.fill("input[aria-label='search users']", "");
       await page.click("#find-users button");
       await page.waitForSelector("#page-info:text-is('1–100')");
+    });
+    await step("open a user: names, role, aliases, and removal asked twice", async () => {
+      await page.goto(base + "/#/users");
+      await page.fill("input[aria-label='search users']", "member042");
+      await page.click("#find-users button");
+      await page.click("a:has-text('member042@acme.example')");
+      await page.waitForSelector("h1:has-text('member042@acme.example')");
+      await page.fill("#user-edit input[name=first_name]", "Forty");
+      await page.selectOption("#user-edit select[name=role]", "end_user");
+      await page.click("#user-edit button");
+      await page.waitForSelector("#message:has-text('saved')");
+      const shown = () => JSON.parse(cli("user", "show", "member042@acme.example", "--json"));
+      assert.deepEqual([shown().first_name, shown().role], ["Forty", "end_user"]);
+      await page.fill("input[aria-label='new alias']", "m42@acme.example");
+      await page.click("#add-alias button");
+      await page.waitForSelector("td:has-text('m42@acme.example')");
+      assert.deepEqual(shown().aliases, ["m42@acme.example"]);
+      await page.fill("input[aria-label='new alias']", "alice@acme.example");  // another user's
+      await page.click("#add-alias button");
+      await page.waitForSelector("#message.error");
+      await noHorizontalScroll("user");
+      await page.click("[data-unalias='m42@acme.example']");
+      await page.waitForSelector("td:has-text('m42@acme.example')", { state: "detached" });
+      assert.deepEqual(shown().aliases, []);
+      await page.click("#remove-user");
+      await page.waitForSelector("#remove-row:has-text('Remove member042@acme.example?')");
+      await page.click("#remove-no");  // nothing removed
+      await page.waitForSelector("#remove-user");
+      assert.equal(shown().address, "member042@acme.example");
+      await page.click("#remove-user");
+      await page.click("#remove-yes");
+      await page.waitForSelector("#message:has-text('user removed')");
+      await page.waitForSelector("h1:has-text('Users')");
+      assert.doesNotMatch(cli("user", "list", "--company", "acme"), /member042@/);
     });
     await step("create a user from a discovered address through the Select menu", async () => {
       await page.goto(base + "/#/discovery");

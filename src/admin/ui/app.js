@@ -96,9 +96,9 @@ async function usersView() {
     <form id="find-users" class="row" role="search"><input name="search" type="search"
       placeholder="address or name" aria-label="search users" value="${esc(q.search)}">
       <button class="secondary">Search</button></form>
-    ${table(["Address", "Name", "Role", "Source", ""], data.items.map((u) => [esc(u.address),
-      esc(`${u.first_name} ${u.surname}`), esc(u.role), esc(u.source),
-      `<button class="secondary" data-remove="${u.id}">Remove</button>`]))}
+    ${table(["Address", "Name", "Role", "Source"], data.items.map((u) => [
+      `<a href="#/user/${u.id}">${esc(u.address)}</a>`,
+      esc(`${u.first_name} ${u.surname}`), esc(u.role), esc(u.source)]))}
     <div class="row"><button id="previous-page" class="secondary"${q.offset ? "" : " disabled"}>Previous</button>
       <span id="page-info">${shown}</span>
       <button id="next-page" class="secondary"${data.next_offset === undefined ? " disabled" : ""}>Next</button></div></section>`;
@@ -114,9 +114,53 @@ async function usersView() {
   };
   $("#previous-page").onclick = () => { q.offset = Math.max(0, q.offset - PAGE); usersView(); };
   $("#next-page").onclick = () => { q.offset = data.next_offset; usersView(); };
-  main().querySelectorAll("[data-remove]").forEach((b) => (b.onclick = async () => {
-    try { await api("DELETE", "/users/" + b.dataset.remove); say("user removed"); usersView(); } catch (e) { say(e.message, false); }
+}
+
+// One user: names and role to change, aliases to add and remove, and the user to remove
+// (asked twice: it takes the aliases with it).
+async function userView(id) {
+  const u = await api("GET", "/users/" + id);
+  const role = (r) => `<option${r === u.role ? " selected" : ""}>${r}</option>`;
+  const synced = u.source === "ldap" || u.source === "azure";
+  main().innerHTML = `<section><h1>${esc(u.address)}</h1>
+    <p>Source: ${esc(u.source)}${u.source_id ? ` (${esc(u.source_id)})` : ""}; since ${esc(u.created_at)}.
+    ${synced ? `The directory sync keeps its names and role: a change here lasts until the next sync.` : ""}</p>
+    <form id="user-edit" class="row"><label>First name <input name="first_name" value="${esc(u.first_name)}"></label>
+      <label>Surname <input name="surname" value="${esc(u.surname)}"></label>
+      <label>Role <select name="role">${["end_user", "silent_user", "functional"].map(role).join("")}</select></label>
+      <button>Save</button></form></section>
+    <section><h2>Aliases</h2><p>Mail to an alias is accepted as mail to the user.</p>
+    ${table(["Alias", ""], u.aliases.map((a) => [esc(a.address),
+      `<button class="secondary" data-unalias="${esc(a.address)}">Remove</button>`]))}
+    <form id="add-alias" class="row"><input name="address" placeholder="alias address"
+      aria-label="new alias" required><button>Add alias</button></form></section>
+    <section><h2>Remove</h2><div class="row" id="remove-row">
+      <button class="secondary" id="remove-user">Remove this user</button></div></section>`;
+  $("#user-edit").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try { await api("PATCH", "/users/" + id, Object.fromEntries(new FormData(ev.target))); say("saved"); }
+    catch (e) { say(e.message, false); }
+  };
+  $("#add-alias").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try { await api("POST", `/users/${id}/aliases`, Object.fromEntries(new FormData(ev.target))); say("alias added"); userView(id); }
+    catch (e) { say(e.message, false); }
+  };
+  main().querySelectorAll("[data-unalias]").forEach((b) => (b.onclick = async () => {
+    try { await api("DELETE", `/users/${id}/aliases/` + encodeURIComponent(b.dataset.unalias)); say("alias removed"); userView(id); }
+    catch (e) { say(e.message, false); }
   }));
+  $("#remove-user").onclick = () => {
+    const n = u.aliases.length;
+    $("#remove-row").innerHTML = `<span class="error">Remove ${esc(u.address)}${n ? ` and its ${n} alias(es)` : ""}?
+      Mail to ${n ? "them" : "it"} is then treated as mail to an unknown address.</span>
+      <button id="remove-yes">Yes, remove</button><button class="secondary" id="remove-no">Cancel</button>`;
+    $("#remove-no").onclick = () => userView(id);
+    $("#remove-yes").onclick = async () => {
+      try { await api("DELETE", "/users/" + id); say("user removed"); location.hash = "#/users"; }
+      catch (e) { say(e.message, false); }
+    };
+  };
 }
 
 async function discoveryView() {
@@ -452,8 +496,10 @@ async function route() {
   if (!state.me) return login();
   if (state.me.role === "end_user") return accountView().catch((e) => say(e.message, false));
   const name = (location.hash.replace("#/", "") || "users");
-  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.hash === "#/" + name));
-  try { await (views[name] || usersView)(); } catch (e) {
+  const user = name.match(/^user\/(\d+)$/);  // #/user/ID: one user, under Users
+  document.querySelectorAll("#nav a").forEach((a) =>
+    a.classList.toggle("active", a.hash === "#/" + (user ? "users" : name)));
+  try { await (user ? userView(user[1]) : (views[name] || usersView)()); } catch (e) {
     if (e.status === 401) { state.me = null; return login(); }
     main().innerHTML = `<section class="error">${esc(e.message)}</section>`;
   }
