@@ -525,11 +525,13 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          }
          return ok(store_.add_company(n, actor_of(*c)), 201);
        }},
-      {"PATCH", "/api/v1/companies/{company}", "Change a company's contacts", false,
+      {"PATCH", "/api/v1/companies/{company}",
+       "Change a company's contacts (administrators) or relay networks (operators)", false,
        in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          auto b = parse_body(req, {{"tech_contact", json::value_t::string},
-                                   {"admin_contact", json::value_t::string}});
+                                   {"admin_contact", json::value_t::string},
+                                   {"relay_networks", json::value_t::array}});
          if (b.error) return *b.error;
          store::CompanyChange ch;
          for (const auto* field : {"tech_contact", "admin_contact"}) {
@@ -537,6 +539,24 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            auto v = core::validate_contact(text_or(b.value, field), field);
            if (!v) return json_error(400, "invalid_argument", v.error().message, field);
            (std::string(field) == "tech_contact" ? ch.tech_contact : ch.admin_contact) = *v;
+         }
+         // Which hosts may send the company's outbound mail through the gateway: an
+         // operator's decision (a company administrator could otherwise open the relay).
+         if (b.value.contains("relay_networks") && !b.value["relay_networks"].is_null()) {
+           if (!c->is_operator()) {
+             return json_error(403, "forbidden", "operators only change relay networks",
+                               "relay_networks");
+           }
+           ch.relay_networks.emplace();
+           for (const auto& n : b.value["relay_networks"]) {
+             auto cidr = core::Cidr::parse(n.is_string() ? n.get<std::string>() : n.dump());
+             if (!cidr) {
+               return json_error(400, "invalid_argument",
+                                 "relay network " + n.dump() + ": " + cidr.error().message,
+                                 "relay_networks");
+             }
+             ch.relay_networks->push_back(*cidr);
+           }
          }
          return ok(store_.update_company(co.id, ch, actor_of(*c)));
        })},

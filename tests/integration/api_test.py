@@ -396,6 +396,21 @@ class Api(unittest.TestCase):
         self.assertEqual((status, body["tech_contact"]), (200, "tech@acme.example"), body)
         self.assertEqual(adm.call("PATCH", "/api/v1/companies/acme",
                                   {"tech_contact": "not mail"})[0], 400)
+        # Relay networks (who may send the company's outbound mail): operators only.
+        status, body, _ = adm.call("PATCH", "/api/v1/companies/acme",
+                                   {"relay_networks": ["0.0.0.0/0"]})
+        self.assertEqual((status, body["error"]["field"]), (403, "relay_networks"))
+        status, body, _ = ops.call("PATCH", "/api/v1/companies/acme",
+                                   {"relay_networks": ["192.0.2.0/24", "2001:db8::/32"]})
+        self.assertEqual((status, body["relay_networks"]), (200, ["192.0.2.0/24", "2001:db8::/32"]), body)
+        for bad in [["192.0.2.0/33"], ["mail.acme.example"], [24]]:
+            status, body, _ = ops.call("PATCH", "/api/v1/companies/acme", {"relay_networks": bad})
+            self.assertEqual((status, body["error"]["field"]), (400, "relay_networks"), body)
+        self.assertEqual(ops.call("GET", "/api/v1/companies/acme")[1]["relay_networks"],
+                         ["192.0.2.0/24", "2001:db8::/32"])  # a refused change changed nothing
+        self.assertIn("192.0.2.0/24", cli(self.db, "company", "show", "acme"))
+        self.assertEqual(ops.call("PATCH", "/api/v1/companies/acme", {"relay_networks": []})[1]
+                         ["relay_networks"], [])
         self.assertEqual(adm.call("DELETE", "/api/v1/companies/acme")[0], 403)
         self.assertEqual(ops.call("DELETE", "/api/v1/companies/initech")[0], 409)  # has a domain
         self.assertEqual(ops.call("DELETE", "/api/v1/companies/initech/domains/initech.example")[0],

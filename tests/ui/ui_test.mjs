@@ -143,7 +143,7 @@ try {
       await step("every page fits a phone", async () => {
         for (const [view, title] of [["discovery", "SMTP Discovery"], ["invalid", "Marked Invalid"],
           ["settings", "SMTP Discovery settings"], ["import", "Import Users"], ["audit", "Audit"],
-          ["domains", "Domains"]]) {
+          ["domains", "Domains"], ["company", "Company acme"]]) {
           await page.goto(base + "/#/" + view);
           await page.waitForSelector(`h1:has-text('${title}')`);
           await noHorizontalScroll(view);
@@ -329,6 +329,23 @@ try {
       await page.waitForSelector("#domain-check [data-verdict]:has-text('cannot take mail')");
       await page.waitForSelector("#domain-check td:has-text('failed in')");
     });
+    await step("set the company's contacts, and Thursday's report goes to them", async () => {
+      await page.goto(base + "/#/company");
+      await page.waitForSelector("h1:has-text('Company acme')");
+      assert.equal(await page.locator("#networks").count(), 0, "an administrator sets no relay networks");
+      await page.waitForSelector("#networks-list:has-text('none')");
+      await page.fill("input[name=tech_contact]", "not mail");
+      await page.click("#contacts button");
+      await page.waitForSelector("#message.error");
+      await page.fill("input[name=tech_contact]", "it@acme.example");
+      await page.click("#contacts button");
+      await page.waitForSelector("#message:has-text('contacts saved')");
+      assert.equal(JSON.parse(cli("company", "show", "acme", "--json")).tech_contact, "it@acme.example");
+      await noHorizontalScroll("company");
+      await page.goto(base + "/#/settings");
+      await page.click("#preview-report");
+      await page.waitForSelector("#report-to:has-text('it@acme.example')");
+    });
     await step("preview Thursday's report from the settings", async () => {
       await page.goto(base + "/#/settings");
       await page.click("#preview-report");
@@ -371,6 +388,25 @@ try {
     await page.click("[data-check='new.example']");
     await page.waitForSelector("#domain-check [data-verdict]:has-text('cannot take mail')");
     await page.screenshot({ path: path.join(artifacts, "domains-operator-1280.png"), fullPage: true });
+    await page.close();
+  });
+  await step("an operator sets the relay networks and adds a company", async () => {
+    const page = await loggedIn("ops@example.net", "Users");
+    await page.goto(base + "/#/company");
+    await page.fill("textarea[name=networks]", "192.0.2.0/33");
+    await page.click("#networks button");
+    await page.waitForSelector("#message.error:has-text('192.0.2.0/33')");
+    await page.fill("textarea[name=networks]", "192.0.2.0/24\n2001:db8::/32");
+    await page.click("#networks button");
+    await page.waitForSelector("#message:has-text('relay networks saved')");
+    assert.deepEqual(JSON.parse(cli("company", "show", "acme", "--json")).relay_networks,
+      ["192.0.2.0/24", "2001:db8::/32"]);
+    await page.fill("input[aria-label='new company']", "initech");
+    await page.click("#add-company button");
+    await page.waitForSelector("h1:has-text('Company initech')");
+    assert.equal(await page.inputValue("#company"), "initech");
+    assert.match(cli("company", "list"), /initech/);
+    await page.screenshot({ path: path.join(artifacts, "company-operator-1280.png"), fullPage: true });
     await page.close();
   });
   await step("an end user sees its own account and aliases only", async () => {

@@ -416,6 +416,50 @@ async function auditView() {
   };
 }
 
+// The company: its contacts (who gets Thursday's report) and the networks its own mail server
+// sends from (outbound mail is taken from these only; operators set them). Operators add
+// companies here too.
+async function companyView() {
+  const c = await api("GET", co());
+  const operator = state.me.role === "operator";
+  main().innerHTML = `<section><h1>Company ${esc(c.name)}</h1>
+    <form id="contacts"><p>Thursday's SMTP Discovery report goes to the technical contact, and to
+      the administrative contact when the discovery settings say so.</p>
+      <div class="row"><label>Technical contact <input name="tech_contact" value="${esc(c.tech_contact)}"></label></div>
+      <div class="row"><label>Administrative contact <input name="admin_contact" value="${esc(c.admin_contact)}"></label></div>
+      <button>Save contacts</button></form></section>
+    <section><h2>Outbound relay networks</h2><p>Mail from the company's own server is taken on the
+      outbound port only from these networks.</p>
+    ${operator ? `<form id="networks"><textarea name="networks" rows="4" cols="32"
+        aria-label="relay networks, one a line">${esc(c.relay_networks.join("\n"))}</textarea>
+        <div class="row"><button>Save networks</button></div></form>`
+      : `<ul id="networks-list">${c.relay_networks.map((n) => `<li>${esc(n)}</li>`).join("") ||
+        "<li>none: no outbound mail is taken</li>"}</ul><p>Your operator changes these.</p>`}</section>
+    ${operator ? `<section><h2>Another company</h2><form id="add-company" class="row">
+      <input name="name" placeholder="name" aria-label="new company" required><button>Add company</button></form></section>` : ""}`;
+  $("#contacts").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try { await api("PATCH", co(), Object.fromEntries(new FormData(ev.target))); say("contacts saved"); }
+    catch (e) { say(e.message, false); }
+  };
+  if (!operator) return;
+  $("#networks").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const networks = new FormData(ev.target).get("networks").split(/[\s,]+/).filter(Boolean);
+    try { await api("PATCH", co(), { relay_networks: networks }); say("relay networks saved"); companyView(); }
+    catch (e) { say(e.message, false); }
+  };
+  $("#add-company").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      const added = await api("POST", "/companies", Object.fromEntries(new FormData(ev.target)));
+      atCompany(added.name);
+      say("company " + added.name + " added");
+      start();
+    } catch (e) { say(e.message, false); }
+  };
+}
+
 // The company's domains and where their mail goes; Check tries a destination as the gateway
 // does (the CLI's `domain check`). Operators add domains and change destinations.
 async function domainsView() {
@@ -490,7 +534,8 @@ async function accountView() {
 }
 
 const views = { users: usersView, discovery: discoveryView, invalid: invalidView,
-  settings: settingsView, import: importView, audit: auditView, domains: domainsView };
+  settings: settingsView, import: importView, audit: auditView, domains: domainsView,
+  company: companyView };
 
 async function route() {
   if (!state.me) return login();
@@ -503,6 +548,11 @@ async function route() {
     if (e.status === 401) { state.me = null; return login(); }
     main().innerHTML = `<section class="error">${esc(e.message)}</section>`;
   }
+}
+
+// An operator turns to another company: the lists start again at their first page.
+function atCompany(name) {
+  Object.assign(state, { company: name, pages: {}, auditObject: "", userQuery: { search: "", offset: 0 } });
 }
 
 async function start() {
@@ -519,13 +569,7 @@ async function start() {
       sel.hidden = false;
       state.company = state.company || (list[0] ? list[0].name : "");
       sel.value = state.company;
-      sel.onchange = () => {
-        state.company = sel.value;
-        state.pages = {};
-        state.userQuery = { search: "", offset: 0 };
-        state.auditObject = "";
-        route();
-      };
+      sel.onchange = () => { atCompany(sel.value); route(); };
     } else {
       state.company = state.me.company;
     }
