@@ -32,23 +32,6 @@ HttpResponse not_found(const std::string& what) {
   return json_error(404, "not_found", "no such " + what);
 }
 
-std::string url_decode(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 std::map<std::string, std::string> query_params(const std::string& query) {
   std::map<std::string, std::string> out;
   std::size_t pos = 0;
@@ -56,8 +39,8 @@ std::map<std::string, std::string> query_params(const std::string& query) {
     const auto amp = query.find('&', pos);
     const auto part = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
     const auto eq = part.find('=');
-    out[url_decode(part.substr(0, eq))] =
-        eq == std::string::npos ? "" : url_decode(part.substr(eq + 1));
+    out[percent_decode(part.substr(0, eq), true)] =
+        eq == std::string::npos ? "" : percent_decode(part.substr(eq + 1), true);
     if (amp == std::string::npos) break;
     pos = amp + 1;
   }
@@ -376,6 +359,72 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          j["csrf_token"] = c->csrf;
          return ok(j);
        }},
+      {"POST", "/api/v1/me/password",
+       "Change one's own password ({current_password, new_password}): every session ends", false,
+       [this](Req req, Who c) {
+         auto b = parse_body(
+             req,
+             {{"current_password", json::value_t::string}, {"new_password", json::value_t::string}},
+             {"current_password", "new_password"});
+         if (b.error) return *b.error;
+         if (auto refused = auth_.change_password(*c, b.value["current_password"],
+                                                  b.value["new_password"], req.client)) {
+           return *refused;
+         }
+         auto out = ok({{"ok", true}});
+         out.headers.emplace_back("Set-Cookie", auth_.logout(req));
+         return out;
+       }},
+      {"GET", "/api/v1/companies/{company}/logins",
+       "Who logs in for the company: its administrators and end users", false,
+       in_company([this, admin_of](Req, Who c, const core::Company& co) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         json items = json::array();
+         for (const auto& l : store_.list_logins()) {
+           if (l.company_id != co.id) continue;
+           items.push_back({{"email", l.email},
+                            {"role", store::to_string(l.role)},
+                            {"created_at", core::format_iso8601(l.created_at)}});
+         }
+         return ok({{"items", items}});
+       })},
+      {"POST", "/api/v1/companies/{company}/logins",
+       "Add a login ({email, role: company_admin | end_user, password}); an end user's email is "
+       "a user of the company whose role is end_user",
+       false, in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         auto b = parse_body(req,
+                             {{"email", json::value_t::string},
+                              {"role", json::value_t::string},
+                              {"password", json::value_t::string}},
+                             {"email", "role", "password"});
+         if (b.error) return *b.error;
+         const auto role = store::parse_login_role(text_or(b.value, "role"));
+         if (!role || *role == store::LoginRole::operator_role) {
+           return json_error(400, "invalid_argument", "role must be company_admin or end_user",
+                             "role");
+         }
+         const auto l =
+             store_.add_login(admin::company_login(store_, text_or(b.value, "email"), *role, co.id,
+                                                   text_or(b.value, "password")),
+                              actor_of(*c));
+         return ok({{"email", l.email},
+                    {"role", store::to_string(l.role)},
+                    {"created_at", core::format_iso8601(l.created_at)}},
+                   201);
+       })},
+      {"DELETE", "/api/v1/companies/{company}/logins/{email}",
+       "Remove one of the company's logins (its sessions end); not one's own", false,
+       in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         const auto l = store_.find_login(core::ascii_lower(req.params.at("email")));
+         if (!l || l->company_id != co.id) return not_found("login");
+         if (l->id == c->login.id) {
+           return json_error(409, "conflict", "one's own login is not removed here");
+         }
+         store_.remove_login(l->id, actor_of(*c));
+         return ok({{"ok", true}});
+       })},
       {"GET", "/api/v1/companies", "Companies the caller may see", false,
        [this, admin_of](Req, Who c) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
@@ -624,7 +673,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          auto u = user_for(req.params.at("id"), *c);
          if (!u) return not_found("user");
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         auto a = core::Address::parse(url_decode(req.params.at("address")));
+         auto a = core::Address::parse(req.params.at("address"));
          auto alias = a ? store_.find_alias(*a) : std::nullopt;
          if (!alias || alias->user_id != u->id) return not_found("alias");
          store_.remove_alias(alias->id, actor_of(*c));
@@ -737,7 +786,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        })},
       {"DELETE", "/api/v1/companies/{company}/invalid/{address}", "Forget an invalid address",
        false, in_company([this, actor_of](Req req, Who c, const core::Company& co) {
-         auto a = core::Address::parse(url_decode(req.params.at("address")));
+         auto a = core::Address::parse(req.params.at("address"));
          auto inv = a ? store_.find_invalid(*a) : std::nullopt;
          if (!inv || inv->company_id != co.id) return not_found("invalid address");
          store_.remove_invalid(inv->id, actor_of(*c));
@@ -746,7 +795,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"POST", "/api/v1/companies/{company}/invalid/{address}/user",
        "Create a user for an invalid address (fixing it)", false,
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
-         auto a = core::Address::parse(url_decode(req.params.at("address")));
+         auto a = core::Address::parse(req.params.at("address"));
          auto inv = a ? store_.find_invalid(*a) : std::nullopt;
          if (!inv || inv->company_id != co.id) return not_found("invalid address");
          auto b = parse_body(req, {{"first_name", json::value_t::string},

@@ -69,6 +69,47 @@ bool verify_password(const std::string& hash, const std::string& password) {
 Auth::Auth(store::Store& store, const core::Clock& clock, AuthSettings settings)
     : store_(store), clock_(clock), settings_(settings) {}
 
+void check_password(const std::string& password, const std::string& field) {
+  if (password.size() < 10) {
+    throw core::Failure(core::ErrorCode::invalid_argument,
+                        "a password of at least 10 characters is needed", field);
+  }
+}
+
+store::Login company_login(store::Store& store, const std::string& email, store::LoginRole role,
+                           std::optional<core::Id> company_id, const std::string& password) {
+  using core::ErrorCode;
+  using core::Failure;
+  const auto address = core::Address::parse(email);
+  if (!address) {
+    throw Failure(ErrorCode::invalid_argument, "bad email: " + address.error().message, "email");
+  }
+  store::Login l;
+  l.email = address->str();
+  l.role = role;
+  if (role == store::LoginRole::company_admin) {
+    if (!company_id) throw Failure(ErrorCode::invalid_argument, "a company is needed", "company");
+    l.company_id = company_id;
+  } else if (role == store::LoginRole::end_user) {
+    const auto user = store.find_user(*address);
+    if (!user || (company_id && user->company_id != *company_id)) {
+      throw Failure(ErrorCode::not_found, address->str() + " is not a user of the company",
+                    "email");
+    }
+    if (user->role != core::Role::end_user) {
+      throw Failure(ErrorCode::invalid_argument,
+                    "silent users and functional accounts cannot log in", "role");
+    }
+    l.company_id = user->company_id;
+    l.user_id = user->id;
+  } else {
+    throw Failure(ErrorCode::invalid_argument, "role must be company_admin or end_user", "role");
+  }
+  check_password(password);
+  l.password_hash = hash_password(password);
+  return l;
+}
+
 bool Auth::may_log_in(const store::Login& login) {
   if (login.role != store::LoginRole::end_user) return true;
   const auto user = login.user_id ? store_.user_by_id(*login.user_id) : std::nullopt;
@@ -126,6 +167,33 @@ std::optional<Caller> Auth::caller(const HttpRequest& request) {
   auto login = store_.login_by_id(session->login_id);
   if (!login || !may_log_in(*login)) return std::nullopt;
   return Caller{*login, session->csrf};
+}
+
+std::optional<HttpResponse> Auth::change_password(const Caller& caller, const std::string& current,
+                                                  const std::string& next,
+                                                  const std::string& client) {
+  const auto now = clock_.now();
+  const auto by_client = "client:" + client, by_email = "email:" + caller.login.email;
+  {
+    std::lock_guard lock(mutex_);
+    if (limited(by_client, now) || limited(by_email, now)) {
+      return json_error(429, "rate_limited", "too many wrong passwords; try again later");
+    }
+  }
+  if (!verify_password(caller.login.password_hash, current)) {
+    std::lock_guard lock(mutex_);
+    failed(by_client, now);
+    failed(by_email, now);
+    return json_error(400, "invalid_argument", "the current password is wrong", "current_password");
+  }
+  try {
+    check_password(next, "new_password");
+  } catch (const core::Failure& f) {
+    return json_error(400, "invalid_argument", f.what(), "new_password");
+  }
+  store_.set_login_password(caller.login.id, hash_password(next),
+                            core::Actor{"admin:" + caller.login.email});
+  return std::nullopt;
 }
 
 std::string Auth::logout(const HttpRequest& request) {

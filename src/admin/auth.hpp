@@ -20,6 +20,17 @@ namespace mailroster::admin {
 std::string hash_password(const std::string& password);
 bool verify_password(const std::string& hash, const std::string& password);
 
+// Every login's password, whoever sets it (CLI or API): at least 10 characters. Throws
+// core::Failure (invalid_argument, field `field`) otherwise.
+void check_password(const std::string& password, const std::string& field = "password");
+
+// A company administrator's or end user's login, made by the same rules from the CLI and the
+// API: the email is a mail address; a company administrator needs company_id; an end user's
+// email is the address of a user (of company_id, when given) whose role is end_user, since
+// silent users and functional accounts cannot log in. Throws core::Failure.
+store::Login company_login(store::Store& store, const std::string& email, store::LoginRole role,
+                           std::optional<core::Id> company_id, const std::string& password);
+
 struct AuthSettings {
   bool secure_cookie = false;  // set when the admin server runs TLS
   std::chrono::seconds session_lifetime{std::chrono::hours(12)};
@@ -50,6 +61,11 @@ class Auth {
   std::optional<Caller> caller(const HttpRequest& request);
   // Ends the request's session; the Set-Cookie value that clears the cookie.
   std::string logout(const HttpRequest& request);
+  // The caller's own password changed, when `current` is right (wrong ones count as failed
+  // logins, with their limit): every session of the login ends, this one too. nullopt when
+  // done, else the answer (400 naming the field, 429).
+  std::optional<HttpResponse> change_password(const Caller& caller, const std::string& current,
+                                              const std::string& next, const std::string& client);
 
   static constexpr const char* kCookie = "mailroster_session";
 

@@ -51,6 +51,23 @@ std::vector<std::string> segments(const std::string& path) {
 
 }  // namespace
 
+std::string percent_decode(const std::string& text, bool plus_is_space) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+' && plus_is_space) {
+      out += ' ';
+    } else if (text[i] == '%' && i + 2 < text.size() &&
+               std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io_context, HttpServerSettings s)
       : io(io_context),
@@ -112,7 +129,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         for (std::size_t i = 0; i < have.size() && ok; ++i) {
           if (have[i].size() > 2 && have[i].front() == '{' && have[i].back() == '}') {
             ok = !want[i].empty();
-            found[have[i].substr(1, have[i].size() - 2)] = want[i];
+            found[have[i].substr(1, have[i].size() - 2)] = percent_decode(want[i]);
           } else {
             ok = have[i] == want[i];
             ++exact;

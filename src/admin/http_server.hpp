@@ -57,6 +57,11 @@ struct HttpServerSettings {
   std::string tls_key_file;
 };
 
+// Percent-decoding (RFC 3986). A '+' is a space only in a query's form encoding
+// (plus_is_space); in a path it stays itself, as in a+tag@example.com. The router hands
+// HttpRequest::params over decoded.
+std::string percent_decode(const std::string& text, bool plus_is_space = false);
+
 // {"error": {"code": code, "message": message, "field": field}} with the given status
 // (field only when not empty: the request field that was wrong).
 HttpResponse json_error(int status, std::string_view code, std::string_view message,

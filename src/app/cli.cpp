@@ -1279,12 +1279,10 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
 }
 
 // A login's password: the first line of stdin.
+// The first line of stdin, as a password by the rule every login's follows.
 std::string password_from_stdin() {
   const auto line = first_line(std::cin);
-  if (line.size() < 10) {
-    throw Failure(ErrorCode::invalid_argument,
-                  "a password of at least 10 characters is needed on stdin", "password");
-  }
+  admin::check_password(line);
   return line;
 }
 
@@ -1306,34 +1304,24 @@ void login_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
 
   auto* login = app.add_subcommand("login", "Logins of company administrators and end users");
   login->require_subcommand(1);
-  auto* add =
-      verb(*login, "add",
-           "Add a login (password: first line of stdin). company_admin: --company; "
-           "end_user: the email is the user's address (end users only)",
-           action, [&ctx, &opt] {
-             store::Login l;
-             l.email = opt.email;
-             const auto role = store::parse_login_role(opt.role);
-             if (!role || *role == store::LoginRole::operator_role) {
-               throw Failure(ErrorCode::invalid_argument, "role must be company_admin or end_user",
-                             "role");
-             }
-             l.role = *role;
-             if (l.role == store::LoginRole::company_admin) {
-               l.company_id = ctx.company(opt.company).id;
-             } else {
-               const auto u = ctx.user(opt.email);
-               if (u.role != core::Role::end_user) {
-                 throw Failure(ErrorCode::invalid_argument,
-                               "silent users and functional accounts cannot log in", "role");
-               }
-               l.company_id = u.company_id;
-               l.user_id = u.id;
-             }
-             l.password_hash = admin::hash_password(password_from_stdin());
-             ctx.store().add_login(l, ctx.actor);
-             ctx.out << opt.role << " login " << core::ascii_lower(opt.email) << " added\n";
-           });
+  auto* add = verb(
+      *login, "add",
+      "Add a login (password: first line of stdin). company_admin: --company; "
+      "end_user: the email is the user's address (end users only)",
+      action, [&ctx, &opt] {
+        const auto role = store::parse_login_role(opt.role);
+        if (!role || *role == store::LoginRole::operator_role) {
+          throw Failure(ErrorCode::invalid_argument, "role must be company_admin or end_user",
+                        "role");
+        }
+        const auto company = *role == store::LoginRole::company_admin
+                                 ? std::optional<core::Id>(ctx.company(opt.company).id)
+                                 : std::nullopt;
+        const auto l = ctx.store().add_login(
+            admin::company_login(ctx.store(), opt.email, *role, company, password_from_stdin()),
+            ctx.actor);
+        ctx.out << opt.role << " login " << l.email << " added\n";
+      });
   add->add_option("email", opt.email, "Login email")->required();
   add->add_option("--role", opt.role, "company_admin or end_user")->capture_default_str();
   add->add_option("--company", opt.company, "The company (company_admin)");
@@ -1347,6 +1335,13 @@ void login_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
                           ctx.out << "password changed; sessions ended\n";
                         });
   password->add_option("email", opt.email, "Login email")->required();
+  auto* remove = verb(*login, "remove", "Remove a login (its sessions end)", action, [&ctx, &opt] {
+    const auto l = ctx.store().find_login(opt.email);
+    if (!l) throw Failure(ErrorCode::not_found, "no login " + opt.email, "email");
+    ctx.store().remove_login(l->id, ctx.actor);
+    ctx.out << "login " << l->email << " removed\n";
+  });
+  remove->add_option("email", opt.email, "Login email")->required();
   auto* list = verb(*login, "list", "List logins", action, [&ctx] {
     json out = json::array();
     std::vector<std::vector<std::string>> rows;

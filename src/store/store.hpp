@@ -263,6 +263,8 @@ class Store {
   virtual std::vector<Login> list_logins() = 0;
   virtual void set_login_password(Id id, const std::string& password_hash,
                                   const core::Actor& actor) = 0;
+  // Removes a login and its sessions (not_found when there is none).
+  virtual void remove_login(Id id, const core::Actor& actor) = 0;
   virtual void add_session(const Session& session) = 0;
   // The session, unless unknown or expired at now.
   virtual std::optional<Session> find_session(const std::string& token_hash,

@@ -130,6 +130,80 @@ class Api(unittest.TestCase):
         self.assertEqual(c.call("GET", "/api/v1/me")[0], 401)
         self.assertEqual(Client(self.port).call("GET", "/api/v1/companies")[0], 401)
 
+    def test_company_administrators_make_and_remove_logins(self):
+        adm = self.client("admin@acme.example")
+        add = lambda body, who=adm: who.call("POST", "/api/v1/companies/acme/logins", body)
+        status, body, _ = adm.call("GET", "/api/v1/companies/acme/logins")
+        self.assertEqual(status, 200)
+        self.assertIn(("admin@acme.example", "company_admin"),
+                      [(l["email"], l["role"]) for l in body["items"]])
+        self.assertNotIn("ops@mailroster.example", [l["email"] for l in body["items"]])
+        # The CLI's rules: an end user is a user of the company whose role is end_user; a
+        # password has 10 characters at least; an email logs in once.
+        for bad, status, field in [
+                ({"email": "bob@acme.example", "role": "end_user", "password": PASSWORD}, 400, "role"),
+                ({"email": "hank@globex.example", "role": "end_user", "password": PASSWORD}, 404, "email"),
+                ({"email": "nobody@acme.example", "role": "end_user", "password": PASSWORD}, 404, "email"),
+                ({"email": "new@acme.example", "role": "operator", "password": PASSWORD}, 400, "role"),
+                ({"email": "not mail", "role": "company_admin", "password": PASSWORD}, 400, "email"),
+                ({"email": "new@acme.example", "role": "company_admin", "password": "short"}, 400, "password"),
+                ({"email": "admin@acme.example", "role": "company_admin", "password": PASSWORD}, 409, "email")]:
+            got, answer, _ = add(bad)
+            self.assertEqual((got, answer["error"]["field"]), (status, field), (bad, answer))
+        self.assertEqual(add({"email": "carol@acme.example", "role": "end_user", "password": PASSWORD})[0], 404)
+        self.assertEqual(adm.call("POST", "/api/v1/companies/acme/users",
+                                  {"address": "carol@acme.example", "role": "end_user"})[0], 201)
+        status, body, _ = add({"email": "carol@acme.example", "role": "end_user", "password": PASSWORD})
+        self.assertEqual((status, body["role"]), (201, "end_user"), body)
+        status, body, _ = add({"email": "Second@acme.example", "role": "company_admin",
+                               "password": "second horse battery"})
+        self.assertEqual((status, body["email"]), (201, "second@acme.example"), body)
+        self.assertNotIn("password", json.dumps(body))  # nothing of it comes back
+        carol, second = self.client("carol@acme.example"), Client(self.port)
+        self.assertEqual(second.login("second@acme.example", "second horse battery")[0], 200)
+        self.assertEqual(carol.call("GET", "/api/v1/companies/acme/logins")[0], 404)  # an end user
+        self.assertEqual(self.client("ops@mailroster.example").call(
+            "GET", "/api/v1/companies/globex/logins")[1]["items"], [])
+        globex = Client(self.port)
+        cli(self.db, "login", "add", "admin@globex.example", "--company", "globex", stdin=PASSWORD + "\n")
+        globex.login("admin@globex.example")
+        self.assertEqual(globex.call("GET", "/api/v1/companies/acme/logins")[0], 404)
+        self.assertEqual(globex.call("DELETE", "/api/v1/companies/globex/logins/carol@acme.example")[0], 404)
+        # One's own password: the current one is asked, the new one follows the rule, and
+        # every session ends.
+        change = lambda who, current, new: who.call("POST", "/api/v1/me/password",
+                                                   {"current_password": current, "new_password": new})
+        status, body, _ = change(second, "wrong password", "third horse battery")
+        self.assertEqual((status, body["error"]["field"]), (400, "current_password"))
+        status, body, _ = change(second, "second horse battery", "short")
+        self.assertEqual((status, body["error"]["field"]), (400, "new_password"))
+        self.assertEqual(change(second, "second horse battery", "third horse battery")[0], 200)
+        self.assertEqual(second.call("GET", "/api/v1/me")[0], 401)
+        self.assertEqual(second.login("second@acme.example", "third horse battery")[0], 200)
+        # Removal: not one's own; the removed login's sessions end with it.
+        self.assertEqual(adm.call("DELETE", "/api/v1/companies/acme/logins/admin%40acme.example")[0], 409)
+        self.assertEqual(adm.call("DELETE", "/api/v1/companies/acme/logins/carol%40acme.example")[0], 200)
+        self.assertEqual(carol.call("GET", "/api/v1/me")[0], 401)
+        self.assertEqual(second.call("DELETE", "/api/v1/companies/acme/logins/carol@acme.example")[0], 404)
+        self.assertEqual(second.call("DELETE", "/api/v1/companies/acme/logins/second@acme.example")[0], 409)
+        self.assertNotIn("carol@acme.example", cli(self.db, "login", "list"))
+        actions = [(e["action"], e["object"]) for e in adm.call(
+            "GET", "/api/v1/companies/acme/audit?action=login.remove")[1]["items"]]
+        self.assertIn(("login.remove", "carol@acme.example"), actions)
+        cli(self.db, "login", "remove", "second@acme.example")
+        self.assertEqual(second.call("GET", "/api/v1/me")[0], 401)
+
+    def test_a_plus_in_a_path_is_a_plus(self):
+        """RFC 3986: '+' means a space only in a query's form encoding; a plus-addressed alias
+        named in a path is found as it is, and %-escapes are decoded once, by the router."""
+        adm = self.client("admin@acme.example")
+        alice = self.ids["alice@acme.example"]
+        for spelled in ["alice+news@acme.example", "alice%2Bnews%40acme.example"]:
+            self.assertEqual(adm.call("POST", f"/api/v1/users/{alice}/aliases",
+                                      {"address": "alice+news@acme.example"})[0], 201)
+            status, body, _ = adm.call("DELETE", f"/api/v1/users/{alice}/aliases/{spelled}")
+            self.assertEqual(status, 200, (spelled, body))
+
     def test_wrong_passwords_and_accounts_that_may_not_log_in(self):
         c = Client(self.port)
         status, body, _ = c.login("admin@acme.example", "wrong password")
@@ -633,7 +707,8 @@ class Api(unittest.TestCase):
         bob = self.ids["bob@acme.example"]
         adm, alice = self.client("admin@acme.example"), self.client("alice@acme.example")
         fill = {"company": "globex", "id": str(hank), "kind": "ldap", "domain": "globex.example",
-                "address": "x%40globex.example", "plan": "0", "list": "creates"}
+                "address": "x%40globex.example", "plan": "0", "list": "creates",
+                "email": "x%40globex.example"}
         checked = 0
         for path, ops in doc["paths"].items():
             for method in ops:

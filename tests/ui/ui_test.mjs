@@ -3,7 +3,8 @@
 // create a user from a discovered address through the Select menu, mark one invalid,
 // add one as an alias, import a CSV through its preview, Search Now on Azure AD (against the
 // local Graph server), both plans paged; check domains' mail servers, and as an operator add a
-// domain and move its mail; no horizontal scrolling at 1280 and
+// domain and move its mail; the company's contacts, logins and relay networks; an end user's
+// own password; no horizontal scrolling at 1280 and
 // 390 px; screenshots saved as test artifacts.
 //
 //   node tests/ui/ui_test.mjs --binary build/mailroster --artifacts build/ui-artifacts
@@ -109,14 +110,18 @@ const step = async (name, fn) => {
   try { await fn(); console.log(`ok   ${name} (${Date.now() - t} ms)`); } catch (e) { failed = true; console.log("FAIL " + name + "\n" + e.stack); }
 };
 
-// A new page at 1280 px, logged in as email, once heading is shown.
+// The login form filled in on page, until heading is shown.
+const logIn = async (page, email, password, heading) => {
+  await page.fill("input[name=email]", email);
+  await page.fill("input[name=password]", password);
+  await page.click("button:has-text('Log in')");
+  await page.waitForSelector(`h1:has-text('${heading}')`);
+};
+// A new page at 1280 px, logged in as email.
 const loggedIn = async (email, heading) => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(base + "/");
-  await page.fill("input[name=email]", email);
-  await page.fill("input[name=password]", PASSWORD);
-  await page.click("button:has-text('Log in')");
-  await page.waitForSelector(`h1:has-text('${heading}')`);
+  await logIn(page, email, PASSWORD, heading);
   return page;
 };
 
@@ -134,9 +139,7 @@ try {
       await page.fill("input[name=password]", "wrong password");
       await page.click("text=Log in >> nth=-1");
       await page.waitForSelector("#login-error:has-text('wrong email or password')");
-      await page.fill("input[name=password]", PASSWORD);
-      await page.click("button:has-text('Log in')");
-      await page.waitForSelector("h1:has-text('Users')");
+      await logIn(page, "admin@acme.example", PASSWORD, "Users");
       await noHorizontalScroll("users");
     });
     if (width === 390) {
@@ -341,7 +344,20 @@ try {
       await page.click("#contacts button");
       await page.waitForSelector("#message:has-text('contacts saved')");
       assert.equal(JSON.parse(cli("company", "show", "acme", "--json")).tech_contact, "it@acme.example");
+      // Logins: another administrator added, then removed; never one's own.
+      assert.equal(await page.locator("[data-unlogin='admin@acme.example']").count(), 0);
+      await page.fill("input[aria-label='login email']", "helper@acme.example");
+      await page.fill("input[aria-label='first password']", "short");
+      await page.click("#add-login button");
+      await page.waitForSelector("#message.error:has-text('10 characters')");
+      await page.fill("input[aria-label='first password']", "helper horse battery");
+      await page.click("#add-login button");
+      await page.waitForSelector("td:has-text('helper@acme.example')");
+      assert.match(cli("login", "list"), /helper@acme\.example\s+company_admin\s+acme/);
       await noHorizontalScroll("company");
+      await page.click("[data-unlogin='helper@acme.example']");
+      await page.waitForSelector("td:has-text('helper@acme.example')", { state: "detached" });
+      assert.doesNotMatch(cli("login", "list"), /helper@/);
       await page.goto(base + "/#/settings");
       await page.click("#preview-report");
       await page.waitForSelector("#report-to:has-text('it@acme.example')");
@@ -418,6 +434,16 @@ try {
     await page.waitForSelector("#message:has-text('saved')");
     assert.match(cli("user", "list", "--company", "acme"), /Liddell/);
     await page.screenshot({ path: path.join(artifacts, "end-user-1280.png"), fullPage: true });
+    // Its own password: the current one is asked; the change ends the session.
+    await page.fill("input[aria-label='current password']", "not the password");
+    await page.fill("input[aria-label='new password']", "a better horse battery");
+    await page.click("#password button");
+    await page.waitForSelector("#message.error:has-text('current password is wrong')");
+    await page.fill("input[aria-label='current password']", PASSWORD);
+    await page.click("#password button");
+    await page.waitForSelector("#message:has-text('log in with the new one')");
+    await page.waitForSelector("h1:has-text('Log in')");
+    await logIn(page, "alice@acme.example", "a better horse battery", "My account");
     await page.close();
   });
 } finally {

@@ -420,7 +420,7 @@ async function auditView() {
 // sends from (outbound mail is taken from these only; operators set them). Operators add
 // companies here too.
 async function companyView() {
-  const c = await api("GET", co());
+  const [c, logins] = await Promise.all([api("GET", co()), api("GET", co() + "/logins")]);
   const operator = state.me.role === "operator";
   main().innerHTML = `<section><h1>Company ${esc(c.name)}</h1>
     <form id="contacts"><p>Thursday's SMTP Discovery report goes to the technical contact, and to
@@ -435,6 +435,14 @@ async function companyView() {
         <div class="row"><button>Save networks</button></div></form>`
       : `<ul id="networks-list">${c.relay_networks.map((n) => `<li>${esc(n)}</li>`).join("") ||
         "<li>none: no outbound mail is taken</li>"}</ul><p>Your operator changes these.</p>`}</section>
+    <section><h2>Logins</h2><p>Who logs in for ${esc(c.name)}: administrators, and end users
+      (users whose role is end_user) for their own account.</p>
+    ${table(["Email", "Role", "Since", ""], logins.items.map((l) => [esc(l.email), esc(l.role), esc(l.created_at),
+      l.email === state.me.email ? "" : `<button class="secondary" data-unlogin="${esc(l.email)}">Remove</button>`]))}
+    <form id="add-login" class="row"><input name="email" placeholder="email" aria-label="login email" required>
+      <select name="role" aria-label="login role"><option>company_admin</option><option>end_user</option></select>
+      <input name="password" type="password" autocomplete="new-password" placeholder="first password (10+ characters)"
+        aria-label="first password" required><button>Add login</button></form></section>
     ${operator ? `<section><h2>Another company</h2><form id="add-company" class="row">
       <input name="name" placeholder="name" aria-label="new company" required><button>Add company</button></form></section>` : ""}`;
   $("#contacts").onsubmit = async (ev) => {
@@ -442,6 +450,15 @@ async function companyView() {
     try { await api("PATCH", co(), Object.fromEntries(new FormData(ev.target))); say("contacts saved"); }
     catch (e) { say(e.message, false); }
   };
+  $("#add-login").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try { await api("POST", co() + "/logins", Object.fromEntries(new FormData(ev.target))); say("login added"); companyView(); }
+    catch (e) { say(e.message, false); }
+  };
+  main().querySelectorAll("[data-unlogin]").forEach((b) => (b.onclick = async () => {
+    try { await api("DELETE", co() + "/logins/" + encodeURIComponent(b.dataset.unlogin)); say("login removed"); companyView(); }
+    catch (e) { say(e.message, false); }
+  }));
   if (!operator) return;
   $("#networks").onsubmit = async (ev) => {
     ev.preventDefault();
@@ -519,13 +536,38 @@ function checkHtml(c) {
     <p class="${c.verifies_recipients ? "ok" : "error"}" data-verdict>${esc(verdict)}</p>`;
 }
 
+// One's own password: every session ends with the change, this one too, so it logs in again.
+const passwordHtml = `<section><h2>Password</h2><form id="password" class="row">
+  <input name="current_password" type="password" autocomplete="current-password" placeholder="current password"
+    aria-label="current password" required>
+  <input name="new_password" type="password" autocomplete="new-password" placeholder="new password (10+ characters)"
+    aria-label="new password" required><button>Change password</button></form></section>`;
+function wirePassword() {
+  $("#password").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", "/me/password", Object.fromEntries(new FormData(ev.target)));
+      state.me = null;
+      await start();
+      say("password changed: log in with the new one");
+    } catch (e) { say(e.message, false); }
+  };
+}
+
+async function passwordView() {
+  main().innerHTML = `<section><h1>${esc(state.me.email)}</h1><p>${esc(state.me.role)}</p></section>${passwordHtml}`;
+  wirePassword();
+}
+
 // An end user: its own account and aliases, and its names to change.
 async function accountView() {
   const u = await api("GET", "/users/" + state.me.user_id);
   main().innerHTML = `<section><h1>My account</h1><p>${esc(u.address)} (${esc(u.role)})</p>
     <form id="names" class="row"><label>First name <input name="first_name" value="${esc(u.first_name)}"></label>
     <label>Surname <input name="surname" value="${esc(u.surname)}"></label><button>Save</button></form>
-    <h2>Aliases</h2><ul id="aliases">${u.aliases.map((a) => `<li>${esc(a.address)}</li>`).join("") || "<li>none</li>"}</ul></section>`;
+    <h2>Aliases</h2><ul id="aliases">${u.aliases.map((a) => `<li>${esc(a.address)}</li>`).join("") || "<li>none</li>"}</ul></section>
+    ${passwordHtml}`;
+  wirePassword();
   $("#names").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("PATCH", "/users/" + state.me.user_id, Object.fromEntries(new FormData(ev.target))); say("saved"); }
@@ -535,7 +577,7 @@ async function accountView() {
 
 const views = { users: usersView, discovery: discoveryView, invalid: invalidView,
   settings: settingsView, import: importView, audit: auditView, domains: domainsView,
-  company: companyView };
+  company: companyView, password: passwordView };
 
 async function route() {
   if (!state.me) return login();
@@ -559,9 +601,11 @@ async function start() {
   try { state.me = await api("GET", "/me"); } catch { state.me = null; }
   $("#logout").hidden = !state.me;
   $("#nav").hidden = !state.me || state.me.role === "end_user";
+  $("#who").textContent = "";
   if (state.me) {
     state.csrf = state.me.csrf_token;
-    $("#who").textContent = state.me.email;
+    $("#who").innerHTML = state.me.role === "end_user" ? esc(state.me.email)
+      : `<a href="#/password" title="change your password">${esc(state.me.email)}</a>`;
     if (state.me.role === "operator") {
       const list = (await api("GET", "/companies")).items;
       const sel = $("#company");

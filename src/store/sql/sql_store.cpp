@@ -1979,6 +1979,18 @@ void SqlStore::set_login_password(Id id, const std::string& password_hash, const
   });
 }
 
+void SqlStore::remove_login(Id id, const Actor& actor) {
+  impl_->guard([&] {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    auto l = login_by_id(id);
+    if (!l) throw Failure(ErrorCode::not_found, "no login with id " + std::to_string(id));
+    I.db.prepare("DELETE FROM logins WHERE id = ?").bind(1, id).run();  // sessions: cascade
+    I.audit(l->company_id, actor, "login.remove", l->email, login_audit_text(*l), "");
+    tx.commit();
+  });
+}
+
 void SqlStore::add_session(const Session& session) {
   impl_->guard([&] {
     impl_->db

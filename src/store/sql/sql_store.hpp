@@ -125,6 +125,7 @@ class SqlStore : public Store {
   std::optional<Login> find_login(std::string_view email) override;
   std::optional<Login> login_by_id(Id id) override;
   std::vector<Login> list_logins() override;
+  void remove_login(Id id, const core::Actor& actor) override;
   void set_login_password(Id id, const std::string& password_hash,
                           const core::Actor& actor) override;
   void add_session(const Session& session) override;
