@@ -32,16 +32,21 @@ std::string_view to_string(Verdict v) {
 
 namespace {
 
+// What one destination answered for an address. When the domain's mail moves to another
+// server (a migration to a hosted mailbox service, a new relay), the old server's answers say
+// nothing about the new one: an entry is used only for the destination that gave it.
 struct CacheEntry {
   Verdict verdict;  // accept or reject; failures are never cached
   smtp::ClientResult probe;
   TimePoint refresh_at;
   TimePoint expire_at;
+  std::string destination;  // host:port that answered
 };
 
 struct CatchAll {
   bool accept_all = false;
   TimePoint checked_at{};
+  std::string destination;  // host:port that was tested
 };
 
 // A wake-up signal for coroutines on one thread: waiters sleep on a timer that never fires
@@ -150,7 +155,8 @@ struct Verifier::Impl {
     if (result.verdict == Verdict::accept) {
       auto& ca = catch_all[address.domain()];
       const auto now = clock.now();
-      if (ca.checked_at == TimePoint{} || now - ca.checked_at > settings.catch_all_ttl) {
+      if (ca.checked_at == TimePoint{} || now - ca.checked_at > settings.catch_all_ttl ||
+          ca.destination != destination.str()) {
         auto random_rcpt =
             co_await conn.command("RCPT TO:<" + random_local_part() + "@" + address.domain() + ">");
         const auto v = verdict_of(random_rcpt);
@@ -158,6 +164,7 @@ struct Verifier::Impl {
           const bool was = ca.accept_all;
           ca.accept_all = v == Verdict::accept;
           ca.checked_at = now;
+          ca.destination = destination.str();
           if (ca.accept_all && !was) {
             spdlog::warn(
                 "verify: {} accepts any address at {} (catch-all): its addresses are relayed "
@@ -171,7 +178,8 @@ struct Verifier::Impl {
     co_return result;
   }
 
-  void remember(const core::Address& address, const VerifyResult& r) {
+  void remember(const core::Address& address, const std::string& destination,
+                const VerifyResult& r) {
     const auto now = clock.now();
     auto it = cache.find(address.key());
     if (r.verdict == Verdict::try_later) {
@@ -185,7 +193,7 @@ struct Verifier::Impl {
       }
       if (cache.size() >= settings.max_cache_entries) cache.erase(cache.begin());
     }
-    CacheEntry entry{r.verdict, r.probe, {}, {}};
+    CacheEntry entry{r.verdict, r.probe, {}, {}, destination};
     if (r.verdict == Verdict::accept) {
       entry.refresh_at = now + settings.positive_refresh;
       entry.expire_at = now + settings.positive_ttl;
@@ -195,9 +203,12 @@ struct Verifier::Impl {
     cache[address.key()] = std::move(entry);
   }
 
-  bool is_accept_all(const std::string& domain) const {
+  // Whether the domain's server accepts any address: as last found, or as found at this
+  // destination when one is given.
+  bool is_accept_all(const std::string& domain, const std::string* destination = nullptr) const {
     auto it = catch_all.find(domain);
-    return it != catch_all.end() && it->second.accept_all;
+    return it != catch_all.end() && it->second.accept_all &&
+           (!destination || it->second.destination == *destination);
   }
 };
 
@@ -211,7 +222,12 @@ awaitable<VerifyResult> Verifier::verify(const core::Endpoint& destination,
   const auto now = I.clock.now();
   const auto key = address.key();
 
+  const auto dest_key = destination.str();
   auto cached = I.cache.find(key);
+  if (cached != I.cache.end() && cached->second.destination != dest_key) {
+    I.cache.erase(cached);  // another server's answer
+    cached = I.cache.end();
+  }
   if (cached != I.cache.end() && cached->second.expire_at <= now) {
     if (cached->second.verdict != Verdict::accept) {
       I.cache.erase(cached);
@@ -221,7 +237,7 @@ awaitable<VerifyResult> Verifier::verify(const core::Endpoint& destination,
   if (cached != I.cache.end() && now < cached->second.refresh_at) {
     ++I.stats.cache_hits;
     co_return VerifyResult{cached->second.verdict, cached->second.probe, true,
-                           I.is_accept_all(address.domain())};
+                           I.is_accept_all(address.domain(), &dest_key)};
   }
 
   // Join a probe already under way for this address.
@@ -234,7 +250,6 @@ awaitable<VerifyResult> Verifier::verify(const core::Endpoint& destination,
 
   auto flight = std::make_shared<Flight>(co_await asio::this_coro::executor);
   I.flights.emplace(key, flight);
-  const auto dest_key = destination.str();
   co_await I.acquire_slot(dest_key);
   VerifyResult result;
   try {
@@ -252,9 +267,10 @@ awaitable<VerifyResult> Verifier::verify(const core::Endpoint& destination,
     ++I.stats.probe_failures;
     result = VerifyResult{Verdict::accept, stale->second.probe, true, false};
   } else {
-    I.remember(address, result);
+    I.remember(address, dest_key, result);
   }
-  result.accept_all = result.verdict == Verdict::accept && I.is_accept_all(address.domain());
+  result.accept_all =
+      result.verdict == Verdict::accept && I.is_accept_all(address.domain(), &dest_key);
 
   flight->result = result;
   flight->done.notify();

@@ -211,6 +211,37 @@ TEST_F(VerifierTest, NormalDestinationIsNotAcceptAll) {
   EXPECT_FALSE(v->accept_all("acme.example"));
 }
 
+// The domain's mail moved to another server: what the old one said is not used for the new
+// one (not the positives, kept for days, nor the catch-all finding), and the new one's answers
+// are cached as any.
+TEST_F(VerifierTest, AnswersAreKeptPerDestination) {
+  auto v = make();
+  mta.otherwise = {250, "2.1.5 anything goes"};  // the old server takes any address
+  ASSERT_EQ(one(*v, "alice@acme.example").verdict, Verdict::accept);
+  ASSERT_TRUE(one(*v, "carol@acme.example").accept_all);
+  ScriptedMta moved;  // the new server knows alice only
+  moved.replies["alice@acme.example"] = {250, "2.1.5 ok"};
+  smtp::Server other(io, smtp::ServerSettings{.listen = {"127.0.0.1", 0}}, moved);
+  other.start();
+  const auto old_destination = destination;
+  destination = core::Endpoint{"127.0.0.1", other.port()};
+  auto carol = one(*v, "carol@acme.example");
+  EXPECT_EQ(carol.verdict, Verdict::reject);
+  EXPECT_FALSE(carol.cached);
+  auto alice = one(*v, "alice@acme.example");
+  EXPECT_EQ(alice.verdict, Verdict::accept);
+  EXPECT_FALSE(alice.cached);
+  EXPECT_FALSE(alice.accept_all);  // the new server refused a random address
+  EXPECT_FALSE(v->accept_all("acme.example"));
+  EXPECT_EQ(moved.rcpts, 3);  // carol, alice, and the random address
+  EXPECT_TRUE(one(*v, "alice@acme.example").cached);
+  EXPECT_TRUE(one(*v, "carol@acme.example").cached);
+  EXPECT_EQ(moved.rcpts, 3);
+  destination = old_destination;  // and back: the old server is asked again
+  EXPECT_FALSE(one(*v, "carol@acme.example").cached);
+  other.stop();
+}
+
 TEST_F(VerifierTest, FlushForgetsAddressesAndDomains) {
   auto v = make();
   one(*v, "alice@acme.example");

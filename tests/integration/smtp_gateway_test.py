@@ -575,6 +575,24 @@ class Gateway(unittest.TestCase):
         self.add_login("alice@acme.example", "--role", "end_user")
         self.assertEqual(self.api_as("alice@acme.example", "/api/v1/verify/catch-all")[0], 403)
 
+    def test_a_domain_moved_to_another_server_is_asked_again(self):
+        """The callout cache keeps an answer days long; when the domain's mail moves to another
+        server, the old server's answers are not used for it."""
+        def rcpt(to):  # RCPT only: nothing is delivered or counted
+            with self.smtp() as s:
+                s.mail("bob@example.org")
+                return s.rcpt(to)[0]
+        self.cli("domain", "add", "moving.example", "--company", "acme", "--destination",
+                 "127.0.0.1:%d" % self.mtas["catchall"][0])
+        self.assertEqual(rcpt("zed@moving.example"), 250)  # the old server takes any address
+        self.cli("domain", "update", "moving.example", "--destination",
+                 "127.0.0.1:%d" % self.mtas["main"][0])
+        self.assertEqual(rcpt("zed@moving.example"), 550)  # the new one knows no zed
+        self.assertEqual(rcpt("alice@moving.example"), 250)
+        catch_all = subprocess.run([BINARY, "--config", self.config, "verify", "catch-all", "--json"],
+                                   capture_output=True, text=True, check=True).stdout
+        self.assertNotIn("moving.example", catch_all)  # the new server is no catch-all
+
     def api_as(self, email, path, method="GET", csrf=True):
         """method path with a session of email's login (None: no session), its CSRF token sent
         unless csrf is False; (status, JSON body)."""
