@@ -404,6 +404,18 @@ try {
     await page.click("[data-check='new.example']");
     await page.waitForSelector("#domain-check [data-verdict]:has-text('cannot take mail')");
     await page.screenshot({ path: path.join(artifacts, "domains-operator-1280.png"), fullPage: true });
+    // Removal is asked twice, and a domain with addresses is kept, saying why.
+    await page.click("[data-unroute='acme.example']");
+    await page.click("[data-unroute-yes]");
+    await page.waitForSelector("#message.error:has-text('still has')");
+    await page.click("[data-unroute='new.example']");
+    await page.click("[data-unroute-no]");
+    await page.waitForSelector("[data-unroute='new.example']");
+    await page.click("[data-unroute='new.example']");
+    await page.click("[data-unroute-yes]");
+    await page.waitForSelector("#message:has-text('domain new.example removed')");
+    await page.waitForSelector("td:has-text('new.example')", { state: "detached" });
+    assert.doesNotMatch(cli("domain", "list", "--company", "acme"), /new\.example/);
     await page.close();
   });
   await step("an operator sets the relay networks and adds a company", async () => {

@@ -489,7 +489,8 @@ async function domainsView() {
       operator ? `<form class="row" data-destination="${esc(d.name)}"><input name="destination"
         value="${esc(d.destination)}" aria-label="destination of ${esc(d.name)}" size="24">
         <button class="secondary">Save</button></form>` : esc(d.destination),
-      `<button data-check="${esc(d.name)}">Check</button>`]))}
+      `<span class="row" data-domain-actions="${esc(d.name)}"><button data-check="${esc(d.name)}">Check</button>${operator
+        ? `<button class="secondary" data-unroute="${esc(d.name)}">Remove</button>` : ""}</span>`]))}
     ${operator ? `<form id="add-domain" class="row"><input name="name" placeholder="domain" required>
       <input name="destination" placeholder="host:port" required><button>Add domain</button></form>` : ""}
     </section><section id="domain-check" hidden></section>`;
@@ -501,6 +502,18 @@ async function domainsView() {
     try { box.innerHTML = checkHtml(await api("POST", co() + "/domains/" + encodeURIComponent(b.dataset.check) + "/check", {})); }
     catch (e) { box.innerHTML = `<p class="error">${esc(e.message)}</p>`; }
     b.disabled = false;
+  }));
+  // Removing a domain is asked twice: its mail is refused from then on.
+  main().querySelectorAll("[data-unroute]").forEach((b) => (b.onclick = () => {
+    const name = b.dataset.unroute;
+    const row = main().querySelector(`[data-domain-actions="${CSS.escape(name)}"]`);
+    row.innerHTML = `<span class="error">Remove ${esc(name)}? Its mail is refused from then on.</span>
+      <button data-unroute-yes>Yes, remove</button><button class="secondary" data-unroute-no>Cancel</button>`;
+    $("[data-unroute-no]", row).onclick = () => domainsView();
+    $("[data-unroute-yes]", row).onclick = async () => {
+      try { await api("DELETE", co() + "/domains/" + encodeURIComponent(name)); say("domain " + name + " removed"); domainsView(); }
+      catch (e) { say(e.message, false); domainsView(); }
+    };
   }));
   main().querySelectorAll("[data-destination]").forEach((f) => (f.onsubmit = async (ev) => {
     ev.preventDefault();
