@@ -207,6 +207,13 @@ Result<Address> Address::parse(std::string_view text) {
     return invalid("invalid domain in '" + std::string(text) + "': " + domain.error().message,
                    "address");
   }
+  // The limits hold for the address as stored too: an internationalised domain grows in its
+  // A-label form (xn--...), and a local part may be quoted again; what is stored must parse.
+  if (local.size() > kMaxLocalPart) return invalid("local part longer than 64 octets", "address");
+  if (local.size() + 1 + domain->size() > kMaxAddress) {
+    return invalid("address longer than 254 octets (its domain as A-labels: " + *domain + ")",
+                   "address");
+  }
   return Address(std::move(local), std::move(domain).value());
 }
 

@@ -103,6 +103,23 @@ TEST(Address, EnforcesRfc5321Lengths) {
   EXPECT_FALSE(Address::parse("a@" + std::string(64, 'c') + ".example"));
 }
 
+// The limits hold for the address as stored: "bü.example" is stored as "xn--b-eha.example",
+// longer than it was written. Found by the address fuzzer (fuzz/seeds/address_fuzzer/
+// idn_grows_past_254): parse accepted an address whose stored form did not parse again.
+TEST(Address, LimitsHoldForTheStoredForm) {
+  std::string domain;
+  for (int i = 0; i < 19; ++i) domain += "bü.";
+  domain += "example";  // 83 octets written, 197 as A-labels (xn--b-eha.)
+  ASSERT_LE(("a@" + domain).size(), kMaxAddress);
+  const auto fits = Address::parse(std::string(56, 'a') + "@" + domain);
+  ASSERT_TRUE(fits) << fits.error().message;
+  EXPECT_EQ(fits->str().size(), 254u);
+  EXPECT_TRUE(Address::parse(fits->str()));
+  const auto grows = Address::parse(std::string(57, 'a') + "@" + domain);  // 255 as stored
+  ASSERT_FALSE(grows);
+  EXPECT_NE(grows.error().message.find("A-labels"), std::string::npos);
+}
+
 TEST(Domain, LowerCasesAndDropsTrailingDot) {
   EXPECT_EQ(parse_domain("Acme.Example.").value(), "acme.example");
   EXPECT_FALSE(parse_domain(""));
