@@ -758,20 +758,20 @@ void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
   flush->add_option("--domain", opt.domain, "Clear every cached result of this domain");
   add_json_flag(flush, ctx);
 
-  auto* catch_all =
-      verb(*verify, "catch-all",
-           "Domains whose mail server accepts any address, as the running service found: their "
-           "mail is relayed but never counted for discovery",
-           action, [&ctx] {
-             const auto answer = ask_service(ctx, "GET", "/api/v1/verify/catch-all", "");
-             if (ctx.json_output) return ctx.print_json(answer["items"]);
-             std::vector<std::vector<std::string>> rows;
-             for (const auto& d : answer["items"]) {
-               rows.push_back({d["domain"].get<std::string>(), d["company"].get<std::string>(),
-                               d["checked_at"].get<std::string>()});
-             }
-             print_table(ctx.out, {"DOMAIN", "COMPANY", "CHECKED"}, rows);
-           });
+  auto* catch_all = verb(
+      *verify, "catch-all",
+      "Domains whose mail server accepts any address, as the running service found: their "
+      "mail is relayed but never counted for discovery",
+      action, [&ctx] {
+        const auto answer = ask_service(ctx, "GET", "/api/v1/verify/catch-all", "");
+        if (ctx.json_output) return ctx.print_json(answer["items"]);
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& d : answer["items"]) {
+          rows.push_back({d["domain"].get<std::string>(), d["company"].get<std::string>(),
+                          d["destination"].get<std::string>(), d["checked_at"].get<std::string>()});
+        }
+        print_table(ctx.out, {"DOMAIN", "COMPANY", "SERVER", "CHECKED"}, rows);
+      });
   add_json_flag(catch_all, ctx);
 }
 

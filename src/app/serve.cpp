@@ -428,9 +428,12 @@ int serve(const Config& config, store::Store& store) {
         for (const auto& d : *found) {
           const auto domain = store.find_domain(d.domain);
           if (!domain || (!all && domain->company_id != caller->login.company_id)) continue;
+          // Found at a server the domain's mail no longer goes to: says nothing now.
+          if (domain->destination.str() != d.destination) continue;
           const auto company = store.company_by_id(domain->company_id);
           items.push_back({{"domain", d.domain},
                            {"company", company ? company->name : ""},
+                           {"destination", d.destination},
                            {"checked_at", core::format_iso8601(d.checked_at)}});
         }
         return json_response({{"items", items}});

@@ -311,7 +311,7 @@ bool Verifier::accept_all(const std::string& domain) const { return impl_->is_ac
 std::vector<Verifier::CatchAllDomain> Verifier::catch_all_domains() const {
   std::vector<CatchAllDomain> out;
   for (const auto& [domain, state] : impl_->catch_all) {
-    if (state.accept_all) out.push_back({domain, state.checked_at});
+    if (state.accept_all) out.push_back({domain, state.checked_at, state.destination});
   }
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.domain < b.domain; });

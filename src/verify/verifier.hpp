@@ -90,6 +90,7 @@ class Verifier {
   struct CatchAllDomain {
     std::string domain;
     core::TimePoint checked_at;
+    std::string destination;  // host:port found to take any address
   };
   std::vector<CatchAllDomain> catch_all_domains() const;
 

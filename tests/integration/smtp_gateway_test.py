@@ -584,14 +584,17 @@ class Gateway(unittest.TestCase):
                 return s.rcpt(to)[0]
         self.cli("domain", "add", "moving.example", "--company", "acme", "--destination",
                  "127.0.0.1:%d" % self.mtas["catchall"][0])
+        catch_all = lambda: [d["domain"] for d in json.loads(subprocess.run(
+            [BINARY, "--config", self.config, "verify", "catch-all", "--json"],
+            capture_output=True, text=True, check=True).stdout)]
         self.assertEqual(rcpt("zed@moving.example"), 250)  # the old server takes any address
+        self.assertIn("moving.example", catch_all())
         self.cli("domain", "update", "moving.example", "--destination",
                  "127.0.0.1:%d" % self.mtas["main"][0])
+        self.assertNotIn("moving.example", catch_all())  # found at the old server: not listed
         self.assertEqual(rcpt("zed@moving.example"), 550)  # the new one knows no zed
         self.assertEqual(rcpt("alice@moving.example"), 250)
-        catch_all = subprocess.run([BINARY, "--config", self.config, "verify", "catch-all", "--json"],
-                                   capture_output=True, text=True, check=True).stdout
-        self.assertNotIn("moving.example", catch_all)  # the new server is no catch-all
+        self.assertNotIn("moving.example", catch_all())  # and the new server is no catch-all
 
     def api_as(self, email, path, method="GET", csrf=True):
         """method path with a session of email's login (None: no session), its CSRF token sent
