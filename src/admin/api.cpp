@@ -28,6 +28,13 @@ HttpResponse ok(const json& body, int status = 200) {
   return HttpResponse{status, "application/json", body.dump(), {}};
 }
 
+// A login as the API shows it: never its password hash.
+json login_json(const store::Login& l) {
+  return {{"email", l.email},
+          {"role", store::to_string(l.role)},
+          {"created_at", core::format_iso8601(l.created_at)}};
+}
+
 HttpResponse not_found(const std::string& what) {
   return json_error(404, "not_found", "no such " + what);
 }
@@ -381,10 +388,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          json items = json::array();
          for (const auto& l : store_.list_logins()) {
-           if (l.company_id != co.id) continue;
-           items.push_back({{"email", l.email},
-                            {"role", store::to_string(l.role)},
-                            {"created_at", core::format_iso8601(l.created_at)}});
+           if (l.company_id == co.id) items.push_back(login_json(l));
          }
          return ok({{"items", items}});
        })},
@@ -408,10 +412,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              store_.add_login(admin::company_login(store_, text_or(b.value, "email"), *role, co.id,
                                                    text_or(b.value, "password")),
                               actor_of(*c));
-         return ok({{"email", l.email},
-                    {"role", store::to_string(l.role)},
-                    {"created_at", core::format_iso8601(l.created_at)}},
-                   201);
+         return ok(login_json(l), 201);
        })},
       {"DELETE", "/api/v1/companies/{company}/logins/{email}",
        "Remove one of the company's logins (its sessions end); not one's own", false,
@@ -1089,11 +1090,8 @@ void Api::install(HttpServer& server) {
           if (!r.public_route) {
             caller = auth_.caller(req);
             if (!caller) return json_error(401, "unauthenticated", "log in first");
-            if (req.method != "GET") {
-              auto it = req.headers.find("x-csrf-token");
-              if (it == req.headers.end() || it->second != caller->csrf) {
-                return json_error(403, "csrf", "missing or wrong X-CSRF-Token");
-              }
+            if (!Auth::csrf_ok(req, *caller)) {
+              return json_error(403, "csrf", "missing or wrong X-CSRF-Token");
             }
           }
           return r.handler(req, caller);

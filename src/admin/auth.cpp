@@ -116,26 +116,30 @@ bool Auth::may_log_in(const store::Login& login) {
   return user && user->role == core::Role::end_user;  // not silent users, not functional
 }
 
-bool Auth::limited(const std::string& key, core::TimePoint now) {
-  auto& list = failures_[key];
-  std::erase_if(list, [&](core::TimePoint t) { return now - t >= settings_.failure_window; });
-  return static_cast<int>(list.size()) >= settings_.max_failures;
+bool Auth::limited(const std::string& client, const std::string& email, core::TimePoint now) {
+  std::lock_guard lock(mutex_);
+  for (const auto& key : {"client:" + client, "email:" + core::ascii_lower(email)}) {
+    auto& list = failures_[key];
+    std::erase_if(list, [&](core::TimePoint t) { return now - t >= settings_.failure_window; });
+    if (static_cast<int>(list.size()) >= settings_.max_failures) return true;
+  }
+  return false;
 }
 
-void Auth::failed(const std::string& key, core::TimePoint now) { failures_[key].push_back(now); }
+void Auth::failed(const std::string& client, const std::string& email, core::TimePoint now) {
+  std::lock_guard lock(mutex_);
+  failures_["client:" + client].push_back(now);
+  failures_["email:" + core::ascii_lower(email)].push_back(now);
+}
 
 std::variant<Auth::Granted, HttpResponse> Auth::login(const std::string& email,
                                                       const std::string& password,
                                                       const std::string& client) {
   const auto now = clock_.now();
-  const auto by_client = "client:" + client, by_email = "email:" + core::ascii_lower(email);
-  {
-    std::lock_guard lock(mutex_);
-    if (limited(by_client, now) || limited(by_email, now)) {
-      auto r = json_error(429, "rate_limited", "too many failed logins; try again later");
-      r.headers.emplace_back("Retry-After", std::to_string(settings_.failure_window.count()));
-      return r;
-    }
+  if (limited(client, email, now)) {
+    auto r = json_error(429, "rate_limited", "too many failed logins; try again later");
+    r.headers.emplace_back("Retry-After", std::to_string(settings_.failure_window.count()));
+    return r;
   }
   const auto login = store_.find_login(email);
   // Verify even when the email is unknown, so timing does not tell which emails exist.
@@ -143,9 +147,7 @@ std::variant<Auth::Granted, HttpResponse> Auth::login(const std::string& email,
   const bool ok = verify_password(login ? login->password_hash : dummy, password) && login &&
                   may_log_in(*login);
   if (!ok) {
-    std::lock_guard lock(mutex_);
-    failed(by_client, now);
-    failed(by_email, now);
+    failed(client, email, now);
     return unauthorized();
   }
   Granted g;
@@ -173,17 +175,11 @@ std::optional<HttpResponse> Auth::change_password(const Caller& caller, const st
                                                   const std::string& next,
                                                   const std::string& client) {
   const auto now = clock_.now();
-  const auto by_client = "client:" + client, by_email = "email:" + caller.login.email;
-  {
-    std::lock_guard lock(mutex_);
-    if (limited(by_client, now) || limited(by_email, now)) {
-      return json_error(429, "rate_limited", "too many wrong passwords; try again later");
-    }
+  if (limited(client, caller.login.email, now)) {
+    return json_error(429, "rate_limited", "too many wrong passwords; try again later");
   }
   if (!verify_password(caller.login.password_hash, current)) {
-    std::lock_guard lock(mutex_);
-    failed(by_client, now);
-    failed(by_email, now);
+    failed(client, caller.login.email, now);
     return json_error(400, "invalid_argument", "the current password is wrong", "current_password");
   }
   try {
@@ -194,6 +190,12 @@ std::optional<HttpResponse> Auth::change_password(const Caller& caller, const st
   store_.set_login_password(caller.login.id, hash_password(next),
                             core::Actor{"admin:" + caller.login.email});
   return std::nullopt;
+}
+
+bool Auth::csrf_ok(const HttpRequest& request, const Caller& caller) {
+  if (request.method == "GET") return true;
+  const auto it = request.headers.find("x-csrf-token");
+  return it != request.headers.end() && it->second == caller.csrf;
 }
 
 std::string Auth::logout(const HttpRequest& request) {

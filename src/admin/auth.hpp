@@ -59,6 +59,9 @@ class Auth {
                                             const std::string& client);
   // The caller of a request (its session cookie), or nullopt.
   std::optional<Caller> caller(const HttpRequest& request);
+  // Whether a change (any method but GET) carries the caller's CSRF token in X-CSRF-Token;
+  // a GET always does.
+  static bool csrf_ok(const HttpRequest& request, const Caller& caller);
   // Ends the request's session; the Set-Cookie value that clears the cookie.
   std::string logout(const HttpRequest& request);
   // The caller's own password changed, when `current` is right (wrong ones count as failed
@@ -71,8 +74,10 @@ class Auth {
 
  private:
   bool may_log_in(const store::Login& login);
-  bool limited(const std::string& key, core::TimePoint now);
-  void failed(const std::string& key, core::TimePoint now);
+  // The failure limit, kept per client address and per email: whether either has reached it,
+  // and a failure counted against both.
+  bool limited(const std::string& client, const std::string& email, core::TimePoint now);
+  void failed(const std::string& client, const std::string& email, core::TimePoint now);
 
   store::Store& store_;
   const core::Clock& clock_;

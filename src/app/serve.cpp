@@ -372,9 +372,7 @@ int serve(const Config& config, store::Store& store) {
   // (the local token is no cookie a browser could send).
   auto csrf_refused = [](const admin::HttpRequest& req,
                          const Asker& who) -> std::optional<admin::HttpResponse> {
-    if (who.local || !who.caller || req.method == "GET") return std::nullopt;
-    const auto it = req.headers.find("x-csrf-token");
-    if (it != req.headers.end() && it->second == who.caller->csrf) return std::nullopt;
+    if (who.local || !who.caller || admin::Auth::csrf_ok(req, *who.caller)) return std::nullopt;
     return admin::json_error(403, "csrf", "missing or wrong X-CSRF-Token");
   };
   // An administrator asking (an operator, a company administrator, or the local CLI), or the

@@ -212,11 +212,11 @@ try {
       assert.deepEqual(shown().aliases, []);
       await page.click("#remove-user");
       await page.waitForSelector("#remove-row:has-text('Remove member042@acme.example?')");
-      await page.click("#remove-no");  // nothing removed
+      await page.click("[data-confirm-no]");  // nothing removed
       await page.waitForSelector("#remove-user");
       assert.equal(shown().address, "member042@acme.example");
       await page.click("#remove-user");
-      await page.click("#remove-yes");
+      await page.click("[data-confirm-yes]");
       await page.waitForSelector("#message:has-text('user removed')");
       await page.waitForSelector("h1:has-text('Users')");
       assert.doesNotMatch(cli("user", "list", "--company", "acme"), /member042@/);
@@ -406,13 +406,13 @@ try {
     await page.screenshot({ path: path.join(artifacts, "domains-operator-1280.png"), fullPage: true });
     // Removal is asked twice, and a domain with addresses is kept, saying why.
     await page.click("[data-unroute='acme.example']");
-    await page.click("[data-unroute-yes]");
+    await page.click("[data-confirm-yes]");
     await page.waitForSelector("#message.error:has-text('still has')");
     await page.click("[data-unroute='new.example']");
-    await page.click("[data-unroute-no]");
+    await page.click("[data-confirm-no]");
     await page.waitForSelector("[data-unroute='new.example']");
     await page.click("[data-unroute='new.example']");
-    await page.click("[data-unroute-yes]");
+    await page.click("[data-confirm-yes]");
     await page.waitForSelector("#message:has-text('domain new.example removed')");
     await page.waitForSelector("td:has-text('new.example')", { state: "detached" });
     assert.doesNotMatch(cli("domain", "list", "--company", "acme"), /new\.example/);

@@ -57,6 +57,15 @@ function wirePager(name, data, view) {
   at("next").onclick = () => { state.pages[name] = data.next_offset; view(); };
 }
 
+// Asks again before something that cannot be undone: box shows the question (HTML) with
+// yesLabel and Cancel buttons (data-confirm-yes, data-confirm-no) in place of what it held.
+function confirmIn(box, question, yesLabel, onYes, onNo) {
+  box.innerHTML = `<span class="error">${question}</span>
+    <button data-confirm-yes>${esc(yesLabel)}</button><button class="secondary" data-confirm-no>Cancel</button>`;
+  $("[data-confirm-no]", box).onclick = onNo;
+  $("[data-confirm-yes]", box).onclick = onYes;
+}
+
 function table(headers, rows) {
   return `<table><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${
     rows.map((r) => `<tr>${r.map((c, i) => `<td data-label="${esc(headers[i])}">${c}</td>`).join("")}</tr>`).join("")
@@ -152,14 +161,12 @@ async function userView(id) {
   }));
   $("#remove-user").onclick = () => {
     const n = u.aliases.length;
-    $("#remove-row").innerHTML = `<span class="error">Remove ${esc(u.address)}${n ? ` and its ${n} alias(es)` : ""}?
-      Mail to ${n ? "them" : "it"} is then treated as mail to an unknown address.</span>
-      <button id="remove-yes">Yes, remove</button><button class="secondary" id="remove-no">Cancel</button>`;
-    $("#remove-no").onclick = () => userView(id);
-    $("#remove-yes").onclick = async () => {
+    confirmIn($("#remove-row"), `Remove ${esc(u.address)}${n ? ` and its ${n} alias(es)` : ""}?
+      Mail to ${n ? "them" : "it"} is then treated as mail to an unknown address.`, "Yes, remove",
+    async () => {
       try { await api("DELETE", "/users/" + id); say("user removed"); location.hash = "#/users"; }
       catch (e) { say(e.message, false); }
-    };
+    }, () => userView(id));
   };
 }
 
@@ -507,13 +514,10 @@ async function domainsView() {
   main().querySelectorAll("[data-unroute]").forEach((b) => (b.onclick = () => {
     const name = b.dataset.unroute;
     const row = main().querySelector(`[data-domain-actions="${CSS.escape(name)}"]`);
-    row.innerHTML = `<span class="error">Remove ${esc(name)}? Its mail is refused from then on.</span>
-      <button data-unroute-yes>Yes, remove</button><button class="secondary" data-unroute-no>Cancel</button>`;
-    $("[data-unroute-no]", row).onclick = () => domainsView();
-    $("[data-unroute-yes]", row).onclick = async () => {
+    confirmIn(row, `Remove ${esc(name)}? Its mail is refused from then on.`, "Yes, remove", async () => {
       try { await api("DELETE", co() + "/domains/" + encodeURIComponent(name)); say("domain " + name + " removed"); domainsView(); }
       catch (e) { say(e.message, false); domainsView(); }
-    };
+    }, () => domainsView());
   }));
   main().querySelectorAll("[data-destination]").forEach((f) => (f.onsubmit = async (ev) => {
     ev.preventDefault();
