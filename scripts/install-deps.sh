@@ -18,6 +18,8 @@ PACKAGES=(
   slapd ldap-utils time
   # a real PostgreSQL server for the store tests (tests/postgres/pg_fixture.py starts its own)
   postgresql-15
+  # a real rspamd for the content-scoring tests (tests/rspamd/rspamd_fixture.py starts its own)
+  rspamd
   # browser tests of the web UI: Debian's Chromium, driven by playwright-core from npm
   chromium nodejs
 )
@@ -48,5 +50,12 @@ echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
 # PostgreSQL likewise: the tests make and start their own cluster; no system "main" cluster.
 $SUDO mkdir -p /etc/postgresql-common/createcluster.d
 echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/mailroster.conf >/dev/null
+# No package's own service is started (the system rspamd would fetch its maps from the
+# Internet): Debian's policy-rc.d convention, for the duration of this install only.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -203,6 +203,28 @@ const std::vector<Key>& schema() {
          }
          return c.spam_threshold > 0 ? std::string() : std::string("must be positive");
        }},
+      {"scoring", "rspamd",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         c.use_rspamd = !text.empty();
+         return c.use_rspamd ? set_endpoint(n, c.rspamd.server, 11333, false) : std::string();
+       }},
+      {"scoring", "rspamd_timeout",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.rspamd.timeout); }},
+      {"scoring", "rspamd_failure",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         if (text == "defer") {
+           c.rspamd.on_failure = gateway::RspamdFailure::defer;
+         } else if (text == "builtin") {
+           c.rspamd.on_failure = gateway::RspamdFailure::builtin;
+         } else {
+           return std::string("must be defer or builtin");
+         }
+         return std::string();
+       }},
       {"database", "path",
        [](const toml::node& n, Config& c) {
          auto err = set_string(n, c.database_path);

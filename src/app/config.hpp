@@ -60,8 +60,14 @@
 //                                   # certificate checked against tls_ca_file and the host)
 //   tls_ca_file = ""                # verify: CAs to trust (PEM); "": the system's
 //
-//   [scoring]
-//   spam_threshold = 5.0            # built-in scorer: at or above is spam
+//   [scoring]                       # what happens to a message after DATA (gateway/scorer.hpp)
+//   spam_threshold = 5.0            # built-in checks: at or above is spam (550 5.7.1)
+//   rspamd = ""                     # "127.0.0.1:11333": ask this rspamd (its normal worker)
+//                                   # instead: reject 550, soft reject/greylist 451, add header/
+//                                   # rewrite subject relayed with X-Spam headers, not counted
+//   rspamd_timeout = "15s"          # per message: connect, scan and answer
+//   rspamd_failure = "defer"        # when rspamd cannot be asked: defer (451 4.3.0, the sender
+//                                   # retries) | builtin (the built-in checks decide)
 //
 //   [reports]                       # weekly SMTP Discovery reports (Thursdays, UTC)
 //   relay = "127.0.0.1:25"          # SMTP relay the reports are submitted to
@@ -82,6 +88,7 @@
 
 #include "core/error.hpp"
 #include "core/network.hpp"
+#include "gateway/scorer.hpp"
 #include "reports/maintenance.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
@@ -105,6 +112,8 @@ struct Config {
   verify::HarvestSettings harvest;
   smtp::ClientSettings relay;
   double spam_threshold = 5.0;
+  bool use_rspamd = false;
+  gateway::RspamdSettings rspamd;  // its builtin_threshold is spam_threshold (serve sets it)
   reports::MaintenanceSettings maintenance{.from = ""};  // from: "mailroster@" + hostname
   std::chrono::seconds sync_check{30};
   std::string secret_key_file;  // empty: database_path + ".key" (PostgreSQL: mailroster.key)

@@ -109,6 +109,9 @@ positive_ttl = "2d"
 command_timeout = "30s"
 [scoring]
 spam_threshold = 7
+rspamd = "127.0.0.1"
+rspamd_timeout = "3s"
+rspamd_failure = "builtin"
 [reports]
 relay = "127.0.0.1:2526"
 [maintenance]
@@ -128,18 +131,29 @@ interval = "1h"
   EXPECT_EQ(c.relay.command_timeout, std::chrono::seconds(30));
   EXPECT_EQ(c.relay.helo_name, "mx.example.com");
   EXPECT_EQ(c.spam_threshold, 7.0);
+  EXPECT_TRUE(c.use_rspamd);
+  EXPECT_EQ(c.rspamd.server.str(), "127.0.0.1:11333");  // rspamd's normal worker by default
+  EXPECT_EQ(c.rspamd.timeout, std::chrono::seconds(3));
+  EXPECT_EQ(c.rspamd.on_failure, gateway::RspamdFailure::builtin);
+  const auto defaults = parse_config("", "test.toml").value();
+  EXPECT_FALSE(defaults.use_rspamd);  // the built-in checks unless rspamd is named
+  EXPECT_EQ(defaults.rspamd.on_failure, gateway::RspamdFailure::defer);
+  EXPECT_FALSE(parse_config("[scoring]\nrspamd = \"\"\n", "test.toml").value().use_rspamd);
   EXPECT_EQ(c.maintenance.relay.port, 2526);
   EXPECT_EQ(c.maintenance.from, "mailroster@mx.example.com");
   EXPECT_EQ(c.maintenance.interval, std::chrono::hours(1));
 }
 
 TEST(Config, RejectsBadGatewayValues) {
-  for (const char* bad : {"[smtp]\nmax_recipients = 10\n", "[smtp]\nmax_command_line = 100\n",
-                          "[smtp]\nidle_timeout = \"soon\"\n", "[smtp]\nidle_timeout = 5\n",
-                          "[smtp]\ntls_cert = \"c.pem\"\n", "[verify]\nsender = \"not mail\"\n",
-                          "[outbound]\nnext_hop = \"host:0\"\n", "[scoring]\nspam_threshold = -1\n",
-                          "[reports]\nfrom = \"x\"\n", "[maintenance]\nevery = \"1h\"\n",
-                          "[smtp]\npostmaster = \"postmaster\"\n"}) {
+  for (const char* bad :
+       {"[smtp]\nmax_recipients = 10\n", "[smtp]\nmax_command_line = 100\n",
+        "[smtp]\nidle_timeout = \"soon\"\n", "[smtp]\nidle_timeout = 5\n",
+        "[smtp]\ntls_cert = \"c.pem\"\n", "[verify]\nsender = \"not mail\"\n",
+        "[outbound]\nnext_hop = \"host:0\"\n", "[scoring]\nspam_threshold = -1\n",
+        "[reports]\nfrom = \"x\"\n", "[maintenance]\nevery = \"1h\"\n",
+        "[smtp]\npostmaster = \"postmaster\"\n", "[scoring]\nrspamd = \"host:x\"\n",
+        "[scoring]\nrspamd = 11333\n", "[scoring]\nrspamd_failure = \"accept\"\n",
+        "[scoring]\nrspamd_timeout = \"0s\"\n"}) {
     EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
   }
 }

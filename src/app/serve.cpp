@@ -214,7 +214,17 @@ int serve(const Config& config, store::Store& store) {
 
   smtp::ClientPool pool(io, config.relay);
   verify::Verifier verifier(pool, config.verify, clock);
-  gateway::BuiltinScorer scorer(config.spam_threshold);
+  std::unique_ptr<gateway::Scorer> scorer;
+  if (config.use_rspamd) {
+    auto settings = config.rspamd;
+    settings.builtin_threshold = config.spam_threshold;
+    scorer = std::make_unique<gateway::RspamdScorer>(settings, metrics);
+    spdlog::info(
+        "scoring: rspamd at {} (when it cannot be asked: {})", settings.server.str(),
+        settings.on_failure == gateway::RspamdFailure::defer ? "defer" : "built-in checks");
+  } else {
+    scorer = std::make_unique<gateway::BuiltinScorer>(config.spam_threshold);
+  }
   lifecycle::DiscoveryService discovery(store, clock);
   verify::HarvestGuard harvest(config.harvest);
   // The SMTP path's lookups (domain, address owner, settings) use a connection of their own:
@@ -236,7 +246,7 @@ int serve(const Config& config, store::Store& store) {
   metrics.gauge("mailroster_discovery_writes_pending",
                 [&] { return double(discovery_writes.pending()); });
   gateway::InboundGateway inbound_gateway(
-      lookups, discovery, verifier, harvest, pool, scorer, metrics, clock,
+      lookups, discovery, verifier, harvest, pool, *scorer, metrics, clock,
       {.hostname = config.inbound.hostname,
        .postmaster = config.postmaster.empty()
                          ? std::nullopt
@@ -244,7 +254,7 @@ int serve(const Config& config, store::Store& store) {
        .defer = defer});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(
-      lookups, discovery, pool, scorer, metrics, clock,
+      lookups, discovery, pool, *scorer, metrics, clock,
       {.hostname = config.inbound.hostname, .next_hop = config.outbound_next_hop, .defer = defer});
   auto outbound_settings = config.inbound;
   outbound_settings.name = "outbound";

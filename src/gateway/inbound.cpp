@@ -158,17 +158,19 @@ struct InboundGateway::Impl {
 
   awaitable<Reply> relay_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
                                  const std::vector<Recipient>& recipients,
-                                 const std::string& message) {
+                                 const std::string& message, const std::string& headers) {
     RelayRequest request;
     request.destination = recipients.front().destination;
     request.sender = tx.mail_from;
     request.eight_bit = tx.eight_bit;
     request.smtputf8 = tx.smtputf8;
     for (const auto& r : recipients) request.recipients.push_back(r.address.str());
-    request.received = received_header(
-        session, tx, settings.hostname,
-        recipients.size() == 1 ? std::optional(request.recipients.front()) : std::nullopt,
-        clock.now());
+    request.received =
+        received_header(
+            session, tx, settings.hostname,
+            recipients.size() == 1 ? std::optional(request.recipients.front()) : std::nullopt,
+            clock.now()) +
+        headers;
     request.id = session.id + "." + std::to_string(sessions[session.id].messages);
     auto outcome = co_await gateway::relay(relay, request, message);
     // Said 2xx at RCPT time, refused now: forget the stale verdict; the client retries and
@@ -263,15 +265,19 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
     } else if (count_received(message) > I.settings.max_received_headers) {
       r = Reply{554, "5.4.6 too many Received headers: mail loop"};
     } else {
-      const auto score = co_await I.scorer.score(message);
-      if (score.spam) {
-        std::string why;
-        for (const auto& reason : score.reasons) why += (why.empty() ? "" : ",") + reason;
-        r = Reply{550, "5.7.1 message content rejected as spam (" + why + ")"};
-        result = "spam";
+      Envelope envelope{.client_ip = session.client_ip,
+                        .helo = session.helo,
+                        .mail_from = tx.mail_from,
+                        .queue_id = session.id + "." + std::to_string(state.messages)};
+      for (const auto& rcpt : recipients) envelope.recipients.push_back(rcpt.address.str());
+      const auto score = co_await I.scorer.score(envelope, message);
+      if (auto refused = refusal(score)) {
+        r = std::move(*refused);
+        if (score.verdict == Verdict::spam) result = "spam";
       } else {
-        r = co_await I.relay_message(session, tx, recipients, message);
-        if (r.positive()) I.record_clean_delivery(recipients);
+        r = co_await I.relay_message(session, tx, recipients, message, marking_headers(score));
+        // Only a clean message counts toward discovery; a marked one was delivered all the same.
+        if (r.positive() && score.clean()) I.record_clean_delivery(recipients);
       }
     }
   } catch (const std::exception& e) {

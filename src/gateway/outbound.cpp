@@ -72,11 +72,18 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
   Reply r;
   std::string result;
   try {
+    const Envelope envelope{.client_ip = session.client_ip,
+                            .helo = session.helo,
+                            .mail_from = tx.mail_from,
+                            .recipients = tx.recipients,
+                            .queue_id = session.id + "." + std::to_string(n),
+                            .outbound = true};
+    std::optional<Score> score;
     if (count_received(message) > 50) {
       r = Reply{554, "5.4.6 too many Received headers: mail loop"};
-    } else if (const auto score = co_await I.scorer.score(message); score.spam) {
-      r = Reply{550, "5.7.1 message content rejected as spam"};
-      result = "spam";
+    } else if (score = co_await I.scorer.score(envelope, message); refusal(*score)) {
+      r = *refusal(*score);
+      if (score->verdict == Verdict::spam) result = "spam";
     } else {
       RelayRequest request;
       request.destination = I.settings.next_hop;
@@ -85,10 +92,12 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       request.smtputf8 = tx.smtputf8;
       request.recipients = tx.recipients;
       request.received =
-          received_header(session, tx, I.settings.hostname, std::nullopt, I.clock.now());
+          received_header(session, tx, I.settings.hostname, std::nullopt, I.clock.now()) +
+          marking_headers(*score);
       request.id = session.id + "." + std::to_string(n);
       r = (co_await relay(I.relay, request, message)).reply;
-      if (r.positive() && !tx.mail_from.empty()) {
+      // Only a clean message counts toward discovery; a marked one was delivered all the same.
+      if (r.positive() && score->clean() && !tx.mail_from.empty()) {
         if (auto sender = core::Address::parse(tx.mail_from)) {
           auto task = [&discovery = I.discovery, sender = std::move(*sender)] {
             try {

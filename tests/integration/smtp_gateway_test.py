@@ -71,6 +71,20 @@ def start_serve(config, log_path):
     raise RuntimeError("serve did not start:\n" + text)
 
 
+def start_gateway(cls, config):
+    """Starts serve for a test class: cls.serve, cls.log, cls.log_path and its three ports."""
+    cls.log_path = os.path.join(cls.dir, "serve.log")
+    cls.serve, cls.log, ports = start_serve(config, cls.log_path)
+    cls.port, cls.admin_port, cls.outbound_port = \
+        ports["inbound SMTP"], ports["admin HTTP"], ports["outbound SMTP"]
+
+
+def stop_gateway(cls):
+    cls.serve.terminate()
+    cls.serve.wait(10)
+    cls.log.close()
+
+
 class Gateway(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -142,16 +156,11 @@ class Gateway(unittest.TestCase):
                     % (database_toml(cls.db, cls.dir), cls.admin_port, cert, key, cls.mtas["main"][0]))
         cls.config = config
         cls.cert = cert  # the gateway's own (CN=mailroster.test): no CA of the destinations
-        cls.log_path = os.path.join(cls.dir, "serve.log")
-        cls.serve, cls.log, ports = start_serve(config, cls.log_path)
-        cls.port, cls.admin_port, cls.outbound_port = \
-            ports["inbound SMTP"], ports["admin HTTP"], ports["outbound SMTP"]
+        start_gateway(cls, config)
 
     @classmethod
     def tearDownClass(cls):
-        cls.serve.terminate()
-        cls.serve.wait(10)
-        cls.log.close()
+        stop_gateway(cls)
         for p in cls.procs:
             p.kill()
             p.wait()
