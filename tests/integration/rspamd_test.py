@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ def message(to, verdict=None, extra=""):
 class Rspamd(unittest.TestCase):
     failure_policy = "defer"
     rspamd_down = False  # stopped once serve runs
+    rspamd_silent = False  # serve is pointed at a port that takes connections and never answers
 
     @classmethod
     def setUpClass(cls):
@@ -42,6 +44,10 @@ class Rspamd(unittest.TestCase):
                                     "--accept", "alice,carol,dave,erin,fred,gina,someone"],
                                    stdout=subprocess.PIPE, text=True)
         mta_port = int(cls.mta.stdout.readline().split()[-1])
+        rspamd_port = cls.rspamd["port"]
+        if cls.rspamd_silent:
+            cls.silent = socket.create_server(("127.0.0.1", 0), backlog=16)
+            rspamd_port = cls.silent.getsockname()[1]
         cls.db = new_database(cls.dir)
         gw.BINARY = BINARY
         cli = lambda *args: gw.run_cli(cls.db, *args)
@@ -55,8 +61,9 @@ class Rspamd(unittest.TestCase):
             f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
-                    '[scoring]\nrspamd = "127.0.0.1:%d"\nrspamd_timeout = "5s"\nrspamd_failure = "%s"\n'
-                    % (database_toml(cls.db, cls.dir), mta_port, cls.rspamd["port"], cls.failure_policy))
+                    '[scoring]\nrspamd = "127.0.0.1:%d"\nrspamd_timeout = "%s"\nrspamd_failure = "%s"\n'
+                    % (database_toml(cls.db, cls.dir), mta_port, rspamd_port,
+                       "2s" if cls.rspamd_silent else "5s", cls.failure_policy))
         gw.start_gateway(cls, config)
         if cls.rspamd_down:
             rspamd_fixture.stop(cls.rspamd["dir"])
@@ -64,6 +71,8 @@ class Rspamd(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         gw.stop_gateway(cls)
+        if cls.rspamd_silent:
+            cls.silent.close()
         cls.mta.kill()
         cls.mta.wait()
         rspamd_fixture.stop(cls.rspamd["dir"])
@@ -179,6 +188,22 @@ class RspamdDown(Rspamd):
         self.assertIsNone(got)
         self.assertEqual(self.counted("carol@acme.example"), 0)
         self.assertRegex(self.metrics(), r"mailroster_rspamd_failures_total [1-9]")
+        self.assertIn("could not be asked", open(self.log_path).read())
+
+
+class RspamdSilent(Rspamd):
+    """rspamd takes the connection and never answers: serve waits rspamd_timeout, no longer."""
+    rspamd_silent = True
+
+    def test_mail_is_deferred_after_the_timeout(self):
+        started = time.monotonic()
+        code, text, got = self.send("carol@acme.example", message("carol@acme.example"))
+        took = time.monotonic() - started
+        self.assertEqual(code, 451)
+        self.assertEqual(text, "4.3.0 content filter unavailable; try again later")
+        self.assertIsNone(got)
+        self.assertGreaterEqual(took, 1.9)
+        self.assertLess(took, 10)
         self.assertIn("could not be asked", open(self.log_path).read())
 
 
