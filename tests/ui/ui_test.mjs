@@ -434,6 +434,10 @@ try {
     await page.waitForSelector("h1:has-text('Company initech')");
     assert.equal(await page.inputValue("#company"), "initech");
     assert.match(cli("company", "list"), /initech/);
+    // The operator's header (eight pages, address, company, Log out) keeps to one line at 1280 px.
+    const [navTop, logoutTop] = await page.evaluate(() =>
+      ["#nav", "#logout"].map((s) => document.querySelector(s).getBoundingClientRect().top));
+    assert.ok(Math.abs(navTop - logoutTop) < 10, `Log out wraps: top ${logoutTop} vs nav ${navTop}`);
     await page.screenshot({ path: path.join(artifacts, "company-operator-1280.png"), fullPage: true });
     await page.close();
   });
