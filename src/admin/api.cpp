@@ -382,6 +382,44 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          out.headers.emplace_back("Set-Cookie", auth_.logout(req));
          return out;
        }},
+      {"POST", "/api/v1/password/forgot",
+       "Mail a link that sets a new password ({email}): the same answer whether or not the "
+       "email logs in here",
+       true,
+       [this](Req req, Who) {
+         auto b = parse_body(req, {{"email", json::value_t::string}}, {"email"});
+         if (b.error) return *b.error;
+         if (password_link("x").empty()) {
+           return json_error(503, "unavailable",
+                             "password links cannot be mailed from this server: ask an "
+                             "administrator (the operator sets [admin] public_url)");
+         }
+         const auto email = core::ascii_lower(text_or(b.value, "email"));
+         if (!auth_.may_mail_link(req.client, email)) {
+           return json_error(429, "rate_limited", "too many password mails; try again later");
+         }
+         if (const auto l = store_.find_login(email); l && auth_.may_log_in(*l)) {
+           mail_password_link(*l, false);
+         }
+         return ok(
+             {{"ok", true}, {"message", "if " + email + " logs in here, a link is on its way"}},
+             202);
+       }},
+      {"POST", "/api/v1/password/reset",
+       "Set a new password with a mailed link's token ({token, password}): the link is used up "
+       "and every session of the login ends",
+       true,
+       [this](Req req, Who) {
+         auto b = parse_body(
+             req, {{"token", json::value_t::string}, {"password", json::value_t::string}},
+             {"token", "password"});
+         if (b.error) return *b.error;
+         if (auto refused =
+                 auth_.reset_password(text_or(b.value, "token"), text_or(b.value, "password"))) {
+           return *refused;
+         }
+         return ok({{"ok", true}});
+       }},
       {"GET", "/api/v1/companies/{company}/logins",
        "Who logs in for the company: its administrators and end users", false,
        in_company([this, admin_of](Req, Who c, const core::Company& co) {
@@ -394,25 +432,36 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        })},
       {"POST", "/api/v1/companies/{company}/logins",
        "Add a login ({email, role: company_admin | end_user, password}); an end user's email is "
-       "a user of the company whose role is end_user",
+       "a user of the company whose role is end_user. Without a password the login is invited: "
+       "a mailed link sets it",
        false, in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          auto b = parse_body(req,
                              {{"email", json::value_t::string},
                               {"role", json::value_t::string},
                               {"password", json::value_t::string}},
-                             {"email", "role", "password"});
+                             {"email", "role"});
          if (b.error) return *b.error;
+         const bool invite = !b.value.contains("password") || b.value["password"].is_null();
+         if (invite && password_link("x").empty()) {
+           return json_error(400, "invalid_argument",
+                             "a password is needed: invitations cannot be mailed from this server "
+                             "(the operator sets [admin] public_url)",
+                             "password");
+         }
          const auto role = store::parse_login_role(text_or(b.value, "role"));
          if (!role || *role == store::LoginRole::operator_role) {
            return json_error(400, "invalid_argument", "role must be company_admin or end_user",
                              "role");
          }
-         const auto l =
-             store_.add_login(admin::company_login(store_, text_or(b.value, "email"), *role, co.id,
-                                                   text_or(b.value, "password")),
-                              actor_of(*c));
-         return ok(login_json(l), 201);
+         // An invited login's first password is random, known to nobody: the link replaces it.
+         const auto l = store_.add_login(
+             admin::company_login(store_, text_or(b.value, "email"), *role, co.id,
+                                  invite ? random_token() : text_or(b.value, "password")),
+             actor_of(*c));
+         auto body = login_json(l);
+         body["invited"] = invite && mail_password_link(l, true);
+         return ok(body, 201);
        })},
       {"DELETE", "/api/v1/companies/{company}/logins/{email}",
        "Remove one of the company's logins (its sessions end); not one's own", false,
@@ -1074,6 +1123,59 @@ json Api::openapi() const {
            {{"securitySchemes",
              {{"session", {{"type", "apiKey"}, {"in", "cookie"}, {"name", Auth::kCookie}}}}}}},
           {"paths", paths}};
+}
+
+std::string password_link_message(const PasswordMail& mail, const std::string& to,
+                                  const std::string& link, bool invitation, core::TimePoint now) {
+  const auto hours = std::chrono::duration_cast<std::chrono::hours>(invitation ? mail.invitation_ttl
+                                                                               : mail.reset_ttl)
+                         .count();
+  const auto valid = hours % 24 == 0 && hours >= 48 ? std::to_string(hours / 24) + " days"
+                     : hours == 1                   ? std::string("1 hour")
+                                                    : std::to_string(hours) + " hours";
+  unsigned char id[12];
+  randombytes_buf(id, sizeof id);
+  std::string hex(2 * sizeof id + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), id, sizeof id);
+  hex.pop_back();
+  std::string m;
+  m += "From: " + mail.from + "\r\n";
+  m += "To: " + to + "\r\n";
+  m += std::string("Subject: ") +
+       (invitation ? "Your mailroster login" : "Set a new mailroster password") + "\r\n";
+  m += "Date: " + core::format_rfc5322(now) + "\r\n";
+  m += "Message-ID: <password." + hex + "@" + mail.hostname + ">\r\n";
+  m += "Auto-Submitted: auto-generated\r\n";
+  m += "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+       "Content-Transfer-Encoding: 8bit\r\n\r\n";
+  if (invitation) {
+    m += "A login to the mail gateway's administration was made for " + to +
+         ".\r\n\r\nChoose its password here:\r\n\r\n";
+  } else {
+    m +=
+        "Someone asked to set a new password for the login " + to + ".\r\n\r\nSet it here:\r\n\r\n";
+  }
+  m += link + "\r\n\r\nThe link works once, for " + valid + ".";
+  if (!invitation) m += " If you did not ask, ignore this mail: your password stays as it is.";
+  return m + "\r\n";
+}
+
+std::string Api::password_link(const std::string& token) const {
+  if (!password_mail_.send || !password_mail_.base_url) return "";
+  auto base = password_mail_.base_url();
+  if (base.empty()) return "";
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/#/reset/" + token;
+}
+
+bool Api::mail_password_link(const store::Login& login, bool invitation) {
+  if (password_link("x").empty()) return false;
+  const auto token = auth_.issue_password_link(
+      login, invitation ? password_mail_.invitation_ttl : password_mail_.reset_ttl);
+  password_mail_.send(login.email,
+                      password_link_message(password_mail_, login.email, password_link(token),
+                                            invitation, clock_.now()));
+  return true;
 }
 
 void Api::install(HttpServer& server) {

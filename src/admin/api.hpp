@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,6 +23,25 @@
 
 namespace mailroster::admin {
 
+// How the API mails password links: "forgot my password", and the invitation of a login made
+// without a password. serve sets it; without it no link can be mailed (503, or 400 for a login
+// without a password).
+struct PasswordMail {
+  // Where users reach the web UI ("https://gw.example.com"); links are BASE/#/reset/TOKEN.
+  // "" when not known: no link can be mailed.
+  std::function<std::string()> base_url;
+  // Hands a message to the relay; does not wait for it (a failure is logged there).
+  std::function<void(const std::string& to, const std::string& message)> send;
+  std::string from = "mailroster@localhost";
+  std::string hostname = "localhost";  // in the Message-ID
+  std::chrono::seconds reset_ttl{std::chrono::hours(1)};
+  std::chrono::seconds invitation_ttl{std::chrono::hours(24 * 7)};
+};
+
+// The mail that carries a password link, RFC 5322, text/plain UTF-8.
+std::string password_link_message(const PasswordMail& mail, const std::string& to,
+                                  const std::string& link, bool invitation, core::TimePoint now);
+
 class Api {
  public:
   Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,
@@ -31,6 +52,7 @@ class Api {
   // a worker thread. Before install().
   void add_route(const std::string& method, const std::string& path, const std::string& summary,
                  HttpHandler handler);
+  void set_password_mail(PasswordMail mail) { password_mail_ = std::move(mail); }
   // Registers every route, and the OpenAPI document.
   void install(HttpServer& server);
   // The OpenAPI 3 document of the routes install() registers.
@@ -54,6 +76,11 @@ class Api {
   // The company's plan with this id, unless expired.
   std::shared_ptr<PendingPlan> pending_plan(const std::string& id, core::Id company_id);
   std::vector<Route> routes_;
+  PasswordMail password_mail_;
+  // The link for this token, or "" when links cannot be mailed.
+  std::string password_link(const std::string& token) const;
+  // Mails a new link for the login; whether it could.
+  bool mail_password_link(const store::Login& login, bool invitation);
 };
 
 }  // namespace mailroster::admin

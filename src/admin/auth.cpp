@@ -6,8 +6,6 @@
 
 namespace mailroster::admin {
 
-namespace {
-
 std::string random_token() {
   unsigned char bytes[32];
   randombytes_buf(bytes, sizeof bytes);
@@ -18,6 +16,8 @@ std::string random_token() {
   out.resize(out.find('\0'));
   return out;
 }
+
+namespace {
 
 std::string token_hash(const std::string& token) {
   unsigned char hash[crypto_hash_sha256_BYTES];
@@ -116,9 +116,11 @@ bool Auth::may_log_in(const store::Login& login) {
   return user && user->role == core::Role::end_user;  // not silent users, not functional
 }
 
-bool Auth::limited(const std::string& client, const std::string& email, core::TimePoint now) {
+bool Auth::limited(const std::string& client, const std::string& email, core::TimePoint now,
+                   std::string_view kind) {
   std::lock_guard lock(mutex_);
-  for (const auto& key : {"client:" + client, "email:" + core::ascii_lower(email)}) {
+  const std::string k(kind);
+  for (const auto& key : {k + "client:" + client, k + "email:" + core::ascii_lower(email)}) {
     auto& list = failures_[key];
     std::erase_if(list, [&](core::TimePoint t) { return now - t >= settings_.failure_window; });
     if (static_cast<int>(list.size()) >= settings_.max_failures) return true;
@@ -126,10 +128,45 @@ bool Auth::limited(const std::string& client, const std::string& email, core::Ti
   return false;
 }
 
-void Auth::failed(const std::string& client, const std::string& email, core::TimePoint now) {
+void Auth::failed(const std::string& client, const std::string& email, core::TimePoint now,
+                  std::string_view kind) {
   std::lock_guard lock(mutex_);
-  failures_["client:" + client].push_back(now);
-  failures_["email:" + core::ascii_lower(email)].push_back(now);
+  const std::string k(kind);
+  failures_[k + "client:" + client].push_back(now);
+  failures_[k + "email:" + core::ascii_lower(email)].push_back(now);
+}
+
+bool Auth::may_mail_link(const std::string& client, const std::string& email) {
+  const auto now = clock_.now();
+  if (limited(client, email, now, "link:")) return false;
+  failed(client, email, now, "link:");
+  return true;
+}
+
+std::string Auth::issue_password_link(const store::Login& login, std::chrono::seconds ttl) {
+  const auto token = random_token();
+  store_.add_password_reset(token_hash(token), login.id, clock_.now() + ttl);
+  return token;
+}
+
+std::optional<HttpResponse> Auth::reset_password(const std::string& token,
+                                                 const std::string& password) {
+  // The password first: one too short must not use the link up.
+  try {
+    check_password(password, "password");
+  } catch (const core::Failure& f) {
+    return json_error(400, "invalid_argument", f.what(), "password");
+  }
+  const auto login_id = store_.take_password_reset(token_hash(token), clock_.now());
+  const auto login = login_id ? store_.login_by_id(*login_id) : std::nullopt;
+  if (!login) {
+    return json_error(400, "invalid_argument",
+                      "this link is unknown, used or expired: ask for a new one", "token");
+  }
+  // Every session of the login ends with the old password.
+  store_.set_login_password(login->id, hash_password(password),
+                            core::Actor{"admin:" + login->email});
+  return std::nullopt;
 }
 
 std::variant<Auth::Granted, HttpResponse> Auth::login(const std::string& email,

@@ -18,6 +18,8 @@
 namespace mailroster::admin {
 
 std::string hash_password(const std::string& password);
+// 32 random bytes, base64url without padding: session and CSRF tokens, password links.
+std::string random_token();
 bool verify_password(const std::string& hash, const std::string& password);
 
 // Every login's password, whoever sets it (CLI or API): at least 10 characters. Throws
@@ -70,14 +72,30 @@ class Auth {
   std::optional<HttpResponse> change_password(const Caller& caller, const std::string& current,
                                               const std::string& next, const std::string& client);
 
+  // Password links ("forgot my password", invitations). A new link's token for the login,
+  // valid for ttl; only its hash is stored.
+  std::string issue_password_link(const store::Login& login, std::chrono::seconds ttl);
+  // Whether a link may be mailed to this email for this client now, counted: as many as failed
+  // logins are allowed, per client address and per email in the same window (no mail bombing).
+  bool may_mail_link(const std::string& client, const std::string& email);
+  // Sets the password of the link's login and uses the link up: nullopt when done (every
+  // session of the login ends), else 400 naming the field (password too short: the link stays
+  // usable; token unknown, used or expired).
+  std::optional<HttpResponse> reset_password(const std::string& token, const std::string& password);
+
+  // Silent users and functional accounts cannot log in, even with a login row.
+  bool may_log_in(const store::Login& login);
+
   static constexpr const char* kCookie = "mailroster_session";
 
  private:
-  bool may_log_in(const store::Login& login);
   // The failure limit, kept per client address and per email: whether either has reached it,
   // and a failure counted against both.
-  bool limited(const std::string& client, const std::string& email, core::TimePoint now);
-  void failed(const std::string& client, const std::string& email, core::TimePoint now);
+  // kind keeps other counts apart ("link:": password mails).
+  bool limited(const std::string& client, const std::string& email, core::TimePoint now,
+               std::string_view kind = "");
+  void failed(const std::string& client, const std::string& email, core::TimePoint now,
+              std::string_view kind = "");
 
   store::Store& store_;
   const core::Clock& clock_;

@@ -244,6 +244,15 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_listen(n, c.admin_listen, 8080); }},
       {"admin", "tls_cert",
        [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_cert); }},
+      {"admin", "public_url",
+       [](const toml::node& n, Config& c) {
+         if (auto err = set_string(n, c.admin_public_url); !err.empty()) return err;
+         const auto& u = c.admin_public_url;
+         if (!u.empty() && u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0) {
+           return std::string("must be an http:// or https:// URL");
+         }
+         return std::string();
+       }},
       {"admin", "tls_key",
        [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_key); }},
       {"log", "level",

@@ -12,6 +12,9 @@
 //   listen = "127.0.0.1:8080"       # admin HTTP (healthz, metrics, API, web UI); 0 = any port
 //   tls_cert = ""                   # PEM files; HTTPS (and Secure session cookies) when set
 //   tls_key = ""
+//   public_url = ""                 # where users reach the web UI, for mailed password links
+//                                   # ("https://gw.example.com"); "": the listen address, unless
+//                                   # it is a wildcard (then no link can be mailed)
 //
 //   [log]
 //   level = "info"                  # trace, debug, info, warn, error, critical, off
@@ -103,6 +106,7 @@ struct Config {
   core::Endpoint admin_listen{"127.0.0.1", 8080};
   std::string admin_tls_cert;
   std::string admin_tls_key;
+  std::string admin_public_url;
   std::string log_level = "info";
   smtp::ServerSettings inbound = default_inbound();
   std::string postmaster;  // RFC 5321 4.5.1's <postmaster> is relayed there; "": none

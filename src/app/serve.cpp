@@ -207,6 +207,18 @@ class SyncScheduler {
   std::thread thread_;  // last: starts once the members above exist
 };
 
+// Hands a password link's mail to the relay (the coroutine owns its arguments).
+boost::asio::awaitable<void> mail_password_link(reports::Maintenance& maintenance, std::string to,
+                                                std::string message) {
+  const std::vector<std::string> recipients{to};  // not braced in the co_await: g++ 12 fails
+  const auto error = co_await maintenance.submit(recipients, message);
+  if (error.empty()) {
+    spdlog::info("password link mailed to {}", to);
+  } else {
+    spdlog::warn("password link to {} not mailed: {}", to, error);
+  }
+}
+
 int serve(const Config& config, store::Store& store) {
   boost::asio::io_context io;
   core::SystemClock clock;
@@ -497,6 +509,24 @@ int serve(const Config& config, store::Store& store) {
                      c.connected() ? domain_check_verdict(c) : c.hello.describe());
         return json_response(domain_check_json(*domain, c, config.relay.tls));
       });
+  // Password links (forgot password, invitations) go out through the reports' relay.
+  api.set_password_mail(
+      {.base_url =
+           [&config, &http] {
+             if (!config.admin_public_url.empty()) return config.admin_public_url;
+             const auto& host = config.admin_listen.host;
+             if (host.empty() || host == "0.0.0.0" || host == "::") return std::string();
+             return std::string(config.admin_tls_cert.empty() ? "http://" : "https://") +
+                    (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                    std::to_string(http.port());
+           },
+       .send =
+           [&io, &maintenance](const std::string& to, const std::string& message) {
+             boost::asio::co_spawn(io, mail_password_link(maintenance, to, message),
+                                   boost::asio::detached);
+           },
+       .from = config.maintenance.from,
+       .hostname = config.inbound.hostname});
   api.install(http);
   admin::install_ui(http);
 

@@ -46,14 +46,15 @@ class Maintenance {
   // holds the scheduler lease, Store::hold_lease).
   void only_while(std::function<bool()> may_run) { may_run_ = std::move(may_run); }
   boost::asio::awaitable<MaintenanceResult> run(core::TimePoint now);
+  // Submits one message to the relay, from `from` (reports, and serve's password mails);
+  // returns an empty string on success, else why it failed.
+  boost::asio::awaitable<std::string> submit(const std::vector<std::string>& recipients,
+                                             const std::string& message);
 
  private:
   // f() on the store_work executor; the caller resumes where it was.
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F>> on_store(F f);
-  // Submits one message; returns an empty string on success, else why it failed.
-  boost::asio::awaitable<std::string> submit(const std::vector<std::string>& recipients,
-                                             const std::string& message);
   store::Store& store_;
   lifecycle::DiscoveryService& discovery_;
   smtp::ClientPool& pool_;

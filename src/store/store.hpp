@@ -270,6 +270,13 @@ class Store {
   virtual std::optional<Session> find_session(const std::string& token_hash,
                                               core::TimePoint now) = 0;
   virtual void remove_session(const std::string& token_hash) = 0;
+  // Password links (forgot password, invitations): kept by the hash of their token. Taking one
+  // uses it up: the login it is for, unless it is unknown, used or expired at now (expired
+  // ones are dropped on the way).
+  virtual void add_password_reset(const std::string& token_hash, Id login_id,
+                                  core::TimePoint expires_at) = 0;
+  virtual std::optional<Id> take_password_reset(const std::string& token_hash,
+                                                core::TimePoint now) = 0;
 
   // What the address is, across users, aliases, invalid and discovered.
   virtual AddressOwner resolve(const core::Address& address) = 0;

@@ -82,10 +82,18 @@ class Api(unittest.TestCase):
         cli(db, "login", "add", "alice@acme.example", "--role", "end_user", stdin=PASSWORD + "\n")
         users = json.loads(cli(db, "user", "list", "--json"))
         cls.ids = {u["address"]: u["id"] for u in users}
+        # The relay password links are mailed through ([reports] relay): a mail server that
+        # takes any address and keeps what it gets.
+        cls.spool = os.path.join(cls.dir, "spool")
+        cls.mta = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "fake_mta.py"),
+                                    "--spool", cls.spool, "--catch-all"], stdout=subprocess.PIPE, text=True)
+        mta_port = int(cls.mta.stdout.readline().split()[-1])
         config = os.path.join(cls.dir, "c.toml")
         with open(config, "w") as f:
             f.write(f'[database]\n{database_toml(db, cls.dir)}\n[admin]\nlisten = "127.0.0.1:0"\n'
-                    '[smtp]\ninbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n')
+                    '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
+                    '[outbound]\nlisten = "127.0.0.1:0"\n'
+                    f'[reports]\nrelay = "127.0.0.1:{mta_port}"\n')
         log_path = os.path.join(cls.dir, "serve.log")
         cls.log = open(log_path, "w")
         cls.proc = subprocess.Popen([BINARY, "--config", config, "serve"], stdout=cls.log,
@@ -106,6 +114,8 @@ class Api(unittest.TestCase):
         cls.proc.terminate()
         cls.proc.wait(10)
         cls.log.close()
+        cls.mta.kill()
+        cls.mta.wait()
         if os.environ.get("KEEP"):
             print("kept", cls.dir)
         else:
@@ -117,6 +127,104 @@ class Api(unittest.TestCase):
             status, body, _ = c.login(email)
             self.assertEqual(status, 200, body)
         return c
+
+    def mails_to(self, address):
+        """The messages the relay got for address, oldest first."""
+        out = []
+        for name in sorted(os.listdir(self.spool)) if os.path.isdir(self.spool) else []:
+            if name.endswith(".json"):
+                with open(os.path.join(self.spool, name)) as f:
+                    if address in json.load(f)["to"]:
+                        with open(os.path.join(self.spool, name[:-5] + ".eml"), "rb") as m:
+                            out.append(m.read().decode())
+        return out
+
+    def new_mail_to(self, address, before):
+        """Waits for a message to address beyond the `before` first ones; returns it."""
+        for _ in range(200):
+            mails = self.mails_to(address)
+            if len(mails) > before:
+                return mails[before]
+            time.sleep(0.05)
+        self.fail("no mail to " + address)
+
+    def link_token(self, mail):
+        m = re.search(r"^http://127\.0\.0\.1:%d/#/reset/([A-Za-z0-9_-]{43})\r$" % self.port, mail, re.M)
+        self.assertIsNotNone(m, mail)
+        return m.group(1)
+
+    def test_a_forgotten_password_is_set_again_by_the_mailed_link(self):
+        email = "helpdesk@acme.example"
+        cli(self.db, "login", "add", email, "--company", "acme", stdin=PASSWORD + "\n")
+        before = len(self.mails_to(email))
+        old_session = self.client(email)
+        anyone = Client(self.port)
+        status, body, _ = anyone.call("POST", "/api/v1/password/forgot", {"email": "HelpDesk@acme.example"})
+        self.assertEqual(status, 202, body)
+        mail = self.new_mail_to(email, before)
+        self.assertIn("Subject: Set a new mailroster password\r\n", mail)
+        self.assertIn("From: mailroster@mx.mailroster.test\r\n", mail)
+        self.assertIn("The link works once, for 1 hour.", mail)
+        token = self.link_token(mail)
+        # A password too short is refused, and does not use the link up.
+        status, body, _ = anyone.call("POST", "/api/v1/password/reset", {"token": token, "password": "short"})
+        self.assertEqual((status, body["error"]["field"]), (400, "password"))
+        new = "a new password, long enough"
+        status, body, _ = anyone.call("POST", "/api/v1/password/reset", {"token": token, "password": new})
+        self.assertEqual(status, 200, body)
+        # Used once; the old password and the old sessions are gone; the new one logs in.
+        status, body, _ = anyone.call("POST", "/api/v1/password/reset", {"token": token, "password": new})
+        self.assertEqual((status, body["error"]["field"]), (400, "token"))
+        self.assertEqual(old_session.call("GET", "/api/v1/me")[0], 401)
+        self.assertEqual(Client(self.port).login(email)[0], 401)
+        self.assertEqual(Client(self.port).login(email, new)[0], 200)
+        # A made-up token, and bad bodies.
+        self.assertEqual(anyone.call("POST", "/api/v1/password/reset",
+                                     {"token": "x" * 43, "password": new})[0], 400)
+        self.assertEqual(anyone.call("POST", "/api/v1/password/reset", {"password": new})[0], 400)
+        self.assertEqual(anyone.call("POST", "/api/v1/password/forgot", {"email": 7})[0], 400)
+        # No secret in the log: neither the link's token nor the password.
+        log = open(os.path.join(self.dir, "serve.log")).read()
+        self.assertNotIn(token, log)
+        self.assertNotIn(new, log)
+        self.assertIn("password link mailed to " + email, log)
+
+    def test_forgot_answers_alike_for_an_email_that_does_not_log_in(self):
+        for email in ("nobody@acme.example", "bob@acme.example"):  # bob: a user, no login
+            status, body, _ = Client(self.port).call("POST", "/api/v1/password/forgot", {"email": email})
+            self.assertEqual(status, 202)
+            self.assertEqual(body["message"], f"if {email} logs in here, a link is on its way")
+        time.sleep(0.3)
+        self.assertEqual(self.mails_to("nobody@acme.example"), [])
+        self.assertEqual(self.mails_to("bob@acme.example"), [])
+
+    def test_an_invited_login_chooses_its_first_password(self):
+        adm = self.client("admin@acme.example")
+        email = "newadmin@acme.example"
+        status, body, _ = adm.call("POST", "/api/v1/companies/acme/logins",
+                                   {"email": email, "role": "company_admin"})
+        self.assertEqual(status, 201, body)
+        self.assertTrue(body["invited"])
+        mail = self.new_mail_to(email, 0)
+        self.assertIn("Subject: Your mailroster login\r\n", mail)
+        self.assertIn("The link works once, for 7 days.", mail)
+        status, _, _ = Client(self.port).call("POST", "/api/v1/password/reset",
+                                              {"token": self.link_token(mail), "password": PASSWORD})
+        self.assertEqual(status, 200)
+        self.assertEqual(Client(self.port).login(email)[1]["company"], "acme")
+        # With a password given, no invitation.
+        status, body, _ = adm.call("POST", "/api/v1/companies/acme/logins",
+                                   {"email": "third@acme.example", "role": "company_admin",
+                                    "password": PASSWORD})
+        self.assertEqual((status, body["invited"]), (201, False))
+        time.sleep(0.3)
+        self.assertEqual(self.mails_to("third@acme.example"), [])
+
+    def test_zz_password_mails_are_limited(self):
+        codes = [Client(self.port).call("POST", "/api/v1/password/forgot", {"email": "nobody@acme.example"})[0]
+                 for _ in range(6)]
+        self.assertIn(429, codes)
+        self.assertEqual(codes[-1], 429)
 
     def test_login_sets_a_strict_http_only_cookie_and_logout_ends_it(self):
         c = Client(self.port)
@@ -714,7 +822,8 @@ class Api(unittest.TestCase):
             for method in ops:
                 m = method.upper()
                 concrete = re.sub(r"\{(\w+)\}", lambda g: fill[g.group(1)], path)
-                public = path in ("/api/v1/login", "/api/v1/openapi.json")
+                public = path in ("/api/v1/login", "/api/v1/openapi.json", "/api/v1/password/forgot",
+                                  "/api/v1/password/reset")
                 if not public:
                     self.assertEqual(Client(self.port).call(m, concrete, {})[0], 401, (m, path))
                 if "{company}" in path or "{id}" in path:

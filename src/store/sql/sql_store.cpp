@@ -2024,6 +2024,42 @@ void SqlStore::remove_session(const std::string& token_hash) {
   });
 }
 
+void SqlStore::add_password_reset(const std::string& token_hash, Id login_id,
+                                  TimePoint expires_at) {
+  impl_->guard([&] {
+    impl_->db
+        .prepare(
+            "INSERT INTO password_resets(token_hash, login_id, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?)")
+        .bind(1, token_hash)
+        .bind(2, login_id)
+        .bind(3, to_unix(impl_->now()))
+        .bind(4, to_unix(expires_at))
+        .run();
+  });
+}
+
+std::optional<Id> SqlStore::take_password_reset(const std::string& token_hash, TimePoint now) {
+  return impl_->guard([&]() -> std::optional<Id> {
+    auto& I = *impl_;
+    Transaction tx(I.db);
+    std::optional<Id> login;
+    {
+      auto s = I.db.prepare(
+          "SELECT login_id FROM password_resets WHERE token_hash = ? AND expires_at > ?");
+      s.bind(1, token_hash);
+      s.bind(2, to_unix(now));
+      if (s.step()) login = s.int64(0);
+    }
+    I.db.prepare("DELETE FROM password_resets WHERE token_hash = ? OR expires_at <= ?")
+        .bind(1, token_hash)
+        .bind(2, to_unix(now))
+        .run();
+    tx.commit();
+    return login;
+  });
+}
+
 AddressOwner SqlStore::resolve(const Address& address) {
   return read([&](Impl& I) { return I.resolve(address); });
 }

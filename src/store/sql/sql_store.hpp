@@ -131,6 +131,10 @@ class SqlStore : public Store {
   void add_session(const Session& session) override;
   std::optional<Session> find_session(const std::string& token_hash, core::TimePoint now) override;
   void remove_session(const std::string& token_hash) override;
+  void add_password_reset(const std::string& token_hash, Id login_id,
+                          core::TimePoint expires_at) override;
+  std::optional<Id> take_password_reset(const std::string& token_hash,
+                                        core::TimePoint now) override;
 
   AddressOwner resolve(const core::Address& address) override;
 

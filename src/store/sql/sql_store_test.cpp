@@ -923,5 +923,30 @@ TEST_P(StoreTest, SeesWhatAnotherProcessCommitsAfterASingleRowRead) {
 
 TEST_P(StoreTest, PingAnswers) { EXPECT_NO_THROW(store.ping()); }
 
+TEST_P(StoreTest, PasswordLinksAreUsedOnceAndExpire) {
+  const auto c = add_acme();
+  const auto login = store.add_login({.email = "admin@acme.example",
+                                      .password_hash = "x",
+                                      .role = LoginRole::company_admin,
+                                      .company_id = c.id},
+                                     actor);
+  const auto in_an_hour = clock.now() + std::chrono::hours(1);
+  store.add_password_reset("hash-a", login.id, in_an_hour);
+  store.add_password_reset("hash-b", login.id, in_an_hour);
+  store.add_password_reset("hash-c", login.id, in_an_hour);
+  EXPECT_FALSE(store.take_password_reset("hash-unknown", clock.now()));
+  EXPECT_EQ(store.take_password_reset("hash-a", clock.now()), login.id);
+  EXPECT_FALSE(store.take_password_reset("hash-a", clock.now()));  // used up
+  // At its expiry a link no longer works (the clock is the caller's: tests move it).
+  clock.advance(std::chrono::hours(1));
+  EXPECT_FALSE(store.take_password_reset("hash-b", clock.now()));
+  // Expired links were dropped on the way, so turning the clock back does not revive them.
+  EXPECT_FALSE(store.take_password_reset("hash-c", clock.now() - std::chrono::hours(2)));
+  // A login's links go with it.
+  store.add_password_reset("hash-d", login.id, clock.now() + std::chrono::hours(1));
+  store.remove_login(login.id, actor);
+  EXPECT_FALSE(store.take_password_reset("hash-d", clock.now()));
+}
+
 }  // namespace
 }  // namespace mailroster::store::sql
