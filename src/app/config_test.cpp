@@ -137,6 +137,11 @@ interval = "1h"
   EXPECT_EQ(c.rspamd.on_failure, gateway::RspamdFailure::builtin);
   const auto defaults = parse_config("", "test.toml").value();
   EXPECT_FALSE(defaults.use_rspamd);  // the built-in checks unless rspamd is named
+  EXPECT_EQ(defaults.admin_public_url, "");
+  EXPECT_EQ(parse_config("[admin]\npublic_url = \"https://gw.example.com/\"\n", "test.toml")
+                .value()
+                .admin_public_url,
+            "https://gw.example.com/");
   EXPECT_EQ(defaults.rspamd.on_failure, gateway::RspamdFailure::defer);
   EXPECT_FALSE(parse_config("[scoring]\nrspamd = \"\"\n", "test.toml").value().use_rspamd);
   EXPECT_EQ(c.maintenance.relay.port, 2526);

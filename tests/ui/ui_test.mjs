@@ -89,6 +89,8 @@ const mta = spawn("python3", [path.join(here, "..", "integration", "fake_mta.py"
   "--spool", path.join(dir, "spool")], { stdio: ["ignore", "pipe", "inherit"] });
 const mtaPort = await announced(mta, "stdout", /listening on (\d+)/, "fake_mta.py");
 cli("domain", "add", "catchall.example", "--company", "acme", "--destination", `127.0.0.1:${mtaPort}`);
+// The same server takes the password links serve mails ([reports] relay).
+fs.appendFileSync(config, `[reports]\nrelay = "127.0.0.1:${mtaPort}"\n`);
 // A domain whose mail server is down (nothing listens on port 1), and an operator.
 cli("domain", "add", "down.example", "--company", "acme", "--destination", "127.0.0.1:1");
 cliIn(PASSWORD + "\n", "operator", "add", "ops@example.net");
@@ -116,6 +118,20 @@ const logIn = async (page, email, password, heading) => {
   await page.fill("input[name=password]", password);
   await page.click("button:has-text('Log in')");
   await page.waitForSelector(`h1:has-text('${heading}')`);
+};
+// The password link in the newest of the `after`+1 mails the relay got for address, within 10 s.
+const mailedLink = async (address, after = 0) => {
+  const spool = path.join(dir, "spool");
+  for (let i = 0; i < 200; i++) {
+    const mails = (fs.existsSync(spool) ? fs.readdirSync(spool) : []).filter((f) => f.endsWith(".json")).sort()
+      .filter((f) => JSON.parse(fs.readFileSync(path.join(spool, f), "utf8")).to.includes(address));
+    if (mails.length > after) {
+      const text = fs.readFileSync(path.join(spool, mails[after].replace(/json$/, "eml")), "utf8");
+      return text.match(/^(http:\/\/127\.0\.0\.1:\d+\/#\/reset\/[\w-]+)\r$/m)[1];
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("no mail to " + address);
 };
 // A new page at 1280 px, logged in as email.
 const loggedIn = async (email, heading) => {
@@ -439,6 +455,47 @@ try {
       ["#nav", "#logout"].map((s) => document.querySelector(s).getBoundingClientRect().top));
     assert.ok(Math.abs(navTop - logoutTop) < 10, `Log out wraps: top ${logoutTop} vs nav ${navTop}`);
     await page.screenshot({ path: path.join(artifacts, "company-operator-1280.png"), fullPage: true });
+    await page.close();
+  });
+  await step("an invited administrator chooses a password, and sets a forgotten one again", async () => {
+    const admin = await loggedIn("admin@acme.example", "Users");
+    await admin.goto(base + "/#/company");
+    await admin.fill("input[aria-label='login email']", "desk@acme.example");
+    await admin.click("#add-login button");  // no password: an invitation
+    await admin.waitForSelector("#message:has-text('desk@acme.example was mailed a link')");
+    await admin.close();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const choose = async (link, password) => {
+      await page.goto(link);
+      await page.waitForSelector("h1:has-text('Choose a password')");
+      await page.fill("input[name=password]", password);
+      await page.fill("input[name=again]", password + "!");
+      await page.click("#reset button");
+      await page.waitForSelector("#reset-error:has-text('differ')");
+      await page.fill("input[name=again]", password);
+      await page.click("#reset button");
+      await page.waitForSelector("#message:has-text('password set')");
+      await page.waitForSelector("h1:has-text('Log in')");
+      assert.equal(new URL(page.url()).hash, "#/");  // the used link leaves the address bar
+    };
+    await choose(await mailedLink("desk@acme.example"), "the desk's first password");
+    await logIn(page, "desk@acme.example", "the desk's first password", "Users");
+    await page.click("#logout");
+    await page.waitForSelector("h1:has-text('Log in')");
+    await page.click("text=Forgot your password?");
+    await page.fill("#forgot-form input[name=email]", "desk@acme.example");
+    await page.click("#forgot-form button");
+    await page.waitForSelector("#forgot-answer:has-text('a link is on its way')");
+    await page.screenshot({ path: path.join(artifacts, "forgot-1280.png"), fullPage: true });
+    const link = await mailedLink("desk@acme.example", 1);
+    await choose(link, "the desk's second password");
+    await logIn(page, "desk@acme.example", "the desk's second password", "Users");
+    // Used once: the same link again says so.
+    await page.goto(link);
+    await page.fill("input[name=password]", "a third password here");
+    await page.fill("input[name=again]", "a third password here");
+    await page.click("#reset button");
+    await page.waitForSelector("#reset-error:has-text('unknown, used or expired')");
     await page.close();
   });
   await step("an end user sees its own account and aliases only", async () => {

@@ -76,7 +76,11 @@ async function login() {
   main().innerHTML = `<section><h1>Log in</h1><form id="login">
     <div class="row"><label>Email <input name="email" type="email" autocomplete="username" required></label></div>
     <div class="row"><label>Password <input name="password" type="password" autocomplete="current-password" required></label></div>
-    <button>Log in</button> <span class="error" id="login-error"></span></form></section>`;
+    <button>Log in</button> <span class="error" id="login-error"></span></form>
+    <p><a href="#" id="forgot">Forgot your password?</a></p>
+    <form id="forgot-form" hidden><p>We mail a link that sets a new password to your login's address.</p>
+      <div class="row"><label>Email <input name="email" type="email" autocomplete="username" required></label>
+      <button>Mail me a link</button></div><span id="forgot-answer"></span></form></section>`;
   $("#login").onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
@@ -87,6 +91,43 @@ async function login() {
     } catch (e) {
       $("#login-error").textContent = e.message;
     }
+  };
+  $("#forgot").onclick = (ev) => {
+    ev.preventDefault();
+    $("#forgot-form").hidden = false;
+    $("#forgot-form input").value = $("#login input[name=email]").value;
+  };
+  $("#forgot-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const answer = $("#forgot-answer");
+    try {
+      answer.className = "ok";
+      answer.textContent = (await api("POST", "/password/forgot", Object.fromEntries(new FormData(ev.target)))).message;
+    } catch (e) {
+      answer.className = "error";
+      answer.textContent = e.message;
+    }
+  };
+}
+
+// #/reset/TOKEN, the mailed link: a new password, then the login form.
+function resetView(token) {
+  main().innerHTML = `<section><h1>Choose a password</h1><form id="reset">
+    <div class="row"><label>New password <input name="password" type="password" autocomplete="new-password"
+      placeholder="10+ characters" required></label></div>
+    <div class="row"><label>Again <input name="again" type="password" autocomplete="new-password" required></label></div>
+    <button>Set password</button> <span class="error" id="reset-error"></span></form></section>`;
+  $("#reset").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    if (f.get("password") !== f.get("again")) { $("#reset-error").textContent = "the two passwords differ"; return; }
+    try {
+      await api("POST", "/password/reset", { token, password: f.get("password") });
+      history.replaceState(null, "", "#/");  // the link is used up: not kept in the address bar
+      state.me = null;
+      await start();
+      say("password set: log in with it");
+    } catch (e) { $("#reset-error").textContent = e.message; }
   };
 }
 
@@ -448,8 +489,8 @@ async function companyView() {
       l.email === state.me.email ? "" : `<button class="secondary" data-unlogin="${esc(l.email)}">Remove</button>`]))}
     <form id="add-login" class="row"><input name="email" placeholder="email" aria-label="login email" required>
       <select name="role" aria-label="login role"><option>company_admin</option><option>end_user</option></select>
-      <input name="password" type="password" autocomplete="new-password" placeholder="first password (10+ characters)"
-        aria-label="first password" required><button>Add login</button></form></section>
+      <input name="password" type="password" autocomplete="new-password" placeholder="first password, or none: invite by mail"
+        aria-label="first password"><button>Add login</button></form></section>
     ${operator ? `<section><h2>Another company</h2><form id="add-company" class="row">
       <input name="name" placeholder="name" aria-label="new company" required><button>Add company</button></form></section>` : ""}`;
   $("#contacts").onsubmit = async (ev) => {
@@ -459,8 +500,13 @@ async function companyView() {
   };
   $("#add-login").onsubmit = async (ev) => {
     ev.preventDefault();
-    try { await api("POST", co() + "/logins", Object.fromEntries(new FormData(ev.target))); say("login added"); companyView(); }
-    catch (e) { say(e.message, false); }
+    const body = Object.fromEntries(new FormData(ev.target));
+    if (!body.password) delete body.password;  // none: the login is invited by mail
+    try {
+      const added = await api("POST", co() + "/logins", body);
+      say(added.invited ? `login added: ${added.email} was mailed a link to choose a password` : "login added");
+      companyView();
+    } catch (e) { say(e.message, false); }
   };
   main().querySelectorAll("[data-unlogin]").forEach((b) => (b.onclick = async () => {
     try { await api("DELETE", co() + "/logins/" + encodeURIComponent(b.dataset.unlogin)); say("login removed"); companyView(); }
@@ -597,6 +643,8 @@ const views = { users: usersView, discovery: discoveryView, invalid: invalidView
   company: companyView, password: passwordView };
 
 async function route() {
+  const reset = location.hash.match(/^#\/reset\/([\w-]+)$/);
+  if (reset) return resetView(reset[1]);
   if (!state.me) return login();
   if (state.me.role === "end_user") return accountView().catch((e) => say(e.message, false));
   const name = (location.hash.replace("#/", "") || "users");
