@@ -11,8 +11,8 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DMAILROSTER_FUZZ=ON
 fi
-cmake --build "$BUILD" -j "$(nproc)" --target smtp_command_fuzzer address_fuzzer csv_fuzzer ldap_entry_fuzzer
-for f in smtp_command_fuzzer address_fuzzer csv_fuzzer ldap_entry_fuzzer; do
+cmake --build "$BUILD" -j "$(nproc)" --target smtp_command_fuzzer address_fuzzer csv_fuzzer ldap_entry_fuzzer score_fuzzer
+for f in smtp_command_fuzzer address_fuzzer csv_fuzzer ldap_entry_fuzzer score_fuzzer; do
   mkdir -p "$BUILD/corpus/$f"
   echo "== $f"
   # New inputs go to the first directory; the committed seeds (fuzz/seeds/) are read too.

@@ -1,175 +1,109 @@
+// The scorers: the built-in checks, and rspamd's HTTP protocol (POST /checkv2) with Beast, on
+// the SMTP I/O thread.
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
 #include "gateway/scorer.hpp"
-
-#include <algorithm>
-#include <cstdio>
-#include <nlohmann/json.hpp>
-
-#include "core/address.hpp"
 
 namespace mailroster::gateway {
 
-namespace {
-// The Generic Test for Unsolicited Bulk Email (https://spamassassin.apache.org/gtube/).
-constexpr std::string_view kGtube =
-    "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
-}  // namespace
-
-Score builtin_score(std::string_view message, double threshold) {
-  Score s;
-  auto add = [&](double points, const char* reason) {
-    s.value += points;
-    s.reasons.emplace_back(reason);
-  };
-  if (message.find(kGtube) != std::string_view::npos) add(1000, "GTUBE");
-
-  // The header section ends at the first empty line (RFC 5322 2.1).
-  const auto end = message.find("\r\n\r\n");
-  if (end == std::string_view::npos) add(2, "NO_HEADER_BODY_SEPARATOR");
-  const auto headers = message.substr(0, end == std::string_view::npos ? message.size() : end + 2);
-  int from = 0, date = 0, message_id = 0;
-  std::size_t pos = 0;
-  while (pos < headers.size()) {
-    auto eol = headers.find("\r\n", pos);
-    if (eol == std::string_view::npos) eol = headers.size();
-    const auto line = headers.substr(pos, eol - pos);
-    pos = eol + 2;
-    if (line.empty() || line.front() == ' ' || line.front() == '\t') continue;  // folded
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    const auto name = core::ascii_lower(line.substr(0, colon));
-    from += name == "from";
-    date += name == "date";
-    message_id += name == "message-id";
-  }
-  if (from == 0) add(3, "MISSING_FROM");
-  if (from > 1) add(3, "MULTIPLE_FROM");
-  if (date == 0) add(1, "MISSING_DATE");
-  if (message_id == 0) add(1, "MISSING_MESSAGE_ID");
-  s.threshold = threshold;
-  s.verdict = s.value >= threshold ? Verdict::spam : Verdict::clean;
-  return s;
-}
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
 
 boost::asio::awaitable<Score> BuiltinScorer::score(const Envelope&, std::string_view message) {
   co_return builtin_score(message, threshold_);
 }
 
-std::string_view to_string(Verdict v) {
-  switch (v) {
-    case Verdict::clean:
-      return "clean";
-    case Verdict::marked:
-      return "marked";
-    case Verdict::deferred:
-      return "deferred";
-    case Verdict::spam:
-      return "spam";
+struct RspamdScorer::Impl {
+  RspamdSettings settings;
+  admin::Metrics& metrics;
+
+  // Throws on anything but a readable answer.
+  asio::awaitable<Score> ask(const Envelope& envelope, std::string_view message) {
+    const auto executor = co_await asio::this_coro::executor;
+    asio::ip::tcp::resolver resolver(executor);
+    beast::tcp_stream stream(executor);
+    stream.expires_after(settings.timeout);
+    const auto& server = settings.server;
+    co_await stream.async_connect(
+        co_await resolver.async_resolve(server.host, std::to_string(server.port),
+                                        asio::use_awaitable),
+        asio::use_awaitable);
+
+    // The message is sent from where it lies (a span body), not copied.
+    http::request<http::span_body<const char>> request{http::verb::post, "/checkv2", 11};
+    request.set(http::field::host, server.str());
+    request.set(http::field::connection, "close");
+    request.set("IP", envelope.client_ip);
+    if (!envelope.helo.empty()) request.set("Helo", envelope.helo);
+    request.set("From", envelope.mail_from.empty() ? "<>" : envelope.mail_from);
+    for (const auto& rcpt : envelope.recipients) request.insert("Rcpt", rcpt);
+    request.set("Queue-Id", envelope.queue_id);
+    request.body() = {message.data(), message.size()};
+    request.prepare_payload();
+    co_await http::async_write(stream, request, asio::use_awaitable);
+
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(1 << 20);
+    co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
+    const auto& response = parser.get();
+    beast::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    if (response.result() != http::status::ok) {
+      throw core::Failure(core::ErrorCode::unavailable,
+                          "rspamd answered HTTP " + std::to_string(response.result_int()));
+    }
+    co_return rspamd_score(response.body()).value();
   }
-  return "?";
+};
+
+RspamdScorer::RspamdScorer(RspamdSettings settings, admin::Metrics& metrics)
+    : impl_(new Impl{std::move(settings), metrics}) {
+  metrics.describe("mailroster_rspamd_failures_total",
+                   "Messages rspamd could not be asked about (connection, timeout, bad answer)",
+                   "counter");
+  metrics.describe("mailroster_scored_messages_total", "Messages scored, by verdict", "counter");
 }
 
-namespace {
+RspamdScorer::~RspamdScorer() = default;
 
-// The filter's words go into an SMTP reply: printable ASCII on one line, and not too long.
-std::string reply_safe(std::string_view text) {
-  std::string out;
-  for (const char c : text.substr(0, 200)) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
-  return out;
-}
-
-std::string reasons_list(const Score& score, std::string_view separator) {
-  std::string out;
-  for (const auto& r : score.reasons) out += (out.empty() ? "" : std::string(separator)) + r;
-  return out;
-}
-
-}  // namespace
-
-std::optional<smtp::Reply> refusal(const Score& score) {
-  switch (score.verdict) {
-    case Verdict::clean:
-    case Verdict::marked:
-      return std::nullopt;
-    case Verdict::deferred:
-      // A scorer that could not be asked is a local problem (4.3.0); a filter's deferral is a
-      // policy (4.7.1).
-      return smtp::Reply{451, std::string(score.unavailable ? "4.3.0 " : "4.7.1 ") +
-                                  (score.reply_text.empty()
-                                       ? "message deferred by the content filter; try again later"
-                                       : score.reply_text)};
-    case Verdict::spam:
-      break;
+asio::awaitable<Score> RspamdScorer::score(const Envelope& envelope, std::string_view message) {
+  auto& I = *impl_;
+  std::string failure;
+  try {
+    auto s = co_await I.ask(envelope, message);
+    I.metrics.add("mailroster_scored_messages_total",
+                  "verdict=\"" + std::string(to_string(s.verdict)) + "\"");
+    co_return s;
+  } catch (const std::exception& e) {
+    failure = e.what();
   }
-  std::string text = "5.7.1 message content rejected as spam";
-  if (!score.reply_text.empty()) {
-    text += ": " + reply_safe(score.reply_text);
-  } else if (!score.reasons.empty()) {
-    text += " (" + reasons_list(score, ",") + ")";
-  }
-  return smtp::Reply{550, text};
-}
-
-std::string marking_headers(const Score& score) {
-  if (score.verdict != Verdict::marked) return {};
-  char figures[64];
-  std::snprintf(figures, sizeof figures, "%.2f / %.2f", score.value, score.threshold);
-  std::string out = "X-Spam: Yes\r\nX-Spam-Score: " + std::string(figures);
-  // One reason per folded line (RFC 5322 2.2.3), so no line grows past 78 characters.
-  for (std::size_t i = 0; i < score.reasons.size(); ++i) {
-    out += (i == 0 ? " (" : ",\r\n\t") + score.reasons[i];
-  }
-  if (!score.reasons.empty()) out += ")";
-  return out + "\r\n";
-}
-
-core::Result<Score> rspamd_score(std::string_view response_body) {
-  const auto bad = [](std::string what) {
-    return core::Error{core::ErrorCode::unavailable, "rspamd answered " + what};
-  };
-  const auto json = nlohmann::json::parse(response_body, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object()) return bad("something that is not a JSON object");
-  const auto action = json.find("action");
-  const auto value = json.find("score");
-  if (action == json.end() || !action->is_string()) return bad("no action");
-  if (value == json.end() || !value->is_number()) return bad("no score");
+  I.metrics.add("mailroster_rspamd_failures_total");
+  const bool fallback = I.settings.on_failure == RspamdFailure::builtin;
+  spdlog::warn("scoring {}: rspamd at {} could not be asked: {}; {}", envelope.queue_id,
+               I.settings.server.str(), failure,
+               fallback ? "using the built-in checks" : "deferring the message (451)");
   Score s;
-  s.value = value->get<double>();
-  if (const auto required = json.find("required_score");
-      required != json.end() && required->is_number()) {
-    s.threshold = required->get<double>();
-  }
-  const auto name = action->get<std::string>();
-  if (name == "no action") {
-    s.verdict = Verdict::clean;
-  } else if (name == "add header" || name == "rewrite subject") {
-    s.verdict = Verdict::marked;
-  } else if (name == "greylist" || name == "soft reject") {
-    s.verdict = Verdict::deferred;
-  } else if (name == "reject") {
-    s.verdict = Verdict::spam;
+  if (fallback) {
+    s = builtin_score(message, I.settings.builtin_threshold);
   } else {
-    return bad("the unknown action '" + reply_safe(name) + "'");
+    s.verdict = Verdict::deferred;
+    s.unavailable = true;
+    s.reasons = {"RSPAMD_UNAVAILABLE"};
+    s.reply_text = "content filter unavailable; try again later";
   }
-  // Reasons: the symbols that added to the score, heaviest first, at most ten.
-  std::vector<std::pair<double, std::string>> symbols;
-  if (const auto all = json.find("symbols"); all != json.end() && all->is_object()) {
-    for (const auto& [symbol, detail] : all->items()) {
-      const auto weight = detail.is_object() ? detail.find("score") : detail.end();
-      const double w = weight != detail.end() && weight->is_number() ? weight->get<double>() : 0;
-      if (w > 0 || symbol == "GTUBE") symbols.emplace_back(w, reply_safe(symbol));
-    }
-  }
-  std::stable_sort(symbols.begin(), symbols.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (std::size_t i = 0; i < symbols.size() && i < 10; ++i) s.reasons.push_back(symbols[i].second);
-  // Its words for the client, when a rule gave some (messages.smtp_message).
-  if (const auto messages = json.find("messages");
-      messages != json.end() && messages->is_object()) {
-    if (const auto m = messages->find("smtp_message"); m != messages->end() && m->is_string()) {
-      s.reply_text = reply_safe(m->get<std::string>());
-    }
-  }
-  return s;
+  I.metrics.add("mailroster_scored_messages_total",
+                "verdict=\"" + std::string(to_string(s.verdict)) + "\"");
+  co_return s;
 }
 
 }  // namespace mailroster::gateway

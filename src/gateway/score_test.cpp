@@ -1,4 +1,4 @@
-#include "gateway/scorer.hpp"
+#include "gateway/score.hpp"
 
 #include <gtest/gtest.h>
 

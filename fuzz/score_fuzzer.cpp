@@ -1,0 +1,49 @@
+// libFuzzer target: what scoring makes of a message (the built-in checks) and of an answer
+// from rspamd. Whatever either says, the reply to the SMTP client stays one line of printable
+// ASCII with the right code, and a marked message's headers are well-formed header lines.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "gateway/score.hpp"
+
+namespace {
+
+using namespace mailroster::gateway;
+
+void check(const Score& score) {
+  if (const auto r = refusal(score)) {
+    const bool want = score.verdict == Verdict::spam ? r->code == 550 : r->code == 451;
+    if (!want || r->text.empty()) __builtin_trap();
+    for (const unsigned char c : r->text) {
+      if (c < 0x20 || c >= 0x7f) __builtin_trap();  // no CR/LF: nothing smuggled after it
+    }
+  } else if (score.verdict == Verdict::spam || score.verdict == Verdict::deferred) {
+    __builtin_trap();
+  }
+  const auto headers = marking_headers(score);
+  if (score.verdict != Verdict::marked) {
+    if (!headers.empty()) __builtin_trap();
+    return;
+  }
+  // Header lines: CRLF-terminated, continuations start with a tab, no bare CR or LF.
+  std::string_view rest(headers);
+  if (rest.substr(0, 11) != "X-Spam: Yes") __builtin_trap();
+  while (!rest.empty()) {
+    const auto eol = rest.find("\r\n");
+    if (eol == std::string_view::npos) __builtin_trap();
+    const auto line = rest.substr(0, eol);
+    if (line.find_first_of("\r\n") != std::string_view::npos || line.size() > 998) __builtin_trap();
+    rest.remove_prefix(eol + 2);
+    if (!rest.empty() && rest.front() != '\t' && rest.substr(0, 7) != "X-Spam-") __builtin_trap();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  check(builtin_score(text, 5));
+  if (const auto answer = rspamd_score(text)) check(*answer);
+  return 0;
+}
