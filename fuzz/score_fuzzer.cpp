@@ -1,6 +1,7 @@
 // libFuzzer target: what scoring makes of a message (the built-in checks) and of an answer
 // from rspamd. Whatever either says, the reply to the SMTP client stays one line of printable
-// ASCII with the right code, and a marked message's headers are well-formed header lines.
+// ASCII with the right code, a marked message's headers are well-formed header lines, and a
+// rewritten Subject adds no line break of its own.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -39,11 +40,25 @@ void check(const Score& score) {
   }
 }
 
+// Bare line feeds (not after a CR): a rewritten Subject must not add any (the field it
+// replaces may take some away).
+std::size_t bare_lf(std::string_view text) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < text.size(); ++i)
+    n += text[i] == '\n' && (i == 0 || text[i - 1] != '\r');
+  return n;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   check(builtin_score(text, 5));
   if (const auto answer = rspamd_score(text)) check(*answer);
+  // The input as both the message and the new subject.
+  const auto rewritten = rewrite_subject(text, text);
+  if (bare_lf(rewritten) > bare_lf(text) || rewritten.find("Subject: ") == std::string::npos) {
+    __builtin_trap();
+  }
   return 0;
 }

@@ -275,7 +275,12 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
         r = std::move(*refused);
         if (score.verdict == Verdict::spam) result = "spam";
       } else {
-        r = co_await I.relay_message(session, tx, recipients, message, marking_headers(score));
+        // rspamd's "rewrite subject": relayed with the Subject it gave.
+        std::string rewritten;
+        if (!score.subject.empty()) rewritten = rewrite_subject(message, score.subject);
+        r = co_await I.relay_message(session, tx, recipients,
+                                     rewritten.empty() ? message : rewritten,
+                                     marking_headers(score));
         // Only a clean message counts toward discovery; a marked one was delivered all the same.
         if (r.positive() && score.clean()) I.record_clean_delivery(recipients);
       }

@@ -118,6 +118,57 @@ std::string marking_headers(const Score& score) {
   return out + "\r\n";
 }
 
+std::string rewrite_subject(std::string_view message, std::string_view subject) {
+  // One line: anything but printable ASCII becomes a space, so nothing starts a new field.
+  std::string words;
+  for (const char c : subject) words += (c >= 0x20 && c < 0x7f) ? c : ' ';
+  // Its words separated as they were; a line that would pass 78 characters is folded before a
+  // word (CRLF, then the space that separated it: unfolding gives the subject back).
+  std::string field = "Subject:";
+  std::size_t line = field.size();
+  bool word_on_line = false;
+  std::size_t pos = 0;
+  while (true) {
+    const auto space = words.find(' ', pos);
+    const auto word = std::string_view(words).substr(pos, space - pos);
+    if (word_on_line && !word.empty() && line + 1 + word.size() > 78) {
+      field += "\r\n";
+      line = 0;
+    }
+    field += ' ';
+    field += word;
+    line += 1 + word.size();
+    word_on_line = word_on_line || !word.empty();
+    if (space == std::string::npos) break;
+    pos = space + 1;
+  }
+  field += "\r\n";
+
+  // The header section: up to the first empty line, or the whole message.
+  const auto blank = message.find("\r\n\r\n");
+  const auto header_end = blank == std::string_view::npos ? message.size() : blank + 2;
+  std::size_t at = 0;
+  while (at < header_end) {
+    auto eol = message.find("\r\n", at);
+    if (eol == std::string_view::npos || eol >= header_end) eol = header_end;
+    const auto text = message.substr(at, eol - at);
+    const auto colon = text.find(':');
+    auto name = colon == std::string_view::npos ? std::string_view() : text.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+    if (!name.empty() && core::ascii_lower(name) == "subject") {
+      // The field ends where a line no longer starts with white space.
+      auto end = std::min(eol + 2, header_end);
+      while (end < header_end && (message[end] == ' ' || message[end] == '\t')) {
+        const auto next = message.find("\r\n", end);
+        end = next == std::string_view::npos || next >= header_end ? header_end : next + 2;
+      }
+      return std::string(message.substr(0, at)) + field + std::string(message.substr(end));
+    }
+    at = eol + 2;
+  }
+  return field + std::string(message);
+}
+
 core::Result<Score> rspamd_score(std::string_view response_body) {
   const auto bad = [](std::string what) {
     return core::Error{core::ErrorCode::unavailable, "rspamd answered " + what};
@@ -158,6 +209,10 @@ core::Result<Score> rspamd_score(std::string_view response_body) {
   std::stable_sort(symbols.begin(), symbols.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
   for (std::size_t i = 0; i < symbols.size() && i < 10; ++i) s.reasons.push_back(symbols[i].second);
+  if (const auto subject = json.find("subject");
+      s.verdict == Verdict::marked && subject != json.end() && subject->is_string()) {
+    s.subject = subject->get<std::string>();
+  }
   // Its words for the client, when a rule gave some (messages.smtp_message).
   if (const auto messages = json.find("messages");
       messages != json.end() && messages->is_object()) {

@@ -4,8 +4,8 @@
 //
 // A score's verdict decides the answer to the client (one place for both gateways: refusal()):
 //   clean     relayed; counts toward discovery (SPEC: below the spam threshold)
-//   marked    relayed with X-Spam headers (rspamd's "add header" / "rewrite subject"); does not
-//             count toward discovery
+//   marked    relayed with X-Spam headers (rspamd's "add header" / "rewrite subject", then with
+//             the Subject rspamd gave); does not count toward discovery
 //   deferred  451 4.7.1 (rspamd's "soft reject" / "greylist"), or 451 4.3.0 when rspamd could not
 //             be asked and [scoring] rspamd_failure = "defer": the client retries, nothing lost
 //   spam      550 5.7.1, relayed nowhere
@@ -30,7 +30,8 @@ struct Score {
   Verdict verdict = Verdict::clean;
   std::vector<std::string> reasons;  // "GTUBE", "MISSING_FROM", rspamd's symbols by weight
   std::string reply_text;            // the filter's own words for the client ("" = ours)
-  bool unavailable = false;          // deferred because the scorer could not be asked
+  std::string subject;       // marked: the Subject the message is relayed with ("" = its own)
+  bool unavailable = false;  // deferred because the scorer could not be asked
 
   bool clean() const { return verdict == Verdict::clean; }
 };
@@ -43,12 +44,19 @@ std::optional<smtp::Reply> refusal(const Score& score);
 // with the reasons, folded. Empty for any other verdict.
 std::string marking_headers(const Score& score);
 
+// The message with its Subject field (the first one, with its folded lines) replaced by
+// `Subject: subject`, or that field added when it has none; only the header section is looked
+// at. The subject is made one line of printable ASCII (rspamd encodes others, RFC 2047) and
+// folded at its spaces to keep lines short (RFC 5322 2.1.1).
+std::string rewrite_subject(std::string_view message, std::string_view subject);
+
 // The built-in rules, pure: GTUBE (1000), no From (3), several From (3), no Date (1),
 // no Message-ID (1), no header/body separator (2). Spam at or above threshold, else clean.
 Score builtin_score(std::string_view message, double threshold);
 
 // rspamd's answer to POST /checkv2 (JSON: action, score, required_score, symbols, messages)
-// as a score. Actions: "no action" clean; "add header", "rewrite subject" marked; "greylist",
+// as a score. Actions: "no action" clean; "add header", "rewrite subject" (with its new
+// "subject") marked; "greylist",
 // "soft reject" deferred; "reject" spam. Anything else, or a body that is not such JSON, is an
 // error (the server could not be asked).
 core::Result<Score> rspamd_score(std::string_view response_body);

@@ -106,6 +106,56 @@ TEST(RspamdScore, ActionsMapToVerdicts) {
   EXPECT_EQ(refusal(*gtube)->text, "5.7.1 message content rejected as spam: Gtube pattern");
 }
 
+TEST(RspamdScore, RewriteSubjectCarriesTheNewSubject) {
+  // As rspamd 3.4 answers with `subject = "*** SPAM *** %s"` (it encodes, RFC 2047).
+  const auto s = rspamd_score(
+      R"({"score":7.0,"required_score":15.0,"action":"rewrite subject",)"
+      R"("subject":"=?UTF-8?Q?=2A=2A=2A_SPAM_=2A=2A=2A_Hello_J=C3=BC?= =?UTF-8?Q?rgen?="})");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->verdict, Verdict::marked);
+  EXPECT_EQ(s->subject, "=?UTF-8?Q?=2A=2A=2A_SPAM_=2A=2A=2A_Hello_J=C3=BC?= =?UTF-8?Q?rgen?=");
+  // Only a marked message is rewritten.
+  EXPECT_EQ(rspamd_score(R"({"score":1,"action":"no action","subject":"x"})")->subject, "");
+}
+
+TEST(RewriteSubject, ReplacesTheFieldWithItsFoldedLines) {
+  const std::string body = "\r\nSubject: in the body stays\r\n";
+  EXPECT_EQ(rewrite_subject(
+                "From: a@x.example\r\nsubject : old\r\n  folded old\r\nTo: b@x.example\r\n" + body,
+                "*** SPAM *** old"),
+            "From: a@x.example\r\nSubject: *** SPAM *** old\r\nTo: b@x.example\r\n" + body);
+  // Only the first Subject field; the last field of the header section too.
+  EXPECT_EQ(rewrite_subject("Subject: a\r\nSubject: b\r\n\r\nx", "new"),
+            "Subject: new\r\nSubject: b\r\n\r\nx");
+  EXPECT_EQ(rewrite_subject("From: a@x.example\r\nSubject: a\r\n\r\nx", "new"),
+            "From: a@x.example\r\nSubject: new\r\n\r\nx");
+  // None: one is added; a message of headers only.
+  EXPECT_EQ(rewrite_subject("From: a@x.example\r\n\r\nSubject: body\r\n", "new"),
+            "Subject: new\r\nFrom: a@x.example\r\n\r\nSubject: body\r\n");
+  EXPECT_EQ(rewrite_subject("From: a@x.example\r\nSubject: a", "new"),
+            "From: a@x.example\r\nSubject: new\r\n");
+}
+
+TEST(RewriteSubject, TheNewSubjectIsOneFieldOfShortLines) {
+  // A line break in it cannot start a field of its own.
+  EXPECT_EQ(rewrite_subject("Subject: a\r\n\r\n", "x\r\nBcc: victim@example.org"),
+            "Subject: x  Bcc: victim@example.org\r\n\r\n");
+  // Long ones are folded before a word (at 78), and unfold to the same words.
+  const std::string words =
+      "=?UTF-8?Q?=2A=2A=2A_SPAM_=2A=2A=2A_Hello_J=C3=BC?= =?UTF-8?Q?rgen_and_a_long_tail_of?= "
+      "=?UTF-8?Q?more_words_here?=";
+  const auto out = rewrite_subject("Subject: a\r\n\r\n", words);
+  EXPECT_EQ(out,
+            "Subject: =?UTF-8?Q?=2A=2A=2A_SPAM_=2A=2A=2A_Hello_J=C3=BC?=\r\n"
+            " =?UTF-8?Q?rgen_and_a_long_tail_of?= =?UTF-8?Q?more_words_here?=\r\n\r\n");
+  std::string unfolded = out.substr(9, out.size() - 13);
+  for (auto at = unfolded.find("\r\n"); at != std::string::npos; at = unfolded.find("\r\n")) {
+    unfolded.erase(at, 2);
+  }
+  EXPECT_EQ(unfolded, words);
+  EXPECT_EQ(rewrite_subject("\r\n", ""), "Subject: \r\n\r\n");
+}
+
 TEST(RspamdScore, WhatCannotBeReadIsAnError) {
   for (const auto* body : {"", "not json", "[]", R"({"score":1})", R"({"action":"no action"})",
                            R"({"score":"1","action":"no action"})",

@@ -128,6 +128,16 @@ class ScoredByRspamd(Rspamd):
         self.assertIn("X-Spam-Score: 7.00 / 15.00 (MR_TEST_SUSPICIOUS)", headers)
         self.assertEqual(self.counted("dave@acme.example"), 0)
 
+    def test_rewrite_subject_is_relayed_with_rspamds_subject(self):
+        code, text, got = self.send("erin@acme.example", message("erin@acme.example", "rewrite"))
+        self.assertEqual(code, 250, text)
+        headers = got.split("\r\n\r\n", 1)[0]
+        self.assertIn("\r\nSubject: *** SPAM *** scored\r\n", headers)
+        self.assertEqual(headers.count("Subject:"), 1)
+        self.assertIn("X-Spam-Score: 11.00 / 15.00 (MR_TEST_REWRITE)", headers)
+        self.assertEqual(got.split("\r\n\r\n", 1)[1], "Hello there.\r\n")
+        self.assertEqual(self.counted("erin@acme.example"), 0)
+
     def test_rspamd_sees_the_smtp_envelope(self):
         # Two recipients, the client's HELO and address: the envelope rule fires only when
         # rspamd got them all from mailroster (and marks the message so that it shows).

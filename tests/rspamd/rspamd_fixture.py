@@ -6,7 +6,7 @@
 
 DIR gets a configuration of its own (never /etc/rspamd's, which would load modules that ask
 DNS blocklists and rspamd.com's fuzzy servers): one normal worker on 127.0.0.1:P, DNS pointed
-at a closed loopback port, the actions reject 15 / add header 6, and the rules in
+at a closed loopback port, the actions reject 15 / rewrite subject 10 / add header 6, and the rules in
 test_rules.lua, which decide by the X-Test-Verdict header. GTUBE is rspamd's own.
 """
 import json
@@ -32,7 +32,7 @@ options {{
   tempdir = "{dir}";
 }}
 logging {{ type = "file"; filename = "{dir}/rspamd.log"; level = "notice"; }}
-actions {{ reject = 15; add_header = 6; }}
+actions {{ reject = 15; rewrite_subject = 10; add_header = 6; subject = "*** SPAM *** %s"; }}
 lua = "{rules}";
 worker "normal" {{ bind_socket = "127.0.0.1:{port}"; count = 1; }}
 """

@@ -11,6 +11,12 @@ rspamd_config:register_symbol{
   callback = function(task) return verdict(task) == 'suspicious' end,
 }
 
+-- 11 points: above "rewrite subject" (10).
+rspamd_config:register_symbol{
+  name = 'MR_TEST_REWRITE', score = 11.0,
+  callback = function(task) return verdict(task) == 'rewrite' end,
+}
+
 -- 20 points: rejected by score (GTUBE is rejected by rspamd itself).
 rspamd_config:register_symbol{
   name = 'MR_TEST_SPAM', score = 20.0,
