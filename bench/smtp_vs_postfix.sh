@@ -11,7 +11,9 @@
 # system Postfix instance is never touched. Needs root (Postfix's master runs as root).
 #
 # Usage: bench/smtp_vs_postfix.sh [build/mailroster]   (MSGS, SESSIONS, SIZE in the env;
-#        DATABASE=postgres: mailroster on a PostgreSQL server of its own, tests/postgres/)
+#        DATABASE=postgres: mailroster on a PostgreSQL server of its own, tests/postgres/;
+#        SCORING=rspamd: both scan every message with one private rspamd (tests/rspamd/):
+#        mailroster over rspamd's HTTP protocol, Postfix through its proxy worker as a milter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/mailroster}")
@@ -26,6 +28,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -f "$WORK/postfix/etc/main.cf" ]; then postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 || true; fi
   if [ -f "$WORK/pg.json" ]; then python3 tests/postgres/pg_fixture.py stop "$WORK/pg.json" || true; fi
+  if [ -d "$WORK/rspamd" ]; then python3 tests/rspamd/rspamd_fixture.py stop "$WORK/rspamd" || true; fi
   sleep 0.5
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
@@ -40,6 +43,18 @@ SINK=$(free_port)
 smtp-sink -u postfix 127.0.0.1:"$SINK" 1024 2>"$WORK/sink.log" &
 PIDS+=($!)
 wait_port "$SINK"
+
+SCORING_TOML=""
+PF_MILTER=()
+if [ "${SCORING:-builtin}" = rspamd ]; then
+  python3 tests/rspamd/rspamd_fixture.py start "$WORK/rspamd" --milter >"$WORK/rspamd.json"
+  RS_PORT=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['port'])" "$WORK/rspamd.json")
+  RS_MILTER=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['milter_port'])" "$WORK/rspamd.json")
+  wait_port "$RS_MILTER"
+  SCORING_TOML=$'[scoring]\nrspamd = "127.0.0.1:'"$RS_PORT"'"'
+  PF_MILTER=("smtpd_milters = inet:127.0.0.1:$RS_MILTER" "milter_default_action = tempfail"
+    "milter_protocol = 6")
+fi
 
 # ---- mailroster -------------------------------------------------------------------------
 MR_SMTP=$(free_port)
@@ -70,6 +85,7 @@ hostname = "mailroster.bench"
 max_connections_per_client = 20000
 [log]
 level = "warn"
+$SCORING_TOML
 TOML
 "$BIN" --config "$WORK/mailroster.toml" serve 2>"$WORK/mailroster.log" &
 PIDS+=($!)
@@ -107,7 +123,8 @@ postconf -c "$PF/etc" -e \
   "smtpd_client_connection_count_limit = 0" \
   "smtpd_client_message_rate_limit = 0" \
   "smtpd_client_recipient_rate_limit = 0" \
-  "smtpd_client_connection_rate_limit = 0"
+  "smtpd_client_connection_rate_limit = 0" \
+  "${PF_MILTER[@]}"
 postfix -c "$PF/etc" check >/dev/null 2>&1 || true
 # start-fg: the daemonizing `postfix start` fails in this sandbox; the foreground master works.
 postfix -c "$PF/etc" start-fg >"$WORK/postfix-start.log" 2>&1 &
@@ -133,7 +150,7 @@ for _ in 1 2 3 4 5 6; do
   sleep 1
 done
 
-echo "mailroster smtp benchmark: $MSGS messages of $SIZE bytes, $SESSIONS parallel sessions, $(nproc) cores"
+echo "mailroster smtp benchmark: $MSGS messages of $SIZE bytes, $SESSIONS parallel sessions, $(nproc) cores, scoring: ${SCORING:-builtin}"
 printf '%-34s %12s %12s %8s\n' "case" "mailroster" "postfix" "ratio"
 MR_HIT=$(run "$MR_SMTP" "$MSGS")
 PF_HIT=$(run "$PF_SMTP" "$MSGS")

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """A real rspamd (Debian's 3.4) for the content-scoring tests, on a loopback port.
 
-    rspamd_fixture.py start DIR   -> prints JSON {"port": P, "pid": N}
+    rspamd_fixture.py start DIR [--milter]   -> prints JSON {"port": P, "pid": N, ...}
     rspamd_fixture.py stop DIR
 
 DIR gets a configuration of its own (never /etc/rspamd's, which would load modules that ask
 DNS blocklists and rspamd.com's fuzzy servers): one normal worker on 127.0.0.1:P, DNS pointed
 at a closed loopback port, the actions reject 15 / rewrite subject 10 / add header 6, and the rules in
 test_rules.lua, which decide by the X-Test-Verdict header. GTUBE is rspamd's own.
+With --milter (the benchmark's Postfix) also a proxy worker that speaks the milter protocol on
+127.0.0.1:"milter_port" and scans itself, as a Postfix + rspamd installation has it.
 """
 import json
 import os
@@ -37,6 +39,11 @@ lua = "{rules}";
 worker "normal" {{ bind_socket = "127.0.0.1:{port}"; count = 1; }}
 """
 
+MILTER = """
+worker "rspamd_proxy" {{ bind_socket = "127.0.0.1:{milter_port}"; count = 1; milter = yes;
+  timeout = 120s; upstream "local" {{ default = yes; self_scan = yes; }} }}
+"""
+
 
 def free_port():
     with socket.socket() as s:
@@ -44,13 +51,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(directory):
+def start(directory, milter=False):
     os.makedirs(directory, exist_ok=True)
     port = free_port()
+    milter_port = free_port() if milter else None
     config = os.path.join(directory, "rspamd.conf")
     with open(config, "w") as f:
         f.write(CONFIG.format(dir=directory, port=port,
                               rules=os.path.join(HERE, "test_rules.lua")))
+        if milter:
+            f.write(MILTER.format(milter_port=milter_port))
     # -i: the tests run as root, and rspamd refuses to run its workers as root otherwise.
     log = open(os.path.join(directory, "stdout.log"), "w")
     proc = subprocess.Popen([RSPAMD, "-f", "-i", "-c", config, "--var=DBDIR=" + directory],
@@ -68,6 +78,8 @@ def start(directory):
         proc.kill()
         raise RuntimeError("rspamd did not listen on %d" % port)
     server = {"port": port, "pid": proc.pid, "dir": directory}
+    if milter:
+        server["milter_port"] = milter_port
     with open(os.path.join(directory, "server.json"), "w") as f:
         json.dump(server, f)
     return server
@@ -98,10 +110,10 @@ def stop(directory):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop"):
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("start", "stop"):
         sys.exit(__doc__)
     if sys.argv[1] == "start":
-        print(json.dumps(start(os.path.abspath(sys.argv[2]))))
+        print(json.dumps(start(os.path.abspath(sys.argv[2]), "--milter" in sys.argv[3:])))
     else:
         stop(sys.argv[2])
         shutil.rmtree(sys.argv[2], ignore_errors=True)
