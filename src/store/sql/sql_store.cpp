@@ -1974,6 +1974,8 @@ void SqlStore::set_login_password(Id id, const std::string& password_hash, const
         .bind(2, id)
         .run();
     I.db.prepare("DELETE FROM sessions WHERE login_id = ?").bind(1, id).run();
+    // Links still out for the old password go with it: one set it, the others are stale.
+    I.db.prepare("DELETE FROM password_resets WHERE login_id = ?").bind(1, id).run();
     I.audit(l->company_id, actor, "login.password", l->email, "", "");
     tx.commit();
   });

@@ -942,6 +942,10 @@ TEST_P(StoreTest, PasswordLinksAreUsedOnceAndExpire) {
   EXPECT_FALSE(store.take_password_reset("hash-b", clock.now()));
   // Expired links were dropped on the way, so turning the clock back does not revive them.
   EXPECT_FALSE(store.take_password_reset("hash-c", clock.now() - std::chrono::hours(2)));
+  // A new password ends the links still out (asked twice, one used: the other is stale).
+  store.add_password_reset("hash-e", login.id, clock.now() + std::chrono::hours(1));
+  store.set_login_password(login.id, "y", actor);
+  EXPECT_FALSE(store.take_password_reset("hash-e", clock.now()));
   // A login's links go with it.
   store.add_password_reset("hash-d", login.id, clock.now() + std::chrono::hours(1));
   store.remove_login(login.id, actor);
