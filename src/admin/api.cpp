@@ -1160,12 +1160,14 @@ std::string password_link_message(const PasswordMail& mail, const std::string& t
   return m + "\r\n";
 }
 
+std::string password_link_url(std::string base, const std::string& token) {
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base.empty() ? "" : base + "/#/reset/" + token;
+}
+
 std::string Api::password_link(const std::string& token) const {
   if (!password_mail_.send || !password_mail_.base_url) return "";
-  auto base = password_mail_.base_url();
-  if (base.empty()) return "";
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base + "/#/reset/" + token;
+  return password_link_url(password_mail_.base_url(), token);
 }
 
 bool Api::mail_password_link(const store::Login& login, bool invitation) {

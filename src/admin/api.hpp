@@ -38,6 +38,9 @@ struct PasswordMail {
   std::chrono::seconds invitation_ttl{std::chrono::hours(24 * 7)};
 };
 
+// BASE/#/reset/TOKEN: the web UI's page that takes the link ("" when base is "").
+std::string password_link_url(std::string base, const std::string& token);
+
 // The mail that carries a password link, RFC 5322, text/plain UTF-8.
 std::string password_link_message(const PasswordMail& mail, const std::string& to,
                                   const std::string& link, bool invitation, core::TimePoint now);

@@ -17,6 +17,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "admin/api.hpp"
 #include "admin/auth.hpp"
 #include "admin/http_client.hpp"
 #include "app/config.hpp"
@@ -144,6 +145,7 @@ struct LoginArgs {
   std::string email;
   std::string role = "company_admin";
   std::string company;
+  bool invite = false;
 };
 
 struct MaintainArgs {
@@ -1280,6 +1282,41 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
 
 // A login's password: the first line of stdin.
 // The first line of stdin, as a password by the rule every login's follows.
+// Where password links point: the web UI as configured; throws when it is not known.
+std::string login_link_base(const Context& ctx) {
+  const auto base = ctx.config.admin_base_url(ctx.config.admin_listen.port);
+  if (base.empty()) {
+    throw Failure(ErrorCode::invalid_argument,
+                  "no link can be mailed: set [admin] public_url (where users reach the web UI)");
+  }
+  return base;
+}
+
+// Mails a password link for the login through [reports] relay, as serve does (an invitation:
+// 7 days, else 1 hour); throws when no link can be made or the relay does not take it.
+void mail_login_link(Context& ctx, const store::Login& login, bool invitation) {
+  admin::PasswordMail mail{.from = ctx.config.maintenance.from,
+                           .hostname = ctx.config.inbound.hostname};
+  const auto base = login_link_base(ctx);
+  admin::Auth auth(ctx.store(), ctx.clock());
+  const auto token =
+      auth.issue_password_link(login, invitation ? mail.invitation_ttl : mail.reset_ttl);
+  const auto message = admin::password_link_message(
+      mail, login.email, admin::password_link_url(base, token), invitation, ctx.clock().now());
+  boost::asio::io_context io;
+  smtp::ClientPool pool(io, ctx.config.relay);
+  lifecycle::DiscoveryService discovery(ctx.store(), ctx.clock());
+  reports::Maintenance relay(ctx.store(), discovery, pool, ctx.config.maintenance,
+                             io.get_executor());
+  const std::vector<std::string> to{login.email};
+  std::string error;
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> { error = co_await relay.submit(to, message); },
+      boost::asio::detached);
+  io.run();
+  if (!error.empty()) throw Failure(ErrorCode::unavailable, "link not mailed: " + error);
+}
+
 std::string password_from_stdin() {
   const auto line = first_line(std::cin);
   admin::check_password(line);
@@ -1304,25 +1341,35 @@ void login_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
 
   auto* login = app.add_subcommand("login", "Logins of company administrators and end users");
   login->require_subcommand(1);
-  auto* add = verb(
-      *login, "add",
-      "Add a login (password: first line of stdin). company_admin: --company; "
-      "end_user: the email is the user's address (end users only)",
-      action, [&ctx, &opt] {
-        const auto role = store::parse_login_role(opt.role);
-        if (!role || *role == store::LoginRole::operator_role) {
-          throw Failure(ErrorCode::invalid_argument, "role must be company_admin or end_user",
-                        "role");
-        }
-        const auto company = *role == store::LoginRole::company_admin
-                                 ? std::optional<core::Id>(ctx.company(opt.company).id)
-                                 : std::nullopt;
-        const auto l = ctx.store().add_login(
-            admin::company_login(ctx.store(), opt.email, *role, company, password_from_stdin()),
-            ctx.actor);
-        ctx.out << opt.role << " login " << l.email << " added\n";
-      });
+  auto* add =
+      verb(*login, "add",
+           "Add a login (password: first line of stdin). company_admin: --company; "
+           "end_user: the email is the user's address (end users only)",
+           action, [&ctx, &opt] {
+             const auto role = store::parse_login_role(opt.role);
+             if (!role || *role == store::LoginRole::operator_role) {
+               throw Failure(ErrorCode::invalid_argument, "role must be company_admin or end_user",
+                             "role");
+             }
+             const auto company = *role == store::LoginRole::company_admin
+                                      ? std::optional<core::Id>(ctx.company(opt.company).id)
+                                      : std::nullopt;
+             // Invited: a random first password, known to nobody; the mailed link replaces it.
+             if (opt.invite) login_link_base(ctx);  // no link possible: no login made either
+             const auto l = ctx.store().add_login(
+                 admin::company_login(ctx.store(), opt.email, *role, company,
+                                      opt.invite ? admin::random_token() : password_from_stdin()),
+                 ctx.actor);
+             ctx.out << opt.role << " login " << l.email << " added\n";
+             if (opt.invite) {
+               mail_login_link(ctx, l, true);
+               ctx.out << "invitation mailed to " << l.email << "\n";
+             }
+           });
   add->add_option("email", opt.email, "Login email")->required();
+  add->add_flag("--invite", opt.invite,
+                "No password on stdin: mail the login a link to choose one (7 days; through "
+                "[reports] relay, to [admin] public_url)");
   add->add_option("--role", opt.role, "company_admin or end_user")->capture_default_str();
   add->add_option("--company", opt.company, "The company (company_admin)");
   auto* password = verb(*login, "password", "Set a login's password (first line of stdin)", action,
@@ -1335,6 +1382,17 @@ void login_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
                           ctx.out << "password changed; sessions ended\n";
                         });
   password->add_option("email", opt.email, "Login email")->required();
+  auto* invite = verb(*login, "invite",
+                      "Mail a login a link that sets its password (7 days), as an invitation",
+                      action, [&ctx, &opt] {
+                        const auto l = ctx.store().find_login(opt.email);
+                        if (!l) {
+                          throw Failure(ErrorCode::not_found, "no login " + opt.email, "email");
+                        }
+                        mail_login_link(ctx, *l, true);
+                        ctx.out << "link mailed to " << l->email << "\n";
+                      });
+  invite->add_option("email", opt.email, "Login email")->required();
   auto* remove = verb(*login, "remove", "Remove a login (its sessions end)", action, [&ctx, &opt] {
     const auto l = ctx.store().find_login(opt.email);
     if (!l) throw Failure(ErrorCode::not_found, "no login " + opt.email, "email");

@@ -277,6 +277,15 @@ std::string where(std::string_view source, const toml::node& n) {
 
 }  // namespace
 
+std::string Config::admin_base_url(std::uint16_t port) const {
+  if (!admin_public_url.empty()) return admin_public_url;
+  const auto& host = admin_listen.host;
+  if (host.empty() || host == "0.0.0.0" || host == "::" || port == 0) return "";
+  return std::string(admin_tls_cert.empty() ? "http://" : "https://") +
+         (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
 smtp::ServerSettings Config::default_inbound() {
   smtp::ServerSettings s;
   s.name = "inbound";

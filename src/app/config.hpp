@@ -126,6 +126,9 @@ struct Config {
     if (!secret_key_file.empty()) return secret_key_file;
     return database_url.empty() ? database_path + ".key" : "mailroster.key";
   }
+  // Where users reach the web UI, for password links: public_url, else the admin listen
+  // address on `port` (the one bound), unless that is a wildcard or port 0; "" then.
+  std::string admin_base_url(std::uint16_t port) const;
   // --db: a SQLite file, or a PostgreSQL URL or connection string.
   void set_database(const std::string& database);
 

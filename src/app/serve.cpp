@@ -511,15 +511,7 @@ int serve(const Config& config, store::Store& store) {
       });
   // Password links (forgot password, invitations) go out through the reports' relay.
   api.set_password_mail(
-      {.base_url =
-           [&config, &http] {
-             if (!config.admin_public_url.empty()) return config.admin_public_url;
-             const auto& host = config.admin_listen.host;
-             if (host.empty() || host == "0.0.0.0" || host == "::") return std::string();
-             return std::string(config.admin_tls_cert.empty() ? "http://" : "https://") +
-                    (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                    std::to_string(http.port());
-           },
+      {.base_url = [&config, &http] { return config.admin_base_url(http.port()); },
        .send =
            [&io, &maintenance](const std::string& to, const std::string& message) {
              boost::asio::co_spawn(io, mail_password_link(maintenance, to, message),

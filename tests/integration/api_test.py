@@ -87,7 +87,7 @@ class Api(unittest.TestCase):
         cls.spool = os.path.join(cls.dir, "spool")
         cls.mta = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "fake_mta.py"),
                                     "--spool", cls.spool, "--catch-all"], stdout=subprocess.PIPE, text=True)
-        mta_port = int(cls.mta.stdout.readline().split()[-1])
+        mta_port = cls.mta_port = int(cls.mta.stdout.readline().split()[-1])
         config = os.path.join(cls.dir, "c.toml")
         with open(config, "w") as f:
             f.write(f'[database]\n{database_toml(db, cls.dir)}\n[admin]\nlisten = "127.0.0.1:0"\n'
@@ -219,6 +219,38 @@ class Api(unittest.TestCase):
         self.assertEqual((status, body["invited"]), (201, False))
         time.sleep(0.3)
         self.assertEqual(self.mails_to("third@acme.example"), [])
+
+    def test_the_cli_invites_by_mail_too(self):
+        def cli_with(config_lines, *args, relay=None):
+            config = os.path.join(self.dir, "cli.toml")
+            with open(config, "w") as f:
+                f.write(f'[database]\n{database_toml(self.db, self.dir)}\n'
+                        f'[reports]\nrelay = "127.0.0.1:{relay or self.mta_port}"\n{config_lines}')
+            return subprocess.run([BINARY, "--config", config, *args], text=True, capture_output=True)
+        email = "cli-invite@acme.example"
+        # The UI on every address and no public_url: no link can be made, and no login either.
+        r = cli_with('[admin]\nlisten = "0.0.0.0:8080"\n', "login", "add", email, "--company", "acme", "--invite")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("set [admin] public_url", r.stderr)
+        self.assertNotIn(email, cli(self.db, "login", "list"))
+        r = cli_with('[admin]\npublic_url = "https://gw.example.com/"\n',
+                     "login", "add", email, "--company", "acme", "--invite")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("invitation mailed to " + email, r.stdout)
+        mail = self.new_mail_to(email, 0)
+        self.assertIn("The link works once, for 7 days.", mail)
+        token = re.search(r"^https://gw\.example\.com/#/reset/([\w-]{43})\r$", mail, re.M).group(1)
+        status, _, _ = Client(self.port).call("POST", "/api/v1/password/reset",
+                                              {"token": token, "password": PASSWORD})
+        self.assertEqual(status, 200)
+        self.assertEqual(Client(self.port).login(email)[0], 200)
+        # `login invite` mails an existing login a new link; a relay that is down fails it.
+        r = cli_with('[admin]\npublic_url = "https://gw.example.com/"\n', "login", "invite", email)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.new_mail_to(email, 1)
+        r = cli_with('[admin]\npublic_url = "https://gw.example.com/"\n', "login", "invite", email, relay=1)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("link not mailed", r.stderr)
 
     def test_zz_password_mails_are_limited(self):
         codes = [Client(self.port).call("POST", "/api/v1/password/forgot", {"email": "nobody@acme.example"})[0]
