@@ -275,11 +275,9 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
         r = std::move(*refused);
         if (score.verdict == Verdict::spam) result = "spam";
       } else {
-        // rspamd's "rewrite subject": relayed with the Subject it gave.
-        std::string rewritten;
-        if (!score.subject.empty()) rewritten = rewrite_subject(message, score.subject);
-        r = co_await I.relay_message(session, tx, recipients,
-                                     rewritten.empty() ? message : rewritten,
+        // Without the X-Spam fields it came with; with rspamd's Subject, when it rewrote it.
+        const auto changed = relayed_form(score, message);
+        r = co_await I.relay_message(session, tx, recipients, changed ? *changed : message,
                                      marking_headers(score));
         // Only a clean message counts toward discovery; a marked one was delivered all the same.
         if (r.positive() && score.clean()) I.record_clean_delivery(recipients);

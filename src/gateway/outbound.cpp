@@ -95,9 +95,9 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
           received_header(session, tx, I.settings.hostname, std::nullopt, I.clock.now()) +
           marking_headers(*score);
       request.id = session.id + "." + std::to_string(n);
-      std::string rewritten;  // rspamd's "rewrite subject": relayed with the Subject it gave
-      if (!score->subject.empty()) rewritten = rewrite_subject(message, score->subject);
-      r = (co_await relay(I.relay, request, rewritten.empty() ? message : rewritten)).reply;
+      // Without the X-Spam fields it came with; with rspamd's Subject, when it rewrote it.
+      const auto changed = relayed_form(*score, message);
+      r = (co_await relay(I.relay, request, changed ? *changed : message)).reply;
       // Only a clean message counts toward discovery; a marked one was delivered all the same.
       if (r.positive() && score->clean() && !tx.mail_from.empty()) {
         if (auto sender = core::Address::parse(tx.mail_from)) {

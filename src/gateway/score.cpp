@@ -169,6 +169,39 @@ std::string rewrite_subject(std::string_view message, std::string_view subject) 
   return field + std::string(message);
 }
 
+std::optional<std::string> relayed_form(const Score& score, std::string_view message) {
+  // The header section's fields named X-Spam or X-Spam-Score, with their folded lines.
+  const auto blank = message.find("\r\n\r\n");
+  const auto header_end = blank == std::string_view::npos ? message.size() : blank + 2;
+  std::string kept;
+  std::size_t copied = 0;  // message[copied, at) is kept as it is
+  std::size_t at = 0;
+  while (at < header_end) {
+    auto eol = message.find("\r\n", at);
+    eol = eol == std::string_view::npos || eol >= header_end ? header_end : eol + 2;
+    const auto line = message.substr(at, eol - at);
+    const auto colon = line.find(':');
+    // Lowered only when it could be one of the two (this runs for every message).
+    const auto name =
+        colon == 6 || colon == 12 ? core::ascii_lower(line.substr(0, colon)) : std::string();
+    if (name == "x-spam" || name == "x-spam-score") {
+      auto end = eol;
+      while (end < header_end && (message[end] == ' ' || message[end] == '\t')) {
+        const auto next = message.find("\r\n", end);
+        end = next == std::string_view::npos || next >= header_end ? header_end : next + 2;
+      }
+      kept.append(message.substr(copied, at - copied));
+      copied = at = end;
+      continue;
+    }
+    at = eol;
+  }
+  if (copied == 0 && score.subject.empty()) return std::nullopt;
+  kept.append(message.substr(copied));
+  if (score.subject.empty()) return kept;
+  return rewrite_subject(kept, score.subject);
+}
+
 core::Result<Score> rspamd_score(std::string_view response_body) {
   const auto bad = [](std::string what) {
     return core::Error{core::ErrorCode::unavailable, "rspamd answered " + what};

@@ -44,6 +44,12 @@ std::optional<smtp::Reply> refusal(const Score& score);
 // with the reasons, folded. Empty for any other verdict.
 std::string marking_headers(const Score& score);
 
+// The message as it is relayed after scoring, when that differs from what the client sent:
+// X-Spam and X-Spam-Score fields it came with are dropped (only the gateway's own say what the
+// filter found: a sender cannot vouch for its own mail to the filters downstream), and a
+// rewritten Subject (score.subject) is put in. nullopt: relay the message as it is.
+std::optional<std::string> relayed_form(const Score& score, std::string_view message);
+
 // The message with its Subject field (the first one, with its folded lines) replaced by
 // `Subject: subject`, or that field added when it has none; only the header section is looked
 // at. The subject is made one line of printable ASCII (rspamd encodes others, RFC 2047) and

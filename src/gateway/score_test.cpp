@@ -156,6 +156,21 @@ TEST(RewriteSubject, TheNewSubjectIsOneFieldOfShortLines) {
   EXPECT_EQ(rewrite_subject("\r\n", ""), "Subject: \r\n\r\n");
 }
 
+TEST(RelayedForm, DropsTheXSpamFieldsTheMessageCameWith) {
+  const Score clean;
+  EXPECT_FALSE(relayed_form(clean, "From: a@x.example\r\nSubject: hi\r\n\r\nX-Spam: body\r\n"));
+  EXPECT_EQ(relayed_form(clean,
+                         "X-Spam: No\r\nFrom: a@x.example\r\nx-spam-score: -50\r\n\t(folded)\r\n"
+                         "X-Spam-Flag: kept\r\nSubject: hi\r\n\r\nX-Spam: body stays\r\n"),
+            "From: a@x.example\r\nX-Spam-Flag: kept\r\nSubject: hi\r\n\r\nX-Spam: body stays\r\n");
+  // The last field of a message without a body too.
+  EXPECT_EQ(relayed_form(clean, "From: a@x.example\r\nX-Spam: Yes"), "From: a@x.example\r\n");
+  // With a rewritten Subject, both.
+  Score marked{.verdict = Verdict::marked, .subject = "*** SPAM *** hi"};
+  EXPECT_EQ(relayed_form(marked, "X-Spam: No\r\nSubject: hi\r\n\r\nbody"),
+            "Subject: *** SPAM *** hi\r\n\r\nbody");
+}
+
 TEST(RspamdScore, WhatCannotBeReadIsAnError) {
   for (const auto* body : {"", "not json", "[]", R"({"score":1})", R"({"action":"no action"})",
                            R"({"score":"1","action":"no action"})",

@@ -115,16 +115,21 @@ class Rspamd(unittest.TestCase):
 
 class ScoredByRspamd(Rspamd):
     def test_clean_message_is_relayed_and_counts_toward_discovery(self):
-        code, text, got = self.send("carol@acme.example", message("carol@acme.example"))
+        code, text, got = self.send("carol@acme.example",
+                                    message("carol@acme.example", extra="X-Spam: Yes\r\n"))
         self.assertEqual(code, 250, text)
         self.assertNotIn("X-Spam", got)
         self.assertEqual(self.counted("carol@acme.example"), 1)
 
     def test_add_header_is_relayed_marked_and_not_counted(self):
-        code, text, got = self.send("dave@acme.example", message("dave@acme.example", "suspicious"))
+        # What the sender said of its own mail is not passed on: only the gateway's verdict.
+        code, text, got = self.send("dave@acme.example", message(
+            "dave@acme.example", "suspicious", "X-Spam: No\r\nX-Spam-Score: -100\r\n"))
         self.assertEqual(code, 250, text)
         headers = got.split("\r\n\r\n", 1)[0]
         self.assertIn("\r\nX-Spam: Yes\r\n", headers)
+        self.assertEqual(headers.count("X-Spam:"), 1)
+        self.assertEqual(headers.count("X-Spam-Score:"), 1)
         self.assertIn("X-Spam-Score: 7.00 / 15.00 (MR_TEST_SUSPICIOUS)", headers)
         self.assertEqual(self.counted("dave@acme.example"), 0)
 
