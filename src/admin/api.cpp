@@ -389,7 +389,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        [this](Req req, Who) {
          auto b = parse_body(req, {{"email", json::value_t::string}}, {"email"});
          if (b.error) return *b.error;
-         if (password_link("x").empty()) {
+         if (password_link_base().empty()) {
            return json_error(503, "unavailable",
                              "password links cannot be mailed from this server: ask an "
                              "administrator (the operator sets [admin] public_url)");
@@ -443,7 +443,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                              {"email", "role"});
          if (b.error) return *b.error;
          const bool invite = !b.value.contains("password") || b.value["password"].is_null();
-         if (invite && password_link("x").empty()) {
+         if (invite && password_link_base().empty()) {
            return json_error(400, "invalid_argument",
                              "a password is needed: invitations cannot be mailed from this server "
                              "(the operator sets [admin] public_url)",
@@ -1165,18 +1165,19 @@ std::string password_link_url(std::string base, const std::string& token) {
   return base.empty() ? "" : base + "/#/reset/" + token;
 }
 
-std::string Api::password_link(const std::string& token) const {
+std::string Api::password_link_base() const {
   if (!password_mail_.send || !password_mail_.base_url) return "";
-  return password_link_url(password_mail_.base_url(), token);
+  return password_mail_.base_url();
 }
 
 bool Api::mail_password_link(const store::Login& login, bool invitation) {
-  if (password_link("x").empty()) return false;
+  const auto base = password_link_base();
+  if (base.empty()) return false;
   const auto token = auth_.issue_password_link(
       login, invitation ? password_mail_.invitation_ttl : password_mail_.reset_ttl);
-  password_mail_.send(login.email,
-                      password_link_message(password_mail_, login.email, password_link(token),
-                                            invitation, clock_.now()));
+  password_mail_.send(
+      login.email, password_link_message(password_mail_, login.email,
+                                         password_link_url(base, token), invitation, clock_.now()));
   return true;
 }
 

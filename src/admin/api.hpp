@@ -80,8 +80,8 @@ class Api {
   std::shared_ptr<PendingPlan> pending_plan(const std::string& id, core::Id company_id);
   std::vector<Route> routes_;
   PasswordMail password_mail_;
-  // The link for this token, or "" when links cannot be mailed.
-  std::string password_link(const std::string& token) const;
+  // Where mailed links point, or "" when links cannot be mailed.
+  std::string password_link_base() const;
   // Mails a new link for the login; whether it could.
   bool mail_password_link(const store::Login& login, bool invitation);
 };

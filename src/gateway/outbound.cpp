@@ -79,10 +79,11 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
                             .queue_id = session.id + "." + std::to_string(n),
                             .outbound = true};
     std::optional<Score> score;
+    std::optional<Reply> refused;
     if (count_received(message) > 50) {
       r = Reply{554, "5.4.6 too many Received headers: mail loop"};
-    } else if (score = co_await I.scorer.score(envelope, message); refusal(*score)) {
-      r = *refusal(*score);
+    } else if (score = co_await I.scorer.score(envelope, message); (refused = refusal(*score))) {
+      r = std::move(*refused);
       if (score->verdict == Verdict::spam) result = "spam";
     } else {
       RelayRequest request;

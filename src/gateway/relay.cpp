@@ -1,5 +1,7 @@
 #include "gateway/relay.hpp"
 
+#include "gateway/header_fields.hpp"
+
 #include <algorithm>
 
 namespace mailroster::gateway {
@@ -125,15 +127,11 @@ std::string received_header(const smtp::SessionInfo& session, const smtp::Transa
 }
 
 std::size_t count_received(std::string_view message) {
-  std::size_t n = 0, pos = 0;
-  const auto headers = message.substr(0, message.find("\r\n\r\n"));
-  while (pos < headers.size()) {
-    auto eol = headers.find("\r\n", pos);
-    if (eol == std::string_view::npos) eol = headers.size();
-    const auto line = headers.substr(pos, eol - pos);
-    if (line.size() >= 9 && core::ascii_lower(line.substr(0, 9)) == "received:") ++n;
-    pos = eol + 2;
-  }
+  std::size_t n = 0;
+  for_each_header_field(message, [&n](const HeaderField& field) {
+    n += header_name_is(field.name, "received");
+    return true;
+  });
   return n;
 }
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/address.hpp"
+#include "gateway/header_fields.hpp"
 
 namespace mailroster::gateway {
 
@@ -25,22 +26,13 @@ Score builtin_score(std::string_view message, double threshold) {
   // The header section ends at the first empty line (RFC 5322 2.1).
   const auto end = message.find("\r\n\r\n");
   if (end == std::string_view::npos) add(2, "NO_HEADER_BODY_SEPARATOR");
-  const auto headers = message.substr(0, end == std::string_view::npos ? message.size() : end + 2);
   int from = 0, date = 0, message_id = 0;
-  std::size_t pos = 0;
-  while (pos < headers.size()) {
-    auto eol = headers.find("\r\n", pos);
-    if (eol == std::string_view::npos) eol = headers.size();
-    const auto line = headers.substr(pos, eol - pos);
-    pos = eol + 2;
-    if (line.empty() || line.front() == ' ' || line.front() == '\t') continue;  // folded
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    const auto name = core::ascii_lower(line.substr(0, colon));
-    from += name == "from";
-    date += name == "date";
-    message_id += name == "message-id";
-  }
+  for_each_header_field(message, [&](const HeaderField& field) {
+    from += header_name_is(field.name, "from");
+    date += header_name_is(field.name, "date");
+    message_id += header_name_is(field.name, "message-id");
+    return true;
+  });
   if (from == 0) add(3, "MISSING_FROM");
   if (from > 1) add(3, "MULTIPLE_FROM");
   if (date == 0) add(1, "MISSING_DATE");
@@ -66,12 +58,16 @@ std::string_view to_string(Verdict v) {
 
 namespace {
 
-// The filter's words go into an SMTP reply: printable ASCII on one line, and not too long.
-std::string reply_safe(std::string_view text) {
+// One line of printable ASCII: anything else becomes a space, so nothing the text holds can end
+// an SMTP reply early or start a header field of its own.
+std::string printable_line(std::string_view text) {
   std::string out;
-  for (const char c : text.substr(0, 200)) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
+  for (const char c : text) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
   return out;
 }
+
+// The filter's words go into an SMTP reply: one printable line, and not too long.
+std::string reply_safe(std::string_view text) { return printable_line(text.substr(0, 200)); }
 
 std::string reasons_list(const Score& score, std::string_view separator) {
   std::string out;
@@ -119,9 +115,7 @@ std::string marking_headers(const Score& score) {
 }
 
 std::string rewrite_subject(std::string_view message, std::string_view subject) {
-  // One line: anything but printable ASCII becomes a space, so nothing starts a new field.
-  std::string words;
-  for (const char c : subject) words += (c >= 0x20 && c < 0x7f) ? c : ' ';
+  const auto words = printable_line(subject);
   // Its words separated as they were; a line that would pass 78 characters is folded before a
   // word (CRLF, then the space that separated it: unfolding gives the subject back).
   std::string field = "Subject:";
@@ -144,58 +138,32 @@ std::string rewrite_subject(std::string_view message, std::string_view subject) 
   }
   field += "\r\n";
 
-  // The header section: up to the first empty line, or the whole message.
-  const auto blank = message.find("\r\n\r\n");
-  const auto header_end = blank == std::string_view::npos ? message.size() : blank + 2;
-  std::size_t at = 0;
-  while (at < header_end) {
-    auto eol = message.find("\r\n", at);
-    if (eol == std::string_view::npos || eol >= header_end) eol = header_end;
-    const auto text = message.substr(at, eol - at);
-    const auto colon = text.find(':');
-    auto name = colon == std::string_view::npos ? std::string_view() : text.substr(0, colon);
+  // The first Subject field (a name with white space before its colon too: obs-optional).
+  std::optional<HeaderField> old;
+  for_each_header_field(message, [&](const HeaderField& f) {
+    auto name = f.name;
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-    if (!name.empty() && core::ascii_lower(name) == "subject") {
-      // The field ends where a line no longer starts with white space.
-      auto end = std::min(eol + 2, header_end);
-      while (end < header_end && (message[end] == ' ' || message[end] == '\t')) {
-        const auto next = message.find("\r\n", end);
-        end = next == std::string_view::npos || next >= header_end ? header_end : next + 2;
-      }
-      return std::string(message.substr(0, at)) + field + std::string(message.substr(end));
-    }
-    at = eol + 2;
+    if (header_name_is(name, "subject")) old = f;
+    return !old;
+  });
+  if (old) {
+    return std::string(message.substr(0, old->begin)) + field +
+           std::string(message.substr(old->end));
   }
   return field + std::string(message);
 }
 
 std::optional<std::string> relayed_form(const Score& score, std::string_view message) {
   // The header section's fields named X-Spam or X-Spam-Score, with their folded lines.
-  const auto blank = message.find("\r\n\r\n");
-  const auto header_end = blank == std::string_view::npos ? message.size() : blank + 2;
   std::string kept;
-  std::size_t copied = 0;  // message[copied, at) is kept as it is
-  std::size_t at = 0;
-  while (at < header_end) {
-    auto eol = message.find("\r\n", at);
-    eol = eol == std::string_view::npos || eol >= header_end ? header_end : eol + 2;
-    const auto line = message.substr(at, eol - at);
-    const auto colon = line.find(':');
-    // Lowered only when it could be one of the two (this runs for every message).
-    const auto name =
-        colon == 6 || colon == 12 ? core::ascii_lower(line.substr(0, colon)) : std::string();
-    if (name == "x-spam" || name == "x-spam-score") {
-      auto end = eol;
-      while (end < header_end && (message[end] == ' ' || message[end] == '\t')) {
-        const auto next = message.find("\r\n", end);
-        end = next == std::string_view::npos || next >= header_end ? header_end : next + 2;
-      }
-      kept.append(message.substr(copied, at - copied));
-      copied = at = end;
-      continue;
+  std::size_t copied = 0;  // message[copied, field.begin) is kept as it is
+  for_each_header_field(message, [&](const HeaderField& field) {
+    if (header_name_is(field.name, "x-spam") || header_name_is(field.name, "x-spam-score")) {
+      kept.append(message.substr(copied, field.begin - copied));
+      copied = field.end;
     }
-    at = eol;
-  }
+    return true;
+  });
   if (copied == 0 && score.subject.empty()) return std::nullopt;
   kept.append(message.substr(copied));
   if (score.subject.empty()) return kept;

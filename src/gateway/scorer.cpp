@@ -78,28 +78,29 @@ RspamdScorer::~RspamdScorer() = default;
 
 asio::awaitable<Score> RspamdScorer::score(const Envelope& envelope, std::string_view message) {
   auto& I = *impl_;
+  Score s;
+  bool asked = false;
   std::string failure;
   try {
-    auto s = co_await I.ask(envelope, message);
-    I.metrics.add("mailroster_scored_messages_total",
-                  "verdict=\"" + std::string(to_string(s.verdict)) + "\"");
-    co_return s;
+    s = co_await I.ask(envelope, message);
+    asked = true;
   } catch (const std::exception& e) {
     failure = e.what();
   }
-  I.metrics.add("mailroster_rspamd_failures_total");
-  const bool fallback = I.settings.on_failure == RspamdFailure::builtin;
-  spdlog::warn("scoring {}: rspamd at {} could not be asked: {}; {}", envelope.queue_id,
-               I.settings.server.str(), failure,
-               fallback ? "using the built-in checks" : "deferring the message (451)");
-  Score s;
-  if (fallback) {
-    s = builtin_score(message, I.settings.builtin_threshold);
-  } else {
-    s.verdict = Verdict::deferred;
-    s.unavailable = true;
-    s.reasons = {"RSPAMD_UNAVAILABLE"};
-    s.reply_text = "content filter unavailable; try again later";
+  if (!asked) {
+    I.metrics.add("mailroster_rspamd_failures_total");
+    const bool fallback = I.settings.on_failure == RspamdFailure::builtin;
+    spdlog::warn("scoring {}: rspamd at {} could not be asked: {}; {}", envelope.queue_id,
+                 I.settings.server.str(), failure,
+                 fallback ? "using the built-in checks" : "deferring the message (451)");
+    if (fallback) {
+      s = builtin_score(message, I.settings.builtin_threshold);
+    } else {
+      s.verdict = Verdict::deferred;
+      s.unavailable = true;
+      s.reasons = {"RSPAMD_UNAVAILABLE"};
+      s.reply_text = "content filter unavailable; try again later";
+    }
   }
   I.metrics.add("mailroster_scored_messages_total",
                 "verdict=\"" + std::string(to_string(s.verdict)) + "\"");
