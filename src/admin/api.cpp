@@ -1,7 +1,9 @@
 #include "admin/api.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <variant>
@@ -12,6 +14,7 @@
 #include <sstream>
 
 #include "core/json.hpp"
+#include "directory/csv/csv_export.hpp"
 #include "directory/csv/csv_import.hpp"
 #include "directory/plan_spool.hpp"
 #include "directory/sync_apply.hpp"
@@ -159,6 +162,22 @@ class InPlace : public std::streambuf {
     return pos_type(gptr() - eback());
   }
 };
+
+// An attachment's Content-Disposition (RFC 6266): the name as plain ASCII (other bytes and
+// quotes become '_'), and as RFC 8187 UTF-8 for clients that read filename*.
+std::string content_disposition(const std::string& name) {
+  std::string plain, encoded;
+  for (const unsigned char c : name) {
+    plain.push_back(c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? static_cast<char>(c) : '_');
+    if (std::isalnum(c) || (c != 0 && std::strchr("!#$&+-.^_`|~", c))) {
+      encoded.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char hex[] = "0123456789ABCDEF";
+      encoded += {'%', hex[c >> 4], hex[c & 15]};
+    }
+  }
+  return "attachment; filename=\"" + plain + "\"; filename*=UTF-8''" + encoded;
+}
 
 std::string text_or(const json& j, const char* key, std::string fallback = "") {
   return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
@@ -509,6 +528,17 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          json out = {{"items", users}, {"limit", f.limit}, {"offset", f.offset}};
          if (users.size() == f.limit) out["next_offset"] = f.offset + f.limit;
          return ok(out);
+       })},
+      {"GET", "/api/v1/companies/{company}/users.csv",
+       "A company's users and aliases as a CSV file that the CSV import reads back", false,
+       in_company([this](Req, Who, const core::Company& co) {
+         std::ostringstream csv;
+         directory::csv::export_users(store_, co.id, csv, true);  // for spreadsheets: a BOM
+         return HttpResponse{200,
+                             "text/csv; charset=utf-8",
+                             std::move(csv).str(),
+                             {{"Content-Disposition", content_disposition(co.name + "-users.csv")},
+                              {"Cache-Control", "no-store"}}};
        })},
       {"POST", "/api/v1/companies/{company}/users", "Add a user", false,
        in_company([this](Req req, Who c, const core::Company& co) {

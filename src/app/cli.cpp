@@ -24,6 +24,7 @@
 #include "app/domain_check.hpp"
 #include "app/plan_output.hpp"
 #include "app/serve.hpp"
+#include "directory/csv/csv_export.hpp"
 #include "directory/csv/csv_import.hpp"
 #include "directory/graph/graph_directory.hpp"
 #include "directory/ldap/ldap_directory.hpp"
@@ -106,6 +107,8 @@ struct UserArgs {
   std::optional<std::string> new_address;
   std::optional<std::string> role_filter;
   std::size_t limit = 0;
+  std::string output;  // export: the file ("" or "-": standard output)
+  bool bom = false;
 };
 
 struct AliasArgs {
@@ -583,6 +586,34 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   list->add_option("--search", opt.search, "Substring of address or name");
   list->add_option("--limit", opt.limit, "At most this many (0 = all)");
   add_json_flag(list, ctx);
+
+  auto* exp = verb(
+      *user, "export", "Write a company's users and aliases as a CSV file that `import csv` reads",
+      action, [&ctx, &opt = ctx.user_args] {
+        const auto c = ctx.company(opt.company);
+        if (opt.output.empty() || opt.output == "-") {
+          directory::csv::export_users(ctx.store(), c.id, ctx.out, opt.bom);
+          return;
+        }
+        // Written beside the file and renamed over it: a failed export leaves no half file.
+        const auto part = opt.output + ".part";
+        std::size_t n = 0;
+        {
+          std::ofstream file(part, std::ios::binary | std::ios::trunc);
+          if (!file) throw Failure(ErrorCode::invalid_argument, "cannot write '" + part + "'");
+          n = directory::csv::export_users(ctx.store(), c.id, file, opt.bom);
+          file.close();
+          if (!file) {
+            std::filesystem::remove(part);
+            throw Failure(ErrorCode::internal, "cannot write '" + part + "' (disk full?)");
+          }
+        }
+        std::filesystem::rename(part, opt.output);
+        ctx.out << n << " users of " << c.name << " written to " << opt.output << "\n";
+      });
+  exp->add_option("--company", opt.company, "Company")->required();
+  exp->add_option("--output,-o", opt.output, "File to write (default: standard output)");
+  exp->add_flag("--bom", opt.bom, "Begin with a UTF-8 byte order mark (for spreadsheets)");
 
   auto* show =
       verb(*user, "show", "Show a user and its aliases", action, [&ctx, &opt = ctx.user_args] {

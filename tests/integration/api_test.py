@@ -56,6 +56,15 @@ class Client:
         conn.close()
         return r.status, (json.loads(text) if text else None), cookie
 
+    def fetch(self, path):
+        """GET of a file: status, headers, bytes."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("GET", path, headers={"Cookie": self.cookie} if self.cookie else {})
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
     def login(self, email, password=PASSWORD):
         status, body, cookie = self.call("POST", "/api/v1/login",
                                          {"email": email, "password": password})
@@ -700,6 +709,43 @@ class Api(unittest.TestCase):
         status, body, _ = adm.call("POST", "/api/v1/companies/acme/imports", raw="nothing,here\n",
                                    content_type="text/csv")
         self.assertEqual((status, body["error"]["field"]), (400, "file"))
+
+    def test_users_export_as_a_csv_file_the_import_reads_back_unchanged(self):
+        adm = self.client("admin@acme.example")
+        adm.call("POST", "/api/v1/companies/acme/users",
+                 {"address": "exp@acme.example", "first_name": "=1+2", "surname": "Comma, Quote\""})
+        adm.call("POST", f"/api/v1/users/{self.ids['alice@acme.example']}/aliases",
+                 {"address": "exp.alias@acme.example"})
+        status, headers, data = adm.fetch("/api/v1/companies/acme/users.csv")
+        self.assertEqual(status, 200, data)
+        self.assertEqual(headers["content-type"], "text/csv; charset=utf-8")
+        self.assertEqual(headers["content-disposition"],
+                         "attachment; filename=\"acme-users.csv\"; filename*=UTF-8''acme-users.csv")
+        self.assertTrue(data.startswith(b"\xef\xbb\xbfemail,first_name,surname,role,type,aliases\r\n"))
+        text = data.decode("utf-8-sig")
+        self.assertIn("exp@acme.example,'=1+2,\"Comma, Quote\"\"\",end_user,user,\r\n", text)
+        self.assertRegex(text, r"\nalice@acme\.example,Alice,[^,\r]*,end_user,user,"
+                               r"([^\r]*;)?exp\.alias@acme\.example[;\r]")
+        self.assertIn("bob@acme.example,,,silent_user,user,\r\n", text)
+        self.assertNotIn("globex", text)
+        users = adm.call("GET", "/api/v1/companies/acme/users?limit=1000")[1]["items"]
+        self.assertEqual(len(text.splitlines()), 1 + len(users))
+        # The file, uploaded as it came, previews as no change at all.
+        status, plan, _ = adm.call("POST", "/api/v1/companies/acme/imports", raw=data,
+                                   content_type="text/csv")
+        self.assertEqual(status, 201, plan)
+        self.assertEqual((plan["counts"]["create"], plan["counts"]["update"], plan["errors"]),
+                         (0, 0, []), plan)
+        # Another company's file: 404 for acme's administrator and for an end user; the
+        # operator gets it.
+        self.assertEqual(adm.fetch("/api/v1/companies/globex/users.csv")[0], 404)
+        self.assertEqual(self.client("alice@acme.example").fetch(
+            "/api/v1/companies/acme/users.csv")[0], 404)
+        status, _, data = self.client("ops@mailroster.example").fetch(
+            "/api/v1/companies/globex/users.csv")
+        self.assertEqual(status, 200)
+        self.assertIn(b"hank@globex.example,", data)
+        self.assertEqual(Client(self.port).fetch("/api/v1/companies/acme/users.csv")[0], 401)
 
     def test_csv_import_preview_pages_through_its_lists(self):
         """The preview answers with the counts and the first 100 of each list; the rest is paged

@@ -364,6 +364,51 @@ TEST_F(Cli, ImportCsvWithBadRowsImportsNothingUnlessAsked) {
   fails({"import", "csv", dir.file("noemail.csv"), "--company", "acme"}, "no 'email' column");
 }
 
+// `user export` writes what `import csv` reads: edited in a spreadsheet and imported again,
+// only the edits change.
+TEST_F(Cli, UserExportWritesAFileThatImportsBackAsNoChange) {
+  acme();
+  write_file(dir.file("users.csv"),
+             "email,first_name,surname,role,type,aliases\n"
+             "alice@acme.example,Alice,\"Liddell, Jr.\",end_user,,al@acme.example\n"
+             "bob@acme.example,=cmd|' /C calc'!A0,Smith,silent_user,,\n"
+             "room1@acme.example,Room,One,,functional,\n");
+  ok({"import", "csv", dir.file("users.csv"), "--company", "acme"});
+  ok({"user", "add", "carol@acme.example", "--first-name", "Carol"});
+  ok({"alias", "add", "c@acme.example", "--user", "carol@acme.example"});
+
+  const auto out = ok({"user", "export", "--company", "acme"});
+  EXPECT_EQ(out,
+            "email,first_name,surname,role,type,aliases\r\n"
+            "alice@acme.example,Alice,\"Liddell, Jr.\",end_user,user,al@acme.example\r\n"
+            "bob@acme.example,'=cmd|' /C calc'!A0,Smith,silent_user,user,\r\n"
+            "carol@acme.example,Carol,,end_user,user,c@acme.example\r\n"
+            "room1@acme.example,Room,One,,functional,\r\n");
+
+  EXPECT_EQ(ok({"user", "export", "--company", "acme", "-o", dir.file("out.csv"), "--bom"}),
+            "4 users of acme written to " + dir.file("out.csv") + "\n");
+  EXPECT_EQ(read_file(dir.file("out.csv")), "\xEF\xBB\xBF" + out);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.csv.part")));
+  const auto again = json::parse(
+      ok({"import", "csv", dir.file("out.csv"), "--company", "acme", "--dry-run", "--json"}));
+  EXPECT_EQ(again["counts"],
+            json({{"company_users", 4}, {"create", 0}, {"update", 0}, {"delete", 0}, {"skip", 0}}))
+      << again.dump();
+
+  // An edit in the file is the one change the import plans.
+  auto edited = out;
+  edited.replace(edited.find("Room,One"), 8, "Room,Two");
+  write_file(dir.file("edited.csv"), edited);
+  const auto plan = json::parse(
+      ok({"import", "csv", dir.file("edited.csv"), "--company", "acme", "--dry-run", "--json"}));
+  EXPECT_EQ(plan["counts"]["update"], 1);
+  EXPECT_EQ(plan["counts"]["create"], 0);
+
+  fails({"user", "export", "--company", "nosuch"}, "nosuch");
+  fails({"user", "export", "--company", "acme", "-o", dir.file("no/such/dir/out.csv")},
+        "cannot write");
+}
+
 TEST_F(Cli, UsageErrorsExitTwo) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {}, {"frobnicate"}, {"user"}, {"user", "add"}, {"user", "list", "--bogus"}}) {
@@ -392,6 +437,7 @@ TEST_F(Cli, EveryVerbHasHelp) {
                                                        {"user", "add"},
                                                        {"user", "list"},
                                                        {"user", "show"},
+                                                       {"user", "export"},
                                                        {"user", "update"},
                                                        {"user", "remove"},
                                                        {"alias"},

@@ -314,6 +314,24 @@ try {
       await page.waitForSelector("#message:has-text('150 created')");
       assert.match(cli("user", "list", "--company", "acme"), /imported@acme\.example/);
     });
+    await step("export the users as CSV; the file imports back as no change", async () => {
+      await page.goto(base + "/#/users");
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-users")]);
+      assert.equal(download.suggestedFilename(), "acme-users.csv");
+      const file = path.join(dir, "export.csv");
+      await download.saveAs(file);
+      const text = fs.readFileSync(file, "utf8");
+      assert.ok(text.startsWith("\uFEFFemail,first_name,surname,role,type,aliases\r\n"), text.slice(0, 80));
+      assert.match(text, /\r\nimported@acme\.example,Im,Ported,/);
+      assert.match(text, /\r\nalice@acme\.example,[^\r]*a\.smith@acme\.example/);  // the alias added above
+      assert.equal(text.trimEnd().split("\r\n").length - 1,
+        JSON.parse(cli("user", "list", "--company", "acme", "--json")).length);
+      await page.goto(base + "/#/import");
+      await page.setInputFiles("#csv", file);
+      await page.click("#preview");
+      await page.waitForSelector("#csv-result .plan-counts:has-text('0 to create')");
+      assert.match(await page.textContent("#csv-result .plan-counts"), /0 to update/);
+    });
     await step("Search Now on Azure AD shows its plan a page at a time", async () => {
       await page.goto(base + "/#/import");
       const form = page.locator("form[data-sync=azure]");

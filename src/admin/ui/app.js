@@ -145,7 +145,9 @@ async function usersView() {
     <button>Add user</button></form>
     <form id="find-users" class="row" role="search"><input name="search" type="search"
       placeholder="address or name" aria-label="search users" value="${esc(q.search)}">
-      <button class="secondary">Search</button></form>
+      <button class="secondary">Search</button>
+      <a id="export-users" class="button secondary" href="/api/v1${co()}/users.csv"
+        download title="every user and alias, as a file Import reads back">Export CSV</a></form>
     ${table(["Address", "Name", "Role", "Source"], data.items.map((u) => [
       `<a href="#/user/${u.id}">${esc(u.address)}</a>`,
       esc(`${u.first_name} ${u.surname}`), esc(u.role), esc(u.source)]))}
@@ -379,7 +381,9 @@ const SYNC_FIELDS = {
 
 async function importView() {
   main().innerHTML = `<section><h1>Import Users: CSV</h1>
-    <p>Columns: email (required), first_name, surname, role, type, aliases (separated by ;).</p>
+    <p>Columns: email (required), first_name, surname, role, type, aliases (separated by ;).
+      Users → Export CSV writes the company's users in this format: edit that file and import it
+      again, and only your edits change.</p>
     <div class="row"><input type="file" id="csv" accept=".csv,text/csv" aria-label="CSV file">
     <label><input type="checkbox" id="skip-invalid"> import the good rows even when some are bad</label>
     <button id="preview">Preview</button></div><div id="csv-result"></div></section>

@@ -1,5 +1,6 @@
 #include "directory/csv/csv_import.hpp"
 
+#include "directory/csv/csv_export.hpp"
 #include "directory/csv/csv_reader.hpp"
 
 namespace mailroster::directory::csv {
@@ -10,6 +11,26 @@ std::string trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return std::string(s);
+}
+
+// The items of an aliases cell: split at each ';' outside a quoted local part, so that
+// "a;b"@x (a valid address) stays one item.
+std::vector<std::string_view> split_aliases(std::string_view text) {
+  std::vector<std::string_view> items;
+  bool quoted = false;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (quoted && text[i] == '\\') {
+      ++i;  // a quoted pair
+    } else if (text[i] == '"') {
+      quoted = !quoted;
+    } else if (text[i] == ';' && !quoted) {
+      items.push_back(text.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  items.push_back(text.substr(start));
+  return items;
 }
 
 constexpr const char* kNames[] = {"email", "first_name", "surname", "role", "type", "aliases"};
@@ -68,7 +89,8 @@ std::optional<core::DirectoryEntry> UserCsvReader::entry(
                std::to_string(rec.fields.size()));
   }
   auto field = [&](Column c) {
-    return index_[c] < 0 ? std::string() : trim(rec.fields[index_[c]]);
+    // An apostrophe the export put before what a spreadsheet would take for a formula goes.
+    return index_[c] < 0 ? std::string() : std::string(unguard(trim(rec.fields[index_[c]])));
   };
   auto domain_ok = [&](const core::Address& a) { return domains_.count(a.domain()) > 0; };
 
@@ -104,12 +126,8 @@ std::optional<core::DirectoryEntry> UserCsvReader::entry(
   if (index_[kAliases] >= 0) {
     std::vector<core::Address> aliases;
     const auto text = field(kAliases);
-    std::size_t pos = 0;
-    while (pos <= text.size()) {
-      const auto semi = text.find(';', pos);
-      const auto item = trim(std::string_view(text).substr(
-          pos, semi == std::string::npos ? std::string::npos : semi - pos));
-      pos = semi == std::string::npos ? text.size() + 1 : semi + 1;
+    for (const auto part : split_aliases(text)) {
+      const auto item = trim(part);
       if (item.empty()) continue;
       auto a = core::Address::parse(item);
       if (!a) return bad("bad alias '" + item + "': " + a.error().message);

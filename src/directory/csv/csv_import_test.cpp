@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/clock.hpp"
+#include "directory/csv/csv_export.hpp"
 #include "store/sql/sql_store.hpp"
 #include "test_support.hpp"
 
@@ -231,6 +232,46 @@ TEST_P(ImportUsers, WhatBeforeCommitThrowsUndoesEveryBatch) {
   EXPECT_EQ(written, 12000u);
   EXPECT_EQ(store.count_users(acme.id), 0u);
   EXPECT_EQ(events(), before);
+}
+
+// The export's promise, against a real store: a company's users and aliases written out and
+// imported back plan no change at all, and the other company's users are not in its file.
+TEST_P(ImportUsers, AnExportedFileImportsBackAsNoChange) {
+  store.add_domain(acme.id, "acme.test", core::Endpoint::parse("h").value(), admin);
+  ImportMode mode;
+  mode.apply = true;
+  const auto r =
+      run("email,first_name,surname,role,type,aliases\n"
+          "alice@acme.example,Alice,\"Liddell, "
+          "Jr.\",end_user,,\"alice@acme.test;\"\"a;l\"\"@acme.test\"\n"
+          "bob@acme.example,\"=HYPERLINK(\"\"x\"\")\",\"two\nlines\",silent_user,,\n"
+          "room@acme.example,Room,,,functional,\n",
+          mode);
+  ASSERT_TRUE(r.applied);
+  ASSERT_EQ(r.bad_rows, 0u);
+  store::NewUser manual;  // made by hand, not imported: exported all the same
+  manual.address = core::Address::parse("carol@acme.example").value();
+  manual.first_name = "@carol";
+  manual.role = core::Role::silent_user;
+  store.add_user(manual, admin);
+  const auto other = store.add_company({"other", "", "", {}}, admin);
+  store.add_domain(other.id, "other.example", core::Endpoint::parse("h").value(), admin);
+  manual.address = core::Address::parse("dave@other.example").value();
+  store.add_user(manual, admin);
+
+  std::ostringstream out;
+  EXPECT_EQ(export_users(store, acme.id, out), 4u);
+  const auto file = out.str();
+  EXPECT_EQ(file.find("other.example"), std::string::npos);
+  EXPECT_NE(file.find("\"'=HYPERLINK(\"\"x\"\")\""), std::string::npos) << file;
+  EXPECT_NE(file.find("carol@acme.example,'@carol,,silent_user,user,\r\n"), std::string::npos);
+
+  Seen seen;
+  const auto again = run(file, {}, &seen);
+  EXPECT_EQ(again.bad_rows, 0u);
+  EXPECT_EQ(again.rows, 4u);
+  EXPECT_TRUE(seen.items.empty()) << seen.items.front();
+  EXPECT_EQ(again.result.creates + again.result.updates + again.result.deletes, 0u);
 }
 
 }  // namespace
