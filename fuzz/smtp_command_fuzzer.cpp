@@ -1,8 +1,11 @@
-// libFuzzer target: the SMTP command parser, line buffer and data reader must take any bytes
-// without crashing, and a parsed command must never be refused and accepted at once.
+// libFuzzer target: the SMTP command parser, line buffer, data reader and PROXY header parser
+// must take any bytes without crashing; a parsed command must never be refused and accepted at
+// once; a PROXY header is never longer than its input, and its every proper prefix asks for
+// more (the server reads until the header is complete).
 #include <cstdint>
 #include <string_view>
 
+#include "net/proxy_protocol.hpp"
 #include "smtp/protocol.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -20,5 +23,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (reader.add(*line)) break;
   }
   (void)mailroster::smtp::parse_reply(bytes);
+
+  using Status = mailroster::net::ProxyParse::Status;
+  const auto proxy = mailroster::net::parse_proxy_header(bytes);
+  if (proxy.status == Status::done) {
+    if (proxy.consumed == 0 || proxy.consumed > size) __builtin_trap();
+    if (proxy.consumed > mailroster::net::kMaxProxyHeader) __builtin_trap();
+    for (std::size_t n = 0; n < proxy.consumed; ++n) {
+      if (mailroster::net::parse_proxy_header(bytes.substr(0, n)).status != Status::need_more)
+        __builtin_trap();
+    }
+  } else if (proxy.status == Status::invalid && proxy.error.empty()) {
+    __builtin_trap();
+  }
   return 0;
 }

@@ -20,6 +20,8 @@ PACKAGES=(
   postgresql-15
   # a real rspamd for the content-scoring tests (tests/rspamd/rspamd_fixture.py starts its own)
   rspamd
+  # a real HAProxy in front of the gateway for the PROXY protocol tests (started by the test)
+  haproxy
   # browser tests of the web UI: Debian's Chromium, driven by playwright-core from npm
   chromium nodejs
 )
@@ -51,7 +53,7 @@ echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
 $SUDO mkdir -p /etc/postgresql-common/createcluster.d
 echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/mailroster.conf >/dev/null
 # No package's own service is started (the system rspamd would fetch its maps from the
-# Internet): Debian's policy-rc.d convention, for the duration of this install only.
+# Internet; the system haproxy would listen on its own): Debian's policy-rc.d convention, for the duration of this install only.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod 755 /usr/sbin/policy-rc.d

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/split.hpp"
 #include "net/acceptor.hpp"
 
 namespace mailroster::admin {
@@ -37,15 +38,11 @@ HttpResponse json_error(int status, std::string_view code, std::string_view mess
 
 namespace {
 
+// "/api/v1/users" -> {"api", "v1", "users"}
 std::vector<std::string> segments(const std::string& path) {
   std::vector<std::string> out;
-  std::size_t pos = 1;
-  while (pos <= path.size()) {
-    const auto slash = path.find('/', pos);
-    out.push_back(path.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos));
-    if (slash == std::string::npos) break;
-    pos = slash + 1;
-  }
+  if (path.empty()) return out;
+  for (const auto part : core::split(std::string_view(path).substr(1), '/')) out.emplace_back(part);
   return out;
 }
 

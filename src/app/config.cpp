@@ -68,6 +68,29 @@ std::string set_listen(const toml::node& n, core::Endpoint& out, std::uint16_t d
   return set_endpoint(n, out, default_port, true);
 }
 
+std::string set_bool(const toml::node& n, bool& out) {
+  const auto* v = n.as_boolean();
+  if (!v) return "must be true or false";
+  out = v->get();
+  return "";
+}
+
+// A list of networks: ["10.0.0.5", "2001:db8::/32"].
+std::string set_networks(const toml::node& n, std::vector<core::Cidr>& out) {
+  const auto* list = n.as_array();
+  if (!list) return "must be a list of addresses or networks, such as [\"10.0.0.5\"]";
+  std::vector<core::Cidr> networks;
+  for (const auto& item : *list) {
+    const auto* text = item.as_string();
+    if (!text) return "must be a list of strings";
+    auto cidr = core::Cidr::parse(text->get());
+    if (!cidr) return "'" + text->get() + "': " + cidr.error().message;
+    networks.push_back(*cidr);
+  }
+  out = std::move(networks);
+  return "";
+}
+
 // An address setting ("" allowed when allow_empty).
 std::string set_address(const toml::node& n, std::string& out, bool allow_empty) {
   std::string text;
@@ -127,6 +150,10 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); }},
       {"smtp", "tls_key",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); }},
+      {"smtp", "proxy_protocol",
+       [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.proxy.enabled); }},
+      {"smtp", "proxy_from",
+       [](const toml::node& n, Config& c) { return set_networks(n, c.inbound.proxy.from); }},
       {"harvest", "slow_after",
        [](const toml::node& n, Config& c) { return set_int(n, c.harvest.slow_after, 1, 1000000); }},
       {"harvest", "refuse_after",
@@ -145,6 +172,10 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) {
          return set_endpoint(n, c.outbound_next_hop, 25, false);
        }},
+      {"outbound", "proxy_protocol",
+       [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_proxy.enabled); }},
+      {"outbound", "proxy_from",
+       [](const toml::node& n, Config& c) { return set_networks(n, c.outbound_proxy.from); }},
       {"verify", "sender",
        [](const toml::node& n, Config& c) { return set_address(n, c.verify.sender, true); }},
       {"verify", "positive_ttl",
@@ -361,6 +392,15 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
   }
   if (config.inbound.tls_cert_file.empty() != config.inbound.tls_key_file.empty()) {
     return invalid(std::string(source) + ": smtp.tls_cert and smtp.tls_key must be set together");
+  }
+  for (const auto& [section, proxy] :
+       {std::pair{"smtp", &config.inbound.proxy}, std::pair{"outbound", &config.outbound_proxy}}) {
+    if (proxy->enabled && proxy->from.empty()) {
+      const auto key = std::string(section) + ".proxy_from";
+      return invalid(std::string(source) + ": " + section +
+                         ".proxy_protocol needs proxy_from: the load balancers' addresses",
+                     key);
+    }
   }
   if (root["database"]["path"] && root["database"]["url"]) {
     return invalid(where(source, *root["database"]["url"].node()) +

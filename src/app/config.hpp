@@ -33,6 +33,10 @@
 //   tls_key = ""
 //   postmaster = ""                 # where RCPT TO:<postmaster> (no domain) goes, an address
 //                                   # in a company domain; unset: 550 5.1.1 saying so
+//   proxy_protocol = false          # behind a TCP load balancer: every connection begins with
+//                                   # a PROXY header (v1 or v2), whose client is the session's
+//   proxy_from = []                 # the balancers' addresses ("10.0.0.5", "10.1.0.0/24"),
+//                                   # needed with proxy_protocol; others are closed at once
 //
 //   [harvest]                       # directory-harvest guard, per client address
 //   slow_after = 10                 # unknown recipients in the window before RCPTs wait
@@ -44,6 +48,8 @@
 //   [outbound]                      # mail from the companies' own servers (their relay networks)
 //   listen = "127.0.0.1:2587"       # same limits, hostname and TLS as [smtp]
 //   next_hop = "127.0.0.1:25"       # smarthost that delivers outbound mail
+//   proxy_protocol = false          # as [smtp], for this listener
+//   proxy_from = []
 //
 //   [verify]                        # recipient callouts; see src/verify/verifier.hpp
 //   sender = ""                     # probe sender, "" = the null sender <>
@@ -112,6 +118,7 @@ struct Config {
   std::string postmaster;  // RFC 5321 4.5.1's <postmaster> is relayed there; "": none
   core::Endpoint outbound_listen{"127.0.0.1", 2587};
   core::Endpoint outbound_next_hop{"127.0.0.1", 25};
+  smtp::ProxySettings outbound_proxy;
   verify::VerifySettings verify;
   verify::HarvestSettings harvest;
   smtp::ClientSettings relay;

@@ -163,6 +163,38 @@ TEST(Config, RejectsBadGatewayValues) {
   }
 }
 
+TEST(Config, ProxyProtocolPerListenerNeedsTheBalancers) {
+  auto c = parse_config(R"(
+[smtp]
+proxy_protocol = true
+proxy_from = ["10.0.0.5", "2001:db8::/32"]
+[outbound]
+proxy_protocol = true
+proxy_from = ["192.0.2.0/24"]
+)",
+                        "test.toml")
+               .value();
+  EXPECT_TRUE(c.inbound.proxy.enabled);
+  ASSERT_EQ(c.inbound.proxy.from.size(), 2u);
+  EXPECT_EQ(c.inbound.proxy.from[1].str(), "2001:db8::/32");
+  EXPECT_TRUE(c.outbound_proxy.enabled);
+  EXPECT_EQ(c.outbound_proxy.from.at(0).str(), "192.0.2.0/24");
+  const auto defaults = parse_config("", "test.toml").value();
+  EXPECT_FALSE(defaults.inbound.proxy.enabled);
+  EXPECT_FALSE(defaults.outbound_proxy.enabled);
+
+  const auto none = parse_config("[outbound]\nproxy_protocol = true\n", "test.toml");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().message,
+            "test.toml: outbound.proxy_protocol needs proxy_from: the load balancers' addresses");
+  EXPECT_EQ(none.error().field, "outbound.proxy_from");
+  for (const char* bad :
+       {"[smtp]\nproxy_protocol = 1\n", "[smtp]\nproxy_from = \"10.0.0.5\"\n",
+        "[smtp]\nproxy_from = [5]\n", "[smtp]\nproxy_from = [\"10.0.0.5/8\"]\n"}) {
+    EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
+  }
+}
+
 TEST(Config, MissingFileIsAnError) {
   auto c = load_config("/nonexistent/mailroster.toml");
   ASSERT_FALSE(c);

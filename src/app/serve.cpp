@@ -271,6 +271,7 @@ int serve(const Config& config, store::Store& store) {
   auto outbound_settings = config.inbound;
   outbound_settings.name = "outbound";
   outbound_settings.listen = config.outbound_listen;
+  outbound_settings.proxy = config.outbound_proxy;
   smtp::Server outbound(io, outbound_settings, outbound_gateway);
 
   metrics.gauge("mailroster_inbound_sessions", [&] { return double(inbound.active_sessions()); });

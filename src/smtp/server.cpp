@@ -16,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "net/acceptor.hpp"
+#include "net/proxy_protocol.hpp"
 
 namespace mailroster::smtp {
 
@@ -166,6 +167,41 @@ struct Server::Impl::Session {
         co_return std::nullopt;
       }
       input.append(std::string_view(buf.data(), n));
+    }
+  }
+
+  // The PROXY header a load balancer sends first: the client it names becomes the session's
+  // client, and what follows it is the client's. False (logged) when the connection ends,
+  // times out or begins with anything else; it is then closed without a greeting.
+  awaitable<bool> read_proxy_header() {
+    std::string head;
+    std::array<char, 512> buf{};
+    for (;;) {
+      const auto p = net::parse_proxy_header(head);
+      if (p.status == net::ProxyParse::Status::done) {
+        const auto peer = info.client_ip;
+        if (p.header.source) info.client_ip = p.header.source->str();
+        spdlog::debug("{} {}: client {} by PROXY v{} from {}", srv.settings.name, info.id,
+                      info.client_ip, p.header.version, peer);
+        input.append(std::string_view(head).substr(p.consumed));
+        co_return true;
+      }
+      if (p.status == net::ProxyParse::Status::invalid) {
+        spdlog::warn("{} {}: connection from {} closed: {}", srv.settings.name, info.id,
+                     info.client_ip, p.error);
+        co_return false;
+      }
+      boost::system::error_code ec;
+      arm_timer();
+      const auto n = co_await socket.async_read_some(asio::buffer(buf),
+                                                     asio::redirect_error(use_awaitable, ec));
+      timer.cancel();
+      if (ec) {
+        spdlog::warn("{} {}: connection from {} closed before its PROXY header: {}",
+                     srv.settings.name, info.id, info.client_ip, ec.message());
+        co_return false;
+      }
+      head.append(buf.data(), n);
     }
   }
 
@@ -365,10 +401,24 @@ awaitable<void> Server::Impl::run(tcp::socket socket) {
   const auto remote = socket.remote_endpoint(ec);
   if (ec) co_return;
   Session s(*this, std::move(socket));
-  s.info.client_ip = remote.address().to_string();
+  auto peer = remote.address();
+  if (peer.is_v6() && peer.to_v6().is_v4_mapped()) {
+    peer = asio::ip::make_address_v4(asio::ip::v4_mapped, peer.to_v6());
+  }
+  s.info.client_ip = peer.to_string();
   char id[16];
   std::snprintf(id, sizeof id, "%010llX", static_cast<unsigned long long>(++next_id));
   s.info.id = id;
+  if (settings.proxy.enabled) {
+    const auto ip = core::IpAddress::parse(s.info.client_ip);
+    if (!ip || std::none_of(settings.proxy.from.begin(), settings.proxy.from.end(),
+                            [&](const core::Cidr& c) { return c.contains(*ip); })) {
+      spdlog::warn("{} {}: connection from {} closed: not a proxy_from address", settings.name,
+                   s.info.id, s.info.client_ip);
+      co_return;
+    }
+    if (!co_await s.read_proxy_header()) co_return;
+  }
 
   auto& count = per_client[s.info.client_ip];
   ++count;

@@ -5,7 +5,8 @@
 //
 // Settings (ServerSettings): listen address, hostname in the greeting, protocol limits
 // (RFC 5321 4.5.3), idle timeout (RFC 5321 4.5.3.2.7 suggests 5 minutes), connections per
-// client address and in all, and a TLS certificate and key for STARTTLS (offered when set).
+// client address and in all, a TLS certificate and key for STARTTLS (offered when set), and
+// the PROXY protocol for a listener behind a load balancer.
 // Replies to pipelined commands are sent together when the client's input runs dry
 // (RFC 2920). After STARTTLS all buffered input is discarded (RFC 3207 4.2).
 #pragma once
@@ -28,6 +29,16 @@ class io_context;
 
 namespace mailroster::smtp {
 
+// Behind a TCP load balancer (HAProxy's `send-proxy` / `send-proxy-v2`, or any balancer that
+// speaks the PROXY protocol, net/proxy_protocol.hpp): every connection must then begin with a
+// PROXY header and come from one of `from` (the balancers); the client the header names is the
+// session's client, for the harvest guard, connection limits, relay networks and logs. A
+// connection from elsewhere, or without a valid header, is closed without a greeting.
+struct ProxySettings {
+  bool enabled = false;
+  std::vector<core::Cidr> from;
+};
+
 struct ServerSettings {
   std::string name = "smtp";  // for logs: "inbound", "outbound"
   core::Endpoint listen{"127.0.0.1", 2525};
@@ -39,6 +50,7 @@ struct ServerSettings {
   std::size_t max_errors = 20;  // protocol errors before the session is dropped (421)
   std::string tls_cert_file;
   std::string tls_key_file;
+  ProxySettings proxy;
 };
 
 struct SessionInfo {
