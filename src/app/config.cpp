@@ -150,6 +150,8 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); }},
       {"smtp", "tls_key",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); }},
+      {"smtp", "shutdown_grace",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.shutdown_grace); }},
       {"smtp", "proxy_protocol",
        [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.proxy.enabled); }},
       {"smtp", "proxy_from",

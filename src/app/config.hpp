@@ -33,6 +33,8 @@
 //   tls_key = ""
 //   postmaster = ""                 # where RCPT TO:<postmaster> (no domain) goes, an address
 //                                   # in a company domain; unset: 550 5.1.1 saying so
+//   shutdown_grace = "60s"          # on SIGTERM: transactions under way may finish this long
+//                                   # (new connections refused, idle sessions told 421 4.3.2)
 //   proxy_protocol = false          # behind a TCP load balancer: every connection begins with
 //                                   # a PROXY header (v1 or v2), whose client is the session's
 //   proxy_from = []                 # the balancers' addresses ("10.0.0.5", "10.1.0.0/24"),
@@ -116,6 +118,7 @@ struct Config {
   std::string log_level = "info";
   smtp::ServerSettings inbound = default_inbound();
   std::string postmaster;  // RFC 5321 4.5.1's <postmaster> is relayed there; "": none
+  std::chrono::seconds shutdown_grace{60};  // serve's drain on SIGTERM (smtp::Server::drain)
   core::Endpoint outbound_listen{"127.0.0.1", 2587};
   core::Endpoint outbound_next_hop{"127.0.0.1", 25};
   smtp::ProxySettings outbound_proxy;

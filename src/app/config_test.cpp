@@ -98,6 +98,7 @@ hostname = "MX.Example.COM"
 postmaster = "Hostmaster@Example.com"
 max_message_size = 1048576
 idle_timeout = "90s"
+shutdown_grace = "2m"
 [outbound]
 listen = "127.0.0.1:2600"
 next_hop = "smarthost.example:2525"
@@ -124,6 +125,8 @@ interval = "1h"
   EXPECT_EQ(parse_config("", "test.toml").value().postmaster, "");
   EXPECT_EQ(c.inbound.limits.message_size, 1048576u);
   EXPECT_EQ(c.inbound.idle_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(c.shutdown_grace, std::chrono::minutes(2));
+  EXPECT_EQ(parse_config("", "test.toml").value().shutdown_grace, std::chrono::seconds(60));
   EXPECT_EQ(c.outbound_next_hop.str(), "smarthost.example:2525");
   EXPECT_EQ(c.verify.sender, "probe@mx.example.com");
   EXPECT_EQ(c.verify.negative_ttl, std::chrono::minutes(5));
@@ -158,7 +161,7 @@ TEST(Config, RejectsBadGatewayValues) {
         "[reports]\nfrom = \"x\"\n", "[maintenance]\nevery = \"1h\"\n",
         "[smtp]\npostmaster = \"postmaster\"\n", "[scoring]\nrspamd = \"host:x\"\n",
         "[scoring]\nrspamd = 11333\n", "[scoring]\nrspamd_failure = \"accept\"\n",
-        "[scoring]\nrspamd_timeout = \"0s\"\n"}) {
+        "[scoring]\nrspamd_timeout = \"0s\"\n", "[smtp]\nshutdown_grace = 60\n"}) {
     EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
   }
 }

@@ -526,18 +526,56 @@ int serve(const Config& config, store::Store& store) {
   // Signals are caught before anything announces it is listening: a SIGINT or SIGTERM sent
   // as soon as the "listening" lines appear (as a supervisor or a test does) stops the
   // service cleanly instead of killing it.
+  //
+  // The first signal drains: no new connection is taken, a session between transactions is
+  // told 421 4.3.2 at once, and one in a transaction finishes it (the client gets the
+  // destination's answer) for up to [smtp] shutdown_grace; then the service stops. A second
+  // signal stops it at once. So a restart (or a node taken out of a balancer) loses nothing
+  // and makes no client send a message twice.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    spdlog::info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
-    http.stop();
-    inbound.stop();
-    outbound.stop();
-    maintenance_timer.cancel();
-    lookups_timer.cancel();
+  boost::asio::steady_timer drain_timer(io);
+  const auto stop_now = [&] {
+    drain_timer.cancel();
     pool.clear();
     io.stop();
-  });
+  };
+  std::chrono::steady_clock::time_point deadline{};  // set by the first signal
+  std::function<void()> check_drained = [&] {
+    const auto left = inbound.active_sessions() + outbound.active_sessions();
+    if (left == 0) {
+      spdlog::info("every SMTP session has ended; stopping");
+      return stop_now();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::warn("shutdown grace over; cutting {} SMTP session(s)", left);
+      return stop_now();
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(50));
+    drain_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) check_drained();
+    });
+  };
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        const auto name = signal == SIGINT ? "SIGINT" : "SIGTERM";
+        if (deadline != std::chrono::steady_clock::time_point{}) {
+          spdlog::info("received {} again, stopping now", name);
+          return stop_now();
+        }
+        deadline = std::chrono::steady_clock::now() + config.shutdown_grace;
+        http.stop();
+        inbound.drain();
+        outbound.drain();
+        maintenance_timer.cancel();
+        lookups_timer.cancel();
+        spdlog::info("received {}, draining {} SMTP session(s) for up to {} s", name,
+                     inbound.active_sessions() + outbound.active_sessions(),
+                     config.shutdown_grace.count());
+        signals.async_wait(on_signal);
+        check_drained();
+      };
+  signals.async_wait(on_signal);
 
   http.start();
   inbound.start();

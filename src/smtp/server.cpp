@@ -13,6 +13,7 @@
 #include <charconv>
 #include <map>
 #include <random>
+#include <set>
 
 #include "core/error.hpp"
 #include "net/acceptor.hpp"
@@ -68,9 +69,12 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   bool tls_enabled = false;
   std::map<std::string, std::size_t> per_client;
   std::size_t active = 0;
-  std::uint64_t next_id = std::random_device{}() & 0xFFFFFF;
+  bool draining = false;
 
   struct Session;
+  std::set<Session*> sessions;  // every connection's, for drain()
+  std::uint64_t next_id = std::random_device{}() & 0xFFFFFF;
+
   awaitable<void> run(tcp::socket socket);
   awaitable<void> accept_loop();
 };
@@ -90,6 +94,19 @@ struct Server::Impl::Session {
   std::string output;
   std::size_t errors = 0;
   bool io_failed = false;
+  bool awaiting_input = false;  // a read from the client is pending
+
+  // drain(): a session with no transaction under way that waits for the client is told at
+  // once; any other finishes what it is doing first (run() checks between commands).
+  void drain() {
+    if (awaiting_input && (state == State::connected || state == State::greeted)) {
+      boost::system::error_code ignored;
+      socket.cancel(ignored);
+    }
+  }
+  Reply shutting_down() const {
+    return {421, "4.3.2 " + srv.settings.hostname + " shutting down, try again later"};
+  }
 
   void enter_state(State next) {
     if (next != state) {
@@ -149,6 +166,7 @@ struct Server::Impl::Session {
       boost::system::error_code ec;
       std::size_t n = 0;
       arm_timer();
+      awaiting_input = true;
       if (tls) {
         n = co_await tls->async_read_some(asio::buffer(buf),
                                           asio::redirect_error(use_awaitable, ec));
@@ -156,11 +174,15 @@ struct Server::Impl::Session {
         n = co_await socket.async_read_some(asio::buffer(buf),
                                             asio::redirect_error(use_awaitable, ec));
       }
+      awaiting_input = false;
       const bool timed_out = timer.expiry() <= std::chrono::steady_clock::now();
       timer.cancel();
       if (ec) {
         if (timed_out) {
           reply({421, "4.4.2 " + srv.settings.hostname + " idle timeout, closing connection"});
+          co_await flush();
+        } else if (srv.draining && ec == asio::error::operation_aborted) {
+          reply(shutting_down());
           co_await flush();
         }
         io_failed = true;
@@ -193,8 +215,10 @@ struct Server::Impl::Session {
       }
       boost::system::error_code ec;
       arm_timer();
+      awaiting_input = true;
       const auto n = co_await socket.async_read_some(asio::buffer(buf),
                                                      asio::redirect_error(use_awaitable, ec));
+      awaiting_input = false;
       timer.cancel();
       if (ec) {
         spdlog::warn("{} {}: connection from {} closed before its PROXY header: {}",
@@ -374,6 +398,10 @@ struct Server::Impl::Session {
   awaitable<void> run() {
     for (;;) {
       if (state == State::closing || io_failed) break;
+      if (srv.draining && (state == State::connected || state == State::greeted)) {
+        reply(shutting_down());  // between transactions: nothing under way is cut
+        break;
+      }
       auto line = co_await read_line(srv.settings.limits.command_line);
       if (!line) break;
       if (line->too_long) {
@@ -401,6 +429,12 @@ awaitable<void> Server::Impl::run(tcp::socket socket) {
   const auto remote = socket.remote_endpoint(ec);
   if (ec) co_return;
   Session s(*this, std::move(socket));
+  sessions.insert(&s);
+  struct Unlist {
+    Impl& srv;
+    Session* s;
+    ~Unlist() { srv.sessions.erase(s); }
+  } unlist{*this, &s};
   auto peer = remote.address();
   if (peer.is_v6() && peer.to_v6().is_v4_mapped()) {
     peer = asio::ip::make_address_v4(asio::ip::v4_mapped, peer.to_v6());
@@ -498,6 +532,12 @@ std::uint16_t Server::port() const { return net::bound_port(impl_->acceptor); }
 void Server::stop() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
+}
+
+void Server::drain() {
+  stop();
+  impl_->draining = true;
+  for (auto* s : impl_->sessions) s->drain();
 }
 
 std::size_t Server::active_sessions() const { return impl_->active; }

@@ -96,7 +96,13 @@ class Server {
   // certificate.
   void start();
   std::uint16_t port() const;
+  // Stops accepting; the sessions go on.
   void stop();
+  // Stops accepting, and ends every session as soon as nothing is under way in it: one
+  // waiting for a command outside a transaction gets 421 4.3.2 at once; one in a transaction
+  // (sending RCPTs, its message, or waiting for the destination's answer) finishes it, then
+  // gets 421 4.3.2 instead of its next command. active_sessions() says when all are gone.
+  void drain();
   std::size_t active_sessions() const;
 
  private:
