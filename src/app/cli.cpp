@@ -34,6 +34,7 @@
 #include "reports/maintenance.hpp"
 #include "reports/weekly_report.hpp"
 #include "smtp/client.hpp"
+#include "store/sqlite/sqlite_db.hpp"
 #include "verify/verifier.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -182,6 +183,7 @@ struct AuditArgs {
 // What every verb needs: options shared by all, and the store opened on first use.
 struct Context {
   std::string config_path;
+  std::string backup_file;  // backup FILE
   std::string db_override;
   bool json_output = false;
   std::ostream& out;
@@ -1472,6 +1474,25 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   });
   verb(app, "check-config", "Validate the configuration and exit", action,
        [&ctx] { ctx.out << "configuration OK\n"; });
+  auto* backup = verb(
+      app, "backup", "Copy the SQLite database consistently, while serve runs", action, [&ctx] {
+        if (!ctx.config.database_url.empty()) {
+          throw Failure(ErrorCode::invalid_argument,
+                        "backup copies the embedded SQLite database; back PostgreSQL up with "
+                        "pg_dump");
+        }
+        try {
+          const auto r = store::sqlite::backup(ctx.config.database_path, ctx.backup_file);
+          ctx.out << "backup of " << ctx.config.database_path << " written to " << ctx.backup_file
+                  << " (" << r.users << " users, " << (r.bytes + 1023) / 1024
+                  << " KiB); the secrets key " << ctx.config.key_file()
+                  << " is not in it: keep a copy of the key apart\n";
+        } catch (const store::sql::DbError& e) {
+          throw Failure(ErrorCode::internal, std::string("backup failed: ") + e.what());
+        }
+      });
+  backup->add_option("file", ctx.backup_file, "Where the copy goes (replaced when it is complete)")
+      ->required();
   company_commands(app, ctx, action);
   domain_commands(app, ctx, action);
   user_commands(app, ctx, action);

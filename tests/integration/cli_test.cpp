@@ -3,8 +3,10 @@
 #include <signal.h>
 
 #include <gtest/gtest.h>
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "test_support.hpp"
@@ -409,6 +411,52 @@ TEST_F(Cli, UserExportWritesAFileThatImportsBackAsNoChange) {
         "cannot write");
 }
 
+// `backup` copies the SQLite file while another process writes to it: every copy holds whole
+// transactions only (a 30,000-user import is all in it or none of it), opens as a database,
+// and a failed backup leaves nothing behind.
+TEST_F(Cli, BackupIsAConsistentCopyEvenDuringAnImport) {
+  acme();
+  ok({"user", "add", "alice@acme.example", "--first-name", "Alice"});
+  const auto first = ok({"backup", dir.file("first.db")});
+  EXPECT_TRUE(std::regex_search(
+      first, std::regex("^backup of .*state\\.db written to .*first\\.db \\(1 users, \\d+ KiB\\); "
+                        "the secrets key .*state\\.db\\.key is not in it")))
+      << first;
+  auto listed = [&](const std::string& db) {
+    auto r = run_command(MAILROSTER_BINARY, {"--db", db, "user", "list", "--json"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return json::parse(r.out);
+  };
+  EXPECT_EQ(listed(dir.file("first.db")), json::parse(ok({"user", "list", "--json"})));
+
+  std::string csv = "email\n";
+  for (int i = 0; i < 30000; ++i) csv += "u" + std::to_string(i) + "@acme.example\n";
+  write_file(dir.file("many.csv"), csv);
+  std::atomic<bool> done = false;
+  std::thread import([&] {
+    ok({"import", "csv", dir.file("many.csv"), "--company", "acme"});
+    done = true;
+  });
+  std::set<std::size_t> seen;
+  for (int i = 0; i == 0 || (!done && i < 100); ++i) {
+    const auto copy = dir.file("during" + std::to_string(i) + ".db");
+    ok({"backup", copy});
+    seen.insert(listed(copy).size());
+  }
+  import.join();
+  for (const auto n : seen) EXPECT_TRUE(n == 1 || n == 30001) << n;  // never a part of it
+  ok({"backup", dir.file("first.db")});                              // replaces the old copy
+  EXPECT_EQ(listed(dir.file("first.db")).size(), 30001u);
+
+  fails({"backup", dir.file("no/such/dir/x.db")}, "backup failed");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("no/such/dir/x.db.part")));
+  auto pg = run_command(MAILROSTER_BINARY, {"--db", "postgresql://nobody@127.0.0.1:1/none",
+                                            "backup", dir.file("pg.db")});
+  EXPECT_EQ(pg.status, 1);
+  EXPECT_NE(pg.err.find("pg_dump"), std::string::npos) << pg.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("pg.db")));
+}
+
 TEST_F(Cli, UsageErrorsExitTwo) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {}, {"frobnicate"}, {"user"}, {"user", "add"}, {"user", "list", "--bogus"}}) {
@@ -422,6 +470,7 @@ TEST_F(Cli, EveryVerbHasHelp) {
   const std::vector<std::vector<std::string>> verbs = {{},
                                                        {"serve"},
                                                        {"check-config"},
+                                                       {"backup"},
                                                        {"company"},
                                                        {"company", "add"},
                                                        {"company", "list"},

@@ -1,6 +1,11 @@
 #include "store/sqlite/sqlite_db.hpp"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include <mutex>
 
@@ -285,5 +290,63 @@ std::uint64_t Database::change_count() {
   return change_count_;
 }
 void Database::begin() { exec("BEGIN IMMEDIATE"); }
+
+BackupResult backup(const std::string& from, const std::string& to) {
+  struct Connection {
+    sqlite3* db = nullptr;
+    Connection(const std::string& path, int flags) {
+      const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+      if (rc != SQLITE_OK) {
+        const std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+        sqlite3_close(db);
+        throw DbError(false, "cannot open '" + path + "': " + why);
+      }
+      sqlite3_busy_timeout(db, 5000);
+    }
+    ~Connection() { sqlite3_close(db); }
+    // Runs sql (one text parameter when given); the first column of its first row.
+    std::string one(const char* sql, const std::string* param = nullptr) {
+      sqlite3_stmt* st = nullptr;
+      if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
+        throw DbError(false, sqlite3_errmsg(db));
+      }
+      if (param) sqlite3_bind_text(st, 1, param->c_str(), -1, SQLITE_TRANSIENT);
+      const int rc = sqlite3_step(st);
+      std::string value;
+      if (rc == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+        value = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      }
+      const std::string why = sqlite3_errmsg(db);
+      sqlite3_finalize(st);
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) throw DbError(false, why);
+      return value;
+    }
+  };
+  const auto part = to + ".part";
+  std::remove(part.c_str());  // what a backup that was cut short left
+  try {
+    {
+      Connection source(from, SQLITE_OPEN_READONLY);
+      source.one("VACUUM INTO ?", &part);
+    }
+    BackupResult result;
+    {
+      Connection copy(part, SQLITE_OPEN_READONLY);
+      if (const auto check = copy.one("PRAGMA quick_check"); check != "ok") {
+        throw DbError(false, "the copy does not check out: " + check);
+      }
+      result.users = std::stoll(copy.one("SELECT count(*) FROM users"));
+    }
+    if (std::rename(part.c_str(), to.c_str()) != 0) {
+      throw DbError(false, "cannot rename '" + part + "' to '" + to + "': " + std::strerror(errno));
+    }
+    struct stat st {};
+    if (::stat(to.c_str(), &st) == 0) result.bytes = static_cast<std::uint64_t>(st.st_size);
+    return result;
+  } catch (...) {
+    std::remove(part.c_str());
+    throw;
+  }
+}
 
 }  // namespace mailroster::store::sqlite

@@ -72,4 +72,15 @@ class Database final : public sql::Database {
   std::unordered_map<std::string, std::unique_ptr<Statement>, TextHash, std::equal_to<>> cache_;
 };
 
+struct BackupResult {
+  std::uint64_t bytes = 0;
+  std::int64_t users = 0;
+};
+
+// A consistent copy of the database file at `from` (SQLite's VACUUM INTO: one read
+// transaction, so a running serve or import goes on, and the copy holds whole transactions
+// only), checked (PRAGMA quick_check) and then renamed to `to`: a failed backup leaves no file
+// and an earlier backup at `to` stays whole until the new one is. Throws DbError.
+BackupResult backup(const std::string& from, const std::string& to);
+
 }  // namespace mailroster::store::sqlite
