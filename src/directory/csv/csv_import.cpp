@@ -67,7 +67,7 @@ core::Result<UserCsvReader> UserCsvReader::open(std::istream& in,
 std::vector<core::DirectoryEntry> UserCsvReader::next(
     std::size_t max_entries, const std::function<void(RowError)>& on_error) {
   std::vector<core::DirectoryEntry> out;
-  out.reserve(max_entries);
+  out.reserve(std::min<std::size_t>(max_entries, 128));  // grows as rows come
   while (out.size() < max_entries) {
     auto rec = reader_->next();
     if (!rec) break;
