@@ -1010,6 +1010,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          j["rows"] = run->rows;
          j["bad_rows"] = run->bad_rows;
          j["unknown_columns"] = run->unknown_columns;
+         j["separator"] = std::string(1, run->separator);
          j["plan_id"] = keep_plan(std::move(pending));
          return ok(j, 201);
        }),

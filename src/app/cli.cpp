@@ -1146,10 +1146,14 @@ void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
              [&](const directory::csv::RowError& e) { output.row_error(e.line, e.message); },
              [&](std::size_t rows, std::streamoff pos) { progress.update(rows, pos); }});
         if (!run) throw Failure(run.error());
-        const auto& [result, rows, bad_rows, unknown_columns, applied] = *run;
+        const auto& [result, rows, bad_rows, unknown_columns, applied, separator] = *run;
         progress.done();
 
         std::vector<std::string> notes;
+        if (separator != ',') {
+          notes.push_back(std::string("columns separated by ") +
+                          (separator == ';' ? "semicolons" : "tabs"));
+        }
         for (const auto& col : unknown_columns)
           notes.push_back("unknown column '" + col + "' ignored");
         output.print(ctx.out, core::Source::csv, result,

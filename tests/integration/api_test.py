@@ -709,6 +709,12 @@ class Api(unittest.TestCase):
         status, body, _ = adm.call("POST", "/api/v1/companies/acme/imports", raw="nothing,here\n",
                                    content_type="text/csv")
         self.assertEqual((status, body["error"]["field"]), (400, "file"))
+        # As a spreadsheet saves it where the comma is the decimal mark.
+        status, plan, _ = adm.call("POST", "/api/v1/companies/acme/imports",
+                                   raw="email;first_name\r\nsemi@acme.example;Semi, Colon\r\n",
+                                   content_type="text/csv")
+        self.assertEqual((status, plan["separator"], plan["counts"]["create"]), (201, ";", 1), plan)
+        self.assertEqual(plan["creates"][0]["address"], "semi@acme.example")
 
     def test_users_export_as_a_csv_file_the_import_reads_back_unchanged(self):
         adm = self.client("admin@acme.example")

@@ -346,6 +346,27 @@ TEST_F(Cli, ImportCsvPreviewApplyAndReimport) {
   EXPECT_EQ(left[2]["address"], "manual@acme.example");  // never deleted by a CSV sync
 }
 
+// A file as a spreadsheet saves it where the comma is the decimal mark: semicolons, the
+// aliases column quoted, Windows-1252 text refused with a hint.
+TEST_F(Cli, ImportCsvSeparatedBySemicolons) {
+  acme();
+  write_file(dir.file("excel.csv"),
+             "email;first_name;surname;aliases\r\n"
+             "alice@acme.example;Alice;\"Liddell, Jr.\";\"al@acme.example;a.l@acme.example\"\r\n"
+             "bob@acme.example;B\xF6"
+             "b;Smith;\r\n");
+  auto r = run({"import", "csv", dir.file("excel.csv"), "--company", "acme", "--skip-invalid"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("columns separated by semicolons"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("line 3: field 2 is not valid UTF-8 (save the file as UTF-8; in Excel: "
+                       "\"CSV UTF-8\")"),
+            std::string::npos)
+      << r.out;
+  const auto alice = json::parse(ok({"user", "show", "alice@acme.example", "--json"}));
+  EXPECT_EQ(alice["surname"], "Liddell, Jr.");
+  EXPECT_EQ(alice["aliases"], json({"a.l@acme.example", "al@acme.example"}));
+}
+
 TEST_F(Cli, ImportCsvWithBadRowsImportsNothingUnlessAsked) {
   acme();
   write_file(dir.file("bad.csv"),

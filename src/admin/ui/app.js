@@ -381,7 +381,8 @@ const SYNC_FIELDS = {
 
 async function importView() {
   main().innerHTML = `<section><h1>Import Users: CSV</h1>
-    <p>Columns: email (required), first_name, surname, role, type, aliases (separated by ;).
+    <p>Columns: email (required), first_name, surname, role, type, aliases (separated by ;);
+      separated by commas, or by semicolons or tabs as spreadsheets save them; UTF-8.
       Users → Export CSV writes the company's users in this format: edit that file and import it
       again, and only your edits change.</p>
     <div class="row"><input type="file" id="csv" accept=".csv,text/csv" aria-label="CSV file">

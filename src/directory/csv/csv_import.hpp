@@ -1,6 +1,7 @@
 // A CSV user list as a directory snapshot for the sync planner. Header row required, columns
 // in any order: email (required), first_name, surname, role (end_user|silent_user),
 // type (user|functional), aliases (';'-separated). Unknown columns are reported and ignored.
+// Columns separated by commas, or by semicolons or tabs as spreadsheets write them.
 // Every bad row is reported with its line number and reason: bad address, address outside the
 // company's domains, unknown role or type, duplicate in the file, alias clash.
 #pragma once
@@ -49,7 +50,8 @@ class UserCsvReader {
                                          const std::function<void(RowError)>& on_error);
 
   const std::vector<std::string>& unknown_columns() const { return unknown_columns_; }
-  std::size_t rows() const { return rows_; }  // data rows read so far
+  std::size_t rows() const { return rows_; }               // data rows read so far
+  char separator() const { return reader_->separator(); }  // ',', ';' or '\t'  (csv_reader.hpp)
 
  private:
   enum Column { kEmail, kFirstName, kSurname, kRole, kType, kAliases, kColumns };
@@ -109,6 +111,7 @@ struct ImportOutcome {
   std::size_t bad_rows = 0;
   std::vector<std::string> unknown_columns;
   bool applied = false;  // false when only planned, or held back by bad rows
+  char separator = ',';  // what the header line used
 };
 
 // A CSV import, for the CLI and the API alike: the file is parsed on a second thread while

@@ -7,21 +7,49 @@ namespace mailroster::directory::csv {
 CsvReader::CsvReader(std::istream& in, std::size_t max_field_bytes)
     : in_(in), max_field_(max_field_bytes) {}
 
-int CsvReader::get() { return in_.get(); }
+int CsvReader::get() {
+  if (first_pos_ < first_line_.size()) return static_cast<unsigned char>(first_line_[first_pos_++]);
+  return in_.get();
+}
 
-std::optional<Record> CsvReader::next() {
-  if (!started_) {
-    started_ = true;
-    // UTF-8 byte order mark
-    if (in_.peek() == 0xEF) {
-      char bom[3] = {};
-      in_.read(bom, 3);
-      if (!(bom[0] == '\xEF' && bom[1] == '\xBB' && bom[2] == '\xBF')) {
-        in_.clear();
-        in_.seekg(0);
-      }
+int CsvReader::peek() {
+  if (first_pos_ < first_line_.size()) return static_cast<unsigned char>(first_line_[first_pos_]);
+  return in_.peek();
+}
+
+void CsvReader::start() {
+  started_ = true;
+  // UTF-8 byte order mark
+  if (in_.peek() == 0xEF) {
+    char bom[3] = {};
+    in_.read(bom, 3);
+    if (!(bom[0] == '\xEF' && bom[1] == '\xBB' && bom[2] == '\xBF')) {
+      in_.clear();
+      in_.seekg(0);
     }
   }
+  // The first line (as far as a field may reach), read ahead and given back by get().
+  std::size_t counts[3] = {};  // , ; tab, outside quotes
+  bool quoted = false;
+  for (int c; first_line_.size() < max_field_ && (c = in_.get()) != EOF;) {
+    first_line_.push_back(static_cast<char>(c));
+    if (c == '"') quoted = !quoted;
+    if (quoted) continue;
+    if (c == '\n') break;
+    if (c == ',') ++counts[0];
+    if (c == ';') ++counts[1];
+    if (c == '\t') ++counts[2];
+  }
+  if (in_.eof()) in_.clear(in_.rdstate() & ~std::ios::eofbit & ~std::ios::failbit);
+  if (counts[1] > counts[0] && counts[1] >= counts[2]) {
+    separator_ = ';';
+  } else if (counts[2] > counts[0] && counts[2] > counts[1]) {
+    separator_ = '\t';
+  }
+}
+
+std::optional<Record> CsvReader::next() {
+  if (!started_) start();
   for (;;) {
     Record r;
     r.line = line_;
@@ -35,7 +63,8 @@ std::optional<Record> CsvReader::next() {
     };
     auto end_field = [&] {
       if (!core::is_valid_utf8(field))
-        fail("field " + std::to_string(r.fields.size() + 1) + " is not valid UTF-8");
+        fail("field " + std::to_string(r.fields.size() + 1) +
+             " is not valid UTF-8 (save the file as UTF-8; in Excel: \"CSV UTF-8\")");
       r.fields.push_back(std::move(field));
       field.clear();
       was_quoted = false;
@@ -56,7 +85,7 @@ std::optional<Record> CsvReader::next() {
       }
       if (quoted) {
         if (c == '"') {
-          if (in_.peek() == '"') {
+          if (peek() == '"') {
             get();
             field.push_back('"');
           } else {
@@ -73,11 +102,11 @@ std::optional<Record> CsvReader::next() {
         }
         continue;
       }
-      if (c == ',') {
+      if (c == separator_) {
         end_field();
         continue;
       }
-      if (c == '\r' && in_.peek() == '\n') continue;  // CRLF
+      if (c == '\r' && peek() == '\n') continue;  // CRLF
       if (c == '\n') {
         ++line_;
         if (r.fields.empty() && field.empty() && !was_quoted) {  // empty line

@@ -24,6 +24,43 @@ TEST(CsvReader, Rfc4180QuotingCommasQuotesAndNewlines) {
   for (const auto& r : recs) EXPECT_FALSE(r.error);
 }
 
+// What spreadsheets write where the comma is the decimal mark (semicolons), and what is pasted
+// from one (tabs): the first line decides, counting outside quotes only.
+TEST(CsvReader, TheFirstLineChoosesCommaSemicolonOrTab) {
+  struct Case {
+    std::string text;
+    char separator;
+    std::vector<std::string> second;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"email;first_name;aliases\r\na@x;\"Smith, J\";\"b@x;c@x\"\r\n",
+            ';',
+            {"a@x", "Smith, J", "b@x;c@x"}},
+           {"\xEF\xBB\xBF\"email\";\"name\"\na@x;\"Ann\"\n", ';', {"a@x", "Ann"}},
+           {"email\tfirst_name\na@x\tAnn, B\n", '\t', {"a@x", "Ann, B"}},
+           {"email,first_name;x\na@x,b;c\n", ',', {"a@x", "b;c"}},  // more commas
+           {"\"e;mail\",name\na@x,Ann\n", ',', {"a@x", "Ann"}},     // a quoted ';' is text
+           {"email\na@x\n", ',', {"a@x"}},                          // one column
+           {"email;name", ';', {}},                                 // no newline at all
+       }) {
+    std::istringstream in(c.text);
+    CsvReader r(in);
+    const auto header = r.next();
+    ASSERT_TRUE(header) << c.text;
+    EXPECT_EQ(r.separator(), c.separator) << c.text;
+    EXPECT_FALSE(header->error) << c.text;
+    const auto second = r.next();
+    if (c.second.empty()) {
+      EXPECT_FALSE(second) << c.text;
+      continue;
+    }
+    ASSERT_TRUE(second) << c.text;
+    EXPECT_EQ(second->fields, c.second) << c.text;
+    EXPECT_EQ(second->line, 2u);
+    EXPECT_FALSE(r.next());
+  }
+}
+
 TEST(CsvReader, LfLineEndingsBomAndBlankLines) {
   const auto recs =
       all("\xEF\xBB\xBF"

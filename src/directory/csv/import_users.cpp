@@ -44,6 +44,7 @@ core::Result<ImportOutcome> import_users(store::Store& store, core::Id company_i
   }
   out.rows = reader.rows();
   out.unknown_columns = reader.unknown_columns();
+  out.separator = reader.separator();
   return out;
 }
 
