@@ -1342,13 +1342,14 @@ void mail_login_link(Context& ctx, const store::Login& login, bool invitation) {
       mail, login.email, admin::password_link_url(base, token), invitation, ctx.clock().now());
   boost::asio::io_context io;
   smtp::ClientPool pool(io, ctx.config.relay);
-  lifecycle::DiscoveryService discovery(ctx.store(), ctx.clock());
-  reports::Maintenance relay(ctx.store(), discovery, pool, ctx.config.maintenance,
-                             io.get_executor());
   const std::vector<std::string> to{login.email};
   std::string error;
   boost::asio::co_spawn(
-      io, [&]() -> boost::asio::awaitable<void> { error = co_await relay.submit(to, message); },
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        error = co_await reports::submit(pool, ctx.config.maintenance.relay,
+                                         ctx.config.maintenance.from, to, message);
+      },
       boost::asio::detached);
   io.run();
   if (!error.empty()) throw Failure(ErrorCode::unavailable, "link not mailed: " + error);

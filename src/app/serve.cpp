@@ -208,10 +208,11 @@ class SyncScheduler {
 };
 
 // Hands a password link's mail to the relay (the coroutine owns its arguments).
-boost::asio::awaitable<void> mail_password_link(reports::Maintenance& maintenance, std::string to,
-                                                std::string message) {
+boost::asio::awaitable<void> mail_password_link(smtp::ClientPool& pool,
+                                                const reports::MaintenanceSettings& relay,
+                                                std::string to, std::string message) {
   const std::vector<std::string> recipients{to};  // not braced in the co_await: g++ 12 fails
-  const auto error = co_await maintenance.submit(recipients, message);
+  const auto error = co_await reports::submit(pool, relay.relay, relay.from, recipients, message);
   if (error.empty()) {
     spdlog::info("password link mailed to {}", to);
   } else {
@@ -514,8 +515,8 @@ int serve(const Config& config, store::Store& store) {
   api.set_password_mail(
       {.base_url = [&config, &http] { return config.admin_base_url(http.port()); },
        .send =
-           [&io, &maintenance](const std::string& to, const std::string& message) {
-             boost::asio::co_spawn(io, mail_password_link(maintenance, to, message),
+           [&io, &pool, &config](const std::string& to, const std::string& message) {
+             boost::asio::co_spawn(io, mail_password_link(pool, config.maintenance, to, message),
                                    boost::asio::detached);
            },
        .from = config.maintenance.from,

@@ -29,13 +29,13 @@ awaitable<std::invoke_result_t<F>> Maintenance::on_store(F f) {
       boost::asio::use_awaitable);
 }
 
-awaitable<std::string> Maintenance::submit(const std::vector<std::string>& recipients,
-                                           const std::string& message) {
-  auto lease = co_await pool_.acquire(settings_.relay);
-  if (!lease.connection)
-    co_return "relay " + settings_.relay.str() + ": " + lease.result.describe();
+awaitable<std::string> submit(smtp::ClientPool& pool, const core::Endpoint& relay,
+                              const std::string& from, const std::vector<std::string>& recipients,
+                              const std::string& message) {
+  auto lease = co_await pool.acquire(relay);
+  if (!lease.connection) co_return "relay " + relay.str() + ": " + lease.result.describe();
   auto& conn = *lease.connection;
-  auto r = co_await conn.command("MAIL FROM:<" + settings_.from + ">");
+  auto r = co_await conn.command("MAIL FROM:<" + from + ">");
   if (!r.positive()) co_return "MAIL FROM: " + r.describe();
   std::size_t accepted = 0;
   for (const auto& rcpt : recipients) {
@@ -43,13 +43,13 @@ awaitable<std::string> Maintenance::submit(const std::vector<std::string>& recip
     if (rr.positive()) {
       ++accepted;
     } else {
-      spdlog::warn("report: relay refused {}: {}", rcpt, rr.describe());
+      spdlog::warn("relay {} refused {}: {}", relay.str(), rcpt, rr.describe());
     }
   }
   if (accepted == 0) co_return "relay accepted no recipient";
   auto d = co_await conn.data(message);
   if (!d.positive()) co_return "DATA: " + d.describe();
-  co_await pool_.release(std::move(lease.connection));
+  co_await pool.release(std::move(lease.connection));
   co_return std::string();
 }
 
@@ -84,7 +84,7 @@ awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
     }
     std::string to;
     for (const auto& r : report.recipients) to += (to.empty() ? "" : ",") + r;
-    const auto error = co_await submit(report.recipients,
+    const auto error = co_await submit(pool_, settings_.relay, settings_.from, report.recipients,
                                        to_mime(report, settings_.from, settings_.hostname, now));
     if (!error.empty()) {
       spdlog::error("report for {} ({}) not sent, will retry: {}", company.name, *week, error);

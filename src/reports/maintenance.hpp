@@ -35,6 +35,14 @@ struct MaintenanceResult {
   std::vector<std::string> reports_failed;  // "company: reason"
 };
 
+// Submits one message through the relay at `relay`, from `from` (the weekly reports, serve's
+// and the CLI's password mails); an empty string on success (the relay said 250 to the data
+// for at least one recipient), else why it failed.
+boost::asio::awaitable<std::string> submit(smtp::ClientPool& pool, const core::Endpoint& relay,
+                                           const std::string& from,
+                                           const std::vector<std::string>& recipients,
+                                           const std::string& message);
+
 class Maintenance {
  public:
   // store_work: where the store is called (serve: a thread of its own, so that the I/O thread
@@ -46,10 +54,6 @@ class Maintenance {
   // holds the scheduler lease, Store::hold_lease).
   void only_while(std::function<bool()> may_run) { may_run_ = std::move(may_run); }
   boost::asio::awaitable<MaintenanceResult> run(core::TimePoint now);
-  // Submits one message to the relay, from `from` (reports, and serve's password mails);
-  // returns an empty string on success, else why it failed.
-  boost::asio::awaitable<std::string> submit(const std::vector<std::string>& recipients,
-                                             const std::string& message);
 
  private:
   // f() on the store_work executor; the caller resumes where it was.
