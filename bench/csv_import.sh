@@ -89,3 +89,20 @@ print(f"csv import of {rows} users with 2 aliases each: {a1-a0:.1f} s ({rows/(a1
       f"created {first['counts']['create']} users and {sys.argv[7]} aliases; no-change re-import "
       f"{a2-a1:.1f} s, writes: create {second['counts']['create']}, update {second['counts']['update']}")
 PY
+
+# The export of the imported million (`user export`, the format the import reads), and of the
+# users with aliases, imported back into their company: a no-change plan.
+e0=$(date +%s.%N)
+/usr/bin/time -f %M -o "$WORK/export.rss" \
+  "$BIN" --db "$DB" user export --company bench -o "$WORK/export.csv" >/dev/null
+e1=$(date +%s.%N)
+"$BIN" --db "$ADB" user export --company aliases -o "$WORK/aexport.csv" >/dev/null
+"$BIN" --db "$ADB" import csv "$WORK/aexport.csv" --company aliases --dry-run --json > "$WORK/a3.json"
+python3 - "$ROWS" "$e0" "$e1" "$(cat "$WORK/export.rss")" "$WORK/export.csv" "$WORK/a3.json" <<'PY'
+import json, sys
+rows, e0, e1, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]) // 1024
+lines = sum(1 for _ in open(sys.argv[5], "rb")) - 1
+plan = json.load(open(sys.argv[6]))["counts"]
+print(f"user export of the {rows} users: {e1-e0:.1f} s ({rows/(e1-e0):,.0f} rows/s), {lines} rows, peak RSS {rss} MiB; "
+      f"the aliases company's export imported back: create {plan['create']}, update {plan['update']}")
+PY
