@@ -173,6 +173,7 @@ struct VerifyArgs {
 };
 
 struct AuditArgs {
+  std::string older_than;  // prune
   std::string company;
   std::size_t limit = 50;
   std::size_t offset = 0;
@@ -746,6 +747,26 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
                    "Only events about this address or name (any case): who did what to it");
   list->add_option("--action", opt.action, "Only this action, e.g. user.remove");
   add_json_flag(list, ctx);
+
+  auto* prune = verb(
+      *audit, "prune", "Remove the events older than a time (as [audit] retention does)", action,
+      [&ctx, &opt = ctx.audit_args] {
+        const auto age = parse_duration(opt.older_than);
+        if (!age || *age < std::chrono::hours(24)) {
+          throw Failure(ErrorCode::invalid_argument,
+                        "--older-than '" + opt.older_than + "' is not a duration of 1d or more",
+                        "older-than");
+        }
+        const auto before = ctx.clock().now() - *age;
+        const auto removed = ctx.store().prune_audit(before);
+        if (ctx.json_output) {
+          return ctx.print_json({{"removed", removed}, {"before", core::format_iso8601(before)}});
+        }
+        ctx.out << removed << " audit event(s) from before " << core::format_iso8601(before)
+                << " removed\n";
+      });
+  prune->add_option("--older-than", opt.older_than, "Age, such as 400d")->required();
+  add_json_flag(prune, ctx);
 }
 
 // A request to the running service's admin API on this machine, with the local token (derived
@@ -1051,6 +1072,7 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
           json j = {{"at", core::format_iso8601(now)},
                     {"reports_sent", result.reports_sent},
                     {"reports_failed", result.reports_failed},
+                    {"audit_pruned", result.audit_pruned},
                     {"expired", json::array()}};
           for (const auto& [a, o] : result.expiry.changed) {
             j["expired"].push_back({{"address", a}, {"outcome", lifecycle::to_string(o)}});
@@ -1063,6 +1085,9 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
         }
         for (const auto& c : result.reports_sent) ctx.out << "  report sent: " << c << "\n";
         for (const auto& c : result.reports_failed) ctx.out << "  report failed: " << c << "\n";
+        if (result.audit_pruned) {
+          ctx.out << "  audit events removed (retention): " << result.audit_pruned << "\n";
+        }
         if (!result.reports_failed.empty()) {
           throw Failure(ErrorCode::unavailable,
                         std::to_string(result.reports_failed.size()) +
@@ -1452,11 +1477,17 @@ void login_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
   add_json_flag(list, ctx);
 }
 
-void setup_logging(const Config& config) {
-  auto logger = spdlog::stderr_color_mt("mailroster");
+// Logs go to standard error, never standard output: that is the command's own output (its
+// JSON included). serve logs at the configured level; any other command only its warnings
+// and errors (what serve would tell as info, a command tells by its own output).
+void setup_logging(const Config& config, bool serving) {
+  auto logger = spdlog::get("mailroster");
+  if (!logger) logger = spdlog::stderr_color_mt("mailroster");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  auto level = spdlog::level::from_str(config.log_level);
+  if (!serving) level = std::max(level, spdlog::level::warn);
+  spdlog::set_level(level);
 }
 
 }  // namespace
@@ -1474,7 +1505,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   int status = 0;
   verb(app, "serve", "Run the gateway service", action, [&ctx, &status] {
-    setup_logging(ctx.config);
+    setup_logging(ctx.config, true);
     status = serve(ctx.config, ctx.store());
   });
   verb(app, "check-config", "Validate the configuration and exit", action,
@@ -1524,6 +1555,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   try {
     ctx.load();
+    setup_logging(ctx.config, false);  // serve sets its own level when it starts
     if (action) action();
     return status;
   } catch (const Failure& f) {

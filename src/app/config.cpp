@@ -221,6 +221,20 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_address(n, c.maintenance.from, false); }},
       {"maintenance", "interval",
        [](const toml::node& n, Config& c) { return set_duration(n, c.maintenance.interval); }},
+      {"audit", "retention",
+       [](const toml::node& n, Config& c) {
+         std::string text;
+         if (auto err = set_string(n, text); !err.empty()) return err;
+         if (text.empty()) {
+           c.maintenance.audit_retention.reset();
+           return std::string();
+         }
+         std::chrono::seconds d{};
+         if (auto err = set_duration(n, d); !err.empty()) return err;
+         if (d < std::chrono::hours(24)) return std::string("must be at least 1d");
+         c.maintenance.audit_retention = d;
+         return std::string();
+       }},
       {"maintenance", "sync_check",
        [](const toml::node& n, Config& c) { return set_duration(n, c.sync_check); }},
       {"secrets", "key_file",

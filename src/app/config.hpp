@@ -86,6 +86,10 @@
 //
 //   [maintenance]
 //   interval = "10m"                # how often serve runs expiry and reports
+//
+//   [audit]
+//   retention = ""                  # "400d": events older are removed by maintenance runs;
+//                                   # "" (the default): the audit trail is kept for ever
 //   sync_check = "30s"              # how often serve looks for due directory syncs
 //
 //   [secrets]

@@ -60,6 +60,14 @@ awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
     co_return result;
   }
   result.expiry = co_await on_store([&] { return discovery_.expire(now); });
+  if (settings_.audit_retention) {
+    const auto before = now - *settings_.audit_retention;
+    result.audit_pruned = co_await on_store([&] { return store_.prune_audit(before); });
+    if (result.audit_pruned) {
+      spdlog::info("audit trail: {} event(s) from before {} removed (retention)",
+                   result.audit_pruned, core::format_iso8601(before));
+    }
+  }
   const auto week = core::report_week(now);
   if (!week) co_return result;
 

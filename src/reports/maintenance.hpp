@@ -10,6 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -26,6 +27,8 @@ struct MaintenanceSettings {
   std::string from = "mailroster@localhost";
   std::string hostname = "localhost";
   std::chrono::seconds interval{600};
+  // Audit events older than this are removed on each run ([audit] retention); nullopt: kept.
+  std::optional<std::chrono::seconds> audit_retention;
 };
 
 struct MaintenanceResult {
@@ -33,6 +36,7 @@ struct MaintenanceResult {
   lifecycle::ExpiryRun expiry;
   std::vector<std::string> reports_sent;    // company names
   std::vector<std::string> reports_failed;  // "company: reason"
+  std::size_t audit_pruned = 0;             // events past the audit retention, removed
 };
 
 // Submits one message through the relay at `relay`, from `from` (the weekly reports, serve's

@@ -312,6 +312,9 @@ class Store {
   virtual std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) = 0;
   // How many events list_audit(filter) would list without its limit and offset.
   virtual std::size_t count_audit(const AuditFilter& filter) = 0;
+  // Removes the events from before `before` (the audit retention), oldest first, in batches
+  // of their own transactions so that mail flow's writes are not held up; returns how many.
+  virtual std::size_t prune_audit(core::TimePoint before) = 0;
 };
 
 // The names of a company's domains: the addresses an import or a directory sync may use.

@@ -141,10 +141,10 @@ class Api(unittest.TestCase):
         """The messages the relay got for address, oldest first."""
         out = []
         for name in sorted(os.listdir(self.spool)) if os.path.isdir(self.spool) else []:
-            if name.endswith(".json"):
-                with open(os.path.join(self.spool, name)) as f:
+            if name.endswith(".eml"):  # complete: its envelope (.json) was written before it
+                with open(os.path.join(self.spool, name[:-4] + ".json")) as f:
                     if address in json.load(f)["to"]:
-                        with open(os.path.join(self.spool, name[:-5] + ".eml"), "rb") as m:
+                        with open(os.path.join(self.spool, name), "rb") as m:
                             out.append(m.read().decode())
         return out
 

@@ -303,6 +303,40 @@ TEST_F(Cli, MaintainAtAnInstantExpiresWhatIsDue) {
   fails({"maintain", "--at", "2026-13-01"}, "not an ISO-8601 time");
 }
 
+// [audit] retention: the maintenance run removes the events older than it; `audit prune`
+// does the same by hand. Times are given (--at), not waited for.
+TEST_F(Cli, TheAuditTrailIsPrunedPastItsRetention) {
+  acme();
+  ok({"user", "add", "alice@acme.example"});
+  const auto events = audit().size();
+  ASSERT_GE(events, 3u);
+  write_file(dir.file("retention.toml"), "[audit]\nretention = \"400d\"\n");
+  const auto in = [](int days) {
+    return core::format_iso8601(std::chrono::time_point_cast<core::TimePoint::duration>(
+        std::chrono::system_clock::now() + std::chrono::days(days)));
+  };
+  auto j = json::parse(
+      ok({"--config", dir.file("retention.toml"), "maintain", "--at", in(300), "--json"}));
+  EXPECT_EQ(j["audit_pruned"], 0);  // 300 days on: all within 400 days
+  EXPECT_EQ(audit().size(), events);
+  j = json::parse(
+      ok({"--config", dir.file("retention.toml"), "maintain", "--at", in(401), "--json"}));
+  EXPECT_EQ(j["audit_pruned"], events);
+  EXPECT_TRUE(audit().empty());
+  EXPECT_EQ(json::parse(ok({"user", "list", "--json"})).size(), 1u);  // the trail only
+  j = json::parse(ok({"maintain", "--at", in(2000), "--json"}));      // no retention: kept for ever
+  EXPECT_EQ(j["audit_pruned"], 0);
+
+  ok({"user", "add", "bob@acme.example"});
+  EXPECT_EQ(json::parse(ok({"audit", "prune", "--older-than", "1d", "--json"}))["removed"], 0);
+  EXPECT_EQ(audit().size(), 1u);
+  fails({"audit", "prune", "--older-than", "5h"}, "not a duration of 1d or more");
+  write_file(dir.file("short.toml"), "[audit]\nretention = \"1h\"\n");
+  auto r = run({"--config", dir.file("short.toml"), "audit", "list"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("audit.retention must be at least 1d"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, ImportCsvPreviewApplyAndReimport) {
   acme();
   ok({"user", "add", "manual@acme.example"});
@@ -492,6 +526,7 @@ TEST_F(Cli, EveryVerbHasHelp) {
                                                        {"serve"},
                                                        {"check-config"},
                                                        {"backup"},
+                                                       {"audit", "prune"},
                                                        {"company"},
                                                        {"company", "add"},
                                                        {"company", "list"},
@@ -635,7 +670,8 @@ TEST_P(Serve, AnswersHealthzAndStopsCleanlyOnSigterm) {
 
   serve.signal(SIGTERM);
   EXPECT_EQ(serve.wait(10s), 0) << serve.err();
-  EXPECT_NE(serve.err().find("received SIGTERM, stopping"), std::string::npos);
+  EXPECT_NE(serve.err().find("received SIGTERM, draining 0 SMTP session(s)"), std::string::npos);
+  EXPECT_NE(serve.err().find("every SMTP session has ended; stopping"), std::string::npos);
   EXPECT_EQ(http_get(port, "/healthz").status, 0);
 }
 

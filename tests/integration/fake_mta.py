@@ -113,10 +113,11 @@ class Session:
                     data += l
                 n = next(self.counter)
                 base = os.path.join(self.args.spool, "%04d" % n)
-                # The envelope first, and the message by rename: whoever sees NNNN.eml (the
-                # tests poll for them) finds both whole.
-                with open(base + ".json", "w") as f:
+                # Both by rename, the envelope first: whoever sees NNNN.eml (the tests poll
+                # for them) finds both whole, and NNNN.json is never seen half written.
+                with open(base + ".json.part", "w") as f:
                     json.dump({"from": mail_from, "to": rcpts, "params": params, "tls": self.tls}, f)
+                os.rename(base + ".json.part", base + ".json")
                 with open(base + ".eml.part", "wb") as f:
                     f.write(bytes(data))
                 os.rename(base + ".eml.part", base + ".eml")

@@ -123,10 +123,11 @@ const logIn = async (page, email, password, heading) => {
 const mailedLink = async (address, after = 0) => {
   const spool = path.join(dir, "spool");
   for (let i = 0; i < 200; i++) {
-    const mails = (fs.existsSync(spool) ? fs.readdirSync(spool) : []).filter((f) => f.endsWith(".json")).sort()
-      .filter((f) => JSON.parse(fs.readFileSync(path.join(spool, f), "utf8")).to.includes(address));
+    // NNNN.eml appears last (by rename), its envelope NNNN.json whole before it.
+    const mails = (fs.existsSync(spool) ? fs.readdirSync(spool) : []).filter((f) => f.endsWith(".eml")).sort()
+      .filter((f) => JSON.parse(fs.readFileSync(path.join(spool, f.replace(/eml$/, "json")), "utf8")).to.includes(address));
     if (mails.length > after) {
-      const text = fs.readFileSync(path.join(spool, mails[after].replace(/json$/, "eml")), "utf8");
+      const text = fs.readFileSync(path.join(spool, mails[after]), "utf8");
       return text.match(/^(http:\/\/127\.0\.0\.1:\d+\/#\/reset\/[\w-]+)\r$/m)[1];
     }
     await new Promise((r) => setTimeout(r, 50));

@@ -2180,4 +2180,24 @@ std::size_t SqlStore::count_audit(const AuditFilter& f) {
                   [&](Statement& s) { bind_audit_filter(s, f); });
 }
 
+std::size_t SqlStore::prune_audit(TimePoint before) {
+  // Events are numbered as they are written, so the old ones are the lowest ids: each batch
+  // looks at the 10,000 lowest only (never the whole trail, which is what a run that finds
+  // nothing to remove would scan otherwise) and stops at the first batch that removes none.
+  std::size_t total = 0;
+  for (;;) {
+    const auto removed = impl_->guard([&] {
+      impl_->db
+          .prepare(
+              "DELETE FROM audit_events WHERE id IN (SELECT id FROM (SELECT id, at FROM "
+              "audit_events ORDER BY id LIMIT 10000) oldest WHERE at < ?)")
+          .bind(1, to_unix(before))
+          .run();
+      return impl_->db.changes();
+    });
+    if (removed <= 0) return total;
+    total += static_cast<std::size_t>(removed);
+  }
+}
+
 }  // namespace mailroster::store::sql

@@ -144,6 +144,7 @@ class SqlStore : public Store {
 
   std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) override;
   std::size_t count_audit(const AuditFilter& filter) override;
+  std::size_t prune_audit(core::TimePoint before) override;
 
  private:
   struct Impl;

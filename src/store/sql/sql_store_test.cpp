@@ -813,6 +813,40 @@ TEST_P(StoreTest, AuditPagesAndCountsInTheStore) {
   EXPECT_TRUE(store.list_audit({acme.id, 0, 1000}).empty());
 }
 
+// The audit retention: events from before the cut go, oldest first and more than one batch
+// of them; the rest stay as they were; a run with nothing to remove removes nothing.
+TEST_P(StoreTest, PruningTheAuditTrailRemovesOnlyWhatIsOlder) {
+  const auto start = clock.now();
+  auto acme = add_acme();
+  core::Snapshot snapshot;  // 12,000 events on the first day (more than one batch), written
+  for (int i = 0; i < 12000; ++i) {  // as a sync writes them
+    core::DirectoryEntry e;
+    e.address = addr(("old" + std::to_string(i) + "@acme.example").c_str());
+    snapshot.entries.push_back(e);
+  }
+  testing::apply_plan(store, testing::plan_for(store, acme.id, snapshot, {}), false);
+  const auto old_events = store.count_audit({});
+  clock.advance(std::chrono::hours(24 * 30));
+  const auto cut = clock.now();
+  clock.advance(std::chrono::hours(1));
+  add_user("new1@acme.example");
+  store.remove_user(store.find_user(core::Address::parse("old1@acme.example").value())->id, actor);
+  const auto kept = store.list_audit({std::nullopt, 0});
+  ASSERT_EQ(kept.size(), old_events + 2);
+  const std::vector<core::AuditEvent> recent(kept.begin(), kept.begin() + 2);
+
+  EXPECT_EQ(store.prune_audit(start), 0u);  // nothing that old
+  EXPECT_EQ(store.prune_audit(cut), old_events);
+  const auto left = store.list_audit({std::nullopt, 0});
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].id, recent[0].id);
+  EXPECT_EQ(left[1].id, recent[1].id);
+  EXPECT_EQ(left[1].action, "user.add");
+  EXPECT_EQ(left[0].action, "user.remove");
+  EXPECT_EQ(store.prune_audit(cut), 0u);
+  EXPECT_EQ(store.count_users(acme.id), 12000u);  // only the trail is pruned
+}
+
 TEST_P(StoreTest, AtomicallyCommitsAllOrNothing) {
   auto acme = add_acme();
   store.atomically([&] {
