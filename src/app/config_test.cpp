@@ -198,6 +198,19 @@ proxy_from = ["192.0.2.0/24"]
   }
 }
 
+TEST(Config, AuditRetentionIsOffUnlessSetAndADayAtLeast) {
+  EXPECT_FALSE(parse_config("", "t.toml").value().maintenance.audit_retention);
+  EXPECT_FALSE(
+      parse_config("[audit]\nretention = \"\"\n", "t.toml").value().maintenance.audit_retention);
+  EXPECT_EQ(
+      parse_config("[audit]\nretention = \"400d\"\n", "t.toml").value().maintenance.audit_retention,
+      std::chrono::hours(24 * 400));
+  const auto short_one = parse_config("[audit]\nretention = \"23h\"\n", "t.toml");
+  ASSERT_FALSE(short_one);
+  EXPECT_EQ(short_one.error().message, "t.toml:2: audit.retention must be at least 1d");
+  EXPECT_FALSE(parse_config("[audit]\nretention = 400\n", "t.toml"));
+}
+
 TEST(Config, MissingFileIsAnError) {
   auto c = load_config("/nonexistent/mailroster.toml");
   ASSERT_FALSE(c);
