@@ -13,7 +13,10 @@
 # Usage: bench/smtp_vs_postfix.sh [build/mailroster]   (MSGS, SESSIONS, SIZE in the env;
 #        DATABASE=postgres: mailroster on a PostgreSQL server of its own, tests/postgres/;
 #        SCORING=rspamd: both scan every message with one private rspamd (tests/rspamd/):
-#        mailroster over rspamd's HTTP protocol, Postfix through its proxy worker as a milter)
+#        mailroster over rspamd's HTTP protocol, Postfix through its proxy worker as a milter;
+#        PROXY=1: both behind one HAProxy sending the PROXY protocol (mailroster's
+#        proxy_protocol, Postfix's smtpd_upstream_proxy_protocol = haproxy); the clients
+#        connect to HAProxy, and the idle-session figure is left out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/mailroster}")
@@ -28,6 +31,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -f "$WORK/postfix/etc/main.cf" ]; then postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 || true; fi
   if [ -f "$WORK/pg.json" ]; then python3 tests/postgres/pg_fixture.py stop "$WORK/pg.json" || true; fi
+  if [ -n "${HAPROXY_PID:-}" ]; then kill "$HAPROXY_PID" 2>/dev/null || true; fi
   if [ -d "$WORK/rspamd" ]; then python3 tests/rspamd/rspamd_fixture.py stop "$WORK/rspamd" || true; fi
   sleep 0.5
   [ -n "${KEEP:-}" ] || rm -rf "$WORK"
@@ -54,6 +58,13 @@ if [ "${SCORING:-builtin}" = rspamd ]; then
   SCORING_TOML=$'[scoring]\nrspamd = "127.0.0.1:'"$RS_PORT"'"'
   PF_MILTER=("smtpd_milters = inet:127.0.0.1:$RS_MILTER" "milter_default_action = tempfail"
     "milter_protocol = 6")
+fi
+
+PROXY_TOML=""
+PF_PROXY=()
+if [ "${PROXY:-}" = 1 ]; then
+  PROXY_TOML=$'proxy_protocol = true\nproxy_from = ["127.0.0.1"]'
+  PF_PROXY=("smtpd_upstream_proxy_protocol = haproxy")
 fi
 
 # ---- mailroster -------------------------------------------------------------------------
@@ -83,6 +94,7 @@ listen = "127.0.0.1:$MR_ADMIN"
 inbound_listen = "127.0.0.1:$MR_SMTP"
 hostname = "mailroster.bench"
 max_connections_per_client = 20000
+$PROXY_TOML
 [log]
 level = "warn"
 $SCORING_TOML
@@ -124,12 +136,43 @@ postconf -c "$PF/etc" -e \
   "smtpd_client_message_rate_limit = 0" \
   "smtpd_client_recipient_rate_limit = 0" \
   "smtpd_client_connection_rate_limit = 0" \
-  "${PF_MILTER[@]}"
+  "${PF_MILTER[@]}" "${PF_PROXY[@]}"
 postfix -c "$PF/etc" check >/dev/null 2>&1 || true
 # start-fg: the daemonizing `postfix start` fails in this sandbox; the foreground master works.
 postfix -c "$PF/etc" start-fg >"$WORK/postfix-start.log" 2>&1 &
 PIDS+=($!)
 wait_port "$PF_SMTP" || { cat "$WORK/postfix-start.log" >&2; exit 1; }
+
+# ---- HAProxy in front of both (PROXY=1) -----------------------------------------------------
+if [ "${PROXY:-}" = 1 ]; then
+  MR_FRONT=$(free_port)
+  PF_FRONT=$(free_port)
+  cat > "$WORK/haproxy.cfg" <<CFG
+global
+  maxconn 9000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 2m
+  timeout server 2m
+frontend mailroster
+  bind 127.0.0.1:$MR_FRONT
+  default_backend mailroster
+backend mailroster
+  server s 127.0.0.1:$MR_SMTP send-proxy
+frontend postfix
+  bind 127.0.0.1:$PF_FRONT
+  default_backend postfix
+backend postfix
+  server s 127.0.0.1:$PF_SMTP send-proxy
+CFG
+  haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+  HAPROXY_PID=$!
+  wait_port "$MR_FRONT"
+  wait_port "$PF_FRONT"
+  MR_SMTP=$MR_FRONT  # every client below goes through HAProxy
+  PF_SMTP=$PF_FRONT
+fi
 
 # ---- runs ----------------------------------------------------------------------------------
 run() {  # run <port> <messages> <extra smtp-source args...>; prints msgs/s
@@ -150,7 +193,7 @@ for _ in 1 2 3 4 5 6; do
   sleep 1
 done
 
-echo "mailroster smtp benchmark: $MSGS messages of $SIZE bytes, $SESSIONS parallel sessions, $(nproc) cores, scoring: ${SCORING:-builtin}"
+echo "mailroster smtp benchmark: $MSGS messages of $SIZE bytes, $SESSIONS parallel sessions, $(nproc) cores, scoring: ${SCORING:-builtin}${PROXY:+, behind HAProxy (PROXY protocol)}"
 printf '%-34s %12s %12s %8s\n' "case" "mailroster" "postfix" "ratio"
 MR_HIT=$(run "$MR_SMTP" "$MSGS")
 PF_HIT=$(run "$PF_SMTP" "$MSGS")
@@ -169,4 +212,4 @@ echo "postfix messages still queued after the runs (accepted, not yet at the sin
 echo "postfix log: $(grep -c "status=sent" "$WORK/postfix-start.log") sent, $(grep -c "reject:" "$WORK/postfix-start.log") rejects, $(grep -c "status=deferred" "$WORK/postfix-start.log") deferred"; { grep "reject:" "$WORK/postfix-start.log" || true; } | head -3
 curl -s 127.0.0.1:"$MR_ADMIN"/metrics | grep -E '^mailroster_inbound_(messages|rcpt)_total' || true
 python3 bench/rcpt_latency.py "$MR_SMTP" user@bench.example 10000
-python3 bench/idle_connections.py "$MR_SMTP" "$MR_PID" "${IDLE:-10000}"
+if [ "${PROXY:-}" != 1 ]; then python3 bench/idle_connections.py "$MR_SMTP" "$MR_PID" "${IDLE:-10000}"; fi

@@ -221,8 +221,11 @@ struct Server::Impl::Session {
       awaiting_input = false;
       timer.cancel();
       if (ec) {
-        spdlog::warn("{} {}: connection from {} closed before its PROXY header: {}",
-                     srv.settings.name, info.id, info.client_ip, ec.message());
+        // Nothing at all, then the end: a balancer's plain TCP health check, not worth a warning.
+        const auto level =
+            head.empty() && ec == asio::error::eof ? spdlog::level::debug : spdlog::level::warn;
+        spdlog::log(level, "{} {}: connection from {} closed before its PROXY header: {}",
+                    srv.settings.name, info.id, info.client_ip, ec.message());
         co_return false;
       }
       head.append(buf.data(), n);
