@@ -332,6 +332,16 @@ try {
       await page.click("#preview");
       await page.waitForSelector("#csv-result .plan-counts:has-text('0 to create')");
       assert.match(await page.textContent("#csv-result .plan-counts"), /0 to update/);
+      assert.equal(await page.$("#csv-result .plan-notes"), null);  // nothing to say of the file
+      // As a spreadsheet saves it where the comma is the decimal mark: the preview says so.
+      const semi = path.join(dir, "semicolons.csv");
+      fs.writeFileSync(semi, "email;first_name;department\r\nsemi@acme.example;Semi;IT\r\n");
+      await page.setInputFiles("#csv", semi);
+      await page.click("#preview");
+      await page.waitForSelector("#csv-result .plan-notes");
+      assert.equal(await page.textContent("#csv-result .plan-notes"),
+        "columns separated by semicolons; unknown column 'department' ignored");
+      await page.waitForSelector("#csv-result .plan-counts:has-text('1 to create')");
     });
     await step("Search Now on Azure AD shows its plan a page at a time", async () => {
       await page.goto(base + "/#/import");

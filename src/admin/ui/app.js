@@ -328,6 +328,15 @@ function planCounts(plan) {
     ${plan.counts.delete} to delete, ${plan.counts.skip} skipped${plan.guard ? ` — <span class="error">deletion guard: ${esc(plan.guard)}</span>` : ""}</p>`;
 }
 
+// What a CSV import's preview says about the file as a whole (a sync's plan has none of it).
+function planNotes(plan) {
+  const notes = [];
+  if (plan.separator === ";") notes.push("columns separated by semicolons");
+  if (plan.separator === "\t") notes.push("columns separated by tabs");
+  for (const c of plan.unknown_columns || []) notes.push(`unknown column '${esc(c)}' ignored`);
+  return notes.length ? `<p class="plan-notes">${notes.join("; ")}</p>` : "";
+}
+
 const errorItems = (errors) => errors.map((e) => `<li>line ${e.line}: ${esc(e.error)}</li>`).join("");
 
 // A previewed plan (a CSV import's or Search Now's), shown in box. The server keeps the plan:
@@ -340,7 +349,7 @@ function planView(box, plan) {
   box.innerHTML = `${plan.bad_rows ? `<h2 class="error">Bad rows: ${plan.bad_rows}</h2>
       <ul class="plan-errors">${errorItems(plan.errors)}</ul>
       <button type="button" class="secondary" data-more-errors${errorsShown < plan.bad_rows ? "" : " hidden"}>More bad rows</button>` : ""}
-    ${planCounts(plan)}
+    ${planCounts(plan)}${planNotes(plan)}
     <div class="row">${lists.map(([l, c]) => `<button type="button" class="secondary" data-list="${l}">${c}: ${plan.counts[c]}</button>`).join("")}</div>
     <div data-rows></div>
     <div class="row"><button type="button" class="secondary" data-previous>Previous</button><span data-page></span>
