@@ -174,6 +174,8 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) {
          return set_endpoint(n, c.outbound_next_hop, 25, false);
        }},
+      {"scoring", "mark_outbound",
+       [](const toml::node& n, Config& c) { return set_bool(n, c.mark_outbound); }},
       {"outbound", "proxy_protocol",
        [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_proxy.enabled); }},
       {"outbound", "proxy_from",

@@ -79,6 +79,8 @@
 //   rspamd_timeout = "15s"          # per message: connect, scan and answer
 //   rspamd_failure = "defer"        # when rspamd cannot be asked: defer (451 4.3.0, the sender
 //                                   # retries) | builtin (the built-in checks decide)
+//   mark_outbound = true            # outbound mail rspamd marks goes out with X-Spam fields and
+//                                   # its Subject; false: as it came (still not counted)
 //
 //   [reports]                       # weekly SMTP Discovery reports (Thursdays, UTC)
 //   relay = "127.0.0.1:25"          # SMTP relay the reports are submitted to
@@ -131,6 +133,7 @@ struct Config {
   smtp::ClientSettings relay;
   double spam_threshold = 5.0;
   bool use_rspamd = false;
+  bool mark_outbound = true;       // gateway::OutboundSettings::mark
   gateway::RspamdSettings rspamd;  // its builtin_threshold is spam_threshold (serve sets it)
   reports::MaintenanceSettings maintenance{.from = ""};  // from: "mailroster@" + hostname
   std::chrono::seconds sync_check{30};

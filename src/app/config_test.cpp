@@ -113,6 +113,7 @@ spam_threshold = 7
 rspamd = "127.0.0.1"
 rspamd_timeout = "3s"
 rspamd_failure = "builtin"
+mark_outbound = false
 [reports]
 relay = "127.0.0.1:2526"
 [maintenance]
@@ -138,6 +139,8 @@ interval = "1h"
   EXPECT_EQ(c.rspamd.server.str(), "127.0.0.1:11333");  // rspamd's normal worker by default
   EXPECT_EQ(c.rspamd.timeout, std::chrono::seconds(3));
   EXPECT_EQ(c.rspamd.on_failure, gateway::RspamdFailure::builtin);
+  EXPECT_FALSE(c.mark_outbound);
+  EXPECT_TRUE(parse_config("", "test.toml").value().mark_outbound);
   const auto defaults = parse_config("", "test.toml").value();
   EXPECT_FALSE(defaults.use_rspamd);  // the built-in checks unless rspamd is named
   EXPECT_EQ(defaults.admin_public_url, "");

@@ -266,9 +266,11 @@ int serve(const Config& config, store::Store& store) {
                          : std::optional(core::Address::parse(config.postmaster).value()),
        .defer = defer});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
-  gateway::OutboundGateway outbound_gateway(
-      lookups, discovery, pool, *scorer, metrics, clock,
-      {.hostname = config.inbound.hostname, .next_hop = config.outbound_next_hop, .defer = defer});
+  gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, *scorer, metrics, clock,
+                                            {.hostname = config.inbound.hostname,
+                                             .next_hop = config.outbound_next_hop,
+                                             .mark = config.mark_outbound,
+                                             .defer = defer});
   auto outbound_settings = config.inbound;
   outbound_settings.name = "outbound";
   outbound_settings.listen = config.outbound_listen;

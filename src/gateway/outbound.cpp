@@ -92,12 +92,15 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       request.eight_bit = tx.eight_bit;
       request.smtputf8 = tx.smtputf8;
       request.recipients = tx.recipients;
+      // Unless marking is off for outbound mail: then the message goes out as a clean one.
+      Score shown = *score;
+      if (!I.settings.mark && shown.verdict == Verdict::marked) shown = Score{};
       request.received =
           received_header(session, tx, I.settings.hostname, std::nullopt, I.clock.now()) +
-          marking_headers(*score);
+          marking_headers(shown);
       request.id = session.id + "." + std::to_string(n);
       // Without the X-Spam fields it came with; with rspamd's Subject, when it rewrote it.
-      const auto changed = relayed_form(*score, message);
+      const auto changed = relayed_form(shown, message);
       r = (co_await relay(I.relay, request, changed ? *changed : message)).reply;
       // Only a clean message counts toward discovery; a marked one was delivered all the same.
       if (r.positive() && score->clean() && !tx.mail_from.empty()) {

@@ -26,6 +26,10 @@ namespace mailroster::gateway {
 struct OutboundSettings {
   std::string hostname = "mailroster.localdomain";
   core::Endpoint next_hop{"127.0.0.1", 25};  // the smarthost that delivers to the Internet
+  // A message the scorer marks (rspamd: add header, rewrite subject) is relayed with the
+  // X-Spam fields and the new Subject; false: as it came (recipients outside never see the
+  // filter's verdict). Marked or not, it does not count toward discovery.
+  bool mark = true;
   // As InboundSettings::defer: where a sender's discovery count is written.
   std::function<void(std::function<void()>)> defer = [](std::function<void()> task) { task(); };
 };

@@ -34,6 +34,7 @@ class Rspamd(unittest.TestCase):
     failure_policy = "defer"
     rspamd_down = False  # stopped once serve runs
     rspamd_silent = False  # serve is pointed at a port that takes connections and never answers
+    mark_outbound = True
 
     @classmethod
     def setUpClass(cls):
@@ -62,8 +63,10 @@ class Rspamd(unittest.TestCase):
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
                     '[scoring]\nrspamd = "127.0.0.1:%d"\nrspamd_timeout = "%s"\nrspamd_failure = "%s"\n'
+                    'mark_outbound = %s\n'
                     % (database_toml(cls.db, cls.dir), mta_port, rspamd_port,
-                       "2s" if cls.rspamd_silent else "5s", cls.failure_policy))
+                       "2s" if cls.rspamd_silent else "5s", cls.failure_policy,
+                       "true" if cls.mark_outbound else "false"))
         gw.start_gateway(cls, config)
         if cls.rspamd_down:
             rspamd_fixture.stop(cls.rspamd["dir"])
@@ -190,6 +193,29 @@ class ScoredByRspamd(Rspamd):
         time.sleep(0.2)
         self.counted("carol@acme.example")  # waits for the discovery queue
         self.assertNotIn("newbie@acme.example", self.cli("user", "list", "--company", "acme"))
+
+
+class OutboundUnmarked(Rspamd):
+    """[scoring] mark_outbound = false: outbound mail rspamd marks goes out as it came."""
+    mark_outbound = False
+
+    def test_marked_outbound_mail_goes_out_unmarked_and_still_does_not_count(self):
+        for verdict in ("suspicious", "rewrite"):
+            code, text, got = self.send("someone@elsewhere.example",
+                                        message("someone@elsewhere.example", verdict,
+                                                "X-Spam: No\r\n"),
+                                        port=self.outbound_port, sender="newbie@acme.example")
+            self.assertEqual(code, 250, text)
+            headers = got.split("\r\n\r\n", 1)[0]
+            self.assertNotIn("X-Spam", headers)  # neither rspamd's verdict nor the sender's own
+            self.assertIn("\r\nSubject: scored\r\n", headers)
+        time.sleep(0.2)
+        self.counted("carol@acme.example")  # waits for the discovery queue
+        self.assertNotIn("newbie@acme.example", self.cli("user", "list", "--company", "acme"))
+        # Inbound mail is marked as before.
+        code, text, got = self.send("dave@acme.example", message("dave@acme.example", "suspicious"))
+        self.assertEqual(code, 250, text)
+        self.assertIn("\r\nX-Spam: Yes\r\n", got.split("\r\n\r\n", 1)[0])
 
 
 class RspamdDown(Rspamd):
