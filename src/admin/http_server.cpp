@@ -322,9 +322,13 @@ std::vector<std::pair<std::string, std::string>> HttpServer::routes() const {
 
 std::uint16_t HttpServer::port() const { return net::bound_port(impl_->acceptor); }
 
-void HttpServer::stop() {
+void HttpServer::stop_accepting() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
+}
+
+void HttpServer::stop() {
+  stop_accepting();
   impl_->workers.stop();
   impl_->workers.join();
 }

@@ -84,7 +84,10 @@ class HttpServer {
   void start();
   // The bound port (useful when listening on port 0).
   std::uint16_t port() const;
-  // Stops accepting; open connections end after their current request.
+  // Stops accepting new connections; the open ones go on.
+  void stop_accepting();
+  // Stops accepting, and waits for the requests running on the worker threads (an import's
+  // apply, a directory sync) to finish; open connections end after their current request.
   void stop();
 
  private:

@@ -539,6 +539,7 @@ int serve(const Config& config, store::Store& store) {
   boost::asio::steady_timer drain_timer(io);
   const auto stop_now = [&] {
     drain_timer.cancel();
+    http.stop();  // waits for a request under way on a worker (an import's apply) to finish
     pool.clear();
     io.stop();
   };
@@ -567,7 +568,7 @@ int serve(const Config& config, store::Store& store) {
           return stop_now();
         }
         deadline = std::chrono::steady_clock::now() + config.shutdown_grace;
-        http.stop();
+        http.stop_accepting();  // the SMTP sessions drain first; http.stop() joins at the end
         inbound.drain();
         outbound.drain();
         maintenance_timer.cancel();
