@@ -211,14 +211,14 @@ void Statement::reset() {
   sqlite3_clear_bindings(stmt_);
 }
 
-Database::Database(const std::string& path) {
+Database::Database(const std::string& path, Mode mode) {
   // No memory statistics: SQLite otherwise takes a process-wide mutex on every allocation
   // (5 % of a bulk import's writing). Only possible before SQLite is first used.
   static std::once_flag configured;
   std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
-  const int rc =
-      sqlite3_open_v2(path.c_str(), &db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int flags =
+      mode == Mode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);
@@ -244,6 +244,7 @@ Database::Database(const std::string& path) {
   // a large sync or import spills pages to the WAL as it goes (written once either way), and
   // reuses its cache instead of faulting in fresh memory for every page it writes; measured
   // (bench/README.md) faster than 64 MiB, and with half the memory.
+  if (mode == Mode::read_only) return;
   exec(
       "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
       "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;");
@@ -292,50 +293,19 @@ std::uint64_t Database::change_count() {
 void Database::begin() { exec("BEGIN IMMEDIATE"); }
 
 BackupResult backup(const std::string& from, const std::string& to) {
-  struct Connection {
-    sqlite3* db = nullptr;
-    Connection(const std::string& path, int flags) {
-      const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
-      if (rc != SQLITE_OK) {
-        const std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-        sqlite3_close(db);
-        throw DbError(false, "cannot open '" + path + "': " + why);
-      }
-      sqlite3_busy_timeout(db, 5000);
-    }
-    ~Connection() { sqlite3_close(db); }
-    // Runs sql (one text parameter when given); the first column of its first row.
-    std::string one(const char* sql, const std::string* param = nullptr) {
-      sqlite3_stmt* st = nullptr;
-      if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
-        throw DbError(false, sqlite3_errmsg(db));
-      }
-      if (param) sqlite3_bind_text(st, 1, param->c_str(), -1, SQLITE_TRANSIENT);
-      const int rc = sqlite3_step(st);
-      std::string value;
-      if (rc == SQLITE_ROW && sqlite3_column_text(st, 0)) {
-        value = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-      }
-      const std::string why = sqlite3_errmsg(db);
-      sqlite3_finalize(st);
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) throw DbError(false, why);
-      return value;
-    }
-  };
   const auto part = to + ".part";
   std::remove(part.c_str());  // what a backup that was cut short left
   try {
-    {
-      Connection source(from, SQLITE_OPEN_READONLY);
-      source.one("VACUUM INTO ?", &part);
-    }
+    Database(from, Database::Mode::read_only).prepare("VACUUM INTO ?").bind(1, part).run();
     BackupResult result;
     {
-      Connection copy(part, SQLITE_OPEN_READONLY);
-      if (const auto check = copy.one("PRAGMA quick_check"); check != "ok") {
-        throw DbError(false, "the copy does not check out: " + check);
-      }
-      result.users = std::stoll(copy.one("SELECT count(*) FROM users"));
+      Database copy(part, Database::Mode::read_only);
+      auto check = copy.prepare("PRAGMA quick_check");
+      const auto verdict = check.step() ? check.text(0) : std::string("no answer");
+      if (verdict != "ok") throw DbError(false, "the copy does not check out: " + verdict);
+      auto users = copy.prepare("SELECT count(*) FROM users");
+      users.step();
+      result.users = users.int64(0);
     }
     if (std::rename(part.c_str(), to.c_str()) != 0) {
       throw DbError(false, "cannot rename '" + part + "' to '" + to + "': " + std::strerror(errno));

@@ -45,8 +45,10 @@ class Statement final : public sql::Statement {
 
 class Database final : public sql::Database {
  public:
-  // Opens (creating if needed) with WAL journaling, foreign keys on and a busy timeout.
-  explicit Database(const std::string& path);
+  enum class Mode { read_write, read_only };
+  // Opens (creating if needed) with WAL journaling, foreign keys on and a busy timeout;
+  // read_only: an existing file as it is, to read (a backup's source and its copy).
+  explicit Database(const std::string& path, Mode mode = Mode::read_write);
   ~Database() override;
 
   void exec(std::string_view sql) override;
