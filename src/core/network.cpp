@@ -110,18 +110,23 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::uint16_t default_por
     }
   }
   if (!port.empty()) {
-    unsigned value = 0;
-    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc() || end != port.data() + port.size() || (value == 0 && !allow_port_zero) ||
-        value > 65535) {
+    const auto value = parse_port(port);
+    if (!value || (*value == 0 && !allow_port_zero)) {
       return invalid("bad port '" + std::string(port) + "' in '" + original + "'");
     }
-    ep.port = static_cast<std::uint16_t>(value);
+    ep.port = *value;
   }
   return ep;
 }
 
 }  // namespace
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(value);
+}
 
 Result<Endpoint> Endpoint::parse(std::string_view text, std::uint16_t default_port) {
   return parse_endpoint(text, default_port, false);

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,9 @@ class Cidr {
   IpAddress network_;
   int prefix_ = 0;
 };
+
+// A decimal port number, 0 to 65535, digits only ("25", "025"); nullopt otherwise.
+std::optional<std::uint16_t> parse_port(std::string_view text);
 
 // Where a domain's mail is delivered: "host", "host:port" or "[ipv6]:port"; port defaults
 // to 25. The host is a domain name or an IP address literal.

@@ -1,7 +1,6 @@
 #include "net/proxy_protocol.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <vector>
 
 #include "core/split.hpp"
@@ -24,12 +23,10 @@ ProxyParse invalid(std::string why) {
   return p;
 }
 
+// v1 ports are plain decimal, without leading zeros.
 std::optional<std::uint16_t> port(std::string_view s) {
-  if (s.empty() || s.size() > 5 || (s.size() > 1 && s.front() == '0')) return std::nullopt;
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (ec != std::errc() || end != s.data() + s.size() || value > 65535) return std::nullopt;
-  return static_cast<std::uint16_t>(value);
+  if (s.size() > 1 && s.front() == '0') return std::nullopt;
+  return core::parse_port(s);
 }
 
 ProxyParse parse_v1(std::string_view bytes) {
