@@ -752,7 +752,7 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
       *audit, "prune", "Remove the events older than a time (as [audit] retention does)", action,
       [&ctx, &opt = ctx.audit_args] {
         const auto age = parse_duration(opt.older_than);
-        if (!age || *age < std::chrono::hours(24)) {
+        if (!age || *age < reports::kMinAuditRetention) {
           throw Failure(ErrorCode::invalid_argument,
                         "--older-than '" + opt.older_than + "' is not a duration of 1d or more",
                         "older-than");

@@ -233,7 +233,7 @@ const std::vector<Key>& schema() {
          }
          std::chrono::seconds d{};
          if (auto err = set_duration(n, d); !err.empty()) return err;
-         if (d < std::chrono::hours(24)) return std::string("must be at least 1d");
+         if (d < reports::kMinAuditRetention) return std::string("must be at least 1d");
          c.maintenance.audit_retention = d;
          return std::string();
        }},

@@ -22,6 +22,10 @@
 
 namespace mailroster::reports {
 
+// The shortest audit retention a configuration or `audit prune` may ask for: a day, so that a
+// slip of the unit ("400s") cannot empty the trail.
+inline constexpr std::chrono::hours kMinAuditRetention{24};
+
 struct MaintenanceSettings {
   core::Endpoint relay{"127.0.0.1", 25};  // where reports are submitted
   std::string from = "mailroster@localhost";
