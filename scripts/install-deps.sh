@@ -10,7 +10,7 @@ PACKAGES=(
   # libraries
   libboost1.74-dev libssl-dev libsqlite3-dev sqlite3 libsodium-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libldap-dev
-  libcurl4-openssl-dev libabsl-dev libpq-dev libidn2-dev
+  libcurl4-openssl-dev libabsl-dev libpq-dev libidn2-dev libsystemd-dev
   # tests and benchmarks: real SMTP peers (swaks with TLS, Postfix's smtp-source/smtp-sink)
   libgtest-dev libgmock-dev libbenchmark-dev openssl
   swaks libnet-ssleay-perl libio-socket-ssl-perl postfix
@@ -22,6 +22,8 @@ PACKAGES=(
   rspamd
   # a real HAProxy in front of the gateway for the PROXY protocol tests (started by the test)
   haproxy
+  # systemd-analyze, to check the shipped unit file (packaging/mailroster.service)
+  systemd
   # browser tests of the web UI: Debian's Chromium, driven by playwright-core from npm
   chromium nodejs
 )

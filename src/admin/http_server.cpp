@@ -21,6 +21,7 @@
 #include "core/error.hpp"
 #include "core/split.hpp"
 #include "net/acceptor.hpp"
+#include "net/tls.hpp"
 
 namespace mailroster::admin {
 
@@ -71,28 +72,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
         settings(std::move(s)),
         acceptor(io_context),
         workers(std::max<std::size_t>(1, settings.worker_threads)),
-        tls(asio::ssl::context::tls_server) {
-    if (!settings.tls_cert_file.empty() && !settings.tls_key_file.empty()) {
-      try {
-        tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                        asio::ssl::context::no_tlsv1_1);
-        tls.use_certificate_chain_file(settings.tls_cert_file);
-        tls.use_private_key_file(settings.tls_key_file, asio::ssl::context::pem);
-      } catch (const std::exception& e) {
-        throw core::Failure(core::ErrorCode::invalid_argument,
-                            std::string("admin TLS certificate or key: ") + e.what());
-      }
-      tls_enabled = true;
-    }
+        tls("admin", settings.tls_cert_file, settings.tls_key_file) {
+    tls.load();
   }
 
   asio::io_context& io;
   HttpServerSettings settings;
   tcp::acceptor acceptor;
   asio::thread_pool workers;
-  asio::ssl::context tls;
-  bool tls_enabled = false;
+  net::ServerTls tls;
   struct Handler {
     HttpHandler fn;
     RouteOptions options;
@@ -193,14 +181,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     boost::system::error_code peer_ec;
     const auto peer = socket.remote_endpoint(peer_ec);
     const std::string client = peer_ec ? std::string() : peer.address().to_string();
-    if (!tls_enabled) {
+    const auto tls_context = tls.context();  // held for the connection's life
+    if (!tls_context) {
       beast::tcp_stream stream(std::move(socket));
       co_await exchange(stream, client);
       beast::error_code ignored;
       stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
       co_return;
     }
-    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
+    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls_context);
     beast::get_lowest_layer(stream).expires_after(settings.idle_timeout);
     beast::error_code ec;
     co_await stream.async_handshake(asio::ssl::stream_base::server,
@@ -332,5 +321,7 @@ void HttpServer::stop() {
   impl_->workers.stop();
   impl_->workers.join();
 }
+
+net::ServerTls& HttpServer::tls() { return impl_->tls; }
 
 }  // namespace mailroster::admin

@@ -17,6 +17,10 @@
 
 #include "core/network.hpp"
 
+namespace mailroster::net {
+class ServerTls;
+}
+
 namespace boost::asio {
 class io_context;
 }
@@ -53,7 +57,7 @@ struct HttpServerSettings {
   std::size_t max_body_bytes = 1 << 20;
   std::chrono::seconds idle_timeout{60};
   std::size_t worker_threads = 2;  // for blocking routes
-  std::string tls_cert_file;       // PEM; HTTPS when both are set
+  std::string tls_cert_file;       // PEM; HTTPS when set (with the key)
   std::string tls_key_file;
 };
 
@@ -89,6 +93,8 @@ class HttpServer {
   // Stops accepting, and waits for the requests running on the worker threads (an import's
   // apply, a directory sync) to finish; open connections end after their current request.
   void stop();
+  // Its HTTPS certificate (enabled() false for plain HTTP): reload() after a renewal.
+  net::ServerTls& tls();
 
  private:
   struct Impl;

@@ -1,5 +1,7 @@
 #include "admin/metrics.hpp"
 
+#include <fmt/format.h>
+
 #include <sstream>
 
 namespace mailroster::admin {
@@ -15,8 +17,13 @@ void Metrics::add(const std::string& name, const std::string& labels, std::uint6
 }
 
 void Metrics::gauge(const std::string& name, std::function<double()> read) {
+  gauge(name, {}, std::move(read));
+}
+
+void Metrics::gauge(const std::string& name, const std::string& labels,
+                    std::function<double()> read) {
   std::lock_guard lock(mutex_);
-  gauges_[name] = std::move(read);
+  gauges_[name][labels] = std::move(read);
 }
 
 std::string Metrics::render() const {
@@ -31,17 +38,20 @@ std::string Metrics::render() const {
       out << "# TYPE " << name << " " << fallback_type << "\n";
     }
   };
+  auto sample = [&](const std::string& name, const std::string& labels, auto value) {
+    out << name;
+    if (!labels.empty()) out << "{" << labels << "}";
+    // Shortest exact form: a count in millions or a Unix time keeps all its digits (a
+    // stream's default six would print 1.79876e+09).
+    out << " " << fmt::format("{}", value) << "\n";
+  };
   for (const auto& [name, series] : counters_) {
     header(name, "counter");
-    for (const auto& [labels, v] : series) {
-      out << name;
-      if (!labels.empty()) out << "{" << labels << "}";
-      out << " " << v << "\n";
-    }
+    for (const auto& [labels, v] : series) sample(name, labels, v);
   }
-  for (const auto& [name, read] : gauges_) {
+  for (const auto& [name, series] : gauges_) {
     header(name, "gauge");
-    out << name << " " << read() << "\n";
+    for (const auto& [labels, read] : series) sample(name, labels, read());
   }
   return out.str();
 }

@@ -17,15 +17,16 @@ class Metrics {
   void describe(const std::string& name, const std::string& help, const std::string& type);
   // Adds n to the counter name{labels}; labels as Prometheus writes them: result="accept".
   void add(const std::string& name, const std::string& labels = {}, std::uint64_t n = 1);
-  // A gauge read at scrape time.
+  // A gauge read at scrape time; with labels, one series of the family name.
   void gauge(const std::string& name, std::function<double()> read);
+  void gauge(const std::string& name, const std::string& labels, std::function<double()> read);
   std::string render() const;
 
  private:
   mutable std::mutex mutex_;
   std::map<std::string, std::pair<std::string, std::string>> families_;  // help, type
   std::map<std::string, std::map<std::string, std::uint64_t>> counters_;
-  std::map<std::string, std::function<double()>> gauges_;
+  std::map<std::string, std::map<std::string, std::function<double()>>> gauges_;
 };
 
 }  // namespace mailroster::admin

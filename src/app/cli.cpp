@@ -1498,7 +1498,8 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   Context ctx(out, err);
   std::function<void()> action;
 
-  app.add_option("-c,--config", ctx.config_path, "TOML configuration file (optional)");
+  app.add_option("-c,--config", ctx.config_path, "TOML configuration file (optional)")
+      ->envname("MAILROSTER_CONFIG");
   app.add_option("--db", ctx.db_override,
                  "SQLite database file, or PostgreSQL URL (postgresql://...; overrides "
                  "database.path and database.url)");

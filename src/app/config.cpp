@@ -411,6 +411,9 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
   if (config.inbound.tls_cert_file.empty() != config.inbound.tls_key_file.empty()) {
     return invalid(std::string(source) + ": smtp.tls_cert and smtp.tls_key must be set together");
   }
+  if (config.admin_tls_cert.empty() != config.admin_tls_key.empty()) {
+    return invalid(std::string(source) + ": admin.tls_cert and admin.tls_key must be set together");
+  }
   for (const auto& [section, proxy] :
        {std::pair{"smtp", &config.inbound.proxy}, std::pair{"outbound", &config.outbound_proxy}}) {
     if (proxy->enabled && proxy->from.empty()) {

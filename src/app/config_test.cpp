@@ -164,7 +164,8 @@ TEST(Config, RejectsBadGatewayValues) {
         "[reports]\nfrom = \"x\"\n", "[maintenance]\nevery = \"1h\"\n",
         "[smtp]\npostmaster = \"postmaster\"\n", "[scoring]\nrspamd = \"host:x\"\n",
         "[scoring]\nrspamd = 11333\n", "[scoring]\nrspamd_failure = \"accept\"\n",
-        "[scoring]\nrspamd_timeout = \"0s\"\n", "[smtp]\nshutdown_grace = 60\n"}) {
+        "[scoring]\nrspamd_timeout = \"0s\"\n", "[smtp]\nshutdown_grace = 60\n",
+        "[admin]\ntls_cert = \"c.pem\"\n", "[admin]\ntls_key = \"k.pem\"\n"}) {
     EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
   }
 }

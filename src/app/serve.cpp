@@ -2,6 +2,7 @@
 
 #include "app/serve.hpp"
 
+#include <fmt/chrono.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
@@ -35,6 +36,7 @@
 #include "admin/ui.hpp"
 #include "app/database.hpp"
 #include "app/domain_check.hpp"
+#include "app/service_manager.hpp"
 #include "core/address.hpp"
 #include "core/work_queue.hpp"
 #include "directory/graph/graph_directory.hpp"
@@ -44,6 +46,7 @@
 #include "gateway/outbound.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
+#include "net/tls.hpp"
 #include "reports/maintenance.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
@@ -96,6 +99,29 @@ boost::asio::awaitable<void> rounds(boost::asio::steady_timer& timer,
     boost::system::error_code ec;
     co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     if (ec) co_return;
+  }
+}
+
+// A listener whose TLS certificate serve can reload (SIGHUP), by name for logs and metrics.
+struct TlsListener {
+  std::string name;
+  net::ServerTls* tls;
+};
+
+// The certificate in use, said at start and after each reload; loudly when it is about to
+// expire or has (the expiry is also a metric to alert on).
+void log_certificate(const TlsListener& l, core::TimePoint now) {
+  const auto c = l.tls->certificate();
+  const auto expires = fmt::format("{:%Y-%m-%d %H:%M} UTC",
+                                   fmt::gmtime(std::chrono::system_clock::to_time_t(c.not_after)));
+  if (c.not_after <= now) {
+    spdlog::error("{} TLS certificate {} expired on {}", l.name, c.subject, expires);
+  } else if (c.not_after - now < std::chrono::hours(24 * 14)) {
+    spdlog::warn("{} TLS certificate {} expires in {} day(s), on {}", l.name, c.subject,
+                 std::chrono::duration_cast<std::chrono::hours>(c.not_after - now).count() / 24,
+                 expires);
+  } else {
+    spdlog::info("{} TLS certificate {}, expires {}", l.name, c.subject, expires);
   }
 }
 
@@ -537,13 +563,16 @@ int serve(const Config& config, store::Store& store) {
   // and makes no client send a message twice.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer drain_timer(io);
+  boost::asio::steady_timer watchdog_timer(io);
   const auto stop_now = [&] {
     drain_timer.cancel();
+    watchdog_timer.cancel();
     http.stop();  // waits for a request under way on a worker (an import's apply) to finish
     pool.clear();
     io.stop();
   };
   std::chrono::steady_clock::time_point deadline{};  // set by the first signal
+  std::size_t draining = 0;                          // sessions left, as last told
   std::function<void()> check_drained = [&] {
     const auto left = inbound.active_sessions() + outbound.active_sessions();
     if (left == 0) {
@@ -553,6 +582,10 @@ int serve(const Config& config, store::Store& store) {
     if (std::chrono::steady_clock::now() >= deadline) {
       spdlog::warn("shutdown grace over; cutting {} SMTP session(s)", left);
       return stop_now();
+    }
+    if (left != draining) {
+      draining = left;
+      service_manager::status(fmt::format("draining {} SMTP session(s)", left));
     }
     drain_timer.expires_after(std::chrono::milliseconds(50));
     drain_timer.async_wait([&](const boost::system::error_code& ec) {
@@ -573,13 +606,72 @@ int serve(const Config& config, store::Store& store) {
         outbound.drain();
         maintenance_timer.cancel();
         lookups_timer.cancel();
-        spdlog::info("received {}, draining {} SMTP session(s) for up to {} s", name,
-                     inbound.active_sessions() + outbound.active_sessions(),
+        draining = inbound.active_sessions() + outbound.active_sessions();
+        spdlog::info("received {}, draining {} SMTP session(s) for up to {} s", name, draining,
                      config.shutdown_grace.count());
+        service_manager::stopping(fmt::format("draining {} SMTP session(s)", draining));
         signals.async_wait(on_signal);
         check_drained();
       };
   signals.async_wait(on_signal);
+
+  // SIGHUP (systemctl reload, a certificate renewal's hook) reads the TLS certificates again:
+  // new connections get the new one. A certificate that cannot be used is refused and the one
+  // in use stays. Every other setting is read at start only.
+  std::vector<TlsListener> tls_listeners;
+  for (const auto& l :
+       {TlsListener{"inbound", &inbound.tls()}, TlsListener{"outbound", &outbound.tls()},
+        TlsListener{"admin", &http.tls()}}) {
+    if (l.tls->enabled()) tls_listeners.push_back(l);
+  }
+  metrics.describe("mailroster_tls_certificate_expiry_timestamp_seconds",
+                   "When the TLS certificate in use expires (Unix time), per listener", "gauge");
+  metrics.describe("mailroster_tls_reloads_total",
+                   "TLS certificate reloads (SIGHUP), per listener and result", "counter");
+  for (const auto& l : tls_listeners) {
+    metrics.gauge(
+        "mailroster_tls_certificate_expiry_timestamp_seconds",
+        fmt::format("listener=\"{}\"", l.name), [tls = l.tls] {
+          return double(std::chrono::system_clock::to_time_t(tls->certificate().not_after));
+        });
+  }
+  std::string serving;  // the status line while serving
+  boost::asio::signal_set hangups(io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        hangups.async_wait(on_hangup);
+        if (deadline != std::chrono::steady_clock::time_point{}) {
+          spdlog::info("received SIGHUP while stopping: nothing reloaded");
+          return;
+        }
+        if (tls_listeners.empty()) {
+          spdlog::info(
+              "received SIGHUP: no TLS certificate to reload (other settings are read at start "
+              "only: restart to change them)");
+          return;
+        }
+        service_manager::reloading();
+        std::size_t failed = 0;
+        for (const auto& l : tls_listeners) {
+          try {
+            l.tls->load();
+            metrics.add("mailroster_tls_reloads_total",
+                        fmt::format("listener=\"{}\",result=\"ok\"", l.name));
+            log_certificate(l, clock.now());
+          } catch (const core::Failure& f) {
+            ++failed;
+            metrics.add("mailroster_tls_reloads_total",
+                        fmt::format("listener=\"{}\",result=\"failed\"", l.name));
+            spdlog::error("{}; the certificate loaded before stays in use", f.what());
+          }
+        }
+        service_manager::ready(
+            failed == 0 ? serving
+                        : fmt::format("{}; {} TLS certificate(s) not reloaded (see the log)",
+                                      serving, failed));
+      };
+  hangups.async_wait(on_hangup);
 
   http.start();
   inbound.start();
@@ -592,7 +684,26 @@ int serve(const Config& config, store::Store& store) {
                config.inbound.tls_cert_file.empty() ? "" : " (STARTTLS offered)");
   spdlog::info("outbound SMTP listening on {}:{}, relaying to {}", config.outbound_listen.host,
                outbound.port(), config.outbound_next_hop.str());
+  for (const auto& l : tls_listeners) log_certificate(l, clock.now());
   SyncScheduler scheduler(syncs, clock, metrics, lease, config.sync_check);
+
+  // Every listener is bound: systemd (Type=notify) may start what comes after us.
+  serving = fmt::format("serving: inbound SMTP {}:{}, outbound SMTP {}:{}, admin HTTP{} {}:{}",
+                        config.inbound.listen.host, inbound.port(), config.outbound_listen.host,
+                        outbound.port(), config.admin_tls_cert.empty() ? "" : "S",
+                        config.admin_listen.host, http.port());
+  service_manager::ready(serving);
+  // With WatchdogSec=, systemd restarts a service that stops saying it is alive: said from the
+  // I/O thread, so a stuck event loop (no SMTP served) is restarted.
+  if (const auto every = service_manager::watchdog_interval()) {
+    boost::asio::co_spawn(io,
+                          rounds(watchdog_timer, *every / 2,
+                                 []() -> boost::asio::awaitable<void> {
+                                   service_manager::watchdog();
+                                   co_return;
+                                 }),
+                          boost::asio::detached);
+  }
 
   io.run();
   maintenance_store.stop();  // a store call under way finishes; its run does not resume

@@ -18,6 +18,7 @@
 #include "core/error.hpp"
 #include "net/acceptor.hpp"
 #include "net/proxy_protocol.hpp"
+#include "net/tls.hpp"
 
 namespace mailroster::smtp {
 
@@ -59,14 +60,13 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         settings(std::move(s)),
         handler(h),
         acceptor(io_context),
-        tls(ssl::context::tls_server) {}
+        tls(settings.name, settings.tls_cert_file, settings.tls_key_file) {}
 
   asio::io_context& io;
   ServerSettings settings;
   SessionHandler& handler;
   tcp::acceptor acceptor;
-  ssl::context tls;
-  bool tls_enabled = false;
+  net::ServerTls tls;
   std::map<std::string, std::size_t> per_client;
   std::size_t active = 0;
   bool draining = false;
@@ -85,6 +85,7 @@ struct Server::Impl::Session {
 
   Impl& srv;
   tcp::socket socket;
+  std::shared_ptr<ssl::context> tls_context;  // the certificate it started TLS with
   std::unique_ptr<ssl::stream<tcp::socket&>> tls;
   asio::steady_timer timer;
   SessionInfo info;
@@ -125,6 +126,17 @@ struct Server::Impl::Session {
   void reset_transaction() {
     tx = Transaction{};
     if (state == State::mail || state == State::rcpt) enter_state(State::greeted);
+  }
+
+  // Our close_notify, without waiting for the client's (RFC 8446 6.1: the closer need not): a
+  // client that never answers it must not keep the session open. (It was a blocking wait once,
+  // which held the whole I/O thread, every session with it, until that client spoke.)
+  awaitable<void> close_tls() {
+    SSL_set_shutdown(tls->native_handle(), SSL_RECEIVED_SHUTDOWN);
+    boost::system::error_code ignored;
+    arm_timer();  // a client that reads nothing cannot hold the write either
+    co_await tls->async_shutdown(asio::redirect_error(use_awaitable, ignored));
+    timer.cancel();
   }
 
   // Arms the idle timer; when it fires, the socket is cancelled and the pending read fails.
@@ -248,7 +260,7 @@ struct Server::Impl::Session {
     text += "\n8BITMIME";
     text += "\nENHANCEDSTATUSCODES";
     text += "\nSMTPUTF8";
-    if (srv.tls_enabled && !tls) text += "\nSTARTTLS";
+    if (srv.tls.enabled() && !tls) text += "\nSTARTTLS";
     return text;
   }
 
@@ -343,12 +355,13 @@ struct Server::Impl::Session {
   }
 
   awaitable<void> on_starttls(const Command&) {
-    if (!srv.tls_enabled) co_return error({502, "5.5.1 STARTTLS not offered"});
+    if (!srv.tls.enabled()) co_return error({502, "5.5.1 STARTTLS not offered"});
     if (tls) co_return error({503, "5.5.1 TLS already active"});
     reply({220, "2.0.0 ready to start TLS"});
     co_await flush();
     input.clear();  // RFC 3207 4.2: nothing sent in the clear may be used after the handshake
-    tls = std::make_unique<ssl::stream<tcp::socket&>>(socket, srv.tls);
+    tls_context = srv.tls.context();
+    tls = std::make_unique<ssl::stream<tcp::socket&>>(socket, *tls_context);
     boost::system::error_code ec;
     arm_timer();
     co_await tls->async_handshake(ssl::stream_base::server,
@@ -390,7 +403,7 @@ struct Server::Impl::Session {
         co_return reply({502, "5.5.1 EXPN not available"});
       case Verb::help:
         co_return reply({214, "2.0.0 commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP" +
-                                  std::string(srv.tls_enabled ? " STARTTLS" : "")});
+                                  std::string(srv.tls.enabled() ? " STARTTLS" : "")});
       case Verb::quit:
         reply({221, "2.0.0 Bye"});
         enter_state(State::closing);
@@ -484,10 +497,7 @@ awaitable<void> Server::Impl::run(tcp::socket socket) {
     co_return;
   }
   co_await s.run();
-  if (s.tls) {
-    boost::system::error_code ignored;
-    s.tls->shutdown(ignored);
-  }
+  if (s.tls) co_await s.close_tls();
   handler.on_disconnect(s.info);
 }
 
@@ -512,20 +522,7 @@ Server::~Server() { stop(); }
 
 void Server::start() {
   auto& s = impl_->settings;
-  if (!s.tls_cert_file.empty() || !s.tls_key_file.empty()) {
-    boost::system::error_code ec;
-    impl_->tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                           ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                           ssl::context::no_tlsv1_1);
-    impl_->tls.use_certificate_chain_file(s.tls_cert_file, ec);
-    if (!ec) impl_->tls.use_private_key_file(s.tls_key_file, ssl::context::pem, ec);
-    if (ec) {
-      throw core::Failure(core::ErrorCode::invalid_argument,
-                          s.name + ": cannot load TLS certificate '" + s.tls_cert_file +
-                              "' / key '" + s.tls_key_file + "': " + ec.message());
-    }
-    impl_->tls_enabled = true;
-  }
+  impl_->tls.load();
   net::listen(impl_->acceptor, s.listen, s.name);
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
 }
@@ -544,5 +541,7 @@ void Server::drain() {
 }
 
 std::size_t Server::active_sessions() const { return impl_->active; }
+
+net::ServerTls& Server::tls() { return impl_->tls; }
 
 }  // namespace mailroster::smtp

@@ -23,6 +23,10 @@
 #include "core/network.hpp"
 #include "smtp/protocol.hpp"
 
+namespace mailroster::net {
+class ServerTls;
+}
+
 namespace boost::asio {
 class io_context;
 }
@@ -104,6 +108,8 @@ class Server {
   // gets 421 4.3.2 instead of its next command. active_sessions() says when all are gone.
   void drain();
   std::size_t active_sessions() const;
+  // Its STARTTLS certificate (enabled() false when none is set): reload() after a renewal.
+  net::ServerTls& tls();
 
  private:
   struct Impl;

@@ -53,17 +53,16 @@ def run_cli(db, *args):
     return r.stdout
 
 
-def start_serve(config, log_path):
+def start_serve(config, log_path, env=None):
     """Starts `mailroster serve`; returns the process, its log file and the ports it logged."""
     log = open(log_path, "w")
-    proc = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=log, stdout=log)
+    proc = subprocess.Popen([BINARY, "--config", config, "serve"], stderr=log, stdout=log, env=env)
     deadline = time.time() + 10
     while time.time() < deadline:
         with open(log_path) as f:
             text = f.read()
-        ports = {name: int(m.group(2)) for m in re.finditer(
-            r"(inbound SMTP|admin HTTP|outbound SMTP) listening on 127\.0\.0\.1:(\d+)", text)
-            for name in [m.group(1)]}
+        ports = {m.group(1): int(m.group(2)) for m in re.finditer(
+            r"(inbound SMTP|admin HTTP|outbound SMTP)S? listening on 127\.0\.0\.1:(\d+)", text)}
         if len(ports) == 3:
             return proc, log, ports
         time.sleep(0.05)
@@ -825,6 +824,25 @@ class Gateway(unittest.TestCase):
         new = [f for f in self.spooled() if f not in before]
         self.assertEqual(len(new), 1)
         self.assertIn(b"with ESMTPS", self.read_spool("main", new[0]))
+
+    def test_a_tls_client_that_stays_after_quit_holds_up_no_one(self):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        lingering = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
+        lingering.ehlo("linger.example")
+        lingering.starttls(context=ctx)
+        lingering.ehlo("linger.example")
+        lingering.sock.sendall(b"QUIT\r\n")
+        self.assertTrue(lingering.sock.recv(512).startswith(b"221 "))
+        # It neither closes nor answers the server's close_notify; the next client is served.
+        try:
+            started = time.time()
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as other:
+                self.assertTrue(other.recv(512).startswith(b"220 "))
+            self.assertLess(time.time() - started, 2)
+        finally:
+            lingering.close()
 
     def test_swaks_plain_and_starttls(self):
         if not shutil.which("swaks"):

@@ -1,0 +1,35 @@
+#include "admin/metrics.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mailroster::admin {
+namespace {
+
+TEST(Metrics, RendersFamiliesWithTheirSeries) {
+  Metrics m;
+  m.describe("t_cert_expiry", "When the certificate expires", "gauge");
+  m.gauge("t_cert_expiry", R"(listener="inbound")", [] { return 1798761600.0; });
+  m.gauge("t_cert_expiry", R"(listener="admin")", [] { return 1767225600.0; });
+  m.gauge("t_cache_entries", [] { return 1234567.0; });
+  m.add("t_reloads_total", R"(result="ok")", 2);
+  m.add("t_reloads_total", R"(result="failed")");
+  EXPECT_EQ(m.render(),
+            "# TYPE t_reloads_total counter\n"
+            "t_reloads_total{result=\"failed\"} 1\n"
+            "t_reloads_total{result=\"ok\"} 2\n"
+            "# TYPE t_cache_entries gauge\n"
+            "t_cache_entries 1234567\n"
+            "# HELP t_cert_expiry When the certificate expires\n"
+            "# TYPE t_cert_expiry gauge\n"
+            "t_cert_expiry{listener=\"admin\"} 1767225600\n"
+            "t_cert_expiry{listener=\"inbound\"} 1798761600\n");
+}
+
+TEST(Metrics, FractionsKeepTheirDigits) {
+  Metrics m;
+  m.gauge("t_ratio", [] { return 0.125; });
+  EXPECT_EQ(m.render(), "# TYPE t_ratio gauge\nt_ratio 0.125\n");
+}
+
+}  // namespace
+}  // namespace mailroster::admin
