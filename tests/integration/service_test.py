@@ -201,7 +201,7 @@ class ServiceManager(unittest.TestCase):
             self.assertEqual(metrics['mailroster_tls_certificate_expiry_timestamp_seconds{listener="%s"}'
                                      % name], not_after(b[0]))
             self.assertEqual(metrics['mailroster_tls_reloads_total{listener="%s",result="ok"}' % name], 1)
-        self.assertIn("inbound TLS certificate CN=b.mailroster.test expires in 2 day(s)", self.log_text())
+        self.assertRegex(self.log_text(), r"inbound TLS certificate CN=b\.mailroster\.test expires in [23] day\(s\)")
         # The session that began before goes on, with the certificate it began with.
         self.assertEqual(under_way.noop()[0], 250)
         self.assertEqual(under_way_cert, der(a[0]))
