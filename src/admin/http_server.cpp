@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 #include <limits>
+#include <set>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -81,6 +82,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   tcp::acceptor acceptor;
   asio::thread_pool workers;
   net::ServerTls tls;
+  // Draining (serve's SIGTERM): a request under way is answered, with "Connection: close";
+  // a connection waiting for its next request is closed.
+  bool draining = false;
+  std::size_t active_requests = 0;       // read, not yet answered
+  std::set<beast::tcp_stream*> waiting;  // connections waiting for a request
   struct Handler {
     HttpHandler fn;
     RouteOptions options;
@@ -203,8 +209,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   template <class Stream>
   asio::awaitable<void> exchange(Stream& stream, const std::string& client) {
     beast::flat_buffer buffer;
+    auto& connection = beast::get_lowest_layer(stream);
     for (;;) {
-      beast::get_lowest_layer(stream).expires_after(settings.idle_timeout);
+      if (draining) co_return;
+      connection.expires_after(settings.idle_timeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(16 * 1024);
       // No limit while the header is read: Beast would hold its Content-Length against its
@@ -212,8 +220,16 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       // boost::none: Beast 1.74 compares a length with it as "greater".)
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       beast::error_code ec;
+      waiting.insert(&connection);
       co_await http::async_read_header(stream, buffer, parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
+      waiting.erase(&connection);
+      if (draining && ec == asio::error::operation_aborted) co_return;
+      ++active_requests;
+      struct Answered {
+        std::size_t& n;
+        ~Answered() { --n; }
+      } answered{active_requests};
       Route route;  // resolved once from the header: its body limit, then its handler
       if (!ec) {
         const std::string target(parser.get().target());
@@ -261,12 +277,12 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       res.set(http::field::content_type, out.content_type);
       res.set(http::field::cache_control, "no-store");
       for (const auto& [name, value] : out.headers) res.insert(name, value);
-      res.keep_alive(keep_alive);
+      res.keep_alive(keep_alive && !draining);
       res.body() = std::move(out.body);
       res.prepare_payload();
       beast::error_code wec;
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
-      if (wec || !keep_alive) break;
+      if (wec || !res.keep_alive()) break;
     }
   }
 
@@ -315,6 +331,14 @@ void HttpServer::stop_accepting() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
 }
+
+void HttpServer::drain() {
+  stop_accepting();
+  impl_->draining = true;
+  for (auto* connection : impl_->waiting) connection->cancel();
+}
+
+std::size_t HttpServer::active_requests() const { return impl_->active_requests; }
 
 void HttpServer::stop() {
   stop_accepting();

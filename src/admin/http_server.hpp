@@ -90,6 +90,11 @@ class HttpServer {
   std::uint16_t port() const;
   // Stops accepting new connections; the open ones go on.
   void stop_accepting();
+  // Stops accepting, closes the connections waiting for a request, and answers the requests
+  // under way (with "Connection: close"); active_requests() says when none is left. On the
+  // io_context's thread.
+  void drain();
+  std::size_t active_requests() const;
   // Stops accepting, and waits for the requests running on the worker threads (an import's
   // apply, a directory sync) to finish; open connections end after their current request.
   void stop();

@@ -572,20 +572,27 @@ int serve(const Config& config, store::Store& store) {
     io.stop();
   };
   std::chrono::steady_clock::time_point deadline{};  // set by the first signal
-  std::size_t draining = 0;                          // sessions left, as last told
+  std::size_t draining = 0;  // sessions and admin requests left, as last told
+  // "2 SMTP session(s)", "2 SMTP session(s) and 1 admin request(s)"
+  const auto under_way = [](std::size_t sessions, std::size_t requests) {
+    return requests == 0
+               ? fmt::format("{} SMTP session(s)", sessions)
+               : fmt::format("{} SMTP session(s) and {} admin request(s)", sessions, requests);
+  };
   std::function<void()> check_drained = [&] {
     const auto left = inbound.active_sessions() + outbound.active_sessions();
-    if (left == 0) {
+    const auto requests = http.active_requests();
+    if (left == 0 && requests == 0) {
       spdlog::info("every SMTP session has ended; stopping");
       return stop_now();
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      spdlog::warn("shutdown grace over; cutting {} SMTP session(s)", left);
+      spdlog::warn("shutdown grace over; cutting {}", under_way(left, requests));
       return stop_now();
     }
-    if (left != draining) {
-      draining = left;
-      service_manager::status(fmt::format("draining {} SMTP session(s)", left));
+    if (left + requests != draining) {
+      draining = left + requests;
+      service_manager::status("draining " + under_way(left, requests));
     }
     drain_timer.expires_after(std::chrono::milliseconds(50));
     drain_timer.async_wait([&](const boost::system::error_code& ec) {
@@ -601,15 +608,16 @@ int serve(const Config& config, store::Store& store) {
           return stop_now();
         }
         deadline = std::chrono::steady_clock::now() + config.shutdown_grace;
-        http.stop_accepting();  // the SMTP sessions drain first; http.stop() joins at the end
+        http.drain();
         inbound.drain();
         outbound.drain();
         maintenance_timer.cancel();
         lookups_timer.cancel();
-        draining = inbound.active_sessions() + outbound.active_sessions();
-        spdlog::info("received {}, draining {} SMTP session(s) for up to {} s", name, draining,
-                     config.shutdown_grace.count());
-        service_manager::stopping(fmt::format("draining {} SMTP session(s)", draining));
+        const auto left = inbound.active_sessions() + outbound.active_sessions();
+        draining = left + http.active_requests();
+        spdlog::info("received {}, draining {} for up to {} s", name,
+                     under_way(left, http.active_requests()), config.shutdown_grace.count());
+        service_manager::stopping("draining " + under_way(left, http.active_requests()));
         signals.async_wait(on_signal);
         check_drained();
       };

@@ -8,12 +8,15 @@ when [smtp] shutdown_grace is over, or at a second signal. The company's mail se
 (fake_mta.py --mode slow) waits before every reply, so that a relay is under way when the
 signal comes. Usage: shutdown_test.py --binary build/mailroster
 """
+import http.client
+import json
 import os
 import shutil
 import signal
 import socket
 import smtplib
 import subprocess
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -64,8 +67,8 @@ class Shutdown(unittest.TestCase):
                     'shutdown_grace = "%s"\n[outbound]\nlisten = "127.0.0.1:0"\n'
                     % (database_toml(db, self.dir), grace))
         self.log_path = os.path.join(self.dir, "serve.log")
-        self.serve, self.log, ports = gw.start_serve(config, self.log_path)
-        self.port = ports["inbound SMTP"]
+        self.serve, self.log, self.ports = gw.start_serve(config, self.log_path)
+        self.port = self.ports["inbound SMTP"]
 
     def idle_session(self):
         """A raw session that said EHLO and waits, outside any transaction."""
@@ -135,6 +138,51 @@ class Shutdown(unittest.TestCase):
         log = self.log_text()
         self.assertIn("received SIGTERM, draining 2 SMTP session(s) for up to 30 s", log)
         self.assertIn("every SMTP session has ended; stopping", log)
+
+    def test_an_admin_request_under_way_is_answered_and_an_idle_connection_closed(self):
+        self.start(grace="30s", reply_delay=0.1)
+        db = os.path.join(self.dir, "state.db")
+        subprocess.run([BINARY, "--db", db, "operator", "add", "ops@mailroster.test"],
+                       input="a long enough password\n", text=True, check=True, capture_output=True)
+        admin_port = self.ports["admin HTTP"]
+        idle = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
+        idle.request("GET", "/healthz")
+        self.assertEqual(idle.getresponse().read(), b'{"status":"ok"}')  # and kept alive
+
+        # The database held by another writer: the login (which writes a session) waits in the
+        # server for it, as an import's apply would run, when the signal comes.
+        lock = sqlite3.connect(db, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        outcome = {}
+
+        def log_in():
+            conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=30)
+            try:
+                conn.request("POST", "/api/v1/login", json.dumps(
+                    {"email": "ops@mailroster.test", "password": "a long enough password"}),
+                    {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                outcome["answer"] = (r.status, r.getheader("Connection"), json.loads(r.read()))
+            except Exception as e:  # noqa: BLE001 - the test says which
+                outcome["error"] = e
+        t = threading.Thread(target=log_in)
+        t.start()
+        time.sleep(0.5)
+        self.serve.send_signal(signal.SIGTERM)
+        idle.sock.settimeout(5)
+        self.assertEqual(idle.sock.recv(512), b"")  # the idle connection is closed at once
+        time.sleep(0.5)
+        self.assertIsNone(self.serve.poll())  # the request is still under way
+        self.assertIn("received SIGTERM, draining 0 SMTP session(s) and 1 admin request(s) for up "
+                      "to 30 s", self.log_text())
+        lock.execute("COMMIT")
+        t.join(30)
+        self.assertNotIn("error", outcome, outcome)
+        status, connection, body = outcome["answer"]
+        self.assertEqual((status, connection), (200, "close"), body)
+        self.assertIn("csrf_token", body)
+        self.assertEqual(self.serve.wait(10), 0)
+        self.assertIn("every SMTP session has ended; stopping", self.log_text())
 
     def test_a_second_signal_stops_at_once(self):
         self.start(grace="30s", reply_delay=2)  # the relay would take about 12 s
