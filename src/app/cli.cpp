@@ -22,6 +22,7 @@
 #include "admin/http_client.hpp"
 #include "app/config.hpp"
 #include "app/domain_check.hpp"
+#include "app/lease.hpp"
 #include "app/plan_output.hpp"
 #include "app/serve.hpp"
 #include "directory/csv/csv_export.hpp"
@@ -1022,8 +1023,12 @@ class ManualLease {
  public:
   ManualLease(store::Store& store, bool force) : store_(store), holder_(lease_holder_id()) {
     const auto now = core::SystemClock().now();
-    if (store_.hold_lease(kSchedulerLease, holder_, now, kTerm)) {
+    if (const auto taken = take_lease(store_, kSchedulerLease, holder_, now, kTerm); taken.held) {
       held_ = true;
+      if (taken.from) {
+        spdlog::warn("the scheduler lease's holder {} is no longer running; taken over",
+                     *taken.from);
+      }
     } else if (!force) {
       throw Failure(ErrorCode::conflict,
                     "the scheduler lease is held by " +

@@ -36,6 +36,7 @@
 #include "admin/ui.hpp"
 #include "app/database.hpp"
 #include "app/domain_check.hpp"
+#include "app/lease.hpp"
 #include "app/service_manager.hpp"
 #include "core/address.hpp"
 #include "core/work_queue.hpp"
@@ -127,21 +128,11 @@ void log_certificate(const TlsListener& l, core::TimePoint now) {
 
 }  // namespace
 
-std::string lease_holder_id() {
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  unsigned char raw[4];
-  randombytes_buf(raw, sizeof raw);
-  char hex[9];
-  sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" + hex;
-}
-
 // The scheduler lease (Store::hold_lease): directory syncs, expiry and reports run on the
 // node that holds it, so that nodes sharing a database do that work once. Renewed at every
 // tick of the syncs and of the maintenance; given up when serve stops, so that another node
 // takes over at its next tick. The term outlasts three ticks: a live holder keeps it, one that
-// died is replaced once it has run out.
+// died is replaced once it has run out, or at once by a process of its own machine.
 class SchedulerLease {
  public:
   SchedulerLease(store::Store& store, const core::Clock& clock, std::chrono::seconds term)
@@ -161,7 +152,12 @@ class SchedulerLease {
   bool held() {
     bool now_held = false;
     try {
-      now_held = store_.hold_lease(kName, holder_, clock_.now(), term_);
+      const auto taken = take_lease(store_, kName, holder_, clock_.now(), term_);
+      if (taken.from) {
+        spdlog::info("the scheduler lease's holder {} is no longer running; taken over",
+                     *taken.from);
+      }
+      now_held = taken.held;
     } catch (const std::exception& e) {
       spdlog::warn("scheduler lease not renewed, this tick skipped: {}", e.what());
       return false;

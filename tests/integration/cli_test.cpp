@@ -716,6 +716,30 @@ TEST_P(Serve, TwoNodesOnOneDatabaseRunScheduledWorkOnce) {
   EXPECT_EQ(b.wait(10s), 0) << b.err();
 }
 
+// A serve killed outright (the watchdog, the OOM killer, kill -9) never gives its lease up; the
+// next process on its machine sees that it has ended and takes the lease at once, instead of
+// waiting out its term (half an hour with the default intervals).
+TEST_P(Serve, AKilledNodesLeaseIsTakenOverAtOnceOnItsMachine) {
+  const auto cfg = config("127.0.0.1:0");
+  BackgroundProcess a(MAILROSTER_BINARY, {"--config", cfg, "serve"});
+  ASSERT_TRUE(a.wait_for_err("runs directory syncs, expiry and reports", 10s)) << a.err();
+  a.signal(SIGKILL);
+  EXPECT_EQ(a.wait(10s), 128 + SIGKILL);
+  const auto killed = ":" + std::to_string(a.pid()) + ":";
+  BackgroundProcess b(MAILROSTER_BINARY, {"--config", cfg, "serve"});
+  ASSERT_TRUE(b.wait_for_err("runs directory syncs, expiry and reports", 10s)) << b.err();
+  EXPECT_NE(b.err().find(killed), std::string::npos) << b.err();
+  EXPECT_NE(b.err().find("is no longer running; taken over"), std::string::npos) << b.err();
+  EXPECT_EQ(b.err().find("another node runs"), std::string::npos) << b.err();
+  b.signal(SIGKILL);
+  EXPECT_EQ(b.wait(10s), 128 + SIGKILL);
+  // And a run by hand after it.
+  const auto by_hand = run_command(MAILROSTER_BINARY, {"--config", cfg, "maintain"});
+  EXPECT_EQ(by_hand.status, 0) << by_hand.err;
+  EXPECT_NE(by_hand.err.find(":" + std::to_string(b.pid()) + ":"), std::string::npos)
+      << by_hand.err;
+}
+
 // `maintain` by hand does serve's scheduled work, so it takes the same lease: while a serve
 // holds it, a run by hand is refused (naming the holder) unless forced; one that ran gives the
 // lease up, so the next run by hand gets it.

@@ -1,0 +1,90 @@
+#include "app/lease.hpp"
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/split.hpp"
+#include "test_support.hpp"
+
+namespace mailroster::app {
+namespace {
+
+using std::chrono::minutes;
+
+// The pid of a process of this machine that has ended (and been reaped).
+pid_t ended_pid() {
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return child;
+}
+
+// Our own holder name with another pid in it.
+std::string holder_with_pid(pid_t pid) {
+  auto parts = core::split(lease_holder_id(), ':');
+  return std::string(parts[0]) + ":" + std::to_string(pid) + ":0badcafe:" + std::string(parts[3]);
+}
+
+TEST(Lease, TheHolderNameSaysWhereItsPidMeansThisProcess) {
+  const auto id = lease_holder_id();
+  const auto parts = core::split(id, ':');
+  ASSERT_EQ(parts.size(), 4u) << id;
+  EXPECT_EQ(parts[1], std::to_string(getpid()));
+  EXPECT_EQ(parts[2].size(), 8u);
+  EXPECT_NE(parts[3].find('-'), std::string_view::npos) << id;  // boot id - PID namespace
+  EXPECT_NE(lease_holder_id(), id);                             // each one its own
+}
+
+TEST(Lease, OnlyAnEndedProcessOfThisMachineIsGone) {
+  EXPECT_TRUE(lease_holder_gone(holder_with_pid(ended_pid())));
+  EXPECT_FALSE(lease_holder_gone(lease_holder_id()));           // this process
+  EXPECT_FALSE(lease_holder_gone(holder_with_pid(getppid())));  // a running one
+  EXPECT_FALSE(lease_holder_gone(holder_with_pid(1)));
+  const auto dead = std::to_string(ended_pid());
+  // Elsewhere (another boot or PID namespace), or a name that does not say: not known.
+  EXPECT_FALSE(lease_holder_gone("gw1:" + dead + ":0badcafe:ffffffff-4026531836"));
+  EXPECT_FALSE(lease_holder_gone("gw1:" + dead + ":0badcafe"));  // before places were named
+  auto parts = core::split(lease_holder_id(), ':');
+  const std::string here(parts[3]);
+  for (const auto& bad :
+       {"gw1:x:0badcafe:" + here, "gw1::0badcafe:" + here, "gw1:" + dead + "x:0badcafe:" + here,
+        std::string("node-a"), std::string()}) {
+    EXPECT_FALSE(lease_holder_gone(bad)) << bad;
+  }
+}
+
+TEST(Lease, TakenOverFromAnEndedHolderOnlyAtOnce) {
+  testing::TestDatabase db(store::sql::Dialect::sqlite);
+  core::SystemClock clock;
+  auto store = db.open(clock);
+  const auto now = clock.now();
+
+  // A live holder keeps it.
+  const auto live = holder_with_pid(getppid());
+  ASSERT_TRUE(store->hold_lease(kSchedulerLease, live, now, minutes(30)));
+  const auto me = lease_holder_id();
+  auto taken = take_lease(*store, kSchedulerLease, me, now, minutes(30));
+  EXPECT_FALSE(taken.held);
+  EXPECT_FALSE(taken.from);
+  store->release_lease(kSchedulerLease, live);
+
+  // One that ended (killed, its lease never given up) loses it at once.
+  const auto dead = holder_with_pid(ended_pid());
+  ASSERT_TRUE(store->hold_lease(kSchedulerLease, dead, now, minutes(30)));
+  taken = take_lease(*store, kSchedulerLease, me, now + minutes(1), minutes(30));
+  EXPECT_TRUE(taken.held);
+  EXPECT_EQ(taken.from, dead);
+  EXPECT_EQ(store->lease_holder(kSchedulerLease, now + minutes(1)), me);
+  // Renewed as ever.
+  taken = take_lease(*store, kSchedulerLease, me, now + minutes(2), minutes(30));
+  EXPECT_TRUE(taken.held);
+  EXPECT_FALSE(taken.from);
+}
+
+}  // namespace
+}  // namespace mailroster::app
