@@ -25,6 +25,7 @@
 #include "app/lease.hpp"
 #include "app/plan_output.hpp"
 #include "app/serve.hpp"
+#include "app/service_manager.hpp"
 #include "directory/csv/csv_export.hpp"
 #include "directory/csv/csv_import.hpp"
 #include "directory/graph/graph_directory.hpp"
@@ -1489,7 +1490,11 @@ void setup_logging(const Config& config, bool serving) {
   auto logger = spdlog::get("mailroster");
   if (!logger) logger = spdlog::stderr_color_mt("mailroster");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (service_manager::stderr_is_journal()) {
+    spdlog::set_formatter(service_manager::journal_formatter());
+  } else {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  }
   auto level = spdlog::level::from_str(config.log_level);
   if (!serving) level = std::max(level, spdlog::level::warn);
   spdlog::set_level(level);

@@ -1,9 +1,12 @@
 #include "app/service_manager.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <string>
@@ -52,5 +55,52 @@ std::optional<std::chrono::microseconds> watchdog_interval() {
 }
 
 void watchdog() { notify("WATCHDOG=1"); }
+
+bool stderr_is_journal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  if (stream == nullptr || fstat(STDERR_FILENO, &st) != 0) return false;
+  return fmt::format("{}:{}", st.st_dev, st.st_ino) == stream;
+}
+
+namespace {
+
+class SyslogPriority final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string_view p;
+    switch (msg.level) {
+      case spdlog::level::trace:
+      case spdlog::level::debug:
+        p = SD_DEBUG;
+        break;
+      case spdlog::level::info:
+        p = SD_INFO;
+        break;
+      case spdlog::level::warn:
+        p = SD_WARNING;
+        break;
+      case spdlog::level::err:
+        p = SD_ERR;
+        break;
+      default:
+        p = SD_CRIT;
+        break;
+    }
+    dest.append(p.data(), p.data() + p.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<SyslogPriority>();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<spdlog::formatter> journal_formatter() {
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<SyslogPriority>('*').set_pattern("%*%l %v");
+  return formatter;
+}
 
 }  // namespace mailroster::app::service_manager

@@ -4,7 +4,10 @@
 // every call does nothing.
 #pragma once
 
+#include <spdlog/formatter.h>
+
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -18,5 +21,13 @@ void stopping(std::string_view status);
 // How often systemd wants to hear from us (WatchdogSec=), when it does.
 std::optional<std::chrono::microseconds> watchdog_interval();
 void watchdog();
+
+// Whether standard error goes to the journal: $JOURNAL_STREAM names its device and inode
+// (systemd.exec(5)).
+bool stderr_is_journal();
+// Log lines for the journal: each begins with its syslog priority (sd-daemon(3): <3> an error,
+// <4> a warning), which `journalctl -p` filters on, and has no timestamp (the journal keeps
+// its own).
+std::unique_ptr<spdlog::formatter> journal_formatter();
 
 }  // namespace mailroster::app::service_manager

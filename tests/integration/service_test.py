@@ -8,7 +8,8 @@ a SIGHUP, STOPPING=1 at SIGTERM. A SIGHUP reads the TLS certificates again (inbo
 outbound STARTTLS, admin HTTPS): new connections get the renewed certificate, a session under
 way keeps its own, and files that cannot be used leave the certificate in use. The shipped
 unit file (packaging/mailroster.service.in, as configured into the build) is checked by
-systemd's own `systemd-analyze verify` and `security`.
+systemd's own `systemd-analyze verify` and `security`. With $JOURNAL_STREAM naming its stderr,
+serve writes log lines as the journal reads them: syslog priority first, no timestamp.
 Usage: service_test.py --binary build/mailroster
 """
 import os
@@ -226,6 +227,7 @@ class ServiceManager(unittest.TestCase):
         stopping = self.notifications.wait_for("STOPPING")
         self.assertRegex(stopping["STATUS"], r"^draining \d+ SMTP session\(s\)$")
         self.assertEqual(self.serve.wait(10), 0)
+        under_way.close()
 
     def test_sighup_without_tls_keeps_serving(self):
         ports = self.start(tls=False, env={})
@@ -238,6 +240,31 @@ class ServiceManager(unittest.TestCase):
         self.assertIsNone(self.serve.poll())
         with socket.create_connection(("127.0.0.1", ports["inbound SMTP"]), timeout=5) as s:
             self.assertTrue(s.recv(512).startswith(b"220 "))
+
+    def test_log_lines_for_the_journal_carry_their_priority(self):
+        # systemd names the journal stream it gives serve as stderr by device and inode.
+        self.log_path = os.path.join(self.dir, "serve.log")
+        open(self.log_path, "w").close()
+        st = os.stat(self.log_path)  # the same file (inode) start_serve opens again
+        make_certificate(self.dir, "soon.mailroster.test", 3)
+        install(os.path.join(self.dir, "soon.mailroster.test.pem"), os.path.join(self.dir, "cert.pem"))
+        install(os.path.join(self.dir, "soon.mailroster.test.key"), os.path.join(self.dir, "key.pem"))
+        self.start(tls=True, env={"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)})
+        self.serve.send_signal(signal.SIGTERM)
+        self.assertEqual(self.serve.wait(10), 0)
+        lines = self.log_text().splitlines()
+        self.assertIn("<6>info stopped", lines)
+        self.assertTrue(any(re.fullmatch(r"<4>warning inbound TLS certificate CN=soon\.mailroster\.test "
+                                         r"expires in [23] day\(s\), on .*", l) for l in lines), lines)
+        self.assertTrue(all(re.match(r"<[3467]>(info|warning|error|debug) ", l) for l in lines), lines)
+
+        # Another stream (a terminal, a file): the timestamped lines.
+        self.serve = None
+        self.log.close()
+        self.start(tls=True, env={"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino + 1)})
+        self.serve.send_signal(signal.SIGTERM)
+        self.assertEqual(self.serve.wait(10), 0)
+        self.assertRegex(self.log_text(), r"(?m)^\d{4}-\d\d-\d\dT[\d:.]+ info stopped$")
 
     def test_the_unit_file_passes_systemds_checks(self):
         configured = os.path.join(os.path.dirname(BINARY), "packaging", "mailroster.service")
