@@ -150,6 +150,8 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); }},
       {"smtp", "tls_key",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); }},
+      {"smtp", "require_tls",
+       [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.require_tls); }},
       {"smtp", "shutdown_grace",
        [](const toml::node& n, Config& c) { return set_duration(n, c.shutdown_grace); }},
       {"smtp", "proxy_protocol",
@@ -176,6 +178,8 @@ const std::vector<Key>& schema() {
        }},
       {"scoring", "mark_outbound",
        [](const toml::node& n, Config& c) { return set_bool(n, c.mark_outbound); }},
+      {"outbound", "require_tls",
+       [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_require_tls); }},
       {"outbound", "proxy_protocol",
        [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_proxy.enabled); }},
       {"outbound", "proxy_from",
@@ -410,6 +414,14 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
   }
   if (config.inbound.tls_cert_file.empty() != config.inbound.tls_key_file.empty()) {
     return invalid(std::string(source) + ": smtp.tls_cert and smtp.tls_key must be set together");
+  }
+  for (const auto& [section, required] : {std::pair{"smtp", config.inbound.require_tls},
+                                          std::pair{"outbound", config.outbound_require_tls}}) {
+    if (required && config.inbound.tls_cert_file.empty()) {
+      return invalid(std::string(source) + ": " + section +
+                         ".require_tls needs smtp.tls_cert and smtp.tls_key",
+                     std::string(section) + ".require_tls");
+    }
   }
   if (config.admin_tls_cert.empty() != config.admin_tls_key.empty()) {
     return invalid(std::string(source) + ": admin.tls_cert and admin.tls_key must be set together");

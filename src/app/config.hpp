@@ -31,6 +31,8 @@
 //   max_connections_per_client = 50
 //   tls_cert = ""                   # PEM files; STARTTLS is offered when both are set
 //   tls_key = ""
+//   require_tls = false             # MAIL only after STARTTLS (530 5.7.0 before); needs the
+//                                   # certificate. Not for a public MX: senders without TLS
 //   postmaster = ""                 # where RCPT TO:<postmaster> (no domain) goes, an address
 //                                   # in a company domain; unset: 550 5.1.1 saying so
 //   shutdown_grace = "60s"          # on SIGTERM: transactions under way may finish this long
@@ -52,6 +54,7 @@
 //   next_hop = "127.0.0.1:25"       # smarthost that delivers outbound mail
 //   proxy_protocol = false          # as [smtp], for this listener
 //   proxy_from = []
+//   require_tls = false             # as [smtp]: the companies' servers must use STARTTLS
 //
 //   [verify]                        # recipient callouts; see src/verify/verifier.hpp
 //   sender = ""                     # probe sender, "" = the null sender <>
@@ -128,6 +131,7 @@ struct Config {
   core::Endpoint outbound_listen{"127.0.0.1", 2587};
   core::Endpoint outbound_next_hop{"127.0.0.1", 25};
   smtp::ProxySettings outbound_proxy;
+  bool outbound_require_tls = false;  // [outbound] require_tls ([smtp]'s is inbound.require_tls)
   verify::VerifySettings verify;
   verify::HarvestSettings harvest;
   smtp::ClientSettings relay;

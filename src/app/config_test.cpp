@@ -202,6 +202,30 @@ proxy_from = ["192.0.2.0/24"]
   }
 }
 
+TEST(Config, RequiredTlsPerListenerNeedsTheCertificate) {
+  const auto c = parse_config(
+                     "[smtp]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"
+                     "[outbound]\nrequire_tls = true\n",
+                     "test.toml")
+                     .value();
+  EXPECT_FALSE(c.inbound.require_tls);
+  EXPECT_TRUE(c.outbound_require_tls);
+  EXPECT_TRUE(
+      parse_config("[smtp]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nrequire_tls = true\n",
+                   "test.toml")
+          .value()
+          .inbound.require_tls);
+  for (const char* section : {"smtp", "outbound"}) {
+    const auto none =
+        parse_config("[" + std::string(section) + "]\nrequire_tls = true\n", "test.toml");
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().message, "test.toml: " + std::string(section) +
+                                        ".require_tls needs smtp.tls_cert and smtp.tls_key");
+    EXPECT_EQ(none.error().field, std::string(section) + ".require_tls");
+  }
+  EXPECT_FALSE(parse_config("[outbound]\nrequire_tls = \"yes\"\n", "test.toml"));
+}
+
 TEST(Config, AuditRetentionIsOffUnlessSetAndADayAtLeast) {
   EXPECT_FALSE(parse_config("", "t.toml").value().maintenance.audit_retention);
   EXPECT_FALSE(

@@ -20,13 +20,14 @@ pid_t ended_pid() {
   const pid_t child = fork();
   if (child == 0) _exit(0);
   int status = 0;
-  waitpid(child, &status, 0);
+  EXPECT_EQ(waitpid(child, &status, 0), child);
   return child;
 }
 
 // Our own holder name with another pid in it.
 std::string holder_with_pid(pid_t pid) {
-  auto parts = core::split(lease_holder_id(), ':');
+  const auto id = lease_holder_id();  // split() points into it
+  const auto parts = core::split(id, ':');
   return std::string(parts[0]) + ":" + std::to_string(pid) + ":0badcafe:" + std::string(parts[3]);
 }
 
@@ -49,8 +50,8 @@ TEST(Lease, OnlyAnEndedProcessOfThisMachineIsGone) {
   // Elsewhere (another boot or PID namespace), or a name that does not say: not known.
   EXPECT_FALSE(lease_holder_gone("gw1:" + dead + ":0badcafe:ffffffff-4026531836"));
   EXPECT_FALSE(lease_holder_gone("gw1:" + dead + ":0badcafe"));  // before places were named
-  auto parts = core::split(lease_holder_id(), ':');
-  const std::string here(parts[3]);
+  const auto id = lease_holder_id();
+  const std::string here(core::split(id, ':')[3]);
   for (const auto& bad :
        {"gw1:x:0badcafe:" + here, "gw1::0badcafe:" + here, "gw1:" + dead + "x:0badcafe:" + here,
         std::string("node-a"), std::string()}) {

@@ -297,6 +297,7 @@ int serve(const Config& config, store::Store& store) {
   outbound_settings.name = "outbound";
   outbound_settings.listen = config.outbound_listen;
   outbound_settings.proxy = config.outbound_proxy;
+  outbound_settings.require_tls = config.outbound_require_tls;
   smtp::Server outbound(io, outbound_settings, outbound_gateway);
 
   metrics.gauge("mailroster_inbound_sessions", [&] { return double(inbound.active_sessions()); });
@@ -683,11 +684,15 @@ int serve(const Config& config, store::Store& store) {
   spdlog::info("database {}", describe_database(config));
   spdlog::info("admin HTTP{} listening on {}:{}", config.admin_tls_cert.empty() ? "" : "S",
                config.admin_listen.host, http.port());
+  const auto starttls = [&config](bool required) -> std::string {
+    if (config.inbound.tls_cert_file.empty()) return "";
+    return required ? " (STARTTLS required)" : " (STARTTLS offered)";
+  };
   spdlog::info("inbound SMTP listening on {}:{} as {}{}", config.inbound.listen.host,
-               inbound.port(), config.inbound.hostname,
-               config.inbound.tls_cert_file.empty() ? "" : " (STARTTLS offered)");
-  spdlog::info("outbound SMTP listening on {}:{}, relaying to {}", config.outbound_listen.host,
-               outbound.port(), config.outbound_next_hop.str());
+               inbound.port(), config.inbound.hostname, starttls(config.inbound.require_tls));
+  spdlog::info("outbound SMTP listening on {}:{}, relaying to {}{}", config.outbound_listen.host,
+               outbound.port(), config.outbound_next_hop.str(),
+               starttls(config.outbound_require_tls));
   for (const auto& l : tls_listeners) log_certificate(l, clock.now());
   SyncScheduler scheduler(syncs, clock, metrics, lease, config.sync_check);
 

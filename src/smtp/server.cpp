@@ -276,6 +276,9 @@ struct Server::Impl::Session {
   awaitable<void> on_mail(const Command& c) {
     if (state == State::connected) co_return error({503, "5.5.1 send EHLO or HELO first"});
     if (state != State::greeted) co_return error({503, "5.5.1 nested MAIL command"});
+    if (srv.settings.require_tls && !tls) {
+      co_return error({530, "5.7.0 Must issue a STARTTLS command first"});
+    }
     Transaction next;
     next.mail_from = c.path;
     for (const auto& p : c.parameters) {

@@ -54,6 +54,9 @@ struct ServerSettings {
   std::size_t max_errors = 20;  // protocol errors before the session is dropped (421)
   std::string tls_cert_file;
   std::string tls_key_file;
+  // MAIL only after STARTTLS (530 5.7.0 before, RFC 3207 4): for a listener that only known
+  // servers use, as the companies' own on the outbound one. Needs the certificate.
+  bool require_tls = false;
   ProxySettings proxy;
 };
 

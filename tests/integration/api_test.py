@@ -22,6 +22,7 @@ import time
 import unittest
 
 import databases
+from certificates import self_signed
 from databases import database_toml, new_database
 
 BINARY = None
@@ -942,12 +943,8 @@ class ApiOverTls(unittest.TestCase):
         import ssl
         d = tempfile.mkdtemp(prefix="mailroster-api-tls-")
         try:
-            cert, key = (os.path.join(d, n) for n in ("cert.pem", "key.pem"))
+            cert, key = self_signed(d, "127.0.0.1", ip="127.0.0.1", files=("cert.pem", "key.pem"))
             db = new_database(d)
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                            key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-                            "-addext", "subjectAltName=IP:127.0.0.1"],
-                           check=True, capture_output=True)
             cli(db, "operator", "add", "ops@mailroster.example", stdin=PASSWORD + "\n")
             # A fixed port, so that the CLI (`verify flush`) finds the admin port in the config.
             with socket.socket() as probe:
@@ -990,10 +987,7 @@ class ApiOverTls(unittest.TestCase):
                     self.assertEqual(out.returncode, 0, out.stderr)
                     self.assertEqual(json.loads(out.stdout)["removed"], 0)
                     # ... and no other: with another certificate configured it refuses to talk.
-                    other_cert, other_key = (os.path.join(d, n) for n in ("o.pem", "o.key"))
-                    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                                    "-keyout", other_key, "-out", other_cert, "-days", "1",
-                                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+                    other_cert, other_key = self_signed(d, "127.0.0.1", files=("o.pem", "o.key"))
                     other = os.path.join(d, "other.toml")
                     with open(other, "w") as f:
                         f.write(open(config).read().replace(cert, other_cert))

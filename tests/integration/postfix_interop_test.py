@@ -26,6 +26,7 @@ import unittest
 import urllib.request
 
 import databases
+from certificates import self_signed
 from databases import database_toml, new_database
 from smtp_gateway_test import free_port, message, run_cli, start_serve
 import smtp_gateway_test
@@ -97,10 +98,8 @@ class PostfixInterop(unittest.TestCase):
 
         # One certificate (names 127.0.0.1) for Postfix's smtpd and mailroster's two ports: the
         # hops between them go in TLS where both sides offer it, as they would at a company.
-        cls.cert, cls.key = os.path.join(cls.dir, "cert.pem"), os.path.join(cls.dir, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", cls.key, "-out", cls.cert], check=True, capture_output=True)
+        cls.cert, cls.key = self_signed(cls.dir, "127.0.0.1", ip="127.0.0.1", files=("cert.pem", "key.pem"),
+                                        rsa=True)
 
         # mailroster.
         cls.admin_port = free_port()

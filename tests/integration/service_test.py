@@ -26,17 +26,9 @@ import unittest
 import urllib.request
 
 import databases
+from certificates import self_signed
 import smtp_gateway_test as gw
 from databases import database_toml, new_database
-
-
-def make_certificate(directory, name, days):
-    """A self-signed certificate and its key (P-256: quick to make); returns their paths."""
-    cert, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-days", str(days), "-subj", "/CN=" + name, "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 def der(cert_path):
@@ -153,9 +145,9 @@ class ServiceManager(unittest.TestCase):
                 for m in re.finditer(r"^(mailroster_tls_\w+\{[^}]*\}) (\S+)$", text, re.M)}
 
     def test_ready_watchdog_reload_and_stop(self):
-        a = make_certificate(self.dir, "a.mailroster.test", 30)
-        b = make_certificate(self.dir, "b.mailroster.test", 3)
-        c = make_certificate(self.dir, "c.mailroster.test", 30)
+        a = self_signed(self.dir, "a.mailroster.test", 30)
+        b = self_signed(self.dir, "b.mailroster.test", 3)
+        c = self_signed(self.dir, "c.mailroster.test", 30)
         install(a[0], os.path.join(self.dir, "cert.pem"))
         install(a[1], os.path.join(self.dir, "key.pem"))
         self.notifications = Notifications(os.path.join(self.dir, "notify.sock"))
@@ -246,7 +238,7 @@ class ServiceManager(unittest.TestCase):
         self.log_path = os.path.join(self.dir, "serve.log")
         open(self.log_path, "w").close()
         st = os.stat(self.log_path)  # the same file (inode) start_serve opens again
-        make_certificate(self.dir, "soon.mailroster.test", 3)
+        self_signed(self.dir, "soon.mailroster.test", 3)
         install(os.path.join(self.dir, "soon.mailroster.test.pem"), os.path.join(self.dir, "cert.pem"))
         install(os.path.join(self.dir, "soon.mailroster.test.key"), os.path.join(self.dir, "key.pem"))
         self.start(tls=True, env={"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)})

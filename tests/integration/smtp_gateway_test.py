@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 
 import databases
+from certificates import self_signed
 from databases import database_toml, new_database
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,10 +92,8 @@ class Gateway(unittest.TestCase):
         cls.procs = []
         cls.mtas = {}
         # The destinations' certificate (names 127.0.0.1, as the "verify" policy checks).
-        cls.mta_cert, cls.mta_key = os.path.join(cls.dir, "mta-cert.pem"), os.path.join(cls.dir, "mta-key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", cls.mta_key, "-out", cls.mta_cert], check=True, capture_output=True)
+        cls.mta_cert, cls.mta_key = self_signed(cls.dir, "127.0.0.1", ip="127.0.0.1",
+                                                files=("mta-cert.pem", "mta-key.pem"))
         for name, args in {
             "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,someone"],
             "catchall": ["--catch-all"],
@@ -139,10 +138,7 @@ class Gateway(unittest.TestCase):
                 "127.0.0.1:%d" % cls.mtas["main"][0])
         cls.cli("discovery", "set", "--company", "outco", "enabled=true", "auto_add_outbound=true")
 
-        cert, key = os.path.join(cls.dir, "cert.pem"), os.path.join(cls.dir, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=mailroster.test", "-keyout", key, "-out", cert],
-                       check=True, capture_output=True)
+        cert, key = self_signed(cls.dir, "mailroster.test", files=("cert.pem", "key.pem"))
         config = os.path.join(cls.dir, "mailroster.toml")
         with open(config, "w") as f:
             f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:%d"\n'
@@ -868,6 +864,85 @@ class Gateway(unittest.TestCase):
         log = open(self.log_path).read()
         self.assertRegex(log, r"inbound id=\w+\.\d+ client=127\.0\.0\.1 from=<bob@example\.org> "
                               r"to=<alice@acme\.example> size=\d+ result=delivered reply=\"250 .*\" ms=\d+")
+
+
+class RequiredTls(unittest.TestCase):
+    """[outbound] require_tls: the companies' servers must use STARTTLS before MAIL; the
+    inbound listener, which the world sends to, still takes mail in the clear."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mailroster-requiretls-")
+        cls.spool = os.path.join(cls.dir, "spool")
+        cls.mta = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", cls.spool,
+                                    "--accept", "sam,friend"], stdout=subprocess.PIPE, text=True)
+        mta_port = int(cls.mta.stdout.readline().split()[-1])
+        db = new_database(cls.dir)
+        for args in (["company", "add", "outco", "--relay-network", "127.0.0.1/32"],
+                     ["domain", "add", "out.example", "--company", "outco", "--destination",
+                      "127.0.0.1:%d" % mta_port],
+                     ["user", "add", "sam@out.example"]):
+            subprocess.run([BINARY, "--db", db] + args, check=True, capture_output=True)
+        cert, key = self_signed(cls.dir, "mailroster.test", files=("cert.pem", "key.pem"))
+        config = os.path.join(cls.dir, "mailroster.toml")
+        with open(config, "w") as f:
+            f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n'
+                    '[smtp]\ninbound_listen = "127.0.0.1:0"\ntls_cert = "%s"\ntls_key = "%s"\n'
+                    '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\nrequire_tls = true\n'
+                    % (database_toml(db, cls.dir), cert, key, mta_port))
+        cls.log_path = os.path.join(cls.dir, "serve.log")
+        cls.serve, cls.log, ports = start_serve(config, cls.log_path)
+        cls.port, cls.outbound_port = ports["inbound SMTP"], ports["outbound SMTP"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.serve.terminate()
+        cls.serve.wait(10)
+        cls.log.close()
+        cls.mta.kill()
+        cls.mta.wait()
+        cls.mta.stdout.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def delivered(self):
+        return [f for f in os.listdir(self.spool) if f.endswith(".eml")] if os.path.isdir(self.spool) else []
+
+    def test_mail_waits_for_starttls_on_the_outbound_listener(self):
+        before = len(self.delivered())
+        with smtplib.SMTP("127.0.0.1", self.outbound_port, timeout=20) as s:
+            s.ehlo("mail.out.example")
+            self.assertTrue(s.has_extn("starttls"))
+            code, text = s.mail("sam@out.example")
+            self.assertEqual((code, text), (530, b"5.7.0 Must issue a STARTTLS command first"))
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s.starttls(context=ctx)
+            s.ehlo("mail.out.example")
+            s.sendmail("sam@out.example", ["friend@elsewhere.example"], message("friend@elsewhere.example"))
+        self.assertEqual(len(self.delivered()), before + 1)
+        with open(self.log_path) as f:
+            self.assertIn("relaying to 127.0.0.1:", f.read())
+
+    def test_swaks_with_and_without_tls(self):
+        common = ["swaks", "--server", "127.0.0.1:%d" % self.outbound_port, "--from", "sam@out.example",
+                  "--to", "friend@elsewhere.example", "--helo", "mail.out.example"]
+        r = subprocess.run(common, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("<** 530 5.7.0 Must issue a STARTTLS command first", r.stdout)
+        r = subprocess.run(common + ["--tls"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("250 2.0.0", r.stdout)
+
+    def test_the_inbound_listener_takes_mail_in_the_clear(self):
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=20) as s:
+            s.ehlo("sender.example")
+            self.assertEqual(s.mail("someone@example.org")[0], 250)
+            self.assertEqual(s.rcpt("sam@out.example")[0], 250)
+        with open(self.log_path) as f:
+            log = f.read()
+        self.assertRegex(log, r"inbound SMTP listening on \S+ as \S+ \(STARTTLS offered\)")
+        self.assertRegex(log, r"outbound SMTP listening on \S+, relaying to \S+ \(STARTTLS required\)")
 
 
 class Limits(unittest.TestCase):
