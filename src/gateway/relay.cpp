@@ -120,8 +120,11 @@ std::string received_header(const smtp::SessionInfo& session, const smtp::Transa
                                : !session.esmtp ? "SMTP"
                                : session.tls    ? "ESMTPS"
                                                 : "ESMTP";
-  return "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n\tby " + hostname +
-         " (mailroster) with " + protocol + " id " + session.id + "\r\n\t" +
+  // As Postfix says it: how the client's hop was encrypted.
+  const auto tls =
+      session.tls_details.empty() ? std::string() : "\t(using " + session.tls_details + ")\r\n";
+  return "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n" + tls + "\tby " +
+         hostname + " (mailroster) with " + protocol + " id " + session.id + "\r\n\t" +
          (for_recipient ? "for <" + *for_recipient + ">; " : std::string()) +
          core::format_rfc5322(now) + "\r\n";
 }

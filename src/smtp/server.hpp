@@ -66,6 +66,8 @@ struct SessionInfo {
   std::string helo;
   bool esmtp = false;
   bool tls = false;
+  std::string
+      tls_details;  // after STARTTLS: "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"
 };
 
 struct Transaction {

@@ -816,10 +816,16 @@ class Gateway(unittest.TestCase):
             s.starttls(context=ctx)
             s.ehlo("tls.example")
             self.assertFalse(s.has_extn("starttls"))
+            cipher, version, bits = s.sock.cipher()
             s.sendmail("bob@example.org", ["alice@acme.example"], message("alice@acme.example", "over tls"))
         new = [f for f in self.spooled() if f not in before]
         self.assertEqual(len(new), 1)
-        self.assertIn(b"with ESMTPS", self.read_spool("main", new[0]))
+        body = self.read_spool("main", new[0])
+        self.assertIn(b"with ESMTPS", body)
+        # What the client's hop was, as Postfix writes it.
+        self.assertIn(("Received: from tls.example ([127.0.0.1])\r\n\t(using %s with cipher %s (%d/%d bits))\r\n"
+                       "\tby mx.mailroster.test (mailroster) with ESMTPS id "
+                       % (version, cipher, bits, bits)).encode(), body)
 
     def test_a_tls_client_that_stays_after_quit_holds_up_no_one(self):
         ctx = ssl.create_default_context()
