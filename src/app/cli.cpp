@@ -26,6 +26,7 @@
 #include "app/plan_output.hpp"
 #include "app/serve.hpp"
 #include "app/service_manager.hpp"
+#include "app/version.hpp"
 #include "directory/csv/csv_export.hpp"
 #include "directory/csv/csv_import.hpp"
 #include "directory/graph/graph_directory.hpp"
@@ -1505,6 +1506,7 @@ void setup_logging(const Config& config, bool serving) {
 int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   CLI::App app{"mailroster: user provisioning for an email security gateway", "mailroster"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("mailroster ") + version() + " (" + commit() + ")");
   Context ctx(out, err);
   std::function<void()> action;
 
@@ -1558,6 +1560,8 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e, out, err);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e, out, err);
   } catch (const CLI::ParseError& e) {
     err << "error: " << e.what() << " (see --help)\n";

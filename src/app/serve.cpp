@@ -38,6 +38,7 @@
 #include "app/domain_check.hpp"
 #include "app/lease.hpp"
 #include "app/service_manager.hpp"
+#include "app/version.hpp"
 #include "core/address.hpp"
 #include "core/work_queue.hpp"
 #include "directory/graph/graph_directory.hpp"
@@ -300,6 +301,10 @@ int serve(const Config& config, store::Store& store) {
   outbound_settings.require_tls = config.outbound_require_tls;
   smtp::Server outbound(io, outbound_settings, outbound_gateway);
 
+  metrics.describe("mailroster_build_info", "The version and commit this node runs", "gauge");
+  metrics.gauge("mailroster_build_info",
+                fmt::format("version=\"{}\",commit=\"{}\"", version(), commit()),
+                [] { return 1.0; });
   metrics.gauge("mailroster_inbound_sessions", [&] { return double(inbound.active_sessions()); });
   metrics.gauge("mailroster_verify_cache_entries",
                 [&] { return double(verifier.stats().cache_entries); });
@@ -681,6 +686,7 @@ int serve(const Config& config, store::Store& store) {
   http.start();
   inbound.start();
   outbound.start();
+  spdlog::info("mailroster {} ({})", version(), commit());
   spdlog::info("database {}", describe_database(config));
   spdlog::info("admin HTTP{} listening on {}:{}", config.admin_tls_cert.empty() ? "" : "S",
                config.admin_listen.host, http.port());

@@ -570,6 +570,23 @@ TEST_F(Cli, EveryVerbHasHelp) {
   }
 }
 
+// The release and the commit built (cmake/Version.cmake), for an operator's bug report; serve
+// logs the same first.
+TEST_F(Cli, VersionSaysTheReleaseAndTheCommit) {
+  const auto r = run({"--version"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(
+      r.out, m, std::regex("mailroster (\\d+\\.\\d+\\.\\d+) \\(([0-9a-f]{10})(-dirty)?\\)\n")))
+      << r.out;
+  // The sources' commit (this test runs in their checkout).
+  std::string source = MAILROSTER_SLAPD_FIXTURE;
+  source.resize(source.rfind("/tests/"));
+  const auto head = run_command("/usr/bin/git", {"-C", source, "rev-parse", "HEAD"});
+  ASSERT_EQ(head.status, 0) << head.err;
+  EXPECT_EQ(head.out.substr(0, 10), m[2].str());
+}
+
 TEST_F(Cli, CheckConfigAcceptsGoodAndNamesTheBadKey) {
   write_file(dir.file("good.toml"), "[database]\npath = \"x.db\"\n[log]\nlevel = \"warn\"\n");
   auto good = run_command(MAILROSTER_BINARY, {"--config", dir.file("good.toml"), "check-config"});
@@ -681,6 +698,11 @@ TEST_P(Serve, StopsCleanlyOnSigint) {
   serve.signal(SIGINT);
   EXPECT_EQ(serve.wait(10s), 0) << serve.err();
   EXPECT_NE(serve.err().find("received SIGINT"), std::string::npos);
+  EXPECT_NE(serve.err().find(" info mailroster " +
+                             run_command(MAILROSTER_BINARY, {"--version"})
+                                 .out.substr(std::string("mailroster ").size(), std::string::npos)),
+            std::string::npos)
+      << serve.err();
 }
 
 // Two nodes on one database: syncs, expiry and reports run on the one holding the scheduler
