@@ -3,7 +3,8 @@
 # uncommitted changes). Run as a script at every build (cmake -P), so the commit is never
 # stale; the file is rewritten only when it changes, so nothing recompiles for nothing.
 #   cmake -DSOURCE=<dir> -DVERSION=<x.y.z> -DOUTPUT=<file> -P Version.cmake
-execute_process(COMMAND git -C ${SOURCE} describe --always --dirty --abbrev=10 --exclude=*
+# (A checkout owned by another user, as in some CI containers, is still read: -c safe.directory.)
+execute_process(COMMAND git -c safe.directory=* -C ${SOURCE} describe --always --dirty --abbrev=10 --exclude=*
                 OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE
                 RESULT_VARIABLE failed ERROR_QUIET)
 if(failed OR commit STREQUAL "")

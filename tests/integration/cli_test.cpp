@@ -582,7 +582,8 @@ TEST_F(Cli, VersionSaysTheReleaseAndTheCommit) {
   // The sources' commit (this test runs in their checkout).
   std::string source = MAILROSTER_SLAPD_FIXTURE;
   source.resize(source.rfind("/tests/"));
-  const auto head = run_command("/usr/bin/git", {"-C", source, "rev-parse", "HEAD"});
+  const auto head =
+      run_command("/usr/bin/git", {"-c", "safe.directory=*", "-C", source, "rev-parse", "HEAD"});
   ASSERT_EQ(head.status, 0) << head.err;
   EXPECT_EQ(head.out.substr(0, 10), m[2].str());
 }
