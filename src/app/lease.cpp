@@ -60,7 +60,9 @@ LeaseTaken take_lease(store::Store& store, const std::string& name, const std::s
                       core::TimePoint now, std::chrono::seconds term) {
   if (store.hold_lease(name, holder, now, term)) return {true, std::nullopt};
   const auto current = store.lease_holder(name, now);
-  if (!current || !lease_holder_gone(*current)) return {};
+  // Freed, or taken over by another thread of this process, since: held as ever.
+  if (!current || *current == holder) return {store.hold_lease(name, holder, now, term), {}};
+  if (!lease_holder_gone(*current)) return {};
   // Given up on its behalf; when two processes restart at once, one of them gets it.
   store.release_lease(name, *current);
   if (!store.hold_lease(name, holder, now, term)) return {};

@@ -3,11 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <functional>
+#include <utility>
 
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/split.hpp"
+#include "store/migrations/migration.hpp"
+#include "store/sqlite/sqlite_db.hpp"
 #include "test_support.hpp"
 
 namespace mailroster::app {
@@ -85,6 +89,45 @@ TEST(Lease, TakenOverFromAnEndedHolderOnlyAtOnce) {
   taken = take_lease(*store, kSchedulerLease, me, now + minutes(2), minutes(30));
   EXPECT_TRUE(taken.held);
   EXPECT_FALSE(taken.from);
+}
+
+// A store where something can happen just before lease_holder() answers: another thread's
+// take-over, in the gap between its caller's failed hold_lease() and that question.
+class GapStore final : public store::sql::SqlStore {
+ public:
+  GapStore(const std::string& path, const core::Clock& clock)
+      : SqlStore(store::sql::Backend{.dialect = store::sql::Dialect::sqlite,
+                                     .connect = [path]() -> std::unique_ptr<store::sql::Database> {
+                                       return std::make_unique<store::sqlite::Database>(path);
+                                     },
+                                     .migrations = store::sqlite_migrations()},
+                 clock) {}
+  std::function<void()> in_the_gap;
+  std::optional<std::string> lease_holder(const std::string& name, core::TimePoint now) override {
+    if (auto f = std::exchange(in_the_gap, nullptr)) f();
+    return SqlStore::lease_holder(name, now);
+  }
+};
+
+// serve asks from two threads (the sync scheduler's and the maintenance's), which may both
+// find the ended holder: the one that finds the lease taken over by the other, in between,
+// holds it too, and does not say another node does.
+TEST(Lease, AThreadThatFindsItTakenOverByItsTwinHoldsIt) {
+  testing::TempDir dir;
+  core::SystemClock clock;
+  GapStore store(dir.file("gap.db"), clock);
+  const auto now = clock.now();
+  const auto me = lease_holder_id();
+  const auto dead = holder_with_pid(ended_pid());
+  ASSERT_TRUE(store.hold_lease(kSchedulerLease, dead, now, minutes(30)));
+  LeaseTaken twin;
+  store.in_the_gap = [&] { twin = take_lease(store, kSchedulerLease, me, now, minutes(30)); };
+  const auto taken = take_lease(store, kSchedulerLease, me, now, minutes(30));
+  EXPECT_TRUE(twin.held);
+  EXPECT_EQ(twin.from, dead);
+  EXPECT_TRUE(taken.held);
+  EXPECT_FALSE(taken.from);
+  EXPECT_EQ(store.lease_holder(kSchedulerLease, now), me);
 }
 
 }  // namespace
