@@ -638,6 +638,20 @@ int serve(const Config& config, store::Store& store) {
                    "When the TLS certificate in use expires (Unix time), per listener", "gauge");
   metrics.describe("mailroster_tls_reloads_total",
                    "TLS certificate reloads (SIGHUP), per listener and result", "counter");
+  metrics.describe("mailroster_smtp_starttls_total",
+                   "STARTTLS handshakes, per SMTP listener and result", "counter");
+  for (const auto& [name, server] :
+       {std::pair{"inbound", &inbound}, std::pair{"outbound", &outbound}}) {
+    if (!server->tls().enabled()) continue;
+    for (const bool ok : {true, false}) {
+      metrics.gauge("mailroster_smtp_starttls_total",
+                    fmt::format("listener=\"{}\",result=\"{}\"", name, ok ? "ok" : "failed"),
+                    [server, ok] {
+                      const auto c = server->tls_counts();
+                      return double(ok ? c.established : c.failed);
+                    });
+    }
+  }
   for (const auto& l : tls_listeners) {
     metrics.gauge(
         "mailroster_tls_certificate_expiry_timestamp_seconds",

@@ -67,6 +67,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   SessionHandler& handler;
   tcp::acceptor acceptor;
   net::ServerTls tls;
+  Server::TlsCounts tls_counts;
   std::map<std::string, std::size_t> per_client;
   std::size_t active = 0;
   bool draining = false;
@@ -372,9 +373,11 @@ struct Server::Impl::Session {
     timer.cancel();
     if (ec) {
       spdlog::info("{} {}: TLS handshake failed: {}", srv.settings.name, info.id, ec.message());
+      ++srv.tls_counts.failed;
       io_failed = true;
       co_return;
     }
+    ++srv.tls_counts.established;
     info.tls = true;
     const SSL* ssl = tls->native_handle();
     const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
@@ -553,5 +556,7 @@ void Server::drain() {
 std::size_t Server::active_sessions() const { return impl_->active; }
 
 net::ServerTls& Server::tls() { return impl_->tls; }
+
+Server::TlsCounts Server::tls_counts() const { return impl_->tls_counts; }
 
 }  // namespace mailroster::smtp

@@ -115,6 +115,13 @@ class Server {
   std::size_t active_sessions() const;
   // Its STARTTLS certificate (enabled() false when none is set): reload() after a renewal.
   net::ServerTls& tls();
+  // STARTTLS handshakes so far (on the io_context's thread): a rise in failures after a
+  // certificate change is worth an alert.
+  struct TlsCounts {
+    std::uint64_t established = 0;
+    std::uint64_t failed = 0;
+  };
+  TlsCounts tls_counts() const;
 
  private:
   struct Impl;

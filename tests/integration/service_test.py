@@ -142,7 +142,7 @@ class ServiceManager(unittest.TestCase):
                                     context=UNVERIFIED, timeout=10) as r:
             text = r.read().decode()
         return {m.group(1): float(m.group(2))
-                for m in re.finditer(r"^(mailroster_tls_\w+\{[^}]*\}) (\S+)$", text, re.M)}
+                for m in re.finditer(r"^(mailroster_(?:tls|smtp_starttls)_\w+\{[^}]*\}) (\S+)$", text, re.M)}
 
     def test_ready_watchdog_reload_and_stop(self):
         a = self_signed(self.dir, "a.mailroster.test", 30)
@@ -213,6 +213,20 @@ class ServiceManager(unittest.TestCase):
                                      % name], not_after(b[0]))
         self.assertRegex(self.log_text(), r"inbound: cannot use TLS certificate '.*cert\.pem' with key "
                                           r"'.*key\.pem': .*; the certificate loaded before stays in use")
+
+        # A client that says STARTTLS and then speaks no TLS: a failed handshake, counted.
+        with socket.create_connection(("127.0.0.1", ports["inbound"]), timeout=10) as raw:
+            self.assertTrue(raw.recv(512).startswith(b"220 "))
+            raw.sendall(b"STARTTLS\r\n")
+            self.assertTrue(raw.recv(512).startswith(b"220 "))
+            raw.sendall(b"this is no TLS client hello\r\n" * 8)
+            self.assertEqual(raw.recv(512), b"")  # closed
+        metrics = self.metrics(ports["admin"])
+        self.assertEqual(metrics['mailroster_smtp_starttls_total{listener="inbound",result="failed"}'], 1)
+        self.assertEqual(metrics['mailroster_smtp_starttls_total{listener="outbound",result="failed"}'], 0)
+        # served() three times and the session under way on inbound, served() on outbound.
+        self.assertEqual(metrics['mailroster_smtp_starttls_total{listener="inbound",result="ok"}'], 4)
+        self.assertEqual(metrics['mailroster_smtp_starttls_total{listener="outbound",result="ok"}'], 3)
 
         # SIGTERM: STOPPING=1 while it drains, then exit 0.
         self.serve.send_signal(signal.SIGTERM)
