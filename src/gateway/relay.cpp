@@ -116,15 +116,15 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
 std::string received_header(const smtp::SessionInfo& session, const smtp::Transaction& tx,
                             const std::string& hostname,
                             const std::optional<std::string>& for_recipient, core::TimePoint now) {
-  const std::string protocol = tx.smtputf8      ? (session.tls ? "UTF8SMTPS" : "UTF8SMTP")
+  const bool tls = !session.tls.empty();
+  const std::string protocol = tx.smtputf8      ? (tls ? "UTF8SMTPS" : "UTF8SMTP")
                                : !session.esmtp ? "SMTP"
-                               : session.tls    ? "ESMTPS"
+                               : tls            ? "ESMTPS"
                                                 : "ESMTP";
   // As Postfix says it: how the client's hop was encrypted.
-  const auto tls =
-      session.tls_details.empty() ? std::string() : "\t(using " + session.tls_details + ")\r\n";
-  return "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n" + tls + "\tby " +
-         hostname + " (mailroster) with " + protocol + " id " + session.id + "\r\n\t" +
+  const auto using_tls = tls ? "\t(using " + session.tls + ")\r\n" : std::string();
+  return "Received: from " + session.helo + " ([" + session.client_ip + "])\r\n" + using_tls +
+         "\tby " + hostname + " (mailroster) with " + protocol + " id " + session.id + "\r\n\t" +
          (for_recipient ? "for <" + *for_recipient + ">; " : std::string()) +
          core::format_rfc5322(now) + "\r\n";
 }

@@ -378,14 +378,13 @@ struct Server::Impl::Session {
       co_return;
     }
     ++srv.tls_counts.established;
-    info.tls = true;
     const SSL* ssl = tls->native_handle();
     const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
     int secret_bits = 0;
     const int bits = SSL_CIPHER_get_bits(cipher, &secret_bits);
-    info.tls_details = fmt::format("{} with cipher {} ({}/{} bits)", SSL_get_version(ssl),
-                                   SSL_CIPHER_get_name(cipher), bits, secret_bits);
-    spdlog::debug("{} {}: TLS {}", srv.settings.name, info.id, info.tls_details);
+    info.tls = fmt::format("{} with cipher {} ({}/{} bits)", SSL_get_version(ssl),
+                           SSL_CIPHER_get_name(cipher), bits, secret_bits);
+    spdlog::debug("{} {}: TLS {}", srv.settings.name, info.id, info.tls);
     info.helo.clear();
     tx = Transaction{};
     enter_state(State::connected);

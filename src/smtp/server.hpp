@@ -65,9 +65,9 @@ struct SessionInfo {
   std::string client_ip;  // textual
   std::string helo;
   bool esmtp = false;
-  bool tls = false;
-  std::string
-      tls_details;  // after STARTTLS: "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"
+  // After STARTTLS: "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"; empty in the
+  // clear.
+  std::string tls;
 };
 
 struct Transaction {
