@@ -1025,12 +1025,8 @@ class ManualLease {
  public:
   ManualLease(store::Store& store, bool force) : store_(store), holder_(lease_holder_id()) {
     const auto now = core::SystemClock().now();
-    if (const auto taken = take_lease(store_, kSchedulerLease, holder_, now, kTerm); taken.held) {
+    if (take_lease(store_, kSchedulerLease, holder_, now, kTerm).held) {
       held_ = true;
-      if (taken.from) {
-        spdlog::warn("the scheduler lease's holder {} is no longer running; taken over",
-                     *taken.from);
-      }
     } else if (!force) {
       throw Failure(ErrorCode::conflict,
                     "the scheduler lease is held by " +

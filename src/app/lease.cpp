@@ -1,6 +1,7 @@
 #include "app/lease.hpp"
 
 #include <sodium.h>
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <charconv>
@@ -66,6 +67,8 @@ LeaseTaken take_lease(store::Store& store, const std::string& name, const std::s
   // Given up on its behalf; when two processes restart at once, one of them gets it.
   store.release_lease(name, *current);
   if (!store.hold_lease(name, holder, now, term)) return {};
+  // A warning: a process died without giving its lease up (and `maintain` logs warnings only).
+  spdlog::warn("the scheduler lease's holder {} is no longer running; taken over", *current);
   return {true, current};
 }
 

@@ -32,7 +32,7 @@ struct LeaseTaken {
 };
 
 // Takes or renews the lease `name` for `holder` until now + term; when another holds it and
-// lease_holder_gone() says that one has ended, takes it over.
+// lease_holder_gone() says that one has ended, takes it over, with a warning in the log.
 LeaseTaken take_lease(store::Store& store, const std::string& name, const std::string& holder,
                       core::TimePoint now, std::chrono::seconds term);
 

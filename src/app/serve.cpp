@@ -153,12 +153,7 @@ class SchedulerLease {
   bool held() {
     bool now_held = false;
     try {
-      const auto taken = take_lease(store_, kName, holder_, clock_.now(), term_);
-      if (taken.from) {
-        spdlog::info("the scheduler lease's holder {} is no longer running; taken over",
-                     *taken.from);
-      }
-      now_held = taken.held;
+      now_held = take_lease(store_, kName, holder_, clock_.now(), term_).held;
     } catch (const std::exception& e) {
       spdlog::warn("scheduler lease not renewed, this tick skipped: {}", e.what());
       return false;
