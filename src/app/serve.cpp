@@ -569,27 +569,28 @@ int serve(const Config& config, store::Store& store) {
     io.stop();
   };
   std::chrono::steady_clock::time_point deadline{};  // set by the first signal
-  std::size_t draining = 0;  // sessions and admin requests left, as last told
-  // "2 SMTP session(s)", "2 SMTP session(s) and 1 admin request(s)"
-  const auto under_way = [](std::size_t sessions, std::size_t requests) {
+  // What is still under way: "2 SMTP session(s)", "2 SMTP session(s) and 1 admin request(s)".
+  const auto under_way = [&] {
+    const auto sessions = inbound.active_sessions() + outbound.active_sessions();
+    const auto requests = http.active_requests();
     return requests == 0
                ? fmt::format("{} SMTP session(s)", sessions)
                : fmt::format("{} SMTP session(s) and {} admin request(s)", sessions, requests);
   };
+  std::string told;  // what the service manager was last told is under way
   std::function<void()> check_drained = [&] {
-    const auto left = inbound.active_sessions() + outbound.active_sessions();
-    const auto requests = http.active_requests();
-    if (left == 0 && requests == 0) {
+    if (inbound.active_sessions() + outbound.active_sessions() + http.active_requests() == 0) {
       spdlog::info("every SMTP session has ended; stopping");
       return stop_now();
     }
+    const auto left = under_way();
     if (std::chrono::steady_clock::now() >= deadline) {
-      spdlog::warn("shutdown grace over; cutting {}", under_way(left, requests));
+      spdlog::warn("shutdown grace over; cutting {}", left);
       return stop_now();
     }
-    if (left + requests != draining) {
-      draining = left + requests;
-      service_manager::status("draining " + under_way(left, requests));
+    if (left != told) {
+      told = left;
+      service_manager::status("draining " + told);
     }
     drain_timer.expires_after(std::chrono::milliseconds(50));
     drain_timer.async_wait([&](const boost::system::error_code& ec) {
@@ -610,11 +611,10 @@ int serve(const Config& config, store::Store& store) {
         outbound.drain();
         maintenance_timer.cancel();
         lookups_timer.cancel();
-        const auto left = inbound.active_sessions() + outbound.active_sessions();
-        draining = left + http.active_requests();
-        spdlog::info("received {}, draining {} for up to {} s", name,
-                     under_way(left, http.active_requests()), config.shutdown_grace.count());
-        service_manager::stopping("draining " + under_way(left, http.active_requests()));
+        told = under_way();
+        spdlog::info("received {}, draining {} for up to {} s", name, told,
+                     config.shutdown_grace.count());
+        service_manager::stopping("draining " + told);
         signals.async_wait(on_signal);
         check_drained();
       };
