@@ -32,39 +32,6 @@ void notify(const std::string& state) {
   }
 }
 
-}  // namespace
-
-void ready(std::string_view text) { notify("READY=1\nSTATUS=" + one_line(text)); }
-
-void status(std::string_view text) { notify("STATUS=" + one_line(text)); }
-
-void reloading() {
-  // systemd 253's Type=notify-reload also wants the time the reload began.
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  notify(fmt::format("RELOADING=1\nMONOTONIC_USEC={}",
-                     std::uint64_t(now.tv_sec) * 1000000 + std::uint64_t(now.tv_nsec) / 1000));
-}
-
-void stopping(std::string_view text) { notify("STOPPING=1\nSTATUS=" + one_line(text)); }
-
-std::optional<std::chrono::microseconds> watchdog_interval() {
-  std::uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return std::nullopt;
-  return std::chrono::microseconds(usec);
-}
-
-void watchdog() { notify("WATCHDOG=1"); }
-
-bool stderr_is_journal() {
-  const char* stream = std::getenv("JOURNAL_STREAM");
-  struct stat st {};
-  if (stream == nullptr || fstat(STDERR_FILENO, &st) != 0) return false;
-  return fmt::format("{}:{}", st.st_dev, st.st_ino) == stream;
-}
-
-namespace {
-
 class SyslogPriority final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
@@ -96,6 +63,35 @@ class SyslogPriority final : public spdlog::custom_flag_formatter {
 };
 
 }  // namespace
+
+void ready(std::string_view text) { notify("READY=1\nSTATUS=" + one_line(text)); }
+
+void status(std::string_view text) { notify("STATUS=" + one_line(text)); }
+
+void reloading() {
+  // systemd 253's Type=notify-reload also wants the time the reload began.
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  notify(fmt::format("RELOADING=1\nMONOTONIC_USEC={}",
+                     std::uint64_t(now.tv_sec) * 1000000 + std::uint64_t(now.tv_nsec) / 1000));
+}
+
+void stopping(std::string_view text) { notify("STOPPING=1\nSTATUS=" + one_line(text)); }
+
+std::optional<std::chrono::microseconds> watchdog_interval() {
+  std::uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return std::nullopt;
+  return std::chrono::microseconds(usec);
+}
+
+void watchdog() { notify("WATCHDOG=1"); }
+
+bool stderr_is_journal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  if (stream == nullptr || fstat(STDERR_FILENO, &st) != 0) return false;
+  return fmt::format("{}:{}", st.st_dev, st.st_ino) == stream;
+}
 
 std::unique_ptr<spdlog::formatter> journal_formatter() {
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
