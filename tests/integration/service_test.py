@@ -20,7 +20,6 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 import unittest
 import urllib.request
@@ -80,25 +79,17 @@ class Notifications:
                 return message
 
 
-class ServiceManager(unittest.TestCase):
+class ServiceManager(gw.ServeTestCase):
+    PREFIX = "mailroster-service-"
+
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mailroster-service-")
-        self.serve = None
+        super().setUp()
         self.notifications = None
 
     def tearDown(self):
-        if self.serve and self.serve.poll() is None:
-            self.serve.kill()
-            self.serve.wait()
-        if self.serve:
-            self.log.close()
         if self.notifications:
             self.notifications.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log_text(self):
-        with open(self.log_path) as f:
-            return f.read()
+        super().tearDown()
 
     def start(self, tls, env):
         db = new_database(self.dir)

@@ -11,14 +11,12 @@ signal comes. Usage: shutdown_test.py --binary build/mailroster
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import smtplib
 import subprocess
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -30,24 +28,20 @@ from databases import database_toml, new_database
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-class Shutdown(unittest.TestCase):
+class Shutdown(gw.ServeTestCase):
+    PREFIX = "mailroster-shutdown-"
+
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mailroster-shutdown-")
+        super().setUp()
         self.spool = os.path.join(self.dir, "spool")
         self.mta = None
-        self.serve = None
 
     def tearDown(self):
-        if self.serve and self.serve.poll() is None:
-            self.serve.kill()
-            self.serve.wait()
-        if self.serve:
-            self.log.close()
         if self.mta:
             self.mta.kill()
             self.mta.wait()
             self.mta.stdout.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def start(self, grace, reply_delay):
         self.mta = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", self.spool,
@@ -104,10 +98,6 @@ class Shutdown(unittest.TestCase):
         ready.wait(10)
         time.sleep(0.3)  # DATA sent: the message is on its way to the slow destination
         return t, outcome
-
-    def log_text(self):
-        with open(self.log_path) as f:
-            return f.read()
 
     def delivered(self):
         return [f for f in os.listdir(self.spool) if f.endswith(".eml")] if os.path.isdir(self.spool) else []

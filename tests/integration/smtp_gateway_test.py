@@ -71,6 +71,28 @@ def start_serve(config, log_path, env=None):
     raise RuntimeError("serve did not start:\n" + text)
 
 
+class ServeTestCase(unittest.TestCase):
+    """A test that starts serve itself (start_serve: self.serve, self.log, self.log_path) in a
+    directory of its own, self.dir; serve is killed if a test leaves it running."""
+    PREFIX = "mailroster-"
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix=self.PREFIX)
+        self.serve = None
+
+    def tearDown(self):
+        if self.serve and self.serve.poll() is None:
+            self.serve.kill()
+            self.serve.wait()
+        if self.serve:
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+
 def start_gateway(cls, config):
     """Starts serve for a test class: cls.serve, cls.log, cls.log_path and its three ports."""
     cls.log_path = os.path.join(cls.dir, "serve.log")
