@@ -385,6 +385,49 @@ int serve(const Config& config, store::Store& store) {
                                }),
                         boost::asio::detached);
 
+  // The harvest guard's counts go to the other nodes of the database and theirs come in, every
+  // second (PostgreSQL's notifications, on the lookups' connection; nothing on SQLite), so a
+  // harvester spread over the nodes by a balancer meets one budget. Clients whose window
+  // emptied are forgotten on the way.
+  metrics.describe("mailroster_harvest_shared_total",
+                   "Unknown recipients told to the other nodes (sent) and heard from them (heard)",
+                   "counter");
+  metrics.describe("mailroster_harvest_clients",
+                   "Client addresses the harvest guard holds unknown recipients or a block of",
+                   "gauge");
+  metrics.gauge("mailroster_harvest_clients", [&harvest] { return double(harvest.clients()); });
+  boost::asio::steady_timer harvest_timer(io);
+  bool harvest_failing = false;
+  boost::asio::co_spawn(
+      io,
+      rounds(harvest_timer, std::chrono::seconds(1),
+             [&]() -> boost::asio::awaitable<void> {
+               const auto now = clock.now();
+               auto told = harvest.take_outgoing();
+               try {
+                 lookups_store->tell_harvest(told);
+                 for (const auto& c : told) {
+                   metrics.add("mailroster_harvest_shared_total", "direction=\"sent\"", c.unknown);
+                 }
+                 for (const auto& c : lookups_store->heard_harvest()) {
+                   harvest.record_remote(c.client, c.unknown, now);
+                   metrics.add("mailroster_harvest_shared_total", "direction=\"heard\"", c.unknown);
+                 }
+                 if (std::exchange(harvest_failing, false)) {
+                   spdlog::info("harvest guard: sharing counts with the other nodes again");
+                 }
+               } catch (const std::exception& e) {
+                 // Counted here all the same; the other nodes miss these.
+                 if (!std::exchange(harvest_failing, true)) {
+                   spdlog::warn("harvest guard: cannot share counts with the other nodes: {}",
+                                e.what());
+                 }
+               }
+               harvest.sweep(now);
+               co_return;
+             }),
+      boost::asio::detached);
+
   // Directory syncs due at the top or bottom of the hour, on their own thread: LDAP and Graph
   // calls block, and SMTP must not wait for them.
   const auto secrets = store::SecretBox::open_key_file(config.key_file());
@@ -611,6 +654,7 @@ int serve(const Config& config, store::Store& store) {
         outbound.drain();
         maintenance_timer.cancel();
         lookups_timer.cancel();
+        harvest_timer.cancel();
         told = under_way();
         spdlog::info("received {}, draining {} for up to {} s", name, told,
                      config.shutdown_grace.count());

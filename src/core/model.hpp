@@ -133,4 +133,12 @@ struct AuditEvent {
   std::string after;   // JSON of the object after, or empty
 };
 
+// Unknown recipients one client collected on one node: the directory-harvest guard's count,
+// which the nodes sharing a database tell each other (verify::HarvestGuard).
+struct HarvestCount {
+  std::string client;
+  std::uint32_t unknown = 0;
+  bool operator==(const HarvestCount&) const = default;
+};
+
 }  // namespace mailroster::core

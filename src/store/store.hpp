@@ -288,6 +288,14 @@ class Store {
   // every lookup it answers from memory).
   virtual bool lookups_changed() = 0;
 
+  // The directory-harvest guard's counts, between the nodes that share this database
+  // (PostgreSQL; a SQLite file has one node, so nothing is sent or heard). tell_harvest sends
+  // what this node counted; heard_harvest takes what the other nodes sent since its previous
+  // call (never this store's own reports; nothing on the first call, which starts listening).
+  // No round trip to hear; one to tell.
+  virtual void tell_harvest(const std::vector<core::HarvestCount>& counts) = 0;
+  virtual std::vector<core::HarvestCount> heard_harvest() = 0;
+
   // Discovery settings: the seed's defaults until changed.
   virtual core::DiscoverySettings discovery_settings(Id company_id) = 0;
   virtual void set_discovery_settings(Id company_id, const core::DiscoverySettings& s,

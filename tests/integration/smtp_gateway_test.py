@@ -973,22 +973,30 @@ class RequiredTls(unittest.TestCase):
         self.assertRegex(log, r"outbound SMTP listening on \S+, relaying to \S+ \(STARTTLS required\)")
 
 
+def quiet_gateway(directory, smtp, harvest):
+    """A new database with one company, quiet, whose domain quiet.example has no server (every
+    address there is unknown: discovery is off), and a config file for it in directory with
+    these [smtp] and [harvest] lines, every listener on a port of its own: the file's path."""
+    db = new_database(directory)
+    run_cli(db, "company", "add", "quiet")
+    run_cli(db, "domain", "add", "quiet.example", "--company", "quiet", "--destination",
+            "127.0.0.1:9")
+    config = os.path.join(directory, "mailroster.toml")
+    with open(config, "w") as f:
+        f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n'
+                '[smtp]\ninbound_listen = "127.0.0.1:0"\n%s[outbound]\nlisten = "127.0.0.1:0"\n'
+                '[harvest]\n%s' % (database_toml(db, directory), smtp, harvest))
+    return config
+
+
 class Limits(unittest.TestCase):
     """Session limits need their own service with tight settings."""
 
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="mailroster-limits-")
-        db = new_database(cls.dir)
-        config = os.path.join(cls.dir, "mailroster.toml")
-        with open(config, "w") as f:
-            f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n'
-                    '[smtp]\ninbound_listen = "127.0.0.1:0"\nidle_timeout = "1s"\n'
-                    'max_connections_per_client = 2\n[outbound]\nlisten = "127.0.0.1:0"\n'
-                    '[harvest]\nslow_after = 2\nrefuse_after = 4\ndelay = "1s"\nblock = "10m"\n' % database_toml(db, cls.dir))
-        for args in (["company", "add", "quiet"],
-                     ["domain", "add", "quiet.example", "--company", "quiet", "--destination", "127.0.0.1:9"]):
-            subprocess.run([BINARY, "--db", db] + args, check=True, capture_output=True)
+        config = quiet_gateway(cls.dir, 'idle_timeout = "1s"\nmax_connections_per_client = 2\n',
+                               'slow_after = 2\nrefuse_after = 4\ndelay = "1s"\nblock = "10m"\n')
         cls.log_path = os.path.join(cls.dir, "serve.log")
         cls.serve, cls.log, ports = start_serve(config, cls.log_path)
         cls.port = ports["inbound SMTP"]
@@ -1047,6 +1055,74 @@ class Limits(unittest.TestCase):
         self.assertTrue(greetings[0].startswith(b"220 "))
         self.assertTrue(greetings[1].startswith(b"220 "))
         self.assertTrue(greetings[2].startswith(b"421 4.7.0"), greetings[2])
+
+
+def metric(admin_port, name):
+    """A sample's value from serve's /metrics (name with its labels), 0 when not there yet."""
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=5).read()
+    for line in text.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@unittest.skipUnless(databases.POSTGRES or "--postgres" in sys.argv,
+                     "nodes share a database on PostgreSQL; a SQLite file has one node")
+class SharedHarvestGuard(ServeTestCase):
+    """Two nodes on one PostgreSQL database, as behind a load balancer: a harvester spread over
+    both meets one budget (refuse_after), not one per node."""
+
+    def start_node(self, config, name):
+        proc, log, ports = start_serve(config, os.path.join(self.dir, name + ".log"))
+        self.nodes.append((proc, log))
+        return ports
+
+    def setUp(self):
+        super().setUp()
+        self.nodes = []
+        config = quiet_gateway(self.dir, "", 'slow_after = 4\nrefuse_after = 4\nblock = "10m"\n')
+        self.a = self.start_node(config, "a")
+        self.b = self.start_node(config, "b")
+
+    def tearDown(self):
+        for proc, log in self.nodes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+        super().tearDown()
+
+    def rcpts(self, ports, addresses, source="127.0.0.1"):
+        s = smtplib.SMTP("127.0.0.1", ports["inbound SMTP"], timeout=20,
+                         source_address=(source, 0))
+        s.ehlo("harvester.example")
+        s.mail("x@example.org")
+        codes = [s.rcpt(a)[0] for a in addresses]
+        with contextlib.suppress(smtplib.SMTPServerDisconnected):
+            s.quit()
+        return codes
+
+    def wait_heard(self, ports, count):
+        name = 'mailroster_harvest_shared_total{direction="heard"}'
+        deadline = time.time() + 10
+        while metric(ports["admin HTTP"], name) < count:
+            self.assertLess(time.time(), deadline, "the node did not hear the other's counts")
+            time.sleep(0.1)
+
+    def test_a_harvester_spread_over_two_nodes_is_refused_by_both(self):
+        self.assertEqual(self.rcpts(self.a, ["g1@quiet.example", "g2@quiet.example"]), [550, 550])
+        self.wait_heard(self.b, 2)
+        self.assertEqual(metric(self.a["admin HTTP"],
+                                'mailroster_harvest_shared_total{direction="sent"}'), 2)
+        # On its own, b has seen 2 of the 4: a node that counted alone would answer 550 again.
+        self.assertEqual(self.rcpts(self.b, ["g3@quiet.example", "g4@quiet.example",
+                                             "g5@quiet.example"]), [550, 550, 421])
+        self.wait_heard(self.a, 2)
+        self.assertEqual(self.rcpts(self.a, ["g6@quiet.example"]), [421])
+        # Per client: another address is not refused by either node.
+        self.assertEqual(self.rcpts(self.a, ["g7@quiet.example"], source="127.0.0.2"), [550])
+        self.assertEqual(self.rcpts(self.b, ["g8@quiet.example"], source="127.0.0.2"), [550])
+        self.assertEqual(metric(self.a["admin HTTP"], "mailroster_harvest_clients"), 2)
 
 
 if __name__ == "__main__":

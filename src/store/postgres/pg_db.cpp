@@ -322,6 +322,10 @@ Database::Database(const std::string& conninfo) {
 
 void Database::configure() {
   if (listening_) PQclear(check(PQexec(conn_, "LISTEN mailroster_lookups"), "listen"));
+  for (const auto& [channel, messages] : heard_) {
+    const std::string listen = "LISTEN " + channel;
+    PQclear(check(PQexec(conn_, listen.c_str()), "listen"));
+  }
   // random_page_cost as for data in memory or on SSD: the store's batches probe indexes by
   // key, and at the default (4, for spinning disks) PostgreSQL scanned a million address claims
   // for 5,000 probes (a third of a million-user import's time).
@@ -400,23 +404,66 @@ std::int64_t Database::last_insert_id() {
 
 int Database::changes() { return changes_; }
 
-std::uint64_t Database::change_count() {
-  if (!listening_) {
+const std::string& Database::schema() {
+  if (schema_.empty()) {
     auto s = prepare("SELECT current_schema()");
     s.step();
     schema_ = s.text(0);
+  }
+  return schema_;
+}
+
+void Database::read_notifications() {
+  if (PQconsumeInput(conn_) == 0) ++change_count_;  // cannot tell: the next command reconnects
+  while (PGnotify* n = PQnotifies(conn_)) {
+    const std::string_view channel = n->relname;
+    const std::string_view payload = n->extra;
+    if (channel == "mailroster_lookups") {
+      if (payload == schema_) ++change_count_;
+    } else if (auto it = heard_.find(channel); it != heard_.end()) {
+      // "<schema>\n<message>" (tell_nodes)
+      if (payload.size() > schema_.size() && payload.starts_with(schema_) &&
+          payload[schema_.size()] == '\n') {
+        it->second.emplace_back(payload.substr(schema_.size() + 1));
+      }
+    }
+    PQfreemem(n);
+  }
+}
+
+std::uint64_t Database::change_count() {
+  if (!listening_) {
+    schema();
     exec("LISTEN mailroster_lookups");
     listening_ = true;
     return ++change_count_;
   }
   // Reads what the server has sent (no round trip); notifications that came with the answers
   // to earlier commands are already queued.
-  if (PQconsumeInput(conn_) == 0) ++change_count_;  // cannot tell: the next command reconnects
-  while (PGnotify* n = PQnotifies(conn_)) {
-    if (schema_ == n->extra) ++change_count_;
-    PQfreemem(n);
-  }
+  read_notifications();
   return change_count_;
+}
+
+// Channel names are the program's own identifiers, never input.
+void Database::tell_nodes(std::string_view channel, std::string_view message) {
+  std::string payload = schema();
+  payload += '\n';
+  payload += message;
+  auto s = prepare("SELECT pg_notify(?1, ?2)");
+  s.bind(1, channel).bind(2, payload);
+  s.step();
+}
+
+std::vector<std::string> Database::heard_from_nodes(std::string_view channel) {
+  auto it = heard_.find(channel);
+  if (it == heard_.end()) {
+    schema();
+    exec("LISTEN " + std::string(channel));
+    heard_.emplace(std::string(channel), std::vector<std::string>{});
+    return {};
+  }
+  read_notifications();
+  return std::exchange(heard_.find(channel)->second, {});
 }
 
 // Write transactions queue, across every node, as SQLite's BEGIN IMMEDIATE makes them queue

@@ -9,6 +9,7 @@
 // Results come in text form; an integer column reads t/f (a boolean expression) as 1/0.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -74,6 +75,8 @@ class Database final : public sql::Database {
   std::int64_t last_insert_id() override;
   int changes() override;
   std::uint64_t change_count() override;
+  void tell_nodes(std::string_view channel, std::string_view message) override;
+  std::vector<std::string> heard_from_nodes(std::string_view channel) override;
 
  protected:
   void begin() override;
@@ -93,10 +96,16 @@ class Database final : public sql::Database {
   void reconnect();
   pg_conn* conn_ = nullptr;
   int changes_ = 0;
+  // The schema this connection works in: notifications say which one they are about.
+  const std::string& schema();
+  // Takes the notifications the server has sent (no round trip) to their channels.
+  void read_notifications();
   // change_count(): listening on mailroster_lookups for notifications about this schema.
   bool listening_ = false;
   std::string schema_;
   std::uint64_t change_count_ = 0;
+  // heard_from_nodes(): the channels listened on, and what they said about this schema since.
+  std::map<std::string, std::vector<std::string>, std::less<>> heard_;
   struct TextHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -174,6 +174,14 @@ class Database {
   // triggers (migrations/postgres/0002; no round trip, the connection listens from the first
   // call), or a connection opened again, which may have missed some.
   virtual std::uint64_t change_count() = 0;
+  // Messages between the nodes that share this database, on a channel of their own (the
+  // harvest guard's counts): PostgreSQL's NOTIFY within this schema, received by every
+  // connection that listens (this one's included). SQLite's file has one node: nothing to send
+  // or hear.
+  virtual void tell_nodes(std::string_view /*channel*/, std::string_view /*message*/) {}
+  // What was sent on the channel since the previous call; listens from the first call, so the
+  // first returns nothing. No round trip.
+  virtual std::vector<std::string> heard_from_nodes(std::string_view /*channel*/) { return {}; }
 
  protected:
   // Starts a transaction that takes the write lock at once, so writers queue instead of

@@ -1,13 +1,18 @@
 #include "store/sql/sql_store.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <charconv>
 #include <limits>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
 #include "core/json.hpp"
+#include "core/split.hpp"
 #include "store/migrations/migration.hpp"
 
 namespace mailroster::store::sql {
@@ -19,6 +24,12 @@ using core::Failure;
 using core::TimePoint;
 
 namespace {
+
+// Names this store among the nodes' messages (tell_harvest), so that it skips its own.
+std::string random_node_tag() {
+  std::random_device random;
+  return fmt::format("{:08x}{:08x}", random(), random());
+}
 
 std::int64_t to_unix(TimePoint t) { return t.time_since_epoch().count(); }
 TimePoint from_unix(std::int64_t s) { return TimePoint{std::chrono::seconds{s}}; }
@@ -952,7 +963,8 @@ auto SqlStore::read(F&& f) {
   return reader_->guard([&] { return f(*reader_); });
 }
 
-SqlStore::SqlStore(Backend backend, const core::Clock& clock) : backend_(std::move(backend)) {
+SqlStore::SqlStore(Backend backend, const core::Clock& clock)
+    : backend_(std::move(backend)), node_(random_node_tag()) {
   try {
     impl_ = std::make_unique<Impl>(backend_.connect(), backend_, clock);
     impl_->migrate();
@@ -2073,6 +2085,66 @@ bool SqlStore::lookups_changed() {
   return impl_->guard([&] {
     const auto count = impl_->db.change_count();  // never 0: it counts the first call
     return std::exchange(lookups_seen_, count) != count;
+  });
+}
+
+// ---- the harvest guard's counts between nodes ---------------------------------------------
+
+namespace {
+
+constexpr std::string_view kHarvestChannel = "mailroster_harvest";
+// Below PostgreSQL's 8,000-byte limit on a notification's payload, with the schema in front.
+constexpr std::size_t kHarvestMessage = 7000;
+
+// "<node>\n<client> <count>\n..." (a client is an IP address: no space, no line break).
+std::vector<core::HarvestCount> parse_harvest(std::string_view message, std::string_view node) {
+  std::vector<core::HarvestCount> out;
+  const auto end = message.find('\n');
+  if (end == std::string_view::npos || message.substr(0, end) == node) return out;
+  for (auto line : core::split(message.substr(end + 1), '\n')) {
+    const auto space = line.rfind(' ');
+    if (space == 0 || space == std::string_view::npos || space > 64) continue;
+    std::uint32_t count = 0;
+    const auto digits = line.substr(space + 1);
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
+    if (ec != std::errc() || ptr != digits.data() + digits.size()) continue;
+    out.push_back({std::string(line.substr(0, space)), count});
+  }
+  return out;
+}
+
+}  // namespace
+
+void SqlStore::tell_harvest(const std::vector<core::HarvestCount>& counts) {
+  if (counts.empty()) return;
+  impl_->guard([&] {
+    std::string message = node_ + "\n";
+    const auto header = message.size();
+    for (const auto& c : counts) {
+      if (c.client.empty() || c.client.size() > 64 ||
+          c.client.find_first_of(" \n") != std::string::npos) {
+        continue;
+      }
+      auto line = fmt::format("{} {}\n", c.client, c.unknown);
+      if (message.size() + line.size() > kHarvestMessage) {
+        impl_->db.tell_nodes(kHarvestChannel, message);
+        message.resize(header);
+      }
+      message += line;
+    }
+    if (message.size() > header) impl_->db.tell_nodes(kHarvestChannel, message);
+  });
+}
+
+std::vector<core::HarvestCount> SqlStore::heard_harvest() {
+  return impl_->guard([&] {
+    std::vector<core::HarvestCount> out;
+    for (const auto& message : impl_->db.heard_from_nodes(kHarvestChannel)) {
+      auto counts = parse_harvest(message, node_);
+      out.insert(out.end(), std::make_move_iterator(counts.begin()),
+                 std::make_move_iterator(counts.end()));
+    }
+    return out;
   });
 }
 

@@ -1,5 +1,6 @@
 #include "store/sql/sql_store.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -124,6 +125,37 @@ TEST_P(StoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
   EXPECT_TRUE(lookups.find_domain("acme.example"));
   writer.release();
   EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::user);
+}
+
+// The harvest guard's counts between nodes: on PostgreSQL another store on the database hears
+// them (in reports of bounded size), its sender does not, and the lookups' memory is not
+// dropped for them; a SQLite file has one node, so nothing is sent or heard.
+TEST_P(StoreTest, HarvestCountsReachTheOtherNodesOnly) {
+  auto other_owned = database.open(clock);
+  auto& other = *other_owned;
+  EXPECT_TRUE(other.heard_harvest().empty());  // the first call starts listening
+  EXPECT_TRUE(store.heard_harvest().empty());
+  other.lookups_changed();
+  std::vector<core::HarvestCount> sent{{"192.0.2.7", 3}, {"2001:db8::1", 1}};
+  for (int i = 0; i < 2000; ++i) {  // more than one notification holds
+    sent.push_back({fmt::format("10.0.{}.{}", i / 250, i % 250), 1});
+  }
+  store.tell_harvest(sent);
+  std::vector<core::HarvestCount> heard;
+  const int tries = GetParam() == Dialect::sqlite ? 10 : 300;
+  for (int i = 0; i < tries && heard.size() < sent.size(); ++i) {
+    auto more = other.heard_harvest();
+    heard.insert(heard.end(), more.begin(), more.end());
+    if (heard.size() < sent.size()) std::this_thread::sleep_for(10ms);
+  }
+  if (GetParam() == Dialect::sqlite) {
+    EXPECT_TRUE(heard.empty());
+  } else {
+    EXPECT_EQ(heard, sent);
+  }
+  std::this_thread::sleep_for(100ms);  // its own report has reached its own connection too
+  EXPECT_TRUE(store.heard_harvest().empty()) << "a node does not hear itself";
+  EXPECT_FALSE(other.lookups_changed()) << "counts are not a change to what the SMTP path reads";
 }
 
 // Two nodes (two stores on one database) write one at a time: a write transaction waits for
