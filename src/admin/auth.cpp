@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <variant>
 
 namespace mailroster::admin {
@@ -67,7 +68,11 @@ bool verify_password(const std::string& hash, const std::string& password) {
 }
 
 Auth::Auth(store::Store& store, const core::Clock& clock, AuthSettings settings)
-    : store_(store), clock_(clock), settings_(settings) {}
+    : store_(store),
+      clock_(clock),
+      settings_(settings),
+      failures_(settings.failure_window,
+                static_cast<std::size_t>(std::max(settings.max_failures, 1))) {}
 
 void check_password(const std::string& password, const std::string& field) {
   if (password.size() < 10) {
@@ -121,9 +126,7 @@ bool Auth::limited(const std::string& client, const std::string& email, core::Ti
   std::lock_guard lock(mutex_);
   const std::string k(kind);
   for (const auto& key : {k + "client:" + client, k + "email:" + core::ascii_lower(email)}) {
-    auto& list = failures_[key];
-    std::erase_if(list, [&](core::TimePoint t) { return now - t >= settings_.failure_window; });
-    if (static_cast<int>(list.size()) >= settings_.max_failures) return true;
+    if (failures_.count(key, now) >= static_cast<std::size_t>(settings_.max_failures)) return true;
   }
   return false;
 }
@@ -132,8 +135,23 @@ void Auth::failed(const std::string& client, const std::string& email, core::Tim
                   std::string_view kind) {
   std::lock_guard lock(mutex_);
   const std::string k(kind);
-  failures_[k + "client:" + client].push_back(now);
-  failures_[k + "email:" + core::ascii_lower(email)].push_back(now);
+  failures_.add(k + "client:" + client, now);
+  failures_.add(k + "email:" + core::ascii_lower(email), now);
+}
+
+std::vector<core::TallyCount> Auth::take_failures() {
+  std::lock_guard lock(mutex_);
+  return failures_.take_outgoing();
+}
+
+void Auth::heard_failures(const std::vector<core::TallyCount>& counts, core::TimePoint now) {
+  std::lock_guard lock(mutex_);
+  for (const auto& c : counts) failures_.add_remote(c.key, c.count, now);
+}
+
+void Auth::sweep(core::TimePoint now) {
+  std::lock_guard lock(mutex_);
+  failures_.sweep(now);
 }
 
 bool Auth::may_mail_link(const std::string& client, const std::string& email) {

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <chrono>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -13,6 +12,7 @@
 
 #include "admin/http_server.hpp"
 #include "core/clock.hpp"
+#include "core/window_counts.hpp"
 #include "store/store.hpp"
 
 namespace mailroster::admin {
@@ -88,6 +88,13 @@ class Auth {
 
   static constexpr const char* kCookie = "mailroster_session";
 
+  // The failure counts, shared with the other nodes of the database (serve, every second): what
+  // this node counted since the previous call; what another node counted; forgetting the
+  // clients and emails whose window emptied.
+  std::vector<core::TallyCount> take_failures();
+  void heard_failures(const std::vector<core::TallyCount>& counts, core::TimePoint now);
+  void sweep(core::TimePoint now);
+
  private:
   // The failure limit, kept per client address and per email: whether either has reached it,
   // and a failure counted against both.
@@ -101,7 +108,7 @@ class Auth {
   const core::Clock& clock_;
   AuthSettings settings_;
   std::mutex mutex_;
-  std::map<std::string, std::vector<core::TimePoint>> failures_;
+  core::WindowCounts failures_;  // "client:<ip>", "email:<email>"; "link:" in front for mails
 };
 
 }  // namespace mailroster::admin

@@ -385,49 +385,6 @@ int serve(const Config& config, store::Store& store) {
                                }),
                         boost::asio::detached);
 
-  // The harvest guard's counts go to the other nodes of the database and theirs come in, every
-  // second (PostgreSQL's notifications, on the lookups' connection; nothing on SQLite), so a
-  // harvester spread over the nodes by a balancer meets one budget. Clients whose window
-  // emptied are forgotten on the way.
-  metrics.describe("mailroster_harvest_shared_total",
-                   "Unknown recipients told to the other nodes (sent) and heard from them (heard)",
-                   "counter");
-  metrics.describe("mailroster_harvest_clients",
-                   "Client addresses the harvest guard holds unknown recipients or a block of",
-                   "gauge");
-  metrics.gauge("mailroster_harvest_clients", [&harvest] { return double(harvest.clients()); });
-  boost::asio::steady_timer harvest_timer(io);
-  bool harvest_failing = false;
-  boost::asio::co_spawn(
-      io,
-      rounds(harvest_timer, std::chrono::seconds(1),
-             [&]() -> boost::asio::awaitable<void> {
-               const auto now = clock.now();
-               auto told = harvest.take_outgoing();
-               try {
-                 lookups_store->tell_harvest(told);
-                 for (const auto& c : told) {
-                   metrics.add("mailroster_harvest_shared_total", "direction=\"sent\"", c.unknown);
-                 }
-                 for (const auto& c : lookups_store->heard_harvest()) {
-                   harvest.record_remote(c.client, c.unknown, now);
-                   metrics.add("mailroster_harvest_shared_total", "direction=\"heard\"", c.unknown);
-                 }
-                 if (std::exchange(harvest_failing, false)) {
-                   spdlog::info("harvest guard: sharing counts with the other nodes again");
-                 }
-               } catch (const std::exception& e) {
-                 // Counted here all the same; the other nodes miss these.
-                 if (!std::exchange(harvest_failing, true)) {
-                   spdlog::warn("harvest guard: cannot share counts with the other nodes: {}",
-                                e.what());
-                 }
-               }
-               harvest.sweep(now);
-               co_return;
-             }),
-      boost::asio::detached);
-
   // Directory syncs due at the top or bottom of the hour, on their own thread: LDAP and Graph
   // calls block, and SMTP must not wait for them.
   const auto secrets = store::SecretBox::open_key_file(config.key_file());
@@ -440,6 +397,67 @@ int serve(const Config& config, store::Store& store) {
   // The admin API (login, roles, tenant isolation) and its OpenAPI document.
   admin::Auth auth(store, clock, {.secure_cookie = !config.admin_tls_cert.empty()});
   admin::Api api(store, auth, discovery, syncs, clock);
+
+  // The rate limits' counts (the harvest guard's unknown recipients, failed logins and
+  // password mails) go to the other nodes of the database and theirs come in, every second
+  // (PostgreSQL's notifications, on the lookups' connection; nothing on SQLite), so a client
+  // spread over the nodes by a balancer meets one limit. Keys whose window emptied are
+  // forgotten on the way.
+  metrics.describe("mailroster_rate_limit_shared_total",
+                   "Rate-limit events told to the other nodes (sent) and heard from them (heard)",
+                   "counter");
+  metrics.describe("mailroster_harvest_clients",
+                   "Client addresses with unknown recipients in the harvest guard's window",
+                   "gauge");
+  metrics.gauge("mailroster_harvest_clients",
+                [&harvest] { return double(harvest.counts().keys()); });
+  metrics.describe("mailroster_harvest_blocked_clients",
+                   "Client addresses the harvest guard refuses now (421)", "gauge");
+  metrics.gauge("mailroster_harvest_blocked_clients",
+                [&harvest] { return double(harvest.blocked()); });
+  boost::asio::steady_timer tally_timer(io);
+  bool tally_failing = false;
+  auto share = [&](store::Tally tally, const std::string& name,
+                   const std::vector<core::TallyCount>& told) {
+    lookups_store->tell_nodes(tally, told);
+    auto heard = lookups_store->heard_from_nodes(tally);
+    auto count = [&](const char* direction, const std::vector<core::TallyCount>& counts) {
+      std::uint64_t n = 0;
+      for (const auto& c : counts) n += c.count;
+      metrics.add("mailroster_rate_limit_shared_total",
+                  fmt::format("limit=\"{}\",direction=\"{}\"", name, direction), n);
+    };
+    count("sent", told);
+    count("heard", heard);
+    return heard;
+  };
+  boost::asio::co_spawn(
+      io,
+      rounds(tally_timer, std::chrono::seconds(1),
+             [&]() -> boost::asio::awaitable<void> {
+               const auto now = clock.now();
+               auto harvest_told = harvest.counts().take_outgoing();
+               auto logins_told = auth.take_failures();
+               try {
+                 for (const auto& c : share(store::Tally::harvest, "harvest", harvest_told)) {
+                   harvest.counts().add_remote(c.key, c.count, now);
+                 }
+                 auth.heard_failures(share(store::Tally::logins, "logins", logins_told), now);
+                 if (std::exchange(tally_failing, false)) {
+                   spdlog::info("rate limits: sharing counts with the other nodes again");
+                 }
+               } catch (const std::exception& e) {
+                 // Counted here all the same; the other nodes miss these.
+                 if (!std::exchange(tally_failing, true)) {
+                   spdlog::warn("rate limits: cannot share counts with the other nodes: {}",
+                                e.what());
+                 }
+               }
+               harvest.sweep(now);
+               auth.sweep(now);
+               co_return;
+             }),
+      boost::asio::detached);
   // The callout verifier's routes. Its state lives on the I/O thread: the caller is checked on
   // a worker thread (a session is read from the store, which a sync may hold), then the work
   // runs there. Allowed: an operator's session, or the CLI on this machine (a token derived
@@ -654,7 +672,7 @@ int serve(const Config& config, store::Store& store) {
         outbound.drain();
         maintenance_timer.cancel();
         lookups_timer.cancel();
-        harvest_timer.cancel();
+        tally_timer.cancel();
         told = under_way();
         spdlog::info("received {}, draining {} for up to {} s", name, told,
                      config.shutdown_grace.count());

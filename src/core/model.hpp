@@ -133,12 +133,12 @@ struct AuditEvent {
   std::string after;   // JSON of the object after, or empty
 };
 
-// Unknown recipients one client collected on one node: the directory-harvest guard's count,
-// which the nodes sharing a database tell each other (verify::HarvestGuard).
-struct HarvestCount {
-  std::string client;
-  std::uint32_t unknown = 0;
-  bool operator==(const HarvestCount&) const = default;
+// A count one node tells the other nodes of its database (core::WindowCounts): events of
+// one key (a client address, an email) since its previous report.
+struct TallyCount {
+  std::string key;
+  std::uint32_t count = 0;
+  bool operator==(const TallyCount&) const = default;
 };
 
 }  // namespace mailroster::core

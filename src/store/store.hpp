@@ -133,6 +133,10 @@ struct Session {
   core::TimePoint expires_at{};
 };
 
+// What the nodes count together (Store::tell_nodes): the harvest guard's unknown recipients
+// per SMTP client; failed logins and password mails per client and per email.
+enum class Tally { harvest, logins };
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -288,13 +292,14 @@ class Store {
   // every lookup it answers from memory).
   virtual bool lookups_changed() = 0;
 
-  // The directory-harvest guard's counts, between the nodes that share this database
-  // (PostgreSQL; a SQLite file has one node, so nothing is sent or heard). tell_harvest sends
-  // what this node counted; heard_harvest takes what the other nodes sent since its previous
-  // call (never this store's own reports; nothing on the first call, which starts listening).
-  // No round trip to hear; one to tell.
-  virtual void tell_harvest(const std::vector<core::HarvestCount>& counts) = 0;
-  virtual std::vector<core::HarvestCount> heard_harvest() = 0;
+  // Counts the nodes sharing this database tell each other (core::WindowCounts), so that a
+  // rate limit holds across them. PostgreSQL only (NOTIFY within this schema): a SQLite file
+  // has one node, so nothing is sent or heard. tell_nodes sends what this node counted (one
+  // round trip); heard_from_nodes takes what the other nodes sent since its previous call
+  // (never this store's own; nothing on the first call, which starts listening; no round
+  // trip). A key that is empty, holds a line break or is over 320 bytes is not sent.
+  virtual void tell_nodes(Tally tally, const std::vector<core::TallyCount>& counts) = 0;
+  virtual std::vector<core::TallyCount> heard_from_nodes(Tally tally) = 0;
 
   // Discovery settings: the seed's defaults until changed.
   virtual core::DiscoverySettings discovery_settings(Id company_id) = 0;

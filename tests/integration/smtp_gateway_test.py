@@ -976,7 +976,8 @@ class RequiredTls(unittest.TestCase):
 def quiet_gateway(directory, smtp, harvest):
     """A new database with one company, quiet, whose domain quiet.example has no server (every
     address there is unknown: discovery is off), and a config file for it in directory with
-    these [smtp] and [harvest] lines, every listener on a port of its own: the file's path."""
+    these [smtp] and [harvest] lines, every listener on a port of its own: the file's path and
+    the database (what --db takes)."""
     db = new_database(directory)
     run_cli(db, "company", "add", "quiet")
     run_cli(db, "domain", "add", "quiet.example", "--company", "quiet", "--destination",
@@ -986,7 +987,7 @@ def quiet_gateway(directory, smtp, harvest):
         f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n'
                 '[smtp]\ninbound_listen = "127.0.0.1:0"\n%s[outbound]\nlisten = "127.0.0.1:0"\n'
                 '[harvest]\n%s' % (database_toml(db, directory), smtp, harvest))
-    return config
+    return config, db
 
 
 class Limits(unittest.TestCase):
@@ -995,7 +996,7 @@ class Limits(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="mailroster-limits-")
-        config = quiet_gateway(cls.dir, 'idle_timeout = "1s"\nmax_connections_per_client = 2\n',
+        config, _ = quiet_gateway(cls.dir, 'idle_timeout = "1s"\nmax_connections_per_client = 2\n',
                                'slow_after = 2\nrefuse_after = 4\ndelay = "1s"\nblock = "10m"\n')
         cls.log_path = os.path.join(cls.dir, "serve.log")
         cls.serve, cls.log, ports = start_serve(config, cls.log_path)
@@ -1068,9 +1069,9 @@ def metric(admin_port, name):
 
 @unittest.skipUnless(databases.POSTGRES or "--postgres" in sys.argv,
                      "nodes share a database on PostgreSQL; a SQLite file has one node")
-class SharedHarvestGuard(ServeTestCase):
-    """Two nodes on one PostgreSQL database, as behind a load balancer: a harvester spread over
-    both meets one budget (refuse_after), not one per node."""
+class SharedRateLimits(ServeTestCase):
+    """Two nodes on one PostgreSQL database, as behind a load balancer: a harvester, or a
+    password guesser, spread over both meets one limit, not one per node."""
 
     def start_node(self, config, name):
         proc, log, ports = start_serve(config, os.path.join(self.dir, name + ".log"))
@@ -1080,7 +1081,7 @@ class SharedHarvestGuard(ServeTestCase):
     def setUp(self):
         super().setUp()
         self.nodes = []
-        config = quiet_gateway(self.dir, "", 'slow_after = 4\nrefuse_after = 4\nblock = "10m"\n')
+        config, self.db = quiet_gateway(self.dir, "", 'slow_after = 4\nrefuse_after = 4\nblock = "10m"\n')
         self.a = self.start_node(config, "a")
         self.b = self.start_node(config, "b")
 
@@ -1102,8 +1103,8 @@ class SharedHarvestGuard(ServeTestCase):
             s.quit()
         return codes
 
-    def wait_heard(self, ports, count):
-        name = 'mailroster_harvest_shared_total{direction="heard"}'
+    def wait_heard(self, ports, limit, count):
+        name = 'mailroster_rate_limit_shared_total{limit="%s",direction="heard"}' % limit
         deadline = time.time() + 10
         while metric(ports["admin HTTP"], name) < count:
             self.assertLess(time.time(), deadline, "the node did not hear the other's counts")
@@ -1111,18 +1112,43 @@ class SharedHarvestGuard(ServeTestCase):
 
     def test_a_harvester_spread_over_two_nodes_is_refused_by_both(self):
         self.assertEqual(self.rcpts(self.a, ["g1@quiet.example", "g2@quiet.example"]), [550, 550])
-        self.wait_heard(self.b, 2)
+        self.wait_heard(self.b, "harvest", 2)
         self.assertEqual(metric(self.a["admin HTTP"],
-                                'mailroster_harvest_shared_total{direction="sent"}'), 2)
+                                'mailroster_rate_limit_shared_total{limit="harvest",direction="sent"}'), 2)
         # On its own, b has seen 2 of the 4: a node that counted alone would answer 550 again.
         self.assertEqual(self.rcpts(self.b, ["g3@quiet.example", "g4@quiet.example",
                                              "g5@quiet.example"]), [550, 550, 421])
-        self.wait_heard(self.a, 2)
+        self.wait_heard(self.a, "harvest", 2)
         self.assertEqual(self.rcpts(self.a, ["g6@quiet.example"]), [421])
         # Per client: another address is not refused by either node.
         self.assertEqual(self.rcpts(self.a, ["g7@quiet.example"], source="127.0.0.2"), [550])
         self.assertEqual(self.rcpts(self.b, ["g8@quiet.example"], source="127.0.0.2"), [550])
         self.assertEqual(metric(self.a["admin HTTP"], "mailroster_harvest_clients"), 2)
+        self.assertEqual(metric(self.a["admin HTTP"], "mailroster_harvest_blocked_clients"), 1)
+
+    def login(self, ports, password):
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d/api/v1/login" % ports["admin HTTP"], method="POST",
+            data=json.dumps({"email": "admin@quiet.example", "password": password}).encode(),
+            headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def test_a_password_guesser_spread_over_two_nodes_meets_one_limit(self):
+        subprocess.run([BINARY, "--db", self.db, "login", "add", "admin@quiet.example",
+                        "--company", "quiet"], input="correct horse battery\n", text=True,
+                       check=True, capture_output=True)
+        self.assertEqual([self.login(self.a, "guess%d" % i) for i in range(3)], [401] * 3)
+        self.wait_heard(self.b, "logins", 6)  # per client and per email
+        # 5 failures in 15 minutes are allowed: b has heard 3 and counts 2 more of its own; a
+        # node that counted alone would let the right password in after them.
+        self.assertEqual([self.login(self.b, "guess%d" % i) for i in range(3, 5)], [401] * 2)
+        self.assertEqual(self.login(self.b, "correct horse battery"), 429)
+        self.wait_heard(self.a, "logins", 4)
+        self.assertEqual(self.login(self.a, "correct horse battery"), 429)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ using core::TimePoint;
 
 namespace {
 
-// Names this store among the nodes' messages (tell_harvest), so that it skips its own.
+// Names this store among the nodes' messages (tell_nodes), so that it skips its own.
 std::string random_node_tag() {
   std::random_device random;
   return fmt::format("{:08x}{:08x}", random(), random());
@@ -2088,22 +2088,30 @@ bool SqlStore::lookups_changed() {
   });
 }
 
-// ---- the harvest guard's counts between nodes ---------------------------------------------
+// ---- counts shared between nodes ----------------------------------------------------------
 
 namespace {
 
-constexpr std::string_view kHarvestChannel = "mailroster_harvest";
-// Below PostgreSQL's 8,000-byte limit on a notification's payload, with the schema in front.
-constexpr std::size_t kHarvestMessage = 7000;
+std::string_view channel_of(Tally tally) {
+  return tally == Tally::harvest ? "mailroster_harvest" : "mailroster_logins";
+}
 
-// "<node>\n<client> <count>\n..." (a client is an IP address: no space, no line break).
-std::vector<core::HarvestCount> parse_harvest(std::string_view message, std::string_view node) {
-  std::vector<core::HarvestCount> out;
+// Below PostgreSQL's 8,000-byte limit on a notification's payload, with the schema in front.
+constexpr std::size_t kTallyMessage = 7000;
+constexpr std::size_t kTallyKey = 320;
+
+bool tellable(const std::string& key) {
+  return !key.empty() && key.size() <= kTallyKey && key.find('\n') == std::string::npos;
+}
+
+// "<node>\n<key> <count>\n..." (the count after the key's last space: an email may hold one).
+std::vector<core::TallyCount> parse_tally(std::string_view message, std::string_view node) {
+  std::vector<core::TallyCount> out;
   const auto end = message.find('\n');
   if (end == std::string_view::npos || message.substr(0, end) == node) return out;
   for (auto line : core::split(message.substr(end + 1), '\n')) {
     const auto space = line.rfind(' ');
-    if (space == 0 || space == std::string_view::npos || space > 64) continue;
+    if (space == 0 || space == std::string_view::npos || space > kTallyKey) continue;
     std::uint32_t count = 0;
     const auto digits = line.substr(space + 1);
     const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), count);
@@ -2115,32 +2123,29 @@ std::vector<core::HarvestCount> parse_harvest(std::string_view message, std::str
 
 }  // namespace
 
-void SqlStore::tell_harvest(const std::vector<core::HarvestCount>& counts) {
+void SqlStore::tell_nodes(Tally tally, const std::vector<core::TallyCount>& counts) {
   if (counts.empty()) return;
   impl_->guard([&] {
     std::string message = node_ + "\n";
     const auto header = message.size();
     for (const auto& c : counts) {
-      if (c.client.empty() || c.client.size() > 64 ||
-          c.client.find_first_of(" \n") != std::string::npos) {
-        continue;
-      }
-      auto line = fmt::format("{} {}\n", c.client, c.unknown);
-      if (message.size() + line.size() > kHarvestMessage) {
-        impl_->db.tell_nodes(kHarvestChannel, message);
+      if (!tellable(c.key)) continue;
+      auto line = fmt::format("{} {}\n", c.key, c.count);
+      if (message.size() + line.size() > kTallyMessage) {
+        impl_->db.tell_nodes(channel_of(tally), message);
         message.resize(header);
       }
       message += line;
     }
-    if (message.size() > header) impl_->db.tell_nodes(kHarvestChannel, message);
+    if (message.size() > header) impl_->db.tell_nodes(channel_of(tally), message);
   });
 }
 
-std::vector<core::HarvestCount> SqlStore::heard_harvest() {
+std::vector<core::TallyCount> SqlStore::heard_from_nodes(Tally tally) {
   return impl_->guard([&] {
-    std::vector<core::HarvestCount> out;
-    for (const auto& message : impl_->db.heard_from_nodes(kHarvestChannel)) {
-      auto counts = parse_harvest(message, node_);
+    std::vector<core::TallyCount> out;
+    for (const auto& message : impl_->db.heard_from_nodes(channel_of(tally))) {
+      auto counts = parse_tally(message, node_);
       out.insert(out.end(), std::make_move_iterator(counts.begin()),
                  std::make_move_iterator(counts.end()));
     }

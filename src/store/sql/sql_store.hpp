@@ -82,8 +82,8 @@ class SqlStore : public Store {
                   std::chrono::seconds ttl) override;
   void release_lease(const std::string& name, const std::string& holder) override;
   bool lookups_changed() override;
-  void tell_harvest(const std::vector<core::HarvestCount>& counts) override;
-  std::vector<core::HarvestCount> heard_harvest() override;
+  void tell_nodes(Tally tally, const std::vector<core::TallyCount>& counts) override;
+  std::vector<core::TallyCount> heard_from_nodes(Tally tally) override;
   std::optional<std::string> lease_holder(const std::string& name, core::TimePoint now) override;
   bool report_sent(Id company_id, const std::string& week) override;
   void mark_report_sent(Id company_id, const std::string& week,
@@ -163,7 +163,7 @@ class SqlStore : public Store {
   Backend backend_;
   std::unique_ptr<Impl> impl_;
   std::uint64_t lookups_seen_ = 0;  // lookups_changed(): the main connection's change_count
-  std::string node_;  // tell_harvest(): who sent a report, so that its sender skips it
+  std::string node_;                // tell_nodes(): who sent a report, so that its sender skips it
   std::mutex reader_mutex_;
   std::unique_ptr<Impl> reader_;  // opened on first need
 };

@@ -127,34 +127,46 @@ TEST_P(StoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
   EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::user);
 }
 
-// The harvest guard's counts between nodes: on PostgreSQL another store on the database hears
-// them (in reports of bounded size), its sender does not, and the lookups' memory is not
-// dropped for them; a SQLite file has one node, so nothing is sent or heard.
-TEST_P(StoreTest, HarvestCountsReachTheOtherNodesOnly) {
+// Rate-limit counts between nodes: on PostgreSQL another store on the database hears them
+// (in reports of bounded size, each tally apart), its sender does not, and the lookups' memory
+// is not dropped for them; a SQLite file has one node, so nothing is sent or heard.
+TEST_P(StoreTest, TallyCountsReachTheOtherNodesOnly) {
   auto other_owned = database.open(clock);
   auto& other = *other_owned;
-  EXPECT_TRUE(other.heard_harvest().empty());  // the first call starts listening
-  EXPECT_TRUE(store.heard_harvest().empty());
+  EXPECT_TRUE(other.heard_from_nodes(Tally::harvest).empty());  // the first call listens
+  EXPECT_TRUE(other.heard_from_nodes(Tally::logins).empty());
+  EXPECT_TRUE(store.heard_from_nodes(Tally::harvest).empty());
   other.lookups_changed();
-  std::vector<core::HarvestCount> sent{{"192.0.2.7", 3}, {"2001:db8::1", 1}};
+  std::vector<core::TallyCount> sent{{"192.0.2.7", 3}, {"2001:db8::1", 1}};
   for (int i = 0; i < 2000; ++i) {  // more than one notification holds
     sent.push_back({fmt::format("10.0.{}.{}", i / 250, i % 250), 1});
   }
-  store.tell_harvest(sent);
-  std::vector<core::HarvestCount> heard;
+  store.tell_nodes(Tally::harvest, sent);
+  const std::string quoted = R"(email:"a b"@acme.example)";  // a space in the key
+  store.tell_nodes(Tally::logins, {{quoted, 2},
+                                   {"", 1},
+                                   {"line\nbreak", 1},
+                                   {"client:" + std::string(400, 'x'), 1},
+                                   {"client:192.0.2.7", 4}});
+  std::vector<core::TallyCount> heard;
+  std::vector<core::TallyCount> logins;
   const int tries = GetParam() == Dialect::sqlite ? 10 : 300;
-  for (int i = 0; i < tries && heard.size() < sent.size(); ++i) {
-    auto more = other.heard_harvest();
+  for (int i = 0; i < tries && (heard.size() < sent.size() || logins.size() < 2); ++i) {
+    auto more = other.heard_from_nodes(Tally::harvest);
     heard.insert(heard.end(), more.begin(), more.end());
-    if (heard.size() < sent.size()) std::this_thread::sleep_for(10ms);
+    more = other.heard_from_nodes(Tally::logins);
+    logins.insert(logins.end(), more.begin(), more.end());
+    std::this_thread::sleep_for(10ms);
   }
   if (GetParam() == Dialect::sqlite) {
     EXPECT_TRUE(heard.empty());
+    EXPECT_TRUE(logins.empty());
   } else {
     EXPECT_EQ(heard, sent);
+    EXPECT_EQ(logins, (std::vector<core::TallyCount>{{quoted, 2}, {"client:192.0.2.7", 4}}));
   }
   std::this_thread::sleep_for(100ms);  // its own report has reached its own connection too
-  EXPECT_TRUE(store.heard_harvest().empty()) << "a node does not hear itself";
+  EXPECT_TRUE(store.heard_from_nodes(Tally::harvest).empty()) << "a node does not hear itself";
   EXPECT_FALSE(other.lookups_changed()) << "counts are not a change to what the SMTP path reads";
 }
 
