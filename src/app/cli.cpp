@@ -1515,7 +1515,13 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   int status = 0;
   verb(app, "serve", "Run the gateway service", action, [&ctx, &status] {
     setup_logging(ctx.config, true);
-    status = serve(ctx.config, ctx.store());
+    status = serve(ctx.config, ctx.store(), [&ctx]() -> core::Result<Config> {
+      auto fresh = load_config(ctx.config_path);
+      if (!fresh) return fresh;
+      auto config = std::move(fresh).value();
+      if (!ctx.db_override.empty()) config.set_database(ctx.db_override);
+      return config;
+    });
   });
   verb(app, "check-config", "Validate the configuration and exit", action,
        [&ctx] { ctx.out << "configuration OK\n"; });

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -381,6 +382,7 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
   }
 
   Config config;
+  config.text = std::string(toml_text);
   for (auto&& [section_key, section_node] : root) {
     const auto section = section_key.str();
     const auto* table = section_node.as_table();
@@ -442,6 +444,62 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
                    "database.url");
   }
   return config;
+}
+
+namespace {
+
+// What serve applies again on SIGHUP (apply_reload in serve.cpp), by "section.key".
+constexpr std::string_view kReloadable[] = {
+    "log.level",
+    "smtp.max_message_size",
+    "smtp.max_recipients",
+    "smtp.max_command_line",
+    "smtp.max_text_line",
+    "smtp.idle_timeout",
+    "smtp.max_connections",
+    "smtp.max_connections_per_client",
+    "smtp.require_tls",
+    "smtp.shutdown_grace",
+    "smtp.proxy_protocol",
+    "smtp.proxy_from",
+    "outbound.proxy_protocol",
+    "outbound.proxy_from",
+    "outbound.require_tls",
+    "harvest.slow_after",
+    "harvest.refuse_after",
+    "harvest.window",
+    "harvest.delay",
+    "harvest.block",
+    "verify.sender",
+    "verify.positive_ttl",
+    "verify.positive_refresh",
+    "verify.negative_ttl",
+    "verify.catch_all_ttl",
+    "verify.max_probes_per_destination",
+    "relay.connect_timeout",
+    "relay.command_timeout",
+    "relay.data_timeout",
+    "relay.max_idle_per_destination",
+};
+
+}  // namespace
+
+bool reloadable(std::string_view key) {
+  return std::find(std::begin(kReloadable), std::end(kReloadable), key) != std::end(kReloadable);
+}
+
+std::vector<std::string> changed_keys(const Config& before, const Config& after) {
+  const auto a = toml::parse(std::string_view(before.text), std::string_view("before"));
+  const auto b = toml::parse(std::string_view(after.text), std::string_view("after"));
+  std::vector<std::string> out;
+  for (const auto& k : schema()) {
+    const auto was = a[k.section][k.name];
+    const auto is = b[k.section][k.name];
+    if (static_cast<bool>(was) != static_cast<bool>(is) || (was && was != is)) {
+      out.push_back(std::string(k.section) + "." + std::string(k.name));
+    }
+  }
+  return out;
 }
 
 void Config::set_database(const std::string& database) {

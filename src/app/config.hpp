@@ -1,6 +1,7 @@
 // mailroster's configuration: one TOML file, every key optional with a default, so `serve`
 // starts with no file at all. Unknown keys and bad values are errors that name the key and
-// line (`mailroster check-config` prints "configuration OK" otherwise).
+// line (`mailroster check-config` prints "configuration OK" otherwise). serve rereads the
+// file on SIGHUP and applies the keys reloadable() names; the others wait for a restart.
 //
 //   [database]
 //   path = "mailroster.db"          # SQLite file (WAL); created and migrated at start
@@ -105,6 +106,8 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 #include "core/network.hpp"
@@ -142,6 +145,7 @@ struct Config {
   reports::MaintenanceSettings maintenance{.from = ""};  // from: "mailroster@" + hostname
   std::chrono::seconds sync_check{30};
   std::string secret_key_file;  // empty: database_path + ".key" (PostgreSQL: mailroster.key)
+  std::string text;             // the TOML it was read from ("" for the defaults)
 
   std::string key_file() const {
     if (!secret_key_file.empty()) return secret_key_file;
@@ -163,5 +167,12 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 core::Result<Config> parse_config(std::string_view toml_text, std::string_view source);
 // Reads the file at path, or returns the defaults when path is empty.
 core::Result<Config> load_config(const std::string& path);
+
+// SIGHUP (serve): the keys whose values differ between two configurations read from files,
+// as "section.key" (a key added or removed is a change); and whether serve applies a key
+// again (limits, timeouts, the harvest guard, callouts, the log level) or reads it at start
+// only (listen addresses, the database, the host name, certificate paths, ...).
+std::vector<std::string> changed_keys(const Config& before, const Config& after);
+bool reloadable(std::string_view key);
 
 }  // namespace mailroster::app

@@ -246,4 +246,33 @@ TEST(Config, MissingFileIsAnError) {
 }
 
 }  // namespace
+// SIGHUP: which keys changed between two files (added, removed, new value; the same value
+// written otherwise is no change), and which of them serve applies again.
+TEST(Config, ChangedKeysAndWhatAReloadApplies) {
+  const auto before = parse_config(
+                          "[smtp]\nmax_recipients = 100\nhostname = \"mx.example\"\n"
+                          "[harvest]\nwindow = \"10m\"\n[log]\nlevel = \"info\"\n",
+                          "before")
+                          .value();
+  const auto after = parse_config(
+                         "[log]\nlevel = \"info\"  # the same\n[smtp]\nmax_recipients = 500\n"
+                         "hostname = \"mx.example\"\ninbound_listen = \"127.0.0.1:25\"\n"
+                         "[verify]\nnegative_ttl = \"5m\"\n",
+                         "after")
+                         .value();
+  EXPECT_EQ(changed_keys(before, after),
+            (std::vector<std::string>{"smtp.inbound_listen", "smtp.max_recipients",
+                                      "harvest.window", "verify.negative_ttl"}));
+  EXPECT_TRUE(changed_keys(before, before).empty());
+  EXPECT_TRUE(changed_keys(Config{}, parse_config("", "defaults").value()).empty());
+  for (const auto* key : {"smtp.max_recipients", "harvest.window", "verify.negative_ttl",
+                          "log.level", "relay.command_timeout", "smtp.shutdown_grace"}) {
+    EXPECT_TRUE(reloadable(key)) << key;
+  }
+  for (const auto* key : {"smtp.inbound_listen", "smtp.hostname", "database.path", "admin.listen",
+                          "smtp.tls_cert", "relay.tls", "scoring.rspamd", "maintenance.interval"}) {
+    EXPECT_FALSE(reloadable(key)) << key;
+  }
+}
+
 }  // namespace mailroster::app

@@ -3,6 +3,7 @@
 #include "app/serve.hpp"
 
 #include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
@@ -238,7 +239,28 @@ boost::asio::awaitable<void> mail_password_link(smtp::ClientPool& pool,
   }
 }
 
-int serve(const Config& config, store::Store& store) {
+namespace {
+
+// The outbound listener: [smtp]'s limits, host name and TLS, with [outbound]'s own address,
+// PROXY and require_tls settings.
+smtp::ServerSettings outbound_settings(const Config& config) {
+  auto s = config.inbound;
+  s.name = "outbound";
+  s.listen = config.outbound_listen;
+  s.proxy = config.outbound_proxy;
+  s.require_tls = config.outbound_require_tls;
+  return s;
+}
+
+// "a, b, c", or `none` for an empty list.
+std::string listed(const std::vector<std::string>& keys, std::string_view none) {
+  return keys.empty() ? std::string(none) : fmt::format("{}", fmt::join(keys, ", "));
+}
+
+}  // namespace
+
+int serve(const Config& config, store::Store& store,
+          const std::function<core::Result<Config>()>& reread) {
   boost::asio::io_context io;
   core::SystemClock clock;
   admin::Metrics metrics;
@@ -289,12 +311,7 @@ int serve(const Config& config, store::Store& store) {
                                              .next_hop = config.outbound_next_hop,
                                              .mark = config.mark_outbound,
                                              .defer = defer});
-  auto outbound_settings = config.inbound;
-  outbound_settings.name = "outbound";
-  outbound_settings.listen = config.outbound_listen;
-  outbound_settings.proxy = config.outbound_proxy;
-  outbound_settings.require_tls = config.outbound_require_tls;
-  smtp::Server outbound(io, outbound_settings, outbound_gateway);
+  smtp::Server outbound(io, outbound_settings(config), outbound_gateway);
 
   metrics.describe("mailroster_build_info", "The version and commit this node runs", "gauge");
   metrics.gauge("mailroster_build_info",
@@ -630,6 +647,7 @@ int serve(const Config& config, store::Store& store) {
     io.stop();
   };
   std::chrono::steady_clock::time_point deadline{};  // set by the first signal
+  auto shutdown_grace = config.shutdown_grace;       // SIGHUP may change it
   // What is still under way: "2 SMTP session(s)", "2 SMTP session(s) and 1 admin request(s)".
   const auto under_way = [&] {
     const auto sessions = inbound.active_sessions() + outbound.active_sessions();
@@ -666,7 +684,7 @@ int serve(const Config& config, store::Store& store) {
           spdlog::info("received {} again, stopping now", name);
           return stop_now();
         }
-        deadline = std::chrono::steady_clock::now() + config.shutdown_grace;
+        deadline = std::chrono::steady_clock::now() + shutdown_grace;
         http.drain();
         inbound.drain();
         outbound.drain();
@@ -674,17 +692,55 @@ int serve(const Config& config, store::Store& store) {
         lookups_timer.cancel();
         tally_timer.cancel();
         told = under_way();
-        spdlog::info("received {}, draining {} for up to {} s", name, told,
-                     config.shutdown_grace.count());
+        spdlog::info("received {}, draining {} for up to {} s", name, told, shutdown_grace.count());
         service_manager::stopping("draining " + told);
         signals.async_wait(on_signal);
         check_drained();
       };
   signals.async_wait(on_signal);
 
-  // SIGHUP (systemctl reload, a certificate renewal's hook) reads the TLS certificates again:
-  // new connections get the new one. A certificate that cannot be used is refused and the one
-  // in use stays. Every other setting is read at start only.
+  // SIGHUP (systemctl reload, a certificate renewal's hook) reads the configuration file again
+  // and applies what can change while serving (app::reloadable: limits, timeouts, the harvest
+  // guard, callouts, the log level) to new connections and the next command of those under
+  // way; a file that does not parse changes nothing. Then it reads the TLS certificates
+  // again: new connections get the new one; a certificate that cannot be used is refused and
+  // the one in use stays.
+  metrics.describe("mailroster_config_reloads_total", "Configuration reloads (SIGHUP), per result",
+                   "counter");
+  Config live = config;  // what the last reload applied
+  auto reload_config = [&]() -> std::string {
+    if (!reread) return "";
+    auto reread_config = reread();
+    if (!reread_config) {
+      metrics.add("mailroster_config_reloads_total", "result=\"failed\"");
+      spdlog::error("configuration not reloaded: {}; the settings in use stay",
+                    reread_config.error().message);
+      return "; configuration not reloaded (see the log)";
+    }
+    auto fresh = std::move(reread_config).value();
+    std::vector<std::string> applied;
+    for (auto& key : changed_keys(live, fresh)) {
+      if (reloadable(key)) applied.push_back(std::move(key));
+    }
+    std::vector<std::string> at_start;  // against what serve started with: said every time
+    for (auto& key : changed_keys(config, fresh)) {
+      if (!reloadable(key)) at_start.push_back(std::move(key));
+    }
+    spdlog::set_level(spdlog::level::from_str(fresh.log_level));
+    inbound.reconfigure(fresh.inbound);
+    outbound.reconfigure(outbound_settings(fresh));
+    harvest.reconfigure(fresh.harvest);
+    verifier.reconfigure(fresh.verify);
+    pool.reconfigure(fresh.relay);
+    shutdown_grace = fresh.shutdown_grace;
+    live = std::move(fresh);
+    metrics.add("mailroster_config_reloads_total", "result=\"ok\"");
+    spdlog::info("configuration reloaded: {}", listed(applied, "no change"));
+    if (at_start.empty()) return "";
+    spdlog::warn("changed in the configuration but read at start only (restart to apply): {}",
+                 listed(at_start, ""));
+    return fmt::format("; {} setting(s) wait for a restart", at_start.size());
+  };
   std::vector<TlsListener> tls_listeners;
   for (const auto& l :
        {TlsListener{"inbound", &inbound.tls()}, TlsListener{"outbound", &outbound.tls()},
@@ -726,13 +782,10 @@ int serve(const Config& config, store::Store& store) {
           spdlog::info("received SIGHUP while stopping: nothing reloaded");
           return;
         }
-        if (tls_listeners.empty()) {
-          spdlog::info(
-              "received SIGHUP: no TLS certificate to reload (other settings are read at start "
-              "only: restart to change them)");
-          return;
-        }
+        spdlog::info("received SIGHUP: reading the configuration{} again",
+                     tls_listeners.empty() ? "" : " and the TLS certificates");
         service_manager::reloading();
+        const auto config_note = reload_config();
         std::size_t failed = 0;
         for (const auto& l : tls_listeners) {
           try {
@@ -748,9 +801,9 @@ int serve(const Config& config, store::Store& store) {
           }
         }
         service_manager::ready(
-            failed == 0 ? serving
-                        : fmt::format("{}; {} TLS certificate(s) not reloaded (see the log)",
-                                      serving, failed));
+            failed == 0 ? serving + config_note
+                        : fmt::format("{}{}; {} TLS certificate(s) not reloaded (see the log)",
+                                      serving, config_note, failed));
       };
   hangups.async_wait(on_hangup);
 

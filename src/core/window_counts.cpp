@@ -13,6 +13,11 @@ void WindowCounts::push(std::deque<TimePoint>& events, std::uint32_t n, TimePoin
   while (events.size() > keep_) events.pop_front();
 }
 
+void WindowCounts::reconfigure(std::chrono::seconds window, std::size_t keep) {
+  window_ = window;
+  keep_ = std::max<std::size_t>(keep, 1);
+}
+
 void WindowCounts::add(const std::string& key, TimePoint now) {
   push(events_[key], 1, now);
   ++outgoing_[key];

@@ -39,6 +39,8 @@ class WindowCounts {
   // Forgets the keys with nothing left in the window.
   void sweep(TimePoint now);
   std::size_t keys() const { return events_.size(); }
+  // A new window and bound (a configuration reload): the counts stay, and are read with them.
+  void reconfigure(std::chrono::seconds window, std::size_t keep);
 
  private:
   void push(std::deque<TimePoint>& events, std::uint32_t n, TimePoint now) const;

@@ -342,6 +342,15 @@ std::size_t ClientPool::connects() const { return impl_->connects; }
 std::size_t ClientPool::tls_connects() const { return impl_->tls_connects; }
 void ClientPool::clear() { impl_->idle.clear(); }
 
+void ClientPool::reconfigure(const ClientSettings& settings) {
+  auto& s = impl_->settings;
+  s.connect_timeout = settings.connect_timeout;
+  s.command_timeout = settings.command_timeout;
+  s.data_timeout = settings.data_timeout;
+  s.max_idle_per_destination = settings.max_idle_per_destination;
+  s.idle_keep = settings.idle_keep;
+}
+
 awaitable<ClientPool::Lease> ClientPool::acquire(const core::Endpoint& to) {
   auto& idle = impl_->idle[to.str()];
   while (!idle.empty()) {

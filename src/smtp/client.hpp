@@ -94,6 +94,9 @@ class ClientPool {
   boost::asio::awaitable<void> release(std::unique_ptr<ClientConnection> connection);
   // Drops idle connections (at shutdown).
   void clear();
+  // New timeouts and idle limit (SIGHUP), for the next command of every connection; the
+  // HELO name, the TLS policy and the CAs stay.
+  void reconfigure(const ClientSettings& settings);
 
   std::size_t connects() const;      // TCP connections opened so far
   std::size_t tls_connects() const;  // ... of which went on in TLS

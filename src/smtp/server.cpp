@@ -504,6 +504,8 @@ awaitable<void> Server::Impl::run(tcp::socket socket) {
     if (!r.positive()) greeting = r;
   }
   s.reply(greeting);
+  spdlog::debug("{} {}: connection from {}, greeted {}", settings.name, s.info.id, s.info.client_ip,
+                greeting.code);
   if (!greeting.positive()) {
     co_await s.flush();
     co_return;
@@ -511,6 +513,7 @@ awaitable<void> Server::Impl::run(tcp::socket socket) {
   co_await s.run();
   if (s.tls) co_await s.close_tls();
   handler.on_disconnect(s.info);
+  spdlog::debug("{} {}: session from {} ended", settings.name, s.info.id, s.info.client_ip);
 }
 
 awaitable<void> Server::Impl::accept_loop() {
@@ -540,6 +543,17 @@ void Server::start() {
 }
 
 std::uint16_t Server::port() const { return net::bound_port(impl_->acceptor); }
+
+void Server::reconfigure(const ServerSettings& settings) {
+  auto& s = impl_->settings;
+  s.limits = settings.limits;
+  s.idle_timeout = settings.idle_timeout;
+  s.max_connections = settings.max_connections;
+  s.max_connections_per_client = settings.max_connections_per_client;
+  s.max_errors = settings.max_errors;
+  s.require_tls = settings.require_tls && impl_->tls.enabled();
+  s.proxy = settings.proxy;
+}
 
 void Server::stop() {
   boost::system::error_code ec;

@@ -113,6 +113,10 @@ class Server {
   // gets 421 4.3.2 instead of its next command. active_sessions() says when all are gone.
   void drain();
   std::size_t active_sessions() const;
+  // New limits, timeouts, connection caps, require_tls and PROXY settings (SIGHUP): for new
+  // connections, and for the next command or message of the sessions under way. The listen
+  // address, the name, the host name and the certificate's files stay.
+  void reconfigure(const ServerSettings& settings);
   // Its STARTTLS certificate (enabled() false when none is set): reload() after a renewal.
   net::ServerTls& tls();
   // STARTTLS handshakes so far (on the io_context's thread): a rise in failures after a

@@ -19,6 +19,11 @@ HarvestGuard::Verdict HarvestGuard::check(const std::string& client, core::TimeP
   return unknown >= settings_.slow_after ? Verdict::slow : Verdict::ok;
 }
 
+void HarvestGuard::reconfigure(const HarvestSettings& settings) {
+  settings_ = settings;
+  unknown_.reconfigure(settings.window, settings.refuse_after);
+}
+
 void HarvestGuard::record_unknown(const std::string& client, core::TimePoint now) {
   unknown_.add(client, now);
 }

@@ -40,6 +40,8 @@ class HarvestGuard {
   void sweep(core::TimePoint now);
   std::size_t blocked() const { return blocked_until_.size(); }
   const HarvestSettings& settings() const { return settings_; }
+  // New thresholds, window, delay and block (SIGHUP): the counts and blocks stay.
+  void reconfigure(const HarvestSettings& settings);
 
  private:
   HarvestSettings settings_;

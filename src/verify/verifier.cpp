@@ -214,6 +214,8 @@ struct Verifier::Impl {
 
 Verifier::Verifier(smtp::ClientPool& pool, VerifySettings settings, const core::Clock& clock)
     : impl_(std::make_unique<Impl>(pool, std::move(settings), clock)) {}
+
+void Verifier::reconfigure(const VerifySettings& settings) { impl_->settings = settings; }
 Verifier::~Verifier() = default;
 
 awaitable<VerifyResult> Verifier::verify(const core::Endpoint& destination,

@@ -95,6 +95,8 @@ class Verifier {
   std::vector<CatchAllDomain> catch_all_domains() const;
 
   VerifierStats stats() const;
+  // New TTLs, probe sender and probe limit (SIGHUP): cached answers keep the expiry they got.
+  void reconfigure(const VerifySettings& settings);
 
  private:
   struct Impl;

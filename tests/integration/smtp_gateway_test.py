@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import smtplib
 import ssl
@@ -1065,6 +1066,80 @@ def metric(admin_port, name):
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+class ConfigReload(ServeTestCase):
+    """SIGHUP rereads the configuration file: what can change while serving applies to new
+    connections and to the next command of those under way; what is read at start only is
+    named in the log; a file that does not parse changes nothing."""
+
+    def setUp(self):
+        super().setUp()
+        self.config, _ = quiet_gateway(self.dir, "max_message_size = 1000000\n",
+                                       "slow_after = 100\nrefuse_after = 100\n")
+        with open(self.config) as f:
+            self.text = f.read()
+        self.log_path = os.path.join(self.dir, "serve.log")
+        self.serve, self.log, self.ports = start_serve(self.config, self.log_path)
+
+    def reload(self, text):
+        """Writes the file, sends SIGHUP and waits for the outcome in the log: its new lines."""
+        with open(self.config, "w") as f:
+            f.write(text)
+        before = len(self.log_text())
+        self.serve.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while not re.search(r"configuration (not )?reloaded", self.log_text()[before:]):
+            self.assertLess(time.time(), deadline, self.log_text())
+            time.sleep(0.05)
+        time.sleep(0.1)  # the warning that may follow
+        return self.log_text()[before:]
+
+    def size_offered(self, session):
+        session.ehlo("client.example")
+        return int(session.esmtp_features["size"])
+
+    def test_sighup_applies_what_can_change_and_names_what_cannot(self):
+        port = self.ports["inbound SMTP"]
+        under_way = smtplib.SMTP("127.0.0.1", port, timeout=10)
+        self.assertEqual(self.size_offered(under_way), 1000000)
+        self.assertNotIn(" debug ", self.log_text())
+
+        changed = (self.text.replace("max_message_size = 1000000", "max_message_size = 2000000")
+                   .replace("refuse_after = 100", "refuse_after = 2")
+                   .replace('[smtp]\n', '[smtp]\nhostname = "renamed.example"\n')
+                   + '[log]\nlevel = "debug"\n')
+        said = self.reload(changed)
+        self.assertIn("configuration reloaded: smtp.max_message_size, harvest.refuse_after, "
+                      "log.level", said)  # in the order of the README's list
+        self.assertIn("changed in the configuration but read at start only (restart to apply): "
+                      "smtp.hostname", said)
+        # New sessions and the one under way see the new limit; the host name stays.
+        self.assertEqual(self.size_offered(under_way), 2000000)
+        fresh = smtplib.SMTP("127.0.0.1", port, timeout=10)
+        self.assertEqual(self.size_offered(fresh), 2000000)
+        self.assertNotIn(b"renamed.example", fresh.ehlo_resp)
+        # The harvest guard's new threshold: the third unknown recipient is refused.
+        fresh.mail("x@example.org")
+        self.assertEqual([fresh.rcpt("g%d@quiet.example" % i)[0] for i in range(3)],
+                         [550, 550, 421])
+        self.assertRegex(self.log_text(), r" debug inbound \w+: connection from 127\.0\.0\.1, "
+                                          r"greeted 220")  # the new log level
+
+        # A file that does not parse changes nothing; the restart-only change is still named.
+        said = self.reload(changed.replace("max_message_size = 2000000", "max_message_size = "))
+        self.assertRegex(said, r"configuration not reloaded: .*mailroster\.toml:\d+: .*; the "
+                               r"settings in use stay")
+        self.assertEqual(self.size_offered(under_way), 2000000)
+        said = self.reload(changed)
+        self.assertIn("configuration reloaded: no change", said)
+        self.assertIn("(restart to apply): smtp.hostname", said)
+        self.assertEqual(metric(self.ports["admin HTTP"],
+                                'mailroster_config_reloads_total{result="ok"}'), 2)
+        self.assertEqual(metric(self.ports["admin HTTP"],
+                                'mailroster_config_reloads_total{result="failed"}'), 1)
+        self.assertIsNone(self.serve.poll())
+        under_way.quit()
 
 
 @unittest.skipUnless(databases.POSTGRES or "--postgres" in sys.argv,
