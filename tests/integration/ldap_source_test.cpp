@@ -203,6 +203,29 @@ TEST_F(LdapSource, ARefusedBindOrADownServerIsAClearError) {
   EXPECT_FALSE(info->state.highest_usn);  // not AD
 }
 
+// Several domain controllers: the first that answers is used, over LDAP and over LDAPS (its
+// certificate checked against the host that answered); all of them down is one clear error.
+TEST_F(LdapSource, SeveralHostsAreTriedInTurn) {
+  auto s = slapd->settings();
+  s.host = "127.0.0.2 127.0.0.1";  // nothing listens on 127.0.0.2
+  const auto r = read(s);
+  EXPECT_EQ(r.snapshot.entries.size(), 2509u);
+  EXPECT_EQ(r.address, "127.0.0.1:" + std::to_string(s.port));
+  const auto info = test_connection(s, slapd->password());
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->address, "127.0.0.1:" + std::to_string(s.port));
+  auto tls = slapd->settings(Security::ldaps);
+  tls.host = "127.0.0.2, 127.0.0.1";
+  EXPECT_EQ(read(tls).snapshot.entries.size(), 2509u);
+  s.host = "127.0.0.2 127.0.0.3";
+  const auto down = read_directory(s, slapd->password(), std::nullopt);
+  ASSERT_FALSE(down);
+  const auto port = std::to_string(s.port);
+  EXPECT_NE(down.error().message.find("ldap://127.0.0.2:" + port + " ldap://127.0.0.3:" + port),
+            std::string::npos)
+      << down.error().message;
+}
+
 class LdapSync : public LdapSource {
  protected:
   LdapSync()

@@ -16,6 +16,7 @@ core::Result<json> LdapDirectory::test(const json& settings, const std::string& 
   auto info = test_connection(*s, secret);
   if (!info) return info.error();
   json out = {{"server", info->vendor.empty() ? "LDAPv3 server" : info->vendor},
+              {"address", info->address},
               {"incremental", info->state.highest_usn.has_value()}};
   if (info->state.highest_usn) out["highest_committed_usn"] = *info->state.highest_usn;
   return out;
@@ -44,7 +45,10 @@ core::Result<SourceRead> LdapDirectory::read(const json& settings, const std::st
   json st = {{"invocation_id", r.server.invocation_id}};
   if (r.server.highest_usn) st["highest_usn"] = *r.server.highest_usn;
   out.state = r.server.highest_usn ? st.dump() : std::string();
-  out.info = {{"pages", r.pages}, {"groups", r.groups}, {"incremental", r.incremental}};
+  out.info = {{"pages", r.pages},
+              {"groups", r.groups},
+              {"incremental", r.incremental},
+              {"address", r.address}};
   return out;
 }
 

@@ -1,6 +1,9 @@
 #include "directory/ldap/ldap_source.hpp"
 
+#include <arpa/inet.h>
 #include <ldap.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <chrono>
@@ -61,7 +64,7 @@ core::Result<LdapSettings> settings_from_json(const nlohmann::json& j) {
     };
     bool ok = true;
     if (key == "host") {
-      ok = text(s.host) && !s.host.empty() && s.host.find_first_of(" /:@?#") == std::string::npos;
+      ok = text(s.host) && !ldap_hosts(s.host).empty();
     } else if (key == "port") {
       ok = number(s.port, 1, 65535);
     } else if (key == "security") {
@@ -104,6 +107,23 @@ core::Result<LdapSettings> settings_from_json(const nlohmann::json& j) {
   return s;
 }
 
+std::vector<std::string> ldap_hosts(std::string_view text) {
+  std::vector<std::string> hosts;
+  std::string current;
+  for (const char c : std::string(text) + " ") {
+    if (c == ' ' || c == ',' || c == '\t') {
+      if (!current.empty()) hosts.push_back(std::move(current));
+      current.clear();
+    } else if (std::string_view("/:@?#[]%").find(c) != std::string_view::npos ||
+               static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+      return {};  // a URI's or a port's part, or not a host name at all
+    } else {
+      current += c;
+    }
+  }
+  return hosts;
+}
+
 namespace {
 
 struct LdapDeleter {
@@ -126,8 +146,13 @@ std::string describe(LDAP* ld, int rc, const std::string& during) {
 }
 
 core::Result<Handle> connect(const LdapSettings& s, const std::string& password) {
-  const std::string uri = std::string(s.security == Security::ldaps ? "ldaps://" : "ldap://") +
-                          s.host + ":" + std::to_string(s.port);
+  // libldap takes a list of URIs and connects to the first that answers.
+  std::string uri;
+  for (const auto& host : ldap_hosts(s.host)) {
+    if (!uri.empty()) uri += ' ';
+    uri += std::string(s.security == Security::ldaps ? "ldaps://" : "ldap://") + host + ":" +
+           std::to_string(s.port);
+  }
   LDAP* raw = nullptr;
   int rc = ldap_initialize(&raw, uri.c_str());
   if (rc != LDAP_SUCCESS)
@@ -229,11 +254,34 @@ core::Result<Attributes> read_base(LDAP* ld, const std::string& dn, std::vector<
   return m ? read_entry(ld, m).attrs : Attributes{};
 }
 
+// The address of the server this handle is connected to ("192.0.2.5:636"), of the hosts it
+// was given: the connection's socket says which one answered.
+std::string connected_address(LDAP* ld) {
+  int fd = -1;
+  if (ldap_get_option(ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS || fd < 0) return "";
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return "";
+  char host[INET6_ADDRSTRLEN] = {};
+  if (peer.ss_family == AF_INET) {
+    const auto& in = reinterpret_cast<const sockaddr_in&>(peer);
+    ::inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(in.sin_port));
+  }
+  if (peer.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(peer);
+    ::inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6.sin6_port));
+  }
+  return "";
+}
+
 core::Result<ServerInfo> server_info(LDAP* ld, int timeout) {
   auto root =
       read_base(ld, "", {"highestCommittedUSN", "dsServiceName", "vendorName", "+"}, timeout);
   if (!root) return root.error();
   ServerInfo info;
+  info.address = connected_address(ld);
   auto first = [&](const Attributes& a, const char* name) {
     auto it = a.find(name);
     return it == a.end() || it->second.empty() ? std::string() : it->second.front();
@@ -284,6 +332,7 @@ core::Result<LdapRead> read_directory(const LdapSettings& s, const std::string& 
   LdapRead out;
   out.snapshot.source = core::Source::ldap;
   out.server = info->state;
+  out.address = info->address;
   const std::string wanted =
       "(|(mail=*)(proxyAddresses=*)(objectClass=group)(objectClass=groupOfNames))";
   const std::string base_filter = s.filter.empty() ? wanted : "(&" + wanted + s.filter + ")";

@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +24,8 @@ namespace mailroster::directory::ldap {
 enum class Security { none, starttls, ldaps };
 
 struct LdapSettings {
+  // One or more host names or IPv4 addresses, separated by spaces or commas (several domain
+  // controllers): each is tried in turn until one answers, on the same port and security.
   std::string host;
   int port = 389;
   Security security = Security::none;
@@ -39,6 +42,9 @@ void to_json(nlohmann::json& j, const LdapSettings& s);
 // Strict: unknown fields and bad values fail with the field's name.
 core::Result<LdapSettings> settings_from_json(const nlohmann::json& j);
 std::string_view to_string(Security s);
+// The hosts a `host` setting names, in order; none when it is empty or holds anything but
+// host names (a scheme, a port, a path, credentials).
+std::vector<std::string> ldap_hosts(std::string_view text);
 
 struct Rejected {
   std::string dn;
@@ -49,6 +55,7 @@ struct LdapRead {
   core::Snapshot snapshot;  // complete = false for an incremental run (no deletes)
   std::vector<Rejected> rejected;
   ServerState server;
+  std::string address;  // the one of the hosts that answered (ServerInfo::address)
   bool incremental = false;
   std::size_t pages = 0;
   std::size_t groups = 0;
@@ -56,7 +63,8 @@ struct LdapRead {
 
 struct ServerInfo {
   ServerState state;
-  std::string vendor;  // "Active Directory" or the rootDSE's vendorName
+  std::string vendor;   // "Active Directory" or the rootDSE's vendorName
+  std::string address;  // the one of the hosts that answered: "192.0.2.5:389"
 };
 
 // Connects, binds and reads the rootDSE: `sync ldap test`.
