@@ -812,25 +812,29 @@ int serve(const Config& config, store::Store& store,
   outbound.start();
   spdlog::info("mailroster {} ({})", version(), commit());
   spdlog::info("database {}", describe_database(config));
-  spdlog::info("admin HTTP{} listening on {}:{}", config.admin_tls_cert.empty() ? "" : "S",
-               config.admin_listen.host, http.port());
+  // Where each listener is bound ("[::1]:2525" for an IPv6 address).
+  const auto bound = [](const core::Endpoint& listen, std::uint16_t port) {
+    return core::Endpoint{listen.host, port}.str();
+  };
+  const auto admin_at = bound(config.admin_listen, http.port());
+  const auto inbound_at = bound(config.inbound.listen, inbound.port());
+  const auto outbound_at = bound(config.outbound_listen, outbound.port());
+  const auto admin_name = config.admin_tls_cert.empty() ? "admin HTTP" : "admin HTTPS";
+  spdlog::info("{} listening on {}", admin_name, admin_at);
   const auto starttls = [&config](bool required) -> std::string {
     if (config.inbound.tls_cert_file.empty()) return "";
     return required ? " (STARTTLS required)" : " (STARTTLS offered)";
   };
-  spdlog::info("inbound SMTP listening on {}:{} as {}{}", config.inbound.listen.host,
-               inbound.port(), config.inbound.hostname, starttls(config.inbound.require_tls));
-  spdlog::info("outbound SMTP listening on {}:{}, relaying to {}{}", config.outbound_listen.host,
-               outbound.port(), config.outbound_next_hop.str(),
-               starttls(config.outbound_require_tls));
+  spdlog::info("inbound SMTP listening on {} as {}{}", inbound_at, config.inbound.hostname,
+               starttls(config.inbound.require_tls));
+  spdlog::info("outbound SMTP listening on {}, relaying to {}{}", outbound_at,
+               config.outbound_next_hop.str(), starttls(config.outbound_require_tls));
   for (const auto& l : tls_listeners) log_certificate(l, clock.now());
   SyncScheduler scheduler(syncs, clock, metrics, lease, config.sync_check);
 
   // Every listener is bound: systemd (Type=notify) may start what comes after us.
-  serving = fmt::format("serving: inbound SMTP {}:{}, outbound SMTP {}:{}, admin HTTP{} {}:{}",
-                        config.inbound.listen.host, inbound.port(), config.outbound_listen.host,
-                        outbound.port(), config.admin_tls_cert.empty() ? "" : "S",
-                        config.admin_listen.host, http.port());
+  serving = fmt::format("serving: inbound SMTP {}, outbound SMTP {}, {} {}", inbound_at,
+                        outbound_at, admin_name, admin_at);
   service_manager::ready(serving);
   // With WatchdogSec=, systemd restarts a service that stops saying it is alive: said from the
   // I/O thread, so a stuck event loop (no SMTP served) is restarted.

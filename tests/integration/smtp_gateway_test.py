@@ -1068,6 +1068,68 @@ def metric(admin_port, name):
     return 0.0
 
 
+def ipv6_loopback():
+    """Whether this machine can listen on ::1."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(ipv6_loopback(), "no IPv6 loopback on this machine")
+class Ipv6(ServeTestCase):
+    """Listeners on IPv6: clients are known by their IPv6 address (harvest guard, relay
+    networks), and an IPv4 client of a dual-stack listener ([::]) by its IPv4 address, not as
+    ::ffff:a.b.c.d."""
+
+    def setUp(self):
+        super().setUp()
+        config, db = quiet_gateway(self.dir, "", "slow_after = 2\nrefuse_after = 2\n")
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write(text.replace('[admin]\nlisten = "127.0.0.1:0"', '[admin]\nlisten = "[::1]:0"')
+                    .replace('inbound_listen = "127.0.0.1:0"', 'inbound_listen = "[::1]:0"')
+                    .replace('[outbound]\nlisten = "127.0.0.1:0"', '[outbound]\nlisten = "[::]:0"'))
+        run_cli(db, "company", "update", "quiet", "--relay-network", "::1/128")
+        self.log_path = os.path.join(self.dir, "serve.log")
+        self.log = open(self.log_path, "w")
+        self.serve = subprocess.Popen([BINARY, "--config", config, "serve"],
+                                      stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.time() + 10
+        pattern = (r"admin HTTP listening on \[::1\]:(\d+)\n.*inbound SMTP listening on \[::1\]:(\d+)"
+                   r" as .*\n.*outbound SMTP listening on \[::\]:(\d+)")
+        while not re.search(pattern, self.log_text()):
+            self.assertLess(time.time(), deadline, self.log_text())
+            time.sleep(0.05)
+        self.admin, self.inbound, self.outbound = map(int, re.search(pattern, self.log_text()).groups())
+
+    def test_clients_over_ipv6_and_ipv4_mapped(self):
+        s = smtplib.SMTP("::1", self.inbound, timeout=10)
+        s.ehlo("client.example")
+        s.mail("x@example.org")
+        self.assertEqual([s.rcpt("g%d@quiet.example" % i)[0] for i in range(2)], [550, 550])
+        code, text = s.rcpt("g3@quiet.example")
+        self.assertEqual(code, 421)
+        self.assertIn(b"too many unknown recipients from ::1;", text)
+        # The outbound listener: ::1 is the company's relay network; 127.0.0.1 (as
+        # ::ffff:127.0.0.1 on the dual-stack socket) is not, and is named as IPv4.
+        s = smtplib.SMTP("::1", self.outbound, timeout=10)
+        s.ehlo("mx.quiet.example")
+        self.assertEqual(s.mail("bob@quiet.example")[0], 250)
+        s.quit()
+        s = smtplib.SMTP("127.0.0.1", self.outbound, timeout=10)
+        s.ehlo("mx.quiet.example")
+        code, text = s.mail("bob@quiet.example")
+        self.assertEqual(code, 550)
+        self.assertIn(b"127.0.0.1 is not an outbound relay network", text)
+        s.quit()
+        with urllib.request.urlopen("http://[::1]:%d/healthz" % self.admin, timeout=5) as r:
+            self.assertEqual(r.status, 200)
+
+
 class ConfigReload(ServeTestCase):
     """SIGHUP rereads the configuration file: what can change while serving applies to new
     connections and to the next command of those under way; what is read at start only is
