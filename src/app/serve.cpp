@@ -226,16 +226,17 @@ class SyncScheduler {
   std::thread thread_;  // last: starts once the members above exist
 };
 
-// Hands a password link's mail to the relay (the coroutine owns its arguments).
-boost::asio::awaitable<void> mail_password_link(smtp::ClientPool& pool,
-                                                const reports::MaintenanceSettings& relay,
-                                                std::string to, std::string message) {
+// Hands a mail of serve's own (a password link; a delivery notification, from the null
+// sender) to the [reports] relay (the coroutine owns its arguments).
+boost::asio::awaitable<void> hand_to_relay(smtp::ClientPool& pool, core::Endpoint relay,
+                                           std::string from, std::string to, std::string message,
+                                           std::string what) {
   const std::vector<std::string> recipients{to};  // not braced in the co_await: g++ 12 fails
-  const auto error = co_await reports::submit(pool, relay.relay, relay.from, recipients, message);
+  const auto error = co_await reports::submit(pool, relay, from, recipients, message);
   if (error.empty()) {
-    spdlog::info("password link mailed to {}", to);
+    spdlog::info("{} mailed to {}", what, to);
   } else {
-    spdlog::warn("password link to {} not mailed: {}", to, error);
+    spdlog::warn("{} to {} not mailed: {}", what, to, error);
   }
 }
 
@@ -291,6 +292,14 @@ int serve(const Config& config, store::Store& store,
   // before the gateways that post to it: it is drained after the gateways are gone and before
   // what the tasks use is.
   core::WorkQueue discovery_writes("discovery");
+  // "Relayed" delivery notifications (gateway/dsn.hpp) go out from the null sender through the
+  // reports' relay.
+  auto notify = [&io, &pool, &config](const std::string& to, std::string message) {
+    boost::asio::co_spawn(
+        io,
+        hand_to_relay(pool, config.maintenance.relay, "", to, std::move(message), "relayed notice"),
+        boost::asio::detached);
+  };
   auto defer = [&discovery_writes](std::function<void()> task) {
     discovery_writes.post(std::move(task));
   };
@@ -304,13 +313,15 @@ int serve(const Config& config, store::Store& store,
        .postmaster = config.postmaster.empty()
                          ? std::nullopt
                          : std::optional(core::Address::parse(config.postmaster).value()),
-       .defer = defer});
+       .defer = defer,
+       .notify = notify});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, *scorer, metrics, clock,
                                             {.hostname = config.inbound.hostname,
                                              .next_hop = config.outbound_next_hop,
                                              .mark = config.mark_outbound,
-                                             .defer = defer});
+                                             .defer = defer,
+                                             .notify = notify});
   smtp::Server outbound(io, outbound_settings(config), outbound_gateway);
 
   metrics.describe("mailroster_build_info", "The version and commit this node runs", "gauge");
@@ -619,8 +630,11 @@ int serve(const Config& config, store::Store& store,
       {.base_url = [&config, &http] { return config.admin_base_url(http.port()); },
        .send =
            [&io, &pool, &config](const std::string& to, const std::string& message) {
-             boost::asio::co_spawn(io, mail_password_link(pool, config.maintenance, to, message),
-                                   boost::asio::detached);
+             boost::asio::co_spawn(
+                 io,
+                 hand_to_relay(pool, config.maintenance.relay, config.maintenance.from, to, message,
+                               "password link"),
+                 boost::asio::detached);
            },
        .from = config.maintenance.from,
        .hostname = config.inbound.hostname});

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/discovery.hpp"
+#include "gateway/dsn.hpp"
 #include "gateway/relay.hpp"
 
 namespace mailroster::gateway {
@@ -159,11 +160,9 @@ struct InboundGateway::Impl {
   awaitable<Reply> relay_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
                                  const std::vector<Recipient>& recipients,
                                  const std::string& message, const std::string& headers) {
-    RelayRequest request;
+    auto request = request_for(tx);
     request.destination = recipients.front().destination;
-    request.sender = tx.mail_from;
-    request.eight_bit = tx.eight_bit;
-    request.smtputf8 = tx.smtputf8;
+    request.recipients.clear();  // in their parsed form, the same order
     for (const auto& r : recipients) request.recipients.push_back(r.address.str());
     request.received =
         received_header(
@@ -173,6 +172,7 @@ struct InboundGateway::Impl {
         headers;
     request.id = session.id + "." + std::to_string(sessions[session.id].messages);
     auto outcome = co_await gateway::relay(relay, request, message);
+    send_relayed_notice(request, outcome, message, settings.hostname, clock.now(), settings.notify);
     // Said 2xx at RCPT time, refused now: forget the stale verdict; the client retries and
     // the refused recipient then gets its own answer.
     for (const auto& a : outcome.refused_permanently) {

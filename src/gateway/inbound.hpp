@@ -43,6 +43,9 @@ struct InboundSettings {
   // Where the discovery bookkeeping of a delivery (store writes) runs: serve gives a queue
   // away from the I/O thread, so SMTP never waits for an import or a sync writing meanwhile.
   std::function<void(std::function<void()>)> defer = [](std::function<void()> task) { task(); };
+  // Sends a "relayed" delivery status notification to an envelope sender (gateway/dsn.hpp);
+  // serve submits it through [reports] relay. Unset: the notice due is only logged.
+  std::function<void(const std::string& to, std::string message)> notify;
 };
 
 class InboundGateway final : public smtp::SessionHandler {

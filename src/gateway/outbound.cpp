@@ -4,6 +4,7 @@
 
 #include <unordered_map>
 
+#include "gateway/dsn.hpp"
 #include "gateway/relay.hpp"
 
 namespace mailroster::gateway {
@@ -86,12 +87,8 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       r = std::move(*refused);
       if (score->verdict == Verdict::spam) result = "spam";
     } else {
-      RelayRequest request;
+      auto request = request_for(tx);
       request.destination = I.settings.next_hop;
-      request.sender = tx.mail_from;
-      request.eight_bit = tx.eight_bit;
-      request.smtputf8 = tx.smtputf8;
-      request.recipients = tx.recipients;
       // Unless marking is off for outbound mail: then the message goes out as a clean one.
       Score shown = *score;
       if (!I.settings.mark && shown.verdict == Verdict::marked) shown = Score{};
@@ -101,7 +98,10 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       request.id = session.id + "." + std::to_string(n);
       // Without the X-Spam fields it came with; with rspamd's Subject, when it rewrote it.
       const auto changed = relayed_form(shown, message);
-      r = (co_await relay(I.relay, request, changed ? *changed : message)).reply;
+      const auto relayed = co_await relay(I.relay, request, changed ? *changed : message);
+      send_relayed_notice(request, relayed, changed ? *changed : message, I.settings.hostname,
+                          I.clock.now(), I.settings.notify);
+      r = relayed.reply;
       // Only a clean message counts toward discovery; a marked one was delivered all the same.
       if (r.positive() && score->clean() && !tx.mail_from.empty()) {
         if (auto sender = core::Address::parse(tx.mail_from)) {

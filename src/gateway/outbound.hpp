@@ -32,6 +32,9 @@ struct OutboundSettings {
   bool mark = true;
   // As InboundSettings::defer: where a sender's discovery count is written.
   std::function<void(std::function<void()>)> defer = [](std::function<void()> task) { task(); };
+  // Sends a "relayed" delivery status notification to an envelope sender (gateway/dsn.hpp);
+  // serve submits it through [reports] relay. Unset: the notice due is only logged.
+  std::function<void(const std::string& to, std::string message)> notify;
 };
 
 class OutboundGateway final : public smtp::SessionHandler {

@@ -42,6 +42,17 @@ Reply failure(const smtp::ClientResult& r, std::string_view what) {
 
 }  // namespace
 
+RelayRequest request_for(const smtp::Transaction& tx) {
+  RelayRequest request;
+  request.sender = tx.mail_from;
+  request.eight_bit = tx.eight_bit;
+  request.smtputf8 = tx.smtputf8;
+  request.recipients = tx.recipients;
+  request.dsn = tx.dsn;
+  request.recipient_dsn = tx.recipient_dsn;
+  return request;
+}
+
 awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& request,
                               const std::string& message) {
   RelayOutcome out;
@@ -66,6 +77,9 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
     mail += " SIZE=" + std::to_string(message.size() + request.received.size());
   if (request.eight_bit && conn.offers("8BITMIME")) mail += " BODY=8BITMIME";
   if (request.smtputf8 && conn.offers("SMTPUTF8")) mail += " SMTPUTF8";
+  const bool dsn = conn.offers("DSN");
+  if (dsn && !request.dsn.ret.empty()) mail += " RET=" + request.dsn.ret;
+  if (dsn && !request.dsn.envid.empty()) mail += " ENVID=" + request.dsn.envid;
   auto r = co_await conn.command(mail);
   if (r.failure != smtp::ClientFailure::none) {
     out.reply = failure(r, "relay failed");
@@ -77,8 +91,15 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
     co_return out;
   }
   std::optional<std::pair<std::string, smtp::ClientResult>> first_refusal;
-  for (const auto& rcpt : request.recipients) {
-    auto rr = co_await conn.command("RCPT TO:<" + rcpt + ">");
+  for (std::size_t i = 0; i < request.recipients.size(); ++i) {
+    const auto& rcpt = request.recipients[i];
+    std::string command = "RCPT TO:<" + rcpt + ">";
+    if (dsn && i < request.recipient_dsn.size()) {
+      const auto& d = request.recipient_dsn[i];
+      if (!d.notify.empty()) command += " NOTIFY=" + d.notify;
+      if (!d.orcpt.empty()) command += " ORCPT=" + d.orcpt;
+    }
+    auto rr = co_await conn.command(command);
     if (rr.failure != smtp::ClientFailure::none) {
       out.reply = failure(rr, "relay failed");
       co_return out;
@@ -105,6 +126,9 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
   if (!d.reply.positive()) {
     out.reply = pass_on(d);
     co_return out;
+  }
+  for (std::size_t i = 0; !dsn && i < request.recipient_dsn.size(); ++i) {
+    if (request.recipient_dsn[i].wants_success()) out.relayed_notices.push_back(i);
   }
   auto text = d.reply.text;
   std::replace(text.begin(), text.end(), '\n', ' ');

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+
+#include "core/split.hpp"
 
 namespace mailroster::smtp {
 namespace {
@@ -361,6 +364,75 @@ std::optional<std::pair<Reply, std::size_t>> parse_reply(std::string_view text) 
     first = false;
     if (line.size() <= 3 || line[3] == ' ') return std::make_pair(reply, pos);
   }
+}
+
+bool DsnRecipient::wants_success() const {
+  for (const auto part : core::split(notify, ',')) {
+    if (part == "SUCCESS") return true;
+  }
+  return false;
+}
+
+namespace {
+
+bool is_upper_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
+
+}  // namespace
+
+bool is_xtext(std::string_view text, bool utf8) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '+') {
+      if (i + 2 >= text.size() || !is_upper_hex(text[i + 1]) || !is_upper_hex(text[i + 2])) {
+        return false;
+      }
+      i += 2;
+    } else if (c >= 0x80) {
+      if (!utf8) return false;
+    } else if (c < 33 || c > 126 || c == '=') {
+      return false;
+    }
+  }
+  return !utf8 || core::is_valid_utf8(text);
+}
+
+std::optional<std::string> dsn_notify(std::string_view value) {
+  std::string upper(value);
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  if (upper == "NEVER") return upper;
+  std::vector<std::string_view> seen;
+  for (const auto part : core::split(upper, ',')) {
+    if (part != "SUCCESS" && part != "FAILURE" && part != "DELAY") return std::nullopt;
+    if (std::find(seen.begin(), seen.end(), part) != seen.end()) return std::nullopt;
+    seen.push_back(part);
+  }
+  return upper;
+}
+
+bool is_dsn_orcpt(std::string_view value, bool utf8) {
+  if (value.size() > 500) return false;
+  const auto semicolon = value.find(';');
+  if (semicolon == 0 || semicolon == std::string_view::npos) return false;
+  for (const char c : value.substr(0, semicolon)) {  // addr-type: an atom
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+  }
+  const auto address = value.substr(semicolon + 1);
+  return !address.empty() && is_xtext(address, utf8);
+}
+
+std::string xtext_decode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+' && i + 2 < text.size() && is_upper_hex(text[i + 1]) &&
+        is_upper_hex(text[i + 2])) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
 }
 
 }  // namespace mailroster::smtp

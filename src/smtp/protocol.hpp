@@ -125,4 +125,27 @@ std::vector<std::string> ehlo_keywords(std::string_view reply_text);
 // number of bytes it used, or nullopt when text holds no complete reply yet.
 std::optional<std::pair<Reply, std::size_t>> parse_reply(std::string_view text);
 
+// Delivery status notification parameters (RFC 3461), as a client gave them and the next hop
+// is given them again. Empty: not given.
+struct DsnRequest {
+  std::string ret;    // MAIL RET=: "FULL" or "HDRS"
+  std::string envid;  // MAIL ENVID=: xtext, at most 100 characters
+};
+struct DsnRecipient {
+  std::string notify;  // RCPT NOTIFY=: "NEVER", or some of "SUCCESS,FAILURE,DELAY" (upper case)
+  std::string orcpt;   // RCPT ORCPT=: "rfc822;bob+2Bsales@example.org" (addr-type ";" xtext)
+  bool wants_success() const;
+};
+
+// RFC 3461 4: xtext, printable ASCII with "+" and "=" written as "+XX" (upper-case hex).
+// utf8: RFC 6533's form under SMTPUTF8, which may also carry UTF-8 characters.
+bool is_xtext(std::string_view text, bool utf8 = false);
+// The NOTIFY value in upper case, or nullopt when it is not NEVER alone or a list of SUCCESS,
+// FAILURE and DELAY without repeats.
+std::optional<std::string> dsn_notify(std::string_view value);
+// Whether an ORCPT value is addr-type ";" xtext, at most 500 characters (RFC 3461 4.2).
+bool is_dsn_orcpt(std::string_view value, bool utf8 = false);
+// xtext decoded ("bob+2Bsales" -> "bob+sales"), for the report a person reads.
+std::string xtext_decode(std::string_view text);
+
 }  // namespace mailroster::smtp

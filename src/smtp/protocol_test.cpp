@@ -293,4 +293,33 @@ TEST(DotStuff, RoundTripsThroughTheReader) {
 }
 
 }  // namespace
+// RFC 3461's parameter values: xtext (4), NOTIFY (4.1), ORCPT (4.2).
+TEST(Dsn, XtextNotifyAndOrcpt) {
+  EXPECT_TRUE(is_xtext("abc+2B+3D~!"));
+  EXPECT_TRUE(is_xtext(""));
+  for (const auto* bad : {"a=b", "a+2b", "a+2", "a b", "a\x7f", "caf\xc3\xa9"}) {
+    EXPECT_FALSE(is_xtext(bad)) << bad;
+  }
+  EXPECT_TRUE(is_xtext("caf\xc3\xa9", true));  // UTF-8 under SMTPUTF8 (RFC 6533)
+  EXPECT_FALSE(is_xtext("caf\xc3", true));     // not UTF-8
+  EXPECT_EQ(xtext_decode("bob+2Bsales+3Dx+2"), "bob+sales=x+2");
+
+  EXPECT_EQ(dsn_notify("never"), "NEVER");
+  EXPECT_EQ(dsn_notify("success,Failure,DELAY"), "SUCCESS,FAILURE,DELAY");
+  for (const auto* bad : {"", "NEVER,SUCCESS", "SUCCESS,SUCCESS", "SUCCESS,", "ALWAYS"}) {
+    EXPECT_FALSE(dsn_notify(bad)) << bad;
+  }
+  EXPECT_TRUE((DsnRecipient{"FAILURE,SUCCESS", ""}.wants_success()));
+  EXPECT_FALSE((DsnRecipient{"FAILURE,DELAY", ""}.wants_success()));
+  EXPECT_FALSE((DsnRecipient{"", ""}.wants_success()));
+
+  EXPECT_TRUE(is_dsn_orcpt("rfc822;bob+2Bsales@example.org"));
+  EXPECT_TRUE(is_dsn_orcpt("utf-8;j\xc3\xbcrgen@example.org", true));
+  for (const auto* bad :
+       {"bob@example.org", ";bob@example.org", "rfc822;", "rfc 822;bob@x", "rfc822;a=b@x"}) {
+    EXPECT_FALSE(is_dsn_orcpt(bad)) << bad;
+  }
+  EXPECT_FALSE(is_dsn_orcpt("rfc822;" + std::string(500, 'a')));
+}
+
 }  // namespace mailroster::smtp

@@ -261,6 +261,7 @@ struct Server::Impl::Session {
     text += "\n8BITMIME";
     text += "\nENHANCEDSTATUSCODES";
     text += "\nSMTPUTF8";
+    text += "\nDSN";
     if (srv.tls.enabled() && !tls) text += "\nSTARTTLS";
     return text;
   }
@@ -302,6 +303,18 @@ struct Server::Impl::Session {
       } else if (p.keyword == "SMTPUTF8") {
         if (!p.value.empty()) co_return error({501, "5.5.4 SMTPUTF8 takes no value"});
         next.smtputf8 = true;
+      } else if (p.keyword == "RET") {  // RFC 3461 4.3
+        const auto ret = core::ascii_lower(p.value);
+        if (!next.dsn.ret.empty()) co_return error({501, "5.5.4 RET given twice"});
+        if (ret != "full" && ret != "hdrs")
+          co_return error({501, "5.5.4 RET must be FULL or HDRS"});
+        next.dsn.ret = ret == "full" ? "FULL" : "HDRS";
+      } else if (p.keyword == "ENVID") {  // RFC 3461 4.4
+        if (!next.dsn.envid.empty()) co_return error({501, "5.5.4 ENVID given twice"});
+        if (p.value.empty() || p.value.size() > 100 || !is_xtext(p.value)) {
+          co_return error({501, "5.5.4 ENVID must be xtext of at most 100 characters"});
+        }
+        next.dsn.envid = p.value;
       } else {
         co_return error({555, "5.5.4 unsupported parameter " + p.keyword});
       }
@@ -318,8 +331,26 @@ struct Server::Impl::Session {
   awaitable<void> on_rcpt(const Command& c) {
     if (state != State::mail && state != State::rcpt)
       co_return error({503, "5.5.1 need MAIL first"});
-    if (!c.parameters.empty()) {
-      co_return error({555, "5.5.4 unsupported parameter " + c.parameters.front().keyword});
+    DsnRecipient dsn;
+    for (const auto& p : c.parameters) {
+      if (!info.esmtp) co_return error({555, "5.5.4 parameters need EHLO"});
+      if (p.keyword == "NOTIFY") {  // RFC 3461 4.1
+        const auto notify = dsn_notify(p.value);
+        if (!dsn.notify.empty()) co_return error({501, "5.5.4 NOTIFY given twice"});
+        if (!notify) {
+          co_return error(
+              {501, "5.5.4 NOTIFY must be NEVER, or one or more of SUCCESS, FAILURE, DELAY"});
+        }
+        dsn.notify = *notify;
+      } else if (p.keyword == "ORCPT") {  // RFC 3461 4.2
+        if (!dsn.orcpt.empty()) co_return error({501, "5.5.4 ORCPT given twice"});
+        if (!is_dsn_orcpt(p.value, tx.smtputf8)) {
+          co_return error({501, "5.5.4 ORCPT must be addr-type;xtext (rfc822;user@domain)"});
+        }
+        dsn.orcpt = p.value;
+      } else {
+        co_return error({555, "5.5.4 unsupported parameter " + p.keyword});
+      }
     }
     if (!tx.smtputf8 && !core::is_ascii(c.path)) co_return error(kUndeclaredUtf8);
     if (tx.recipients.size() >= srv.settings.limits.recipients) {
@@ -330,6 +361,7 @@ struct Server::Impl::Session {
     if (r.positive()) {
       tx.recipients.push_back(c.path);
       tx.recipient_addresses.push_back(c.address.value_or(core::Address{}));
+      tx.recipient_dsn.push_back(std::move(dsn));
       enter_state(State::rcpt);
     } else if (r.permanent()) {
       ++errors;  // unknown recipients count as errors, as in Postfix

@@ -75,8 +75,10 @@ struct Transaction {
   std::uint64_t declared_size = 0;
   bool eight_bit = false;
   bool smtputf8 = false;  // MAIL ... SMTPUTF8 (RFC 6531): UTF-8 addresses and headers allowed
+  DsnRequest dsn;         // MAIL RET= and ENVID= (RFC 3461)
   std::vector<std::string> recipients;             // accepted ones, as given in RCPT
   std::vector<core::Address> recipient_addresses;  // parallel: parsed form (postmaster: empty)
+  std::vector<DsnRecipient> recipient_dsn;         // parallel: RCPT NOTIFY= and ORCPT=
 };
 
 class SessionHandler {

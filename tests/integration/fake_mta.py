@@ -11,10 +11,12 @@ Behaviour is chosen per instance:
   --mode slow       wait --delay seconds before every reply
   --mode tempfail   RCPT answers 450 4.2.0 for every address
   --smtputf8        offer SMTPUTF8 (RFC 6531); without it a non-ASCII address gets 553 5.6.7
+  --dsn             offer DSN (RFC 3461); without it MAIL/RCPT parameters of DSN get 555
   --starttls C,K    offer STARTTLS (RFC 3207) with this certificate and key (PEM files)
   --mode badtls     offer STARTTLS, answer it 220, then break the handshake
 Each message received is written to --spool as NNNN.eml (the exact DATA bytes after
-undoing dot-stuffing) and NNNN.json (envelope). Prints "listening on PORT" when ready.
+undoing dot-stuffing) and NNNN.json (envelope: from, to, MAIL parameters, each recipient's
+RCPT parameters, tls). Prints "listening on PORT" when ready.
 """
 import argparse
 import asyncio
@@ -53,7 +55,7 @@ class Session:
             self.writer.close()
             return
         await self.reply("220 fake-mta.test ESMTP")
-        mail_from, params, rcpts = None, [], []
+        mail_from, params, rcpts, rcpt_params = None, [], [], {}
         while True:
             line = await self.reader.readline()
             if not line:
@@ -62,8 +64,9 @@ class Session:
             verb = cmd[:4].upper()
             if verb == "EHLO":
                 offers_tls = (self.args.starttls or self.args.mode == "badtls") and not self.tls
-                await self.reply("250-fake-mta.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n%s%s250 SIZE 100000000"
+                await self.reply("250-fake-mta.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n%s%s%s250 SIZE 100000000"
                                  % ("250-SMTPUTF8\r\n" if self.args.smtputf8 else "",
+                                    "250-DSN\r\n" if self.args.dsn else "",
                                     "250-STARTTLS\r\n" if offers_tls else ""))
             elif verb == "STAR" and cmd.upper() == "STARTTLS":
                 await self.reply("220 2.0.0 ready to start TLS")
@@ -81,18 +84,26 @@ class Session:
             elif verb == "MAIL":
                 words = cmd[10:].strip().split(" ")
                 mail_from, params, rcpts = words[0].strip("<>"), [w.upper() for w in words[1:] if w], []
+                rcpt_params = {}
+                if not self.args.dsn and any(p.split("=")[0] in ("RET", "ENVID") for p in params):
+                    await self.reply("555 5.5.4 unsupported parameter")
+                    continue
                 if not mail_from.isascii() and not (self.args.smtputf8 and "SMTPUTF8" in params):
                     await self.reply("553 5.6.7 non-ASCII address without SMTPUTF8")
                     continue
                 await self.reply("250 2.1.0 ok")
             elif verb == "RCPT":
-                addr = cmd[8:].strip().split(" ")[0].strip("<>")
-                if not addr.isascii() and not (self.args.smtputf8 and "SMTPUTF8" in params):
+                words = cmd[8:].strip().split(" ")
+                addr = words[0].strip("<>")
+                if words[1:] and not self.args.dsn:
+                    await self.reply("555 5.5.4 unsupported parameter")
+                elif not addr.isascii() and not (self.args.smtputf8 and "SMTPUTF8" in params):
                     await self.reply("553 5.6.7 non-ASCII address without SMTPUTF8")
                 elif self.args.mode == "tempfail":
                     await self.reply("450 4.2.0 mailbox busy")
                 elif self.exists(addr):
                     rcpts.append(addr)
+                    rcpt_params[addr] = [w for w in words[1:] if w]
                     await self.reply("250 2.1.5 ok")
                 else:
                     await self.reply("550 5.1.1 <%s>: user unknown" % addr)
@@ -116,7 +127,8 @@ class Session:
                 # Both by rename, the envelope first: whoever sees NNNN.eml (the tests poll
                 # for them) finds both whole, and NNNN.json is never seen half written.
                 with open(base + ".json.part", "w") as f:
-                    json.dump({"from": mail_from, "to": rcpts, "params": params, "tls": self.tls}, f)
+                    json.dump({"from": mail_from, "to": rcpts, "params": params,
+                               "rcpt_params": rcpt_params, "tls": self.tls}, f)
                 os.rename(base + ".json.part", base + ".json")
                 with open(base + ".eml.part", "wb") as f:
                     f.write(bytes(data))
@@ -145,6 +157,7 @@ async def main():
     p.add_argument("--delay", type=float, default=5.0)
     p.add_argument("--spool", default=".")
     p.add_argument("--smtputf8", action="store_true")
+    p.add_argument("--dsn", action="store_true")
     p.add_argument("--starttls", default="")
     args = p.parse_args()
     args.accept = {a.strip().lower() for a in args.accept.split(",") if a.strip()}

@@ -126,6 +126,8 @@ class Gateway(unittest.TestCase):
             "intl": ["--accept", "jürgen,renée,info", "--smtputf8"],  # offers SMTPUTF8
             "tls": ["--accept", "tina", "--starttls", cls.mta_cert + "," + cls.mta_key],
             "badtls": ["--accept", "bea", "--mode", "badtls"],  # offers STARTTLS, breaks it
+            "dsn": ["--accept", "dora,dan", "--dsn"],  # offers DSN
+            "reports": ["--catch-all"],  # [reports] relay: serve's own mail (notices)
         }.items():
             spool = os.path.join(cls.dir, "spool-" + name)
             p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", spool] + args,
@@ -142,7 +144,8 @@ class Gateway(unittest.TestCase):
                              ("drop.example", cls.mtas["drop"][0]), ("busy.example", cls.mtas["busy"][0]),
                              ("slow.example", cls.mtas["slow"][0]), ("dead.example", dead_port),
                              ("intl.example", cls.mtas["intl"][0]), ("bücher.example", cls.mtas["intl"][0]),
-                             ("tls.example", cls.mtas["tls"][0]), ("badtls.example", cls.mtas["badtls"][0])]:
+                             ("tls.example", cls.mtas["tls"][0]), ("badtls.example", cls.mtas["badtls"][0]),
+                             ("dsn.example", cls.mtas["dsn"][0])]:
             cls.cli("domain", "add", domain, "--company", "acme", "--destination", "127.0.0.1:%d" % dest)
         cls.cli("company", "add", "quiet")
         cls.cli("domain", "add", "quiet.example", "--company", "quiet", "--destination",
@@ -155,6 +158,8 @@ class Gateway(unittest.TestCase):
         cls.cli("user", "add", "Info@Bücher.example")
         cls.cli("user", "add", "tina@tls.example")
         cls.cli("user", "add", "bea@badtls.example")
+        cls.cli("user", "add", "dora@dsn.example")
+        cls.cli("user", "add", "dan@dsn.example")
         cls.cli("discovery", "set", "--company", "acme", "enabled=true")
         cls.cli("company", "add", "outco", "--relay-network", "127.0.0.1/32")
         cls.cli("domain", "add", "out.example", "--company", "outco", "--destination",
@@ -171,7 +176,9 @@ class Gateway(unittest.TestCase):
                     '[relay]\nconnect_timeout = "1s"\ncommand_timeout = "1s"\n'
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
                     '[harvest]\nslow_after = 1000\nrefuse_after = 1000\n'  # tested in Limits
-                    % (database_toml(cls.db, cls.dir), cls.admin_port, cert, key, cls.mtas["main"][0]))
+                    '[reports]\nrelay = "127.0.0.1:%d"\n'
+                    % (database_toml(cls.db, cls.dir), cls.admin_port, cert, key, cls.mtas["main"][0],
+                       cls.mtas["reports"][0]))
         cls.config = config
         cls.cert = cert  # the gateway's own (CN=mailroster.test): no CA of the destinations
         start_gateway(cls, config)
@@ -401,6 +408,89 @@ class Gateway(unittest.TestCase):
             r = subprocess.run([BINARY, "--config", config, "serve"], capture_output=True, text=True, timeout=20)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn(reason, r.stderr)
+
+    # ---- delivery status notifications (DSN, RFC 3461) -------------------------------------
+
+    def wait_spooled(self, name, before, count=1):
+        deadline = time.time() + 10
+        while len(self.spooled(name)) < len(before) + count:
+            self.assertLess(time.time(), deadline, "nothing arrived at %s" % name)
+            time.sleep(0.05)
+        new = [f for f in self.spooled(name) if f not in before]
+        return [(json.load(open(os.path.join(self.mtas[name][1], f[:-4] + ".json"))),
+                 self.read_spool(name, f)) for f in new]
+
+    def test_dsn_parameters_go_on_to_a_next_hop_that_offers_dsn(self):
+        before, notices = self.spooled("dsn"), self.spooled("reports")
+        with self.smtp() as s:
+            self.assertIn("dsn", s.esmtp_features)
+            s.sendmail("bob@example.org", ["dora@dsn.example", "dan@dsn.example"],
+                       message("dora@dsn.example", "dsn on"),
+                       mail_options=["RET=HDRS", "ENVID=QQ+2B314"],
+                       rcpt_options=["NOTIFY=success,FAILURE", "ORCPT=rfc822;Dora+2Bsales@dsn.example"])
+        (envelope, _), = self.wait_spooled("dsn", before)
+        self.assertIn("RET=HDRS", envelope["params"])
+        self.assertIn("ENVID=QQ+2B314", envelope["params"])
+        for rcpt in ("dora@dsn.example", "dan@dsn.example"):
+            self.assertEqual(envelope["rcpt_params"][rcpt],
+                             ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Dora+2Bsales@dsn.example"])
+        time.sleep(0.3)
+        self.assertEqual(self.spooled("reports"), notices)  # the next hop reports: no notice here
+
+    def test_success_asked_of_a_next_hop_without_dsn_gets_a_relayed_notice(self):
+        before, notices = self.spooled(), self.spooled("reports")
+        msg = message("alice@acme.example", "dsn relayed", "the body\r\n")
+        with self.smtp() as s:
+            s.sendmail("bob@example.org", ["alice@acme.example"], msg,
+                       mail_options=["ENVID=env+2D7"],
+                       rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;alice@acme.example"])
+        (delivered, _), = self.wait_spooled("main", before)
+        self.assertEqual(delivered["rcpt_params"]["alice@acme.example"], [])  # not passed on
+        self.assertNotIn("ENVID=ENV+2D7", delivered["params"])
+        (envelope, notice), = self.wait_spooled("reports", notices)
+        self.assertEqual(envelope["from"], "")  # from the null sender
+        self.assertEqual(envelope["to"], ["bob@example.org"])
+        text = notice.decode()
+        self.assertIn("Content-Type: multipart/report; report-type=delivery-status;", text)
+        self.assertIn("Auto-Submitted: auto-replied\r\n", text)
+        self.assertIn("Reporting-MTA: dns; mx.mailroster.test\r\nOriginal-Envelope-Id: env-7\r\n", text)
+        self.assertIn("Final-Recipient: rfc822; alice@acme.example\r\n"
+                      "Original-Recipient: rfc822;alice@acme.example\r\n"
+                      "Action: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; 127.0.0.1\r\n", text)
+        # RET was not FULL: the headers come back, not the body.
+        self.assertIn("Content-Type: text/rfc822-headers\r\n\r\nFrom: Bob Sender", text)
+        self.assertIn("Subject: dsn relayed\r\n", text)
+        self.assertNotIn("the body", text)
+        # No notice when none was asked for, or to the null sender.
+        for sender, notify in (("bob@example.org", "NOTIFY=FAILURE,DELAY"), ("", "NOTIFY=SUCCESS")):
+            with self.smtp() as s:
+                s.sendmail(sender, ["alice@acme.example"], message("alice@acme.example", "no notice"),
+                           rcpt_options=[notify])
+        time.sleep(0.5)
+        self.assertEqual(len(self.spooled("reports")), len(notices) + 1)
+
+    def test_bad_dsn_parameters_are_refused(self):
+        said = self.raw([b"EHLO client.example\r\n",
+                         b"MAIL FROM:<bob@example.org> RET=ALL\r\n",
+                         b"MAIL FROM:<bob@example.org> ENVID=a=b\r\n",
+                         b"MAIL FROM:<bob@example.org> RET=FULL RET=HDRS\r\n",
+                         b"MAIL FROM:<bob@example.org> RET=full ENVID=x+41\r\n",
+                         b"RCPT TO:<alice@acme.example> NOTIFY=NEVER,SUCCESS\r\n",
+                         b"RCPT TO:<alice@acme.example> NOTIFY=SUCCESS,SUCCESS\r\n",
+                         b"RCPT TO:<alice@acme.example> ORCPT=alice@acme.example\r\n",
+                         b"RCPT TO:<alice@acme.example> ORCPT=rfc822;a+zz@acme.example\r\n",
+                         b"RCPT TO:<alice@acme.example> NOTIFY=never ORCPT=rfc822;alice@acme.example\r\n",
+                         b"QUIT\r\n"], read_until=b"221 ")
+        replies = [l for l in said.split("\r\n") if l[:3].isdigit() and l[3:4] == " "][1:]
+        self.assertEqual([r[:9] for r in replies],
+                         ["250 START", "501 5.5.4", "501 5.5.4", "501 5.5.4", "250 2.1.0",
+                          "501 5.5.4", "501 5.5.4", "501 5.5.4", "501 5.5.4", "250 2.1.5", "221 2.0.0"],
+                         said)
+        # Without EHLO there are no parameters.
+        said = self.raw([b"HELO client.example\r\n", b"MAIL FROM:<bob@example.org>\r\n",
+                         b"RCPT TO:<alice@acme.example> NOTIFY=SUCCESS\r\n", b"QUIT\r\n"],
+                        read_until=b"221 ")
+        self.assertIn("555 5.5.4 parameters need EHLO", said)
 
     # ---- internationalised mail (SMTPUTF8, RFC 6531) --------------------------------------
 

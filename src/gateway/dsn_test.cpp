@@ -1,0 +1,72 @@
+#include "gateway/dsn.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mailroster::gateway {
+namespace {
+
+using namespace std::chrono;
+const core::TimePoint kNow{sys_days{2026y / December / 6}};
+const std::string kMessage = "From: Bob <bob@example.org>\r\nSubject: hello\r\n\r\nthe body\r\n";
+
+RelayRequest request(std::string ret = "") {
+  RelayRequest r;
+  r.destination = core::Endpoint{"mx.acme.example", 25};
+  r.sender = "bob@example.org";
+  r.recipients = {"alice@acme.example", "carol@acme.example"};
+  r.recipient_dsn = {{"SUCCESS", "rfc822;Alice+2Bx@acme.example"}, {"FAILURE", ""}};
+  r.dsn = {std::move(ret), "id+2B1"};
+  r.id = "ABC.1";
+  return r;
+}
+
+RelayOutcome delivered(std::vector<std::size_t> owed) {
+  RelayOutcome o;
+  o.reply = smtp::Reply{250, "2.0.0 Ok"};
+  o.relayed_notices = std::move(owed);
+  return o;
+}
+
+TEST(RelayedNotice, SaysRelayedForTheRecipientsThatAskedAndReturnsTheHeaders) {
+  const auto notice = relayed_notice(request(), delivered({0}), kMessage, "gw.example", kNow);
+  ASSERT_TRUE(notice);
+  const auto& n = *notice;
+  EXPECT_NE(
+      n.find("From: Mail Delivery System <MAILER-DAEMON@gw.example>\r\nTo: <bob@example.org>\r\n"),
+      std::string::npos);
+  EXPECT_NE(n.find("Reporting-MTA: dns; gw.example\r\nOriginal-Envelope-Id: id+1\r\n"),
+            std::string::npos);
+  EXPECT_NE(n.find("Final-Recipient: rfc822; alice@acme.example\r\n"
+                   "Original-Recipient: rfc822;Alice+x@acme.example\r\n"
+                   "Action: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx.acme.example\r\n"),
+            std::string::npos)
+      << n;
+  EXPECT_EQ(n.find("carol@acme.example"), std::string::npos);  // asked for FAILURE only
+  EXPECT_NE(n.find("Content-Type: text/rfc822-headers\r\n\r\nFrom: Bob <bob@example.org>\r\n"
+                   "Subject: hello\r\n\r\n--"),
+            std::string::npos)
+      << n;
+  EXPECT_EQ(n.find("the body"), std::string::npos);
+  // Every part between boundaries, the last one closed.
+  const auto boundary = n.substr(n.find("boundary=\"") + 10, 15 + 24);
+  EXPECT_NE(n.find("\r\n--" + boundary + "--\r\n"), std::string::npos);
+}
+
+TEST(RelayedNotice, ReturnsTheWholeMessageWithRetFull) {
+  const auto notice = relayed_notice(request("FULL"), delivered({0}), kMessage, "gw", kNow);
+  ASSERT_TRUE(notice);
+  EXPECT_NE(notice->find("Content-Type: message/rfc822\r\n\r\n" + kMessage), std::string::npos);
+}
+
+TEST(RelayedNotice, NoneWhenNotOwed) {
+  EXPECT_FALSE(relayed_notice(request(), delivered({}), kMessage, "gw", kNow));
+  auto to_null = request();
+  to_null.sender = "";
+  EXPECT_FALSE(relayed_notice(to_null, delivered({0}), kMessage, "gw", kNow));
+  auto refused = delivered({0});
+  refused.reply = smtp::Reply{451, "4.3.0 try again"};
+  EXPECT_FALSE(relayed_notice(request(), refused, kMessage, "gw", kNow));
+}
+
+}  // namespace
+}  // namespace mailroster::gateway
