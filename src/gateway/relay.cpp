@@ -97,7 +97,9 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
     if (dsn && i < request.recipient_dsn.size()) {
       const auto& d = request.recipient_dsn[i];
       if (!d.notify.empty()) command += " NOTIFY=" + d.notify;
-      if (!d.orcpt.empty()) command += " ORCPT=" + d.orcpt;
+      // A UTF-8 ORCPT (RFC 6533) only where the transaction goes on in SMTPUTF8.
+      const bool utf8 = request.smtputf8 && conn.offers("SMTPUTF8");
+      if (!d.orcpt.empty() && (utf8 || core::is_ascii(d.orcpt))) command += " ORCPT=" + d.orcpt;
     }
     auto rr = co_await conn.command(command);
     if (rr.failure != smtp::ClientFailure::none) {

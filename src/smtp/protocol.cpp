@@ -58,9 +58,13 @@ bool valid_keyword(std::string_view k) {
 }
 
 // RFC 5321 esmtp-value = 1*(%d33-60 / %d62-126)
-bool valid_value(std::string_view v) {
-  return !v.empty() &&
-         std::all_of(v.begin(), v.end(), [](char c) { return c >= 33 && c <= 126 && c != '='; });
+// esmtp-value (RFC 5321 4.1.2); with utf8, also UTF-8 octets (RFC 6533's ORCPT under
+// SMTPUTF8, whose value the session checks).
+bool valid_value(std::string_view v, bool utf8 = false) {
+  return !v.empty() && std::all_of(v.begin(), v.end(), [utf8](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u >= 33 && u <= 126 && u != '=') || (utf8 && u >= 0x80);
+  });
 }
 
 // Parses "<path> params" after "FROM:" or "TO:". is_rcpt selects the enhanced codes.
@@ -131,7 +135,8 @@ Parsed parse_path_command(Verb verb, std::string_view rest) {
     Parameter p;
     p.keyword = upper(token.substr(0, eq));
     if (eq != std::string_view::npos) p.value = std::string(token.substr(eq + 1));
-    if (!valid_keyword(p.keyword) || (eq != std::string_view::npos && !valid_value(p.value))) {
+    if (!valid_keyword(p.keyword) ||
+        (eq != std::string_view::npos && !valid_value(p.value, rcpt && p.keyword == "ORCPT"))) {
       return refuse(501, "5.5.4 malformed parameter '" + std::string(token) + "'");
     }
     cmd.parameters.push_back(std::move(p));

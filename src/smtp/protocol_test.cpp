@@ -320,6 +320,12 @@ TEST(Dsn, XtextNotifyAndOrcpt) {
     EXPECT_FALSE(is_dsn_orcpt(bad)) << bad;
   }
   EXPECT_FALSE(is_dsn_orcpt("rfc822;" + std::string(500, 'a')));
+  // UTF-8 in a parameter's value: only ORCPT's (RFC 6533; the session wants SMTPUTF8 for it).
+  const auto utf8_orcpt = parse_command("RCPT TO:<a@b.example> ORCPT=utf-8;j\xc3\xbc@b.example");
+  ASSERT_TRUE(utf8_orcpt.command);
+  EXPECT_EQ(utf8_orcpt.command->parameters.at(0).value, "utf-8;j\xc3\xbc@b.example");
+  EXPECT_FALSE(parse_command("MAIL FROM:<a@b.example> ENVID=j\xc3\xbc").command);
+  EXPECT_FALSE(parse_command("RCPT TO:<a@b.example> NOTIFY=j\xc3\xbc").command);
 }
 
 }  // namespace mailroster::smtp

@@ -436,6 +436,14 @@ class Gateway(unittest.TestCase):
                              ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Dora+2Bsales@dsn.example"])
         time.sleep(0.3)
         self.assertEqual(self.spooled("reports"), notices)  # the next hop reports: no notice here
+        # A UTF-8 ORCPT (RFC 6533) does not go to a next hop without SMTPUTF8; NOTIFY does.
+        before = self.spooled("dsn")
+        with self.smtp() as s:
+            s.sendmail("bob@example.org", ["dora@dsn.example"], message("dora@dsn.example", "utf8"),
+                       mail_options=["SMTPUTF8"],
+                       rcpt_options=["NOTIFY=DELAY", "ORCPT=utf-8;j\u00fcrgen@dsn.example"])
+        (envelope, _), = self.wait_spooled("dsn", before)
+        self.assertEqual(envelope["rcpt_params"]["dora@dsn.example"], ["NOTIFY=DELAY"])
 
     def test_success_asked_of_a_next_hop_without_dsn_gets_a_relayed_notice(self):
         before, notices = self.spooled(), self.spooled("reports")
