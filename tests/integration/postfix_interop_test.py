@@ -75,10 +75,10 @@ class PostfixInterop(unittest.TestCase):
         os.chmod(cls.dir, 0o755)  # Postfix opens its data directory as the postfix user
         cls.procs = []
 
-        # The company's mailboxes: take everything, offer SMTPUTF8.
+        # The company's mailboxes: take everything, offer SMTPUTF8 and DSN.
         cls.mailboxes = os.path.join(cls.dir, "mailboxes")
         p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", cls.mailboxes,
-                              "--catch-all", "--smtputf8"], stdout=subprocess.PIPE, text=True)
+                              "--catch-all", "--smtputf8", "--dsn"], stdout=subprocess.PIPE, text=True)
         cls.procs.append(p)
         mailbox_port = int(p.stdout.readline().split()[-1])
 
@@ -328,6 +328,28 @@ class PostfixInterop(unittest.TestCase):
         self.assertEqual(rcpt, 553)
         self.assertIn("5.6.7", text)
         self.assertEqual(len(self.sink_files("anything")), before)
+
+    # ---- delivery status notifications (DSN, RFC 3461) -------------------------------------
+
+    def test_dsn_requests_go_through_mailroster_and_postfix_to_the_mailboxes(self):
+        before = len(self.mailbox_messages("dora@corp.example"))
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+            s.ehlo("client.example.org")
+            self.assertIn("dsn", s.esmtp_features)
+            s.sendmail("sender@example.org", ["dora@corp.example"], message("dora@corp.example", "dsn"),
+                       mail_options=["RET=HDRS", "ENVID=corp+2D1"],
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Dora+2Bsales@corp.example"])
+        self.wait_for("dora's message", lambda: len(self.mailbox_messages("dora@corp.example")) - before, 1)
+        envelope, _ = self.mailbox_messages("dora@corp.example")[-1]
+        # Postfix took them from mailroster and passed them on (RFC 3461 5.2), as it would not
+        # have had mailroster not offered DSN.
+        self.assertIn("RET=HDRS", envelope["params"])
+        # Postfix decodes xtext and encodes it again: "+2D" is a "-", which needs no encoding
+        # (and the fake MTA upper-cases MAIL's parameters).
+        self.assertIn("ENVID=CORP-1", envelope["params"])
+        params = dict(p.split("=", 1) for p in envelope["rcpt_params"]["dora@corp.example"])
+        self.assertEqual(sorted(params["NOTIFY"].split(",")), ["FAILURE", "SUCCESS"])
+        self.assertEqual(params["ORCPT"], "rfc822;Dora+2Bsales@corp.example")
 
     # ---- outbound: the company's Postfix sends through mailroster -------------------------
 
