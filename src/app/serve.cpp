@@ -142,9 +142,19 @@ class SchedulerLease {
   ~SchedulerLease() {
     try {
       if (state_ == 1) store_.release_lease(kName, holder_);
+      if (node_ttl_.count() > 0) store_.node_gone(holder_);
     } catch (const std::exception& e) {
       spdlog::warn("scheduler lease not given up (it runs out): {}", e.what());
     }
+  }
+  // From now on each tick also says this node is alive (Store::node_seen, `node list`): its
+  // version and listeners, seen until now + ttl.
+  void describe(store::Node node, std::chrono::seconds ttl) {
+    std::lock_guard lock(node_mutex_);
+    node.id = holder_;
+    node.host = holder_.substr(0, holder_.find(':'));  // lease_holder_id(): the host first
+    node_ = std::move(node);
+    node_ttl_ = ttl;
   }
   SchedulerLease(const SchedulerLease&) = delete;
   SchedulerLease& operator=(const SchedulerLease&) = delete;
@@ -154,6 +164,7 @@ class SchedulerLease {
   bool held() {
     bool now_held = false;
     try {
+      say_alive();
       now_held = take_lease(store_, kName, holder_, clock_.now(), term_).held;
     } catch (const std::exception& e) {
       spdlog::warn("scheduler lease not renewed, this tick skipped: {}", e.what());
@@ -175,12 +186,22 @@ class SchedulerLease {
   bool held_now() const { return state_ == 1; }
 
  private:
+  void say_alive() {
+    std::lock_guard lock(node_mutex_);
+    if (node_ttl_.count() == 0) return;
+    node_.seen_at = clock_.now();
+    node_.expires_at = node_.seen_at + node_ttl_;
+    store_.node_seen(node_);
+  }
   static constexpr const char* kName = kSchedulerLease;
   store::Store& store_;
   const core::Clock& clock_;
   std::chrono::seconds term_;
   std::string holder_;
   std::atomic<int> state_{-1};  // -1 not asked yet, 0 another node's, 1 this node's
+  std::mutex node_mutex_;       // node_ and node_ttl_: the sync and maintenance threads tick
+  store::Node node_;
+  std::chrono::seconds node_ttl_{0};  // 0: not described yet
 };
 
 // Runs due directory syncs every `interval` on its own thread: LDAP and Graph calls block,
@@ -844,6 +865,11 @@ int serve(const Config& config, store::Store& store,
   spdlog::info("outbound SMTP listening on {}, relaying to {}{}", outbound_at,
                config.outbound_next_hop.str(), starttls(config.outbound_require_tls));
   for (const auto& l : tls_listeners) log_certificate(l, clock.now());
+  lease.describe({.version = fmt::format("{} ({})", version(), commit()),
+                  .serving = fmt::format("inbound SMTP {}, outbound SMTP {}, {} {}", inbound_at,
+                                         outbound_at, admin_name, admin_at),
+                  .started_at = clock.now()},
+                 3 * config.sync_check);
   SyncScheduler scheduler(syncs, clock, metrics, lease, config.sync_check);
 
   // Every listener is bound: systemd (Type=notify) may start what comes after us.

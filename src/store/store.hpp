@@ -133,6 +133,17 @@ struct Session {
   core::TimePoint expires_at{};
 };
 
+// A serve process on the database (Store::node_seen).
+struct Node {
+  std::string id;  // its scheduler lease name (app/lease.hpp): host:pid:random:place
+  std::string host;
+  std::string version;  // "0.1.0 (1a2b3c4d5e)"
+  std::string serving;  // its listeners: "inbound SMTP 0.0.0.0:25, outbound SMTP ..., ..."
+  core::TimePoint started_at;
+  core::TimePoint seen_at;
+  core::TimePoint expires_at;  // not seen again by then: it stopped without saying so
+};
+
 // What the nodes count together (Store::tell_nodes): the harvest guard's unknown recipients
 // per SMTP client; failed logins and password mails per client and per email.
 enum class Tally { harvest, logins };
@@ -316,6 +327,13 @@ class Store {
   virtual void release_lease(const std::string& name, const std::string& holder) = 0;
   // Who holds the lease `name` at `now`, if anyone.
   virtual std::optional<std::string> lease_holder(const std::string& name, core::TimePoint now) = 0;
+
+  // The serve processes sharing this database (`node list`): each says it is alive at every
+  // scheduler tick (node_seen: inserted or updated; nodes whose expiry passed a day ago are
+  // dropped on the way) and that it stopped (node_gone). One statement each, like the lease.
+  virtual void node_seen(const Node& node) = 0;
+  virtual void node_gone(const std::string& id) = 0;
+  virtual std::vector<Node> list_nodes() = 0;  // by host, then start
 
   virtual bool report_sent(Id company_id, const std::string& week) = 0;
   virtual void mark_report_sent(Id company_id, const std::string& week,

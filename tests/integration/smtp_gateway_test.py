@@ -1361,6 +1361,30 @@ class SharedRateLimits(ServeTestCase):
         self.assertEqual(metric(self.a["admin HTTP"], "mailroster_harvest_clients"), 2)
         self.assertEqual(metric(self.a["admin HTTP"], "mailroster_harvest_blocked_clients"), 1)
 
+    def test_node_list_names_both_nodes_and_the_one_running_the_scheduler(self):
+        version = subprocess.run([BINARY, "--version"], capture_output=True, text=True).stdout
+        deadline = time.time() + 10
+        while True:
+            nodes = json.loads(run_cli(self.db, "node", "list", "--json"))
+            if len(nodes) == 2 and sum(n["scheduler"] for n in nodes) == 1:
+                break
+            self.assertLess(time.time(), deadline, nodes)
+            time.sleep(0.1)
+        self.assertTrue(all(n["alive"] for n in nodes))
+        self.assertEqual({"mailroster " + n["version"] for n in nodes}, {version.strip()})
+        self.assertEqual(sorted(re.search(r"inbound SMTP 127\.0\.0\.1:(\d+)", n["serving"]).group(1)
+                                for n in nodes),
+                         sorted(str(p["inbound SMTP"]) for p in (self.a, self.b)))
+        text = run_cli(self.db, "node", "list")
+        self.assertRegex(text, r"HOST +VERSION +STARTED +STATE +SCHEDULER +SERVING")
+        self.assertEqual(text.count(" alive "), 2)
+        # A node that stops says so: the other is left.
+        proc, _ = self.nodes[1]
+        proc.terminate()
+        self.assertEqual(proc.wait(10), 0)
+        left = json.loads(run_cli(self.db, "node", "list", "--json"))
+        self.assertEqual([str(self.a["inbound SMTP"]) in n["serving"] for n in left], [True])
+
     def login(self, ports, password):
         request = urllib.request.Request(
             "http://127.0.0.1:%d/api/v1/login" % ports["admin HTTP"], method="POST",

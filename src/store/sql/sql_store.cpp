@@ -1375,6 +1375,45 @@ std::optional<std::string> SqlStore::lease_holder(const std::string& name, TimeP
   });
 }
 
+void SqlStore::node_seen(const Node& node) {
+  impl_->guard([&] {
+    auto s = impl_->db.prepare(
+        "INSERT INTO nodes(id, host, version, serving, started_at, seen_at, expires_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET host = excluded.host, "
+        "version = excluded.version, serving = excluded.serving, seen_at = excluded.seen_at, "
+        "expires_at = excluded.expires_at");
+    s.bind(1, node.id).bind(2, node.host).bind(3, node.version).bind(4, node.serving);
+    s.bind(5, to_unix(node.started_at)).bind(6, to_unix(node.seen_at));
+    s.bind(7, to_unix(node.expires_at));
+    s.step();
+    auto old = impl_->db.prepare("DELETE FROM nodes WHERE expires_at < ?1");
+    old.bind(1, to_unix(node.seen_at - std::chrono::hours(24)));
+    old.step();
+  });
+}
+
+void SqlStore::node_gone(const std::string& id) {
+  impl_->guard([&] {
+    auto s = impl_->db.prepare("DELETE FROM nodes WHERE id = ?1");
+    s.bind(1, id);
+    s.step();
+  });
+}
+
+std::vector<Node> SqlStore::list_nodes() {
+  return read([&](Impl& I) {
+    std::vector<Node> out;
+    auto s = I.db.prepare(
+        "SELECT id, host, version, serving, started_at, seen_at, expires_at FROM nodes "
+        "ORDER BY host, started_at, id");
+    while (s.step()) {
+      out.push_back({s.text(0), s.text(1), s.text(2), s.text(3), from_unix(s.int64(4)),
+                     from_unix(s.int64(5)), from_unix(s.int64(6))});
+    }
+    return out;
+  });
+}
+
 bool SqlStore::report_sent(Id company_id, const std::string& week) {
   return read([&](Impl& I) {
     auto s = I.db.prepare("SELECT 1 FROM reports_sent WHERE company_id = ? AND week = ?");

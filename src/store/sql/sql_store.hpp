@@ -85,6 +85,9 @@ class SqlStore : public Store {
   void tell_nodes(Tally tally, const std::vector<core::TallyCount>& counts) override;
   std::vector<core::TallyCount> heard_from_nodes(Tally tally) override;
   std::optional<std::string> lease_holder(const std::string& name, core::TimePoint now) override;
+  void node_seen(const Node& node) override;
+  void node_gone(const std::string& id) override;
+  std::vector<Node> list_nodes() override;
   bool report_sent(Id company_id, const std::string& week) override;
   void mark_report_sent(Id company_id, const std::string& week,
                         const std::string& recipients) override;

@@ -127,6 +127,39 @@ TEST_P(StoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
   EXPECT_EQ(lookups.resolve(addr("bob@acme.example")).kind, AddressOwner::Kind::user);
 }
 
+// The serve processes on the database: inserted, then updated by each tick; gone when they
+// say so; dropped a day after their expiry when another one ticks.
+TEST_P(StoreTest, NodesSayTheyAreAliveAndGone) {
+  const auto t = clock.now();
+  Node a{"gw1:10:aa:x", "gw1", "0.1.0 (abc)", "inbound SMTP 0.0.0.0:25", t, t, t + 90s};
+  Node b{"gw2:20:bb:y", "gw2", "0.1.0 (abc)", "inbound SMTP 0.0.0.0:25", t, t, t + 90s};
+  store.node_seen(b);
+  store.node_seen(a);
+  a.seen_at = t + 30s;
+  a.expires_at = t + 120s;
+  a.version = "0.2.0 (def)";
+  store.node_seen(a);
+  auto nodes = store.list_nodes();
+  ASSERT_EQ(nodes.size(), 2U);
+  EXPECT_EQ(nodes[0].id, "gw1:10:aa:x");  // by host
+  EXPECT_EQ(nodes[0].version, "0.2.0 (def)");
+  EXPECT_EQ(nodes[0].started_at, t);
+  EXPECT_EQ(nodes[0].seen_at, t + 30s);
+  EXPECT_EQ(nodes[0].expires_at, t + 120s);
+  EXPECT_EQ(nodes[1].serving, "inbound SMTP 0.0.0.0:25");
+  store.node_gone(a.id);
+  ASSERT_EQ(store.list_nodes().size(), 1U);
+  // b never said it stopped: listed (as expired) for a day after its expiry, then dropped.
+  Node c{"gw3:30:cc:z", "gw3", "0.1.0 (abc)", "", t, t + 24h + 89s, t + 24h + 180s};
+  store.node_seen(c);
+  EXPECT_EQ(store.list_nodes().size(), 2U);
+  c.seen_at = t + 24h + 91s;
+  store.node_seen(c);
+  nodes = store.list_nodes();
+  ASSERT_EQ(nodes.size(), 1U);
+  EXPECT_EQ(nodes[0].id, "gw3:30:cc:z");
+}
+
 // Rate-limit counts between nodes: on PostgreSQL another store on the database hears them
 // (in reports of bounded size, each tally apart), its sender does not, and the lookups' memory
 // is not dropped for them; a SQLite file has one node, so nothing is sent or heard.
