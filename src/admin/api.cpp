@@ -635,6 +635,14 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              },
              [&] { return store_.count_audit(f); });
        })},
+      {"GET", "/api/v1/nodes",
+       "The serve processes on this database, alive or gone, and the one running the scheduler "
+       "(operators)",
+       false,
+       [this](Req, Who c) {
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         return ok({{"items", nodes_json(store_, clock_.now())}});
+       }},
       {"POST", "/api/v1/companies", "Add a company (operators)", false,
        [this, actor_of](Req req, Who c) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
@@ -1116,6 +1124,22 @@ void Api::add_route(const std::string& method, const std::string& path, const st
          return handler(req);
        },
        {}});
+}
+
+json nodes_json(store::Store& store, core::TimePoint now) {
+  const auto scheduler = store.lease_holder(store::kSchedulerLease, now);
+  json items = json::array();
+  for (const auto& n : store.list_nodes()) {
+    items.push_back({{"id", n.id},
+                     {"host", n.host},
+                     {"version", n.version},
+                     {"serving", n.serving},
+                     {"started_at", core::format_iso8601(n.started_at)},
+                     {"seen_at", core::format_iso8601(n.seen_at)},
+                     {"alive", n.expires_at > now},
+                     {"scheduler", scheduler && *scheduler == n.id}});
+  }
+  return items;
 }
 
 json Api::openapi() const {

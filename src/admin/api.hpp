@@ -45,6 +45,10 @@ std::string password_link_url(std::string base, const std::string& token);
 std::string password_link_message(const PasswordMail& mail, const std::string& to,
                                   const std::string& link, bool invitation, core::TimePoint now);
 
+// The serve processes on the database (Store::list_nodes) as `node list --json` and GET
+// /api/v1/nodes show them: each with whether it is alive at now and runs the scheduler.
+nlohmann::json nodes_json(store::Store& store, core::TimePoint now);
+
 class Api {
  public:
   Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,

@@ -1529,27 +1529,14 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   auto* node = app.add_subcommand("node", "The serve processes sharing this database");
   node->require_subcommand(1);
   auto* nodes = verb(*node, "list", "List the serve processes on this database", action, [&ctx] {
-    const auto now = ctx.clock().now();
-    const auto all = ctx.store().list_nodes();
-    const auto scheduler = ctx.store().lease_holder(kSchedulerLease, now);
-    json items = json::array();
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& n : all) {
-      const bool alive = n.expires_at > now;
-      const bool runs = scheduler && *scheduler == n.id;
-      items.push_back({{"id", n.id},
-                       {"host", n.host},
-                       {"version", n.version},
-                       {"serving", n.serving},
-                       {"started_at", core::format_iso8601(n.started_at)},
-                       {"seen_at", core::format_iso8601(n.seen_at)},
-                       {"alive", alive},
-                       {"scheduler", runs}});
-      rows.push_back({n.host, n.version, core::format_iso8601(n.started_at),
-                      alive ? "alive" : "gone since " + core::format_iso8601(n.seen_at),
-                      runs ? "yes" : "", n.serving});
-    }
+    const auto items = admin::nodes_json(ctx.store(), ctx.clock().now());
     if (ctx.json_output) return ctx.print_json(items);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& n : items) {
+      rows.push_back({n["host"], n["version"], n["started_at"],
+                      n["alive"] ? "alive" : "gone since " + n["seen_at"].get<std::string>(),
+                      n["scheduler"] ? "yes" : "", n["serving"]});
+    }
     print_table(ctx.out, {"HOST", "VERSION", "STARTED", "STATE", "SCHEDULER", "SERVING"}, rows);
   });
   add_json_flag(nodes, ctx);

@@ -15,7 +15,7 @@
 
 namespace mailroster::app {
 
-inline constexpr const char* kSchedulerLease = "scheduler";
+inline constexpr const char* kSchedulerLease = store::kSchedulerLease;
 
 // This process's name as a lease holder: host:pid:random:place, where place says in which
 // process space the pid means this process (the boot's id and the PID namespace).

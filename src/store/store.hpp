@@ -133,6 +133,9 @@ struct Session {
   core::TimePoint expires_at{};
 };
 
+// The lease whose holder runs directory syncs, expiry and reports (app/lease.hpp).
+inline constexpr const char* kSchedulerLease = "scheduler";
+
 // A serve process on the database (Store::node_seen).
 struct Node {
   std::string id;  // its scheduler lease name (app/lease.hpp): host:pid:random:place

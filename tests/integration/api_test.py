@@ -381,6 +381,18 @@ class Api(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertEqual([u["address"] for u in body["items"]], ["alice@acme.example"])
 
+    def test_operators_see_the_serve_processes(self):
+        ops = self.client("ops@mailroster.example")
+        status, body, _ = ops.call("GET", "/api/v1/nodes")
+        self.assertEqual(status, 200)
+        this = [n for n in body["items"] if n["alive"]]
+        self.assertEqual(len(this), 1, body)  # this suite's serve
+        self.assertIn("admin HTTP 127.0.0.1:%d" % self.port, this[0]["serving"])
+        self.assertTrue(this[0]["scheduler"])
+        adm = self.client("admin@acme.example")
+        status, body, _ = adm.call("GET", "/api/v1/nodes")
+        self.assertEqual((status, body["error"]["code"]), (403, "forbidden"))
+
     def test_another_companys_objects_are_404_never_their_data(self):
         adm = self.client("admin@acme.example")
         hank = self.ids["hank@globex.example"]
