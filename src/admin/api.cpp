@@ -8,12 +8,11 @@
 #include <set>
 #include <variant>
 
-#include <sodium.h>
-
 #include <ext/stdio_filebuf.h>
 #include <sstream>
 
 #include "core/json.hpp"
+#include "core/random.hpp"
 #include "directory/csv/csv_export.hpp"
 #include "directory/csv/csv_import.hpp"
 #include "directory/plan_spool.hpp"
@@ -266,11 +265,7 @@ struct Api::PendingPlan {
 };
 
 std::string Api::keep_plan(std::shared_ptr<PendingPlan> plan) {
-  unsigned char raw[16];
-  randombytes_buf(raw, sizeof raw);
-  std::string id(33, '\0');
-  sodium_bin2hex(id.data(), id.size(), raw, sizeof raw);
-  id.pop_back();
+  const auto id = core::random_hex(16);
   std::lock_guard lock(plans_mutex_);
   const auto now = clock_.now();
   std::erase_if(plans_, [&](const auto& kv) { return kv.second->expires <= now; });
@@ -1188,11 +1183,7 @@ std::string password_link_message(const PasswordMail& mail, const std::string& t
   const auto valid = hours % 24 == 0 && hours >= 48 ? std::to_string(hours / 24) + " days"
                      : hours == 1                   ? std::string("1 hour")
                                                     : std::to_string(hours) + " hours";
-  unsigned char id[12];
-  randombytes_buf(id, sizeof id);
-  std::string hex(2 * sizeof id + 1, '\0');
-  sodium_bin2hex(hex.data(), hex.size(), id, sizeof id);
-  hex.pop_back();
+  const auto hex = core::random_hex(12);
   std::string m;
   m += "From: " + mail.from + "\r\n";
   m += "To: " + to + "\r\n";

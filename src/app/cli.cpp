@@ -1502,7 +1502,7 @@ void setup_logging(const Config& config, bool serving) {
 int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   CLI::App app{"mailroster: user provisioning for an email security gateway", "mailroster"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("mailroster ") + version() + " (" + commit() + ")");
+  app.set_version_flag("--version", "mailroster " + version_and_commit());
   Context ctx(out, err);
   std::function<void()> action;
 

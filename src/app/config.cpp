@@ -3,7 +3,6 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -18,12 +17,15 @@ namespace {
 using core::Error;
 using core::invalid;
 
-// One row per key: where it lives, and how a TOML value sets it (an error message or "").
+// One row per key: where it lives, how a TOML value sets it (an error message or ""), and
+// whether serve applies it again on SIGHUP (serve.cpp's reload_config; kReload rows).
 struct Key {
   std::string_view section;
   std::string_view name;
   std::function<std::string(const toml::node&, Config&)> set;
+  bool reloadable = false;
 };
+constexpr bool kReload = true;
 
 std::string set_string(const toml::node& n, std::string& out) {
   const auto* v = n.as_string();
@@ -124,53 +126,64 @@ const std::vector<Key>& schema() {
       {"smtp", "max_message_size",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.limits.message_size, 1024, std::int64_t{1} << 32);
-       }},
+       },
+       kReload},
       {"smtp", "max_recipients",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.limits.recipients, 100, 100000);
-       }},
+       },
+       kReload},
       {"smtp", "max_command_line",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.limits.command_line, 512, 65536);
-       }},
+       },
+       kReload},
       {"smtp", "max_text_line",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.limits.text_line, 1000, 1 << 20);
-       }},
+       },
+       kReload},
       {"smtp", "idle_timeout",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.inbound.idle_timeout); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.inbound.idle_timeout); },
+       kReload},
       {"smtp", "max_connections",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.max_connections, 1, 1000000);
-       }},
+       },
+       kReload},
       {"smtp", "max_connections_per_client",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.max_connections_per_client, 1, 1000000);
-       }},
+       },
+       kReload},
       {"smtp", "tls_cert",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); }},
       {"smtp", "tls_key",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); }},
       {"smtp", "require_tls",
-       [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.require_tls); }},
+       [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.require_tls); }, kReload},
       {"smtp", "shutdown_grace",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.shutdown_grace); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.shutdown_grace); }, kReload},
       {"smtp", "proxy_protocol",
-       [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.proxy.enabled); }},
+       [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.proxy.enabled); },
+       kReload},
       {"smtp", "proxy_from",
-       [](const toml::node& n, Config& c) { return set_networks(n, c.inbound.proxy.from); }},
+       [](const toml::node& n, Config& c) { return set_networks(n, c.inbound.proxy.from); },
+       kReload},
       {"harvest", "slow_after",
-       [](const toml::node& n, Config& c) { return set_int(n, c.harvest.slow_after, 1, 1000000); }},
+       [](const toml::node& n, Config& c) { return set_int(n, c.harvest.slow_after, 1, 1000000); },
+       kReload},
       {"harvest", "refuse_after",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.harvest.refuse_after, 1, 1000000);
-       }},
+       },
+       kReload},
       {"harvest", "window",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.window); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.window); }, kReload},
       {"harvest", "delay",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.delay); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.delay); }, kReload},
       {"harvest", "block",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.block); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.block); }, kReload},
       {"outbound", "listen",
        [](const toml::node& n, Config& c) { return set_listen(n, c.outbound_listen, 587); }},
       {"outbound", "next_hop",
@@ -180,31 +193,42 @@ const std::vector<Key>& schema() {
       {"scoring", "mark_outbound",
        [](const toml::node& n, Config& c) { return set_bool(n, c.mark_outbound); }},
       {"outbound", "require_tls",
-       [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_require_tls); }},
+       [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_require_tls); }, kReload},
       {"outbound", "proxy_protocol",
-       [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_proxy.enabled); }},
+       [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_proxy.enabled); },
+       kReload},
       {"outbound", "proxy_from",
-       [](const toml::node& n, Config& c) { return set_networks(n, c.outbound_proxy.from); }},
+       [](const toml::node& n, Config& c) { return set_networks(n, c.outbound_proxy.from); },
+       kReload},
       {"verify", "sender",
-       [](const toml::node& n, Config& c) { return set_address(n, c.verify.sender, true); }},
+       [](const toml::node& n, Config& c) { return set_address(n, c.verify.sender, true); },
+       kReload},
       {"verify", "positive_ttl",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.positive_ttl); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.positive_ttl); },
+       kReload},
       {"verify", "positive_refresh",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.positive_refresh); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.positive_refresh); },
+       kReload},
       {"verify", "negative_ttl",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.negative_ttl); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.negative_ttl); },
+       kReload},
       {"verify", "catch_all_ttl",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.catch_all_ttl); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.verify.catch_all_ttl); },
+       kReload},
       {"verify", "max_probes_per_destination",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.verify.max_probes_per_destination, 1, 10000);
-       }},
+       },
+       kReload},
       {"relay", "connect_timeout",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.connect_timeout); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.connect_timeout); },
+       kReload},
       {"relay", "command_timeout",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.command_timeout); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.command_timeout); },
+       kReload},
       {"relay", "data_timeout",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.data_timeout); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.data_timeout); },
+       kReload},
       {"relay", "tls",
        [](const toml::node& n, Config& c) {
          std::string text;
@@ -219,7 +243,8 @@ const std::vector<Key>& schema() {
       {"relay", "max_idle_per_destination",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.relay.max_idle_per_destination, 0, 10000);
-       }},
+       },
+       kReload},
       {"reports", "relay",
        [](const toml::node& n, Config& c) {
          return set_endpoint(n, c.maintenance.relay, 25, false);
@@ -317,7 +342,8 @@ const std::vector<Key>& schema() {
          }
          return "unknown level '" + c.log_level +
                 "' (trace, debug, info, warn, error, critical, off)";
-       }},
+       },
+       kReload},
   };
   return keys;
 }
@@ -446,46 +472,13 @@ core::Result<Config> parse_config(std::string_view toml_text, std::string_view s
   return config;
 }
 
-namespace {
-
-// What serve applies again on SIGHUP (apply_reload in serve.cpp), by "section.key".
-constexpr std::string_view kReloadable[] = {
-    "log.level",
-    "smtp.max_message_size",
-    "smtp.max_recipients",
-    "smtp.max_command_line",
-    "smtp.max_text_line",
-    "smtp.idle_timeout",
-    "smtp.max_connections",
-    "smtp.max_connections_per_client",
-    "smtp.require_tls",
-    "smtp.shutdown_grace",
-    "smtp.proxy_protocol",
-    "smtp.proxy_from",
-    "outbound.proxy_protocol",
-    "outbound.proxy_from",
-    "outbound.require_tls",
-    "harvest.slow_after",
-    "harvest.refuse_after",
-    "harvest.window",
-    "harvest.delay",
-    "harvest.block",
-    "verify.sender",
-    "verify.positive_ttl",
-    "verify.positive_refresh",
-    "verify.negative_ttl",
-    "verify.catch_all_ttl",
-    "verify.max_probes_per_destination",
-    "relay.connect_timeout",
-    "relay.command_timeout",
-    "relay.data_timeout",
-    "relay.max_idle_per_destination",
-};
-
-}  // namespace
-
 bool reloadable(std::string_view key) {
-  return std::find(std::begin(kReloadable), std::end(kReloadable), key) != std::end(kReloadable);
+  const auto dot = key.find('.');
+  if (dot == std::string_view::npos) return false;
+  for (const auto& k : schema()) {
+    if (k.section == key.substr(0, dot) && k.name == key.substr(dot + 1)) return k.reloadable;
+  }
+  return false;
 }
 
 std::vector<std::string> changed_keys(const Config& before, const Config& after) {

@@ -1,6 +1,5 @@
 #include "app/lease.hpp"
 
-#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -11,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "core/random.hpp"
 #include "core/split.hpp"
 
 namespace mailroster::app {
@@ -41,11 +41,8 @@ const std::string& this_place() {
 std::string lease_holder_id() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  unsigned char raw[4];
-  randombytes_buf(raw, sizeof raw);
-  char hex[9];
-  sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" + hex + ":" + this_place();
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + core::random_hex(4) + ":" +
+         this_place();
 }
 
 bool lease_holder_gone(std::string_view holder) {

@@ -845,7 +845,7 @@ int serve(const Config& config, store::Store& store,
   http.start();
   inbound.start();
   outbound.start();
-  spdlog::info("mailroster {} ({})", version(), commit());
+  spdlog::info("mailroster {}", version_and_commit());
   spdlog::info("database {}", describe_database(config));
   // Where each listener is bound ("[::1]:2525" for an IPv6 address).
   const auto bound = [](const core::Endpoint& listen, std::uint16_t port) {
@@ -865,16 +865,15 @@ int serve(const Config& config, store::Store& store,
   spdlog::info("outbound SMTP listening on {}, relaying to {}{}", outbound_at,
                config.outbound_next_hop.str(), starttls(config.outbound_require_tls));
   for (const auto& l : tls_listeners) log_certificate(l, clock.now());
-  lease.describe({.version = fmt::format("{} ({})", version(), commit()),
-                  .serving = fmt::format("inbound SMTP {}, outbound SMTP {}, {} {}", inbound_at,
-                                         outbound_at, admin_name, admin_at),
-                  .started_at = clock.now()},
+  // The listeners, as the status line and `node list` say them.
+  const auto listeners = fmt::format("inbound SMTP {}, outbound SMTP {}, {} {}", inbound_at,
+                                     outbound_at, admin_name, admin_at);
+  lease.describe({.version = version_and_commit(), .serving = listeners, .started_at = clock.now()},
                  3 * config.sync_check);
   SyncScheduler scheduler(syncs, clock, metrics, lease, config.sync_check);
 
   // Every listener is bound: systemd (Type=notify) may start what comes after us.
-  serving = fmt::format("serving: inbound SMTP {}, outbound SMTP {}, {} {}", inbound_at,
-                        outbound_at, admin_name, admin_at);
+  serving = "serving: " + listeners;
   service_manager::ready(serving);
   // With WatchdogSec=, systemd restarts a service that stops saying it is alive: said from the
   // I/O thread, so a stuck event loop (no SMTP served) is restarted.

@@ -7,8 +7,12 @@ namespace mailroster::core {
 WindowCounts::WindowCounts(std::chrono::seconds window, std::size_t keep)
     : window_(window), keep_(std::max<std::size_t>(keep, 1)) {}
 
-void WindowCounts::push(std::deque<TimePoint>& events, std::uint32_t n, TimePoint now) const {
+void WindowCounts::prune(std::deque<TimePoint>& events, TimePoint now) const {
   while (!events.empty() && events.front() <= now - window_) events.pop_front();
+}
+
+void WindowCounts::push(std::deque<TimePoint>& events, std::uint32_t n, TimePoint now) const {
+  prune(events, now);
   for (std::uint32_t i = 0; i < n && i < keep_; ++i) events.push_back(now);
   while (events.size() > keep_) events.pop_front();
 }
@@ -31,7 +35,7 @@ std::size_t WindowCounts::count(const std::string& key, TimePoint now) {
   auto it = events_.find(key);
   if (it == events_.end()) return 0;
   auto& events = it->second;
-  while (!events.empty() && events.front() <= now - window_) events.pop_front();
+  prune(events, now);
   if (events.empty()) {
     events_.erase(it);
     return 0;

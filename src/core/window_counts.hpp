@@ -43,6 +43,8 @@ class WindowCounts {
   void reconfigure(std::chrono::seconds window, std::size_t keep);
 
  private:
+  // Drops the events that left the window ending at now.
+  void prune(std::deque<TimePoint>& events, TimePoint now) const;
   void push(std::deque<TimePoint>& events, std::uint32_t n, TimePoint now) const;
   std::chrono::seconds window_;
   std::size_t keep_;

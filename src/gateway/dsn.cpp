@@ -1,10 +1,9 @@
 #include "gateway/dsn.hpp"
 
-#include <fmt/format.h>
-#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include "core/address.hpp"
+#include "core/random.hpp"
 
 namespace mailroster::gateway {
 
@@ -24,10 +23,7 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
   if (outcome.relayed_notices.empty() || request.sender.empty() || !outcome.reply.positive()) {
     return std::nullopt;
   }
-  unsigned char random[12];
-  randombytes_buf(random, sizeof random);
-  std::string tag;
-  for (const auto b : random) tag += fmt::format("{:02x}", b);
+  const auto tag = core::random_hex(12);
   const auto boundary = "mailroster-dsn-" + tag;
   const bool utf8 = !core::is_ascii(request.sender);
   const auto date = core::format_rfc5322(now);

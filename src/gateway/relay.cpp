@@ -76,7 +76,9 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
   if (conn.offers("SIZE"))
     mail += " SIZE=" + std::to_string(message.size() + request.received.size());
   if (request.eight_bit && conn.offers("8BITMIME")) mail += " BODY=8BITMIME";
-  if (request.smtputf8 && conn.offers("SMTPUTF8")) mail += " SMTPUTF8";
+  // The transaction goes on in SMTPUTF8 (and may carry a UTF-8 ORCPT, RFC 6533).
+  const bool utf8 = request.smtputf8 && conn.offers("SMTPUTF8");
+  if (utf8) mail += " SMTPUTF8";
   const bool dsn = conn.offers("DSN");
   if (dsn && !request.dsn.ret.empty()) mail += " RET=" + request.dsn.ret;
   if (dsn && !request.dsn.envid.empty()) mail += " ENVID=" + request.dsn.envid;
@@ -97,8 +99,6 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
     if (dsn && i < request.recipient_dsn.size()) {
       const auto& d = request.recipient_dsn[i];
       if (!d.notify.empty()) command += " NOTIFY=" + d.notify;
-      // A UTF-8 ORCPT (RFC 6533) only where the transaction goes on in SMTPUTF8.
-      const bool utf8 = request.smtputf8 && conn.offers("SMTPUTF8");
       if (!d.orcpt.empty() && (utf8 || core::is_ascii(d.orcpt))) command += " ORCPT=" + d.orcpt;
     }
     auto rr = co_await conn.command(command);

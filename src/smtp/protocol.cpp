@@ -402,17 +402,15 @@ bool is_xtext(std::string_view text, bool utf8) {
 }
 
 std::optional<std::string> dsn_notify(std::string_view value) {
-  std::string upper(value);
-  std::transform(upper.begin(), upper.end(), upper.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  if (upper == "NEVER") return upper;
+  const auto notify = upper(value);
+  if (notify == "NEVER") return notify;
   std::vector<std::string_view> seen;
-  for (const auto part : core::split(upper, ',')) {
+  for (const auto part : core::split(notify, ',')) {
     if (part != "SUCCESS" && part != "FAILURE" && part != "DELAY") return std::nullopt;
     if (std::find(seen.begin(), seen.end(), part) != seen.end()) return std::nullopt;
     seen.push_back(part);
   }
-  return upper;
+  return notify;
 }
 
 bool is_dsn_orcpt(std::string_view value, bool utf8) {

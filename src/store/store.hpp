@@ -333,7 +333,8 @@ class Store {
 
   // The serve processes sharing this database (`node list`): each says it is alive at every
   // scheduler tick (node_seen: inserted or updated; nodes whose expiry passed a day ago are
-  // dropped on the way) and that it stopped (node_gone). One statement each, like the lease.
+  // dropped on the way, by a second statement) and that it stopped (node_gone). Not write
+  // transactions, like the lease: they do not queue behind another node's import.
   virtual void node_seen(const Node& node) = 0;
   virtual void node_gone(const std::string& id) = 0;
   virtual std::vector<Node> list_nodes() = 0;  // by host, then start

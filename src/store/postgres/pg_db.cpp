@@ -462,8 +462,8 @@ std::vector<std::string> Database::heard_from_nodes(std::string_view channel) {
     heard_.emplace(std::string(channel), std::vector<std::string>{});
     return {};
   }
-  read_notifications();
-  return std::exchange(heard_.find(channel)->second, {});
+  read_notifications();  // adds no channel: `it` stays valid
+  return std::exchange(it->second, {});
 }
 
 // Write transactions queue, across every node, as SQLite's BEGIN IMMEDIATE makes them queue

@@ -6,12 +6,12 @@
 #include <charconv>
 #include <limits>
 #include <mutex>
-#include <random>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
 #include "core/json.hpp"
+#include "core/random.hpp"
 #include "core/split.hpp"
 #include "store/migrations/migration.hpp"
 
@@ -24,12 +24,6 @@ using core::Failure;
 using core::TimePoint;
 
 namespace {
-
-// Names this store among the nodes' messages (tell_nodes), so that it skips its own.
-std::string random_node_tag() {
-  std::random_device random;
-  return fmt::format("{:08x}{:08x}", random(), random());
-}
 
 std::int64_t to_unix(TimePoint t) { return t.time_since_epoch().count(); }
 TimePoint from_unix(std::int64_t s) { return TimePoint{std::chrono::seconds{s}}; }
@@ -964,7 +958,7 @@ auto SqlStore::read(F&& f) {
 }
 
 SqlStore::SqlStore(Backend backend, const core::Clock& clock)
-    : backend_(std::move(backend)), node_(random_node_tag()) {
+    : backend_(std::move(backend)), node_(core::random_hex(8)) {
   try {
     impl_ = std::make_unique<Impl>(backend_.connect(), backend_, clock);
     impl_->migrate();
