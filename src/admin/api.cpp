@@ -708,7 +708,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          auto b = parse_body(req, {{"destination", json::value_t::string}}, {"destination"});
          if (b.error) return *b.error;
-         auto dest = core::Endpoint::parse(text_or(b.value, "destination"));
+         auto dest = core::Destination::parse(text_or(b.value, "destination"));
          if (!dest) return json_error(400, "invalid_argument", dest.error().message, "destination");
          return ok(store_.set_domain_destination(d->id, *dest, actor_of(*c)));
        })},
@@ -734,7 +734,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              req, {{"name", json::value_t::string}, {"destination", json::value_t::string}},
              {"name", "destination"});
          if (b.error) return *b.error;
-         auto dest = core::Endpoint::parse(text_or(b.value, "destination"));
+         auto dest = core::Destination::parse(text_or(b.value, "destination"));
          if (!dest) return json_error(400, "invalid_argument", dest.error().message, "destination");
          return ok(store_.add_domain(co.id, core::ascii_lower(text_or(b.value, "name")), *dest,
                                      actor_of(*c)),

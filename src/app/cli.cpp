@@ -415,34 +415,42 @@ void company_commands(CLI::App& app, Context& ctx, std::function<void()>& action
                    "Also remove its domains and every user, alias and address in them");
 }
 
-// `domain check`: one session with the destination under the relay's settings, reported.
-// Exit status 1 when the destination cannot take mail (no session, or the sender refused).
+// `domain check`: one session with each server of the destination under the relay's
+// settings, reported. Exit status 1 when the destination cannot take mail (no server gave a
+// session, or the one mail would go to refused the sender).
 void check_domain(Context& ctx, const core::Domain& d) {
   boost::asio::io_context io;
   smtp::ClientPool pool(io, ctx.config.relay);
-  verify::DestinationCheck c;
+  std::vector<verify::DestinationCheck> checks;
   boost::asio::co_spawn(
       io,
       [&]() -> boost::asio::awaitable<void> {
-        c = co_await verify::check_destination(pool, d.destination, d.name,
-                                               ctx.config.verify.sender);
+        checks = co_await verify::check_destination(pool, d.destination, d.name,
+                                                    ctx.config.verify.sender);
       },
       boost::asio::detached);
   io.run();
-  const bool connected = c.connected();
+  const auto& serving = serving_server(checks);
   const std::string policy(smtp::to_string(ctx.config.relay.tls));
   if (ctx.json_output) {
-    ctx.print_json(domain_check_json(d, c, ctx.config.relay.tls));
+    ctx.print_json(domain_check_json(d, checks, ctx.config.relay.tls));
   } else {
     auto& o = ctx.out;
     o << "domain " << d.name << " delivers to " << d.destination.str() << "\n";
-    o << "  session     " << (connected ? "ready" : "failed") << " in " << c.took.count()
-      << " ms: " << c.hello.describe() << "\n";
-    if (connected) {
+    const bool several = checks.size() > 1;
+    const std::string in = several ? "    " : "  ";
+    for (const auto& c : checks) {
+      if (several) {
+        o << "  server " << c.destination.str()
+          << (&c == &serving && c.connected() ? " (mail goes here now)" : "") << "\n";
+      }
+      o << in << "session     " << (c.connected() ? "ready" : "failed") << " in " << c.took.count()
+        << " ms: " << c.hello.describe() << "\n";
+      if (!c.connected()) continue;
       std::string ext;
       for (const auto& e : c.extensions) ext += (ext.empty() ? "" : " ") + e;
-      o << "  extensions  " << (ext.empty() ? "(none: HELO only)" : ext) << "\n";
-      o << "  TLS         ";
+      o << in << "extensions  " << (ext.empty() ? "(none: HELO only)" : ext) << "\n";
+      o << in << "TLS         ";
       if (!c.tls.active) {
         o << "not used ([relay] tls = \"" << policy << "\"";
         o << (policy == "none" ? ")" : "; the destination offers no STARTTLS)") << "\n";
@@ -451,20 +459,26 @@ void check_domain(Context& ctx, const core::Domain& d) {
           << (c.tls.chain_trusted ? ", trusted" : ", not trusted (" + c.tls.chain_error + ")")
           << (c.tls.names_host ? ", names the host" : ", does not name the host") << "\n";
       }
-      if (c.mail) o << "  MAIL FROM   " << c.mail->describe() << "\n";
+      if (c.mail) o << in << "MAIL FROM   " << c.mail->describe() << "\n";
       if (c.random_rcpt) {
-        o << "  random RCPT " << c.random_rcpt->describe() << "\n";
-        o << "  => " << domain_check_verdict(c) << "\n";
+        o << in << "random RCPT " << c.random_rcpt->describe() << "\n";
+        o << in << "=> " << domain_check_verdict(c) << "\n";
       }
     }
   }
-  if (!connected) {
+  if (!serving.connected()) {
+    std::string why;
+    for (const auto& c : checks) {
+      why += (why.empty() ? "" : "; ") + (checks.size() > 1 ? c.destination.str() + ": " : "") +
+             c.hello.describe();
+    }
     throw Failure(ErrorCode::unavailable,
-                  "the destination of " + d.name + " cannot take mail: " + c.hello.describe());
+                  "the destination of " + d.name + " cannot take mail: " + why);
   }
-  if (c.mail && !c.mail->positive()) {
-    throw Failure(ErrorCode::unavailable, "the destination of " + d.name +
-                                              " refuses the probe sender: " + c.mail->describe());
+  if (serving.mail && !serving.mail->positive()) {
+    throw Failure(
+        ErrorCode::unavailable,
+        "the destination of " + d.name + " refuses the probe sender: " + serving.mail->describe());
   }
 }
 
@@ -476,7 +490,7 @@ void domain_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
   auto* add = verb(*domain, "add", "Register a domain to a company", action,
                    [&ctx, &opt = ctx.domain_args] {
                      const auto c = ctx.company(opt.company);
-                     const auto dest = core::Endpoint::parse(opt.destination).value();
+                     const auto dest = core::Destination::parse(opt.destination).value();
                      auto d = ctx.store().add_domain(c.id, opt.name, dest, ctx.actor);
                      if (ctx.json_output) return ctx.print_json(d);
                      ctx.out << "domain " << d.name << " added to " << c.name << ", delivering to "
@@ -485,7 +499,8 @@ void domain_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
   add->add_option("name", opt.name, "Domain name, e.g. acme.example")->required();
   add->add_option("--company", opt.company, "Owning company")->required();
   add->add_option("--destination", opt.destination,
-                  "The company's mail server for this domain: host[:port] (port 25 by default)")
+                  "The company's mail server for this domain: host[:port] (port 25 by default); "
+                  "several, comma-separated, are tried in that order")
       ->required();
   add_json_flag(add, ctx);
 
@@ -507,13 +522,16 @@ void domain_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
                       [&ctx, &opt = ctx.domain_args] {
                         const auto d = ctx.domain(opt.name);
                         auto after = ctx.store().set_domain_destination(
-                            d.id, core::Endpoint::parse(opt.destination).value(), ctx.actor);
+                            d.id, core::Destination::parse(opt.destination).value(), ctx.actor);
                         if (ctx.json_output) return ctx.print_json(after);
                         ctx.out << "domain " << after.name << " now delivers to "
                                 << after.destination.str() << "\n";
                       });
   update->add_option("name", opt.name, "Domain name")->required();
-  update->add_option("--destination", opt.destination, "host[:port]")->required();
+  update
+      ->add_option("--destination", opt.destination,
+                   "host[:port], or several comma-separated, tried in that order")
+      ->required();
   add_json_flag(update, ctx);
 
   auto* remove = verb(*domain, "remove", "Remove a domain", action, [&ctx, &opt = ctx.domain_args] {

@@ -67,6 +67,16 @@ std::string set_endpoint(const toml::node& n, core::Endpoint& out, std::uint16_t
   return "";
 }
 
+// One server or several, tried in order: "mx1.example, mx2.example:2525".
+std::string set_destination(const toml::node& n, core::Destination& out) {
+  std::string text;
+  if (auto err = set_string(n, text); !err.empty()) return err;
+  auto d = core::Destination::parse(text);
+  if (!d) return d.error().message;
+  out = *std::move(d);
+  return "";
+}
+
 std::string set_listen(const toml::node& n, core::Endpoint& out, std::uint16_t default_port) {
   return set_endpoint(n, out, default_port, true);
 }
@@ -187,9 +197,7 @@ const std::vector<Key>& schema() {
       {"outbound", "listen",
        [](const toml::node& n, Config& c) { return set_listen(n, c.outbound_listen, 587); }},
       {"outbound", "next_hop",
-       [](const toml::node& n, Config& c) {
-         return set_endpoint(n, c.outbound_next_hop, 25, false);
-       }},
+       [](const toml::node& n, Config& c) { return set_destination(n, c.outbound_next_hop); }},
       {"scoring", "mark_outbound",
        [](const toml::node& n, Config& c) { return set_bool(n, c.mark_outbound); }},
       {"outbound", "require_tls",
@@ -229,6 +237,9 @@ const std::vector<Key>& schema() {
       {"relay", "data_timeout",
        [](const toml::node& n, Config& c) { return set_duration(n, c.relay.data_timeout); },
        kReload},
+      {"relay", "server_retry",
+       [](const toml::node& n, Config& c) { return set_duration(n, c.relay.server_retry); },
+       kReload},
       {"relay", "tls",
        [](const toml::node& n, Config& c) {
          std::string text;
@@ -246,9 +257,7 @@ const std::vector<Key>& schema() {
        },
        kReload},
       {"reports", "relay",
-       [](const toml::node& n, Config& c) {
-         return set_endpoint(n, c.maintenance.relay, 25, false);
-       }},
+       [](const toml::node& n, Config& c) { return set_destination(n, c.maintenance.relay); }},
       {"reports", "from",
        [](const toml::node& n, Config& c) { return set_address(n, c.maintenance.from, false); }},
       {"maintenance", "interval",

@@ -52,9 +52,8 @@
 //
 //   [outbound]                      # mail from the companies' own servers (their relay networks)
 //   listen = "127.0.0.1:2587"       # same limits, hostname and TLS as [smtp]
-//   next_hop = "127.0.0.1:25"       # smarthost that delivers outbound mail
-//   proxy_protocol = false          # as [smtp], for this listener
-//   proxy_from = []
+//   next_hop = "127.0.0.1:25"       # smarthost that delivers outbound mail ("a:25, b:25": in
+//   order) proxy_protocol = false          # as [smtp], for this listener proxy_from = []
 //   require_tls = false             # as [smtp]: the companies' servers must use STARTTLS
 //
 //   [verify]                        # recipient callouts; see src/verify/verifier.hpp
@@ -70,6 +69,7 @@
 //   command_timeout = "60s"
 //   data_timeout = "5m"
 //   max_idle_per_destination = 8
+//   server_retry = "60s"            # a destination's server that failed is tried last this long
 //   tls = "may"                     # STARTTLS to destinations and the next hop: none | may
 //                                   # (when offered) | encrypt (required) | verify (required,
 //                                   # certificate checked against tls_ca_file and the host)
@@ -87,7 +87,7 @@
 //                                   # its Subject; false: as it came (still not counted)
 //
 //   [reports]                       # weekly SMTP Discovery reports (Thursdays, UTC)
-//   relay = "127.0.0.1:25"          # SMTP relay the reports are submitted to
+//   relay = "127.0.0.1:25"          # SMTP relay the reports are submitted to (several: in order)
 //   from = "mailroster@<hostname>"
 //
 //   [maintenance]
@@ -132,7 +132,7 @@ struct Config {
   std::string postmaster;  // RFC 5321 4.5.1's <postmaster> is relayed there; "": none
   std::chrono::seconds shutdown_grace{60};  // serve's drain on SIGTERM (smtp::Server::drain)
   core::Endpoint outbound_listen{"127.0.0.1", 2587};
-  core::Endpoint outbound_next_hop{"127.0.0.1", 25};
+  core::Destination outbound_next_hop{core::Endpoint{"127.0.0.1", 25}};
   smtp::ProxySettings outbound_proxy;
   bool outbound_require_tls = false;  // [outbound] require_tls ([smtp]'s is inbound.require_tls)
   verify::VerifySettings verify;

@@ -129,6 +129,17 @@ interval = "1h"
   EXPECT_EQ(c.shutdown_grace, std::chrono::minutes(2));
   EXPECT_EQ(parse_config("", "test.toml").value().shutdown_grace, std::chrono::seconds(60));
   EXPECT_EQ(c.outbound_next_hop.str(), "smarthost.example:2525");
+  const auto two = parse_config(
+                       "[outbound]\nnext_hop = \"a.example, b.example:2525\"\n"
+                       "[reports]\nrelay = \"127.0.0.1:2526 127.0.0.1:2527\"\n"
+                       "[relay]\nserver_retry = \"5m\"\n",
+                       "test.toml")
+                       .value();
+  EXPECT_EQ(two.outbound_next_hop.str(), "a.example:25, b.example:2525");
+  EXPECT_EQ(two.maintenance.relay.hosts.size(), 2u);
+  EXPECT_EQ(two.relay.server_retry, std::chrono::minutes(5));
+  EXPECT_EQ(parse_config("", "test.toml").value().relay.server_retry, std::chrono::seconds(60));
+  EXPECT_FALSE(parse_config("[outbound]\nnext_hop = \"a.example, a.example\"\n", "test.toml"));
   EXPECT_EQ(c.verify.sender, "probe@mx.example.com");
   EXPECT_EQ(c.verify.negative_ttl, std::chrono::minutes(5));
   EXPECT_EQ(c.verify.positive_ttl, std::chrono::hours(48));
@@ -150,7 +161,7 @@ interval = "1h"
             "https://gw.example.com/");
   EXPECT_EQ(defaults.rspamd.on_failure, gateway::RspamdFailure::defer);
   EXPECT_FALSE(parse_config("[scoring]\nrspamd = \"\"\n", "test.toml").value().use_rspamd);
-  EXPECT_EQ(c.maintenance.relay.port, 2526);
+  EXPECT_EQ(c.maintenance.relay.hosts.at(0).port, 2526);
   EXPECT_EQ(c.maintenance.from, "mailroster@mx.example.com");
   EXPECT_EQ(c.maintenance.interval, std::chrono::hours(1));
 }

@@ -1,5 +1,7 @@
 #include "app/domain_check.hpp"
 
+#include <algorithm>
+
 namespace mailroster::app {
 
 std::string domain_check_verdict(const verify::DestinationCheck& c) {
@@ -12,19 +14,25 @@ std::string domain_check_verdict(const verify::DestinationCheck& c) {
   return "the answer was temporary: callouts would say try again later";
 }
 
-nlohmann::json domain_check_json(const core::Domain& domain, const verify::DestinationCheck& c,
-                                 smtp::TlsPolicy policy) {
+const verify::DestinationCheck& serving_server(
+    const std::vector<verify::DestinationCheck>& checks) {
+  const auto it = std::find_if(checks.begin(), checks.end(),
+                               [](const verify::DestinationCheck& c) { return c.connected(); });
+  return it != checks.end() ? *it : checks.at(0);
+}
+
+namespace {
+
+nlohmann::json server_json(const verify::DestinationCheck& c) {
   using nlohmann::json;
   const auto described = [](const std::optional<smtp::ClientResult>& r) {
     return r ? json(r->describe()) : json(nullptr);
   };
-  return {{"domain", domain.name},
-          {"destination", domain.destination.str()},
+  return {{"server", c.destination.str()},
           {"connected", c.connected()},
           {"session", c.hello.describe()},
           {"ms", c.took.count()},
           {"extensions", c.extensions},
-          {"tls_policy", smtp::to_string(policy)},
           {"tls",
            {{"active", c.tls.active},
             {"version", c.tls.version},
@@ -38,6 +46,20 @@ nlohmann::json domain_check_json(const core::Domain& domain, const verify::Desti
           {"verifies_recipients", c.verifies_recipients()},
           {"accepts_any_address", c.accepts_any_address()},
           {"verdict", domain_check_verdict(c)}};
+}
+
+}  // namespace
+
+nlohmann::json domain_check_json(const core::Domain& domain,
+                                 const std::vector<verify::DestinationCheck>& checks,
+                                 smtp::TlsPolicy policy) {
+  auto out = server_json(serving_server(checks));
+  out["domain"] = domain.name;
+  out["destination"] = domain.destination.str();
+  out["tls_policy"] = smtp::to_string(policy);
+  auto& servers = out["servers"] = nlohmann::json::array();
+  for (const auto& c : checks) servers.push_back(server_json(c));
+  return out;
 }
 
 }  // namespace mailroster::app

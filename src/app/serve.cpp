@@ -249,7 +249,7 @@ class SyncScheduler {
 
 // Hands a mail of serve's own (a password link; a delivery notification, from the null
 // sender) to the [reports] relay (the coroutine owns its arguments).
-boost::asio::awaitable<void> hand_to_relay(smtp::ClientPool& pool, core::Endpoint relay,
+boost::asio::awaitable<void> hand_to_relay(smtp::ClientPool& pool, core::Destination relay,
                                            std::string from, std::string to, std::string message,
                                            std::string what) {
   const std::vector<std::string> recipients{to};  // not braced in the co_await: g++ 12 fails
@@ -359,6 +359,10 @@ int serve(const Config& config, store::Store& store,
   metrics.describe("mailroster_relay_tls_connects",
                    "Connections to destinations and the next hop that went on in TLS", "gauge");
   metrics.gauge("mailroster_relay_tls_connects", [&] { return double(pool.tls_connects()); });
+  metrics.describe("mailroster_relay_failovers",
+                   "Sessions with a server other than a destination's first (it had failed)",
+                   "counter");
+  metrics.gauge("mailroster_relay_failovers", [&] { return double(pool.failovers()); });
   metrics.describe("mailroster_lookup_cache_hits",
                    "SMTP lookups (domains, owners, settings) answered from memory", "counter");
   metrics.gauge("mailroster_lookup_cache_hits", [&] { return double(lookups.stats().hits); });
@@ -616,7 +620,7 @@ int serve(const Config& config, store::Store& store,
         if (!domain || domain->company_id != company->id) {
           return admin::json_error(404, "not_found", "no such domain");
         }
-        auto done = std::make_shared<std::promise<verify::DestinationCheck>>();
+        auto done = std::make_shared<std::promise<std::vector<verify::DestinationCheck>>>();
         auto found = done->get_future();
         boost::asio::co_spawn(
             io,
@@ -630,10 +634,11 @@ int serve(const Config& config, store::Store& store,
               }
             },
             boost::asio::detached);
-        // Every step of the session is bounded by the relay's timeouts; serve stopping ends
-        // the wait at once.
-        const auto until = std::chrono::steady_clock::now() + config.relay.connect_timeout +
-                           6 * config.relay.command_timeout;
+        // Every step of each server's session is bounded by the relay's timeouts; serve
+        // stopping ends the wait at once.
+        const auto until = std::chrono::steady_clock::now() +
+                           static_cast<int>(domain->destination.hosts.size()) *
+                               (config.relay.connect_timeout + 6 * config.relay.command_timeout);
         while (found.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
           if (io.stopped()) return stopping;
           if (std::chrono::steady_clock::now() > until) {
@@ -641,10 +646,12 @@ int serve(const Config& config, store::Store& store,
                                      "the check of " + domain->name + " did not end");
           }
         }
-        const auto c = found.get();
+        const auto checks = found.get();
+        const auto& c = serving_server(checks);
         spdlog::info("domain check of {} ({}): {}", domain->name, domain->destination.str(),
-                     c.connected() ? domain_check_verdict(c) : c.hello.describe());
-        return json_response(domain_check_json(*domain, c, config.relay.tls));
+                     c.connected() ? c.destination.str() + ": " + domain_check_verdict(c)
+                                   : c.hello.describe());
+        return json_response(domain_check_json(*domain, checks, config.relay.tls));
       });
   // Password links (forgot password, invitations) go out through the reports' relay.
   api.set_password_mail(

@@ -46,8 +46,8 @@ Result<std::string> validate_contact(std::string_view text, std::string_view fie
 struct Domain {
   Id id = 0;
   Id company_id = 0;
-  std::string name;      // lower case
-  Endpoint destination;  // the company's mail server for this domain
+  std::string name;         // lower case
+  Destination destination;  // the company's mail server(s) for this domain, in order
   TimePoint created_at{};
 };
 

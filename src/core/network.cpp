@@ -141,4 +141,32 @@ std::string Endpoint::str() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+Result<Destination> Destination::parse(std::string_view text, std::uint16_t default_port) {
+  Destination d;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto end = std::min(text.find_first_of(", \t", at), text.size());
+    if (end > at) {
+      auto host = parse_endpoint(text.substr(at, end - at), default_port, false);
+      if (!host) return host.error();
+      if (std::find(d.hosts.begin(), d.hosts.end(), *host) != d.hosts.end()) {
+        return invalid("'" + host->str() + "' is listed twice in '" + std::string(text) + "'");
+      }
+      d.hosts.push_back(std::move(host).value());
+    }
+    at = end + 1;
+  }
+  if (d.hosts.empty()) return invalid("no mail server given");
+  if (d.hosts.size() > max_hosts) {
+    return invalid("at most " + std::to_string(max_hosts) + " mail servers per destination");
+  }
+  return d;
+}
+
+std::string Destination::str() const {
+  std::string out;
+  for (const auto& h : hosts) out += (out.empty() ? "" : ", ") + h.str();
+  return out;
+}
+
 }  // namespace mailroster::core

@@ -1,5 +1,6 @@
 // Network values of the model: CIDR blocks (a company's outbound relay networks) and
-// host:port endpoints (a domain's delivery destination). Pure parsing, no sockets.
+// host:port endpoints, and destinations: the mail servers a domain's mail goes to, in order.
+// Pure parsing, no sockets.
 #pragma once
 
 #include <array>
@@ -7,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -51,6 +53,22 @@ struct Endpoint {
   static Result<Endpoint> parse_listen(std::string_view text, std::uint16_t default_port);
   std::string str() const;
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+// Where a domain's mail is delivered (or outbound mail is sent on): one mail server, or
+// several tried in the order given, the later ones when the earlier cannot take a session
+// ("mx1.acme.example, mx2.acme.example:2525"; commas or spaces between them). Every one of
+// them must know the domain's recipients: callouts ask whichever answers first.
+struct Destination {
+  static constexpr std::size_t max_hosts = 10;
+  std::vector<Endpoint> hosts;  // at least one, no repeats
+
+  Destination() = default;
+  Destination(Endpoint host) : hosts{std::move(host)} {}  // NOLINT: one server is a destination
+  static Result<Destination> parse(std::string_view text, std::uint16_t default_port = 25);
+  // "host:port", or "mx1:25, mx2:25": parse() reads it back.
+  std::string str() const;
+  friend bool operator==(const Destination&, const Destination&) = default;
 };
 
 }  // namespace mailroster::core

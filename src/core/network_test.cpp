@@ -75,5 +75,34 @@ TEST(Endpoint, RejectsBadInput) {
   }
 }
 
+TEST(Destination, OneOrSeveralServersInOrder) {
+  auto one = Destination::parse("127.0.0.1:2526").value();
+  ASSERT_EQ(one.hosts.size(), 1u);
+  EXPECT_EQ(one.str(), "127.0.0.1:2526");  // as a single endpoint always read
+  EXPECT_EQ(one, Destination(Endpoint{"127.0.0.1", 2526}));
+
+  auto several =
+      Destination::parse(" MX1.Acme.Example, mx2.acme.example:2525\t[2001:db8::1] ,").value();
+  ASSERT_EQ(several.hosts.size(), 3u);
+  EXPECT_EQ(several.hosts[0], (Endpoint{"mx1.acme.example", 25}));
+  EXPECT_EQ(several.hosts[1], (Endpoint{"mx2.acme.example", 2525}));
+  EXPECT_EQ(several.hosts[2], (Endpoint{"2001:db8::1", 25}));
+  EXPECT_EQ(several.str(), "mx1.acme.example:25, mx2.acme.example:2525, [2001:db8::1]:25");
+  EXPECT_EQ(Destination::parse(several.str()).value(), several);
+  EXPECT_EQ(Destination::parse("mx1 mx2", 2526).value().hosts[1].port, 2526);
+}
+
+TEST(Destination, RejectsEmptyRepeatedBadAndTooMany) {
+  for (const char* bad : {"", " , ", "mx1, mx1:25", "mx1, bad_host", "mx1, host:0", "[::1"}) {
+    EXPECT_FALSE(Destination::parse(bad)) << bad;
+  }
+  EXPECT_NE(Destination::parse("mx1, MX1").error().message.find("listed twice"), std::string::npos);
+  std::string eleven;
+  for (int i = 0; i < 11; ++i) eleven += "mx" + std::to_string(i) + ".example ";
+  EXPECT_FALSE(Destination::parse(eleven));
+  eleven.resize(eleven.rfind("mx10"));
+  EXPECT_TRUE(Destination::parse(eleven));
+}
+
 }  // namespace
 }  // namespace mailroster::core

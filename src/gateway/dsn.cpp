@@ -27,7 +27,7 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
   const auto boundary = "mailroster-dsn-" + tag;
   const bool utf8 = !core::is_ascii(request.sender);
   const auto date = core::format_rfc5322(now);
-  const auto next_hop = request.destination.str();
+  const auto next_hop = outcome.server ? *outcome.server : request.destination.hosts.at(0);
 
   std::string text;
   std::string fields = "Reporting-MTA: dns; " + hostname + "\r\n";
@@ -45,7 +45,7 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
           "Original-Recipient: " + original_recipient(request.recipient_dsn[i].orcpt) + "\r\n";
     }
     fields += "Action: relayed\r\nStatus: 2.0.0\r\n";
-    fields += "Remote-MTA: dns; " + request.destination.host + "\r\n";
+    fields += "Remote-MTA: dns; " + next_hop.host + "\r\n";
   }
   const bool full = request.dsn.ret == "FULL";
   const auto header_end = message.find("\r\n\r\n");
@@ -66,7 +66,7 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
   out += "--" + boundary + "\r\n";
   out += std::string("Content-Type: text/plain; charset=") + (utf8 ? "utf-8" : "us-ascii") +
          "\r\n\r\n";
-  out += "Your message was relayed by " + hostname + " to " + next_hop +
+  out += "Your message was relayed by " + hostname + " to " + next_hop.str() +
          ", which does not\r\nsend delivery notifications: no further notice of its delivery "
          "will come.\r\nIt was relayed for:\r\n\r\n" +
          text + "\r\n";
@@ -93,7 +93,7 @@ void send_relayed_notice(const RelayRequest& request, const RelayOutcome& outcom
   }
   spdlog::info("{}: {} relayed to {}, which has no DSN: relayed notice to <{}>", request.id,
                outcome.relayed_notices.size() == 1 ? "recipient" : "recipients",
-               request.destination.str(), request.sender);
+               outcome.server ? outcome.server->str() : request.destination.str(), request.sender);
   send(request.sender, std::move(*notice));
 }
 

@@ -52,6 +52,18 @@ TEST(RelayedNotice, SaysRelayedForTheRecipientsThatAskedAndReturnsTheHeaders) {
   EXPECT_NE(n.find("\r\n--" + boundary + "--\r\n"), std::string::npos);
 }
 
+// A destination of several servers: the notice names the one that took the message.
+TEST(RelayedNotice, NamesTheServerThatTookTheMessage) {
+  auto r = request();
+  r.destination = core::Destination::parse("mx1.acme.example, mx2.acme.example:2525").value();
+  auto o = delivered({0});
+  o.server = r.destination.hosts[1];
+  const auto n = relayed_notice(r, o, kMessage, "gw.example", kNow).value();
+  EXPECT_NE(n.find("Remote-MTA: dns; mx2.acme.example\r\n"), std::string::npos) << n;
+  EXPECT_NE(n.find("to mx2.acme.example:2525, which does not"), std::string::npos) << n;
+  EXPECT_EQ(n.find("mx1"), std::string::npos) << n;
+}
+
 TEST(RelayedNotice, ReturnsTheWholeMessageWithRetFull) {
   const auto notice = relayed_notice(request("FULL"), delivered({0}), kMessage, "gw", kNow);
   ASSERT_TRUE(notice);

@@ -24,7 +24,7 @@ namespace {
 struct Recipient {
   core::Address address;
   core::Id company_id = 0;
-  core::Endpoint destination;
+  core::Destination destination;
   bool countable = false;  // a clean delivery counts toward discovery
 };
 

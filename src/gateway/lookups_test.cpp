@@ -86,8 +86,8 @@ TEST_P(LookupsTest, AnswersFromMemoryUntilAnotherConnectionChangesWhatItRead) {
   EXPECT_TRUE(eventually([&] { return lookups.discovery_settings(acme.id).enabled; }));
   const auto domain = writer->find_domain("acme.example").value();
   writer->set_domain_destination(domain.id, core::Endpoint::parse("127.0.0.1:2600").value(), actor);
-  EXPECT_TRUE(
-      eventually([&] { return lookups.find_domain("acme.example")->destination.port == 2600; }));
+  EXPECT_TRUE(eventually(
+      [&] { return lookups.find_domain("acme.example")->destination.hosts.at(0).port == 2600; }));
   EXPECT_TRUE(lookups.companies_of("192.0.2.7").empty());
   store::CompanyChange networks;
   networks.relay_networks = std::vector{core::Cidr::parse("192.0.2.0/24").value()};

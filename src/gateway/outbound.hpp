@@ -25,7 +25,8 @@ namespace mailroster::gateway {
 
 struct OutboundSettings {
   std::string hostname = "mailroster.localdomain";
-  core::Endpoint next_hop{"127.0.0.1", 25};  // the smarthost that delivers to the Internet
+  // The smarthost that delivers to the Internet (several: tried in order).
+  core::Destination next_hop{core::Endpoint{"127.0.0.1", 25}};
   // A message the scorer marks (rspamd: add header, rewrite subject) is relayed with the
   // X-Spam fields and the new Subject; false: as it came (recipients outside never see the
   // filter's verdict). Marked or not, it does not count toward discovery.

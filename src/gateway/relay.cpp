@@ -65,9 +65,10 @@ awaitable<RelayOutcome> relay(smtp::ClientPool& pool, const RelayRequest& reques
     co_return out;
   }
   auto& conn = *lease.connection;
+  out.server = conn.destination();
   if (!conn.offers("SMTPUTF8") && needs_smtputf8(request, message)) {
     co_await pool.release(std::move(lease.connection));
-    out.reply = Reply{550, "5.6.7 " + request.destination.str() +
+    out.reply = Reply{550, "5.6.7 " + conn.destination().str() +
                                " does not support SMTPUTF8, which this message needs (a non-ASCII "
                                "address or header)"};
     co_return out;

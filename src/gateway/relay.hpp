@@ -26,8 +26,8 @@
 namespace mailroster::gateway {
 
 struct RelayRequest {
-  core::Endpoint destination;
-  std::string sender;  // "" = <>
+  core::Destination destination;  // its servers are tried in order (smtp::ClientPool)
+  std::string sender;             // "" = <>
   bool eight_bit = false;
   bool smtputf8 = false;
   std::vector<std::string> recipients;
@@ -39,6 +39,7 @@ struct RelayRequest {
 
 struct RelayOutcome {
   smtp::Reply reply;
+  std::optional<core::Endpoint> server;          // the one of the destination's servers used
   std::vector<std::string> refused_permanently;  // recipients the next hop 5xx'd at RCPT
   // Delivered to a next hop without DSN: the recipients (indexes) whose NOTIFY asked for
   // SUCCESS, for whom a "relayed" notice is due (RFC 3461 4.1; gateway/dsn.hpp).

@@ -27,7 +27,7 @@ namespace mailroster::reports {
 inline constexpr std::chrono::hours kMinAuditRetention{24};
 
 struct MaintenanceSettings {
-  core::Endpoint relay{"127.0.0.1", 25};  // where reports are submitted
+  core::Destination relay{core::Endpoint{"127.0.0.1", 25}};  // where reports are submitted
   std::string from = "mailroster@localhost";
   std::string hostname = "localhost";
   std::chrono::seconds interval{600};
@@ -46,7 +46,7 @@ struct MaintenanceResult {
 // Submits one message through the relay at `relay`, from `from` (the weekly reports, serve's
 // and the CLI's password mails); an empty string on success (the relay said 250 to the data
 // for at least one recipient), else why it failed.
-boost::asio::awaitable<std::string> submit(smtp::ClientPool& pool, const core::Endpoint& relay,
+boost::asio::awaitable<std::string> submit(smtp::ClientPool& pool, const core::Destination& relay,
                                            const std::string& from,
                                            const std::vector<std::string>& recipients,
                                            const std::string& message);

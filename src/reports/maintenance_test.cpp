@@ -77,7 +77,7 @@ class Reports : public ::testing::TestWithParam<store::sql::Dialect> {
   MaintenanceResult run_at(core::TimePoint now) {
     clock.set(now);
     Maintenance m(*store, *discovery, pool,
-                  {.relay = {"127.0.0.1", relay_server.port()},
+                  {.relay = core::Endpoint{"127.0.0.1", relay_server.port()},
                    .from = "mailroster@mx.test",
                    .hostname = "mx.test"},
                   store_thread.get_executor());
@@ -272,7 +272,8 @@ TEST_P(Reports, TheIoThreadRunsOnWhileTheStoreIsBusy) {
     release.set_value();
   });
   MaintenanceResult result;
-  Maintenance m(*store, *discovery, pool, {.relay = {"127.0.0.1", relay_server.port()}},
+  Maintenance m(*store, *discovery, pool,
+                {.relay = core::Endpoint{"127.0.0.1", relay_server.port()}},
                 store_thread.get_executor());
   asio::co_spawn(
       io,

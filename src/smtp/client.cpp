@@ -11,6 +11,7 @@
 #include <map>
 
 #include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
 
 namespace mailroster::smtp {
 
@@ -320,9 +321,41 @@ struct ClientPool::Impl {
   asio::io_context& io;
   ClientSettings settings;
   ssl::context tls_context;
-  std::map<std::string, std::vector<std::unique_ptr<ClientConnection>>> idle;
+  std::map<std::string, std::vector<std::unique_ptr<ClientConnection>>> idle;  // by server
+  std::map<std::string, std::chrono::steady_clock::time_point> failed_until;   // by server
   std::size_t connects = 0;
   std::size_t tls_connects = 0;
+  std::size_t failovers = 0;
+
+  bool resting(const core::Endpoint& server, std::chrono::steady_clock::time_point now) {
+    const auto it = failed_until.find(server.str());
+    if (it == failed_until.end()) return false;
+    if (it->second > now) return true;
+    failed_until.erase(it);
+    return false;
+  }
+
+  // A session with this one server: an idle connection that still answers RSET, or a new one.
+  awaitable<Lease> acquire(const core::Endpoint& to) {
+    auto& waiting = idle[to.str()];
+    while (!waiting.empty()) {
+      auto c = std::move(waiting.back());
+      waiting.pop_back();
+      const auto age = std::chrono::steady_clock::now() - c->impl_->idle_since;
+      if (age > settings.idle_keep || !c->usable()) continue;
+      // The server may have closed it meanwhile: check with RSET before trusting it.
+      auto check = co_await c->command("RSET");
+      if (check.positive()) co_return Lease{std::move(c), check};
+    }
+    auto [impl, result] = co_await connect(to, false);
+    if (!result.positive() && impl->tls_failed && settings.tls == TlsPolicy::may) {
+      // As Postfix: a server whose TLS is broken still gets its mail, in the clear.
+      std::tie(impl, result) = co_await connect(to, true);
+    }
+    if (!result.positive()) co_return Lease{nullptr, result};
+    co_return Lease{std::unique_ptr<ClientConnection>(new ClientConnection(std::move(impl))),
+                    result};
+  }
 
   awaitable<std::pair<std::unique_ptr<ClientConnection::Impl>, ClientResult>> connect(
       const core::Endpoint& to, bool plaintext) {
@@ -340,6 +373,7 @@ ClientPool::ClientPool(asio::io_context& io, ClientSettings settings)
 ClientPool::~ClientPool() = default;
 std::size_t ClientPool::connects() const { return impl_->connects; }
 std::size_t ClientPool::tls_connects() const { return impl_->tls_connects; }
+std::size_t ClientPool::failovers() const { return impl_->failovers; }
 void ClientPool::clear() { impl_->idle.clear(); }
 
 void ClientPool::reconfigure(const ClientSettings& settings) {
@@ -349,26 +383,44 @@ void ClientPool::reconfigure(const ClientSettings& settings) {
   s.data_timeout = settings.data_timeout;
   s.max_idle_per_destination = settings.max_idle_per_destination;
   s.idle_keep = settings.idle_keep;
+  s.server_retry = settings.server_retry;
 }
 
-awaitable<ClientPool::Lease> ClientPool::acquire(const core::Endpoint& to) {
-  auto& idle = impl_->idle[to.str()];
-  while (!idle.empty()) {
-    auto c = std::move(idle.back());
-    idle.pop_back();
-    const auto age = std::chrono::steady_clock::now() - c->impl_->idle_since;
-    if (age > impl_->settings.idle_keep || !c->usable()) continue;
-    // The server may have closed it meanwhile: check with RSET before trusting it.
-    auto check = co_await c->command("RSET");
-    if (check.positive()) co_return Lease{std::move(c), check};
+awaitable<ClientPool::Lease> ClientPool::acquire(const core::Destination& to) {
+  auto& I = *impl_;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<const core::Endpoint*> order;  // as listed, those that failed lately last
+  for (const auto& server : to.hosts) {
+    if (!I.resting(server, now)) order.push_back(&server);
   }
-  auto [impl, result] = co_await impl_->connect(to, false);
-  if (!result.positive() && impl->tls_failed && impl_->settings.tls == TlsPolicy::may) {
-    // As Postfix: a server whose TLS is broken still gets its mail, in the clear.
-    std::tie(impl, result) = co_await impl_->connect(to, true);
+  for (const auto& server : to.hosts) {
+    if (I.resting(server, now)) order.push_back(&server);
   }
-  if (!result.positive()) co_return Lease{nullptr, result};
-  co_return Lease{std::unique_ptr<ClientConnection>(new ClientConnection(std::move(impl))), result};
+  Lease lease;
+  std::string failures;
+  for (const auto* server : order) {
+    lease = co_await I.acquire(*server);
+    if (lease.connection) {
+      I.failed_until.erase(server->str());
+      if (server != &to.hosts.front()) ++I.failovers;
+      co_return lease;
+    }
+    // "mx1:25: Connection refused", "mx2:25: 421 4.3.2 too busy"
+    auto why =
+        lease.result.failure == ClientFailure::none ? lease.result.describe() : lease.result.detail;
+    if (!why.starts_with(server->str())) why = server->str() + ": " + why;
+    if (to.hosts.size() > 1 && !I.resting(*server, std::chrono::steady_clock::now())) {
+      spdlog::warn("{} (a server of {}): tried after the others for {} s", why, to.str(),
+                   I.settings.server_retry.count());
+    }
+    I.failed_until[server->str()] = std::chrono::steady_clock::now() + I.settings.server_retry;
+    failures += (failures.empty() ? "" : "; ") + why;
+  }
+  if (to.hosts.size() > 1) {
+    lease.result =
+        ClientResult{ClientFailure::connect, {}, "no server took a session: " + failures};
+  }
+  co_return lease;
 }
 
 awaitable<void> ClientPool::release(std::unique_ptr<ClientConnection> c) {

@@ -4,8 +4,14 @@
 // connect (no TCP connection or no greeting), protocol (garbage or a dropped connection
 // mid-dialogue), timeout, or a response (a 4xx/5xx reply, carried in the reply itself).
 //
-// Idle connections are kept per destination for reuse (ClientPool): a reused connection is
-// RSET before use, which also proves it is still open; one older than idle_keep is dropped.
+// Idle connections are kept per server for reuse (ClientPool): a reused connection is RSET
+// before use, which also proves it is still open; one older than idle_keep is dropped.
+//
+// A destination may name several servers (core::Destination): they are tried in order until
+// one gives a session ready for mail (connected, greeted 2xx, EHLO and any STARTTLS the policy
+// needs went through). Nothing is sent to a later server once MAIL has gone to one, so a
+// message is never handed to two. A server that failed is tried after the others for
+// `server_retry`, so a dead first server costs one timeout, not one per message.
 //
 // TLS (RFC 3207 STARTTLS), as Postfix's smtp_tls_security_level: "may" (the default) uses it
 // whenever the server offers it, and when the handshake fails connects again without it;
@@ -45,6 +51,7 @@ struct ClientSettings {
   std::chrono::milliseconds data_timeout{300'000};  // RFC 5321 4.5.3.2.6: 10 min for "."
   std::size_t max_idle_per_destination = 8;
   std::chrono::seconds idle_keep{30};
+  std::chrono::seconds server_retry{60};  // a server that failed is tried last this long
   TlsPolicy tls = TlsPolicy::may;
   std::string tls_ca_file;  // "verify": the CAs to trust (PEM); "": the system's
 };
@@ -84,12 +91,13 @@ class ClientPool {
   ClientPool(const ClientPool&) = delete;
   ClientPool& operator=(const ClientPool&) = delete;
 
-  // A session to `to` that has said EHLO (or HELO) and is ready for MAIL.
+  // A session with a server of `to` that has said EHLO (or HELO) and is ready for MAIL: the
+  // first of its servers that can give one, those that failed lately last.
   struct Lease {
     std::unique_ptr<ClientConnection> connection;
-    ClientResult result;  // failure of the connect, when connection is null
+    ClientResult result;  // why none could, when connection is null (every server's answer)
   };
-  boost::asio::awaitable<Lease> acquire(const core::Endpoint& to);
+  boost::asio::awaitable<Lease> acquire(const core::Destination& to);
   // Gives a connection back after a finished transaction; it is RSET and kept for reuse.
   boost::asio::awaitable<void> release(std::unique_ptr<ClientConnection> connection);
   // Drops idle connections (at shutdown).
@@ -100,6 +108,7 @@ class ClientPool {
 
   std::size_t connects() const;      // TCP connections opened so far
   std::size_t tls_connects() const;  // ... of which went on in TLS
+  std::size_t failovers() const;     // sessions with a server other than a destination's first
 
  private:
   struct Impl;
@@ -109,7 +118,7 @@ class ClientPool {
 class ClientConnection {
  public:
   ~ClientConnection();
-  const core::Endpoint& destination() const;
+  const core::Endpoint& destination() const;  // the server this connection is to
   bool esmtp() const;
   bool tls() const;  // the session runs in TLS (STARTTLS done)
   const TlsInfo& tls_info() const;

@@ -175,10 +175,11 @@ class Store {
 
   // Domains: a domain name belongs to at most one company.
   virtual core::Domain add_domain(Id company_id, const std::string& name,
-                                  const core::Endpoint& destination, const core::Actor& actor) = 0;
+                                  const core::Destination& destination,
+                                  const core::Actor& actor) = 0;
   virtual std::optional<core::Domain> find_domain(std::string_view name) = 0;
   virtual std::vector<core::Domain> list_domains(std::optional<Id> company_id) = 0;
-  virtual core::Domain set_domain_destination(Id id, const core::Endpoint& destination,
+  virtual core::Domain set_domain_destination(Id id, const core::Destination& destination,
                                               const core::Actor& actor) = 0;
   // Refuses (conflict) while addresses of the domain exist, unless force.
   virtual void remove_domain(Id id, bool force, const core::Actor& actor) = 0;

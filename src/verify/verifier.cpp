@@ -40,13 +40,13 @@ struct CacheEntry {
   smtp::ClientResult probe;
   TimePoint refresh_at;
   TimePoint expire_at;
-  std::string destination;  // host:port that answered
+  std::string destination;  // the destination (Destination::str()) that answered
 };
 
 struct CatchAll {
   bool accept_all = false;
   TimePoint checked_at{};
-  std::string destination;  // host:port that was tested
+  std::string destination;  // the destination (Destination::str()) that was tested
 };
 
 // A wake-up signal for coroutines on one thread: waiters sleep on a timer that never fires
@@ -118,7 +118,8 @@ struct Verifier::Impl {
   }
 
   // One callout: EHLO (in acquire), MAIL FROM, RCPT TO, and the catch-all check when due.
-  awaitable<VerifyResult> probe(const core::Endpoint& destination, const core::Address& address) {
+  awaitable<VerifyResult> probe(const core::Destination& destination,
+                                const core::Address& address) {
     ++stats.probes;
     VerifyResult result;
     auto lease = co_await pool.acquire(destination);
@@ -133,8 +134,8 @@ struct Verifier::Impl {
     // without it could never take mail for it: a permanent refusal, as its 553 would be.
     const bool utf8 = !core::is_ascii(address.str());
     if (utf8 && !conn.offers("SMTPUTF8")) {
-      result.probe.reply = smtp::Reply{
-          553, "5.6.7 " + destination.str() + " does not support SMTPUTF8 (non-ASCII address)"};
+      result.probe.reply = smtp::Reply{553, "5.6.7 " + conn.destination().str() +
+                                                " does not support SMTPUTF8 (non-ASCII address)"};
       result.verdict = Verdict::reject;
       co_await pool.release(std::move(lease.connection));
       co_return result;
@@ -144,7 +145,7 @@ struct Verifier::Impl {
     if (!mail.positive()) {
       result.probe = mail;
       result.verdict = Verdict::try_later;  // the probe sender was refused, not the address
-      spdlog::warn("verify: {} refused the probe sender <{}>: {}", destination.str(),
+      spdlog::warn("verify: {} refused the probe sender <{}>: {}", conn.destination().str(),
                    settings.sender, mail.describe());
       co_await pool.release(std::move(lease.connection));
       co_return result;
@@ -218,7 +219,7 @@ Verifier::Verifier(smtp::ClientPool& pool, VerifySettings settings, const core::
 void Verifier::reconfigure(const VerifySettings& settings) { impl_->settings = settings; }
 Verifier::~Verifier() = default;
 
-awaitable<VerifyResult> Verifier::verify(const core::Endpoint& destination,
+awaitable<VerifyResult> Verifier::verify(const core::Destination& destination,
                                          const core::Address& address) {
   auto& I = *impl_;
   const auto now = I.clock.now();
@@ -334,12 +335,12 @@ std::string random_local_part() {
   return out;
 }
 
-awaitable<DestinationCheck> check_destination(smtp::ClientPool& pool, core::Endpoint destination,
-                                              std::string domain, std::string sender) {
+awaitable<DestinationCheck> check_server(smtp::ClientPool& pool, core::Endpoint server,
+                                         std::string domain, std::string sender) {
   DestinationCheck out;
-  out.destination = destination;
+  out.destination = server;
   const auto started = std::chrono::steady_clock::now();
-  auto lease = co_await pool.acquire(destination);
+  auto lease = co_await pool.acquire(server);
   out.took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   out.hello = lease.result;
@@ -352,6 +353,16 @@ awaitable<DestinationCheck> check_destination(smtp::ClientPool& pool, core::Endp
     out.random_rcpt = co_await conn.command("RCPT TO:<" + random_local_part() + "@" + domain + ">");
   }
   co_await conn.command("QUIT");
+  co_return out;
+}
+
+awaitable<std::vector<DestinationCheck>> check_destination(smtp::ClientPool& pool,
+                                                           core::Destination destination,
+                                                           std::string domain, std::string sender) {
+  std::vector<DestinationCheck> out;
+  for (const auto& server : destination.hosts) {
+    out.push_back(co_await check_server(pool, server, domain, sender));
+  }
   co_return out;
 }
 

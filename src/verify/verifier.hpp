@@ -76,7 +76,9 @@ class Verifier {
   Verifier(const Verifier&) = delete;
   Verifier& operator=(const Verifier&) = delete;
 
-  boost::asio::awaitable<VerifyResult> verify(const core::Endpoint& destination,
+  // Asks the first of the destination's servers that gives a session (smtp::ClientPool); what
+  // is learnt is kept for this destination, all its servers together.
+  boost::asio::awaitable<VerifyResult> verify(const core::Destination& destination,
                                               const core::Address& address);
   // Drops what is known about an address (for example after the destination refused it at
   // relay time). Returns the number of cache entries removed.
@@ -90,7 +92,7 @@ class Verifier {
   struct CatchAllDomain {
     std::string domain;
     core::TimePoint checked_at;
-    std::string destination;  // host:port found to take any address
+    std::string destination;  // the destination (its servers) found to take any address
   };
   std::vector<CatchAllDomain> catch_all_domains() const;
 
@@ -103,10 +105,11 @@ class Verifier {
   std::unique_ptr<Impl> impl_;
 };
 
-// What `mailroster domain check` finds at a destination: one session as a callout holds it
-// (the relay's TLS policy and CAs), with what it saw on the way. Nothing is cached or counted.
+// What `mailroster domain check` finds at one server of a destination: one session as a callout
+// holds it (the relay's TLS policy and CAs), with what it saw on the way. Nothing is cached or
+// counted.
 struct DestinationCheck {
-  core::Endpoint destination;
+  core::Endpoint destination;           // the server
   smtp::ClientResult hello;             // greeting, EHLO and STARTTLS; or why the session failed
   std::chrono::milliseconds took{0};    // until the session was ready
   std::vector<std::string> extensions;  // EHLO keywords
@@ -123,9 +126,11 @@ struct DestinationCheck {
   bool accepts_any_address() const { return random_rcpt && random_rcpt->positive(); }
 };
 
-boost::asio::awaitable<DestinationCheck> check_destination(smtp::ClientPool& pool,
-                                                           core::Endpoint destination,
-                                                           std::string domain, std::string sender);
+boost::asio::awaitable<DestinationCheck> check_server(smtp::ClientPool& pool, core::Endpoint server,
+                                                      std::string domain, std::string sender);
+// Every server of the destination, one after the other, in its order.
+boost::asio::awaitable<std::vector<DestinationCheck>> check_destination(
+    smtp::ClientPool& pool, core::Destination destination, std::string domain, std::string sender);
 
 // A local part no mailbox has ("mailroster-probe-" and 16 random letters and digits): the
 // catch-all test.

@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -29,8 +30,13 @@ class ScriptedMta final : public smtp::SessionHandler {
   int rcpts = 0;
   int in_flight = 0;
   int max_in_flight = 0;
+  smtp::Reply greeting{220, "ok"};
+  int sessions = 0;
 
-  smtp::Reply on_connect(const smtp::SessionInfo&) override { return {220, "ok"}; }
+  smtp::Reply on_connect(const smtp::SessionInfo&) override {
+    ++sessions;
+    return greeting;
+  }
   asio::awaitable<smtp::Reply> on_mail(const smtp::SessionInfo&,
                                        const smtp::Transaction&) override {
     co_return smtp::Reply{250, "2.1.0 ok"};
@@ -70,6 +76,12 @@ class VerifierTest : public ::testing::Test {
     return std::make_unique<Verifier>(pool, s, clock);
   }
 
+  // A port nothing listens on: a server that is down.
+  core::Endpoint dead_server() {
+    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    return core::Endpoint{"127.0.0.1", a.local_endpoint().port()};
+  }
+
   // Runs verifications concurrently and returns their results in order.
   std::vector<VerifyResult> run(Verifier& v, const std::vector<std::string>& addresses) {
     std::vector<VerifyResult> results(addresses.size());
@@ -96,7 +108,7 @@ class VerifierTest : public ::testing::Test {
   ScriptedMta mta;
   smtp::Server server;
   smtp::ClientPool pool;
-  core::Endpoint destination;
+  core::Destination destination;
 };
 
 TEST_F(VerifierTest, AcceptIsCachedForThePositiveTtl) {
@@ -164,7 +176,6 @@ TEST_F(VerifierTest, DestinationDownIsTryLaterNotReject) {
   server.stop();
   io.restart();
   io.poll();
-  core::Endpoint dead{"127.0.0.1", destination.port};
   auto r = one(*v, "alice@acme.example");
   EXPECT_EQ(r.verdict, Verdict::try_later);
   EXPECT_EQ(r.probe.failure, smtp::ClientFailure::connect);
@@ -253,6 +264,53 @@ TEST_F(VerifierTest, FlushForgetsAddressesAndDomains) {
   EXPECT_EQ(v->stats().cache_entries, 0u);
   one(*v, "alice@acme.example");
   EXPECT_EQ(v->flush_all(), 1u);
+}
+
+// A destination of several servers: a server that is down, or greets with 421, hands the
+// probe to the next; it is then passed over for server_retry, so it costs one failed attempt,
+// not one per probe; with no time to rest it is tried first again at once.
+TEST_F(VerifierTest, AServerThatCannotTakeASessionHandsTheProbeToTheNext) {
+  ScriptedMta busy;
+  busy.greeting = {421, "4.3.2 too busy"};
+  smtp::Server busy_server(io, smtp::ServerSettings{.listen = {"127.0.0.1", 0}}, busy);
+  busy_server.start();
+  const auto live = destination.hosts.at(0);
+  destination.hosts = {dead_server(), {"127.0.0.1", busy_server.port()}, live};
+  auto v = make();
+  EXPECT_EQ(one(*v, "alice@acme.example").verdict, Verdict::accept);
+  EXPECT_EQ(one(*v, "nobody@acme.example").verdict, Verdict::reject);
+  EXPECT_EQ(busy.sessions, 1);      // not asked again while it rests
+  EXPECT_EQ(mta.rcpts, 3);          // alice, the random address, nobody
+  EXPECT_EQ(pool.connects(), 3u);   // the second probe reused the session with the third
+  EXPECT_EQ(pool.failovers(), 2u);  // both went to a server other than the first
+
+  smtp::ClientPool eager(io, smtp::ClientSettings{.connect_timeout = seconds(2),
+                                                  .command_timeout = seconds(2),
+                                                  .server_retry = seconds(0)});
+  Verifier again(eager, {}, clock);
+  EXPECT_EQ(one(again, "alice@acme.example").verdict, Verdict::accept);
+  EXPECT_EQ(busy.sessions, 2);
+  EXPECT_EQ(one(again, "carol@acme.example").verdict, Verdict::reject);
+  EXPECT_EQ(busy.sessions, 3);  // first in line again
+  EXPECT_EQ(eager.failovers(), 2u);
+  busy_server.stop();
+}
+
+TEST_F(VerifierTest, NoServerTakingASessionIsTryLaterNamingEach) {
+  const auto dead = dead_server();
+  destination.hosts = {dead, {"127.0.0.1", static_cast<std::uint16_t>(dead.port)}};
+  destination.hosts[1].host = "localhost";
+  auto v = make();
+  auto r = one(*v, "alice@acme.example");
+  EXPECT_EQ(r.verdict, Verdict::try_later);
+  EXPECT_EQ(r.probe.failure, smtp::ClientFailure::connect);
+  EXPECT_NE(r.probe.detail.find("no server took a session: " + dead.str() + ": "),
+            std::string::npos)
+      << r.probe.detail;
+  EXPECT_NE(r.probe.detail.find("; localhost:" + std::to_string(dead.port)), std::string::npos)
+      << r.probe.detail;
+  EXPECT_EQ(v->stats().cache_entries, 0u);
+  EXPECT_EQ(mta.rcpts, 0);
 }
 
 }  // namespace

@@ -623,6 +623,14 @@ class Api(unittest.TestCase):
         status, body, _ = ops.call("PATCH", "/api/v1/companies/initech/domains/initech.example",
                                    {"destination": "127.0.0.1:2526"})
         self.assertEqual((status, body["destination"]), (200, "127.0.0.1:2526"), body)
+        # Several servers, tried in order; one listed twice is a 400 naming the field.
+        status, body, _ = ops.call("PATCH", "/api/v1/companies/initech/domains/initech.example",
+                                   {"destination": "mx1.initech.example,[::1]:2526"})
+        self.assertEqual((status, body["destination"]), (200, "mx1.initech.example:25, [::1]:2526"), body)
+        status, body, _ = ops.call("PATCH", "/api/v1/companies/initech/domains/initech.example",
+                                   {"destination": "mx1.initech.example, MX1.initech.example:25"})
+        self.assertEqual((status, body["error"]["field"]), (400, "destination"), body)
+        self.assertIn("listed twice", body["error"]["message"])
         self.assertEqual(adm.call("PATCH", "/api/v1/companies/initech/domains/initech.example",
                                   {"destination": "127.0.0.1:1"})[0], 404)
         self.assertEqual(ops.call("PATCH", "/api/v1/companies/initech/domains/acme.example",

@@ -135,7 +135,7 @@ class Gateway(unittest.TestCase):
             cls.procs.append(p)
             port = int(p.stdout.readline().split()[-1])
             cls.mtas[name] = (port, spool)
-        dead_port = free_port()
+        dead_port = cls.dead_port = free_port()
         cls.admin_port = free_port()  # fixed, so that the CLI finds the running service
 
         cls.db = new_database(cls.dir)
@@ -174,11 +174,11 @@ class Gateway(unittest.TestCase):
                     'postmaster = "alice@acme.example"\n'
                     'max_message_size = 200000\ntls_cert = "%s"\ntls_key = "%s"\nidle_timeout = "20s"\n'
                     '[relay]\nconnect_timeout = "1s"\ncommand_timeout = "1s"\n'
-                    '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
+                    '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d, 127.0.0.1:%d"\n'
                     '[harvest]\nslow_after = 1000\nrefuse_after = 1000\n'  # tested in Limits
-                    '[reports]\nrelay = "127.0.0.1:%d"\n'
-                    % (database_toml(cls.db, cls.dir), cls.admin_port, cert, key, cls.mtas["main"][0],
-                       cls.mtas["reports"][0]))
+                    '[reports]\nrelay = "127.0.0.1:%d, 127.0.0.1:%d"\n'
+                    % (database_toml(cls.db, cls.dir), cls.admin_port, cert, key, dead_port,
+                       cls.mtas["main"][0], dead_port, cls.mtas["reports"][0]))
         cls.config = config
         cls.cert = cert  # the gateway's own (CN=mailroster.test): no CA of the destinations
         start_gateway(cls, config)
@@ -194,6 +194,10 @@ class Gateway(unittest.TestCase):
     @classmethod
     def cli(cls, *args):
         return run_cli(cls.db, *args)
+
+    def log_text(self):
+        with open(self.log_path) as f:
+            return f.read()
 
     def settled(self):
         """Waits until serve has written the discovery counts of the mail it answered: they are
@@ -398,6 +402,66 @@ class Gateway(unittest.TestCase):
         self.assertFalse(json.loads(r.stdout)["connected"])
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
         self.assertIn("cannot take mail", r.stderr)
+
+    def test_a_destination_of_several_servers_is_tried_in_order(self):
+        """A domain's mail servers are tried in the order given: one that is down, or greets
+        with 421, hands the callout and the message to the next; it is then passed over for a
+        while ([relay] server_retry), so it costs one attempt, not one per message."""
+        busy, main = self.mtas["busy"][0], self.mtas["main"][0]
+        servers = "127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d" % (self.dead_port, busy, main)
+        self.cli("domain", "add", "failover.example", "--company", "acme", "--destination",
+                 "127.0.0.1:%d 127.0.0.1:%d,127.0.0.1:%d" % (self.dead_port, busy, main))
+        listed = {d["name"]: d for d in json.loads(self.cli("domain", "list", "--json"))}
+        self.assertEqual(listed["failover.example"]["destination"], servers)
+        failovers = lambda: float(re.search(r"^mailroster_relay_failovers (\S+)$", self.metrics(), re.M).group(1))
+        before_failovers, before = failovers(), self.spooled()
+        rcpt, data, text = self.send("carol@failover.example")  # a callout, then the message
+        self.assertEqual((rcpt, data), (250, 250), text)
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
+        self.assertEqual(env["to"], ["carol@failover.example"])
+        self.assertGreaterEqual(failovers() - before_failovers, 2)  # the callout and the relay
+        self.assertIn("127.0.0.1:%d: 421" % busy, self.log_text())
+        self.assertIn("(a server of %s): tried after the others for 60 s" % servers, self.log_text())
+        self.assertEqual(self.send("zed@failover.example")[0], 550)  # main's answer, not busy's 421
+
+        # domain check tries every server and says which one takes the mail now.
+        r = subprocess.run([BINARY, "--db", self.db, "domain", "check", "failover.example", "--json"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        found = json.loads(r.stdout)
+        self.assertEqual([s["server"] for s in found["servers"]], [x.strip() for x in servers.split(",")])
+        self.assertEqual([s["connected"] for s in found["servers"]], [False, False, True])
+        self.assertIn("421", found["servers"][1]["session"])
+        self.assertEqual(found["server"], "127.0.0.1:%d" % main)
+        self.assertTrue(found["connected"] and found["verifies_recipients"])
+        text = subprocess.run([BINARY, "--db", self.db, "domain", "check", "failover.example"],
+                              capture_output=True, text=True).stdout
+        self.assertIn("  server 127.0.0.1:%d (mail goes here now)\n    session     ready" % main, text)
+
+        # No server that takes a session: 451, naming each, and nothing counted.
+        self.cli("domain", "add", "nowhere.example", "--company", "acme", "--destination",
+                 "127.0.0.1:%d, 127.0.0.1:%d" % (self.dead_port, busy))
+        rcpt, _, text = self.send("someone@nowhere.example")
+        self.assertEqual(rcpt, 451, text)
+        self.assertIn("127.0.0.1:%d: " % self.dead_port, text)
+        self.assertIn("127.0.0.1:%d: 421" % busy, text)
+        self.assertNotIn("someone@nowhere.example", self.discovered())
+        r = subprocess.run([BINARY, "--db", self.db, "domain", "check", "nowhere.example"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+        # A server listed twice, or a bad one among good ones, is refused with the reason.
+        for bad, why in [("127.0.0.1:%d, 127.0.0.1:%d" % (main, main), "listed twice"),
+                         ("127.0.0.1:%d, bad_host" % main, "bad_host")]:
+            r = subprocess.run([BINARY, "--db", self.db, "domain", "update", "failover.example",
+                                "--destination", bad], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(why, r.stderr)
+        listed = {d["name"]: d for d in json.loads(self.cli("domain", "list", "--json"))}
+        self.assertEqual(listed["failover.example"]["destination"], servers)
 
     def test_bad_tls_settings_stop_serve_with_a_reason(self):
         config = os.path.join(self.dir, "bad-tls.toml")

@@ -448,6 +448,16 @@ try {
     assert.match(cli("domain", "list", "--company", "acme"), /new\.example\s+acme\s+127\.0\.0\.1:1\n/);
     await page.click("[data-check='new.example']");
     await page.waitForSelector("#domain-check [data-verdict]:has-text('cannot take mail')");
+    // A second server behind the first: the check shows both, and which one takes the mail.
+    await page.fill("input[aria-label='destination of new.example']", `127.0.0.1:1, 127.0.0.1:${mtaPort}`);
+    await page.click("[data-destination='new.example'] button");
+    await page.waitForSelector("#message:has-text('destination saved')");
+    assert.match(cli("domain", "list", "--company", "acme"),
+      new RegExp(`new\\.example\\s+acme\\s+127\\.0\\.0\\.1:1, 127\\.0\\.0\\.1:${mtaPort}\\n`));
+    await page.click("[data-check='new.example']");
+    await page.waitForSelector("#domain-check [data-server='127.0.0.1:1'] [data-verdict]:has-text('cannot take mail')");
+    await page.waitForSelector(`#domain-check [data-server='127.0.0.1:${mtaPort}'] h3:has-text('mail goes here now')`);
+    await page.waitForSelector(`#domain-check [data-server='127.0.0.1:${mtaPort}'] [data-verdict]:has-text('accepts any address')`);
     await page.screenshot({ path: path.join(artifacts, "domains-operator-1280.png"), fullPage: true });
     // Removal is asked twice, and a domain with addresses is kept, saying why.
     await page.click("[data-unroute='acme.example']");

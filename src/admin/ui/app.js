@@ -560,7 +560,7 @@ async function domainsView() {
       `<span class="row" data-domain-actions="${esc(d.name)}"><button data-check="${esc(d.name)}">Check</button>${operator
         ? `<button class="secondary" data-unroute="${esc(d.name)}">Remove</button>` : ""}</span>`]))}
     ${operator ? `<form id="add-domain" class="row"><input name="name" placeholder="domain" required>
-      <input name="destination" placeholder="host:port" required><button>Add domain</button></form>` : ""}
+      <input name="destination" placeholder="host:port, next:port" required><button>Add domain</button></form>` : ""}
     </section><section id="domain-check" hidden></section>`;
   main().querySelectorAll("[data-check]").forEach((b) => (b.onclick = async () => {
     const box = $("#domain-check");
@@ -596,22 +596,30 @@ async function domainsView() {
   }
 }
 
-// What a domain check found, as the CLI's text says it.
+// What a domain check found, as the CLI's text says it: each server of the destination, in
+// order, when it has several (the one mail goes to now is marked).
 function checkHtml(c) {
-  const rows = [["Session", `${c.connected ? "ready" : "failed"} in ${c.ms} ms: ${esc(c.session)}`]];
-  if (c.connected) {
-    rows.push(["Extensions", esc(c.extensions.join(" ")) || "(none: HELO only)"]);
-    rows.push(["TLS", c.tls.active
-      ? `${esc(c.tls.version)} ${esc(c.tls.cipher)}; certificate ${esc(c.tls.certificate)}, ${c.tls.trusted
-        ? "trusted" : `not trusted (${esc(c.tls.untrusted_because)})`}, ${c.tls.names_host ? "names the host" : "does not name the host"}`
-      : `not used (relay policy "${esc(c.tls_policy)}"${c.tls_policy === "none" ? "" : "; the server offers no STARTTLS"})`]);
-    if (c.mail_from) rows.push(["MAIL FROM", esc(c.mail_from)]);
-    if (c.random_recipient) rows.push(["Random RCPT", esc(c.random_recipient)]);
+  const several = c.servers.length > 1;
+  const parts = c.servers.map((s) => serverCheckHtml(s, c.tls_policy,
+    several ? `${esc(s.server)}${s.connected && s.server === c.server ? " (mail goes here now)" : ""}` : ""));
+  return `<h2>${esc(c.domain)} → ${esc(c.destination)}</h2>${parts.join("")}`;
+}
+
+function serverCheckHtml(s, tlsPolicy, heading) {
+  const rows = [["Session", `${s.connected ? "ready" : "failed"} in ${s.ms} ms: ${esc(s.session)}`]];
+  if (s.connected) {
+    rows.push(["Extensions", esc(s.extensions.join(" ")) || "(none: HELO only)"]);
+    rows.push(["TLS", s.tls.active
+      ? `${esc(s.tls.version)} ${esc(s.tls.cipher)}; certificate ${esc(s.tls.certificate)}, ${s.tls.trusted
+        ? "trusted" : `not trusted (${esc(s.tls.untrusted_because)})`}, ${s.tls.names_host ? "names the host" : "does not name the host"}`
+      : `not used (relay policy "${esc(tlsPolicy)}"${tlsPolicy === "none" ? "" : "; the server offers no STARTTLS"})`]);
+    if (s.mail_from) rows.push(["MAIL FROM", esc(s.mail_from)]);
+    if (s.random_recipient) rows.push(["Random RCPT", esc(s.random_recipient)]);
   }
-  const verdict = !c.connected ? "the server cannot take mail"
-    : c.verdict || "the server refused the probe sender: callouts to it cannot verify recipients";
-  return `<h2>${esc(c.domain)} → ${esc(c.destination)}</h2>${table(["Step", "Found"], rows)}
-    <p class="${c.verifies_recipients ? "ok" : "error"}" data-verdict>${esc(verdict)}</p>`;
+  const verdict = !s.connected ? "the server cannot take mail"
+    : s.verdict || "the server refused the probe sender: callouts to it cannot verify recipients";
+  return `<div data-server="${esc(s.server)}">${heading ? `<h3>${heading}</h3>` : ""}${table(["Step", "Found"], rows)}
+    <p class="${s.verifies_recipients ? "ok" : "error"}" data-verdict>${esc(verdict)}</p></div>`;
 }
 
 // One's own password: every session ends with the change, this one too, so it logs in again.

@@ -165,13 +165,26 @@ core::InvalidAddress read_invalid(const Statement& s) {
   return i;
 }
 
+// The servers after a destination's first, as the domains table keeps them.
+std::string fallbacks(const core::Destination& destination) {
+  if (destination.hosts.empty()) {
+    throw Failure(core::invalid("a destination needs a mail server", "destination"));
+  }
+  core::Destination rest;
+  rest.hosts.assign(destination.hosts.begin() + 1, destination.hosts.end());
+  return rest.str();
+}
+
 core::Domain read_domain(const Statement& s) {
   core::Domain d;
   d.id = s.int64(0);
   d.company_id = s.int64(1);
   d.name = s.text(2);
-  d.destination.host = s.text(3);
-  d.destination.port = static_cast<std::uint16_t>(s.int64(4));
+  d.destination = core::Endpoint{s.text(3), static_cast<std::uint16_t>(s.int64(4))};
+  // The further servers, as Destination::str() wrote them (migration 0011).
+  if (auto more = core::Destination::parse(s.text(6)); more) {
+    d.destination.hosts.insert(d.destination.hosts.end(), more->hosts.begin(), more->hosts.end());
+  }
   d.created_at = from_unix(s.int64(5));
   return d;
 }
@@ -406,7 +419,8 @@ struct SqlStore::Impl {
   // ---- domains ----------------------------------------------------------------------------
 
   static constexpr std::string_view kDomainColumns =
-      "id, company_id, name, destination_host, destination_port, created_at";
+      "id, company_id, name, destination_host, destination_port, created_at, "
+      "destination_fallbacks";
 
   std::optional<core::Domain> domain_by_name(std::string_view name) {
     auto s = db.prepare(sql_with("SELECT ", kDomainColumns, " FROM domains WHERE name = ?"));
@@ -1086,7 +1100,7 @@ void SqlStore::remove_company(Id id, bool force, const Actor& actor) {
 // ---- domains ------------------------------------------------------------------------------
 
 core::Domain SqlStore::add_domain(Id company_id, const std::string& name,
-                                  const core::Endpoint& destination, const Actor& actor) {
+                                  const core::Destination& destination, const Actor& actor) {
   auto parsed = core::parse_domain(name);
   if (!parsed) throw Failure(parsed.error());
   return impl_->guard([&] {
@@ -1100,14 +1114,16 @@ core::Domain SqlStore::add_domain(Id company_id, const std::string& name,
                         (owner ? owner->name : "?") + "'",
                     "name");
     }
+    const auto more = fallbacks(destination);  // checks there is a first server
     I.db.prepare(
             "INSERT INTO domains(company_id, name, destination_host, destination_port, "
-            "created_at) VALUES (?, ?, ?, ?, ?)")
+            "destination_fallbacks, created_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(1, company_id)
         .bind(2, *parsed)
-        .bind(3, destination.host)
-        .bind(4, static_cast<int>(destination.port))
-        .bind(5, to_unix(I.now()))
+        .bind(3, destination.hosts.at(0).host)
+        .bind(4, static_cast<int>(destination.hosts.at(0).port))
+        .bind(5, more)
+        .bind(6, to_unix(I.now()))
         .run();
     auto d = I.domain_by_id(I.db.last_insert_id()).value();
     I.audit(company_id, actor, "domain.add", d.name, "", json_text(d));
@@ -1132,17 +1148,21 @@ std::vector<core::Domain> SqlStore::list_domains(std::optional<Id> company_id) {
   });
 }
 
-core::Domain SqlStore::set_domain_destination(Id id, const core::Endpoint& destination,
+core::Domain SqlStore::set_domain_destination(Id id, const core::Destination& destination,
                                               const Actor& actor) {
   return impl_->guard([&] {
     auto& I = *impl_;
     Transaction tx(I.db);
     auto before = I.domain_by_id(id);
     if (!before) throw Failure(ErrorCode::not_found, "no domain with id " + std::to_string(id));
-    I.db.prepare("UPDATE domains SET destination_host = ?, destination_port = ? WHERE id = ?")
-        .bind(1, destination.host)
-        .bind(2, static_cast<int>(destination.port))
-        .bind(3, id)
+    const auto more = fallbacks(destination);  // checks there is a first server
+    I.db.prepare(
+            "UPDATE domains SET destination_host = ?, destination_port = ?, "
+            "destination_fallbacks = ? WHERE id = ?")
+        .bind(1, destination.hosts.at(0).host)
+        .bind(2, static_cast<int>(destination.hosts.at(0).port))
+        .bind(3, more)
+        .bind(4, id)
         .run();
     auto after = I.domain_by_id(id).value();
     I.audit(after.company_id, actor, "domain.update", after.name, json_text(*before),

@@ -51,11 +51,11 @@ class SqlStore : public Store {
                                const core::Actor& actor) override;
   void remove_company(Id id, bool force, const core::Actor& actor) override;
 
-  core::Domain add_domain(Id company_id, const std::string& name, const core::Endpoint& destination,
-                          const core::Actor& actor) override;
+  core::Domain add_domain(Id company_id, const std::string& name,
+                          const core::Destination& destination, const core::Actor& actor) override;
   std::optional<core::Domain> find_domain(std::string_view name) override;
   std::vector<core::Domain> list_domains(std::optional<Id> company_id) override;
-  core::Domain set_domain_destination(Id id, const core::Endpoint& destination,
+  core::Domain set_domain_destination(Id id, const core::Destination& destination,
                                       const core::Actor& actor) override;
   void remove_domain(Id id, bool force, const core::Actor& actor) override;
 

@@ -378,7 +378,20 @@ TEST_P(StoreTest, ChangesDomainDestination) {
   auto after =
       store.set_domain_destination(d.id, core::Endpoint::parse("[::1]:2600").value(), actor);
   EXPECT_EQ(after.destination.str(), "[::1]:2600");
-  EXPECT_EQ(store.find_domain("acme.example")->destination.port, 2600);
+  EXPECT_EQ(store.find_domain("acme.example")->destination.hosts.at(0).port, 2600);
+
+  // Several servers, in order; back to one clears the others.
+  const auto two = core::Destination::parse("mx1.acme.example, [::1]:2600").value();
+  EXPECT_EQ(store.set_domain_destination(d.id, two, actor).destination, two);
+  EXPECT_EQ(store.find_domain("acme.example")->destination, two);
+  EXPECT_EQ(store.list_domains(std::nullopt).at(0).destination, two);
+  const auto events = store.list_audit({.company_id = d.company_id, .limit = 1});
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events.front().after.find("mx1.acme.example:25, [::1]:2600"), std::string::npos)
+      << events.front().after;
+  store.set_domain_destination(d.id, core::Endpoint{"127.0.0.1", 2526}, actor);
+  EXPECT_EQ(store.find_domain("acme.example")->destination.str(), "127.0.0.1:2526");
+  EXPECT_THROW(store.set_domain_destination(d.id, core::Destination{}, actor), Failure);
 }
 
 TEST_P(StoreTest, RemovingADomainWithAddressesNeedsForce) {
