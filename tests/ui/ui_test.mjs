@@ -158,6 +158,7 @@ try {
       await page.waitForSelector("#login-error:has-text('wrong email or password')");
       await logIn(page, "admin@acme.example", PASSWORD, "Users");
       await noHorizontalScroll("users");
+      assert.ok(await page.isHidden("#nav-gateway"), "the Gateway page is for operators");
     });
     if (width === 390) {
       await step("every page fits a phone", async () => {
@@ -473,6 +474,22 @@ try {
     assert.doesNotMatch(cli("domain", "list", "--company", "acme"), /new\.example/);
     await page.close();
   });
+  await step("an operator sees the gateway's nodes and its catch-all mail servers", async () => {
+    const page = await loggedIn("ops@example.net", "Users");
+    await page.click("#nav-gateway");
+    await page.waitForSelector("h1:has-text('Gateway')");
+    const nodes = JSON.parse(cli("node", "list", "--json"));
+    assert.equal(nodes.length, 1, JSON.stringify(nodes));
+    const row = page.locator(`tr:has([data-node='${nodes[0].id}'])`);
+    await row.locator("[data-node-state]:has-text('alive')").waitFor();
+    await row.locator("[data-scheduler]:has-text('runs the scheduler')").waitFor();
+    assert.match(await row.textContent(), new RegExp(`inbound SMTP 127\\.0\\.0\\.1:${smtpPort}`));
+    await page.waitForSelector("[data-catch-all='catchall.example']");
+    assert.match(await page.locator("tr:has([data-catch-all='catchall.example'])").textContent(),
+      new RegExp(`acme\\s*127\\.0\\.0\\.1:${mtaPort}`));
+    await page.screenshot({ path: path.join(artifacts, "gateway-operator-1280.png"), fullPage: true });
+    await page.close();
+  });
   await step("an operator sets the relay networks and adds a company", async () => {
     const page = await loggedIn("ops@example.net", "Users");
     await page.goto(base + "/#/company");
@@ -489,7 +506,7 @@ try {
     await page.waitForSelector("h1:has-text('Company initech')");
     assert.equal(await page.inputValue("#company"), "initech");
     assert.match(cli("company", "list"), /initech/);
-    // The operator's header (eight pages, address, company, Log out) keeps to one line at 1280 px.
+    // The operator's header (nine pages, address, company, Log out) keeps to one line at 1280 px.
     const [navTop, logoutTop] = await page.evaluate(() =>
       ["#nav", "#logout"].map((s) => document.querySelector(s).getBoundingClientRect().top));
     assert.ok(Math.abs(navTop - logoutTop) < 10, `Log out wraps: top ${logoutTop} vs nav ${navTop}`);

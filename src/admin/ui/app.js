@@ -640,6 +640,28 @@ function wirePassword() {
   };
 }
 
+// Operators: the serve processes on this database (as `mailroster node list`), and the domains
+// of every company whose mail server takes any address (as `mailroster verify catch-all`).
+async function gatewayView() {
+  const [nodes, catchAll] = await Promise.all([api("GET", "/nodes"), api("GET", "/verify/catch-all")]);
+  const when = (t) => esc(t.replace("T", " ").replace("Z", " UTC"));
+  main().innerHTML = `<section><h1>Gateway</h1>
+    <p>The serve processes sharing this database. Each says it is alive every scheduler tick; one
+    at a time runs directory syncs, expiry and the Thursday reports.</p>
+    ${table(["Node", "Version", "Serving", "Started", "State"], nodes.items.map((n) => [
+      `<span data-node="${esc(n.id)}">${esc(n.host)}</span><br><small>${esc(n.id)}</small>`,
+      esc(n.version), esc(n.serving), when(n.started_at),
+      `<span class="${n.alive ? "ok" : "error"}" data-node-state>${n.alive ? "alive" : `gone since ${when(n.seen_at)}`}</span>${
+        n.scheduler ? `<br><b data-scheduler>runs the scheduler</b>` : ""}`]))}
+    ${nodes.items.length ? "" : "<p>No serve process has said it is alive.</p>"}</section>
+    <section><h2>Catch-all mail servers</h2>
+    <p>These domains' servers accept any address, so callouts cannot tell real addresses: their mail
+    is relayed, but never counted for discovery.</p>
+    ${catchAll.items.length ? table(["Domain", "Company", "Server", "Found"], catchAll.items.map((d) => [
+      `<span data-catch-all="${esc(d.domain)}">${esc(d.domain)}</span>`, esc(d.company), esc(d.destination), when(d.checked_at)]))
+      : "<p data-no-catch-all>None found.</p>"}</section>`;
+}
+
 async function passwordView() {
   main().innerHTML = `<section><h1>${esc(state.me.email)}</h1><p>${esc(state.me.role)}</p></section>${passwordHtml}`;
   wirePassword();
@@ -663,7 +685,7 @@ async function accountView() {
 
 const views = { users: usersView, discovery: discoveryView, invalid: invalidView,
   settings: settingsView, import: importView, audit: auditView, domains: domainsView,
-  company: companyView, password: passwordView };
+  company: companyView, password: passwordView, gateway: gatewayView };
 
 async function route() {
   const reset = location.hash.match(/^#\/reset\/([\w-]+)$/);
@@ -689,6 +711,7 @@ async function start() {
   try { state.me = await api("GET", "/me"); } catch { state.me = null; }
   $("#logout").hidden = !state.me;
   $("#nav").hidden = !state.me || state.me.role === "end_user";
+  $("#nav-gateway").hidden = !state.me || state.me.role !== "operator";
   $("#who").textContent = "";
   if (state.me) {
     state.csrf = state.me.csrf_token;
