@@ -197,9 +197,10 @@ const std::vector<Key>& schema() {
       {"outbound", "listen",
        [](const toml::node& n, Config& c) { return set_listen(n, c.outbound_listen, 587); }},
       {"outbound", "next_hop",
-       [](const toml::node& n, Config& c) { return set_destination(n, c.outbound_next_hop); }},
+       [](const toml::node& n, Config& c) { return set_destination(n, c.outbound_next_hop); },
+       kReload},
       {"scoring", "mark_outbound",
-       [](const toml::node& n, Config& c) { return set_bool(n, c.mark_outbound); }},
+       [](const toml::node& n, Config& c) { return set_bool(n, c.mark_outbound); }, kReload},
       {"outbound", "require_tls",
        [](const toml::node& n, Config& c) { return set_bool(n, c.outbound_require_tls); }, kReload},
       {"outbound", "proxy_protocol",
@@ -257,7 +258,8 @@ const std::vector<Key>& schema() {
        },
        kReload},
       {"reports", "relay",
-       [](const toml::node& n, Config& c) { return set_destination(n, c.maintenance.relay); }},
+       [](const toml::node& n, Config& c) { return set_destination(n, c.maintenance.relay); },
+       kReload},
       {"reports", "from",
        [](const toml::node& n, Config& c) { return set_address(n, c.maintenance.from, false); }},
       {"maintenance", "interval",
@@ -290,16 +292,18 @@ const std::vector<Key>& schema() {
            return std::string("must be a number");
          }
          return c.spam_threshold > 0 ? std::string() : std::string("must be positive");
-       }},
+       },
+       kReload},
       {"scoring", "rspamd",
        [](const toml::node& n, Config& c) {
          std::string text;
          if (auto err = set_string(n, text); !err.empty()) return err;
          c.use_rspamd = !text.empty();
          return c.use_rspamd ? set_endpoint(n, c.rspamd.server, 11333, false) : std::string();
-       }},
+       },
+       kReload},
       {"scoring", "rspamd_timeout",
-       [](const toml::node& n, Config& c) { return set_duration(n, c.rspamd.timeout); }},
+       [](const toml::node& n, Config& c) { return set_duration(n, c.rspamd.timeout); }, kReload},
       {"scoring", "rspamd_failure",
        [](const toml::node& n, Config& c) {
          std::string text;
@@ -312,7 +316,8 @@ const std::vector<Key>& schema() {
            return std::string("must be defer or builtin");
          }
          return std::string();
-       }},
+       },
+       kReload},
       {"database", "path",
        [](const toml::node& n, Config& c) {
          auto err = set_string(n, c.database_path);

@@ -276,12 +276,14 @@ TEST(Config, ChangedKeysAndWhatAReloadApplies) {
                                       "harvest.window", "verify.negative_ttl"}));
   EXPECT_TRUE(changed_keys(before, before).empty());
   EXPECT_TRUE(changed_keys(Config{}, parse_config("", "defaults").value()).empty());
-  for (const auto* key : {"smtp.max_recipients", "harvest.window", "verify.negative_ttl",
-                          "log.level", "relay.command_timeout", "smtp.shutdown_grace"}) {
+  for (const auto* key :
+       {"smtp.max_recipients", "harvest.window", "verify.negative_ttl", "log.level",
+        "relay.command_timeout", "relay.server_retry", "smtp.shutdown_grace", "outbound.next_hop",
+        "reports.relay", "scoring.spam_threshold", "scoring.rspamd", "scoring.mark_outbound"}) {
     EXPECT_TRUE(reloadable(key)) << key;
   }
   for (const auto* key : {"smtp.inbound_listen", "smtp.hostname", "database.path", "admin.listen",
-                          "smtp.tls_cert", "relay.tls", "scoring.rspamd", "maintenance.interval"}) {
+                          "smtp.tls_cert", "relay.tls", "reports.from", "maintenance.interval"}) {
     EXPECT_FALSE(reloadable(key)) << key;
   }
 }

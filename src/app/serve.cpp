@@ -274,6 +274,19 @@ smtp::ServerSettings outbound_settings(const Config& config) {
   return s;
 }
 
+// The built-in checks, or rspamd when [scoring] rspamd names it.
+std::shared_ptr<gateway::Scorer> make_scorer(const Config& config, admin::Metrics& metrics) {
+  if (!config.use_rspamd) {
+    spdlog::info("scoring: built-in checks, spam at {}", config.spam_threshold);
+    return std::make_shared<gateway::BuiltinScorer>(config.spam_threshold);
+  }
+  auto settings = config.rspamd;
+  settings.builtin_threshold = config.spam_threshold;
+  spdlog::info("scoring: rspamd at {} (when it cannot be asked: {})", settings.server.str(),
+               settings.on_failure == gateway::RspamdFailure::defer ? "defer" : "built-in checks");
+  return std::make_shared<gateway::RspamdScorer>(settings, metrics);
+}
+
 // "a, b, c", or `none` for an empty list.
 std::string listed(const std::vector<std::string>& keys, std::string_view none) {
   return keys.empty() ? std::string(none) : fmt::format("{}", fmt::join(keys, ", "));
@@ -289,17 +302,9 @@ int serve(const Config& config, store::Store& store,
 
   smtp::ClientPool pool(io, config.relay);
   verify::Verifier verifier(pool, config.verify, clock);
-  std::unique_ptr<gateway::Scorer> scorer;
-  if (config.use_rspamd) {
-    auto settings = config.rspamd;
-    settings.builtin_threshold = config.spam_threshold;
-    scorer = std::make_unique<gateway::RspamdScorer>(settings, metrics);
-    spdlog::info(
-        "scoring: rspamd at {} (when it cannot be asked: {})", settings.server.str(),
-        settings.on_failure == gateway::RspamdFailure::defer ? "defer" : "built-in checks");
-  } else {
-    scorer = std::make_unique<gateway::BuiltinScorer>(config.spam_threshold);
-  }
+  gateway::SwappableScorer scorer(make_scorer(config, metrics));
+  // What the last reload applied (SIGHUP); read and written on the I/O thread only.
+  Config live = config;
   lifecycle::DiscoveryService discovery(store, clock);
   verify::HarvestGuard harvest(config.harvest);
   // The SMTP path's lookups (domain, address owner, settings) use a connection of their own:
@@ -315,10 +320,12 @@ int serve(const Config& config, store::Store& store,
   core::WorkQueue discovery_writes("discovery");
   // "Relayed" delivery notifications (gateway/dsn.hpp) go out from the null sender through the
   // reports' relay.
-  auto notify = [&io, &pool, &config](const std::string& to, std::string message) {
+  auto notify = [&io, &pool, &live](const std::string& to, std::string message) {
     boost::asio::co_spawn(
         io,
-        hand_to_relay(pool, config.maintenance.relay, "", to, std::move(message), "relayed notice"),
+        [&pool, &live, to, message = std::move(message)]() -> boost::asio::awaitable<void> {
+          co_await hand_to_relay(pool, live.maintenance.relay, "", to, message, "relayed notice");
+        },
         boost::asio::detached);
   };
   auto defer = [&discovery_writes](std::function<void()> task) {
@@ -329,7 +336,7 @@ int serve(const Config& config, store::Store& store,
   metrics.gauge("mailroster_discovery_writes_pending",
                 [&] { return double(discovery_writes.pending()); });
   gateway::InboundGateway inbound_gateway(
-      lookups, discovery, verifier, harvest, pool, *scorer, metrics, clock,
+      lookups, discovery, verifier, harvest, pool, scorer, metrics, clock,
       {.hostname = config.inbound.hostname,
        .postmaster = config.postmaster.empty()
                          ? std::nullopt
@@ -337,7 +344,7 @@ int serve(const Config& config, store::Store& store,
        .defer = defer,
        .notify = notify});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
-  gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, *scorer, metrics, clock,
+  gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, scorer, metrics, clock,
                                             {.hostname = config.inbound.hostname,
                                              .next_hop = config.outbound_next_hop,
                                              .mark = config.mark_outbound,
@@ -657,11 +664,13 @@ int serve(const Config& config, store::Store& store,
   api.set_password_mail(
       {.base_url = [&config, &http] { return config.admin_base_url(http.port()); },
        .send =
-           [&io, &pool, &config](const std::string& to, const std::string& message) {
+           [&io, &pool, &live](const std::string& to, const std::string& message) {
              boost::asio::co_spawn(
                  io,
-                 hand_to_relay(pool, config.maintenance.relay, config.maintenance.from, to, message,
-                               "password link"),
+                 [&pool, &live, to, message]() -> boost::asio::awaitable<void> {
+                   co_await hand_to_relay(pool, live.maintenance.relay, live.maintenance.from, to,
+                                          message, "password link");
+                 },
                  boost::asio::detached);
            },
        .from = config.maintenance.from,
@@ -743,13 +752,12 @@ int serve(const Config& config, store::Store& store,
 
   // SIGHUP (systemctl reload, a certificate renewal's hook) reads the configuration file again
   // and applies what can change while serving (app::reloadable: limits, timeouts, the harvest
-  // guard, callouts, the log level) to new connections and the next command of those under
-  // way; a file that does not parse changes nothing. Then it reads the TLS certificates
-  // again: new connections get the new one; a certificate that cannot be used is refused and
-  // the one in use stays.
+  // guard, callouts, the smarthost, the reports' relay, scoring, the log level) to new
+  // connections and the next command of those under way; a file that does not parse changes
+  // nothing. Then it reads the TLS certificates again: new connections get the new one; a
+  // certificate that cannot be used is refused and the one in use stays.
   metrics.describe("mailroster_config_reloads_total", "Configuration reloads (SIGHUP), per result",
                    "counter");
-  Config live = config;  // what the last reload applied
   auto reload_config = [&]() -> std::string {
     if (!reread) return "";
     auto reread_config = reread();
@@ -761,7 +769,9 @@ int serve(const Config& config, store::Store& store,
     }
     auto fresh = std::move(reread_config).value();
     std::vector<std::string> applied;
+    bool scoring = false;
     for (auto& key : changed_keys(live, fresh)) {
+      scoring |= key.starts_with("scoring.");
       if (reloadable(key)) applied.push_back(std::move(key));
     }
     std::vector<std::string> at_start;  // against what serve started with: said every time
@@ -774,6 +784,10 @@ int serve(const Config& config, store::Store& store,
     harvest.reconfigure(fresh.harvest);
     verifier.reconfigure(fresh.verify);
     pool.reconfigure(fresh.relay);
+    outbound_gateway.reconfigure(
+        {.next_hop = fresh.outbound_next_hop, .mark = fresh.mark_outbound});
+    maintenance.set_relay(fresh.maintenance.relay);
+    if (scoring) scorer.set(make_scorer(fresh, metrics));  // messages being scored keep theirs
     shutdown_grace = fresh.shutdown_grace;
     live = std::move(fresh);
     metrics.add("mailroster_config_reloads_total", "result=\"ok\"");

@@ -36,6 +36,11 @@ OutboundGateway::OutboundGateway(Lookups& lookups, lifecycle::DiscoveryService& 
 
 OutboundGateway::~OutboundGateway() = default;
 
+void OutboundGateway::reconfigure(const OutboundSettings& settings) {
+  impl_->settings.next_hop = settings.next_hop;
+  impl_->settings.mark = settings.mark;
+}
+
 Reply OutboundGateway::on_connect(const smtp::SessionInfo&) { return Reply{220, "2.0.0"}; }
 
 awaitable<Reply> OutboundGateway::on_mail(const smtp::SessionInfo& session,

@@ -44,6 +44,8 @@ class OutboundGateway final : public smtp::SessionHandler {
                   Scorer& scorer, admin::Metrics& metrics, const core::Clock& clock,
                   OutboundSettings settings);
   ~OutboundGateway() override;
+  // A reload (SIGHUP): the next hop and the marking, for the next message; the rest stays.
+  void reconfigure(const OutboundSettings& settings);
 
   smtp::Reply on_connect(const smtp::SessionInfo& session) override;
   boost::asio::awaitable<smtp::Reply> on_mail(const smtp::SessionInfo& session,

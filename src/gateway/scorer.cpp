@@ -66,6 +66,11 @@ struct RspamdScorer::Impl {
   }
 };
 
+asio::awaitable<Score> SwappableScorer::score(const Envelope& envelope, std::string_view message) {
+  const auto in_use = scorer_;  // alive until this message is scored, whatever a reload does
+  co_return co_await in_use->score(envelope, message);
+}
+
 RspamdScorer::RspamdScorer(RspamdSettings settings, admin::Metrics& metrics)
     : impl_(new Impl{std::move(settings), metrics}) {
   metrics.describe("mailroster_rspamd_failures_total",

@@ -46,6 +46,18 @@ class BuiltinScorer final : public Scorer {
   double threshold_;
 };
 
+// The scorer in use, which a reload (SIGHUP) may replace: a message being scored keeps the one
+// it started with. Use it from the I/O thread only.
+class SwappableScorer final : public Scorer {
+ public:
+  explicit SwappableScorer(std::shared_ptr<Scorer> scorer) : scorer_(std::move(scorer)) {}
+  void set(std::shared_ptr<Scorer> scorer) { scorer_ = std::move(scorer); }
+  boost::asio::awaitable<Score> score(const Envelope& envelope, std::string_view message) override;
+
+ private:
+  std::shared_ptr<Scorer> scorer_;
+};
+
 enum class RspamdFailure {
   defer,    // 451 4.3.0: the client retries later (Postfix's milter_default_action = tempfail)
   builtin,  // score with the built-in checks instead

@@ -61,6 +61,8 @@ class Maintenance {
   // Runs only when may_run(), asked on the store executor, says so (serve: while this node
   // holds the scheduler lease, Store::hold_lease).
   void only_while(std::function<bool()> may_run) { may_run_ = std::move(may_run); }
+  // A reload (SIGHUP): where the next reports are submitted.
+  void set_relay(core::Destination relay) { settings_.relay = std::move(relay); }
   boost::asio::awaitable<MaintenanceResult> run(core::TimePoint now);
 
  private:

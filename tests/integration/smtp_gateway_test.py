@@ -1365,6 +1365,63 @@ class ConfigReload(ServeTestCase):
         self.assertIsNone(self.serve.poll())
         under_way.quit()
 
+    def test_sighup_applies_a_new_smarthost_relay_and_scoring(self):
+        """The outbound next hop, the reports' relay and every [scoring] setting apply at a
+        reload: the next message goes to the new smarthost and is scored as newly set."""
+        mtas = {}
+        for name in ("first", "second"):
+            spool = os.path.join(self.dir, "spool-" + name)
+            p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", spool,
+                                  "--catch-all"], stdout=subprocess.PIPE, text=True)
+            self.addCleanup(p.wait)
+            self.addCleanup(p.kill)
+            mtas[name] = (int(p.stdout.readline().split()[-1]), spool)
+        db = re.search(r'(?:path|url) = "([^"]+)"', self.text).group(1)
+        run_cli(db, "company", "add", "outco", "--relay-network", "127.0.0.1/32")
+        run_cli(db, "domain", "add", "out.example", "--company", "outco", "--destination", "127.0.0.1:9")
+
+        def send(body_headers=True, notify=()):
+            with smtplib.SMTP("127.0.0.1", self.ports["outbound SMTP"], timeout=10) as s:
+                s.ehlo("mail.out.example")
+                s.mail("sender@out.example")
+                s.rcpt("someone@elsewhere.example", list(notify))
+                msg = (message("someone@elsewhere.example") if body_headers else
+                       "From: <sender@out.example>\r\nSubject: bare\r\n\r\nno date, no id\r\n")
+                try:
+                    return s.data(msg)[0]
+                except smtplib.SMTPDataError as e:
+                    return e.smtp_code
+
+        def delivered(name):
+            spool = mtas[name][1]
+            return len([f for f in os.listdir(spool) if f.endswith(".eml")]) if os.path.isdir(spool) else 0
+
+        text = self.text + '[outbound]\nnext_hop = "127.0.0.1:%d"\n' % mtas["first"][0]
+        text = text.replace('[outbound]\nlisten = "127.0.0.1:0"\n', "")  # one [outbound] table
+        text = text.replace('[outbound]\n', '[outbound]\nlisten = "127.0.0.1:0"\n')
+        said = self.reload(text)
+        self.assertIn("configuration reloaded: outbound.next_hop", said)
+        self.assertEqual((send(), send(False)), (250, 250))  # a bare message scores 2 of 5
+        self.assertEqual((delivered("first"), delivered("second")), (2, 0))
+
+        text = (text.replace("127.0.0.1:%d" % mtas["first"][0], "127.0.0.1:%d" % mtas["second"][0])
+                + '[scoring]\nspam_threshold = 1.5\n[reports]\nrelay = "127.0.0.1:%d"\n' % mtas["second"][0])
+        said = self.reload(text)
+        self.assertIn("configuration reloaded: outbound.next_hop, reports.relay, scoring.spam_threshold",
+                      said)
+        self.assertNotIn("restart to apply", said)
+        self.assertIn("scoring: built-in checks, spam at 1.5", said)
+        self.assertEqual(send(), 250)
+        self.assertEqual(send(False), 550)  # MISSING_DATE, MISSING_MESSAGE_ID: 2 of 1.5
+        self.assertEqual((delivered("first"), delivered("second")), (2, 1))
+        # The second smarthost offers no DSN: the relayed notice goes through the new relay.
+        self.assertEqual(send(notify=["NOTIFY=SUCCESS"]), 250)
+        deadline = time.time() + 10
+        while delivered("second") < 3:
+            self.assertLess(time.time(), deadline, self.log_text())
+            time.sleep(0.05)
+        self.assertIn("relayed notice mailed to sender@out.example", self.log_text())
+
 
 @unittest.skipUnless(databases.POSTGRES or "--postgres" in sys.argv,
                      "nodes share a database on PostgreSQL; a SQLite file has one node")
