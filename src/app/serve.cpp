@@ -370,6 +370,10 @@ int serve(const Config& config, store::Store& store,
                    "Sessions with a server other than a destination's first (it had failed)",
                    "counter");
   metrics.gauge("mailroster_relay_failovers", [&] { return double(pool.failovers()); });
+  metrics.describe("mailroster_relay_servers_passed_over",
+                   "Servers that failed lately, tried after the others ([relay] server_retry)",
+                   "gauge");
+  metrics.gauge("mailroster_relay_servers_passed_over", [&] { return double(pool.passed_over()); });
   metrics.describe("mailroster_lookup_cache_hits",
                    "SMTP lookups (domains, owners, settings) answered from memory", "counter");
   metrics.gauge("mailroster_lookup_cache_hits", [&] { return double(lookups.stats().hits); });
@@ -791,10 +795,13 @@ int serve(const Config& config, store::Store& store,
     shutdown_grace = fresh.shutdown_grace;
     live = std::move(fresh);
     metrics.add("mailroster_config_reloads_total", "result=\"ok\"");
+    // The warning first: "configuration reloaded" is the reload's last line.
+    if (!at_start.empty()) {
+      spdlog::warn("changed in the configuration but read at start only (restart to apply): {}",
+                   listed(at_start, ""));
+    }
     spdlog::info("configuration reloaded: {}", listed(applied, "no change"));
     if (at_start.empty()) return "";
-    spdlog::warn("changed in the configuration but read at start only (restart to apply): {}",
-                 listed(at_start, ""));
     return fmt::format("; {} setting(s) wait for a restart", at_start.size());
   };
   std::vector<TlsListener> tls_listeners;

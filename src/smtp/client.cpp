@@ -374,6 +374,12 @@ ClientPool::~ClientPool() = default;
 std::size_t ClientPool::connects() const { return impl_->connects; }
 std::size_t ClientPool::tls_connects() const { return impl_->tls_connects; }
 std::size_t ClientPool::failovers() const { return impl_->failovers; }
+std::size_t ClientPool::passed_over() const {
+  const auto now = std::chrono::steady_clock::now();
+  return static_cast<std::size_t>(std::count_if(impl_->failed_until.begin(),
+                                                impl_->failed_until.end(),
+                                                [now](const auto& f) { return f.second > now; }));
+}
 void ClientPool::clear() { impl_->idle.clear(); }
 
 void ClientPool::reconfigure(const ClientSettings& settings) {

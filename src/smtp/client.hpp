@@ -109,6 +109,7 @@ class ClientPool {
   std::size_t connects() const;      // TCP connections opened so far
   std::size_t tls_connects() const;  // ... of which went on in TLS
   std::size_t failovers() const;     // sessions with a server other than a destination's first
+  std::size_t passed_over() const;   // servers that failed lately, tried after the others now
 
  private:
   struct Impl;

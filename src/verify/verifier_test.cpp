@@ -279,7 +279,8 @@ TEST_F(VerifierTest, AServerThatCannotTakeASessionHandsTheProbeToTheNext) {
   auto v = make();
   EXPECT_EQ(one(*v, "alice@acme.example").verdict, Verdict::accept);
   EXPECT_EQ(one(*v, "nobody@acme.example").verdict, Verdict::reject);
-  EXPECT_EQ(busy.sessions, 1);      // not asked again while it rests
+  EXPECT_EQ(busy.sessions, 1);  // not asked again while it rests
+  EXPECT_EQ(pool.passed_over(), 2u);
   EXPECT_EQ(mta.rcpts, 3);          // alice, the random address, nobody
   EXPECT_EQ(pool.connects(), 3u);   // the second probe reused the session with the third
   EXPECT_EQ(pool.failovers(), 2u);  // both went to a server other than the first
@@ -293,6 +294,7 @@ TEST_F(VerifierTest, AServerThatCannotTakeASessionHandsTheProbeToTheNext) {
   EXPECT_EQ(one(again, "carol@acme.example").verdict, Verdict::reject);
   EXPECT_EQ(busy.sessions, 3);  // first in line again
   EXPECT_EQ(eager.failovers(), 2u);
+  EXPECT_EQ(eager.passed_over(), 0u);  // no time to rest
   busy_server.stop();
 }
 

@@ -422,6 +422,8 @@ class Gateway(unittest.TestCase):
         env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
         self.assertEqual(env["to"], ["carol@failover.example"])
         self.assertGreaterEqual(failovers() - before_failovers, 2)  # the callout and the relay
+        self.assertGreaterEqual(float(re.search(r"^mailroster_relay_servers_passed_over (\S+)$",
+                                                self.metrics(), re.M).group(1)), 2)
         self.assertIn("127.0.0.1:%d: 421" % busy, self.log_text())
         self.assertIn("(a server of %s): tried after the others for 60 s" % servers, self.log_text())
         self.assertEqual(self.send("zed@failover.example")[0], 550)  # main's answer, not busy's 421
@@ -1316,8 +1318,7 @@ class ConfigReload(ServeTestCase):
         while not re.search(r"configuration (not )?reloaded", self.log_text()[before:]):
             self.assertLess(time.time(), deadline, self.log_text())
             time.sleep(0.05)
-        time.sleep(0.1)  # the warning that may follow
-        return self.log_text()[before:]
+        return self.log_text()[before:]  # "configuration (not) reloaded" is the last line
 
     def size_offered(self, session):
         session.ehlo("client.example")
