@@ -217,6 +217,11 @@ TEST_F(LdapSource, SeveralHostsAreTriedInTurn) {
   auto tls = slapd->settings(Security::ldaps);
   tls.host = "127.0.0.2, 127.0.0.1";
   EXPECT_EQ(read(tls).snapshot.entries.size(), 2509u);
+  // A server with a port of its own, after one on the setting's port.
+  auto own_port = slapd->settings();
+  own_port.host = "127.0.0.2, 127.0.0.1:" + std::to_string(own_port.port);
+  own_port.port = 1;
+  EXPECT_EQ(read(own_port).address, "127.0.0.1:" + std::to_string(s.port));
   s.host = "127.0.0.2 127.0.0.3";
   const auto down = read_directory(s, slapd->password(), std::nullopt);
   ASSERT_FALSE(down);

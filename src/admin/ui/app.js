@@ -400,7 +400,7 @@ async function importView() {
     ${["ldap", "azure"].map((k) => `<section><h1>${k === "ldap" ? "Active Directory (LDAP)" : "Azure AD"}</h1>
       <form data-sync="${k}">${SYNC_FIELDS[k].map((f) => `<div class="row"><label>${f.replaceAll("_", " ")}
         <input name="${f}"${f === "host" && k === "ldap"
-          ? ' placeholder="dc1.example.com dc2.example.com" title="one or more domain controllers, tried in turn"' : ""}></label></div>`).join("")}
+          ? ' placeholder="dc1.example.com dc2.example.com" title="one or more domain controllers, tried in turn; host:port for one on another port"' : ""}></label></div>`).join("")}
       <div class="row"><label>${k === "ldap" ? "password" : "client secret"}
         <input name="secret" type="password" autocomplete="off" placeholder="unchanged"></label></div>
       <div class="row"><label>sync every <select name="frequency_hours"><option value="">manual</option>

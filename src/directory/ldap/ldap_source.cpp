@@ -64,7 +64,10 @@ core::Result<LdapSettings> settings_from_json(const nlohmann::json& j) {
     };
     bool ok = true;
     if (key == "host") {
-      ok = text(s.host) && !ldap_hosts(s.host).empty();
+      ok = text(s.host);
+      if (auto hosts = ldap_hosts(s.host, 389); ok && !hosts) {
+        return core::invalid("LDAP setting 'host': " + hosts.error().message, key);
+      }
     } else if (key == "port") {
       ok = number(s.port, 1, 65535);
     } else if (key == "security") {
@@ -107,21 +110,9 @@ core::Result<LdapSettings> settings_from_json(const nlohmann::json& j) {
   return s;
 }
 
-std::vector<std::string> ldap_hosts(std::string_view text) {
-  std::vector<std::string> hosts;
-  std::string current;
-  for (const char c : std::string(text) + " ") {
-    if (c == ' ' || c == ',' || c == '\t') {
-      if (!current.empty()) hosts.push_back(std::move(current));
-      current.clear();
-    } else if (std::string_view("/:@?#[]%").find(c) != std::string_view::npos ||
-               static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
-      return {};  // a URI's or a port's part, or not a host name at all
-    } else {
-      current += c;
-    }
-  }
-  return hosts;
+core::Result<core::Destination> ldap_hosts(std::string_view text, int port) {
+  if (port < 1 || port > 65535) return core::invalid("bad LDAP port " + std::to_string(port));
+  return core::Destination::parse(text, static_cast<std::uint16_t>(port));
 }
 
 namespace {
@@ -148,10 +139,11 @@ std::string describe(LDAP* ld, int rc, const std::string& during) {
 core::Result<Handle> connect(const LdapSettings& s, const std::string& password) {
   // libldap takes a list of URIs and connects to the first that answers.
   std::string uri;
-  for (const auto& host : ldap_hosts(s.host)) {
+  auto hosts = ldap_hosts(s.host, s.port);
+  if (!hosts) return hosts.error();
+  for (const auto& host : hosts->hosts) {
     if (!uri.empty()) uri += ' ';
-    uri += std::string(s.security == Security::ldaps ? "ldaps://" : "ldap://") + host + ":" +
-           std::to_string(s.port);
+    uri += std::string(s.security == Security::ldaps ? "ldaps://" : "ldap://") + host.str();
   }
   LDAP* raw = nullptr;
   int rc = ldap_initialize(&raw, uri.c_str());

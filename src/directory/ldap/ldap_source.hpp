@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/network.hpp"
 #include "core/sync_planner.hpp"
 #include "directory/ldap/ldap_entry.hpp"
 
@@ -24,8 +25,10 @@ namespace mailroster::directory::ldap {
 enum class Security { none, starttls, ldaps };
 
 struct LdapSettings {
-  // One or more host names or IPv4 addresses, separated by spaces or commas (several domain
-  // controllers): each is tried in turn until one answers, on the same port and security.
+  // One or more host names or IP addresses, separated by spaces or commas (several domain
+  // controllers), each with its own port if it needs one ("dc1.corp.example, dc2:3269",
+  // "[2001:db8::5]"; the others use `port`): each is tried in turn until one answers, with the
+  // same security.
   std::string host;
   int port = 389;
   Security security = Security::none;
@@ -42,9 +45,10 @@ void to_json(nlohmann::json& j, const LdapSettings& s);
 // Strict: unknown fields and bad values fail with the field's name.
 core::Result<LdapSettings> settings_from_json(const nlohmann::json& j);
 std::string_view to_string(Security s);
-// The hosts a `host` setting names, in order; none when it is empty or holds anything but
-// host names (a scheme, a port, a path, credentials).
-std::vector<std::string> ldap_hosts(std::string_view text);
+// The servers a `host` setting names, in order, those without a port on `port` (core::
+// Destination: at most 10, none twice); an error for an empty setting or anything but host
+// names or addresses with a port (a scheme, a path, credentials).
+core::Result<core::Destination> ldap_hosts(std::string_view text, int port);
 
 struct Rejected {
   std::string dn;
