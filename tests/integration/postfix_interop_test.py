@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import smtplib
+import socket
 import subprocess
 import sys
 import tempfile
@@ -271,6 +272,43 @@ class PostfixInterop(unittest.TestCase):
         self.wait_for("bob's message", lambda: len(self.mailbox_messages("bob@corp.example")), 1)
         self.assertEqual(len(self.discovered()["bob@corp.example"]["clean_inbound"]), 1)
         self.assertNotIn("nobody@corp.example", self.discovered())
+
+    def test_a_busy_first_server_hands_callouts_and_mail_to_postfix(self):
+        """corp.example's destination names two servers: the first, a Postfix smtp-sink that
+        answers every connection 421, hands the callout and the message to the company's
+        Postfix, which gives its own answers and delivers."""
+        busy = free_port()
+        p = subprocess.Popen(["smtp-sink", "-u", "postfix", "-Q", "CONNECT", "127.0.0.1:%d" % busy, "16"],
+                             stderr=subprocess.DEVNULL)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        deadline = time.time() + 20
+        while True:  # it answers 421 at once: smtplib would refuse to wait_port
+            try:
+                socket.create_connection(("127.0.0.1", busy), timeout=2).close()
+                break
+            except OSError:
+                self.assertLess(time.time(), deadline, "smtp-sink did not open its port")
+                time.sleep(0.1)
+        self.cli("domain", "update", "corp.example", "--destination",
+                 "127.0.0.1:%d, 127.0.0.1:%d" % (busy, self.postfix_port))
+        self.addCleanup(self.cli, "domain", "update", "corp.example", "--destination",
+                        "127.0.0.1:%d" % self.postfix_port)
+        failovers = self.metric("mailroster_relay_failovers")
+        before = len(self.mailbox_messages("7dora@corp.example"))
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+            s.ehlo("client.example.org")
+            s.mail("sender@example.org")
+            self.assertEqual(s.rcpt("7dora@corp.example")[0], 250)  # Postfix knows dora
+            code, text = s.rcpt("nobody7@corp.example")
+            self.assertEqual(code, 550)
+            self.assertIn(b"User unknown in relay recipient table", text)  # Postfix's words
+            code, text = s.data(message("7dora@corp.example", "through the second server"))
+            self.assertEqual(code, 250, text)
+        self.wait_for("7dora's message", lambda: len(self.mailbox_messages("7dora@corp.example")) - before, 1)
+        self.assertGreaterEqual(self.metric("mailroster_relay_failovers") - failovers, 2)
+        with open(os.path.join(self.dir, "serve.log")) as f:
+            self.assertIn("127.0.0.1:%d: 421" % busy, f.read())
 
     def test_distinct_recipients_are_each_verified_at_postfix(self):
         callouts = self.metric("mailroster_inbound_rcpt_total", '{result="callout_accept"}')
