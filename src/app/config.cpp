@@ -249,9 +249,10 @@ const std::vector<Key>& schema() {
          if (!policy) return std::string("must be one of none, may, encrypt, verify");
          c.relay.tls = *policy;
          return std::string();
-       }},
+       },
+       kReload},
       {"relay", "tls_ca_file",
-       [](const toml::node& n, Config& c) { return set_string(n, c.relay.tls_ca_file); }},
+       [](const toml::node& n, Config& c) { return set_string(n, c.relay.tls_ca_file); }, kReload},
       {"relay", "max_idle_per_destination",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.relay.max_idle_per_destination, 0, 10000);

@@ -631,15 +631,18 @@ int serve(const Config& config, store::Store& store,
         if (!domain || domain->company_id != company->id) {
           return admin::json_error(404, "not_found", "no such domain");
         }
-        auto done = std::make_shared<std::promise<std::vector<verify::DestinationCheck>>>();
+        using Found = std::pair<std::vector<verify::DestinationCheck>, smtp::TlsPolicy>;
+        auto done = std::make_shared<std::promise<Found>>();
         auto found = done->get_future();
         boost::asio::co_spawn(
             io,
-            [&io, &config, d = *domain, done]() -> boost::asio::awaitable<void> {
-              try {
-                smtp::ClientPool own(io, config.relay);
-                done->set_value(co_await verify::check_destination(own, d.destination, d.name,
-                                                                   config.verify.sender));
+            [&io, &live, d = *domain, done]() -> boost::asio::awaitable<void> {
+              try {  // the settings in use, read on the I/O thread
+                const auto relay = live.relay;
+                smtp::ClientPool own(io, relay);
+                auto checks = co_await verify::check_destination(own, d.destination, d.name,
+                                                                 live.verify.sender);
+                done->set_value(Found{std::move(checks), relay.tls});
               } catch (...) {
                 done->set_exception(std::current_exception());
               }
@@ -657,12 +660,12 @@ int serve(const Config& config, store::Store& store,
                                      "the check of " + domain->name + " did not end");
           }
         }
-        const auto checks = found.get();
+        const auto [checks, policy] = found.get();
         const auto& c = serving_server(checks);
         spdlog::info("domain check of {} ({}): {}", domain->name, domain->destination.str(),
                      c.connected() ? c.destination.str() + ": " + domain_check_verdict(c)
                                    : c.hello.describe());
-        return json_response(domain_check_json(*domain, checks, config.relay.tls));
+        return json_response(domain_check_json(*domain, checks, policy));
       });
   // Password links (forgot password, invitations) go out through the reports' relay.
   api.set_password_mail(
@@ -782,12 +785,18 @@ int serve(const Config& config, store::Store& store,
     for (auto& key : changed_keys(config, fresh)) {
       if (!reloadable(key)) at_start.push_back(std::move(key));
     }
+    try {
+      pool.reconfigure(fresh.relay);  // first: a TLS context it cannot make changes nothing
+    } catch (const std::exception& e) {
+      metrics.add("mailroster_config_reloads_total", "result=\"failed\"");
+      spdlog::error("configuration not reloaded: {}; the settings in use stay", e.what());
+      return "; configuration not reloaded (see the log)";
+    }
     spdlog::set_level(spdlog::level::from_str(fresh.log_level));
     inbound.reconfigure(fresh.inbound);
     outbound.reconfigure(outbound_settings(fresh));
     harvest.reconfigure(fresh.harvest);
     verifier.reconfigure(fresh.verify);
-    pool.reconfigure(fresh.relay);
     outbound_gateway.reconfigure(
         {.next_hop = fresh.outbound_next_hop, .mark = fresh.mark_outbound});
     maintenance.set_relay(fresh.maintenance.relay);

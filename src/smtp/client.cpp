@@ -64,13 +64,18 @@ std::string ClientResult::describe() const {
 }
 
 struct ClientConnection::Impl {
-  Impl(asio::io_context& io, const ClientSettings& s, ssl::context& tls_ctx, core::Endpoint to)
-      : socket(io), timer(io), settings(s), tls_context(tls_ctx), destination(std::move(to)) {}
+  Impl(asio::io_context& io, const ClientSettings& s, std::shared_ptr<ssl::context> tls_ctx,
+       core::Endpoint to)
+      : socket(io),
+        timer(io),
+        settings(s),
+        tls_context(std::move(tls_ctx)),
+        destination(std::move(to)) {}
 
   tcp::socket socket;
   asio::steady_timer timer;
   const ClientSettings& settings;
-  ssl::context& tls_context;
+  std::shared_ptr<ssl::context> tls_context;       // the pool's when this connection was made
   std::unique_ptr<ssl::stream<tcp::socket&>> tls;  // after STARTTLS
   bool plaintext = false;   // "may", again after a failed handshake: no STARTTLS this time
   bool tls_failed = false;  // the handshake failed
@@ -241,7 +246,7 @@ struct ClientConnection::Impl {
           destination.str() + ": TLS is required but STARTTLS was answered " + go.describe());
     }
     input.clear();
-    tls = std::make_unique<ssl::stream<tcp::socket&>>(socket, tls_context);
+    tls = std::make_unique<ssl::stream<tcp::socket&>>(socket, *tls_context);
     if (settings.tls == TlsPolicy::verify) {
       tls->set_verify_mode(ssl::verify_peer);
       tls->set_verify_callback(ssl::host_name_verification(destination.host));
@@ -299,28 +304,36 @@ awaitable<ClientResult> ClientConnection::data(std::string_view message) {
   co_return co_await impl_->read_reply(impl_->settings.data_timeout);
 }
 
+namespace {
+
+// The client side's TLS: TLS 1.2 or later, and the CAs loaded for every policy (under "may"
+// and "encrypt" a certificate is checked too, and the outcome shown by `domain check`, only
+// not enforced). Throws when CAs that are needed cannot be loaded.
+std::shared_ptr<ssl::context> client_tls_context(const ClientSettings& settings) {
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  boost::system::error_code ec;
+  if (settings.tls_ca_file.empty()) {
+    context->set_default_verify_paths(ec);
+  } else {
+    context->load_verify_file(settings.tls_ca_file, ec);
+  }
+  if (ec && (settings.tls == TlsPolicy::verify || !settings.tls_ca_file.empty())) {
+    throw std::runtime_error("cannot load the CAs to verify destinations ('" +
+                             settings.tls_ca_file + "'): " + ec.message());
+  }
+  return context;
+}
+
+}  // namespace
+
 struct ClientPool::Impl {
   Impl(asio::io_context& io_context, ClientSettings s)
-      : io(io_context), settings(std::move(s)), tls_context(ssl::context::tls_client) {
-    tls_context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                            ssl::context::no_tlsv1_1);
-    // The CAs are loaded for every policy: under "may" and "encrypt" a certificate is checked
-    // too (and the outcome shown by `domain check`), only not enforced.
-    boost::system::error_code ec;
-    if (settings.tls_ca_file.empty()) {
-      tls_context.set_default_verify_paths(ec);
-    } else {
-      tls_context.load_verify_file(settings.tls_ca_file, ec);
-    }
-    if (ec && (settings.tls == TlsPolicy::verify || !settings.tls_ca_file.empty())) {
-      throw std::runtime_error("cannot load the CAs to verify destinations ('" +
-                               settings.tls_ca_file + "'): " + ec.message());
-    }
-  }
+      : io(io_context), settings(std::move(s)), tls_context(client_tls_context(settings)) {}
   asio::io_context& io;
   ClientSettings settings;
-  ssl::context tls_context;
+  std::shared_ptr<ssl::context> tls_context;
   std::map<std::string, std::vector<std::unique_ptr<ClientConnection>>> idle;  // by server
   std::map<std::string, std::chrono::steady_clock::time_point> failed_until;   // by server
   std::size_t connects = 0;
@@ -384,6 +397,12 @@ void ClientPool::clear() { impl_->idle.clear(); }
 
 void ClientPool::reconfigure(const ClientSettings& settings) {
   auto& s = impl_->settings;
+  if (settings.tls != s.tls || settings.tls_ca_file != s.tls_ca_file) {
+    impl_->tls_context = client_tls_context(settings);  // throws before anything changed
+    s.tls = settings.tls;
+    s.tls_ca_file = settings.tls_ca_file;
+    impl_->idle.clear();  // sessions opened under the old policy are not reused
+  }
   s.connect_timeout = settings.connect_timeout;
   s.command_timeout = settings.command_timeout;
   s.data_timeout = settings.data_timeout;

@@ -102,8 +102,10 @@ class ClientPool {
   boost::asio::awaitable<void> release(std::unique_ptr<ClientConnection> connection);
   // Drops idle connections (at shutdown).
   void clear();
-  // New timeouts and idle limit (SIGHUP), for the next command of every connection; the
-  // HELO name, the TLS policy and the CAs stay.
+  // New settings (SIGHUP): timeouts and limits for the next command of every connection; a
+  // new TLS policy or CA file for the next session (idle sessions are dropped; sessions in use
+  // finish as they began). Throws, changing nothing, when the new CAs cannot be loaded. The
+  // HELO name stays.
   void reconfigure(const ClientSettings& settings);
 
   std::size_t connects() const;      // TCP connections opened so far

@@ -1424,6 +1424,50 @@ class ConfigReload(ServeTestCase):
         self.assertIn("relayed notice mailed to sender@out.example", self.log_text())
 
 
+    def test_sighup_applies_the_relay_tls_policy_and_its_cas(self):
+        """[relay] tls and tls_ca_file apply at a reload, to the next session (idle ones made
+        under the old policy are dropped); CAs that cannot be loaded change nothing."""
+        cert, key = self_signed(self.dir, "127.0.0.1", ip="127.0.0.1", files=("mta.pem", "mta.key"))
+        spool = os.path.join(self.dir, "spool-tls")
+        p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", spool,
+                              "--accept", "tina", "--starttls", cert + "," + key],
+                             stdout=subprocess.PIPE, text=True)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        mta = int(p.stdout.readline().split()[-1])
+        db = re.search(r'(?:path|url) = "([^"]+)"', self.text).group(1)
+        run_cli(db, "company", "add", "tlsco")
+        run_cli(db, "domain", "add", "tls.example", "--company", "tlsco", "--destination", "127.0.0.1:%d" % mta)
+        run_cli(db, "user", "add", "tina@tls.example")
+
+        def send():
+            with smtplib.SMTP("127.0.0.1", self.ports["inbound SMTP"], timeout=10) as s:
+                s.ehlo("client.example")
+                s.mail("bob@example.org")
+                self.assertEqual(s.rcpt("tina@tls.example")[0], 250)
+                try:
+                    return s.data(message("tina@tls.example"))
+                except smtplib.SMTPDataError as e:
+                    return e.smtp_code, e.smtp_error
+
+        self.assertEqual(send()[0], 250)  # "may": TLS, the certificate not checked
+        said = self.reload(self.text + '[relay]\ntls = "verify"\n')
+        self.assertIn("configuration reloaded: relay.tls", said)
+        code, text = send()  # the idle session of "may" is not reused
+        self.assertEqual(code, 451, text)
+        self.assertIn(b"certificate verify failed", text)
+        said = self.reload(self.text + '[relay]\ntls = "verify"\ntls_ca_file = "%s"\n' % (cert + ".missing"))
+        self.assertRegex(said, r"configuration not reloaded: cannot load the CAs .*mta\.pem\.missing")
+        self.assertEqual(send()[0], 451)  # still "verify" with the system's CAs
+        said = self.reload(self.text + '[relay]\ntls = "verify"\ntls_ca_file = "%s"\n' % cert)
+        self.assertIn("configuration reloaded: relay.tls_ca_file", said)
+        self.assertEqual(send()[0], 250)
+        delivered = [f for f in os.listdir(spool) if f.endswith(".json")]
+        self.assertEqual(len(delivered), 2)
+        for f in delivered:
+            with open(os.path.join(spool, f)) as envelope:
+                self.assertTrue(json.load(envelope)["tls"])
+
 @unittest.skipUnless(databases.POSTGRES or "--postgres" in sys.argv,
                      "nodes share a database on PostgreSQL; a SQLite file has one node")
 class SharedRateLimits(ServeTestCase):
