@@ -166,10 +166,14 @@ const std::vector<Key>& schema() {
          return set_int(n, c.inbound.max_connections_per_client, 1, 1000000);
        },
        kReload},
+      // The paths; TLS on or off: at a start (serve).
       {"smtp", "tls_cert",
-       [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); }},
+       [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); },
+       kReload},
+      // The paths; TLS on or off: at a start (serve).
       {"smtp", "tls_key",
-       [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); }},
+       [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_key_file); },
+       kReload},
       {"smtp", "require_tls",
        [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.require_tls); }, kReload},
       {"smtp", "shutdown_grace",
@@ -336,8 +340,10 @@ const std::vector<Key>& schema() {
        }},
       {"admin", "listen",
        [](const toml::node& n, Config& c) { return set_listen(n, c.admin_listen, 8080); }},
+      // The paths; TLS on or off: at a start (serve).
       {"admin", "tls_cert",
-       [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_cert); }},
+       [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_cert); },
+       kReload},
       {"admin", "public_url",
        [](const toml::node& n, Config& c) {
          if (auto err = set_string(n, c.admin_public_url); !err.empty()) return err;
@@ -347,8 +353,10 @@ const std::vector<Key>& schema() {
          }
          return std::string();
        }},
+      // The paths; TLS on or off: at a start (serve).
       {"admin", "tls_key",
-       [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_key); }},
+       [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_key); },
+       kReload},
       {"log", "level",
        [](const toml::node& n, Config& c) {
          if (auto err = set_string(n, c.log_level); !err.empty()) return err;

@@ -279,12 +279,12 @@ TEST(Config, ChangedKeysAndWhatAReloadApplies) {
   for (const auto* key :
        {"smtp.max_recipients", "harvest.window", "verify.negative_ttl", "log.level",
         "relay.command_timeout", "relay.server_retry", "relay.tls", "relay.tls_ca_file",
-        "smtp.shutdown_grace", "outbound.next_hop", "reports.relay", "scoring.spam_threshold",
-        "scoring.rspamd", "scoring.mark_outbound"}) {
+        "smtp.shutdown_grace", "smtp.tls_cert", "admin.tls_key", "outbound.next_hop",
+        "reports.relay", "scoring.spam_threshold", "scoring.rspamd", "scoring.mark_outbound"}) {
     EXPECT_TRUE(reloadable(key)) << key;
   }
   for (const auto* key : {"smtp.inbound_listen", "smtp.hostname", "database.path", "admin.listen",
-                          "smtp.tls_cert", "reports.from", "maintenance.interval"}) {
+                          "reports.from", "maintenance.interval"}) {
     EXPECT_FALSE(reloadable(key)) << key;
   }
 }

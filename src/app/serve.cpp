@@ -765,32 +765,55 @@ int serve(const Config& config, store::Store& store,
   // certificate that cannot be used is refused and the one in use stays.
   metrics.describe("mailroster_config_reloads_total", "Configuration reloads (SIGHUP), per result",
                    "counter");
-  auto reload_config = [&]() -> std::string {
-    if (!reread) return "";
+  // What a reload applied, said once the certificates are read too (its last line).
+  struct Reloaded {
+    std::string error;                  // why nothing was applied; "": it was
+    std::vector<std::string> applied;   // keys
+    std::vector<std::string> at_start;  // changed keys that wait for a restart
+    bool file = true;                   // false: serve runs without a configuration file
+  };
+  auto reload_config = [&]() -> Reloaded {
+    if (!reread) return {.file = false};
     auto reread_config = reread();
     if (!reread_config) {
       metrics.add("mailroster_config_reloads_total", "result=\"failed\"");
-      spdlog::error("configuration not reloaded: {}; the settings in use stay",
-                    reread_config.error().message);
-      return "; configuration not reloaded (see the log)";
+      return {reread_config.error().message};
     }
     auto fresh = std::move(reread_config).value();
+    const Config written = fresh;  // as in the file
+    // New certificate paths are read below, with the certificates; TLS is turned on or off
+    // only at a start: the paths in use then stay.
+    const bool smtp_tls_switched =
+        config.inbound.tls_cert_file.empty() != fresh.inbound.tls_cert_file.empty();
+    const bool admin_tls_switched = config.admin_tls_cert.empty() != fresh.admin_tls_cert.empty();
+    if (smtp_tls_switched) {  // the paths in use stay
+      fresh.inbound.tls_cert_file = live.inbound.tls_cert_file;
+      fresh.inbound.tls_key_file = live.inbound.tls_key_file;
+    }
+    if (admin_tls_switched) {
+      fresh.admin_tls_cert = live.admin_tls_cert;
+      fresh.admin_tls_key = live.admin_tls_key;
+    }
+    const auto applies = [&](const std::string& key) {
+      if (key.starts_with("smtp.tls_")) return !smtp_tls_switched;
+      if (key.starts_with("admin.tls_")) return !admin_tls_switched;
+      return reloadable(key);
+    };
     std::vector<std::string> applied;
     bool scoring = false;
     for (auto& key : changed_keys(live, fresh)) {
       scoring |= key.starts_with("scoring.");
-      if (reloadable(key)) applied.push_back(std::move(key));
+      if (applies(key)) applied.push_back(std::move(key));
     }
     std::vector<std::string> at_start;  // against what serve started with: said every time
-    for (auto& key : changed_keys(config, fresh)) {
-      if (!reloadable(key)) at_start.push_back(std::move(key));
+    for (auto& key : changed_keys(config, written)) {
+      if (!applies(key)) at_start.push_back(std::move(key));
     }
     try {
       pool.reconfigure(fresh.relay);  // first: a TLS context it cannot make changes nothing
     } catch (const std::exception& e) {
       metrics.add("mailroster_config_reloads_total", "result=\"failed\"");
-      spdlog::error("configuration not reloaded: {}; the settings in use stay", e.what());
-      return "; configuration not reloaded (see the log)";
+      return {e.what()};
     }
     spdlog::set_level(spdlog::level::from_str(fresh.log_level));
     inbound.reconfigure(fresh.inbound);
@@ -804,14 +827,7 @@ int serve(const Config& config, store::Store& store,
     shutdown_grace = fresh.shutdown_grace;
     live = std::move(fresh);
     metrics.add("mailroster_config_reloads_total", "result=\"ok\"");
-    // The warning first: "configuration reloaded" is the reload's last line.
-    if (!at_start.empty()) {
-      spdlog::warn("changed in the configuration but read at start only (restart to apply): {}",
-                   listed(at_start, ""));
-    }
-    spdlog::info("configuration reloaded: {}", listed(applied, "no change"));
-    if (at_start.empty()) return "";
-    return fmt::format("; {} setting(s) wait for a restart", at_start.size());
+    return {"", std::move(applied), std::move(at_start)};
   };
   std::vector<TlsListener> tls_listeners;
   for (const auto& l :
@@ -857,11 +873,15 @@ int serve(const Config& config, store::Store& store,
         spdlog::info("received SIGHUP: reading the configuration{} again",
                      tls_listeners.empty() ? "" : " and the TLS certificates");
         service_manager::reloading();
-        const auto config_note = reload_config();
+        const auto reloaded = reload_config();
         std::size_t failed = 0;
         for (const auto& l : tls_listeners) {
           try {
-            l.tls->load();
+            if (l.name == "admin") {
+              l.tls->load(live.admin_tls_cert, live.admin_tls_key);
+            } else {
+              l.tls->load(live.inbound.tls_cert_file, live.inbound.tls_key_file);
+            }
             metrics.add("mailroster_tls_reloads_total",
                         fmt::format("listener=\"{}\",result=\"ok\"", l.name));
             log_certificate(l, clock.now());
@@ -871,6 +891,23 @@ int serve(const Config& config, store::Store& store,
                         fmt::format("listener=\"{}\",result=\"failed\"", l.name));
             spdlog::error("{}; the certificate loaded before stays in use", f.what());
           }
+        }
+        // "configuration (not) reloaded" is the reload's last line, after the certificates.
+        std::string config_note;
+        if (!reloaded.file) {
+          // nothing to say: the defaults stay
+        } else if (!reloaded.error.empty()) {
+          spdlog::error("configuration not reloaded: {}; the settings in use stay", reloaded.error);
+          config_note = "; configuration not reloaded (see the log)";
+        } else {
+          if (!reloaded.at_start.empty()) {
+            spdlog::warn(
+                "changed in the configuration but read at start only (restart to apply): {}",
+                listed(reloaded.at_start, ""));
+            config_note =
+                fmt::format("; {} setting(s) wait for a restart", reloaded.at_start.size());
+          }
+          spdlog::info("configuration reloaded: {}", listed(reloaded.applied, "no change"));
         }
         service_manager::ready(
             failed == 0 ? serving + config_note

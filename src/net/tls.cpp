@@ -34,16 +34,27 @@ std::chrono::system_clock::time_point not_after_of(X509* cert) {
 }  // namespace
 
 ServerTls::ServerTls(std::string what, std::string cert_file, std::string key_file)
-    : what_(std::move(what)), cert_file_(std::move(cert_file)), key_file_(std::move(key_file)) {}
+    : what_(std::move(what)),
+      enabled_(!cert_file.empty()),
+      cert_file_(std::move(cert_file)),
+      key_file_(std::move(key_file)) {}
 
 void ServerTls::load() {
+  const auto [cert_file, key_file] = [this] {
+    std::lock_guard lock(mutex_);
+    return std::pair{cert_file_, key_file_};
+  }();
+  load(cert_file, key_file);
+}
+
+void ServerTls::load(const std::string& cert_file, const std::string& key_file) {
   if (!enabled()) return;
   auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
   context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   boost::system::error_code ec;
-  context->use_certificate_chain_file(cert_file_, ec);
-  if (!ec) context->use_private_key_file(key_file_, ssl::context::pem, ec);
+  context->use_certificate_chain_file(cert_file, ec);
+  if (!ec) context->use_private_key_file(key_file, ssl::context::pem, ec);
   // The key is checked against the certificate as it is loaded; said again here, plainly.
   if (!ec && SSL_CTX_check_private_key(context->native_handle()) != 1) {
     ec = boost::system::error_code(static_cast<int>(ERR_get_error()),
@@ -52,14 +63,16 @@ void ServerTls::load() {
   ERR_clear_error();
   if (ec) {
     throw core::Failure(core::ErrorCode::invalid_argument,
-                        what_ + ": cannot use TLS certificate '" + cert_file_ + "' with key '" +
-                            key_file_ + "': " + ec.message());
+                        what_ + ": cannot use TLS certificate '" + cert_file + "' with key '" +
+                            key_file + "': " + ec.message());
   }
   X509* cert = SSL_CTX_get0_certificate(context->native_handle());
   Certificate certificate{subject_of(cert), not_after_of(cert)};
   std::lock_guard lock(mutex_);
   context_ = std::move(context);
   certificate_ = std::move(certificate);
+  cert_file_ = cert_file;
+  key_file_ = key_file;
 }
 
 std::shared_ptr<ssl::context> ServerTls::context() const {

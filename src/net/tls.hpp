@@ -21,10 +21,13 @@ class ServerTls {
   // `what` names the listener in errors ("inbound"). Empty file names: no TLS.
   ServerTls(std::string what, std::string cert_file, std::string key_file);
 
-  bool enabled() const { return !cert_file_.empty(); }
+  bool enabled() const { return enabled_; }  // fixed at construction
   // Reads the files (again). Throws core::Failure (invalid_argument) and keeps the identity
   // in use when they cannot be used. Before the first successful load, context() is null.
   void load();
+  // As load(), from other files (a reload whose configuration names new paths); these are
+  // the files from then on when they can be used. Not for a listener without TLS.
+  void load(const std::string& cert_file, const std::string& key_file);
   // For a new connection, which holds it for its life (null when not enabled or not loaded).
   std::shared_ptr<boost::asio::ssl::context> context() const;
 
@@ -37,6 +40,7 @@ class ServerTls {
 
  private:
   std::string what_;
+  bool enabled_;
   std::string cert_file_;
   std::string key_file_;
   mutable std::mutex mutex_;

@@ -1468,6 +1468,42 @@ class ConfigReload(ServeTestCase):
             with open(os.path.join(spool, f)) as envelope:
                 self.assertTrue(json.load(envelope)["tls"])
 
+    def test_sighup_reads_certificates_from_new_paths(self):
+        """New certificate paths apply at a reload (the certificate is read from them); TLS is
+        turned on or off only at a start, which the reload says."""
+        first = self_signed(self.dir, "first.mailroster.test", files=("first.pem", "first.key"))
+        second = self_signed(self.dir, "second.mailroster.test", files=("second.pem", "second.key"))
+        with_tls = lambda cert, key: self.text.replace(
+            "[smtp]\n", '[smtp]\ntls_cert = "%s"\ntls_key = "%s"\n' % (cert, key))
+        self.serve.terminate()
+        self.serve.wait(10)
+        self.log.close()
+        with open(self.config, "w") as f:
+            f.write(with_tls(*first))
+        self.serve, self.log, self.ports = start_serve(self.config, self.log_path)
+
+        def subject():
+            with smtplib.SMTP("127.0.0.1", self.ports["inbound SMTP"], timeout=10) as s:
+                s.starttls()
+                der = s.sock.getpeercert(binary_form=True)
+            pem = ssl.DER_cert_to_PEM_cert(der)
+            return subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem,
+                                  capture_output=True, text=True, check=True).stdout
+
+        self.assertIn("first.mailroster.test", subject())
+        said = self.reload(with_tls(*second))
+        self.assertIn("configuration reloaded: smtp.tls_cert, smtp.tls_key", said)
+        self.assertIn("second.mailroster.test", subject(), said)
+        said = self.reload(self.text)  # no TLS: needs a restart; the certificate stays
+        self.assertIn("(restart to apply): smtp.tls_cert, smtp.tls_key", said)
+        self.assertIn("second.mailroster.test", subject())
+        self.reload(with_tls(second[0], first[1]))  # a key that is not the certificate's
+        deadline = time.time() + 10  # the certificates are read after the configuration
+        while "cannot use TLS certificate" not in self.log_text():
+            self.assertLess(time.time(), deadline, self.log_text())
+            time.sleep(0.05)
+        self.assertIn("second.mailroster.test", subject())
+
 @unittest.skipUnless(databases.POSTGRES or "--postgres" in sys.argv,
                      "nodes share a database on PostgreSQL; a SQLite file has one node")
 class SharedRateLimits(ServeTestCase):
