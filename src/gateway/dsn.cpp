@@ -15,6 +15,11 @@ std::string original_recipient(const std::string& orcpt) {
   return orcpt.substr(0, semicolon + 1) + smtp::xtext_decode(orcpt.substr(semicolon + 1));
 }
 
+// A recipient's address type: "utf-8" for a non-ASCII address (RFC 6533 3), else "rfc822".
+std::string final_recipient(const std::string& address) {
+  return (core::is_ascii(address) ? "rfc822; " : "utf-8; ") + address;
+}
+
 }  // namespace
 
 std::optional<std::string> relayed_notice(const RelayRequest& request, const RelayOutcome& outcome,
@@ -25,7 +30,20 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
   }
   const auto tag = core::random_hex(12);
   const auto boundary = "mailroster-dsn-" + tag;
-  const bool utf8 = !core::is_ascii(request.sender);
+  const bool full = request.dsn.ret == "FULL";
+  const auto header_end = message.find("\r\n\r\n");
+  const auto returned =
+      full || header_end == std::string_view::npos ? message : message.substr(0, header_end + 2);
+  // An internationalized notice (RFC 6533): a non-ASCII address or returned header makes it
+  // message/global-delivery-status with message/global(-headers), sent with SMTPUTF8.
+  const auto headers = message.substr(0, std::min(message.size(), header_end));
+  bool utf8 = !core::is_ascii(request.sender) || !core::is_ascii(headers);
+  for (const auto i : outcome.relayed_notices) {
+    if (i < request.recipients.size()) utf8 |= !core::is_ascii(request.recipients[i]);
+    if (i < request.recipient_dsn.size()) {
+      utf8 |= !core::is_ascii(original_recipient(request.recipient_dsn[i].orcpt));
+    }
+  }
   const auto date = core::format_rfc5322(now);
   const auto next_hop = outcome.server ? *outcome.server : request.destination.hosts.at(0);
 
@@ -39,7 +57,7 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
     if (i >= request.recipients.size()) continue;
     const auto& rcpt = request.recipients[i];
     text += "    <" + rcpt + ">\r\n";
-    fields += "\r\nFinal-Recipient: rfc822; " + rcpt + "\r\n";
+    fields += "\r\nFinal-Recipient: " + final_recipient(rcpt) + "\r\n";
     if (i < request.recipient_dsn.size() && !request.recipient_dsn[i].orcpt.empty()) {
       fields +=
           "Original-Recipient: " + original_recipient(request.recipient_dsn[i].orcpt) + "\r\n";
@@ -47,11 +65,6 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
     fields += "Action: relayed\r\nStatus: 2.0.0\r\n";
     fields += "Remote-MTA: dns; " + next_hop.host + "\r\n";
   }
-  const bool full = request.dsn.ret == "FULL";
-  const auto header_end = message.find("\r\n\r\n");
-  const auto returned =
-      full || header_end == std::string_view::npos ? message : message.substr(0, header_end + 2);
-
   std::string out;
   out += "From: Mail Delivery System <MAILER-DAEMON@" + hostname + ">\r\n";
   out += "To: <" + request.sender + ">\r\n";
@@ -71,10 +84,13 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
          "will come.\r\nIt was relayed for:\r\n\r\n" +
          text + "\r\n";
   out += "--" + boundary + "\r\n";
-  out += "Content-Type: message/delivery-status\r\n\r\n" + fields + "\r\n";
+  out += std::string("Content-Type: message/") +
+         (utf8 ? "global-delivery-status" : "delivery-status") + "\r\n\r\n" + fields + "\r\n";
   out += "--" + boundary + "\r\n";
-  out +=
-      full ? "Content-Type: message/rfc822\r\n\r\n" : "Content-Type: text/rfc822-headers\r\n\r\n";
+  out += utf8 ? (full ? "Content-Type: message/global\r\n\r\n"
+                      : "Content-Type: message/global-headers\r\n\r\n")
+              : (full ? "Content-Type: message/rfc822\r\n\r\n"
+                      : "Content-Type: text/rfc822-headers\r\n\r\n");
   out += returned;
   if (!returned.empty() && !returned.ends_with("\r\n")) out += "\r\n";
   out += "\r\n--" + boundary + "--\r\n";

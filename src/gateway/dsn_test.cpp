@@ -64,6 +64,37 @@ TEST(RelayedNotice, NamesTheServerThatTookTheMessage) {
   EXPECT_EQ(n.find("mx1"), std::string::npos) << n;
 }
 
+// RFC 6533: a non-ASCII address makes the notice internationalized, its recipients of the
+// "utf-8" address type; an all-ASCII one stays RFC 3464's.
+TEST(RelayedNotice, IsGlobalForNonAsciiAddresses) {
+  auto r = request();
+  r.sender = "ren\u00e9@example.org";
+  r.recipients = {"j\u00fcrgen@acme.example", "carol@acme.example"};
+  r.recipient_dsn = {{"SUCCESS", "utf-8;j\u00fcrgen@acme.example"}, {"SUCCESS", ""}};
+  const auto n = relayed_notice(r, delivered({0, 1}), kMessage, "gw.example", kNow).value();
+  EXPECT_NE(n.find("To: <ren\u00e9@example.org>\r\n"), std::string::npos) << n;
+  EXPECT_NE(n.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos) << n;
+  EXPECT_NE(n.find("Content-Type: message/global-delivery-status\r\n"), std::string::npos) << n;
+  EXPECT_NE(n.find("Final-Recipient: utf-8; j\u00fcrgen@acme.example\r\n"
+                   "Original-Recipient: utf-8;j\u00fcrgen@acme.example\r\n"),
+            std::string::npos)
+      << n;
+  EXPECT_NE(n.find("Final-Recipient: rfc822; carol@acme.example\r\n"), std::string::npos) << n;
+  EXPECT_NE(n.find("Content-Type: message/global-headers\r\n\r\nFrom: Bob"), std::string::npos)
+      << n;
+  r.dsn.ret = "FULL";
+  EXPECT_NE(relayed_notice(r, delivered({0}), kMessage, "gw.example", kNow)
+                .value()
+                .find("Content-Type: message/global\r\n\r\nFrom: Bob"),
+            std::string::npos);
+  // A non-ASCII header alone makes it global too.
+  const auto plain = relayed_notice(request(), delivered({0}),
+                                    "Subject: gr\u00fc\u00dfe\r\n\r\nbody\r\n", "gw.example", kNow)
+                         .value();
+  EXPECT_NE(plain.find("message/global-delivery-status"), std::string::npos) << plain;
+  EXPECT_NE(plain.find("Final-Recipient: rfc822; alice@acme.example"), std::string::npos) << plain;
+}
+
 TEST(RelayedNotice, ReturnsTheWholeMessageWithRetFull) {
   const auto notice = relayed_notice(request("FULL"), delivered({0}), kMessage, "gw", kNow);
   ASSERT_TRUE(notice);

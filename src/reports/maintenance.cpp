@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <optional>
 
+#include "core/address.hpp"
 #include "core/discovery.hpp"
 #include "reports/weekly_report.hpp"
 
@@ -35,7 +36,23 @@ awaitable<std::string> submit(smtp::ClientPool& pool, const core::Destination& r
   auto lease = co_await pool.acquire(relay);
   if (!lease.connection) co_return "relay " + relay.str() + ": " + lease.result.describe();
   auto& conn = *lease.connection;
-  auto r = co_await conn.command("MAIL FROM:<" + from + ">");
+  // A non-ASCII address or header needs SMTPUTF8 (RFC 6531; never downgraded here), 8-bit
+  // text 8BITMIME where the relay offers it.
+  const auto header_end = std::min(message.find("\r\n\r\n"), message.size());
+  bool utf8 =
+      !core::is_ascii(from) || !core::is_ascii(std::string_view(message).substr(0, header_end));
+  for (const auto& rcpt : recipients) utf8 |= !core::is_ascii(rcpt);
+  std::string mail = "MAIL FROM:<" + from + ">";
+  if (utf8) {
+    if (!conn.offers("SMTPUTF8")) {
+      const auto server = conn.destination().str();
+      co_await pool.release(std::move(lease.connection));
+      co_return "relay " + server + " does not support SMTPUTF8, which this message needs";
+    }
+    mail += " SMTPUTF8";
+  }
+  if (!core::is_ascii(message) && conn.offers("8BITMIME")) mail += " BODY=8BITMIME";
+  auto r = co_await conn.command(mail);
   if (!r.positive()) co_return "MAIL FROM: " + r.describe();
   std::size_t accepted = 0;
   for (const auto& rcpt : recipients) {

@@ -127,7 +127,7 @@ class Gateway(unittest.TestCase):
             "tls": ["--accept", "tina", "--starttls", cls.mta_cert + "," + cls.mta_key],
             "badtls": ["--accept", "bea", "--mode", "badtls"],  # offers STARTTLS, breaks it
             "dsn": ["--accept", "dora,dan", "--dsn"],  # offers DSN
-            "reports": ["--catch-all"],  # [reports] relay: serve's own mail (notices)
+            "reports": ["--catch-all", "--smtputf8"],  # [reports] relay: serve's own mail (notices)
         }.items():
             spool = os.path.join(cls.dir, "spool-" + name)
             p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", spool] + args,
@@ -542,6 +542,23 @@ class Gateway(unittest.TestCase):
                            rcpt_options=[notify])
         time.sleep(0.5)
         self.assertEqual(len(self.spooled("reports")), len(notices) + 1)
+
+    def test_a_relayed_notice_to_a_utf8_sender_is_internationalized(self):
+        """RFC 6533: the notice for an SMTPUTF8 sender goes to it with SMTPUTF8, as
+        message/global-delivery-status with its original header section."""
+        notices = self.spooled("reports")
+        with self.smtp() as s:
+            s.sendmail("ren\u00e9@example.org", ["j\u00fcrgen@intl.example"],  # SMTPUTF8, no DSN
+                       message("j\u00fcrgen@intl.example", "utf8 relayed").encode(),
+                       mail_options=["SMTPUTF8"], rcpt_options=["NOTIFY=SUCCESS"])
+        (envelope, notice), = self.wait_spooled("reports", notices)
+        self.assertEqual(envelope["to"], ["ren\u00e9@example.org"])
+        self.assertIn("SMTPUTF8", envelope["params"])
+        text = notice.decode()
+        self.assertIn("To: <ren\u00e9@example.org>\r\n", text)
+        self.assertIn("Content-Type: message/global-delivery-status\r\n", text)
+        self.assertIn("Final-Recipient: utf-8; j\u00fcrgen@intl.example\r\nAction: relayed\r\n", text)
+        self.assertIn("Content-Type: message/global-headers\r\n\r\nFrom: Bob Sender", text)
 
     def test_bad_dsn_parameters_are_refused(self):
         said = self.raw([b"EHLO client.example\r\n",
