@@ -64,8 +64,13 @@ admin::HttpResponse json_response(const nlohmann::json& j) {
   return admin::HttpResponse{200, "application/json", j.dump()};
 }
 
-// POST /api/v1/verify/flush {"address": "..."} | {"domain": "..."} | {}
-admin::HttpResponse flush_verify_cache(verify::Verifier& verifier, const admin::HttpRequest& req) {
+// What POST /api/v1/verify/flush asks to forget: {"address": "..."} | {"domain": "..."} | {},
+// as the key the other nodes are told ("address:a@b", "domain:b", "all"); or why it is bad.
+struct FlushRequest {
+  std::string key;
+  std::string domain;  // the domain it is within; "" for all
+};
+std::variant<FlushRequest, admin::HttpResponse> flush_request(const admin::HttpRequest& req) {
   const auto body =
       req.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(req.body, nullptr, false);
   if (!body.is_object())
@@ -76,19 +81,27 @@ admin::HttpResponse flush_verify_cache(verify::Verifier& verifier, const admin::
                                "unknown or non-string field '" + key + "'");
     }
   }
-  std::size_t removed = 0;
   if (body.contains("address")) {
     auto address = core::Address::parse(body["address"].get<std::string>());
     if (!address) return admin::json_error(400, "invalid_argument", address.error().message);
-    removed = verifier.flush_address(*address);
-  } else if (body.contains("domain")) {
+    return FlushRequest{"address:" + address->str(), address->domain()};
+  }
+  if (body.contains("domain")) {
     auto domain = core::parse_domain(body["domain"].get<std::string>());
     if (!domain) return admin::json_error(400, "invalid_argument", domain.error().message);
-    removed = verifier.flush_domain(*domain);
-  } else {
-    removed = verifier.flush_all();
+    return FlushRequest{"domain:" + *domain, *domain};
   }
-  return json_response({{"removed", removed}});
+  return FlushRequest{"all", ""};
+}
+
+// Forgets what the key names; how many answers were forgotten.
+std::size_t flush_verify_cache(verify::Verifier& verifier, const std::string& key) {
+  if (key.starts_with("address:")) {
+    const auto address = core::Address::parse(key.substr(8));
+    return address ? verifier.flush_address(*address) : 0;
+  }
+  if (key.starts_with("domain:")) return verifier.flush_domain(key.substr(7));
+  return key == "all" ? verifier.flush_all() : 0;
 }
 
 // Runs `round` at once, then again `interval` after each round ends, on the timer's executor,
@@ -481,6 +494,7 @@ int serve(const Config& config, store::Store& store,
                 [&harvest] { return double(harvest.blocked()); });
   boost::asio::steady_timer tally_timer(io);
   bool tally_failing = false;
+  std::vector<core::TallyCount> flushes_told;  // `verify flush` asked here (the I/O thread's)
   auto share = [&](store::Tally tally, const std::string& name,
                    const std::vector<core::TallyCount>& told) {
     lookups_store->tell_nodes(tally, told);
@@ -497,30 +511,36 @@ int serve(const Config& config, store::Store& store,
   };
   boost::asio::co_spawn(
       io,
-      rounds(tally_timer, std::chrono::seconds(1),
-             [&]() -> boost::asio::awaitable<void> {
-               const auto now = clock.now();
-               auto harvest_told = harvest.counts().take_outgoing();
-               auto logins_told = auth.take_failures();
-               try {
-                 for (const auto& c : share(store::Tally::harvest, "harvest", harvest_told)) {
-                   harvest.counts().add_remote(c.key, c.count, now);
-                 }
-                 auth.heard_failures(share(store::Tally::logins, "logins", logins_told), now);
-                 if (std::exchange(tally_failing, false)) {
-                   spdlog::info("rate limits: sharing counts with the other nodes again");
-                 }
-               } catch (const std::exception& e) {
-                 // Counted here all the same; the other nodes miss these.
-                 if (!std::exchange(tally_failing, true)) {
-                   spdlog::warn("rate limits: cannot share counts with the other nodes: {}",
-                                e.what());
-                 }
-               }
-               harvest.sweep(now);
-               auth.sweep(now);
-               co_return;
-             }),
+      rounds(
+          tally_timer, std::chrono::seconds(1),
+          [&]() -> boost::asio::awaitable<void> {
+            const auto now = clock.now();
+            auto harvest_told = harvest.counts().take_outgoing();
+            auto logins_told = auth.take_failures();
+            try {
+              for (const auto& c : share(store::Tally::harvest, "harvest", harvest_told)) {
+                harvest.counts().add_remote(c.key, c.count, now);
+              }
+              auth.heard_failures(share(store::Tally::logins, "logins", logins_told), now);
+              lookups_store->tell_nodes(store::Tally::verify_flushes,
+                                        std::exchange(flushes_told, {}));
+              for (const auto& f : lookups_store->heard_from_nodes(store::Tally::verify_flushes)) {
+                spdlog::info("verify: {} answer(s) forgotten ({}), as another node was asked",
+                             flush_verify_cache(verifier, f.key), f.key);
+              }
+              if (std::exchange(tally_failing, false)) {
+                spdlog::info("rate limits: sharing counts with the other nodes again");
+              }
+            } catch (const std::exception& e) {
+              // Counted here all the same; the other nodes miss these.
+              if (!std::exchange(tally_failing, true)) {
+                spdlog::warn("rate limits: cannot share counts with the other nodes: {}", e.what());
+              }
+            }
+            harvest.sweep(now);
+            auth.sweep(now);
+            co_return;
+          }),
       boost::asio::detached);
   // The callout verifier's routes. Its state lives on the I/O thread: the caller is checked on
   // a worker thread (a session is read from the store, which a sync may hold), then the work
@@ -570,16 +590,28 @@ int serve(const Config& config, store::Store& store,
   const auto stopping = admin::json_error(503, "unavailable", "the server is stopping");
   api.add_route(
       "POST", "/api/v1/verify/flush",
-      "Flush the callout cache ({address} or {domain}, or all): an operator, or the local "
-      "CLI's token",
+      "Flush the callout cache ({address} or {domain}, or all), on every node: an operator or "
+      "the local CLI's token; a company administrator, for the company's domains",
       [&](const admin::HttpRequest& req) {
-        const auto who = asker(req);
-        if (!who.operator_or_local()) {
-          return admin::json_error(401, "unauthenticated",
-                                   "an operator's session or the local token is needed");
-        }
+        const auto asking = administrator(req);
+        if (const auto* refused = std::get_if<admin::HttpResponse>(&asking)) return *refused;
+        const auto& who = std::get<Asker>(asking);
         if (auto refused = csrf_refused(req, who)) return *refused;
-        return on_io([&verifier, req] { return flush_verify_cache(verifier, req); })
+        const auto parsed = flush_request(req);
+        if (const auto* bad = std::get_if<admin::HttpResponse>(&parsed)) return *bad;
+        const auto flush = std::get<FlushRequest>(parsed);
+        if (!who.operator_or_local()) {  // a company administrator: its own domains only
+          const auto domain = flush.domain.empty() ? std::nullopt : store.find_domain(flush.domain);
+          if (flush.domain.empty() || !domain ||
+              domain->company_id != who.caller->login.company_id) {
+            return admin::json_error(403, "forbidden",
+                                     "an administrator flushes the company's own domains");
+          }
+        }
+        return on_io([&verifier, &flushes_told, key = flush.key] {
+                 flushes_told.push_back({key, 1});  // the other nodes forget it too
+                 return json_response({{"removed", flush_verify_cache(verifier, key)}});
+               })
             .value_or(stopping);
       });
   // Which domains accept any address (their mail is relayed, never counted for discovery):

@@ -148,8 +148,9 @@ struct Node {
 };
 
 // What the nodes count together (Store::tell_nodes): the harvest guard's unknown recipients
-// per SMTP client; failed logins and password mails per client and per email.
-enum class Tally { harvest, logins };
+// per SMTP client; failed logins and password mails per client and per email; and what the
+// callout caches are to forget (`verify flush`: "address:a@b", "domain:b" or "all", count 1).
+enum class Tally { harvest, logins, verify_flushes };
 
 class Store {
  public:

@@ -605,6 +605,25 @@ class Api(unittest.TestCase):
         self.assertIn("alice@acme.example", body["text"])
         self.assertNotIn("hank@globex.example", body["text"])
 
+    def test_company_administrators_flush_callout_answers_for_their_own_domains(self):
+        """After a mailbox is made or removed at the company's server, its administrator makes
+        the gateway ask again: for an address or a domain of the company, never another's, nor
+        everything (operators do that)."""
+        adm = self.client("admin@acme.example")
+        status, body, _ = adm.call("POST", "/api/v1/verify/flush", {"domain": "ACME.example"})
+        self.assertEqual((status, body.get("removed")), (200, 0), body)
+        self.assertEqual(adm.call("POST", "/api/v1/verify/flush", {"address": "new@acme.example"})[0], 200)
+        for other in ({"domain": "globex.example"}, {"address": "hank@globex.example"},
+                      {"domain": "nowhere.example"}, {}):
+            status, body, _ = adm.call("POST", "/api/v1/verify/flush", other)
+            self.assertEqual((status, body["error"]["code"]), (403, "forbidden"), other)
+        status, body, _ = adm.call("POST", "/api/v1/verify/flush", {"domain": "bad domain"})
+        self.assertEqual(status, 400, body)
+        self.assertEqual(self.client("alice@acme.example").call(
+            "POST", "/api/v1/verify/flush", {"domain": "acme.example"})[0], 403)  # an end user
+        self.assertEqual(self.client("ops@mailroster.example").call("POST", "/api/v1/verify/flush", {})[0], 200)
+        self.assertEqual(Client(self.port).call("POST", "/api/v1/verify/flush", {})[0], 401)
+
     def test_only_operators_add_companies_and_domains(self):
         adm = self.client("admin@acme.example")
         self.assertEqual(adm.call("POST", "/api/v1/companies", {"name": "initech"})[0], 403)

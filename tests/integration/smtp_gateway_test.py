@@ -1564,6 +1564,41 @@ class SharedRateLimits(ServeTestCase):
             self.assertLess(time.time(), deadline, "the node did not hear the other's counts")
             time.sleep(0.1)
 
+    def test_a_verify_flush_at_one_node_is_done_by_both(self):
+        """Each node keeps its own callout answers (positives for days): `verify flush` asked
+        of one node is passed on, and the other forgets them too."""
+        spool = os.path.join(self.dir, "spool-flush")
+        p = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", spool,
+                              "--accept", "zoe"], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        mta = int(p.stdout.readline().split()[-1])
+        run_cli(self.db, "company", "add", "flushco")
+        run_cli(self.db, "domain", "add", "flush.example", "--company", "flushco",
+                "--destination", "127.0.0.1:%d" % mta)
+        run_cli(self.db, "discovery", "set", "--company", "flushco", "enabled=true")
+        entries = lambda ports: metric(ports["admin HTTP"], "mailroster_verify_cache_entries")
+        for ports in (self.a, self.b):
+            self.assertEqual(self.rcpts(ports, ["zoe@flush.example"]), [250])
+            self.assertGreaterEqual(entries(ports), 1)
+        # The CLI asks node a (the configuration names its admin port).
+        with open(os.path.join(self.dir, "mailroster.toml")) as f:
+            text = f.read()
+        at_a = os.path.join(self.dir, "at-a.toml")
+        with open(at_a, "w") as f:
+            f.write(text.replace('[admin]\nlisten = "127.0.0.1:0"',
+                                 '[admin]\nlisten = "127.0.0.1:%d"' % self.a["admin HTTP"]))
+        out = subprocess.run([BINARY, "--config", at_a, "verify", "flush", "--domain", "flush.example"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(entries(self.a), 0)
+        deadline = time.time() + 10
+        while entries(self.b) > 0:
+            self.assertLess(time.time(), deadline, "node b kept its answers")
+            time.sleep(0.1)
+        with open(os.path.join(self.dir, "b.log")) as f:
+            self.assertIn("answer(s) forgotten (domain:flush.example), as another node was asked", f.read())
+
     def test_a_harvester_spread_over_two_nodes_is_refused_by_both(self):
         self.assertEqual(self.rcpts(self.a, ["g1@quiet.example", "g2@quiet.example"]), [550, 550])
         self.wait_heard(self.b, "harvest", 2)

@@ -100,8 +100,10 @@ const serve = spawn(binary, ["--config", config, "serve"], { stdio: ["ignore", "
 const serveLog = (pattern) => announced(serve, "stderr", pattern, "serve");
 const [port, smtpPort] = (await Promise.all([serveLog(/admin HTTP listening on 127\.0\.0\.1:(\d+)/),
   serveLog(/inbound SMTP listening on 127\.0\.0\.1:(\d+)/)])).map(Number);
-execFileSync("swaks", ["--server", `127.0.0.1:${smtpPort}`, "--to", "anyone@catchall.example",
-  "--from", "bob@example.org", "--helo", "client.example.org"], { stdio: "ignore" });
+const swaksToCatchAll = () => execFileSync("swaks", ["--server", `127.0.0.1:${smtpPort}`,
+  "--to", "anyone@catchall.example", "--from", "bob@example.org", "--helo", "client.example.org"],
+  { stdio: "ignore" });
+swaksToCatchAll();
 const base = `http://127.0.0.1:${port}`;
 const executablePath = execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
 const browser = await chromium.launch({ executablePath, headless: true,
@@ -377,6 +379,16 @@ try {
       await page.click("[data-check='down.example']");
       await page.waitForSelector("#domain-check [data-verdict]:has-text('cannot take mail')");
       await page.waitForSelector("#domain-check td:has-text('failed in')");
+      // The catch-all domain's answers (a callout at the start) are forgotten: the next mail
+      // asks its server again (one more probe), and finds it catch-all again.
+      await page.click("[data-flush='catchall.example']");
+      await page.waitForSelector("#message:has-text('answer(s) for catchall.example forgotten')");
+      assert.match(await page.textContent("#message"), /^[1-9]\d* answer/);
+      const probes = async () => Number((await (await fetch(base + "/metrics")).text())
+        .match(/^mailroster_verify_probes (\S+)$/m)[1]);
+      const before = await probes();
+      swaksToCatchAll();
+      assert.equal(await probes(), before + 1);
     });
     await step("set the company's contacts, and Thursday's report goes to them", async () => {
       await page.goto(base + "/#/company");

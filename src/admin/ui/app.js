@@ -546,18 +546,23 @@ async function companyView() {
 }
 
 // The company's domains and where their mail goes; Check tries a destination as the gateway
-// does (the CLI's `domain check`). Operators add domains and change destinations.
+// does (the CLI's `domain check`); Ask again forgets the callout answers kept for the domain
+// (`verify flush --domain`, on every node), after mailboxes were made or removed there.
+// Operators add domains and change destinations.
 async function domainsView() {
   const data = await api("GET", co() + "/domains");
   const operator = state.me.role === "operator";
   main().innerHTML = `<section><h1>Domains</h1>
     <p>Mail for these domains is accepted and relayed to their mail server. Check tries the
-    server as the gateway would: it connects, greets, and asks for a random address.</p>
+    server as the gateway would: it connects, greets, and asks for a random address. The gateway
+    keeps the server's answer for each address (for days when it was yes): after making or removing
+    mailboxes there, Ask again.</p>
     ${table(["Domain", "Delivered to", ""], data.items.map((d) => [esc(d.name),
       operator ? `<form class="row" data-destination="${esc(d.name)}"><input name="destination"
         value="${esc(d.destination)}" aria-label="destination of ${esc(d.name)}" size="24">
         <button class="secondary">Save</button></form>` : esc(d.destination),
-      `<span class="row" data-domain-actions="${esc(d.name)}"><button data-check="${esc(d.name)}">Check</button>${operator
+      `<span class="row" data-domain-actions="${esc(d.name)}"><button data-check="${esc(d.name)}">Check</button><button class="secondary" data-flush="${esc(d.name)}"
+        title="forget the answers kept for its addresses: the next mail asks the server again">Ask again</button>${operator
         ? `<button class="secondary" data-unroute="${esc(d.name)}">Remove</button>` : ""}</span>`]))}
     ${operator ? `<form id="add-domain" class="row"><input name="name" placeholder="domain" required>
       <input name="destination" placeholder="host:port, next:port" required><button>Add domain</button></form>` : ""}
@@ -570,6 +575,12 @@ async function domainsView() {
     try { box.innerHTML = checkHtml(await api("POST", co() + "/domains/" + encodeURIComponent(b.dataset.check) + "/check", {})); }
     catch (e) { box.innerHTML = `<p class="error">${esc(e.message)}</p>`; }
     b.disabled = false;
+  }));
+  main().querySelectorAll("[data-flush]").forEach((b) => (b.onclick = async () => {
+    try {
+      const r = await api("POST", "/verify/flush", { domain: b.dataset.flush });
+      say(`${r.removed} answer(s) for ${b.dataset.flush} forgotten: its server is asked again`);
+    } catch (e) { say(e.message, false); }
   }));
   // Removing a domain is asked twice: its mail is refused from then on.
   main().querySelectorAll("[data-unroute]").forEach((b) => (b.onclick = () => {

@@ -2146,7 +2146,15 @@ bool SqlStore::lookups_changed() {
 namespace {
 
 std::string_view channel_of(Tally tally) {
-  return tally == Tally::harvest ? "mailroster_harvest" : "mailroster_logins";
+  switch (tally) {
+    case Tally::harvest:
+      return "mailroster_harvest";
+    case Tally::logins:
+      return "mailroster_logins";
+    case Tally::verify_flushes:
+      return "mailroster_verify_flush";
+  }
+  return "mailroster_unknown";
 }
 
 // Below PostgreSQL's 8,000-byte limit on a notification's payload, with the schema in front.

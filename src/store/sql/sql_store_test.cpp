@@ -168,6 +168,7 @@ TEST_P(StoreTest, TallyCountsReachTheOtherNodesOnly) {
   auto& other = *other_owned;
   EXPECT_TRUE(other.heard_from_nodes(Tally::harvest).empty());  // the first call listens
   EXPECT_TRUE(other.heard_from_nodes(Tally::logins).empty());
+  EXPECT_TRUE(other.heard_from_nodes(Tally::verify_flushes).empty());
   EXPECT_TRUE(store.heard_from_nodes(Tally::harvest).empty());
   other.lookups_changed();
   std::vector<core::TallyCount> sent{{"192.0.2.7", 3}, {"2001:db8::1", 1}};
@@ -181,22 +182,29 @@ TEST_P(StoreTest, TallyCountsReachTheOtherNodesOnly) {
                                    {"line\nbreak", 1},
                                    {"client:" + std::string(400, 'x'), 1},
                                    {"client:192.0.2.7", 4}});
+  store.tell_nodes(Tally::verify_flushes, {{"domain:acme.example", 1}});
   std::vector<core::TallyCount> heard;
   std::vector<core::TallyCount> logins;
+  std::vector<core::TallyCount> flushes;
   const int tries = GetParam() == Dialect::sqlite ? 10 : 300;
-  for (int i = 0; i < tries && (heard.size() < sent.size() || logins.size() < 2); ++i) {
+  for (int i = 0; i < tries && (heard.size() < sent.size() || logins.size() < 2 || flushes.empty());
+       ++i) {
     auto more = other.heard_from_nodes(Tally::harvest);
     heard.insert(heard.end(), more.begin(), more.end());
     more = other.heard_from_nodes(Tally::logins);
     logins.insert(logins.end(), more.begin(), more.end());
+    more = other.heard_from_nodes(Tally::verify_flushes);
+    flushes.insert(flushes.end(), more.begin(), more.end());
     std::this_thread::sleep_for(10ms);
   }
   if (GetParam() == Dialect::sqlite) {
     EXPECT_TRUE(heard.empty());
     EXPECT_TRUE(logins.empty());
+    EXPECT_TRUE(flushes.empty());
   } else {
     EXPECT_EQ(heard, sent);
     EXPECT_EQ(logins, (std::vector<core::TallyCount>{{quoted, 2}, {"client:192.0.2.7", 4}}));
+    EXPECT_EQ(flushes, (std::vector<core::TallyCount>{{"domain:acme.example", 1}}));
   }
   std::this_thread::sleep_for(100ms);  // its own report has reached its own connection too
   EXPECT_TRUE(store.heard_from_nodes(Tally::harvest).empty()) << "a node does not hear itself";
