@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 
 #include "core/split.hpp"
 
@@ -34,12 +35,13 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-constexpr std::array<std::pair<Verb, std::string_view>, 12> kVerbs{{
+constexpr std::array<std::pair<Verb, std::string_view>, 13> kVerbs{{
     {Verb::helo, "HELO"},
     {Verb::ehlo, "EHLO"},
     {Verb::mail, "MAIL"},
     {Verb::rcpt, "RCPT"},
     {Verb::data, "DATA"},
+    {Verb::bdat, "BDAT"},
     {Verb::rset, "RSET"},
     {Verb::noop, "NOOP"},
     {Verb::quit, "QUIT"},
@@ -231,6 +233,7 @@ Parsed parse_command(std::string_view line) {
       return Parsed{std::move(cmd), {}};
     case Verb::noop:
     case Verb::help:
+    case Verb::bdat:  // checked by the session: a bad one ends it (its chunk cannot be skipped)
       cmd.argument = std::string(trim(rest));
       return Parsed{std::move(cmd), {}};
   }
@@ -276,6 +279,18 @@ std::optional<Line> LineBuffer::next(std::size_t limit) {
   }
 }
 
+std::string LineBuffer::take(std::size_t max) {
+  const auto n = std::min(max, pending());
+  std::string out = buffer_.substr(start_, n);
+  start_ += n;
+  scanned_ = 0;
+  if (start_ == buffer_.size()) {
+    buffer_.clear();
+    start_ = 0;
+  }
+  return out;
+}
+
 void LineBuffer::clear() {
   buffer_.clear();
   start_ = 0;
@@ -302,16 +317,67 @@ bool DataReader::add(const Line& line) {
   return false;
 }
 
-std::optional<Reply> DataReader::refusal() const {
-  if (too_big_) return Reply{552, "5.3.4 message size exceeds fixed maximum message size"};
-  if (bare_newline_) {
+std::optional<Reply> message_refusal(const Limits& limits, bool too_big, bool bare_newline,
+                                     bool long_line) {
+  if (too_big) return Reply{552, "5.3.4 message size exceeds fixed maximum message size"};
+  if (bare_newline) {
     return Reply{550, "5.6.11 bare <LF> or <CR> in message; lines must end with <CR><LF>"};
   }
-  if (long_line_) {
-    return Reply{550, "5.6.0 message has a line longer than " + std::to_string(limits_.text_line) +
+  if (long_line) {
+    return Reply{550, "5.6.0 message has a line longer than " + std::to_string(limits.text_line) +
                           " octets (RFC 5321 4.5.3.1.6)"};
   }
   return std::nullopt;
+}
+
+std::optional<Reply> DataReader::refusal() const {
+  return message_refusal(limits_, too_big_, bare_newline_, long_line_);
+}
+
+std::optional<Chunk> parse_bdat(std::string_view argument) {
+  const auto space = argument.find(' ');
+  const auto size = argument.substr(0, space);
+  auto rest = space == std::string_view::npos ? std::string_view() : argument.substr(space + 1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  Chunk chunk;
+  const auto [end, ec] = std::from_chars(size.data(), size.data() + size.size(), chunk.size);
+  if (size.empty() || size.size() > 19 || ec != std::errc() || end != size.data() + size.size()) {
+    return std::nullopt;
+  }
+  if (!rest.empty() && !iequals(rest, "LAST")) return std::nullopt;
+  chunk.last = !rest.empty();
+  return chunk;
+}
+
+void ChunkReader::add(std::string_view bytes) {
+  for (const char c : bytes) {
+    if (c == '\n') {
+      bare_newline_ |= !after_cr_;
+      line_ = 0;
+    } else {
+      bare_newline_ |= after_cr_;  // a CR not followed by LF
+      if (c != '\r') ++line_;
+    }
+    after_cr_ = c == '\r';
+    long_line_ |= line_ + 2 > limits_.text_line;
+  }
+  size_ += bytes.size();
+  if (size_ > limits_.message_size) {
+    too_big_ = true;
+    message_.clear();
+    message_.shrink_to_fit();
+  }
+  if (!too_big_) message_.append(bytes);
+}
+
+std::string ChunkReader::take_message() {
+  if (!message_.empty() && !message_.ends_with("\r\n")) message_.append("\r\n");
+  return std::move(message_);
+}
+
+std::optional<Reply> ChunkReader::refusal() const {
+  // A CR at the very end is a line ending the last chunk did not finish: a bare CR.
+  return message_refusal(limits_, too_big_, bare_newline_ || after_cr_, long_line_);
 }
 
 std::string dot_stuff(std::string_view message) {

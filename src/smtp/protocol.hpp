@@ -38,7 +38,21 @@ struct Reply {
   std::string wire() const;
 };
 
-enum class Verb { helo, ehlo, mail, rcpt, data, rset, noop, quit, vrfy, expn, help, starttls };
+enum class Verb {
+  helo,
+  ehlo,
+  mail,
+  rcpt,
+  data,
+  bdat,
+  rset,
+  noop,
+  quit,
+  vrfy,
+  expn,
+  help,
+  starttls
+};
 
 std::string_view to_string(Verb verb);
 
@@ -49,7 +63,7 @@ struct Parameter {
 
 struct Command {
   Verb verb = Verb::noop;
-  std::string argument;  // HELO/EHLO domain, VRFY/EXPN/HELP/NOOP argument
+  std::string argument;  // HELO/EHLO domain, VRFY/EXPN/HELP/NOOP argument, BDAT's (as given)
   // MAIL/RCPT: the mailbox inside <>, without source route; empty for the null path <>.
   std::string path;
   std::optional<core::Address> address;  // parsed path, when it is a valid mailbox
@@ -81,6 +95,8 @@ class LineBuffer {
   std::size_t pending() const { return buffer_.size() - start_; }
   // The next complete line, or nullopt when more bytes are needed.
   std::optional<Line> next(std::size_t limit);
+  // Up to `max` bytes as they came, whatever they hold (a BDAT chunk's, RFC 3030).
+  std::string take(std::size_t max);
   // Forgets buffered input (RFC 3207 section 4.2: nothing sent before TLS may be used after).
   void clear();
 
@@ -89,6 +105,40 @@ class LineBuffer {
   std::size_t start_ = 0;    // where the next line begins in buffer_
   std::size_t scanned_ = 0;  // bytes after start_ known to hold no '\n'
   bool discarding_ = false;  // inside an over-long line, dropping bytes until its end
+};
+
+// BDAT's argument (RFC 3030 2): "<size>" or "<size> LAST"; nullopt when it is neither, and
+// the chunk that follows cannot be told from commands.
+struct Chunk {
+  std::uint64_t size = 0;
+  bool last = false;
+};
+std::optional<Chunk> parse_bdat(std::string_view argument);
+
+// The reply that refuses a message, from what was found reading it (DATA or BDAT alike).
+std::optional<Reply> message_refusal(const Limits& limits, bool too_big, bool bare_newline,
+                                     bool long_line);
+
+// Collects a message sent in BDAT chunks (RFC 3030): the bytes as they are (no dot-stuffing),
+// and every reason to refuse it, as DataReader does: over the size limit (nothing more is
+// kept), a bare CR or LF (a line must end with CRLF), a line longer than the limit.
+class ChunkReader {
+ public:
+  explicit ChunkReader(const Limits& limits) : limits_(limits) {}
+  void add(std::string_view bytes);
+  // The message, ending in CRLF (added when the last chunk did not end a line).
+  std::string take_message();
+  std::optional<Reply> refusal() const;
+
+ private:
+  const Limits& limits_;
+  std::string message_;
+  std::uint64_t size_ = 0;
+  std::size_t line_ = 0;  // bytes of the current line so far
+  bool after_cr_ = false;
+  bool too_big_ = false;
+  bool long_line_ = false;
+  bool bare_newline_ = false;
 };
 
 // Collects message data after DATA's 354: undoes dot-stuffing (RFC 5321 4.5.2), stops at the

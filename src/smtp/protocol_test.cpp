@@ -279,6 +279,61 @@ TEST(DataReader, RefusesOversizeAndOverlongLines) {
   EXPECT_EQ(wide.refusal()->text.rfind("5.6.0", 0), 0u);
 }
 
+TEST(Bdat, SizeAndLast) {
+  EXPECT_EQ(parse_bdat("100")->size, 100u);
+  EXPECT_FALSE(parse_bdat("100")->last);
+  EXPECT_TRUE(parse_bdat("0 last")->last);
+  EXPECT_EQ(parse_bdat("18446744073709551")->size, 18446744073709551u);
+  for (const char* bad :
+       {"", "LAST", "-1", "1x", "1 LAST x", "1 FIRST", "12345678901234567890", "0x10", " 1"}) {
+    EXPECT_FALSE(parse_bdat(bad)) << bad;
+  }
+  EXPECT_EQ(ok("BDAT 12 LAST").verb, Verb::bdat);
+  EXPECT_EQ(ok("bdat 12 LAST").argument, "12 LAST");
+}
+
+// Chunk boundaries fall anywhere, even between a CR and its LF; the bytes are kept as sent
+// (no dot-stuffing to undo), and a message is refused for what DATA's would be.
+TEST(ChunkReader, KeepsTheBytesAndChecksAcrossChunks) {
+  Limits limits;
+  ChunkReader r(limits);
+  for (const auto* part : {"Subject: a\r", "\n\r\n.not stuffed\r\n", "", "last line"}) r.add(part);
+  EXPECT_FALSE(r.refusal());
+  EXPECT_EQ(r.take_message(), "Subject: a\r\n\r\n.not stuffed\r\nlast line\r\n");
+
+  for (const auto* bare : {"a\nb\r\n", "a\rb\r\n", "ends in CR\r"}) {
+    ChunkReader b(limits);
+    b.add(bare);
+    ASSERT_TRUE(b.refusal()) << bare;
+    EXPECT_EQ(b.refusal()->text.rfind("5.6.11", 0), 0u);
+  }
+  ChunkReader wide(limits);
+  wide.add(std::string(500, 'c'));
+  wide.add(std::string(499, 'c') + "\r\n");  // 999 + CRLF: over 1000
+  ASSERT_TRUE(wide.refusal());
+  EXPECT_EQ(wide.refusal()->text.rfind("5.6.0", 0), 0u);
+  ChunkReader fits(limits);
+  fits.add(std::string(998, 'c') + "\r\n");
+  EXPECT_FALSE(fits.refusal());
+
+  limits.message_size = 100;
+  ChunkReader big(limits);
+  big.add(std::string(60, 'a') + "\r\n");
+  big.add(std::string(60, 'b') + "\r\n");
+  ASSERT_TRUE(big.refusal());
+  EXPECT_EQ(big.refusal()->code, 552);
+  EXPECT_TRUE(big.take_message().empty());  // not kept in memory
+}
+
+TEST(LineBuffer, TakeGivesRawBytesAndLeavesTheRest) {
+  LineBuffer b;
+  b.append("BDAT 5\r\nab\ncdNOOP\r\n");
+  EXPECT_EQ(b.next(512)->text, "BDAT 5");
+  EXPECT_EQ(b.take(5), "ab\ncd");
+  EXPECT_EQ(b.next(512)->text, "NOOP");
+  EXPECT_EQ(b.take(10), "");
+}
+
 TEST(DotStuff, RoundTripsThroughTheReader) {
   const std::string message = ".hidden\r\nline\r\n..two\r\n.\r\nend\r\n";
   const auto wire = dot_stuff(message);

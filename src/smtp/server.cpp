@@ -92,6 +92,7 @@ struct Server::Impl::Session {
   SessionInfo info;
   State state = State::connected;
   Transaction tx;
+  std::optional<ChunkReader> chunks;  // the message so far, between a BDAT and its LAST
   LineBuffer input;
   std::string output;
   std::size_t errors = 0;
@@ -126,6 +127,7 @@ struct Server::Impl::Session {
 
   void reset_transaction() {
     tx = Transaction{};
+    chunks.reset();
     if (state == State::mail || state == State::rcpt) enter_state(State::greeted);
   }
 
@@ -167,42 +169,69 @@ struct Server::Impl::Session {
     if (ec) io_failed = true;
   }
 
-  // The next line from the client; nullopt when the connection ended or timed out. Pending
-  // replies go out before waiting for input, so pipelined commands get their answers together.
+  // Bytes from the client into buf, after the pending replies went out (so pipelined
+  // commands get their answers together); nullopt when the connection ended or timed out
+  // (said to the client when it timed out, or when serve is stopping).
+  awaitable<std::optional<std::size_t>> read_some(std::array<char, 4096>& buf) {
+    co_await flush();
+    if (io_failed) co_return std::nullopt;
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    arm_timer();
+    awaiting_input = true;
+    if (tls) {
+      n = co_await tls->async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    } else {
+      n = co_await socket.async_read_some(asio::buffer(buf),
+                                          asio::redirect_error(use_awaitable, ec));
+    }
+    awaiting_input = false;
+    const bool timed_out = timer.expiry() <= std::chrono::steady_clock::now();
+    timer.cancel();
+    if (ec) {
+      if (timed_out) {
+        reply({421, "4.4.2 " + srv.settings.hostname + " idle timeout, closing connection"});
+        co_await flush();
+      } else if (srv.draining && ec == asio::error::operation_aborted) {
+        reply(shutting_down());
+        co_await flush();
+      }
+      io_failed = true;
+      co_return std::nullopt;
+    }
+    co_return n;
+  }
+
+  // The next line from the client; nullopt when the connection ended or timed out.
   awaitable<std::optional<Line>> read_line(std::size_t limit) {
     // Small: this frame lives as long as an idle session does (10,000 of them < 256 MiB).
     std::array<char, 4096> buf{};
     for (;;) {
       if (auto line = input.next(limit)) co_return line;
-      co_await flush();
-      if (io_failed) co_return std::nullopt;
-      boost::system::error_code ec;
-      std::size_t n = 0;
-      arm_timer();
-      awaiting_input = true;
-      if (tls) {
-        n = co_await tls->async_read_some(asio::buffer(buf),
-                                          asio::redirect_error(use_awaitable, ec));
-      } else {
-        n = co_await socket.async_read_some(asio::buffer(buf),
-                                            asio::redirect_error(use_awaitable, ec));
-      }
-      awaiting_input = false;
-      const bool timed_out = timer.expiry() <= std::chrono::steady_clock::now();
-      timer.cancel();
-      if (ec) {
-        if (timed_out) {
-          reply({421, "4.4.2 " + srv.settings.hostname + " idle timeout, closing connection"});
-          co_await flush();
-        } else if (srv.draining && ec == asio::error::operation_aborted) {
-          reply(shutting_down());
-          co_await flush();
-        }
-        io_failed = true;
-        co_return std::nullopt;
-      }
-      input.append(std::string_view(buf.data(), n));
+      const auto n = co_await read_some(buf);
+      if (!n) co_return std::nullopt;
+      input.append(std::string_view(buf.data(), *n));
     }
+  }
+
+  // A BDAT chunk's `size` bytes, into `sink` (or dropped when it is null); false when the
+  // connection ended first. What came after the chunk stays for the next command.
+  awaitable<bool> read_chunk(std::uint64_t size, ChunkReader* sink) {
+    auto left = size;
+    const auto take = [&](std::string_view bytes) {
+      if (sink) sink->add(bytes);
+      left -= bytes.size();
+    };
+    take(input.take(left));
+    std::array<char, 4096> buf{};
+    while (left > 0) {
+      const auto n = co_await read_some(buf);
+      if (!n) co_return false;
+      const auto used = static_cast<std::size_t>(std::min<std::uint64_t>(*n, left));
+      take(std::string_view(buf.data(), used));
+      if (used < *n) input.append(std::string_view(buf.data() + used, *n - used));
+    }
+    co_return true;
   }
 
   // The PROXY header a load balancer sends first: the client it names becomes the session's
@@ -262,6 +291,7 @@ struct Server::Impl::Session {
     text += "\nENHANCEDSTATUSCODES";
     text += "\nSMTPUTF8";
     text += "\nDSN";
+    text += "\nCHUNKING";
     if (srv.tls.enabled() && !tls) text += "\nSTARTTLS";
     return text;
   }
@@ -331,6 +361,7 @@ struct Server::Impl::Session {
   awaitable<void> on_rcpt(const Command& c) {
     if (state != State::mail && state != State::rcpt)
       co_return error({503, "5.5.1 need MAIL first"});
+    if (chunks) co_return error({503, "5.5.1 RCPT after BDAT"});
     DsnRecipient dsn;
     for (const auto& p : c.parameters) {
       if (!info.esmtp) co_return error({555, "5.5.4 parameters need EHLO"});
@@ -370,6 +401,7 @@ struct Server::Impl::Session {
   }
 
   awaitable<void> on_data(const Command&) {
+    if (chunks) co_return error({503, "5.5.1 DATA after BDAT (RFC 3030 2)"});
     if (state == State::mail) co_return error({554, "5.5.1 no valid recipients"});
     if (state != State::rcpt) co_return error({503, "5.5.1 need RCPT first"});
     reply({354, "End data with <CR><LF>.<CR><LF>"});
@@ -385,6 +417,39 @@ struct Server::Impl::Session {
       r = *refusal;
     } else {
       r = co_await srv.handler.on_message(info, tx, data.take_message());
+    }
+    reset_transaction();
+    reply(r);
+  }
+
+  // BDAT (RFC 3030): a chunk is read whatever the answer, since its bytes are not commands;
+  // a BDAT whose size cannot be read ends the session, as its chunk cannot be skipped. The
+  // chunks are checked as DATA's lines are, and the message decided at the LAST one.
+  awaitable<void> on_bdat(const Command& c) {
+    const auto chunk = parse_bdat(c.argument);
+    if (!chunk) {
+      reply({501, "5.5.4 Syntax: BDAT <size> [LAST]"});
+      reply({421, "4.5.0 " + srv.settings.hostname +
+                      " closing connection: the chunk that follows cannot be told from commands"});
+      co_return;
+    }
+    std::optional<Reply> refused;
+    if (state == State::mail) {
+      refused = Reply{554, "5.5.1 no valid recipients"};
+    } else if (state != State::rcpt) {
+      refused = Reply{503, "5.5.1 need RCPT first"};
+    }
+    if (!refused && !chunks) chunks.emplace(srv.settings.limits);
+    if (!co_await read_chunk(chunk->size, refused ? nullptr : &*chunks)) co_return;
+    if (refused) co_return error(*refused);
+    if (!chunk->last) {
+      co_return reply({250, "2.0.0 " + std::to_string(chunk->size) + " octets received"});
+    }
+    Reply r;
+    if (auto refusal = chunks->refusal()) {
+      r = *refusal;
+    } else {
+      r = co_await srv.handler.on_message(info, tx, chunks->take_message());
     }
     reset_transaction();
     reply(r);
@@ -433,6 +498,8 @@ struct Server::Impl::Session {
         co_return co_await on_rcpt(c);
       case Verb::data:
         co_return co_await on_data(c);
+      case Verb::bdat:
+        co_return co_await on_bdat(c);
       case Verb::starttls:
         co_return co_await on_starttls(c);
       case Verb::rset:
@@ -446,8 +513,9 @@ struct Server::Impl::Session {
       case Verb::expn:
         co_return reply({502, "5.5.1 EXPN not available"});
       case Verb::help:
-        co_return reply({214, "2.0.0 commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP" +
-                                  std::string(srv.tls.enabled() ? " STARTTLS" : "")});
+        co_return reply(
+            {214, "2.0.0 commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP" +
+                      std::string(srv.tls.enabled() ? " STARTTLS" : "")});
       case Verb::quit:
         reply({221, "2.0.0 Bye"});
         enter_state(State::closing);

@@ -1000,6 +1000,54 @@ class Gateway(unittest.TestCase):
         new = [f for f in self.spooled() if f not in before]
         self.assertEqual(len(new), 1)
 
+    def test_bdat_chunks_are_relayed_as_sent(self):
+        """CHUNKING (RFC 3030): a message in BDAT chunks, pipelined, with boundaries anywhere,
+        is relayed byte for byte (the next hop gets it by DATA, dot-stuffed)."""
+        before = self.spooled()
+        body = message("alice@acme.example", "chunked", ".a line with a dot\r\nend\r\n").encode()
+        parts = [body[:10], body[10:11], body[11:]]
+        wire = b"".join(b"BDAT %d%s\r\n" % (len(p), b" LAST" if i == len(parts) - 1 else b"") + p
+                        for i, p in enumerate(parts))
+        out = self.raw([b"EHLO chunks.example\r\n",
+                        b"MAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@acme.example>\r\n" + wire +
+                        b"QUIT\r\n"], read_until=b"221")
+        self.assertIn("250-CHUNKING", out)
+        self.assertEqual(re.findall(r"^250 2\.0\.0 (\d+) octets received", out, re.M), ["10", "1"])
+        self.assertIn("Ok: delivered", out)
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        relayed = self.read_spool("main", new[0])
+        self.assertTrue(relayed.startswith(b"Received: "), relayed[:100])
+        self.assertTrue(relayed.endswith(body), relayed[-200:])
+
+    def test_a_refused_bdat_chunk_is_read_and_dropped_never_run(self):
+        """A BDAT out of place is refused after its chunk is read: the chunk's bytes (here a
+        QUIT) are never taken for commands. DATA or RCPT after BDAT is refused; RSET clears."""
+        before = self.spooled()
+        trap = b"QUIT\r\n"
+        out = self.raw([b"EHLO chunks.example\r\nBDAT 6\r\n" + trap + b"NOOP\r\n"
+                        b"MAIL FROM:<bob@example.org>\r\nBDAT 6 LAST\r\n" + trap + b"NOOP\r\n"
+                        b"RCPT TO:<alice@acme.example>\r\nBDAT 4\r\nab\r\nDATA\r\n"
+                        b"RCPT TO:<judy@acme.example>\r\nRSET\r\nQUIT\r\n"], read_until=b"221")
+        codes = [c for c in re.findall(r"^(\d{3}) ", out, re.M) if c != "250"]
+        self.assertEqual(codes, ["220", "503", "554", "503", "503", "221"], out)
+        self.assertIn("503 5.5.1 DATA after BDAT", out)
+        self.assertEqual(self.spooled(), before)
+        # A chunk over the size limit, or with a bare LF, refuses the message at LAST.
+        big = b"x" * 998 + b"\r\n"
+        for chunks, want in [([big * 150, big * 60], "552 5.3.4"), ([b"a\nb\r\n"], "550 5.6.11")]:
+            wire = b"".join(b"BDAT %d%s\r\n" % (len(c), b" LAST" if i == len(chunks) - 1 else b"") + c
+                            for i, c in enumerate(chunks))
+            out = self.raw([b"EHLO chunks.example\r\nMAIL FROM:<bob@example.org>\r\n"
+                            b"RCPT TO:<alice@acme.example>\r\n" + wire + b"QUIT\r\n"], read_until=b"221")
+            self.assertIn(want, out)
+        self.assertEqual(self.spooled(), before)
+        # A BDAT whose size cannot be read ends the session: its chunk cannot be skipped.
+        out = self.raw([b"EHLO chunks.example\r\nBDAT many\r\nNOOP\r\n"], read_until=b"421")
+        self.assertIn("501 5.5.4 Syntax: BDAT <size> [LAST]", out)
+        self.assertIn("421 4.5.0", out)
+        self.assertNotIn("2.0.0 Ok", out.split("501")[1])  # the NOOP was not run
+
     def test_commands_out_of_order(self):
         out = self.raw([b"MAIL FROM:<a@example.org>\r\n", b"EHLO x\r\n", b"RCPT TO:<alice@acme.example>\r\n",
                         b"DATA\r\n", b"FOO\r\n", b"VRFY alice\r\n", b"QUIT\r\n"], read_until=b"221")
