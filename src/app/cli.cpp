@@ -96,6 +96,7 @@ struct DomainArgs {
   std::string company;
   std::string destination;
   bool force = false;
+  bool all = false;
 };
 
 struct UserArgs {
@@ -482,6 +483,58 @@ void check_domain(Context& ctx, const core::Domain& d) {
   }
 }
 
+// `domain check --all` (or --company): every domain's servers, a few domains at a time, one line
+// each; exit status 1 when any domain's mail cannot be delivered now.
+void check_domains(Context& ctx, const std::vector<core::Domain>& domains) {
+  boost::asio::io_context io;
+  smtp::ClientPool pool(io, ctx.config.relay);
+  std::vector<std::vector<verify::DestinationCheck>> found(domains.size());
+  std::size_t next = 0;
+  for (int worker = 0; worker < 8; ++worker) {
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          while (next < domains.size()) {
+            const auto i = next++;
+            found[i] = co_await verify::check_destination(
+                pool, domains[i].destination, domains[i].name, ctx.config.verify.sender);
+          }
+        },
+        boost::asio::detached);
+  }
+  io.run();
+  std::vector<std::string> failing;
+  nlohmann::json items = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows;
+  for (std::size_t i = 0; i < domains.size(); ++i) {
+    const auto& c = serving_server(found[i]);
+    const bool ok = c.connected() && (!c.mail || c.mail->positive());
+    if (!ok) failing.push_back(domains[i].name);
+    std::size_t down = 0;
+    for (const auto& s : found[i]) down += s.connected() ? 0 : 1;
+    items.push_back(domain_check_json(domains[i], found[i], ctx.config.relay.tls));
+    rows.push_back(
+        {domains[i].name, c.destination.str(),
+         ok ? "ready" : "FAILED: " + (c.connected() ? c.mail->describe() : c.hello.describe()),
+         c.tls.active ? c.tls.version : "-",
+         ok ? (domain_check_verdict(c).empty() ? "-" : domain_check_verdict(c)) : "-",
+         down == 0 ? ""
+                   : std::to_string(down) + " of " + std::to_string(found[i].size()) + " down"});
+  }
+  if (ctx.json_output) {
+    ctx.print_json(items);
+  } else {
+    print_table(ctx.out, {"DOMAIN", "SERVER", "SESSION", "TLS", "CALLOUTS", "SERVERS"}, rows);
+  }
+  if (!failing.empty()) {
+    std::string names;
+    for (const auto& n : failing) names += (names.empty() ? "" : ", ") + n;
+    throw Failure(ErrorCode::unavailable, std::to_string(failing.size()) + " of " +
+                                              std::to_string(domains.size()) +
+                                              " domains cannot take mail now: " + names);
+  }
+}
+
 void domain_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   auto& opt = ctx.domain_args;
   auto* domain = app.add_subcommand("domain", "Manage a company's mail domains");
@@ -546,8 +599,24 @@ void domain_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
       *domain, "check",
       "Try the domain's destination as the gateway does: connect, TLS, extensions, and whether "
       "it verifies recipients",
-      action, [&ctx, &opt = ctx.domain_args] { check_domain(ctx, ctx.domain(opt.name)); });
-  check->add_option("name", opt.name, "Domain name")->required();
+      action, [&ctx, &opt = ctx.domain_args] {
+        if (!opt.name.empty()) {
+          if (opt.all || !opt.company.empty()) {
+            throw Failure(ErrorCode::invalid_argument,
+                          "give a domain, or --all / --company, not both");
+          }
+          return check_domain(ctx, ctx.domain(opt.name));
+        }
+        if (!opt.all && opt.company.empty()) {
+          throw Failure(ErrorCode::invalid_argument, "give a domain, --company or --all");
+        }
+        std::optional<core::Id> company_id;
+        if (!opt.company.empty()) company_id = ctx.company(opt.company).id;
+        check_domains(ctx, ctx.store().list_domains(company_id));
+      });
+  check->add_option("name", opt.name, "Domain name");
+  check->add_flag("--all", opt.all, "Every domain: one line each (exit status 1 if any fails)");
+  check->add_option("--company", opt.company, "Every domain of this company");
   add_json_flag(check, ctx);
 }
 

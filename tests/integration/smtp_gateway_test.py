@@ -402,6 +402,26 @@ class Gateway(unittest.TestCase):
         self.assertFalse(json.loads(r.stdout)["connected"])
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
         self.assertIn("cannot take mail", r.stderr)
+        # Every domain of a company, or all of them: one line each; exit 1 naming those that fail.
+        r = subprocess.run([BINARY, "--db", self.db, "domain", "check", "--company", "quiet"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"^DOMAIN +SERVER +SESSION +TLS +CALLOUTS")
+        self.assertRegex(r.stdout, r"\nquiet\.example +127\.0\.0\.1:%d +ready +- +recipients are verified"
+                         % self.mtas["main"][0])
+        r = subprocess.run([BINARY, "--config", self.config, "domain", "check", "--all", "--json"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        found = {d["domain"]: d for d in json.loads(r.stdout)}
+        self.assertEqual(set(found), {d["name"] for d in json.loads(self.cli("domain", "list", "--json"))})
+        self.assertTrue(found["acme.example"]["connected"] and found["out.example"]["connected"])
+        self.assertFalse(found["dead.example"]["connected"])
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertRegex(r.stderr, r"\d+ of %d domains cannot take mail now: .*dead\.example" % len(found))
+        self.assertNotIn("acme.example", r.stderr)
+        bad = subprocess.run([BINARY, "--db", self.db, "domain", "check"], capture_output=True, text=True)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn("give a domain, --company or --all", bad.stderr)
 
     def test_a_destination_of_several_servers_is_tried_in_order(self):
         """A domain's mail servers are tried in the order given: one that is down, or greets
