@@ -614,6 +614,30 @@ int serve(const Config& config, store::Store& store,
                })
             .value_or(stopping);
       });
+  // The destinations' servers that failed lately and are tried after the others now: the
+  // relay pool's (the I/O thread's), for the operators' Gateway page.
+  api.add_route(
+      "GET", "/api/v1/relay/failing",
+      "Mail servers of the destinations (and the next hop) that failed lately, on this node: "
+      "an operator or the local CLI's token",
+      [&](const admin::HttpRequest& req) {
+        const auto who = asker(req);
+        if (!who.anyone()) return admin::json_error(401, "unauthenticated", "log in first");
+        if (!who.operator_or_local()) return admin::json_error(403, "forbidden", "operators only");
+        const auto found = on_io([&pool] { return pool.failing(); });
+        if (!found) return stopping;
+        const auto iso = [](std::chrono::system_clock::time_point t) {
+          return core::format_iso8601(std::chrono::time_point_cast<std::chrono::seconds>(t));
+        };
+        nlohmann::json items = nlohmann::json::array();
+        for (const auto& f : *found) {
+          items.push_back({{"server", f.server},
+                           {"failed_at", iso(f.failed_at)},
+                           {"retry_at", iso(f.retry_at)},
+                           {"why", f.why}});
+        }
+        return json_response({{"items", items}});
+      });
   // Which domains accept any address (their mail is relayed, never counted for discovery):
   // this node's findings, so that an administrator sees why an address is never discovered.
   api.add_route(

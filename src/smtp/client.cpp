@@ -336,6 +336,7 @@ struct ClientPool::Impl {
   std::shared_ptr<ssl::context> tls_context;
   std::map<std::string, std::vector<std::unique_ptr<ClientConnection>>> idle;  // by server
   std::map<std::string, std::chrono::steady_clock::time_point> failed_until;   // by server
+  std::map<std::string, ClientPool::FailingServer> failures;  // by server: the last of each
   std::size_t connects = 0;
   std::size_t tls_connects = 0;
   std::size_t failovers = 0;
@@ -344,6 +345,7 @@ struct ClientPool::Impl {
     const auto it = failed_until.find(server.str());
     if (it == failed_until.end()) return false;
     if (it->second > now) return true;
+    failures.erase(it->first);
     failed_until.erase(it);
     return false;
   }
@@ -387,6 +389,18 @@ ClientPool::~ClientPool() = default;
 std::size_t ClientPool::connects() const { return impl_->connects; }
 std::size_t ClientPool::tls_connects() const { return impl_->tls_connects; }
 std::size_t ClientPool::failovers() const { return impl_->failovers; }
+std::vector<ClientPool::FailingServer> ClientPool::failing() const {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<FailingServer> out;
+  for (const auto& [server, until] : impl_->failed_until) {
+    if (until <= now) continue;
+    if (const auto it = impl_->failures.find(server); it != impl_->failures.end()) {
+      out.push_back(it->second);
+    }
+  }
+  return out;
+}
+
 std::size_t ClientPool::passed_over() const {
   const auto now = std::chrono::steady_clock::now();
   return static_cast<std::size_t>(std::count_if(impl_->failed_until.begin(),
@@ -427,6 +441,7 @@ awaitable<ClientPool::Lease> ClientPool::acquire(const core::Destination& to) {
     lease = co_await I.acquire(*server);
     if (lease.connection) {
       I.failed_until.erase(server->str());
+      I.failures.erase(server->str());
       if (server != &to.hosts.front()) ++I.failovers;
       co_return lease;
     }
@@ -439,6 +454,8 @@ awaitable<ClientPool::Lease> ClientPool::acquire(const core::Destination& to) {
                    I.settings.server_retry.count());
     }
     I.failed_until[server->str()] = std::chrono::steady_clock::now() + I.settings.server_retry;
+    const auto at = std::chrono::system_clock::now();
+    I.failures[server->str()] = {server->str(), at, at + I.settings.server_retry, why};
     failures += (failures.empty() ? "" : "; ") + why;
   }
   if (to.hosts.size() > 1) {

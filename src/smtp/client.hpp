@@ -112,6 +112,14 @@ class ClientPool {
   std::size_t tls_connects() const;  // ... of which went on in TLS
   std::size_t failovers() const;     // sessions with a server other than a destination's first
   std::size_t passed_over() const;   // servers that failed lately, tried after the others now
+  // Those servers: when each failed last, why, and until when it is tried after the others.
+  struct FailingServer {
+    std::string server;  // host:port
+    std::chrono::system_clock::time_point failed_at;
+    std::chrono::system_clock::time_point retry_at;
+    std::string why;
+  };
+  std::vector<FailingServer> failing() const;
 
  private:
   struct Impl;

@@ -623,6 +623,11 @@ class Api(unittest.TestCase):
             "POST", "/api/v1/verify/flush", {"domain": "acme.example"})[0], 403)  # an end user
         self.assertEqual(self.client("ops@mailroster.example").call("POST", "/api/v1/verify/flush", {})[0], 200)
         self.assertEqual(Client(self.port).call("POST", "/api/v1/verify/flush", {})[0], 401)
+        # Which mail servers fail now: operators only.
+        self.assertEqual(adm.call("GET", "/api/v1/relay/failing")[0], 403)
+        status, body, _ = self.client("ops@mailroster.example").call("GET", "/api/v1/relay/failing")
+        self.assertEqual(status, 200, body)
+        self.assertIsInstance(body["items"], list)
 
     def test_only_operators_add_companies_and_domains(self):
         adm = self.client("admin@acme.example")

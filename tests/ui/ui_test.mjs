@@ -497,6 +497,12 @@ try {
     await row.locator("[data-scheduler]:has-text('runs the scheduler')").waitFor();
     assert.match(await row.textContent(), new RegExp(`inbound SMTP 127\\.0\\.0\\.1:${smtpPort}`));
     await page.waitForSelector("[data-catch-all='catchall.example']");
+    // Mail to a domain whose server is down: 451, and the server is listed as failing.
+    assert.throws(() => execFileSync("swaks", ["--server", `127.0.0.1:${smtpPort}`, "--to", "someone@down.example",
+      "--from", "bob@example.org", "--helo", "client.example.org"], { stdio: "ignore" }));
+    await page.reload();
+    await page.waitForSelector("h1:has-text('Gateway')");
+    assert.match(await page.locator("tr:has([data-failing='127.0.0.1:1'])").textContent(), /Connection refused/);
     assert.match(await page.locator("tr:has([data-catch-all='catchall.example'])").textContent(),
       new RegExp(`acme\\s*127\\.0\\.0\\.1:${mtaPort}`));
     await page.screenshot({ path: path.join(artifacts, "gateway-operator-1280.png"), fullPage: true });

@@ -651,10 +651,12 @@ function wirePassword() {
   };
 }
 
-// Operators: the serve processes on this database (as `mailroster node list`), and the domains
-// of every company whose mail server takes any address (as `mailroster verify catch-all`).
+// Operators: the serve processes on this database (as `mailroster node list`), the mail servers
+// failing now (this node's relay: tried after the others for [relay] server_retry), and the
+// domains of every company whose mail server takes any address (as `mailroster verify catch-all`).
 async function gatewayView() {
-  const [nodes, catchAll] = await Promise.all([api("GET", "/nodes"), api("GET", "/verify/catch-all")]);
+  const [nodes, failing, catchAll] = await Promise.all([api("GET", "/nodes"), api("GET", "/relay/failing"),
+    api("GET", "/verify/catch-all")]);
   const when = (t) => esc(t.replace("T", " ").replace("Z", " UTC"));
   main().innerHTML = `<section><h1>Gateway</h1>
     <p>The serve processes sharing this database. Each says it is alive every scheduler tick; one
@@ -665,6 +667,12 @@ async function gatewayView() {
       `<span class="${n.alive ? "ok" : "error"}" data-node-state>${n.alive ? "alive" : `gone since ${when(n.seen_at)}`}</span>${
         n.scheduler ? `<br><b data-scheduler>runs the scheduler</b>` : ""}`]))}
     ${nodes.items.length ? "" : "<p>No serve process has said it is alive.</p>"}</section>
+    <section><h2>Mail servers failing now</h2>
+    <p>Servers of the companies' domains (and the outbound next hop) this node could not get a
+    session from: mail goes to a domain's other servers meanwhile, or waits (451) when it has none.</p>
+    ${failing.items.length ? table(["Server", "Failed", "Why", "Tried first again"], failing.items.map((f) => [
+      `<span data-failing="${esc(f.server)}">${esc(f.server)}</span>`, when(f.failed_at), esc(f.why), when(f.retry_at)]))
+      : "<p data-none-failing>None.</p>"}</section>
     <section><h2>Catch-all mail servers</h2>
     <p>These domains' servers accept any address, so callouts cannot tell real addresses: their mail
     is relayed, but never counted for discovery.</p>
