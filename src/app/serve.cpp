@@ -687,18 +687,20 @@ int serve(const Config& config, store::Store& store,
         if (!domain || domain->company_id != company->id) {
           return admin::json_error(404, "not_found", "no such domain");
         }
-        using Found = std::pair<std::vector<verify::DestinationCheck>, smtp::TlsPolicy>;
+        // The relay settings in use (a reload may have changed them), read on the I/O thread.
+        const auto in_use = on_io([&live] { return std::pair{live.relay, live.verify.sender}; });
+        if (!in_use) return stopping;
+        const auto& [relay, sender] = *in_use;
+        using Found = std::vector<verify::DestinationCheck>;
         auto done = std::make_shared<std::promise<Found>>();
         auto found = done->get_future();
         boost::asio::co_spawn(
             io,
-            [&io, &live, d = *domain, done]() -> boost::asio::awaitable<void> {
-              try {  // the settings in use, read on the I/O thread
-                const auto relay = live.relay;
+            [&io, relay, sender, d = *domain, done]() -> boost::asio::awaitable<void> {
+              try {
                 smtp::ClientPool own(io, relay);
-                auto checks = co_await verify::check_destination(own, d.destination, d.name,
-                                                                 live.verify.sender);
-                done->set_value(Found{std::move(checks), relay.tls});
+                done->set_value(
+                    co_await verify::check_destination(own, d.destination, d.name, sender));
               } catch (...) {
                 done->set_exception(std::current_exception());
               }
@@ -708,7 +710,7 @@ int serve(const Config& config, store::Store& store,
         // stopping ends the wait at once.
         const auto until = std::chrono::steady_clock::now() +
                            static_cast<int>(domain->destination.hosts.size()) *
-                               (config.relay.connect_timeout + 6 * config.relay.command_timeout);
+                               (relay.connect_timeout + 6 * relay.command_timeout);
         while (found.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
           if (io.stopped()) return stopping;
           if (std::chrono::steady_clock::now() > until) {
@@ -716,12 +718,12 @@ int serve(const Config& config, store::Store& store,
                                      "the check of " + domain->name + " did not end");
           }
         }
-        const auto [checks, policy] = found.get();
+        const auto checks = found.get();
         const auto& c = serving_server(checks);
         spdlog::info("domain check of {} ({}): {}", domain->name, domain->destination.str(),
                      c.connected() ? c.destination.str() + ": " + domain_check_verdict(c)
                                    : c.hello.describe());
-        return json_response(domain_check_json(*domain, checks, policy));
+        return json_response(domain_check_json(*domain, checks, relay.tls));
       });
   // Password links (forgot password, invitations) go out through the reports' relay.
   api.set_password_mail(
