@@ -30,7 +30,7 @@ awaitable<std::invoke_result_t<F>> Maintenance::on_store(F f) {
       boost::asio::use_awaitable);
 }
 
-awaitable<std::string> submit(smtp::ClientPool& pool, const core::Destination& relay,
+awaitable<std::string> submit(smtp::ClientPool& pool, core::Destination relay,
                               const std::string& from, const std::vector<std::string>& recipients,
                               const std::string& message) {
   auto lease = co_await pool.acquire(relay);

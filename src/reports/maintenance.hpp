@@ -45,8 +45,9 @@ struct MaintenanceResult {
 
 // Submits one message through the relay at `relay`, from `from` (the weekly reports, serve's
 // and the CLI's password mails); an empty string on success (the relay said 250 to the data
-// for at least one recipient), else why it failed.
-boost::asio::awaitable<std::string> submit(smtp::ClientPool& pool, const core::Destination& relay,
+// for at least one recipient), else why it failed. The relay is a copy: a reload may change
+// the settings it came from while the submission waits.
+boost::asio::awaitable<std::string> submit(smtp::ClientPool& pool, core::Destination relay,
                                            const std::string& from,
                                            const std::vector<std::string>& recipients,
                                            const std::string& message);
