@@ -132,7 +132,7 @@ const std::vector<Key>& schema() {
          return std::string();
        }},
       {"smtp", "postmaster",
-       [](const toml::node& n, Config& c) { return set_address(n, c.postmaster, true); }},
+       [](const toml::node& n, Config& c) { return set_address(n, c.postmaster, true); }, kReload},
       {"smtp", "max_message_size",
        [](const toml::node& n, Config& c) {
          return set_int(n, c.inbound.limits.message_size, 1024, std::int64_t{1} << 32);

@@ -276,11 +276,11 @@ TEST(Config, ChangedKeysAndWhatAReloadApplies) {
                                       "harvest.window", "verify.negative_ttl"}));
   EXPECT_TRUE(changed_keys(before, before).empty());
   EXPECT_TRUE(changed_keys(Config{}, parse_config("", "defaults").value()).empty());
-  for (const auto* key :
-       {"smtp.max_recipients", "harvest.window", "verify.negative_ttl", "log.level",
-        "relay.command_timeout", "relay.server_retry", "relay.tls", "relay.tls_ca_file",
-        "smtp.shutdown_grace", "smtp.tls_cert", "admin.tls_key", "outbound.next_hop",
-        "reports.relay", "scoring.spam_threshold", "scoring.rspamd", "scoring.mark_outbound"}) {
+  for (const auto* key : {"smtp.max_recipients", "harvest.window", "verify.negative_ttl",
+                          "log.level", "relay.command_timeout", "relay.server_retry", "relay.tls",
+                          "relay.tls_ca_file", "smtp.shutdown_grace", "smtp.tls_cert",
+                          "admin.tls_key", "smtp.postmaster", "outbound.next_hop", "reports.relay",
+                          "scoring.spam_threshold", "scoring.rspamd", "scoring.mark_outbound"}) {
     EXPECT_TRUE(reloadable(key)) << key;
   }
   for (const auto* key : {"smtp.inbound_listen", "smtp.hostname", "database.path", "admin.listen",

@@ -881,6 +881,9 @@ int serve(const Config& config, store::Store& store,
     outbound_gateway.reconfigure(
         {.next_hop = fresh.outbound_next_hop, .mark = fresh.mark_outbound});
     maintenance.set_relay(fresh.maintenance.relay);
+    inbound_gateway.set_postmaster(
+        fresh.postmaster.empty() ? std::nullopt
+                                 : std::optional(core::Address::parse(fresh.postmaster).value()));
     if (scoring) scorer.set(make_scorer(fresh, metrics));  // messages being scored keep theirs
     shutdown_grace = fresh.shutdown_grace;
     live = std::move(fresh);

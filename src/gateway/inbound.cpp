@@ -65,7 +65,8 @@ struct InboundGateway::Impl {
       count_rcpt("relay_denied");
       co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
     }
-    const auto& address = postmaster ? *settings.postmaster : *rcpt.address;
+    // A copy: a reload may change the postmaster while this RCPT waits for its callout.
+    const core::Address address = postmaster ? *settings.postmaster : *rcpt.address;
     auto domain = lookups.find_domain(address.domain());
     if (!domain) {
       count_rcpt("relay_denied");
@@ -197,6 +198,10 @@ InboundGateway::InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& di
 }
 
 InboundGateway::~InboundGateway() = default;
+
+void InboundGateway::set_postmaster(std::optional<core::Address> postmaster) {
+  impl_->settings.postmaster = std::move(postmaster);
+}
 
 Reply InboundGateway::on_connect(const smtp::SessionInfo& session) {
   impl_->sessions[session.id];

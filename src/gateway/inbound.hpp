@@ -66,6 +66,8 @@ class InboundGateway final : public smtp::SessionHandler {
                                                  const smtp::Transaction& tx,
                                                  std::string message) override;
   void on_disconnect(const smtp::SessionInfo& session) override;
+  // A reload (SIGHUP): where RCPT TO:<postmaster> goes from the next RCPT on.
+  void set_postmaster(std::optional<core::Address> postmaster);
 
  private:
   struct Impl;

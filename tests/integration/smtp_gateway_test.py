@@ -1509,6 +1509,27 @@ class ConfigReload(ServeTestCase):
         self.assertIn("relayed notice mailed to sender@out.example", self.log_text())
 
 
+    def test_sighup_applies_the_postmaster(self):
+        """RCPT TO:<postmaster> (no domain) goes where [smtp] postmaster says since the last
+        reload: none at first (550 saying so), then a user, then none again."""
+        db = re.search(r'(?:path|url) = "([^"]+)"', self.text).group(1)
+        run_cli(db, "user", "add", "pm@quiet.example")
+
+        def rcpt():
+            with smtplib.SMTP("127.0.0.1", self.ports["inbound SMTP"], timeout=10) as s:
+                s.ehlo("client.example")
+                s.mail("bob@example.org")
+                return s.rcpt("postmaster")
+
+        code, text = rcpt()
+        self.assertEqual(code, 550)
+        self.assertIn(b"no postmaster mailbox", text)
+        said = self.reload(self.text.replace("[smtp]\n", '[smtp]\npostmaster = "pm@quiet.example"\n'))
+        self.assertIn("configuration reloaded: smtp.postmaster", said)
+        self.assertEqual(rcpt()[0], 250)
+        self.reload(self.text)
+        self.assertEqual(rcpt()[0], 550)
+
     def test_sighup_applies_the_relay_tls_policy_and_its_cas(self):
         """[relay] tls and tls_ca_file apply at a reload, to the next session (idle ones made
         under the old policy are dropped); CAs that cannot be loaded change nothing."""
