@@ -287,6 +287,12 @@ smtp::ServerSettings outbound_settings(const Config& config) {
   return s;
 }
 
+// Where RCPT TO:<postmaster> goes ([smtp] postmaster, checked when the file was read).
+std::optional<core::Address> postmaster_of(const Config& config) {
+  if (config.postmaster.empty()) return std::nullopt;
+  return core::Address::parse(config.postmaster).value();
+}
+
 // The built-in checks, or rspamd when [scoring] rspamd names it.
 std::shared_ptr<gateway::Scorer> make_scorer(const Config& config, admin::Metrics& metrics) {
   if (!config.use_rspamd) {
@@ -348,14 +354,12 @@ int serve(const Config& config, store::Store& store,
                    "Discovery counts of delivered mail not yet written", "gauge");
   metrics.gauge("mailroster_discovery_writes_pending",
                 [&] { return double(discovery_writes.pending()); });
-  gateway::InboundGateway inbound_gateway(
-      lookups, discovery, verifier, harvest, pool, scorer, metrics, clock,
-      {.hostname = config.inbound.hostname,
-       .postmaster = config.postmaster.empty()
-                         ? std::nullopt
-                         : std::optional(core::Address::parse(config.postmaster).value()),
-       .defer = defer,
-       .notify = notify});
+  gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,
+                                          metrics, clock,
+                                          {.hostname = config.inbound.hostname,
+                                           .postmaster = postmaster_of(config),
+                                           .defer = defer,
+                                           .notify = notify});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, scorer, metrics, clock,
                                             {.hostname = config.inbound.hostname,
@@ -881,9 +885,7 @@ int serve(const Config& config, store::Store& store,
     outbound_gateway.reconfigure(
         {.next_hop = fresh.outbound_next_hop, .mark = fresh.mark_outbound});
     maintenance.set_relay(fresh.maintenance.relay);
-    inbound_gateway.set_postmaster(
-        fresh.postmaster.empty() ? std::nullopt
-                                 : std::optional(core::Address::parse(fresh.postmaster).value()));
+    inbound_gateway.set_postmaster(postmaster_of(fresh));
     if (scoring) scorer.set(make_scorer(fresh, metrics));  // messages being scored keep theirs
     shutdown_grace = fresh.shutdown_grace;
     live = std::move(fresh);

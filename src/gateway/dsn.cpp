@@ -36,8 +36,7 @@ std::optional<std::string> relayed_notice(const RelayRequest& request, const Rel
       full || header_end == std::string_view::npos ? message : message.substr(0, header_end + 2);
   // An internationalized notice (RFC 6533): a non-ASCII address or returned header makes it
   // message/global-delivery-status with message/global(-headers), sent with SMTPUTF8.
-  const auto headers = message.substr(0, std::min(message.size(), header_end));
-  bool utf8 = !core::is_ascii(request.sender) || !core::is_ascii(headers);
+  bool utf8 = smtp::needs_smtputf8(request.sender, {}, message);
   for (const auto i : outcome.relayed_notices) {
     if (i < request.recipients.size()) utf8 |= !core::is_ascii(request.recipients[i]);
     if (i < request.recipient_dsn.size()) {

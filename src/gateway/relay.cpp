@@ -23,12 +23,7 @@ Reply pass_on(const smtp::ClientResult& r) {
 // Whether delivering needs the next hop's SMTPUTF8: the client declared it, and the envelope or
 // the header section is not plain ASCII (an all-ASCII message goes through without it).
 bool needs_smtputf8(const RelayRequest& request, std::string_view message) {
-  if (!request.smtputf8) return false;
-  if (!core::is_ascii(request.sender)) return true;
-  for (const auto& r : request.recipients) {
-    if (!core::is_ascii(r)) return true;
-  }
-  return !core::is_ascii(message.substr(0, message.find("\r\n\r\n")));
+  return request.smtputf8 && smtp::needs_smtputf8(request.sender, request.recipients, message);
 }
 
 // How a failed step is told to the client: always temporary.

@@ -38,10 +38,7 @@ awaitable<std::string> submit(smtp::ClientPool& pool, core::Destination relay,
   auto& conn = *lease.connection;
   // A non-ASCII address or header needs SMTPUTF8 (RFC 6531; never downgraded here), 8-bit
   // text 8BITMIME where the relay offers it.
-  const auto header_end = std::min(message.find("\r\n\r\n"), message.size());
-  bool utf8 =
-      !core::is_ascii(from) || !core::is_ascii(std::string_view(message).substr(0, header_end));
-  for (const auto& rcpt : recipients) utf8 |= !core::is_ascii(rcpt);
+  const bool utf8 = smtp::needs_smtputf8(from, recipients, message);
   std::string mail = "MAIL FROM:<" + from + ">";
   if (utf8) {
     if (!conn.offers("SMTPUTF8")) {

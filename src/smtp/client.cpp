@@ -335,18 +335,22 @@ struct ClientPool::Impl {
   ClientSettings settings;
   std::shared_ptr<ssl::context> tls_context;
   std::map<std::string, std::vector<std::unique_ptr<ClientConnection>>> idle;  // by server
-  std::map<std::string, std::chrono::steady_clock::time_point> failed_until;   // by server
-  std::map<std::string, ClientPool::FailingServer> failures;  // by server: the last of each
+  // Servers that failed lately, by server: until when each is tried after the others, and
+  // its last failure as failing() shows it.
+  struct Failed {
+    std::chrono::steady_clock::time_point until;
+    ClientPool::FailingServer shown;
+  };
+  std::map<std::string, Failed> failed;
   std::size_t connects = 0;
   std::size_t tls_connects = 0;
   std::size_t failovers = 0;
 
   bool resting(const core::Endpoint& server, std::chrono::steady_clock::time_point now) {
-    const auto it = failed_until.find(server.str());
-    if (it == failed_until.end()) return false;
-    if (it->second > now) return true;
-    failures.erase(it->first);
-    failed_until.erase(it);
+    const auto it = failed.find(server.str());
+    if (it == failed.end()) return false;
+    if (it->second.until > now) return true;
+    failed.erase(it);
     return false;
   }
 
@@ -392,21 +396,13 @@ std::size_t ClientPool::failovers() const { return impl_->failovers; }
 std::vector<ClientPool::FailingServer> ClientPool::failing() const {
   const auto now = std::chrono::steady_clock::now();
   std::vector<FailingServer> out;
-  for (const auto& [server, until] : impl_->failed_until) {
-    if (until <= now) continue;
-    if (const auto it = impl_->failures.find(server); it != impl_->failures.end()) {
-      out.push_back(it->second);
-    }
+  for (const auto& [server, f] : impl_->failed) {
+    if (f.until > now) out.push_back(f.shown);
   }
   return out;
 }
 
-std::size_t ClientPool::passed_over() const {
-  const auto now = std::chrono::steady_clock::now();
-  return static_cast<std::size_t>(std::count_if(impl_->failed_until.begin(),
-                                                impl_->failed_until.end(),
-                                                [now](const auto& f) { return f.second > now; }));
-}
+std::size_t ClientPool::passed_over() const { return failing().size(); }
 void ClientPool::clear() { impl_->idle.clear(); }
 
 void ClientPool::reconfigure(const ClientSettings& settings) {
@@ -440,8 +436,7 @@ awaitable<ClientPool::Lease> ClientPool::acquire(const core::Destination& to) {
   for (const auto* server : order) {
     lease = co_await I.acquire(*server);
     if (lease.connection) {
-      I.failed_until.erase(server->str());
-      I.failures.erase(server->str());
+      I.failed.erase(server->str());
       if (server != &to.hosts.front()) ++I.failovers;
       co_return lease;
     }
@@ -453,9 +448,9 @@ awaitable<ClientPool::Lease> ClientPool::acquire(const core::Destination& to) {
       spdlog::warn("{} (a server of {}): tried after the others for {} s", why, to.str(),
                    I.settings.server_retry.count());
     }
-    I.failed_until[server->str()] = std::chrono::steady_clock::now() + I.settings.server_retry;
     const auto at = std::chrono::system_clock::now();
-    I.failures[server->str()] = {server->str(), at, at + I.settings.server_retry, why};
+    I.failed[server->str()] = {std::chrono::steady_clock::now() + I.settings.server_retry,
+                               {server->str(), at, at + I.settings.server_retry, why}};
     failures += (failures.empty() ? "" : "; ") + why;
   }
   if (to.hosts.size() > 1) {

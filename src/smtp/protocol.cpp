@@ -396,6 +396,15 @@ std::string dot_stuff(std::string_view message) {
   return out;
 }
 
+bool needs_smtputf8(std::string_view sender, const std::vector<std::string>& recipients,
+                    std::string_view message) {
+  if (!core::is_ascii(sender)) return true;
+  for (const auto& r : recipients) {
+    if (!core::is_ascii(r)) return true;
+  }
+  return !core::is_ascii(message.substr(0, message.find("\r\n\r\n")));
+}
+
 std::vector<std::string> ehlo_keywords(std::string_view reply_text) {
   std::vector<std::string> out;
   auto nl = reply_text.find('\n');

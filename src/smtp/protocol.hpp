@@ -167,6 +167,11 @@ class DataReader {
 // Writes message data for the wire: dot-stuffed, ending in CRLF.CRLF.
 std::string dot_stuff(std::string_view message);
 
+// Whether mail needs SMTPUTF8 (RFC 6531 3.2): an envelope address, or the header section (up to
+// the first empty line), is not ASCII. Such mail goes only to a server that offers it.
+bool needs_smtputf8(std::string_view sender, const std::vector<std::string>& recipients,
+                    std::string_view message);
+
 // The extension keywords of an EHLO reply's text (every line after the first, up to its first
 // space), upper-cased: "mx greets x\nPIPELINING\nSIZE 1000" -> PIPELINING, SIZE.
 std::vector<std::string> ehlo_keywords(std::string_view reply_text);
