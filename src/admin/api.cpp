@@ -147,6 +147,22 @@ HttpResponse page_of(const std::string& query, List&& list, Count&& count) {
   return page_json(list(store::Window{p.limit, p.offset}), p, count());
 }
 
+// As page_of, for a store filter with its own limit and offset (store::AuditFilter, ...):
+// list(filter) with the page's window, count(filter) without.
+template <class Filter, class List, class Count>
+HttpResponse filtered_page_of(const std::string& query, const Filter& filter, List&& list,
+                              Count&& count) {
+  return page_of(
+      query,
+      [&](store::Window w) {
+        auto page = filter;
+        page.limit = w.limit;
+        page.offset = w.offset;
+        return list(page);
+      },
+      [&] { return count(filter); });
+}
+
 // A string read where it is, as a stream; tellg() works.
 class InPlace : public std::streambuf {
  public:
@@ -620,15 +636,48 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          f.company_id = co.id;
          if (auto it = q.find("object"); it != q.end()) f.object = it->second;
          if (auto it = q.find("action"); it != q.end()) f.action = it->second;
-         return page_of(
-             req.query,
-             [&](store::Window w) {
-               auto page = f;
-               page.limit = w.limit;
-               page.offset = w.offset;
-               return store_.list_audit(page);
-             },
-             [&] { return store_.count_audit(f); });
+         return filtered_page_of(
+             req.query, f, [&](const auto& page) { return store_.list_audit(page); },
+             [&](const auto& all) { return store_.count_audit(all); });
+       })},
+      {"GET", "/api/v1/companies/{company}/mail-log",
+       "What happened to the company's mail, newest first: each recipient refused, each "
+       "message's outcome per recipient; ?address= (a part of the sender or recipient, any "
+       "case), ?result= (delivered, deferred, rejected, spam), ?direction= (inbound, outbound), "
+       "?since= and ?before= (ISO-8601, or a duration ago such as 2h), ?limit=&offset=",
+       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         const auto q = query_params(req.query);
+         store::MailLogFilter f;
+         f.company_id = co.id;
+         const std::map<std::string, std::set<std::string>> choices = {
+             {"result", {"delivered", "deferred", "rejected", "spam"}},
+             {"direction", {"inbound", "outbound"}}};
+         for (const auto& [name, allowed] : choices) {
+           auto it = q.find(name);
+           if (it == q.end() || it->second.empty()) continue;
+           if (!allowed.contains(it->second)) {
+             std::string list;
+             for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+             return json_error(400, "invalid_argument", name + " must be one of " + list, name);
+           }
+           (name == "result" ? f.result : f.direction) = it->second;
+         }
+         if (auto it = q.find("address"); it != q.end()) f.address = it->second;
+         const auto now = clock_.now();
+         for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"before", &f.before}}) {
+           auto it = q.find(name);
+           if (it == q.end() || it->second.empty()) continue;
+           *out = core::parse_moment(it->second, now);
+           if (!*out) {
+             return json_error(
+                 400, "invalid_argument",
+                 std::string(name) + " must be an ISO-8601 time or a duration such as 2h", name);
+           }
+         }
+         return filtered_page_of(
+             req.query, f, [&](const auto& page) { return store_.list_mail_log(page); },
+             [&](const auto& all) { return store_.count_mail_log(all); });
        })},
       {"GET", "/api/v1/nodes",
        "The serve processes on this database, alive or gone, and the one running the scheduler "

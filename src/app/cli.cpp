@@ -185,6 +185,17 @@ struct AuditArgs {
   std::string action;
 };
 
+struct MailLogArgs {
+  std::string company;
+  std::string address;
+  std::string result;
+  std::string direction;
+  std::string since;
+  std::string before;
+  std::size_t limit = 50;
+  std::size_t offset = 0;
+};
+
 // What every verb needs: options shared by all, and the store opened on first use.
 struct Context {
   std::string config_path;
@@ -207,6 +218,7 @@ struct Context {
   UserArgs user_args;
   AliasArgs alias_args;
   AuditArgs audit_args;
+  MailLogArgs mail_log_args;
   VerifyArgs verify_args;
   DiscoveryArgs discovery_args;
   InvalidArgs invalid_args;
@@ -859,6 +871,56 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
   add_json_flag(prune, ctx);
 }
 
+void mail_log_command(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.mail_log_args;
+  auto* log = verb(
+      app, "mail-log",
+      "What happened to a company's mail: each recipient refused, each message's outcome, newest "
+      "first",
+      action, [&ctx, &opt = ctx.mail_log_args] {
+        store::MailLogFilter f;
+        f.company_id = ctx.company(opt.company).id;
+        f.address = opt.address;
+        f.limit = opt.limit;
+        f.offset = opt.offset;
+        f.result = opt.result;
+        f.direction = opt.direction;
+        const auto now = ctx.clock().now();
+        for (auto [text, out, name] : {std::tuple{&opt.since, &f.since, "since"},
+                                       std::tuple{&opt.before, &f.before, "before"}}) {
+          if (text->empty()) continue;
+          *out = core::parse_moment(*text, now);
+          if (!*out) {
+            throw Failure(ErrorCode::invalid_argument,
+                          "--" + std::string(name) + " '" + *text +
+                              "' is neither an ISO-8601 time nor a duration such as 2h",
+                          name);
+          }
+        }
+        const auto entries = ctx.store().list_mail_log(f);
+        if (ctx.json_output) return ctx.print_json(entries);
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& e : entries) {
+          rows.push_back({core::format_iso8601(e.at), e.direction,
+                          e.sender.empty() ? "<>" : e.sender, e.recipient, e.result,
+                          std::to_string(e.code) + " " + e.reply});
+        }
+        print_table(ctx.out, {"TIME", "DIRECTION", "FROM", "TO", "RESULT", "REPLY"}, rows);
+      });
+  log->add_option("--company", opt.company, "The company")->required();
+  log->add_option("--address", opt.address,
+                  "Only mail from or to addresses holding this text (any case)");
+  log->add_option("--result", opt.result, "Only this result")
+      ->check(CLI::IsMember({"delivered", "deferred", "rejected", "spam"}));
+  log->add_option("--direction", opt.direction, "Only this direction")
+      ->check(CLI::IsMember({"inbound", "outbound"}));
+  log->add_option("--since", opt.since, "From this time on (ISO-8601, or a duration ago: 2h)");
+  log->add_option("--before", opt.before, "Before this time (ISO-8601, or a duration ago)");
+  log->add_option("--limit", opt.limit, "At most this many (default 50, 0 = all)");
+  log->add_option("--offset", opt.offset, "Pass over this many of the newest first");
+  add_json_flag(log, ctx);
+}
+
 // A request to the running service's admin API on this machine, with the local token (derived
 // from the secrets key file, which only local administrators can read); its JSON answer, or a
 // Failure with the service's reason.
@@ -1159,11 +1221,10 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
             boost::asio::detached);
         io.run();
         if (ctx.json_output) {
-          json j = {{"at", core::format_iso8601(now)},
-                    {"reports_sent", result.reports_sent},
-                    {"reports_failed", result.reports_failed},
-                    {"audit_pruned", result.audit_pruned},
-                    {"expired", json::array()}};
+          json j = {
+              {"at", core::format_iso8601(now)},           {"reports_sent", result.reports_sent},
+              {"reports_failed", result.reports_failed},   {"audit_pruned", result.audit_pruned},
+              {"mail_log_pruned", result.mail_log_pruned}, {"expired", json::array()}};
           for (const auto& [a, o] : result.expiry.changed) {
             j["expired"].push_back({{"address", a}, {"outcome", lifecycle::to_string(o)}});
           }
@@ -1177,6 +1238,9 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
         for (const auto& c : result.reports_failed) ctx.out << "  report failed: " << c << "\n";
         if (result.audit_pruned) {
           ctx.out << "  audit events removed (retention): " << result.audit_pruned << "\n";
+        }
+        if (result.mail_log_pruned) {
+          ctx.out << "  mail log entries removed (retention): " << result.mail_log_pruned << "\n";
         }
         if (!result.reports_failed.empty()) {
           throw Failure(ErrorCode::unavailable,
@@ -1652,6 +1716,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   user_commands(app, ctx, action);
   alias_commands(app, ctx, action);
   audit_commands(app, ctx, action);
+  mail_log_command(app, ctx, action);
   verify_commands(app, ctx, action);
   discovery_commands(app, ctx, action);
   invalid_commands(app, ctx, action);

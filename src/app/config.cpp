@@ -283,6 +283,17 @@ const std::vector<Key>& schema() {
          c.maintenance.audit_retention = d;
          return std::string();
        }},
+      {"mail_log", "enabled",
+       [](const toml::node& n, Config& c) { return set_bool(n, c.mail_log); }, kReload},
+      {"mail_log", "retention",
+       [](const toml::node& n, Config& c) {
+         std::chrono::seconds d{};
+         if (auto err = set_duration(n, d); !err.empty()) return err;
+         if (d < reports::kMinMailLogRetention) return std::string("must be at least 1h");
+         c.maintenance.mail_log_retention = d;
+         return std::string();
+       },
+       kReload},
       {"maintenance", "sync_check",
        [](const toml::node& n, Config& c) { return set_duration(n, c.sync_check); }},
       {"secrets", "key_file",
@@ -397,27 +408,6 @@ smtp::ServerSettings Config::default_inbound() {
     if (auto name = core::parse_domain(host)) s.hostname = *name;
   }
   return s;
-}
-
-std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
-  if (text.size() < 2) return std::nullopt;
-  long long value = 0;
-  const auto unit = text.back();
-  const auto digits = text.substr(0, text.size() - 1);
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0) return std::nullopt;
-  switch (unit) {
-    case 's':
-      return std::chrono::seconds(value);
-    case 'm':
-      return std::chrono::minutes(value);
-    case 'h':
-      return std::chrono::hours(value);
-    case 'd':
-      return std::chrono::hours(24 * value);
-    default:
-      return std::nullopt;
-  }
 }
 
 core::Result<Config> parse_config(std::string_view toml_text, std::string_view source) {

@@ -96,6 +96,11 @@
 //   [audit]
 //   retention = ""                  # "400d": events older are removed by maintenance runs;
 //                                   # "" (the default): the audit trail is kept for ever
+//
+//   [mail_log]                      # what happened to each recipient (`mailroster mail-log`)
+//   enabled = true                  # false: nothing more is written (what is kept stays
+//                                   # until its retention ends)
+//   retention = "7d"                # entries older are removed by maintenance runs (>= 1h)
 //   sync_check = "30s"              # how often serve looks for due directory syncs
 //
 //   [secrets]
@@ -141,6 +146,7 @@ struct Config {
   double spam_threshold = 5.0;
   bool use_rspamd = false;
   bool mark_outbound = true;       // gateway::OutboundSettings::mark
+  bool mail_log = true;            // [mail_log] enabled (its retention: maintenance's)
   gateway::RspamdSettings rspamd;  // its builtin_threshold is spam_threshold (serve sets it)
   reports::MaintenanceSettings maintenance{.from = ""};  // from: "mailroster@" + hostname
   std::chrono::seconds sync_check{30};
@@ -160,8 +166,7 @@ struct Config {
   static smtp::ServerSettings default_inbound();
 };
 
-// "30s", "5m", "12h", "7d".
-std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+using core::parse_duration;  // "30s", "5m", "12h", "7d"
 
 // Parses TOML text; source names the file in error messages.
 core::Result<Config> parse_config(std::string_view toml_text, std::string_view source);

@@ -46,6 +46,7 @@
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_service.hpp"
 #include "gateway/inbound.hpp"
+#include "gateway/mail_log.hpp"
 #include "gateway/outbound.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
@@ -336,6 +337,21 @@ int serve(const Config& config, store::Store& store,
   // their own, off the I/O thread. Declared after what its tasks use (discovery, metrics) and
   // before the gateways that post to it: it is drained after the gateways are gone and before
   // what the tasks use is.
+  // The mail log's entries wait in memory, and are written every second on that queue (a
+  // batch, never on the SMTP path), and once more at the end: declared before the queue, whose
+  // last tasks write them.
+  gateway::MailLog mail_log;
+  bool mail_log_failing = false;  // read and written on the queue's thread
+  auto flush_mail_log = [&mail_log, &mail_log_failing, &store] {
+    try {
+      mail_log.flush([&store](const auto& batch) { store.add_mail_log(batch); });
+      if (std::exchange(mail_log_failing, false)) spdlog::info("mail log: written again");
+    } catch (const std::exception& e) {
+      if (!std::exchange(mail_log_failing, true)) {
+        spdlog::warn("mail log: cannot write, entries wait: {}", e.what());
+      }
+    }
+  };
   core::WorkQueue discovery_writes("discovery");
   // "Relayed" delivery notifications (gateway/dsn.hpp) go out from the null sender through the
   // reports' relay.
@@ -354,20 +370,39 @@ int serve(const Config& config, store::Store& store,
                    "Discovery counts of delivered mail not yet written", "gauge");
   metrics.gauge("mailroster_discovery_writes_pending",
                 [&] { return double(discovery_writes.pending()); });
+  mail_log.set_enabled(config.mail_log);
+  auto log = [&mail_log](core::MailLogEntry entry) { mail_log.record(std::move(entry)); };
+  metrics.describe("mailroster_mail_log_written", "Mail log entries written", "counter");
+  metrics.gauge("mailroster_mail_log_written", [&] { return double(mail_log.written()); });
+  metrics.describe("mailroster_mail_log_dropped",
+                   "Mail log entries dropped: the database could not take them in time", "counter");
+  metrics.gauge("mailroster_mail_log_dropped", [&] { return double(mail_log.dropped()); });
+  metrics.describe("mailroster_mail_log_pending", "Mail log entries not yet written", "gauge");
+  metrics.gauge("mailroster_mail_log_pending", [&] { return double(mail_log.pending()); });
   gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,
                                           metrics, clock,
                                           {.hostname = config.inbound.hostname,
                                            .postmaster = postmaster_of(config),
                                            .defer = defer,
-                                           .notify = notify});
+                                           .notify = notify,
+                                           .log = log});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, scorer, metrics, clock,
                                             {.hostname = config.inbound.hostname,
                                              .next_hop = config.outbound_next_hop,
                                              .mark = config.mark_outbound,
                                              .defer = defer,
-                                             .notify = notify});
+                                             .notify = notify,
+                                             .log = log});
   smtp::Server outbound(io, outbound_settings(config), outbound_gateway);
+  boost::asio::steady_timer mail_log_timer(io);
+  boost::asio::co_spawn(io,
+                        rounds(mail_log_timer, std::chrono::seconds(1),
+                               [&]() -> boost::asio::awaitable<void> {
+                                 if (mail_log.pending() != 0) discovery_writes.post(flush_mail_log);
+                                 co_return;
+                               }),
+                        boost::asio::detached);
 
   metrics.describe("mailroster_build_info", "The version and commit this node runs", "gauge");
   metrics.gauge("mailroster_build_info",
@@ -811,6 +846,7 @@ int serve(const Config& config, store::Store& store,
         maintenance_timer.cancel();
         lookups_timer.cancel();
         tally_timer.cancel();
+        mail_log_timer.cancel();
         told = under_way();
         spdlog::info("received {}, draining {} for up to {} s", name, told, shutdown_grace.count());
         service_manager::stopping("draining " + told);
@@ -885,6 +921,8 @@ int serve(const Config& config, store::Store& store,
     outbound_gateway.reconfigure(
         {.next_hop = fresh.outbound_next_hop, .mark = fresh.mark_outbound});
     maintenance.set_relay(fresh.maintenance.relay);
+    maintenance.set_mail_log_retention(fresh.maintenance.mail_log_retention);
+    mail_log.set_enabled(fresh.mail_log);
     inbound_gateway.set_postmaster(postmaster_of(fresh));
     if (scoring) scorer.set(make_scorer(fresh, metrics));  // messages being scored keep theirs
     shutdown_grace = fresh.shutdown_grace;
@@ -1025,6 +1063,7 @@ int serve(const Config& config, store::Store& store,
   }
 
   io.run();
+  discovery_writes.post(flush_mail_log);  // what the last messages left
   maintenance_store.stop();  // a store call under way finishes; its run does not resume
   maintenance_store.join();
   scheduler.stop();

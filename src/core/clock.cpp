@@ -75,4 +75,26 @@ std::optional<TimePoint> parse_iso8601(std::string_view s) {
   return sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - offset;
 }
 
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  if (text.size() < 2) return std::nullopt;
+  long long value = 0;
+  const auto unit = text.back();
+  const auto digits = text.substr(0, text.size() - 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0) return std::nullopt;
+  const std::chrono::seconds unit_length = unit == 's'   ? std::chrono::seconds(1)
+                                           : unit == 'm' ? std::chrono::minutes(1)
+                                           : unit == 'h' ? std::chrono::hours(1)
+                                           : unit == 'd' ? std::chrono::hours(24)
+                                                         : std::chrono::seconds(0);
+  constexpr long long kLongest = 100LL * 366 * 24 * 3600;  // no overflow, however many digits
+  if (unit_length.count() == 0 || value > kLongest / unit_length.count()) return std::nullopt;
+  return unit_length * value;
+}
+
+std::optional<TimePoint> parse_moment(std::string_view text, TimePoint now) {
+  if (auto d = parse_duration(text)) return now - *d;
+  return parse_iso8601(text);
+}
+
 }  // namespace mailroster::core

@@ -41,5 +41,10 @@ std::string format_iso8601(TimePoint t);
 std::string format_rfc5322(TimePoint t);
 // Accepts "YYYY-MM-DDTHH:MM:SSZ", "YYYY-MM-DDTHH:MM:SS+HH:MM", "YYYY-MM-DD" (midnight UTC).
 std::optional<TimePoint> parse_iso8601(std::string_view text);
+// A duration: a number with a unit, s, m, h or d ("30s", "5m", "12h", "7d"), at most 100 years.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+// A moment as a listing's "since" or "before" names it: an ISO-8601 time (as parse_iso8601),
+// or a duration before `now` ("2h": two hours ago).
+std::optional<TimePoint> parse_moment(std::string_view text, TimePoint now);
 
 }  // namespace mailroster::core

@@ -32,6 +32,27 @@ TEST(Iso8601, RejectsMalformed) {
   }
 }
 
+TEST(Duration, NumberAndUnit) {
+  EXPECT_EQ(parse_duration("30s"), seconds(30));
+  EXPECT_EQ(parse_duration("5m"), minutes(5));
+  EXPECT_EQ(parse_duration("12h"), hours(12));
+  EXPECT_EQ(parse_duration("7d"), hours(24 * 7));
+  EXPECT_EQ(parse_duration("0s"), seconds(0));
+  for (const char* bad : {"", "s", "5", "5w", "-5m", "5 m", "1.5h", "99999999999999999d"}) {
+    EXPECT_FALSE(parse_duration(bad)) << bad;
+  }
+  EXPECT_TRUE(parse_duration("36500d"));  // a hundred years
+}
+
+TEST(Moment, ATimeOrADurationAgo) {
+  const TimePoint now = sys_days{2026y / December / 6} + 12h;
+  EXPECT_EQ(parse_moment("2h", now), now - 2h);
+  EXPECT_EQ(parse_moment("7d", now), now - days(7));
+  EXPECT_EQ(parse_moment("2026-12-01T08:00:00Z", now), parse_iso8601("2026-12-01T08:00:00Z"));
+  EXPECT_FALSE(parse_moment("yesterday", now));
+  EXPECT_FALSE(parse_moment("", now));
+}
+
 TEST(ManualClock, StandsStillUntilMoved) {
   ManualClock clock(TimePoint{sys_days{2026y / January / 1}});
   const auto start = clock.now();

@@ -98,6 +98,14 @@ void to_json(nlohmann::json& j, const AuditEvent& e) {
        {"after", parse_or_null(e.after)}};
 }
 
+void to_json(nlohmann::json& j, const MailLogEntry& e) {
+  j = {{"id", e.id},         {"at", format_iso8601(e.at)}, {"direction", e.direction},
+       {"stage", e.stage},   {"queue_id", e.queue_id},     {"client_ip", e.client_ip},
+       {"sender", e.sender}, {"recipient", e.recipient},   {"result", e.result},
+       {"code", e.code},     {"reply", e.reply},           {"server", e.server},
+       {"size", e.size}};
+}
+
 void to_json(nlohmann::json& j, const PlanItem& item) {
   j = {
       {"action", to_string(item.action)}, {"address", item.address.str()}, {"reason", item.reason}};

@@ -133,6 +133,26 @@ struct AuditEvent {
   std::string after;   // JSON of the object after, or empty
 };
 
+// One recipient's fate in one SMTP transaction, as the mail log keeps it for the company's
+// administrators (`mailroster mail-log`, the API, the web UI's Mail log page): what the
+// gateway answered and why, and which of the destination's servers took the message.
+struct MailLogEntry {
+  Id id = 0;
+  TimePoint at{};
+  Id company_id = 0;
+  std::string direction;  // "inbound" | "outbound"
+  std::string stage;      // where it was decided: "mail" (outbound sender), "rcpt" or "data"
+  std::string queue_id;   // the gateway's id of the message ("session.n"); "" before DATA
+  std::string client_ip;
+  std::string sender;      // "" = <>
+  std::string recipient;   // "" at stage "mail"
+  std::string result;      // "delivered" | "deferred" | "rejected" | "spam"
+  int code = 0;            // the reply the client got
+  std::string reply;       // its text, enhanced status code first
+  std::string server;      // the destination server that answered the message, if one did
+  std::uint64_t size = 0;  // the message's bytes (stage "data")
+};
+
 // A count one node tells the other nodes of its database (core::WindowCounts): events of
 // one key (a client address, an email) since its previous report.
 struct TallyCount {

@@ -10,6 +10,7 @@
 
 #include "core/discovery.hpp"
 #include "gateway/dsn.hpp"
+#include "gateway/mail_log.hpp"
 #include "gateway/relay.hpp"
 
 namespace mailroster::gateway {
@@ -158,9 +159,10 @@ struct InboundGateway::Impl {
     settings.defer(std::move(task));
   }
 
-  awaitable<Reply> relay_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
-                                 const std::vector<Recipient>& recipients,
-                                 const std::string& message, const std::string& headers) {
+  awaitable<RelayOutcome> relay_message(const smtp::SessionInfo& session,
+                                        const smtp::Transaction& tx,
+                                        const std::vector<Recipient>& recipients,
+                                        const std::string& message, const std::string& headers) {
     auto request = request_for(tx);
     request.destination = recipients.front().destination;
     request.recipients.clear();  // in their parsed form, the same order
@@ -179,7 +181,11 @@ struct InboundGateway::Impl {
     for (const auto& a : outcome.refused_permanently) {
       if (auto address = core::Address::parse(a)) verifier.flush_address(*address);
     }
-    co_return outcome.reply;
+    co_return outcome;
+  }
+
+  void log_entry(core::MailLogEntry entry) {
+    if (settings.log) settings.log(std::move(entry));
   }
 };
 
@@ -222,12 +228,21 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   if (state.recipients.size() > tx.recipients.size()) state.recipients.resize(tx.recipients.size());
   auto& I = *impl_;
   switch (I.harvest.check(session.client_ip, I.clock.now())) {
-    case verify::HarvestGuard::Verdict::refuse:
+    case verify::HarvestGuard::Verdict::refuse: {
       I.count_rcpt("harvest_refused");
       spdlog::warn("inbound {}: {} refused: too many unknown recipients", session.id,
                    session.client_ip);
-      co_return Reply{421, "4.7.0 too many unknown recipients from " + session.client_ip +
-                               "; closing, try again later"};
+      Reply refused{421, "4.7.0 too many unknown recipients from " + session.client_ip +
+                             "; closing, try again later"};
+      if (auto domain =
+              rcpt.address ? I.lookups.find_domain(rcpt.address->domain()) : std::nullopt) {
+        auto entry = mail_log_entry("inbound", "rcpt", session, tx, I.clock.now(), refused);
+        entry.company_id = domain->company_id;
+        entry.recipient = rcpt.path;
+        I.log_entry(std::move(entry));
+      }
+      co_return refused;
+    }
     case verify::HarvestGuard::Verdict::slow: {
       I.count_rcpt("harvest_slowed");
       boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor,
@@ -249,7 +264,14 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   if (r.code == 550 && r.text.rfind("5.1.1", 0) == 0) {
     I.harvest.record_unknown(session.client_ip, I.clock.now());
   }
-  if (r.positive()) impl_->sessions[session.id].recipients.push_back(std::move(decided));
+  if (r.positive()) {
+    impl_->sessions[session.id].recipients.push_back(std::move(decided));
+  } else if (decided.company_id != 0) {  // a registered domain's: its administrators see why
+    auto entry = mail_log_entry("inbound", "rcpt", session, tx, I.clock.now(), r);
+    entry.company_id = decided.company_id;
+    entry.recipient = decided.address.str();
+    I.log_entry(std::move(entry));
+  }
   co_return r;
 }
 
@@ -264,6 +286,7 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
 
   Reply r;
   std::string result;
+  std::optional<core::Endpoint> server;  // the destination's server that answered the message
   try {
     if (recipients.empty() || recipients.size() != tx.recipients.size()) {
       r = Reply{451, "4.3.0 recipient state lost; try again later"};
@@ -282,8 +305,10 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
       } else {
         // Without the X-Spam fields it came with; with rspamd's Subject, when it rewrote it.
         const auto changed = relayed_form(score, message);
-        r = co_await I.relay_message(session, tx, recipients, changed ? *changed : message,
-                                     marking_headers(score));
+        auto outcome = co_await I.relay_message(
+            session, tx, recipients, changed ? *changed : message, marking_headers(score));
+        r = std::move(outcome.reply);
+        server = outcome.server;
         // Only a clean message counts toward discovery; a marked one was delivered all the same.
         if (r.positive() && score.clean()) I.record_clean_delivery(recipients);
       }
@@ -305,6 +330,19 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
   spdlog::info("inbound id={}.{} client={} from=<{}> to={} size={} result={} reply=\"{} {}\" ms={}",
                session.id, state.messages, session.client_ip, tx.mail_from, to, message.size(),
                result, r.code, reply_text, ms);
+  if (I.settings.log) {
+    auto entry = mail_log_entry("inbound", "data", session, tx, I.clock.now(), r);
+    entry.queue_id = session.id + "." + std::to_string(state.messages);
+    entry.result = result;
+    entry.size = message.size();
+    if (server) entry.server = server->str();
+    for (const auto& rcpt : recipients) {
+      auto one = entry;
+      one.company_id = rcpt.company_id;
+      one.recipient = rcpt.address.str();
+      I.settings.log(std::move(one));
+    }
+  }
   co_return r;
 }
 

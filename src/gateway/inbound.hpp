@@ -46,6 +46,9 @@ struct InboundSettings {
   // Sends a "relayed" delivery status notification to an envelope sender (gateway/dsn.hpp);
   // serve submits it through [reports] relay. Unset: the notice due is only logged.
   std::function<void(const std::string& to, std::string message)> notify;
+  // Takes the mail log's entries (gateway/mail_log.hpp): each RCPT refused for a registered
+  // domain, and each message's outcome per recipient. Unset: none kept.
+  std::function<void(core::MailLogEntry)> log;
 };
 
 class InboundGateway final : public smtp::SessionHandler {

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "gateway/dsn.hpp"
+#include "gateway/mail_log.hpp"
 #include "gateway/relay.hpp"
 
 namespace mailroster::gateway {
@@ -24,6 +25,31 @@ struct OutboundGateway::Impl {
 
   void count(const std::string& result) {
     metrics.add("mailroster_outbound_messages_total", "result=\"" + result + "\"");
+  }
+
+  // The company whose mail log shows this transaction: the one of the sender's domain among the
+  // client's companies, else the client's first; 0 when the client belongs to none.
+  core::Id company_of(const smtp::SessionInfo& session, const smtp::Transaction& tx) {
+    const auto companies = lookups.companies_of(session.client_ip);
+    if (companies.empty()) return 0;
+    const auto sender = core::Address::parse(tx.mail_from);
+    const auto domain = sender ? lookups.find_domain(sender->domain()) : std::nullopt;
+    for (const auto& c : companies) {
+      if (domain && domain->company_id == c.id) return c.id;
+    }
+    return companies.front().id;
+  }
+
+  // The entry of a refusal at MAIL or RCPT, when the client belongs to a company.
+  void log_refusal(const smtp::SessionInfo& session, const smtp::Transaction& tx, const char* stage,
+                   std::string recipient, const Reply& reply) {
+    if (!settings.log) return;
+    const auto company = company_of(session, tx);
+    if (company == 0) return;
+    auto entry = mail_log_entry("outbound", stage, session, tx, clock.now(), reply);
+    entry.company_id = company;
+    entry.recipient = std::move(recipient);
+    settings.log(std::move(entry));
   }
 };
 
@@ -59,14 +85,20 @@ awaitable<Reply> OutboundGateway::on_mail(const smtp::SessionInfo& session,
     if (domain && domain->company_id == c.id) co_return Reply{250, "2.1.0 Ok"};
   }
   I.count("sender_denied");
-  co_return Reply{550, "5.7.1 <" + tx.mail_from +
-                           ">: sender address is not in a domain of the company that owns " +
-                           session.client_ip};
+  Reply denied{550, "5.7.1 <" + tx.mail_from +
+                        ">: sender address is not in a domain of the company that owns " +
+                        session.client_ip};
+  I.log_refusal(session, tx, "mail", "", denied);
+  co_return denied;
 }
 
-awaitable<Reply> OutboundGateway::on_rcpt(const smtp::SessionInfo&, const smtp::Transaction&,
-                                          const smtp::Command& rcpt) {
-  if (!rcpt.address) co_return Reply{550, "5.1.3 <" + rcpt.path + ">: not a deliverable address"};
+awaitable<Reply> OutboundGateway::on_rcpt(const smtp::SessionInfo& session,
+                                          const smtp::Transaction& tx, const smtp::Command& rcpt) {
+  if (!rcpt.address) {
+    Reply refused{550, "5.1.3 <" + rcpt.path + ">: not a deliverable address"};
+    impl_->log_refusal(session, tx, "rcpt", rcpt.path, refused);
+    co_return refused;
+  }
   co_return Reply{250, "2.1.5 Ok"};
 }
 
@@ -77,6 +109,7 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
   const auto n = ++I.messages[session.id];
   Reply r;
   std::string result;
+  std::optional<core::Endpoint> server;  // the next hop's server that answered the message
   try {
     const Envelope envelope{.client_ip = session.client_ip,
                             .helo = session.helo,
@@ -107,6 +140,7 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       send_relayed_notice(request, relayed, changed ? *changed : message, I.settings.hostname,
                           I.clock.now(), I.settings.notify);
       r = relayed.reply;
+      server = relayed.server;
       // Only a clean message counts toward discovery; a marked one was delivered all the same.
       if (r.positive() && score->clean() && !tx.mail_from.empty()) {
         if (auto sender = core::Address::parse(tx.mail_from)) {
@@ -141,6 +175,19 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       "outbound id={}.{} client={} from=<{}> to={} size={} result={} reply=\"{} {}\" ms={}",
       session.id, n, session.client_ip, tx.mail_from, to, message.size(), result, r.code, r.text,
       ms);
+  if (const auto company = I.settings.log ? I.company_of(session, tx) : 0; company != 0) {
+    auto entry = mail_log_entry("outbound", "data", session, tx, I.clock.now(), r);
+    entry.company_id = company;
+    entry.queue_id = session.id + "." + std::to_string(n);
+    entry.result = result;
+    entry.size = message.size();
+    if (server) entry.server = server->str();
+    for (const auto& rcpt : tx.recipients) {
+      auto one = entry;
+      one.recipient = rcpt;
+      I.settings.log(std::move(one));
+    }
+  }
   co_return r;
 }
 

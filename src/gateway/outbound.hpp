@@ -36,6 +36,10 @@ struct OutboundSettings {
   // Sends a "relayed" delivery status notification to an envelope sender (gateway/dsn.hpp);
   // serve submits it through [reports] relay. Unset: the notice due is only logged.
   std::function<void(const std::string& to, std::string message)> notify;
+  // Takes the mail log's entries (gateway/mail_log.hpp), in the company the sending client
+  // (and its sender's domain) belongs to: a sender or recipient refused, each message's outcome
+  // per recipient. Unset: none kept.
+  std::function<void(core::MailLogEntry)> log;
 };
 
 class OutboundGateway final : public smtp::SessionHandler {

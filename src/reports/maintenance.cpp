@@ -82,6 +82,14 @@ awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
                    result.audit_pruned, core::format_iso8601(before));
     }
   }
+  {
+    const auto before = now - settings_.mail_log_retention;
+    result.mail_log_pruned = co_await on_store([&] { return store_.prune_mail_log(before); });
+    if (result.mail_log_pruned) {
+      spdlog::info("mail log: {} entr{} from before {} removed (retention)", result.mail_log_pruned,
+                   result.mail_log_pruned == 1 ? "y" : "ies", core::format_iso8601(before));
+    }
+  }
   const auto week = core::report_week(now);
   if (!week) co_return result;
 

@@ -25,6 +25,8 @@ namespace mailroster::reports {
 // The shortest audit retention a configuration or `audit prune` may ask for: a day, so that a
 // slip of the unit ("400s") cannot empty the trail.
 inline constexpr std::chrono::hours kMinAuditRetention{24};
+// The shortest mail log retention: an hour.
+inline constexpr std::chrono::hours kMinMailLogRetention{1};
 
 struct MaintenanceSettings {
   core::Destination relay{core::Endpoint{"127.0.0.1", 25}};  // where reports are submitted
@@ -33,6 +35,8 @@ struct MaintenanceSettings {
   std::chrono::seconds interval{600};
   // Audit events older than this are removed on each run ([audit] retention); nullopt: kept.
   std::optional<std::chrono::seconds> audit_retention;
+  // Mail log entries older than this are removed on each run ([mail_log] retention).
+  std::chrono::seconds mail_log_retention{std::chrono::hours(24 * 7)};
 };
 
 struct MaintenanceResult {
@@ -41,6 +45,7 @@ struct MaintenanceResult {
   std::vector<std::string> reports_sent;    // company names
   std::vector<std::string> reports_failed;  // "company: reason"
   std::size_t audit_pruned = 0;             // events past the audit retention, removed
+  std::size_t mail_log_pruned = 0;          // mail log entries past their retention, removed
 };
 
 // Submits one message through the relay at `relay`, from `from` (the weekly reports, serve's
@@ -64,6 +69,10 @@ class Maintenance {
   void only_while(std::function<bool()> may_run) { may_run_ = std::move(may_run); }
   // A reload (SIGHUP): where the next reports are submitted.
   void set_relay(core::Destination relay) { settings_.relay = std::move(relay); }
+  // A reload: how long the mail log is kept, from the next run on.
+  void set_mail_log_retention(std::chrono::seconds retention) {
+    settings_.mail_log_retention = retention;
+  }
   boost::asio::awaitable<MaintenanceResult> run(core::TimePoint now);
 
  private:

@@ -79,6 +79,18 @@ struct AuditFilter {
   std::string action;       // only this action ("user.remove"); "": all
 };
 
+// The mail log entries of one company a listing selects, newest first.
+struct MailLogFilter {
+  Id company_id = 0;
+  std::string address;                   // a part of the sender or the recipient, any case; "": all
+  std::string result;                    // "delivered", "deferred", "rejected", "spam"; "": all
+  std::string direction;                 // "inbound", "outbound"; "": both
+  std::optional<core::TimePoint> since;  // at or after
+  std::optional<core::TimePoint> before;  // before
+  std::size_t limit = 100;                // 0: no limit
+  std::size_t offset = 0;
+};
+
 // What an address is to the gateway; the basis of every per-recipient decision.
 struct AddressOwner {
   enum class Kind { none, user, alias, invalid, discovered };
@@ -344,6 +356,15 @@ class Store {
   virtual bool report_sent(Id company_id, const std::string& week) = 0;
   virtual void mark_report_sent(Id company_id, const std::string& week,
                                 const std::string& recipients) = 0;
+
+  // The mail log (core::MailLogEntry): written in batches by the gateway, off the SMTP path;
+  // an entry of a company removed meanwhile is not kept. Listing: newest first.
+  virtual void add_mail_log(const std::vector<core::MailLogEntry>& entries) = 0;
+  virtual std::vector<core::MailLogEntry> list_mail_log(const MailLogFilter& filter) = 0;
+  // How many entries list_mail_log(filter) would list without its limit and offset.
+  virtual std::size_t count_mail_log(const MailLogFilter& filter) = 0;
+  // Removes the entries from before `before` ([mail_log] retention), as prune_audit does.
+  virtual std::size_t prune_mail_log(core::TimePoint before) = 0;
 
   // Audit trail, newest first.
   virtual std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) = 0;

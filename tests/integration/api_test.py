@@ -935,6 +935,46 @@ class Api(unittest.TestCase):
             graph.kill()
             graph.wait()
 
+    def test_the_mail_log_for_company_administrators(self):
+        """What the gateway answered for each recipient, per company: an administrator sees
+        the company's own, found by address and result; bad filters are 400 naming them."""
+        smtp_port = int(re.search(r"inbound SMTP listening on 127\.0\.0\.1:(\d+)",
+                                  open(self.log.name).read()).group(1))
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as s:
+            s.ehlo("client.example")
+            s.mail("trace@example.org")
+            for to in ("stranger@acme.example", "stranger@globex.example"):
+                self.assertEqual(s.rcpt(to)[0], 550)  # discovery is off: user unknown
+        adm, ops = self.client("admin@acme.example"), self.client("ops@mailroster.example")
+        path = "/api/v1/companies/acme/mail-log?address=STRANGER@"
+        for _ in range(100):  # serve writes the log every second
+            status, page, _ = adm.call("GET", path)
+            if status != 200 or page["total"]:
+                break
+            time.sleep(0.1)
+        self.assertEqual(status, 200, page)
+        self.assertEqual(page["total"], 1, page)
+        entry = page["items"][0]
+        self.assertEqual((entry["recipient"], entry["sender"], entry["result"], entry["code"],
+                          entry["stage"], entry["direction"]),
+                         ("stranger@acme.example", "trace@example.org", "rejected", 550, "rcpt",
+                          "inbound"))
+        self.assertIn("user unknown", entry["reply"])
+        self.assertEqual(adm.call("GET", path + "&result=rejected&since=1h&direction=inbound")[1]["total"], 1)
+        self.assertEqual(adm.call("GET", path + "&result=delivered")[1]["total"], 0)
+        self.assertEqual(adm.call("GET", path + "&before=2000-01-01")[1]["total"], 0)
+        # Another company's log: not this administrator's; the operator's.
+        self.assertEqual(adm.call("GET", "/api/v1/companies/globex/mail-log")[0], 404)
+        status, theirs, _ = ops.call("GET", "/api/v1/companies/globex/mail-log?address=stranger")
+        self.assertEqual([e["recipient"] for e in theirs["items"]], ["stranger@globex.example"])
+        self.assertIn(self.client("alice@acme.example").call(
+            "GET", "/api/v1/companies/acme/mail-log")[0], (403, 404))
+        for query, field in (("result=lost", "result"), ("direction=sideways", "direction"),
+                             ("since=last+week", "since"), ("before=soon", "before"),
+                             ("limit=0", "limit")):
+            status, body, _ = adm.call("GET", "/api/v1/companies/acme/mail-log?" + query)
+            self.assertEqual((status, body["error"]["field"]), (400, field), body)
+
     def test_every_route_for_every_role(self):
         """Every route of the OpenAPI document: 401 without a session; for a company admin of
         acme, every route naming globex (or one of its users) is 404; for an end user, every

@@ -957,6 +957,66 @@ class Gateway(unittest.TestCase):
         self.assertEqual(code, 550)
         self.assertIn("5.7.1 relay access denied", text)
 
+    # ---- the mail log ---------------------------------------------------------------------
+
+    def mail_log(self, company, *args, want=0):
+        """The company's mail log (`mail-log --json`) once it holds `want` entries: serve writes
+        them every second, off the SMTP path."""
+        for _ in range(100):
+            entries = json.loads(self.cli("mail-log", "--company", company, "--json", *args))
+            if len(entries) >= want:
+                return entries
+            time.sleep(0.1)
+        self.fail("mail log of %s %s: %d entries, not %d" % (company, args, len(entries), want))
+
+    def test_the_mail_log_says_what_happened_to_each_recipient(self):
+        sender = "mailtrace@example.org"
+        self.assertEqual(self.send("alice@acme.example", sender=sender)[:2], (250, 250))
+        self.assertEqual(self.send("nobody@acme.example", sender=sender)[0], 550)
+        spam = message("alice@acme.example", "spam", GTUBE + "\r\n")
+        self.assertEqual(self.send("alice@acme.example", spam, sender=sender)[:2], (250, 550))
+        self.assertEqual(self.send("someone@dead.example", sender=sender)[0], 451)
+        self.assertEqual(self.send("someone@not-a-customer.example", sender=sender)[0], 550)
+        self.assertEqual(self.send_outbound("mailtrace@acme.example")[0], 250)
+
+        entries = self.mail_log("acme", "--address", "MAILTRACE", want=5)
+        self.assertEqual(len(entries), 5, entries)  # the unregistered domain is no company's
+        outbound, deferred, spammed, rejected, delivered = entries  # newest first
+        main = "127.0.0.1:%d" % self.mtas["main"][0]
+        self.assertEqual((delivered["direction"], delivered["stage"], delivered["result"],
+                          delivered["code"], delivered["recipient"], delivered["server"]),
+                         ("inbound", "data", "delivered", 250, "alice@acme.example", main))
+        self.assertIn("queued as FAKE", delivered["reply"])  # the destination's own answer
+        self.assertEqual(delivered["sender"], sender)
+        self.assertEqual(delivered["client_ip"], "127.0.0.1")
+        self.assertGreater(delivered["size"], 0)
+        self.assertRegex(delivered["queue_id"], r"\S+\.1$")
+        self.assertEqual((rejected["stage"], rejected["result"], rejected["code"], rejected["recipient"]),
+                         ("rcpt", "rejected", 550, "nobody@acme.example"))
+        self.assertIn("user unknown", rejected["reply"])
+        self.assertEqual((spammed["stage"], spammed["result"], spammed["code"]), ("data", "spam", 550))
+        self.assertIn("GTUBE", spammed["reply"])
+        self.assertEqual((deferred["stage"], deferred["result"], deferred["code"], deferred["recipient"]),
+                         ("rcpt", "deferred", 451, "someone@dead.example"))
+        self.assertEqual((outbound["direction"], outbound["result"], outbound["sender"],
+                          outbound["recipient"], outbound["server"]),
+                         ("outbound", "delivered", "mailtrace@acme.example", "someone@elsewhere.example",
+                          main))  # the next hop's second server: the first is down
+
+        # Found by result and direction; another company sees none of it.
+        spam_only = self.mail_log("acme", "--address", "mailtrace", "--result", "spam")
+        self.assertEqual([e["id"] for e in spam_only], [spammed["id"]])
+        out_only = self.mail_log("acme", "--address", "mailtrace", "--direction", "outbound")
+        self.assertEqual([e["id"] for e in out_only], [outbound["id"]])
+        self.assertEqual(self.mail_log("quiet", "--address", "mailtrace"), [])
+        table = self.cli("mail-log", "--company", "acme", "--address", "nobody@acme.example")
+        self.assertRegex(table, r"inbound\s+mailtrace@example.org\s+nobody@acme.example\s+rejected\s+550 5\.1\.1")
+        with self.assertRaises(RuntimeError) as bad:
+            self.cli("mail-log", "--company", "acme", "--since", "last week")
+        self.assertIn("neither an ISO-8601 time nor a duration", str(bad.exception))
+        written = re.search(r"^mailroster_mail_log_written (\S+)$", self.metrics(), re.M)
+        self.assertGreaterEqual(float(written.group(1)), 5)
+
     def test_inbound_port_is_not_an_outbound_relay(self):
         rcpt, _, text = self.send("someone@elsewhere.example", sender="alice@acme.example")
         self.assertEqual(rcpt, 550)

@@ -479,6 +479,36 @@ async function auditView() {
   };
 }
 
+// "What happened to the mail for bob?": each recipient the gateway refused and each message's
+// outcome, newest first; found by a part of an address, and by result.
+async function mailLogView() {
+  const find = state.mailLog || { address: "", result: "" };
+  const query = new URLSearchParams();
+  if (find.address) query.set("address", find.address);
+  if (find.result) query.set("result", find.result);
+  const data = await pageOf("mail-log", co() + "/mail-log", query.toString());
+  const results = ["delivered", "deferred", "rejected", "spam"];
+  main().innerHTML = `<section><h1>Mail log</h1>
+    <form id="find-mail" class="row" role="search"><input name="address" type="search"
+      placeholder="address or part of one" aria-label="mail from or to" value="${esc(find.address)}">
+      <select name="result" aria-label="result"><option value="">any result</option>${
+        results.map((r) => `<option${r === find.result ? " selected" : ""}>${r}</option>`).join("")}</select>
+      <button class="secondary">Find</button></form>
+    ${table(["When", "Direction", "From", "To", "Result", "Reply", "Server"],
+    data.items.map((e) => [esc(e.at), esc(e.direction), esc(e.sender || "<>"), esc(e.recipient),
+      `<span class="result-${esc(e.result)}">${esc(e.result)}</span>`,
+      esc(`${e.code} ${e.reply}`), esc(e.server)]))}
+    ${pagerHtml("mail-log", data)}</section>`;
+  wirePager("mail-log", data, mailLogView);
+  $("#find-mail").onsubmit = (ev) => {
+    ev.preventDefault();
+    const form = new FormData(ev.target);
+    state.mailLog = { address: form.get("address").trim(), result: form.get("result") };
+    state.pages["mail-log"] = 0;
+    mailLogView();
+  };
+}
+
 // The company: its contacts (who gets Thursday's report) and the networks its own mail server
 // sends from (outbound mail is taken from these only; operators set them). Operators add
 // companies here too.
@@ -704,7 +734,7 @@ async function accountView() {
 
 const views = { users: usersView, discovery: discoveryView, invalid: invalidView,
   settings: settingsView, import: importView, audit: auditView, domains: domainsView,
-  company: companyView, password: passwordView, gateway: gatewayView };
+  company: companyView, password: passwordView, gateway: gatewayView, "mail-log": mailLogView };
 
 async function route() {
   const reset = location.hash.match(/^#\/reset\/([\w-]+)$/);
@@ -723,7 +753,8 @@ async function route() {
 
 // An operator turns to another company: the lists start again at their first page.
 function atCompany(name) {
-  Object.assign(state, { company: name, pages: {}, auditObject: "", userQuery: { search: "", offset: 0 } });
+  Object.assign(state, { company: name, pages: {}, auditObject: "", mailLog: null,
+    userQuery: { search: "", offset: 0 } });
 }
 
 async function start() {

@@ -1092,6 +1092,7 @@ void SqlStore::remove_company(Id id, bool force, const Actor& actor) {
     }
     for (const auto& d : domains) I.remove_domain(d, true, actor);
     I.db.prepare("DELETE FROM companies WHERE id = ?").bind(1, id).run();
+    I.db.prepare("DELETE FROM mail_log WHERE company_id = ?").bind(1, id).run();
     I.audit(id, actor, "company.remove", c.name, json_text(c), "");
     tx.commit();
   });
@@ -2318,17 +2319,20 @@ std::size_t SqlStore::count_audit(const AuditFilter& f) {
                   [&](Statement& s) { bind_audit_filter(s, f); });
 }
 
-std::size_t SqlStore::prune_audit(TimePoint before) {
-  // Events are numbered as they are written, so the old ones are the lowest ids: each batch
-  // looks at the 10,000 lowest only (never the whole trail, which is what a run that finds
-  // nothing to remove would scan otherwise) and stops at the first batch that removes none.
+std::size_t SqlStore::prune_audit(TimePoint before) { return prune("audit_events", before); }
+
+std::size_t SqlStore::prune(std::string_view table, TimePoint before) {
+  // Rows are numbered as they are written, so the old ones are the lowest ids: each batch
+  // looks at the 10,000 lowest only (never the whole table, which is what a run that finds
+  // nothing to remove would scan otherwise), in a transaction of its own so that mail flow's
+  // writes are not held up, and it stops at the first batch that removes none.
+  const auto t = std::string(table);
   std::size_t total = 0;
   for (;;) {
     const auto removed = impl_->guard([&] {
       impl_->db
-          .prepare(
-              "DELETE FROM audit_events WHERE id IN (SELECT id FROM (SELECT id, at FROM "
-              "audit_events ORDER BY id LIMIT 10000) oldest WHERE at < ?)")
+          .prepare("DELETE FROM " + t + " WHERE id IN (SELECT id FROM (SELECT id, at FROM " + t +
+                   " ORDER BY id LIMIT 10000) oldest WHERE at < ?)")
           .bind(1, to_unix(before))
           .run();
       return impl_->db.changes();
@@ -2337,5 +2341,120 @@ std::size_t SqlStore::prune_audit(TimePoint before) {
     total += static_cast<std::size_t>(removed);
   }
 }
+
+}  // namespace mailroster::store::sql
+
+// ---- mail log -----------------------------------------------------------------------------
+
+namespace mailroster::store::sql {
+
+namespace {
+
+// The entries a filter selects: ?1 company, ?4 address, ?5 result, ?6 direction, ?7 since,
+// ?8 before (bound by bind_mail_log_filter). As audit_where, a condition not asked for is not
+// in the text, so each query uses the index by company and id.
+std::string mail_log_where(const MailLogFilter& f, Dialect dialect) {
+  const std::string find = dialect == Dialect::postgres ? "strpos" : "instr";
+  return std::string(" FROM mail_log WHERE company_id = ?1") +
+         (f.address.empty() ? " AND ?4 = ''"
+                            : " AND (" + find + "(lower(recipient), lower(?4)) > 0 OR " + find +
+                                  "(lower(sender), lower(?4)) > 0)") +
+         (f.result.empty() ? " AND ?5 = ''" : " AND result = ?5") +
+         (f.direction.empty() ? " AND ?6 = ''" : " AND direction = ?6") +
+         (f.since ? " AND at >= ?7" : " AND ?7 IS NULL") +
+         (f.before ? " AND at < ?8" : " AND ?8 IS NULL");
+}
+
+void bind_mail_log_filter(Statement& s, const MailLogFilter& f) {
+  s.bind(1, f.company_id);
+  s.bind(4, f.address);
+  s.bind(5, f.result);
+  s.bind(6, f.direction);
+  s.bind(7, f.since ? std::optional(to_unix(*f.since)) : std::nullopt);
+  s.bind(8, f.before ? std::optional(to_unix(*f.before)) : std::nullopt);
+}
+
+}  // namespace
+
+void SqlStore::add_mail_log(const std::vector<core::MailLogEntry>& entries) {
+  if (entries.empty()) return;
+  const RowsOf rows(entries, "iitttttttitti",
+                    [](const core::MailLogEntry& e, int column, Cell& out) {
+                      switch (column) {
+                        case 0:
+                          return out.set(to_unix(e.at));
+                        case 1:
+                          return out.set(e.company_id);
+                        case 2:
+                          return out.set_lasting(e.direction);
+                        case 3:
+                          return out.set_lasting(e.stage);
+                        case 4:
+                          return out.set_lasting(e.queue_id);
+                        case 5:
+                          return out.set_lasting(e.client_ip);
+                        case 6:
+                          return out.set_lasting(e.sender);
+                        case 7:
+                          return out.set_lasting(e.recipient);
+                        case 8:
+                          return out.set_lasting(e.result);
+                        case 9:
+                          return out.set(std::int64_t{e.code});
+                        case 10:
+                          return out.set_lasting(e.reply);
+                        case 11:
+                          return out.set_lasting(e.server);
+                        default:
+                          return out.set(static_cast<std::int64_t>(e.size));
+                      }
+                    });
+  impl_->guard([&] {
+    impl_->db
+        .prepare(
+            "INSERT INTO mail_log(at, company_id, direction, stage, queue_id, client_ip, sender, "
+            "recipient, result, code, reply, server, size) SELECT c0, c1, c2, c3, c4, c5, c6, c7, "
+            "c8, c9, c10, c11, c12 FROM mailroster_rows(?1) WHERE c1 IN (SELECT id FROM "
+            "companies) ORDER BY rowid")
+        .bind(1, rows)
+        .run();
+  });
+}
+
+std::vector<core::MailLogEntry> SqlStore::list_mail_log(const MailLogFilter& f) {
+  return read([&](Impl& I) {
+    std::vector<core::MailLogEntry> out;
+    auto s = I.db.prepare(
+        "SELECT id, at, company_id, direction, stage, queue_id, client_ip, sender, recipient, "
+        "result, code, reply, server, size" +
+        mail_log_where(f, I.backend.dialect) + " ORDER BY id DESC LIMIT ?2 OFFSET ?3");
+    bind_mail_log_filter(s, f);
+    bind_window(s, 2, {f.limit, f.offset});
+    while (s.step()) {
+      out.push_back({.id = s.int64(0),
+                     .at = from_unix(s.int64(1)),
+                     .company_id = s.int64(2),
+                     .direction = s.text(3),
+                     .stage = s.text(4),
+                     .queue_id = s.text(5),
+                     .client_ip = s.text(6),
+                     .sender = s.text(7),
+                     .recipient = s.text(8),
+                     .result = s.text(9),
+                     .code = s.int32(10),
+                     .reply = s.text(11),
+                     .server = s.text(12),
+                     .size = static_cast<std::uint64_t>(s.int64(13))});
+    }
+    return out;
+  });
+}
+
+std::size_t SqlStore::count_mail_log(const MailLogFilter& f) {
+  return count_of("SELECT COUNT(*)" + mail_log_where(f, backend_.dialect),
+                  [&](Statement& s) { bind_mail_log_filter(s, f); });
+}
+
+std::size_t SqlStore::prune_mail_log(TimePoint before) { return prune("mail_log", before); }
 
 }  // namespace mailroster::store::sql

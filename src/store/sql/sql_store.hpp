@@ -147,6 +147,11 @@ class SqlStore : public Store {
   void set_discovery_settings(Id company_id, const core::DiscoverySettings& s,
                               const core::Actor& actor) override;
 
+  void add_mail_log(const std::vector<core::MailLogEntry>& entries) override;
+  std::vector<core::MailLogEntry> list_mail_log(const MailLogFilter& filter) override;
+  std::size_t count_mail_log(const MailLogFilter& filter) override;
+  std::size_t prune_mail_log(core::TimePoint before) override;
+
   std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) override;
   std::size_t count_audit(const AuditFilter& filter) override;
   std::size_t prune_audit(core::TimePoint before) override;
@@ -163,6 +168,8 @@ class SqlStore : public Store {
   // A COUNT(*) with its parameters bound by `bind`; or taking the company (or nothing) as ?1.
   std::size_t count_of(std::string_view sql, const std::function<void(Statement&)>& bind);
   std::size_t count_of(std::string_view sql, std::optional<Id> company_id);
+  // Removes the rows of `table` (with id and at) from before `before`; how many.
+  std::size_t prune(std::string_view table, core::TimePoint before);
   Backend backend_;
   std::unique_ptr<Impl> impl_;
   std::uint64_t lookups_seen_ = 0;  // lookups_changed(): the main connection's change_count

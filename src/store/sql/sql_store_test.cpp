@@ -945,6 +945,117 @@ TEST_P(StoreTest, PruningTheAuditTrailRemovesOnlyWhatIsOlder) {
   EXPECT_EQ(store.count_users(acme.id), 12000u);  // only the trail is pruned
 }
 
+core::MailLogEntry mail_entry(core::Id company, core::TimePoint at, std::string sender,
+                              std::string recipient, std::string result, int code) {
+  return {.at = at,
+          .company_id = company,
+          .direction = "inbound",
+          .stage = code == 250 ? "data" : "rcpt",
+          .queue_id = code == 250 ? "s1.1" : "",
+          .client_ip = "192.0.2.7",
+          .sender = std::move(sender),
+          .recipient = std::move(recipient),
+          .result = std::move(result),
+          .code = code,
+          .reply = code == 250 ? "2.0.0 Ok: delivered as s1.1 (250 queued as X)" : "5.1.1 unknown",
+          .server = code == 250 ? "127.0.0.1:2526" : "",
+          .size = code == 250 ? 1234u : 0u};
+}
+
+// The mail log: a batch goes in as given, in order; a listing is one company's, newest first,
+// found by a part of the sender or recipient in any case, by result, direction and time, paged;
+// an entry of a company that is gone is not kept, and removing a company removes its entries.
+TEST_P(StoreTest, MailLogKeepsEachCompanysEntriesAndFindsThem) {
+  const auto acme = add_acme();
+  const auto globex = add_globex();
+  const auto t0 = clock.now();
+  const auto later = t0 + std::chrono::hours(2);
+  auto outbound = mail_entry(acme.id, later, "Alice@Acme.example", "friend@elsewhere.example",
+                             "delivered", 250);
+  outbound.direction = "outbound";
+  store.add_mail_log({
+      mail_entry(acme.id, t0, "sender@example.org", "bob@acme.example", "delivered", 250),
+      mail_entry(acme.id, t0, "sender@example.org", "nobody@acme.example", "rejected", 550),
+      mail_entry(globex.id, t0, "sender@example.org", "bob@globex.example", "rejected", 550),
+      mail_entry(acme.id + globex.id + 100, t0, "x@example.org", "y@nowhere.example", "rejected",
+                 550),  // no such company: not kept
+      outbound,
+  });
+  store.add_mail_log({});
+
+  store::MailLogFilter all{.company_id = acme.id};
+  const auto entries = store.list_mail_log(all);
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(store.count_mail_log(all), 3u);
+  EXPECT_EQ(entries[0].recipient, "friend@elsewhere.example");  // newest first
+  EXPECT_EQ(entries[2].recipient, "bob@acme.example");
+  const auto& delivered = entries[2];
+  EXPECT_GT(delivered.id, 0);
+  EXPECT_EQ(delivered.at, t0);
+  EXPECT_EQ(delivered.company_id, acme.id);
+  EXPECT_EQ(delivered.direction, "inbound");
+  EXPECT_EQ(delivered.stage, "data");
+  EXPECT_EQ(delivered.queue_id, "s1.1");
+  EXPECT_EQ(delivered.client_ip, "192.0.2.7");
+  EXPECT_EQ(delivered.sender, "sender@example.org");
+  EXPECT_EQ(delivered.result, "delivered");
+  EXPECT_EQ(delivered.code, 250);
+  EXPECT_EQ(delivered.reply, "2.0.0 Ok: delivered as s1.1 (250 queued as X)");
+  EXPECT_EQ(delivered.server, "127.0.0.1:2526");
+  EXPECT_EQ(delivered.size, 1234u);
+
+  auto only = [&](auto change) {
+    auto f = all;
+    change(f);
+    std::vector<std::string> out;
+    for (const auto& e : store.list_mail_log(f)) out.push_back(e.recipient);
+    EXPECT_EQ(store.count_mail_log(f), out.size());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(only([](auto& f) { f.address = "NOBODY@"; }), V{"nobody@acme.example"});
+  EXPECT_EQ(only([](auto& f) { f.address = "alice@ACME"; }), V{"friend@elsewhere.example"});
+  EXPECT_EQ(only([](auto& f) { f.address = "globex"; }), V{});  // another company's
+  EXPECT_EQ(only([](auto& f) { f.result = "rejected"; }), V{"nobody@acme.example"});
+  EXPECT_EQ(only([](auto& f) { f.direction = "outbound"; }), V{"friend@elsewhere.example"});
+  EXPECT_EQ(only([&](auto& f) { f.since = t0 + std::chrono::hours(1); }),
+            V{"friend@elsewhere.example"});
+  EXPECT_EQ(only([&](auto& f) { f.before = later; }),
+            (V{"nobody@acme.example", "bob@acme.example"}));
+  EXPECT_EQ(only([](auto& f) { f.address = "%"; }), V{});  // taken as it is, not a pattern
+  const auto page = store.list_mail_log({.company_id = acme.id, .limit = 1, .offset = 1});
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].recipient, "nobody@acme.example");
+  EXPECT_EQ(store.count_mail_log({.company_id = acme.id, .limit = 1, .offset = 1}), 3u);
+  EXPECT_EQ(store.list_mail_log({.company_id = globex.id}).size(), 1u);
+
+  store.remove_company(globex.id, true, actor);
+  EXPECT_EQ(store.count_mail_log({.company_id = globex.id}), 0u);
+  EXPECT_EQ(store.count_mail_log(all), 3u);
+}
+
+// The mail log's retention: entries from before the cut go, across batches of the prune; the
+// rest stay.
+TEST_P(StoreTest, PruningTheMailLogRemovesOnlyWhatIsOlder) {
+  const auto acme = add_acme();
+  const auto t0 = clock.now();
+  std::vector<core::MailLogEntry> old;
+  for (int i = 0; i < 10500; ++i) {
+    old.push_back(mail_entry(acme.id, t0, "s@example.org",
+                             "u" + std::to_string(i) + "@acme.example", "rejected", 550));
+  }
+  store.add_mail_log(old);
+  const auto cut = t0 + std::chrono::hours(24 * 7);
+  store.add_mail_log(
+      {mail_entry(acme.id, cut, "s@example.org", "new@acme.example", "delivered", 250)});
+  EXPECT_EQ(store.prune_mail_log(t0), 0u);
+  EXPECT_EQ(store.prune_mail_log(cut), 10500u);
+  const auto left = store.list_mail_log({.company_id = acme.id});
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].recipient, "new@acme.example");
+  EXPECT_EQ(store.prune_mail_log(cut), 0u);
+}
+
 TEST_P(StoreTest, AtomicallyCommitsAllOrNothing) {
   auto acme = add_acme();
   store.atomically([&] {
