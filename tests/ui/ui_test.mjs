@@ -166,6 +166,7 @@ try {
       await step("every page fits a phone", async () => {
         for (const [view, title] of [["discovery", "SMTP Discovery"], ["invalid", "Marked Invalid"],
           ["settings", "SMTP Discovery settings"], ["import", "Import Users"], ["audit", "Audit"],
+          ["mail-log", "Mail log"],
           ["domains", "Domains"], ["company", "Company acme"]]) {
           await page.goto(base + "/#/" + view);
           await page.waitForSelector(`h1:has-text('${title}')`);
@@ -444,6 +445,35 @@ try {
       assert.ok(objects.length >= 1 && objects.every((o) => o === "newbie@acme.example"), objects.join());
       assert.ok(await page.isVisible("td[data-label=What]:has-text('user.add')"));
     });
+    await step("the mail log says what happened to each recipient", async () => {
+      // Delivered to the catch-all server (sent at the start); refused: marked invalid.
+      const gone = `gone${width}@acme.example`;
+      cli("invalid", "add", gone);
+      assert.throws(() => execFileSync("swaks", ["--server", `127.0.0.1:${smtpPort}`, "--to", gone,
+        "--from", "bob@example.org", "--helo", "client.example.org"], { stdio: "ignore" }));
+      await page.goto(base + "/#/mail-log");
+      await page.waitForSelector("h1:has-text('Mail log')");
+      await page.waitForSelector("td[data-label=To]:has-text('anyone@catchall.example')");
+      for (let i = 0; i < 50 && !(await page.isVisible(`td[data-label=To]:has-text('${gone}')`)); i++) {
+        await new Promise((r) => setTimeout(r, 200));  // serve writes the log every second
+        await page.click("#find-mail button");
+        await page.waitForSelector("h1:has-text('Mail log')");
+      }
+      const row = page.locator(`tr:has(td[data-label=To]:has-text('${gone}'))`);
+      assert.match(await row.locator("td[data-label=Result]").textContent(), /^rejected$/);
+      assert.match(await row.locator("td[data-label=Reply]").textContent(), /^550 5\.1\.1 .*marked invalid/);
+      await noHorizontalScroll("mail-log");
+      // Found by a part of the address, any case, and by result.
+      await page.fill("input[aria-label='mail from or to']", gone.toUpperCase().replace("@ACME.EXAMPLE", ""));
+      await page.selectOption("select[aria-label=result]", "rejected");
+      await page.click("#find-mail button");
+      await page.waitForSelector("td[data-label=To]:has-text('anyone@catchall.example')", { state: "detached" });
+      const shown = await page.$$eval("td[data-label=To]", (tds) => tds.map((t) => t.textContent));
+      assert.deepEqual(shown, [gone]);
+      await page.selectOption("select[aria-label=result]", "delivered");
+      await page.click("#find-mail button");
+      await page.waitForSelector(".page-info:has-text('none')");
+    });
     await page.close();
   }
   await step("an operator adds a domain, checks it and moves its mail", async () => {
@@ -524,7 +554,7 @@ try {
     await page.waitForSelector("h1:has-text('Company initech')");
     assert.equal(await page.inputValue("#company"), "initech");
     assert.match(cli("company", "list"), /initech/);
-    // The operator's header (nine pages, address, company, Log out) keeps to one line at 1280 px.
+    // The operator's header (ten pages, address, company, Log out) keeps to one line at 1280 px.
     const [navTop, logoutTop] = await page.evaluate(() =>
       ["#nav", "#logout"].map((s) => document.querySelector(s).getBoundingClientRect().top));
     assert.ok(Math.abs(navTop - logoutTop) < 10, `Log out wraps: top ${logoutTop} vs nav ${navTop}`);

@@ -494,10 +494,11 @@ async function mailLogView() {
       <select name="result" aria-label="result"><option value="">any result</option>${
         results.map((r) => `<option${r === find.result ? " selected" : ""}>${r}</option>`).join("")}</select>
       <button class="secondary">Find</button></form>
-    ${table(["When", "Direction", "From", "To", "Result", "Reply", "Server"],
-    data.items.map((e) => [esc(e.at), esc(e.direction), esc(e.sender || "<>"), esc(e.recipient),
+    <div class="mail-log">${table(["When", "Direction", "From", "To", "Result", "Reply", "Server"],
+    data.items.map((e) => [esc(e.at.replace("T", " ").replace("Z", "")), esc(e.direction),
+      esc(e.sender || "<>"), esc(e.recipient),
       `<span class="result-${esc(e.result)}">${esc(e.result)}</span>`,
-      esc(`${e.code} ${e.reply}`), esc(e.server)]))}
+      esc(`${e.code} ${e.reply}`), esc(e.server)]))}</div>
     ${pagerHtml("mail-log", data)}</section>`;
   wirePager("mail-log", data, mailLogView);
   $("#find-mail").onsubmit = (ev) => {
