@@ -16,7 +16,8 @@
 #        mailroster over rspamd's HTTP protocol, Postfix through its proxy worker as a milter;
 #        PROXY=1: both behind one HAProxy sending the PROXY protocol (mailroster's
 #        proxy_protocol, Postfix's smtpd_upstream_proxy_protocol = haproxy); the clients
-#        connect to HAProxy, and the idle-session figure is left out)
+#        connect to HAProxy, and the idle-session figure is left out);
+#        MAIL_LOG=false: mailroster without its mail log (on by default, as in the product)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-build/mailroster}")
@@ -97,6 +98,8 @@ max_connections_per_client = 20000
 $PROXY_TOML
 [log]
 level = "warn"
+[mail_log]
+enabled = ${MAIL_LOG:-true}
 $SCORING_TOML
 TOML
 "$BIN" --config "$WORK/mailroster.toml" serve 2>"$WORK/mailroster.log" &
@@ -210,6 +213,6 @@ echo "[1] mailroster: $MSGS new addresses; postfix: $PF_MISS_MSGS (default addre
 PF_QUEUED=$(find "$PF/queue" -type f -path '*/active/*' -o -type f -path '*/incoming/*' -o -type f -path '*/deferred/*' 2>/dev/null | wc -l)
 echo "postfix messages still queued after the runs (accepted, not yet at the sink): $PF_QUEUED"
 echo "postfix log: $(grep -c "status=sent" "$WORK/postfix-start.log") sent, $(grep -c "reject:" "$WORK/postfix-start.log") rejects, $(grep -c "status=deferred" "$WORK/postfix-start.log") deferred"; { grep "reject:" "$WORK/postfix-start.log" || true; } | head -3
-curl -s 127.0.0.1:"$MR_ADMIN"/metrics | grep -E '^mailroster_inbound_(messages|rcpt)_total' || true
+curl -s 127.0.0.1:"$MR_ADMIN"/metrics | grep -E '^mailroster_(inbound_(messages|rcpt)_total|mail_log_(written|dropped|pending))' || true
 python3 bench/rcpt_latency.py "$MR_SMTP" user@bench.example 10000
 if [ "${PROXY:-}" != 1 ]; then python3 bench/idle_connections.py "$MR_SMTP" "$MR_PID" "${IDLE:-10000}"; fi

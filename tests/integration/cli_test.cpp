@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "store/sqlite/sqlite_store.hpp"
 #include "test_support.hpp"
 
 namespace mailroster::testing {
@@ -335,6 +336,67 @@ TEST_F(Cli, TheAuditTrailIsPrunedPastItsRetention) {
   auto r = run({"--config", dir.file("short.toml"), "audit", "list"});
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("audit.retention must be at least 1d"), std::string::npos) << r.err;
+}
+
+// [mail_log] retention (7 days unless set): maintenance runs remove older entries; `mail-log`
+// lists what is left, and finds entries by address, result and time. The entries are written
+// as serve writes them (a batch through the store) at times given, not waited for.
+TEST_F(Cli, TheMailLogIsListedAndPrunedPastItsRetention) {
+  acme();
+  const auto now =
+      std::chrono::time_point_cast<core::TimePoint::duration>(std::chrono::system_clock::now());
+  const auto company = json::parse(ok({"company", "show", "acme", "--json"}))["id"].get<core::Id>();
+  {
+    core::ManualClock clock(now);
+    store::sqlite::SqliteStore store(dir.file("state.db"), clock);
+    std::vector<core::MailLogEntry> entries;
+    for (int days : {10, 3, 0}) {
+      entries.push_back({.at = now - std::chrono::days(days),
+                         .company_id = company,
+                         .direction = "inbound",
+                         .stage = "rcpt",
+                         .client_ip = "192.0.2.1",
+                         .sender = "bob@example.org",
+                         .recipient = "u" + std::to_string(days) + "@acme.example",
+                         .result = days == 3 ? "deferred" : "rejected",
+                         .code = days == 3 ? 451 : 550,
+                         .reply = "unknown"});
+    }
+    store.add_mail_log(entries);
+  }
+  const auto recipients = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"mail-log", "--company", "acme", "--json"});
+    std::vector<std::string> out;
+    for (const auto& e : json::parse(ok(args))) out.push_back(e["recipient"]);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(recipients({}), (V{"u0@acme.example", "u3@acme.example", "u10@acme.example"}));
+  EXPECT_EQ(recipients({"--since", "5d"}), (V{"u0@acme.example", "u3@acme.example"}));
+  EXPECT_EQ(recipients({"--result", "deferred"}), V{"u3@acme.example"});
+  EXPECT_EQ(recipients({"--address", "U10@"}), V{"u10@acme.example"});
+  const auto table = ok({"mail-log", "--company", "acme", "--address", "u3@"});
+  EXPECT_NE(table.find("TIME"), std::string::npos) << table;
+  EXPECT_NE(table.find("u3@acme.example  deferred  451 unknown"), std::string::npos) << table;
+  const auto bad = run({"mail-log", "--company", "acme", "--result", "lost"});  // a usage error
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--result: lost not in {delivered,deferred,rejected,spam}"),
+            std::string::npos)
+      << bad.err;
+  fails({"mail-log", "--company", "nowhere"}, "nowhere");
+
+  auto j = json::parse(ok({"maintain", "--json"}));  // the default retention: 7 days
+  EXPECT_EQ(j["mail_log_pruned"], 1);
+  EXPECT_EQ(recipients({}), (V{"u0@acme.example", "u3@acme.example"}));
+  write_file(dir.file("retention.toml"), "[mail_log]\nretention = \"2d\"\n");
+  const auto at = core::format_iso8601(now + std::chrono::hours(1));
+  j = json::parse(ok({"--config", dir.file("retention.toml"), "maintain", "--at", at, "--json"}));
+  EXPECT_EQ(j["mail_log_pruned"], 1);
+  EXPECT_EQ(recipients({}), V{"u0@acme.example"});
+  write_file(dir.file("short.toml"), "[mail_log]\nretention = \"10m\"\n");
+  auto r = run({"--config", dir.file("short.toml"), "mail-log", "--company", "acme"});
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("mail_log.retention must be at least 1h"), std::string::npos) << r.err;
 }
 
 TEST_F(Cli, ImportCsvPreviewApplyAndReimport) {

@@ -1469,6 +1469,39 @@ class ConfigReload(ServeTestCase):
         session.ehlo("client.example")
         return int(session.esmtp_features["size"])
 
+    def test_sighup_turns_the_mail_log_off_and_on(self):
+        db = re.search(r'(?:path|url) = "([^"]+)"', self.text).group(1)
+
+        def refused(name):
+            with smtplib.SMTP("127.0.0.1", self.ports["inbound SMTP"], timeout=10) as s:
+                s.ehlo("client.example")
+                s.mail("x@example.org")
+                self.assertEqual(s.rcpt(name + "@quiet.example")[0], 550)
+
+        def logged(name):
+            return json.loads(run_cli(db, "mail-log", "--company", "quiet", "--json", "--address",
+                                      name + "@"))
+
+        def wait_logged(name):
+            for _ in range(100):  # written every second
+                if logged(name):
+                    return
+                time.sleep(0.1)
+            self.fail(name + " not in the mail log")
+
+        refused("before")
+        wait_logged("before")
+        said = self.reload(self.text + '[mail_log]\nenabled = false\nretention = "30d"\n')
+        self.assertIn("configuration reloaded: mail_log.enabled, mail_log.retention", said)
+        refused("while.off")
+        refused("after")  # the marker: once it is logged, "while.off" would have been too
+        said = self.reload(self.text)
+        self.assertIn("configuration reloaded: mail_log.enabled, mail_log.retention", said)
+        refused("after")
+        wait_logged("after")
+        self.assertEqual(len(logged("after")), 1)  # the one sent while the log was off is not
+        self.assertEqual(logged("while.off"), [])
+
     def test_sighup_applies_what_can_change_and_names_what_cannot(self):
         port = self.ports["inbound SMTP"]
         under_way = smtplib.SMTP("127.0.0.1", port, timeout=10)
