@@ -473,6 +473,24 @@ try {
       await page.selectOption("select[aria-label=result]", "delivered");
       await page.click("#find-mail button");
       await page.waitForSelector(".page-info:has-text('none')");
+      // From a user's page: the mail log of its address. Alice's mail waits: her company's
+      // server (127.0.0.1:25) does not answer.
+      assert.throws(() => execFileSync("swaks", ["--server", `127.0.0.1:${smtpPort}`, "--to", "alice@acme.example",
+        "--from", "carol@example.org", "--helo", "client.example.org"], { stdio: "ignore" }));
+      const aliceId = JSON.parse(cli("user", "show", "alice@acme.example", "--json")).id;
+      await page.goto(base + "/#/user/" + aliceId);
+      await page.waitForSelector("h1:has-text('alice@acme.example')");
+      for (let i = 0; i < 50; i++) {
+        await page.click("#user-mail");
+        await page.waitForSelector("h1:has-text('Mail log')");
+        if (await page.isVisible("td[data-label=From]:has-text('carol@example.org')")) break;
+        await page.goBack();
+        await new Promise((r) => setTimeout(r, 200));  // serve writes the log every second
+      }
+      assert.equal(await page.inputValue("input[aria-label='mail from or to']"), "alice@acme.example");
+      const alice = page.locator("tr:has(td[data-label=From]:has-text('carol@example.org'))");
+      assert.match(await alice.locator("td[data-label=Result]").textContent(), /^deferred$/);
+      assert.match(await alice.locator("td[data-label=Reply]").textContent(), /^451 4\.4\.1 /);
     });
     await page.close();
   }

@@ -177,6 +177,8 @@ async function userView(id) {
   main().innerHTML = `<section><h1>${esc(u.address)}</h1>
     <p>Source: ${esc(u.source)}${u.source_id ? ` (${esc(u.source_id)})` : ""}; since ${esc(u.created_at)}.
     ${synced ? `The directory sync keeps its names and role: a change here lasts until the next sync.` : ""}</p>
+    <p><a href="#/mail-log?address=${encodeURIComponent(u.address)}" id="user-mail">Mail to and from
+      ${esc(u.address)}</a> in the mail log.</p>
     <form id="user-edit" class="row"><label>First name <input name="first_name" value="${esc(u.first_name)}"></label>
       <label>Surname <input name="surname" value="${esc(u.surname)}"></label>
       <label>Role <select name="role">${["end_user", "silent_user", "functional"].map(role).join("")}</select></label>
@@ -742,7 +744,13 @@ async function route() {
   if (reset) return resetView(reset[1]);
   if (!state.me) return login();
   if (state.me.role === "end_user") return accountView().catch((e) => say(e.message, false));
-  const name = (location.hash.replace("#/", "") || "users");
+  // "#/mail-log?address=bob@acme.example": a page, and what it is to show.
+  const [name, query] = (location.hash.replace("#/", "") || "users").split("?");
+  const params = new URLSearchParams(query || "");
+  if (name === "mail-log" && params.has("address")) {
+    state.mailLog = { address: params.get("address"), result: params.get("result") || "" };
+    state.pages["mail-log"] = 0;
+  }
   const user = name.match(/^user\/(\d+)$/);  // #/user/ID: one user, under Users
   document.querySelectorAll("#nav a").forEach((a) =>
     a.classList.toggle("active", a.hash === "#/" + (user ? "users" : name)));
