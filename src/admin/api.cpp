@@ -351,6 +351,58 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
     };
   };
   auto admin_of = [](const Caller& c) { return c.login.role != LoginRole::end_user; };
+  // A page of the mail log of one company, or (nullopt) of every company, each entry naming
+  // its company then; its filters from the query, or a 400 naming the one that is wrong.
+  auto mail_log = [this](const HttpRequest& req, std::optional<core::Id> company) {
+    const auto q = query_params(req.query);
+    store::MailLogFilter f;
+    f.company_id = company;
+    const std::map<std::string, std::set<std::string>> choices = {
+        {"result", {"delivered", "deferred", "rejected", "spam"}},
+        {"direction", {"inbound", "outbound"}}};
+    for (const auto& [name, allowed] : choices) {
+      auto it = q.find(name);
+      if (it == q.end() || it->second.empty()) continue;
+      if (!allowed.contains(it->second)) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        return json_error(400, "invalid_argument", name + " must be one of " + list, name);
+      }
+      (name == "result" ? f.result : f.direction) = it->second;
+    }
+    if (auto it = q.find("address"); it != q.end()) f.address = it->second;
+    const auto now = clock_.now();
+    for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"before", &f.before}}) {
+      auto it = q.find(name);
+      if (it == q.end() || it->second.empty()) continue;
+      *out = core::parse_moment(it->second, now);
+      if (!*out) {
+        return json_error(400, "invalid_argument",
+                          std::string(name) + " must be an ISO-8601 time or a duration such as 2h",
+                          name);
+      }
+    }
+    std::map<core::Id, std::string> names;  // of the companies on the page
+    return filtered_page_of(
+        req.query, f,
+        [&](const auto& page) {
+          auto items = json::array();
+          for (const auto& e : store_.list_mail_log(page)) {
+            json item = e;
+            if (!company) {
+              auto it = names.find(e.company_id);
+              if (it == names.end()) {
+                const auto co = store_.company_by_id(e.company_id);
+                it = names.emplace(e.company_id, co ? co->name : "").first;
+              }
+              item["company"] = it->second;
+            }
+            items.push_back(std::move(item));
+          }
+          return items;
+        },
+        [&](const auto& all) { return store_.count_mail_log(all); });
+  };
   auto actor_of = [](const Caller& c) { return core::Actor{"admin:" + c.login.email}; };
   auto address_field = [](const json& j,
                           const char* key) -> std::variant<core::Address, HttpResponse> {
@@ -645,40 +697,18 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "message's outcome per recipient; ?address= (a part of the sender or recipient, any "
        "case), ?result= (delivered, deferred, rejected, spam), ?direction= (inbound, outbound), "
        "?since= and ?before= (ISO-8601, or a duration ago such as 2h), ?limit=&offset=",
-       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
+       false, in_company([mail_log, admin_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         const auto q = query_params(req.query);
-         store::MailLogFilter f;
-         f.company_id = co.id;
-         const std::map<std::string, std::set<std::string>> choices = {
-             {"result", {"delivered", "deferred", "rejected", "spam"}},
-             {"direction", {"inbound", "outbound"}}};
-         for (const auto& [name, allowed] : choices) {
-           auto it = q.find(name);
-           if (it == q.end() || it->second.empty()) continue;
-           if (!allowed.contains(it->second)) {
-             std::string list;
-             for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-             return json_error(400, "invalid_argument", name + " must be one of " + list, name);
-           }
-           (name == "result" ? f.result : f.direction) = it->second;
-         }
-         if (auto it = q.find("address"); it != q.end()) f.address = it->second;
-         const auto now = clock_.now();
-         for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"before", &f.before}}) {
-           auto it = q.find(name);
-           if (it == q.end() || it->second.empty()) continue;
-           *out = core::parse_moment(it->second, now);
-           if (!*out) {
-             return json_error(
-                 400, "invalid_argument",
-                 std::string(name) + " must be an ISO-8601 time or a duration such as 2h", name);
-           }
-         }
-         return filtered_page_of(
-             req.query, f, [&](const auto& page) { return store_.list_mail_log(page); },
-             [&](const auto& all) { return store_.count_mail_log(all); });
+         return mail_log(req, co.id);
        })},
+      {"GET", "/api/v1/mail-log",
+       "Every company's mail log (operators), each entry with its company; the filters of a "
+       "company's mail log",
+       false,
+       [mail_log](Req req, Who c) {
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         return mail_log(req, std::nullopt);
+       }},
       {"GET", "/api/v1/nodes",
        "The serve processes on this database, alive or gone, and the one running the scheduler "
        "(operators)",

@@ -873,41 +873,50 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
 
 void mail_log_command(CLI::App& app, Context& ctx, std::function<void()>& action) {
   auto& opt = ctx.mail_log_args;
-  auto* log = verb(
-      app, "mail-log",
-      "What happened to a company's mail: each recipient refused, each message's outcome, newest "
-      "first",
-      action, [&ctx, &opt = ctx.mail_log_args] {
-        store::MailLogFilter f;
-        f.company_id = ctx.company(opt.company).id;
-        f.address = opt.address;
-        f.limit = opt.limit;
-        f.offset = opt.offset;
-        f.result = opt.result;
-        f.direction = opt.direction;
-        const auto now = ctx.clock().now();
-        for (auto [text, out, name] : {std::tuple{&opt.since, &f.since, "since"},
-                                       std::tuple{&opt.before, &f.before, "before"}}) {
-          if (text->empty()) continue;
-          *out = core::parse_moment(*text, now);
-          if (!*out) {
-            throw Failure(ErrorCode::invalid_argument,
-                          "--" + std::string(name) + " '" + *text +
-                              "' is neither an ISO-8601 time nor a duration such as 2h",
-                          name);
-          }
-        }
-        const auto entries = ctx.store().list_mail_log(f);
-        if (ctx.json_output) return ctx.print_json(entries);
-        std::vector<std::vector<std::string>> rows;
-        for (const auto& e : entries) {
-          rows.push_back({core::format_iso8601(e.at), e.direction,
-                          e.sender.empty() ? "<>" : e.sender, e.recipient, e.result,
-                          std::to_string(e.code) + " " + e.reply});
-        }
-        print_table(ctx.out, {"TIME", "DIRECTION", "FROM", "TO", "RESULT", "REPLY"}, rows);
-      });
-  log->add_option("--company", opt.company, "The company")->required();
+  auto* log =
+      verb(app, "mail-log",
+           "What happened to a company's mail (or every company's): each recipient refused, each "
+           "message's outcome, newest first",
+           action, [&ctx, &opt = ctx.mail_log_args] {
+             store::MailLogFilter f;
+             if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
+             f.address = opt.address;
+             f.limit = opt.limit;
+             f.offset = opt.offset;
+             f.result = opt.result;
+             f.direction = opt.direction;
+             const auto now = ctx.clock().now();
+             for (auto [text, out, name] : {std::tuple{&opt.since, &f.since, "since"},
+                                            std::tuple{&opt.before, &f.before, "before"}}) {
+               if (text->empty()) continue;
+               *out = core::parse_moment(*text, now);
+               if (!*out) {
+                 throw Failure(ErrorCode::invalid_argument,
+                               "--" + std::string(name) + " '" + *text +
+                                   "' is neither an ISO-8601 time nor a duration such as 2h",
+                               name);
+               }
+             }
+             const auto entries = ctx.store().list_mail_log(f);
+             if (ctx.json_output) {
+               auto j = json::array();
+               for (const auto& e : entries) {
+                 json item = e;
+                 item["company"] = ctx.company_name(e.company_id);
+                 j.push_back(std::move(item));
+               }
+               return ctx.print_json(j);
+             }
+             std::vector<std::vector<std::string>> rows;
+             for (const auto& e : entries) {
+               rows.push_back({core::format_iso8601(e.at), ctx.company_name(e.company_id),
+                               e.direction, e.sender.empty() ? "<>" : e.sender, e.recipient,
+                               e.result, std::to_string(e.code) + " " + e.reply});
+             }
+             print_table(ctx.out, {"TIME", "COMPANY", "DIRECTION", "FROM", "TO", "RESULT", "REPLY"},
+                         rows);
+           });
+  log->add_option("--company", opt.company, "Only this company's mail (default: every company's)");
   log->add_option("--address", opt.address,
                   "Only mail from or to addresses holding this text (any case)");
   log->add_option("--result", opt.result, "Only this result")

@@ -99,10 +99,19 @@ void to_json(nlohmann::json& j, const AuditEvent& e) {
 }
 
 void to_json(nlohmann::json& j, const MailLogEntry& e) {
-  j = {{"id", e.id},         {"at", format_iso8601(e.at)}, {"direction", e.direction},
-       {"stage", e.stage},   {"queue_id", e.queue_id},     {"client_ip", e.client_ip},
-       {"sender", e.sender}, {"recipient", e.recipient},   {"result", e.result},
-       {"code", e.code},     {"reply", e.reply},           {"server", e.server},
+  j = {{"id", e.id},
+       {"at", format_iso8601(e.at)},
+       {"company_id", e.company_id},
+       {"direction", e.direction},
+       {"stage", e.stage},
+       {"queue_id", e.queue_id},
+       {"client_ip", e.client_ip},
+       {"sender", e.sender},
+       {"recipient", e.recipient},
+       {"result", e.result},
+       {"code", e.code},
+       {"reply", e.reply},
+       {"server", e.server},
        {"size", e.size}};
 }
 

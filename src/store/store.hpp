@@ -79,9 +79,9 @@ struct AuditFilter {
   std::string action;       // only this action ("user.remove"); "": all
 };
 
-// The mail log entries of one company a listing selects, newest first.
+// The mail log entries a listing selects, newest first.
 struct MailLogFilter {
-  Id company_id = 0;
+  std::optional<Id> company_id;          // nullopt: every company's (operators)
   std::string address;                   // a part of the sender or the recipient, any case; "": all
   std::string result;                    // "delivered", "deferred", "rejected", "spam"; "": all
   std::string direction;                 // "inbound", "outbound"; "": both

@@ -969,6 +969,13 @@ class Api(unittest.TestCase):
         self.assertEqual([e["recipient"] for e in theirs["items"]], ["stranger@globex.example"])
         self.assertIn(self.client("alice@acme.example").call(
             "GET", "/api/v1/companies/acme/mail-log")[0], (403, 404))
+        # Every company's, for operators only: each entry names its company.
+        status, every, _ = ops.call("GET", "/api/v1/mail-log?address=stranger@&direction=inbound")
+        self.assertEqual(status, 200, every)
+        self.assertEqual(sorted((e["company"], e["recipient"]) for e in every["items"]),
+                         [("acme", "stranger@acme.example"), ("globex", "stranger@globex.example")])
+        self.assertEqual(adm.call("GET", "/api/v1/mail-log")[0], 403)
+        self.assertEqual(ops.call("GET", "/api/v1/mail-log?since=never")[1]["error"]["field"], "since")
         for query, field in (("result=lost", "result"), ("direction=sideways", "direction"),
                              ("since=last+week", "since"), ("before=soon", "before"),
                              ("limit=0", "limit")):

@@ -384,6 +384,10 @@ TEST_F(Cli, TheMailLogIsListedAndPrunedPastItsRetention) {
             std::string::npos)
       << bad.err;
   fails({"mail-log", "--company", "nowhere"}, "nowhere");
+  const auto every = json::parse(ok({"mail-log", "--json", "--limit", "1"}));  // every company's
+  ASSERT_EQ(every.size(), 1u);
+  EXPECT_EQ(every[0]["company"], "acme");
+  EXPECT_EQ(every[0]["recipient"], "u0@acme.example");
 
   auto j = json::parse(ok({"maintain", "--json"}));  // the default retention: 7 days
   EXPECT_EQ(j["mail_log_pruned"], 1);

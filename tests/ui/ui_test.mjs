@@ -556,6 +556,20 @@ try {
     await page.screenshot({ path: path.join(artifacts, "gateway-operator-1280.png"), fullPage: true });
     await page.close();
   });
+  await step("an operator searches every company's mail log at once", async () => {
+    const page = await loggedIn("ops@example.net", "Users");
+    await page.goto(base + "/#/mail-log");
+    await page.waitForSelector("h1:has-text('Mail log')");
+    assert.ok(await page.isHidden("th:has-text('Company')"), "one company's log names none");
+    await page.fill("input[aria-label='mail from or to']", "gone1280@");
+    await page.check("input[name=every]");
+    await page.click("#find-mail button");
+    await page.waitForSelector("th:has-text('Company')");
+    const rows = await page.$$eval("tbody tr", (trs) => trs.map((tr) =>
+      [tr.querySelector("[data-label=Company]").textContent, tr.querySelector("[data-label=To]").textContent]));
+    assert.deepEqual(rows, [["acme", "gone1280@acme.example"]]);
+    await page.close();
+  });
   await step("an operator sets the relay networks and adds a company", async () => {
     const page = await loggedIn("ops@example.net", "Users");
     await page.goto(base + "/#/company");

@@ -484,21 +484,26 @@ async function auditView() {
 // "What happened to the mail for bob?": each recipient the gateway refused and each message's
 // outcome, newest first; found by a part of an address, and by result.
 async function mailLogView() {
-  const find = state.mailLog || { address: "", result: "" };
+  const find = state.mailLog || { address: "", result: "", every: false };
+  const operator = state.me.role === "operator";
+  const every = operator && find.every;  // operators: every company's at once
   const query = new URLSearchParams();
   if (find.address) query.set("address", find.address);
   if (find.result) query.set("result", find.result);
-  const data = await pageOf("mail-log", co() + "/mail-log", query.toString());
+  const data = await pageOf("mail-log", every ? "/mail-log" : co() + "/mail-log", query.toString());
   const results = ["delivered", "deferred", "rejected", "spam"];
+  const headers = ["When", ...(every ? ["Company"] : []), "Direction", "From", "To", "Result",
+    "Reply", "Server"];
   main().innerHTML = `<section><h1>Mail log</h1>
     <form id="find-mail" class="row" role="search"><input name="address" type="search"
       placeholder="address or part of one" aria-label="mail from or to" value="${esc(find.address)}">
       <select name="result" aria-label="result"><option value="">any result</option>${
         results.map((r) => `<option${r === find.result ? " selected" : ""}>${r}</option>`).join("")}</select>
+      ${operator ? `<label><input type="checkbox" name="every"${every ? " checked" : ""}> every company</label>` : ""}
       <button class="secondary">Find</button></form>
-    <div class="mail-log">${table(["When", "Direction", "From", "To", "Result", "Reply", "Server"],
-    data.items.map((e) => [esc(e.at.replace("T", " ").replace("Z", "")), esc(e.direction),
-      esc(e.sender || "<>"), esc(e.recipient),
+    <div class="mail-log">${table(headers,
+    data.items.map((e) => [esc(e.at.replace("T", " ").replace("Z", "")), ...(every ? [esc(e.company)] : []),
+      esc(e.direction), esc(e.sender || "<>"), esc(e.recipient),
       `<span class="result-${esc(e.result)}">${esc(e.result)}</span>`,
       esc(`${e.code} ${e.reply}`), esc(e.server)]))}</div>
     ${pagerHtml("mail-log", data)}</section>`;
@@ -506,7 +511,8 @@ async function mailLogView() {
   $("#find-mail").onsubmit = (ev) => {
     ev.preventDefault();
     const form = new FormData(ev.target);
-    state.mailLog = { address: form.get("address").trim(), result: form.get("result") };
+    state.mailLog = { address: form.get("address").trim(), result: form.get("result"),
+      every: form.get("every") === "on" };
     state.pages["mail-log"] = 0;
     mailLogView();
   };
@@ -748,7 +754,7 @@ async function route() {
   const [name, query] = (location.hash.replace("#/", "") || "users").split("?");
   const params = new URLSearchParams(query || "");
   if (name === "mail-log" && params.has("address")) {
-    state.mailLog = { address: params.get("address"), result: params.get("result") || "" };
+    state.mailLog = { address: params.get("address"), result: params.get("result") || "", every: false };
     state.pages["mail-log"] = 0;
   }
   const user = name.match(/^user\/(\d+)$/);  // #/user/ID: one user, under Users

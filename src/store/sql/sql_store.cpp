@@ -2355,7 +2355,7 @@ namespace {
 // in the text, so each query uses the index by company and id.
 std::string mail_log_where(const MailLogFilter& f, Dialect dialect) {
   const std::string find = dialect == Dialect::postgres ? "strpos" : "instr";
-  return std::string(" FROM mail_log WHERE company_id = ?1") +
+  return std::string(" FROM mail_log WHERE ") + (f.company_id ? "company_id = ?1" : "?1 IS NULL") +
          (f.address.empty() ? " AND ?4 = ''"
                             : " AND (" + find + "(lower(recipient), lower(?4)) > 0 OR " + find +
                                   "(lower(sender), lower(?4)) > 0)") +

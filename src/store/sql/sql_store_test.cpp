@@ -1028,6 +1028,11 @@ TEST_P(StoreTest, MailLogKeepsEachCompanysEntriesAndFindsThem) {
   EXPECT_EQ(page[0].recipient, "nobody@acme.example");
   EXPECT_EQ(store.count_mail_log({.company_id = acme.id, .limit = 1, .offset = 1}), 3u);
   EXPECT_EQ(store.list_mail_log({.company_id = globex.id}).size(), 1u);
+  const auto every = store.list_mail_log({.address = "bob@"});  // every company's
+  ASSERT_EQ(every.size(), 2u);
+  EXPECT_EQ(every[0].company_id, globex.id);
+  EXPECT_EQ(every[1].company_id, acme.id);
+  EXPECT_EQ(store.count_mail_log({}), 4u);
 
   store.remove_company(globex.id, true, actor);
   EXPECT_EQ(store.count_mail_log({.company_id = globex.id}), 0u);
