@@ -187,6 +187,25 @@ struct InboundGateway::Impl {
   void log_entry(core::MailLogEntry entry) {
     if (settings.log) settings.log(std::move(entry));
   }
+
+  // A message's outcome, an entry per recipient, each in its company's log.
+  void log_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                   const std::vector<Recipient>& recipients, const Reply& reply,
+                   std::string queue_id, std::string result, std::size_t size,
+                   const std::optional<core::Endpoint>& server) {
+    if (!settings.log) return;
+    auto entry = mail_log_entry("inbound", "data", session, tx, clock.now(), reply);
+    entry.queue_id = std::move(queue_id);
+    if (!result.empty()) entry.result = std::move(result);
+    entry.size = size;
+    if (server) entry.server = server->str();
+    for (const auto& rcpt : recipients) {
+      auto one = entry;
+      one.company_id = rcpt.company_id;
+      one.recipient = rcpt.address.str();
+      settings.log(std::move(one));
+    }
+  }
 };
 
 InboundGateway::InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery,
@@ -330,20 +349,17 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
   spdlog::info("inbound id={}.{} client={} from=<{}> to={} size={} result={} reply=\"{} {}\" ms={}",
                session.id, state.messages, session.client_ip, tx.mail_from, to, message.size(),
                result, r.code, reply_text, ms);
-  if (I.settings.log) {
-    auto entry = mail_log_entry("inbound", "data", session, tx, I.clock.now(), r);
-    entry.queue_id = session.id + "." + std::to_string(state.messages);
-    entry.result = result;
-    entry.size = message.size();
-    if (server) entry.server = server->str();
-    for (const auto& rcpt : recipients) {
-      auto one = entry;
-      one.company_id = rcpt.company_id;
-      one.recipient = rcpt.address.str();
-      I.settings.log(std::move(one));
-    }
-  }
+  I.log_message(session, tx, recipients, r, session.id + "." + std::to_string(state.messages),
+                result, message.size(), server);
   co_return r;
+}
+
+void InboundGateway::on_message_refused(const smtp::SessionInfo& session,
+                                        const smtp::Transaction& tx, const smtp::Reply& reply) {
+  auto& state = impl_->sessions[session.id];
+  const auto recipients = std::exchange(state.recipients, {});
+  impl_->metrics.add("mailroster_inbound_messages_total", "result=\"rejected\"");
+  impl_->log_message(session, tx, recipients, reply, "", "", 0, std::nullopt);
 }
 
 void InboundGateway::on_disconnect(const smtp::SessionInfo& session) {

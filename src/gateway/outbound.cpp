@@ -40,6 +40,25 @@ struct OutboundGateway::Impl {
     return companies.front().id;
   }
 
+  // A message's outcome, an entry per recipient, when the client belongs to a company.
+  void log_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                   const Reply& reply, std::string queue_id, std::string result, std::size_t size,
+                   const std::optional<core::Endpoint>& server) {
+    const auto company = settings.log ? company_of(session, tx) : 0;
+    if (company == 0) return;
+    auto entry = mail_log_entry("outbound", "data", session, tx, clock.now(), reply);
+    entry.company_id = company;
+    entry.queue_id = std::move(queue_id);
+    if (!result.empty()) entry.result = std::move(result);
+    entry.size = size;
+    if (server) entry.server = server->str();
+    for (const auto& rcpt : tx.recipients) {
+      auto one = entry;
+      one.recipient = rcpt;
+      settings.log(std::move(one));
+    }
+  }
+
   // The entry of a refusal at MAIL or RCPT, when the client belongs to a company.
   void log_refusal(const smtp::SessionInfo& session, const smtp::Transaction& tx, const char* stage,
                    std::string recipient, const Reply& reply) {
@@ -175,20 +194,15 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       "outbound id={}.{} client={} from=<{}> to={} size={} result={} reply=\"{} {}\" ms={}",
       session.id, n, session.client_ip, tx.mail_from, to, message.size(), result, r.code, r.text,
       ms);
-  if (const auto company = I.settings.log ? I.company_of(session, tx) : 0; company != 0) {
-    auto entry = mail_log_entry("outbound", "data", session, tx, I.clock.now(), r);
-    entry.company_id = company;
-    entry.queue_id = session.id + "." + std::to_string(n);
-    entry.result = result;
-    entry.size = message.size();
-    if (server) entry.server = server->str();
-    for (const auto& rcpt : tx.recipients) {
-      auto one = entry;
-      one.recipient = rcpt;
-      I.settings.log(std::move(one));
-    }
-  }
+  I.log_message(session, tx, r, session.id + "." + std::to_string(n), result, message.size(),
+                server);
   co_return r;
+}
+
+void OutboundGateway::on_message_refused(const smtp::SessionInfo& session,
+                                         const smtp::Transaction& tx, const smtp::Reply& reply) {
+  impl_->count("rejected");
+  impl_->log_message(session, tx, reply, "", "", 0, std::nullopt);
 }
 
 void OutboundGateway::on_disconnect(const smtp::SessionInfo& session) {

@@ -415,6 +415,7 @@ struct Server::Impl::Session {
     Reply r;
     if (auto refusal = data.refusal()) {
       r = *refusal;
+      srv.handler.on_message_refused(info, tx, r);
     } else {
       r = co_await srv.handler.on_message(info, tx, data.take_message());
     }
@@ -448,6 +449,7 @@ struct Server::Impl::Session {
     Reply r;
     if (auto refusal = chunks->refusal()) {
       r = *refusal;
+      srv.handler.on_message_refused(info, tx, r);
     } else {
       r = co_await srv.handler.on_message(info, tx, chunks->take_message());
     }

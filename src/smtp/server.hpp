@@ -93,6 +93,9 @@ class SessionHandler {
   // The complete message (CRLF lines, dot-stuffing undone). The reply is the client's answer.
   virtual boost::asio::awaitable<Reply> on_message(const SessionInfo& session,
                                                    const Transaction& tx, std::string message) = 0;
+  // A message the server refused itself, never given to on_message (over the size limit, a
+  // line too long, a bare CR or LF): what the client was told.
+  virtual void on_message_refused(const SessionInfo&, const Transaction&, const Reply&) {}
   virtual void on_disconnect(const SessionInfo& session) = 0;
 };
 

@@ -977,11 +977,16 @@ class Gateway(unittest.TestCase):
         self.assertEqual(self.send("alice@acme.example", spam, sender=sender)[:2], (250, 550))
         self.assertEqual(self.send("someone@dead.example", sender=sender)[0], 451)
         self.assertEqual(self.send("someone@not-a-customer.example", sender=sender)[0], 550)
+        big = message("alice@acme.example", "big", ("x" * 998 + "\r\n") * 250)
+        self.assertEqual(self.send("alice@acme.example", big, sender=sender)[:2], (250, 552))
         self.assertEqual(self.send_outbound("mailtrace@acme.example")[0], 250)
 
-        entries = self.mail_log("acme", "--address", "MAILTRACE", want=5)
-        self.assertEqual(len(entries), 5, entries)  # the unregistered domain is no company's
-        outbound, deferred, spammed, rejected, delivered = entries  # newest first
+        entries = self.mail_log("acme", "--address", "MAILTRACE", want=6)
+        self.assertEqual(len(entries), 6, entries)  # the unregistered domain is no company's
+        outbound, oversize, deferred, spammed, rejected, delivered = entries  # newest first
+        # Refused by the SMTP server itself, before the gateway saw the message.
+        self.assertEqual((oversize["stage"], oversize["result"], oversize["code"], oversize["recipient"]),
+                         ("data", "rejected", 552, "alice@acme.example"))
         main = "127.0.0.1:%d" % self.mtas["main"][0]
         self.assertEqual((delivered["direction"], delivered["stage"], delivered["result"],
                           delivered["code"], delivered["recipient"], delivered["server"]),
@@ -1015,7 +1020,7 @@ class Gateway(unittest.TestCase):
             self.cli("mail-log", "--company", "acme", "--since", "last week")
         self.assertIn("neither an ISO-8601 time nor a duration", str(bad.exception))
         written = re.search(r"^mailroster_mail_log_written (\S+)$", self.metrics(), re.M)
-        self.assertGreaterEqual(float(written.group(1)), 5)
+        self.assertGreaterEqual(float(written.group(1)), 6)
 
     def test_inbound_port_is_not_an_outbound_relay(self):
         rcpt, _, text = self.send("someone@elsewhere.example", sender="alice@acme.example")
