@@ -300,23 +300,19 @@ struct Context {
   // json value took 2 GB for a million users.
   template <class T>
   void print_json(const std::vector<T>& items) {
-    if (items.empty()) {
-      out << "[]\n";
-      return;
-    }
-    out << "[";
-    const char* separator = "\n  ";
-    for (const auto& item : items) {
-      std::string text = json(item).dump(2);
-      for (std::size_t at = text.find('\n'); at != std::string::npos;
-           at = text.find('\n', at + 3)) {
-        text.replace(at, 1, "\n  ");
-      }
-      out << separator << text;
-      separator = ",\n  ";
-    }
-    out << "\n]\n";
+    for (std::size_t i = 0; i < items.size(); ++i) print_json_item(json(items[i]), i == 0);
+    print_json_end(!items.empty());
   }
+  // The same, an item at a time, for listings read a page at a time: each item (first: the
+  // listing's first), then the end (any: whether there was an item).
+  void print_json_item(const json& item, bool first) {
+    std::string text = item.dump(2);
+    for (std::size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at + 3)) {
+      text.replace(at, 1, "\n  ");
+    }
+    out << (first ? "[\n  " : ",\n  ") << text;
+  }
+  void print_json_end(bool any) { out << (any ? "\n]\n" : "[]\n"); }
 };
 
 // A subcommand whose action runs after parsing; --json when it prints a listing.
@@ -673,8 +669,14 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
     if (opt.role_filter) f.role = core::parse_role(*opt.role_filter).value();
     f.search = opt.search;
     f.limit = opt.limit;
+    if (ctx.json_output) {  // a page at a time: a million users need not be in memory at once
+      bool any = false;
+      store::for_each_user_page(ctx.store(), f, 10'000, [&](const std::vector<core::User>& page) {
+        for (const auto& u : page) ctx.print_json_item(u, !std::exchange(any, true));
+      });
+      return ctx.print_json_end(any);
+    }
     const auto users = ctx.store().list_users(f);
-    if (ctx.json_output) return ctx.print_json(users);
     core::write_table(ctx.out, {"ADDRESS", "FIRST NAME", "SURNAME", "ROLE", "SOURCE", "COMPANY"},
                       users.size(), [&](std::size_t i) -> std::vector<std::string> {
                         const auto& u = users[i];

@@ -61,6 +61,13 @@ struct UserFilter {
   std::string search;  // substring of address, first name or surname (case-insensitive)
   std::optional<core::TimePoint> created_from;  // created at or after
   std::optional<core::TimePoint> created_before;
+  // Keyset paging: only the users after this one in the listing's order (company, then
+  // address key), so that a page costs the same wherever it starts (for_each_user_page).
+  struct Key {
+    Id company_id = 0;
+    std::string address_key;
+  };
+  std::optional<Key> after;
   std::size_t limit = 0;  // 0 = no limit
   std::size_t offset = 0;
 };
@@ -224,6 +231,8 @@ class Store {
   virtual std::size_t count_aliases_created(Id company_id, core::TimePoint from,
                                             core::TimePoint before) = 0;
   virtual void remove_alias(Id id, const core::Actor& actor) = 0;
+  // The aliases of these users, by address.
+  virtual std::vector<core::Alias> aliases_of(const std::vector<Id>& user_ids) = 0;
 
   // Invalid addresses: mail to them is rejected.
   virtual core::InvalidAddress add_invalid(const core::Address& address, const std::string& reason,
@@ -377,5 +386,12 @@ class Store {
 
 // The names of a company's domains: the addresses an import or a directory sync may use.
 std::set<std::string> domain_names(Store& store, Id company_id);
+
+// The users `filter` lists (at most its limit, 0: all; its offset is not used), handed to `page`
+// `page_size` at a time in the listing's order: an export or a listing of a million users holds
+// one page in memory, not the million. Each page is its own read: a change made meanwhile may
+// show in a later page.
+void for_each_user_page(Store& store, UserFilter filter, std::size_t page_size,
+                        const std::function<void(const std::vector<core::User>&)>& page);
 
 }  // namespace mailroster::store

@@ -62,19 +62,24 @@ std::string user_csv_row(const core::User& user, const std::vector<core::Address
 std::size_t export_users(store::Store& store, core::Id company_id, std::ostream& out, bool bom) {
   store::UserFilter filter;
   filter.company_id = company_id;
-  const auto users = store.list_users(filter);
-  std::unordered_map<core::Id, std::vector<core::Address>> aliases;
-  for (auto& a : store.list_aliases(company_id, std::nullopt)) {
-    aliases[a.user_id].push_back(std::move(a.address));
-  }
-  const std::vector<core::Address> none;
   if (bom) out << "\xEF\xBB\xBF";
   out << user_csv_header();
-  for (const auto& u : users) {
-    const auto it = aliases.find(u.id);
-    out << user_csv_row(u, it == aliases.end() ? none : it->second);
-  }
-  return users.size();
+  std::size_t rows = 0;
+  const std::vector<core::Address> none;
+  // A page of users and their aliases at a time: a million users' export holds one page.
+  store::for_each_user_page(store, filter, 10'000, [&](const std::vector<core::User>& users) {
+    std::vector<core::Id> ids;
+    ids.reserve(users.size());
+    for (const auto& u : users) ids.push_back(u.id);
+    std::unordered_map<core::Id, std::vector<core::Address>> aliases;
+    for (auto& a : store.aliases_of(ids)) aliases[a.user_id].push_back(std::move(a.address));
+    for (const auto& u : users) {
+      const auto it = aliases.find(u.id);
+      out << user_csv_row(u, it == aliases.end() ? none : it->second);
+    }
+    rows += users.size();
+  });
+  return rows;
 }
 
 }  // namespace mailroster::directory::csv

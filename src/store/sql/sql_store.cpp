@@ -1214,12 +1214,17 @@ std::string users_matching(std::string_view what, const UserFilter& f, std::stri
   // One company's users are a range of users_company, already in order: "?1 IS NULL OR"
   // would make SQLite walk every company's users in that index to find them.
   const std::string_view company = f.company_id ? "company_id = ?1" : "?1 IS NULL";
+  // Keyset paging (UserFilter::after), written so that the index by company and address key
+  // starts where the last page ended.
+  const std::string after = !f.after       ? "AND ?9 IS NULL AND ?10 IS NULL "
+                            : f.company_id ? "AND ?9 IS NOT NULL AND address_key > ?10 "
+                                           : "AND (company_id, address_key) > (?9, ?10) ";
   return sql_with("SELECT ", what,
                   " FROM users WHERE " + std::string(company) +
                       " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' "
                       "OR instr(lower(address || ' ' || first_name || ' ' || surname), ?4) > 0) "
                       "AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) " +
-                      std::string(rest));
+                      after + std::string(rest));
 }
 
 void bind_user_filter(Statement& s, const UserFilter& f) {
@@ -1230,6 +1235,8 @@ void bind_user_filter(Statement& s, const UserFilter& f) {
   s.bind(7, f.created_from ? std::optional<std::int64_t>(to_unix(*f.created_from)) : std::nullopt);
   s.bind(8,
          f.created_before ? std::optional<std::int64_t>(to_unix(*f.created_before)) : std::nullopt);
+  s.bind(9, f.after ? std::optional<Id>(f.after->company_id) : std::nullopt);
+  s.bind(10, f.after ? std::optional<std::string>(f.after->address_key) : std::nullopt);
 }
 
 }  // namespace
@@ -1316,6 +1323,19 @@ std::vector<core::Alias> SqlStore::list_aliases(std::optional<Id> company_id,
         (user_id ? "user_id = ?2" : "?2 IS NULL") + " ORDER BY company_id, address_key");
     s.bind(1, company_id);
     s.bind(2, user_id);
+    while (s.step()) out.push_back(read_alias(s));
+    return out;
+  });
+}
+
+std::vector<core::Alias> SqlStore::aliases_of(const std::vector<Id>& user_ids) {
+  return read([&](Impl& I) {
+    std::vector<core::Alias> out;
+    auto s = I.db.prepare(
+        "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE user_id IN "
+        "(SELECT c0 FROM mailroster_rows(?1)) ORDER BY company_id, address_key");
+    const auto ids = list_rows(user_ids);
+    s.bind(1, ids);
     while (s.step()) out.push_back(read_alias(s));
     return out;
   });

@@ -74,6 +74,7 @@ class SqlStore : public Store {
   std::vector<core::Alias> list_aliases(std::optional<Id> company_id,
                                         std::optional<Id> user_id) override;
   void remove_alias(Id id, const core::Actor& actor) override;
+  std::vector<core::Alias> aliases_of(const std::vector<Id>& user_ids) override;
   std::vector<core::Alias> aliases_created(Id company_id, core::TimePoint from,
                                            core::TimePoint before, std::size_t limit) override;
   std::size_t count_aliases_created(Id company_id, core::TimePoint from,

@@ -962,6 +962,60 @@ core::MailLogEntry mail_entry(core::Id company, core::TimePoint at, std::string 
           .size = code == 250 ? 1234u : 0u};
 }
 
+// for_each_user_page: every user the filter lists, once, in the listing's order, a page at a
+// time from where the last page ended (keyset), within one company or across companies, up to
+// the filter's limit; aliases_of gives the aliases of the users asked for only.
+TEST_P(StoreTest, UsersArePagedInOrderWithoutGapsOrRepeats) {
+  const auto acme = add_acme();
+  const auto globex = add_globex();
+  std::vector<std::string> acme_users;
+  for (const char* a :
+       {"Zed@acme.example", "amy@acme.test", "bob@acme.example", "carl@acme.example",
+        "dora@acme.example", "eve@acme.example", "fay@acme.example"}) {
+    acme_users.push_back(add_user(a).address.str());
+  }
+  add_user("hank@globex.example");
+  add_user("abe@globex.example");
+  const auto alias = store.add_alias(store.find_user(addr("bob@acme.example"))->id,
+                                     addr("robert@acme.example"), actor);
+  store.add_alias(store.find_user(addr("hank@globex.example"))->id, addr("h@globex.example"),
+                  actor);
+
+  const auto paged = [&](UserFilter f, std::size_t size) {
+    std::vector<std::string> out;
+    std::vector<std::size_t> pages;
+    store::for_each_user_page(store, f, size, [&](const std::vector<core::User>& page) {
+      pages.push_back(page.size());
+      for (const auto& u : page) out.push_back(u.address.str());
+    });
+    return std::pair(out, pages);
+  };
+  std::vector<std::string> whole;
+  for (const auto& u : store.list_users({.company_id = acme.id})) whole.push_back(u.address.str());
+  ASSERT_EQ(whole.size(), 7u);
+  const auto [one, pages] = paged({.company_id = acme.id}, 3);
+  EXPECT_EQ(one, whole);
+  EXPECT_EQ(pages, (std::vector<std::size_t>{3, 3, 1}));
+  EXPECT_EQ(paged({.company_id = acme.id}, 7).second, (std::vector<std::size_t>{7}));
+  const auto [limited, limited_pages] = paged({.company_id = acme.id, .limit = 5}, 2);
+  EXPECT_EQ(limited, std::vector<std::string>(whole.begin(), whole.begin() + 5));
+  EXPECT_EQ(limited_pages, (std::vector<std::size_t>{2, 2, 1}));
+  std::vector<std::string> everyone;
+  for (const auto& u : store.list_users({})) everyone.push_back(u.address.str());
+  ASSERT_EQ(everyone.size(), 9u);
+  EXPECT_EQ(paged({}, 2).first, everyone);  // across the companies' boundary
+  EXPECT_EQ(paged({.company_id = globex.id, .search = "hank"}, 1).first,
+            std::vector<std::string>{"hank@globex.example"});
+
+  const auto bob = store.find_user(addr("bob@acme.example"))->id;
+  const auto amy = store.find_user(addr("amy@acme.test"))->id;
+  const auto aliases = store.aliases_of({bob, amy});
+  ASSERT_EQ(aliases.size(), 1u);
+  EXPECT_EQ(aliases[0].id, alias.id);
+  EXPECT_EQ(aliases[0].user_id, bob);
+  EXPECT_TRUE(store.aliases_of({}).empty());
+}
+
 // The mail log: a batch goes in as given, in order; a listing is one company's, newest first,
 // found by a part of the sender or recipient in any case, by result, direction and time, paged;
 // an entry of a company that is gone is not kept, and removing a company removes its entries.
