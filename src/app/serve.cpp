@@ -333,13 +333,9 @@ int serve(const Config& config, store::Store& store,
   // What it reads is kept in memory (gateway::Lookups) until the store hears of a change.
   const auto lookups_store = open_store(config, clock);
   gateway::Lookups lookups(*lookups_store);
-  // Its discovery counts are writes (through the main connection): they go to a queue of
-  // their own, off the I/O thread. Declared after what its tasks use (discovery, metrics) and
-  // before the gateways that post to it: it is drained after the gateways are gone and before
-  // what the tasks use is.
-  // The mail log's entries wait in memory, and are written every second on that queue (a
-  // batch, never on the SMTP path), and once more at the end: declared before the queue, whose
-  // last tasks write them.
+  // The mail log's entries wait in memory, and are written every second as a batch on the
+  // discovery writes' queue (never on the SMTP path), and once more at the end: declared
+  // before that queue, whose last tasks write them.
   gateway::MailLog mail_log;
   bool mail_log_failing = false;  // read and written on the queue's thread
   auto flush_mail_log = [&mail_log, &mail_log_failing, &store] {
@@ -352,6 +348,10 @@ int serve(const Config& config, store::Store& store,
       }
     }
   };
+  // Its discovery counts are writes (through the main connection): they go to a queue of
+  // their own, off the I/O thread. Declared after what its tasks use (discovery, metrics) and
+  // before the gateways that post to it: it is drained after the gateways are gone and before
+  // what the tasks use is.
   core::WorkQueue discovery_writes("discovery");
   // "Relayed" delivery notifications (gateway/dsn.hpp) go out from the null sender through the
   // reports' relay.
