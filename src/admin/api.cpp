@@ -371,6 +371,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       (name == "result" ? f.result : f.direction) = it->second;
     }
     if (auto it = q.find("address"); it != q.end()) f.address = it->second;
+    if (auto it = q.find("id"); it != q.end()) f.id = it->second;
     const auto now = clock_.now();
     for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"before", &f.before}}) {
       auto it = q.find(name);
@@ -695,7 +696,9 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"GET", "/api/v1/companies/{company}/mail-log",
        "What happened to the company's mail, newest first: each recipient refused, each "
        "message's outcome per recipient; ?address= (a part of the sender or recipient, any "
-       "case), ?result= (delivered, deferred, rejected, spam), ?direction= (inbound, outbound), "
+       "case), ?id= (a part of the gateway's id of the message, or of the reply, which holds the "
+       "destination's), ?result= (delivered, deferred, rejected, spam), ?direction= (inbound, "
+       "outbound), "
        "?since= and ?before= (ISO-8601, or a duration ago such as 2h), ?limit=&offset=",
        false, in_company([mail_log, admin_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");

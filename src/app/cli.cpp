@@ -188,6 +188,7 @@ struct AuditArgs {
 struct MailLogArgs {
   std::string company;
   std::string address;
+  std::string id;
   std::string result;
   std::string direction;
   std::string since;
@@ -883,6 +884,7 @@ void mail_log_command(CLI::App& app, Context& ctx, std::function<void()>& action
              store::MailLogFilter f;
              if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
              f.address = opt.address;
+             f.id = opt.id;
              f.limit = opt.limit;
              f.offset = opt.offset;
              f.result = opt.result;
@@ -921,6 +923,9 @@ void mail_log_command(CLI::App& app, Context& ctx, std::function<void()>& action
   log->add_option("--company", opt.company, "Only this company's mail (default: every company's)");
   log->add_option("--address", opt.address,
                   "Only mail from or to addresses holding this text (any case)");
+  log->add_option("--id", opt.id,
+                  "Only the message with this id (a part of it): the gateway's (its Received "
+                  "header, its 250 reply) or the destination's, as its reply gave it");
   log->add_option("--result", opt.result, "Only this result")
       ->check(CLI::IsMember({"delivered", "deferred", "rejected", "spam"}));
   log->add_option("--direction", opt.direction, "Only this direction")

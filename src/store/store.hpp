@@ -88,11 +88,15 @@ struct AuditFilter {
 
 // The mail log entries a listing selects, newest first.
 struct MailLogFilter {
-  std::optional<Id> company_id;          // nullopt: every company's (operators)
-  std::string address;                   // a part of the sender or the recipient, any case; "": all
-  std::string result;                    // "delivered", "deferred", "rejected", "spam"; "": all
-  std::string direction;                 // "inbound", "outbound"; "": both
-  std::optional<core::TimePoint> since;  // at or after
+  std::optional<Id> company_id;  // nullopt: every company's (operators)
+  // A part of the sender or the recipient, any case; "": all.
+  std::string address;
+  // A part of the gateway's id of the message (its Received header, its 250 reply) or of the
+  // reply (the destination's own id is in it), any case; "": all.
+  std::string id;
+  std::string result;                     // "delivered", "deferred", "rejected", "spam"; "": all
+  std::string direction;                  // "inbound", "outbound"; "": both
+  std::optional<core::TimePoint> since;   // at or after
   std::optional<core::TimePoint> before;  // before
   std::size_t limit = 100;                // 0: no limit
   std::size_t offset = 0;

@@ -962,6 +962,8 @@ class Api(unittest.TestCase):
         self.assertIn("user unknown", entry["reply"])
         self.assertEqual(adm.call("GET", path + "&result=rejected&since=1h&direction=inbound")[1]["total"], 1)
         self.assertEqual(adm.call("GET", path + "&result=delivered")[1]["total"], 0)
+        self.assertEqual(adm.call("GET", path + "&id=5.1.1")[1]["total"], 1)  # in its reply
+        self.assertEqual(adm.call("GET", path + "&id=no-such-id")[1]["total"], 0)
         self.assertEqual(adm.call("GET", path + "&before=2000-01-01")[1]["total"], 0)
         # Another company's log: not this administrator's; the operator's.
         self.assertEqual(adm.call("GET", "/api/v1/companies/globex/mail-log")[0], 404)

@@ -1009,6 +1009,11 @@ class Gateway(unittest.TestCase):
                           main))  # the next hop's second server: the first is down
 
         # Found by result and direction; another company sees none of it.
+        # A message found by its id: the gateway's (as the 250 said it), or the destination's.
+        by_id = self.mail_log("acme", "--id", delivered["queue_id"])
+        self.assertIn(delivered["id"], [e["id"] for e in by_id])
+        fake_id = re.search(r"queued as (FAKE\d+)", delivered["reply"]).group(1)
+        self.assertIn(delivered["id"], [e["id"] for e in self.mail_log("acme", "--id", fake_id.lower())])
         spam_only = self.mail_log("acme", "--address", "mailtrace", "--result", "spam")
         self.assertEqual([e["id"] for e in spam_only], [spammed["id"]])
         out_only = self.mail_log("acme", "--address", "mailtrace", "--direction", "outbound")

@@ -2371,14 +2371,17 @@ namespace mailroster::store::sql {
 namespace {
 
 // The entries a filter selects: ?1 company, ?4 address, ?5 result, ?6 direction, ?7 since,
-// ?8 before (bound by bind_mail_log_filter). As audit_where, a condition not asked for is not
-// in the text, so each query uses the index by company and id.
+// ?8 before, ?9 id (bound by bind_mail_log_filter). As audit_where, a condition not asked for is
+// not in the text, so each query uses the index by company and id.
 std::string mail_log_where(const MailLogFilter& f, Dialect dialect) {
   const std::string find = dialect == Dialect::postgres ? "strpos" : "instr";
   return std::string(" FROM mail_log WHERE ") + (f.company_id ? "company_id = ?1" : "?1 IS NULL") +
          (f.address.empty() ? " AND ?4 = ''"
                             : " AND (" + find + "(lower(recipient), lower(?4)) > 0 OR " + find +
                                   "(lower(sender), lower(?4)) > 0)") +
+         (f.id.empty() ? " AND ?9 = ''"
+                       : " AND (" + find + "(lower(queue_id), lower(?9)) > 0 OR " + find +
+                             "(lower(reply), lower(?9)) > 0)") +
          (f.result.empty() ? " AND ?5 = ''" : " AND result = ?5") +
          (f.direction.empty() ? " AND ?6 = ''" : " AND direction = ?6") +
          (f.since ? " AND at >= ?7" : " AND ?7 IS NULL") +
@@ -2392,6 +2395,7 @@ void bind_mail_log_filter(Statement& s, const MailLogFilter& f) {
   s.bind(6, f.direction);
   s.bind(7, f.since ? std::optional(to_unix(*f.since)) : std::nullopt);
   s.bind(8, f.before ? std::optional(to_unix(*f.before)) : std::nullopt);
+  s.bind(9, f.id);
 }
 
 }  // namespace

@@ -1077,6 +1077,15 @@ TEST_P(StoreTest, MailLogKeepsEachCompanysEntriesAndFindsThem) {
   EXPECT_EQ(only([&](auto& f) { f.before = later; }),
             (V{"nobody@acme.example", "bob@acme.example"}));
   EXPECT_EQ(only([](auto& f) { f.address = "%"; }), V{});  // taken as it is, not a pattern
+  EXPECT_EQ(only([](auto& f) { f.id = "S1.1"; }),          // the gateway's id, or the destination's
+            (V{"friend@elsewhere.example", "bob@acme.example"}));
+  EXPECT_EQ(only([](auto& f) {
+              f.id = "queued as x";
+              f.direction = "inbound";
+            }),
+            V{"bob@acme.example"});
+  EXPECT_EQ(only([](auto& f) { f.id = "5.1.1"; }), V{"nobody@acme.example"});
+  EXPECT_EQ(only([](auto& f) { f.id = "nowhere-id"; }), V{});
   const auto page = store.list_mail_log({.company_id = acme.id, .limit = 1, .offset = 1});
   ASSERT_EQ(page.size(), 1u);
   EXPECT_EQ(page[0].recipient, "nobody@acme.example");
