@@ -354,35 +354,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
   // A page of the mail log of one company, or (nullopt) of every company, each entry naming
   // its company then; its filters from the query, or a 400 naming the one that is wrong.
   auto mail_log = [this](const HttpRequest& req, std::optional<core::Id> company) {
-    const auto q = query_params(req.query);
-    store::MailLogFilter f;
+    auto f = store::mail_log_filter(query_params(req.query), clock_.now());  // or a 400
     f.company_id = company;
-    const std::map<std::string, std::set<std::string>> choices = {
-        {"result", {"delivered", "deferred", "rejected", "spam"}},
-        {"direction", {"inbound", "outbound"}}};
-    for (const auto& [name, allowed] : choices) {
-      auto it = q.find(name);
-      if (it == q.end() || it->second.empty()) continue;
-      if (!allowed.contains(it->second)) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        return json_error(400, "invalid_argument", name + " must be one of " + list, name);
-      }
-      (name == "result" ? f.result : f.direction) = it->second;
-    }
-    if (auto it = q.find("address"); it != q.end()) f.address = it->second;
-    if (auto it = q.find("id"); it != q.end()) f.id = it->second;
-    const auto now = clock_.now();
-    for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"before", &f.before}}) {
-      auto it = q.find(name);
-      if (it == q.end() || it->second.empty()) continue;
-      *out = core::parse_moment(it->second, now);
-      if (!*out) {
-        return json_error(400, "invalid_argument",
-                          std::string(name) + " must be an ISO-8601 time or a duration such as 2h",
-                          name);
-      }
-    }
     std::map<core::Id, std::string> names;  // of the companies on the page
     return filtered_page_of(
         req.query, f,

@@ -881,26 +881,16 @@ void mail_log_command(CLI::App& app, Context& ctx, std::function<void()>& action
            "What happened to a company's mail (or every company's): each recipient refused, each "
            "message's outcome, newest first",
            action, [&ctx, &opt = ctx.mail_log_args] {
-             store::MailLogFilter f;
+             auto f = store::mail_log_filter({{"address", opt.address},
+                                              {"id", opt.id},
+                                              {"result", opt.result},
+                                              {"direction", opt.direction},
+                                              {"since", opt.since},
+                                              {"before", opt.before}},
+                                             ctx.clock().now());
              if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
-             f.address = opt.address;
-             f.id = opt.id;
              f.limit = opt.limit;
              f.offset = opt.offset;
-             f.result = opt.result;
-             f.direction = opt.direction;
-             const auto now = ctx.clock().now();
-             for (auto [text, out, name] : {std::tuple{&opt.since, &f.since, "since"},
-                                            std::tuple{&opt.before, &f.before, "before"}}) {
-               if (text->empty()) continue;
-               *out = core::parse_moment(*text, now);
-               if (!*out) {
-                 throw Failure(ErrorCode::invalid_argument,
-                               "--" + std::string(name) + " '" + *text +
-                                   "' is neither an ISO-8601 time nor a duration such as 2h",
-                               name);
-               }
-             }
              const auto entries = ctx.store().list_mail_log(f);
              if (ctx.json_output) {
                auto j = json::array();
@@ -927,9 +917,9 @@ void mail_log_command(CLI::App& app, Context& ctx, std::function<void()>& action
                   "Only the message with this id (a part of it): the gateway's (its Received "
                   "header, its 250 reply) or the destination's, as its reply gave it");
   log->add_option("--result", opt.result, "Only this result")
-      ->check(CLI::IsMember({"delivered", "deferred", "rejected", "spam"}));
+      ->check(CLI::IsMember(store::kMailLogResults));
   log->add_option("--direction", opt.direction, "Only this direction")
-      ->check(CLI::IsMember({"inbound", "outbound"}));
+      ->check(CLI::IsMember(store::kMailLogDirections));
   log->add_option("--since", opt.since, "From this time on (ISO-8601, or a duration ago: 2h)");
   log->add_option("--before", opt.before, "Before this time (ISO-8601, or a duration ago)");
   log->add_option("--limit", opt.limit, "At most this many (default 50, 0 = all)");

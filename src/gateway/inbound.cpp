@@ -194,11 +194,8 @@ struct InboundGateway::Impl {
                    std::string queue_id, std::string result, std::size_t size,
                    const std::optional<core::Endpoint>& server) {
     if (!settings.log) return;
-    auto entry = mail_log_entry("inbound", "data", session, tx, clock.now(), reply);
-    entry.queue_id = std::move(queue_id);
-    if (!result.empty()) entry.result = std::move(result);
-    entry.size = size;
-    if (server) entry.server = server->str();
+    const auto entry = message_entry("inbound", session, tx, clock.now(), reply,
+                                     std::move(queue_id), std::move(result), size, server);
     for (const auto& rcpt : recipients) {
       auto one = entry;
       one.company_id = rcpt.company_id;

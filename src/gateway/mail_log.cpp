@@ -85,4 +85,16 @@ core::MailLogEntry mail_log_entry(std::string direction, std::string stage,
   return e;
 }
 
+core::MailLogEntry message_entry(std::string direction, const smtp::SessionInfo& session,
+                                 const smtp::Transaction& tx, core::TimePoint at,
+                                 const smtp::Reply& reply, std::string queue_id, std::string result,
+                                 std::size_t size, const std::optional<core::Endpoint>& server) {
+  auto e = mail_log_entry(std::move(direction), "data", session, tx, at, reply);
+  e.queue_id = std::move(queue_id);
+  if (!result.empty()) e.result = std::move(result);
+  e.size = size;
+  if (server) e.server = server->str();
+  return e;
+}
+
 }  // namespace mailroster::gateway

@@ -11,10 +11,12 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/model.hpp"
+#include "core/network.hpp"
 #include "smtp/protocol.hpp"
 
 namespace mailroster::smtp {
@@ -59,5 +61,13 @@ class MailLog {
 core::MailLogEntry mail_log_entry(std::string direction, std::string stage,
                                   const smtp::SessionInfo& session, const smtp::Transaction& tx,
                                   core::TimePoint at, const smtp::Reply& reply);
+
+// A message's outcome (stage "data"), the entry each of its recipients' is copied from: also
+// its id, its result (the reply's when empty; "spam" is the gateway's word), its size and the
+// destination's server that answered, if one did.
+core::MailLogEntry message_entry(std::string direction, const smtp::SessionInfo& session,
+                                 const smtp::Transaction& tx, core::TimePoint at,
+                                 const smtp::Reply& reply, std::string queue_id, std::string result,
+                                 std::size_t size, const std::optional<core::Endpoint>& server);
 
 }  // namespace mailroster::gateway

@@ -46,12 +46,9 @@ struct OutboundGateway::Impl {
                    const std::optional<core::Endpoint>& server) {
     const auto company = settings.log ? company_of(session, tx) : 0;
     if (company == 0) return;
-    auto entry = mail_log_entry("outbound", "data", session, tx, clock.now(), reply);
+    auto entry = message_entry("outbound", session, tx, clock.now(), reply, std::move(queue_id),
+                               std::move(result), size, server);
     entry.company_id = company;
-    entry.queue_id = std::move(queue_id);
-    if (!result.empty()) entry.result = std::move(result);
-    entry.size = size;
-    if (server) entry.server = server->str();
     for (const auto& rcpt : tx.recipients) {
       auto one = entry;
       one.recipient = rcpt;

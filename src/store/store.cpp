@@ -1,6 +1,9 @@
 #include "store/store.hpp"
 
 #include <algorithm>
+#include <tuple>
+
+#include "core/error.hpp"
 
 namespace mailroster::store {
 
@@ -35,6 +38,40 @@ void for_each_user_page(Store& store, UserFilter filter, std::size_t page_size,
     if (users.size() < filter.limit) return;
     filter.after = UserFilter::Key{users.back().company_id, users.back().address.key()};
   }
+}
+
+MailLogFilter mail_log_filter(const std::map<std::string, std::string>& params,
+                              core::TimePoint now) {
+  const auto param = [&](const std::string& name) {
+    const auto it = params.find(name);
+    return it == params.end() ? std::string() : it->second;
+  };
+  MailLogFilter f;
+  f.address = param("address");
+  f.id = param("id");
+  for (auto [name, allowed, out] : {std::tuple{"result", &kMailLogResults, &f.result},
+                                    std::tuple{"direction", &kMailLogDirections, &f.direction}}) {
+    *out = param(name);
+    if (out->empty() || std::find(allowed->begin(), allowed->end(), *out) != allowed->end()) {
+      continue;
+    }
+    std::string list;
+    for (const auto& a : *allowed) list += (list.empty() ? "" : ", ") + a;
+    throw core::Failure(core::ErrorCode::invalid_argument,
+                        std::string(name) + " must be one of " + list, name);
+  }
+  for (auto [name, out] : {std::pair{"since", &f.since}, std::pair{"before", &f.before}}) {
+    const auto text = param(name);
+    if (text.empty()) continue;
+    *out = core::parse_moment(text, now);
+    if (!*out) {
+      throw core::Failure(core::ErrorCode::invalid_argument,
+                          std::string(name) + " '" + text +
+                              "' is neither an ISO-8601 time nor a duration such as 2h",
+                          name);
+    }
+  }
+  return f;
 }
 
 std::optional<LoginRole> parse_login_role(std::string_view t) {

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -101,6 +102,18 @@ struct MailLogFilter {
   std::size_t limit = 100;                // 0: no limit
   std::size_t offset = 0;
 };
+
+// The results and directions the mail log's entries have, and its filters take.
+inline const std::vector<std::string> kMailLogResults = {"delivered", "deferred", "rejected",
+                                                         "spam"};
+inline const std::vector<std::string> kMailLogDirections = {"inbound", "outbound"};
+
+// A mail log filter from its parameters as text, as the CLI's options and the API's query give
+// them: address, id, result, direction, since and before (ISO-8601, or a duration before now);
+// an empty or missing one selects all. Throws core::Failure (invalid_argument, naming the
+// parameter) for a value it cannot take. The company, limit and offset are the caller's.
+MailLogFilter mail_log_filter(const std::map<std::string, std::string>& params,
+                              core::TimePoint now);
 
 // What an address is to the gateway; the basis of every per-recipient decision.
 struct AddressOwner {

@@ -2362,11 +2362,7 @@ std::size_t SqlStore::prune(std::string_view table, TimePoint before) {
   }
 }
 
-}  // namespace mailroster::store::sql
-
 // ---- mail log -----------------------------------------------------------------------------
-
-namespace mailroster::store::sql {
 
 namespace {
 
@@ -2374,14 +2370,15 @@ namespace {
 // ?8 before, ?9 id (bound by bind_mail_log_filter). As audit_where, a condition not asked for is
 // not in the text, so each query uses the index by company and id.
 std::string mail_log_where(const MailLogFilter& f, Dialect dialect) {
-  const std::string find = dialect == Dialect::postgres ? "strpos" : "instr";
+  // " AND (a or b holds the parameter, any case)"
+  const auto either_holds = [find = dialect == Dialect::postgres ? "strpos" : "instr"](
+                                const char* a, const char* b, const char* param) {
+    return fmt::format(" AND ({0}(lower({1}), lower({3})) > 0 OR {0}(lower({2}), lower({3})) > 0)",
+                       find, a, b, param);
+  };
   return std::string(" FROM mail_log WHERE ") + (f.company_id ? "company_id = ?1" : "?1 IS NULL") +
-         (f.address.empty() ? " AND ?4 = ''"
-                            : " AND (" + find + "(lower(recipient), lower(?4)) > 0 OR " + find +
-                                  "(lower(sender), lower(?4)) > 0)") +
-         (f.id.empty() ? " AND ?9 = ''"
-                       : " AND (" + find + "(lower(queue_id), lower(?9)) > 0 OR " + find +
-                             "(lower(reply), lower(?9)) > 0)") +
+         (f.address.empty() ? " AND ?4 = ''" : either_holds("recipient", "sender", "?4")) +
+         (f.id.empty() ? " AND ?9 = ''" : either_holds("queue_id", "reply", "?9")) +
          (f.result.empty() ? " AND ?5 = ''" : " AND result = ?5") +
          (f.direction.empty() ? " AND ?6 = ''" : " AND direction = ?6") +
          (f.since ? " AND at >= ?7" : " AND ?7 IS NULL") +
