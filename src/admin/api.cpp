@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -685,6 +686,24 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          return mail_log(req, std::nullopt);
        }},
+      {"GET", "/api/v1/companies/{company}/usage",
+       "The company's licensed users per day (UTC), as maintenance counted them, with the "
+       "peak and the average of the days: ?month=YYYY-MM, or ?from=&to= (YYYY-MM-DD); "
+       "default the current month",
+       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         auto f = store::usage_filter(query_params(req.query), clock_.now());  // or a 400
+         f.company_id = co.id;
+         return ok(usage_json(store_, f));
+       })},
+      {"GET", "/api/v1/usage",
+       "Every company's licensed users per day (operators: what to bill), removed companies' "
+       "days included; the filters of a company's usage",
+       false,
+       [this](Req req, Who c) {
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         return ok(usage_json(store_, store::usage_filter(query_params(req.query), clock_.now())));
+       }},
       {"GET", "/api/v1/nodes",
        "The serve processes on this database, alive or gone, and the one running the scheduler "
        "(operators)",
@@ -1174,6 +1193,20 @@ void Api::add_route(const std::string& method, const std::string& path, const st
          return handler(req);
        },
        {}});
+}
+
+json usage_json(store::Store& store, const store::UsageFilter& filter) {
+  json companies = json::array();
+  for (const auto& c : store::summarize_usage(store.license_usage(filter))) {
+    companies.push_back({{"company_id", c.company_id},
+                         {"company", c.company},
+                         {"peak_users", c.peak_users},
+                         {"average_users", std::round(c.average_users * 100) / 100},
+                         {"days_counted", c.days.size()},
+                         {"last", c.last},
+                         {"days", c.days}});
+  }
+  return {{"from", filter.from}, {"to", filter.to}, {"companies", std::move(companies)}};
 }
 
 json nodes_json(store::Store& store, core::TimePoint now) {

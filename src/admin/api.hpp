@@ -49,6 +49,11 @@ std::string password_link_message(const PasswordMail& mail, const std::string& t
 // /api/v1/nodes show them: each with whether it is alive at now and runs the scheduler.
 nlohmann::json nodes_json(store::Store& store, core::TimePoint now);
 
+// Licensed users per company over a filter's days (Store::license_usage, store::summarize_usage)
+// as `usage --json` and GET /api/v1/usage show them: the days, then each company's peak,
+// average, last day and every day counted.
+nlohmann::json usage_json(store::Store& store, const store::UsageFilter& filter);
+
 class Api {
  public:
   Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,

@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -197,6 +198,14 @@ struct MailLogArgs {
   std::size_t offset = 0;
 };
 
+struct UsageArgs {
+  std::string company;
+  std::string month;
+  std::string from;
+  std::string to;
+  bool daily = false;
+};
+
 // What every verb needs: options shared by all, and the store opened on first use.
 struct Context {
   std::string config_path;
@@ -220,6 +229,7 @@ struct Context {
   AliasArgs alias_args;
   AuditArgs audit_args;
   MailLogArgs mail_log_args;
+  UsageArgs usage_args;
   VerifyArgs verify_args;
   DiscoveryArgs discovery_args;
   InvalidArgs invalid_args;
@@ -927,6 +937,60 @@ void mail_log_command(CLI::App& app, Context& ctx, std::function<void()>& action
   add_json_flag(log, ctx);
 }
 
+void usage_command(CLI::App& app, Context& ctx, std::function<void()>& action) {
+  auto& opt = ctx.usage_args;
+  auto* usage = verb(
+      app, "usage",
+      "Licensed users per company (what to bill): each day's count by the maintenance job, with "
+      "the peak and the average over a month or days",
+      action, [&ctx, &opt = ctx.usage_args] {
+        auto f = store::usage_filter({{"month", opt.month}, {"from", opt.from}, {"to", opt.to}},
+                                     ctx.clock().now());
+        if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
+        if (ctx.json_output) return ctx.print_json(admin::usage_json(ctx.store(), f));
+        const auto companies = store::summarize_usage(ctx.store().license_usage(f));
+        ctx.out << "licensed users, " << f.from << " to " << f.to
+                << " (UTC days, as maintenance counted them)\n";
+        std::vector<std::vector<std::string>> rows;
+        const auto counts = [](const core::LicenseUsage& d) {
+          return std::vector<std::string>{
+              std::to_string(d.users), std::to_string(d.end_users), std::to_string(d.silent_users),
+              std::to_string(d.functional), std::to_string(d.from_discovery)};
+        };
+        const std::vector<std::string> kinds = {"END USERS", "SILENT", "FUNCTIONAL",
+                                                "FROM DISCOVERY"};
+        if (opt.daily) {
+          for (const auto& c : companies) {
+            for (const auto& d : c.days) {
+              auto row = std::vector<std::string>{d.day, c.company, std::to_string(d.peak_users)};
+              for (auto& n : counts(d)) row.push_back(std::move(n));
+              rows.push_back(std::move(row));
+            }
+          }
+          std::vector<std::string> header = {"DAY", "COMPANY", "PEAK", "USERS"};
+          header.insert(header.end(), kinds.begin(), kinds.end());
+          return print_table(ctx.out, header, rows);
+        }
+        for (const auto& c : companies) {
+          auto row = std::vector<std::string>{c.company, std::to_string(c.peak_users),
+                                              fmt::format("{:.1f}", c.average_users), c.last.day};
+          for (auto& n : counts(c.last)) row.push_back(std::move(n));
+          row.push_back(std::to_string(c.days.size()));
+          rows.push_back(std::move(row));
+        }
+        std::vector<std::string> header = {"COMPANY", "PEAK", "AVERAGE", "LAST DAY", "USERS"};
+        header.insert(header.end(), kinds.begin(), kinds.end());
+        header.push_back("DAYS");
+        print_table(ctx.out, header, rows);
+      });
+  usage->add_option("--company", opt.company, "Only this company (default: every company)");
+  usage->add_option("--month", opt.month, "This month, YYYY-MM (default: the current month)");
+  usage->add_option("--from", opt.from, "From this day on, YYYY-MM-DD");
+  usage->add_option("--to", opt.to, "Up to this day, YYYY-MM-DD (default: today)");
+  usage->add_flag("--daily", opt.daily, "One line per company and day");
+  add_json_flag(usage, ctx);
+}
+
 // A request to the running service's admin API on this machine, with the local token (derived
 // from the secrets key file, which only local administrators can read); its JSON answer, or a
 // Failure with the service's reason.
@@ -1209,7 +1273,9 @@ class ManualLease {
 void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   auto& opt = ctx.maintain_args;
   auto* maintain = verb(
-      app, "maintain", "Run the maintenance job once (expiry; on Thursdays the weekly reports)",
+      app, "maintain",
+      "Run the maintenance job once (expiry, the day's licensed users; on Thursdays the weekly "
+      "reports)",
       action, [&ctx, &opt = ctx.maintain_args] {
         ctx.fix_time(opt.at);
         const auto now = ctx.clock().now();
@@ -1227,10 +1293,13 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
             boost::asio::detached);
         io.run();
         if (ctx.json_output) {
-          json j = {
-              {"at", core::format_iso8601(now)},           {"reports_sent", result.reports_sent},
-              {"reports_failed", result.reports_failed},   {"audit_pruned", result.audit_pruned},
-              {"mail_log_pruned", result.mail_log_pruned}, {"expired", json::array()}};
+          json j = {{"at", core::format_iso8601(now)},
+                    {"reports_sent", result.reports_sent},
+                    {"reports_failed", result.reports_failed},
+                    {"audit_pruned", result.audit_pruned},
+                    {"mail_log_pruned", result.mail_log_pruned},
+                    {"usage_counted", result.usage_counted},
+                    {"expired", json::array()}};
           for (const auto& [a, o] : result.expiry.changed) {
             j["expired"].push_back({{"address", a}, {"outcome", lifecycle::to_string(o)}});
           }
@@ -1248,6 +1317,8 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
         if (result.mail_log_pruned) {
           ctx.out << "  mail log entries removed (retention): " << result.mail_log_pruned << "\n";
         }
+        ctx.out << "  licensed users counted: " << result.usage_counted << " compan"
+                << (result.usage_counted == 1 ? "y" : "ies") << "\n";
         if (!result.reports_failed.empty()) {
           throw Failure(ErrorCode::unavailable,
                         std::to_string(result.reports_failed.size()) +
@@ -1723,6 +1794,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   alias_commands(app, ctx, action);
   audit_commands(app, ctx, action);
   mail_log_command(app, ctx, action);
+  usage_command(app, ctx, action);
   verify_commands(app, ctx, action);
   discovery_commands(app, ctx, action);
   invalid_commands(app, ctx, action);

@@ -115,6 +115,17 @@ void to_json(nlohmann::json& j, const MailLogEntry& e) {
        {"size", e.size}};
 }
 
+void to_json(nlohmann::json& j, const LicenseUsage& u) {
+  j = {{"day", u.day},
+       {"users", u.users},
+       {"peak_users", u.peak_users},
+       {"end_users", u.end_users},
+       {"silent_users", u.silent_users},
+       {"functional", u.functional},
+       {"from_discovery", u.from_discovery},
+       {"counted_at", format_iso8601(u.counted_at)}};
+}
+
 void to_json(nlohmann::json& j, const PlanItem& item) {
   j = {
       {"action", to_string(item.action)}, {"address", item.address.str()}, {"reason", item.reason}};

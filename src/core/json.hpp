@@ -18,6 +18,7 @@ void to_json(nlohmann::json& j, const DiscoveredAddress& d);
 void to_json(nlohmann::json& j, const DiscoverySettings& s);
 void to_json(nlohmann::json& j, const AuditEvent& e);
 void to_json(nlohmann::json& j, const MailLogEntry& e);
+void to_json(nlohmann::json& j, const LicenseUsage& u);
 void to_json(nlohmann::json& j, const PlanItem& item);
 
 }  // namespace mailroster::core

@@ -153,6 +153,22 @@ struct MailLogEntry {
   std::uint64_t size = 0;  // the message's bytes (stage "data")
 };
 
+// One company's licensed users (its user accounts: the billable set) on one day, UTC, as the
+// maintenance job counted them: the last count of the day, and the day's highest. Kept after
+// the company is removed, under the name it had, so that the month it left can still be billed.
+struct LicenseUsage {
+  std::string day;  // YYYY-MM-DD (UTC)
+  Id company_id = 0;
+  std::string company;
+  std::int64_t users = 0;       // every user account at the day's last count
+  std::int64_t peak_users = 0;  // the day's highest count
+  std::int64_t end_users = 0;   // of users, at the last count: by role
+  std::int64_t silent_users = 0;
+  std::int64_t functional = 0;
+  std::int64_t from_discovery = 0;  // of users: those SMTP Discovery created
+  TimePoint counted_at{};           // the day's last count
+};
+
 // A count one node tells the other nodes of its database (core::WindowCounts): events of
 // one key (a client address, an email) since its previous report.
 struct TallyCount {

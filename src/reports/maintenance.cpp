@@ -90,6 +90,8 @@ awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
                    result.mail_log_pruned == 1 ? "y" : "ies", core::format_iso8601(before));
     }
   }
+  // After expiry, which may have made users: the day's count includes them.
+  result.usage_counted = co_await on_store([&] { return store_.record_license_usage(now); });
   const auto week = core::report_week(now);
   if (!week) co_return result;
 

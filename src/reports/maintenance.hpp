@@ -1,4 +1,5 @@
-// The maintenance job: expiry of discovered addresses, then on Thursdays the weekly reports.
+// The maintenance job: expiry of discovered addresses, the day's count of licensed users, then
+// on Thursdays the weekly reports.
 // `serve` runs it every `interval`; `mailroster maintain --at TIME` runs it once for a given
 // instant. A report is recorded as sent only after the relay said 250, so a failed send is
 // retried on the next run, and a sent one is never sent again, across restarts too.
@@ -46,6 +47,7 @@ struct MaintenanceResult {
   std::vector<std::string> reports_failed;  // "company: reason"
   std::size_t audit_pruned = 0;             // events past the audit retention, removed
   std::size_t mail_log_pruned = 0;          // mail log entries past their retention, removed
+  std::size_t usage_counted = 0;            // companies whose licensed users were counted
 };
 
 // Submits one message through the relay at `relay`, from `from` (the weekly reports, serve's

@@ -252,6 +252,26 @@ TEST_P(Reports, MaintenanceExpiresUnhandledAddresses) {
   EXPECT_EQ(store->resolve(addr("temp@acme.example")).kind, store::AddressOwner::Kind::invalid);
 }
 
+// Each run counts the day's licensed users, after expiry: a user that expiry made is in the
+// count of the run that made it.
+TEST_P(Reports, EachRunCountsTheDaysLicensedUsersAfterExpiry) {
+  auto s = store->discovery_settings(acme.id);
+  s.expired_to_new_user = true;
+  store->set_discovery_settings(acme.id, s, admin);
+  store->add_user({addr("alice@acme.example")}, admin);
+  discovery->record_clean_inbound(addr("temp@acme.example"));
+  const auto at = clock.now() + days{21};
+  const auto result = run_at(at);
+  ASSERT_EQ(result.expiry.changed.size(), 1u);
+  EXPECT_EQ(result.usage_counted, 1u);
+  const auto day = core::format_iso8601(at).substr(0, 10);
+  const auto usage = store->license_usage({.company_id = acme.id, .from = day, .to = day});
+  ASSERT_EQ(usage.size(), 1u);
+  EXPECT_EQ(usage[0].users, 2);
+  EXPECT_EQ(usage[0].from_discovery, 1);
+  EXPECT_EQ(usage[0].counted_at, at);
+}
+
 // While an import or a sync holds the store, a maintenance run waits for it on its own
 // thread: the I/O thread (SMTP's, in serve) goes on.
 TEST_P(Reports, TheIoThreadRunsOnWhileTheStoreIsBusy) {

@@ -1,7 +1,9 @@
 #include "store/store.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <tuple>
+#include <utility>
 
 #include "core/error.hpp"
 
@@ -72,6 +74,84 @@ MailLogFilter mail_log_filter(const std::map<std::string, std::string>& params,
     }
   }
   return f;
+}
+
+namespace {
+
+std::string day_of(core::TimePoint t) { return core::format_iso8601(t).substr(0, 10); }
+
+// A day written YYYY-MM-DD, a real one; nullopt otherwise.
+std::optional<core::TimePoint> parse_day(const std::string& text) {
+  const auto t = text.size() == 10 ? core::parse_iso8601(text) : std::nullopt;
+  if (!t || day_of(*t) != text) return std::nullopt;
+  return t;
+}
+
+// The first and the last day of the month `day` is in.
+std::pair<std::string, std::string> month_of(core::TimePoint day) {
+  using namespace std::chrono;
+  const year_month_day ymd{floor<days>(day)};
+  return {day_of(sys_days{ymd.year() / ymd.month() / 1}),
+          day_of(sys_days{ymd.year() / ymd.month() / last})};
+}
+
+}  // namespace
+
+UsageFilter usage_filter(const std::map<std::string, std::string>& params, core::TimePoint now) {
+  const auto param = [&](const std::string& name) {
+    const auto it = params.find(name);
+    return it == params.end() ? std::string() : it->second;
+  };
+  const auto bad = [](const std::string& name, const std::string& why) {
+    return core::Failure(core::ErrorCode::invalid_argument, name + " " + why, name);
+  };
+  const auto month = param("month");
+  auto from = param("from");
+  auto to = param("to");
+  UsageFilter f;
+  if (!month.empty()) {
+    if (!from.empty() || !to.empty()) throw bad("month", "cannot be given with from or to");
+    const auto first = parse_day(month + "-01");
+    if (month.size() != 7 || !first) throw bad("month", "'" + month + "' is not a month: YYYY-MM");
+    std::tie(f.from, f.to) = month_of(*first);
+    return f;
+  }
+  if (from.empty() && to.empty()) {
+    std::tie(f.from, f.to) = month_of(now);
+    return f;
+  }
+  for (auto [name, text] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
+    if (!text->empty() && !parse_day(*text)) {
+      throw bad(name, "'" + *text + "' is not a day: YYYY-MM-DD");
+    }
+  }
+  f.from = from.empty() ? month_of(*parse_day(to)).first : from;
+  f.to = to.empty() ? day_of(now) : to;
+  if (f.to < f.from) throw bad("to", "'" + f.to + "' is before from '" + f.from + "'");
+  return f;
+}
+
+std::vector<CompanyUsage> summarize_usage(std::vector<core::LicenseUsage> rows) {
+  std::vector<CompanyUsage> out;
+  for (auto& row : rows) {
+    if (out.empty() || out.back().company_id != row.company_id) {
+      out.push_back({.company_id = row.company_id});
+    }
+    auto& c = out.back();
+    c.peak_users = std::max(c.peak_users, row.peak_users);
+    c.days.push_back(std::move(row));
+  }
+  for (auto& c : out) {
+    double sum = 0;
+    for (const auto& d : c.days) sum += static_cast<double>(d.peak_users);
+    c.average_users = sum / static_cast<double>(c.days.size());
+    c.last = c.days.back();
+    c.company = c.last.company;
+  }
+  std::sort(out.begin(), out.end(), [](const CompanyUsage& a, const CompanyUsage& b) {
+    return std::tie(a.company, a.company_id) < std::tie(b.company, b.company_id);
+  });
+  return out;
 }
 
 std::optional<LoginRole> parse_login_role(std::string_view t) {

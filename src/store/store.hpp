@@ -115,6 +115,34 @@ inline const std::vector<std::string> kMailLogDirections = {"inbound", "outbound
 MailLogFilter mail_log_filter(const std::map<std::string, std::string>& params,
                               core::TimePoint now);
 
+// The days of licensed-user counts a usage report reads: from..to, both included, as
+// YYYY-MM-DD (UTC).
+struct UsageFilter {
+  std::optional<Id> company_id;  // nullopt: every company's (operators)
+  std::string from;
+  std::string to;
+};
+
+// A usage filter from its parameters as text, as the CLI's options and the API's query give
+// them: month (YYYY-MM), or from and to (YYYY-MM-DD, to defaulting to from's month's end);
+// none: the month of `now`. Throws core::Failure (invalid_argument, naming the parameter) for
+// a value it cannot take. The company is the caller's.
+UsageFilter usage_filter(const std::map<std::string, std::string>& params, core::TimePoint now);
+
+// One company's licensed users over a report's days (what an operator bills on).
+struct CompanyUsage {
+  Id company_id = 0;
+  std::string company;                   // its name on the last day counted
+  std::int64_t peak_users = 0;           // the highest count of any day
+  double average_users = 0;              // the mean of the days' highest counts
+  core::LicenseUsage last;               // the last day counted
+  std::vector<core::LicenseUsage> days;  // each day counted, in order
+};
+
+// The companies' usage from LicenseUsage rows ordered by company, then day (as
+// Store::license_usage lists them); by company name, then id.
+std::vector<CompanyUsage> summarize_usage(std::vector<core::LicenseUsage> rows);
+
 // What an address is to the gateway; the basis of every per-recipient decision.
 struct AddressOwner {
   enum class Kind { none, user, alias, invalid, discovered };
@@ -391,6 +419,13 @@ class Store {
   virtual std::size_t count_mail_log(const MailLogFilter& filter) = 0;
   // Removes the entries from before `before` ([mail_log] retention), as prune_audit does.
   virtual std::size_t prune_mail_log(core::TimePoint before) = 0;
+
+  // Licensed users per company and day (core::LicenseUsage). record_license_usage counts every
+  // company's users at `now` and keeps the counts as that day's (UTC): the last count, and
+  // the day's highest; returns how many companies it counted. license_usage lists the days a
+  // filter selects, ordered by company, then day; a removed company's days stay.
+  virtual std::size_t record_license_usage(core::TimePoint now) = 0;
+  virtual std::vector<core::LicenseUsage> license_usage(const UsageFilter& filter) = 0;
 
   // Audit trail, newest first.
   virtual std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) = 0;

@@ -2478,4 +2478,60 @@ std::size_t SqlStore::count_mail_log(const MailLogFilter& f) {
 
 std::size_t SqlStore::prune_mail_log(TimePoint before) { return prune("mail_log", before); }
 
+// ---- licensed users per day ----------------------------------------------------------------
+
+std::size_t SqlStore::record_license_usage(TimePoint now) {
+  const auto greatest = backend_.dialect == Dialect::postgres ? "GREATEST" : "max";
+  return impl_->guard([&] {
+    impl_->db
+        .prepare(fmt::format(
+            "INSERT INTO license_usage(company_id, day, company, users, peak_users, end_users, "
+            "silent_users, functional, from_discovery, counted_at) "
+            "SELECT c.id, ?1, c.name, COUNT(u.id), COUNT(u.id), "
+            "COUNT(u.id) FILTER (WHERE u.role = 'end_user'), "
+            "COUNT(u.id) FILTER (WHERE u.role = 'silent_user'), "
+            "COUNT(u.id) FILTER (WHERE u.role = 'functional'), "
+            "COUNT(u.id) FILTER (WHERE u.source = 'discovery'), ?2 "
+            "FROM companies c LEFT JOIN users u ON u.company_id = c.id WHERE true "
+            "GROUP BY c.id, c.name "
+            "ON CONFLICT (company_id, day) DO UPDATE SET company = excluded.company, "
+            "users = excluded.users, peak_users = {}(license_usage.peak_users, excluded.users), "
+            "end_users = excluded.end_users, silent_users = excluded.silent_users, "
+            "functional = excluded.functional, from_discovery = excluded.from_discovery, "
+            "counted_at = excluded.counted_at",
+            greatest))
+        .bind(1, core::format_iso8601(now).substr(0, 10))
+        .bind(2, to_unix(now))
+        .run();
+    return static_cast<std::size_t>(impl_->db.changes());
+  });
+}
+
+std::vector<core::LicenseUsage> SqlStore::license_usage(const UsageFilter& f) {
+  return read([&](Impl& I) {
+    std::vector<core::LicenseUsage> out;
+    auto s = I.db.prepare(
+        std::string("SELECT company_id, day, company, users, peak_users, end_users, silent_users, "
+                    "functional, from_discovery, counted_at FROM license_usage WHERE ") +
+        (f.company_id ? "company_id = ?1" : "?1 IS NULL") +
+        " AND day >= ?2 AND day <= ?3 ORDER BY company_id, day");
+    s.bind(1, f.company_id);
+    s.bind(2, f.from);
+    s.bind(3, f.to);
+    while (s.step()) {
+      out.push_back({.day = s.text(1),
+                     .company_id = s.int64(0),
+                     .company = s.text(2),
+                     .users = s.int64(3),
+                     .peak_users = s.int64(4),
+                     .end_users = s.int64(5),
+                     .silent_users = s.int64(6),
+                     .functional = s.int64(7),
+                     .from_discovery = s.int64(8),
+                     .counted_at = from_unix(s.int64(9))});
+    }
+    return out;
+  });
+}
+
 }  // namespace mailroster::store::sql

@@ -1124,6 +1124,61 @@ TEST_P(StoreTest, PruningTheMailLogRemovesOnlyWhatIsOlder) {
   EXPECT_EQ(store.prune_mail_log(cut), 0u);
 }
 
+// Licensed users per day: each count of a day keeps the last counts and the day's highest;
+// another day is a row of its own; a removed company's days stay, under its name.
+TEST_P(StoreTest, LicenseUsageKeepsEachDaysLastCountAndItsPeak) {
+  const auto acme = add_acme();
+  const auto globex = add_globex();
+  const auto day1 = core::TimePoint{sys_days{2026y / December / 1}};
+  const auto ann = add_user("ann@acme.example");
+  add_user("bob@acme.example", core::Role::silent_user);
+  add_user("desk@acme.example", core::Role::functional);
+  store.add_user({.address = addr("new@acme.example"), .source = core::Source::discovery}, actor);
+  EXPECT_EQ(store.record_license_usage(day1 + hours(1)), 2u);  // every company, users or not
+  store.remove_user(ann.id, actor);
+  store.record_license_usage(day1 + hours(23));  // the same day: fewer users now
+  add_user("one@globex.example");
+  store.record_license_usage(day1 + days(1) + hours(2));  // the next day
+  store.remove_company(acme.id, true, actor);
+  store.record_license_usage(day1 + days(1) + hours(3));  // acme no more
+
+  const auto all = store.license_usage({.from = "2026-12-01", .to = "2026-12-31"});
+  ASSERT_EQ(all.size(), 4u);  // by company, then day
+  EXPECT_EQ(std::tie(all[0].company_id, all[0].day), std::tie(acme.id, "2026-12-01"));
+  EXPECT_EQ(all[0].company, "acme");
+  EXPECT_EQ(all[0].users, 3);
+  EXPECT_EQ(all[0].peak_users, 4);
+  EXPECT_EQ(all[0].end_users, 1);  // new@ is an end user made by discovery
+  EXPECT_EQ(all[0].silent_users, 1);
+  EXPECT_EQ(all[0].functional, 1);
+  EXPECT_EQ(all[0].from_discovery, 1);
+  EXPECT_EQ(all[0].counted_at, day1 + hours(23));
+  EXPECT_EQ(std::tie(all[1].day, all[1].users, all[1].peak_users),
+            std::tuple("2026-12-02", 3, 3));  // counted once that day, before the removal
+  EXPECT_EQ(std::tie(all[2].company_id, all[2].day, all[2].users),
+            std::tuple(globex.id, "2026-12-01", 0));
+  EXPECT_EQ(std::tie(all[3].day, all[3].users, all[3].peak_users), std::tuple("2026-12-02", 1, 1));
+
+  // One company; a range of days, both ends included.
+  const auto g =
+      store.license_usage({.company_id = globex.id, .from = "2026-12-02", .to = "2026-12-02"});
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g[0].company, "globex");
+  EXPECT_TRUE(store.license_usage({.from = "2026-11-01", .to = "2026-11-30"}).empty());
+  const auto acme_days =
+      store.license_usage({.company_id = acme.id, .from = "2026-12-01", .to = "2026-12-02"});
+  EXPECT_EQ(acme_days.size(), 2u);  // removed, and still billed for its days
+
+  // The report: a company's peak and the mean of its days' highest counts.
+  const auto report = summarize_usage(all);
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_EQ(std::tie(report[0].company, report[0].peak_users), std::tuple("acme", 4));
+  EXPECT_DOUBLE_EQ(report[0].average_users, 3.5);
+  EXPECT_EQ(report[0].last.day, "2026-12-02");
+  EXPECT_EQ(std::tie(report[1].company, report[1].peak_users), std::tuple("globex", 1));
+  EXPECT_DOUBLE_EQ(report[1].average_users, 0.5);
+}
+
 TEST_P(StoreTest, AtomicallyCommitsAllOrNothing) {
   auto acme = add_acme();
   store.atomically([&] {
