@@ -984,6 +984,48 @@ class Api(unittest.TestCase):
             status, body, _ = adm.call("GET", "/api/v1/companies/acme/mail-log?" + query)
             self.assertEqual((status, body["error"]["field"]), (400, field), body)
 
+    def test_licensed_users_per_day_for_billing(self):
+        """Each maintenance run counts the licensed users of the day: a company administrator
+        reads the company's days, an operator every company's; bad filters are 400s."""
+        # Runs by hand for given days (serve holds the scheduler lease: --force), on a Monday
+        # in October, which no other test here touches.
+        cli(self.db, "maintain", "--force", "--at", "2026-10-12T09:00:00Z")
+        cli(self.db, "maintain", "--force", "--at", "2026-10-13T09:00:00Z")
+        acme_users = len(json.loads(cli(self.db, "user", "list", "--company", "acme", "--json")))
+        adm, ops = self.client("admin@acme.example"), self.client("ops@mailroster.example")
+        status, body, _ = adm.call("GET", "/api/v1/companies/acme/usage?month=2026-10")
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["from"], body["to"]), ("2026-10-01", "2026-10-31"))
+        [acme] = body["companies"]
+        self.assertEqual((acme["company"], acme["days_counted"]), ("acme", 2))
+        self.assertEqual([d["day"] for d in acme["days"]], ["2026-10-12", "2026-10-13"])
+        self.assertEqual(acme["last"]["users"], acme_users)
+        self.assertEqual(acme["last"]["counted_at"], "2026-10-13T09:00:00Z")
+        self.assertEqual(acme["last"]["users"], acme["last"]["end_users"] +
+                         acme["last"]["silent_users"] + acme["last"]["functional"])
+        status, body, _ = adm.call("GET", "/api/v1/companies/acme/usage?from=2026-10-13&to=2026-10-13")
+        self.assertEqual([d["day"] for d in body["companies"][0]["days"]], ["2026-10-13"])
+        # The current month by default (serve counted today when it started).
+        status, body, _ = adm.call("GET", "/api/v1/companies/acme/usage")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["from"], time.strftime("%Y-%m-01", time.gmtime()))
+        # Another company's: not this administrator's; every company's: operators only.
+        self.assertEqual(adm.call("GET", "/api/v1/companies/globex/usage")[0], 404)
+        self.assertEqual(adm.call("GET", "/api/v1/usage")[0], 403)
+        self.assertIn(self.client("alice@acme.example").call(
+            "GET", "/api/v1/companies/acme/usage")[0], (403, 404))
+        status, every, _ = ops.call("GET", "/api/v1/usage?month=2026-10")
+        self.assertEqual(status, 200, every)
+        names = [c["company"] for c in every["companies"]]
+        self.assertEqual(names, sorted(names))
+        self.assertIn("acme", names)
+        self.assertIn("globex", names)
+        for query, field in (("month=2026-13", "month"), ("month=2026-10&from=2026-10-01", "month"),
+                             ("from=2026-02-30", "from"), ("to=soon", "to"),
+                             ("from=2026-10-13&to=2026-10-12", "to")):
+            status, body, _ = ops.call("GET", "/api/v1/usage?" + query)
+            self.assertEqual((status, body["error"]["field"]), (400, field), body)
+
     def test_every_route_for_every_role(self):
         """Every route of the OpenAPI document: 401 without a session; for a company admin of
         acme, every route naming globex (or one of its users) is 404; for an end user, every

@@ -403,6 +403,55 @@ TEST_F(Cli, TheMailLogIsListedAndPrunedPastItsRetention) {
   EXPECT_NE(r.err.find("mail_log.retention must be at least 1h"), std::string::npos) << r.err;
 }
 
+// Licensed users per day: each maintenance run counts them (given times, no waiting); `usage`
+// reads a month or a range of days, as a table, per day, or as JSON; a removed company's days
+// stay for its bill.
+TEST_F(Cli, UsageReportsTheLicensedUsersPerCompanyAndDay) {
+  acme();
+  ok({"company", "add", "globex"});
+  ok({"domain", "add", "globex.example", "--company", "globex", "--destination", "127.0.0.1:2526"});
+  for (const char* u : {"ann", "bob", "cid"}) ok({"user", "add", std::string(u) + "@acme.example"});
+  ok({"user", "add", "desk@acme.example", "--role", "functional"});
+  const auto counted = json::parse(ok({"maintain", "--at", "2026-11-30T08:00:00Z", "--json"}));
+  EXPECT_EQ(counted["usage_counted"], 2);
+  ok({"user", "remove", "ann@acme.example"});
+  ok({"maintain", "--at", "2026-11-30T20:00:00Z"});  // the same day: 3 now, 4 at its peak
+  ok({"user", "add", "one@globex.example", "--role", "silent_user"});
+  EXPECT_NE(ok({"maintain", "--at", "2026-12-01T00:30:00Z"}).find("licensed users counted: 2 companies"),
+            std::string::npos);
+  ok({"company", "remove", "globex", "--force"});
+  ok({"maintain", "--at", "2026-12-02T00:30:00Z"});
+
+  // November: the peak of a day counts, the last count shows.
+  auto out = ok({"usage", "--month", "2026-11"});
+  EXPECT_NE(out.find("licensed users, 2026-11-01 to 2026-11-30"), std::string::npos) << out;
+  EXPECT_NE(out.find("COMPANY  PEAK  AVERAGE  LAST DAY    USERS  END USERS  SILENT  FUNCTIONAL"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("acme     4     4.0      2026-11-30  3      2          0       1"),
+            std::string::npos)
+      << out;
+  // December as JSON: globex, removed on the 1st, is still billed for that day.
+  auto j = json::parse(ok({"usage", "--month", "2026-12", "--json"}));
+  EXPECT_EQ(j["from"], "2026-12-01");
+  EXPECT_EQ(j["to"], "2026-12-31");
+  ASSERT_EQ(j["companies"].size(), 2u);
+  EXPECT_EQ(j["companies"][1]["company"], "globex");
+  EXPECT_EQ(j["companies"][1]["days_counted"], 1);
+  EXPECT_EQ(j["companies"][1]["last"]["silent_users"], 1);
+  EXPECT_EQ(j["companies"][0]["days_counted"], 2);
+  EXPECT_EQ(j["companies"][0]["average_users"], 3.0);
+  // One company, a range of days, a line per day.
+  out = ok({"usage", "--company", "acme", "--from", "2026-11-30", "--to", "2026-12-01", "--daily"});
+  EXPECT_NE(out.find("2026-11-30  acme     4     3"), std::string::npos) << out;
+  EXPECT_NE(out.find("2026-12-01  acme     3     3"), std::string::npos) << out;
+  EXPECT_EQ(out.find("2026-12-02"), std::string::npos) << out;
+  EXPECT_EQ(out.find("globex"), std::string::npos) << out;
+  fails({"usage", "--month", "2026-13"}, "month '2026-13' is not a month");
+  fails({"usage", "--from", "2026-12-05", "--to", "2026-12-01"}, "is before from");
+  fails({"usage", "--company", "nobody"}, "no company named 'nobody'");
+}
+
 TEST_F(Cli, ImportCsvPreviewApplyAndReimport) {
   acme();
   ok({"user", "add", "manual@acme.example"});
@@ -616,7 +665,9 @@ TEST_F(Cli, EveryVerbHasHelp) {
                                                        {"alias", "list"},
                                                        {"alias", "remove"},
                                                        {"audit"},
-                                                       {"audit", "list"}};
+                                                       {"audit", "list"},
+                                                       {"mail-log"},
+                                                       {"usage"}};
   for (auto args : verbs) {
     args.push_back("--help");
     auto r = run(args);
@@ -629,6 +680,8 @@ TEST_F(Cli, EveryVerbHasHelp) {
                                                          {"user", "list"},
                                                          {"alias", "list"},
                                                          {"audit", "list"},
+                                                         {"mail-log"},
+                                                         {"usage"},
                                                          {"company", "show"},
                                                          {"user", "show"}}) {
     args.push_back("--help");
