@@ -417,6 +417,19 @@ try {
       await page.click("[data-unlogin='helper@acme.example']");
       await page.waitForSelector("td:has-text('helper@acme.example')", { state: "detached" });
       assert.doesNotMatch(cli("login", "list"), /helper@/);
+      // Licensed users: this month's days (serve counted today when it started), then a month
+      // picked, whose day a maintenance run by hand counted.
+      assert.equal(await page.locator("#usage-month").inputValue(), new Date().toISOString().slice(0, 7));
+      await page.waitForSelector("#usage [data-usage-day]");
+      cli("maintain", "--force", "--at", "2026-10-12T09:00:00Z");
+      const users = JSON.parse(cli("user", "list", "--company", "acme", "--json")).length;
+      await page.fill("#usage-month", "2026-10");
+      const day = page.locator("#usage tr:has([data-usage-day]:has-text('2026-10-12'))");
+      await day.waitFor();
+      assert.equal(await page.locator("#usage [data-usage-day]").count(), 1);
+      assert.equal(await day.locator("td[data-label='Users']").textContent(), String(users));
+      assert.equal(await page.locator("#usage [data-usage-peak]").textContent(), String(users));
+      await noHorizontalScroll("company usage");
       await page.goto(base + "/#/settings");
       await page.click("#preview-report");
       await page.waitForSelector("#report-to:has-text('it@acme.example')");
@@ -553,6 +566,10 @@ try {
     assert.match(await page.locator("tr:has([data-failing='127.0.0.1:1'])").textContent(), /Connection refused/);
     assert.match(await page.locator("tr:has([data-catch-all='catchall.example'])").textContent(),
       new RegExp(`acme\\s*127\\.0\\.0\\.1:${mtaPort}`));
+    // Every company's licensed users this month, as `usage` reports them.
+    const usage = JSON.parse(cli("usage", "--json")).companies.find((c) => c.company === "acme");
+    assert.equal(await page.locator("#usage tr:has([data-usage-company='acme']) [data-usage-peak]").textContent(),
+      String(usage.peak_users));
     await page.screenshot({ path: path.join(artifacts, "gateway-operator-1280.png"), fullPage: true });
     await page.close();
   });

@@ -521,6 +521,31 @@ async function mailLogView() {
 // The company: its contacts (who gets Thursday's report) and the networks its own mail server
 // sends from (outbound mail is taken from these only; operators set them). Operators add
 // companies here too.
+// Licensed users over a month, as each maintenance run counted them (what the operator bills
+// on): one company's days (path: the company's), or every company's peak (path: /usage).
+// Shown in `box`; its month field picks another month.
+async function showUsage(box, path, month = new Date().toISOString().slice(0, 7)) {
+  const u = await api("GET", `${path}?month=${encodeURIComponent(month)}`);
+  const every = path === "/usage";
+  const one = u.companies[0];
+  const body = every
+    ? (u.companies.length ? table(["Company", "Peak", "Average", "Last day", "Users then", "Days counted"],
+      u.companies.map((c) => [`<span data-usage-company="${esc(c.company)}">${esc(c.company)}</span>`,
+        `<b data-usage-peak>${c.peak_users}</b>`, c.average_users, esc(c.last.day), c.last.users, c.days_counted]))
+      : "<p data-usage-none>No day counted in this month.</p>")
+    : (one ? `<p>Peak <b data-usage-peak>${one.peak_users}</b>, average ${one.average_users} over
+        ${one.days_counted} day(s) counted.</p>${table(["Day", "Peak", "Users", "End users", "Silent users",
+        "Functional", "From discovery"], one.days.map((d) => [`<span data-usage-day>${esc(d.day)}</span>`,
+        d.peak_users, d.users, d.end_users, d.silent_users, d.functional, d.from_discovery]))}`
+      : "<p data-usage-none>No day counted in this month.</p>");
+  box.innerHTML = `<h2>Licensed users</h2><p>User accounts are the licensed set. The maintenance job
+    counts them every run; a day shows its highest count and its last (days in UTC).</p>
+    <label>Month <input type="month" id="usage-month" value="${esc(month)}"></label>${body}`;
+  box.querySelector("#usage-month").onchange = (ev) => {
+    if (ev.target.value) showUsage(box, path, ev.target.value).catch((e) => say(e.message, false));
+  };
+}
+
 async function companyView() {
   const [c, logins] = await Promise.all([api("GET", co()), api("GET", co() + "/logins")]);
   const operator = state.me.role === "operator";
@@ -545,8 +570,10 @@ async function companyView() {
       <select name="role" aria-label="login role"><option>company_admin</option><option>end_user</option></select>
       <input name="password" type="password" autocomplete="new-password" placeholder="first password, or none: invite by mail"
         aria-label="first password"><button>Add login</button></form></section>
+    <section id="usage"></section>
     ${operator ? `<section><h2>Another company</h2><form id="add-company" class="row">
       <input name="name" placeholder="name" aria-label="new company" required><button>Add company</button></form></section>` : ""}`;
+  await showUsage($("#usage"), co() + "/usage");
   $("#contacts").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("PATCH", co(), Object.fromEntries(new FormData(ev.target))); say("contacts saved"); }
@@ -717,7 +744,9 @@ async function gatewayView() {
     is relayed, but never counted for discovery.</p>
     ${catchAll.items.length ? table(["Domain", "Company", "Server", "Found"], catchAll.items.map((d) => [
       `<span data-catch-all="${esc(d.domain)}">${esc(d.domain)}</span>`, esc(d.company), esc(d.destination), when(d.checked_at)]))
-      : "<p data-no-catch-all>None found.</p>"}</section>`;
+      : "<p data-no-catch-all>None found.</p>"}</section>
+    <section id="usage"></section>`;
+  await showUsage($("#usage"), "/usage");
 }
 
 async function passwordView() {
