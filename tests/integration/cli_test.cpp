@@ -417,8 +417,9 @@ TEST_F(Cli, UsageReportsTheLicensedUsersPerCompanyAndDay) {
   ok({"user", "remove", "ann@acme.example"});
   ok({"maintain", "--at", "2026-11-30T20:00:00Z"});  // the same day: 3 now, 4 at its peak
   ok({"user", "add", "one@globex.example", "--role", "silent_user"});
-  EXPECT_NE(ok({"maintain", "--at", "2026-12-01T00:30:00Z"}).find("licensed users counted: 2 companies"),
-            std::string::npos);
+  EXPECT_NE(
+      ok({"maintain", "--at", "2026-12-01T00:30:00Z"}).find("licensed users counted: 2 companies"),
+      std::string::npos);
   ok({"company", "remove", "globex", "--force"});
   ok({"maintain", "--at", "2026-12-02T00:30:00Z"});
 

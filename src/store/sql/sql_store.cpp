@@ -2481,27 +2481,63 @@ std::size_t SqlStore::prune_mail_log(TimePoint before) { return prune("mail_log"
 // ---- licensed users per day ----------------------------------------------------------------
 
 std::size_t SqlStore::record_license_usage(TimePoint now) {
+  // Counted in a read (on SQLite no write lock is held while a million users are scanned),
+  // then kept in one short write; a company removed in between is not kept.
+  const auto counts = read([&](Impl& I) {
+    std::vector<core::LicenseUsage> out;
+    auto s = I.db.prepare(
+        "SELECT c.id, c.name, COUNT(u.id), COUNT(u.id) FILTER (WHERE u.role = 'end_user'), "
+        "COUNT(u.id) FILTER (WHERE u.role = 'silent_user'), "
+        "COUNT(u.id) FILTER (WHERE u.role = 'functional'), "
+        "COUNT(u.id) FILTER (WHERE u.source = 'discovery') "
+        "FROM companies c LEFT JOIN users u ON u.company_id = c.id GROUP BY c.id, c.name");
+    while (s.step()) {
+      out.push_back({.company_id = s.int64(0),
+                     .company = s.text(1),
+                     .users = s.int64(2),
+                     .end_users = s.int64(3),
+                     .silent_users = s.int64(4),
+                     .functional = s.int64(5),
+                     .from_discovery = s.int64(6)});
+    }
+    return out;
+  });
+  if (counts.empty()) return 0;
+  const RowsOf rows(counts, "itiiiii", [](const core::LicenseUsage& u, int column, Cell& out) {
+    switch (column) {
+      case 0:
+        return out.set(u.company_id);
+      case 1:
+        return out.set_lasting(u.company);
+      case 2:
+        return out.set(u.users);
+      case 3:
+        return out.set(u.end_users);
+      case 4:
+        return out.set(u.silent_users);
+      case 5:
+        return out.set(u.functional);
+      default:
+        return out.set(u.from_discovery);
+    }
+  });
   const auto greatest = backend_.dialect == Dialect::postgres ? "GREATEST" : "max";
   return impl_->guard([&] {
     impl_->db
         .prepare(fmt::format(
             "INSERT INTO license_usage(company_id, day, company, users, peak_users, end_users, "
             "silent_users, functional, from_discovery, counted_at) "
-            "SELECT c.id, ?1, c.name, COUNT(u.id), COUNT(u.id), "
-            "COUNT(u.id) FILTER (WHERE u.role = 'end_user'), "
-            "COUNT(u.id) FILTER (WHERE u.role = 'silent_user'), "
-            "COUNT(u.id) FILTER (WHERE u.role = 'functional'), "
-            "COUNT(u.id) FILTER (WHERE u.source = 'discovery'), ?2 "
-            "FROM companies c LEFT JOIN users u ON u.company_id = c.id WHERE true "
-            "GROUP BY c.id, c.name "
+            "SELECT c0, ?2, c1, c2, c2, c3, c4, c5, c6, ?3 FROM mailroster_rows(?1) "
+            "WHERE c0 IN (SELECT id FROM companies) "
             "ON CONFLICT (company_id, day) DO UPDATE SET company = excluded.company, "
             "users = excluded.users, peak_users = {}(license_usage.peak_users, excluded.users), "
             "end_users = excluded.end_users, silent_users = excluded.silent_users, "
             "functional = excluded.functional, from_discovery = excluded.from_discovery, "
             "counted_at = excluded.counted_at",
             greatest))
-        .bind(1, core::format_iso8601(now).substr(0, 10))
-        .bind(2, to_unix(now))
+        .bind(1, rows)
+        .bind(2, core::format_iso8601(now).substr(0, 10))
+        .bind(3, to_unix(now))
         .run();
     return static_cast<std::size_t>(impl_->db.changes());
   });
