@@ -26,6 +26,13 @@ void Metrics::gauge(const std::string& name, const std::string& labels,
   gauges_[name][labels] = std::move(read);
 }
 
+void Metrics::set_gauges(const std::string& name, const std::map<std::string, double>& series) {
+  std::lock_guard lock(mutex_);
+  auto& family = gauges_[name];
+  family.clear();
+  for (const auto& [labels, value] : series) family[labels] = [value] { return value; };
+}
+
 std::string Metrics::render() const {
   std::lock_guard lock(mutex_);
   std::ostringstream out;

@@ -20,6 +20,9 @@ class Metrics {
   // A gauge read at scrape time; with labels, one series of the family name.
   void gauge(const std::string& name, std::function<double()> read);
   void gauge(const std::string& name, const std::string& labels, std::function<double()> read);
+  // A gauge family whose series are set rather than read: `series` (labels -> value) replaces
+  // all of the family's series, so that a label set no longer given is no longer shown.
+  void set_gauges(const std::string& name, const std::map<std::string, double>& series);
   std::string render() const;
 
  private:

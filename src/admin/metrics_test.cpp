@@ -31,5 +31,13 @@ TEST(Metrics, FractionsKeepTheirDigits) {
   EXPECT_EQ(m.render(), "# TYPE t_ratio gauge\nt_ratio 0.125\n");
 }
 
+// A set family's series are replaced whole: a label set no longer given is gone.
+TEST(Metrics, SetGaugesReplaceTheFamilysSeries) {
+  Metrics m;
+  m.set_gauges("t_users", {{R"(company="acme")", 3}, {R"(company="globex")", 5}});
+  m.set_gauges("t_users", {{R"(company="acme")", 4}});
+  EXPECT_EQ(m.render(), "# TYPE t_users gauge\nt_users{company=\"acme\"} 4\n");
+}
+
 }  // namespace
 }  // namespace mailroster::admin

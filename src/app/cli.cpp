@@ -1298,7 +1298,7 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
                     {"reports_failed", result.reports_failed},
                     {"audit_pruned", result.audit_pruned},
                     {"mail_log_pruned", result.mail_log_pruned},
-                    {"usage_counted", result.usage_counted},
+                    {"usage_counted", result.usage.size()},
                     {"expired", json::array()}};
           for (const auto& [a, o] : result.expiry.changed) {
             j["expired"].push_back({{"address", a}, {"outcome", lifecycle::to_string(o)}});
@@ -1317,8 +1317,8 @@ void maintenance_commands(CLI::App& app, Context& ctx, std::function<void()>& ac
         if (result.mail_log_pruned) {
           ctx.out << "  mail log entries removed (retention): " << result.mail_log_pruned << "\n";
         }
-        ctx.out << "  licensed users counted: " << result.usage_counted << " compan"
-                << (result.usage_counted == 1 ? "y" : "ies") << "\n";
+        ctx.out << "  licensed users counted: " << result.usage.size() << " compan"
+                << (result.usage.size() == 1 ? "y" : "ies") << "\n";
         if (!result.reports_failed.empty()) {
           throw Failure(ErrorCode::unavailable,
                         std::to_string(result.reports_failed.size()) +

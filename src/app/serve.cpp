@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 
 #include <unistd.h>
@@ -464,27 +465,37 @@ int serve(const Config& config, store::Store& store,
                                    maintenance_store.get_executor());
   SchedulerLease lease(store, clock, 3 * std::max(config.maintenance.interval, config.sync_check));
   maintenance.only_while([&lease] { return lease.held(); });
+  metrics.describe("mailroster_licensed_users",
+                   "Each company's user accounts at the last maintenance run (on the node "
+                   "running the scheduler)",
+                   "gauge");
   // Across the nodes sharing a database, exactly one should say 1: something to alert on.
   metrics.describe("mailroster_scheduler_lease_held",
                    "1 on the node that runs directory syncs, expiry and reports", "gauge");
   metrics.gauge("mailroster_scheduler_lease_held",
                 [&lease] { return lease.held_now() ? 1.0 : 0.0; });
   boost::asio::steady_timer maintenance_timer(io);
-  boost::asio::co_spawn(io,
-                        rounds(maintenance_timer, config.maintenance.interval,
-                               [&]() -> boost::asio::awaitable<void> {
-                                 try {
-                                   const auto r = co_await maintenance.run(clock.now());
-                                   if (!r.skipped) {
-                                     metrics.add("mailroster_maintenance_runs_total");
-                                   }
-                                   metrics.add("mailroster_reports_sent_total", "",
-                                               r.reports_sent.size());
-                                 } catch (const std::exception& e) {
-                                   spdlog::error("maintenance failed: {}", e.what());
-                                 }
-                               }),
-                        boost::asio::detached);
+  boost::asio::co_spawn(
+      io,
+      rounds(maintenance_timer, config.maintenance.interval,
+             [&]() -> boost::asio::awaitable<void> {
+               try {
+                 const auto r = co_await maintenance.run(clock.now());
+                 if (!r.skipped) {
+                   metrics.add("mailroster_maintenance_runs_total");
+                 }
+                 // Said by the node that counted them, the scheduler's.
+                 std::map<std::string, double> users;
+                 for (const auto& u : r.usage) {
+                   users["company=\"" + u.company + "\""] = static_cast<double>(u.users);
+                 }
+                 metrics.set_gauges("mailroster_licensed_users", users);
+                 metrics.add("mailroster_reports_sent_total", "", r.reports_sent.size());
+               } catch (const std::exception& e) {
+                 spdlog::error("maintenance failed: {}", e.what());
+               }
+             }),
+      boost::asio::detached);
 
   // An idle SMTP path still reads what the database has told it, every few seconds: on
   // PostgreSQL notifications would otherwise pile up unread on the connection.

@@ -91,7 +91,7 @@ awaitable<MaintenanceResult> Maintenance::run(core::TimePoint now) {
     }
   }
   // After expiry, which may have made users: the day's count includes them.
-  result.usage_counted = co_await on_store([&] { return store_.record_license_usage(now); });
+  result.usage = co_await on_store([&] { return store_.record_license_usage(now); });
   const auto week = core::report_week(now);
   if (!week) co_return result;
 

@@ -47,7 +47,7 @@ struct MaintenanceResult {
   std::vector<std::string> reports_failed;  // "company: reason"
   std::size_t audit_pruned = 0;             // events past the audit retention, removed
   std::size_t mail_log_pruned = 0;          // mail log entries past their retention, removed
-  std::size_t usage_counted = 0;            // companies whose licensed users were counted
+  std::vector<core::LicenseUsage> usage;    // each company's licensed users, counted now
 };
 
 // Submits one message through the relay at `relay`, from `from` (the weekly reports, serve's

@@ -422,9 +422,10 @@ class Store {
 
   // Licensed users per company and day (core::LicenseUsage). record_license_usage counts every
   // company's users at `now` and keeps the counts as that day's (UTC): the last count, and
-  // the day's highest; returns how many companies it counted. license_usage lists the days a
+  // the day's highest; returns the counts it took (day, company and counts; no peak).
+  // license_usage lists the days a
   // filter selects, ordered by company, then day; a removed company's days stay.
-  virtual std::size_t record_license_usage(core::TimePoint now) = 0;
+  virtual std::vector<core::LicenseUsage> record_license_usage(core::TimePoint now) = 0;
   virtual std::vector<core::LicenseUsage> license_usage(const UsageFilter& filter) = 0;
 
   // Audit trail, newest first.

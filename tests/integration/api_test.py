@@ -9,6 +9,7 @@ import datetime
 import http.client
 import json
 import urllib.parse
+import urllib.request
 import os
 import re
 import shutil
@@ -1009,6 +1010,11 @@ class Api(unittest.TestCase):
         status, body, _ = adm.call("GET", "/api/v1/companies/acme/usage")
         self.assertEqual(status, 200, body)
         self.assertEqual(body["from"], time.strftime("%Y-%m-01", time.gmtime()))
+        today = body["companies"][0]["last"]
+        self.assertEqual(today["day"], time.strftime("%Y-%m-%d", time.gmtime()))
+        # The same count, for Prometheus, from the node that counted it.
+        metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port).read().decode()
+        self.assertIn('mailroster_licensed_users{company="acme"} %d\n' % today["users"], metrics)
         # Another company's: not this administrator's; every company's: operators only.
         self.assertEqual(adm.call("GET", "/api/v1/companies/globex/usage")[0], 404)
         self.assertEqual(adm.call("GET", "/api/v1/usage")[0], 403)

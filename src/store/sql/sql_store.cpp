@@ -2480,10 +2480,11 @@ std::size_t SqlStore::prune_mail_log(TimePoint before) { return prune("mail_log"
 
 // ---- licensed users per day ----------------------------------------------------------------
 
-std::size_t SqlStore::record_license_usage(TimePoint now) {
+std::vector<core::LicenseUsage> SqlStore::record_license_usage(TimePoint now) {
   // Counted in a read (on SQLite no write lock is held while a million users are scanned),
   // then kept in one short write; a company removed in between is not kept.
-  const auto counts = read([&](Impl& I) {
+  const auto day = core::format_iso8601(now).substr(0, 10);
+  auto counts = read([&](Impl& I) {
     std::vector<core::LicenseUsage> out;
     auto s = I.db.prepare(
         "SELECT c.id, c.name, COUNT(u.id), COUNT(u.id) FILTER (WHERE u.role = 'end_user'), "
@@ -2492,17 +2493,19 @@ std::size_t SqlStore::record_license_usage(TimePoint now) {
         "COUNT(u.id) FILTER (WHERE u.source = 'discovery') "
         "FROM companies c LEFT JOIN users u ON u.company_id = c.id GROUP BY c.id, c.name");
     while (s.step()) {
-      out.push_back({.company_id = s.int64(0),
+      out.push_back({.day = day,
+                     .company_id = s.int64(0),
                      .company = s.text(1),
                      .users = s.int64(2),
                      .end_users = s.int64(3),
                      .silent_users = s.int64(4),
                      .functional = s.int64(5),
-                     .from_discovery = s.int64(6)});
+                     .from_discovery = s.int64(6),
+                     .counted_at = now});
     }
     return out;
   });
-  if (counts.empty()) return 0;
+  if (counts.empty()) return counts;
   const RowsOf rows(counts, "itiiiii", [](const core::LicenseUsage& u, int column, Cell& out) {
     switch (column) {
       case 0:
@@ -2522,7 +2525,7 @@ std::size_t SqlStore::record_license_usage(TimePoint now) {
     }
   });
   const auto greatest = backend_.dialect == Dialect::postgres ? "GREATEST" : "max";
-  return impl_->guard([&] {
+  impl_->guard([&] {
     impl_->db
         .prepare(fmt::format(
             "INSERT INTO license_usage(company_id, day, company, users, peak_users, end_users, "
@@ -2536,11 +2539,12 @@ std::size_t SqlStore::record_license_usage(TimePoint now) {
             "counted_at = excluded.counted_at",
             greatest))
         .bind(1, rows)
-        .bind(2, core::format_iso8601(now).substr(0, 10))
+        .bind(2, day)
         .bind(3, to_unix(now))
         .run();
-    return static_cast<std::size_t>(impl_->db.changes());
   });
+  for (auto& c : counts) c.peak_users = c.users;  // this count's: the day's is kept
+  return counts;
 }
 
 std::vector<core::LicenseUsage> SqlStore::license_usage(const UsageFilter& f) {

@@ -152,7 +152,7 @@ class SqlStore : public Store {
   std::vector<core::MailLogEntry> list_mail_log(const MailLogFilter& filter) override;
   std::size_t count_mail_log(const MailLogFilter& filter) override;
   std::size_t prune_mail_log(core::TimePoint before) override;
-  std::size_t record_license_usage(core::TimePoint now) override;
+  std::vector<core::LicenseUsage> record_license_usage(core::TimePoint now) override;
   std::vector<core::LicenseUsage> license_usage(const UsageFilter& filter) override;
 
   std::vector<core::AuditEvent> list_audit(const AuditFilter& filter) override;
