@@ -364,7 +364,15 @@ void company_commands(CLI::App& app, Context& ctx, std::function<void()>& action
 
   auto* list = verb(*company, "list", "List companies", action, [&ctx, &opt = ctx.company_args] {
     const auto all = ctx.store().list_companies();
-    if (ctx.json_output) return ctx.print_json(all);
+    if (ctx.json_output) {  // the table's columns too: users, as `company show --json` has it
+      auto j = json::array();
+      for (const auto& c : all) {
+        json item = c;
+        item["users"] = ctx.store().count_users(c.id);
+        j.push_back(std::move(item));
+      }
+      return ctx.print_json(j);
+    }
     std::vector<std::vector<std::string>> rows;
     for (const auto& c : all) {
       rows.push_back(

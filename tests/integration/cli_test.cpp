@@ -123,6 +123,7 @@ TEST_F(Cli, FullLifecycleOfCompanyDomainUserAlias) {
   EXPECT_EQ(domains[1]["destination"], "[::1]:2526");
 
   ok({"user", "add", "Alice@acme.example", "--first-name", "Alice", "--role", "silent_user"});
+  EXPECT_EQ(json::parse(ok({"company", "list", "--json"}))[0]["users"], 1);  // as the table
   ok({"user", "add", "room1@acme.test", "--role", "functional", "--company", "acme"});
   ok({"alias", "add", "alice@acme.test", "--user", "alice@acme.example"});
   auto alice = json::parse(ok({"user", "show", "ALICE@acme.example", "--json"}));
