@@ -9,6 +9,8 @@
 #include <set>
 #include <variant>
 
+#include <fmt/format.h>
+
 #include <ext/stdio_filebuf.h>
 #include <sstream>
 
@@ -193,6 +195,15 @@ std::string content_disposition(const std::string& name) {
     }
   }
   return "attachment; filename=\"" + plain + "\"; filename*=UTF-8''" + encoded;
+}
+
+// A CSV file to download, named; never kept by a cache.
+HttpResponse csv_file(const std::string& name, std::string body) {
+  return HttpResponse{
+      200,
+      "text/csv; charset=utf-8",
+      std::move(body),
+      {{"Content-Disposition", content_disposition(name)}, {"Cache-Control", "no-store"}}};
 }
 
 std::string text_or(const json& j, const char* key, std::string fallback = "") {
@@ -572,11 +583,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        in_company([this](Req, Who, const core::Company& co) {
          std::ostringstream csv;
          directory::csv::export_users(store_, co.id, csv, true);  // for spreadsheets: a BOM
-         return HttpResponse{200,
-                             "text/csv; charset=utf-8",
-                             std::move(csv).str(),
-                             {{"Content-Disposition", content_disposition(co.name + "-users.csv")},
-                              {"Cache-Control", "no-store"}}};
+         return csv_file(co.name + "-users.csv", std::move(csv).str());
        })},
       {"POST", "/api/v1/companies/{company}/users", "Add a user", false,
        in_company([this](Req req, Who c, const core::Company& co) {
@@ -696,6 +703,23 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          f.company_id = co.id;
          return ok(usage_json(store_, f));
        })},
+      {"GET", "/api/v1/companies/{company}/usage.csv",
+       "The company's licensed users per day as a CSV file; the filters of its usage", false,
+       in_company([this, admin_of](Req req, Who c, const core::Company& co) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         auto f = store::usage_filter(query_params(req.query), clock_.now());  // or a 400
+         f.company_id = co.id;
+         return csv_file(co.name + "-usage-" + f.from + "-" + f.to + ".csv", usage_csv(store_, f));
+       })},
+      {"GET", "/api/v1/usage.csv",
+       "Every company's licensed users per day as a CSV file (operators); the filters of a "
+       "company's usage",
+       false,
+       [this](Req req, Who c) {
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         const auto f = store::usage_filter(query_params(req.query), clock_.now());  // or a 400
+         return csv_file("usage-" + f.from + "-" + f.to + ".csv", usage_csv(store_, f));
+       }},
       {"GET", "/api/v1/usage",
        "Every company's licensed users per day (operators: what to bill), removed companies' "
        "days included; the filters of a company's usage",
@@ -1207,6 +1231,19 @@ json usage_json(store::Store& store, const store::UsageFilter& filter) {
                          {"days", c.days}});
   }
   return {{"from", filter.from}, {"to", filter.to}, {"companies", std::move(companies)}};
+}
+
+std::string usage_csv(store::Store& store, const store::UsageFilter& filter) {
+  std::string out =
+      "day,company,users,peak_users,end_users,silent_users,functional,from_discovery\r\n";
+  for (const auto& c : store::summarize_usage(store.license_usage(filter))) {
+    for (const auto& d : c.days) {
+      out += fmt::format("{},{},{},{},{},{},{},{}\r\n", d.day, directory::csv::csv_field(d.company),
+                         d.users, d.peak_users, d.end_users, d.silent_users, d.functional,
+                         d.from_discovery);
+    }
+  }
+  return out;
 }
 
 json nodes_json(store::Store& store, core::TimePoint now) {

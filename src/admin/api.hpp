@@ -53,6 +53,10 @@ nlohmann::json nodes_json(store::Store& store, core::TimePoint now);
 // as `usage --json` and GET /api/v1/usage show them: the days, then each company's peak,
 // average, last day and every day counted.
 nlohmann::json usage_json(store::Store& store, const store::UsageFilter& filter);
+// The same days as CSV, for a billing system or a spreadsheet: a header, then one CRLF line
+// per company and day (day, company, users, peak_users, end_users, silent_users, functional,
+// from_discovery), by company, then day.
+std::string usage_csv(store::Store& store, const store::UsageFilter& filter);
 
 class Api {
  public:

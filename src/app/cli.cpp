@@ -204,6 +204,7 @@ struct UsageArgs {
   std::string from;
   std::string to;
   bool daily = false;
+  bool csv = false;
 };
 
 // What every verb needs: options shared by all, and the store opened on first use.
@@ -956,6 +957,10 @@ void usage_command(CLI::App& app, Context& ctx, std::function<void()>& action) {
                                      ctx.clock().now());
         if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
         if (ctx.json_output) return ctx.print_json(admin::usage_json(ctx.store(), f));
+        if (opt.csv) {
+          ctx.out << admin::usage_csv(ctx.store(), f);
+          return;
+        }
         const auto companies = store::summarize_usage(ctx.store().license_usage(f));
         ctx.out << "licensed users, " << f.from << " to " << f.to
                 << " (UTC days, as maintenance counted them)\n";
@@ -996,7 +1001,10 @@ void usage_command(CLI::App& app, Context& ctx, std::function<void()>& action) {
   usage->add_option("--from", opt.from, "From this day on, YYYY-MM-DD");
   usage->add_option("--to", opt.to, "Up to this day, YYYY-MM-DD (default: today)");
   usage->add_flag("--daily", opt.daily, "One line per company and day");
+  auto* csv =
+      usage->add_flag("--csv", opt.csv, "CSV: one line per company and day (for a billing system)");
   add_json_flag(usage, ctx);
+  csv->excludes("--json");
 }
 
 // A request to the running service's admin API on this machine, with the local token (derived

@@ -154,6 +154,27 @@ TEST_P(Reports, ThursdayReportListsTheWeekAndGoesToBothContacts) {
   EXPECT_NE(text.find("expiring before the next report (0)"), std::string::npos) << text;
 }
 
+// With its new users, the report says how many users are licensed now, and how many were
+// when the week began (the last count of the day before, when maintenance counted one).
+TEST_P(Reports, TheReportSaysHowManyUsersAreLicensedNowAndBefore) {
+  store->add_user({addr("old@acme.example")}, admin);
+  auto text = render_text(build_report(*store, acme, kThursday));
+  EXPECT_NE(text.find("Licensed users: 1 now\n"), std::string::npos) << text;
+  const core::TimePoint wednesday{sys_days{2026y / November / 18}};  // before the week
+  store->record_license_usage(wednesday + hours{23});
+  store->add_user({addr("alice@acme.example")}, admin);
+  store->add_user({addr("bob@acme.example")}, admin);
+  store->record_license_usage(wednesday + days{1} + hours{1});  // in the week: not its start
+  text = render_text(build_report(*store, acme, kThursday));
+  EXPECT_NE(text.find("Licensed users: 3 now (1 when the week began)\n"), std::string::npos)
+      << text;
+  auto settings = store->discovery_settings(acme.id);
+  settings.report_new_users = false;  // no user section, no count
+  store->set_discovery_settings(acme.id, settings, admin);
+  text = render_text(build_report(*store, acme, kThursday));
+  EXPECT_EQ(text.find("Licensed users"), std::string::npos) << text;
+}
+
 TEST_P(Reports, NotSentTwiceNotEvenAcrossARestart) {
   store->add_user({addr("alice@acme.example")}, admin);
   run_at(kThursday);

@@ -30,6 +30,11 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
     auto first = week;
     first.limit = WeeklyReport::kListed;
     r.new_users = store.list_users(first);
+    r.users_now = static_cast<std::int64_t>(store.count_users(company.id));
+    const auto eve = core::format_iso8601(r.from - days{1}).substr(0, 10);
+    if (const auto counted = store.license_usage({company.id, eve, eve}); !counted.empty()) {
+      r.users_before = counted.back().users;
+    }
   }
   if (r.lists_aliases) {
     r.new_aliases_total = store.count_aliases_created(company.id, r.from, r.until);
@@ -89,6 +94,10 @@ std::string render_text(const WeeklyReport& r) {
     }
   };
   if (r.lists_users) {
+    out +=
+        "Licensed users: " + std::to_string(r.users_now) + " now" +
+        (r.users_before ? " (" + std::to_string(*r.users_before) + " when the week began)" : "") +
+        "\n\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& u : r.new_users) {
       rows.push_back({u.address.str(), u.first_name, u.surname,

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ struct WeeklyReport {
   std::size_t new_aliases_total = 0;
   std::vector<std::pair<core::DiscoveredAddress, core::TimePoint>> expiring;  // and when
   std::size_t expiring_total = 0;
+  // With the new users: the licensed users now, and the day's last count before the week
+  // began (Store::license_usage), when there was one.
+  std::int64_t users_now = 0;
+  std::optional<std::int64_t> users_before;
 
   // Nothing to tell: no section has a line.
   bool empty() const { return !new_users_total && !new_aliases_total && !expiring_total; }

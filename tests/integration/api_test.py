@@ -1026,6 +1026,19 @@ class Api(unittest.TestCase):
         self.assertEqual(names, sorted(names))
         self.assertIn("acme", names)
         self.assertIn("globex", names)
+        # As a CSV file, a line per company and day.
+        status, headers, data = adm.fetch("/api/v1/companies/acme/usage.csv?month=2026-10")
+        self.assertEqual(status, 200, data)
+        self.assertEqual(headers["content-type"], "text/csv; charset=utf-8")
+        self.assertIn('filename="acme-usage-2026-10-01-2026-10-31.csv"', headers["content-disposition"])
+        lines = data.decode().split("\r\n")
+        self.assertEqual(lines[0], "day,company,users,peak_users,end_users,silent_users,functional,from_discovery")
+        self.assertEqual(lines[1].split(",")[:3], ["2026-10-12", "acme", str(acme_users)])
+        self.assertEqual(len(lines), 4)  # two days, and the last line's end
+        self.assertEqual(adm.fetch("/api/v1/usage.csv")[0], 403)
+        status, _, data = ops.fetch("/api/v1/usage.csv?from=2026-10-12&to=2026-10-12")
+        self.assertEqual(status, 200)
+        self.assertIn(f"\r\n2026-10-12,acme,{acme_users},", data.decode())
         for query, field in (("month=2026-13", "month"), ("month=2026-10&from=2026-10-01", "month"),
                              ("from=2026-02-30", "from"), ("to=soon", "to"),
                              ("from=2026-10-13&to=2026-10-12", "to")):

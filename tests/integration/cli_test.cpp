@@ -449,6 +449,12 @@ TEST_F(Cli, UsageReportsTheLicensedUsersPerCompanyAndDay) {
   EXPECT_NE(out.find("2026-12-01  acme     3     3"), std::string::npos) << out;
   EXPECT_EQ(out.find("2026-12-02"), std::string::npos) << out;
   EXPECT_EQ(out.find("globex"), std::string::npos) << out;
+  // CSV for a billing system: a line per company and day.
+  EXPECT_EQ(ok({"usage", "--month", "2026-11", "--csv"}),
+            "day,company,users,peak_users,end_users,silent_users,functional,from_discovery\r\n"
+            "2026-11-30,acme,3,4,2,0,1,0\r\n"
+            "2026-11-30,globex,0,0,0,0,0,0\r\n");
+  EXPECT_EQ(run({"usage", "--csv", "--json"}).status, 2);
   fails({"usage", "--month", "2026-13"}, "month '2026-13' is not a month");
   fails({"usage", "--from", "2026-12-05", "--to", "2026-12-01"}, "is before from");
   fails({"usage", "--company", "nobody"}, "no company named 'nobody'");

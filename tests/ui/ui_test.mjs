@@ -429,6 +429,12 @@ try {
       assert.equal(await page.locator("#usage [data-usage-day]").count(), 1);
       assert.equal(await day.locator("td[data-label='Users']").textContent(), String(users));
       assert.equal(await page.locator("#usage [data-usage-peak]").textContent(), String(users));
+      // The month's days as a CSV file, for a billing system.
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#usage-csv")]);
+      assert.equal(download.suggestedFilename(), "acme-usage-2026-10-01-2026-10-31.csv");
+      const csv = fs.readFileSync(await download.path(), "utf8");
+      assert.equal(csv, cli("usage", "--company", "acme", "--month", "2026-10", "--csv"));
+      assert.match(csv, new RegExp(`\r\n2026-10-12,acme,${users},${users},`));
       await noHorizontalScroll("company usage");
       await page.goto(base + "/#/settings");
       await page.click("#preview-report");

@@ -540,7 +540,9 @@ async function showUsage(box, path, month = new Date().toISOString().slice(0, 7)
       : "<p data-usage-none>No day counted in this month.</p>");
   box.innerHTML = `<h2>Licensed users</h2><p>User accounts are the licensed set. The maintenance job
     counts them every run; a day shows its highest count and its last (days in UTC).</p>
-    <label>Month <input type="month" id="usage-month" value="${esc(month)}"></label>${body}`;
+    <div class="row"><label>Month <input type="month" id="usage-month" value="${esc(month)}"></label>
+    <a id="usage-csv" class="button secondary" href="/api/v1${path}.csv?month=${encodeURIComponent(month)}"
+      download>Download CSV</a></div>${body}`;
   box.querySelector("#usage-month").onchange = (ev) => {
     if (ev.target.value) showUsage(box, path, ev.target.value).catch((e) => say(e.message, false));
   };
@@ -573,7 +575,6 @@ async function companyView() {
     <section id="usage"></section>
     ${operator ? `<section><h2>Another company</h2><form id="add-company" class="row">
       <input name="name" placeholder="name" aria-label="new company" required><button>Add company</button></form></section>` : ""}`;
-  await showUsage($("#usage"), co() + "/usage");
   $("#contacts").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("PATCH", co(), Object.fromEntries(new FormData(ev.target))); say("contacts saved"); }
@@ -593,6 +594,8 @@ async function companyView() {
     try { await api("DELETE", co() + "/logins/" + encodeURIComponent(b.dataset.unlogin)); say("login removed"); companyView(); }
     catch (e) { say(e.message, false); }
   }));
+  // Once the forms above are wired (a click on them must not wait for it).
+  showUsage($("#usage"), co() + "/usage").catch((e) => say(e.message, false));
   if (!operator) return;
   $("#networks").onsubmit = async (ev) => {
     ev.preventDefault();
