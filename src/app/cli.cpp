@@ -915,16 +915,17 @@ void mail_log_command(CLI::App& app, Context& ctx, std::function<void()>& action
                auto j = json::array();
                for (const auto& e : entries) {
                  json item = e;
-                 item["company"] = ctx.company_name(e.company_id);
+                 item["company"] = e.company_id ? ctx.company_name(e.company_id) : "";
                  j.push_back(std::move(item));
                }
                return ctx.print_json(j);
              }
              std::vector<std::vector<std::string>> rows;
              for (const auto& e : entries) {
-               rows.push_back({core::format_iso8601(e.at), ctx.company_name(e.company_id),
-                               e.direction, e.sender.empty() ? "<>" : e.sender, e.recipient,
-                               e.result, std::to_string(e.code) + " " + e.reply});
+               rows.push_back({core::format_iso8601(e.at),
+                               e.company_id ? ctx.company_name(e.company_id) : "-", e.direction,
+                               e.sender.empty() ? "<>" : e.sender, e.recipient, e.result,
+                               std::to_string(e.code) + " " + e.reply});
              }
              print_table(ctx.out, {"TIME", "COMPANY", "DIRECTION", "FROM", "TO", "RESULT", "REPLY"},
                          rows);

@@ -139,7 +139,7 @@ struct AuditEvent {
 struct MailLogEntry {
   Id id = 0;
   TimePoint at{};
-  Id company_id = 0;
+  Id company_id = 0;      // 0: no company's (relay denied), in every company's log only (operators)
   std::string direction;  // "inbound" | "outbound"
   std::string stage;      // where it was decided: "mail" (outbound sender), "rcpt" or "data"
   std::string queue_id;   // the gateway's id of the message ("session.n"); "" before DATA

@@ -27,6 +27,7 @@ struct Recipient {
   core::Id company_id = 0;
   core::Destination destination;
   bool countable = false;  // a clean delivery counts toward discovery
+  bool unrouted = false;   // refused as no company's (relay denied): in the operators' log
 };
 
 struct SessionState {
@@ -57,12 +58,14 @@ struct InboundGateway::Impl {
     const auto& path = rcpt.path;
     const bool postmaster = !rcpt.address && core::ascii_lower(path) == "postmaster";
     if (postmaster && !settings.postmaster) {
+      out.unrouted = true;
       count_rcpt("unknown");
       co_return Reply{550, "5.1.1 <" + path +
                                ">: no postmaster mailbox on this gateway; write to postmaster at "
                                "the domain concerned"};
     }
     if (!rcpt.address && !postmaster) {
+      out.unrouted = true;
       count_rcpt("relay_denied");
       co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
     }
@@ -70,6 +73,7 @@ struct InboundGateway::Impl {
     const core::Address address = postmaster ? *settings.postmaster : *rcpt.address;
     auto domain = lookups.find_domain(address.domain());
     if (!domain) {
+      out.unrouted = true;
       count_rcpt("relay_denied");
       co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
     }
@@ -250,13 +254,13 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
                    session.client_ip);
       Reply refused{421, "4.7.0 too many unknown recipients from " + session.client_ip +
                              "; closing, try again later"};
-      if (auto domain =
-              rcpt.address ? I.lookups.find_domain(rcpt.address->domain()) : std::nullopt) {
-        auto entry = mail_log_entry("inbound", "rcpt", session, tx, I.clock.now(), refused);
-        entry.company_id = domain->company_id;
-        entry.recipient = rcpt.path;
-        I.log_entry(std::move(entry));
-      }
+      // The domain's company's, or no company's (0: the operators' view).
+      const auto domain =
+          rcpt.address ? I.lookups.find_domain(rcpt.address->domain()) : std::nullopt;
+      auto entry = mail_log_entry("inbound", "rcpt", session, tx, I.clock.now(), refused);
+      entry.company_id = domain ? domain->company_id : 0;
+      entry.recipient = rcpt.path;
+      I.log_entry(std::move(entry));
       co_return refused;
     }
     case verify::HarvestGuard::Verdict::slow: {
@@ -282,10 +286,13 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   }
   if (r.positive()) {
     impl_->sessions[session.id].recipients.push_back(std::move(decided));
-  } else if (decided.company_id != 0) {  // a registered domain's: its administrators see why
+  } else if (decided.company_id != 0 || decided.unrouted) {
+    // A registered domain's: its administrators see why. No company's (relay denied, company
+    // 0): the operators see it, in every company's log (a domain whose MX came before its
+    // registration here, a client that takes the gateway for an open relay).
     auto entry = mail_log_entry("inbound", "rcpt", session, tx, I.clock.now(), r);
     entry.company_id = decided.company_id;
-    entry.recipient = decided.address.str();
+    entry.recipient = decided.unrouted ? rcpt.path : decided.address.str();
     I.log_entry(std::move(entry));
   }
   co_return r;

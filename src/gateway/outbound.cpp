@@ -56,14 +56,13 @@ struct OutboundGateway::Impl {
     }
   }
 
-  // The entry of a refusal at MAIL or RCPT, when the client belongs to a company.
+  // The entry of a refusal at MAIL or RCPT: the company's, or no company's (0, a client outside
+  // every relay network: the operators' view) when the client belongs to none.
   void log_refusal(const smtp::SessionInfo& session, const smtp::Transaction& tx, const char* stage,
                    std::string recipient, const Reply& reply) {
     if (!settings.log) return;
-    const auto company = company_of(session, tx);
-    if (company == 0) return;
     auto entry = mail_log_entry("outbound", stage, session, tx, clock.now(), reply);
-    entry.company_id = company;
+    entry.company_id = company_of(session, tx);
     entry.recipient = std::move(recipient);
     settings.log(std::move(entry));
   }
@@ -91,8 +90,10 @@ awaitable<Reply> OutboundGateway::on_mail(const smtp::SessionInfo& session,
   const auto companies = I.lookups.companies_of(session.client_ip);
   if (companies.empty()) {
     I.count("relay_denied");
-    co_return Reply{550, "5.7.1 relay access denied: " + session.client_ip +
-                             " is not an outbound relay network of any company"};
+    Reply denied{550, "5.7.1 relay access denied: " + session.client_ip +
+                          " is not an outbound relay network of any company"};
+    I.log_refusal(session, tx, "mail", "", denied);
+    co_return denied;
   }
   if (tx.mail_from.empty()) co_return Reply{250, "2.1.0 Ok"};  // the company server's bounces
   auto sender = core::Address::parse(tx.mail_from);

@@ -412,7 +412,8 @@ class Store {
                                 const std::string& recipients) = 0;
 
   // The mail log (core::MailLogEntry): written in batches by the gateway, off the SMTP path;
-  // an entry of a company removed meanwhile is not kept. Listing: newest first.
+  // an entry of a company removed meanwhile is not kept; one of company 0 (no company's) is,
+  // listed with every company's only. Listing: newest first.
   virtual void add_mail_log(const std::vector<core::MailLogEntry>& entries) = 0;
   virtual std::vector<core::MailLogEntry> list_mail_log(const MailLogFilter& filter) = 0;
   // How many entries list_mail_log(filter) would list without its limit and offset.

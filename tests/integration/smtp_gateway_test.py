@@ -956,14 +956,23 @@ class Gateway(unittest.TestCase):
         code, text = self.send_outbound("alice@acme.example", source="127.0.0.2")
         self.assertEqual(code, 550)
         self.assertIn("5.7.1 relay access denied", text)
+        # In the operators' view of the mail log (no company's), for a new server to be let in.
+        [entry] = self.mail_log(None, "--address", "alice@acme.example", "--direction", "outbound",
+                                "--result", "rejected", want=1)
+        self.assertEqual((entry["company"], entry["stage"], entry["client_ip"], entry["recipient"]),
+                         ("", "mail", "127.0.0.2", ""))
+        self.assertIn("127.0.0.2 is not an outbound relay network of any company", entry["reply"])
+        self.assertEqual(self.mail_log("acme", "--address", "alice@acme.example", "--direction",
+                                       "outbound", "--result", "rejected"), [])
 
     # ---- the mail log ---------------------------------------------------------------------
 
     def mail_log(self, company, *args, want=0):
-        """The company's mail log (`mail-log --json`) once it holds `want` entries: serve writes
-        them every second, off the SMTP path."""
+        """The company's mail log (`mail-log --json`; company None: every company's) once it
+        holds `want` entries: serve writes them every second, off the SMTP path."""
+        which = ("--company", company) if company else ()
         for _ in range(100):
-            entries = json.loads(self.cli("mail-log", "--company", company, "--json", *args))
+            entries = json.loads(self.cli("mail-log", *which, "--json", *args))
             if len(entries) >= want:
                 return entries
             time.sleep(0.1)
@@ -982,7 +991,7 @@ class Gateway(unittest.TestCase):
         self.assertEqual(self.send_outbound("mailtrace@acme.example")[0], 250)
 
         entries = self.mail_log("acme", "--address", "MAILTRACE", want=6)
-        self.assertEqual(len(entries), 6, entries)  # the unregistered domain is no company's
+        self.assertEqual(len(entries), 6, entries)  # the unregistered domain is not acme's
         outbound, oversize, deferred, spammed, rejected, delivered = entries  # newest first
         # Refused by the SMTP server itself, before the gateway saw the message.
         self.assertEqual((oversize["stage"], oversize["result"], oversize["code"], oversize["recipient"]),
@@ -1007,6 +1016,15 @@ class Gateway(unittest.TestCase):
                           outbound["recipient"], outbound["server"]),
                          ("outbound", "delivered", "mailtrace@acme.example", "someone@elsewhere.example",
                           main))  # the next hop's second server: the first is down
+
+        # The unregistered domain's refusal is no company's: in the operators' view only.
+        unrouted = self.mail_log(None, "--address", "@not-a-customer.example", want=1)
+        self.assertEqual([(e["company"], e["company_id"], e["result"], e["code"], e["sender"])
+                          for e in unrouted], [("", 0, "rejected", 550, sender)])
+        self.assertIn("relay access denied", unrouted[0]["reply"])
+        self.assertEqual(unrouted[0]["recipient"], "someone@not-a-customer.example")
+        table = self.cli("mail-log", "--address", "@not-a-customer.example")
+        self.assertRegex(table, r"\s-\s+inbound\s+mailtrace@example.org\s+someone@not-a-customer.example")
 
         # Found by result and direction; another company sees none of it.
         # A message found by its id: the gateway's (as the 250 said it), or the destination's.

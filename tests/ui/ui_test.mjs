@@ -591,6 +591,17 @@ try {
     const rows = await page.$$eval("tbody tr", (trs) => trs.map((tr) =>
       [tr.querySelector("[data-label=Company]").textContent, tr.querySelector("[data-label=To]").textContent]));
     assert.deepEqual(rows, [["acme", "gone1280@acme.example"]]);
+    // Mail for a domain no company has: relay denied, and in the operators' view only.
+    assert.throws(() => execFileSync("swaks", ["--server", `127.0.0.1:${smtpPort}`, "--to",
+      "someone@not-yet-registered.example", "--from", "bob@example.org", "--helo", "client.example.org"],
+      { stdio: "ignore" }));
+    await page.fill("input[aria-label='mail from or to']", "@not-yet-registered.example");
+    const unrouted = page.locator("tr:has([data-no-company])");
+    for (let i = 0; i < 50 && !(await unrouted.count()); i++) {  // serve writes the log every second
+      await page.click("#find-mail button");
+      await page.waitForTimeout(200);
+    }
+    assert.match(await unrouted.textContent(), /someone@not-yet-registered\.example.*rejected.*550 5\.7\.1/s);
     await page.close();
   });
   await step("an operator sets the relay networks and adds a company", async () => {

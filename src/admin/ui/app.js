@@ -502,7 +502,7 @@ async function mailLogView() {
       ${operator ? `<label><input type="checkbox" name="every"${every ? " checked" : ""}> every company</label>` : ""}
       <button class="secondary">Find</button></form>
     <div class="mail-log">${table(headers,
-    data.items.map((e) => [esc(e.at.replace("T", " ").replace("Z", "")), ...(every ? [esc(e.company)] : []),
+    data.items.map((e) => [esc(e.at.replace("T", " ").replace("Z", "")), ...(every ? [e.company ? esc(e.company) : "<i data-no-company>no company</i>"] : []),
       esc(e.direction), esc(e.sender || "<>"), esc(e.recipient),
       `<span class="result-${esc(e.result)}">${esc(e.result)}</span>`,
       esc(`${e.code} ${e.reply}`), esc(e.server)]))}</div>

@@ -2435,8 +2435,8 @@ void SqlStore::add_mail_log(const std::vector<core::MailLogEntry>& entries) {
         .prepare(
             "INSERT INTO mail_log(at, company_id, direction, stage, queue_id, client_ip, sender, "
             "recipient, result, code, reply, server, size) SELECT c0, c1, c2, c3, c4, c5, c6, c7, "
-            "c8, c9, c10, c11, c12 FROM mailroster_rows(?1) WHERE c1 IN (SELECT id FROM "
-            "companies) ORDER BY rowid")
+            "c8, c9, c10, c11, c12 FROM mailroster_rows(?1) WHERE c1 = 0 OR c1 IN (SELECT id "
+            "FROM companies) ORDER BY rowid")
         .bind(1, rows)
         .run();
   });

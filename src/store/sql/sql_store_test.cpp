@@ -1102,6 +1102,22 @@ TEST_P(StoreTest, MailLogKeepsEachCompanysEntriesAndFindsThem) {
   EXPECT_EQ(store.count_mail_log(all), 3u);
 }
 
+// An entry of no company (0: relay denied) is kept, and listed with every company's only.
+TEST_P(StoreTest, TheMailLogKeepsNoCompanysEntriesForOperatorsOnly) {
+  const auto acme = add_acme();
+  const auto t0 = clock.now();
+  store.add_mail_log({mail_entry(0, t0, "s@example.org", "x@nowhere.example", "rejected", 550),
+                      mail_entry(acme.id, t0, "s@example.org", "u@acme.example", "rejected", 550),
+                      mail_entry(acme.id + 99, t0, "s@example.org", "v@gone.example", "rejected",
+                                 550)});  // a company that is not (any more): dropped
+  const auto every = store.list_mail_log({});
+  ASSERT_EQ(every.size(), 2u);
+  EXPECT_EQ(every[1].company_id, 0);
+  EXPECT_EQ(every[1].recipient, "x@nowhere.example");
+  EXPECT_EQ(store.count_mail_log({.company_id = acme.id}), 1u);
+  EXPECT_EQ(store.count_mail_log({.address = "nowhere"}), 1u);
+}
+
 // The mail log's retention: entries from before the cut go, across batches of the prune; the
 // rest stay.
 TEST_P(StoreTest, PruningTheMailLogRemovesOnlyWhatIsOlder) {
