@@ -378,6 +378,11 @@ int serve(const Config& config, store::Store& store,
   metrics.describe("mailroster_mail_log_dropped",
                    "Mail log entries dropped: the database could not take them in time", "counter");
   metrics.gauge("mailroster_mail_log_dropped", [&] { return double(mail_log.dropped()); });
+  metrics.describe("mailroster_mail_log_unrouted_dropped",
+                   "Mail log entries of no company (relay denied) not kept: over 1,000 a minute",
+                   "counter");
+  metrics.gauge("mailroster_mail_log_unrouted_dropped",
+                [&] { return double(mail_log.unrouted_dropped()); });
   metrics.describe("mailroster_mail_log_pending", "Mail log entries not yet written", "gauge");
   metrics.gauge("mailroster_mail_log_pending", [&] { return double(mail_log.pending()); });
   gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,

@@ -1,6 +1,7 @@
 #include "gateway/mail_log.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "core/address.hpp"
@@ -32,6 +33,16 @@ void MailLog::record(core::MailLogEntry entry) {
     make_printable(*text);
   }
   std::lock_guard lock(mutex_);
+  if (entry.company_id == 0) {
+    if (entry.at - unrouted_minute_ >= std::chrono::minutes(1) || entry.at < unrouted_minute_) {
+      unrouted_minute_ = entry.at;
+      unrouted_in_minute_ = 0;
+    }
+    if (++unrouted_in_minute_ > max_unrouted_) {
+      ++unrouted_dropped_;
+      return;
+    }
+  }
   pending_.push_back(std::move(entry));
   keep_within_bound();
 }

@@ -3,6 +3,9 @@
 // waits every second, as one statement, on a queue off the SMTP path, so a slow database never
 // slows mail. While the database cannot take them, entries wait (at most max_pending: past
 // that the oldest are dropped, and counted), and go with the next write that succeeds.
+// Entries of no company (company 0: relay denied) are kept at most max_unrouted a minute (by
+// their time), the rest counted: a client that takes the gateway for an open relay cannot
+// fill the database through it.
 #pragma once
 
 #include <atomic>
@@ -28,7 +31,8 @@ namespace mailroster::gateway {
 
 class MailLog {
  public:
-  explicit MailLog(std::size_t max_pending = 100'000) : max_pending_(max_pending) {}
+  explicit MailLog(std::size_t max_pending = 100'000, std::size_t max_unrouted = 1'000)
+      : max_pending_(max_pending), max_unrouted_(max_unrouted) {}
 
   // Off: record() keeps nothing ([mail_log] enabled; a reload may change it).
   void set_enabled(bool on) { enabled_ = on; }
@@ -45,13 +49,18 @@ class MailLog {
   std::size_t pending() const;
   std::uint64_t written() const { return written_; }
   std::uint64_t dropped() const { return dropped_; }
+  std::uint64_t unrouted_dropped() const { return unrouted_dropped_; }
 
  private:
   void keep_within_bound();  // with mutex_ held
   const std::size_t max_pending_;
+  const std::size_t max_unrouted_;
   std::atomic<bool> enabled_{true};
   mutable std::mutex mutex_;
   std::deque<core::MailLogEntry> pending_;
+  core::TimePoint unrouted_minute_{};  // the start of the minute being counted
+  std::size_t unrouted_in_minute_ = 0;
+  std::atomic<std::uint64_t> unrouted_dropped_{0};
   std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> dropped_{0};
 };

@@ -69,6 +69,28 @@ TEST(MailLog, KeepsAtMostItsBoundDroppingTheOldest) {
   EXPECT_EQ(written, (V{"4@x", "5@x", "6@x"}));
 }
 
+// No company's entries (relay denied) are kept at most so many a minute, by their times.
+TEST(MailLog, NoCompanysEntriesAreKeptAtMostSoManyAMinute) {
+  MailLog log(100, 2);
+  const core::TimePoint t0{std::chrono::hours(24 * 365 * 56)};
+  auto at = [&](core::Id company, std::chrono::seconds after, std::string r) {
+    auto e = entry(std::move(r));
+    e.company_id = company;
+    e.at = t0 + after;
+    return e;
+  };
+  log.record(at(0, std::chrono::seconds(0), "1@x"));
+  log.record(at(0, std::chrono::seconds(10), "2@x"));
+  log.record(at(0, std::chrono::seconds(20), "3@x"));  // a third in the minute: dropped
+  log.record(at(7, std::chrono::seconds(30), "4@x"));  // a company's: always kept
+  log.record(at(0, std::chrono::seconds(60), "5@x"));  // the next minute
+  EXPECT_EQ(log.unrouted_dropped(), 1u);
+  EXPECT_EQ(log.dropped(), 0u);
+  V written;
+  log.flush([&](const auto& batch) { written = recipients(batch); });
+  EXPECT_EQ(written, (V{"1@x", "2@x", "4@x", "5@x"}));
+}
+
 TEST(MailLog, OffKeepsNothing) {
   MailLog log;
   log.set_enabled(false);
