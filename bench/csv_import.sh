@@ -106,3 +106,17 @@ plan = json.load(open(sys.argv[6]))["counts"]
 print(f"user export of the {rows} users: {e1-e0:.1f} s ({rows/(e1-e0):,.0f} rows/s), {lines} rows, peak RSS {rss} MiB; "
       f"the aliases company's export imported back: create {plan['create']}, update {plan['update']}")
 PY
+
+# The day's count of licensed users (each maintenance run: `maintain`), over the million.
+m0=$(date +%s.%N)
+"$BIN" --db "$DB" maintain --at 2026-12-01T12:00:00Z --json > "$WORK/maintain.json"
+m1=$(date +%s.%N)
+"$BIN" --db "$DB" usage --month 2026-12 --json > "$WORK/usage.json"
+python3 - "$m0" "$m1" "$WORK/maintain.json" "$WORK/usage.json" <<'PY'
+import json, sys
+m0, m1 = float(sys.argv[1]), float(sys.argv[2])
+counted = json.load(open(sys.argv[3]))["usage_counted"]
+users = {c["company"]: c["last"]["users"] for c in json.load(open(sys.argv[4]))["companies"]}
+print(f"maintain (the day's licensed users of {counted} compan{'y' if counted == 1 else 'ies'}): "
+      f"{m1-m0:.2f} s, counted {users}")
+PY

@@ -389,6 +389,13 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
         },
         [&](const auto& all) { return store_.count_mail_log(all); });
   };
+  // The days of licensed users a request asks for (?month=, ?from=&to=; or a 400 naming the
+  // one that is wrong), of one company or (nullopt) of every company.
+  auto usage_filter = [this](const HttpRequest& req, std::optional<core::Id> company) {
+    auto f = store::usage_filter(query_params(req.query), clock_.now());
+    f.company_id = company;
+    return f;
+  };
   auto actor_of = [](const Caller& c) { return core::Actor{"admin:" + c.login.email}; };
   auto address_field = [](const json& j,
                           const char* key) -> std::variant<core::Address, HttpResponse> {
@@ -697,36 +704,33 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "The company's licensed users per day (UTC), as maintenance counted them, with the "
        "peak and the average of the days: ?month=YYYY-MM, or ?from=&to= (YYYY-MM-DD); "
        "default the current month",
-       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
+       false, in_company([this, admin_of, usage_filter](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         auto f = store::usage_filter(query_params(req.query), clock_.now());  // or a 400
-         f.company_id = co.id;
-         return ok(usage_json(store_, f));
+         return ok(usage_json(store_, usage_filter(req, co.id)));
        })},
       {"GET", "/api/v1/companies/{company}/usage.csv",
        "The company's licensed users per day as a CSV file; the filters of its usage", false,
-       in_company([this, admin_of](Req req, Who c, const core::Company& co) {
+       in_company([this, admin_of, usage_filter](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         auto f = store::usage_filter(query_params(req.query), clock_.now());  // or a 400
-         f.company_id = co.id;
+         const auto f = usage_filter(req, co.id);
          return csv_file(co.name + "-usage-" + f.from + "-" + f.to + ".csv", usage_csv(store_, f));
        })},
       {"GET", "/api/v1/usage.csv",
        "Every company's licensed users per day as a CSV file (operators); the filters of a "
        "company's usage",
        false,
-       [this](Req req, Who c) {
+       [this, usage_filter](Req req, Who c) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
-         const auto f = store::usage_filter(query_params(req.query), clock_.now());  // or a 400
+         const auto f = usage_filter(req, std::nullopt);
          return csv_file("usage-" + f.from + "-" + f.to + ".csv", usage_csv(store_, f));
        }},
       {"GET", "/api/v1/usage",
        "Every company's licensed users per day (operators: what to bill), removed companies' "
        "days included; the filters of a company's usage",
        false,
-       [this](Req req, Who c) {
+       [this, usage_filter](Req req, Who c) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
-         return ok(usage_json(store_, store::usage_filter(query_params(req.query), clock_.now())));
+         return ok(usage_json(store_, usage_filter(req, std::nullopt)));
        }},
       {"GET", "/api/v1/nodes",
        "The serve processes on this database, alive or gone, and the one running the scheduler "

@@ -10,6 +10,8 @@ TimePoint SystemClock::now() const {
   return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
+std::string format_day(TimePoint t) { return format_iso8601(t).substr(0, 10); }
+
 std::string format_iso8601(TimePoint t) {
   using namespace std::chrono;
   const auto day = floor<days>(t);

@@ -37,6 +37,8 @@ class ManualClock final : public Clock {
 
 // "2026-11-24T16:18:02Z"
 std::string format_iso8601(TimePoint t);
+// The day of t, UTC: "2026-11-24".
+std::string format_day(TimePoint t);
 // RFC 5322 3.3 date-time in UTC, for mail headers: "Tue, 24 Nov 2026 16:18:02 +0000".
 std::string format_rfc5322(TimePoint t);
 // Accepts "YYYY-MM-DDTHH:MM:SSZ", "YYYY-MM-DDTHH:MM:SS+HH:MM", "YYYY-MM-DD" (midnight UTC).

@@ -70,7 +70,7 @@ ExpiryAction expiry_action(const DiscoveredAddress& d, const DiscoverySettings& 
 std::optional<std::string> report_week(TimePoint now) {
   const std::chrono::sys_days day = std::chrono::floor<std::chrono::days>(now);
   if (std::chrono::weekday{day} != std::chrono::Thursday) return std::nullopt;
-  return format_iso8601(TimePoint{day}).substr(0, 10);
+  return format_day(TimePoint{day});
 }
 
 }  // namespace mailroster::core

@@ -286,7 +286,7 @@ TEST_P(Reports, EachRunCountsTheDaysLicensedUsersAfterExpiry) {
   ASSERT_EQ(result.expiry.changed.size(), 1u);
   ASSERT_EQ(result.usage.size(), 1u);
   EXPECT_EQ(result.usage[0].users, 2);
-  const auto day = core::format_iso8601(at).substr(0, 10);
+  const auto day = core::format_day(at);
   const auto usage = store->license_usage({.company_id = acme.id, .from = day, .to = day});
   ASSERT_EQ(usage.size(), 1u);
   EXPECT_EQ(usage[0].users, 2);

@@ -15,7 +15,7 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
   r.company = company.name;
   r.until = core::TimePoint{floor<days>(now)};
   r.from = r.until - days{7};
-  r.week = core::format_iso8601(r.until).substr(0, 10);
+  r.week = core::format_day(r.until);
   if (!company.tech_contact.empty()) r.recipients.push_back(company.tech_contact);
   if (settings.report_include_admin && !company.admin_contact.empty() &&
       company.admin_contact != company.tech_contact) {
@@ -31,7 +31,7 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
     first.limit = WeeklyReport::kListed;
     r.new_users = store.list_users(first);
     r.users_now = static_cast<std::int64_t>(store.count_users(company.id));
-    const auto eve = core::format_iso8601(r.from - days{1}).substr(0, 10);
+    const auto eve = core::format_day(r.from - days{1});
     if (const auto counted = store.license_usage({company.id, eve, eve}); !counted.empty()) {
       r.users_before = counted.back().users;
     }
@@ -62,7 +62,6 @@ void table(std::string& out, const std::vector<std::string>& header,
   out += core::format_table(header, rows, {.indent = "  ", .rule = true});
 }
 
-std::string day_of(core::TimePoint t) { return core::format_iso8601(t).substr(0, 10); }
 }  // namespace
 
 nlohmann::json preview_json(const WeeklyReport& r) {
@@ -77,7 +76,8 @@ core::TimePoint next_report_day(core::TimePoint now) {
 
 std::string render_text(const WeeklyReport& r) {
   std::string out = "SMTP Discovery weekly report for " + r.company + "\n";
-  out += "Week " + day_of(r.from) + " to " + day_of(r.until - seconds{1}) + " (UTC)\n\n";
+  out += "Week " + core::format_day(r.from) + " to " + core::format_day(r.until - seconds{1}) +
+         " (UTC)\n\n";
   // A section: its title with the total, its table (or "none"), and what was left out.
   auto section = [&](const std::string& title, std::size_t total,
                      const std::vector<std::string>& header,
@@ -102,7 +102,7 @@ std::string render_text(const WeeklyReport& r) {
     for (const auto& u : r.new_users) {
       rows.push_back({u.address.str(), u.first_name, u.surname,
                       std::string(core::to_string(u.role)), std::string(core::to_string(u.source)),
-                      day_of(u.created_at)});
+                      core::format_day(u.created_at)});
     }
     section("New users", r.new_users_total,
             {"Address", "First name", "Surname", "Role", "Source", "Created"}, rows,
@@ -112,7 +112,7 @@ std::string render_text(const WeeklyReport& r) {
   if (r.lists_aliases) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& [a, user] : r.new_aliases) {
-      rows.push_back({a.address.str(), user, day_of(a.created_at)});
+      rows.push_back({a.address.str(), user, core::format_day(a.created_at)});
     }
     section("New aliases", r.new_aliases_total, {"Alias", "User", "Created"}, rows,
             "each user's aliases are on its page");
@@ -120,7 +120,7 @@ std::string render_text(const WeeklyReport& r) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& [d, at] : r.expiring) {
-    rows.push_back({d.address.str(), day_of(*d.discovered_at), day_of(at)});
+    rows.push_back({d.address.str(), core::format_day(*d.discovered_at), core::format_day(at)});
   }
   section("Discovered addresses expiring before the next report", r.expiring_total,
           {"Address", "Discovered", "Expires"}, rows, "the SMTP Discovery page lists them all");

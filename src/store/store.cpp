@@ -78,12 +78,10 @@ MailLogFilter mail_log_filter(const std::map<std::string, std::string>& params,
 
 namespace {
 
-std::string day_of(core::TimePoint t) { return core::format_iso8601(t).substr(0, 10); }
-
 // A day written YYYY-MM-DD, a real one; nullopt otherwise.
 std::optional<core::TimePoint> parse_day(const std::string& text) {
   const auto t = text.size() == 10 ? core::parse_iso8601(text) : std::nullopt;
-  if (!t || day_of(*t) != text) return std::nullopt;
+  if (!t || core::format_day(*t) != text) return std::nullopt;
   return t;
 }
 
@@ -91,8 +89,8 @@ std::optional<core::TimePoint> parse_day(const std::string& text) {
 std::pair<std::string, std::string> month_of(core::TimePoint day) {
   using namespace std::chrono;
   const year_month_day ymd{floor<days>(day)};
-  return {day_of(sys_days{ymd.year() / ymd.month() / 1}),
-          day_of(sys_days{ymd.year() / ymd.month() / last})};
+  return {core::format_day(sys_days{ymd.year() / ymd.month() / 1}),
+          core::format_day(sys_days{ymd.year() / ymd.month() / last})};
 }
 
 }  // namespace
@@ -126,7 +124,7 @@ UsageFilter usage_filter(const std::map<std::string, std::string>& params, core:
     }
   }
   f.from = from.empty() ? month_of(*parse_day(to)).first : from;
-  f.to = to.empty() ? day_of(now) : to;
+  f.to = to.empty() ? core::format_day(now) : to;
   if (f.to < f.from) throw bad("to", "'" + f.to + "' is before from '" + f.from + "'");
   return f;
 }

@@ -2483,7 +2483,7 @@ std::size_t SqlStore::prune_mail_log(TimePoint before) { return prune("mail_log"
 std::vector<core::LicenseUsage> SqlStore::record_license_usage(TimePoint now) {
   // Counted in a read (on SQLite no write lock is held while a million users are scanned),
   // then kept in one short write; a company removed in between is not kept.
-  const auto day = core::format_iso8601(now).substr(0, 10);
+  const auto day = core::format_day(now);
   auto counts = read([&](Impl& I) {
     std::vector<core::LicenseUsage> out;
     auto s = I.db.prepare(
