@@ -1574,6 +1574,8 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
                   << "last error: "
                   << (st["last_error"].is_null() ? "none" : st["last_error"].get<std::string>())
                   << "\n"
+                  << "last full read: " << text(st["last_full_read"]) << "\n"
+                  << "next read: " << st["next_read"].get<std::string>() << "\n"
                   << "frequency: " << text(st["options"]["frequency_hours"]) << " hours\n"
                   << "settings: " << st["settings"].dump() << "\n"
                   << "options: " << st["options"].dump() << "\n";

@@ -44,7 +44,7 @@ Result<SyncConfig> sync_config_from_json(const nlohmann::json& j, const SyncConf
       if (!role || *role == Role::functional) return bad("must be end_user or silent_user");
       o.default_role = *role;
     } else if (key == "max_delete_count") {
-      if (!v.is_number_unsigned()) return bad("must be a whole number");
+      if (!v.is_number_integer() || v.get<long long>() < 0) return bad("must be a whole number");
       o.max_delete_count = v.get<std::size_t>();
     } else if (key == "max_delete_share") {
       if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > 1) {

@@ -1,5 +1,6 @@
 #include "directory/sync_service.hpp"
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <set>
@@ -31,6 +32,78 @@ json run_json(const RunResult& r) {
           {"skip", r.skips},
           {"company_users", r.company_users},
           {"source_complete", r.source_complete}};
+}
+
+// What a sync keeps between runs (DirectorySync::state): the source's own state (AD's change
+// number, Graph's delta link), when the last full read was, and a fingerprint of the settings
+// and options that read was made with. A run reads only changes while both still hold;
+// otherwise it reads the whole directory:
+//  - at least every kFullReadEvery: only a full read finds deletions (an ordinary LDAP search
+//    never shows deleted objects; Graph's user delta has no groups) and repairs anything an
+//    incremental read missed;
+//  - after any change of what is read or how it is planned (another base DN, filter, host or
+//    tenant; an include flag, the default role or an action turned on): entries the old
+//    settings left out have not changed, so only a full read brings them in.
+constexpr auto kFullReadEvery = std::chrono::hours(24);
+
+struct KeptState {
+  std::string source;
+  std::optional<core::TimePoint> full_at;
+  std::string config;
+};
+
+KeptState parse_kept(const std::string& text) {
+  const auto j = json::parse(text, nullptr, false);
+  KeptState k;
+  if (!j.is_object() || !j.contains("source") || !j["source"].is_string()) {
+    k.source = text;  // kept before the fingerprint was: a full read next
+    return k;
+  }
+  k.source = j["source"].get<std::string>();
+  if (j.contains("full_at") && j["full_at"].is_string()) {
+    if (auto t = core::parse_iso8601(j["full_at"].get<std::string>())) k.full_at = *t;
+  }
+  k.config = j.value("config", "");
+  return k;
+}
+
+// The settings and the options that change what a read brings in or how it is planned; the
+// schedule and the deletion guard's limits do not.
+std::string fingerprint(const store::DirectorySync& sync) {
+  auto options = json::parse(sync.options, nullptr, false);
+  if (options.is_object()) {
+    for (const char* key : {"frequency_hours", "max_delete_count", "max_delete_share"}) {
+      options.erase(key);
+    }
+  }
+  const auto text = sync.settings + "\n" + options.dump();
+  unsigned char hash[16];
+  crypto_generichash(hash, sizeof hash, reinterpret_cast<const unsigned char*>(text.data()),
+                     text.size(), nullptr, 0);
+  std::string hex(sizeof hash * 2, '0');
+  sodium_bin2hex(hex.data(), hex.size() + 1, hash, sizeof hash);
+  return hex;
+}
+
+// The source state a run at `now` reads with: empty means a full read.
+std::string read_state(const store::DirectorySync& sync, core::TimePoint now) {
+  const auto kept = parse_kept(sync.state);
+  if (kept.source.empty() || !kept.full_at || now - *kept.full_at >= kFullReadEvery ||
+      now < *kept.full_at || kept.config != fingerprint(sync)) {
+    return {};
+  }
+  return kept.source;
+}
+
+// What to keep after a successful run started at `started`.
+std::string state_after(const store::DirectorySync& sync, const SourceRead& r,
+                        core::TimePoint started) {
+  if (r.state.empty()) return {};  // the source cannot read changes only
+  const auto full_at =
+      r.snapshot.complete ? std::optional(started) : parse_kept(sync.state).full_at;
+  json j = {{"source", r.state}, {"config", fingerprint(sync)}};
+  if (full_at) j["full_at"] = core::format_iso8601(*full_at);
+  return j.dump();
 }
 
 }  // namespace
@@ -120,7 +193,8 @@ void keep_company_domains(std::vector<core::DirectoryEntry>& entries,
 
 }  // namespace
 
-SourceRead SyncService::read(const store::DirectorySync& sync, const std::set<std::string>& domains,
+SourceRead SyncService::read(const store::DirectorySync& sync, core::TimePoint now,
+                             const std::set<std::string>& domains,
                              const core::EntrySink& on_entries) {
   auto secret = secrets_.unseal(sync.sealed_secret);
   if (!secret) throw Failure(secret.error());
@@ -132,7 +206,7 @@ SourceRead SyncService::read(const store::DirectorySync& sync, const std::set<st
       return batch.empty() || on_entries(std::move(batch));
     };
   }
-  auto r = source(sync.kind).read(json::parse(sync.settings), *secret, sync.state, sink);
+  auto r = source(sync.kind).read(json::parse(sync.settings), *secret, read_state(sync, now), sink);
   if (!r) {
     throw Failure(ErrorCode::unavailable,
                   name_of(sync.kind) + " sync failed, nothing was changed: " + r.error().message);
@@ -158,20 +232,20 @@ Preview SyncService::preview(core::Id company_id, core::Source kind, const SyncR
   SourceRead r;
   std::chrono::steady_clock::time_point read_done;
   Preview p;
-  p.result = stream(sync, false, false, sink, r, read_done);
+  p.result = stream(sync, clock_.now(), false, false, sink, r, read_done);
   p.rejected = std::move(r.rejected);
   p.info = std::move(r.info);
   return p;
 }
 
-RunResult SyncService::stream(const store::DirectorySync& sync, bool apply, bool force,
-                              const SyncRun::Sink& sink, SourceRead& r,
+RunResult SyncService::stream(const store::DirectorySync& sync, core::TimePoint now, bool apply,
+                              bool force, const SyncRun::Sink& sink, SourceRead& r,
                               std::chrono::steady_clock::time_point& read_done) {
   const auto options = config_of(sync).options;
   const auto company_domains = store::domain_names(store_, sync.company_id);
   core::ReadAhead<std::vector<core::DirectoryEntry>> ahead(
       [&](const auto& push) {
-        r = read(sync, company_domains,
+        r = read(sync, now, company_domains,
                  [&](std::vector<core::DirectoryEntry>&& batch) { return push(std::move(batch)); });
       },
       8);
@@ -209,7 +283,7 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     RunReport report;
     SourceRead r;
     Steady::time_point t1;
-    report.result = stream(sync, true, force, {}, r, t1);
+    report.result = stream(sync, started, true, force, {}, r, t1);
     const auto t2 = Steady::now();
     report.rejected = std::move(r.rejected);
     report.info = std::move(r.info);
@@ -221,8 +295,9 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     json result = run_json(report.result);
     result["rejected"] = report.rejected.size();
     result["info"] = report.info;
-    store_.record_sync_outcome(company_id, kind, started,
-                               {.success = true, .result = result.dump(), .state = r.state});
+    store_.record_sync_outcome(
+        company_id, kind, started,
+        {.success = true, .result = result.dump(), .state = state_after(sync, r, started)});
     return report;
   } catch (const Failure& f) {
     store_.record_sync_outcome(company_id, kind, started, {.success = false, .error = f.what()});
@@ -261,7 +336,8 @@ json SyncService::status(core::Id company_id, core::Source kind) {
           {"last_success", time(s.last_success)},
           {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)},
           {"last_result", s.last_result.empty() ? json(nullptr) : json::parse(s.last_result)},
-          {"incremental_state", !s.state.empty()}};
+          {"last_full_read", time(parse_kept(s.state).full_at)},
+          {"next_read", read_state(s, clock_.now()).empty() ? "full" : "incremental"}};
 }
 
 }  // namespace mailroster::directory

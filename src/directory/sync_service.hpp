@@ -91,7 +91,8 @@ class SyncService {
   // recorded and logged, never thrown).
   std::size_t run_due(core::TimePoint now);
 
-  // What `status` shows: settings, options, schedule, last outcome; never the secret.
+  // What `status` shows: settings, options, schedule, last outcome, when the last full read
+  // was and whether the next run reads everything or changes only; never the secret.
   nlohmann::json status(core::Id company_id, core::Source kind);
 
  private:
@@ -100,15 +101,15 @@ class SyncService {
   // Reads the source on a second thread, a few batches ahead, while this one plans (and, when
   // applying, writes, all in one transaction) what came before. read_done: when the last
   // batch the source handed over was planned.
-  RunResult stream(const store::DirectorySync& sync, bool apply, bool force,
+  RunResult stream(const store::DirectorySync& sync, core::TimePoint now, bool apply, bool force,
                    const SyncRun::Sink& sink, SourceRead& r,
                    std::chrono::steady_clock::time_point& read_done);
   DirectorySource& source(core::Source kind);
   // Reads the source; entries outside the company's domains are rejected, not planned. Uses
   // no store (a run reads on another thread while this one writes): the caller passes the
   // company's domains.
-  SourceRead read(const store::DirectorySync& sync, const std::set<std::string>& domains,
-                  const core::EntrySink& on_entries);
+  SourceRead read(const store::DirectorySync& sync, core::TimePoint now,
+                  const std::set<std::string>& domains, const core::EntrySink& on_entries);
 
   store::Store& store_;
   const store::SecretBox& secrets_;

@@ -558,6 +558,66 @@ TEST(LdapIncremental, ReadsOnlyChangesOnTheSameServerAndDeletesOnlyOnFullRuns) {
   EXPECT_FALSE(store.find_user(core::Address::parse("user00007@corp.example").value()));
 }
 
+// Incremental reads never see deletions, nor entries that a change of settings or options
+// now brings in without their having changed: a full read at least every 24 hours, and after
+// such a change.
+TEST(LdapIncremental, ReadsEverythingDailyAndAfterAChangeOfWhatIsRead) {
+  TempDir dir;
+  Slapd ad(dir.file("ad"), {"--ad", "--users", "20", "--big-group", "0"});
+  core::ManualClock clock(core::parse_iso8601("2026-11-24T10:00:00Z").value());
+  store::sqlite::SqliteStore store(dir.file("m.db"), clock);
+  const auto secrets = store::SecretBox::open_key_file(dir.file("key"));
+  SyncService service(store, secrets, clock);
+  LdapDirectory source;
+  service.add_source(source);
+  const core::Actor admin{"admin:test"};
+  const auto corp = store.add_company({"corp", "", "", {}}, admin);
+  store.add_domain(corp.id, "corp.example", core::Endpoint::parse("h").value(), admin);
+  service.configure(corp.id, core::Source::ldap, nlohmann::json(ad.settings()),
+                    {{"delete_removed", true}, {"frequency_hours", 1}}, ad.password(), admin);
+  auto status = [&] { return service.status(corp.id, core::Source::ldap); };
+  EXPECT_EQ(status()["next_read"], "full");
+  EXPECT_TRUE(status()["last_full_read"].is_null());
+  auto incremental = [&](const RunReport& r) { return r.info["incremental"].get<bool>(); };
+
+  EXPECT_FALSE(incremental(service.run(corp.id, core::Source::ldap, false)));
+  EXPECT_EQ(status()["last_full_read"], "2026-11-24T10:00:00Z");
+  EXPECT_EQ(status()["next_read"], "incremental");
+  ad.modify("dn: cn=user00007,ou=people,dc=corp,dc=example\nchangetype: delete\n");
+  clock.advance(std::chrono::hours(23));
+  auto r = service.run(corp.id, core::Source::ldap, false);
+  EXPECT_TRUE(incremental(r));
+  EXPECT_EQ(r.result.deletes, 0u);
+  EXPECT_TRUE(store.find_user(core::Address::parse("user00007@corp.example").value()));
+  EXPECT_EQ(status()["last_full_read"], "2026-11-24T10:00:00Z");  // an incremental one
+
+  clock.advance(std::chrono::hours(1));  // 24 hours since the full read
+  EXPECT_EQ(status()["next_read"], "full");
+  r = service.run(corp.id, core::Source::ldap, false);
+  EXPECT_FALSE(incremental(r));
+  EXPECT_EQ(r.result.deletes, 1u);
+  EXPECT_FALSE(store.find_user(core::Address::parse("user00007@corp.example").value()));
+  EXPECT_EQ(status()["last_full_read"], "2026-11-25T10:00:00Z");
+
+  // The schedule and the guard's limits are not what is read: changes only, still.
+  service.configure(corp.id, core::Source::ldap, nlohmann::json::object(),
+                    {{"frequency_hours", 3}, {"max_delete_count", 50}}, std::nullopt, admin);
+  EXPECT_EQ(status()["next_read"], "incremental");
+  // Disabled accounts now included: bob has not changed, so only a full read finds him.
+  service.configure(corp.id, core::Source::ldap, nlohmann::json::object(),
+                    {{"include_disabled", true}}, std::nullopt, admin);
+  EXPECT_EQ(status()["next_read"], "full");
+  r = service.run(corp.id, core::Source::ldap, false);
+  EXPECT_FALSE(incremental(r));
+  EXPECT_TRUE(store.find_user(core::Address::parse("bob@corp.example").value()));
+  // Another base DN, the same server: a full read again.
+  service.configure(corp.id, core::Source::ldap, {{"base_dn", "ou=people,dc=corp,dc=example"}},
+                    nlohmann::json::object(), std::nullopt, admin);
+  EXPECT_EQ(status()["next_read"], "full");
+  EXPECT_FALSE(incremental(service.run(corp.id, core::Source::ldap, true)));
+  EXPECT_EQ(status()["next_read"], "incremental");
+}
+
 // Last: it kills the suite's slapd (and starts a new one), twice.
 TEST_F(LdapSync, ZzServerDyingMidSearchFailsTheRunAndDeletesNothing) {
   core::SyncOptions o;
