@@ -19,6 +19,11 @@ and lets a test inject faults through POST /_control (JSON):
   {"action": "set_user", "user": {...}} / {"action": "remove_user", "id": "..."}
   {"action": "expire_tokens"}     bearer tokens issued so far are rejected (401)
   {"action": "stall", "path": "/v1.0/groups", "seconds": 5}  -> answers that late
+  {"action": "next_link", "path": "/v1.0/users", "url": U}  -> every page of that path says
+                                  its @odata.nextLink is U (a loop, another server)
+  {"action": "delta_link", "value": V}  -> every deltaLink given is V (any JSON value)
+  {"action": "pad", "path": "/v1.0/groups", "bytes": N}  -> answers carry N bytes more
+  {"action": "set_group", "group": {...}, "members": [ids]}
 GET /_log returns the requests seen: [{"method", "path", "status"}].
 
 Usage: fake_graph.py [--users N] [--page-size N]; prints "PORT <n>" when listening.
@@ -52,6 +57,9 @@ class State:
         self.throttles = []
         self.fails = []
         self.stalls = []
+        self.next_links = {}  # path -> nextLink every page of it gives
+        self.delta_link = None
+        self.pads = {}        # path -> bytes added to its answers
         self.log = []
         for u in users:
             self.users[u["id"]] = u
@@ -101,6 +109,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def reply(self, status, body, headers=None):
+        path = urllib.parse.urlparse(self.path).path
+        if status == 200 and isinstance(body, dict):
+            if "@odata.deltaLink" in body and self.state.delta_link is not None:
+                body["@odata.deltaLink"] = self.state.delta_link
+            if path in self.state.next_links:
+                body["@odata.nextLink"] = self.state.next_links[path]
+            if self.state.pads.get(path):
+                body["padding"] = "x" * self.state.pads[path]
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -156,6 +172,17 @@ class Handler(BaseHTTPRequestHandler):
                 s.delta_floor = s.bump()
             elif a == "stall":
                 s.stalls.append(dict(c))
+            elif a == "next_link":  # "url": null ends it
+                s.next_links[c["path"]] = c["url"]
+                if c["url"] is None:
+                    del s.next_links[c["path"]]
+            elif a == "delta_link":  # "value": null ends it
+                s.delta_link = c["value"]
+            elif a == "pad":  # "bytes": 0 ends it
+                s.pads[c["path"]] = c["bytes"]
+            elif a == "set_group":
+                s.groups[c["group"]["id"]] = c["group"]
+                s.members[c["group"]["id"]] = c.get("members", [])
             elif a == "expire_tokens":
                 s.tokens.clear()
             elif a == "set_user":

@@ -266,6 +266,77 @@ TEST_F(GraphSync, ExpiredTokensAreRenewedOnce) {
   EXPECT_EQ(requests("/v1.0", 401), before);
 }
 
+// What an answer may make mailroster do is bounded: the access token goes to graph_url's
+// server only (a nextLink or deltaLink elsewhere is refused before any request), a nextLink
+// that loops ends the read, an endless answer is cut at 64 MiB, a deltaLink that is not a
+// string is an error, and none of it changes a user.
+TEST_F(GraphSync, AnAnswerCannotSendTheTokenElsewhereLoopOrFillTheMemory) {
+  configure({{"delete_removed", true}, {"max_delete_share", 1.0}});
+  FakeGraph other;  // another server, as a hostile or broken nextLink would name
+  auto fails_with = [&](const std::string& what) {
+    try {
+      service.run(corp.id, core::Source::azure, false);
+      ADD_FAILURE() << "the run succeeded; expected: " << what;
+    } catch (const core::Failure& f) {
+      EXPECT_NE(std::string(f.what()).find(what), std::string::npos) << f.what();
+      EXPECT_NE(std::string(f.what()).find("nothing was changed"), std::string::npos);
+    }
+    EXPECT_EQ(store.count_users(corp.id), 0u);
+  };
+  graph.control({{"action", "next_link"},
+                 {"path", "/v1.0/users"},
+                 {"url", other.url() + "/v1.0/users?$skiptoken=60"}});
+  fails_with("refused to follow a link to http://127.0.0.1:" + std::to_string(other.port));
+  EXPECT_TRUE(other.log().empty());  // not one request: the token never left
+
+  graph.control({{"action", "next_link"},
+                 {"path", "/v1.0/users"},
+                 {"url", graph.url() + "/v1.0/users?$skiptoken=60"}});
+  fails_with("repeats an earlier page; the listing would never end");
+  EXPECT_EQ(requests("/v1.0/users?"), 3u);  // one page, then two
+
+  graph.control({{"action", "next_link"}, {"path", "/v1.0/users"}, {"url", nullptr}});
+  graph.control({{"action", "pad"}, {"path", "/v1.0/groups"}, {"bytes", 65 << 20}});
+  fails_with("the answer is larger than 64 MiB");
+  graph.control({{"action", "pad"}, {"path", "/v1.0/groups"}, {"bytes", 0}});
+
+  graph.control({{"action", "delta_link"}, {"value", other.url() + "/v1.0/users/delta"}});
+  fails_with("Graph gave a deltaLink outside graph_url");
+  graph.control({{"action", "delta_link"}, {"value", 5}});
+  fails_with("Graph gave no deltaLink");
+  EXPECT_TRUE(other.log().empty());
+}
+
+// A deltaLink that turns bad after a good full run: the incremental run fails cleanly, and a
+// stored link for another server (graph_url changed) is never followed: a full run instead.
+TEST_F(GraphSync, ABadDeltaLinkIsAnErrorAndAStoredOneForAnotherServerMeansAFullRun) {
+  configure();
+  service.run(corp.id, core::Source::azure, false);
+  EXPECT_EQ(service.status(corp.id, core::Source::azure)["next_read"], "incremental");
+  graph.control({{"action", "delta_link"}, {"value", json::object()}});
+  try {
+    service.run(corp.id, core::Source::azure, false);
+    ADD_FAILURE();
+  } catch (const core::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("Graph gave no deltaLink"), std::string::npos) << f.what();
+  }
+  graph.control({{"action", "delta_link"}, {"value", nullptr}});
+  // A stored link for another server (kept from before graph_url was changed): not followed.
+  FakeGraph other;
+  const auto r = source.read(graph.settings(), "graph-secret",
+                             other.url() + "/v1.0/users/delta?$deltatoken=1", {});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(r->info["incremental"].get<bool>());
+  EXPECT_TRUE(r->info["delta_reset"].get<bool>());
+  EXPECT_TRUE(other.log().empty());
+  // An option that includes more (disabled accounts): a full read brings bob in.
+  EXPECT_FALSE(user("bob@corp.example"));
+  service.configure(corp.id, core::Source::azure, json::object(), {{"include_disabled", true}},
+                    std::nullopt, admin);
+  EXPECT_FALSE(service.run(corp.id, core::Source::azure, false).info["incremental"].get<bool>());
+  EXPECT_TRUE(user("bob@corp.example"));
+}
+
 TEST_F(GraphSync, TheCliSyncsAzure) {
   auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
     args.insert(args.begin(), {"--db", dir.file("cli.db")});
@@ -287,6 +358,7 @@ TEST_F(GraphSync, TheCliSyncsAzure) {
   EXPECT_EQ(json::parse(r.out)["created"], 252);  // 250 + alice + news (distribution list)
   r = cli({"sync", "azure", "status", "--company", "corp"});
   EXPECT_NE(r.out.find("last error: none"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("next read: incremental"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -4,8 +4,9 @@
 #include <sodium.h>
 
 #include <mutex>
-
+#include <unordered_set>
 #include <variant>
+
 #include "core/address.hpp"
 
 namespace mailroster::directory::graph {
@@ -92,8 +93,22 @@ void TokenCache::drop(const std::string& key) {
 
 namespace {
 
+// The largest answer read (a page of 999 users is about 1 MiB): a server that sends more is
+// broken or hostile, and is not allowed to fill the memory.
+constexpr std::size_t kMaxAnswer = 64 * 1024 * 1024;
+
+struct Body {
+  std::string text;
+  bool too_large = false;
+};
+
 std::size_t on_body(char* data, std::size_t size, std::size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
+  auto& body = *static_cast<Body*>(out);
+  if (body.text.size() + size * n > kMaxAnswer) {
+    body.too_large = true;
+    return 0;  // curl stops: CURLE_WRITE_ERROR
+  }
+  body.text.append(data, size * n);
   return size * n;
 }
 
@@ -115,6 +130,26 @@ std::string cache_key(const GraphSettings& s, const std::string& secret) {
   std::string hex(32, '0');
   sodium_bin2hex(hex.data(), hex.size() + 1, hash, sizeof hash);
   return s.login_url + "|" + s.tenant_id + "|" + s.client_id + "|" + hex;
+}
+
+// scheme://host:port of a URL (host lower-cased, the scheme's default port written out), or
+// nothing when it is not a URL.
+std::optional<std::string> origin_of(const std::string& url) {
+  CURLU* u = curl_url();
+  if (!u) return std::nullopt;
+  std::optional<std::string> out;
+  char *scheme = nullptr, *host = nullptr, *port = nullptr;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    out = core::ascii_lower(scheme) + "://" + core::ascii_lower(host) + ":" + port;
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+  return out;
 }
 
 std::string path_of(const std::string& url) {
@@ -153,8 +188,9 @@ GraphClient::Response GraphClient::request(const std::string& url, const std::st
   curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(settings_.timeout_seconds));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
                    static_cast<long>(std::min(settings_.timeout_seconds, 10)));
+  Body body;
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.retry_after);
   curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
@@ -167,10 +203,15 @@ GraphClient::Response GraphClient::request(const std::string& url, const std::st
   }
   const CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(headers);
+  if (body.too_large) {
+    r.error = "the answer is larger than " + std::to_string(kMaxAnswer >> 20) + " MiB";
+    return r;
+  }
   if (rc != CURLE_OK) {
     r.error = curl_easy_strerror(rc);
     return r;
   }
+  r.body = std::move(body.text);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
   return r;
 }
@@ -211,9 +252,25 @@ std::variant<std::string, GraphClient::Failure> GraphClient::token(bool fresh) {
   return value;
 }
 
+bool GraphClient::on_graph(const std::string& url) const {
+  const auto origin = origin_of(url);
+  return origin && origin == origin_of(settings_.graph_url);
+}
+
+std::string GraphClient::absolute(const std::string& path_or_url) const {
+  return path_or_url.rfind('/', 0) == 0 ? settings_.graph_url + path_or_url : path_or_url;
+}
+
 std::variant<json, GraphClient::Failure> GraphClient::get(const std::string& path_or_url) {
-  const auto url =
-      path_or_url.rfind("http", 0) == 0 ? path_or_url : settings_.graph_url + path_or_url;
+  const auto url = absolute(path_or_url);
+  // A link from an answer (nextLink, deltaLink) is followed only on graph_url's own server:
+  // the access token must not go anywhere else.
+  if (!on_graph(url)) {
+    return Failure{0, "",
+                   "refused to follow a link to " + origin_of(url).value_or("'" + url + "'") +
+                       ": not graph_url's server (" + origin_of(settings_.graph_url).value_or("") +
+                       "), and the access token goes nowhere else"};
+  }
   bool refreshed = false;
   for (int attempt = 1;; ++attempt) {
     auto t = token(false);
@@ -261,6 +318,7 @@ std::variant<GraphClient::Pages, GraphClient::Failure> GraphClient::for_each_pag
     const std::string& path_or_url, const PageSink& on_page) {
   Pages out;
   std::string next = path_or_url;
+  std::unordered_set<std::string> seen = {absolute(next)};
   while (!next.empty()) {
     auto r = get(next);
     if (auto* f = std::get_if<Failure>(&r)) {
@@ -280,9 +338,16 @@ std::variant<GraphClient::Pages, GraphClient::Failure> GraphClient::for_each_pag
       return Failure{0, "",
                      "GET " + path_of(next) + ": stopped after page " + std::to_string(out.pages)};
     }
+    const auto here = path_of(next);
     next = page.contains("@odata.nextLink") && page["@odata.nextLink"].is_string()
                ? page["@odata.nextLink"].get<std::string>()
                : std::string();
+    if (!next.empty() && !seen.insert(absolute(next)).second) {
+      return Failure{200, "",
+                     "GET " + here + " (page " + std::to_string(out.pages) +
+                         "): its @odata.nextLink repeats an earlier page; the listing would "
+                         "never end"};
+    }
     page.erase("value");
     out.last = std::move(page);
   }

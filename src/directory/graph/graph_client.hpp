@@ -1,7 +1,9 @@
 // Microsoft Graph over libcurl: the OAuth2 client-credentials token (cached until a minute
 // before it expires), GETs with the bearer token, 429/503 answered by waiting Retry-After
 // (bounded: at most max_retries tries and max_retry_after_seconds each), one new token after
-// a 401, timeouts, @odata.nextLink paging. Base URLs are settings, so national clouds and
+// a 401, timeouts, @odata.nextLink paging. What an answer may do is bounded: links are
+// followed on graph_url's server only, a page at most once, and an answer is at most 64 MiB.
+// Base URLs are settings, so national clouds and
 // the tests' local server work.
 #pragma once
 
@@ -65,9 +67,14 @@ class GraphClient {
     std::string code;     // Graph's error.code, when it gave one
     std::string message;  // complete: "GET /v1.0/users (page 3): HTTP 500 ...: ..."
   };
-  // One GET of a path ("/v1.0/users?...") or an absolute URL (nextLink, deltaLink).
+  // One GET of a path ("/v1.0/users?...") or an absolute URL (nextLink, deltaLink). An
+  // absolute URL on another server than graph_url's is refused: the token never goes there.
+  // An answer larger than 64 MiB is a failure.
   std::variant<nlohmann::json, Failure> get(const std::string& path_or_url);
-  // Follows @odata.nextLink; every page's "value" items, and the last page (deltaLink).
+  // Whether a link (an answer's deltaLink) is on graph_url's server (scheme, host, port).
+  bool on_graph(const std::string& url) const;
+  // Follows @odata.nextLink; every page's "value" items, and the last page (deltaLink). A
+  // nextLink that repeats an earlier page is a failure, not an endless listing.
   struct Pages {
     std::vector<nlohmann::json> items;
     nlohmann::json last;
@@ -89,6 +96,7 @@ class GraphClient {
   };
   Response request(const std::string& url, const std::string* form, const std::string& bearer);
   std::variant<std::string, Failure> token(bool fresh);
+  std::string absolute(const std::string& path_or_url) const;
 
   GraphSettings settings_;
   std::string secret_;

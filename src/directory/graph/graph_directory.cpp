@@ -1,5 +1,7 @@
 #include "directory/graph/graph_directory.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <thread>
 #include <utility>
 
@@ -34,6 +36,13 @@ core::Result<core::DirectoryEntry> mail_entry(const json& obj) {
   core::DirectoryEntry e;
   e.source_id = text(obj, "id");
   if (e.source_id.empty()) return core::invalid("no id");
+  // Graph's object ids are GUIDs; an id goes into a request's path (a group's members), so
+  // one with a character that would change the request ('/', '?', '%', ...) is not taken.
+  if (e.source_id.size() > 64 ||
+      !std::all_of(e.source_id.begin(), e.source_id.end(),
+                   [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; })) {
+    return core::invalid("its id is not a Graph object id");
+  }
   auto addresses = mail_addresses(strings(obj, "proxyAddresses"), text(obj, "mail"));
   if (!addresses) return addresses.error();
   e.address = addresses->primary;
@@ -122,13 +131,28 @@ core::Result<SourceRead> GraphDirectory::read(const json& settings, const std::s
     return on_entries(std::exchange(out.snapshot.entries, {}));
   };
 
-  if (!state.empty()) {  // incremental: what changed since the stored delta link
+  // A delta link the answer gave, when it is one mailroster follows.
+  auto delta_link = [&](const json& answer) -> core::Result<std::string> {
+    if (!answer.contains("@odata.deltaLink") || !answer["@odata.deltaLink"].is_string()) {
+      return core::Error{core::ErrorCode::unavailable, "Graph gave no deltaLink", ""};
+    }
+    auto link = answer["@odata.deltaLink"].get<std::string>();
+    if (!client.on_graph(link)) {
+      return core::Error{core::ErrorCode::unavailable,
+                         "Graph gave a deltaLink outside graph_url: not kept, not followed", ""};
+    }
+    return link;
+  };
+
+  // incremental: what changed since the stored delta link (one for another server, as after
+  // graph_url was changed, means a full run)
+  if (!state.empty() && !client.on_graph(state)) delta_reset = true;
+  if (!state.empty() && !delta_reset) {
     auto r = client.for_each_page(state, add_users);
     if (auto* pages = std::get_if<GraphClient::Pages>(&r)) {
-      if (!pages->last.contains("@odata.deltaLink")) {
-        return core::Error{core::ErrorCode::unavailable, "the delta answer had no deltaLink", ""};
-      }
-      out.state = pages->last["@odata.deltaLink"].get<std::string>();
+      auto link = delta_link(pages->last);
+      if (!link) return link.error();
+      out.state = std::move(link).value();
       out.snapshot.complete = false;
       out.info = {{"incremental", true}, {"pages", pages->pages}};
       return out;
@@ -142,11 +166,9 @@ core::Result<SourceRead> GraphDirectory::read(const json& settings, const std::s
   auto latest =
       client.get(std::string("/v1.0/users/delta?$select=") + kUserFields + "&$deltatoken=latest");
   if (auto* f = std::get_if<GraphClient::Failure>(&latest)) return failure(*f);
-  const auto& link = std::get<json>(latest);
-  if (!link.contains("@odata.deltaLink") || !link["@odata.deltaLink"].is_string()) {
-    return core::Error{core::ErrorCode::unavailable, "Graph gave no deltaLink", ""};
-  }
-  out.state = link["@odata.deltaLink"].get<std::string>();
+  auto link = delta_link(std::get<json>(latest));
+  if (!link) return link.error();
+  out.state = std::move(link).value();
 
   auto users =
       client.for_each_page(std::string("/v1.0/users?$select=") + kUserFields + top, add_users);

@@ -34,6 +34,15 @@ TEST(GraphEntry, UsersAsDirectoryEntries) {
   ASSERT_TRUE(odd);
   EXPECT_EQ(odd->first_name, "");
   EXPECT_FALSE(odd->disabled);
+  // An id goes into request paths: one that would change the request is not taken.
+  EXPECT_TRUE(
+      user_entry({{"id", "8a1c02f4-55d1-4b7e-9d6e-0c2f3a4b5c6d"}, {"mail", "g@c.example"}}));
+  for (const auto* id : {"../users", "g?$select=x", "a%2Fb", "a b", "x/y"}) {
+    const auto bad = user_entry({{"id", id}, {"mail", "g@corp.example"}});
+    ASSERT_FALSE(bad) << id;
+    EXPECT_EQ(bad.error().message, "its id is not a Graph object id");
+  }
+  EXPECT_FALSE(user_entry({{"id", std::string(65, 'a')}, {"mail", "g@corp.example"}}));
 }
 
 TEST(GraphSettings, StrictWithDefaultsForTheCloud) {
