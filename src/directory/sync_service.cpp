@@ -302,6 +302,12 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
   } catch (const Failure& f) {
     store_.record_sync_outcome(company_id, kind, started, {.success = false, .error = f.what()});
     throw;
+  } catch (const std::exception& e) {  // a fault of ours, not the source's: recorded the same
+    const Failure f(
+        ErrorCode::internal,
+        name_of(kind) + " sync failed, nothing was changed: internal error: " + e.what());
+    store_.record_sync_outcome(company_id, kind, started, {.success = false, .error = f.what()});
+    throw f;
   }
 }
 

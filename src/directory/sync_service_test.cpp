@@ -33,6 +33,7 @@ class MemoryDirectory : public DirectorySource {
   core::Result<SourceRead> read(const json&, const std::string& secret, const std::string& state,
                                 const core::EntrySink& on_entries) override {
     last_state = state;
+    if (throws) throw std::runtime_error("a bug in the source");
     if (secret != "s3cret") return core::Error{core::ErrorCode::unavailable, "bind refused", ""};
     if (down) return core::Error{core::ErrorCode::unavailable, "connection lost on page 3", ""};
     SourceRead r;
@@ -54,10 +55,13 @@ class MemoryDirectory : public DirectorySource {
       if (!on_entries({e})) return core::Error{core::ErrorCode::unavailable, "stopped", ""};
     }
     r.state = "usn-" + std::to_string(++reads);
+    r.snapshot.complete = !incremental || state.empty();
     return r;
   }
   std::vector<std::pair<std::string, std::string>> entries;
   bool down = false;
+  bool throws = false;       // a fault that is no core::Failure
+  bool incremental = false;  // a read from a state is of changes only (as AD's)
   std::optional<std::size_t> cut_after;
   std::function<void()> before_first;  // called before the first entry is handed over
   int reads = 0;
@@ -221,6 +225,55 @@ TEST_P(SyncServiceTest, ScheduledRunsStartAtTheTopOrBottomOfTheHour) {
   service.configure(corp.id, core::Source::ldap, json::object(), {{"frequency_hours", nullptr}},
                     std::nullopt, admin);
   EXPECT_EQ(service.run_due(core::parse_iso8601("2026-11-25T12:00:00Z").value()), 0u);
+}
+
+// Changes only while the last full read is under 24 hours old and made with the same
+// settings and options (what decides what is read or planned); else a full read.
+TEST_P(SyncServiceTest, TheSourceReadsChangesOnlyAfterARecentFullReadWithTheSameSettings) {
+  configure();
+  source.incremental = true;
+  auto read_with = [&] {
+    service.run(corp.id, core::Source::ldap, false);
+    return source.last_state;
+  };
+  EXPECT_EQ(read_with(), "");  // never read: full
+  EXPECT_EQ(read_with(), "usn-1");
+  clock.advance(std::chrono::hours(23));
+  EXPECT_EQ(read_with(), "usn-2");
+  clock.advance(std::chrono::hours(1));
+  EXPECT_EQ(service.status(corp.id, core::Source::ldap)["next_read"], "full");
+  EXPECT_EQ(read_with(), "");  // 24 hours since the full read
+  EXPECT_EQ(service.status(corp.id, core::Source::ldap)["last_full_read"], "2026-11-25T10:07:00Z");
+  EXPECT_EQ(read_with(), "usn-4");
+  service.configure(corp.id, core::Source::ldap, json::object(), {{"frequency_hours", 6}},
+                    std::nullopt, admin);
+  EXPECT_EQ(read_with(), "usn-5");  // the schedule is not what is read
+  service.configure(corp.id, core::Source::ldap, json::object(), {{"default_role", "end_user"}},
+                    std::nullopt, admin);
+  EXPECT_EQ(read_with(), "");
+  service.configure(corp.id, core::Source::ldap, {{"host", "dc2"}}, json::object(), std::nullopt,
+                    admin);
+  EXPECT_EQ(read_with(), "");
+  EXPECT_EQ(read_with(), "usn-8");
+  source.down = true;  // a failed run keeps what was kept
+  EXPECT_THROW(service.run(corp.id, core::Source::ldap, false), core::Failure);
+  source.down = false;
+  EXPECT_EQ(read_with(), "usn-9");
+}
+
+// A fault that is not the source's (an exception of ours) is recorded like any failure, and
+// the scheduler goes on to the next sync instead of retrying it at every tick.
+TEST_P(SyncServiceTest, AnInternalErrorIsRecordedAndTheSchedulerGoesOn) {
+  configure({{"frequency_hours", 1}});
+  source.throws = true;
+  EXPECT_EQ(service.run_due(clock.now()), 1u);
+  const auto st = service.status(corp.id, core::Source::ldap);
+  EXPECT_EQ(st["last_attempt"], "2026-11-24T10:07:00Z");
+  EXPECT_NE(st["last_error"].get<std::string>().find("internal error: a bug in the source"),
+            std::string::npos)
+      << st["last_error"];
+  EXPECT_EQ(service.run_due(clock.now() + std::chrono::minutes(20)), 0u);
+  EXPECT_EQ(store.count_users(corp.id), 0u);
 }
 
 TEST_P(SyncServiceTest, ADailySyncTurnsDiscoveryOff) {
