@@ -389,6 +389,38 @@ const SYNC_FIELDS = {
   ldap: ["host", "port", "security", "ca_file", "bind_dn", "base_dn", "filter"],
   azure: ["tenant_id", "client_id", "login_url", "graph_url"],
 };
+// The seed's "what to sync" and "how to sync", with the sync's option names.
+const SYNC_INCLUDE = [["include_active", "Active users"], ["include_disabled", "Disabled user accounts"],
+  ["include_functional", "Functional accounts"], ["include_security_groups", "Security groups"],
+  ["include_hidden", "Items hidden from the address list"]];
+const SYNC_ACTIONS = [["create", "Create new user accounts and groups"],
+  ["update", "Update existing user accounts and groups"],
+  ["delete_removed", "Delete accounts no longer in the directory"]];
+
+function syncOptionsHtml() {
+  const box = ([k, label]) => `<label><input type="checkbox" name="${k}"> ${esc(label)}</label>`;
+  return `<div class="row"><label>new users' role <select name="default_role">
+      <option value="silent_user">silent user (digest, no login)</option>
+      <option value="end_user">end user (digest and login)</option></select></label></div>
+    <fieldset><legend>Sync</legend>${SYNC_INCLUDE.map(box).join("")}</fieldset>
+    <fieldset><legend>Actions</legend>${SYNC_ACTIONS.map(box).join("")}
+      <div class="row"><label>refuse a run deleting more than
+        <input name="max_delete_count" type="number" min="0" size="6"> users or
+        <input name="max_delete_share" type="number" min="0" max="100" step="any" size="4"> %</label></div></fieldset>`;
+}
+
+// What the last runs did and what the next one will read, from the sync's status.
+function syncStatusText(st) {
+  const when = (t) => t ? t.replace("T", " ").replace("Z", " UTC") : "never";
+  const r = st.last_result;
+  const lines = [`Last success: ${when(st.last_success)}` + (r ? ` (${r.create} created, ${r.update} updated, ` +
+    `${r.delete} deleted, ${r.skip} skipped, ${r.rejected ?? 0} rejected)` : "")];
+  if (st.last_error) lines.push(`Last error (${when(st.last_attempt)}): ${st.last_error}`);
+  lines.push(`Next run reads ${st.next_read === "full" ? "the whole directory" : "changes only"}` +
+    ` (last full read: ${when(st.last_full_read)}); ` +
+    (st.options.frequency_hours ? `every ${st.options.frequency_hours} hours` : "by hand only"));
+  return lines;
+}
 
 async function importView() {
   main().innerHTML = `<section><h1>Import Users: CSV</h1>
@@ -405,10 +437,12 @@ async function importView() {
           ? ' placeholder="dc1.example.com dc2.example.com" title="one or more domain controllers, tried in turn; host:port for one on another port"' : ""}></label></div>`).join("")}
       <div class="row"><label>${k === "ldap" ? "password" : "client secret"}
         <input name="secret" type="password" autocomplete="off" placeholder="unchanged"></label></div>
+      ${syncOptionsHtml()}
       <div class="row"><label>sync every <select name="frequency_hours"><option value="">manual</option>
         ${[1, 3, 6, 12, 24].map((h) => `<option>${h}</option>`).join("")}</select> hours</label></div>
       <div class="row"><button>Save</button><button type="button" class="secondary" data-search>Search Now</button>
-        <button type="button" data-run hidden>Sync</button></div><div data-result></div></form></section>`).join("")}`;
+        <button type="button" data-run hidden>Sync</button></div>
+      <div data-status class="muted"></div><div data-result></div></form></section>`).join("")}`;
   $("#preview").onclick = async () => {
     const file = $("#csv").files[0];
     if (!file) return say("choose a CSV file", false);
@@ -427,10 +461,26 @@ async function importView() {
   };
   for (const form of main().querySelectorAll("form[data-sync]")) {
     const kind = form.dataset.sync, path = co() + "/sync/" + kind;
-    api("GET", path).then((st) => {
+    const boxes = [...SYNC_INCLUDE, ...SYNC_ACTIONS].map(([k]) => k);
+    // The form as the sync stands (a sync not configured yet shows the defaults).
+    const show = (st) => {
       for (const f of SYNC_FIELDS[kind]) form.elements[f].value = st.settings[f] ?? "";
-      form.elements.frequency_hours.value = st.options.frequency_hours ?? "";
-    }).catch(() => {});
+      const o = st.options;
+      for (const k of boxes) form.elements[k].checked = !!o[k];
+      form.elements.default_role.value = o.default_role;
+      form.elements.max_delete_count.value = o.max_delete_count;
+      form.elements.max_delete_share.value = Math.round(o.max_delete_share * 1000) / 10;
+      form.elements.frequency_hours.value = o.frequency_hours ?? "";
+      const status = $("[data-status]", form);
+      status.innerHTML = st.last_attempt === undefined ? ""
+        : syncStatusText(st).map((l) => `<p>${esc(l)}</p>`).join("");
+    };
+    const refresh = () => api("GET", path).then(show).catch((e) => {
+      if (e.status !== 404) return say(e.message, false);
+      show({ settings: {}, options: { default_role: "silent_user", include_active: true, include_functional: true,
+        create: true, update: true, max_delete_count: 500, max_delete_share: 0.1, frequency_hours: null } });
+    });
+    refresh();
     form.onsubmit = async (ev) => {
       ev.preventDefault();
       const settings = {};
@@ -439,10 +489,17 @@ async function importView() {
         if (v !== "") settings[f] = f === "port" ? Number(v) : v;
       }
       const freq = form.elements.frequency_hours.value;
-      const body = { settings, options: { frequency_hours: freq ? Number(freq) : null } };
+      const options = { frequency_hours: freq ? Number(freq) : null,
+        default_role: form.elements.default_role.value,
+        max_delete_count: Number(form.elements.max_delete_count.value),
+        max_delete_share: Number(form.elements.max_delete_share.value) / 100 };
+      for (const k of boxes) options[k] = form.elements[k].checked;
+      const body = { settings, options };
       if (form.elements.secret.value) body.secret = form.elements.secret.value;
-      try { await api("PUT", path, body); form.elements.secret.value = ""; say("sync settings saved"); }
-      catch (e) { say(e.message, false); }
+      try {
+        await api("PUT", path, body); form.elements.secret.value = ""; say("sync settings saved");
+        await refresh();
+      } catch (e) { say(e.message, false); }
     };
     $("[data-search]", form).onclick = async () => {
       try {
@@ -455,7 +512,10 @@ async function importView() {
       try {
         const r = await api("POST", path + "/run", {});
         say(`synced: ${r.created} created, ${r.updated} updated, ${r.deleted} deleted`);
+        $("[data-result]", form).innerHTML = "";  // the plan is done: Search Now again for the next
+        $("[data-run]", form).hidden = true;
       } catch (e) { say(e.message, false); }
+      await refresh();
     };
   }
 }
@@ -778,6 +838,17 @@ const views = { users: usersView, discovery: discoveryView, invalid: invalidView
   company: companyView, password: passwordView, gateway: gatewayView, "mail-log": mailLogView };
 
 async function route() {
+  let turn = (state.turn = (state.turn || 0) + 1);
+  await show();
+  // Another page was asked for while this one loaded: this one may have been drawn over it
+  // (its data came last), so the page asked for last is drawn again.
+  while (turn !== state.turn) {
+    turn = state.turn;
+    await show();
+  }
+}
+
+async function show() {
   const reset = location.hash.match(/^#\/reset\/([\w-]+)$/);
   if (reset) return resetView(reset[1]);
   if (!state.me) return login();
