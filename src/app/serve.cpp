@@ -224,9 +224,10 @@ class SchedulerLease {
 // transaction is all or nothing anyway).
 class SyncScheduler {
  public:
+  // gauges: refreshes the syncs' metrics from the database, each round, on every node.
   SyncScheduler(directory::SyncService& syncs, const core::Clock& clock, admin::Metrics& metrics,
-                SchedulerLease& lease, std::chrono::seconds interval)
-      : thread_([this, &syncs, &clock, &metrics, &lease, interval] {
+                SchedulerLease& lease, std::chrono::seconds interval, std::function<void()> gauges)
+      : thread_([this, &syncs, &clock, &metrics, &lease, interval, gauges = std::move(gauges)] {
           std::unique_lock lock(mutex_);
           while (!stopping_) {
             lock.unlock();
@@ -235,6 +236,7 @@ class SyncScheduler {
               } else if (const auto ran = syncs.run_due(clock.now())) {
                 metrics.add("mailroster_directory_syncs_total", "", ran);
               }
+              gauges();
             } catch (const std::exception& e) {
               spdlog::error("sync scheduler: {}", e.what());
             }
@@ -525,6 +527,31 @@ int serve(const Config& config, store::Store& store,
   syncs.add_source(ldap_source);
   directory::graph::GraphDirectory graph_source(clock);
   syncs.add_source(graph_source);
+  // Each company's syncs, for alerts on one that fails or has not succeeded for too long: read
+  // from the database (the runs of every node and of the CLI) after each run here and at each
+  // round of the sync scheduler.
+  metrics.describe("mailroster_directory_sync_last_success_timestamp_seconds",
+                   "When each company's directory sync last succeeded (0: never)", "gauge");
+  metrics.describe("mailroster_directory_sync_failing",
+                   "1 when the last attempt of a company's directory sync failed", "gauge");
+  std::mutex sync_gauges_mutex;
+  const auto sync_gauges = [&] {
+    std::lock_guard lock(sync_gauges_mutex);
+    std::map<core::Id, std::string> names;
+    for (const auto& c : store.list_companies()) names[c.id] = c.name;
+    std::map<std::string, double> last_success, failing;
+    for (const auto& s : store.directory_syncs(std::nullopt)) {
+      const auto labels =
+          fmt::format("company=\"{}\",kind=\"{}\"", names[s.company_id], core::to_string(s.kind));
+      last_success[labels] =
+          s.last_success ? std::chrono::duration<double>(s.last_success->time_since_epoch()).count()
+                         : 0.0;
+      failing[labels] = s.last_error.empty() ? 0.0 : 1.0;
+    }
+    metrics.set_gauges("mailroster_directory_sync_last_success_timestamp_seconds", last_success);
+    metrics.set_gauges("mailroster_directory_sync_failing", failing);
+  };
+  syncs.on_outcome(sync_gauges);
 
   // The admin API (login, roles, tenant isolation) and its OpenAPI document.
   admin::Auth auth(store, clock, {.secure_cookie = !config.admin_tls_cert.empty()});
@@ -1061,7 +1088,7 @@ int serve(const Config& config, store::Store& store,
                                      outbound_at, admin_name, admin_at);
   lease.describe({.version = version_and_commit(), .serving = listeners, .started_at = clock.now()},
                  3 * config.sync_check);
-  SyncScheduler scheduler(syncs, clock, metrics, lease, config.sync_check);
+  SyncScheduler scheduler(syncs, clock, metrics, lease, config.sync_check, sync_gauges);
 
   // Every listener is bound: systemd (Type=notify) may start what comes after us.
   serving = "serving: " + listeners;

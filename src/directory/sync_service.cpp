@@ -298,16 +298,28 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     store_.record_sync_outcome(
         company_id, kind, started,
         {.success = true, .result = result.dump(), .state = state_after(sync, r, started)});
+    told();
     return report;
   } catch (const Failure& f) {
     store_.record_sync_outcome(company_id, kind, started, {.success = false, .error = f.what()});
+    told();
     throw;
   } catch (const std::exception& e) {  // a fault of ours, not the source's: recorded the same
     const Failure f(
         ErrorCode::internal,
         name_of(kind) + " sync failed, nothing was changed: internal error: " + e.what());
     store_.record_sync_outcome(company_id, kind, started, {.success = false, .error = f.what()});
+    told();
     throw f;
+  }
+}
+
+void SyncService::told() noexcept {
+  if (!on_outcome_) return;
+  try {
+    on_outcome_();
+  } catch (const std::exception& e) {
+    spdlog::warn("after a sync's outcome: {}", e.what());
   }
 }
 

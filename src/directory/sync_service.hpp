@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -72,6 +73,8 @@ class SyncService {
  public:
   SyncService(store::Store& store, const store::SecretBox& secrets, const core::Clock& clock);
   void add_source(DirectorySource& source);
+  // Called after each run's outcome is recorded (success or failure), on the run's thread.
+  void on_outcome(std::function<void()> observer) { on_outcome_ = std::move(observer); }
 
   // Creates or changes a company's sync: settings and options are merged over the stored
   // ones; secret: a new password/secret (nullopt keeps the stored one; required at first).
@@ -97,6 +100,7 @@ class SyncService {
 
  private:
   store::DirectorySync require(core::Id company_id, core::Source kind);
+  void told() noexcept;  // on_outcome_, whose failure is logged, never the run's
   RunReport run_at(core::Id company_id, core::Source kind, bool force, core::TimePoint started);
   // Reads the source on a second thread, a few batches ahead, while this one plans (and, when
   // applying, writes, all in one transaction) what came before. read_done: when the last
@@ -115,6 +119,7 @@ class SyncService {
   const store::SecretBox& secrets_;
   const core::Clock& clock_;
   std::map<core::Source, DirectorySource*> sources_;
+  std::function<void()> on_outcome_;
 };
 
 }  // namespace mailroster::directory

@@ -276,6 +276,23 @@ TEST_P(SyncServiceTest, AnInternalErrorIsRecordedAndTheSchedulerGoesOn) {
   EXPECT_EQ(store.count_users(corp.id), 0u);
 }
 
+// The observer (serve's sync metrics) hears of every outcome; its own failure is not the run's.
+TEST_P(SyncServiceTest, EveryOutcomeIsToldAndATellingThatFailsIsNotTheRunsFailure) {
+  configure();
+  std::vector<std::string> told;
+  service.on_outcome([&] {
+    told.push_back(service.status(corp.id, core::Source::ldap)["last_error"].is_null() ? "ok"
+                                                                                       : "failed");
+    if (told.size() == 1) throw std::runtime_error("the metrics are gone");
+  });
+  service.run(corp.id, core::Source::ldap, false);
+  source.down = true;
+  EXPECT_THROW(service.run(corp.id, core::Source::ldap, false), core::Failure);
+  EXPECT_EQ(told, (std::vector<std::string>{"ok", "failed"}));
+  EXPECT_TRUE(service.status(corp.id, core::Source::ldap)["last_success"].is_string());
+  EXPECT_EQ(store.count_users(corp.id), 2u);
+}
+
 TEST_P(SyncServiceTest, ADailySyncTurnsDiscoveryOff) {
   EXPECT_FALSE(store.directory_sync_hours(corp.id));
   configure({{"frequency_hours", 24}});

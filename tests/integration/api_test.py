@@ -928,6 +928,18 @@ class Api(unittest.TestCase):
             status, body, _ = adm.call("POST", path + "/run", {})
             self.assertEqual((status, body["created"]), (200, 0), body)
             self.assertIsNotNone(adm.call("GET", path)[1]["last_success"])
+            # For alerts: when each sync last succeeded, and whether its last attempt failed.
+            metric = lambda name: re.search(r'^%s\{company="acme",kind="azure"\} (\S+)$' % name,
+                                            urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port)
+                                            .read().decode(), re.M)
+            since = time.time() - float(metric("mailroster_directory_sync_last_success_timestamp_seconds")[1])
+            self.assertTrue(0 <= since < 120, since)
+            self.assertEqual(metric("mailroster_directory_sync_failing")[1], "0")
+            self.assertEqual(adm.call("PUT", path, {"secret": "not-the-secret"})[0], 200)
+            status, body, _ = adm.call("POST", path + "/run", {})
+            self.assertEqual(status, 503, body)
+            self.assertEqual(metric("mailroster_directory_sync_failing")[1], "1")
+            self.assertEqual(adm.call("PUT", path, {"secret": "graph-secret"})[0], 200)
             self.assertEqual(adm.call("GET", "/api/v1/companies/globex/sync/azure")[0], 404)
             self.assertEqual(adm.call("GET", "/api/v1/companies/acme/sync/nis")[0], 404)
             alice = self.client("alice@acme.example")
