@@ -171,6 +171,19 @@ TEST_F(GraphSync, ThrottlingIsAnsweredByWaitingRetryAfter) {
   }
 }
 
+// A Retry-After that is no number of seconds (an HTTP date) is not "retry at once": the
+// client's own growing wait applies.
+TEST_F(GraphSync, ARetryAfterDateMeansTheClientsOwnBackoff) {
+  configure();
+  graph.control({{"action", "throttle"},
+                 {"path", "/v1.0/users"},
+                 {"count", 2},
+                 {"retry_after", "Wed, 25 Nov 2026 10:00:00 GMT"}});
+  service.run(corp.id, core::Source::azure, false);
+  EXPECT_EQ(slept, (std::vector<long>{2, 4}));
+  EXPECT_TRUE(user("alice@corp.example"));
+}
+
 // Users are handed on a page at a time as they arrive, not held until the end (a tenant of
 // any size is read in bounded memory, and the sync writes each page while the next is fetched);
 // groups come in the snapshot. A sink that says stop ends the read as a failure.

@@ -3,6 +3,8 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include <cctype>
+#include <charconv>
 #include <mutex>
 #include <unordered_set>
 #include <variant>
@@ -116,9 +118,20 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* out) {
   std::string line(data, size * n);
   const auto colon = line.find(':');
   if (colon != std::string::npos && core::ascii_lower(line.substr(0, colon)) == "retry-after") {
-    auto value = line.substr(colon + 1);
-    const auto seconds = std::atoi(value.c_str());
-    if (seconds >= 0) *static_cast<std::optional<int>*>(out) = seconds;
+    // Seconds (what Graph sends). An HTTP date or anything else is not read as 0 (which
+    // would retry at once): the client's own backoff applies.
+    std::string_view value(line);
+    value.remove_prefix(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
+      value.remove_suffix(1);
+    }
+    int seconds = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec == std::errc() && end == value.data() + value.size() && seconds >= 0) {
+      *static_cast<std::optional<int>*>(out) = seconds;
+    }
   }
   return size * n;
 }
