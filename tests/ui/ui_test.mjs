@@ -391,6 +391,8 @@ try {
       assert.equal(options.default_role, "end_user");
       assert.equal(options.max_delete_share, 0.25);
       assert.equal(options.include_active, true);
+      await form.locator("[data-test]").click();
+      await page.waitForSelector(`#message.ok:has-text('connected: Microsoft Graph at ${graphUrl}')`);
       await form.locator("[data-status]:has-text('Last success: never')").waitFor();
       await form.locator("[data-status]:has-text('Next run reads the whole directory')").waitFor();
       // Bob's account is disabled: now included.
@@ -410,6 +412,31 @@ try {
       await page.locator("form[data-sync=azure] [data-status]:has-text('Last success: 2')").waitFor();
       assert.ok(await page.locator("form[data-sync=azure] input[name=include_disabled]").isChecked());
       assert.equal(await page.locator("form[data-sync=azure] select[name=default_role]").inputValue(), "end_user");
+    });
+    await step("Active Directory settings: security, certificate check, a filter set and cleared, Test", async () => {
+      const form = page.locator("form[data-sync=ldap]");
+      assert.equal(await form.locator("select[name=security]").inputValue(), "none");
+      assert.ok(await form.locator("input[name=verify]").isChecked(), "certificates are checked by default");
+      for (const [name, value] of [["host", "127.0.0.1"], ["port", "1"], ["bind_dn", "cn=sync,dc=acme,dc=example"],
+        ["base_dn", "dc=acme,dc=example"], ["filter", "(department=IT)"], ["secret", "bind-password"]]) {
+        await form.locator(`input[name=${name}]`).fill(value);
+      }
+      await form.locator("select[name=security]").selectOption("ldaps");
+      await form.locator("input[name=verify]").uncheck();
+      await form.locator("button:has-text('Save')").click();
+      await page.waitForSelector("#message:has-text('sync settings saved')");
+      const settings = () => JSON.parse(cli("sync", "ldap", "status", "--company", "acme", "--json")).settings;
+      assert.deepEqual([settings().security, settings().verify, settings().port, settings().filter],
+        ["ldaps", false, 1, "(department=IT)"]);
+      await form.locator("input[name=filter]").fill("");
+      await form.locator("button:has-text('Save')").click();
+      await page.waitForSelector("#message:has-text('sync settings saved')");
+      assert.equal(settings().filter, "");
+      // Nothing listens on port 1: Test says why, as an error.
+      await form.locator("[data-test]").click();
+      await page.waitForSelector("#message.error:has-text('127.0.0.1')");
+      await noHorizontalScroll("sync-ldap");
+      cli("sync", "ldap", "remove", "--company", "acme");
     });
     await step("the page asked for last is the one shown, whichever page's data comes last", async () => {
       // The users' list answers slowly; Import Users is asked for meanwhile.

@@ -397,6 +397,18 @@ const SYNC_ACTIONS = [["create", "Create new user accounts and groups"],
   ["update", "Update existing user accounts and groups"],
   ["delete_removed", "Delete accounts no longer in the directory"]];
 
+function syncFieldHtml(kind, f) {
+  if (kind === "ldap" && f === "security") {
+    return `<select name="security"><option value="none">none (port 389)</option>
+      <option value="starttls">StartTLS (port 389)</option><option value="ldaps">LDAPS (port 636)</option></select>`;
+  }
+  if (kind === "ldap" && f === "host") {
+    return `<input name="host" placeholder="dc1.example.com dc2.example.com"
+      title="one or more domain controllers, tried in turn; host:port for one on another port">`;
+  }
+  return `<input name="${f}"${f === "port" ? ' type="number" min="1" max="65535"' : ""}>`;
+}
+
 function syncOptionsHtml() {
   const box = ([k, label]) => `<label><input type="checkbox" name="${k}"> ${esc(label)}</label>`;
   return `<div class="row"><label>new users' role <select name="default_role">
@@ -433,14 +445,16 @@ async function importView() {
     <button id="preview">Preview</button></div><div id="csv-result"></div></section>
     ${["ldap", "azure"].map((k) => `<section><h1>${k === "ldap" ? "Active Directory (LDAP)" : "Azure AD"}</h1>
       <form data-sync="${k}">${SYNC_FIELDS[k].map((f) => `<div class="row"><label>${f.replaceAll("_", " ")}
-        <input name="${f}"${f === "host" && k === "ldap"
-          ? ' placeholder="dc1.example.com dc2.example.com" title="one or more domain controllers, tried in turn; host:port for one on another port"' : ""}></label></div>`).join("")}
+        ${syncFieldHtml(k, f)}</label></div>`).join("")}
+      ${k === "ldap" ? `<div class="row"><label><input type="checkbox" name="verify">
+        check the server's certificate (StartTLS, LDAPS)</label></div>` : ""}
       <div class="row"><label>${k === "ldap" ? "password" : "client secret"}
         <input name="secret" type="password" autocomplete="off" placeholder="unchanged"></label></div>
       ${syncOptionsHtml()}
       <div class="row"><label>sync every <select name="frequency_hours"><option value="">manual</option>
         ${[1, 3, 6, 12, 24].map((h) => `<option>${h}</option>`).join("")}</select> hours</label></div>
-      <div class="row"><button>Save</button><button type="button" class="secondary" data-search>Search Now</button>
+      <div class="row"><button>Save</button><button type="button" class="secondary" data-test>Test</button>
+        <button type="button" class="secondary" data-search>Search Now</button>
         <button type="button" data-run hidden>Sync</button></div>
       <div data-status class="muted"></div><div data-result></div></form></section>`).join("")}`;
   $("#preview").onclick = async () => {
@@ -464,7 +478,8 @@ async function importView() {
     const boxes = [...SYNC_INCLUDE, ...SYNC_ACTIONS].map(([k]) => k);
     // The form as the sync stands (a sync not configured yet shows the defaults).
     const show = (st) => {
-      for (const f of SYNC_FIELDS[kind]) form.elements[f].value = st.settings[f] ?? "";
+      for (const f of SYNC_FIELDS[kind]) form.elements[f].value = st.settings[f] ?? (f === "security" ? "none" : "");
+      if (form.elements.verify) form.elements.verify.checked = st.settings.verify ?? true;
       const o = st.options;
       for (const k of boxes) form.elements[k].checked = !!o[k];
       form.elements.default_role.value = o.default_role;
@@ -486,8 +501,10 @@ async function importView() {
       const settings = {};
       for (const f of SYNC_FIELDS[kind]) {
         const v = form.elements[f].value.trim();
-        if (v !== "") settings[f] = f === "port" ? Number(v) : v;
+        // An emptied CA file or filter is cleared; the other fields left empty keep their value.
+        if (v !== "" || f === "ca_file" || f === "filter") settings[f] = f === "port" ? Number(v) : v;
       }
+      if (form.elements.verify) settings.verify = form.elements.verify.checked;
       const freq = form.elements.frequency_hours.value;
       const options = { frequency_hours: freq ? Number(freq) : null,
         default_role: form.elements.default_role.value,
@@ -499,6 +516,12 @@ async function importView() {
       try {
         await api("PUT", path, body); form.elements.secret.value = ""; say("sync settings saved");
         await refresh();
+      } catch (e) { say(e.message, false); }
+    };
+    $("[data-test]", form).onclick = async () => {
+      try {
+        const r = await api("POST", path + "/test", {});
+        say(`connected: ${r.server}${r.address ? " at " + r.address : ""}${r.graph_url ? " at " + r.graph_url : ""}`);
       } catch (e) { say(e.message, false); }
     };
     $("[data-search]", form).onclick = async () => {
