@@ -519,20 +519,35 @@ TEST_F(LdapSource, ServeRunsDueSyncsOnItsScheduler) {
 
 // A slapd that looks like AD (rootDSE highestCommittedUSN and dsServiceName, uSNChanged on
 // entries, an NTDS Settings invocationId): incremental runs through the sync service.
-TEST(LdapIncremental, ReadsOnlyChangesOnTheSameServerAndDeletesOnlyOnFullRuns) {
+class LdapIncremental : public ::testing::Test {
+ protected:
+  LdapIncremental()
+      : ad(dir.file("ad"), {"--ad", "--users", "20", "--big-group", "0"}),
+        clock(core::parse_iso8601("2026-11-24T10:00:00Z").value()),
+        store(dir.file("m.db"), clock),
+        secrets(store::SecretBox::open_key_file(dir.file("key"))),
+        service(store, secrets, clock) {
+    service.add_source(source);
+    corp = store.add_company({"corp", "", "", {}}, admin);
+    store.add_domain(corp.id, "corp.example", core::Endpoint::parse("h").value(), admin);
+  }
+  void configure(const nlohmann::json& options) {
+    service.configure(corp.id, core::Source::ldap, nlohmann::json(ad.settings()), options,
+                      ad.password(), admin);
+  }
   TempDir dir;
-  Slapd ad(dir.file("ad"), {"--ad", "--users", "20", "--big-group", "0"});
-  core::ManualClock clock(core::parse_iso8601("2026-11-24T10:00:00Z").value());
-  store::sqlite::SqliteStore store(dir.file("m.db"), clock);
-  const auto secrets = store::SecretBox::open_key_file(dir.file("key"));
-  SyncService service(store, secrets, clock);
+  Slapd ad;
+  core::ManualClock clock;
+  store::sqlite::SqliteStore store;
+  store::SecretBox secrets;
+  SyncService service;
   LdapDirectory source;
-  service.add_source(source);
   const core::Actor admin{"admin:test"};
-  const auto corp = store.add_company({"corp", "", "", {}}, admin);
-  store.add_domain(corp.id, "corp.example", core::Endpoint::parse("h").value(), admin);
-  service.configure(corp.id, core::Source::ldap, nlohmann::json(ad.settings()),
-                    {{"delete_removed", true}}, ad.password(), admin);
+  core::Company corp;
+};
+
+TEST_F(LdapIncremental, ReadsOnlyChangesOnTheSameServerAndDeletesOnlyOnFullRuns) {
+  configure({{"delete_removed", true}});
 
   auto first = service.run(corp.id, core::Source::ldap, false);
   EXPECT_FALSE(first.info["incremental"].get<bool>());
@@ -561,20 +576,8 @@ TEST(LdapIncremental, ReadsOnlyChangesOnTheSameServerAndDeletesOnlyOnFullRuns) {
 // Incremental reads never see deletions, nor entries that a change of settings or options
 // now brings in without their having changed: a full read at least every 24 hours, and after
 // such a change.
-TEST(LdapIncremental, ReadsEverythingDailyAndAfterAChangeOfWhatIsRead) {
-  TempDir dir;
-  Slapd ad(dir.file("ad"), {"--ad", "--users", "20", "--big-group", "0"});
-  core::ManualClock clock(core::parse_iso8601("2026-11-24T10:00:00Z").value());
-  store::sqlite::SqliteStore store(dir.file("m.db"), clock);
-  const auto secrets = store::SecretBox::open_key_file(dir.file("key"));
-  SyncService service(store, secrets, clock);
-  LdapDirectory source;
-  service.add_source(source);
-  const core::Actor admin{"admin:test"};
-  const auto corp = store.add_company({"corp", "", "", {}}, admin);
-  store.add_domain(corp.id, "corp.example", core::Endpoint::parse("h").value(), admin);
-  service.configure(corp.id, core::Source::ldap, nlohmann::json(ad.settings()),
-                    {{"delete_removed", true}, {"frequency_hours", 1}}, ad.password(), admin);
+TEST_F(LdapIncremental, ReadsEverythingDailyAndAfterAChangeOfWhatIsRead) {
+  configure({{"delete_removed", true}, {"frequency_hours", 1}});
   auto status = [&] { return service.status(corp.id, core::Source::ldap); };
   EXPECT_EQ(status()["next_read"], "full");
   EXPECT_TRUE(status()["last_full_read"].is_null());
