@@ -175,6 +175,42 @@ TEST_P(Reports, TheReportSaysHowManyUsersAreLicensedNowAndBefore) {
   EXPECT_EQ(text.find("Licensed users"), std::string::npos) << text;
 }
 
+// The company's directory syncs: each with its schedule and last success; one whose last
+// attempt failed is told, even in a week with nothing else to tell.
+TEST_P(Reports, AFailingDirectorySyncIsToldEvenInAQuietWeek) {
+  run_at(kThursday - days{7});  // the week before: nothing
+  EXPECT_TRUE(relay.messages.empty());
+  store::DirectorySync sync;
+  sync.company_id = acme.id;
+  sync.kind = core::Source::ldap;
+  sync.settings = "{}";
+  sync.options = "{}";
+  sync.frequency_hours = 6;
+  store->save_directory_sync(sync, std::string("sealed"), admin);
+  store->record_sync_outcome(acme.id, core::Source::ldap, kThursday - days{2},
+                             {.success = true, .result = "{}"});
+  auto text = render_text(build_report(*store, acme, kThursday));
+  EXPECT_NE(text.find("Directory sync\n  Active Directory (LDAP), every 6 hours: last success "
+                      "2026-11-24T07:00:00Z\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("FAILING"), std::string::npos);
+  EXPECT_TRUE(build_report(*store, acme, kThursday).empty());  // a healthy sync alone: quiet
+
+  store->record_sync_outcome(acme.id, core::Source::ldap, kThursday - days{1},
+                             {.success = false, .error = "ldap sync failed: bind refused"});
+  const auto report = build_report(*store, acme, kThursday);
+  EXPECT_FALSE(report.empty());
+  text = render_text(report);
+  EXPECT_NE(text.find("    FAILING: the last attempt (2026-11-25T07:00:00Z) failed: ldap sync "
+                      "failed: bind refused\n"),
+            std::string::npos)
+      << text;
+  run_at(kThursday);
+  ASSERT_EQ(relay.messages.size(), 1u);  // sent, though no user, alias or address is new
+  EXPECT_NE(relay.messages[0].message.find("FAILING"), std::string::npos);
+}
+
 TEST_P(Reports, NotSentTwiceNotEvenAcrossARestart) {
   store->add_user({addr("alice@acme.example")}, admin);
   run_at(kThursday);

@@ -53,6 +53,13 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
             [](const auto& a, const auto& b) { return a.second < b.second; });
   r.expiring_total = r.expiring.size();
   if (r.expiring.size() > WeeklyReport::kListed) r.expiring.resize(WeeklyReport::kListed);
+  for (const auto& s : store.directory_syncs(company.id)) {
+    r.syncs.push_back({.kind = s.kind,
+                       .every_hours = s.frequency_hours,
+                       .last_success = s.last_success,
+                       .last_attempt = s.last_attempt,
+                       .last_error = s.last_error});
+  }
   return r;
 }
 
@@ -128,6 +135,23 @@ std::string render_text(const WeeklyReport& r) {
     out +=
         "\nUnless an administrator creates a user, a functional account or an alias for them,\n"
         "these addresses then expire as the SMTP Discovery settings say.\n";
+  }
+  if (!r.syncs.empty()) {
+    out += "\nDirectory sync\n";
+    auto when = [](const std::optional<core::TimePoint>& t) {
+      return t ? core::format_iso8601(*t) : std::string("never");
+    };
+    for (const auto& s : r.syncs) {
+      out += std::string("  ") +
+             (s.kind == core::Source::azure ? "Azure AD" : "Active Directory (LDAP)") + ", " +
+             (s.every_hours ? "every " + std::to_string(*s.every_hours) + " hours" : "by hand") +
+             ": last success " + when(s.last_success) + "\n";
+      if (!s.last_error.empty()) {
+        out += "    FAILING: the last attempt (" + when(s.last_attempt) +
+               ") failed: " + s.last_error + "\n" +
+               "    Nothing was changed; the users follow the directory again once it works.\n";
+      }
+    }
   }
   return out;
 }

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,8 +40,26 @@ struct WeeklyReport {
   std::int64_t users_now = 0;
   std::optional<std::int64_t> users_before;
 
-  // Nothing to tell: no section has a line.
-  bool empty() const { return !new_users_total && !new_aliases_total && !expiring_total; }
+  // The company's directory syncs with their schedules and last outcomes. One whose last
+  // attempt failed is worth a report even in a week with nothing else to tell: until someone
+  // mends it, the company's users no longer follow its directory.
+  struct Sync {
+    core::Source kind = core::Source::ldap;
+    std::optional<int> every_hours;  // nullopt: run by hand
+    std::optional<core::TimePoint> last_success;
+    std::optional<core::TimePoint> last_attempt;
+    std::string last_error;  // of the last attempt; empty when it succeeded
+  };
+  std::vector<Sync> syncs;
+  bool syncs_failing() const {
+    return std::any_of(syncs.begin(), syncs.end(),
+                       [](const Sync& s) { return !s.last_error.empty(); });
+  }
+
+  // Nothing to tell: no section has a line, and no sync is failing.
+  bool empty() const {
+    return !new_users_total && !new_aliases_total && !expiring_total && !syncs_failing();
+  }
 };
 
 // The report of the week containing `now` (which should be a Thursday; the week is the one
