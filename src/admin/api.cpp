@@ -732,6 +732,16 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          return ok(usage_json(store_, usage_filter(req, std::nullopt)));
        }},
+      {"GET", "/api/v1/syncs",
+       "Every company's directory syncs: schedule, last success and attempt, the last error, "
+       "whether the next run reads everything (operators)",
+       false,
+       [this](Req, Who c) {
+         if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
+         auto items = json::array();
+         for (const auto& s : syncs_.overview()) items.push_back(directory::to_json_value(s));
+         return ok({{"items", items}});
+       }},
       {"GET", "/api/v1/nodes",
        "The serve processes on this database, alive or gone, and the one running the scheduler "
        "(operators)",

@@ -1590,6 +1590,31 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
                         });
     remove->add_option("--company", opt.company, "Company")->required();
   }
+
+  auto* list = verb(
+      *sync, "list", "Every company's syncs: schedule, last success, failing or not", action,
+      [&ctx, &opt] {
+        std::optional<core::Id> only;
+        if (!opt.company.empty()) only = ctx.company(opt.company).id;
+        const auto all = ctx.syncs().overview(only);
+        if (ctx.json_output) {
+          json items = json::array();
+          for (const auto& s : all) items.push_back(directory::to_json_value(s));
+          return ctx.print_json(items);
+        }
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& s : all) {
+          rows.push_back({s.company, std::string(core::to_string(s.kind)),
+                          s.frequency_hours ? std::to_string(*s.frequency_hours) + "h" : "by hand",
+                          s.last_success ? core::format_iso8601(*s.last_success) : "never",
+                          s.full_next ? "full" : "incremental",
+                          s.failing() ? "FAILING: " + s.last_error : "ok"});
+        }
+        print_table(ctx.out, {"COMPANY", "KIND", "EVERY", "LAST SUCCESS", "NEXT READ", "STATE"},
+                    rows);
+      });
+  list->add_option("--company", opt.company, "Only this company's");
+  add_json_flag(list, ctx);
 }
 
 // A login's password: the first line of stdin.

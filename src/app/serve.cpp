@@ -537,16 +537,14 @@ int serve(const Config& config, store::Store& store,
   std::mutex sync_gauges_mutex;
   const auto sync_gauges = [&] {
     std::lock_guard lock(sync_gauges_mutex);
-    std::map<core::Id, std::string> names;
-    for (const auto& c : store.list_companies()) names[c.id] = c.name;
     std::map<std::string, double> last_success, failing;
-    for (const auto& s : store.directory_syncs(std::nullopt)) {
+    for (const auto& s : syncs.overview()) {
       const auto labels =
-          fmt::format("company=\"{}\",kind=\"{}\"", names[s.company_id], core::to_string(s.kind));
+          fmt::format("company=\"{}\",kind=\"{}\"", s.company, core::to_string(s.kind));
       last_success[labels] =
           s.last_success ? std::chrono::duration<double>(s.last_success->time_since_epoch()).count()
                          : 0.0;
-      failing[labels] = s.last_error.empty() ? 0.0 : 1.0;
+      failing[labels] = s.failing() ? 1.0 : 0.0;
     }
     metrics.set_gauges("mailroster_directory_sync_last_success_timestamp_seconds", last_success);
     metrics.set_gauges("mailroster_directory_sync_failing", failing);

@@ -3,7 +3,9 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "core/json.hpp"
 #include "core/read_ahead.hpp"
@@ -339,6 +341,43 @@ std::size_t SyncService::run_due(core::TimePoint now) {
     }
   }
   return ran;
+}
+
+json to_json_value(const SyncOverview& s) {
+  auto time = [](const std::optional<core::TimePoint>& t) {
+    return t ? json(core::format_iso8601(*t)) : json(nullptr);
+  };
+  return {{"company", s.company},
+          {"kind", name_of(s.kind)},
+          {"frequency_hours", s.frequency_hours ? json(*s.frequency_hours) : json(nullptr)},
+          {"last_success", time(s.last_success)},
+          {"last_attempt", time(s.last_attempt)},
+          {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)},
+          {"failing", s.failing()},
+          {"last_full_read", time(s.last_full_read)},
+          {"next_read", s.full_next ? "full" : "incremental"}};
+}
+
+std::vector<SyncOverview> SyncService::overview(std::optional<core::Id> company_id) {
+  std::map<core::Id, std::string> names;
+  for (const auto& c : store_.list_companies()) names[c.id] = c.name;
+  const auto now = clock_.now();
+  std::vector<SyncOverview> out;
+  for (const auto& s : store_.directory_syncs(company_id)) {
+    out.push_back({.company_id = s.company_id,
+                   .company = names[s.company_id],
+                   .kind = s.kind,
+                   .frequency_hours = s.frequency_hours,
+                   .last_success = s.last_success,
+                   .last_attempt = s.last_attempt,
+                   .last_full_read = parse_kept(s.state).full_at,
+                   .last_error = s.last_error,
+                   .full_next = read_state(s, now).empty()});
+  }
+  std::sort(out.begin(), out.end(), [](const SyncOverview& a, const SyncOverview& b) {
+    return std::tie(a.company, a.kind) < std::tie(b.company, b.kind);
+  });
+  return out;
 }
 
 json SyncService::status(core::Id company_id, core::Source kind) {

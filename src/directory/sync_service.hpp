@@ -57,6 +57,22 @@ class DirectorySource {
                                         const core::EntrySink& on_entries) = 0;
 };
 
+// One company's sync as operators survey them (`sync list`, GET /api/v1/syncs, /metrics).
+struct SyncOverview {
+  core::Id company_id = 0;
+  std::string company;
+  core::Source kind = core::Source::ldap;
+  std::optional<int> frequency_hours;  // nullopt: by hand
+  std::optional<core::TimePoint> last_success;
+  std::optional<core::TimePoint> last_attempt;
+  std::optional<core::TimePoint> last_full_read;
+  std::string last_error;  // of the last attempt; empty when it succeeded
+  bool full_next = true;   // the next run reads the whole directory
+
+  bool failing() const { return !last_error.empty(); }
+};
+nlohmann::json to_json_value(const SyncOverview& s);
+
 struct Preview {
   RunResult result;  // the counts; the items went to the sink
   std::vector<Rejected> rejected;
@@ -93,6 +109,9 @@ class SyncService {
   // Runs every scheduled sync that is due at `now`; returns how many ran (failures included,
   // recorded and logged, never thrown).
   std::size_t run_due(core::TimePoint now);
+
+  // Every company's syncs (or one company's), by company name and kind.
+  std::vector<SyncOverview> overview(std::optional<core::Id> company_id = std::nullopt);
 
   // What `status` shows: settings, options, schedule, last outcome, when the last full read
   // was and whether the next run reads everything or changes only; never the secret.

@@ -939,6 +939,16 @@ class Api(unittest.TestCase):
             status, body, _ = adm.call("POST", path + "/run", {})
             self.assertEqual(status, 503, body)
             self.assertEqual(metric("mailroster_directory_sync_failing")[1], "1")
+            # Operators see every company's syncs, failing or not.
+            status, every, _ = self.client("ops@mailroster.example").call("GET", "/api/v1/syncs")
+            self.assertEqual(status, 200, every)
+            mine = [s for s in every["items"] if (s["company"], s["kind"]) == ("acme", "azure")]
+            self.assertEqual(len(mine), 1, every)
+            self.assertTrue(mine[0]["failing"])
+            self.assertIn("Invalid client secret", mine[0]["last_error"])
+            self.assertEqual(mine[0]["frequency_hours"], 24)
+            self.assertIsNotNone(mine[0]["last_success"])
+            self.assertEqual(adm.call("GET", "/api/v1/syncs")[0], 403)
             self.assertEqual(adm.call("PUT", path, {"secret": "graph-secret"})[0], 200)
             self.assertEqual(adm.call("GET", "/api/v1/companies/globex/sync/azure")[0], 404)
             self.assertEqual(adm.call("GET", "/api/v1/companies/acme/sync/nis")[0], 404)

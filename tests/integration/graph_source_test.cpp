@@ -372,6 +372,19 @@ TEST_F(GraphSync, TheCliSyncsAzure) {
   r = cli({"sync", "azure", "status", "--company", "corp"});
   EXPECT_NE(r.out.find("last error: none"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("next read: incremental"), std::string::npos) << r.out;
+  // Every company's syncs, for an operator.
+  r = cli({"sync", "list", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto all = json::parse(r.out);
+  ASSERT_EQ(all.size(), 1u) << r.out;
+  EXPECT_EQ(all[0]["company"], "corp");
+  EXPECT_EQ(all[0]["kind"], "azure");
+  EXPECT_EQ(all[0]["failing"], false);
+  EXPECT_EQ(all[0]["next_read"], "incremental");
+  r = cli({"sync", "list"});
+  EXPECT_NE(r.out.find("corp"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("incremental  ok"), std::string::npos) << r.out;
+  EXPECT_EQ(cli({"sync", "list", "--company", "nobody"}).status, 1);
 }
 
 }  // namespace

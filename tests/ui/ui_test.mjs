@@ -656,6 +656,13 @@ try {
     assert.match(await page.locator("tr:has([data-failing='127.0.0.1:1'])").textContent(), /Connection refused/);
     assert.match(await page.locator("tr:has([data-catch-all='catchall.example'])").textContent(),
       new RegExp(`acme\\s*127\\.0\\.0\\.1:${mtaPort}`));
+    // Every company's directory syncs: acme's Azure AD sync worked; with a wrong secret it fails.
+    await page.locator("tr:has([data-sync-company='acme']):has-text('Azure AD') .ok:has-text('ok')").waitFor();
+    cliIn("wrong-secret\n", "sync", "azure", "configure", "--company", "acme", "--secret-stdin");
+    assert.throws(() => cli("sync", "azure", "run", "--company", "acme"));
+    await page.reload();
+    await page.locator("tr:has([data-sync-company='acme']) [data-sync-failing]:has-text('Invalid client secret')").waitFor();
+    cliIn("graph-secret\n", "sync", "azure", "configure", "--company", "acme", "--secret-stdin");
     // Every company's licensed users this month, as `usage` reports them.
     const usage = JSON.parse(cli("usage", "--json")).companies.find((c) => c.company === "acme");
     assert.equal(await page.locator("#usage tr:has([data-usage-company='acme']) [data-usage-peak]").textContent(),

@@ -807,8 +807,8 @@ function wirePassword() {
 // failing now (this node's relay: tried after the others for [relay] server_retry), and the
 // domains of every company whose mail server takes any address (as `mailroster verify catch-all`).
 async function gatewayView() {
-  const [nodes, failing, catchAll] = await Promise.all([api("GET", "/nodes"), api("GET", "/relay/failing"),
-    api("GET", "/verify/catch-all")]);
+  const [nodes, failing, catchAll, syncs] = await Promise.all([api("GET", "/nodes"), api("GET", "/relay/failing"),
+    api("GET", "/verify/catch-all"), api("GET", "/syncs")]);
   const when = (t) => esc(t.replace("T", " ").replace("Z", " UTC"));
   main().innerHTML = `<section><h1>Gateway</h1>
     <p>The serve processes sharing this database. Each says it is alive every scheduler tick; one
@@ -831,6 +831,16 @@ async function gatewayView() {
     ${catchAll.items.length ? table(["Domain", "Company", "Server", "Found"], catchAll.items.map((d) => [
       `<span data-catch-all="${esc(d.domain)}">${esc(d.domain)}</span>`, esc(d.company), esc(d.destination), when(d.checked_at)]))
       : "<p data-no-catch-all>None found.</p>"}</section>
+    <section><h2>Directory syncs</h2>
+    <p>Every company's Active Directory and Azure AD syncs; failing ones first.</p>
+    ${syncs.items.length ? table(["Company", "Directory", "Every", "Last success", "State"],
+      [...syncs.items].sort((a, b) => b.failing - a.failing).map((y) => [
+        `<span data-sync-company="${esc(y.company)}">${esc(y.company)}</span>`,
+        y.kind === "azure" ? "Azure AD" : "Active Directory", y.frequency_hours ? `${y.frequency_hours} hours` : "by hand",
+        y.last_success ? when(y.last_success) : "never",
+        y.failing ? `<span class="error" data-sync-failing>the last attempt (${when(y.last_attempt)}) failed: ${esc(y.last_error)}</span>`
+          : `<span class="ok">ok</span>`]))
+      : "<p data-no-syncs>No company has one.</p>"}</section>
     <section id="usage"></section>`;
   await showUsage($("#usage"), "/usage");
 }
