@@ -1617,8 +1617,6 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   add_json_flag(list, ctx);
 }
 
-// A login's password: the first line of stdin.
-// The first line of stdin, as a password by the rule every login's follows.
 // Where password links point: the web UI as configured; throws when it is not known.
 std::string login_link_base(const Context& ctx) {
   const auto base = ctx.config.admin_base_url(ctx.config.admin_listen.port);
@@ -1655,6 +1653,7 @@ void mail_login_link(Context& ctx, const store::Login& login, bool invitation) {
   if (!error.empty()) throw Failure(ErrorCode::unavailable, "link not mailed: " + error);
 }
 
+// A login's password: the first line of stdin, by the rule every login's follows.
 std::string password_from_stdin() {
   const auto line = first_line(std::cin);
   admin::check_password(line);
