@@ -36,6 +36,10 @@ json run_json(const RunResult& r) {
           {"source_complete", r.source_complete}};
 }
 
+json time_or_null(const std::optional<core::TimePoint>& t) {
+  return t ? json(core::format_iso8601(*t)) : json(nullptr);
+}
+
 // What a sync keeps between runs (DirectorySync::state): the source's own state (AD's change
 // number, Graph's delta link), when the last full read was, and a fingerprint of the settings
 // and options that read was made with. A run reads only changes while both still hold;
@@ -344,9 +348,7 @@ std::size_t SyncService::run_due(core::TimePoint now) {
 }
 
 json to_json_value(const SyncOverview& s) {
-  auto time = [](const std::optional<core::TimePoint>& t) {
-    return t ? json(core::format_iso8601(*t)) : json(nullptr);
-  };
+  const auto time = time_or_null;
   return {{"company", s.company},
           {"kind", name_of(s.kind)},
           {"frequency_hours", s.frequency_hours ? json(*s.frequency_hours) : json(nullptr)},
@@ -382,9 +384,7 @@ std::vector<SyncOverview> SyncService::overview(std::optional<core::Id> company_
 
 json SyncService::status(core::Id company_id, core::Source kind) {
   const auto s = require(company_id, kind);
-  auto time = [](const std::optional<core::TimePoint>& t) {
-    return t ? json(core::format_iso8601(*t)) : json(nullptr);
-  };
+  const auto time = time_or_null;
   return {{"kind", name_of(kind)},
           {"settings", json::parse(s.settings)},
           {"options", json::parse(s.options)},
