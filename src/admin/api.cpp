@@ -732,6 +732,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          return ok(usage_json(store_, usage_filter(req, std::nullopt)));
        }},
+      {"GET", "/api/v1/sync-defaults",
+       "The options a new directory sync starts with (administrators)", false,
+       [admin_of](Req, Who c) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         return ok({{"options", core::to_json_value(core::SyncConfig{})}});
+       }},
       {"GET", "/api/v1/syncs",
        "Every company's directory syncs: schedule, last success and attempt, the last error, "
        "whether the next run reads everything (operators)",

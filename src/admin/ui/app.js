@@ -490,10 +490,9 @@ async function importView() {
       status.innerHTML = st.last_attempt === undefined ? ""
         : syncStatusText(st).map((l) => `<p>${esc(l)}</p>`).join("");
     };
-    const refresh = () => api("GET", path).then(show).catch((e) => {
+    const refresh = () => api("GET", path).then(show).catch(async (e) => {
       if (e.status !== 404) return say(e.message, false);
-      show({ settings: {}, options: { default_role: "silent_user", include_active: true, include_functional: true,
-        create: true, update: true, max_delete_count: 500, max_delete_share: 0.1, frequency_hours: null } });
+      show({ settings: {}, options: (await api("GET", "/sync-defaults")).options });
     });
     refresh();
     form.onsubmit = async (ev) => {
