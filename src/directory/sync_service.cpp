@@ -282,6 +282,23 @@ RunReport SyncService::run(core::Id company_id, core::Source kind, bool force) {
 RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force,
                               core::TimePoint started) {
   const auto sync = require(company_id, kind);
+  const std::pair key{company_id, kind};
+  {
+    std::lock_guard lock(running_mutex_);
+    if (!running_.insert(key).second) {
+      throw Failure(ErrorCode::conflict, "this company's " + name_of(kind) +
+                                             " sync is running now; try again when it has "
+                                             "finished");
+    }
+  }
+  struct Done {
+    SyncService& service;
+    std::pair<core::Id, core::Source> key;
+    ~Done() {
+      std::lock_guard lock(service.running_mutex_);
+      service.running_.erase(key);
+    }
+  } done{*this, key};
   try {
     // Durations are measurements for the operator, not rules: a steady clock.
     using Steady = std::chrono::steady_clock;

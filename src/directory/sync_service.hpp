@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -105,6 +106,9 @@ class SyncService {
   // memory. Throws core::Failure (unavailable) when the read fails.
   Preview preview(core::Id company_id, core::Source kind, const SyncRun::Sink& sink = {});
   // Reads and applies; records the outcome either way. Throws on failure (nothing applied).
+  // One run of a company's sync at a time in this process: another one asked for meanwhile
+  // (Sync in the web UI while the scheduler runs it) is refused at once (conflict), not
+  // queued behind it, and is no failure of the sync.
   RunReport run(core::Id company_id, core::Source kind, bool force);
   // Runs every scheduled sync that is due at `now`; returns how many ran (failures included,
   // recorded and logged, never thrown).
@@ -139,6 +143,8 @@ class SyncService {
   const core::Clock& clock_;
   std::map<core::Source, DirectorySource*> sources_;
   std::function<void()> on_outcome_;
+  std::mutex running_mutex_;
+  std::set<std::pair<core::Id, core::Source>> running_;  // runs under way in this process
 };
 
 }  // namespace mailroster::directory

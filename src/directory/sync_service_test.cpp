@@ -293,6 +293,31 @@ TEST_P(SyncServiceTest, EveryOutcomeIsToldAndATellingThatFailsIsNotTheRunsFailur
   EXPECT_EQ(store.count_users(corp.id), 2u);
 }
 
+// Sync in the web UI while the scheduler runs the same sync: refused at once, not queued, and
+// no failure of the sync; the run under way goes on.
+TEST_P(SyncServiceTest, ASecondRunOfTheSameSyncMeanwhileIsRefusedNotQueued) {
+  configure();
+  std::optional<core::Failure> refused;
+  source.before_first = [&] {
+    try {
+      service.run(corp.id, core::Source::ldap, false);
+    } catch (const core::Failure& f) {
+      refused = f;
+    }
+  };
+  service.run(corp.id, core::Source::ldap, false);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code(), core::ErrorCode::conflict);
+  EXPECT_NE(std::string(refused->what()).find("running now"), std::string::npos);
+  EXPECT_EQ(store.count_users(corp.id), 2u);
+  EXPECT_TRUE(service.status(corp.id, core::Source::ldap)["last_error"].is_null());
+  source.before_first = {};
+  source.down = true;  // a run that failed leaves the sync free for the next
+  EXPECT_THROW(service.run(corp.id, core::Source::ldap, false), core::Failure);
+  source.down = false;
+  EXPECT_NO_THROW(service.run(corp.id, core::Source::ldap, false));
+}
+
 TEST_P(SyncServiceTest, ADailySyncTurnsDiscoveryOff) {
   EXPECT_FALSE(store.directory_sync_hours(corp.id));
   configure({{"frequency_hours", 24}});
