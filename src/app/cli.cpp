@@ -1569,11 +1569,18 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
           const auto st = ctx.syncs().status(company().id, kind);
           if (ctx.json_output) return ctx.print_json(st);
           auto text = [](const json& v) { return v.is_null() ? std::string("never") : v.dump(); };
+          auto result_text = [](const json& r) -> std::string {
+            if (!r.is_object()) return "none";
+            auto n = [&r](const char* k) { return std::to_string(r.value(k, 0)); };
+            return n("create") + " created, " + n("update") + " updated, " + n("delete") +
+                   " deleted, " + n("skip") + " skipped, " + n("rejected") + " rejected";
+          };
           ctx.out << "last success: " << text(st["last_success"]) << "\n"
                   << "last attempt: " << text(st["last_attempt"]) << "\n"
                   << "last error: "
                   << (st["last_error"].is_null() ? "none" : st["last_error"].get<std::string>())
                   << "\n"
+                  << "last result: " << result_text(st["last_result"]) << "\n"
                   << "last full read: " << text(st["last_full_read"]) << "\n"
                   << "next read: " << st["next_read"].get<std::string>() << "\n"
                   << "frequency: " << text(st["options"]["frequency_hours"]) << " hours\n"

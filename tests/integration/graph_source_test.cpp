@@ -372,6 +372,8 @@ TEST_F(GraphSync, TheCliSyncsAzure) {
   r = cli({"sync", "azure", "status", "--company", "corp"});
   EXPECT_NE(r.out.find("last error: none"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("next read: incremental"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("last result: 252 created, 0 updated, 0 deleted, "), std::string::npos)
+      << r.out;
   // Every company's syncs, for an operator.
   r = cli({"sync", "list", "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
