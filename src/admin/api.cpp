@@ -1091,14 +1091,18 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return ok(j);
        }},
       {"POST", "/api/v1/companies/{company}/sync/{kind}/run",
-       "Sync now: read the directory and apply ({force} past the deletion guard)", false,
+       "Sync now: read the directory and apply ({force} past the deletion guard; {full}: the "
+       "whole directory, even where changes only would do)",
+       false,
        [this, sync_target](Req req, Who c) {
          auto t = sync_target(req, *c);
          if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
          const auto& [co, kind] = std::get<SyncTarget>(t);
-         auto b = parse_body(req, {{"force", json::value_t::boolean}});
+         auto b =
+             parse_body(req, {{"force", json::value_t::boolean}, {"full", json::value_t::boolean}});
          if (b.error) return *b.error;
-         const auto r = syncs_.run(co.id, kind, b.value.value("force", false));
+         const auto r =
+             syncs_.run(co.id, kind, b.value.value("force", false), b.value.value("full", false));
          return ok({{"created", r.result.creates},
                     {"updated", r.result.updates},
                     {"deleted", r.result.deletes},

@@ -148,6 +148,7 @@ struct SyncArgs {
   bool secret_stdin = false;
   std::string secret_file;
   bool force = false;
+  bool full = false;
 };
 
 struct LoginArgs {
@@ -1544,7 +1545,7 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
         verb(*group, "run", "Sync now: read the directory and apply the plan", action,
              [&ctx, &opt, kind, company] {
                const auto c = company();
-               const auto report = ctx.syncs().run(c.id, kind, opt.force);
+               const auto report = ctx.syncs().run(c.id, kind, opt.force, opt.full);
                const auto& r = report.result;
                if (ctx.json_output) {
                  return ctx.print_json({{"created", r.creates},
@@ -1561,6 +1562,8 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
              });
     run->add_option("--company", opt.company, "Company")->required();
     run->add_flag("--force", opt.force, "Apply even when the deletion guard refuses");
+    run->add_flag("--full", opt.full,
+                  "Read the whole directory, even where the last full read is recent");
     add_json_flag(run, ctx);
 
     auto* status = verb(

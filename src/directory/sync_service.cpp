@@ -199,7 +199,7 @@ void keep_company_domains(std::vector<core::DirectoryEntry>& entries,
 
 }  // namespace
 
-SourceRead SyncService::read(const store::DirectorySync& sync, core::TimePoint now,
+SourceRead SyncService::read(const store::DirectorySync& sync, const std::string& state,
                              const std::set<std::string>& domains,
                              const core::EntrySink& on_entries) {
   auto secret = secrets_.unseal(sync.sealed_secret);
@@ -212,7 +212,7 @@ SourceRead SyncService::read(const store::DirectorySync& sync, core::TimePoint n
       return batch.empty() || on_entries(std::move(batch));
     };
   }
-  auto r = source(sync.kind).read(json::parse(sync.settings), *secret, read_state(sync, now), sink);
+  auto r = source(sync.kind).read(json::parse(sync.settings), *secret, state, sink);
   if (!r) {
     throw Failure(ErrorCode::unavailable,
                   name_of(sync.kind) + " sync failed, nothing was changed: " + r.error().message);
@@ -238,20 +238,20 @@ Preview SyncService::preview(core::Id company_id, core::Source kind, const SyncR
   SourceRead r;
   std::chrono::steady_clock::time_point read_done;
   Preview p;
-  p.result = stream(sync, clock_.now(), false, false, sink, r, read_done);
+  p.result = stream(sync, read_state(sync, clock_.now()), false, false, sink, r, read_done);
   p.rejected = std::move(r.rejected);
   p.info = std::move(r.info);
   return p;
 }
 
-RunResult SyncService::stream(const store::DirectorySync& sync, core::TimePoint now, bool apply,
-                              bool force, const SyncRun::Sink& sink, SourceRead& r,
+RunResult SyncService::stream(const store::DirectorySync& sync, const std::string& state,
+                              bool apply, bool force, const SyncRun::Sink& sink, SourceRead& r,
                               std::chrono::steady_clock::time_point& read_done) {
   const auto options = config_of(sync).options;
   const auto company_domains = store::domain_names(store_, sync.company_id);
   core::ReadAhead<std::vector<core::DirectoryEntry>> ahead(
       [&](const auto& push) {
-        r = read(sync, now, company_domains,
+        r = read(sync, state, company_domains,
                  [&](std::vector<core::DirectoryEntry>&& batch) { return push(std::move(batch)); });
       },
       8);
@@ -275,11 +275,11 @@ RunResult SyncService::stream(const store::DirectorySync& sync, core::TimePoint 
   return result;
 }
 
-RunReport SyncService::run(core::Id company_id, core::Source kind, bool force) {
-  return run_at(company_id, kind, force, clock_.now());
+RunReport SyncService::run(core::Id company_id, core::Source kind, bool force, bool full) {
+  return run_at(company_id, kind, force, full, clock_.now());
 }
 
-RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force,
+RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force, bool full,
                               core::TimePoint started) {
   const auto sync = require(company_id, kind);
   const std::pair key{company_id, kind};
@@ -306,7 +306,8 @@ RunReport SyncService::run_at(core::Id company_id, core::Source kind, bool force
     RunReport report;
     SourceRead r;
     Steady::time_point t1;
-    report.result = stream(sync, started, true, force, {}, r, t1);
+    report.result =
+        stream(sync, full ? std::string() : read_state(sync, started), true, force, {}, r, t1);
     const auto t2 = Steady::now();
     report.rejected = std::move(r.rejected);
     report.info = std::move(r.info);
@@ -352,7 +353,7 @@ std::size_t SyncService::run_due(core::TimePoint now) {
     if (!core::sync_due(sync.frequency_hours, sync.last_attempt, now)) continue;
     ++ran;
     try {
-      const auto report = run_at(sync.company_id, sync.kind, false, now);
+      const auto report = run_at(sync.company_id, sync.kind, false, false, now);
       spdlog::info("sync {} company={}: create={} update={} delete={} skip={} rejected={}",
                    name_of(sync.kind), sync.company_id, report.result.creates,
                    report.result.updates, report.result.deletes, report.result.skips,

@@ -109,7 +109,8 @@ class SyncService {
   // One run of a company's sync at a time in this process: another one asked for meanwhile
   // (Sync in the web UI while the scheduler runs it) is refused at once (conflict), not
   // queued behind it, and is no failure of the sync.
-  RunReport run(core::Id company_id, core::Source kind, bool force);
+  // full: read the whole directory even where the source could give changes only.
+  RunReport run(core::Id company_id, core::Source kind, bool force, bool full = false);
   // Runs every scheduled sync that is due at `now`; returns how many ran (failures included,
   // recorded and logged, never thrown).
   std::size_t run_due(core::TimePoint now);
@@ -124,18 +125,20 @@ class SyncService {
  private:
   store::DirectorySync require(core::Id company_id, core::Source kind);
   void told() noexcept;  // on_outcome_, whose failure is logged, never the run's
-  RunReport run_at(core::Id company_id, core::Source kind, bool force, core::TimePoint started);
+  RunReport run_at(core::Id company_id, core::Source kind, bool force, bool full,
+                   core::TimePoint started);
   // Reads the source on a second thread, a few batches ahead, while this one plans (and, when
   // applying, writes, all in one transaction) what came before. read_done: when the last
   // batch the source handed over was planned.
-  RunResult stream(const store::DirectorySync& sync, core::TimePoint now, bool apply, bool force,
-                   const SyncRun::Sink& sink, SourceRead& r,
+  // state: the source's state to read with (empty: the whole directory).
+  RunResult stream(const store::DirectorySync& sync, const std::string& state, bool apply,
+                   bool force, const SyncRun::Sink& sink, SourceRead& r,
                    std::chrono::steady_clock::time_point& read_done);
   DirectorySource& source(core::Source kind);
   // Reads the source; entries outside the company's domains are rejected, not planned. Uses
   // no store (a run reads on another thread while this one writes): the caller passes the
   // company's domains.
-  SourceRead read(const store::DirectorySync& sync, core::TimePoint now,
+  SourceRead read(const store::DirectorySync& sync, const std::string& state,
                   const std::set<std::string>& domains, const core::EntrySink& on_entries);
 
   store::Store& store_;

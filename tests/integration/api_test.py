@@ -928,6 +928,11 @@ class Api(unittest.TestCase):
             status, body, _ = adm.call("POST", path + "/run", {})
             self.assertEqual((status, body["created"]), (200, 0), body)
             self.assertIsNotNone(adm.call("GET", path)[1]["last_success"])
+            status, body, _ = adm.call("POST", path + "/run", {})  # changes since the last
+            self.assertEqual((status, body["info"]["incremental"]), (200, True), body)
+            status, body, _ = adm.call("POST", path + "/run", {"full": True})
+            self.assertEqual((status, body["info"]["incremental"]), (200, False), body)
+            self.assertEqual(adm.call("POST", path + "/run", {"full": "yes"})[0], 400)
             # For alerts: when each sync last succeeded, and whether its last attempt failed.
             metric = lambda name: re.search(r'^%s\{company="acme",kind="azure"\} (\S+)$' % name,
                                             urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port)

@@ -374,6 +374,10 @@ TEST_F(GraphSync, TheCliSyncsAzure) {
   EXPECT_NE(r.out.find("next read: incremental"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("last result: 252 created, 0 updated, 0 deleted, "), std::string::npos)
       << r.out;
+  r = cli({"sync", "azure", "run", "--company", "corp", "--json"});
+  EXPECT_EQ(json::parse(r.out)["info"]["incremental"], true) << r.out;
+  r = cli({"sync", "azure", "run", "--company", "corp", "--full", "--json"});
+  EXPECT_EQ(json::parse(r.out)["info"]["incremental"], false) << r.out;
   // Every company's syncs, for an operator.
   r = cli({"sync", "list", "--json"});
   ASSERT_EQ(r.status, 0) << r.err;

@@ -619,6 +619,11 @@ TEST_F(LdapIncremental, ReadsEverythingDailyAndAfterAChangeOfWhatIsRead) {
   EXPECT_EQ(status()["next_read"], "full");
   EXPECT_FALSE(incremental(service.run(corp.id, core::Source::ldap, true)));
   EXPECT_EQ(status()["next_read"], "incremental");
+  // Asked for: a full read, whenever.
+  clock.advance(std::chrono::hours(1));
+  EXPECT_TRUE(incremental(service.run(corp.id, core::Source::ldap, false)));
+  EXPECT_FALSE(incremental(service.run(corp.id, core::Source::ldap, false, /*full=*/true)));
+  EXPECT_EQ(status()["last_full_read"], "2026-11-25T11:00:00Z");
 }
 
 // Last: it kills the suite's slapd (and starts a new one), twice.
