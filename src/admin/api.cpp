@@ -14,6 +14,7 @@
 #include <ext/stdio_filebuf.h>
 #include <sstream>
 
+#include "core/discovery.hpp"
 #include "core/json.hpp"
 #include "core/random.hpp"
 #include "directory/csv/csv_export.hpp"
@@ -890,6 +891,17 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"GET", "/api/v1/companies/{company}/discovery-settings", "SMTP Discovery settings", false,
        in_company([this](Req, Who, const core::Company& co) {
          return ok(store_.discovery_settings(co.id));
+       })},
+      {"GET", "/api/v1/companies/{company}/discovery-status",
+       "Whether SMTP Discovery is at work for the company, and why not: off in the settings, or "
+       "forced off by a directory sync every 24 hours",
+       false, in_company([this](Req, Who, const core::Company& co) {
+         const auto settings = store_.discovery_settings(co.id);
+         const auto hours = store_.directory_sync_hours(co.id);
+         const auto why = core::discovery_off_reason(settings, hours);
+         return ok({{"enabled", settings.enabled},
+                    {"active", core::discovery_active(settings, hours)},
+                    {"reason", why.empty() ? json(nullptr) : json(why)}});
        })},
       {"PATCH", "/api/v1/companies/{company}/discovery-settings",
        "Change SMTP Discovery settings (the fields given)", false,

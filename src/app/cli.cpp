@@ -1077,16 +1077,19 @@ void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& acti
       app.add_subcommand("discovery", "SMTP Discovery: settings and the discovered list");
   discovery->require_subcommand(1);
 
-  auto* settings = verb(*discovery, "settings", "Show a company's discovery settings", action,
-                        [&ctx, &opt = ctx.discovery_args] {
-                          const auto c = ctx.company(opt.company);
-                          const json j = ctx.store().discovery_settings(c.id);
-                          if (ctx.json_output) return ctx.print_json(j);
-                          for (const auto& [k, v] : j.items()) {
-                            ctx.out << k << " = "
-                                    << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
-                          }
-                        });
+  auto* settings =
+      verb(*discovery, "settings", "Show a company's discovery settings", action,
+           [&ctx, &opt = ctx.discovery_args] {
+             const auto c = ctx.company(opt.company);
+             const json j = ctx.store().discovery_settings(c.id);
+             if (ctx.json_output) return ctx.print_json(j);
+             for (const auto& [k, v] : j.items()) {
+               ctx.out << k << " = " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+             }
+             const auto why = core::discovery_off_reason(ctx.store().discovery_settings(c.id),
+                                                         ctx.store().directory_sync_hours(c.id));
+             if (!why.empty()) ctx.out << "note: " << why << "\n";
+           });
   settings->add_option("--company", opt.company, "Company")->required();
   add_json_flag(settings, ctx);
 

@@ -8,6 +8,16 @@ bool discovery_active(const DiscoverySettings& settings, std::optional<int> sync
   return settings.enabled && !(sync_every_hours && *sync_every_hours == 24);
 }
 
+std::string discovery_off_reason(const DiscoverySettings& settings,
+                                 std::optional<int> sync_every_hours) {
+  if (!settings.enabled) return "SMTP Discovery is off in the settings";
+  if (!discovery_active(settings, sync_every_hours)) {
+    return "SMTP Discovery is enabled but off while a directory sync runs every 24 hours: "
+           "unknown addresses are rejected, not verified by callout";
+  }
+  return "";
+}
+
 CleanDeliveryOutcome on_clean_delivery(DiscoveredAddress& d, const DiscoverySettings& settings,
                                        TimePoint now) {
   CleanDeliveryOutcome out;

@@ -11,6 +11,10 @@ namespace mailroster::core {
 // Discovery runs only when enabled and no directory sync runs every 24 hours
 // ("SMTP Discovery will be disabled if LDAP 24-hour sync is enabled").
 bool discovery_active(const DiscoverySettings& settings, std::optional<int> sync_every_hours);
+// Why discovery is not active, for the administrator ("" when it is): off in the settings, or
+// on but forced off by a directory sync that runs every 24 hours.
+std::string discovery_off_reason(const DiscoverySettings& settings,
+                                 std::optional<int> sync_every_hours);
 
 struct CleanDeliveryOutcome {
   bool changed = false;  // d must be saved

@@ -67,6 +67,12 @@ TEST(Discovery, ActiveOnlyWhenEnabledAndNoDailySync) {
   EXPECT_TRUE(discovery_active(s, std::nullopt));
   EXPECT_TRUE(discovery_active(s, 6));
   EXPECT_FALSE(discovery_active(s, 24));
+  // What the administrator is told.
+  EXPECT_EQ(discovery_off_reason(s, 6), "");
+  EXPECT_NE(discovery_off_reason(s, 24).find("while a directory sync runs every 24 hours"),
+            std::string::npos);
+  s.enabled = false;
+  EXPECT_EQ(discovery_off_reason(s, 24), "SMTP Discovery is off in the settings");
 }
 
 TEST(Discovery, ThreeMessagesSpreadOver31DaysDoNotDiscover) {

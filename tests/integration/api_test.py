@@ -896,6 +896,18 @@ class Api(unittest.TestCase):
             self.assertTrue(body["secret_set"])
             status, body, _ = adm.call("PUT", path, {"options": {"frequency_hours": 5}})
             self.assertEqual((status, body["error"]["field"]), (400, "frequency_hours"))
+            # A daily sync turns SMTP Discovery off (the seed), and the administrator is told.
+            settings_path = "/api/v1/companies/acme/discovery-settings"
+            was = adm.call("GET", settings_path)[1]["enabled"]
+            self.assertEqual(adm.call("PATCH", settings_path, {"enabled": True})[0], 200)
+            status, st, _ = adm.call("GET", "/api/v1/companies/acme/discovery-status")
+            self.assertEqual((status, st["enabled"], st["active"]), (200, True, False), st)
+            self.assertIn("every 24 hours", st["reason"])
+            self.assertEqual(adm.call("PUT", path, {"options": {"frequency_hours": 12}})[0], 200)
+            st = adm.call("GET", "/api/v1/companies/acme/discovery-status")[1]
+            self.assertEqual((st["active"], st["reason"]), (True, None), st)
+            self.assertEqual(adm.call("PUT", path, {"options": {"frequency_hours": 24}})[0], 200)
+            self.assertEqual(adm.call("PATCH", settings_path, {"enabled": was})[0], 200)
             status, body, _ = adm.call("POST", path + "/test", {})
             self.assertEqual(status, 200, body)
             # With corp.example acme's, Search Now plans its users; the plan is paged through.

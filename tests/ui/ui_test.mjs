@@ -407,6 +407,23 @@ try {
       assert.equal(bob.length, 1);
       assert.equal(bob[0].role, "end_user");
       await noHorizontalScroll("sync-options");
+      // A daily sync turns SMTP Discovery off (the seed): the discovery pages say so.
+      await form.locator("select[name=frequency_hours]").selectOption("24");
+      await form.locator("button:has-text('Save')").click();
+      await page.waitForSelector("#message:has-text('sync settings saved')");
+      for (const view of ["settings", "discovery"]) {
+        await page.goto(base + "/#/" + view);
+        await page.waitForSelector("[data-discovery-off]:has-text('while a directory sync runs every 24 hours')");
+      }
+      await page.goto(base + "/#/import");
+      await page.locator("form[data-sync=azure] [data-status]:has-text('every 24 hours')").waitFor();
+      await page.locator("form[data-sync=azure] select[name=frequency_hours]").selectOption("");
+      await page.locator("form[data-sync=azure] button:has-text('Save')").click();
+      await page.waitForSelector("#message:has-text('sync settings saved')");
+      await page.goto(base + "/#/settings");
+      await page.waitForSelector("h1:has-text('SMTP Discovery settings')");
+      assert.equal(await page.locator("[data-discovery-off]").count(), 0);
+      await page.goto(base + "/#/import");
       // The page shows the stored options when opened again.
       await page.reload();
       await page.locator("form[data-sync=azure] [data-status]:has-text('Last success: 2')").waitFor();

@@ -220,8 +220,10 @@ async function discoveryView() {
   // Domains whose mail server says yes to any address: their mail is relayed, never counted.
   const catchAll = (await api("GET", "/verify/catch-all").catch(() => ({ items: [] })))
     .items.filter((d) => d.company === state.company);
+  const status = await api("GET", co() + "/discovery-status");
   main().innerHTML = `<section><h1>SMTP Discovery</h1>
     <p>Addresses that received clean mail but are not users yet. Select some, then an action.</p>
+    ${discoveryOffNotice(status)}
     ${catchAll.map((d) => `<p class="notice" data-catch-all="${esc(d.domain)}">The mail server of
       <b>${esc(d.domain)}</b> accepts any address (seen ${esc(d.checked_at)}), so its addresses
       cannot be told real: mail to them is relayed but never counted for discovery.</p>`).join("")}
@@ -296,12 +298,19 @@ async function invalidView() {
   }));
 }
 
+// Why discovery finds nothing new now, when the reason is not plain from its own settings.
+function discoveryOffNotice(status) {
+  return status.enabled && !status.active
+    ? `<p class="notice" data-discovery-off>${esc(status.reason)}.</p>` : "";
+}
+
 async function settingsView() {
-  const s = await api("GET", co() + "/discovery-settings");
+  const [s, status] = await Promise.all([api("GET", co() + "/discovery-settings"),
+    api("GET", co() + "/discovery-status")]);
   const field = (k, v) => typeof v === "boolean"
     ? `<label><input type="checkbox" name="${k}" ${v ? "checked" : ""}> ${esc(k.replaceAll("_", " "))}</label>`
     : `<label>${esc(k.replaceAll("_", " "))} <input name="${k}" value="${esc(v)}" size="12"></label>`;
-  main().innerHTML = `<section><h1>SMTP Discovery settings</h1><form id="settings">
+  main().innerHTML = `<section><h1>SMTP Discovery settings</h1>${discoveryOffNotice(status)}<form id="settings">
     ${Object.entries(s).map(([k, v]) => `<div class="row">${field(k, v)}</div>`).join("")}
     <button>Save</button></form></section>
     <section><h2>Thursday's report</h2><p>What the company's contacts will receive next.</p>
