@@ -250,6 +250,19 @@ TEST_F(Cli, DiscoverySettingsShowAndChangeWithValidation) {
   EXPECT_EQ(audit(), before);
   EXPECT_EQ(json::parse(ok({"discovery", "settings", "--company", "acme", "--json"}))["enabled"],
             true);
+  // A daily directory sync turns discovery off (the seed): the settings say so.
+  EXPECT_EQ(ok({"discovery", "settings", "--company", "acme"}).find("note:"), std::string::npos);
+  const auto r =
+      run_command(MAILROSTER_BINARY,
+                  {"--db", dir.file("state.db"), "sync", "ldap", "configure", "--company", "acme",
+                   "--set", "host=127.0.0.1", "--set", "base_dn=dc=acme,dc=example", "--set",
+                   "frequency_hours=24", "--secret-stdin"},
+                  "bind-password\n");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(ok({"discovery", "settings", "--company", "acme"})
+                .find("note: SMTP Discovery is enabled but off while a directory sync runs every "
+                      "24 hours"),
+            std::string::npos);
 }
 
 TEST_F(Cli, DiscoveryActionsOnAnAddressThatIsNotDiscoveredChangeNothing) {
