@@ -115,6 +115,12 @@ const step = async (name, fn) => {
 };
 
 // The login form filled in on page, until heading is shown.
+// Saves a sync's form and waits for this save's own "saved" (an earlier one may still show).
+const saveSync = async (page, form) => {
+  await page.evaluate(() => { document.querySelector("#message").textContent = ""; });
+  await form.locator("button:has-text('Save')").click();
+  await page.waitForSelector("#message:has-text('sync settings saved')");
+};
 const logIn = async (page, email, password, heading) => {
   await page.fill("input[name=email]", email);
   await page.fill("input[name=password]", password);
@@ -356,8 +362,7 @@ try {
         ["login_url", graphUrl], ["graph_url", graphUrl], ["secret", "graph-secret"]]) {
         await form.locator(`input[name=${name}]`).fill(value);
       }
-      await form.locator("button:has-text('Save')").click();
-      await page.waitForSelector("#message:has-text('sync settings saved')");
+      await saveSync(page, form);
       await form.locator("[data-search]").click();
       // 150 generated users and a few named ones, in corp.example, which acme holds too.
       await form.locator("[data-page]:has-text('creates 1–100 of')").waitFor();
@@ -383,8 +388,7 @@ try {
       await form.locator("label:has-text('Delete accounts no longer in the directory') input").check();
       await form.locator("select[name=default_role]").selectOption("end_user");
       await form.locator("input[name=max_delete_share]").fill("25");
-      await form.locator("button:has-text('Save')").click();
-      await page.waitForSelector("#message:has-text('sync settings saved')");
+      await saveSync(page, form);
       const options = JSON.parse(cli("sync", "azure", "status", "--company", "acme", "--json")).options;
       assert.equal(options.include_disabled, true);
       assert.equal(options.delete_removed, true);
@@ -409,8 +413,7 @@ try {
       await noHorizontalScroll("sync-options");
       // A daily sync turns SMTP Discovery off (the seed): the discovery pages say so.
       await form.locator("select[name=frequency_hours]").selectOption("24");
-      await form.locator("button:has-text('Save')").click();
-      await page.waitForSelector("#message:has-text('sync settings saved')");
+      await saveSync(page, form);
       for (const view of ["settings", "discovery"]) {
         await page.goto(base + "/#/" + view);
         await page.waitForSelector("[data-discovery-off]:has-text('while a directory sync runs every 24 hours')");
@@ -418,8 +421,7 @@ try {
       await page.goto(base + "/#/import");
       await page.locator("form[data-sync=azure] [data-status]:has-text('every 24 hours')").waitFor();
       await page.locator("form[data-sync=azure] select[name=frequency_hours]").selectOption("");
-      await page.locator("form[data-sync=azure] button:has-text('Save')").click();
-      await page.waitForSelector("#message:has-text('sync settings saved')");
+      await saveSync(page, page.locator("form[data-sync=azure]"));
       await page.goto(base + "/#/settings");
       await page.waitForSelector("h1:has-text('SMTP Discovery settings')");
       assert.equal(await page.locator("[data-discovery-off]").count(), 0);
@@ -440,14 +442,12 @@ try {
       }
       await form.locator("select[name=security]").selectOption("ldaps");
       await form.locator("input[name=verify]").uncheck();
-      await form.locator("button:has-text('Save')").click();
-      await page.waitForSelector("#message:has-text('sync settings saved')");
+      await saveSync(page, form);
       const settings = () => JSON.parse(cli("sync", "ldap", "status", "--company", "acme", "--json")).settings;
       assert.deepEqual([settings().security, settings().verify, settings().port, settings().filter],
         ["ldaps", false, 1, "(department=IT)"]);
       await form.locator("input[name=filter]").fill("");
-      await form.locator("button:has-text('Save')").click();
-      await page.waitForSelector("#message:has-text('sync settings saved')");
+      await saveSync(page, form);
       assert.equal(settings().filter, "");
       // Nothing listens on port 1: Test says why, as an error.
       await form.locator("[data-test]").click();
