@@ -1081,13 +1081,14 @@ void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& acti
       verb(*discovery, "settings", "Show a company's discovery settings", action,
            [&ctx, &opt = ctx.discovery_args] {
              const auto c = ctx.company(opt.company);
-             const json j = ctx.store().discovery_settings(c.id);
+             const auto current = ctx.store().discovery_settings(c.id);
+             const json j = current;
              if (ctx.json_output) return ctx.print_json(j);
              for (const auto& [k, v] : j.items()) {
                ctx.out << k << " = " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
              }
-             const auto why = core::discovery_off_reason(ctx.store().discovery_settings(c.id),
-                                                         ctx.store().directory_sync_hours(c.id));
+             const auto why =
+                 core::discovery_off_reason(current, ctx.store().directory_sync_hours(c.id));
              if (!why.empty()) ctx.out << "note: " << why << "\n";
            });
   settings->add_option("--company", opt.company, "Company")->required();

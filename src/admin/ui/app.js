@@ -430,9 +430,12 @@ function syncOptionsHtml() {
         <input name="max_delete_share" type="number" min="0" max="100" step="any" size="4"> %</label></div></fieldset>`;
 }
 
+// A time of the API ("2026-12-06T20:29:25Z") as the pages show it; "never" for none.
+const utc = (t) => t ? t.replace("T", " ").replace("Z", " UTC") : "never";
+
 // What the last runs did and what the next one will read, from the sync's status.
 function syncStatusText(st) {
-  const when = (t) => t ? t.replace("T", " ").replace("Z", " UTC") : "never";
+  const when = utc;
   const r = st.last_result;
   const lines = [`Last success: ${when(st.last_success)}` + (r ? ` (${r.create} created, ${r.update} updated, ` +
     `${r.delete} deleted, ${r.skip} skipped, ${r.rejected ?? 0} rejected)` : "")];
@@ -817,7 +820,7 @@ function wirePassword() {
 async function gatewayView() {
   const [nodes, failing, catchAll, syncs] = await Promise.all([api("GET", "/nodes"), api("GET", "/relay/failing"),
     api("GET", "/verify/catch-all"), api("GET", "/syncs")]);
-  const when = (t) => esc(t.replace("T", " ").replace("Z", " UTC"));
+  const when = (t) => esc(utc(t));
   main().innerHTML = `<section><h1>Gateway</h1>
     <p>The serve processes sharing this database. Each says it is alive every scheduler tick; one
     at a time runs directory syncs, expiry and the Thursday reports.</p>
@@ -845,7 +848,7 @@ async function gatewayView() {
       [...syncs.items].sort((a, b) => b.failing - a.failing).map((y) => [
         `<span data-sync-company="${esc(y.company)}">${esc(y.company)}</span>`,
         y.kind === "azure" ? "Azure AD" : "Active Directory", y.frequency_hours ? `${y.frequency_hours} hours` : "by hand",
-        y.last_success ? when(y.last_success) : "never",
+        when(y.last_success),
         y.failing ? `<span class="error" data-sync-failing>the last attempt (${when(y.last_attempt)}) failed: ${esc(y.last_error)}</span>`
           : `<span class="ok">ok</span>`]))
       : "<p data-no-syncs>No company has one.</p>"}</section>
