@@ -166,6 +166,9 @@ const std::vector<Key>& schema() {
          return set_int(n, c.inbound.max_connections_per_client, 1, 1000000);
        },
        kReload},
+      {"smtp", "max_errors",
+       [](const toml::node& n, Config& c) { return set_int(n, c.inbound.max_errors, 1, 1000); },
+       kReload},
       // The paths; TLS on or off: at a start (serve).
       {"smtp", "tls_cert",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); },

@@ -30,6 +30,8 @@
 //   idle_timeout = "5m"             # RFC 5321 4.5.3.2.7
 //   max_connections = 20000
 //   max_connections_per_client = 50
+//   max_errors = 20                 # refused commands and recipients (unknown, relay
+//                                   # denied) before the session is dropped (421 4.7.0)
 //   tls_cert = ""                   # PEM files; STARTTLS is offered when both are set
 //   tls_key = ""
 //   require_tls = false             # MAIL only after STARTTLS (530 5.7.0 before); needs the

@@ -98,6 +98,7 @@ hostname = "MX.Example.COM"
 postmaster = "Hostmaster@Example.com"
 max_message_size = 1048576
 idle_timeout = "90s"
+max_errors = 5
 shutdown_grace = "2m"
 [outbound]
 listen = "127.0.0.1:2600"
@@ -126,6 +127,8 @@ interval = "1h"
   EXPECT_EQ(parse_config("", "test.toml").value().postmaster, "");
   EXPECT_EQ(c.inbound.limits.message_size, 1048576u);
   EXPECT_EQ(c.inbound.idle_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(c.inbound.max_errors, 5u);
+  EXPECT_EQ(parse_config("", "test.toml").value().inbound.max_errors, 20u);
   EXPECT_EQ(c.shutdown_grace, std::chrono::minutes(2));
   EXPECT_EQ(parse_config("", "test.toml").value().shutdown_grace, std::chrono::seconds(60));
   EXPECT_EQ(c.outbound_next_hop.str(), "smarthost.example:2525");
@@ -176,7 +179,8 @@ TEST(Config, RejectsBadGatewayValues) {
         "[smtp]\npostmaster = \"postmaster\"\n", "[scoring]\nrspamd = \"host:x\"\n",
         "[scoring]\nrspamd = 11333\n", "[scoring]\nrspamd_failure = \"accept\"\n",
         "[scoring]\nrspamd_timeout = \"0s\"\n", "[smtp]\nshutdown_grace = 60\n",
-        "[admin]\ntls_cert = \"c.pem\"\n", "[admin]\ntls_key = \"k.pem\"\n"}) {
+        "[admin]\ntls_cert = \"c.pem\"\n", "[admin]\ntls_key = \"k.pem\"\n",
+        "[smtp]\nmax_errors = 0\n"}) {
     EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
   }
 }

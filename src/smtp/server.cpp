@@ -394,10 +394,14 @@ struct Server::Impl::Session {
       tx.recipient_addresses.push_back(c.address.value_or(core::Address{}));
       tx.recipient_dsn.push_back(std::move(dsn));
       enter_state(State::rcpt);
+      reply(r);
     } else if (r.permanent()) {
-      ++errors;  // unknown recipients count as errors, as in Postfix
+      // Refused recipients (unknown, relay denied) count as errors, as in Postfix: a client
+      // spraying addresses or foreign domains is dropped at the limit, as for bad commands.
+      error(r);
+    } else {
+      reply(r);
     }
-    reply(r);
   }
 
   awaitable<void> on_data(const Command&) {

@@ -1053,6 +1053,17 @@ class Gateway(unittest.TestCase):
 
     # ---- protocol limits ------------------------------------------------------------------
 
+    def test_a_client_spraying_refused_recipients_is_dropped_at_the_error_limit(self):
+        # Relay denials are no harvest (no company's addresses), but each is an error of the
+        # session, as in Postfix (smtpd_hard_error_limit): at the 20th the session ends.
+        rcpts = b"".join(b"RCPT TO:<u%d@foreign%d.example>\r\n" % (i, i) for i in range(25))
+        out = self.raw([b"EHLO prober.example\r\nMAIL FROM:<x@example.org>\r\n" + rcpts + b"NOOP\r\nQUIT\r\n"])
+        replies = [line for line in out.splitlines() if line[:3] in ("550", "421", "250", "221")]
+        self.assertEqual(sum(1 for line in replies if line.startswith("550 5.7.1")), 20, out)
+        self.assertTrue(replies[-1].startswith("421 4.7.0"), out)
+        self.assertIn("too many errors", replies[-1])
+        self.assertNotIn("221", out)  # closed at the limit: the NOOP and QUIT were not run
+
     def test_declared_oversize_is_refused_at_mail(self):
         with self.smtp() as s:
             code, text = s.mail("bob@example.org", ["SIZE=300000"])
