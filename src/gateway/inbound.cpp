@@ -103,9 +103,12 @@ struct InboundGateway::Impl {
       case AddressOwner::Kind::none:
         break;
     }
-    const auto settings_of_company = lookups.discovery_settings(domain->company_id);
-    if (!core::discovery_active(settings_of_company,
-                                lookups.directory_sync_hours(domain->company_id))) {
+    const bool discovering =
+        core::discovery_active(lookups.discovery_settings(domain->company_id),
+                               lookups.directory_sync_hours(domain->company_id));
+    // postmaster at every domain served MUST be taken (RFC 5321 4.5.1) even when it is no
+    // user: without discovery it is asked of the destination too, and never counted.
+    if (!discovering && !postmaster && core::ascii_lower(address.local()) != "postmaster") {
       count_rcpt("unknown");
       co_return Reply{550, "5.1.1 <" + path + ">: recipient address rejected: user unknown"};
     }
@@ -114,7 +117,7 @@ struct InboundGateway::Impl {
                (v.cached ? "_cached" : ""));
     switch (v.verdict) {
       case verify::Verdict::accept:
-        out.countable = !v.accept_all;
+        out.countable = discovering && !v.accept_all;
         co_return Reply{250, "2.1.5 Ok"};
       case verify::Verdict::reject:
         if (v.probe.reply.text.starts_with("5.6.7")) {  // RFC 6531: no SMTPUTF8 there

@@ -118,7 +118,7 @@ class Gateway(unittest.TestCase):
         cls.mta_cert, cls.mta_key = self_signed(cls.dir, "127.0.0.1", ip="127.0.0.1",
                                                 files=("mta-cert.pem", "mta-key.pem"))
         for name, args in {
-            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,someone"],
+            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,someone,postmaster"],
             "catchall": ["--catch-all"],
             "drop": ["--mode", "drop"],
             "busy": ["--mode", "421"],
@@ -710,6 +710,18 @@ class Gateway(unittest.TestCase):
         self.assertEqual(rcpt, 550)
         self.assertIn("5.7.1", text)
         self.assertIn("relay access denied", text)
+
+    def test_postmaster_at_a_domain_is_taken_even_with_discovery_off(self):
+        # RFC 5321 4.5.1: postmaster at every domain served MUST be supported. quiet has
+        # discovery off and no such user: asked of the destination, relayed, never counted.
+        before = self.spooled()
+        rcpt, code, text = self.send("PostMaster@Quiet.example")
+        self.assertEqual((rcpt, code), (250, 250), text)
+        self.assertEqual(len(self.spooled()), len(before) + 1)
+        self.settled()
+        self.assertEqual(json.loads(self.cli("discovery", "list", "--company", "quiet", "--json")), [])
+        # Any other unknown address there is still refused without a callout.
+        self.assertEqual(self.send("nobody@quiet.example")[0], 550)
 
     def test_discovery_off_means_unknown_is_rejected_without_callout(self):
         rcpt, _, text = self.send("alice@quiet.example")
