@@ -1211,6 +1211,38 @@ class Gateway(unittest.TestCase):
                        "\tby mx.mailroster.test (mailroster) with ESMTPS id "
                        % (version, cipher, bits, bits)).encode(), body)
 
+    def test_commands_sent_in_the_clear_behind_starttls_are_not_run(self):
+        # CVE-2011-0411 (RFC 3207 4.2): what a man in the middle pipelines behind STARTTLS must
+        # not be run inside the TLS session as if the client had sent it.
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        sock.recv(4096)
+        sock.sendall(b"EHLO x\r\n")
+        self.assertIn(b"STARTTLS", sock.recv(4096))
+        sock.sendall(b"STARTTLS\r\nMAIL FROM:<evil@example.org>\r\n")
+        answer = b""
+        while b"\r\n" not in answer:
+            answer += sock.recv(4096)
+        self.assertTrue(answer.startswith(b"220 "), answer)
+        self.assertEqual(answer.count(b"\r\n"), 1, answer)  # nothing for the injected MAIL
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        tls = ctx.wrap_socket(sock)
+        tls.sendall(b"EHLO x\r\nRCPT TO:<alice@acme.example>\r\nQUIT\r\n")
+        out = b""
+        while b"221 " not in out:
+            more = tls.recv(65536)
+            if not more:
+                break
+            out += more
+        tls.close()
+        # Three answers, to the three commands sent over TLS; had the injected MAIL been run,
+        # there would be a fourth before them.
+        finals = [line for line in out.decode().split("\r\n") if re.match(r"\d{3} ", line)]
+        self.assertEqual(len(finals), 3, out)
+        self.assertTrue(finals[0].startswith("250 "), out)
+        self.assertEqual(finals[1], "503 5.5.1 need MAIL first")
+
     def test_a_tls_client_that_stays_after_quit_holds_up_no_one(self):
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
