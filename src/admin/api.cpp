@@ -211,6 +211,52 @@ std::string text_or(const json& j, const char* key, std::string fallback = "") {
   return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
 }
 
+// What a route's JSON object body may hold: install() checks it before the handler runs (a
+// 400 naming the field), and openapi() documents it.
+struct BodySpec {
+  Fields fields;
+  std::set<std::string> required;
+  bool open = false;                       // any fields: the handler checks each
+  std::string media = "application/json";  // another: the handler reads the body as it is
+  bool handler_checks = false;             // described here, checked by the handler
+
+  bool checked() const { return !open && !handler_checks && media == "application/json"; }
+};
+
+// A JSON type as OpenAPI names it.
+const char* openapi_type(json::value_t t) {
+  switch (t) {
+    case json::value_t::boolean:
+      return "boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "integer";
+    case json::value_t::number_float:
+      return "number";
+    case json::value_t::array:
+      return "array";
+    case json::value_t::object:
+      return "object";
+    default:
+      return "string";
+  }
+}
+
+json openapi_schema(const BodySpec& spec) {
+  if (spec.media != "application/json") return {{"type", "string"}};
+  json schema = {{"type", "object"}};
+  if (spec.open) return schema;
+  json properties = json::object();
+  for (const auto& [name, type] : spec.fields) properties[name] = {{"type", openapi_type(type)}};
+  schema["properties"] = std::move(properties);
+  schema["additionalProperties"] = false;
+  if (!spec.required.empty()) schema["required"] = spec.required;
+  return schema;
+}
+
+// The body of a route with a BodySpec, as install() checked it.
+Body checked_body(const HttpRequest& req) { return {json::parse(req.body), std::nullopt}; }
+
 }  // namespace
 
 struct Api::Route {
@@ -220,6 +266,7 @@ struct Api::Route {
   bool public_route = false;  // no login needed
   std::function<HttpResponse(const HttpRequest&, const std::optional<Caller>&)> handler;
   RouteOptions options = {};
+  std::optional<BodySpec> body = std::nullopt;
 };
 
 namespace {
@@ -415,12 +462,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
   };
 
   routes_ = {
-      {"POST", "/api/v1/login", "Log in: sets the session cookie; returns the CSRF token", true,
+      {"POST",
+       "/api/v1/login",
+       "Log in: sets the session cookie; returns the CSRF token",
+       true,
        [this, me_json](Req req, Who) {
-         auto b = parse_body(
-             req, {{"email", json::value_t::string}, {"password", json::value_t::string}},
-             {"email", "password"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          auto r = auth_.login(b.value["email"], b.value["password"], req.client);
          if (auto* refused = std::get_if<HttpResponse>(&r)) return *refused;
          const auto& g = std::get<Auth::Granted>(r);
@@ -429,7 +476,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          auto out = ok(body);
          out.headers.emplace_back("Set-Cookie", g.cookie);
          return out;
-       }},
+       },
+       {},
+       BodySpec{Fields{{"email", json::value_t::string}, {"password", json::value_t::string}},
+                {"email", "password"}}},
       {"POST", "/api/v1/logout", "End the session", false,
        [this](Req req, Who) {
          auto out = ok({{"ok", true}});
@@ -442,14 +492,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          j["csrf_token"] = c->csrf;
          return ok(j);
        }},
-      {"POST", "/api/v1/me/password",
-       "Change one's own password ({current_password, new_password}): every session ends", false,
+      {"POST",
+       "/api/v1/me/password",
+       "Change one's own password ({current_password, new_password}): every session ends",
+       false,
        [this](Req req, Who c) {
-         auto b = parse_body(
-             req,
-             {{"current_password", json::value_t::string}, {"new_password", json::value_t::string}},
-             {"current_password", "new_password"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          if (auto refused = auth_.change_password(*c, b.value["current_password"],
                                                   b.value["new_password"], req.client)) {
            return *refused;
@@ -457,14 +505,18 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          auto out = ok({{"ok", true}});
          out.headers.emplace_back("Set-Cookie", auth_.logout(req));
          return out;
-       }},
-      {"POST", "/api/v1/password/forgot",
+       },
+       {},
+       BodySpec{Fields{{"current_password", json::value_t::string},
+                       {"new_password", json::value_t::string}},
+                {"current_password", "new_password"}}},
+      {"POST",
+       "/api/v1/password/forgot",
        "Mail a link that sets a new password ({email}): the same answer whether or not the "
        "email logs in here",
        true,
        [this](Req req, Who) {
-         auto b = parse_body(req, {{"email", json::value_t::string}}, {"email"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          if (password_link_base().empty()) {
            return json_error(503, "unavailable",
                              "password links cannot be mailed from this server: ask an "
@@ -480,22 +532,25 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return ok(
              {{"ok", true}, {"message", "if " + email + " logs in here, a link is on its way"}},
              202);
-       }},
-      {"POST", "/api/v1/password/reset",
+       },
+       {},
+       BodySpec{Fields{{"email", json::value_t::string}}, {"email"}}},
+      {"POST",
+       "/api/v1/password/reset",
        "Set a new password with a mailed link's token ({token, password}): the link is used up "
        "and every session of the login ends",
        true,
        [this](Req req, Who) {
-         auto b = parse_body(
-             req, {{"token", json::value_t::string}, {"password", json::value_t::string}},
-             {"token", "password"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          if (auto refused =
                  auth_.reset_password(text_or(b.value, "token"), text_or(b.value, "password"))) {
            return *refused;
          }
          return ok({{"ok", true}});
-       }},
+       },
+       {},
+       BodySpec{Fields{{"token", json::value_t::string}, {"password", json::value_t::string}},
+                {"token", "password"}}},
       {"GET", "/api/v1/companies/{company}/logins",
        "Who logs in for the company: its administrators and end users", false,
        in_company([this, admin_of](Req, Who c, const core::Company& co) {
@@ -506,18 +561,15 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          }
          return ok({{"items", items}});
        })},
-      {"POST", "/api/v1/companies/{company}/logins",
+      {"POST",
+       "/api/v1/companies/{company}/logins",
        "Add a login ({email, role: company_admin | end_user, password}); an end user's email is "
        "a user of the company whose role is end_user. Without a password the login is invited: "
        "a mailed link sets it",
-       false, in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
+       false,
+       in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         auto b = parse_body(req,
-                             {{"email", json::value_t::string},
-                              {"role", json::value_t::string},
-                              {"password", json::value_t::string}},
-                             {"email", "role"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          const bool invite = !b.value.contains("password") || b.value["password"].is_null();
          if (invite && password_link_base().empty()) {
            return json_error(400, "invalid_argument",
@@ -538,7 +590,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          auto body = login_json(l);
          body["invited"] = invite && mail_password_link(l, true);
          return ok(body, 201);
-       })},
+       }),
+       {},
+       BodySpec{Fields{{"email", json::value_t::string},
+                       {"role", json::value_t::string},
+                       {"password", json::value_t::string}},
+                {"email", "role"}}},
       {"DELETE", "/api/v1/companies/{company}/logins/{email}",
        "Remove one of the company's logins (its sessions end); not one's own", false,
        in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
@@ -593,15 +650,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          directory::csv::export_users(store_, co.id, csv, true);  // for spreadsheets: a BOM
          return csv_file(co.name + "-users.csv", std::move(csv).str());
        })},
-      {"POST", "/api/v1/companies/{company}/users", "Add a user", false,
+      {"POST",
+       "/api/v1/companies/{company}/users",
+       "Add a user",
+       false,
        in_company([this](Req req, Who c, const core::Company& co) {
-         auto b = parse_body(req,
-                             {{"address", json::value_t::string},
-                              {"first_name", json::value_t::string},
-                              {"surname", json::value_t::string},
-                              {"role", json::value_t::string}},
-                             {"address"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          auto address = core::Address::parse(b.value["address"].get<std::string>());
          if (!address)
            return json_error(400, "invalid_argument", address.error().message, "address");
@@ -619,7 +673,13 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
          u.role = *role;
          return ok(store_.add_user(u, core::Actor{"admin:" + c->login.email}), 201);
-       })},
+       }),
+       {},
+       BodySpec{Fields{{"address", json::value_t::string},
+                       {"first_name", json::value_t::string},
+                       {"surname", json::value_t::string},
+                       {"role", json::value_t::string}},
+                {"address"}}},
       {"GET", "/api/v1/users/{id}", "One user (an end user: only itself)", false,
        [this, user_for](Req req, Who c) {
          auto u = user_for(req.params.at("id"), *c);
@@ -628,16 +688,18 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          j["aliases"] = store_.list_aliases(std::nullopt, u->id);
          return ok(j);
        }},
-      {"PATCH", "/api/v1/users/{id}", "Change a user (an end user: only its own names)", false,
+      {"PATCH",
+       "/api/v1/users/{id}",
+       "Change a user (an end user: only its own names)",
+       false,
        [this, user_for](Req req, Who c) {
          auto u = user_for(req.params.at("id"), *c);
          if (!u) return not_found("user");
-         const bool end_user = c->login.role == LoginRole::end_user;
-         std::map<std::string, json::value_t> allowed = {{"first_name", json::value_t::string},
-                                                         {"surname", json::value_t::string}};
-         if (!end_user) allowed["role"] = json::value_t::string;
-         auto b = parse_body(req, allowed);
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
+         if (c->login.role == LoginRole::end_user && b.value.contains("role")) {
+           return json_error(400, "invalid_argument", "an end user changes only its own names",
+                             "role");
+         }
          store::UserChange ch;
          if (b.value.contains("first_name")) ch.first_name = text_or(b.value, "first_name");
          if (b.value.contains("surname")) ch.surname = text_or(b.value, "surname");
@@ -647,7 +709,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            ch.role = *role;
          }
          return ok(store_.update_user(u->id, ch, core::Actor{"admin:" + c->login.email}));
-       }},
+       },
+       {},
+       BodySpec{Fields{{"first_name", json::value_t::string},
+                       {"surname", json::value_t::string},
+                       {"role", json::value_t::string}},
+                {}}},
       {"DELETE", "/api/v1/users/{id}", "Remove a user and its aliases", false,
        [this, user_for, admin_of](Req req, Who c) {
          auto u = user_for(req.params.at("id"), *c);
@@ -757,15 +824,13 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          return ok({{"items", nodes_json(store_, clock_.now())}});
        }},
-      {"POST", "/api/v1/companies", "Add a company (operators)", false,
+      {"POST",
+       "/api/v1/companies",
+       "Add a company (operators)",
+       false,
        [this, actor_of](Req req, Who c) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
-         auto b = parse_body(req,
-                             {{"name", json::value_t::string},
-                              {"tech_contact", json::value_t::string},
-                              {"admin_contact", json::value_t::string}},
-                             {"name"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          auto name = core::validate_company_name(text_or(b.value, "name"));
          if (!name) return json_error(400, "invalid_argument", name.error().message, "name");
          store::NewCompany n{
@@ -775,15 +840,19 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            if (!v) return json_error(400, "invalid_argument", v.error().message, field);
          }
          return ok(store_.add_company(n, actor_of(*c)), 201);
-       }},
-      {"PATCH", "/api/v1/companies/{company}",
-       "Change a company's contacts (administrators) or relay networks (operators)", false,
+       },
+       {},
+       BodySpec{Fields{{"name", json::value_t::string},
+                       {"tech_contact", json::value_t::string},
+                       {"admin_contact", json::value_t::string}},
+                {"name"}}},
+      {"PATCH",
+       "/api/v1/companies/{company}",
+       "Change a company's contacts (administrators) or relay networks (operators)",
+       false,
        in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         auto b = parse_body(req, {{"tech_contact", json::value_t::string},
-                                   {"admin_contact", json::value_t::string},
-                                   {"relay_networks", json::value_t::array}});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          store::CompanyChange ch;
          for (const auto* field : {"tech_contact", "admin_contact"}) {
            if (!b.value.contains(field)) continue;
@@ -810,7 +879,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            }
          }
          return ok(store_.update_company(co.id, ch, actor_of(*c)));
-       })},
+       }),
+       {},
+       BodySpec{Fields{{"tech_contact", json::value_t::string},
+                       {"admin_contact", json::value_t::string},
+                       {"relay_networks", json::value_t::array}},
+                {}}},
       {"DELETE", "/api/v1/companies/{company}",
        "Remove a company (operators; ?force=true with its domains and addresses)", false,
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
@@ -819,18 +893,21 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          store_.remove_company(co.id, q.count("force") && q.at("force") == "true", actor_of(*c));
          return ok({{"ok", true}});
        })},
-      {"PATCH", "/api/v1/companies/{company}/domains/{domain}",
-       "Change where a domain's mail is delivered (operators)", false,
+      {"PATCH",
+       "/api/v1/companies/{company}/domains/{domain}",
+       "Change where a domain's mail is delivered (operators)",
+       false,
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto d = store_.find_domain(core::ascii_lower(req.params.at("domain")));
          if (!d || d->company_id != co.id) return not_found("domain");
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
-         auto b = parse_body(req, {{"destination", json::value_t::string}}, {"destination"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          auto dest = core::Destination::parse(text_or(b.value, "destination"));
          if (!dest) return json_error(400, "invalid_argument", dest.error().message, "destination");
          return ok(store_.set_domain_destination(d->id, *dest, actor_of(*c)));
-       })},
+       }),
+       {},
+       BodySpec{Fields{{"destination", json::value_t::string}}, {"destination"}}},
       {"DELETE", "/api/v1/companies/{company}/domains/{domain}",
        "Remove a domain (operators; ?force=true with its addresses)", false,
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
@@ -845,31 +922,37 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        in_company([this](Req, Who, const core::Company& co) {
          return ok({{"items", store_.list_domains(co.id)}});
        })},
-      {"POST", "/api/v1/companies/{company}/domains",
-       "Add a domain and its delivery destination (operators)", false,
+      {"POST",
+       "/api/v1/companies/{company}/domains",
+       "Add a domain and its delivery destination (operators)",
+       false,
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
-         auto b = parse_body(
-             req, {{"name", json::value_t::string}, {"destination", json::value_t::string}},
-             {"name", "destination"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          auto dest = core::Destination::parse(text_or(b.value, "destination"));
          if (!dest) return json_error(400, "invalid_argument", dest.error().message, "destination");
          return ok(store_.add_domain(co.id, core::ascii_lower(text_or(b.value, "name")), *dest,
                                      actor_of(*c)),
                    201);
-       })},
-      {"POST", "/api/v1/users/{id}/aliases", "Add an alias to a user", false,
+       }),
+       {},
+       BodySpec{Fields{{"name", json::value_t::string}, {"destination", json::value_t::string}},
+                {"name", "destination"}}},
+      {"POST",
+       "/api/v1/users/{id}/aliases",
+       "Add an alias to a user",
+       false,
        [this, user_for, admin_of, actor_of, address_field](Req req, Who c) {
          auto u = user_for(req.params.at("id"), *c);
          if (!u) return not_found("user");
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         auto b = parse_body(req, {{"address", json::value_t::string}}, {"address"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          auto a = address_field(b.value, "address");
          if (auto* e = std::get_if<HttpResponse>(&a)) return *e;
          return ok(store_.add_alias(u->id, std::get<core::Address>(a), actor_of(*c)), 201);
-       }},
+       },
+       {},
+       BodySpec{Fields{{"address", json::value_t::string}}, {"address"}}},
       {"DELETE", "/api/v1/users/{id}/aliases/{address}", "Remove one of a user's aliases", false,
        [this, user_for, admin_of, actor_of](Req req, Who c) {
          auto u = user_for(req.params.at("id"), *c);
@@ -903,8 +986,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                     {"active", core::discovery_active(settings, hours)},
                     {"reason", why.empty() ? json(nullptr) : json(why)}});
        })},
-      {"PATCH", "/api/v1/companies/{company}/discovery-settings",
-       "Change SMTP Discovery settings (the fields given)", false,
+      {"PATCH",
+       "/api/v1/companies/{company}/discovery-settings",
+       "Change SMTP Discovery settings (the fields given)",
+       false,
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto b = parse_object(req);  // each field checked by set_setting below
          if (b.error) return *b.error;
@@ -920,14 +1005,17 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          }
          store_.set_discovery_settings(co.id, s, actor_of(*c));
          return ok(s);
-       })},
-      {"POST", "/api/v1/companies/{company}/discovered/actions",
+       }),
+       {},
+       BodySpec{.open = true}},
+      {"POST",
+       "/api/v1/companies/{company}/discovered/actions",
        "The Select menu, on several discovered addresses at once (all or nothing): "
        "create_user (first_name, surname, role), create_functional, mark_invalid, add_alias "
        "(alias_of)",
-       false, in_company([this, actor_of](Req req, Who c, const core::Company& co) {
-         auto b = parse_body(req, {{"actions", json::value_t::array}}, {"actions"});
-         if (b.error) return *b.error;
+       false,
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
+         const auto b = checked_body(req);
          std::vector<lifecycle::DiscoveredAction> actions;
          for (const auto& a : b.value["actions"]) {
            if (!a.is_object()) {
@@ -981,13 +1069,15 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          }
          discovery_.apply(co.id, actions, actor_of(*c));
          return ok({{"applied", actions.size()}});
-       })},
-      {"POST", "/api/v1/companies/{company}/invalid", "Mark an address invalid", false,
+       }),
+       {},
+       BodySpec{Fields{{"actions", json::value_t::array}}, {"actions"}}},
+      {"POST",
+       "/api/v1/companies/{company}/invalid",
+       "Mark an address invalid",
+       false,
        in_company([this, actor_of, address_field](Req req, Who c, const core::Company& co) {
-         auto b = parse_body(
-             req, {{"address", json::value_t::string}, {"reason", json::value_t::string}},
-             {"address"});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          auto a = address_field(b.value, "address");
          if (auto* e = std::get_if<HttpResponse>(&a)) return *e;
          const auto& address = std::get<core::Address>(a);
@@ -996,7 +1086,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            return json_error(400, "invalid_argument", "not a domain of " + co.name, "address");
          }
          return ok(store_.add_invalid(address, text_or(b.value, "reason"), actor_of(*c)), 201);
-       })},
+       }),
+       {},
+       BodySpec{Fields{{"address", json::value_t::string}, {"reason", json::value_t::string}},
+                {"address"}}},
       {"DELETE", "/api/v1/companies/{company}/invalid/{address}", "Forget an invalid address",
        false, in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto a = core::Address::parse(req.params.at("address"));
@@ -1005,16 +1098,15 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          store_.remove_invalid(inv->id, actor_of(*c));
          return ok({{"ok", true}});
        })},
-      {"POST", "/api/v1/companies/{company}/invalid/{address}/user",
-       "Create a user for an invalid address (fixing it)", false,
+      {"POST",
+       "/api/v1/companies/{company}/invalid/{address}/user",
+       "Create a user for an invalid address (fixing it)",
+       false,
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          auto a = core::Address::parse(req.params.at("address"));
          auto inv = a ? store_.find_invalid(*a) : std::nullopt;
          if (!inv || inv->company_id != co.id) return not_found("invalid address");
-         auto b = parse_body(req, {{"first_name", json::value_t::string},
-                                   {"surname", json::value_t::string},
-                                   {"role", json::value_t::string}});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          std::optional<core::Role> role;
          if (b.value.contains("role")) {
            auto r = core::parse_role(text_or(b.value, "role"));
@@ -1025,7 +1117,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              discovery_.create_user_from_invalid(*a, text_or(b.value, "first_name"),
                                                  text_or(b.value, "surname"), role, actor_of(*c)),
              201);
-       })},
+       }),
+       {},
+       BodySpec{Fields{{"first_name", json::value_t::string},
+                       {"surname", json::value_t::string},
+                       {"role", json::value_t::string}},
+                {}}},
   };
   auto kind_of = [](const std::string& text) -> std::optional<core::Source> {
     if (text == "ldap") return core::Source::ldap;
@@ -1057,7 +1154,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          const auto& [co, kind] = std::get<SyncTarget>(t);
          return ok(syncs_.status(co.id, kind));
        }},
-      {"PUT", "/api/v1/companies/{company}/sync/{kind}",
+      {"PUT",
+       "/api/v1/companies/{company}/sync/{kind}",
        "Configure a directory sync: {settings, options, secret} (secret write-only; left out: "
        "kept)",
        false,
@@ -1065,10 +1163,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          auto t = sync_target(req, *c);
          if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
          const auto& [co, kind] = std::get<SyncTarget>(t);
-         auto b = parse_body(req, {{"settings", json::value_t::object},
-                                   {"options", json::value_t::object},
-                                   {"secret", json::value_t::string}});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          std::optional<std::string> secret;
          if (b.value.contains("secret") && b.value["secret"].is_string()) {
            secret = b.value["secret"].get<std::string>();
@@ -1076,7 +1171,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          syncs_.configure(co.id, kind, b.value.value("settings", json::object()),
                           b.value.value("options", json::object()), secret, actor_of(*c));
          return ok(syncs_.status(co.id, kind));
-       }},
+       },
+       {},
+       BodySpec{Fields{{"settings", json::value_t::object},
+                       {"options", json::value_t::object},
+                       {"secret", json::value_t::string}},
+                {}}},
       {"POST", "/api/v1/companies/{company}/sync/{kind}/test", "Connect and authenticate", false,
        [this, sync_target](Req req, Who c) {
          auto t = sync_target(req, *c);
@@ -1102,7 +1202,8 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          j["plan_id"] = keep_plan(std::move(pending));
          return ok(j);
        }},
-      {"POST", "/api/v1/companies/{company}/sync/{kind}/run",
+      {"POST",
+       "/api/v1/companies/{company}/sync/{kind}/run",
        "Sync now: read the directory and apply ({force} past the deletion guard; {full}: the "
        "whole directory, even where changes only would do)",
        false,
@@ -1110,9 +1211,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          auto t = sync_target(req, *c);
          if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
          const auto& [co, kind] = std::get<SyncTarget>(t);
-         auto b =
-             parse_body(req, {{"force", json::value_t::boolean}, {"full", json::value_t::boolean}});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          const auto r =
              syncs_.run(co.id, kind, b.value.value("force", false), b.value.value("full", false));
          return ok({{"created", r.result.creates},
@@ -1121,7 +1220,9 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                     {"skipped", r.result.skips},
                     {"rejected", directory::rejected_json(r.rejected)},
                     {"info", r.info}});
-       }},
+       },
+       {},
+       BodySpec{Fields{{"force", json::value_t::boolean}, {"full", json::value_t::boolean}}, {}}},
       {"POST", "/api/v1/companies/{company}/imports",
        "Upload a CSV (the body, text/csv) and get its plan with an id: the counts and the first "
        "100 of each list (GET .../plans/{plan}/{list} pages through them); nothing is written. "
@@ -1151,7 +1252,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          j["plan_id"] = keep_plan(std::move(pending));
          return ok(j, 201);
        }),
-       RouteOptions{.max_body_bytes = 64u << 20}},
+       RouteOptions{.max_body_bytes = 64u << 20}, BodySpec{.media = "text/csv"}},
       {"GET", "/api/v1/companies/{company}/plans/{plan}/{list}",
        "A page of a previewed plan (a CSV import's or Search Now's); list: creates, updates, "
        "deletes, skips or errors (bad rows); ?limit=&offset=",
@@ -1168,14 +1269,14 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          const auto list = static_cast<int>(name - std::begin(kListNames));
          return page_json(pending->page(list, p.offset, p.limit), p, pending->size(list));
        })},
-      {"POST", "/api/v1/companies/{company}/imports/{plan}/apply",
+      {"POST",
+       "/api/v1/companies/{company}/imports/{plan}/apply",
        "Apply exactly the previewed plan ({force, skip_invalid}): the file is planned again and "
        "applied only if that plan is the same; else 409, and nothing is written",
-       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
+       false,
+       in_company([this, admin_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
-         auto b = parse_body(
-             req, {{"force", json::value_t::boolean}, {"skip_invalid", json::value_t::boolean}});
-         if (b.error) return *b.error;
+         const auto b = checked_body(req);
          const auto id = req.params.at("plan");
          const auto pending = pending_plan(id, co.id);
          if (!pending || !pending->has_file()) {
@@ -1235,7 +1336,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return ok({{"created", run->result.creates},
                     {"updated", run->result.updates},
                     {"deleted", run->result.deletes}});
-       })},
+       }),
+       {},
+       BodySpec{Fields{{"force", json::value_t::boolean}, {"skip_invalid", json::value_t::boolean}},
+                {}}},
   };
   for (auto& r : more) routes_.push_back(std::move(r));
 }
@@ -1243,7 +1347,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
 Api::~Api() = default;
 
 void Api::add_route(const std::string& method, const std::string& path, const std::string& summary,
-                    HttpHandler handler) {
+                    HttpHandler handler, std::optional<Fields> body) {
   routes_.push_back(
       {method,
        path,
@@ -1252,7 +1356,9 @@ void Api::add_route(const std::string& method, const std::string& path, const st
        [handler = std::move(handler)](const HttpRequest& req, const std::optional<Caller>&) {
          return handler(req);
        },
-       {}});
+       {},
+       body ? std::optional(BodySpec{.fields = std::move(*body), .handler_checks = true})
+            : std::nullopt});
 }
 
 json usage_json(store::Store& store, const store::UsageFilter& filter) {
@@ -1318,8 +1424,9 @@ json Api::openapi() const {
       pos = end;
     }
     if (!params.empty()) op["parameters"] = params;
-    if (r.method != "GET") {
-      op["requestBody"] = {{"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}};
+    if (r.body) {
+      op["requestBody"] = {{"required", !r.body->handler_checks},
+                           {"content", {{r.body->media, {{"schema", openapi_schema(*r.body)}}}}}};
     }
     if (!r.public_route) op["security"] = json::array({{{"session", json::array()}}});
     std::string method = r.method;
@@ -1404,6 +1511,11 @@ void Api::install(HttpServer& server) {
             if (!caller) return json_error(401, "unauthenticated", "log in first");
             if (!Auth::csrf_ok(req, *caller)) {
               return json_error(403, "csrf", "missing or wrong X-CSRF-Token");
+            }
+          }
+          if (r.body && r.body->checked()) {
+            if (auto b = parse_body(req, r.body->fields, r.body->required); b.error) {
+              return *b.error;
             }
           }
           return r.handler(req, caller);

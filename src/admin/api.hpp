@@ -65,9 +65,11 @@ class Api {
   ~Api();
   // A route that lives elsewhere (it needs objects the API does not hold), registered and
   // documented with the others; it does its own authentication and, like the others, runs on
-  // a worker thread. Before install().
+  // a worker thread. Before install(). body: the fields of its JSON body, none required, for
+  // the document (the handler checks them).
   void add_route(const std::string& method, const std::string& path, const std::string& summary,
-                 HttpHandler handler);
+                 HttpHandler handler,
+                 std::optional<std::map<std::string, nlohmann::json::value_t>> body = {});
   void set_password_mail(PasswordMail mail) { password_mail_ = std::move(mail); }
   // Registers every route, and the OpenAPI document.
   void install(HttpServer& server);

@@ -39,6 +39,20 @@ TEST(AdminApi, TheOpenApiDocumentMatchesTheRoutes) {
   }
   EXPECT_EQ(routed, documented);
   EXPECT_GE(routed.size(), 14u);
+  // The bodies, from what install() checks: their fields, types and the required ones.
+  const auto login = doc["paths"]["/api/v1/login"]["post"]["requestBody"];
+  EXPECT_EQ(login["content"]["application/json"]["schema"],
+            nlohmann::json::parse(R"({"type": "object", "additionalProperties": false,
+              "properties": {"email": {"type": "string"}, "password": {"type": "string"}},
+              "required": ["email", "password"]})"));
+  const auto run = doc["paths"]["/api/v1/companies/{company}/sync/{kind}/run"]["post"];
+  EXPECT_EQ(run["requestBody"]["content"]["application/json"]["schema"]["properties"]["full"],
+            nlohmann::json::parse(R"({"type": "boolean"})"));
+  EXPECT_FALSE(run["requestBody"]["content"]["application/json"]["schema"].contains("required"));
+  EXPECT_TRUE(doc["paths"]["/api/v1/companies/{company}/imports"]["post"]["requestBody"]["content"]
+                  .contains("text/csv"));
+  EXPECT_FALSE(doc["paths"]["/api/v1/users/{id}"]["delete"].contains("requestBody"));
+  EXPECT_FALSE(doc["paths"]["/api/v1/logout"]["post"].contains("requestBody"));
 }
 
 }  // namespace

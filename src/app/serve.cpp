@@ -79,18 +79,21 @@ std::variant<FlushRequest, admin::HttpResponse> flush_request(const admin::HttpR
     return admin::json_error(400, "invalid_argument", "body must be a JSON object");
   for (const auto& [key, value] : body.items()) {
     if ((key != "address" && key != "domain") || !value.is_string()) {
-      return admin::json_error(400, "invalid_argument",
-                               "unknown or non-string field '" + key + "'");
+      return admin::json_error(400, "invalid_argument", "unknown or non-string field '" + key + "'",
+                               key);
     }
   }
   if (body.contains("address")) {
     auto address = core::Address::parse(body["address"].get<std::string>());
-    if (!address) return admin::json_error(400, "invalid_argument", address.error().message);
+    if (!address) {
+      return admin::json_error(400, "invalid_argument", address.error().message, "address");
+    }
     return FlushRequest{"address:" + address->str(), address->domain()};
   }
   if (body.contains("domain")) {
     auto domain = core::parse_domain(body["domain"].get<std::string>());
-    if (!domain) return admin::json_error(400, "invalid_argument", domain.error().message);
+    if (!domain)
+      return admin::json_error(400, "invalid_argument", domain.error().message, "domain");
     return FlushRequest{"domain:" + *domain, *domain};
   }
   return FlushRequest{"all", ""};
@@ -693,7 +696,9 @@ int serve(const Config& config, store::Store& store,
                  return json_response({{"removed", flush_verify_cache(verifier, key)}});
                })
             .value_or(stopping);
-      });
+      },
+      {{{"address", nlohmann::json::value_t::string},
+        {"domain", nlohmann::json::value_t::string}}});
   // The destinations' servers that failed lately and are tried after the others now: the
   // relay pool's (the I/O thread's), for the operators' Gateway page.
   api.add_route(

@@ -514,6 +514,31 @@ class Api(unittest.TestCase):
         for path in ["/api/v1/login", "/api/v1/companies/{company}/users", "/api/v1/users/{id}"]:
             self.assertIn(path, doc["paths"])
         self.assertIn("patch", doc["paths"]["/api/v1/users/{id}"])
+        # Each body the document describes is the one the server checks: a field it does not
+        # name, a field of another type, a required one left out: 400 naming that field, before
+        # anything else is looked at (the path names nothing that exists).
+        ops = self.client("ops@mailroster.example")
+        wrong = {"string": 7, "boolean": "yes", "array": {}, "object": [], "integer": "x"}
+        checked = 0
+        for path, methods in doc["paths"].items():
+            concrete = re.sub(r"\{[a-z]+\}", "nothing-here", path)
+            for method, op in methods.items():
+                schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+                if not schema or "properties" not in schema:
+                    continue
+                self.assertFalse(schema["additionalProperties"], path)
+                checked += 1
+                cases = [({"no_such_field": 1}, "no_such_field")]
+                cases += [({name: wrong[p["type"]]}, name) for name, p in schema["properties"].items()]
+                if schema.get("required"):
+                    cases.append(({}, None))
+                for body, field in cases:
+                    status, answer, _ = ops.call(method.upper(), concrete, body)
+                    self.assertEqual(status, 400, (method, path, body, answer))
+                    self.assertEqual(answer["error"]["field"], field or answer["error"]["field"])
+                    if field is None:
+                        self.assertIn(answer["error"]["field"], schema["required"])
+        self.assertGreaterEqual(checked, 15)
 
     def discover(self, address, company="acme"):
         """Puts an address on the discovered list, as the mail flow would."""
@@ -1106,26 +1131,30 @@ class Api(unittest.TestCase):
                 "address": "x%40globex.example", "plan": "0", "list": "creates",
                 "email": "x%40globex.example"}
         checked = 0
+        sample = {"string": "x", "boolean": False, "array": [], "object": {}, "integer": 0}
         for path, ops in doc["paths"].items():
             for method in ops:
                 m = method.upper()
+                # A body the document's schema takes (the body is checked before the target).
+                schema = ops[method].get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+                body = {f: sample[schema["properties"][f]["type"]] for f in schema.get("required", [])}
                 concrete = re.sub(r"\{(\w+)\}", lambda g: fill[g.group(1)], path)
                 public = path in ("/api/v1/login", "/api/v1/openapi.json", "/api/v1/password/forgot",
                                   "/api/v1/password/reset")
                 if not public:
                     self.assertEqual(Client(self.port).call(m, concrete, {})[0], 401, (m, path))
                 if "{company}" in path or "{id}" in path:
-                    status, body, _ = adm.call(m, concrete, {})
-                    self.assertEqual(status, 404, (m, path, body))
-                    self.assertNotIn("globex.example", json.dumps(body))
+                    status, answer, _ = adm.call(m, concrete, body)
+                    self.assertEqual(status, 404, (m, path, answer))
+                    self.assertNotIn("globex.example", json.dumps(answer))
                     if "{company}" in path:
                         acme = re.sub(r"\{(\w+)\}", lambda g: dict(fill, company="acme",
                                                                      id=str(bob))[g.group(1)], path)
-                        self.assertIn(alice.call(m, acme, {})[0], (403, 404), (m, path))
+                        self.assertIn(alice.call(m, acme, body)[0], (403, 404), (m, path))
                     else:
                         other = path.replace("{id}", str(bob))
                         other = re.sub(r"\{(\w+)\}", lambda g: fill[g.group(1)], other)
-                        self.assertEqual(alice.call(m, other, {})[0], 404, (m, path))
+                        self.assertEqual(alice.call(m, other, body)[0], 404, (m, path))
                 checked += 1
         self.assertGreaterEqual(checked, 30)
 
