@@ -406,6 +406,16 @@ const SYNC_ACTIONS = [["create", "Create new user accounts and groups"],
   ["update", "Update existing user accounts and groups"],
   ["delete_removed", "Delete accounts no longer in the directory"]];
 
+// Each setting's label and, where a sample says what goes there, its placeholder.
+const SYNC_LABELS = {
+  host: ["Domain controllers"], port: ["Port", "389 or 636"], security: ["Security"],
+  ca_file: ["CA file", "/etc/ssl/certs/corp-ca.pem"],
+  bind_dn: ["Bind DN", "CN=mailroster,OU=Service,DC=example,DC=com"],
+  base_dn: ["Base DN", "DC=example,DC=com"], filter: ["Filter", "optional, ANDed: (department=Sales)"],
+  tenant_id: ["Tenant ID", "contoso.onmicrosoft.com or its GUID"], client_id: ["Client ID", "the app's GUID"],
+  login_url: ["Login URL", "https://login.microsoftonline.com"], graph_url: ["Graph URL", "https://graph.microsoft.com"],
+};
+
 function syncFieldHtml(kind, f) {
   if (kind === "ldap" && f === "security") {
     return `<select name="security"><option value="none">none (port 389)</option>
@@ -415,14 +425,16 @@ function syncFieldHtml(kind, f) {
     return `<input name="host" placeholder="dc1.example.com dc2.example.com"
       title="one or more domain controllers, tried in turn; host:port for one on another port">`;
   }
-  return `<input name="${f}"${f === "port" ? ' type="number" min="1" max="65535"' : ""}>`;
+  const sample = SYNC_LABELS[f]?.[1];
+  return `<input name="${f}"${f === "port" ? ' type="number" min="1" max="65535"' : ""}` +
+    `${sample ? ` placeholder="${esc(sample)}"` : ""}>`;
 }
 
 function syncOptionsHtml() {
   const box = ([k, label]) => `<label><input type="checkbox" name="${k}"> ${esc(label)}</label>`;
-  return `<div class="row"><label>new users' role <select name="default_role">
+  return `<label class="field">New users' role <select name="default_role">
       <option value="silent_user">silent user (digest, no login)</option>
-      <option value="end_user">end user (digest and login)</option></select></label></div>
+      <option value="end_user">end user (digest and login)</option></select></label>
     <fieldset><legend>Sync</legend>${SYNC_INCLUDE.map(box).join("")}</fieldset>
     <fieldset><legend>Actions</legend>${SYNC_ACTIONS.map(box).join("")}
       <div class="row"><label>refuse a run deleting more than
@@ -456,15 +468,15 @@ async function importView() {
     <label><input type="checkbox" id="skip-invalid"> import the good rows even when some are bad</label>
     <button id="preview">Preview</button></div><div id="csv-result"></div></section>
     ${["ldap", "azure"].map((k) => `<section><h1>${k === "ldap" ? "Active Directory (LDAP)" : "Azure AD"}</h1>
-      <form data-sync="${k}">${SYNC_FIELDS[k].map((f) => `<div class="row"><label>${f.replaceAll("_", " ")}
-        ${syncFieldHtml(k, f)}</label></div>`).join("")}
+      <form data-sync="${k}">${SYNC_FIELDS[k].map((f) => `<label class="field">${esc(SYNC_LABELS[f][0])}
+        ${syncFieldHtml(k, f)}</label>`).join("")}
       ${k === "ldap" ? `<div class="row"><label><input type="checkbox" name="verify">
         check the server's certificate (StartTLS, LDAPS)</label></div>` : ""}
-      <div class="row"><label>${k === "ldap" ? "password" : "client secret"}
-        <input name="secret" type="password" autocomplete="off" placeholder="unchanged"></label></div>
+      <label class="field">${k === "ldap" ? "Bind password" : "Client secret"}
+        <input name="secret" type="password" autocomplete="off" placeholder="unchanged"></label>
       ${syncOptionsHtml()}
-      <div class="row"><label>sync every <select name="frequency_hours"><option value="">manual</option>
-        ${[1, 3, 6, 12, 24].map((h) => `<option>${h}</option>`).join("")}</select> hours</label></div>
+      <label class="field">Schedule <select name="frequency_hours"><option value="">by hand only</option>
+        ${[1, 3, 6, 12, 24].map((h) => `<option value="${h}">every ${h === 1 ? "hour" : h + " hours"}</option>`).join("")}</select></label>
       <div class="row"><button>Save</button><button type="button" class="secondary" data-test>Test</button>
         <button type="button" class="secondary" data-search>Search Now</button>
         <button type="button" data-run hidden>Sync</button></div>
