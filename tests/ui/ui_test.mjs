@@ -541,6 +541,28 @@ try {
       await page.click("#preview-report");
       await page.waitForSelector("#report-to:has-text('it@acme.example')");
     });
+    await step("SMTP Discovery settings, named as in the seed, saved and read back", async () => {
+      await page.goto(base + "/#/settings");
+      const form = page.locator("#settings");
+      await form.locator("label:has-text('Inbound detection threshold') input").waitFor();
+      const before = JSON.parse(cli("discovery", "settings", "--company", "acme", "--json"));
+      await form.locator("label:has-text('Default new user role') select").selectOption("end_user");
+      await form.locator("label:has-text('Inbound detection threshold') input").fill("5");
+      await form.locator("label:has-text('Auto-add new users detected via outbound') input").check();
+      await page.evaluate(() => { document.querySelector("#message").textContent = ""; });
+      await form.locator("button:has-text('Save')").click();
+      await page.waitForSelector("#message:has-text('settings saved')");
+      const after = JSON.parse(cli("discovery", "settings", "--company", "acme", "--json"));
+      assert.deepEqual(after, { ...before, default_role: "end_user", inbound_threshold: 5, auto_add_outbound: true });
+      // Over the server's limit: refused with the reason, and nothing changes.
+      await form.locator("label:has-text('Inbound detection threshold') input").fill("1001");
+      await form.locator("button:has-text('Save')").click();
+      await page.waitForSelector("#message.error:has-text('inbound_threshold must be between 1 and 1000')");
+      assert.deepEqual(JSON.parse(cli("discovery", "settings", "--company", "acme", "--json")), after);
+      await noHorizontalScroll("discovery-settings");
+      cli("discovery", "set", "--company", "acme", `default_role=${before.default_role}`,
+        `inbound_threshold=${before.inbound_threshold}`, `auto_add_outbound=${before.auto_add_outbound}`);
+    });
     await step("preview Thursday's report from the settings", async () => {
       await page.goto(base + "/#/settings");
       await page.click("#preview-report");

@@ -304,14 +304,46 @@ function discoveryOffNotice(status) {
     ? `<p class="notice" data-discovery-off>${esc(status.reason)}.</p>` : "";
 }
 
+// The SMTP Discovery settings as the seed names and explains them, in its order.
+const DISCOVERY_SETTINGS = [
+  ["enabled", "Enable SMTP Discovery", "Mail to an address that is no user is checked with the " +
+    "company's mail server and delivered; an address that gets enough clean mail is discovered."],
+  ["default_role", "Default new user role", ""],
+  ["inbound_threshold", "Inbound detection threshold", "clean messages to an address within the period below make it discovered"],
+  ["window_days", "Detection period (days)", ""],
+  ["notification_weeks", "Weeks of notification before expiry", "a discovered address no one handled expires after this many weekly reports"],
+  ["expired_to_new_user", "Expired addresses default to new user", "off: they are marked invalid. " +
+    "Recommended off: new users are billed."],
+  ["auto_add_aliases", "Auto-add detected alias addresses", "first.last@domain2 becomes an alias " +
+    "of the user first.last@domain1. Recommended on."],
+  ["auto_add_outbound", "Auto-add new users detected via outbound", "one clean message from the " +
+    "company's mail server by a sender who is no user makes that sender a user. Recommended off: new users are billed."],
+  ["report_new_users", "Report on new users", "Thursdays: the users created in the previous week"],
+  ["report_new_aliases", "Report on new aliases", "Thursdays: the aliases created in the previous week"],
+  ["report_include_admin", "Include admin contact in the report", "the report goes to the tech contact, and then to the admin contact too"],
+];
+
 async function settingsView() {
   const [s, status] = await Promise.all([api("GET", co() + "/discovery-settings"),
     api("GET", co() + "/discovery-status")]);
-  const field = (k, v) => typeof v === "boolean"
-    ? `<label><input type="checkbox" name="${k}" ${v ? "checked" : ""}> ${esc(k.replaceAll("_", " "))}</label>`
-    : `<label>${esc(k.replaceAll("_", " "))} <input name="${k}" value="${esc(v)}" size="12"></label>`;
+  const help = (text) => text ? `<small class="muted">${esc(text)}</small>` : "";
+  const field = ([k, label, text]) => {
+    const v = s[k];
+    if (typeof v === "boolean") {
+      return `<div class="setting"><label><input type="checkbox" name="${k}" ${v ? "checked" : ""}> ${esc(label)}</label>${help(text)}</div>`;
+    }
+    const input = k === "default_role"
+      ? `<select name="${k}">${[["silent_user", "silent user (digest, no login)"], ["end_user", "end user (digest and login)"]]
+        .map(([r, t]) => `<option value="${r}" ${v === r ? "selected" : ""}>${t}</option>`).join("")}</select>`
+      : `<input name="${k}" value="${esc(v)}"${typeof v === "number" ? ' type="number" min="1"' : ""}>`;
+    return `<div class="setting"><label class="field">${esc(label)} ${input}</label>${help(text)}</div>`;
+  };
+  // Settings this page does not know yet (a newer server) are shown by their names.
+  const known = new Set(DISCOVERY_SETTINGS.map(([k]) => k));
+  const rest = Object.keys(s).filter((k) => !known.has(k)).map((k) => [k, k.replaceAll("_", " "), ""]);
   main().innerHTML = `<section><h1>SMTP Discovery settings</h1>${discoveryOffNotice(status)}<form id="settings">
-    ${Object.entries(s).map(([k, v]) => `<div class="row">${field(k, v)}</div>`).join("")}
+    ${[...DISCOVERY_SETTINGS.filter(([k]) => k in s), ...rest].map(field).join("")}
+    <p class="muted">Reports are sent on Thursdays.</p>
     <button>Save</button></form></section>
     <section><h2>Thursday's report</h2><p>What the company's contacts will receive next.</p>
     <button id="preview-report" class="secondary">Preview the next report</button>
