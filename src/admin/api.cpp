@@ -267,7 +267,64 @@ struct Api::Route {
   std::function<HttpResponse(const HttpRequest&, const std::optional<Caller>&)> handler;
   RouteOptions options = {};
   std::optional<BodySpec> body = std::nullopt;
+  // The query parameters it reads, with what each is; any other is a 400 naming it.
+  std::vector<std::pair<std::string, std::string>> query = {};
 };
+
+namespace {
+
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+const QueryParams& paging() {
+  static const QueryParams p = {{"limit", "entries a page: 1 to 1000 (100)"},
+                                {"offset", "entries before the page (0)"}};
+  return p;
+}
+
+QueryParams paging_and(QueryParams more) {
+  more.insert(more.begin(), paging().begin(), paging().end());
+  return more;
+}
+
+// What each route reads from its query (by "METHOD path"); a route not named reads none.
+const std::map<std::string, QueryParams>& route_queries() {
+  static const QueryParams mail_log =
+      paging_and({{"address", "to or from this address, or part of it (bob@, @acme.example)"},
+                  {"id", "one message's queue id"},
+                  {"result", "delivered, deferred, rejected or spam"},
+                  {"direction", "inbound or outbound"},
+                  {"since", "ISO-8601 time, or a duration back from now (2h, 7d)"},
+                  {"before", "ISO-8601 time, or a duration back from now"}});
+  static const QueryParams usage = {{"month", "YYYY-MM (the current month when nothing is given)"},
+                                    {"from", "first day, YYYY-MM-DD"},
+                                    {"to", "last day, YYYY-MM-DD (today)"}};
+  static const QueryParams force = {{"force", "true: with its domains and addresses"}};
+  static const std::map<std::string, QueryParams> q = {
+      {"GET /api/v1/companies/{company}/users",
+       paging_and({{"search", "part of an address or a name"},
+                   {"role", "end_user, silent_user or functional"}})},
+      {"GET /api/v1/companies/{company}/discovered", paging()},
+      {"GET /api/v1/companies/{company}/invalid", paging()},
+      {"GET /api/v1/companies/{company}/audit",
+       paging_and({{"action", "one action (user.add, alias.remove, ...)"},
+                   {"object", "what the events are about: an address, in any case"}})},
+      {"GET /api/v1/companies/{company}/plans/{plan}/{list}", paging()},
+      {"GET /api/v1/companies/{company}/mail-log", mail_log},
+      {"GET /api/v1/mail-log", mail_log},
+      {"GET /api/v1/companies/{company}/usage", usage},
+      {"GET /api/v1/companies/{company}/usage.csv", usage},
+      {"GET /api/v1/usage", usage},
+      {"GET /api/v1/usage.csv", usage},
+      {"DELETE /api/v1/companies/{company}", force},
+      {"DELETE /api/v1/companies/{company}/domains/{domain}",
+       {{"force", "true: with the addresses in it"}}},
+      {"POST /api/v1/companies/{company}/imports",
+       {{"delete_missing", "true: plan deletes of CSV users not in the file"}}},
+  };
+  return q;
+}
+
+}  // namespace
 
 namespace {
 
@@ -1342,6 +1399,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                 {}}},
   };
   for (auto& r : more) routes_.push_back(std::move(r));
+  for (auto& r : routes_) {
+    const auto it = route_queries().find(r.method + " " + r.path);
+    if (it != route_queries().end()) r.query = it->second;
+  }
 }
 
 Api::~Api() = default;
@@ -1422,6 +1483,12 @@ json Api::openapi() const {
                         {"required", true},
                         {"schema", {{"type", "string"}}}});
       pos = end;
+    }
+    for (const auto& [name, what] : r.query) {
+      params.push_back({{"name", name},
+                        {"in", "query"},
+                        {"description", what},
+                        {"schema", {{"type", "string"}}}});
     }
     if (!params.empty()) op["parameters"] = params;
     if (r.body) {
@@ -1511,6 +1578,14 @@ void Api::install(HttpServer& server) {
             if (!caller) return json_error(401, "unauthenticated", "log in first");
             if (!Auth::csrf_ok(req, *caller)) {
               return json_error(403, "csrf", "missing or wrong X-CSRF-Token");
+            }
+          }
+          for (const auto& [name, value] : query_params(req.query)) {
+            const auto known = [&](const auto& q) { return q.first == name; };
+            // (Public routes are the login's, and those of add_route, which read their own.)
+            if (!r.public_route && std::none_of(r.query.begin(), r.query.end(), known)) {
+              return json_error(400, "invalid_argument", "unknown query parameter '" + name + "'",
+                                name);
             }
           }
           if (r.body && r.body->checked()) {

@@ -53,6 +53,12 @@ TEST(AdminApi, TheOpenApiDocumentMatchesTheRoutes) {
                   .contains("text/csv"));
   EXPECT_FALSE(doc["paths"]["/api/v1/users/{id}"]["delete"].contains("requestBody"));
   EXPECT_FALSE(doc["paths"]["/api/v1/logout"]["post"].contains("requestBody"));
+  std::set<std::string> mail_log;
+  for (const auto& p : doc["paths"]["/api/v1/mail-log"]["get"]["parameters"]) {
+    if (p["in"] == "query") mail_log.insert(p["name"].get<std::string>());
+  }
+  EXPECT_EQ(mail_log, (std::set<std::string>{"limit", "offset", "address", "id", "result",
+                                             "direction", "since", "before"}));
 }
 
 }  // namespace

@@ -539,6 +539,24 @@ class Api(unittest.TestCase):
                     if field is None:
                         self.assertIn(answer["error"]["field"], schema["required"])
         self.assertGreaterEqual(checked, 15)
+        # Query parameters: the ones documented are read; any other (a typo: limt) is a 400
+        # naming it, not silently ignored.
+        users = {p["name"] for p in doc["paths"]["/api/v1/companies/{company}/users"]["get"]["parameters"]
+                 if p["in"] == "query"}
+        self.assertEqual(users, {"limit", "offset", "search", "role"})
+        status, answer, _ = ops.call("GET", "/api/v1/companies/acme/users?limt=5")
+        self.assertEqual((status, answer["error"]["field"]), (400, "limt"), answer)
+        self.assertEqual(ops.call("GET", "/api/v1/companies/acme/users?limit=5&search=a")[0], 200)
+        status, answer, _ = ops.call("GET", "/api/v1/companies?limit=5")
+        self.assertEqual((status, answer["error"]["field"]), (400, "limit"), answer)
+        for path, methods in doc["paths"].items():
+            for method, op in methods.items():
+                names = [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
+                if not names:
+                    continue
+                concrete = re.sub(r"\{[a-z]+\}", "nothing-here", path)
+                status, answer, _ = ops.call(method.upper(), concrete + "?" + names[0] + "=1&not_read=1")
+                self.assertEqual((status, answer["error"]["field"]), (400, "not_read"), (path, answer))
 
     def discover(self, address, company="acme"):
         """Puts an address on the discovered list, as the mail flow would."""
