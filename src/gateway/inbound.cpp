@@ -78,6 +78,8 @@ struct InboundGateway::Impl {
       co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
     }
     auto& state = sessions[session.id];
+    out.address = address;
+    out.company_id = domain->company_id;
     if (!state.recipients.empty() &&
         !(state.recipients.front().destination == domain->destination)) {
       count_rcpt("other_destination");
@@ -85,8 +87,6 @@ struct InboundGateway::Impl {
                                ">: one delivery destination per message; send to this "
                                "recipient in another transaction"};
     }
-    out.address = address;
-    out.company_id = domain->company_id;
     out.destination = domain->destination;
 
     const auto owner = lookups.resolve(address);
@@ -195,6 +195,17 @@ struct InboundGateway::Impl {
     if (settings.log) settings.log(std::move(entry));
   }
 
+  // A recipient refused before it was decided (harvest guard, recipient limit): in its
+  // domain's company's log, or no company's (0: the operators' view).
+  void log_undecided(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                     const smtp::Command& rcpt, const Reply& reply) {
+    const auto domain = rcpt.address ? lookups.find_domain(rcpt.address->domain()) : std::nullopt;
+    auto entry = mail_log_entry("inbound", "rcpt", session, tx, clock.now(), reply);
+    entry.company_id = domain ? domain->company_id : 0;
+    entry.recipient = rcpt.path;
+    log_entry(std::move(entry));
+  }
+
   // A message's outcome, an entry per recipient, each in its company's log.
   void log_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
                    const std::vector<Recipient>& recipients, const Reply& reply,
@@ -257,13 +268,7 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
                    session.client_ip);
       Reply refused{421, "4.7.0 too many unknown recipients from " + session.client_ip +
                              "; closing, try again later"};
-      // The domain's company's, or no company's (0: the operators' view).
-      const auto domain =
-          rcpt.address ? I.lookups.find_domain(rcpt.address->domain()) : std::nullopt;
-      auto entry = mail_log_entry("inbound", "rcpt", session, tx, I.clock.now(), refused);
-      entry.company_id = domain ? domain->company_id : 0;
-      entry.recipient = rcpt.path;
-      I.log_entry(std::move(entry));
+      I.log_undecided(session, tx, rcpt, refused);
       co_return refused;
     }
     case verify::HarvestGuard::Verdict::slow: {
@@ -367,6 +372,12 @@ void InboundGateway::on_message_refused(const smtp::SessionInfo& session,
   const auto recipients = std::exchange(state.recipients, {});
   impl_->metrics.add("mailroster_inbound_messages_total", "result=\"rejected\"");
   impl_->log_message(session, tx, recipients, reply, "", "", 0, std::nullopt);
+}
+
+void InboundGateway::on_rcpt_refused(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                                     const smtp::Command& rcpt, const smtp::Reply& reply) {
+  impl_->count_rcpt("too_many");
+  impl_->log_undecided(session, tx, rcpt, reply);
 }
 
 void InboundGateway::on_disconnect(const smtp::SessionInfo& session) {

@@ -203,6 +203,11 @@ void OutboundGateway::on_message_refused(const smtp::SessionInfo& session,
   impl_->log_message(session, tx, reply, "", "", 0, std::nullopt);
 }
 
+void OutboundGateway::on_rcpt_refused(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                                      const smtp::Command& rcpt, const smtp::Reply& reply) {
+  impl_->log_refusal(session, tx, "rcpt", rcpt.path, reply);
+}
+
 void OutboundGateway::on_disconnect(const smtp::SessionInfo& session) {
   impl_->messages.erase(session.id);
 }

@@ -60,6 +60,8 @@ class OutboundGateway final : public smtp::SessionHandler {
   boost::asio::awaitable<smtp::Reply> on_message(const smtp::SessionInfo& session,
                                                  const smtp::Transaction& tx,
                                                  std::string message) override;
+  void on_rcpt_refused(const smtp::SessionInfo& session, const smtp::Transaction& tx,
+                       const smtp::Command& rcpt, const smtp::Reply& reply) override;
   void on_message_refused(const smtp::SessionInfo& session, const smtp::Transaction& tx,
                           const smtp::Reply& reply) override;
   void on_disconnect(const smtp::SessionInfo& session) override;

@@ -385,7 +385,9 @@ struct Server::Impl::Session {
     }
     if (!tx.smtputf8 && !core::is_ascii(c.path)) co_return error(kUndeclaredUtf8);
     if (tx.recipients.size() >= srv.settings.limits.recipients) {
-      reply({452, "4.5.3 too many recipients"});  // RFC 5321 4.5.3.1.10
+      const Reply r{452, "4.5.3 too many recipients"};  // RFC 5321 4.5.3.1.10
+      srv.handler.on_rcpt_refused(info, tx, c, r);
+      reply(r);
       co_return;
     }
     const auto r = co_await srv.handler.on_rcpt(info, tx, c);

@@ -96,6 +96,10 @@ class SessionHandler {
   // A message the server refused itself, never given to on_message (over the size limit, a
   // line too long, a bare CR or LF): what the client was told.
   virtual void on_message_refused(const SessionInfo&, const Transaction&, const Reply&) {}
+  // A recipient the server refused itself, never given to on_rcpt (over the recipient limit):
+  // what the client was told.
+  virtual void on_rcpt_refused(const SessionInfo&, const Transaction&, const Command&,
+                               const Reply&) {}
   virtual void on_disconnect(const SessionInfo& session) = 0;
 };
 

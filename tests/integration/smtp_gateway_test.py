@@ -924,11 +924,14 @@ class Gateway(unittest.TestCase):
 
     def test_recipients_of_two_destinations_are_split(self):
         with self.smtp() as s:
-            s.mail("bob@example.org")
+            s.mail("split@example.org")
             self.assertEqual(s.rcpt("alice@acme.example")[0], 250)
             code, text = s.rcpt("x@catchall.example")
             self.assertEqual(code, 452)
             self.assertIn(b"4.5.3", text)
+        entries = self.mail_log("acme", "--address", "split@example.org", want=1)
+        self.assertEqual([(e["stage"], e["result"], e["code"], e["recipient"]) for e in entries],
+                         [("rcpt", "deferred", 452, "x@catchall.example")], entries)
 
     # ---- outbound -------------------------------------------------------------------------
 
@@ -942,6 +945,17 @@ class Gateway(unittest.TestCase):
             self.assertEqual(s.rcpt(to)[0], 250)
             code, text = s.data(message(to, "outbound"))
             return code, text.decode()
+
+    def test_outbound_101st_recipient_gets_452_in_the_companys_log(self):
+        with smtplib.SMTP("127.0.0.1", self.outbound_port, timeout=20) as s:
+            s.ehlo("mail.acme.example")
+            self.assertEqual(s.mail("alice@acme.example")[0], 250)
+            for i in range(100):
+                self.assertEqual(s.rcpt("many%d@elsewhere.example" % i)[0], 250, i)
+            self.assertEqual(s.rcpt("many100@elsewhere.example")[0], 452)
+        entries = self.mail_log("acme", "--address", "many100@elsewhere.example", want=1)
+        self.assertEqual([(e["direction"], e["stage"], e["result"], e["code"]) for e in entries],
+                         [("outbound", "rcpt", "deferred", 452)], entries)
 
     def test_outbound_from_an_unknown_sender_is_relayed_and_discovered(self):
         before = self.spooled()
@@ -1091,12 +1105,16 @@ class Gateway(unittest.TestCase):
 
     def test_101st_recipient_gets_452(self):
         with self.smtp() as s:
-            s.mail("bob@example.org")
+            s.mail("toomany@example.org")
             for i in range(100):
                 self.assertEqual(s.rcpt("alice@acme.example")[0], 250, i)
             code, text = s.rcpt("alice@acme.example")
             self.assertEqual(code, 452)
             self.assertIn(b"4.5.3", text)
+        # Deferred, in the company's mail log: the administrator sees why it came later.
+        entries = self.mail_log("acme", "--address", "toomany@example.org", want=1)
+        self.assertEqual([(e["stage"], e["result"], e["code"], e["recipient"]) for e in entries],
+                         [("rcpt", "deferred", 452, "alice@acme.example")], entries)
 
     def test_over_long_command_line_gets_500(self):
         out = self.raw([b"EHLO x\r\n", b"NOOP " + b"a" * 600 + b"\r\n", b"QUIT\r\n"], read_until=b"221")
