@@ -93,7 +93,8 @@ struct Body {
 // The body as a JSON object, whatever its fields.
 Body parse_object(const HttpRequest& req) {
   Body b;
-  b.value = json::parse(req.body, nullptr, false);
+  // No body at all: no fields (POST .../run with nothing to say).
+  b.value = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
   if (b.value.is_discarded()) {
     b.error = json_error(400, "invalid_argument", "the body is not valid JSON");
   } else if (!b.value.is_object()) {
@@ -255,7 +256,7 @@ json openapi_schema(const BodySpec& spec) {
 }
 
 // The body of a route with a BodySpec, as install() checked it.
-Body checked_body(const HttpRequest& req) { return {json::parse(req.body), std::nullopt}; }
+Body checked_body(const HttpRequest& req) { return parse_object(req); }
 
 }  // namespace
 
@@ -1241,24 +1242,30 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          const auto& [co, kind] = std::get<SyncTarget>(t);
          return ok(syncs_.test(co.id, kind));
        }},
-      {"POST", "/api/v1/companies/{company}/sync/{kind}/search",
+      {"POST",
+       "/api/v1/companies/{company}/sync/{kind}/search",
        "Search Now: the plan a sync would apply (nothing is written): the counts and the first "
-       "100 of each list, with an id to page through them (GET .../plans/{plan}/{list})",
+       "100 of each list, with an id to page through them (GET .../plans/{plan}/{list}); "
+       "{full}: from the whole directory, as a run with {full} applies it",
        false,
        [this, sync_target](Req req, Who c) {
          auto t = sync_target(req, *c);
          if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
          const auto& [co, kind] = std::get<SyncTarget>(t);
+         const auto b = checked_body(req);
          auto pending = std::make_shared<PendingPlan>();
          pending->company_id = co.id;
-         const auto p =
-             syncs_.preview(co.id, kind, [&](const core::PlanItem& i) { pending->item(i); });
+         const auto p = syncs_.preview(
+             co.id, kind, [&](const core::PlanItem& i) { pending->item(i); },
+             b.value.value("full", false));
          auto j = pending->answer(kind, p.result);
          j["rejected"] = directory::rejected_json(p.rejected);
          j["info"] = p.info;
          j["plan_id"] = keep_plan(std::move(pending));
          return ok(j);
-       }},
+       },
+       {},
+       BodySpec{Fields{{"full", json::value_t::boolean}}, {}}},
       {"POST",
        "/api/v1/companies/{company}/sync/{kind}/run",
        "Sync now: read the directory and apply ({force} past the deletion guard; {full}: the "

@@ -1531,11 +1531,11 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
 
     auto* preview = verb(
         *group, "preview", "Search Now: what a sync would do (changes nothing)", action,
-        [&ctx, kind, company] {
+        [&ctx, &opt, kind, company] {
           const auto c = company();
           PlanOutput output(ctx.json_output);
-          const auto p =
-              ctx.syncs().preview(c.id, kind, [&](const core::PlanItem& i) { output.item(i); });
+          const auto p = ctx.syncs().preview(
+              c.id, kind, [&](const core::PlanItem& i) { output.item(i); }, opt.full);
           std::vector<std::string> notes;
           for (const auto& x : p.rejected) notes.push_back("rejected " + x.what + ": " + x.reason);
           output.print(ctx.out, kind, p.result,
@@ -1543,6 +1543,9 @@ void sync_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
                        {{"rejected", directory::rejected_json(p.rejected)}, {"info", p.info}});
         });
     preview->add_option("--company", opt.company, "Company")->required();
+    preview->add_flag("--full", opt.full,
+                      "Plan from the whole directory (as `run --full` applies it), even where the "
+                      "next run would read changes only");
     add_json_flag(preview, ctx);
 
     auto* run =

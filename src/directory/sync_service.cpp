@@ -233,12 +233,14 @@ json SyncService::test(core::Id company_id, core::Source kind) {
   return *r;
 }
 
-Preview SyncService::preview(core::Id company_id, core::Source kind, const SyncRun::Sink& sink) {
+Preview SyncService::preview(core::Id company_id, core::Source kind, const SyncRun::Sink& sink,
+                             bool full) {
   const auto sync = require(company_id, kind);
   SourceRead r;
   std::chrono::steady_clock::time_point read_done;
   Preview p;
-  p.result = stream(sync, read_state(sync, clock_.now()), false, false, sink, r, read_done);
+  p.result = stream(sync, full ? std::string() : read_state(sync, clock_.now()), false, false, sink,
+                    r, read_done);
   p.rejected = std::move(r.rejected);
   p.info = std::move(r.info);
   return p;

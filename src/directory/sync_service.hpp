@@ -104,7 +104,10 @@ class SyncService {
   // Search Now: reads and plans as a run does, batch by batch, and writes nothing. Each item
   // goes to sink (when set) as it is planned: the plan of a large directory is never whole in
   // memory. Throws core::Failure (unavailable) when the read fails.
-  Preview preview(core::Id company_id, core::Source kind, const SyncRun::Sink& sink = {});
+  // full: plan from the whole directory, as run(..., full) applies it, even where the next
+  // scheduled run would read changes only.
+  Preview preview(core::Id company_id, core::Source kind, const SyncRun::Sink& sink = {},
+                  bool full = false);
   // Reads and applies; records the outcome either way. Throws on failure (nothing applied).
   // One run of a company's sync at a time in this process: another one asked for meanwhile
   // (Sync in the web UI while the scheduler runs it) is refused at once (conflict), not

@@ -998,6 +998,13 @@ class Api(unittest.TestCase):
             status, body, _ = run_sync({"full": True})
             self.assertEqual((status, body["info"]["incremental"]), (200, False), body)
             self.assertEqual(run_sync({"full": "yes"})[0], 400)
+            # Search Now as the next run reads (changes only now), or everything with {full}; a
+            # request with no body at all is one with no fields.
+            status, plan, _ = adm.call("POST", path + "/search", raw="")
+            self.assertEqual((status, plan["info"]["incremental"]), (200, True), plan)
+            status, plan, _ = adm.call("POST", path + "/search", {"full": True})
+            self.assertEqual((status, plan["info"]["incremental"]), (200, False), plan)
+            self.assertEqual(adm.call("POST", path + "/search", {"full": 1})[0], 400)
             # For alerts: when each sync last succeeded, and whether its last attempt failed.
             metric = lambda name: re.search(r'^%s\{company="acme",kind="azure"\} (\S+)$' % name,
                                             urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port)

@@ -378,6 +378,12 @@ TEST_F(GraphSync, TheCliSyncsAzure) {
   EXPECT_EQ(json::parse(r.out)["info"]["incremental"], true) << r.out;
   r = cli({"sync", "azure", "run", "--company", "corp", "--full", "--json"});
   EXPECT_EQ(json::parse(r.out)["info"]["incremental"], false) << r.out;
+  // Search Now as the next run reads (changes only), or with --full from everything.
+  r = cli({"sync", "azure", "preview", "--company", "corp", "--json"});
+  EXPECT_EQ(json::parse(r.out)["info"]["incremental"], true) << r.out;
+  r = cli({"sync", "azure", "preview", "--company", "corp", "--full", "--json"});
+  EXPECT_EQ(json::parse(r.out)["info"]["incremental"], false) << r.out;
+  EXPECT_EQ(json::parse(r.out)["counts"]["create"], 0) << r.out;
   // Every company's syncs, for an operator.
   r = cli({"sync", "list", "--json"});
   ASSERT_EQ(r.status, 0) << r.err;

@@ -588,6 +588,13 @@ TEST_F(LdapIncremental, ReadsEverythingDailyAndAfterAChangeOfWhatIsRead) {
   EXPECT_EQ(status()["next_read"], "incremental");
   ad.modify("dn: cn=user00007,ou=people,dc=corp,dc=example\nchangetype: delete\n");
   clock.advance(std::chrono::hours(23));
+  // Search Now as the next run reads misses the deletion; from the whole directory, finds it.
+  auto preview = service.preview(corp.id, core::Source::ldap);
+  EXPECT_TRUE(preview.info["incremental"].get<bool>());
+  EXPECT_EQ(preview.result.deletes, 0u);
+  preview = service.preview(corp.id, core::Source::ldap, {}, /*full=*/true);
+  EXPECT_FALSE(preview.info["incremental"].get<bool>());
+  EXPECT_EQ(preview.result.deletes, 1u);
   auto r = service.run(corp.id, core::Source::ldap, false);
   EXPECT_TRUE(incremental(r));
   EXPECT_EQ(r.result.deletes, 0u);

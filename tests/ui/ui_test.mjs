@@ -432,6 +432,39 @@ try {
       assert.ok(await page.locator("form[data-sync=azure] input[name=include_disabled]").isChecked());
       assert.equal(await page.locator("form[data-sync=azure] select[name=default_role]").inputValue(), "end_user");
     });
+    await step("a Sync over the deletion guard asks before it deletes", async () => {
+      const form = page.locator("form[data-sync=azure]");
+      const bob = () => JSON.parse(cli("user", "list", "--company", "acme", "--search", "bob@corp.example", "--json"));
+      assert.equal(bob().length, 1);
+      // The next run would read changes only; Search Now reads everything, and says so.
+      await form.locator("[data-status]:has-text('Next run reads changes only')").waitFor();
+      await form.locator("[data-search]").click();
+      await form.locator(".plan-notes:has-text('read the whole directory')").waitFor();
+      // Disabled accounts left out: Bob's is to be deleted; no deletion allowed at all.
+      await form.locator("label:has-text('Disabled user accounts') input").uncheck();
+      await form.locator("input[name=max_delete_count]").fill("0");
+      await saveSync(page, form);
+      await form.locator("[data-search]").click();
+      await form.locator(".plan-counts:has-text('1 to delete')").waitFor();
+      assert.match(await form.locator(".plan-counts").textContent(), /deletion guard/);
+      await form.locator("[data-run]").click();
+      await form.locator("[data-confirm]:has-text('This deletes 1 users')").waitFor();
+      await form.locator("[data-confirm] [data-confirm-no]").click();
+      assert.equal(bob().length, 1, "nothing deleted without the second word");
+      await form.locator("[data-run]").click();
+      await form.locator("[data-confirm] [data-confirm-yes]").click();
+      await page.waitForSelector("#message:has-text('synced: 0 created, 0 updated, 1 deleted')");
+      assert.equal(bob().length, 0);
+      // As it was: Bob is back.
+      await form.locator("label:has-text('Disabled user accounts') input").check();
+      await form.locator("input[name=max_delete_count]").fill("500");
+      await saveSync(page, form);
+      await form.locator("[data-search]").click();
+      await form.locator(".plan-counts:has-text('1 to create')").waitFor();
+      await form.locator("[data-run]").click();
+      await page.waitForSelector("#message:has-text('synced: 1 created')");
+      assert.equal(bob().length, 1);
+    });
     await step("Active Directory settings: security, certificate check, a filter set and cleared, Test", async () => {
       const form = page.locator("form[data-sync=ldap]");
       assert.equal(await form.locator("select[name=security]").inputValue(), "none");

@@ -371,9 +371,10 @@ function planCounts(plan) {
     ${plan.counts.delete} to delete, ${plan.counts.skip} skipped${plan.guard ? ` — <span class="error">deletion guard: ${esc(plan.guard)}</span>` : ""}</p>`;
 }
 
-// What a CSV import's preview says about the file as a whole (a sync's plan has none of it).
+// What a CSV import's preview says about the file as a whole; a sync's, what it read.
 function planNotes(plan) {
   const notes = [];
+  if (plan.info) notes.push(plan.info.incremental ? "read the changes since the last run" : "read the whole directory");
   if (plan.separator === ";") notes.push("columns separated by semicolons");
   if (plan.separator === "\t") notes.push("columns separated by tabs");
   for (const c of plan.unknown_columns || []) notes.push(`unknown column '${esc(c)}' ignored`);
@@ -511,7 +512,7 @@ async function importView() {
         ${[1, 3, 6, 12, 24].map((h) => `<option value="${h}">every ${h === 1 ? "hour" : h + " hours"}</option>`).join("")}</select></label>
       <div class="row"><button>Save</button><button type="button" class="secondary" data-test>Test</button>
         <button type="button" class="secondary" data-search>Search Now</button>
-        <button type="button" data-run hidden>Sync</button></div>
+        <button type="button" data-run hidden>Sync</button></div><div class="row" data-confirm></div>
       <div data-status class="muted"></div><div data-result></div></form></section>`).join("")}`;
   $("#preview").onclick = async () => {
     const file = $("#csv").files[0];
@@ -579,22 +580,32 @@ async function importView() {
         say(`connected: ${r.server}${r.address ? " at " + r.address : ""}${r.graph_url ? " at " + r.graph_url : ""}`);
       } catch (e) { say(e.message, false); }
     };
+    // Search Now reads the whole directory, so the administrator reviews every entry's fate,
+    // and Sync then applies a whole read too: what was shown is what is done.
+    let previewed = null;
     $("[data-search]", form).onclick = async () => {
       try {
-        const plan = await api("POST", path + "/search", {});
-        await planView($("[data-result]", form), plan);
+        previewed = await api("POST", path + "/search", { full: true });
+        await planView($("[data-result]", form), previewed);
         $("[data-run]", form).hidden = false;
       } catch (e) { say(e.message, false); }
     };
-    $("[data-run]", form).onclick = async () => {
+    const sync = async (force) => {
+      $("[data-confirm]", form).innerHTML = "";
       try {
-        const r = await api("POST", path + "/run", {});
+        const r = await api("POST", path + "/run", force ? { full: true, force: true } : { full: true });
         say(`synced: ${r.created} created, ${r.updated} updated, ${r.deleted} deleted`);
         $("[data-result]", form).innerHTML = "";  // the plan is done: Search Now again for the next
         $("[data-run]", form).hidden = true;
       } catch (e) { say(e.message, false); }
       await refresh();
     };
+    // Over the deletion guard, the plan's deletions need a second word.
+    $("[data-run]", form).onclick = () => previewed?.guard
+      ? confirmIn($("[data-confirm]", form), `This deletes ${previewed.counts.delete} users, more than the
+          deletion guard allows (${esc(previewed.guard)}). Sync and delete them anyway?`,
+        "Yes, sync and delete", () => sync(true), () => { $("[data-confirm]", form).innerHTML = ""; })
+      : sync(false);
   }
 }
 
