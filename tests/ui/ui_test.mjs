@@ -327,6 +327,38 @@ try {
       await page.waitForSelector("#message:has-text('150 created')");
       assert.match(cli("user", "list", "--company", "acme"), /imported@acme\.example/);
     });
+    await step("a CSV import that deletes the users missing from the file asks before it deletes", async () => {
+      await page.goto(base + "/#/import");
+      // The members but the first 20: they, and any other user from a CSV file, are to go.
+      const fewer = path.join(dir, "fewer-members.csv");
+      fs.writeFileSync(fewer, "email,first_name,surname\n" + Array.from({ length: 130 }, (_, i) =>
+        `member${String(i + 20).padStart(3, "0")}@acme.example,Mem,Ber${i + 20}\n`).join(""));
+      const users = () => JSON.parse(cli("user", "list", "--company", "acme", "--json"));
+      const before = users();
+      const kept = new Set(fs.readFileSync(fewer, "utf8").split("\n").slice(1).map((l) => l.split(",")[0]));
+      const going = before.filter((u) => u.source === "csv" && !kept.has(u.address)).length;
+      const coming = [...kept].filter((a) => a && !before.some((u) => u.address === a)).length;
+      const saved = path.join(dir, "before-delete.csv");
+      cli("user", "export", "--company", "acme", "-o", saved);
+      assert.ok(going >= 20 && going > before.length / 10, `${going} of ${before.length}: over the guard`);
+      await page.check("#delete-missing");
+      await page.setInputFiles("#csv", fewer);
+      await page.click("#preview");
+      await page.waitForSelector(`#csv-result .plan-counts:has-text('${going} to delete')`);
+      assert.match(await page.textContent("#csv-result .plan-counts"), /deletion guard/);
+      await page.click("#apply-import");
+      await page.waitForSelector(`#csv-result [data-confirm]:has-text('This deletes ${going} users')`);
+      await page.click("#csv-result [data-confirm-no]");
+      assert.equal(users().length, before.length, "nothing deleted without the second word");
+      await page.click("#apply-import");
+      await page.click("#csv-result [data-confirm-yes]");
+      await page.waitForSelector(`#message:has-text('imported: ${coming} created, 0 updated, ${going} deleted')`);
+      assert.equal(users().length, before.length - going + coming);
+      // As it was: the export taken before imports back, and what came goes again.
+      await page.uncheck("#delete-missing");
+      cli("import", "csv", saved, "--company", "acme", "--delete-missing", "--force");
+      assert.deepEqual(users().map((u) => u.address).sort(), before.map((u) => u.address).sort());
+    });
     await step("export the users as CSV; the file imports back as no change", async () => {
       await page.goto(base + "/#/users");
       const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-users")]);

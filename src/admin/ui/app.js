@@ -499,6 +499,7 @@ async function importView() {
       again, and only your edits change.</p>
     <div class="row"><input type="file" id="csv" accept=".csv,text/csv" aria-label="CSV file">
     <label><input type="checkbox" id="skip-invalid"> import the good rows even when some are bad</label>
+    <label><input type="checkbox" id="delete-missing"> delete users imported from a CSV file who are not in this one</label>
     <button id="preview">Preview</button></div><div id="csv-result"></div></section>
     ${["ldap", "azure"].map((k) => `<section><h1>${k === "ldap" ? "Active Directory (LDAP)" : "Azure AD"}</h1>
       <form data-sync="${k}">${SYNC_FIELDS[k].map((f) => `<label class="field">${esc(SYNC_LABELS[f][0])}
@@ -518,16 +519,25 @@ async function importView() {
     const file = $("#csv").files[0];
     if (!file) return say("choose a CSV file", false);
     try {
-      const plan = await api("POST", co() + "/imports", await file.text(), "text/csv");
+      const plan = await api("POST", co() + "/imports" + ($("#delete-missing").checked ? "?delete_missing=true" : ""),
+        await file.text(), "text/csv");
       await planView($("#csv-result"), plan);
-      $("#csv-result").insertAdjacentHTML("beforeend", `<button id="apply-import">Import</button>`);
-      $("#apply-import").onclick = async () => {
+      $("#csv-result").insertAdjacentHTML("beforeend",
+        `<button id="apply-import">Import</button><div class="row" data-confirm></div>`);
+      const apply = async (force) => {
         try {
-          const r = await api("POST", co() + "/imports/" + plan.plan_id + "/apply", { skip_invalid: $("#skip-invalid").checked });
+          const r = await api("POST", co() + "/imports/" + plan.plan_id + "/apply",
+            { skip_invalid: $("#skip-invalid").checked, force });
           say(`imported: ${r.created} created, ${r.updated} updated, ${r.deleted} deleted`);
           $("#csv-result").innerHTML = "";
         } catch (e) { say(e.message, false); }
       };
+      // Over the deletion guard, the plan's deletions need a second word.
+      $("#apply-import").onclick = () => plan.guard
+        ? confirmIn($("#csv-result [data-confirm]"), `This deletes ${plan.counts.delete} users, more than the
+            deletion guard allows (${esc(plan.guard)}). Import and delete them anyway?`,
+          "Yes, import and delete", () => apply(true), () => { $("#csv-result [data-confirm]").innerHTML = ""; })
+        : apply(false);
     } catch (e) { say(e.message, false); }
   };
   for (const form of main().querySelectorAll("form[data-sync]")) {
