@@ -325,10 +325,6 @@ const std::map<std::string, QueryParams>& route_queries() {
   return q;
 }
 
-}  // namespace
-
-namespace {
-
 // A previewed plan's lists, as the API names them: PlanItem::Action's order, then bad rows
 // (a CSV import's).
 constexpr int kErrors = 4, kLists = 5;
