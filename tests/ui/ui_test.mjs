@@ -215,6 +215,18 @@ try {
       await page.fill("input[aria-label='search users']", "");
       await page.click("#find-users button");
       await page.waitForSelector("#page-info:text-is('1–100')");
+      // By role: alice is the only end user; the roles are named, not keys.
+      await page.selectOption("select[aria-label='role filter']", "end_user");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–1')");
+      await page.waitForSelector("td:has-text('alice@acme.example')");
+      assert.equal(await page.textContent("td[data-label=Role]"), "end user");
+      await page.selectOption("select[aria-label='role filter']", "functional");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('no user matches')");
+      await page.selectOption("select[aria-label='role filter']", "");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–100')");
     });
     await step("open a user: names, role, aliases, and removal asked twice", async () => {
       await page.goto(base + "/#/users");

@@ -1,7 +1,7 @@
 // mailroster's web UI: the admin API (/api/v1/, see /api/v1/openapi.json) in the browser.
 // No framework and no build step: the server ships these three files.
 "use strict";
-const state = { me: null, csrf: "", company: "", userQuery: { search: "", offset: 0 }, pages: {} };
+const state = { me: null, csrf: "", company: "", userQuery: { search: "", role: "", offset: 0 }, pages: {} };
 const PAGE = 100;  // users per page; companies have many thousands
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
@@ -131,26 +131,35 @@ function resetView(token) {
   };
 }
 
-// The company's users a page at a time, found by address or name.
+// The roles of a user account (SPEC "Model"), as the pages name them.
+const ROLES = [["end_user", "end user", "digest and login"], ["silent_user", "silent user", "digest, no login"],
+  ["functional", "functional account", "shared mailbox, no login"]];
+const roleName = (r) => ROLES.find(([v]) => v === r)?.[1] ?? r;
+const roleOptions = (selected) => ROLES.map(([v, name, what]) =>
+  `<option value="${v}" title="${what}"${v === selected ? " selected" : ""}>${name}</option>`).join("");
+
+// The company's users a page at a time, found by address or name, and by role.
 async function usersView() {
   const q = state.userQuery;
   const data = await api("GET", co() + `/users?limit=${PAGE}&offset=${q.offset}` +
-    `&search=${encodeURIComponent(q.search)}`);
+    `&search=${encodeURIComponent(q.search)}` + (q.role ? `&role=${q.role}` : ""));
   const shown = data.items.length ? `${q.offset + 1}–${q.offset + data.items.length}`
-    : (q.search ? "no user matches" : "no users");
+    : (q.search || q.role ? "no user matches" : "no users");
   main().innerHTML = `<section><h1>Users</h1>
     <form id="add-user" class="row"><input name="address" placeholder="address" required>
     <input name="first_name" placeholder="first name"><input name="surname" placeholder="surname">
-    <select name="role"><option>end_user</option><option>silent_user</option><option>functional</option></select>
+    <select name="role" aria-label="new user's role">${roleOptions("end_user")}</select>
     <button>Add user</button></form>
     <form id="find-users" class="row" role="search"><input name="search" type="search"
       placeholder="address or name" aria-label="search users" value="${esc(q.search)}">
+      <select name="role" aria-label="role filter"><option value="">every role</option>
+        ${ROLES.map(([v, name]) => `<option value="${v}"${v === q.role ? " selected" : ""}>${name}s</option>`).join("")}</select>
       <button class="secondary">Search</button>
       <a id="export-users" class="button secondary" href="/api/v1${co()}/users.csv"
         download title="every user and alias, as a file Import reads back">Export CSV</a></form>
     ${table(["Address", "Name", "Role", "Source"], data.items.map((u) => [
       `<a href="#/user/${u.id}">${esc(u.address)}</a>`,
-      esc(`${u.first_name} ${u.surname}`), esc(u.role), esc(u.source)]))}
+      esc(`${u.first_name} ${u.surname}`), esc(roleName(u.role)), esc(u.source)]))}
     <div class="row"><button id="previous-page" class="secondary"${q.offset ? "" : " disabled"}>Previous</button>
       <span id="page-info">${shown}</span>
       <button id="next-page" class="secondary"${data.next_offset === undefined ? " disabled" : ""}>Next</button></div></section>`;
@@ -161,7 +170,8 @@ async function usersView() {
   };
   $("#find-users").onsubmit = (ev) => {
     ev.preventDefault();
-    state.userQuery = { search: new FormData(ev.target).get("search").trim(), offset: 0 };
+    const f = new FormData(ev.target);
+    state.userQuery = { search: f.get("search").trim(), role: f.get("role"), offset: 0 };
     usersView();
   };
   $("#previous-page").onclick = () => { q.offset = Math.max(0, q.offset - PAGE); usersView(); };
@@ -172,7 +182,6 @@ async function usersView() {
 // (asked twice: it takes the aliases with it).
 async function userView(id) {
   const u = await api("GET", "/users/" + id);
-  const role = (r) => `<option${r === u.role ? " selected" : ""}>${r}</option>`;
   const synced = u.source === "ldap" || u.source === "azure";
   main().innerHTML = `<section><h1>${esc(u.address)}</h1>
     <p>Source: ${esc(u.source)}${u.source_id ? ` (${esc(u.source_id)})` : ""}; since ${esc(u.created_at)}.
@@ -181,7 +190,7 @@ async function userView(id) {
       ${esc(u.address)}</a> in the mail log.</p>
     <form id="user-edit" class="row"><label>First name <input name="first_name" value="${esc(u.first_name)}"></label>
       <label>Surname <input name="surname" value="${esc(u.surname)}"></label>
-      <label>Role <select name="role">${["end_user", "silent_user", "functional"].map(role).join("")}</select></label>
+      <label>Role <select name="role">${roleOptions(u.role)}</select></label>
       <button>Save</button></form></section>
     <section><h2>Aliases</h2><p>Mail to an alias is accepted as mail to the user.</p>
     ${table(["Alias", ""], u.aliases.map((a) => [esc(a.address),
@@ -981,7 +990,7 @@ async function show() {
 // An operator turns to another company: the lists start again at their first page.
 function atCompany(name) {
   Object.assign(state, { company: name, pages: {}, auditObject: "", mailLog: null,
-    userQuery: { search: "", offset: 0 } });
+    userQuery: { search: "", role: "", offset: 0 } });
 }
 
 async function start() {
