@@ -677,7 +677,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return co ? ok(*co) : not_found("company");
        }},
       {"GET", "/api/v1/companies/{company}/users",
-       "A company's users; ?search=&role=&limit=&offset=", false,
+       "A company's users, a page at a time, with company_users: how many it has in all", false,
        in_company([this](Req req, Who, const core::Company& co) {
          const auto q = query_params(req.query);
          store::UserFilter f;
@@ -693,7 +693,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          f.limit = std::get<Page>(page).limit;
          f.offset = std::get<Page>(page).offset;
          const auto users = store_.list_users(f);
-         json out = {{"items", users}, {"limit", f.limit}, {"offset", f.offset}};
+         json out = {{"items", users},
+                     {"limit", f.limit},
+                     {"offset", f.offset},
+                     {"company_users", store_.count_users(co.id)}};
          if (users.size() == f.limit) out["next_offset"] = f.offset + f.limit;
          return ok(out);
        })},

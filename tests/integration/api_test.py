@@ -504,6 +504,8 @@ class Api(unittest.TestCase):
         first = ops.call("GET", "/api/v1/companies/acme/users?limit=1")[1]
         self.assertEqual(len(first["items"]), 1)
         self.assertEqual(first["next_offset"], 1)
+        everyone = json.loads(cli(self.db, "user", "list", "--company", "acme", "--json"))
+        self.assertEqual(first["company_users"], len(everyone))  # all, whatever the page
         second = ops.call("GET", "/api/v1/companies/acme/users?limit=1&offset=1")[1]
         self.assertNotEqual(first["items"][0]["address"], second["items"][0]["address"])
 

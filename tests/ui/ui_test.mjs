@@ -190,16 +190,16 @@ try {
     }
     await step("page through the users and find one by name", async () => {
       const rows = () => page.$$eval("tbody tr", (trs) => trs.length);
-      await page.waitForSelector("#page-info:text-is('1–100')");
+      await page.waitForSelector("#page-info:text-is('1–100 of 151')");
       assert.equal(await rows(), 100);
       assert.ok(await page.isDisabled("#previous-page"), "no page before the first");
       await page.click("#next-page");
-      await page.waitForSelector("#page-info:text-is('101–151')");
+      await page.waitForSelector("#page-info:text-is('101–151 of 151')");
       assert.equal(await rows(), 51);
       assert.ok(await page.isDisabled("#next-page"), "no page after the last");
       await page.waitForSelector("td:has-text('member149@acme.example')");
       await page.click("#previous-page");
-      await page.waitForSelector("#page-info:text-is('1–100')");
+      await page.waitForSelector("#page-info:text-is('1–100 of 151')");
       await page.fill("input[aria-label='search users']", "member042");
       await page.click("#find-users button");
       await page.waitForSelector("#page-info:text-is('1–1')");
@@ -214,7 +214,7 @@ try {
       await page.waitForSelector("#page-info:text-is('no user matches')");
       await page.fill("input[aria-label='search users']", "");
       await page.click("#find-users button");
-      await page.waitForSelector("#page-info:text-is('1–100')");
+      await page.waitForSelector("#page-info:text-is('1–100 of 151')");
       // By role: alice is the only end user; the roles are named, not keys.
       await page.selectOption("select[aria-label='role filter']", "end_user");
       await page.click("#find-users button");
@@ -226,7 +226,7 @@ try {
       await page.waitForSelector("#page-info:text-is('no user matches')");
       await page.selectOption("select[aria-label='role filter']", "");
       await page.click("#find-users button");
-      await page.waitForSelector("#page-info:text-is('1–100')");
+      await page.waitForSelector("#page-info:text-is('1–100 of 151')");
     });
     await step("open a user: names, role, aliases, and removal asked twice", async () => {
       await page.goto(base + "/#/users");

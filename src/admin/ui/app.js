@@ -143,8 +143,10 @@ async function usersView() {
   const q = state.userQuery;
   const data = await api("GET", co() + `/users?limit=${PAGE}&offset=${q.offset}` +
     `&search=${encodeURIComponent(q.search)}` + (q.role ? `&role=${q.role}` : ""));
-  const shown = data.items.length ? `${q.offset + 1}–${q.offset + data.items.length}`
-    : (q.search || q.role ? "no user matches" : "no users");
+  const filtered = q.search || q.role;
+  const shown = data.items.length ? `${q.offset + 1}–${q.offset + data.items.length}` +
+      (filtered ? "" : ` of ${data.company_users}`)
+    : (filtered ? "no user matches" : "no users");
   main().innerHTML = `<section><h1>Users</h1>
     <form id="add-user" class="row"><input name="address" placeholder="address" required>
     <input name="first_name" placeholder="first name"><input name="surname" placeholder="surname">
