@@ -318,10 +318,12 @@ struct Server::Impl::Session {
       if (p.keyword == "SIZE") {
         std::uint64_t size = 0;
         auto [end, ec] = std::from_chars(p.value.data(), p.value.data() + p.value.size(), size);
-        if (ec != std::errc() || end != p.value.data() + p.value.size()) {
+        const bool digits = end == p.value.data() + p.value.size() && !p.value.empty();
+        if (!digits || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
           co_return error({501, "5.5.4 bad SIZE value"});
         }
-        if (size > srv.settings.limits.message_size) {
+        // Too many digits for 64 bits is still a size, and over any limit (RFC 1870 6.1).
+        if (ec == std::errc::result_out_of_range || size > srv.settings.limits.message_size) {
           reply({552, "5.3.4 message size exceeds fixed maximum message size"});
           co_return;
         }

@@ -1095,6 +1095,9 @@ class Gateway(unittest.TestCase):
             code, text = s.mail("bob@example.org", ["SIZE=300000"])
             self.assertEqual(code, 552)
             self.assertIn(b"5.3.4", text)
+            # More than 64 bits hold is a size too, and too large; letters are no size.
+            self.assertEqual(s.mail("bob@example.org", ["SIZE=" + "9" * 30])[0], 552)
+            self.assertEqual(s.mail("bob@example.org", ["SIZE=12k"])[0], 501)
 
     def test_oversize_data_is_refused_and_not_delivered(self):
         before = self.spooled()
