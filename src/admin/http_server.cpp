@@ -99,6 +99,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   struct Route {
     const Handler* handler = nullptr;
     bool path_known = false;
+    std::string allow;  // the methods the path takes ("GET, POST"), for a 405's Allow
     std::map<std::string, std::string> params;
   };
 
@@ -136,13 +137,17 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     if (!methods) return route;
     route.path_known = true;
     if (auto h = methods->find(method); h != methods->end()) route.handler = &h->second;
+    for (const auto& [m, h] : *methods) route.allow += (route.allow.empty() ? "" : ", ") + m;
     return route;
   }
 
   HttpResponse dispatch(const HttpRequest& req, const Route& route) {
     if (!route.path_known) return json_error(404, "not_found", "no such path: " + req.path);
-    if (!route.handler) {
-      return json_error(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+    if (!route.handler) {  // RFC 9110 15.5.6: with the methods it does take
+      auto r = json_error(405, "method_not_allowed",
+                          req.method + " is not allowed on " + req.path + " (" + route.allow + ")");
+      r.headers.emplace_back("Allow", route.allow);
+      return r;
     }
     try {
       return route.handler->fn(req);

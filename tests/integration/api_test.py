@@ -541,6 +541,14 @@ class Api(unittest.TestCase):
                     if field is None:
                         self.assertIn(answer["error"]["field"], schema["required"])
         self.assertGreaterEqual(checked, 15)
+        # A method the path does not take: 405 saying which it does (RFC 9110 15.5.6).
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("PUT", "/api/v1/companies", body="{}")
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        conn.close()
+        self.assertEqual((r.status, r.getheader("Allow")), (405, "GET, POST"), body)
+        self.assertEqual(body["error"]["code"], "method_not_allowed")
         # Query parameters: the ones documented are read; any other (a typo: limt) is a 400
         # naming it, not silently ignored.
         users = {p["name"] for p in doc["paths"]["/api/v1/companies/{company}/users"]["get"]["parameters"]
