@@ -136,8 +136,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     }
     if (!methods) return route;
     route.path_known = true;
-    if (auto h = methods->find(method); h != methods->end()) route.handler = &h->second;
-    for (const auto& [m, h] : *methods) route.allow += (route.allow.empty() ? "" : ", ") + m;
+    // HEAD is GET without the body (RFC 9110 9.3.2): a balancer's health check may ask so.
+    auto h = methods->find(method);
+    if (h == methods->end() && method == "HEAD") h = methods->find("GET");
+    if (h != methods->end()) route.handler = &h->second;
+    for (const auto& [m, unused] : *methods) {
+      route.allow += (route.allow.empty() ? "" : ", ") + m + (m == "GET" ? ", HEAD" : "");
+    }
     return route;
   }
 
@@ -252,6 +257,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       }
       HttpResponse out;
       bool keep_alive = false;
+      bool head = false;  // the answer's header only, its Content-Length the body's
       unsigned version = 11;
       if (ec == http::error::body_limit) {
         out = json_error(413, "payload_too_large", "request body larger than limit");
@@ -264,6 +270,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       } else {
         auto r = parser.release();
         keep_alive = r.keep_alive();
+        head = r.method() == http::verb::head;
         version = r.version();
         auto request = to_request(std::move(r), client);
         request.params = route.params;
@@ -285,6 +292,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       res.keep_alive(keep_alive && !draining);
       res.body() = std::move(out.body);
       res.prepare_payload();
+      if (head) res.body().clear();  // Content-Length stays the GET's
       beast::error_code wec;
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
       if (wec || !res.keep_alive()) break;

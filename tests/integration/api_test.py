@@ -547,8 +547,20 @@ class Api(unittest.TestCase):
         r = conn.getresponse()
         body = json.loads(r.read())
         conn.close()
-        self.assertEqual((r.status, r.getheader("Allow")), (405, "GET, POST"), body)
+        self.assertEqual((r.status, r.getheader("Allow")), (405, "GET, HEAD, POST"), body)
         self.assertEqual(body["error"]["code"], "method_not_allowed")
+        # HEAD: GET's status and headers, no body (a balancer's health check).
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("GET", "/healthz")
+        got = conn.getresponse()
+        got_body = got.read()
+        conn.request("HEAD", "/healthz")
+        head = conn.getresponse()
+        self.assertEqual((head.status, head.read()), (200, b""))
+        self.assertEqual(head.getheader("Content-Length"), str(len(got_body)))
+        conn.request("GET", "/healthz")  # the connection goes on after a HEAD
+        self.assertEqual(conn.getresponse().read(), got_body)
+        conn.close()
         # Query parameters: the ones documented are read; any other (a typo: limt) is a 400
         # naming it, not silently ignored.
         users = {p["name"] for p in doc["paths"]["/api/v1/companies/{company}/users"]["get"]["parameters"]
