@@ -540,8 +540,10 @@ try {
       await page.goto(base + "/#/users");
       await page.goto(base + "/#/import");
       await page.waitForSelector("h1:has-text('Import Users: CSV')");
+      // Waited for before it is let go: a response that came first would never be seen.
+      const answered = page.waitForResponse(/\/api\/v1\/companies\/acme\/users\?/);
       release();
-      await page.waitForResponse(/\/api\/v1\/companies\/acme\/users\?/);
+      await answered;
       await page.waitForTimeout(300);  // the users' view has its data: it would draw now
       assert.ok(await page.isVisible("h1:has-text('Import Users: CSV')"), "the Users page was drawn over it");
       assert.equal(await page.locator("h1:text-is('Users')").count(), 0);
