@@ -781,10 +781,25 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return ok({{"ok", true}});
        }},
       {"GET", "/api/v1/companies/{company}/discovered",
-       "SMTP Discovery: discovered addresses; ?limit=&offset=", false,
-       in_company([this](Req req, Who, const core::Company& co) {
+       "SMTP Discovery: discovered addresses, with when each expires if no one handles it "
+       "(expires_at) and the user it looks like an alias of (suggested_alias_target)",
+       false, in_company([this](Req req, Who, const core::Company& co) {
+         const auto settings = store_.discovery_settings(co.id);
          return page_of(
-             req.query, [&](store::Window w) { return store_.list_discovered(co.id, w); },
+             req.query,
+             [&](store::Window w) {
+               json items = json::array();
+               for (const auto& d : store_.list_discovered(co.id, w)) {
+                 json item = d;
+                 const auto expires = core::expires_at(d, settings);
+                 item["expires_at"] = expires ? json(core::format_iso8601(*expires)) : json();
+                 const auto target =
+                     d.suggested_alias_of ? store_.user_by_id(*d.suggested_alias_of) : std::nullopt;
+                 item["suggested_alias_target"] = target ? json(target->address.str()) : json();
+                 items.push_back(std::move(item));
+               }
+               return items;
+             },
              [&] { return store_.count_discovered(co.id); });
        })},
       {"GET", "/api/v1/companies/{company}/invalid", "Addresses marked invalid; ?limit=&offset=",

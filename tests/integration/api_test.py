@@ -595,9 +595,16 @@ class Api(unittest.TestCase):
                   "al.ias@acme.example", "keep@acme.example"):
             self.discover(a)
         adm = self.client("admin@acme.example")
-        listed = {d["address"] for d in
-                  adm.call("GET", "/api/v1/companies/acme/discovered")[1]["items"]}
+        items = {d["address"]: d for d in
+                 adm.call("GET", "/api/v1/companies/acme/discovered")[1]["items"]}
+        listed = set(items)
         self.assertIn("new1@acme.example", listed)
+        # When it expires unless handled: the notification weeks after it was discovered.
+        weeks = adm.call("GET", "/api/v1/companies/acme/discovery-settings")[1]["notification_weeks"]
+        new1 = items["new1@acme.example"]
+        at = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+        self.assertEqual(at(new1["expires_at"]) - at(new1["discovered_at"]), datetime.timedelta(weeks=weeks))
+        self.assertIsNone(new1["suggested_alias_target"])
         # One bad action: none is applied.
         status, body, _ = adm.call("POST", "/api/v1/companies/acme/discovered/actions", {
             "actions": [{"action": "create_user", "address": "new1@acme.example"},

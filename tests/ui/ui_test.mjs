@@ -65,6 +65,9 @@ sql("INSERT INTO discovered_addresses(company_id, domain_id, address, address_ke
     ...Array.from({ length: 120 }, (_, i) => `zz-found-${String(i).padStart(3, "0")}`)]
     .map((l) => `SELECT '${l}@acme.example' AS address`)
     .join(" UNION ALL ") + ") a WHERE d.name = 'acme.example'");
+// other@ looks like an alias of alice's (as alias detection would say with auto-add off).
+sql("UPDATE discovered_addresses SET suggested_alias_of = (SELECT id FROM users WHERE " +
+  "address = 'alice@acme.example') WHERE address = 'other@acme.example'");
 
 // Azure AD: the local Graph server of the integration tests, its users in corp.example.
 cli("domain", "add", "corp.example", "--company", "acme", "--destination", "127.0.0.1:25");
@@ -287,6 +290,19 @@ try {
       const u = users.find((x) => x.address === "newbie@acme.example");
       assert.equal(u.first_name, "New");
       assert.equal(u.surname, "Bie");
+    });
+    await step("the list says when each expires, and which looks like an alias of whom", async () => {
+      const row = page.locator("tr:has(input[aria-label='select other@acme.example'])");
+      const settings = JSON.parse(cli("discovery", "settings", "--company", "acme", "--json"));
+      const discovered = new Date(now * 1000);
+      const expires = new Date(discovered.getTime() + settings.notification_weeks * 7 * 86400 * 1000);
+      await row.locator(`td[data-label=Expires]:has-text('${expires.toISOString().slice(0, 10)}')`).waitFor();
+      await row.locator("[data-suggested]:has-text('alias of alice@acme.example?')").click();
+      assert.ok(await row.locator("input[type=checkbox]").isChecked());
+      assert.equal(await page.inputValue("#alias-of"), "alice@acme.example");
+      await page.click("#apply");
+      await page.waitForSelector("text=other@acme.example", { state: "detached" });
+      assert.ok(JSON.parse(cli("user", "show", "alice@acme.example", "--json")).aliases.includes("other@acme.example"));
     });
     await step("mark one invalid", async () => {
       await page.check("input[aria-label='select spammer@acme.example']");

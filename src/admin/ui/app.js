@@ -238,12 +238,15 @@ async function discoveryView() {
     ${catchAll.map((d) => `<p class="notice" data-catch-all="${esc(d.domain)}">The mail server of
       <b>${esc(d.domain)}</b> accepts any address (seen ${esc(d.checked_at)}), so its addresses
       cannot be told real: mail to them is relayed but never counted for discovery.</p>`).join("")}
-    ${table(["", "Address", "First name / surname", "Clean inbound", "Outbound", "Discovered"],
+    ${table(["", "Address", "First name / surname", "Clean inbound", "Outbound", "Discovered", "Expires"],
       disc.items.map((d) => [`<input type="checkbox" data-address="${esc(d.address)}" aria-label="select ${esc(d.address)}">`,
-        esc(d.address),
+        esc(d.address) + (d.suggested_alias_target ? `<br><button type="button" class="secondary"
+          data-suggested="${esc(d.address)}" data-target="${esc(d.suggested_alias_target)}"
+          title="select it, to add as an alias of that user">alias of ${esc(d.suggested_alias_target)}?</button>` : ""),
         `<span class="names"><input data-first="${esc(d.address)}" placeholder="first name" aria-label="first name of ${esc(d.address)}">
          <input data-last="${esc(d.address)}" placeholder="surname" aria-label="surname of ${esc(d.address)}"></span>`,
-        d.clean_inbound.length, d.outbound_messages, esc(d.discovered_at || "counting")]))}
+        d.clean_inbound.length, d.outbound_messages, esc(d.discovered_at ? utc(d.discovered_at) : "counting"),
+        esc(d.expires_at ? utc(d.expires_at) : "")]))}
     ${pagerHtml("discovered", disc)}
     <div class="row">
       <select id="action" aria-label="Select">
@@ -257,6 +260,11 @@ async function discoveryView() {
       <button id="apply">Apply</button>
     </div></section>`;
   wirePager("discovered", disc, discoveryView);
+  // The suggested target of an alias: the row selected, the user named for Or Add as Alias.
+  main().querySelectorAll("[data-suggested]").forEach((b) => (b.onclick = () => {
+    $(`input[data-address="${CSS.escape(b.dataset.suggested)}"]`).checked = true;
+    $("#alias-of").value = b.dataset.target;
+  }));
   // Type-ahead: the company's users matching what is typed so far, asked as it is typed.
   const aliasOf = $("#alias-of");
   aliasOf.oninput = async () => {
