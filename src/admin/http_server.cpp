@@ -139,8 +139,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     // HEAD is GET without the body (RFC 9110 9.3.2): a balancer's health check may ask so.
     auto h = methods->find(method);
     if (h == methods->end() && method == "HEAD") h = methods->find("GET");
-    if (h != methods->end()) route.handler = &h->second;
-    for (const auto& [m, unused] : *methods) {
+    if (h != methods->end()) {
+      route.handler = &h->second;
+      return route;
+    }
+    for (const auto& [m, unused] : *methods) {  // only a 405 needs them
       route.allow += (route.allow.empty() ? "" : ", ") + m + (m == "GET" ? ", HEAD" : "");
     }
     return route;
