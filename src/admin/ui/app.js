@@ -66,6 +66,15 @@ function confirmIn(box, question, yesLabel, onYes, onNo) {
   $("[data-confirm-yes]", box).onclick = onYes;
 }
 
+// A plan the deletion guard refuses asks a second time, in box, before go(true) forces it
+// ("Sync", "Import"); any other plan goes at once.
+function pastTheGuard(box, plan, verb, go) {
+  if (!plan?.guard) return go(false);
+  confirmIn(box, `This deletes ${plan.counts.delete} users, more than the deletion guard allows
+    (${esc(plan.guard)}). ${verb} and delete them anyway?`, `Yes, ${verb.toLowerCase()} and delete`,
+  () => go(true), () => { box.innerHTML = ""; });
+}
+
 function table(headers, rows) {
   return `<table><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${
     rows.map((r) => `<tr>${r.map((c, i) => `<td data-label="${esc(headers[i])}">${c}</td>`).join("")}</tr>`).join("")
@@ -551,12 +560,7 @@ async function importView() {
           $("#csv-result").innerHTML = "";
         } catch (e) { say(e.message, false); }
       };
-      // Over the deletion guard, the plan's deletions need a second word.
-      $("#apply-import").onclick = () => plan.guard
-        ? confirmIn($("#csv-result [data-confirm]"), `This deletes ${plan.counts.delete} users, more than the
-            deletion guard allows (${esc(plan.guard)}). Import and delete them anyway?`,
-          "Yes, import and delete", () => apply(true), () => { $("#csv-result [data-confirm]").innerHTML = ""; })
-        : apply(false);
+      $("#apply-import").onclick = () => pastTheGuard($("#csv-result [data-confirm]"), plan, "Import", apply);
     } catch (e) { say(e.message, false); }
   };
   for (const form of main().querySelectorAll("form[data-sync]")) {
@@ -629,12 +633,7 @@ async function importView() {
       } catch (e) { say(e.message, false); }
       await refresh();
     };
-    // Over the deletion guard, the plan's deletions need a second word.
-    $("[data-run]", form).onclick = () => previewed?.guard
-      ? confirmIn($("[data-confirm]", form), `This deletes ${previewed.counts.delete} users, more than the
-          deletion guard allows (${esc(previewed.guard)}). Sync and delete them anyway?`,
-        "Yes, sync and delete", () => sync(true), () => { $("[data-confirm]", form).innerHTML = ""; })
-      : sync(false);
+    $("[data-run]", form).onclick = () => pastTheGuard($("[data-confirm]", form), previewed, "Sync", sync);
   }
 }
 
