@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 #include <set>
+#include <stdexcept>
 #include <variant>
 
 #include <fmt/format.h>
@@ -1420,9 +1421,16 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                 {}}},
   };
   for (auto& r : more) routes_.push_back(std::move(r));
+  std::size_t declared = 0;
   for (auto& r : routes_) {
     const auto it = route_queries().find(r.method + " " + r.path);
-    if (it != route_queries().end()) r.query = it->second;
+    if (it == route_queries().end()) continue;
+    r.query = it->second;
+    ++declared;
+  }
+  // Each declaration names a route: one renamed without it would refuse every parameter.
+  if (declared != route_queries().size()) {
+    throw std::logic_error("a route's query parameters are declared for no route");
   }
 }
 
