@@ -169,6 +169,9 @@ const std::vector<Key>& schema() {
       {"smtp", "max_errors",
        [](const toml::node& n, Config& c) { return set_int(n, c.inbound.max_errors, 1, 1000); },
        kReload},
+      {"smtp", "strict_envelopes",
+       [](const toml::node& n, Config& c) { return set_bool(n, c.inbound.strict_envelopes); },
+       kReload},
       // The paths; TLS on or off: at a start (serve).
       {"smtp", "tls_cert",
        [](const toml::node& n, Config& c) { return set_string(n, c.inbound.tls_cert_file); },

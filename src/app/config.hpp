@@ -32,6 +32,8 @@
 //   max_connections_per_client = 50
 //   max_errors = 20                 # refused commands and recipients (unknown, relay
 //                                   # denied) before the session is dropped (421 4.7.0)
+//   strict_envelopes = false        # true: MAIL FROM/RCPT TO only as <address> (501 else);
+//                                   # false takes "MAIL FROM:a@b" too, as Postfix does
 //   tls_cert = ""                   # PEM files; STARTTLS is offered when both are set
 //   tls_key = ""
 //   require_tls = false             # MAIL only after STARTTLS (530 5.7.0 before); needs the

@@ -99,6 +99,7 @@ postmaster = "Hostmaster@Example.com"
 max_message_size = 1048576
 idle_timeout = "90s"
 max_errors = 5
+strict_envelopes = true
 shutdown_grace = "2m"
 [outbound]
 listen = "127.0.0.1:2600"
@@ -129,6 +130,8 @@ interval = "1h"
   EXPECT_EQ(c.inbound.idle_timeout, std::chrono::seconds(90));
   EXPECT_EQ(c.inbound.max_errors, 5u);
   EXPECT_EQ(parse_config("", "test.toml").value().inbound.max_errors, 20u);
+  EXPECT_TRUE(c.inbound.strict_envelopes);
+  EXPECT_FALSE(parse_config("", "test.toml").value().inbound.strict_envelopes);
   EXPECT_EQ(c.shutdown_grace, std::chrono::minutes(2));
   EXPECT_EQ(parse_config("", "test.toml").value().shutdown_grace, std::chrono::seconds(60));
   EXPECT_EQ(c.outbound_next_hop.str(), "smarthost.example:2525");

@@ -69,32 +69,43 @@ bool valid_value(std::string_view v, bool utf8 = false) {
   });
 }
 
-// Parses "<path> params" after "FROM:" or "TO:". is_rcpt selects the enhanced codes.
-Parsed parse_path_command(Verb verb, std::string_view rest) {
+// Parses "<path> params" after "FROM:" or "TO:" (a bare path unless strict).
+Parsed parse_path_command(Verb verb, std::string_view rest, bool strict) {
   const bool rcpt = verb == Verb::rcpt;
   const char* syntax =
       rcpt ? "5.5.4 Syntax: RCPT TO:<address>" : "5.5.4 Syntax: MAIL FROM:<address>";
   rest = trim(rest);  // tolerate "MAIL FROM: <a@b>", as real clients send it
-  if (rest.empty() || rest.front() != '<') return refuse(501, syntax);
-
-  // Find the closing '>' outside quoted strings.
-  std::size_t close = std::string_view::npos;
-  bool quoted = false;
-  for (std::size_t i = 1; i < rest.size(); ++i) {
-    const char c = rest[i];
-    if (quoted && c == '\\') {
-      ++i;
-    } else if (c == '"') {
-      quoted = !quoted;
-    } else if (c == '>' && !quoted) {
-      close = i;
-      break;
+  if (rest.empty()) return refuse(501, syntax);
+  std::string_view path;
+  std::string_view params;
+  if (rest.front() == '<') {
+    // Find the closing '>' outside quoted strings.
+    std::size_t close = std::string_view::npos;
+    bool quoted = false;
+    for (std::size_t i = 1; i < rest.size(); ++i) {
+      const char c = rest[i];
+      if (quoted && c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        quoted = !quoted;
+      } else if (c == '>' && !quoted) {
+        close = i;
+        break;
+      }
     }
+    if (close == std::string_view::npos) return refuse(501, syntax);
+    path = rest.substr(1, close - 1);
+    params = rest.substr(close + 1);
+    if (!params.empty() && params.front() != ' ') return refuse(501, syntax);
+  } else {
+    // A bare path: up to the first space, with no bracket in it (a display name before
+    // "<...>" is not taken: which part is the address would be a guess).
+    if (strict) return refuse(501, syntax);
+    const auto space = rest.find(' ');
+    path = rest.substr(0, space);
+    params = space == std::string_view::npos ? std::string_view() : rest.substr(space);
+    if (path.find_first_of("<>") != std::string_view::npos) return refuse(501, syntax);
   }
-  if (close == std::string_view::npos) return refuse(501, syntax);
-  std::string_view path = rest.substr(1, close - 1);
-  std::string_view params = rest.substr(close + 1);
-  if (!params.empty() && params.front() != ' ') return refuse(501, syntax);
 
   // RFC 5321 4.1.2: a source route (A-d-l) may precede the mailbox; it is ignored (C.1).
   if (!path.empty() && path.front() == '@') {
@@ -141,6 +152,10 @@ Parsed parse_path_command(Verb verb, std::string_view rest) {
         (eq != std::string_view::npos && !valid_value(p.value, rcpt && p.keyword == "ORCPT"))) {
       return refuse(501, "5.5.4 malformed parameter '" + std::string(token) + "'");
     }
+    // A keyword given twice has no one meaning (SIZE=1 SIZE=2): refused, whichever it is.
+    for (const auto& seen : cmd.parameters) {
+      if (seen.keyword == p.keyword) return refuse(501, "5.5.4 " + p.keyword + " given twice");
+    }
     cmd.parameters.push_back(std::move(p));
   }
   return Parsed{std::move(cmd), {}};
@@ -171,7 +186,7 @@ std::string Reply::wire() const {
   return out;
 }
 
-Parsed parse_command(std::string_view line) {
+Parsed parse_command(std::string_view line, bool strict_paths) {
   static constexpr std::string_view kBadCharacter =
       "5.5.2 command contains a control or non-ASCII character";
   bool non_ascii = false;
@@ -211,10 +226,10 @@ Parsed parse_command(std::string_view line) {
     }
     case Verb::mail:
       if (!istarts_with(rest, "FROM:")) return refuse(501, "5.5.4 Syntax: MAIL FROM:<address>");
-      return parse_path_command(Verb::mail, rest.substr(5));
+      return parse_path_command(Verb::mail, rest.substr(5), strict_paths);
     case Verb::rcpt:
       if (!istarts_with(rest, "TO:")) return refuse(501, "5.5.4 Syntax: RCPT TO:<address>");
-      return parse_path_command(Verb::rcpt, rest.substr(3));
+      return parse_path_command(Verb::rcpt, rest.substr(3), strict_paths);
     case Verb::data:
     case Verb::rset:
     case Verb::quit:

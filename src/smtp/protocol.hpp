@@ -76,8 +76,10 @@ struct Parsed {
   Reply error;
 };
 
-// Parses one command line without its CRLF.
-Parsed parse_command(std::string_view line);
+// Parses one command line without its CRLF. MAIL and RCPT take their path without angle
+// brackets too ("MAIL FROM:bob@example.org"), as Postfix, Exim and Sendmail do for the devices
+// and scripts that send it, unless strict_paths (RFC 5321's syntax only; 501 otherwise).
+Parsed parse_command(std::string_view line, bool strict_paths = false);
 
 // One line taken off a byte stream.
 struct Line {

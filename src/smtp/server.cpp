@@ -337,12 +337,10 @@ struct Server::Impl::Session {
         next.smtputf8 = true;
       } else if (p.keyword == "RET") {  // RFC 3461 4.3
         const auto ret = core::ascii_lower(p.value);
-        if (!next.dsn.ret.empty()) co_return error({501, "5.5.4 RET given twice"});
         if (ret != "full" && ret != "hdrs")
           co_return error({501, "5.5.4 RET must be FULL or HDRS"});
         next.dsn.ret = ret == "full" ? "FULL" : "HDRS";
       } else if (p.keyword == "ENVID") {  // RFC 3461 4.4
-        if (!next.dsn.envid.empty()) co_return error({501, "5.5.4 ENVID given twice"});
         if (p.value.empty() || p.value.size() > 100 || !is_xtext(p.value)) {
           co_return error({501, "5.5.4 ENVID must be xtext of at most 100 characters"});
         }
@@ -369,14 +367,12 @@ struct Server::Impl::Session {
       if (!info.esmtp) co_return error({555, "5.5.4 parameters need EHLO"});
       if (p.keyword == "NOTIFY") {  // RFC 3461 4.1
         const auto notify = dsn_notify(p.value);
-        if (!dsn.notify.empty()) co_return error({501, "5.5.4 NOTIFY given twice"});
         if (!notify) {
           co_return error(
               {501, "5.5.4 NOTIFY must be NEVER, or one or more of SUCCESS, FAILURE, DELAY"});
         }
         dsn.notify = *notify;
       } else if (p.keyword == "ORCPT") {  // RFC 3461 4.2
-        if (!dsn.orcpt.empty()) co_return error({501, "5.5.4 ORCPT given twice"});
         if (!is_dsn_orcpt(p.value, tx.smtputf8)) {
           co_return error({501, "5.5.4 ORCPT must be addr-type;xtext (rfc822;user@domain)"});
         }
@@ -550,7 +546,7 @@ struct Server::Impl::Session {
         error({500, "5.5.2 bare <LF> or <CR> received; commands must end with <CR><LF>"});
         continue;
       }
-      auto parsed = parse_command(line->text);
+      auto parsed = parse_command(line->text, srv.settings.strict_envelopes);
       if (!parsed.command) {
         error(parsed.error);
         continue;
@@ -661,6 +657,7 @@ void Server::reconfigure(const ServerSettings& settings) {
   s.max_connections = settings.max_connections;
   s.max_connections_per_client = settings.max_connections_per_client;
   s.max_errors = settings.max_errors;
+  s.strict_envelopes = settings.strict_envelopes;
   s.require_tls = settings.require_tls && impl_->tls.enabled();
   s.proxy = settings.proxy;
 }

@@ -51,7 +51,8 @@ struct ServerSettings {
   std::chrono::seconds idle_timeout{300};
   std::size_t max_connections = 20000;
   std::size_t max_connections_per_client = 50;
-  std::size_t max_errors = 20;  // protocol errors before the session is dropped (421)
+  std::size_t max_errors = 20;    // protocol errors before the session is dropped (421)
+  bool strict_envelopes = false;  // MAIL/RCPT paths only in angle brackets (see parse_command)
   std::string tls_cert_file;
   std::string tls_key_file;
   // MAIL only after STARTTLS (530 5.7.0 before, RFC 3207 4): for a listener that only known

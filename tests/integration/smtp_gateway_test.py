@@ -282,6 +282,23 @@ class Gateway(unittest.TestCase):
         self.assertFalse(env["tls"])  # the destination offers no STARTTLS
         self.assertNotIn("alice@acme.example", self.discovered())  # users are not counted
 
+    def test_bare_envelope_addresses_are_taken_and_relayed_in_brackets(self):
+        # "MAIL FROM:bob@example.org", as printers and old scripts send it: taken by default
+        # ([smtp] strict_envelopes = false), as Postfix takes it; the destination gets RFC 5321.
+        before = self.spooled()
+        msg = message("alice@acme.example", "no brackets")
+        with self.smtp() as s:
+            self.assertEqual(s.docmd("MAIL", "FROM:Bob@Example.org SIZE=%d" % len(msg))[0], 250)
+            self.assertEqual(s.docmd("RCPT", "TO: alice@acme.example")[0], 250)
+            code, text = s.docmd("RCPT", "TO:Someone <x@acme.example>")  # not guessed at
+            self.assertEqual(code, 501, text)
+            self.assertEqual(s.data(msg)[0], 250)
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        with open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))) as f:
+            env = json.load(f)
+        self.assertEqual((env["from"], env["to"]), ("Bob@example.org", ["alice@acme.example"]))
+
     def test_postmaster_without_a_domain_goes_to_the_configured_address(self):
         # RFC 5321 4.5.1: RCPT TO:<Postmaster> (any case, no domain) must be accepted.
         before = self.spooled()
@@ -1727,6 +1744,22 @@ class ConfigReload(ServeTestCase):
         self.assertEqual(rcpt()[0], 250)
         self.reload(self.text)
         self.assertEqual(rcpt()[0], 550)
+
+    def test_sighup_applies_strict_envelopes(self):
+        def mail(path):
+            with smtplib.SMTP("127.0.0.1", self.ports["inbound SMTP"], timeout=10) as s:
+                s.ehlo("client.example")
+                return s.docmd("MAIL", "FROM:" + path)
+
+        self.assertEqual(mail("bob@example.org")[0], 250)
+        said = self.reload(self.text.replace("[smtp]\n", "[smtp]\nstrict_envelopes = true\n"))
+        self.assertIn("configuration reloaded: smtp.strict_envelopes", said)
+        code, text = mail("bob@example.org")
+        self.assertEqual(code, 501)
+        self.assertIn(b"Syntax: MAIL FROM:<address>", text)
+        self.assertEqual(mail("<bob@example.org>")[0], 250)
+        self.reload(self.text)
+        self.assertEqual(mail("bob@example.org")[0], 250)
 
     def test_sighup_applies_the_relay_tls_policy_and_its_cas(self):
         """[relay] tls and tls_ca_file apply at a reload, to the next session (idle ones made
