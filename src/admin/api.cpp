@@ -1202,40 +1202,30 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
     if (text == "azure") return core::Source::azure;
     return std::nullopt;
   };
-  // A company's sync of one kind, for administrators of that company.
-  struct SyncTarget {
-    core::Company company;
-    core::Source kind;
-  };
-  auto sync_target = [company_for, kind_of, admin_of](
-                         const HttpRequest& req,
-                         const Caller& c) -> std::variant<SyncTarget, HttpResponse> {
-    auto co = company_for(req.params.at("company"), c);
-    auto kind = kind_of(req.params.at("kind"));
-    if (!co || !kind) return not_found("sync");
-    if (!admin_of(c)) return json_error(403, "forbidden", "administrators only");
-    return SyncTarget{*co, *kind};
+  // A handler of a company's sync of one kind ({company}, {kind}), for administrators of that
+  // company: it gets the company and the kind, or the caller a 404 or 403.
+  auto in_sync = [company_for, kind_of, admin_of](auto handler) {
+    return [company_for, kind_of, admin_of, handler](Req req, Who c) -> HttpResponse {
+      auto co = company_for(req.params.at("company"), *c);
+      auto kind = kind_of(req.params.at("kind"));
+      if (!co || !kind) return not_found("sync");
+      if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+      return handler(req, c, *co, *kind);
+    };
   };
   std::vector<Route> more = {
       {"GET", "/api/v1/companies/{company}/sync/{kind}",
        "Directory sync (kind: ldap or azure): settings, options, last success and error; never "
        "the secret",
-       false,
-       [this, sync_target](Req req, Who c) {
-         auto t = sync_target(req, *c);
-         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
-         const auto& [co, kind] = std::get<SyncTarget>(t);
+       false, in_sync([this](Req, Who, const core::Company& co, core::Source kind) {
          return ok(syncs_.status(co.id, kind));
-       }},
+       })},
       {"PUT",
        "/api/v1/companies/{company}/sync/{kind}",
        "Configure a directory sync: {settings, options, secret} (secret write-only; left out: "
        "kept)",
        false,
-       [this, sync_target, actor_of](Req req, Who c) {
-         auto t = sync_target(req, *c);
-         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
-         const auto& [co, kind] = std::get<SyncTarget>(t);
+       in_sync([this, actor_of](Req req, Who c, const core::Company& co, core::Source kind) {
          const auto b = checked_body(req);
          std::optional<std::string> secret;
          if (b.value.contains("secret") && b.value["secret"].is_string()) {
@@ -1244,29 +1234,23 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          syncs_.configure(co.id, kind, b.value.value("settings", json::object()),
                           b.value.value("options", json::object()), secret, actor_of(*c));
          return ok(syncs_.status(co.id, kind));
-       },
+       }),
        {},
        BodySpec{Fields{{"settings", json::value_t::object},
                        {"options", json::value_t::object},
                        {"secret", json::value_t::string}},
                 {}}},
       {"POST", "/api/v1/companies/{company}/sync/{kind}/test", "Connect and authenticate", false,
-       [this, sync_target](Req req, Who c) {
-         auto t = sync_target(req, *c);
-         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
-         const auto& [co, kind] = std::get<SyncTarget>(t);
+       in_sync([this](Req, Who, const core::Company& co, core::Source kind) {
          return ok(syncs_.test(co.id, kind));
-       }},
+       })},
       {"POST",
        "/api/v1/companies/{company}/sync/{kind}/search",
        "Search Now: the plan a sync would apply (nothing is written): the counts and the first "
        "100 of each list, with an id to page through them (GET .../plans/{plan}/{list}); "
        "{full}: from the whole directory, as a run with {full} applies it",
        false,
-       [this, sync_target](Req req, Who c) {
-         auto t = sync_target(req, *c);
-         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
-         const auto& [co, kind] = std::get<SyncTarget>(t);
+       in_sync([this](Req req, Who, const core::Company& co, core::Source kind) {
          const auto b = checked_body(req);
          auto pending = std::make_shared<PendingPlan>();
          pending->company_id = co.id;
@@ -1278,7 +1262,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          j["info"] = p.info;
          j["plan_id"] = keep_plan(std::move(pending));
          return ok(j);
-       },
+       }),
        {},
        BodySpec{Fields{{"full", json::value_t::boolean}}, {}}},
       {"POST",
@@ -1286,10 +1270,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "Sync now: read the directory and apply ({force} past the deletion guard; {full}: the "
        "whole directory, even where changes only would do)",
        false,
-       [this, sync_target](Req req, Who c) {
-         auto t = sync_target(req, *c);
-         if (auto* e = std::get_if<HttpResponse>(&t)) return *e;
-         const auto& [co, kind] = std::get<SyncTarget>(t);
+       in_sync([this](Req req, Who, const core::Company& co, core::Source kind) {
          const auto b = checked_body(req);
          const auto r =
              syncs_.run(co.id, kind, b.value.value("force", false), b.value.value("full", false));
@@ -1299,7 +1280,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                     {"skipped", r.result.skips},
                     {"rejected", directory::rejected_json(r.rejected)},
                     {"info", r.info}});
-       },
+       }),
        {},
        BodySpec{Fields{{"force", json::value_t::boolean}, {"full", json::value_t::boolean}}, {}}},
       {"POST", "/api/v1/companies/{company}/imports",
