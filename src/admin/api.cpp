@@ -678,7 +678,9 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return co ? ok(*co) : not_found("company");
        }},
       {"GET", "/api/v1/companies/{company}/users",
-       "A company's users, a page at a time, with company_users: how many it has in all", false,
+       "A company's users, a page at a time, with company_users: how many it has in all, and "
+       "with a search or role, matching: how many of them match",
+       false,
        in_company([this](Req req, Who, const core::Company& co) {
          const auto q = query_params(req.query);
          store::UserFilter f;
@@ -698,6 +700,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                      {"limit", f.limit},
                      {"offset", f.offset},
                      {"company_users", store_.count_users(co.id)}};
+         if (!f.search.empty() || f.role) {
+           // All of them, on every page: how far the pages go ("1–100 of 230 matching").
+           auto every = f;
+           every.limit = every.offset = 0;
+           out["matching"] = store_.count_matching_users(every);
+         }
          if (users.size() == f.limit) out["next_offset"] = f.offset + f.limit;
          return ok(out);
        })},

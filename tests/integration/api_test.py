@@ -506,6 +506,19 @@ class Api(unittest.TestCase):
         self.assertEqual(first["next_offset"], 1)
         everyone = json.loads(cli(self.db, "user", "list", "--company", "acme", "--json"))
         self.assertEqual(first["company_users"], len(everyone))  # all, whatever the page
+        self.assertNotIn("matching", first)  # no search, no role: every user matches
+        # With a search or a role: how many match, whatever the page.
+        role = everyone[0]["role"]
+        same_role = ops.call("GET", "/api/v1/companies/acme/users?limit=1&offset=1&role=" + role)[1]
+        self.assertEqual(same_role["matching"], sum(u["role"] == role for u in everyone))
+        self.assertEqual(same_role["company_users"], len(everyone))
+        term = everyone[0]["address"]
+        found = ops.call("GET", "/api/v1/companies/acme/users?search=" +
+                         urllib.parse.quote(term.upper()))[1]
+        expected = sum(term.lower() in ("%s %s %s" % (u["address"], u["first_name"], u["surname"])).lower()
+                       for u in everyone)
+        self.assertGreaterEqual(expected, 1)
+        self.assertEqual((found["matching"], len(found["items"])), (expected, expected))
         second = ops.call("GET", "/api/v1/companies/acme/users?limit=1&offset=1")[1]
         self.assertNotEqual(first["items"][0]["address"], second["items"][0]["address"])
 

@@ -203,9 +203,16 @@ try {
       await page.waitForSelector("td:has-text('member149@acme.example')");
       await page.click("#previous-page");
       await page.waitForSelector("#page-info:text-is('1–100 of 151')");
+      // What a search finds is paged and counted as the whole list is.
+      await page.fill("input[aria-label='search users']", "MEMBER");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–100 of 150 matching (151 users)')");
+      await page.click("#next-page");
+      await page.waitForSelector("#page-info:text-is('101–150 of 150 matching (151 users)')");
+      assert.equal(await rows(), 50);
       await page.fill("input[aria-label='search users']", "member042");
       await page.click("#find-users button");
-      await page.waitForSelector("#page-info:text-is('1–1')");
+      await page.waitForSelector("#page-info:text-is('1–1 of 1 matching (151 users)')");
       await page.waitForSelector("td:has-text('member042@acme.example')");
       assert.equal(await rows(), 1);
       await page.fill("input[aria-label='search users']", "Smith");  // by name
@@ -221,7 +228,7 @@ try {
       // By role: alice is the only end user; the roles are named, not keys.
       await page.selectOption("select[aria-label='role filter']", "end_user");
       await page.click("#find-users button");
-      await page.waitForSelector("#page-info:text-is('1–1')");
+      await page.waitForSelector("#page-info:text-is('1–1 of 1 matching (151 users)')");
       await page.waitForSelector("td:has-text('alice@acme.example')");
       assert.equal(await page.textContent("td[data-label=Role]"), "end user");
       await page.selectOption("select[aria-label='role filter']", "functional");

@@ -154,7 +154,7 @@ async function usersView() {
     `&search=${encodeURIComponent(q.search)}` + (q.role ? `&role=${q.role}` : ""));
   const filtered = q.search || q.role;
   const shown = data.items.length ? `${q.offset + 1}–${q.offset + data.items.length}` +
-      (filtered ? "" : ` of ${data.company_users}`)
+      (filtered ? ` of ${data.matching} matching (${data.company_users} users)` : ` of ${data.company_users}`)
     : (filtered ? "no user matches" : "no users");
   main().innerHTML = `<section><h1>Users</h1>
     <form id="add-user" class="row"><input name="address" placeholder="address" required>
