@@ -43,9 +43,11 @@ async function pageOf(name, path, query = "") {
   state.pages[name] = data.offset;
   return data;
 }
+// A count as the pages show it: 1,204,500.
+const num = (n) => Number(n).toLocaleString("en-US");
 function pagerHtml(name, data) {
   const shown = data.items.length
-    ? `${data.offset + 1}–${data.offset + data.items.length} of ${data.total}` : "none";
+    ? `${num(data.offset + 1)}–${num(data.offset + data.items.length)} of ${num(data.total)}` : "none";
   return `<div class="row" data-pager="${name}">
     <button class="secondary" data-page="previous"${data.offset ? "" : " disabled"}>Previous</button>
     <span class="page-info">${shown}</span>
@@ -70,7 +72,7 @@ function confirmIn(box, question, yesLabel, onYes, onNo) {
 // ("Sync", "Import"); any other plan goes at once.
 function pastTheGuard(box, plan, verb, go) {
   if (!plan?.guard) return go(false);
-  confirmIn(box, `This deletes ${plan.counts.delete} users, more than the deletion guard allows
+  confirmIn(box, `This deletes ${num(plan.counts.delete)} users, more than the deletion guard allows
     (${esc(plan.guard)}). ${verb} and delete them anyway?`, `Yes, ${verb.toLowerCase()} and delete`,
   () => go(true), () => { box.innerHTML = ""; });
 }
@@ -153,8 +155,9 @@ async function usersView() {
   const data = await api("GET", co() + `/users?limit=${PAGE}&offset=${q.offset}` +
     `&search=${encodeURIComponent(q.search)}` + (q.role ? `&role=${q.role}` : ""));
   const filtered = q.search || q.role;
-  const shown = data.items.length ? `${q.offset + 1}–${q.offset + data.items.length}` +
-      (filtered ? ` of ${data.matching} matching (${data.company_users} users)` : ` of ${data.company_users}`)
+  const shown = data.items.length ? `${num(q.offset + 1)}–${num(q.offset + data.items.length)}` +
+      (filtered ? ` of ${num(data.matching)} matching (${num(data.company_users)} users)`
+        : ` of ${num(data.company_users)}`)
     : (filtered ? "no user matches" : "no users");
   main().innerHTML = `<section><h1>Users</h1>
     <form id="add-user" class="row"><input name="address" placeholder="address" required>
@@ -395,8 +398,8 @@ async function settingsView() {
 }
 
 function planCounts(plan) {
-  return `<p class="plan-counts">${plan.counts.create} to create, ${plan.counts.update} to update,
-    ${plan.counts.delete} to delete, ${plan.counts.skip} skipped${plan.guard ? ` — <span class="error">deletion guard: ${esc(plan.guard)}</span>` : ""}</p>`;
+  return `<p class="plan-counts">${num(plan.counts.create)} to create, ${num(plan.counts.update)} to update,
+    ${num(plan.counts.delete)} to delete, ${num(plan.counts.skip)} skipped${plan.guard ? ` — <span class="error">deletion guard: ${esc(plan.guard)}</span>` : ""}</p>`;
 }
 
 // What a CSV import's preview says about the file as a whole; a sync's, what it read.
@@ -433,7 +436,8 @@ function planView(box, plan) {
       q("[data-rows]").innerHTML = table(["Action", "Address", "Reason"],
         page.items.map((i) => [esc(i.action), esc(i.address), esc(i.reason)]));
       q("[data-page]").textContent = page.total
-        ? `${at.list} ${at.offset + 1}–${at.offset + page.items.length} of ${page.total}` : `no ${at.list}`;
+        ? `${at.list} ${num(at.offset + 1)}–${num(at.offset + page.items.length)} of ${num(page.total)}`
+        : `no ${at.list}`;
       q("[data-previous]").disabled = at.offset === 0;
       q("[data-next]").disabled = page.next_offset === undefined;
       q("[data-next]").onclick = () => { at.offset = page.next_offset; show(); };
