@@ -680,8 +680,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"GET", "/api/v1/companies/{company}/users",
        "A company's users, a page at a time, with company_users: how many it has in all, and "
        "with a search or role, matching: how many of them match",
-       false,
-       in_company([this](Req req, Who, const core::Company& co) {
+       false, in_company([this](Req req, Who, const core::Company& co) {
          const auto q = query_params(req.query);
          store::UserFilter f;
          f.company_id = co.id;

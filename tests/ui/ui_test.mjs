@@ -320,6 +320,30 @@ try {
       await page.waitForSelector("td:has-text('spammer@acme.example')");
       await noHorizontalScroll("invalid");
     });
+    await step("fix an invalid address: a user with names and the role chosen", async () => {
+      cli("invalid", "add", "ops.desk@acme.example", "--reason", "bounced");
+      await page.goto(base + "/#/users");
+      await page.goto(base + "/#/invalid");
+      const row = page.locator("tr:has(td:text-is('ops.desk@acme.example'))");
+      await row.locator("td:has-text(' UTC')").waitFor();  // when, as every page writes it
+      const form = page.locator("tr[data-create-for='ops.desk@acme.example'] form");
+      await row.locator("button:has-text('Create user')").click();
+      // The role discovery gives new users is chosen unless another is.
+      const settings = JSON.parse(cli("discovery", "settings", "--company", "acme", "--json"));
+      assert.equal(await form.locator("select[aria-label='role of ops.desk@acme.example']").inputValue(),
+        settings.default_role);
+      await form.locator("button:has-text('Cancel')").click();  // nothing made
+      await form.waitFor({ state: "detached" });
+      await row.locator("button:has-text('Create user')").click();
+      await page.fill("input[aria-label='first name of ops.desk@acme.example']", "Ops");
+      await page.fill("input[aria-label='surname of ops.desk@acme.example']", "Desk");
+      await page.selectOption("select[aria-label='role of ops.desk@acme.example']", "functional");
+      await form.locator("button:has-text('Create')").click();
+      await page.waitForSelector("td:text-is('ops.desk@acme.example')", { state: "detached" });
+      const user = JSON.parse(cli("user", "show", "ops.desk@acme.example", "--json"));
+      assert.deepEqual([user.first_name, user.surname, user.role], ["Ops", "Desk", "functional"]);
+      assert.ok(!cli("invalid", "list", "--company", "acme").includes("ops.desk@acme.example"));
+    });
     await step("add one as an alias with type-ahead on users", async () => {
       await page.goto(base + "/#/discovery");
       await page.waitForSelector("text=a.smith@acme.example");

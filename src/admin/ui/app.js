@@ -306,11 +306,14 @@ async function discoveryView() {
 
 async function invalidView() {
   const data = await pageOf("invalid", co() + "/invalid");
-  main().innerHTML = `<section><h1>Marked Invalid</h1><p>Mail to these addresses is rejected.</p>
+  // A user made here gets the role discovery gives new users, unless another is chosen.
+  const settings = await api("GET", co() + "/discovery-settings").catch(() => ({}));
+  main().innerHTML = `<section><h1>Marked Invalid</h1><p>Mail to these addresses is rejected.
+    Creating a user for one fixes it.</p>
     <form id="add-invalid" class="row"><input name="address" placeholder="address" required>
     <input name="reason" placeholder="reason"><button>Mark invalid</button></form>
     ${table(["Address", "Reason", "Since", ""], data.items.map((i) => [esc(i.address), esc(i.reason),
-      esc(i.created_at), `<button data-user="${esc(i.address)}">Create user</button>
+      esc(utc(i.created_at)), `<button data-user="${esc(i.address)}">Create user</button>
       <button class="secondary" data-forget="${esc(i.address)}">Remove</button>`]))}
     ${pagerHtml("invalid", data)}</section>`;
   wirePager("invalid", data, invalidView);
@@ -319,9 +322,30 @@ async function invalidView() {
     try { await api("POST", co() + "/invalid", Object.fromEntries(new FormData(ev.target))); invalidView(); }
     catch (e) { say(e.message, false); }
   };
-  main().querySelectorAll("[data-user]").forEach((b) => (b.onclick = async () => {
-    try { await api("POST", co() + "/invalid/" + encodeURIComponent(b.dataset.user) + "/user", {}); say("user created"); invalidView(); }
-    catch (e) { say(e.message, false); }
+  // Create user: the account's names and role, on a line under the address, then Create.
+  main().querySelectorAll("[data-user]").forEach((b) => (b.onclick = () => {
+    const address = b.dataset.user;
+    const row = b.closest("tr");
+    if (row.nextElementSibling?.dataset.createFor === address) return;  // open already
+    row.insertAdjacentHTML("afterend", `<tr data-create-for="${esc(address)}"><td colspan="4">
+      <form class="row names"><span>New user <b>${esc(address)}</b>:</span>
+      <input name="first_name" placeholder="first name" aria-label="first name of ${esc(address)}">
+      <input name="surname" placeholder="surname" aria-label="surname of ${esc(address)}">
+      <select name="role" aria-label="role of ${esc(address)}">${roleOptions(settings.default_role || "silent_user")}</select>
+      <button>Create</button><button type="button" class="secondary" data-cancel>Cancel</button></form></td></tr>`);
+    const line = row.nextElementSibling;
+    const form = line.querySelector("form");
+    form.querySelector("[data-cancel]").onclick = () => line.remove();
+    form.querySelector("input").focus();
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      try {
+        await api("POST", co() + "/invalid/" + encodeURIComponent(address) + "/user",
+          Object.fromEntries(new FormData(form)));
+        say(`user ${address} created`);
+        invalidView();
+      } catch (e) { say(e.message, false); }
+    };
   }));
   main().querySelectorAll("[data-forget]").forEach((b) => (b.onclick = async () => {
     try { await api("DELETE", co() + "/invalid/" + encodeURIComponent(b.dataset.forget)); invalidView(); }
