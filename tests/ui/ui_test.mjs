@@ -701,17 +701,31 @@ try {
       await page.waitForSelector("td:has-text('user.add')");
       await noHorizontalScroll("audit");
       const pager = page.locator("[data-pager=audit]");
-      const total = Number((await pager.locator(".page-info").textContent()).match(/^1–100 of (\d+)$/)[1]);
+      const counted = (await pager.locator(".page-info").textContent()).match(/^1–100 of ([\d,]+)$/)[1];
+      const total = Number(counted.replaceAll(",", ""));
       assert.ok(total > 150, `the whole trail is counted (${total})`);
       await pager.locator("[data-page=next]").click();
-      await pager.locator(`.page-info:has-text('101–${Math.min(200, total)} of ${total}')`).waitFor();
+      await pager.locator(`.page-info:has-text('101–${Math.min(200, total)} of ${counted}')`).waitFor();
       // What happened to newbie@: discovered, then made a user through the Select menu.
       await page.fill("input[aria-label='events about']", "NEWBIE@acme.example");
       await page.click("#find-audit button");
-      await pager.locator(".page-info:has-text(' of ')").filter({ hasNotText: `of ${total}` }).waitFor();
+      await pager.locator(".page-info:has-text(' of ')").filter({ hasNotText: `of ${counted}` }).waitFor();
       const objects = await page.$$eval("td[data-label=Object]", (tds) => tds.map((t) => t.textContent));
       assert.ok(objects.length >= 1 && objects.every((o) => o === "newbie@acme.example"), objects.join());
       assert.ok(await page.isVisible("td[data-label=What]:has-text('user.add')"));
+      // What each event changed: member042's names and role, edited on the user's page above.
+      await page.fill("input[aria-label='events about']", "member042@acme.example");
+      await page.click("#find-audit button");
+      const update = page.locator("tr:has(td[data-label=What]:text-is('user.update'))").first();
+      await update.waitFor();
+      const change = await update.locator("td[data-label=Change]").textContent();
+      assert.match(change, /first name: \S+ → Forty/);
+      assert.match(change, /role: silent user → end user/);
+      assert.doesNotMatch(change, /updated at|surname/, "only what changed");
+      const added = await page.locator("tr:has(td[data-label=What]:text-is('user.add')) td[data-label=Change]")
+        .first().textContent();
+      assert.match(added, /role: /);
+      assert.doesNotMatch(added, /→|member042@acme\.example/, "what was made; the address is the Object");
     });
     await step("the mail log says what happened to each recipient", async () => {
       // Delivered to the catch-all server (sent at the start); refused: marked invalid.
