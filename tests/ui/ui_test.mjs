@@ -640,6 +640,8 @@ try {
       await page.click("#add-login button");
       await page.waitForSelector("td:has-text('helper@acme.example')");
       assert.match(cli("login", "list"), /helper@acme\.example\s+company_admin\s+acme/);
+      assert.equal(await page.locator("tr:has(td:text-is('helper@acme.example')) td[data-label=Role]").textContent(),
+        "company administrator");  // the role named, not its key
       await noHorizontalScroll("company");
       await page.click("[data-unlogin='helper@acme.example']");
       await page.waitForSelector("td:has-text('helper@acme.example')", { state: "detached" });
@@ -941,6 +943,7 @@ try {
   await step("an end user sees its own account and aliases only", async () => {
     const page = await loggedIn("alice@acme.example", "My account");
     await page.waitForSelector("#aliases:has-text('a.smith@acme.example')");
+    await page.waitForSelector("p:text-is('alice@acme.example (end user)')");
     assert.ok(await page.isHidden("#nav"), "no administrator menu");
     await page.fill("input[name=surname]", "Liddell");
     await page.click("button:has-text('Save')");

@@ -142,6 +142,10 @@ function resetView(token) {
   };
 }
 
+// The roles of a login, as the pages name them.
+const LOGIN_ROLES = [["company_admin", "company administrator"], ["end_user", "end user"], ["operator", "operator"]];
+const loginRoleName = (r) => LOGIN_ROLES.find(([v]) => v === r)?.[1] ?? r;
+
 // The roles of a user account (SPEC "Model"), as the pages name them.
 const ROLES = [["end_user", "end user", "digest and login"], ["silent_user", "silent user", "digest, no login"],
   ["functional", "functional account", "shared mailbox, no login"]];
@@ -791,16 +795,17 @@ async function companyView() {
     <section><h2>Outbound relay networks</h2><p>Mail from the company's own server is taken on the
       outbound port only from these networks.</p>
     ${operator ? `<form id="networks"><textarea name="networks" rows="4" cols="32"
-        aria-label="relay networks, one a line">${esc(c.relay_networks.join("\n"))}</textarea>
+        aria-label="relay networks, one a line" placeholder="one a line: 192.0.2.10, 198.51.100.0/24, 2001:db8::/48">${esc(c.relay_networks.join("\n"))}</textarea>
         <div class="row"><button>Save networks</button></div></form>`
       : `<ul id="networks-list">${c.relay_networks.map((n) => `<li>${esc(n)}</li>`).join("") ||
         "<li>none: no outbound mail is taken</li>"}</ul><p>Your operator changes these.</p>`}</section>
     <section><h2>Logins</h2><p>Who logs in for ${esc(c.name)}: administrators, and end users
-      (users whose role is end_user) for their own account.</p>
-    ${table(["Email", "Role", "Since", ""], logins.items.map((l) => [esc(l.email), esc(l.role), esc(l.created_at),
+      (users whose role is end user) for their own account.</p>
+    ${table(["Email", "Role", "Since", ""], logins.items.map((l) => [esc(l.email), esc(loginRoleName(l.role)), esc(utc(l.created_at)),
       l.email === state.me.email ? "" : `<button class="secondary" data-unlogin="${esc(l.email)}">Remove</button>`]))}
     <form id="add-login" class="row"><input name="email" placeholder="email" aria-label="login email" required>
-      <select name="role" aria-label="login role"><option>company_admin</option><option>end_user</option></select>
+      <select name="role" aria-label="login role">${LOGIN_ROLES.slice(0, 2).map(([v, name]) =>
+        `<option value="${v}">${name}</option>`).join("")}</select>
       <input name="password" type="password" autocomplete="new-password" placeholder="first password, or none: invite by mail"
         aria-label="first password"><button>Add login</button></form></section>
     <section id="usage"></section>
@@ -994,14 +999,14 @@ async function gatewayView() {
 }
 
 async function passwordView() {
-  main().innerHTML = `<section><h1>${esc(state.me.email)}</h1><p>${esc(state.me.role)}</p></section>${passwordHtml}`;
+  main().innerHTML = `<section><h1>${esc(state.me.email)}</h1><p>${esc(loginRoleName(state.me.role))}</p></section>${passwordHtml}`;
   wirePassword();
 }
 
 // An end user: its own account and aliases, and its names to change.
 async function accountView() {
   const u = await api("GET", "/users/" + state.me.user_id);
-  main().innerHTML = `<section><h1>My account</h1><p>${esc(u.address)} (${esc(u.role)})</p>
+  main().innerHTML = `<section><h1>My account</h1><p>${esc(u.address)} (${esc(roleName(u.role))})</p>
     <form id="names" class="row"><label>First name <input name="first_name" value="${esc(u.first_name)}"></label>
     <label>Surname <input name="surname" value="${esc(u.surname)}"></label><button>Save</button></form>
     <h2>Aliases</h2><ul id="aliases">${u.aliases.map((a) => `<li>${esc(a.address)}</li>`).join("") || "<li>none</li>"}</ul></section>
