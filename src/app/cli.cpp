@@ -849,22 +849,23 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
   auto& opt = ctx.audit_args;
   auto* audit = app.add_subcommand("audit", "Read the audit trail");
   audit->require_subcommand(1);
-  auto* list = verb(*audit, "list", "List audit events, newest first", action,
-                    [&ctx, &opt = ctx.audit_args] {
-                      store::AuditFilter f;
-                      if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
-                      f.limit = opt.limit;
-                      f.offset = opt.offset;
-                      f.object = opt.object;
-                      f.action = opt.action;
-                      const auto events = ctx.store().list_audit(f);
-                      if (ctx.json_output) return ctx.print_json(events);
-                      std::vector<std::vector<std::string>> rows;
-                      for (const auto& e : events) {
-                        rows.push_back({core::format_iso8601(e.at), e.actor, e.action, e.object});
-                      }
-                      print_table(ctx.out, {"TIME", "ACTOR", "ACTION", "OBJECT"}, rows);
-                    });
+  auto* list = verb(
+      *audit, "list", "List audit events, newest first", action, [&ctx, &opt = ctx.audit_args] {
+        store::AuditFilter f;
+        if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
+        f.limit = opt.limit;
+        f.offset = opt.offset;
+        f.object = opt.object;
+        f.action = opt.action;
+        const auto events = ctx.store().list_audit(f);
+        if (ctx.json_output) return ctx.print_json(events);
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& e : events) {
+          rows.push_back(
+              {core::format_iso8601(e.at), e.actor, e.action, e.object, core::describe_change(e)});
+        }
+        print_table(ctx.out, {"TIME", "ACTOR", "ACTION", "OBJECT", "CHANGE"}, rows);
+      });
   list->add_option("--company", opt.company, "Only this company's events");
   list->add_option("--limit", opt.limit, "At most this many (default 50, 0 = all)");
   list->add_option("--offset", opt.offset, "Pass over this many of the newest first");

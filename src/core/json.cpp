@@ -1,5 +1,10 @@
 #include "core/json.hpp"
 
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
 namespace mailroster::core {
 namespace {
 nlohmann::json optional_time(const std::optional<TimePoint>& t) {
@@ -95,7 +100,78 @@ void to_json(nlohmann::json& j, const AuditEvent& e) {
        {"action", e.action},
        {"object", e.object},
        {"before", parse_or_null(e.before)},
-       {"after", parse_or_null(e.after)}};
+       {"after", parse_or_null(e.after)},
+       {"change", describe_change(e)}};
+}
+
+namespace {
+
+// A value as describe_change writes it: text as it is, a role by its name, nothing as "none".
+std::string said_value(const std::string& key, const nlohmann::json& v) {
+  if (v.is_null() || (v.is_string() && v.get_ref<const std::string&>().empty()) ||
+      (v.is_array() && v.empty())) {
+    return "none";
+  }
+  if (v.is_string()) {
+    auto text = v.get<std::string>();
+    if (key == "role" || key == "default_role") std::replace(text.begin(), text.end(), '_', ' ');
+    return text;
+  }
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& x : v) {
+      if (!out.empty()) out += ", ";
+      out += x.is_string() ? x.get<std::string>() : x.dump();
+    }
+    return out;
+  }
+  return v.dump();
+}
+
+}  // namespace
+
+std::string describe_change(const AuditEvent& e) {
+  static const std::set<std::string, std::less<>> kQuiet = {"id",      "company_id", "domain_id",
+                                                            "user_id", "created_at", "updated_at"};
+  const auto before = parse_or_null(e.before);
+  const auto after = parse_or_null(e.after);
+  const bool has_before = before.is_object();
+  const bool has_after = after.is_object();
+  if (!has_before && !has_after) return "";
+  std::vector<std::string> keys;  // both sides' keys, each once, in order (by name)
+  for (const auto* side : {&before, &after}) {
+    if (!side->is_object()) continue;
+    for (const auto& [key, value] : side->items()) {
+      if (!kQuiet.contains(key) && std::find(keys.begin(), keys.end(), key) == keys.end()) {
+        keys.push_back(key);
+      }
+    }
+  }
+  auto said_key = [](std::string k) {
+    std::replace(k.begin(), k.end(), '_', ' ');
+    return k;
+  };
+  auto at = [](const nlohmann::json& side, const std::string& key) {
+    return side.is_object() && side.contains(key) ? side.at(key) : nlohmann::json(nullptr);
+  };
+  std::string out;
+  auto add = [&out](const std::string& part) { out += (out.empty() ? "" : "; ") + part; };
+  if (has_before && has_after) {
+    for (const auto& k : keys) {
+      const auto b = at(before, k);
+      const auto a = at(after, k);
+      if (b != a) add(said_key(k) + ": " + said_value(k, b) + " -> " + said_value(k, a));
+    }
+    return out.empty() ? "no change" : out;
+  }
+  const auto& one = has_after ? after : before;
+  for (const auto& k : keys) {
+    const auto v = at(one, k);
+    if (v.is_null() || v == "" || (v.is_string() && v.get<std::string>() == e.object)) continue;
+    add(said_key(k) + ": " + said_value(k, v));
+  }
+  if (has_after) return out;
+  return out.empty() ? "removed" : "removed (" + out + ")";
 }
 
 void to_json(nlohmann::json& j, const MailLogEntry& e) {

@@ -21,4 +21,11 @@ void to_json(nlohmann::json& j, const MailLogEntry& e);
 void to_json(nlohmann::json& j, const LicenseUsage& u);
 void to_json(nlohmann::json& j, const PlanItem& item);
 
+// What an audit event changed, in words, from its before and after: "role: end user -> silent
+// user; surname: none -> Smith" for an update; what was made for an addition ("role: end user;
+// source: csv"); "removed (...)" for a removal. Ids and times are left out (the event has its
+// own), and so is the object's own address where it is the event's object. "" when the event
+// has neither side. The CLI's audit list, the API's "change" and the web UI's Audit page.
+std::string describe_change(const AuditEvent& e);
+
 }  // namespace mailroster::core

@@ -114,3 +114,55 @@ TEST(Json, UserViewHasEveryField) {
 
 }  // namespace
 }  // namespace mailroster::core
+
+namespace mailroster::core {
+namespace {
+
+AuditEvent event(std::string object, std::string before, std::string after) {
+  AuditEvent e;
+  e.action = "user.update";
+  e.object = std::move(object);
+  e.before = std::move(before);
+  e.after = std::move(after);
+  return e;
+}
+
+TEST(DescribeChange, AnUpdateSaysWhatChangedFromWhatToWhat) {
+  const auto e = event(
+      "bob@acme.example",
+      R"({"id":7,"address":"bob@acme.example","first_name":"Bob","surname":"","role":"end_user",)"
+      R"("updated_at":"2026-12-01T00:00:00Z"})",
+      R"({"id":7,"address":"bob@acme.example","first_name":"Robert","surname":"Smith",)"
+      R"("role":"silent_user","updated_at":"2026-12-07T00:00:00Z"})");
+  EXPECT_EQ(describe_change(e),
+            "first name: Bob -> Robert; role: end user -> silent user; surname: none -> Smith");
+  EXPECT_EQ(
+      describe_change(event("x", R"({"a":1,"updated_at":"t1"})", R"({"a":1,"updated_at":"t2"})")),
+      "no change");
+  // A field on one side only, and lists.
+  EXPECT_EQ(
+      describe_change(event("acme", R"({"relay_networks":[]})",
+                            R"({"relay_networks":["192.0.2.0/24","2001:db8::/48"],"x":true})")),
+      "relay networks: none -> 192.0.2.0/24, 2001:db8::/48; x: none -> true");
+}
+
+TEST(DescribeChange, AnAdditionSaysWhatWasMadeAndARemovalWhatWasTaken) {
+  const std::string user =
+      R"({"id":3,"company_id":1,"address":"ann@acme.example","first_name":"Ann","surname":"",)"
+      R"("role":"end_user","source":"csv","source_id":"","created_at":"t","updated_at":"t"})";
+  EXPECT_EQ(describe_change(event("ann@acme.example", "", user)),
+            "first name: Ann; role: end user; source: csv");
+  EXPECT_EQ(describe_change(event("ann@acme.example", user, "")),
+            "removed (first name: Ann; role: end user; source: csv)");
+  EXPECT_EQ(describe_change(event("ann@acme.example", R"({"address":"ann@acme.example"})", "")),
+            "removed");
+  // The address is left out only where it is the object: a rename shows both.
+  EXPECT_EQ(describe_change(event("ann@acme.example", R"({"address":"ann@acme.example"})",
+                                  R"({"address":"anne@acme.example"})")),
+            "address: ann@acme.example -> anne@acme.example");
+  EXPECT_EQ(describe_change(event("x", "", "")), "");
+  EXPECT_EQ(describe_change(event("x", "not json", "")), "");  // an old row: nothing said
+}
+
+}  // namespace
+}  // namespace mailroster::core

@@ -669,31 +669,6 @@ async function importView() {
   }
 }
 
-// What an audit event changed, from its before and after: "role: silent user → end user" for
-// an update; what was made or removed for an addition or a removal. Ids and times are left
-// out (the When column has the time), and so is the object's own address when it stays.
-function changeText(e) {
-  const quiet = new Set(["id", "company_id", "domain_id", "user_id", "created_at", "updated_at"]);
-  const show = (k, v) => v === null || v === undefined || v === "" || (Array.isArray(v) && !v.length) ? "none"
-    : k === "role" || k === "default_role" ? roleName(v)
-    : Array.isArray(v) ? v.map((x) => typeof x === "object" ? JSON.stringify(x) : String(x)).join(", ")
-    : typeof v === "object" ? JSON.stringify(v) : String(v);
-  const said = (k) => k.replaceAll("_", " ");
-  const before = e.before && typeof e.before === "object" ? e.before : null;
-  const after = e.after && typeof e.after === "object" ? e.after : null;
-  if (!before && !after) return "";
-  const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])]
-    .filter((k) => !quiet.has(k));
-  if (before && after) {
-    return keys.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
-      .map((k) => `${said(k)}: ${show(k, before[k])} → ${show(k, after[k])}`).join("; ") || "no change";
-  }
-  const one = after || before;
-  const fields = keys.filter((k) => one[k] !== "" && one[k] !== null && one[k] !== e.object)
-    .map((k) => `${said(k)}: ${show(k, one[k])}`).join("; ");
-  return after ? fields : `removed${fields ? " (" + fields + ")" : ""}`;
-}
-
 async function auditView() {
   // "What happened to this address?": the events about it only, when one is asked for.
   const about = state.auditObject || "";
@@ -705,7 +680,7 @@ async function auditView() {
       <button class="secondary">Find</button></form>
     ${table(["When", "Who", "What", "Object", "Change"],
     data.items.map((e) => [esc(utc(e.at)), esc(e.actor), esc(e.action), esc(e.object),
-      `<span class="change">${esc(changeText(e))}</span>`]))}
+      `<span class="change">${esc(e.change)}</span>`]))}
     ${pagerHtml("audit", data)}</section>`;
   wirePager("audit", data, auditView);
   $("#find-audit").onsubmit = (ev) => {
