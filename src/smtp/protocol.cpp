@@ -198,7 +198,9 @@ Parsed parse_command(std::string_view line, bool strict_paths) {
   if (non_ascii && !core::is_valid_utf8(line)) return refuse(500, "5.5.2 command is not UTF-8");
   const auto space = line.find(' ');
   const auto word = line.substr(0, space);
-  const auto rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+  // Spaces after the verb are one separator ("RCPT  TO:<a@b>"), as Postfix reads them.
+  auto rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
 
   std::optional<Verb> verb;
   for (const auto& [v, name] : kVerbs) {

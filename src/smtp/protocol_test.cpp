@@ -53,6 +53,8 @@ TEST(ParseCommand, MailPaths) {
 
   auto spaced = ok("MAIL FROM: <bob@example.org>");  // common in the wild
   EXPECT_EQ(spaced.path, "bob@example.org");
+  EXPECT_EQ(ok("MAIL   FROM:<bob@example.org>").path, "bob@example.org");
+  EXPECT_EQ(ok("RCPT  TO:<bob@example.org>").path, "bob@example.org");
 
   auto literal = ok("MAIL FROM:<bob@[192.0.2.1]>");
   EXPECT_EQ(literal.path, "bob@[192.0.2.1]");
