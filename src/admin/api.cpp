@@ -304,7 +304,8 @@ const std::map<std::string, QueryParams>& route_queries() {
   static const std::map<std::string, QueryParams> q = {
       {"GET /api/v1/companies/{company}/users",
        paging_and({{"search", "part of an address or a name"},
-                   {"role", "end_user, silent_user or functional"}})},
+                   {"role", "end_user, silent_user or functional"},
+                   {"source", "manual, csv, ldap, azure or discovery"}})},
       {"GET /api/v1/companies/{company}/discovered", paging()},
       {"GET /api/v1/companies/{company}/invalid", paging()},
       {"GET /api/v1/companies/{company}/audit",
@@ -679,7 +680,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        }},
       {"GET", "/api/v1/companies/{company}/users",
        "A company's users, a page at a time, with company_users: how many it has in all, and "
-       "with a search or role, matching: how many of them match",
+       "with a search, role or source, matching: how many of them match",
        false, in_company([this](Req req, Who, const core::Company& co) {
          const auto q = query_params(req.query);
          store::UserFilter f;
@@ -690,6 +691,11 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
            f.role = *role;
          }
+         if (auto it = q.find("source"); it != q.end()) {
+           auto source = core::parse_source(it->second);
+           if (!source) return json_error(400, "invalid_argument", "unknown source", "source");
+           f.source = *source;
+         }
          const auto page = page_params(q);
          if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
          f.limit = std::get<Page>(page).limit;
@@ -699,7 +705,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                      {"limit", f.limit},
                      {"offset", f.offset},
                      {"company_users", store_.count_users(co.id)}};
-         if (!f.search.empty() || f.role) {
+         if (!f.search.empty() || f.role || f.source) {
            // All of them, on every page: how far the pages go ("1–100 of 230 matching").
            auto every = f;
            every.limit = every.offset = 0;

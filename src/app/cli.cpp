@@ -112,6 +112,7 @@ struct UserArgs {
   std::optional<std::string> new_role;
   std::optional<std::string> new_address;
   std::optional<std::string> role_filter;
+  std::optional<std::string> source_filter;
   std::size_t limit = 0;
   std::string output;  // export: the file ("" or "-": standard output)
   bool bom = false;
@@ -688,6 +689,7 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
     store::UserFilter f;
     if (!opt.company.empty()) f.company_id = ctx.company(opt.company).id;
     if (opt.role_filter) f.role = core::parse_role(*opt.role_filter).value();
+    if (opt.source_filter) f.source = core::parse_source(*opt.source_filter).value();
     f.search = opt.search;
     f.limit = opt.limit;
     if (ctx.json_output) {  // a page at a time: a million users need not be in memory at once
@@ -711,6 +713,8 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   });
   list->add_option("--company", opt.company, "Only this company's users");
   list->add_option("--role", opt.role_filter, "Only this role");
+  list->add_option("--source", opt.source_filter,
+                   "Only users from this source: manual, csv, ldap, azure or discovery");
   list->add_option("--search", opt.search, "Substring of address or name");
   list->add_option("--limit", opt.limit, "At most this many (0 = all)");
   add_json_flag(list, ctx);

@@ -512,6 +512,13 @@ class Api(unittest.TestCase):
         same_role = ops.call("GET", "/api/v1/companies/acme/users?limit=1&offset=1&role=" + role)[1]
         self.assertEqual(same_role["matching"], sum(u["role"] == role for u in everyone))
         self.assertEqual(same_role["company_users"], len(everyone))
+        # By source; an unknown one is a 400 naming it.
+        source = everyone[0]["source"]
+        same_source = ops.call("GET", "/api/v1/companies/acme/users?source=" + source)[1]
+        self.assertEqual(same_source["matching"], sum(u["source"] == source for u in everyone))
+        self.assertTrue(all(u["source"] == source for u in same_source["items"]))
+        status, body, _ = ops.call("GET", "/api/v1/companies/acme/users?source=fax")
+        self.assertEqual((status, body["error"]["field"]), (400, "source"))
         term = everyone[0]["address"]
         found = ops.call("GET", "/api/v1/companies/acme/users?search=" +
                          urllib.parse.quote(term.upper()))[1]
@@ -578,7 +585,7 @@ class Api(unittest.TestCase):
         # naming it, not silently ignored.
         users = {p["name"] for p in doc["paths"]["/api/v1/companies/{company}/users"]["get"]["parameters"]
                  if p["in"] == "query"}
-        self.assertEqual(users, {"limit", "offset", "search", "role"})
+        self.assertEqual(users, {"limit", "offset", "search", "role", "source"})
         status, answer, _ = ops.call("GET", "/api/v1/companies/acme/users?limt=5")
         self.assertEqual((status, answer["error"]["field"]), (400, "limt"), answer)
         self.assertEqual(ops.call("GET", "/api/v1/companies/acme/users?limit=5&search=a")[0], 200)

@@ -143,6 +143,9 @@ TEST_F(Cli, FullLifecycleOfCompanyDomainUserAlias) {
 
   EXPECT_EQ(json::parse(ok({"user", "list", "--role", "functional", "--json"})).size(), 1u);
   EXPECT_EQ(json::parse(ok({"user", "list", "--search", "room", "--json"})).size(), 1u);
+  EXPECT_EQ(json::parse(ok({"user", "list", "--source", "manual", "--json"})).size(), 2u);
+  EXPECT_TRUE(json::parse(ok({"user", "list", "--source", "csv", "--json"})).empty());
+  fails({"user", "list", "--source", "fax"}, "unknown source 'fax'");
 
   ok({"alias", "remove", "alice@acme.test"});
   EXPECT_TRUE(json::parse(ok({"alias", "list", "--json"})).empty());

@@ -237,6 +237,17 @@ try {
       await page.selectOption("select[aria-label='role filter']", "");
       await page.click("#find-users button");
       await page.waitForSelector("#page-info:text-is('1–100 of 151')");
+      // By source: alice was added by hand, the members came from a CSV file.
+      await page.selectOption("select[aria-label='source filter']", "manual");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–1 of 1 matching (151 users)')");
+      assert.equal(await page.textContent("td[data-label=Source]"), "added by hand");
+      await page.selectOption("select[aria-label='source filter']", "csv");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–100 of 150 matching (151 users)')");
+      await page.selectOption("select[aria-label='source filter']", "");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–100 of 151')");
     });
     await step("open a user: names, role, aliases, and removal asked twice", async () => {
       await page.goto(base + "/#/users");

@@ -1,7 +1,7 @@
 // mailroster's web UI: the admin API (/api/v1/, see /api/v1/openapi.json) in the browser.
 // No framework and no build step: the server ships these three files.
 "use strict";
-const state = { me: null, csrf: "", company: "", userQuery: { search: "", role: "", offset: 0 }, pages: {} };
+const state = { me: null, csrf: "", company: "", userQuery: { search: "", role: "", source: "", offset: 0 }, pages: {} };
 const PAGE = 100;  // users per page; companies have many thousands
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
@@ -153,12 +153,18 @@ const roleName = (r) => ROLES.find(([v]) => v === r)?.[1] ?? r;
 const roleOptions = (selected) => ROLES.map(([v, name, what]) =>
   `<option value="${v}" title="${what}"${v === selected ? " selected" : ""}>${name}</option>`).join("");
 
-// The company's users a page at a time, found by address or name, and by role.
+// Where users come from (SPEC "Model"), as the pages name them.
+const SOURCES = [["manual", "added by hand"], ["csv", "CSV import"], ["ldap", "Active Directory"],
+  ["azure", "Azure AD"], ["discovery", "SMTP Discovery"]];
+const sourceName = (s) => SOURCES.find(([v]) => v === s)?.[1] ?? s;
+
+// The company's users a page at a time, found by address or name, by role and by source.
 async function usersView() {
   const q = state.userQuery;
   const data = await api("GET", co() + `/users?limit=${PAGE}&offset=${q.offset}` +
-    `&search=${encodeURIComponent(q.search)}` + (q.role ? `&role=${q.role}` : ""));
-  const filtered = q.search || q.role;
+    `&search=${encodeURIComponent(q.search)}` + (q.role ? `&role=${q.role}` : "") +
+    (q.source ? `&source=${q.source}` : ""));
+  const filtered = q.search || q.role || q.source;
   const shown = data.items.length ? `${num(q.offset + 1)}–${num(q.offset + data.items.length)}` +
       (filtered ? ` of ${num(data.matching)} matching (${num(data.company_users)} users)`
         : ` of ${num(data.company_users)}`)
@@ -172,12 +178,14 @@ async function usersView() {
       placeholder="address or name" aria-label="search users" value="${esc(q.search)}">
       <select name="role" aria-label="role filter"><option value="">every role</option>
         ${ROLES.map(([v, name]) => `<option value="${v}"${v === q.role ? " selected" : ""}>${name}s</option>`).join("")}</select>
+      <select name="source" aria-label="source filter"><option value="">any source</option>
+        ${SOURCES.map(([v, name]) => `<option value="${v}"${v === q.source ? " selected" : ""}>${name}</option>`).join("")}</select>
       <button class="secondary">Search</button>
       <a id="export-users" class="button secondary" href="/api/v1${co()}/users.csv"
         download title="every user and alias, as a file Import reads back">Export CSV</a></form>
     ${table(["Address", "Name", "Role", "Source"], data.items.map((u) => [
       `<a href="#/user/${u.id}">${esc(u.address)}</a>`,
-      esc(`${u.first_name} ${u.surname}`), esc(roleName(u.role)), esc(u.source)]))}
+      esc(`${u.first_name} ${u.surname}`), esc(roleName(u.role)), esc(sourceName(u.source))]))}
     <div class="row"><button id="previous-page" class="secondary"${q.offset ? "" : " disabled"}>Previous</button>
       <span id="page-info">${shown}</span>
       <button id="next-page" class="secondary"${data.next_offset === undefined ? " disabled" : ""}>Next</button></div></section>`;
@@ -189,7 +197,7 @@ async function usersView() {
   $("#find-users").onsubmit = (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
-    state.userQuery = { search: f.get("search").trim(), role: f.get("role"), offset: 0 };
+    state.userQuery = { search: f.get("search").trim(), role: f.get("role"), source: f.get("source"), offset: 0 };
     usersView();
   };
   $("#previous-page").onclick = () => { q.offset = Math.max(0, q.offset - PAGE); usersView(); };
@@ -202,7 +210,7 @@ async function userView(id) {
   const u = await api("GET", "/users/" + id);
   const synced = u.source === "ldap" || u.source === "azure";
   main().innerHTML = `<section><h1>${esc(u.address)}</h1>
-    <p>Source: ${esc(u.source)}${u.source_id ? ` (${esc(u.source_id)})` : ""}; since ${esc(u.created_at)}.
+    <p>Source: ${esc(sourceName(u.source))}${u.source_id ? ` (${esc(u.source_id)})` : ""}; since ${esc(utc(u.created_at))}.
     ${synced ? `The directory sync keeps its names and role: a change here lasts until the next sync.` : ""}</p>
     <p><a href="#/mail-log?address=${encodeURIComponent(u.address)}" id="user-mail">Mail to and from
       ${esc(u.address)}</a> in the mail log.</p>
@@ -1033,7 +1041,7 @@ async function show() {
 // An operator turns to another company: the lists start again at their first page.
 function atCompany(name) {
   Object.assign(state, { company: name, pages: {}, auditObject: "", mailLog: null,
-    userQuery: { search: "", role: "", offset: 0 } });
+    userQuery: { search: "", role: "", source: "", offset: 0 } });
 }
 
 async function start() {
