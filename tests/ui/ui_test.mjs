@@ -739,6 +739,17 @@ try {
         .first().textContent();
       assert.match(added, /role: /);
       assert.doesNotMatch(added, /->|member042@acme\.example/, "what was made; the address is the Object");
+      // By action, any address: every update, only updates.
+      await page.fill("input[aria-label='events about']", "");
+      await page.selectOption("select[aria-label=action]", "user.update");
+      await page.click("#find-audit button");
+      const onlyUpdates = async () => {
+        const what = await page.$$eval("td[data-label=What]", (tds) => tds.map((t) => t.textContent));
+        return what.length >= 1 && what.every((a) => a === "user.update");
+      };
+      for (let i = 0; i < 50 && !(await onlyUpdates()); i++) await page.waitForTimeout(100);
+      assert.ok(await onlyUpdates(), "the list drawn again with updates only");
+      await page.waitForSelector("td[data-label=Object]:text-is('member042@acme.example')");
     });
     await step("the mail log says what happened to each recipient", async () => {
       // Delivered to the catch-all server (sent at the start); refused: marked invalid.

@@ -677,14 +677,25 @@ async function importView() {
   }
 }
 
+// The actions of the audit trail, for its filter.
+const AUDIT_ACTIONS = ["user.add", "user.update", "user.remove", "alias.add", "alias.remove",
+  "discovered.add", "discovered.remove", "invalid.add", "invalid.remove", "discovery.settings",
+  "sync.configure", "sync.remove", "domain.add", "domain.update", "domain.remove", "company.add",
+  "company.update", "login.add", "login.password", "login.remove"];
+
 async function auditView() {
-  // "What happened to this address?": the events about it only, when one is asked for.
-  const about = state.auditObject || "";
-  const data = await pageOf("audit", co() + "/audit",
-    about ? `object=${encodeURIComponent(about)}` : "");
+  // "What happened to this address?": the events about it only, when one is asked for; and
+  // the events of one action ("who removed users?").
+  const about = state.auditObject || "", action = state.auditAction || "";
+  const query = new URLSearchParams();
+  if (about) query.set("object", about);
+  if (action) query.set("action", action);
+  const data = await pageOf("audit", co() + "/audit", query.toString());
   main().innerHTML = `<section><h1>Audit</h1>
     <form id="find-audit" class="row" role="search"><input name="object" type="search"
       placeholder="address" aria-label="events about" value="${esc(about)}">
+      <select name="action" aria-label="action"><option value="">every action</option>${
+        AUDIT_ACTIONS.map((a) => `<option${a === action ? " selected" : ""}>${a}</option>`).join("")}</select>
       <button class="secondary">Find</button></form>
     ${table(["When", "Who", "What", "Object", "Change"],
     data.items.map((e) => [esc(utc(e.at)), esc(e.actor), esc(e.action), esc(e.object),
@@ -693,7 +704,9 @@ async function auditView() {
   wirePager("audit", data, auditView);
   $("#find-audit").onsubmit = (ev) => {
     ev.preventDefault();
-    state.auditObject = new FormData(ev.target).get("object").trim();
+    const f = new FormData(ev.target);
+    state.auditObject = f.get("object").trim();
+    state.auditAction = f.get("action");
     state.pages.audit = 0;
     auditView();
   };
@@ -1040,7 +1053,7 @@ async function show() {
 
 // An operator turns to another company: the lists start again at their first page.
 function atCompany(name) {
-  Object.assign(state, { company: name, pages: {}, auditObject: "", mailLog: null,
+  Object.assign(state, { company: name, pages: {}, auditObject: "", auditAction: "", mailLog: null,
     userQuery: { search: "", role: "", source: "", offset: 0 } });
 }
 
