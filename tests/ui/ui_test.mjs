@@ -919,6 +919,22 @@ try {
       ["#nav", "#logout"].map((s) => document.querySelector(s).getBoundingClientRect().top));
     assert.ok(Math.abs(navTop - logoutTop) < 10, `Log out wraps: top ${logoutTop} vs nav ${navTop}`);
     await page.screenshot({ path: path.join(artifacts, "company-operator-1280.png"), fullPage: true });
+    // Off-boarding: the company with its domain and users, once its name is typed.
+    cli("domain", "add", "initech.example", "--company", "initech", "--destination", "127.0.0.1:25");
+    cli("user", "add", "peter@initech.example");
+    await page.goto(base + "/#/users");
+    await page.goto(base + "/#/company");
+    await page.waitForSelector("#remove-company:has-text('1 domain(s) and 1 user(s)')");
+    const remove = page.locator("#remove-company-form button");
+    assert.ok(await remove.isDisabled(), "nothing typed: no removal");
+    await page.fill("input[aria-label='name of the company to remove']", "initec");
+    assert.ok(await remove.isDisabled(), "another name: no removal");
+    await page.fill("input[aria-label='name of the company to remove']", "initech");
+    await remove.click();
+    await page.waitForSelector("#message:has-text('company initech removed')");
+    await page.locator("#company option:text-is('initech')").waitFor({ state: "detached" });
+    assert.doesNotMatch(cli("company", "list"), /initech/);
+    assert.doesNotMatch(cli("user", "list"), /peter@initech/);
     await page.close();
   });
   await step("an invited administrator chooses a password, and sets a forgotten one again", async () => {

@@ -780,8 +780,9 @@ async function showUsage(box, path, month = new Date().toISOString().slice(0, 7)
 }
 
 async function companyView() {
-  const [c, logins] = await Promise.all([api("GET", co()), api("GET", co() + "/logins")]);
   const operator = state.me.role === "operator";
+  const [c, logins, users, domains] = await Promise.all([api("GET", co()), api("GET", co() + "/logins"),
+    operator ? api("GET", co() + "/users?limit=1") : null, operator ? api("GET", co() + "/domains") : null]);
   main().innerHTML = `<section><h1>Company ${esc(c.name)}</h1>
     <form id="contacts"><p>Thursday's SMTP Discovery report goes to the technical contact, and to
       the administrative contact when the discovery settings say so.</p>
@@ -806,7 +807,14 @@ async function companyView() {
         aria-label="first password"><button>Add login</button></form></section>
     <section id="usage"></section>
     ${operator ? `<section><h2>Another company</h2><form id="add-company" class="row">
-      <input name="name" placeholder="name" aria-label="new company" required><button>Add company</button></form></section>` : ""}`;
+      <input name="name" placeholder="name" aria-label="new company" required><button>Add company</button></form></section>
+    <section id="remove-company"><h2>Remove ${esc(c.name)}</h2><p>The company goes with its
+      ${num(domains.items.length)} domain(s) and ${num(users.company_users)} user(s), their aliases, discovered and
+      invalid addresses, syncs and logins; mail to its domains is refused from then on. This cannot
+      be undone: type the company's name to remove it.</p>
+      <form id="remove-company-form" class="row"><input name="name" autocomplete="off"
+        aria-label="name of the company to remove" placeholder="${esc(c.name)}">
+        <button class="danger" disabled>Remove company</button></form></section>` : ""}`;
   $("#contacts").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("PATCH", co(), Object.fromEntries(new FormData(ev.target))); say("contacts saved"); }
@@ -834,6 +842,20 @@ async function companyView() {
     const networks = new FormData(ev.target).get("networks").split(/[\s,]+/).filter(Boolean);
     try { await api("PATCH", co(), { relay_networks: networks }); say("relay networks saved"); companyView(); }
     catch (e) { say(e.message, false); }
+  };
+  // Removal: only once the company's name is typed, as it cannot be undone.
+  const removal = $("#remove-company-form");
+  const typed = removal.querySelector("input"), remove = removal.querySelector("button");
+  typed.oninput = () => { remove.disabled = typed.value.trim() !== c.name; };
+  removal.onsubmit = async (ev) => {
+    ev.preventDefault();
+    if (typed.value.trim() !== c.name) return;
+    try {
+      await api("DELETE", co() + "?force=true");
+      atCompany("");
+      say("company " + c.name + " removed");
+      start();
+    } catch (e) { say(e.message, false); }
   };
   $("#add-company").onsubmit = async (ev) => {
     ev.preventDefault();
