@@ -794,6 +794,71 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          store_.remove_user(u->id, core::Actor{"admin:" + c->login.email});
          return ok({{"ok", true}});
        }},
+      {"POST",
+       "/api/v1/companies/{company}/users/actions",
+       "Several of a company's users at once, all or nothing: set_role (role), remove (with "
+       "their aliases)",
+       false,
+       in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         const auto b = checked_body(req);
+         struct Step {
+           core::Id user = 0;
+           std::optional<core::Role> role;  // set_role; none: remove
+         };
+         std::vector<Step> steps;
+         std::set<core::Id> seen;
+         for (const auto& a : b.value["actions"]) {
+           if (!a.is_object()) {
+             return json_error(400, "invalid_argument", "each action must be a JSON object",
+                               "actions");
+           }
+           if (auto error = check_fields(a,
+                                         {{"action", json::value_t::string},
+                                          {"address", json::value_t::string},
+                                          {"role", json::value_t::string}},
+                                         {"action", "address"})) {
+             return *error;
+           }
+           const auto kind = text_or(a, "action");
+           if (kind != "set_role" && kind != "remove") {
+             return json_error(400, "invalid_argument", "unknown action '" + kind + "'", "action");
+           }
+           const auto text = text_or(a, "address");
+           auto address = core::Address::parse(text);
+           auto user = address ? store_.find_user(*address) : std::nullopt;
+           if (!user || user->company_id != co.id) {
+             return json_error(400, "invalid_argument",
+                               "'" + text + "' is not a user of " + co.name, "address");
+           }
+           if (!seen.insert(user->id).second) {
+             return json_error(400, "invalid_argument",
+                               user->address.str() + " is in the list twice", "address");
+           }
+           Step step{user->id, std::nullopt};
+           if (kind == "set_role") {
+             auto role = core::parse_role(text_or(a, "role"));
+             if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
+             step.role = *role;
+           }
+           steps.push_back(step);
+         }
+         const auto actor = actor_of(*c);
+         store_.atomically([&] {
+           for (const auto& step : steps) {
+             if (step.role) {
+               store::UserChange change;
+               change.role = step.role;
+               store_.update_user(step.user, change, actor);
+             } else {
+               store_.remove_user(step.user, actor);
+             }
+           }
+         });
+         return ok({{"changed", steps.size()}});
+       }),
+       {},
+       BodySpec{Fields{{"actions", json::value_t::array}}, {"actions"}}},
       {"GET", "/api/v1/companies/{company}/discovered",
        "SMTP Discovery: discovered addresses, with when each expires if no one handles it "
        "(expires_at) and the user it looks like an alias of (suggested_alias_target)",

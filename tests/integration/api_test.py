@@ -658,6 +658,54 @@ class Api(unittest.TestCase):
         self.assertEqual(adm.call("POST", "/api/v1/companies/globex/discovered/actions",
                                   {"actions": []})[0], 404)
 
+    def test_several_users_at_once_all_or_nothing(self):
+        for address in ("bulk1@acme.example", "bulk2@acme.example", "bulk3@acme.example"):
+            cli(self.db, "user", "add", address, "--role", "silent_user")
+        cli(self.db, "alias", "add", "b3@acme.example", "--user", "bulk3@acme.example")
+        adm = self.client("admin@acme.example")
+        path = "/api/v1/companies/acme/users/actions"
+        role = lambda a: json.loads(cli(self.db, "user", "show", a, "--json"))["role"]
+        try:
+            # One bad entry among good ones: a 400 naming its field, and nothing changed.
+            for bad, field in [({"action": "remove", "address": "hank@globex.example"}, "address"),
+                               ({"action": "remove", "address": "nobody@acme.example"}, "address"),
+                               ({"action": "set_role", "address": "bulk2@acme.example", "role": "boss"}, "role"),
+                               ({"action": "remove", "address": "BULK1@acme.example"}, "address"),
+                               ({"action": "promote", "address": "bulk2@acme.example"}, "action"),
+                               ({"action": "remove"}, "address")]:
+                status, body, _ = adm.call("POST", path, {"actions": [
+                    {"action": "set_role", "address": "bulk1@acme.example", "role": "end_user"}, bad]})
+                self.assertEqual((status, body["error"]["field"]), (400, field), body)
+                self.assertEqual(role("bulk1@acme.example"), "silent_user")
+            # Another company's user is told as an unknown one is: nothing about that company.
+            said = lambda a: adm.call("POST", path, {"actions": [
+                {"action": "remove", "address": a}]})[1]["error"]["message"]
+            self.assertEqual(said("hank@globex.example"), "'hank@globex.example' is not a user of acme")
+            self.assertEqual(said("nobody@globex.example"), "'nobody@globex.example' is not a user of acme")
+            status, body, _ = adm.call("POST", path, {"actions": [
+                {"action": "set_role", "address": "bulk1@acme.example", "role": "end_user"},
+                {"action": "set_role", "address": "Bulk2@acme.example", "role": "functional"},
+                {"action": "remove", "address": "bulk3@acme.example"}]})
+            self.assertEqual((status, body), (200, {"changed": 3}))
+            self.assertEqual((role("bulk1@acme.example"), role("bulk2@acme.example")),
+                             ("end_user", "functional"))
+            left = cli(self.db, "user", "list", "--company", "acme")
+            self.assertNotIn("bulk3@", left)
+            self.assertNotIn("b3@acme.example", cli(self.db, "alias", "list", "--company", "acme"))
+            # Each change audited, by the administrator who made it.
+            events = json.loads(cli(self.db, "audit", "list", "--company", "acme", "--object",
+                                    "bulk1@acme.example", "--json"))
+            self.assertEqual((events[0]["action"], events[0]["actor"], events[0]["change"]),
+                             ("user.update", "admin:admin@acme.example", "role: silent user -> end user"))
+            # An end user sees no company's lists (404, as for every company route); another
+            # company's users are out of reach.
+            self.assertEqual(self.client("alice@acme.example").call("POST", path, {"actions": []})[0], 404)
+            self.assertEqual(adm.call("POST", "/api/v1/companies/globex/users/actions",
+                                      {"actions": []})[0], 404)
+        finally:
+            for address in ("bulk1@acme.example", "bulk2@acme.example", "bulk3@acme.example"):
+                subprocess.run([BINARY, "--db", self.db, "user", "remove", address], capture_output=True)
+
     def test_invalid_list_aliases_and_discovery_settings(self):
         adm = self.client("admin@acme.example")
         status, body, _ = adm.call("POST", "/api/v1/companies/acme/invalid",

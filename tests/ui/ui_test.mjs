@@ -283,6 +283,34 @@ try {
       await page.waitForSelector("h1:has-text('Users')");
       assert.doesNotMatch(cli("user", "list", "--company", "acme"), /member042@/);
     });
+    await step("several users at once: a role for them all, then their removal asked twice", async () => {
+      await page.goto(base + "/#/users");
+      await page.fill("input[aria-label='search users']", "member01");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–10 of 10 matching (150 users)')");
+      const role = (a) => JSON.parse(cli("user", "show", a, "--json")).role;
+      await page.click("#apply-users");  // nothing selected: said so, nothing done
+      await page.waitForSelector("#message.error:has-text('select at least one user')");
+      await page.check("input[aria-label='select member010@acme.example']");
+      await page.check("input[aria-label='select member011@acme.example']");
+      await page.selectOption("#user-action", "role:end_user");
+      await page.click("#apply-users");
+      await page.waitForSelector("#message:has-text('2 user(s) changed')");
+      assert.deepEqual([role("member010@acme.example"), role("member011@acme.example"),
+        role("member012@acme.example")], ["end_user", "end_user", "silent_user"]);
+      await page.check("input[aria-label='select member012@acme.example']");
+      await page.selectOption("#user-action", "remove");
+      await page.click("#apply-users");
+      await page.waitForSelector("#users-confirm:has-text('Remove 1 user(s) and their aliases?')");
+      await page.click("#users-confirm [data-confirm-no]");  // nothing removed
+      assert.equal(role("member012@acme.example"), "silent_user");
+      await page.click("#apply-users");
+      await page.click("#users-confirm [data-confirm-yes]");
+      await page.waitForSelector("#message:has-text('1 user(s) removed')");
+      await page.waitForSelector("#page-info:text-is('1–9 of 9 matching (149 users)')");
+      assert.doesNotMatch(cli("user", "list", "--company", "acme"), /member012@/);
+      await noHorizontalScroll("users");
+    });
     await step("create a user from a discovered address through the Select menu", async () => {
       await page.goto(base + "/#/discovery");
       await page.waitForSelector("text=newbie@acme.example");

@@ -183,9 +183,15 @@ async function usersView() {
       <button class="secondary">Search</button>
       <a id="export-users" class="button secondary" href="/api/v1${co()}/users.csv"
         download title="every user and alias, as a file Import reads back">Export CSV</a></form>
-    ${table(["Address", "Name", "Role", "Source"], data.items.map((u) => [
+    ${table(["", "Address", "Name", "Role", "Source"], data.items.map((u) => [
+      `<input type="checkbox" data-user-address="${esc(u.address)}" aria-label="select ${esc(u.address)}">`,
       `<a href="#/user/${u.id}">${esc(u.address)}</a>`,
       esc(`${u.first_name} ${u.surname}`), esc(roleName(u.role)), esc(sourceName(u.source))]))}
+    ${data.items.length ? `<div class="row"><select id="user-action" aria-label="with the selected users">
+      <option value="">With the selected users…</option>
+      ${ROLES.map(([v, name]) => `<option value="role:${v}">make them ${name}s</option>`).join("")}
+      <option value="remove">remove them, with their aliases</option></select>
+      <button id="apply-users">Apply</button><span id="users-confirm" class="row"></span></div>` : ""}
     <div class="row"><button id="previous-page" class="secondary"${q.offset ? "" : " disabled"}>Previous</button>
       <span id="page-info">${shown}</span>
       <button id="next-page" class="secondary"${data.next_offset === undefined ? " disabled" : ""}>Next</button></div></section>`;
@@ -199,6 +205,25 @@ async function usersView() {
     const f = new FormData(ev.target);
     state.userQuery = { search: f.get("search").trim(), role: f.get("role"), source: f.get("source"), offset: 0 };
     usersView();
+  };
+  // Several users at once (all or nothing): a role for all of them, or their removal, asked twice.
+  if ($("#apply-users")) $("#apply-users").onclick = () => {
+    const chosen = [...main().querySelectorAll("input[data-user-address]:checked")].map((c) => c.dataset.userAddress);
+    const choice = $("#user-action").value;
+    if (!chosen.length) return say("select at least one user", false);
+    if (!choice) return say("choose what to do with them", false);
+    const actions = chosen.map((address) => choice === "remove" ? { action: "remove", address }
+      : { action: "set_role", address, role: choice.slice("role:".length) });
+    const go = async () => {
+      try {
+        await api("POST", co() + "/users/actions", { actions });
+        say(`${num(actions.length)} user(s) ${choice === "remove" ? "removed" : "changed"}`);
+        usersView();
+      } catch (e) { say(e.message, false); }
+    };
+    if (choice !== "remove") return go();
+    confirmIn($("#users-confirm"), `Remove ${num(chosen.length)} user(s) and their aliases? This cannot be undone.`,
+      "Yes, remove", go, () => { $("#users-confirm").innerHTML = ""; });
   };
   $("#previous-page").onclick = () => { q.offset = Math.max(0, q.offset - PAGE); usersView(); };
   $("#next-page").onclick = () => { q.offset = data.next_offset; usersView(); };
