@@ -86,6 +86,19 @@ std::optional<HttpResponse> check_fields(const json& obj, const Fields& allowed,
   return std::nullopt;
 }
 
+// Why a list of actions ({"actions": [...]}) does not fit: an item that is no JSON object, or
+// whose fields do not fit (check_fields); nullopt when every item fits.
+std::optional<HttpResponse> check_actions(const json& actions, const Fields& allowed,
+                                          const std::set<std::string>& required) {
+  for (const auto& a : actions) {
+    if (!a.is_object()) {
+      return json_error(400, "invalid_argument", "each action must be a JSON object", "actions");
+    }
+    if (auto error = check_fields(a, allowed, required)) return error;
+  }
+  return std::nullopt;
+}
+
 struct Body {
   json value;
   std::optional<HttpResponse> error;
@@ -808,18 +821,14 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          };
          std::vector<Step> steps;
          std::set<core::Id> seen;
+         if (auto error = check_actions(b.value["actions"],
+                                        {{"action", json::value_t::string},
+                                         {"address", json::value_t::string},
+                                         {"role", json::value_t::string}},
+                                        {"action", "address"})) {
+           return *error;
+         }
          for (const auto& a : b.value["actions"]) {
-           if (!a.is_object()) {
-             return json_error(400, "invalid_argument", "each action must be a JSON object",
-                               "actions");
-           }
-           if (auto error = check_fields(a,
-                                         {{"action", json::value_t::string},
-                                          {"address", json::value_t::string},
-                                          {"role", json::value_t::string}},
-                                         {"action", "address"})) {
-             return *error;
-           }
            const auto kind = text_or(a, "action");
            if (kind != "set_role" && kind != "remove") {
              return json_error(400, "invalid_argument", "unknown action '" + kind + "'", "action");
@@ -1168,21 +1177,17 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          const auto b = checked_body(req);
          std::vector<lifecycle::DiscoveredAction> actions;
+         if (auto error = check_actions(b.value["actions"],
+                                        {{"action", json::value_t::string},
+                                         {"address", json::value_t::string},
+                                         {"first_name", json::value_t::string},
+                                         {"surname", json::value_t::string},
+                                         {"role", json::value_t::string},
+                                         {"alias_of", json::value_t::string}},
+                                        {"action", "address"})) {
+           return *error;
+         }
          for (const auto& a : b.value["actions"]) {
-           if (!a.is_object()) {
-             return json_error(400, "invalid_argument", "each action must be a JSON object",
-                               "actions");
-           }
-           if (auto error = check_fields(a,
-                                         {{"action", json::value_t::string},
-                                          {"address", json::value_t::string},
-                                          {"first_name", json::value_t::string},
-                                          {"surname", json::value_t::string},
-                                          {"role", json::value_t::string},
-                                          {"alias_of", json::value_t::string}},
-                                         {"action", "address"})) {
-             return *error;
-           }
            lifecycle::DiscoveredAction d;
            const auto kind = text_or(a, "action");
            using K = lifecycle::DiscoveredAction::Kind;

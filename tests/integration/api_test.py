@@ -672,7 +672,8 @@ class Api(unittest.TestCase):
                                ({"action": "set_role", "address": "bulk2@acme.example", "role": "boss"}, "role"),
                                ({"action": "remove", "address": "BULK1@acme.example"}, "address"),
                                ({"action": "promote", "address": "bulk2@acme.example"}, "action"),
-                               ({"action": "remove"}, "address")]:
+                               ({"action": "remove"}, "address"),
+                               ("bulk2@acme.example", "actions")]:
                 status, body, _ = adm.call("POST", path, {"actions": [
                     {"action": "set_role", "address": "bulk1@acme.example", "role": "end_user"}, bad]})
                 self.assertEqual((status, body["error"]["field"]), (400, field), body)
