@@ -45,6 +45,26 @@ Result<E> parse_named(const std::array<std::pair<E, std::string_view>, N>& table
 }  // namespace
 
 std::string_view to_string(Role role) { return name_of(kRoles, role); }
+
+std::string_view role_name(Role role) {
+  static constexpr std::array<std::pair<Role, std::string_view>, 3> kNames{{
+      {Role::end_user, "end user"},
+      {Role::silent_user, "silent user"},
+      {Role::functional, "functional account"},
+  }};
+  return name_of(kNames, role);
+}
+
+std::string_view source_name(Source source) {
+  static constexpr std::array<std::pair<Source, std::string_view>, 5> kNames{{
+      {Source::manual, "added by hand"},
+      {Source::csv, "CSV import"},
+      {Source::ldap, "Active Directory"},
+      {Source::azure, "Azure AD"},
+      {Source::discovery, "SMTP Discovery"},
+  }};
+  return name_of(kNames, source);
+}
 std::string_view to_string(Source source) { return name_of(kSources, source); }
 Result<Role> parse_role(std::string_view text) { return parse_named(kRoles, text, "role"); }
 Result<Source> parse_source(std::string_view text) { return parse_named(kSources, text, "source"); }

@@ -25,6 +25,10 @@ enum class Source { manual, csv, ldap, azure, discovery };
 
 std::string_view to_string(Role role);
 std::string_view to_string(Source source);
+// As people read them, in the reports mailed to the companies' contacts: "silent user",
+// "CSV import" (the web UI names them so too).
+std::string_view role_name(Role role);
+std::string_view source_name(Source source);
 Result<Role> parse_role(std::string_view text);
 Result<Source> parse_source(std::string_view text);
 inline bool can_log_in(Role role) { return role == Role::end_user; }

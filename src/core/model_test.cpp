@@ -73,6 +73,16 @@ TEST(Role, ParsesAndNamesEveryRole) {
   EXPECT_FALSE(can_log_in(Role::functional));
 }
 
+TEST(Role, EveryRoleAndSourceHasANameForPeople) {
+  EXPECT_EQ(role_name(Role::silent_user), "silent user");
+  EXPECT_EQ(role_name(Role::functional), "functional account");
+  EXPECT_EQ(source_name(Source::csv), "CSV import");
+  for (auto r : {Role::end_user, Role::silent_user, Role::functional}) EXPECT_NE(role_name(r), "?");
+  for (auto s : {Source::manual, Source::csv, Source::ldap, Source::azure, Source::discovery}) {
+    EXPECT_NE(source_name(s), "?");
+  }
+}
+
 TEST(Source, ParsesEverySource) {
   for (auto source :
        {Source::manual, Source::csv, Source::ldap, Source::azure, Source::discovery}) {

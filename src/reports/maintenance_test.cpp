@@ -147,6 +147,9 @@ TEST_P(Reports, ThursdayReportListsTheWeekAndGoesToBothContacts) {
   const auto text = render_text(report);
   EXPECT_NE(text.find("New users (1)"), std::string::npos) << text;
   EXPECT_NE(text.find("alice@acme.example"), std::string::npos);
+  // Role and source as people read them, not their keys.
+  EXPECT_NE(text.find("  end user  added by hand  "), std::string::npos) << text;
+  EXPECT_EQ(text.find("end_user"), std::string::npos) << text;
   EXPECT_EQ(text.find("old@acme.example"), std::string::npos);
   EXPECT_NE(text.find("New aliases (1)"), std::string::npos);
   EXPECT_NE(text.find("a.liddell@acme.example  alice@acme.example"), std::string::npos) << text;

@@ -108,8 +108,8 @@ std::string render_text(const WeeklyReport& r) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& u : r.new_users) {
       rows.push_back({u.address.str(), u.first_name, u.surname,
-                      std::string(core::to_string(u.role)), std::string(core::to_string(u.source)),
-                      core::format_day(u.created_at)});
+                      std::string(core::role_name(u.role)),
+                      std::string(core::source_name(u.source)), core::format_day(u.created_at)});
     }
     section("New users", r.new_users_total,
             {"Address", "First name", "Surname", "Role", "Source", "Created"}, rows,
