@@ -320,7 +320,8 @@ const std::map<std::string, QueryParams>& route_queries() {
                    {"role", "end_user, silent_user or functional"},
                    {"source", "manual, csv, ldap, azure or discovery"}})},
       {"GET /api/v1/companies/{company}/discovered", paging()},
-      {"GET /api/v1/companies/{company}/invalid", paging()},
+      {"GET /api/v1/companies/{company}/invalid",
+       paging_and({{"search", "part of an address or of the reason it was marked"}})},
       {"GET /api/v1/companies/{company}/audit",
        paging_and({{"action", "one action (user.add, alias.remove, ...)"},
                    {"object", "what the events are about: an address, in any case"}})},
@@ -890,11 +891,14 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
              },
              [&] { return store_.count_discovered(co.id); });
        })},
-      {"GET", "/api/v1/companies/{company}/invalid", "Addresses marked invalid; ?limit=&offset=",
+      {"GET", "/api/v1/companies/{company}/invalid",
+       "Addresses marked invalid; ?search= (part of the address or the reason), ?limit=&offset=",
        false, in_company([this](Req req, Who, const core::Company& co) {
+         const auto q = query_params(req.query);
+         const auto search = q.count("search") ? q.at("search") : std::string();
          return page_of(
-             req.query, [&](store::Window w) { return store_.list_invalid(co.id, w); },
-             [&] { return store_.count_invalid(co.id); });
+             req.query, [&](store::Window w) { return store_.list_invalid(co.id, w, search); },
+             [&] { return store_.count_invalid(co.id, search); });
        })},
       {"GET", "/api/v1/companies/{company}/audit",
        "The company's audit trail, newest first; ?object= (an address, any case), ?action=, "

@@ -169,6 +169,7 @@ struct InvalidArgs {
   std::string address;
   std::string company;
   std::string reason = "marked by an administrator";
+  std::string search;
   std::string first_name;
   std::string surname;
   std::optional<std::string> role;
@@ -1227,7 +1228,7 @@ void invalid_commands(CLI::App& app, Context& ctx, std::function<void()>& action
 
   auto* list =
       verb(*invalid, "list", "List invalid addresses", action, [&ctx, &opt = ctx.invalid_args] {
-        const auto all = ctx.store().list_invalid(ctx.company(opt.company).id);
+        const auto all = ctx.store().list_invalid(ctx.company(opt.company).id, {}, opt.search);
         if (ctx.json_output) return ctx.print_json(all);
         std::vector<std::vector<std::string>> rows;
         for (const auto& i : all)
@@ -1235,6 +1236,7 @@ void invalid_commands(CLI::App& app, Context& ctx, std::function<void()>& action
         print_table(ctx.out, {"ADDRESS", "SINCE", "REASON"}, rows);
       });
   list->add_option("--company", opt.company, "Company")->required();
+  list->add_option("--search", opt.search, "Only those with this in the address or the reason");
   add_json_flag(list, ctx);
 
   auto* create =

@@ -283,12 +283,15 @@ class Store {
   virtual core::InvalidAddress add_invalid(const core::Address& address, const std::string& reason,
                                            const core::Actor& actor) = 0;
   virtual std::optional<core::InvalidAddress> find_invalid(const core::Address& address) = 0;
-  // By address; `window` of them.
-  virtual std::vector<core::InvalidAddress> list_invalid(Id company_id, Window window) = 0;
-  std::vector<core::InvalidAddress> list_invalid(Id company_id) {
-    return list_invalid(company_id, {});
+  // By address; `window` of those whose address or reason has `search` in it (any case; ""
+  // all of them).
+  virtual std::vector<core::InvalidAddress> list_invalid(Id company_id, Window window,
+                                                         std::string_view search) = 0;
+  std::vector<core::InvalidAddress> list_invalid(Id company_id, Window window = {}) {
+    return list_invalid(company_id, window, "");
   }
-  virtual std::size_t count_invalid(Id company_id) = 0;
+  virtual std::size_t count_invalid(Id company_id, std::string_view search) = 0;
+  std::size_t count_invalid(Id company_id) { return count_invalid(company_id, ""); }
   virtual void remove_invalid(Id id, const core::Actor& actor) = 0;
 
   // Discovered addresses: saved whole (insert when id == 0, else update). The moment an

@@ -712,6 +712,12 @@ class Api(unittest.TestCase):
         status, body, _ = adm.call("POST", "/api/v1/companies/acme/invalid",
                                    {"address": "ghost@acme.example", "reason": "left"})
         self.assertEqual(status, 201, body)
+        # Found by a part of the address or the reason, any case, and counted so.
+        for search in ("GHOST", "LEFT"):
+            found = adm.call("GET", "/api/v1/companies/acme/invalid?search=" + search)[1]
+            self.assertEqual(([i["address"] for i in found["items"]], found["total"]),
+                             (["ghost@acme.example"], 1), search)
+        self.assertEqual(adm.call("GET", "/api/v1/companies/acme/invalid?search=nowhere")[1]["total"], 0)
         status, body, _ = adm.call("POST", "/api/v1/companies/acme/invalid/ghost@acme.example/user",
                                    {"first_name": "Ghost"})
         self.assertEqual((status, body["first_name"]), (201, "Ghost"))

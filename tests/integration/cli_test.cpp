@@ -144,6 +144,15 @@ TEST_F(Cli, FullLifecycleOfCompanyDomainUserAlias) {
   EXPECT_EQ(json::parse(ok({"user", "list", "--role", "functional", "--json"})).size(), 1u);
   EXPECT_EQ(json::parse(ok({"user", "list", "--search", "room", "--json"})).size(), 1u);
   EXPECT_EQ(json::parse(ok({"user", "list", "--source", "manual", "--json"})).size(), 2u);
+  ok({"invalid", "add", "gone@acme.example", "--reason", "left in March"});
+  ok({"invalid", "add", "old@acme.example"});
+  EXPECT_EQ(json::parse(ok({"invalid", "list", "--company", "acme", "--json"})).size(), 2u);
+  auto march =
+      json::parse(ok({"invalid", "list", "--company", "acme", "--search", "MARCH", "--json"}));
+  ASSERT_EQ(march.size(), 1u);
+  EXPECT_EQ(march[0]["address"], "gone@acme.example");
+  ok({"invalid", "remove", "gone@acme.example"});
+  ok({"invalid", "remove", "old@acme.example"});
   EXPECT_TRUE(json::parse(ok({"user", "list", "--source", "csv", "--json"})).empty());
   fails({"user", "list", "--source", "fax"}, "unknown source 'fax'");
 

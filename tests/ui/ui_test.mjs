@@ -363,6 +363,14 @@ try {
       cli("invalid", "add", "ops.desk@acme.example", "--reason", "bounced");
       await page.goto(base + "/#/users");
       await page.goto(base + "/#/invalid");
+      // Found by a part of the reason (or of the address), then the whole list again.
+      await page.fill("input[aria-label='search invalid addresses']", "BOUNCED");
+      await page.click("#find-invalid button");
+      await page.locator("[data-pager=invalid] .page-info:text-is('1–1 of 1')").waitFor();
+      await page.waitForSelector("td:text-is('ops.desk@acme.example')");
+      await page.fill("input[aria-label='search invalid addresses']", "");
+      await page.click("#find-invalid button");
+      await page.waitForSelector("td:text-is('spammer@acme.example')");
       const row = page.locator("tr:has(td:text-is('ops.desk@acme.example'))");
       await row.locator("td:has-text(' UTC')").waitFor();  // when, as every page writes it
       const form = page.locator("tr[data-create-for='ops.desk@acme.example'] form");

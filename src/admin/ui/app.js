@@ -342,18 +342,29 @@ async function discoveryView() {
 }
 
 async function invalidView() {
-  const data = await pageOf("invalid", co() + "/invalid");
+  // Found by a part of the address or of the reason ("expired"), or all of them.
+  const search = state.invalidSearch || "";
+  const data = await pageOf("invalid", co() + "/invalid", search ? `search=${encodeURIComponent(search)}` : "");
   // A user made here gets the role discovery gives new users, unless another is chosen.
   const settings = await api("GET", co() + "/discovery-settings").catch(() => ({}));
   main().innerHTML = `<section><h1>Marked Invalid</h1><p>Mail to these addresses is rejected.
     Creating a user for one fixes it.</p>
     <form id="add-invalid" class="row"><input name="address" placeholder="address" required>
     <input name="reason" placeholder="reason"><button>Mark invalid</button></form>
+    <form id="find-invalid" class="row" role="search"><input name="search" type="search"
+      placeholder="address or reason" aria-label="search invalid addresses" value="${esc(search)}">
+      <button class="secondary">Search</button></form>
     ${table(["Address", "Reason", "Since", ""], data.items.map((i) => [esc(i.address), esc(i.reason),
       esc(utc(i.created_at)), `<button data-user="${esc(i.address)}">Create user</button>
       <button class="secondary" data-forget="${esc(i.address)}">Remove</button>`]))}
     ${pagerHtml("invalid", data)}</section>`;
   wirePager("invalid", data, invalidView);
+  $("#find-invalid").onsubmit = (ev) => {
+    ev.preventDefault();
+    state.invalidSearch = new FormData(ev.target).get("search").trim();
+    state.pages.invalid = 0;
+    invalidView();
+  };
   $("#add-invalid").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("POST", co() + "/invalid", Object.fromEntries(new FormData(ev.target))); invalidView(); }
@@ -1100,7 +1111,7 @@ async function show() {
 
 // An operator turns to another company: the lists start again at their first page.
 function atCompany(name) {
-  Object.assign(state, { company: name, pages: {}, auditObject: "", auditAction: "", mailLog: null,
+  Object.assign(state, { company: name, pages: {}, auditObject: "", auditAction: "", invalidSearch: "", mailLog: null,
     userQuery: { search: "", role: "", source: "", offset: 0 } });
 }
 

@@ -1520,21 +1520,32 @@ std::optional<core::InvalidAddress> SqlStore::find_invalid(const Address& addres
   return read([&](Impl& I) { return I.invalid_where("WHERE address_key = ?", address.key()); });
 }
 
-std::vector<core::InvalidAddress> SqlStore::list_invalid(Id company_id, Window window) {
+namespace {
+// A company's invalid addresses whose address or reason has ?4 in it ("" every one).
+constexpr std::string_view kInvalidMatching =
+    " FROM invalid_addresses WHERE company_id = ?1 AND (?4 = '' OR "
+    "instr(lower(address || ' ' || reason), ?4) > 0) ";
+}  // namespace
+
+std::vector<core::InvalidAddress> SqlStore::list_invalid(Id company_id, Window window,
+                                                         std::string_view search) {
   return read([&](Impl& I) {
     std::vector<core::InvalidAddress> out;
-    auto s = I.db.prepare(
-        "SELECT id, company_id, address, reason, created_at FROM "
-        "invalid_addresses WHERE company_id = ? ORDER BY address_key LIMIT ? OFFSET ?");
+    auto s = I.db.prepare(sql_with("SELECT id, company_id, address, reason, created_at",
+                                   kInvalidMatching, "ORDER BY address_key LIMIT ?2 OFFSET ?3"));
     s.bind(1, company_id);
     bind_window(s, 2, window);
+    s.bind(4, core::ascii_lower(search));
     while (s.step()) out.push_back(read_invalid(s));
     return out;
   });
 }
 
-std::size_t SqlStore::count_invalid(Id company_id) {
-  return count_of("SELECT COUNT(*) FROM invalid_addresses WHERE company_id = ?1", company_id);
+std::size_t SqlStore::count_invalid(Id company_id, std::string_view search) {
+  return count_of(sql_with("SELECT COUNT(*)", kInvalidMatching, ""), [&](Statement& s) {
+    s.bind(1, company_id);
+    s.bind(4, core::ascii_lower(search));
+  });
 }
 
 void SqlStore::remove_invalid(Id id, const Actor& actor) {

@@ -96,9 +96,11 @@ class SqlStore : public Store {
   core::InvalidAddress add_invalid(const core::Address& address, const std::string& reason,
                                    const core::Actor& actor) override;
   std::optional<core::InvalidAddress> find_invalid(const core::Address& address) override;
+  using Store::count_invalid;
   using Store::list_invalid;
-  std::vector<core::InvalidAddress> list_invalid(Id company_id, Window window) override;
-  std::size_t count_invalid(Id company_id) override;
+  std::vector<core::InvalidAddress> list_invalid(Id company_id, Window window,
+                                                 std::string_view search) override;
+  std::size_t count_invalid(Id company_id, std::string_view search) override;
   void remove_invalid(Id id, const core::Actor& actor) override;
 
   core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d,

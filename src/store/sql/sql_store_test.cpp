@@ -890,6 +890,15 @@ TEST_P(StoreTest, ListsDiscoveredAndInvalidAWindowAtATime) {
   EXPECT_EQ(i[0].address.str(), "i3@acme.example");
   EXPECT_TRUE(store.list_invalid(acme.id, {10, 3}).empty());
   EXPECT_EQ(store.list_invalid(acme.id).size(), 3u);
+  // Found by a part of the address or of the reason, in any case.
+  store.add_invalid(addr("Old.Boss@acme.example"), "Expired: no one handled it", actor);
+  EXPECT_EQ(store.count_invalid(acme.id, "OLD.B"), 1u);
+  EXPECT_EQ(store.list_invalid(acme.id, {}, "expired").at(0).address.str(),
+            "Old.Boss@acme.example");
+  EXPECT_EQ(store.count_invalid(acme.id, "test"), 3u);
+  EXPECT_EQ(store.list_invalid(acme.id, {1, 1}, "test").at(0).address.str(), "i2@acme.example");
+  EXPECT_TRUE(store.list_invalid(acme.id, {}, "nowhere").empty());
+  EXPECT_EQ(store.count_invalid(acme.id, ""), 4u);
 }
 
 TEST_P(StoreTest, AuditPagesAndCountsInTheStore) {
