@@ -113,8 +113,10 @@ std::string said_value(const std::string& key, const nlohmann::json& v) {
     return "none";
   }
   if (v.is_string()) {
-    auto text = v.get<std::string>();
-    if (key == "role" || key == "default_role") std::replace(text.begin(), text.end(), '_', ' ');
+    const auto& text = v.get_ref<const std::string&>();
+    if (key == "role" || key == "default_role") {
+      if (auto role = parse_role(text)) return std::string(role_name(*role));
+    }
     return text;
   }
   if (v.is_array()) {
