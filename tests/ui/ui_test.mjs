@@ -298,6 +298,12 @@ try {
       await page.waitForSelector("#message:has-text('2 user(s) changed')");
       assert.deepEqual([role("member010@acme.example"), role("member011@acme.example"),
         role("member012@acme.example")], ["end_user", "end_user", "silent_user"]);
+      // All on this page at once, and none again.
+      const ticked = () => page.$$eval("input[data-user-address]:checked", (boxes) => boxes.length);
+      await page.check("[data-select-all]");
+      assert.equal(await ticked(), 10);
+      await page.uncheck("[data-select-all]");
+      assert.equal(await ticked(), 0);
       await page.check("input[aria-label='select member012@acme.example']");
       await page.selectOption("#user-action", "remove");
       await page.click("#apply-users");
@@ -325,6 +331,12 @@ try {
       assert.ok(await pager.locator("[data-page=next]").isDisabled());
       await pager.locator("[data-page=previous]").click();
       await page.waitForSelector("text=newbie@acme.example");
+      // All on this page (100) at once, and none again.
+      const ticked = () => page.$$eval("input[data-address]:checked", (boxes) => boxes.length);
+      await page.check("[data-select-all]");
+      assert.equal(await ticked(), 100);
+      await page.uncheck("[data-select-all]");
+      assert.equal(await ticked(), 0);
       await page.check("input[aria-label='select newbie@acme.example']");
       await page.fill("input[aria-label='first name of newbie@acme.example']", "New");
       await page.fill("input[aria-label='surname of newbie@acme.example']", "Bie");

@@ -43,6 +43,14 @@ async function pageOf(name, path, query = "") {
   state.pages[name] = data.offset;
   return data;
 }
+// "All on this page": ticks or clears every row's checkbox of the page's table at once.
+const selectAllHtml = () => `<label><input type="checkbox" data-select-all> all on this page</label>`;
+function wireSelectAll(rowBoxes) {
+  const all = main().querySelector("[data-select-all]");
+  if (!all) return;
+  all.onchange = () => main().querySelectorAll(rowBoxes).forEach((b) => { b.checked = all.checked; });
+}
+
 // A count as the pages show it: 1,204,500.
 const num = (n) => Number(n).toLocaleString("en-US");
 function pagerHtml(name, data) {
@@ -187,7 +195,7 @@ async function usersView() {
       `<input type="checkbox" data-user-address="${esc(u.address)}" aria-label="select ${esc(u.address)}">`,
       `<a href="#/user/${u.id}">${esc(u.address)}</a>`,
       esc(`${u.first_name} ${u.surname}`), esc(roleName(u.role)), esc(sourceName(u.source))]))}
-    ${data.items.length ? `<div class="row"><select id="user-action" aria-label="with the selected users">
+    ${data.items.length ? `<div class="row">${selectAllHtml()}<select id="user-action" aria-label="with the selected users">
       <option value="">With the selected users…</option>
       ${ROLES.map(([v, name]) => `<option value="role:${v}">make them ${name}s</option>`).join("")}
       <option value="remove">remove them, with their aliases</option></select>
@@ -206,6 +214,7 @@ async function usersView() {
     state.userQuery = { search: f.get("search").trim(), role: f.get("role"), source: f.get("source"), offset: 0 };
     usersView();
   };
+  wireSelectAll("input[data-user-address]");
   // Several users at once (all or nothing): a role for all of them, or their removal, asked twice.
   if ($("#apply-users")) $("#apply-users").onclick = () => {
     const chosen = [...main().querySelectorAll("input[data-user-address]:checked")].map((c) => c.dataset.userAddress);
@@ -297,7 +306,7 @@ async function discoveryView() {
         d.clean_inbound.length, d.outbound_messages, esc(d.discovered_at ? utc(d.discovered_at) : "counting"),
         esc(d.expires_at ? utc(d.expires_at) : "")]))}
     ${pagerHtml("discovered", disc)}
-    <div class="row">
+    <div class="row">${selectAllHtml()}
       <select id="action" aria-label="Select">
         <option value="">Select</option>
         <option value="create_user">Create User Account</option>
@@ -309,6 +318,7 @@ async function discoveryView() {
       <button id="apply">Apply</button>
     </div></section>`;
   wirePager("discovered", disc, discoveryView);
+  wireSelectAll("input[data-address]");
   // The suggested target of an alias: the row selected, the user named for Or Add as Alias.
   main().querySelectorAll("[data-suggested]").forEach((b) => (b.onclick = () => {
     $(`input[data-address="${CSS.escape(b.dataset.suggested)}"]`).checked = true;
