@@ -319,7 +319,8 @@ const std::map<std::string, QueryParams>& route_queries() {
        paging_and({{"search", "part of an address or a name"},
                    {"role", "end_user, silent_user or functional"},
                    {"source", "manual, csv, ldap, azure or discovery"}})},
-      {"GET /api/v1/companies/{company}/discovered", paging()},
+      {"GET /api/v1/companies/{company}/discovered",
+       paging_and({{"search", "part of an address (\"@old.example\")"}})},
       {"GET /api/v1/companies/{company}/invalid",
        paging_and({{"search", "part of an address or of the reason it was marked"}})},
       {"GET /api/v1/companies/{company}/audit",
@@ -874,11 +875,13 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "(expires_at) and the user it looks like an alias of (suggested_alias_target)",
        false, in_company([this](Req req, Who, const core::Company& co) {
          const auto settings = store_.discovery_settings(co.id);
+         const auto q = query_params(req.query);
+         const auto search = q.count("search") ? q.at("search") : std::string();
          return page_of(
              req.query,
              [&](store::Window w) {
                json items = json::array();
-               for (const auto& d : store_.list_discovered(co.id, w)) {
+               for (const auto& d : store_.list_discovered(co.id, w, search)) {
                  json item = d;
                  const auto expires = core::expires_at(d, settings);
                  item["expires_at"] = expires ? json(core::format_iso8601(*expires)) : json();
@@ -889,7 +892,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                }
                return items;
              },
-             [&] { return store_.count_discovered(co.id); });
+             [&] { return store_.count_discovered(co.id, search); });
        })},
       {"GET", "/api/v1/companies/{company}/invalid",
        "Addresses marked invalid; ?search= (part of the address or the reason), ?limit=&offset=",

@@ -132,6 +132,7 @@ struct DiscoveryArgs {
   std::string surname;
   std::optional<std::string> role;
   std::string user;
+  std::string search;
 };
 
 struct ImportArgs {
@@ -1173,7 +1174,7 @@ void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& acti
       *discovery, "list", "List discovered addresses (and those being counted)", action,
       [&ctx, &opt = ctx.discovery_args] {
         const auto c = ctx.company(opt.company);
-        const auto all = ctx.store().list_discovered(c.id);
+        const auto all = ctx.store().list_discovered(c.id, {}, opt.search);
         const auto company_settings = ctx.store().discovery_settings(c.id);
         // The suggested alias target by address, as the seed's list shows it.
         auto suggestion = [&](const core::DiscoveredAddress& d) -> std::string {
@@ -1207,6 +1208,7 @@ void discovery_commands(CLI::App& app, Context& ctx, std::function<void()>& acti
             rows);
       });
   list->add_option("--company", opt.company, "Company")->required();
+  list->add_option("--search", opt.search, "Only addresses with this in them (\"@old.example\")");
   add_json_flag(list, ctx);
 }
 

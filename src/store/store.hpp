@@ -299,12 +299,14 @@ class Store {
   virtual core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d,
                                                   const core::Actor& actor) = 0;
   virtual std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) = 0;
-  // By address; `window` of them.
-  virtual std::vector<core::DiscoveredAddress> list_discovered(Id company_id, Window window) = 0;
-  std::vector<core::DiscoveredAddress> list_discovered(Id company_id) {
-    return list_discovered(company_id, {});
+  // By address; `window` of those whose address has `search` in it (any case; "" all).
+  virtual std::vector<core::DiscoveredAddress> list_discovered(Id company_id, Window window,
+                                                               std::string_view search) = 0;
+  std::vector<core::DiscoveredAddress> list_discovered(Id company_id, Window window = {}) {
+    return list_discovered(company_id, window, "");
   }
-  virtual std::size_t count_discovered(Id company_id) = 0;
+  virtual std::size_t count_discovered(Id company_id, std::string_view search) = 0;
+  std::size_t count_discovered(Id company_id) { return count_discovered(company_id, ""); }
   virtual void remove_discovered(Id id, const core::Actor& actor) = 0;
 
   // Directory sync (core/sync_planner.hpp). The part of a company a batch of entries

@@ -625,6 +625,10 @@ class Api(unittest.TestCase):
         at = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
         self.assertEqual(at(new1["expires_at"]) - at(new1["discovered_at"]), datetime.timedelta(weeks=weeks))
         self.assertIsNone(new1["suggested_alias_target"])
+        # Found by a part of the address, any case, and counted so.
+        found = adm.call("GET", "/api/v1/companies/acme/discovered?search=NEW1@")[1]
+        self.assertEqual(([d["address"] for d in found["items"]], found["total"]),
+                         (["new1@acme.example"], 1))
         # One bad action: none is applied.
         status, body, _ = adm.call("POST", "/api/v1/companies/acme/discovered/actions", {
             "actions": [{"action": "create_user", "address": "new1@acme.example"},

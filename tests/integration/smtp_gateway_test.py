@@ -771,6 +771,8 @@ class Gateway(unittest.TestCase):
             if i < 3:
                 self.assertIsNone(carol["discovered_at"])
         self.assertIsNotNone(carol["discovered_at"])
+        found = json.loads(self.cli("discovery", "list", "--company", "acme", "--search", "CAROL@ACME", "--json"))
+        self.assertEqual([d["address"] for d in found], ["carol@acme.example"])
         audit = json.loads(self.cli("audit", "list", "--company", "acme", "--json"))
         self.assertTrue(any(e["action"] == "discovered.add" and e["object"] == "carol@acme.example"
                             and e["actor"] == "discovery" for e in audit))

@@ -331,6 +331,14 @@ try {
       assert.ok(await pager.locator("[data-page=next]").isDisabled());
       await pager.locator("[data-page=previous]").click();
       await page.waitForSelector("text=newbie@acme.example");
+      // Found by a part of the address, then the whole list again.
+      await page.fill("input[aria-label='search discovered addresses']", "ZZ-FOUND-11");
+      await page.click("#find-discovered button");
+      await pager.locator(".page-info:text-is('1–10 of 10')").waitFor();
+      await page.fill("input[aria-label='search discovered addresses']", "");
+      await page.click("#find-discovered button");
+      await pager.locator(".page-info:has-text('1–100 of 124')").waitFor();
+      await page.waitForSelector("text=newbie@acme.example");
       // All on this page (100) at once, and none again.
       const ticked = () => page.$$eval("input[data-address]:checked", (boxes) => boxes.length);
       await page.check("[data-select-all]");

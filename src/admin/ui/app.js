@@ -285,7 +285,9 @@ async function userView(id) {
 }
 
 async function discoveryView() {
-  const disc = await pageOf("discovered", co() + "/discovered");
+  // Found by a part of the address ("@old.example"), or all of them.
+  const search = state.discoveredSearch || "";
+  const disc = await pageOf("discovered", co() + "/discovered", search ? `search=${encodeURIComponent(search)}` : "");
   // Domains whose mail server says yes to any address: their mail is relayed, never counted.
   const catchAll = (await api("GET", "/verify/catch-all").catch(() => ({ items: [] })))
     .items.filter((d) => d.company === state.company);
@@ -293,6 +295,9 @@ async function discoveryView() {
   main().innerHTML = `<section><h1>SMTP Discovery</h1>
     <p>Addresses that received clean mail but are not users yet. Select some, then an action.</p>
     ${discoveryOffNotice(status)}
+    <form id="find-discovered" class="row" role="search"><input name="search" type="search"
+      placeholder="address or part of one" aria-label="search discovered addresses" value="${esc(search)}">
+      <button class="secondary">Search</button></form>
     ${catchAll.map((d) => `<p class="notice" data-catch-all="${esc(d.domain)}">The mail server of
       <b>${esc(d.domain)}</b> accepts any address (seen ${esc(d.checked_at)}), so its addresses
       cannot be told real: mail to them is relayed but never counted for discovery.</p>`).join("")}
@@ -319,6 +324,12 @@ async function discoveryView() {
     </div></section>`;
   wirePager("discovered", disc, discoveryView);
   wireSelectAll("input[data-address]");
+  $("#find-discovered").onsubmit = (ev) => {
+    ev.preventDefault();
+    state.discoveredSearch = new FormData(ev.target).get("search").trim();
+    state.pages.discovered = 0;
+    discoveryView();
+  };
   // The suggested target of an alias: the row selected, the user named for Or Add as Alias.
   main().querySelectorAll("[data-suggested]").forEach((b) => (b.onclick = () => {
     $(`input[data-address="${CSS.escape(b.dataset.suggested)}"]`).checked = true;
@@ -1121,7 +1132,8 @@ async function show() {
 
 // An operator turns to another company: the lists start again at their first page.
 function atCompany(name) {
-  Object.assign(state, { company: name, pages: {}, auditObject: "", auditAction: "", invalidSearch: "", mailLog: null,
+  Object.assign(state, { company: name, pages: {}, auditObject: "", auditAction: "", invalidSearch: "", discoveredSearch: "",
+    mailLog: null,
     userQuery: { search: "", role: "", source: "", offset: 0 } });
 }
 

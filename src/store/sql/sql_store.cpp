@@ -488,15 +488,19 @@ struct SqlStore::Impl {
     return read_invalid(s);
   }
 
+  // `where` names its argument ?1; `window` of those whose address has `search` in it.
   std::vector<core::DiscoveredAddress> discovered_where(std::string_view where, const auto& arg,
-                                                        Window window = {}) {
+                                                        Window window = {},
+                                                        std::string_view search = "") {
     std::vector<core::DiscoveredAddress> out;
     auto s = db.prepare(
         "SELECT id, company_id, address, first_seen, outbound_messages, discovered_at, "
         "notifications_sent, suggested_alias_of FROM discovered_addresses " +
-        std::string(where) + " ORDER BY address_key LIMIT ? OFFSET ?");
+        std::string(where) +
+        " AND (?4 = '' OR instr(address_key, ?4) > 0) ORDER BY address_key LIMIT ?2 OFFSET ?3");
     s.bind(1, arg);
     bind_window(s, 2, window);
+    s.bind(4, core::ascii_lower(search));
     while (s.step()) {
       core::DiscoveredAddress d;
       d.id = s.int64(0);
@@ -551,7 +555,7 @@ struct SqlStore::Impl {
       const auto i = invalid_where("WHERE id = ?", id).value();
       return {AddressOwner::Kind::invalid, i.company_id, 0, i.address.str()};
     }
-    auto d = discovered_where("WHERE address_key = ?", a.key());
+    auto d = discovered_where("WHERE address_key = ?1", a.key());
     if (!d.empty()) {
       return {AddressOwner::Kind::discovered, d.front().company_id, 0, d.front().address.str()};
     }
@@ -588,7 +592,7 @@ struct SqlStore::Impl {
         remove_invalid(invalid_where("WHERE address_key = ?", a.key())->id, actor);
         break;
       case AddressOwner::Kind::discovered:
-        remove_discovered(discovered_where("WHERE address_key = ?", a.key()).front().id, actor);
+        remove_discovered(discovered_where("WHERE address_key = ?1", a.key()).front().id, actor);
         break;
       case AddressOwner::Kind::none:
         break;
@@ -893,7 +897,7 @@ struct SqlStore::Impl {
   }
 
   void remove_discovered(Id id, const Actor& actor) {
-    auto d = discovered_where("WHERE id = ?", id);
+    auto d = discovered_where("WHERE id = ?1", id);
     if (d.empty()) {
       throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
     }
@@ -929,7 +933,7 @@ struct SqlStore::Impl {
         "invalid_addresses WHERE domain_id = ? ORDER BY address_key");
     i.bind(1, domain_id);
     while (i.step()) c.invalid.push_back(read_invalid(i));
-    c.discovered = discovered_where("WHERE domain_id = ?", domain_id);
+    c.discovered = discovered_where("WHERE domain_id = ?1", domain_id);
     return c;
   }
 
@@ -1492,7 +1496,7 @@ core::InvalidAddress SqlStore::add_invalid(const Address& address, const std::st
       case AddressOwner::Kind::invalid:
         throw Failure(ErrorCode::conflict, address.str() + " is already marked invalid", "address");
       case AddressOwner::Kind::discovered:
-        I.remove_discovered(I.discovered_where("WHERE address_key = ?", address.key()).front().id,
+        I.remove_discovered(I.discovered_where("WHERE address_key = ?1", address.key()).front().id,
                             actor);
         break;
       case AddressOwner::Kind::none:
@@ -1582,7 +1586,7 @@ core::DiscoveredAddress SqlStore::save_discovered(const core::DiscoveredAddress&
           .run();
       id = I.db.last_insert_id();
     } else {
-      const auto existing = I.discovered_where("WHERE id = ?", id);
+      const auto existing = I.discovered_where("WHERE id = ?1", id);
       if (existing.empty()) {
         throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
       }
@@ -1605,7 +1609,7 @@ core::DiscoveredAddress SqlStore::save_discovered(const core::DiscoveredAddress&
           .bind(2, to_unix(t))
           .run();
     }
-    auto saved = I.discovered_where("WHERE id = ?", id).front();
+    auto saved = I.discovered_where("WHERE id = ?1", id).front();
     if (saved.discovered_at && !was_discovered) {
       I.audit(saved.company_id, actor, "discovered.add", saved.address.str(), "", json_text(saved));
     }
@@ -1616,19 +1620,27 @@ core::DiscoveredAddress SqlStore::save_discovered(const core::DiscoveredAddress&
 
 std::optional<core::DiscoveredAddress> SqlStore::find_discovered(const Address& address) {
   return read([&](Impl& I) -> std::optional<core::DiscoveredAddress> {
-    auto found = I.discovered_where("WHERE address_key = ?", address.key());
+    auto found = I.discovered_where("WHERE address_key = ?1", address.key());
     if (found.empty()) return std::nullopt;
     return found.front();
   });
 }
 
-std::vector<core::DiscoveredAddress> SqlStore::list_discovered(Id company_id, Window window) {
-  return read(
-      [&](Impl& I) { return I.discovered_where("WHERE company_id = ?", company_id, window); });
+std::vector<core::DiscoveredAddress> SqlStore::list_discovered(Id company_id, Window window,
+                                                               std::string_view search) {
+  return read([&](Impl& I) {
+    return I.discovered_where("WHERE company_id = ?1", company_id, window, search);
+  });
 }
 
-std::size_t SqlStore::count_discovered(Id company_id) {
-  return count_of("SELECT COUNT(*) FROM discovered_addresses WHERE company_id = ?1", company_id);
+std::size_t SqlStore::count_discovered(Id company_id, std::string_view search) {
+  return count_of(
+      "SELECT COUNT(*) FROM discovered_addresses WHERE company_id = ?1 AND (?2 = '' OR "
+      "instr(address_key, ?2) > 0)",
+      [&](Statement& s) {
+        s.bind(1, company_id);
+        s.bind(2, core::ascii_lower(search));
+      });
 }
 
 void SqlStore::remove_discovered(Id id, const Actor& actor) {

@@ -106,9 +106,11 @@ class SqlStore : public Store {
   core::DiscoveredAddress save_discovered(const core::DiscoveredAddress& d,
                                           const core::Actor& actor) override;
   std::optional<core::DiscoveredAddress> find_discovered(const core::Address& address) override;
+  using Store::count_discovered;
   using Store::list_discovered;
-  std::vector<core::DiscoveredAddress> list_discovered(Id company_id, Window window) override;
-  std::size_t count_discovered(Id company_id) override;
+  std::vector<core::DiscoveredAddress> list_discovered(Id company_id, Window window,
+                                                       std::string_view search) override;
+  std::size_t count_discovered(Id company_id, std::string_view search) override;
   void remove_discovered(Id id, const core::Actor& actor) override;
 
   std::unordered_map<std::string, std::optional<Id>> holders(

@@ -879,6 +879,10 @@ TEST_P(StoreTest, ListsDiscoveredAndInvalidAWindowAtATime) {
   EXPECT_EQ(d[1].address.str(), "d3@acme.example");
   EXPECT_EQ(d[0].clean_inbound.size(), 2u);
   EXPECT_EQ(d[1].clean_inbound.size(), 3u);
+  EXPECT_EQ(store.count_discovered(acme.id, "D2@"), 1u);  // by a part of the address, any case
+  EXPECT_EQ(store.list_discovered(acme.id, {}, "D3").at(0).clean_inbound.size(), 3u);
+  EXPECT_EQ(store.list_discovered(acme.id, {1, 1}, "@acme").at(0).address.str(), "d2@acme.example");
+  EXPECT_EQ(store.count_discovered(acme.id, "@globex"), 0u);
   const auto all = store.list_discovered(acme.id);
   ASSERT_EQ(all.size(), 3u);
   for (std::size_t i = 0; i < all.size(); ++i) {
