@@ -51,6 +51,17 @@ function wireSelectAll(rowBoxes) {
   all.onchange = () => main().querySelectorAll(rowBoxes).forEach((b) => { b.checked = all.checked; });
 }
 
+// A list's search box: what is typed is kept in state[key], and the list shown from its first
+// page again.
+function wireSearch(form, key, list, view) {
+  $(form).onsubmit = (ev) => {
+    ev.preventDefault();
+    state[key] = new FormData(ev.target).get("search").trim();
+    state.pages[list] = 0;
+    view();
+  };
+}
+
 // A count as the pages show it: 1,204,500.
 const num = (n) => Number(n).toLocaleString("en-US");
 function pagerHtml(name, data) {
@@ -324,12 +335,7 @@ async function discoveryView() {
     </div></section>`;
   wirePager("discovered", disc, discoveryView);
   wireSelectAll("input[data-address]");
-  $("#find-discovered").onsubmit = (ev) => {
-    ev.preventDefault();
-    state.discoveredSearch = new FormData(ev.target).get("search").trim();
-    state.pages.discovered = 0;
-    discoveryView();
-  };
+  wireSearch("#find-discovered", "discoveredSearch", "discovered", discoveryView);
   // The suggested target of an alias: the row selected, the user named for Or Add as Alias.
   main().querySelectorAll("[data-suggested]").forEach((b) => (b.onclick = () => {
     $(`input[data-address="${CSS.escape(b.dataset.suggested)}"]`).checked = true;
@@ -380,12 +386,7 @@ async function invalidView() {
       <button class="secondary" data-forget="${esc(i.address)}">Remove</button>`]))}
     ${pagerHtml("invalid", data)}</section>`;
   wirePager("invalid", data, invalidView);
-  $("#find-invalid").onsubmit = (ev) => {
-    ev.preventDefault();
-    state.invalidSearch = new FormData(ev.target).get("search").trim();
-    state.pages.invalid = 0;
-    invalidView();
-  };
+  wireSearch("#find-invalid", "invalidSearch", "invalid", invalidView);
   $("#add-invalid").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("POST", co() + "/invalid", Object.fromEntries(new FormData(ev.target))); invalidView(); }
