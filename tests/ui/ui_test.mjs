@@ -795,6 +795,11 @@ try {
         .first().textContent();
       assert.match(added, /role: /);
       assert.doesNotMatch(added, /->|member042@acme\.example/, "what was made; the address is the Object");
+      // Every action the company's trail holds by now can be chosen in the filter.
+      const held = new Set(JSON.parse(cli("audit", "list", "--company", "acme", "--limit", "0", "--json"))
+        .map((e) => e.action));
+      const offered = await page.$$eval("select[aria-label=action] option", (os) => os.map((o) => o.value));
+      for (const a of held) assert.ok(offered.includes(a), `the action filter lacks ${a}`);
       // By action, any address: every update, only updates.
       await page.fill("input[aria-label='events about']", "");
       await page.selectOption("select[aria-label=action]", "user.update");

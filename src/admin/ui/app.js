@@ -369,7 +369,7 @@ async function discoveryView() {
 }
 
 async function invalidView() {
-  // Found by a part of the address or of the reason ("expired"), or all of them.
+  // Found by a part of the address or of the reason ("not handled": expiry's), or all of them.
   const search = state.invalidSearch || "";
   const data = await pageOf("invalid", co() + "/invalid", search ? `search=${encodeURIComponent(search)}` : "");
   // A user made here gets the role discovery gives new users, unless another is chosen.
