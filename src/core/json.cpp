@@ -92,18 +92,6 @@ void to_json(nlohmann::json& j, const DiscoverySettings& s) {
        {"report_include_admin", s.report_include_admin}};
 }
 
-void to_json(nlohmann::json& j, const AuditEvent& e) {
-  j = {{"id", e.id},
-       {"at", format_iso8601(e.at)},
-       {"company_id", e.company_id ? nlohmann::json(*e.company_id) : nlohmann::json(nullptr)},
-       {"actor", e.actor},
-       {"action", e.action},
-       {"object", e.object},
-       {"before", parse_or_null(e.before)},
-       {"after", parse_or_null(e.after)},
-       {"change", describe_change(e)}};
-}
-
 namespace {
 
 // A value as describe_change writes it: text as it is, a role by its name, nothing as "none".
@@ -130,13 +118,11 @@ std::string said_value(const std::string& key, const nlohmann::json& v) {
   return v.dump();
 }
 
-}  // namespace
-
-std::string describe_change(const AuditEvent& e) {
+// describe_change of an event whose before and after are parsed already (to_json has them).
+std::string change_of(const nlohmann::json& before, const nlohmann::json& after,
+                      const std::string& object) {
   static const std::set<std::string, std::less<>> kQuiet = {"id",      "company_id", "domain_id",
                                                             "user_id", "created_at", "updated_at"};
-  const auto before = parse_or_null(e.before);
-  const auto after = parse_or_null(e.after);
   const bool has_before = before.is_object();
   const bool has_after = after.is_object();
   if (!has_before && !has_after) return "";
@@ -169,11 +155,32 @@ std::string describe_change(const AuditEvent& e) {
   const auto& one = has_after ? after : before;
   for (const auto& k : keys) {
     const auto v = at(one, k);
-    if (v.is_null() || v == "" || (v.is_string() && v.get<std::string>() == e.object)) continue;
+    if (v.is_null() || v == "" || (v.is_string() && v.get<std::string>() == object)) continue;
     add(said_key(k) + ": " + said_value(k, v));
   }
   if (has_after) return out;
   return out.empty() ? "removed" : "removed (" + out + ")";
+}
+
+}  // namespace
+
+std::string describe_change(const AuditEvent& e) {
+  return change_of(parse_or_null(e.before), parse_or_null(e.after), e.object);
+}
+
+void to_json(nlohmann::json& j, const AuditEvent& e) {
+  auto before = parse_or_null(e.before);
+  auto after = parse_or_null(e.after);
+  auto change = change_of(before, after, e.object);
+  j = {{"id", e.id},
+       {"at", format_iso8601(e.at)},
+       {"company_id", e.company_id ? nlohmann::json(*e.company_id) : nlohmann::json(nullptr)},
+       {"actor", e.actor},
+       {"action", e.action},
+       {"object", e.object},
+       {"before", std::move(before)},
+       {"after", std::move(after)},
+       {"change", std::move(change)}};
 }
 
 void to_json(nlohmann::json& j, const MailLogEntry& e) {
