@@ -22,6 +22,7 @@
 #include "directory/csv/csv_import.hpp"
 #include "directory/plan_spool.hpp"
 #include "directory/sync_apply.hpp"
+#include "lifecycle/user_actions.hpp"
 #include "reports/weekly_report.hpp"
 
 namespace mailroster::admin {
@@ -812,17 +813,11 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"POST",
        "/api/v1/companies/{company}/users/actions",
        "Several of a company's users at once, all or nothing: set_role (role), remove (with "
-       "their aliases)",
+       "their aliases). Removing two users or more passes the deletion guard unless {force}.",
        false,
        in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
          if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
          const auto b = checked_body(req);
-         struct Step {
-           core::Id user = 0;
-           std::optional<core::Role> role;  // set_role; none: remove
-         };
-         std::vector<Step> steps;
-         std::set<core::Id> seen;
          if (auto error = check_actions(b.value["actions"],
                                         {{"action", json::value_t::string},
                                          {"address", json::value_t::string},
@@ -830,46 +825,35 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                                         {"action", "address"})) {
            return *error;
          }
+         std::vector<lifecycle::UserAction> actions;
          for (const auto& a : b.value["actions"]) {
+           lifecycle::UserAction u;
            const auto kind = text_or(a, "action");
-           if (kind != "set_role" && kind != "remove") {
+           if (kind == "set_role") {
+             auto role = core::parse_role(text_or(a, "role"));
+             if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
+             u.role = *role;
+           } else if (kind == "remove") {
+             u.kind = lifecycle::UserAction::Kind::remove;
+           } else {
              return json_error(400, "invalid_argument", "unknown action '" + kind + "'", "action");
            }
            const auto text = text_or(a, "address");
            auto address = core::Address::parse(text);
-           auto user = address ? store_.find_user(*address) : std::nullopt;
-           if (!user || user->company_id != co.id) {
+           if (!address) {
              return json_error(400, "invalid_argument",
                                "'" + text + "' is not a user of " + co.name, "address");
            }
-           if (!seen.insert(user->id).second) {
-             return json_error(400, "invalid_argument",
-                               user->address.str() + " is in the list twice", "address");
-           }
-           Step step{user->id, std::nullopt};
-           if (kind == "set_role") {
-             auto role = core::parse_role(text_or(a, "role"));
-             if (!role) return json_error(400, "invalid_argument", "unknown role", "role");
-             step.role = *role;
-           }
-           steps.push_back(step);
+           u.address = *address;
+           actions.push_back(std::move(u));
          }
-         const auto actor = actor_of(*c);
-         store_.atomically([&] {
-           for (const auto& step : steps) {
-             if (step.role) {
-               store::UserChange change;
-               change.role = step.role;
-               store_.update_user(step.user, change, actor);
-             } else {
-               store_.remove_user(step.user, actor);
-             }
-           }
-         });
-         return ok({{"changed", steps.size()}});
+         const auto changed = lifecycle::apply_user_actions(
+             store_, co, actions, b.value.value("force", false), actor_of(*c));
+         return ok({{"changed", changed}});
        }),
        {},
-       BodySpec{Fields{{"actions", json::value_t::array}}, {"actions"}}},
+       BodySpec{Fields{{"actions", json::value_t::array}, {"force", json::value_t::boolean}},
+                {"actions"}}},
       {"GET", "/api/v1/companies/{company}/discovered",
        "SMTP Discovery: discovered addresses, with when each expires if no one handles it "
        "(expires_at) and the user it looks like an alias of (suggested_alias_target)",

@@ -35,6 +35,7 @@
 #include "directory/sync_apply.hpp"
 #include "directory/sync_service.hpp"
 #include "lifecycle/discovery_service.hpp"
+#include "lifecycle/user_actions.hpp"
 #include "reports/maintenance.hpp"
 #include "reports/weekly_report.hpp"
 #include "smtp/client.hpp"
@@ -116,6 +117,8 @@ struct UserArgs {
   std::size_t limit = 0;
   std::string output;  // export: the file ("" or "-": standard output)
   bool bom = false;
+  std::vector<std::string> addresses;  // remove
+  bool force = false;                  // remove: past the deletion guard
 };
 
 struct AliasArgs {
@@ -793,13 +796,23 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   update->add_option("--address", opt.new_address, "New primary address (same company)");
   add_json_flag(update, ctx);
 
-  auto* remove =
-      verb(*user, "remove", "Remove a user and its aliases", action, [&ctx, &opt = ctx.user_args] {
-        const auto u = ctx.user(opt.address);
-        ctx.store().remove_user(u.id, ctx.actor);
-        ctx.out << "user " << u.address.str() << " removed\n";
+  auto* remove = verb(
+      *user, "remove", "Remove users and their aliases (several: all or none)", action,
+      [&ctx, &opt = ctx.user_args] {
+        // The first user names the company; every other must be one of its users.
+        const auto first = ctx.user(opt.addresses.front());
+        const auto company = ctx.store().company_by_id(first.company_id).value();
+        std::vector<lifecycle::UserAction> actions;
+        for (const auto& a : opt.addresses) {
+          actions.push_back({lifecycle::UserAction::Kind::remove, parse_address(a), std::nullopt});
+        }
+        lifecycle::apply_user_actions(ctx.store(), company, actions, opt.force, ctx.actor);
+        for (const auto& a : actions) ctx.out << "user " << a.address.str() << " removed\n";
       });
-  remove->add_option("address", opt.address, "Primary address")->required();
+  remove->add_option("address", opt.addresses, "Primary addresses of one company's users")
+      ->required();
+  remove->add_flag("--force", opt.force,
+                   "Remove them even when the deletion guard refuses (500 users or 10 %)");
 }
 
 void alias_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {

@@ -702,6 +702,26 @@ class Api(unittest.TestCase):
                                     "bulk1@acme.example", "--json"))
             self.assertEqual((events[0]["action"], events[0]["actor"], events[0]["change"]),
                              ("user.update", "admin:admin@acme.example", "role: silent user -> end user"))
+            # Removals of over 10 % of acme's users at once stop at the deletion guard; only a
+            # forced request goes past it.
+            total = len(json.loads(cli(self.db, "user", "list", "--company", "acme", "--json")))
+            many = [f"guard{i:03}@acme.example" for i in range(total // 9 + 2)]
+            with tempfile.NamedTemporaryFile("w", suffix=".csv") as f:
+                f.write("email\n" + "".join(a + "\n" for a in many))
+                f.flush()
+                cli(self.db, "import", "csv", f.name, "--company", "acme")
+            going = [{"action": "remove", "address": a} for a in many]
+            status, body, _ = adm.call("POST", path, {"actions": going})
+            self.assertEqual((status, body["error"]["field"]), (409, "force"), body)
+            self.assertEqual(body["error"]["message"],
+                             f"deletion guard: this would delete {len(many)} of {total + len(many)} "
+                             "users, more than 10 %; nothing was changed (force to remove them)")
+            self.assertIn("guard000@", cli(self.db, "user", "list", "--company", "acme"))
+            status, body, _ = adm.call("POST", path, {"actions": going, "force": "yes"})
+            self.assertEqual((status, body["error"]["field"]), (400, "force"), body)
+            self.assertEqual(adm.call("POST", path, {"actions": going, "force": True})[:2],
+                             (200, {"changed": len(many)}))
+            self.assertNotIn("guard", cli(self.db, "user", "list", "--company", "acme"))
             # An end user sees no company's lists (404, as for every company route); another
             # company's users are out of reach.
             self.assertEqual(self.client("alice@acme.example").call("POST", path, {"actions": []})[0], 404)

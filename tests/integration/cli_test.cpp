@@ -429,6 +429,29 @@ TEST_F(Cli, TheMailLogIsListedAndPrunedPastItsRetention) {
   EXPECT_NE(r.err.find("mail_log.retention must be at least 1h"), std::string::npos) << r.err;
 }
 
+// Several users removed at once: all of them or none, and past the deletion guard only when
+// forced; their aliases go with them.
+TEST_F(Cli, RemovesSeveralUsersAtOnceAllOrNoneAndPastTheDeletionGuardOnlyWhenForced) {
+  acme();
+  for (const char* u : {"ann", "bob", "cid", "dan"})
+    ok({"user", "add", std::string(u) + "@acme.example"});
+  ok({"alias", "add", "a@acme.example", "--user", "ann@acme.example"});
+  const auto users = [&] { return json::parse(ok({"user", "list", "--json"})).size(); };
+  fails({"user", "remove", "ann@acme.example", "nobody@acme.example"},
+        "'nobody@acme.example' is not a user of acme");
+  fails({"user", "remove", "ann@acme.example", "ANN@acme.example"},
+        "ann@acme.example is in the list twice");
+  fails({"user", "remove", "ann@acme.example", "bob@acme.example"},
+        "deletion guard: this would delete 2 of 4 users, more than 10 %");
+  EXPECT_EQ(users(), 4u);
+  EXPECT_EQ(ok({"user", "remove", "ann@acme.example", "bob@acme.example", "--force"}),
+            "user ann@acme.example removed\nuser bob@acme.example removed\n");
+  EXPECT_EQ(users(), 2u);
+  EXPECT_EQ(ok({"alias", "list", "--company", "acme"}).find("a@acme.example"), std::string::npos);
+  ok({"user", "remove", "cid@acme.example"});  // one user: as it always was, no guard
+  EXPECT_EQ(users(), 1u);
+}
+
 // Licensed users per day: each maintenance run counts them (given times, no waiting); `usage`
 // reads a month or a range of days, as a table, per day, or as JSON; a removed company's days
 // stay for its bill.

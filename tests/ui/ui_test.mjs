@@ -283,7 +283,7 @@ try {
       await page.waitForSelector("h1:has-text('Users')");
       assert.doesNotMatch(cli("user", "list", "--company", "acme"), /member042@/);
     });
-    await step("several users at once: a role for them all, then their removal asked twice", async () => {
+    await step("several users at once: a role for them all, their removal asked twice, past the deletion guard thrice", async () => {
       await page.goto(base + "/#/users");
       await page.fill("input[aria-label='search users']", "member01");
       await page.click("#find-users button");
@@ -315,6 +315,31 @@ try {
       await page.waitForSelector("#message:has-text('1 user(s) removed')");
       await page.waitForSelector("#page-info:text-is('1–9 of 9 matching (149 users)')");
       assert.doesNotMatch(cli("user", "list", "--company", "acme"), /member012@/);
+      // Fifty of 149 at once is past the deletion guard (10 %): a third question, then forced.
+      await page.fill("input[aria-label='search users']", "member1");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–50 of 50 matching (149 users)')");
+      await page.check("[data-select-all]");
+      await page.selectOption("#user-action", "remove");
+      await page.click("#apply-users");
+      await page.click("#users-confirm [data-confirm-yes]");
+      await page.waitForSelector("#users-confirm:has-text('Removing 50 users is more than the deletion guard allows')");
+      assert.match(cli("user", "list", "--company", "acme"), /member149@/, "nothing removed yet");
+      await page.click("#users-confirm [data-confirm-no]");
+      assert.equal(JSON.parse(cli("user", "list", "--company", "acme", "--json")).length, 149);
+      await page.click("#apply-users");
+      await page.click("#users-confirm [data-confirm-yes]");
+      await page.click("#users-confirm [data-confirm-yes]:has-text('Yes, remove them all')");
+      await page.waitForSelector("#message:has-text('50 user(s) removed')");
+      assert.equal(JSON.parse(cli("user", "list", "--company", "acme", "--json")).length, 99);
+      // Back as they were, for the steps below.
+      const back = path.join(dir, "members-1xx.csv");
+      fs.writeFileSync(back, "email,first_name,surname\n" + Array.from({ length: 50 }, (_, i) =>
+        `member${i + 100}@acme.example,Mem,Ber${i + 100}\n`).join(""));
+      cli("import", "csv", back, "--company", "acme");
+      await page.fill("input[aria-label='search users']", "");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:has-text('of 149')");
       await noHorizontalScroll("users");
     });
     await step("create a user from a discovered address through the Select menu", async () => {

@@ -17,6 +17,7 @@ async function api(method, path, body, contentType = "application/json") {
   if (!res.ok) {
     const e = new Error(data.error ? data.error.message : res.statusText);
     e.status = res.status;
+    e.field = data.error ? data.error.field : undefined;
     throw e;
   }
   return data;
@@ -234,16 +235,25 @@ async function usersView() {
     if (!choice) return say("choose what to do with them", false);
     const actions = chosen.map((address) => choice === "remove" ? { action: "remove", address }
       : { action: "set_role", address, role: choice.slice("role:".length) });
-    const go = async () => {
+    const box = $("#users-confirm");
+    const cancel = () => { box.innerHTML = ""; };
+    const go = async (force = false) => {
       try {
-        await api("POST", co() + "/users/actions", { actions });
+        await api("POST", co() + "/users/actions", { actions, force });
         say(`${num(actions.length)} user(s) ${choice === "remove" ? "removed" : "changed"}`);
         usersView();
-      } catch (e) { say(e.message, false); }
+      } catch (e) {
+        // The deletion guard: a third question, naming how many of how many go.
+        if (e.status === 409 && e.field === "force") {
+          return confirmIn(box, `Removing ${num(actions.length)} users is more than the deletion guard allows
+            (over 500 users, or over 10 % of the company's). Remove them anyway?`, "Yes, remove them all", () => go(true), cancel);
+        }
+        say(e.message, false);
+      }
     };
     if (choice !== "remove") return go();
-    confirmIn($("#users-confirm"), `Remove ${num(chosen.length)} user(s) and their aliases? This cannot be undone.`,
-      "Yes, remove", go, () => { $("#users-confirm").innerHTML = ""; });
+    confirmIn(box, `Remove ${num(chosen.length)} user(s) and their aliases? This cannot be undone.`,
+      "Yes, remove", () => go(), cancel);
   };
   $("#previous-page").onclick = () => { q.offset = Math.max(0, q.offset - PAGE); usersView(); };
   $("#next-page").onclick = () => { q.offset = data.next_offset; usersView(); };
