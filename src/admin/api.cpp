@@ -443,22 +443,20 @@ std::shared_ptr<Api::PendingPlan> Api::pending_plan(const std::string& id, core:
   return it->second;
 }
 
+std::optional<core::Company> Api::company_for(const std::string& name, const Caller& c) {
+  auto company = store_.find_company(name);
+  if (!company) return std::nullopt;
+  if (c.is_operator()) return company;
+  if (c.login.role == LoginRole::company_admin && c.login.company_id == company->id) return company;
+  return std::nullopt;
+}
+
 Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,
          directory::SyncService& syncs, const core::Clock& clock)
     : store_(store), auth_(auth), discovery_(discovery), syncs_(syncs), clock_(clock) {
   using Req = const HttpRequest&;
   using Who = const std::optional<Caller>&;
 
-  // The company a path names, when the caller may see it.
-  auto company_for = [this](const std::string& name,
-                            const Caller& c) -> std::optional<core::Company> {
-    auto company = store_.find_company(name);
-    if (!company) return std::nullopt;
-    if (c.is_operator()) return company;
-    if (c.login.role == LoginRole::company_admin && c.login.company_id == company->id)
-      return company;
-    return std::nullopt;
-  };
   // The user an id names, when the caller may see it (an end user: only itself).
   auto user_for = [this](const std::string& id_text, const Caller& c) -> std::optional<core::User> {
     core::Id id = 0;
@@ -474,9 +472,10 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
     if (c.login.role == LoginRole::end_user && c.login.user_id == u->id) return u;
     return std::nullopt;
   };
-  // A route on one company (its path has {company}): 404 unless the caller may see it.
-  auto in_company = [company_for](auto handler) {
-    return [company_for, handler](Req req, Who c) -> HttpResponse {
+  // A route on one company (its path has {company}), for its administrators: operators and the
+  // company's own admins. Anyone else, an end user of that company too, gets a 404.
+  auto in_company = [this](auto handler) {
+    return [this, handler](Req req, Who c) -> HttpResponse {
       auto co = company_for(req.params.at("company"), *c);
       if (!co) return not_found("company");
       return handler(req, c, *co);
@@ -625,8 +624,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                 {"token", "password"}}},
       {"GET", "/api/v1/companies/{company}/logins",
        "Who logs in for the company: its administrators and end users", false,
-       in_company([this, admin_of](Req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       in_company([this](Req, Who, const core::Company& co) {
          json items = json::array();
          for (const auto& l : store_.list_logins()) {
            if (l.company_id == co.id) items.push_back(login_json(l));
@@ -639,8 +637,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "a user of the company whose role is end_user. Without a password the login is invited: "
        "a mailed link sets it",
        false,
-       in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          const auto b = checked_body(req);
          const bool invite = !b.value.contains("password") || b.value["password"].is_null();
          if (invite && password_link_base().empty()) {
@@ -670,8 +667,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                 {"email", "role"}}},
       {"DELETE", "/api/v1/companies/{company}/logins/{email}",
        "Remove one of the company's logins (its sessions end); not one's own", false,
-       in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          const auto l = store_.find_login(core::ascii_lower(req.params.at("email")));
          if (!l || l->company_id != co.id) return not_found("login");
          if (l->id == c->login.id) {
@@ -690,7 +686,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          return ok({{"items", out}});
        }},
       {"GET", "/api/v1/companies/{company}", "One company", false,
-       [company_for](Req req, Who c) {
+       [this](Req req, Who c) {
          auto co = company_for(req.params.at("company"), *c);
          return co ? ok(*co) : not_found("company");
        }},
@@ -815,8 +811,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "Several of a company's users at once, all or nothing: set_role (role), remove (with "
        "their aliases). Removing two users or more passes the deletion guard unless {force}.",
        false,
-       in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          const auto b = checked_body(req);
          if (auto error = check_actions(b.value["actions"],
                                         {{"action", json::value_t::string},
@@ -907,8 +902,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "destination's), ?result= (delivered, deferred, rejected, spam), ?direction= (inbound, "
        "outbound), "
        "?since= and ?before= (ISO-8601, or a duration ago such as 2h), ?limit=&offset=",
-       false, in_company([mail_log, admin_of](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       false, in_company([mail_log](Req req, Who, const core::Company& co) {
          return mail_log(req, co.id);
        })},
       {"GET", "/api/v1/mail-log",
@@ -923,14 +917,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "The company's licensed users per day (UTC), as maintenance counted them, with the "
        "peak and the average of the days: ?month=YYYY-MM, or ?from=&to= (YYYY-MM-DD); "
        "default the current month",
-       false, in_company([this, admin_of, usage_filter](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       false, in_company([this, usage_filter](Req req, Who, const core::Company& co) {
          return ok(usage_json(store_, usage_filter(req, co.id)));
        })},
       {"GET", "/api/v1/companies/{company}/usage.csv",
        "The company's licensed users per day as a CSV file; the filters of its usage", false,
-       in_company([this, admin_of, usage_filter](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       in_company([this, usage_filter](Req req, Who, const core::Company& co) {
          const auto f = usage_filter(req, co.id);
          return csv_file(co.name + "-usage-" + f.from + "-" + f.to + ".csv", usage_csv(store_, f));
        })},
@@ -1001,8 +993,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "/api/v1/companies/{company}",
        "Change a company's contacts (administrators) or relay networks (operators)",
        false,
-       in_company([this, admin_of, actor_of](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       in_company([this, actor_of](Req req, Who c, const core::Company& co) {
          const auto b = checked_body(req);
          store::CompanyChange ch;
          for (const auto* field : {"tech_contact", "admin_contact"}) {
@@ -1277,13 +1268,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
     return std::nullopt;
   };
   // A handler of a company's sync of one kind ({company}, {kind}), for administrators of that
-  // company: it gets the company and the kind, or the caller a 404 or 403.
-  auto in_sync = [company_for, kind_of, admin_of](auto handler) {
-    return [company_for, kind_of, admin_of, handler](Req req, Who c) -> HttpResponse {
+  // company (as in_company): it gets the company and the kind, or the caller a 404.
+  auto in_sync = [this, kind_of](auto handler) {
+    return [this, kind_of, handler](Req req, Who c) -> HttpResponse {
       auto co = company_for(req.params.at("company"), *c);
       auto kind = kind_of(req.params.at("kind"));
       if (!co || !kind) return not_found("sync");
-      if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
       return handler(req, c, *co, *kind);
     };
   };
@@ -1361,8 +1351,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "Upload a CSV (the body, text/csv) and get its plan with an id: the counts and the first "
        "100 of each list (GET .../plans/{plan}/{list} pages through them); nothing is written. "
        "?delete_missing=true plans deletes of CSV users not in the file",
-       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       false, in_company([this](Req req, Who, const core::Company& co) {
          const auto q = query_params(req.query);
          auto pending = std::make_shared<PendingPlan>();
          pending->company_id = co.id;
@@ -1390,8 +1379,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
       {"GET", "/api/v1/companies/{company}/plans/{plan}/{list}",
        "A page of a previewed plan (a CSV import's or Search Now's); list: creates, updates, "
        "deletes, skips or errors (bad rows); ?limit=&offset=",
-       false, in_company([this, admin_of](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       false, in_company([this](Req req, Who, const core::Company& co) {
          const auto* name =
              std::find(std::begin(kListNames), std::end(kListNames), req.params.at("list"));
          if (name == std::end(kListNames)) return not_found("list");
@@ -1408,8 +1396,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        "Apply exactly the previewed plan ({force, skip_invalid}): the file is planned again and "
        "applied only if that plan is the same; else 409, and nothing is written",
        false,
-       in_company([this, admin_of](Req req, Who c, const core::Company& co) {
-         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+       in_company([this](Req req, Who, const core::Company& co) {
          const auto b = checked_body(req);
          const auto id = req.params.at("plan");
          const auto pending = pending_plan(id, co.id);
@@ -1663,6 +1650,13 @@ void Api::install(HttpServer& server) {
             if (!Auth::csrf_ok(req, *caller)) {
               return json_error(403, "csrf", "missing or wrong X-CSRF-Token");
             }
+          }
+          // A company's routes are its administrators' (in_company): anyone else is told the
+          // company is not there before anything of the request is looked at. (An operator
+          // administers every company: a body it got wrong is told first, as on other routes.)
+          if (caller && !caller->is_operator() && req.params.count("company") &&
+              !company_for(req.params.at("company"), *caller)) {
+            return not_found("company");
           }
           for (const auto& [name, value] : query_params(req.query)) {
             const auto known = [&](const auto& q) { return q.first == name; };

@@ -95,6 +95,8 @@ class Api {
   std::shared_ptr<PendingPlan> pending_plan(const std::string& id, core::Id company_id);
   std::vector<Route> routes_;
   PasswordMail password_mail_;
+  // The company a path names, when the caller administers it (an operator, or its admin).
+  std::optional<core::Company> company_for(const std::string& name, const Caller& c);
   // Where mailed links point, or "" when links cannot be mailed.
   std::string password_link_base() const;
   // Mails a new link for the login; whether it could.

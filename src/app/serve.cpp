@@ -760,12 +760,14 @@ int serve(const Config& config, store::Store& store,
       "Try a domain's delivery destination as the gateway does: session, extensions, TLS, the "
       "probe sender, a random recipient (operators, the company's administrators, the local CLI)",
       [&](const admin::HttpRequest& req) {
-        const auto asking = administrator(req);
-        if (const auto* refused = std::get_if<admin::HttpResponse>(&asking)) return *refused;
-        const auto& who = std::get<Asker>(asking);
+        const auto who = asker(req);
+        if (!who.anyone()) return admin::json_error(401, "unauthenticated", "log in first");
         if (auto refused = csrf_refused(req, who)) return *refused;
+        // As every route on a company: for its administrators, absent to anyone else.
         const auto company = store.find_company(req.params.at("company"));
-        if (!company || (!who.operator_or_local() && who.caller->login.company_id != company->id)) {
+        if (!company || (!who.operator_or_local() &&
+                         (who.caller->login.role != store::LoginRole::company_admin ||
+                          who.caller->login.company_id != company->id))) {
           return admin::json_error(404, "not_found", "no such company");
         }
         const auto domain = store.find_domain(core::ascii_lower(req.params.at("domain")));

@@ -427,6 +427,17 @@ class Api(unittest.TestCase):
         self.assertEqual(alice.call("GET", f"/api/v1/users/{self.ids['bob@acme.example']}")[0], 404)
         self.assertEqual(alice.call("GET", "/api/v1/companies")[0], 403)
         self.assertEqual(alice.call("GET", "/api/v1/companies/acme/users")[0], 404)
+        # Every route on a company is for its administrators: to an end user of that very
+        # company, each is as absent as for a stranger (404), whatever its method.
+        spec = self.client("admin@acme.example").call("GET", "/api/v1/openapi.json")[1]
+        routes = [(method.upper(), path) for path, ops in spec["paths"].items()
+                  if path.startswith("/api/v1/companies/{company}") for method in ops]
+        self.assertGreater(len(routes), 30)
+        for method, path in routes:
+            concrete = re.sub(r"\{[a-z_]+\}", lambda m: {"{company}": "acme", "{kind}": "ldap"}.get(
+                m.group(0), "x"), path)
+            status = alice.call(method, concrete, {} if method != "GET" else None)[0]
+            self.assertEqual(status, 404, f"{method} {concrete}")
         status, body, _ = alice.call("PATCH", f"/api/v1/users/{self.ids['alice@acme.example']}",
                                      {"role": "silent_user"})
         self.assertEqual(status, 400)  # an end user may change its names only
