@@ -912,12 +912,13 @@ class Gateway(unittest.TestCase):
         # A session without its CSRF token changes nothing and asks nothing.
         self.assertEqual(check("checker@acme.example", "acme", "tls.example", csrf=False)[0], 403)
         # Tenants: another company's administrator finds neither the company nor its domains;
-        # a domain of another company is not under this one; an end user may not check.
+        # a domain of another company is not under this one; to an end user the company's
+        # routes are as absent as to a stranger.
         self.assertEqual(check("checker@quiet.example", "acme", "tls.example")[0], 404)
         self.assertEqual(check("checker@quiet.example", "quiet", "tls.example")[0], 404)
         self.assertEqual(check("checker@quiet.example", "quiet", "nonexistent.example")[0], 404)
         self.assertEqual(check("checker@quiet.example", "quiet", "quiet.example")[0], 200)
-        self.assertEqual(check("dora@acme.example", "acme", "tls.example")[0], 403)
+        self.assertEqual(check("dora@acme.example", "acme", "tls.example")[0], 404)
         paths = self.api_as(None, "/api/v1/openapi.json")[1]["paths"]
         self.assertIn("post", paths["/api/v1/companies/{company}/domains/{domain}/check"])
 
