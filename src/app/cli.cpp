@@ -777,38 +777,60 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   show->add_option("address", opt.address, "Primary address")->required();
   add_json_flag(show, ctx);
 
+  // Several users at once, all or none (as the Users page's selection): the first names the
+  // company, and every other must be one of its users.
+  const auto at_once = [&ctx](const std::vector<std::string>& addresses,
+                              lifecycle::UserAction::Kind kind, std::optional<core::Role> role,
+                              bool force) {
+    const auto company = ctx.store().company_by_id(ctx.user(addresses.front()).company_id).value();
+    std::vector<lifecycle::UserAction> actions;
+    for (const auto& a : addresses) actions.push_back({kind, parse_address(a), role});
+    lifecycle::apply_user_actions(ctx.store(), company, actions, force, ctx.actor);
+    return actions;
+  };
+
   auto* update =
-      verb(*user, "update", "Change a user account", action, [&ctx, &opt = ctx.user_args] {
-        const auto u = ctx.user(opt.address);
-        store::UserChange change;
-        change.first_name = opt.new_first;
-        change.surname = opt.new_surname;
-        if (opt.new_role) change.role = core::parse_role(*opt.new_role).value();
-        if (opt.new_address) change.address = parse_address(*opt.new_address);
-        auto after = ctx.store().update_user(u.id, change, ctx.actor);
-        if (ctx.json_output) return ctx.print_json(after);
-        ctx.out << "user " << after.address.str() << " updated\n";
-      });
-  update->add_option("address", opt.address, "Primary address")->required();
+      verb(*user, "update", "Change a user account (several at once: --role only, all or none)",
+           action, [&ctx, &opt = ctx.user_args, at_once] {
+             if (opt.addresses.size() > 1) {
+               if (opt.new_first || opt.new_surname || opt.new_address || !opt.new_role) {
+                 throw Failure(ErrorCode::invalid_argument,
+                               "several users at once take --role, and only --role", "role");
+               }
+               const auto done = at_once(opt.addresses, lifecycle::UserAction::Kind::set_role,
+                                         core::parse_role(*opt.new_role).value(), false);
+               std::vector<core::User> after;
+               for (const auto& a : done) after.push_back(ctx.store().find_user(a.address).value());
+               if (ctx.json_output) return ctx.print_json(after);
+               for (const auto& u : after) ctx.out << "user " << u.address.str() << " updated\n";
+               return;
+             }
+             const auto u = ctx.user(opt.addresses.front());
+             store::UserChange change;
+             change.first_name = opt.new_first;
+             change.surname = opt.new_surname;
+             if (opt.new_role) change.role = core::parse_role(*opt.new_role).value();
+             if (opt.new_address) change.address = parse_address(*opt.new_address);
+             auto after = ctx.store().update_user(u.id, change, ctx.actor);
+             if (ctx.json_output) return ctx.print_json(after);
+             ctx.out << "user " << after.address.str() << " updated\n";
+           });
+  update->add_option("address", opt.addresses, "Primary address (several: with --role only)")
+      ->required();
   update->add_option("--first-name", opt.new_first, "New first name");
   update->add_option("--surname", opt.new_surname, "New surname");
   update->add_option("--role", opt.new_role, "New role");
   update->add_option("--address", opt.new_address, "New primary address (same company)");
   add_json_flag(update, ctx);
 
-  auto* remove = verb(
-      *user, "remove", "Remove users and their aliases (several: all or none)", action,
-      [&ctx, &opt = ctx.user_args] {
-        // The first user names the company; every other must be one of its users.
-        const auto first = ctx.user(opt.addresses.front());
-        const auto company = ctx.store().company_by_id(first.company_id).value();
-        std::vector<lifecycle::UserAction> actions;
-        for (const auto& a : opt.addresses) {
-          actions.push_back({lifecycle::UserAction::Kind::remove, parse_address(a), std::nullopt});
-        }
-        lifecycle::apply_user_actions(ctx.store(), company, actions, opt.force, ctx.actor);
-        for (const auto& a : actions) ctx.out << "user " << a.address.str() << " removed\n";
-      });
+  auto* remove =
+      verb(*user, "remove", "Remove users and their aliases (several: all or none)", action,
+           [&ctx, &opt = ctx.user_args, at_once] {
+             for (const auto& a : at_once(opt.addresses, lifecycle::UserAction::Kind::remove,
+                                          std::nullopt, opt.force)) {
+               ctx.out << "user " << a.address.str() << " removed\n";
+             }
+           });
   remove->add_option("address", opt.addresses, "Primary addresses of one company's users")
       ->required();
   remove->add_flag("--force", opt.force,

@@ -429,14 +429,26 @@ TEST_F(Cli, TheMailLogIsListedAndPrunedPastItsRetention) {
   EXPECT_NE(r.err.find("mail_log.retention must be at least 1h"), std::string::npos) << r.err;
 }
 
-// Several users removed at once: all of them or none, and past the deletion guard only when
-// forced; their aliases go with them.
-TEST_F(Cli, RemovesSeveralUsersAtOnceAllOrNoneAndPastTheDeletionGuardOnlyWhenForced) {
+// Several users changed or removed at once: all of them or none, removals past the deletion
+// guard only when forced; their aliases go with them.
+TEST_F(Cli, SeveralUsersAtOnceAllOrNoneAndRemovedPastTheDeletionGuardOnlyWhenForced) {
   acme();
   for (const char* u : {"ann", "bob", "cid", "dan"})
     ok({"user", "add", std::string(u) + "@acme.example"});
   ok({"alias", "add", "a@acme.example", "--user", "ann@acme.example"});
   const auto users = [&] { return json::parse(ok({"user", "list", "--json"})).size(); };
+  // A role for several at once: all or none, and names one user at a time.
+  EXPECT_EQ(ok({"user", "update", "ann@acme.example", "bob@acme.example", "--role", "functional"}),
+            "user ann@acme.example updated\nuser bob@acme.example updated\n");
+  const auto role = [&](const std::string& a) {
+    return json::parse(ok({"user", "show", a, "--json"}))["role"].get<std::string>();
+  };
+  EXPECT_EQ(role("bob@acme.example"), "functional");
+  fails({"user", "update", "ann@acme.example", "nobody@acme.example", "--role", "silent_user"},
+        "'nobody@acme.example' is not a user of acme");
+  fails({"user", "update", "ann@acme.example", "bob@acme.example", "--surname", "X"},
+        "several users at once take --role, and only --role");
+  EXPECT_EQ(role("ann@acme.example"), "functional");
   fails({"user", "remove", "ann@acme.example", "nobody@acme.example"},
         "'nobody@acme.example' is not a user of acme");
   fails({"user", "remove", "ann@acme.example", "ANN@acme.example"},
