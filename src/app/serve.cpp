@@ -378,15 +378,15 @@ int serve(const Config& config, store::Store& store,
                 [&] { return double(discovery_writes.pending()); });
   mail_log.set_enabled(config.mail_log);
   auto log = [&mail_log](core::MailLogEntry entry) { mail_log.record(std::move(entry)); };
-  metrics.describe("mailroster_mail_log_written", "Mail log entries written", "counter");
-  metrics.gauge("mailroster_mail_log_written", [&] { return double(mail_log.written()); });
-  metrics.describe("mailroster_mail_log_dropped",
+  metrics.describe("mailroster_mail_log_written_total", "Mail log entries written", "counter");
+  metrics.gauge("mailroster_mail_log_written_total", [&] { return double(mail_log.written()); });
+  metrics.describe("mailroster_mail_log_dropped_total",
                    "Mail log entries dropped: the database could not take them in time", "counter");
-  metrics.gauge("mailroster_mail_log_dropped", [&] { return double(mail_log.dropped()); });
-  metrics.describe("mailroster_mail_log_unrouted_dropped",
+  metrics.gauge("mailroster_mail_log_dropped_total", [&] { return double(mail_log.dropped()); });
+  metrics.describe("mailroster_mail_log_unrouted_dropped_total",
                    "Mail log entries of no company (relay denied) not kept: over 1,000 a minute",
                    "counter");
-  metrics.gauge("mailroster_mail_log_unrouted_dropped",
+  metrics.gauge("mailroster_mail_log_unrouted_dropped_total",
                 [&] { return double(mail_log.unrouted_dropped()); });
   metrics.describe("mailroster_mail_log_pending", "Mail log entries not yet written", "gauge");
   metrics.gauge("mailroster_mail_log_pending", [&] { return double(mail_log.pending()); });
@@ -419,34 +419,49 @@ int serve(const Config& config, store::Store& store,
   metrics.gauge("mailroster_build_info",
                 fmt::format("version=\"{}\",commit=\"{}\"", version(), commit()),
                 [] { return 1.0; });
+  // Counters (…_total) read from their owners at each scrape, from 0 at the process' start.
+  metrics.describe("mailroster_inbound_sessions", "Inbound SMTP sessions open now", "gauge");
   metrics.gauge("mailroster_inbound_sessions", [&] { return double(inbound.active_sessions()); });
+  metrics.describe("mailroster_verify_cache_entries",
+                   "Recipient callout results held in memory (positive, negative, catch-all)",
+                   "gauge");
   metrics.gauge("mailroster_verify_cache_entries",
                 [&] { return double(verifier.stats().cache_entries); });
-  metrics.gauge("mailroster_verify_probes", [&] { return double(verifier.stats().probes); });
-  metrics.gauge("mailroster_verify_cache_hits",
+  metrics.describe("mailroster_verify_probes_total",
+                   "Recipient callouts sent to destinations (concurrent ones for one address: one)",
+                   "counter");
+  metrics.gauge("mailroster_verify_probes_total", [&] { return double(verifier.stats().probes); });
+  metrics.describe("mailroster_verify_cache_hits_total",
+                   "Recipients decided from a cached callout result, without a probe", "counter");
+  metrics.gauge("mailroster_verify_cache_hits_total",
                 [&] { return double(verifier.stats().cache_hits); });
-  metrics.gauge("mailroster_relay_connects", [&] { return double(pool.connects()); });
-  metrics.describe("mailroster_relay_tls_connects",
-                   "Connections to destinations and the next hop that went on in TLS", "gauge");
-  metrics.gauge("mailroster_relay_tls_connects", [&] { return double(pool.tls_connects()); });
-  metrics.describe("mailroster_relay_failovers",
+  metrics.describe("mailroster_relay_connects_total",
+                   "New connections to destinations and the next hop (reused ones not counted)",
+                   "counter");
+  metrics.gauge("mailroster_relay_connects_total", [&] { return double(pool.connects()); });
+  metrics.describe("mailroster_relay_tls_connects_total",
+                   "Connections to destinations and the next hop that went on in TLS", "counter");
+  metrics.gauge("mailroster_relay_tls_connects_total", [&] { return double(pool.tls_connects()); });
+  metrics.describe("mailroster_relay_failovers_total",
                    "Sessions with a server other than a destination's first (it had failed)",
                    "counter");
-  metrics.gauge("mailroster_relay_failovers", [&] { return double(pool.failovers()); });
+  metrics.gauge("mailroster_relay_failovers_total", [&] { return double(pool.failovers()); });
   metrics.describe("mailroster_relay_servers_passed_over",
                    "Servers that failed lately, tried after the others ([relay] server_retry)",
                    "gauge");
   metrics.gauge("mailroster_relay_servers_passed_over", [&] { return double(pool.passed_over()); });
-  metrics.describe("mailroster_lookup_cache_hits",
+  metrics.describe("mailroster_lookup_cache_hits_total",
                    "SMTP lookups (domains, owners, settings) answered from memory", "counter");
-  metrics.gauge("mailroster_lookup_cache_hits", [&] { return double(lookups.stats().hits); });
-  metrics.describe("mailroster_lookup_cache_misses", "SMTP lookups read from the database",
+  metrics.gauge("mailroster_lookup_cache_hits_total", [&] { return double(lookups.stats().hits); });
+  metrics.describe("mailroster_lookup_cache_misses_total", "SMTP lookups read from the database",
                    "counter");
-  metrics.gauge("mailroster_lookup_cache_misses", [&] { return double(lookups.stats().misses); });
-  metrics.describe("mailroster_lookup_cache_clears",
+  metrics.gauge("mailroster_lookup_cache_misses_total",
+                [&] { return double(lookups.stats().misses); });
+  metrics.describe("mailroster_lookup_cache_clears_total",
                    "Times the SMTP lookups in memory were dropped: the database changed",
                    "counter");
-  metrics.gauge("mailroster_lookup_cache_clears", [&] { return double(lookups.stats().clears); });
+  metrics.gauge("mailroster_lookup_cache_clears_total",
+                [&] { return double(lookups.stats().clears); });
 
   admin::HttpServer http(io, admin::HttpServerSettings{.listen = config.admin_listen,
                                                        .tls_cert_file = config.admin_tls_cert,
@@ -475,6 +490,12 @@ int serve(const Config& config, store::Store& store,
                                    maintenance_store.get_executor());
   SchedulerLease lease(store, clock, 3 * std::max(config.maintenance.interval, config.sync_check));
   maintenance.only_while([&lease] { return lease.held(); });
+  metrics.describe("mailroster_maintenance_runs_total",
+                   "Maintenance runs (expiry, the day's licensed users, Thursday reports)",
+                   "counter");
+  metrics.describe("mailroster_reports_sent_total", "Weekly SMTP Discovery reports sent",
+                   "counter");
+  metrics.describe("mailroster_directory_syncs_total", "Scheduled directory syncs run", "counter");
   metrics.describe("mailroster_licensed_users",
                    "Each company's user accounts at the last maintenance run (on the node "
                    "running the scheduler)",

@@ -229,6 +229,8 @@ InboundGateway::InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& di
                                const core::Clock& clock, InboundSettings settings)
     : impl_(new Impl{lookups, discovery, verifier, harvest, relay, scorer, metrics, clock,
                      std::move(settings)}) {
+  metrics.describe("mailroster_inbound_connections_total", "Inbound SMTP connections taken",
+                   "counter");
   metrics.describe("mailroster_inbound_rcpt_total", "RCPT decisions by result", "counter");
   metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter");
   metrics.describe("mailroster_discovery_clean_deliveries_total",

@@ -299,11 +299,11 @@ class PostfixInterop(unittest.TestCase):
                  "127.0.0.1:%d, 127.0.0.1:%d" % (busy, self.postfix_port))
         self.addCleanup(self.cli, "domain", "update", "corp.example", "--destination",
                         "127.0.0.1:%d" % self.postfix_port)
-        failovers = self.metric("mailroster_relay_failovers")
+        failovers = self.metric("mailroster_relay_failovers_total")
         before = len(self.mailbox_messages("7dora@corp.example"))
         self.callout_session("7dora@corp.example", "nobody7@corp.example", "through the second server")
         self.wait_for("7dora's message", lambda: len(self.mailbox_messages("7dora@corp.example")) - before, 1)
-        self.assertGreaterEqual(self.metric("mailroster_relay_failovers") - failovers, 2)
+        self.assertGreaterEqual(self.metric("mailroster_relay_failovers_total") - failovers, 2)
         with open(os.path.join(self.dir, "serve.log")) as f:
             self.assertIn("127.0.0.1:%d: 421" % busy, f.read())
 

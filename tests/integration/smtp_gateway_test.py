@@ -261,6 +261,30 @@ class Gateway(unittest.TestCase):
     def metrics(self):
         return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_port).read().decode()
 
+    def test_metrics_follow_the_prometheus_rules(self):
+        # Some traffic first: counters with labels appear with their first event.
+        self.send("alice@acme.example")
+        self.send("nobody@elsewhere.example")
+        help_, types = {}, {}
+        for line in self.metrics().splitlines():
+            if line.startswith("# HELP "):
+                name, text = line[len("# HELP "):].split(" ", 1)
+                help_[name] = text
+            elif line.startswith("# TYPE "):
+                name, kind = line[len("# TYPE "):].split(" ")
+                types[name] = kind
+            else:
+                m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+                self.assertIsNotNone(m, line)
+                self.assertIn(m.group(1), types, "a sample before its TYPE: " + line)
+                float(m.group(3))
+        self.assertGreater(len(types), 25)
+        for name, kind in types.items():
+            self.assertTrue(help_.get(name), name + " says nothing of itself (HELP)")
+            self.assertIn(kind, ("counter", "gauge"), name)
+            # A counter's name ends in _total, and only a counter's (Prometheus' naming rules).
+            self.assertEqual(name.endswith("_total"), kind == "counter", f"{name} is a {kind}")
+
     # ---- recipients -----------------------------------------------------------------------
 
     def test_user_is_delivered_with_the_exact_bytes(self):
@@ -344,12 +368,12 @@ class Gateway(unittest.TestCase):
             return json.load(f)
 
     def test_relay_uses_starttls_where_the_destination_offers_it(self):
-        tls_before = float(re.search(r"^mailroster_relay_tls_connects (\S+)$", self.metrics(), re.M).group(1))
+        tls_before = float(re.search(r"^mailroster_relay_tls_connects_total (\S+)$", self.metrics(), re.M).group(1))
         before = self.spooled("tls")
         rcpt, code, text = self.send("tina@tls.example")
         self.assertEqual((rcpt, code), (250, 250), text)
         self.assertTrue(self.envelope_of_new("tls", before)["tls"])
-        tls_after = float(re.search(r"^mailroster_relay_tls_connects (\S+)$", self.metrics(), re.M).group(1))
+        tls_after = float(re.search(r"^mailroster_relay_tls_connects_total (\S+)$", self.metrics(), re.M).group(1))
         self.assertGreater(tls_after, tls_before)
 
     def test_broken_tls_is_retried_in_the_clear_under_the_default_policy(self):
@@ -450,7 +474,7 @@ class Gateway(unittest.TestCase):
                  "127.0.0.1:%d 127.0.0.1:%d,127.0.0.1:%d" % (self.dead_port, busy, main))
         listed = {d["name"]: d for d in json.loads(self.cli("domain", "list", "--json"))}
         self.assertEqual(listed["failover.example"]["destination"], servers)
-        failovers = lambda: float(re.search(r"^mailroster_relay_failovers (\S+)$", self.metrics(), re.M).group(1))
+        failovers = lambda: float(re.search(r"^mailroster_relay_failovers_total (\S+)$", self.metrics(), re.M).group(1))
         before_failovers, before = failovers(), self.spooled()
         rcpt, data, text = self.send("carol@failover.example")  # a callout, then the message
         self.assertEqual((rcpt, data), (250, 250), text)
@@ -1089,7 +1113,7 @@ class Gateway(unittest.TestCase):
         with self.assertRaises(RuntimeError) as bad:
             self.cli("mail-log", "--company", "acme", "--since", "last week")
         self.assertIn("neither an ISO-8601 time nor a duration", str(bad.exception))
-        written = re.search(r"^mailroster_mail_log_written (\S+)$", self.metrics(), re.M)
+        written = re.search(r"^mailroster_mail_log_written_total (\S+)$", self.metrics(), re.M)
         self.assertGreaterEqual(float(written.group(1)), 6)
 
     def test_inbound_port_is_not_an_outbound_relay(self):

@@ -705,7 +705,7 @@ try {
       await page.waitForSelector("#message:has-text('answer(s) for catchall.example forgotten')");
       assert.match(await page.textContent("#message"), /^[1-9]\d* answer/);
       const probes = async () => Number((await (await fetch(base + "/metrics")).text())
-        .match(/^mailroster_verify_probes (\S+)$/m)[1]);
+        .match(/^mailroster_verify_probes_total (\S+)$/m)[1]);
       const before = await probes();
       swaksToCatchAll();
       assert.equal(await probes(), before + 1);
