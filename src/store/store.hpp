@@ -62,6 +62,9 @@ struct UserFilter {
   std::string search;  // substring of address, first name or surname (case-insensitive)
   std::optional<core::TimePoint> created_from;  // created at or after
   std::optional<core::TimePoint> created_before;
+  // Only users with no mail since then (record_mail): their last mail, or when they have had
+  // none, their creation, is before it. Licensed users nobody writes to any more.
+  std::optional<core::TimePoint> no_mail_since;
   // Keyset paging: only the users after this one in the listing's order (company, then
   // address key), so that a page costs the same wherever it starts (for_each_user_page).
   struct Key {
@@ -262,6 +265,11 @@ class Store {
   virtual core::User update_user(Id id, const UserChange& change, const core::Actor& actor) = 0;
   // Removes the user and its aliases.
   virtual void remove_user(Id id, const core::Actor& actor) = 0;
+  // These users had mail at `at` (delivered to them or an alias, or sent by them); a user
+  // removed meanwhile is passed over, an earlier time never replaces a later one. Not audited.
+  virtual void record_mail(const std::vector<Id>& users, core::TimePoint at) = 0;
+  // When each of these users last had mail; users with none recorded are not in the answer.
+  virtual std::unordered_map<Id, core::TimePoint> last_mail(const std::vector<Id>& users) = 0;
 
   // Aliases: in a domain of the user's company.
   virtual core::Alias add_alias(Id user_id, const core::Address& address,

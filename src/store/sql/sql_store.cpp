@@ -1227,7 +1227,9 @@ std::string users_matching(std::string_view what, const UserFilter& f, std::stri
                   " FROM users WHERE " + std::string(company) +
                       " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' "
                       "OR instr(lower(address || ' ' || first_name || ' ' || surname), ?4) > 0) "
-                      "AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) " +
+                      "AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) "
+                      "AND (?11 IS NULL OR COALESCE((SELECT last_mail_at FROM user_activity WHERE "
+                      "user_id = users.id), created_at) < ?11) " +
                       after + std::string(rest));
 }
 
@@ -1241,6 +1243,8 @@ void bind_user_filter(Statement& s, const UserFilter& f) {
          f.created_before ? std::optional<std::int64_t>(to_unix(*f.created_before)) : std::nullopt);
   s.bind(9, f.after ? std::optional<Id>(f.after->company_id) : std::nullopt);
   s.bind(10, f.after ? std::optional<std::string>(f.after->address_key) : std::nullopt);
+  s.bind(11,
+         f.no_mail_since ? std::optional<std::int64_t>(to_unix(*f.no_mail_since)) : std::nullopt);
 }
 
 }  // namespace
@@ -1293,6 +1297,41 @@ void SqlStore::remove_user(Id id, const Actor& actor) {
     Transaction tx(I.db);
     I.remove_user(I.require_user(id), actor);
     tx.commit();
+  });
+}
+
+void SqlStore::record_mail(const std::vector<Id>& users, core::TimePoint at) {
+  // Once each: PostgreSQL refuses an upsert that would touch a row twice.
+  auto ids = users;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.empty()) return;
+  const RowsOf rows(ids, "i", [](Id id, int, Cell& out) { return out.set(id); });
+  const auto greatest = backend_.dialect == Dialect::postgres ? "GREATEST" : "max";
+  impl_->guard([&] {
+    impl_->db
+        .prepare(fmt::format(
+            "INSERT INTO user_activity(user_id, last_mail_at) SELECT c0, ?2 FROM "
+            "mailroster_rows(?1) WHERE c0 IN (SELECT id FROM users) ON CONFLICT (user_id) DO "
+            "UPDATE SET last_mail_at = {}(user_activity.last_mail_at, excluded.last_mail_at)",
+            greatest))
+        .bind(1, rows)
+        .bind(2, to_unix(at))
+        .run();
+  });
+}
+
+std::unordered_map<Id, core::TimePoint> SqlStore::last_mail(const std::vector<Id>& users) {
+  std::unordered_map<Id, core::TimePoint> out;
+  if (users.empty()) return out;
+  const RowsOf rows(users, "i", [](Id id, int, Cell& cell) { return cell.set(id); });
+  return read([&](Impl& I) {
+    auto s = I.db.prepare(
+        "SELECT user_id, last_mail_at FROM user_activity WHERE user_id IN (SELECT c0 FROM "
+        "mailroster_rows(?1))");
+    s.bind(1, rows);
+    while (s.step()) out[s.int64(0)] = from_unix(s.int64(1));
+    return out;
   });
 }
 

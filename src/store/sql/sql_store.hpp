@@ -67,6 +67,8 @@ class SqlStore : public Store {
   std::size_t count_matching_users(const UserFilter& filter) override;
   core::User update_user(Id id, const UserChange& change, const core::Actor& actor) override;
   void remove_user(Id id, const core::Actor& actor) override;
+  void record_mail(const std::vector<Id>& users, core::TimePoint at) override;
+  std::unordered_map<Id, core::TimePoint> last_mail(const std::vector<Id>& users) override;
 
   core::Alias add_alias(Id user_id, const core::Address& address,
                         const core::Actor& actor) override;

@@ -553,6 +553,46 @@ TEST_P(StoreTest, ListsUsersWithFilters) {
   EXPECT_EQ(page[0].address.str(), "room1@acme.test");
 }
 
+// When users last had mail: the latest time wins, a removed user is passed over and its
+// record goes with it, and listings find the users with no mail since a day (those with none
+// at all by their creation). Nothing of it is audited.
+TEST_P(StoreTest, RecordsWhenUsersLastHadMailAndFindsThoseWithoutAny) {
+  auto acme = add_acme();
+  auto alice = add_user("alice@acme.example");
+  auto bob = add_user("bob@acme.example");
+  auto gone = add_user("gone@acme.example");
+  clock.advance(days{10});
+  auto carol = add_user("carol@acme.example");  // created on day 10, no mail since
+  const auto events = audit_count();
+  const auto day = [](int n) { return core::TimePoint{sys_days{2026y / November / 2} + days{n}}; };
+  store.record_mail({alice.id, bob.id, alice.id}, day(5));  // the same user twice in a batch
+  store.record_mail({alice.id}, day(20));
+  store.record_mail({alice.id}, day(12));  // an earlier time, written late: kept out
+  store.remove_user(gone.id, actor);
+  store.record_mail({gone.id, bob.id}, day(6));  // a user removed meanwhile: passed over
+  EXPECT_EQ(audit_count(), events + 1) << "only the removal is audited";
+  auto last = store.last_mail({alice.id, bob.id, carol.id, gone.id});
+  EXPECT_EQ(last.size(), 2u);
+  EXPECT_EQ(last.at(alice.id), day(20));
+  EXPECT_EQ(last.at(bob.id), day(6));
+  const auto quiet = [&](int since) {
+    std::vector<std::string> out;
+    for (const auto& u : store.list_users({.company_id = acme.id, .no_mail_since = day(since)}))
+      out.push_back(u.address.str());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(quiet(7), V{"bob@acme.example"});
+  EXPECT_EQ(quiet(11), (V{"bob@acme.example", "carol@acme.example"}));
+  EXPECT_EQ(quiet(21), (V{"alice@acme.example", "bob@acme.example", "carol@acme.example"}));
+  EXPECT_EQ(quiet(1), V{});
+  EXPECT_EQ(store.count_matching_users({.company_id = acme.id, .no_mail_since = day(11)}), 2u);
+  // A removed user's record goes with it: added again, the address has had no mail.
+  store.remove_user(bob.id, actor);
+  auto again = add_user("bob@acme.example");
+  EXPECT_TRUE(store.last_mail({bob.id, again.id}).empty());
+}
+
 TEST_P(StoreTest, UpdatesUserFieldsAndAddress) {
   add_acme();
   auto u = add_user("alice@acme.example");
