@@ -1,6 +1,7 @@
 #include "admin/api.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -132,14 +133,25 @@ struct Page {
 // Past any list's end, and far from where SQLite's 64-bit OFFSET would turn negative (= 0).
 constexpr std::size_t kMaxOffset = std::size_t{1} << 40;
 
+// A query's whole number, digits only ("12abc", "-1" and "" are none).
+std::optional<std::size_t> whole_number(std::string_view text) {
+  std::size_t n = 0;
+  const auto end = text.data() + text.size();
+  const auto [at, ec] = std::from_chars(text.data(), end, n);
+  if (text.empty() || ec != std::errc() || at != end) return std::nullopt;
+  return n;
+}
+
 // ?limit=&offset=: 1 to 1000 (100 when not given) from 0, or a 400.
 std::variant<Page, HttpResponse> page_params(const std::map<std::string, std::string>& q) {
   Page p;
-  try {
-    if (q.count("limit")) p.limit = std::stoul(q.at("limit"));
-    if (q.count("offset")) p.offset = std::stoul(q.at("offset"));
-  } catch (const std::exception&) {
-    return json_error(400, "invalid_argument", "limit and offset are whole numbers", "limit");
+  for (auto [name, value] : {std::pair{"limit", &p.limit}, std::pair{"offset", &p.offset}}) {
+    if (!q.count(name)) continue;
+    const auto n = whole_number(q.at(name));
+    if (!n) {
+      return json_error(400, "invalid_argument", "limit and offset are whole numbers", name);
+    }
+    *value = *n;
   }
   if (p.limit == 0 || p.limit > 1000) {
     return json_error(400, "invalid_argument", "limit must be 1 to 1000", "limit");
@@ -319,7 +331,9 @@ const std::map<std::string, QueryParams>& route_queries() {
       {"GET /api/v1/companies/{company}/users",
        paging_and({{"search", "part of an address or a name"},
                    {"role", "end_user, silent_user or functional"},
-                   {"source", "manual, csv, ldap, azure or discovery"}})},
+                   {"source", "manual, csv, ldap, azure or discovery"},
+                   {"no_mail_days", "only users with no clean mail in or out for this many days "
+                                    "(1 to 3650): licensed, but perhaps no longer needed"}})},
       {"GET /api/v1/companies/{company}/discovered",
        paging_and({{"search", "part of an address (\"@old.example\")"}})},
       {"GET /api/v1/companies/{company}/invalid",
@@ -441,6 +455,20 @@ std::shared_ptr<Api::PendingPlan> Api::pending_plan(const std::string& id, core:
     return nullptr;
   }
   return it->second;
+}
+
+json users_json(store::Store& store, const std::vector<core::User>& users) {
+  std::vector<core::Id> ids;
+  for (const auto& u : users) ids.push_back(u.id);
+  const auto last = store.last_mail(ids);
+  json out = json::array();
+  for (const auto& u : users) {
+    json j = u;
+    const auto it = last.find(u.id);
+    j["last_mail_at"] = it == last.end() ? json() : json(core::format_iso8601(it->second));
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 std::optional<core::Company> Api::company_for(const std::string& name, const Caller& c) {
@@ -708,16 +736,23 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            if (!source) return json_error(400, "invalid_argument", "unknown source", "source");
            f.source = *source;
          }
+         if (auto it = q.find("no_mail_days"); it != q.end()) {
+           const auto days = whole_number(it->second);
+           if (!days || *days < 1 || *days > 3650) {
+             return json_error(400, "invalid_argument", "no_mail_days: 1 to 3650", "no_mail_days");
+           }
+           f.no_mail_since = clock_.now() - std::chrono::days{*days};
+         }
          const auto page = page_params(q);
          if (auto* e = std::get_if<HttpResponse>(&page)) return *e;
          f.limit = std::get<Page>(page).limit;
          f.offset = std::get<Page>(page).offset;
          const auto users = store_.list_users(f);
-         json out = {{"items", users},
+         json out = {{"items", users_json(store_, users)},
                      {"limit", f.limit},
                      {"offset", f.offset},
                      {"company_users", store_.count_users(co.id)}};
-         if (!f.search.empty() || f.role || f.source) {
+         if (!f.search.empty() || f.role || f.source || f.no_mail_since) {
            // All of them, on every page: how far the pages go ("1–100 of 230 matching").
            auto every = f;
            every.limit = every.offset = 0;
@@ -767,7 +802,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        [this, user_for](Req req, Who c) {
          auto u = user_for(req.params.at("id"), *c);
          if (!u) return not_found("user");
-         json j = *u;
+         json j = users_json(store_, {*u}).at(0);
          j["aliases"] = store_.list_aliases(std::nullopt, u->id);
          return ok(j);
        }},

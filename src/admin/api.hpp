@@ -58,6 +58,10 @@ nlohmann::json usage_json(store::Store& store, const store::UsageFilter& filter)
 // from_discovery), by company, then day.
 std::string usage_csv(store::Store& store, const store::UsageFilter& filter);
 
+// Users as JSON, each with last_mail_at: when it last had clean mail (ISO 8601, to the hour;
+// Store::record_mail), or null.
+nlohmann::json users_json(store::Store& store, const std::vector<core::User>& users);
+
 class Api {
  public:
   Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery,

@@ -114,6 +114,7 @@ struct UserArgs {
   std::optional<std::string> new_address;
   std::optional<std::string> role_filter;
   std::optional<std::string> source_filter;
+  std::optional<int> no_mail_days;
   std::size_t limit = 0;
   std::string output;  // export: the file ("" or "-": standard output)
   bool bom = false;
@@ -697,30 +698,43 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
     if (opt.source_filter) f.source = core::parse_source(*opt.source_filter).value();
     f.search = opt.search;
     f.limit = opt.limit;
+    if (opt.no_mail_days) f.no_mail_since = ctx.clock().now() - std::chrono::days{*opt.no_mail_days};
     if (ctx.json_output) {  // a page at a time: a million users need not be in memory at once
       bool any = false;
       store::for_each_user_page(ctx.store(), f, 10'000, [&](const std::vector<core::User>& page) {
-        for (const auto& u : page) ctx.print_json_item(u, !std::exchange(any, true));
+        for (auto& u : admin::users_json(ctx.store(), page)) {
+          ctx.print_json_item(u, !std::exchange(any, true));
+        }
       });
       return ctx.print_json_end(any);
     }
     const auto users = ctx.store().list_users(f);
-    core::write_table(ctx.out, {"ADDRESS", "FIRST NAME", "SURNAME", "ROLE", "SOURCE", "COMPANY"},
-                      users.size(), [&](std::size_t i) -> std::vector<std::string> {
-                        const auto& u = users[i];
-                        return {u.address.str(),
-                                u.first_name,
-                                u.surname,
-                                std::string(core::to_string(u.role)),
-                                std::string(core::to_string(u.source)),
-                                ctx.company_name(u.company_id)};
-                      });
+    std::vector<core::Id> ids;
+    for (const auto& u : users) ids.push_back(u.id);
+    const auto last = ctx.store().last_mail(ids);
+    core::write_table(
+        ctx.out, {"ADDRESS", "FIRST NAME", "SURNAME", "ROLE", "SOURCE", "LAST MAIL", "COMPANY"},
+        users.size(), [&](std::size_t i) -> std::vector<std::string> {
+          const auto& u = users[i];
+          const auto mail = last.find(u.id);
+          return {u.address.str(),
+                  u.first_name,
+                  u.surname,
+                  std::string(core::to_string(u.role)),
+                  std::string(core::to_string(u.source)),
+                  mail == last.end() ? "-" : core::format_iso8601(mail->second).substr(0, 10),
+                  ctx.company_name(u.company_id)};
+        });
   });
   list->add_option("--company", opt.company, "Only this company's users");
   list->add_option("--role", opt.role_filter, "Only this role");
   list->add_option("--source", opt.source_filter,
                    "Only users from this source: manual, csv, ldap, azure or discovery");
   list->add_option("--search", opt.search, "Substring of address or name");
+  list->add_option("--no-mail-days", opt.no_mail_days,
+                   "Only users with no clean mail in or out for this many days (their LAST MAIL, "
+                   "or their creation when they have had none)")
+      ->check(CLI::Range(1, 3650));
   list->add_option("--limit", opt.limit, "At most this many (0 = all)");
   add_json_flag(list, ctx);
 
@@ -756,8 +770,8 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
       verb(*user, "show", "Show a user and its aliases", action, [&ctx, &opt = ctx.user_args] {
         const auto u = ctx.user(opt.address);
         const auto aliases = ctx.store().list_aliases(std::nullopt, u.id);
+        json j = admin::users_json(ctx.store(), {u}).at(0);
         if (ctx.json_output) {
-          json j = u;
           j["company"] = ctx.company_name(u.company_id);
           j["aliases"] = json::array();
           for (const auto& al : aliases) j["aliases"].push_back(al.address.str());
@@ -770,6 +784,9 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
                 << "role:       " << core::to_string(u.role) << "\n"
                 << "source:     " << core::to_string(u.source) << "\n"
                 << "created:    " << core::format_iso8601(u.created_at) << "\n"
+                << "last mail:  "
+                << (j["last_mail_at"].is_null() ? "none yet" : j["last_mail_at"].get<std::string>())
+                << "\n"
                 << "aliases:   ";
         for (const auto& al : aliases) ctx.out << " " << al.address.str();
         ctx.out << "\n";

@@ -47,6 +47,7 @@
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_service.hpp"
 #include "gateway/inbound.hpp"
+#include "gateway/mail_activity.hpp"
 #include "gateway/mail_log.hpp"
 #include "gateway/outbound.hpp"
 #include "gateway/scorer.hpp"
@@ -354,6 +355,17 @@ int serve(const Config& config, store::Store& store,
       }
     }
   };
+  // Which users had mail ("last mail"), written with the mail log, the same way.
+  gateway::MailActivity activity(clock);
+  auto flush_activity = [&activity, &store] {
+    try {
+      activity.flush([&store](const auto& users, core::TimePoint at) {
+        store.record_mail(users, at);
+      });
+    } catch (const std::exception& e) {
+      spdlog::warn("last mail of users: cannot write, they wait: {}", e.what());
+    }
+  };
   // Its discovery counts are writes (through the main connection): they go to a queue of
   // their own, off the I/O thread. Declared after what its tasks use (discovery, metrics) and
   // before the gateways that post to it: it is drained after the gateways are gone and before
@@ -378,6 +390,7 @@ int serve(const Config& config, store::Store& store,
                 [&] { return double(discovery_writes.pending()); });
   mail_log.set_enabled(config.mail_log);
   auto log = [&mail_log](core::MailLogEntry entry) { mail_log.record(std::move(entry)); };
+  auto had_mail = [&activity](core::Id user) { activity.seen(user); };
   metrics.describe("mailroster_mail_log_written_total", "Mail log entries written", "counter");
   metrics.gauge("mailroster_mail_log_written_total", [&] { return double(mail_log.written()); });
   metrics.describe("mailroster_mail_log_dropped_total",
@@ -396,7 +409,8 @@ int serve(const Config& config, store::Store& store,
                                            .postmaster = postmaster_of(config),
                                            .defer = defer,
                                            .notify = notify,
-                                           .log = log});
+                                           .log = log,
+                                           .had_mail = had_mail});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, scorer, metrics, clock,
                                             {.hostname = config.inbound.hostname,
@@ -404,13 +418,15 @@ int serve(const Config& config, store::Store& store,
                                              .mark = config.mark_outbound,
                                              .defer = defer,
                                              .notify = notify,
-                                             .log = log});
+                                             .log = log,
+                                             .had_mail = had_mail});
   smtp::Server outbound(io, outbound_settings(config), outbound_gateway);
   boost::asio::steady_timer mail_log_timer(io);
   boost::asio::co_spawn(io,
                         rounds(mail_log_timer, std::chrono::seconds(1),
                                [&]() -> boost::asio::awaitable<void> {
                                  if (mail_log.pending() != 0) discovery_writes.post(flush_mail_log);
+                                 if (activity.pending() != 0) discovery_writes.post(flush_activity);
                                  co_return;
                                }),
                         boost::asio::detached);
@@ -1133,6 +1149,7 @@ int serve(const Config& config, store::Store& store,
 
   io.run();
   discovery_writes.post(flush_mail_log);  // what the last messages left
+  discovery_writes.post(flush_activity);
   maintenance_store.stop();  // a store call under way finishes; its run does not resume
   maintenance_store.join();
   scheduler.stop();

@@ -26,6 +26,7 @@ struct Recipient {
   core::Address address;
   core::Id company_id = 0;
   core::Destination destination;
+  core::Id user = 0;       // the user it is, or whose alias it is
   bool countable = false;  // a clean delivery counts toward discovery
   bool unrouted = false;   // refused as no company's (relay denied): in the operators' log
 };
@@ -93,6 +94,7 @@ struct InboundGateway::Impl {
     switch (owner.kind) {
       case AddressOwner::Kind::user:
       case AddressOwner::Kind::alias:
+        out.user = owner.user_id;
         count_rcpt("user");
         co_return Reply{250, "2.1.5 Ok"};
       case AddressOwner::Kind::invalid:
@@ -343,7 +345,14 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
         r = std::move(outcome.reply);
         server = outcome.server;
         // Only a clean message counts toward discovery; a marked one was delivered all the same.
-        if (r.positive() && score.clean()) I.record_clean_delivery(recipients);
+        if (r.positive() && score.clean()) {
+          I.record_clean_delivery(recipients);
+          if (I.settings.had_mail) {
+            for (const auto& rcpt : recipients) {
+              if (rcpt.user != 0) I.settings.had_mail(rcpt.user);
+            }
+          }
+        }
       }
     }
   } catch (const std::exception& e) {

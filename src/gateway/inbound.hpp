@@ -49,6 +49,9 @@ struct InboundSettings {
   // Takes the mail log's entries (gateway/mail_log.hpp): each RCPT refused for a registered
   // domain, and each message's outcome per recipient. Unset: none kept.
   std::function<void(core::MailLogEntry)> log;
+  // A user had mail: a clean message was delivered to it or one of its aliases
+  // (gateway/mail_activity.hpp). Unset: not kept.
+  std::function<void(core::Id user)> had_mail;
 };
 
 class InboundGateway final : public smtp::SessionHandler {

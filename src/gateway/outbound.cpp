@@ -161,6 +161,13 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       // Only a clean message counts toward discovery; a marked one was delivered all the same.
       if (r.positive() && score->clean() && !tx.mail_from.empty()) {
         if (auto sender = core::Address::parse(tx.mail_from)) {
+          if (I.settings.had_mail) {
+            const auto owner = I.lookups.resolve(*sender);
+            if (owner.kind == store::AddressOwner::Kind::user ||
+                owner.kind == store::AddressOwner::Kind::alias) {
+              I.settings.had_mail(owner.user_id);
+            }
+          }
           auto task = [&discovery = I.discovery, sender = std::move(*sender)] {
             try {
               const auto outcome = discovery.record_clean_outbound(sender);

@@ -40,6 +40,8 @@ struct OutboundSettings {
   // (and its sender's domain) belongs to: a sender or recipient refused, each message's outcome
   // per recipient. Unset: none kept.
   std::function<void(core::MailLogEntry)> log;
+  // A user had mail: it sent a clean message out (gateway/mail_activity.hpp). Unset: not kept.
+  std::function<void(core::Id user)> had_mail;
 };
 
 class OutboundGateway final : public smtp::SessionHandler {
