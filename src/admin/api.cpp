@@ -1,8 +1,8 @@
 #include "admin/api.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -332,8 +332,9 @@ const std::map<std::string, QueryParams>& route_queries() {
        paging_and({{"search", "part of an address or a name"},
                    {"role", "end_user, silent_user or functional"},
                    {"source", "manual, csv, ldap, azure or discovery"},
-                   {"no_mail_days", "only users with no clean mail in or out for this many days "
-                                    "(1 to 3650): licensed, but perhaps no longer needed"}})},
+                   {"no_mail_days",
+                    "only users with no clean mail in or out for this many days "
+                    "(1 to 3650): licensed, but perhaps no longer needed"}})},
       {"GET /api/v1/companies/{company}/discovered",
        paging_and({{"search", "part of an address (\"@old.example\")"}})},
       {"GET /api/v1/companies/{company}/invalid",

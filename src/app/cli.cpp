@@ -698,7 +698,8 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
     if (opt.source_filter) f.source = core::parse_source(*opt.source_filter).value();
     f.search = opt.search;
     f.limit = opt.limit;
-    if (opt.no_mail_days) f.no_mail_since = ctx.clock().now() - std::chrono::days{*opt.no_mail_days};
+    if (opt.no_mail_days)
+      f.no_mail_since = ctx.clock().now() - std::chrono::days{*opt.no_mail_days};
     if (ctx.json_output) {  // a page at a time: a million users need not be in memory at once
       bool any = false;
       store::for_each_user_page(ctx.store(), f, 10'000, [&](const std::vector<core::User>& page) {

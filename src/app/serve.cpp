@@ -359,9 +359,8 @@ int serve(const Config& config, store::Store& store,
   gateway::MailActivity activity(clock);
   auto flush_activity = [&activity, &store] {
     try {
-      activity.flush([&store](const auto& users, core::TimePoint at) {
-        store.record_mail(users, at);
-      });
+      activity.flush(
+          [&store](const auto& users, core::TimePoint at) { store.record_mail(users, at); });
     } catch (const std::exception& e) {
       spdlog::warn("last mail of users: cannot write, they wait: {}", e.what());
     }

@@ -539,6 +539,17 @@ class Api(unittest.TestCase):
         self.assertEqual((found["matching"], len(found["items"])), (expected, expected))
         second = ops.call("GET", "/api/v1/companies/acme/users?limit=1&offset=1")[1]
         self.assertNotEqual(first["items"][0]["address"], second["items"][0]["address"])
+        # When each last had clean mail (none here: no mail went through), and who has had
+        # none for days: nobody yet, all being new. Days are 1 to 3650, digits only.
+        self.assertIn("last_mail_at", first["items"][0])
+        self.assertIsNone(first["items"][0]["last_mail_at"])
+        quiet = ops.call("GET", "/api/v1/companies/acme/users?no_mail_days=30")[1]
+        self.assertEqual((quiet["matching"], quiet["items"]), (0, []))
+        for bad in ("0", "3651", "x", "-1", "7d", ""):
+            status, body, _ = ops.call("GET", "/api/v1/companies/acme/users?no_mail_days=" + bad)
+            self.assertEqual((status, body["error"]["field"]), (400, "no_mail_days"), bad)
+        status, body, _ = ops.call("GET", "/api/v1/companies/acme/users?offset=1x")
+        self.assertEqual((status, body["error"]["field"]), (400, "offset"))
 
     def test_the_openapi_document_names_every_route(self):
         status, doc, _ = Client(self.port).call("GET", "/api/v1/openapi.json")
@@ -596,7 +607,7 @@ class Api(unittest.TestCase):
         # naming it, not silently ignored.
         users = {p["name"] for p in doc["paths"]["/api/v1/companies/{company}/users"]["get"]["parameters"]
                  if p["in"] == "query"}
-        self.assertEqual(users, {"limit", "offset", "search", "role", "source"})
+        self.assertEqual(users, {"limit", "offset", "search", "role", "source", "no_mail_days"})
         status, answer, _ = ops.call("GET", "/api/v1/companies/acme/users?limt=5")
         self.assertEqual((status, answer["error"]["field"]), (400, "limt"), answer)
         self.assertEqual(ops.call("GET", "/api/v1/companies/acme/users?limit=5&search=a")[0], 200)

@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import datetime
 import time
 import unittest
 import urllib.error
@@ -118,7 +119,7 @@ class Gateway(unittest.TestCase):
         cls.mta_cert, cls.mta_key = self_signed(cls.dir, "127.0.0.1", ip="127.0.0.1",
                                                 files=("mta-cert.pem", "mta-key.pem"))
         for name, args in {
-            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,someone,postmaster"],
+            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,ned,someone,postmaster"],
             "catchall": ["--catch-all"],
             "drop": ["--mode", "drop"],
             "busy": ["--mode", "421"],
@@ -1017,6 +1018,32 @@ class Gateway(unittest.TestCase):
         self.assertEqual(self.send_outbound("sales@out.example")[0], 250)
         sales = json.loads(self.cli("user", "show", "sales@out.example", "--json"))
         self.assertEqual((sales["role"], sales["source"]), ("silent_user", "discovery"))
+
+    def test_users_last_mail_is_their_last_clean_message_in_or_out(self):
+        self.cli("user", "add", "nina@acme.example")
+        self.cli("alias", "add", "ned@acme.example", "--user", "nina@acme.example")
+        self.cli("user", "add", "mona@acme.example")
+        self.cli("user", "add", "writer@out.example")
+        last = lambda a: json.loads(self.cli("user", "show", a, "--json"))["last_mail_at"]
+        # Spam is refused, not delivered: no mail had.
+        self.assertEqual(self.send("nina@acme.example", message("nina@acme.example", "x", GTUBE))[1] // 100, 5)
+        # A clean message to an alias is the user's; one sent out is the sender's.
+        self.assertEqual(self.send("ned@acme.example")[:2], (250, 250))
+        self.assertEqual(self.send_outbound("writer@out.example")[0], 250)
+        deadline = time.time() + 10  # written with the mail log, every second
+        while time.time() < deadline and not (last("nina@acme.example") and last("writer@out.example")):
+            time.sleep(0.2)
+        for address in ("nina@acme.example", "writer@out.example"):
+            at = datetime.datetime.fromisoformat(last(address).replace("Z", "+00:00"))
+            age = datetime.datetime.now(datetime.timezone.utc) - at
+            self.assertLess(abs(age.total_seconds()), 60, (address, at))
+        self.assertIsNone(last("mona@acme.example"))
+        table = self.cli("user", "list", "--company", "acme", "--search", "nina")
+        self.assertRegex(table, r"nina@acme\.example .* %s +acme\n" % datetime.datetime.now(datetime.timezone.utc).date().isoformat())
+        self.assertRegex(self.cli("user", "show", "mona@acme.example"), r"last mail: +none yet\n")
+        # Created just now, no one is quiet for a day yet.
+        quiet = json.loads(self.cli("user", "list", "--company", "acme", "--no-mail-days", "1", "--json"))
+        self.assertNotIn("mona@acme.example", [u["address"] for u in quiet])
 
     def test_outbound_sender_outside_the_company_is_refused(self):
         code, text = self.send_outbound("someone@gmail.example")
