@@ -342,6 +342,34 @@ try {
       await page.waitForSelector("#page-info:has-text('of 149')");
       await noHorizontalScroll("users");
     });
+    await step("users' last mail, and those with none for months", async () => {
+      // As the SMTP path records it (one delivered 100 days ago, one yesterday), written here.
+      const day = 86400;
+      for (const [who, ago] of [["member005", 100], ["member006", 1]]) {
+        sql(`INSERT INTO user_activity(user_id, last_mail_at) SELECT id, ${now - ago * day} FROM users ` +
+          `WHERE address = '${who}@acme.example'`);
+      }
+      const date = (ago) => new Date((now - ago * day) * 1000).toISOString().slice(0, 10);
+      await page.goto(base + "/#/users");
+      await page.fill("input[aria-label='search users']", "member00");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–10 of 10 matching (149 users)')");
+      const lastMail = (a) => page.textContent(`tr:has(a:text-is('${a}')) td[data-label='Last mail']`);
+      assert.equal(await lastMail("member005@acme.example"), date(100));
+      assert.equal(await lastMail("member006@acme.example"), date(1));
+      assert.equal(await lastMail("member007@acme.example"), "none yet");
+      // No mail for 90 days: member005 only (the others are new, and counted from then).
+      await page.fill("input[aria-label='search users']", "");
+      await page.selectOption("select[aria-label='last mail filter']", "90");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–1 of 1 matching (149 users)')");
+      await page.waitForSelector("a:text-is('member005@acme.example')");
+      await page.selectOption("select[aria-label='last mail filter']", "");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–100 of 149')");
+      await page.click("a:text-is('member006@acme.example')");
+      await page.waitForSelector(`p:has-text('last mail ${date(1)}')`);
+    });
     await step("create a user from a discovered address through the Select menu", async () => {
       await page.goto(base + "/#/discovery");
       await page.waitForSelector("text=newbie@acme.example");

@@ -1,7 +1,7 @@
 // mailroster's web UI: the admin API (/api/v1/, see /api/v1/openapi.json) in the browser.
 // No framework and no build step: the server ships these three files.
 "use strict";
-const state = { me: null, csrf: "", company: "", userQuery: { search: "", role: "", source: "", offset: 0 }, pages: {} };
+const state = { me: null, csrf: "", company: "", userQuery: { search: "", role: "", source: "", quiet: "", offset: 0 }, pages: {} };
 const PAGE = 100;  // users per page; companies have many thousands
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
@@ -178,13 +178,17 @@ const SOURCES = [["manual", "added by hand"], ["csv", "CSV import"], ["ldap", "A
   ["azure", "Azure AD"], ["discovery", "SMTP Discovery"]];
 const sourceName = (s) => SOURCES.find(([v]) => v === s)?.[1] ?? s;
 
-// The company's users a page at a time, found by address or name, by role and by source.
+// Users with no clean mail for so many days: licensed, but perhaps gone.
+const QUIET_DAYS = [30, 90, 180, 365];
+
+// The company's users a page at a time, found by address or name, by role, by source and by
+// how long they have had no mail.
 async function usersView() {
   const q = state.userQuery;
   const data = await api("GET", co() + `/users?limit=${PAGE}&offset=${q.offset}` +
     `&search=${encodeURIComponent(q.search)}` + (q.role ? `&role=${q.role}` : "") +
-    (q.source ? `&source=${q.source}` : ""));
-  const filtered = q.search || q.role || q.source;
+    (q.source ? `&source=${q.source}` : "") + (q.quiet ? `&no_mail_days=${q.quiet}` : ""));
+  const filtered = q.search || q.role || q.source || q.quiet;
   const shown = data.items.length ? `${num(q.offset + 1)}–${num(q.offset + data.items.length)}` +
       (filtered ? ` of ${num(data.matching)} matching (${num(data.company_users)} users)`
         : ` of ${num(data.company_users)}`)
@@ -200,13 +204,17 @@ async function usersView() {
         ${ROLES.map(([v, name]) => `<option value="${v}"${v === q.role ? " selected" : ""}>${name}s</option>`).join("")}</select>
       <select name="source" aria-label="source filter"><option value="">any source</option>
         ${SOURCES.map(([v, name]) => `<option value="${v}"${v === q.source ? " selected" : ""}>${name}</option>`).join("")}</select>
+      <select name="quiet" aria-label="last mail filter" title="clean mail in or out; a user who has had none counts from its creation">
+        <option value="">any last mail</option>
+        ${QUIET_DAYS.map((d) => `<option value="${d}"${String(d) === q.quiet ? " selected" : ""}>no mail for ${d} days</option>`).join("")}</select>
       <button class="secondary">Search</button>
       <a id="export-users" class="button secondary" href="/api/v1${co()}/users.csv"
         download title="every user and alias, as a file Import reads back">Export CSV</a></form>
-    ${table(["", "Address", "Name", "Role", "Source"], data.items.map((u) => [
+    ${table(["", "Address", "Name", "Role", "Source", "Last mail"], data.items.map((u) => [
       `<input type="checkbox" data-user-address="${esc(u.address)}" aria-label="select ${esc(u.address)}">`,
       `<a href="#/user/${u.id}">${esc(u.address)}</a>`,
-      esc(`${u.first_name} ${u.surname}`), esc(roleName(u.role)), esc(sourceName(u.source))]))}
+      esc(`${u.first_name} ${u.surname}`), esc(roleName(u.role)), esc(sourceName(u.source)),
+      u.last_mail_at ? esc(u.last_mail_at.slice(0, 10)) : "none yet"]))}
     ${data.items.length ? `<div class="row">${selectAllHtml()}<select id="user-action" aria-label="with the selected users">
       <option value="">With the selected users…</option>
       ${ROLES.map(([v, name]) => `<option value="role:${v}">make them ${name}s</option>`).join("")}
@@ -223,7 +231,8 @@ async function usersView() {
   $("#find-users").onsubmit = (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
-    state.userQuery = { search: f.get("search").trim(), role: f.get("role"), source: f.get("source"), offset: 0 };
+    state.userQuery = { search: f.get("search").trim(), role: f.get("role"), source: f.get("source"),
+      quiet: f.get("quiet"), offset: 0 };
     usersView();
   };
   wireSelectAll("input[data-user-address]");
@@ -265,7 +274,8 @@ async function userView(id) {
   const u = await api("GET", "/users/" + id);
   const synced = u.source === "ldap" || u.source === "azure";
   main().innerHTML = `<section><h1>${esc(u.address)}</h1>
-    <p>Source: ${esc(sourceName(u.source))}${u.source_id ? ` (${esc(u.source_id)})` : ""}; since ${esc(utc(u.created_at))}.
+    <p>Source: ${esc(sourceName(u.source))}${u.source_id ? ` (${esc(u.source_id)})` : ""}; since ${esc(utc(u.created_at))};
+    last mail ${u.last_mail_at ? esc(utc(u.last_mail_at)) : "none yet"}.
     ${synced ? `The directory sync keeps its names and role: a change here lasts until the next sync.` : ""}</p>
     <p><a href="#/mail-log?address=${encodeURIComponent(u.address)}" id="user-mail">Mail to and from
       ${esc(u.address)}</a> in the mail log.</p>
@@ -1145,7 +1155,7 @@ async function show() {
 function atCompany(name) {
   Object.assign(state, { company: name, pages: {}, auditObject: "", auditAction: "", invalidSearch: "", discoveredSearch: "",
     mailLog: null,
-    userQuery: { search: "", role: "", source: "", offset: 0 } });
+    userQuery: { search: "", role: "", source: "", quiet: "", offset: 0 } });
 }
 
 async function start() {
