@@ -458,17 +458,19 @@ std::shared_ptr<Api::PendingPlan> Api::pending_plan(const std::string& id, core:
   return it->second;
 }
 
+json user_json(const core::User& user, const std::unordered_map<core::Id, core::TimePoint>& last) {
+  json j = user;
+  const auto it = last.find(user.id);
+  j["last_mail_at"] = it == last.end() ? json() : json(core::format_iso8601(it->second));
+  return j;
+}
+
 json users_json(store::Store& store, const std::vector<core::User>& users) {
   std::vector<core::Id> ids;
   for (const auto& u : users) ids.push_back(u.id);
   const auto last = store.last_mail(ids);
   json out = json::array();
-  for (const auto& u : users) {
-    json j = u;
-    const auto it = last.find(u.id);
-    j["last_mail_at"] = it == last.end() ? json() : json(core::format_iso8601(it->second));
-    out.push_back(std::move(j));
-  }
+  for (const auto& u : users) out.push_back(user_json(u, last));
   return out;
 }
 

@@ -58,8 +58,11 @@ nlohmann::json usage_json(store::Store& store, const store::UsageFilter& filter)
 // from_discovery), by company, then day.
 std::string usage_csv(store::Store& store, const store::UsageFilter& filter);
 
-// Users as JSON, each with last_mail_at: when it last had clean mail (ISO 8601, to the hour;
-// Store::record_mail), or null.
+// A user as JSON with last_mail_at: when it last had clean mail (ISO 8601, to the hour;
+// Store::record_mail), or null; `last` as Store::last_mail answers.
+nlohmann::json user_json(const core::User& user,
+                         const std::unordered_map<core::Id, core::TimePoint>& last);
+// Users so, their last mail read at once.
 nlohmann::json users_json(store::Store& store, const std::vector<core::User>& users);
 
 class Api {

@@ -703,8 +703,11 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
     if (ctx.json_output) {  // a page at a time: a million users need not be in memory at once
       bool any = false;
       store::for_each_user_page(ctx.store(), f, 10'000, [&](const std::vector<core::User>& page) {
-        for (auto& u : admin::users_json(ctx.store(), page)) {
-          ctx.print_json_item(u, !std::exchange(any, true));
+        std::vector<core::Id> ids;
+        for (const auto& u : page) ids.push_back(u.id);
+        const auto last = ctx.store().last_mail(ids);
+        for (const auto& u : page) {
+          ctx.print_json_item(admin::user_json(u, last), !std::exchange(any, true));
         }
       });
       return ctx.print_json_end(any);
