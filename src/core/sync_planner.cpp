@@ -285,6 +285,11 @@ std::optional<std::string> deletion_guard(std::size_t n, std::size_t company_use
   return std::nullopt;
 }
 
+std::optional<std::string> removal_guard(std::size_t removes, std::size_t company_users) {
+  if (removes < 2) return std::nullopt;
+  return deletion_guard(removes, company_users, SyncOptions{});
+}
+
 Plan plan_sync(const std::vector<User>& users, const std::vector<Alias>& aliases,
                const std::unordered_map<std::string, ForeignOwner>& foreign,
                const Snapshot& snapshot, const SyncOptions& o) {

@@ -180,4 +180,8 @@ Plan plan_sync(const std::vector<User>& current_users, const std::vector<Alias>&
 std::optional<std::string> deletion_guard(std::size_t deletes, std::size_t company_users,
                                           const SyncOptions& options);
 
+// The same guard, with SPEC's limits (500 users or 10 %), on an administrator removing several
+// of a company's users at once: one user is never stopped, as removing it alone is not.
+std::optional<std::string> removal_guard(std::size_t removes, std::size_t company_users);
+
 }  // namespace mailroster::core

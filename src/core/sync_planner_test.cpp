@@ -312,5 +312,18 @@ TEST(SyncPlanner, UsersTheSourceReportsRemovedAreDeletedEvenFromAnIncrementalSna
   EXPECT_TRUE(keep.finish(f.users, 3, false, {f.users[1]}).deletes.empty());
 }
 
+// Removing several users by hand passes the same guard with SPEC's limits; one never does.
+TEST(SyncPlanner, RemovingSeveralUsersByHandPassesTheDeletionGuard) {
+  EXPECT_FALSE(removal_guard(1, 2)) << "one user, even half the company";
+  EXPECT_FALSE(removal_guard(10, 100)) << "exactly 10 %";
+  const auto share = removal_guard(11, 100);
+  ASSERT_TRUE(share);
+  EXPECT_EQ(*share, "would delete 11 of 100 users, more than 10 %");
+  const auto count = removal_guard(501, 100'000);
+  ASSERT_TRUE(count);
+  EXPECT_EQ(*count, "would delete 501 users, more than the limit of 500");
+  EXPECT_FALSE(removal_guard(500, 100'000));
+}
+
 }  // namespace
 }  // namespace mailroster::core

@@ -34,8 +34,8 @@ std::size_t apply_user_actions(store::Store& store, const core::Company& company
     const auto removes = static_cast<std::size_t>(
         std::count_if(actions.begin(), actions.end(),
                       [](const UserAction& a) { return a.kind == UserAction::Kind::remove; }));
-    if (removes > 1 && !force) {
-      if (auto why = core::deletion_guard(removes, store.count_users(company.id), {})) {
+    if (!force) {
+      if (auto why = core::removal_guard(removes, store.count_users(company.id))) {
         throw Failure(
             ErrorCode::conflict,
             "deletion guard: this " + *why + "; nothing was changed (force to remove them)",
