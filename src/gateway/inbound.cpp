@@ -239,6 +239,17 @@ InboundGateway::InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& di
                    "Clean deliveries counted toward discovery", "counter");
   metrics.describe("mailroster_discovered_addresses_total", "Addresses that became discovered",
                    "counter");
+  // Every result from the start, at 0: an alert on deferrals, or a rate, has its series before
+  // the first event (a series that appears with it loses that event to rate()).
+  for (const char* result : {"delivered", "deferred", "rejected", "spam"}) {
+    metrics.add("mailroster_inbound_messages_total", "result=\"" + std::string(result) + "\"", 0);
+  }
+  for (const char* result :
+       {"user", "invalid", "unknown", "relay_denied", "other_destination", "callout_accept",
+        "callout_accept_cached", "callout_reject", "callout_reject_cached", "callout_try_later",
+        "harvest_slowed", "harvest_refused", "too_many"}) {
+    metrics.add("mailroster_inbound_rcpt_total", "result=\"" + std::string(result) + "\"", 0);
+  }
 }
 
 InboundGateway::~InboundGateway() = default;

@@ -166,6 +166,16 @@ class ServiceManager(gw.ServeTestCase):
         self.assertGreaterEqual(len(self.notifications.watchdogs) - first, 4)
 
         self.assertEqual(self.served(ports), {k: der(a[0]) for k in ports})
+        # No mail has gone through yet: the message and RCPT counters are there all the same, at
+        # 0, so that a rate or an alert over them has a series from the start.
+        with urllib.request.urlopen("https://127.0.0.1:%d/metrics" % ports["admin"],
+                                    context=UNVERIFIED, timeout=10) as r:
+            text = r.read().decode()
+        for series in ('mailroster_inbound_messages_total{result="deferred"}',
+                       'mailroster_inbound_messages_total{result="delivered"}',
+                       'mailroster_inbound_rcpt_total{result="callout_try_later"}',
+                       'mailroster_outbound_messages_total{result="sender_denied"}'):
+            self.assertIn("\n%s 0\n" % series, text)
         expiry = self.metrics(ports["admin"])
         for name in ports:
             self.assertEqual(expiry['mailroster_tls_certificate_expiry_timestamp_seconds{listener="%s"}'
