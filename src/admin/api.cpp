@@ -466,9 +466,7 @@ json user_json(const core::User& user, const std::unordered_map<core::Id, core::
 }
 
 json users_json(store::Store& store, const std::vector<core::User>& users) {
-  std::vector<core::Id> ids;
-  for (const auto& u : users) ids.push_back(u.id);
-  const auto last = store.last_mail(ids);
+  const auto last = store.last_mail(users);
   json out = json::array();
   for (const auto& u : users) out.push_back(user_json(u, last));
   return out;

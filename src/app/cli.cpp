@@ -703,9 +703,7 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
     if (ctx.json_output) {  // a page at a time: a million users need not be in memory at once
       bool any = false;
       store::for_each_user_page(ctx.store(), f, 10'000, [&](const std::vector<core::User>& page) {
-        std::vector<core::Id> ids;
-        for (const auto& u : page) ids.push_back(u.id);
-        const auto last = ctx.store().last_mail(ids);
+        const auto last = ctx.store().last_mail(page);
         for (const auto& u : page) {
           ctx.print_json_item(admin::user_json(u, last), !std::exchange(any, true));
         }
@@ -713,9 +711,7 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
       return ctx.print_json_end(any);
     }
     const auto users = ctx.store().list_users(f);
-    std::vector<core::Id> ids;
-    for (const auto& u : users) ids.push_back(u.id);
-    const auto last = ctx.store().last_mail(ids);
+    const auto last = ctx.store().last_mail(users);
     core::write_table(
         ctx.out, {"ADDRESS", "FIRST NAME", "SURNAME", "ROLE", "SOURCE", "LAST MAIL", "COMPANY"},
         users.size(), [&](std::size_t i) -> std::vector<std::string> {

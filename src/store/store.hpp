@@ -270,6 +270,12 @@ class Store {
   virtual void record_mail(const std::vector<Id>& users, core::TimePoint at) = 0;
   // When each of these users last had mail; users with none recorded are not in the answer.
   virtual std::unordered_map<Id, core::TimePoint> last_mail(const std::vector<Id>& users) = 0;
+  std::unordered_map<Id, core::TimePoint> last_mail(const std::vector<core::User>& users) {
+    std::vector<Id> ids;
+    ids.reserve(users.size());
+    for (const auto& u : users) ids.push_back(u.id);
+    return last_mail(ids);
+  }
 
   // Aliases: in a domain of the user's company.
   virtual core::Alias add_alias(Id user_id, const core::Address& address,

@@ -69,6 +69,7 @@ class SqlStore : public Store {
   void remove_user(Id id, const core::Actor& actor) override;
   void record_mail(const std::vector<Id>& users, core::TimePoint at) override;
   std::unordered_map<Id, core::TimePoint> last_mail(const std::vector<Id>& users) override;
+  using Store::last_mail;
 
   core::Alias add_alias(Id user_id, const core::Address& address,
                         const core::Actor& actor) override;
