@@ -101,6 +101,15 @@ cli("discovery", "set", "--company", "acme", "enabled=true");
 
 const serve = spawn(binary, ["--config", config, "serve"], { stdio: ["ignore", "ignore", "pipe"] });
 const serveLog = (pattern) => announced(serve, "stderr", pattern, "serve");
+// What serve logs is kept with the screenshots, and a serve that ends before the test is a failure.
+const serveLogFile = fs.createWriteStream(path.join(artifacts, "serve.log"));
+serve.stderr.on("data", (d) => serveLogFile.write(d));
+let failed = false, stopping = false;
+serve.on("exit", (code, signal) => {
+  if (stopping) return;
+  failed = true;
+  console.log(`FAIL serve ended during the test (exit code ${code}, signal ${signal}): see ${artifacts}/serve.log`);
+});
 const [port, smtpPort] = (await Promise.all([serveLog(/admin HTTP listening on 127\.0\.0\.1:(\d+)/),
   serveLog(/inbound SMTP listening on 127\.0\.0\.1:(\d+)/)])).map(Number);
 const swaksToCatchAll = () => execFileSync("swaks", ["--server", `127.0.0.1:${smtpPort}`,
@@ -111,7 +120,6 @@ const base = `http://127.0.0.1:${port}`;
 const executablePath = execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
 const browser = await chromium.launch({ executablePath, headless: true,
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
-let failed = false;
 const step = async (name, fn) => {
   const t = Date.now();
   try { await fn(); console.log(`ok   ${name} (${Date.now() - t} ms)`); } catch (e) { failed = true; console.log("FAIL " + name + "\n" + e.stack); }
@@ -436,6 +444,8 @@ try {
       cli("invalid", "add", "ops.desk@acme.example", "--reason", "bounced");
       await page.goto(base + "/#/users");
       await page.goto(base + "/#/invalid");
+      // The list drawn again (the one shown before lacks the address the CLI just marked).
+      await page.waitForSelector("td:text-is('ops.desk@acme.example')");
       // Found by a part of the reason (or of the address), then the whole list again.
       await page.fill("input[aria-label='search invalid addresses']", "BOUNCED");
       await page.click("#find-invalid button");
@@ -700,21 +710,49 @@ try {
       cli("sync", "ldap", "remove", "--company", "acme");
     });
     await step("the page asked for last is the one shown, whichever page's data comes last", async () => {
-      // The users' list answers slowly; Import Users is asked for meanwhile.
-      let release;
-      const held = new Promise((r) => { release = r; });
-      await page.route(/\/api\/v1\/companies\/acme\/users\?/, async (r) => { await held; await r.continue(); });
+      // A request held until released, and its answer once it came.
+      const hold = async (pattern) => {
+        let release;
+        const held = new Promise((r) => { release = r; });
+        await page.route(pattern, async (r) => { await held; await r.continue(); });
+        return async () => {
+          // Waited for before it is let go: a response that came first would never be seen.
+          const answered = page.waitForResponse(pattern);
+          release();
+          await answered;
+          await page.waitForTimeout(300);  // the late answer's page has its data: it would draw now
+          await page.unroute(pattern);
+        };
+      };
+      await page.goto(base + "/#/audit");
+      await page.waitForSelector("h1:text-is('Audit')");
+      // The users' list answers slowly; Import Users is asked for meanwhile, shown at once, and
+      // its form filled in.
+      const users = await hold(/\/api\/v1\/companies\/acme\/users\?/);
       await page.goto(base + "/#/users");
       await page.goto(base + "/#/import");
       await page.waitForSelector("h1:has-text('Import Users: CSV')");
-      // Waited for before it is let go: a response that came first would never be seen.
-      const answered = page.waitForResponse(/\/api\/v1\/companies\/acme\/users\?/);
-      release();
-      await answered;
-      await page.waitForTimeout(300);  // the users' view has its data: it would draw now
+      const azure = page.locator("form[data-sync=azure]");
+      await azure.locator("[data-status]:has-text('Last success')").waitFor();
+      await azure.locator("input[name=max_delete_count]").fill("123");
+      await users();
       assert.ok(await page.isVisible("h1:has-text('Import Users: CSV')"), "the Users page was drawn over it");
       assert.equal(await page.locator("h1:text-is('Users')").count(), 0);
-      await page.unroute(/\/api\/v1\/companies\/acme\/users\?/);
+      assert.equal(await azure.locator("input[name=max_delete_count]").inputValue(), "123",
+        "the page was drawn again over what was typed");
+      // A change whose answer comes after the user went to another page: the list it changed
+      // is not drawn over that page.
+      await page.goto(base + "/#/invalid");
+      await page.waitForSelector("h1:text-is('Marked Invalid')");
+      const added = await hold(/\/api\/v1\/companies\/acme\/invalid$/);
+      await page.fill("#add-invalid input[name=address]", "late.answer@acme.example");
+      await page.click("#add-invalid button");
+      await page.goto(base + "/#/settings");
+      await page.waitForSelector("h1:has-text('SMTP Discovery settings')");
+      await added();
+      assert.ok(await page.isVisible("h1:has-text('SMTP Discovery settings')"), "the invalid list was drawn over it");
+      assert.ok(cli("invalid", "list", "--company", "acme").includes("late.answer@acme.example"));
+      cli("invalid", "remove", "late.answer@acme.example");
     });
     await step("check a domain's mail server from the Domains page", async () => {
       await page.goto(base + "/#/domains");
@@ -1116,6 +1154,7 @@ try {
   });
 } finally {
   await browser.close();
+  stopping = true;
   serve.kill("SIGTERM");
   graph.kill("SIGTERM");
   mta.kill("SIGTERM");

@@ -1,7 +1,7 @@
 // mailroster's web UI: the admin API (/api/v1/, see /api/v1/openapi.json) in the browser.
 // No framework and no build step: the server ships these three files.
 "use strict";
-const state = { me: null, csrf: "", company: "", userQuery: { search: "", role: "", source: "", quiet: "", offset: 0 }, pages: {} };
+const state = { me: null, csrf: "", company: "", turn: 0, userQuery: { search: "", role: "", source: "", quiet: "", offset: 0 }, pages: {} };
 const PAGE = 100;  // users per page; companies have many thousands
 const $ = (sel, root = document) => root.querySelector(sel);
 const main = () => $("#main");
@@ -59,7 +59,7 @@ function wireSearch(form, key, list, view) {
     ev.preventDefault();
     state[key] = new FormData(ev.target).get("search").trim();
     state.pages[list] = 0;
-    view();
+    draw(view);
   };
 }
 
@@ -75,8 +75,8 @@ function pagerHtml(name, data) {
 }
 function wirePager(name, data, view) {
   const at = (which) => main().querySelector(`[data-pager="${name}"] [data-page="${which}"]`);
-  at("previous").onclick = () => { state.pages[name] = Math.max(0, data.offset - PAGE); view(); };
-  at("next").onclick = () => { state.pages[name] = data.next_offset; view(); };
+  at("previous").onclick = () => { state.pages[name] = Math.max(0, data.offset - PAGE); draw(view); };
+  at("next").onclick = () => { state.pages[name] = data.next_offset; draw(view); };
 }
 
 // Asks again before something that cannot be undone: box shows the question (HTML) with
@@ -103,15 +103,15 @@ function table(headers, rows) {
   }</tbody></table>`;
 }
 
-async function login() {
-  main().innerHTML = `<section><h1>Log in</h1><form id="login">
+async function login(paint) {
+  paint(`<section><h1>Log in</h1><form id="login">
     <div class="row"><label>Email <input name="email" type="email" autocomplete="username" required></label></div>
     <div class="row"><label>Password <input name="password" type="password" autocomplete="current-password" required></label></div>
     <button>Log in</button> <span class="error" id="login-error"></span></form>
     <p><a href="#" id="forgot">Forgot your password?</a></p>
     <form id="forgot-form" hidden><p>We mail a link that sets a new password to your login's address.</p>
       <div class="row"><label>Email <input name="email" type="email" autocomplete="username" required></label>
-      <button>Mail me a link</button></div><span id="forgot-answer"></span></form></section>`;
+      <button>Mail me a link</button></div><span id="forgot-answer"></span></form></section>`);
   $("#login").onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
@@ -142,12 +142,12 @@ async function login() {
 }
 
 // #/reset/TOKEN, the mailed link: a new password, then the login form.
-function resetView(token) {
-  main().innerHTML = `<section><h1>Choose a password</h1><form id="reset">
+function resetView(paint, token) {
+  paint(`<section><h1>Choose a password</h1><form id="reset">
     <div class="row"><label>New password <input name="password" type="password" autocomplete="new-password"
       placeholder="10+ characters" required></label></div>
     <div class="row"><label>Again <input name="again" type="password" autocomplete="new-password" required></label></div>
-    <button>Set password</button> <span class="error" id="reset-error"></span></form></section>`;
+    <button>Set password</button> <span class="error" id="reset-error"></span></form></section>`);
   $("#reset").onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
@@ -183,7 +183,7 @@ const QUIET_DAYS = [30, 90, 180, 365];
 
 // The company's users a page at a time, found by address or name, by role, by source and by
 // how long they have had no mail.
-async function usersView() {
+async function usersView(paint) {
   const q = state.userQuery;
   const data = await api("GET", co() + `/users?limit=${PAGE}&offset=${q.offset}` +
     `&search=${encodeURIComponent(q.search)}` + (q.role ? `&role=${q.role}` : "") +
@@ -193,7 +193,7 @@ async function usersView() {
       (filtered ? ` of ${num(data.matching)} matching (${num(data.company_users)} users)`
         : ` of ${num(data.company_users)}`)
     : (filtered ? "no user matches" : "no users");
-  main().innerHTML = `<section><h1>Users</h1>
+  paint(`<section><h1>Users</h1>
     <form id="add-user" class="row"><input name="address" placeholder="address" required>
     <input name="first_name" placeholder="first name"><input name="surname" placeholder="surname">
     <select name="role" aria-label="new user's role">${roleOptions("end_user")}</select>
@@ -222,18 +222,18 @@ async function usersView() {
       <button id="apply-users">Apply</button><span id="users-confirm" class="row"></span></div>` : ""}
     <div class="row"><button id="previous-page" class="secondary"${q.offset ? "" : " disabled"}>Previous</button>
       <span id="page-info">${shown}</span>
-      <button id="next-page" class="secondary"${data.next_offset === undefined ? " disabled" : ""}>Next</button></div></section>`;
+      <button id="next-page" class="secondary"${data.next_offset === undefined ? " disabled" : ""}>Next</button></div></section>`);
   $("#add-user").onsubmit = async (ev) => {
     ev.preventDefault();
     const f = Object.fromEntries(new FormData(ev.target));
-    try { await api("POST", co() + "/users", f); say("user added"); usersView(); } catch (e) { say(e.message, false); }
+    try { await api("POST", co() + "/users", f); say("user added"); draw(usersView); } catch (e) { say(e.message, false); }
   };
   $("#find-users").onsubmit = (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target);
     state.userQuery = { search: f.get("search").trim(), role: f.get("role"), source: f.get("source"),
       quiet: f.get("quiet"), offset: 0 };
-    usersView();
+    draw(usersView);
   };
   wireSelectAll("input[data-user-address]");
   // Several users at once (all or nothing): a role for all of them, or their removal, asked twice.
@@ -250,7 +250,7 @@ async function usersView() {
       try {
         await api("POST", co() + "/users/actions", { actions, force });
         say(`${num(actions.length)} user(s) ${choice === "remove" ? "removed" : "changed"}`);
-        usersView();
+        draw(usersView);
       } catch (e) {
         // The deletion guard: a third question, naming how many of how many go.
         if (e.status === 409 && e.field === "force") {
@@ -264,16 +264,16 @@ async function usersView() {
     confirmIn(box, `Remove ${num(chosen.length)} user(s) and their aliases? This cannot be undone.`,
       "Yes, remove", () => go(), cancel);
   };
-  $("#previous-page").onclick = () => { q.offset = Math.max(0, q.offset - PAGE); usersView(); };
-  $("#next-page").onclick = () => { q.offset = data.next_offset; usersView(); };
+  $("#previous-page").onclick = () => { q.offset = Math.max(0, q.offset - PAGE); draw(usersView); };
+  $("#next-page").onclick = () => { q.offset = data.next_offset; draw(usersView); };
 }
 
 // One user: names and role to change, aliases to add and remove, and the user to remove
 // (asked twice: it takes the aliases with it).
-async function userView(id) {
+async function userView(paint, id = location.hash.match(/^#\/user\/(\d+)/)?.[1]) {
   const u = await api("GET", "/users/" + id);
   const synced = u.source === "ldap" || u.source === "azure";
-  main().innerHTML = `<section><h1>${esc(u.address)}</h1>
+  paint(`<section><h1>${esc(u.address)}</h1>
     <p>Source: ${esc(sourceName(u.source))}${u.source_id ? ` (${esc(u.source_id)})` : ""}; since ${esc(utc(u.created_at))};
     last mail ${u.last_mail_at ? esc(utc(u.last_mail_at)) : "none yet"}.
     ${synced ? `The directory sync keeps its names and role: a change here lasts until the next sync.` : ""}</p>
@@ -289,7 +289,7 @@ async function userView(id) {
     <form id="add-alias" class="row"><input name="address" placeholder="alias address"
       aria-label="new alias" required><button>Add alias</button></form></section>
     <section><h2>Remove</h2><div class="row" id="remove-row">
-      <button class="secondary" id="remove-user">Remove this user</button></div></section>`;
+      <button class="secondary" id="remove-user">Remove this user</button></div></section>`);
   $("#user-edit").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("PATCH", "/users/" + id, Object.fromEntries(new FormData(ev.target))); say("saved"); }
@@ -297,11 +297,11 @@ async function userView(id) {
   };
   $("#add-alias").onsubmit = async (ev) => {
     ev.preventDefault();
-    try { await api("POST", `/users/${id}/aliases`, Object.fromEntries(new FormData(ev.target))); say("alias added"); userView(id); }
+    try { await api("POST", `/users/${id}/aliases`, Object.fromEntries(new FormData(ev.target))); say("alias added"); draw(userView); }
     catch (e) { say(e.message, false); }
   };
   main().querySelectorAll("[data-unalias]").forEach((b) => (b.onclick = async () => {
-    try { await api("DELETE", `/users/${id}/aliases/` + encodeURIComponent(b.dataset.unalias)); say("alias removed"); userView(id); }
+    try { await api("DELETE", `/users/${id}/aliases/` + encodeURIComponent(b.dataset.unalias)); say("alias removed"); draw(userView); }
     catch (e) { say(e.message, false); }
   }));
   $("#remove-user").onclick = () => {
@@ -311,11 +311,11 @@ async function userView(id) {
     async () => {
       try { await api("DELETE", "/users/" + id); say("user removed"); location.hash = "#/users"; }
       catch (e) { say(e.message, false); }
-    }, () => userView(id));
+    }, () => draw(userView));
   };
 }
 
-async function discoveryView() {
+async function discoveryView(paint) {
   // Found by a part of the address ("@old.example"), or all of them.
   const search = state.discoveredSearch || "";
   const disc = await pageOf("discovered", co() + "/discovered", search ? `search=${encodeURIComponent(search)}` : "");
@@ -323,7 +323,7 @@ async function discoveryView() {
   const catchAll = (await api("GET", "/verify/catch-all").catch(() => ({ items: [] })))
     .items.filter((d) => d.company === state.company);
   const status = await api("GET", co() + "/discovery-status");
-  main().innerHTML = `<section><h1>SMTP Discovery</h1>
+  paint(`<section><h1>SMTP Discovery</h1>
     <p>Addresses that received clean mail but are not users yet. Select some, then an action.</p>
     ${discoveryOffNotice(status)}
     <form id="find-discovered" class="row" role="search"><input name="search" type="search"
@@ -352,7 +352,7 @@ async function discoveryView() {
       <label>Or Add as Alias <input id="alias-of" list="user-list" placeholder="user address"></label>
       <datalist id="user-list"></datalist>
       <button id="apply">Apply</button>
-    </div></section>`;
+    </div></section>`);
   wirePager("discovered", disc, discoveryView);
   wireSelectAll("input[data-address]");
   wireSearch("#find-discovered", "discoveredSearch", "discovered", discoveryView);
@@ -383,18 +383,18 @@ async function discoveryView() {
     try {
       await api("POST", co() + "/discovered/actions", { actions });
       say(`${actions.length} address(es) handled`);
-      discoveryView();
+      draw(discoveryView);
     } catch (e) { say(e.message, false); }
   };
 }
 
-async function invalidView() {
+async function invalidView(paint) {
   // Found by a part of the address or of the reason ("not handled": expiry's), or all of them.
   const search = state.invalidSearch || "";
   const data = await pageOf("invalid", co() + "/invalid", search ? `search=${encodeURIComponent(search)}` : "");
   // A user made here gets the role discovery gives new users, unless another is chosen.
   const settings = await api("GET", co() + "/discovery-settings").catch(() => ({}));
-  main().innerHTML = `<section><h1>Marked Invalid</h1><p>Mail to these addresses is rejected.
+  paint(`<section><h1>Marked Invalid</h1><p>Mail to these addresses is rejected.
     Creating a user for one fixes it.</p>
     <form id="add-invalid" class="row"><input name="address" placeholder="address" required>
     <input name="reason" placeholder="reason"><button>Mark invalid</button></form>
@@ -404,12 +404,12 @@ async function invalidView() {
     ${table(["Address", "Reason", "Since", ""], data.items.map((i) => [esc(i.address), esc(i.reason),
       esc(utc(i.created_at)), `<button data-user="${esc(i.address)}">Create user</button>
       <button class="secondary" data-forget="${esc(i.address)}">Remove</button>`]))}
-    ${pagerHtml("invalid", data)}</section>`;
+    ${pagerHtml("invalid", data)}</section>`);
   wirePager("invalid", data, invalidView);
   wireSearch("#find-invalid", "invalidSearch", "invalid", invalidView);
   $("#add-invalid").onsubmit = async (ev) => {
     ev.preventDefault();
-    try { await api("POST", co() + "/invalid", Object.fromEntries(new FormData(ev.target))); invalidView(); }
+    try { await api("POST", co() + "/invalid", Object.fromEntries(new FormData(ev.target))); draw(invalidView); }
     catch (e) { say(e.message, false); }
   };
   // Create user: the account's names and role, on a line under the address, then Create.
@@ -433,12 +433,12 @@ async function invalidView() {
         await api("POST", co() + "/invalid/" + encodeURIComponent(address) + "/user",
           Object.fromEntries(new FormData(form)));
         say(`user ${address} created`);
-        invalidView();
+        draw(invalidView);
       } catch (e) { say(e.message, false); }
     };
   }));
   main().querySelectorAll("[data-forget]").forEach((b) => (b.onclick = async () => {
-    try { await api("DELETE", co() + "/invalid/" + encodeURIComponent(b.dataset.forget)); invalidView(); }
+    try { await api("DELETE", co() + "/invalid/" + encodeURIComponent(b.dataset.forget)); draw(invalidView); }
     catch (e) { say(e.message, false); }
   }));
 }
@@ -468,7 +468,7 @@ const DISCOVERY_SETTINGS = [
   ["report_include_admin", "Include admin contact in the report", "the report goes to the tech contact, and then to the admin contact too"],
 ];
 
-async function settingsView() {
+async function settingsView(paint) {
   const [s, status] = await Promise.all([api("GET", co() + "/discovery-settings"),
     api("GET", co() + "/discovery-status")]);
   const help = (text) => text ? `<small class="muted">${esc(text)}</small>` : "";
@@ -486,13 +486,13 @@ async function settingsView() {
   // Settings this page does not know yet (a newer server) are shown by their names.
   const known = new Set(DISCOVERY_SETTINGS.map(([k]) => k));
   const rest = Object.keys(s).filter((k) => !known.has(k)).map((k) => [k, k.replaceAll("_", " "), ""]);
-  main().innerHTML = `<section><h1>SMTP Discovery settings</h1>${discoveryOffNotice(status)}<form id="settings">
+  paint(`<section><h1>SMTP Discovery settings</h1>${discoveryOffNotice(status)}<form id="settings">
     ${[...DISCOVERY_SETTINGS.filter(([k]) => k in s), ...rest].map(field).join("")}
     <p class="muted">Reports are sent on Thursdays.</p>
     <button>Save</button></form></section>
     <section><h2>Thursday's report</h2><p>What the company's contacts will receive next.</p>
     <button id="preview-report" class="secondary">Preview the next report</button>
-    <p id="report-to"></p><pre id="report-preview"></pre></section>`;
+    <p id="report-to"></p><pre id="report-preview"></pre></section>`);
   $("#preview-report").onclick = async () => {
     try {
       const r = await api("GET", co() + "/report");
@@ -637,8 +637,8 @@ function syncStatusText(st) {
   return lines;
 }
 
-async function importView() {
-  main().innerHTML = `<section><h1>Import Users: CSV</h1>
+async function importView(paint) {
+  paint(`<section><h1>Import Users: CSV</h1>
     <p>Columns: email (required), first_name, surname, role, type, aliases (separated by ;);
       separated by commas, or by semicolons or tabs as spreadsheets save them; UTF-8.
       Users → Export CSV writes the company's users in this format: edit that file and import it
@@ -660,7 +660,7 @@ async function importView() {
       <div class="row"><button>Save</button><button type="button" class="secondary" data-test>Test</button>
         <button type="button" class="secondary" data-search>Search Now</button>
         <button type="button" data-run hidden>Sync</button></div><div class="row" data-confirm></div>
-      <div data-status class="muted"></div><div data-result></div></form></section>`).join("")}`;
+      <div data-status class="muted"></div><div data-result></div></form></section>`).join("")}`);
   $("#preview").onclick = async () => {
     const file = $("#csv").files[0];
     if (!file) return say("choose a CSV file", false);
@@ -761,7 +761,7 @@ const AUDIT_ACTIONS = ["user.add", "user.update", "user.remove", "alias.add", "a
   "sync.configure", "sync.remove", "domain.add", "domain.update", "domain.remove", "company.add",
   "company.update", "login.add", "login.password", "login.remove"];
 
-async function auditView() {
+async function auditView(paint) {
   // "What happened to this address?": the events about it only, when one is asked for; and
   // the events of one action ("who removed users?").
   const about = state.auditObject || "", action = state.auditAction || "";
@@ -769,7 +769,7 @@ async function auditView() {
   if (about) query.set("object", about);
   if (action) query.set("action", action);
   const data = await pageOf("audit", co() + "/audit", query.toString());
-  main().innerHTML = `<section><h1>Audit</h1>
+  paint(`<section><h1>Audit</h1>
     <form id="find-audit" class="row" role="search"><input name="object" type="search"
       placeholder="address" aria-label="events about" value="${esc(about)}">
       <select name="action" aria-label="action"><option value="">every action</option>${
@@ -778,7 +778,7 @@ async function auditView() {
     ${table(["When", "Who", "What", "Object", "Change"],
     data.items.map((e) => [esc(utc(e.at)), esc(e.actor), esc(e.action), esc(e.object),
       `<span class="change">${esc(e.change)}</span>`]))}
-    ${pagerHtml("audit", data)}</section>`;
+    ${pagerHtml("audit", data)}</section>`);
   wirePager("audit", data, auditView);
   $("#find-audit").onsubmit = (ev) => {
     ev.preventDefault();
@@ -786,13 +786,13 @@ async function auditView() {
     state.auditObject = f.get("object").trim();
     state.auditAction = f.get("action");
     state.pages.audit = 0;
-    auditView();
+    draw(auditView);
   };
 }
 
 // "What happened to the mail for bob?": each recipient the gateway refused and each message's
 // outcome, newest first; found by a part of an address, and by result.
-async function mailLogView() {
+async function mailLogView(paint) {
   const find = state.mailLog || { address: "", result: "", every: false };
   const operator = state.me.role === "operator";
   const every = operator && find.every;  // operators: every company's at once
@@ -803,7 +803,7 @@ async function mailLogView() {
   const results = ["delivered", "deferred", "rejected", "spam"];
   const headers = ["When", ...(every ? ["Company"] : []), "Direction", "From", "To", "Result",
     "Reply", "Server"];
-  main().innerHTML = `<section><h1>Mail log</h1>
+  paint(`<section><h1>Mail log</h1>
     <form id="find-mail" class="row" role="search"><input name="address" type="search"
       placeholder="address or part of one" aria-label="mail from or to" value="${esc(find.address)}">
       <select name="result" aria-label="result"><option value="">any result</option>${
@@ -815,7 +815,7 @@ async function mailLogView() {
       esc(e.direction), esc(e.sender || "<>"), esc(e.recipient),
       `<span class="result-${esc(e.result)}">${esc(e.result)}</span>`,
       esc(`${e.code} ${e.reply}`), esc(e.server)]))}</div>
-    ${pagerHtml("mail-log", data)}</section>`;
+    ${pagerHtml("mail-log", data)}</section>`);
   wirePager("mail-log", data, mailLogView);
   $("#find-mail").onsubmit = (ev) => {
     ev.preventDefault();
@@ -823,7 +823,7 @@ async function mailLogView() {
     state.mailLog = { address: form.get("address").trim(), result: form.get("result"),
       every: form.get("every") === "on" };
     state.pages["mail-log"] = 0;
-    mailLogView();
+    draw(mailLogView);
   };
 }
 
@@ -857,11 +857,11 @@ async function showUsage(box, path, month = new Date().toISOString().slice(0, 7)
   };
 }
 
-async function companyView() {
+async function companyView(paint) {
   const operator = state.me.role === "operator";
   const [c, logins, users, domains] = await Promise.all([api("GET", co()), api("GET", co() + "/logins"),
     operator ? api("GET", co() + "/users?limit=1") : null, operator ? api("GET", co() + "/domains") : null]);
-  main().innerHTML = `<section><h1>Company ${esc(c.name)}</h1>
+  paint(`<section><h1>Company ${esc(c.name)}</h1>
     <form id="contacts"><p>Thursday's SMTP Discovery report goes to the technical contact, and to
       the administrative contact when the discovery settings say so.</p>
       <div class="row"><label>Technical contact <input name="tech_contact" value="${esc(c.tech_contact)}"></label></div>
@@ -892,7 +892,7 @@ async function companyView() {
       be undone: type the company's name to remove it.</p>
       <form id="remove-company-form" class="row"><input name="name" autocomplete="off"
         aria-label="name of the company to remove" placeholder="${esc(c.name)}">
-        <button class="danger" disabled>Remove company</button></form></section>` : ""}`;
+        <button class="danger" disabled>Remove company</button></form></section>` : ""}`);
   $("#contacts").onsubmit = async (ev) => {
     ev.preventDefault();
     try { await api("PATCH", co(), Object.fromEntries(new FormData(ev.target))); say("contacts saved"); }
@@ -905,11 +905,11 @@ async function companyView() {
     try {
       const added = await api("POST", co() + "/logins", body);
       say(added.invited ? `login added: ${added.email} was mailed a link to choose a password` : "login added");
-      companyView();
+      draw(companyView);
     } catch (e) { say(e.message, false); }
   };
   main().querySelectorAll("[data-unlogin]").forEach((b) => (b.onclick = async () => {
-    try { await api("DELETE", co() + "/logins/" + encodeURIComponent(b.dataset.unlogin)); say("login removed"); companyView(); }
+    try { await api("DELETE", co() + "/logins/" + encodeURIComponent(b.dataset.unlogin)); say("login removed"); draw(companyView); }
     catch (e) { say(e.message, false); }
   }));
   // Once the forms above are wired (a click on them must not wait for it).
@@ -918,7 +918,7 @@ async function companyView() {
   $("#networks").onsubmit = async (ev) => {
     ev.preventDefault();
     const networks = new FormData(ev.target).get("networks").split(/[\s,]+/).filter(Boolean);
-    try { await api("PATCH", co(), { relay_networks: networks }); say("relay networks saved"); companyView(); }
+    try { await api("PATCH", co(), { relay_networks: networks }); say("relay networks saved"); draw(companyView); }
     catch (e) { say(e.message, false); }
   };
   // Removal: only once the company's name is typed, as it cannot be undone.
@@ -950,10 +950,10 @@ async function companyView() {
 // does (the CLI's `domain check`); Ask again forgets the callout answers kept for the domain
 // (`verify flush --domain`, on every node), after mailboxes were made or removed there.
 // Operators add domains and change destinations.
-async function domainsView() {
+async function domainsView(paint) {
   const data = await api("GET", co() + "/domains");
   const operator = state.me.role === "operator";
-  main().innerHTML = `<section><h1>Domains</h1>
+  paint(`<section><h1>Domains</h1>
     <p>Mail for these domains is accepted and relayed to their mail server. Check tries the
     server as the gateway would: it connects, greets, and asks for a random address. The gateway
     keeps the server's answer for each address (for days when it was yes): after making or removing
@@ -967,7 +967,7 @@ async function domainsView() {
         ? `<button class="secondary" data-unroute="${esc(d.name)}">Remove</button>` : ""}</span>`]))}
     ${operator ? `<form id="add-domain" class="row"><input name="name" placeholder="domain" required>
       <input name="destination" placeholder="host:port, next:port" required><button>Add domain</button></form>` : ""}
-    </section><section id="domain-check" hidden></section>`;
+    </section><section id="domain-check" hidden></section>`);
   main().querySelectorAll("[data-check]").forEach((b) => (b.onclick = async () => {
     const box = $("#domain-check");
     box.hidden = false;
@@ -988,9 +988,9 @@ async function domainsView() {
     const name = b.dataset.unroute;
     const row = main().querySelector(`[data-domain-actions="${CSS.escape(name)}"]`);
     confirmIn(row, `Remove ${esc(name)}? Its mail is refused from then on.`, "Yes, remove", async () => {
-      try { await api("DELETE", co() + "/domains/" + encodeURIComponent(name)); say("domain " + name + " removed"); domainsView(); }
-      catch (e) { say(e.message, false); domainsView(); }
-    }, () => domainsView());
+      try { await api("DELETE", co() + "/domains/" + encodeURIComponent(name)); say("domain " + name + " removed"); draw(domainsView); }
+      catch (e) { say(e.message, false); draw(domainsView); }
+    }, () => draw(domainsView));
   }));
   main().querySelectorAll("[data-destination]").forEach((f) => (f.onsubmit = async (ev) => {
     ev.preventDefault();
@@ -1002,7 +1002,7 @@ async function domainsView() {
   if (operator) {
     $("#add-domain").onsubmit = async (ev) => {
       ev.preventDefault();
-      try { await api("POST", co() + "/domains", Object.fromEntries(new FormData(ev.target))); domainsView(); }
+      try { await api("POST", co() + "/domains", Object.fromEntries(new FormData(ev.target))); draw(domainsView); }
       catch (e) { say(e.message, false); }
     };
   }
@@ -1055,11 +1055,11 @@ function wirePassword() {
 // Operators: the serve processes on this database (as `mailroster node list`), the mail servers
 // failing now (this node's relay: tried after the others for [relay] server_retry), and the
 // domains of every company whose mail server takes any address (as `mailroster verify catch-all`).
-async function gatewayView() {
+async function gatewayView(paint) {
   const [nodes, failing, catchAll, syncs] = await Promise.all([api("GET", "/nodes"), api("GET", "/relay/failing"),
     api("GET", "/verify/catch-all"), api("GET", "/syncs")]);
   const when = (t) => esc(utc(t));
-  main().innerHTML = `<section><h1>Gateway</h1>
+  paint(`<section><h1>Gateway</h1>
     <p>The serve processes sharing this database. Each says it is alive every scheduler tick; one
     at a time runs directory syncs, expiry and the Thursday reports.</p>
     ${table(["Node", "Version", "Serving", "Started", "State"], nodes.items.map((n) => [
@@ -1090,23 +1090,23 @@ async function gatewayView() {
         y.failing ? `<span class="error" data-sync-failing>the last attempt (${when(y.last_attempt)}) failed: ${esc(y.last_error)}</span>`
           : `<span class="ok">ok</span>`]))
       : "<p data-no-syncs>No company has one.</p>"}</section>
-    <section id="usage"></section>`;
+    <section id="usage"></section>`);
   await showUsage($("#usage"), "/usage");
 }
 
-async function passwordView() {
-  main().innerHTML = `<section><h1>${esc(state.me.email)}</h1><p>${esc(loginRoleName(state.me.role))}</p></section>${passwordHtml}`;
+async function passwordView(paint) {
+  paint(`<section><h1>${esc(state.me.email)}</h1><p>${esc(loginRoleName(state.me.role))}</p></section>${passwordHtml}`);
   wirePassword();
 }
 
 // An end user: its own account and aliases, and its names to change.
-async function accountView() {
+async function accountView(paint) {
   const u = await api("GET", "/users/" + state.me.user_id);
-  main().innerHTML = `<section><h1>My account</h1><p>${esc(u.address)} (${esc(roleName(u.role))})</p>
+  paint(`<section><h1>My account</h1><p>${esc(u.address)} (${esc(roleName(u.role))})</p>
     <form id="names" class="row"><label>First name <input name="first_name" value="${esc(u.first_name)}"></label>
     <label>Surname <input name="surname" value="${esc(u.surname)}"></label><button>Save</button></form>
     <h2>Aliases</h2><ul id="aliases">${u.aliases.map((a) => `<li>${esc(a.address)}</li>`).join("") || "<li>none</li>"}</ul></section>
-    ${passwordHtml}`;
+    ${passwordHtml}`);
   wirePassword();
   $("#names").onsubmit = async (ev) => {
     ev.preventDefault();
@@ -1119,22 +1119,34 @@ const views = { users: usersView, discovery: discoveryView, invalid: invalidView
   settings: settingsView, import: importView, audit: auditView, domains: domainsView,
   company: companyView, password: passwordView, gateway: gatewayView, "mail-log": mailLogView };
 
-async function route() {
-  let turn = (state.turn = (state.turn || 0) + 1);
-  await show();
-  // Another page was asked for while this one loaded: this one may have been drawn over it
-  // (its data came last), so the page asked for last is drawn again.
-  while (turn !== state.turn) {
-    turn = state.turn;
-    await show();
+// Draws a page: fn is show (the page the address names) or a view drawn again (a new search,
+// another page of its list, after a change), called with the paint that puts its HTML in place.
+// Only the draw asked for last paints: an older one whose data comes later (the user went on)
+// stops at paint, and never draws over the page shown or a form being filled in.
+async function draw(fn) {
+  // A view drawn again after a change its page made: not once the user has gone to another page.
+  if (fn !== show && fn !== viewAt()) return;
+  const turn = (state.turn += 1);
+  const paint = (html) => {
+    if (turn !== state.turn) throw new Stale();
+    main().innerHTML = html;
+  };
+  try { await fn(paint); } catch (e) {
+    if (e instanceof Stale || turn !== state.turn) return;
+    if (e.status === 401) { state.me = null; return login(paint); }
+    paint(`<section class="error">${esc(e.message)}</section>`);
   }
 }
+const route = () => draw(show);
 
-async function show() {
+// What paint throws for a draw that is no longer the last one asked for.
+class Stale extends Error {}
+
+async function show(paint) {
   const reset = location.hash.match(/^#\/reset\/([\w-]+)$/);
-  if (reset) return resetView(reset[1]);
-  if (!state.me) return login();
-  if (state.me.role === "end_user") return accountView().catch((e) => say(e.message, false));
+  if (reset) return resetView(paint, reset[1]);
+  if (!state.me) return login(paint);
+  if (state.me.role === "end_user") return accountView(paint);
   // "#/mail-log?address=bob@acme.example": a page, and what it is to show.
   const [name, query] = (location.hash.replace("#/", "") || "users").split("?");
   const params = new URLSearchParams(query || "");
@@ -1142,13 +1154,16 @@ async function show() {
     state.mailLog = { address: params.get("address"), result: params.get("result") || "", every: false };
     state.pages["mail-log"] = 0;
   }
-  const user = name.match(/^user\/(\d+)$/);  // #/user/ID: one user, under Users
+  const view = viewAt();
   document.querySelectorAll("#nav a").forEach((a) =>
-    a.classList.toggle("active", a.hash === "#/" + (user ? "users" : name)));
-  try { await (user ? userView(user[1]) : (views[name] || usersView)()); } catch (e) {
-    if (e.status === 401) { state.me = null; return login(); }
-    main().innerHTML = `<section class="error">${esc(e.message)}</section>`;
-  }
+    a.classList.toggle("active", a.hash === "#/" + (view === userView ? "users" : name)));
+  await view(paint);
+}
+
+// The view of the page the address names (#/user/ID: one user, under Users).
+function viewAt() {
+  const name = (location.hash.replace("#/", "") || "users").split("?")[0];
+  return /^user\/\d+$/.test(name) ? userView : views[name] || usersView;
 }
 
 // An operator turns to another company: the lists start again at their first page.
