@@ -178,6 +178,32 @@ TEST_P(Reports, TheReportSaysHowManyUsersAreLicensedNowAndBefore) {
   EXPECT_EQ(text.find("Licensed users"), std::string::npos) << text;
 }
 
+// Of the licensed users, the report counts those with no clean mail for 90 days when the week
+// ended: a user whose last mail is older, and one that never had any and was created before;
+// not one with recent mail, nor one too new to say.
+TEST_P(Reports, TheReportCountsTheUsersWithNoMailFor90Days) {
+  const auto week_end = core::TimePoint{floor<days>(kThursday)};
+  clock.set(week_end - days{200});
+  store->add_user({addr("never@acme.example")}, admin);
+  const auto long_ago = store->add_user({addr("long.ago@acme.example")}, admin);
+  const auto lately = store->add_user({addr("lately@acme.example")}, admin);
+  store->record_mail({long_ago.id}, week_end - days{91});
+  store->record_mail({lately.id}, week_end - days{89});
+  clock.set(week_end - days{89});
+  store->add_user({addr("new@acme.example")}, admin);
+  clock.set(kThursday);
+  auto text = render_text(build_report(*store, acme, kThursday));
+  EXPECT_NE(text.find("Licensed users: 4 now\n  of which 2 had no mail for 90 days "),
+            std::string::npos)
+      << text;
+  store->record_mail({long_ago.id}, week_end - days{1});
+  text = render_text(build_report(*store, acme, kThursday));
+  EXPECT_NE(text.find("  of which 1 had no mail for 90 days "), std::string::npos) << text;
+  store->record_mail({store->find_user(addr("never@acme.example"))->id}, week_end);
+  text = render_text(build_report(*store, acme, kThursday));
+  EXPECT_EQ(text.find("no mail for"), std::string::npos) << text;  // none: no line
+}
+
 // The company's directory syncs: each with its schedule and last success; one whose last
 // attempt failed is told, even in a week with nothing else to tell.
 TEST_P(Reports, AFailingDirectorySyncIsToldEvenInAQuietWeek) {

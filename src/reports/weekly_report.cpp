@@ -31,6 +31,8 @@ WeeklyReport build_report(store::Store& store, const core::Company& company, cor
     first.limit = WeeklyReport::kListed;
     r.new_users = store.list_users(first);
     r.users_now = static_cast<std::int64_t>(store.count_users(company.id));
+    r.users_quiet = static_cast<std::int64_t>(store.count_matching_users(
+        {.company_id = company.id, .no_mail_since = r.until - WeeklyReport::kQuietDays}));
     const auto eve = core::format_day(r.from - days{1});
     if (const auto counted = store.license_usage({company.id, eve, eve}); !counted.empty()) {
       r.users_before = counted.back().users;
@@ -104,7 +106,14 @@ std::string render_text(const WeeklyReport& r) {
     out +=
         "Licensed users: " + std::to_string(r.users_now) + " now" +
         (r.users_before ? " (" + std::to_string(*r.users_before) + " when the week began)" : "") +
-        "\n\n";
+        "\n";
+    if (r.users_quiet) {
+      out += "  of which " + std::to_string(r.users_quiet) + " had no mail for " +
+             std::to_string(WeeklyReport::kQuietDays.count()) +
+             " days (the Users page finds them: no mail for " +
+             std::to_string(WeeklyReport::kQuietDays.count()) + " days)\n";
+    }
+    out += "\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& u : r.new_users) {
       rows.push_back({u.address.str(), u.first_name, u.surname,

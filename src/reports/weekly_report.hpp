@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,10 @@ struct WeeklyReport {
   // began (Store::license_usage), when there was one.
   std::int64_t users_now = 0;
   std::optional<std::int64_t> users_before;
+  // Of the licensed users, those with no clean mail for kQuietDays when the week ended (a user
+  // that never had any: since it was created): paid for, but perhaps gone.
+  static constexpr std::chrono::days kQuietDays{90};
+  std::int64_t users_quiet = 0;
 
   // The company's directory syncs with their schedules and last outcomes. One whose last
   // attempt failed is worth a report even in a week with nothing else to tell: until someone
