@@ -6,9 +6,18 @@
 
 namespace mailroster::admin {
 
-void Metrics::describe(const std::string& name, const std::string& help, const std::string& type) {
+void Metrics::describe(const std::string& name, const std::string& help, const std::string& type,
+                       const std::vector<std::string>& from_start) {
   std::lock_guard lock(mutex_);
   families_[name] = {help, type};
+  for (const auto& labels : from_start) counters_[name][labels] += 0;
+}
+
+std::vector<std::string> Metrics::each(std::string_view key,
+                                       std::initializer_list<std::string_view> values) {
+  std::vector<std::string> sets;
+  for (const auto v : values) sets.push_back(fmt::format("{}=\"{}\"", key, v));
+  return sets;
 }
 
 void Metrics::add(const std::string& name, const std::string& labels, std::uint64_t n) {
@@ -59,6 +68,10 @@ std::string Metrics::render() const {
   for (const auto& [name, series] : gauges_) {
     header(name, "gauge");
     for (const auto& [labels, read] : series) sample(name, labels, read());
+  }
+  // A family with no series yet (one per company with no company): said all the same.
+  for (const auto& [name, family] : families_) {
+    if (!counters_.contains(name) && !gauges_.contains(name)) header(name, "");
   }
   return out.str();
 }

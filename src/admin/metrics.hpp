@@ -4,17 +4,26 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace mailroster::admin {
 
 class Metrics {
  public:
-  // Declares a metric family once: name, help text, "counter" or "gauge".
-  void describe(const std::string& name, const std::string& help, const std::string& type);
+  // Declares a metric family once: name, help text, "counter" or "gauge". A counter's series
+  // in `from_start` (label sets as add() takes them; "" the one without labels) are shown at 0
+  // until their first event, so that a rate or an alert over them has its series from the
+  // start (a series that appears with its first event loses that event to rate()).
+  void describe(const std::string& name, const std::string& help, const std::string& type,
+                const std::vector<std::string>& from_start = {});
+  // The label sets key="value" for each value: from_start's for a family with one label.
+  static std::vector<std::string> each(std::string_view key,
+                                       std::initializer_list<std::string_view> values);
   // Adds n to the counter name{labels}; labels as Prometheus writes them: result="accept".
   void add(const std::string& name, const std::string& labels = {}, std::uint64_t n = 1);
   // A gauge read at scrape time; with labels, one series of the family name.

@@ -39,5 +39,25 @@ TEST(Metrics, SetGaugesReplaceTheFamilysSeries) {
   EXPECT_EQ(m.render(), "# TYPE t_users gauge\nt_users{company=\"acme\"} 4\n");
 }
 
+// A counter's series named when it is described are there at 0 before their first event; a
+// family with no series yet is named all the same.
+TEST(Metrics, CountersStartAtZeroAndEmptyFamiliesAreNamed) {
+  Metrics m;
+  m.describe("t_runs_total", "Runs", "counter", {""});
+  m.describe("t_messages_total", "Messages", "counter", Metrics::each("result", {"ok", "failed"}));
+  m.describe("t_users", "Users per company", "gauge");
+  m.add("t_messages_total", R"(result="ok")");
+  EXPECT_EQ(m.render(),
+            "# HELP t_messages_total Messages\n"
+            "# TYPE t_messages_total counter\n"
+            "t_messages_total{result=\"failed\"} 0\n"
+            "t_messages_total{result=\"ok\"} 1\n"
+            "# HELP t_runs_total Runs\n"
+            "# TYPE t_runs_total counter\n"
+            "t_runs_total 0\n"
+            "# HELP t_users Users per company\n"
+            "# TYPE t_users gauge\n");
+}
+
 }  // namespace
 }  // namespace mailroster::admin

@@ -507,10 +507,11 @@ int serve(const Config& config, store::Store& store,
   maintenance.only_while([&lease] { return lease.held(); });
   metrics.describe("mailroster_maintenance_runs_total",
                    "Maintenance runs (expiry, the day's licensed users, Thursday reports)",
-                   "counter");
-  metrics.describe("mailroster_reports_sent_total", "Weekly SMTP Discovery reports sent",
-                   "counter");
-  metrics.describe("mailroster_directory_syncs_total", "Scheduled directory syncs run", "counter");
+                   "counter", {""});
+  metrics.describe("mailroster_reports_sent_total", "Weekly SMTP Discovery reports sent", "counter",
+                   {""});
+  metrics.describe("mailroster_directory_syncs_total", "Scheduled directory syncs run", "counter",
+                   {""});
   metrics.describe("mailroster_licensed_users",
                    "Each company's user accounts at the last maintenance run (on the node "
                    "running the scheduler)",
@@ -601,7 +602,9 @@ int serve(const Config& config, store::Store& store,
   // forgotten on the way.
   metrics.describe("mailroster_rate_limit_shared_total",
                    "Rate-limit events told to the other nodes (sent) and heard from them (heard)",
-                   "counter");
+                   "counter",
+                   {R"(limit="harvest",direction="sent")", R"(limit="harvest",direction="heard")",
+                    R"(limit="logins",direction="sent")", R"(limit="logins",direction="heard")"});
   metrics.describe("mailroster_harvest_clients",
                    "Client addresses with unknown recipients in the harvest guard's window",
                    "gauge");
@@ -946,7 +949,7 @@ int serve(const Config& config, store::Store& store,
   // nothing. Then it reads the TLS certificates again: new connections get the new one; a
   // certificate that cannot be used is refused and the one in use stays.
   metrics.describe("mailroster_config_reloads_total", "Configuration reloads (SIGHUP), per result",
-                   "counter");
+                   "counter", admin::Metrics::each("result", {"ok", "failed"}));
   // What a reload applied, said once the certificates are read too (its last line).
   struct Reloaded {
     std::string error;                  // why nothing was applied; "": it was
@@ -1022,8 +1025,15 @@ int serve(const Config& config, store::Store& store,
   }
   metrics.describe("mailroster_tls_certificate_expiry_timestamp_seconds",
                    "When the TLS certificate in use expires (Unix time), per listener", "gauge");
+  std::vector<std::string> reload_series;
+  for (const auto& l : tls_listeners) {
+    for (const char* result : {"ok", "failed"}) {
+      reload_series.push_back(fmt::format("listener=\"{}\",result=\"{}\"", l.name, result));
+    }
+  }
   metrics.describe("mailroster_tls_reloads_total",
-                   "TLS certificate reloads (SIGHUP), per listener and result", "counter");
+                   "TLS certificate reloads (SIGHUP), per listener and result", "counter",
+                   reload_series);
   metrics.describe("mailroster_smtp_starttls_total",
                    "STARTTLS handshakes, per SMTP listener and result", "counter");
   for (const auto& [name, server] :

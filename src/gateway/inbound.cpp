@@ -231,25 +231,22 @@ InboundGateway::InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& di
                                const core::Clock& clock, InboundSettings settings)
     : impl_(new Impl{lookups, discovery, verifier, harvest, relay, scorer, metrics, clock,
                      std::move(settings)}) {
+  // Every series from the start, at 0 (Metrics::describe): an alert on deferrals has its
+  // series before the first one.
   metrics.describe("mailroster_inbound_connections_total", "Inbound SMTP connections taken",
-                   "counter");
-  metrics.describe("mailroster_inbound_rcpt_total", "RCPT decisions by result", "counter");
-  metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter");
+                   "counter", {""});
+  metrics.describe("mailroster_inbound_rcpt_total", "RCPT decisions by result", "counter",
+                   admin::Metrics::each(
+                       "result", {"user", "invalid", "unknown", "relay_denied", "other_destination",
+                                  "callout_accept", "callout_accept_cached", "callout_reject",
+                                  "callout_reject_cached", "callout_try_later", "harvest_slowed",
+                                  "harvest_refused", "too_many"}));
+  metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter",
+                   admin::Metrics::each("result", {"delivered", "deferred", "rejected", "spam"}));
   metrics.describe("mailroster_discovery_clean_deliveries_total",
-                   "Clean deliveries counted toward discovery", "counter");
+                   "Clean deliveries counted toward discovery", "counter", {""});
   metrics.describe("mailroster_discovered_addresses_total", "Addresses that became discovered",
-                   "counter");
-  // Every result from the start, at 0: an alert on deferrals, or a rate, has its series before
-  // the first event (a series that appears with it loses that event to rate()).
-  for (const char* result : {"delivered", "deferred", "rejected", "spam"}) {
-    metrics.add("mailroster_inbound_messages_total", "result=\"" + std::string(result) + "\"", 0);
-  }
-  for (const char* result :
-       {"user", "invalid", "unknown", "relay_denied", "other_destination", "callout_accept",
-        "callout_accept_cached", "callout_reject", "callout_reject_cached", "callout_try_later",
-        "harvest_slowed", "harvest_refused", "too_many"}) {
-    metrics.add("mailroster_inbound_rcpt_total", "result=\"" + std::string(result) + "\"", 0);
-  }
+                   "counter", {""});
 }
 
 InboundGateway::~InboundGateway() = default;

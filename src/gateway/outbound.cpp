@@ -72,12 +72,10 @@ OutboundGateway::OutboundGateway(Lookups& lookups, lifecycle::DiscoveryService& 
                                  smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
                                  const core::Clock& clock, OutboundSettings settings)
     : impl_(new Impl{lookups, discovery, relay, scorer, metrics, clock, std::move(settings), {}}) {
-  metrics.describe("mailroster_outbound_messages_total", "Outbound messages by result", "counter");
   // Every result from the start, at 0 (as the inbound gateway's).
-  for (const char* result :
-       {"delivered", "deferred", "rejected", "spam", "relay_denied", "sender_denied"}) {
-    metrics.add("mailroster_outbound_messages_total", "result=\"" + std::string(result) + "\"", 0);
-  }
+  metrics.describe("mailroster_outbound_messages_total", "Outbound messages by result", "counter",
+                   admin::Metrics::each("result", {"delivered", "deferred", "rejected", "spam",
+                                                   "relay_denied", "sender_denied"}));
 }
 
 OutboundGateway::~OutboundGateway() = default;

@@ -75,8 +75,9 @@ RspamdScorer::RspamdScorer(RspamdSettings settings, admin::Metrics& metrics)
     : impl_(new Impl{std::move(settings), metrics}) {
   metrics.describe("mailroster_rspamd_failures_total",
                    "Messages rspamd could not be asked about (connection, timeout, bad answer)",
-                   "counter");
-  metrics.describe("mailroster_scored_messages_total", "Messages scored, by verdict", "counter");
+                   "counter", {""});
+  metrics.describe("mailroster_scored_messages_total", "Messages scored, by verdict", "counter",
+                   admin::Metrics::each("verdict", {"clean", "marked", "deferred", "spam"}));
 }
 
 RspamdScorer::~RspamdScorer() = default;

@@ -176,6 +176,11 @@ class ServiceManager(gw.ServeTestCase):
                        'mailroster_inbound_rcpt_total{result="callout_try_later"}',
                        'mailroster_outbound_messages_total{result="sender_denied"}'):
             self.assertIn("\n%s 0\n" % series, text)
+        # And so has every counter (a family with no series is still named, with its TYPE).
+        counters = set(re.findall(r"^# TYPE (\S+) counter$", text, re.M))
+        shown = set(re.findall(r"^([a-z_]+)[{ ]", text, re.M))
+        self.assertGreater(len(counters), 20)
+        self.assertEqual(counters - shown, set(), "counters with no series before their first event")
         expiry = self.metrics(ports["admin"])
         for name in ports:
             self.assertEqual(expiry['mailroster_tls_certificate_expiry_timestamp_seconds{listener="%s"}'
