@@ -388,8 +388,11 @@ int serve(const Config& config, store::Store& store,
   metrics.gauge("mailroster_discovery_writes_pending",
                 [&] { return double(discovery_writes.pending()); });
   mail_log.set_enabled(config.mail_log);
-  auto log = [&mail_log](core::MailLogEntry entry) { mail_log.record(std::move(entry)); };
-  auto had_mail = [&activity](core::Id user) { activity.seen(user); };
+  const gateway::DeliveryHooks hooks{
+      .defer = defer,
+      .notify = notify,
+      .log = [&mail_log](core::MailLogEntry entry) { mail_log.record(std::move(entry)); },
+      .had_mail = [&activity](core::Id user) { activity.seen(user); }};
   metrics.describe("mailroster_mail_log_written_total", "Mail log entries written", "counter");
   metrics.gauge("mailroster_mail_log_written_total", [&] { return double(mail_log.written()); });
   metrics.describe("mailroster_mail_log_dropped_total",
@@ -402,23 +405,15 @@ int serve(const Config& config, store::Store& store,
                 [&] { return double(mail_log.unrouted_dropped()); });
   metrics.describe("mailroster_mail_log_pending", "Mail log entries not yet written", "gauge");
   metrics.gauge("mailroster_mail_log_pending", [&] { return double(mail_log.pending()); });
-  gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,
-                                          metrics, clock,
-                                          {.hostname = config.inbound.hostname,
-                                           .postmaster = postmaster_of(config),
-                                           .defer = defer,
-                                           .notify = notify,
-                                           .log = log,
-                                           .had_mail = had_mail});
+  gateway::InboundGateway inbound_gateway(
+      lookups, discovery, verifier, harvest, pool, scorer, metrics, clock,
+      {.hostname = config.inbound.hostname, .postmaster = postmaster_of(config), .hooks = hooks});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, scorer, metrics, clock,
                                             {.hostname = config.inbound.hostname,
                                              .next_hop = config.outbound_next_hop,
                                              .mark = config.mark_outbound,
-                                             .defer = defer,
-                                             .notify = notify,
-                                             .log = log,
-                                             .had_mail = had_mail});
+                                             .hooks = hooks});
   smtp::Server outbound(io, outbound_settings(config), outbound_gateway);
   boost::asio::steady_timer mail_log_timer(io);
   boost::asio::co_spawn(io,

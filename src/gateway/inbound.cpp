@@ -142,7 +142,7 @@ struct InboundGateway::Impl {
   }
 
   // Counts one clean delivery for every recipient that is not (yet) a user: posted before the
-  // reply goes out, run where settings.defer says.
+  // reply goes out, run where settings.hooks.defer says.
   void record_clean_delivery(const std::vector<Recipient>& recipients) {
     std::vector<core::Address> countable;
     for (const auto& r : recipients) {
@@ -165,7 +165,7 @@ struct InboundGateway::Impl {
         }
       }
     };
-    settings.defer(std::move(task));
+    settings.hooks.defer(std::move(task));
   }
 
   awaitable<RelayOutcome> relay_message(const smtp::SessionInfo& session,
@@ -184,7 +184,8 @@ struct InboundGateway::Impl {
         headers;
     request.id = session.id + "." + std::to_string(sessions[session.id].messages);
     auto outcome = co_await gateway::relay(relay, request, message);
-    send_relayed_notice(request, outcome, message, settings.hostname, clock.now(), settings.notify);
+    send_relayed_notice(request, outcome, message, settings.hostname, clock.now(),
+                        settings.hooks.notify);
     // Said 2xx at RCPT time, refused now: forget the stale verdict; the client retries and
     // the refused recipient then gets its own answer.
     for (const auto& a : outcome.refused_permanently) {
@@ -194,7 +195,7 @@ struct InboundGateway::Impl {
   }
 
   void log_entry(core::MailLogEntry entry) {
-    if (settings.log) settings.log(std::move(entry));
+    if (settings.hooks.log) settings.hooks.log(std::move(entry));
   }
 
   // A recipient refused before it was decided (harvest guard, recipient limit): in its
@@ -213,14 +214,14 @@ struct InboundGateway::Impl {
                    const std::vector<Recipient>& recipients, const Reply& reply,
                    std::string queue_id, std::string result, std::size_t size,
                    const std::optional<core::Endpoint>& server) {
-    if (!settings.log) return;
+    if (!settings.hooks.log) return;
     const auto entry = message_entry("inbound", session, tx, clock.now(), reply,
                                      std::move(queue_id), std::move(result), size, server);
     for (const auto& rcpt : recipients) {
       auto one = entry;
       one.company_id = rcpt.company_id;
       one.recipient = rcpt.address.str();
-      settings.log(std::move(one));
+      settings.hooks.log(std::move(one));
     }
   }
 };
@@ -355,9 +356,9 @@ awaitable<Reply> InboundGateway::on_message(const smtp::SessionInfo& session,
         // Only a clean message counts toward discovery; a marked one was delivered all the same.
         if (r.positive() && score.clean()) {
           I.record_clean_delivery(recipients);
-          if (I.settings.had_mail) {
+          if (I.settings.hooks.had_mail) {
             for (const auto& rcpt : recipients) {
-              if (rcpt.user != 0) I.settings.had_mail(rcpt.user);
+              if (rcpt.user != 0) I.settings.hooks.had_mail(rcpt.user);
             }
           }
         }

@@ -23,6 +23,7 @@
 
 #include "admin/metrics.hpp"
 #include "core/clock.hpp"
+#include "gateway/delivery_hooks.hpp"
 #include "gateway/lookups.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
@@ -40,18 +41,8 @@ struct InboundSettings {
   // Where RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) goes: decided and relayed as this
   // address. Unset: 550 5.1.1 saying there is none here.
   std::optional<core::Address> postmaster;
-  // Where the discovery bookkeeping of a delivery (store writes) runs: serve gives a queue
-  // away from the I/O thread, so SMTP never waits for an import or a sync writing meanwhile.
-  std::function<void(std::function<void()>)> defer = [](std::function<void()> task) { task(); };
-  // Sends a "relayed" delivery status notification to an envelope sender (gateway/dsn.hpp);
-  // serve submits it through [reports] relay. Unset: the notice due is only logged.
-  std::function<void(const std::string& to, std::string message)> notify;
-  // Takes the mail log's entries (gateway/mail_log.hpp): each RCPT refused for a registered
-  // domain, and each message's outcome per recipient. Unset: none kept.
-  std::function<void(core::MailLogEntry)> log;
-  // A user had mail: a clean message was delivered to it or one of its aliases
-  // (gateway/mail_activity.hpp). Unset: not kept.
-  std::function<void(core::Id user)> had_mail;
+  // The store writes, notices, mail log and mail activity of a delivery (serve's).
+  DeliveryHooks hooks;
 };
 
 class InboundGateway final : public smtp::SessionHandler {

@@ -44,7 +44,7 @@ struct OutboundGateway::Impl {
   void log_message(const smtp::SessionInfo& session, const smtp::Transaction& tx,
                    const Reply& reply, std::string queue_id, std::string result, std::size_t size,
                    const std::optional<core::Endpoint>& server) {
-    const auto company = settings.log ? company_of(session, tx) : 0;
+    const auto company = settings.hooks.log ? company_of(session, tx) : 0;
     if (company == 0) return;
     auto entry = message_entry("outbound", session, tx, clock.now(), reply, std::move(queue_id),
                                std::move(result), size, server);
@@ -52,7 +52,7 @@ struct OutboundGateway::Impl {
     for (const auto& rcpt : tx.recipients) {
       auto one = entry;
       one.recipient = rcpt;
-      settings.log(std::move(one));
+      settings.hooks.log(std::move(one));
     }
   }
 
@@ -60,11 +60,11 @@ struct OutboundGateway::Impl {
   // every relay network: the operators' view) when the client belongs to none.
   void log_refusal(const smtp::SessionInfo& session, const smtp::Transaction& tx, const char* stage,
                    std::string recipient, const Reply& reply) {
-    if (!settings.log) return;
+    if (!settings.hooks.log) return;
     auto entry = mail_log_entry("outbound", stage, session, tx, clock.now(), reply);
     entry.company_id = company_of(session, tx);
     entry.recipient = std::move(recipient);
-    settings.log(std::move(entry));
+    settings.hooks.log(std::move(entry));
   }
 };
 
@@ -158,17 +158,17 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       const auto changed = relayed_form(shown, message);
       const auto relayed = co_await relay(I.relay, request, changed ? *changed : message);
       send_relayed_notice(request, relayed, changed ? *changed : message, I.settings.hostname,
-                          I.clock.now(), I.settings.notify);
+                          I.clock.now(), I.settings.hooks.notify);
       r = relayed.reply;
       server = relayed.server;
       // Only a clean message counts toward discovery; a marked one was delivered all the same.
       if (r.positive() && score->clean() && !tx.mail_from.empty()) {
         if (auto sender = core::Address::parse(tx.mail_from)) {
-          if (I.settings.had_mail) {
+          if (I.settings.hooks.had_mail) {
             const auto owner = I.lookups.resolve(*sender);
             if (owner.kind == store::AddressOwner::Kind::user ||
                 owner.kind == store::AddressOwner::Kind::alias) {
-              I.settings.had_mail(owner.user_id);
+              I.settings.hooks.had_mail(owner.user_id);
             }
           }
           auto task = [&discovery = I.discovery, sender = std::move(*sender)] {
@@ -183,7 +183,7 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
                             e.what());
             }
           };
-          I.settings.defer(std::move(task));
+          I.settings.hooks.defer(std::move(task));
         }
       }
     }

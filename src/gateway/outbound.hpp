@@ -14,6 +14,7 @@
 
 #include "admin/metrics.hpp"
 #include "core/clock.hpp"
+#include "gateway/delivery_hooks.hpp"
 #include "gateway/lookups.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
@@ -31,17 +32,8 @@ struct OutboundSettings {
   // X-Spam fields and the new Subject; false: as it came (recipients outside never see the
   // filter's verdict). Marked or not, it does not count toward discovery.
   bool mark = true;
-  // As InboundSettings::defer: where a sender's discovery count is written.
-  std::function<void(std::function<void()>)> defer = [](std::function<void()> task) { task(); };
-  // Sends a "relayed" delivery status notification to an envelope sender (gateway/dsn.hpp);
-  // serve submits it through [reports] relay. Unset: the notice due is only logged.
-  std::function<void(const std::string& to, std::string message)> notify;
-  // Takes the mail log's entries (gateway/mail_log.hpp), in the company the sending client
-  // (and its sender's domain) belongs to: a sender or recipient refused, each message's outcome
-  // per recipient. Unset: none kept.
-  std::function<void(core::MailLogEntry)> log;
-  // A user had mail: it sent a clean message out (gateway/mail_activity.hpp). Unset: not kept.
-  std::function<void(core::Id user)> had_mail;
+  // The store writes, notices, mail log and mail activity of a delivery (serve's).
+  DeliveryHooks hooks;
 };
 
 class OutboundGateway final : public smtp::SessionHandler {
