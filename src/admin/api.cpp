@@ -340,7 +340,7 @@ const std::map<std::string, QueryParams>& route_queries() {
       {"GET /api/v1/companies/{company}/invalid",
        paging_and({{"search", "part of an address or of the reason it was marked"}})},
       {"GET /api/v1/companies/{company}/audit",
-       paging_and({{"action", "one action (user.add, alias.remove, ...)"},
+       paging_and({{"action", "one action: " + core::audit_action_list()},
                    {"object", "what the events are about: an address, in any case"}})},
       {"GET /api/v1/companies/{company}/plans/{plan}/{list}", paging()},
       {"GET /api/v1/companies/{company}/mail-log", mail_log},
@@ -926,7 +926,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
          store::AuditFilter f;
          f.company_id = co.id;
          if (auto it = q.find("object"); it != q.end()) f.object = it->second;
-         if (auto it = q.find("action"); it != q.end()) f.action = it->second;
+         if (auto it = q.find("action"); it != q.end()) {
+           auto action = core::parse_audit_action(it->second);
+           if (!action)
+             return json_error(400, "invalid_argument", action.error().message, "action");
+           f.action = *action;
+         }
          return filtered_page_of(
              req.query, f, [&](const auto& page) { return store_.list_audit(page); },
              [&](const auto& all) { return store_.count_audit(all); });
@@ -978,6 +983,13 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
        [this, usage_filter](Req req, Who c) {
          if (!c->is_operator()) return json_error(403, "forbidden", "operators only");
          return ok(usage_json(store_, usage_filter(req, std::nullopt)));
+       }},
+      {"GET", "/api/v1/audit-actions",
+       "The actions of the audit trail, which its ?action= filter takes (administrators)", false,
+       [admin_of](Req, Who c) {
+         if (!admin_of(*c)) return json_error(403, "forbidden", "administrators only");
+         return ok({{"items", std::vector<std::string>(std::begin(core::kAuditActions),
+                                                       std::end(core::kAuditActions))}});
        }},
       {"GET", "/api/v1/sync-defaults",
        "The options a new directory sync starts with (administrators)", false,

@@ -914,7 +914,7 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
         f.limit = opt.limit;
         f.offset = opt.offset;
         f.object = opt.object;
-        f.action = opt.action;
+        if (!opt.action.empty()) f.action = core::parse_audit_action(opt.action).value();
         const auto events = ctx.store().list_audit(f);
         if (ctx.json_output) return ctx.print_json(events);
         std::vector<std::vector<std::string>> rows;
@@ -929,7 +929,7 @@ void audit_commands(CLI::App& app, Context& ctx, std::function<void()>& action) 
   list->add_option("--offset", opt.offset, "Pass over this many of the newest first");
   list->add_option("--object", opt.object,
                    "Only events about this address or name (any case): who did what to it");
-  list->add_option("--action", opt.action, "Only this action, e.g. user.remove");
+  list->add_option("--action", opt.action, "Only this action: " + core::audit_action_list());
   add_json_flag(list, ctx);
 
   auto* prune = verb(

@@ -44,6 +44,20 @@ Result<E> parse_named(const std::array<std::pair<E, std::string_view>, N>& table
 
 }  // namespace
 
+Result<std::string> parse_audit_action(std::string_view text) {
+  for (const auto action : kAuditActions) {
+    if (action == text) return std::string(action);
+  }
+  return invalid("unknown action '" + std::string(text) + "' (one of " + audit_action_list() + ")",
+                 "action");
+}
+
+std::string audit_action_list() {
+  std::string list;
+  for (const auto action : kAuditActions) list += (list.empty() ? "" : ", ") + std::string(action);
+  return list;
+}
+
 std::string_view to_string(Role role) { return name_of(kRoles, role); }
 
 std::string_view role_name(Role role) {

@@ -126,12 +126,25 @@ struct Actor {
   std::string name;
 };
 
+// The actions of the audit trail, each "object.verb": the store writes no other, and a filter
+// on another is refused (the API's 400, the CLI's error) rather than finding nothing.
+inline constexpr std::string_view kAuditActions[] = {
+    "user.add",       "user.update",       "user.remove",    "alias.add",      "alias.remove",
+    "discovered.add", "discovered.remove", "invalid.add",    "invalid.remove", "discovery.settings",
+    "sync.configure", "sync.remove",       "domain.add",     "domain.update",  "domain.remove",
+    "company.add",    "company.update",    "company.remove", "login.add",      "login.password",
+    "login.remove"};
+// The action as given when it is one of kAuditActions; else why not, naming them.
+Result<std::string> parse_audit_action(std::string_view text);
+// kAuditActions as a line: "user.add, user.update, ...".
+std::string audit_action_list();
+
 struct AuditEvent {
   Id id = 0;
   TimePoint at{};
   std::optional<Id> company_id;
   std::string actor;
-  std::string action;  // "user.add", "alias.remove", ...
+  std::string action;  // one of kAuditActions
   std::string object;  // the address or name the action was about
   std::string before;  // JSON of the object before, or empty
   std::string after;   // JSON of the object after, or empty

@@ -61,6 +61,17 @@ TEST(DiscoverySettings, SetByNameValidates) {
             std::string::npos);
 }
 
+TEST(AuditAction, ParsesTheListedOnesAndNamesThemOtherwise) {
+  for (const auto action : kAuditActions) EXPECT_EQ(parse_audit_action(action).value(), action);
+  auto bad = parse_audit_action("user.delete");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "action");
+  EXPECT_EQ(bad.error().message,
+            "unknown action 'user.delete' (one of " + audit_action_list() + ")");
+  EXPECT_EQ(audit_action_list().rfind("user.add, user.update, user.remove, alias.add", 0), 0u);
+  EXPECT_FALSE(parse_audit_action(""));
+}
+
 TEST(Role, ParsesAndNamesEveryRole) {
   for (auto role : {Role::end_user, Role::silent_user, Role::functional}) {
     EXPECT_EQ(parse_role(to_string(role)).value(), role);

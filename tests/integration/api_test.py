@@ -511,6 +511,15 @@ class Api(unittest.TestCase):
         action = whole["items"][0]["action"]
         by_action = ops.call("GET", "/api/v1/companies/acme/audit?limit=1000&action=" + action)[1]
         self.assertEqual(by_action["total"], sum(e["action"] == action for e in whole["items"]))
+        # The actions the filter takes: every one the trail holds is among them; another is a
+        # 400 naming them, not an empty list.
+        actions = ops.call("GET", "/api/v1/audit-actions")[1]["items"]
+        self.assertLessEqual({e["action"] for e in whole["items"]}, set(actions))
+        self.assertIn("company.remove", actions)
+        self.assertEqual(self.client("alice@acme.example").call("GET", "/api/v1/audit-actions")[0], 403)
+        status, body, _ = ops.call("GET", "/api/v1/companies/acme/audit?action=user.delete")
+        self.assertEqual((status, body["error"]["field"]), (400, "action"), body)
+        self.assertIn("unknown action 'user.delete' (one of user.add,", body["error"]["message"])
         self.assertEqual(ops.call("GET", "/api/v1/companies/acme/invalid?limit=x")[0], 400)
         first = ops.call("GET", "/api/v1/companies/acme/users?limit=1")[1]
         self.assertEqual(len(first["items"]), 1)

@@ -203,6 +203,9 @@ TEST_F(Cli, BadInputExitsOneWithOneLineAndWritesNothing) {
   fails({"alias", "add", "alice@acme.example", "--user", "alice@acme.example"}, "already a user");
   fails({"user", "add", "bob@elsewhere.example"}, "domain 'elsewhere.example'");
   fails({"user", "add", "bob@acme.example", "--role", "admin"}, "unknown role 'admin'");
+  // A mistyped action finds nothing to list: it is an error, naming the actions.
+  fails({"audit", "list", "--action", "user.delete"},
+        "unknown action 'user.delete' (one of user.add, user.update, user.remove,");
   fails({"company", "add", "acme"}, "company 'acme' already exists");
   fails({"company", "add", "globex", "--relay-network", "192.0.2.1/24"}, "host bits set");
   fails({"company", "add", "bad name"}, "may contain only");

@@ -755,12 +755,6 @@ async function importView(paint) {
   }
 }
 
-// The actions of the audit trail, for its filter.
-const AUDIT_ACTIONS = ["user.add", "user.update", "user.remove", "alias.add", "alias.remove",
-  "discovered.add", "discovered.remove", "invalid.add", "invalid.remove", "discovery.settings",
-  "sync.configure", "sync.remove", "domain.add", "domain.update", "domain.remove", "company.add",
-  "company.update", "login.add", "login.password", "login.remove"];
-
 async function auditView(paint) {
   // "What happened to this address?": the events about it only, when one is asked for; and
   // the events of one action ("who removed users?").
@@ -768,12 +762,14 @@ async function auditView(paint) {
   const query = new URLSearchParams();
   if (about) query.set("object", about);
   if (action) query.set("action", action);
-  const data = await pageOf("audit", co() + "/audit", query.toString());
+  // The actions, for the filter: the server's list (asked once).
+  const [data, actions] = await Promise.all([pageOf("audit", co() + "/audit", query.toString()),
+    state.auditActions || api("GET", "/audit-actions").then((r) => (state.auditActions = r.items))]);
   paint(`<section><h1>Audit</h1>
     <form id="find-audit" class="row" role="search"><input name="object" type="search"
       placeholder="address" aria-label="events about" value="${esc(about)}">
       <select name="action" aria-label="action"><option value="">every action</option>${
-        AUDIT_ACTIONS.map((a) => `<option${a === action ? " selected" : ""}>${a}</option>`).join("")}</select>
+        actions.map((a) => `<option${a === action ? " selected" : ""}>${a}</option>`).join("")}</select>
       <button class="secondary">Find</button></form>
     ${table(["When", "Who", "What", "Object", "Change"],
     data.items.map((e) => [esc(utc(e.at)), esc(e.actor), esc(e.action), esc(e.object),

@@ -251,6 +251,10 @@ struct SqlStore::Impl {
   void audit(std::optional<Id> company_id, const Actor& actor, std::string_view action,
              std::string_view object, const std::string& before, const std::string& after,
              std::optional<std::int64_t> at = std::nullopt) {
+    // An action the audit filters would not know is a mistake here, not the caller's.
+    if (!core::parse_audit_action(action)) {
+      throw Failure(ErrorCode::internal, "audit: unlisted action " + std::string(action));
+    }
     db.prepare(
           "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
           "VALUES (?, ?, ?, ?, ?, ?, ?)")
