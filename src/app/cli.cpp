@@ -309,9 +309,15 @@ struct Context {
     return *d;
   }
 
+  // The user of that primary address. An alias's address names its user in the error (never
+  // the user itself: `user remove` of an alias must not remove its user).
   core::User user(const std::string& address) {
-    auto u = store().find_user(parse_address(address));
-    if (!u) throw Failure(ErrorCode::not_found, "no user " + address, "user");
+    const auto a = parse_address(address);
+    auto u = store().find_user(a);
+    if (!u) {
+      throw Failure(ErrorCode::not_found, "no user " + address + lifecycle::alias_note(store(), a),
+                    "user");
+    }
     return *u;
   }
 

@@ -10,6 +10,14 @@ namespace mailroster::lifecycle {
 using core::ErrorCode;
 using core::Failure;
 
+std::string alias_note(store::Store& store, const core::Address& address,
+                       std::optional<core::Id> company_id) {
+  const auto alias = store.find_alias(address);
+  if (!alias || (company_id && alias->company_id != *company_id)) return "";
+  const auto user = store.user_by_id(alias->user_id);
+  return user ? " (it is an alias of " + user->address.str() + ")" : "";
+}
+
 std::size_t apply_user_actions(store::Store& store, const core::Company& company,
                                const std::vector<UserAction>& actions, bool force,
                                const core::Actor& actor) {
@@ -20,7 +28,9 @@ std::size_t apply_user_actions(store::Store& store, const core::Company& company
       auto user = store.find_user(a.address);
       if (!user || user->company_id != company.id) {
         throw Failure(ErrorCode::invalid_argument,
-                      "'" + a.address.str() + "' is not a user of " + company.name, "address");
+                      "'" + a.address.str() + "' is not a user of " + company.name +
+                          alias_note(store, a.address, company.id),
+                      "address");
       }
       if (!seen.insert(user->id).second) {
         throw Failure(ErrorCode::invalid_argument, user->address.str() + " is in the list twice",

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/model.hpp"
@@ -18,6 +19,12 @@ struct UserAction {
   core::Address address;           // the user's primary address
   std::optional<core::Role> role;  // set_role
 };
+
+// What an error about an address that is no user says when the address is an alias: " (it is
+// an alias of bob@acme.example)", else "". Only within company_id when one is given (another
+// company's aliases are not told).
+std::string alias_note(store::Store& store, const core::Address& address,
+                       std::optional<core::Id> company_id = std::nullopt);
 
 // Applies the actions in one transaction, or none of them: every address must be a user of
 // the company (another company's user is told as an unknown one) and come once. Removing two

@@ -718,6 +718,12 @@ class Api(unittest.TestCase):
                 {"action": "remove", "address": a}]})[1]["error"]["message"]
             self.assertEqual(said("hank@globex.example"), "'hank@globex.example' is not a user of acme")
             self.assertEqual(said("nobody@globex.example"), "'nobody@globex.example' is not a user of acme")
+            # An alias given for its user: the error names the user; not another company's.
+            self.assertEqual(said("B3@acme.example"),
+                             "'B3@acme.example' is not a user of acme (it is an alias of bulk3@acme.example)")
+            cli(self.db, "alias", "add", "h.bulk@globex.example", "--user", "hank@globex.example")
+            self.assertEqual(said("h.bulk@globex.example"), "'h.bulk@globex.example' is not a user of acme")
+            cli(self.db, "alias", "remove", "h.bulk@globex.example")
             status, body, _ = adm.call("POST", path, {"actions": [
                 {"action": "set_role", "address": "bulk1@acme.example", "role": "end_user"},
                 {"action": "set_role", "address": "Bulk2@acme.example", "role": "functional"},

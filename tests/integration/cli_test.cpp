@@ -215,6 +215,11 @@ TEST_F(Cli, BadInputExitsOneWithOneLineAndWritesNothing) {
         "bad port");
   fails({"user", "show", "nobody@acme.example"}, "no user nobody@acme.example");
   fails({"user", "remove", "nobody@acme.example"}, "no user nobody@acme.example");
+  // An alias given for a user: the error names its user, and the user stays.
+  fails({"user", "remove", "al@acme.example"},
+        "no user al@acme.example (it is an alias of alice@acme.example)");
+  fails({"user", "show", "AL@acme.example"},
+        "no user AL@acme.example (it is an alias of alice@acme.example)");
   fails({"alias", "remove", "nobody@acme.example"}, "no alias nobody@acme.example");
   fails({"domain", "remove", "acme.example"}, "still has 1 users, 1 aliases");
 
