@@ -329,7 +329,7 @@ const std::map<std::string, QueryParams>& route_queries() {
   static const QueryParams force = {{"force", "true: with its domains and addresses"}};
   static const std::map<std::string, QueryParams> q = {
       {"GET /api/v1/companies/{company}/users",
-       paging_and({{"search", "part of an address or a name"},
+       paging_and({{"search", "part of an address (the user's or an alias's) or a name"},
                    {"role", "end_user, silent_user or functional"},
                    {"source", "manual, csv, ldap, azure or discovery"},
                    {"no_mail_days",

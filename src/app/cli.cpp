@@ -736,7 +736,8 @@ void user_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   list->add_option("--role", opt.role_filter, "Only this role");
   list->add_option("--source", opt.source_filter,
                    "Only users from this source: manual, csv, ldap, azure or discovery");
-  list->add_option("--search", opt.search, "Substring of address or name");
+  list->add_option("--search", opt.search,
+                   "Substring of the address, an alias or a name (any case)");
   list->add_option("--no-mail-days", opt.no_mail_days,
                    "Only users with no clean mail in or out for this many days (their LAST MAIL, "
                    "or their creation when they have had none)")

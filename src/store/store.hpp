@@ -59,7 +59,7 @@ struct UserFilter {
   std::optional<Id> company_id;
   std::optional<core::Role> role;
   std::optional<core::Source> source;
-  std::string search;  // substring of address, first name or surname (case-insensitive)
+  std::string search;  // substring of address, an alias, first name or surname (any case)
   std::optional<core::TimePoint> created_from;  // created at or after
   std::optional<core::TimePoint> created_before;
   // Only users with no mail since then (record_mail): their last mail, or when they have had

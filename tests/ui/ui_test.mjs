@@ -227,6 +227,13 @@ try {
       await page.click("#find-users button");
       await page.waitForSelector("td:has-text('alice@acme.example')");
       assert.equal(await rows(), 1);
+      // By one of its aliases: its user.
+      cli("alias", "add", "smithy@acme.example", "--user", "alice@acme.example");
+      await page.fill("input[aria-label='search users']", "SMITHY@");
+      await page.click("#find-users button");
+      await page.waitForSelector("#page-info:text-is('1–1 of 1 matching (151 users)')");
+      await page.waitForSelector("td:has-text('alice@acme.example')");
+      cli("alias", "remove", "smithy@acme.example");
       await page.fill("input[aria-label='search users']", "nobody-like-this");
       await page.click("#find-users button");
       await page.waitForSelector("#page-info:text-is('no user matches')");

@@ -181,7 +181,7 @@ const sourceName = (s) => SOURCES.find(([v]) => v === s)?.[1] ?? s;
 // Users with no clean mail for so many days: licensed, but perhaps gone.
 const QUIET_DAYS = [30, 90, 180, 365];
 
-// The company's users a page at a time, found by address or name, by role, by source and by
+// The company's users a page at a time, found by address (or an alias) or name, by role, by source and by
 // how long they have had no mail.
 async function usersView(paint) {
   const q = state.userQuery;
@@ -199,7 +199,7 @@ async function usersView(paint) {
     <select name="role" aria-label="new user's role">${roleOptions("end_user")}</select>
     <button>Add user</button></form>
     <form id="find-users" class="row" role="search"><input name="search" type="search"
-      placeholder="address or name" aria-label="search users" value="${esc(q.search)}">
+      placeholder="address, alias or name" aria-label="search users" value="${esc(q.search)}">
       <select name="role" aria-label="role filter"><option value="">every role</option>
         ${ROLES.map(([v, name]) => `<option value="${v}"${v === q.role ? " selected" : ""}>${name}s</option>`).join("")}</select>
       <select name="source" aria-label="source filter"><option value="">any source</option>

@@ -1230,7 +1230,10 @@ std::string users_matching(std::string_view what, const UserFilter& f, std::stri
   return sql_with("SELECT ", what,
                   " FROM users WHERE " + std::string(company) +
                       " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' "
-                      "OR instr(lower(address || ' ' || first_name || ' ' || surname), ?4) > 0) "
+                      "OR instr(lower(address || ' ' || first_name || ' ' || surname), ?4) > 0 "
+                      // or one of its aliases (the subquery is read once, not per user)
+                      "OR id IN (SELECT user_id FROM aliases WHERE (?1 IS NULL OR company_id = ?1) "
+                      "AND instr(address_key, ?4) > 0)) "
                       "AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) "
                       "AND (?11 IS NULL OR COALESCE((SELECT last_mail_at FROM user_activity WHERE "
                       "user_id = users.id), created_at) < ?11) " +

@@ -547,6 +547,19 @@ TEST_P(StoreTest, ListsUsersWithFilters) {
   EXPECT_EQ(store.list_users({.role = core::Role::functional}).size(), 1u);
   EXPECT_EQ(store.list_users({.search = "ZED"}).size(), 1u);
   EXPECT_EQ(store.list_users({.search = "first"}).size(), 4u);  // matches first name
+  // A user is found by one of its aliases too, in its company only, and counted so.
+  store.add_alias(store.find_user(addr("zed@acme.example"))->id, addr("Z.Alias@acme.test"), actor);
+  store.add_alias(store.find_user(addr("hank@globex.example"))->id, addr("h.alias@globex.example"),
+                  actor);
+  const auto by_alias = store.list_users({.company_id = acme.id, .search = "z.ALIAS"});
+  ASSERT_EQ(by_alias.size(), 1u);
+  EXPECT_EQ(by_alias[0].address.str(), "zed@acme.example");
+  EXPECT_EQ(store.count_matching_users({.company_id = acme.id, .search = ".alias@"}), 1u);
+  EXPECT_EQ(store.list_users({.search = ".alias@"}).size(), 2u);  // every company's
+  EXPECT_EQ(
+      store.list_users({.company_id = acme.id, .role = core::Role::end_user, .search = "z.alias"})
+          .size(),
+      0u);  // and the other filters still hold
   EXPECT_EQ(store.list_users({.source = core::Source::ldap}).size(), 0u);
   auto page = store.list_users({.company_id = acme.id, .limit = 2, .offset = 1});
   ASSERT_EQ(page.size(), 2u);
