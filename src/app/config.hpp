@@ -53,6 +53,7 @@
 //   window = "10m"
 //   delay = "2s"
 //   block = "10m"
+//   ipv6_prefix = 64                # an IPv6 client counts as its network this wide (32-128)
 //
 //   [outbound]                      # mail from the companies' own servers (their relay networks)
 //   listen = "127.0.0.1:2587"       # same limits, hostname and TLS as [smtp]

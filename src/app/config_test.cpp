@@ -120,9 +120,14 @@ mark_outbound = false
 relay = "127.0.0.1:2526"
 [maintenance]
 interval = "1h"
+[harvest]
+ipv6_prefix = 56
 )",
                         "test.toml")
                .value();
+  EXPECT_EQ(c.harvest.ipv6_prefix, 56);
+  EXPECT_EQ(parse_config("", "test.toml").value().harvest.ipv6_prefix, 64);
+  EXPECT_FALSE(parse_config("[harvest]\nipv6_prefix = 16\n", "test.toml"));
   EXPECT_EQ(c.inbound.hostname, "mx.example.com");
   EXPECT_EQ(c.postmaster, "Hostmaster@example.com");
   EXPECT_EQ(parse_config("", "test.toml").value().postmaster, "");

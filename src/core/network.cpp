@@ -26,6 +26,25 @@ std::string IpAddress::str() const {
   return buf;
 }
 
+std::string client_network(std::string_view ip, int ipv6_prefix) {
+  const auto parsed = IpAddress::parse(ip);
+  if (!parsed) return std::string(ip);
+  auto a = *parsed;
+  if (!a.v6) return a.str();
+  static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(kMapped.begin(), kMapped.end(), a.bytes.begin())) {
+    IpAddress v4;
+    std::copy(a.bytes.begin() + 12, a.bytes.end(), v4.bytes.begin());
+    return v4.str();
+  }
+  const int prefix = std::clamp(ipv6_prefix, 0, 128);
+  if (prefix == 128) return a.str();
+  for (int bit = prefix; bit < 128; ++bit) {
+    a.bytes[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
+  }
+  return a.str() + "/" + std::to_string(prefix);
+}
+
 Result<Cidr> Cidr::parse(std::string_view text) {
   const auto slash = text.find('/');
   auto ip = IpAddress::parse(text.substr(0, slash));

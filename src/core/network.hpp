@@ -24,6 +24,13 @@ struct IpAddress {
   friend bool operator==(const IpAddress&, const IpAddress&) = default;
 };
 
+// The network a client is counted by in rate limits: an IPv4 address itself (also written as
+// IPv4-mapped IPv6, "::ffff:192.0.2.7"), an IPv6 address's network of ipv6_prefix bits
+// ("2001:db8:1:2::/64"): a site is given a /64 of IPv6 and may send from any address in it,
+// so counting each address would let one harvester through 2^64 times. Text that is no
+// address is its own key.
+std::string client_network(std::string_view ip, int ipv6_prefix = 64);
+
 class Cidr {
  public:
   // "192.0.2.0/24", "2001:db8::/32"; a bare address means a single host (/32 or /128).

@@ -21,6 +21,22 @@ TEST(Cidr, ParsesV4AndV6AndMatches) {
   EXPECT_FALSE(odd.contains(IpAddress::parse("10.8.0.0").value()));
 }
 
+// What rate limits count a client as: an IPv4 address, an IPv6 address's /64 (or the width
+// asked for), an IPv4-mapped IPv6 address as its IPv4 one.
+TEST(ClientNetwork, IsTheIpv4AddressOrTheIpv6Network) {
+  EXPECT_EQ(client_network("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(client_network("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
+  EXPECT_EQ(client_network("2001:DB8:1:2::1"), client_network("2001:db8:1:2:ffff::9"));
+  EXPECT_NE(client_network("2001:db8:1:2::1"), client_network("2001:db8:1:3::1"));
+  EXPECT_EQ(client_network("2001:db8:1:2:3:4:5:6", 48), "2001:db8:1::/48");
+  EXPECT_EQ(client_network("2001:db8:1:2:3:4:5:6", 56), "2001:db8:1::/56");
+  EXPECT_EQ(client_network("2001:db8:1:2ff:3:4:5:6", 56), "2001:db8:1:200::/56");
+  EXPECT_EQ(client_network("2001:db8::1", 128), "2001:db8::1");
+  EXPECT_EQ(client_network("::ffff:192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(client_network("::1"), "::/64");
+  EXPECT_EQ(client_network("not an address"), "not an address");
+}
+
 TEST(Cidr, BareAddressIsOneHost) {
   auto host = Cidr::parse("198.51.100.7").value();
   EXPECT_EQ(host.str(), "198.51.100.7/32");

@@ -277,10 +277,11 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   switch (I.harvest.check(session.client_ip, I.clock.now())) {
     case verify::HarvestGuard::Verdict::refuse: {
       I.count_rcpt("harvest_refused");
-      spdlog::warn("inbound {}: {} refused: too many unknown recipients", session.id,
-                   session.client_ip);
-      Reply refused{421, "4.7.0 too many unknown recipients from " + session.client_ip +
-                             "; closing, try again later"};
+      const auto client = I.harvest.key(session.client_ip);  // an IPv6 client: its /64
+      spdlog::warn("inbound {}: {} refused: too many unknown recipients from {}", session.id,
+                   session.client_ip, client);
+      Reply refused{
+          421, "4.7.0 too many unknown recipients from " + client + "; closing, try again later"};
       I.log_undecided(session, tx, rcpt, refused);
       co_return refused;
     }

@@ -149,6 +149,34 @@ class BehindHAProxy(unittest.TestCase):
             s.mail("x@example.org")
             self.assertEqual(s.rcpt("alice@quiet.example")[0], 250)
 
+    def test_an_ipv6_harvester_is_counted_by_its_64_not_by_each_address(self):
+        # A site is given a /64 of IPv6 and may send from any address in it: each address a
+        # new budget would let a harvester through. The PROXY header names the IPv6 client.
+        class FromIPv6(smtplib.SMTP):
+            def __init__(self, client, port):
+                self.client = client
+                super().__init__("127.0.0.1", port, timeout=20)
+
+            def _get_socket(self, host, port, timeout):
+                s = socket.create_connection((host, port), timeout)
+                s.sendall(b"PROXY TCP6 %s 2001:db8::25 50000 25\r\n" % self.client.encode())
+                return s
+
+        codes = []
+        for i in range(5):
+            with FromIPv6("2001:db8:1:2::%x" % (i + 1), self.port) as s:
+                s.ehlo("client.example.org")
+                s.mail("x@example.org")
+                code, text = s.rcpt("guess%d@quiet.example" % i)
+                codes.append(code)
+        self.assertEqual(codes, [550, 550, 550, 550, 421])
+        self.assertIn(b"too many unknown recipients from 2001:db8:1:2::/64", text)
+        self.log_line(r"2001:db8:1:2::5 refused: too many unknown recipients from 2001:db8:1:2::/64")
+        with FromIPv6("2001:db8:1:3::1", self.port) as s:  # the next /64: someone else
+            s.ehlo("client.example.org")
+            s.mail("x@example.org")
+            self.assertEqual(s.rcpt("alice@quiet.example")[0], 250)
+
     def test_a_header_and_pipelined_commands_in_one_packet(self):
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
             c.sendall(b"PROXY TCP4 198.51.100.7 127.0.0.1 50000 25\r\n")
