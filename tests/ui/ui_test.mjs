@@ -760,6 +760,16 @@ try {
       assert.ok(await page.isVisible("h1:has-text('SMTP Discovery settings')"), "the invalid list was drawn over it");
       assert.ok(cli("invalid", "list", "--company", "acme").includes("late.answer@acme.example"));
       cli("invalid", "remove", "late.answer@acme.example");
+      // A form whose stored settings come late: what is typed is not overwritten when they come
+      // (the page is drawn with them, not filled in after).
+      const stored = await hold(/\/api\/v1\/companies\/acme\/sync\/azure$/);
+      await page.goto(base + "/#/import");
+      const typing = azure.locator("input[name=max_delete_count]").fill("77");
+      await stored();
+      await typing;
+      await page.waitForTimeout(300);
+      assert.equal(await azure.locator("input[name=max_delete_count]").inputValue(), "77",
+        "the stored settings were written over what was typed");
     });
     await step("check a domain's mail server from the Domains page", async () => {
       await page.goto(base + "/#/domains");

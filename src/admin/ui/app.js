@@ -638,6 +638,14 @@ function syncStatusText(st) {
 }
 
 async function importView(paint) {
+  // Each directory sync as it stands (one not configured yet: the defaults), read before the
+  // page is drawn: forms filled in when their data came later would overwrite what was typed.
+  const stateOf = (kind) => api("GET", co() + "/sync/" + kind).catch(async (e) => {
+    if (e.status !== 404) throw e;
+    return { settings: {}, options: (await api("GET", "/sync-defaults")).options };
+  });
+  const kinds = ["ldap", "azure"];
+  const stood = await Promise.all(kinds.map((k) => stateOf(k).catch((e) => { say(e.message, false); return null; })));
   paint(`<section><h1>Import Users: CSV</h1>
     <p>Columns: email (required), first_name, surname, role, type, aliases (separated by ;);
       separated by commas, or by semicolons or tabs as spreadsheets save them; UTF-8.
@@ -647,7 +655,7 @@ async function importView(paint) {
     <label><input type="checkbox" id="skip-invalid"> import the good rows even when some are bad</label>
     <label><input type="checkbox" id="delete-missing"> delete users imported from a CSV file who are not in this one</label>
     <button id="preview">Preview</button></div><div id="csv-result"></div></section>
-    ${["ldap", "azure"].map((k) => `<section><h1>${k === "ldap" ? "Active Directory (LDAP)" : "Azure AD"}</h1>
+    ${kinds.map((k) => `<section><h1>${k === "ldap" ? "Active Directory (LDAP)" : "Azure AD"}</h1>
       <form data-sync="${k}">${SYNC_FIELDS[k].map((f) => `<label class="field">${esc(SYNC_LABELS[f][0])}
         ${syncFieldHtml(k, f)}</label>`).join("")}
       ${k === "ldap" ? `<div class="row"><label><input type="checkbox" name="verify">
@@ -698,11 +706,9 @@ async function importView(paint) {
       status.innerHTML = st.last_attempt === undefined ? ""
         : syncStatusText(st).map((l) => `<p>${esc(l)}</p>`).join("");
     };
-    const refresh = () => api("GET", path).then(show).catch(async (e) => {
-      if (e.status !== 404) return say(e.message, false);
-      show({ settings: {}, options: (await api("GET", "/sync-defaults")).options });
-    });
-    refresh();
+    const refresh = () => stateOf(kind).then(show).catch((e) => say(e.message, false));
+    const st = stood[kinds.indexOf(kind)];
+    if (st) show(st);
     form.onsubmit = async (ev) => {
       ev.preventDefault();
       const settings = {};
