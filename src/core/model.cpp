@@ -1,5 +1,6 @@
 #include "core/model.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <utility>
@@ -29,6 +30,13 @@ std::string_view name_of(const std::array<std::pair<E, std::string_view>, N>& ta
   return "?";
 }
 
+// "unknown role 'admin' (one of end_user, silent_user, functional)", naming the field.
+Error unknown_name(std::string_view what, std::string_view text, const std::string& choices) {
+  return invalid(
+      "unknown " + std::string(what) + " '" + std::string(text) + "' (one of " + choices + ")",
+      std::string(what));
+}
+
 template <class E, std::size_t N>
 Result<E> parse_named(const std::array<std::pair<E, std::string_view>, N>& table,
                       std::string_view text, std::string_view what) {
@@ -37,19 +45,19 @@ Result<E> parse_named(const std::array<std::pair<E, std::string_view>, N>& table
     if (name == text) return v;
     choices += (choices.empty() ? "" : ", ") + std::string(name);
   }
-  return invalid(
-      "unknown " + std::string(what) + " '" + std::string(text) + "' (one of " + choices + ")",
-      std::string(what));
+  return unknown_name(what, text, choices);
 }
 
 }  // namespace
 
+bool is_audit_action(std::string_view text) {
+  return std::find(std::begin(kAuditActions), std::end(kAuditActions), text) !=
+         std::end(kAuditActions);
+}
+
 Result<std::string> parse_audit_action(std::string_view text) {
-  for (const auto action : kAuditActions) {
-    if (action == text) return std::string(action);
-  }
-  return invalid("unknown action '" + std::string(text) + "' (one of " + audit_action_list() + ")",
-                 "action");
+  if (is_audit_action(text)) return std::string(text);
+  return unknown_name("action", text, audit_action_list());
 }
 
 std::string audit_action_list() {

@@ -134,6 +134,7 @@ inline constexpr std::string_view kAuditActions[] = {
     "sync.configure", "sync.remove",       "domain.add",     "domain.update",  "domain.remove",
     "company.add",    "company.update",    "company.remove", "login.add",      "login.password",
     "login.remove"};
+bool is_audit_action(std::string_view text);
 // The action as given when it is one of kAuditActions; else why not, naming them.
 Result<std::string> parse_audit_action(std::string_view text);
 // kAuditActions as a line: "user.add, user.update, ...".

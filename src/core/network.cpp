@@ -26,10 +26,21 @@ std::string IpAddress::str() const {
   return buf;
 }
 
+namespace {
+// The address with every bit past the first `prefix` cleared: its network of that width.
+IpAddress network_of(IpAddress ip, int prefix) {
+  for (int i = 0; i < 16; ++i) {
+    const int bits = std::clamp(prefix - i * 8, 0, 8);
+    ip.bytes[static_cast<std::size_t>(i)] &= static_cast<std::uint8_t>(0xFF00 >> bits);
+  }
+  return ip;
+}
+}  // namespace
+
 std::string client_network(std::string_view ip, int ipv6_prefix) {
   const auto parsed = IpAddress::parse(ip);
   if (!parsed) return std::string(ip);
-  auto a = *parsed;
+  const auto& a = *parsed;
   if (!a.v6) return a.str();
   static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (std::equal(kMapped.begin(), kMapped.end(), a.bytes.begin())) {
@@ -39,10 +50,7 @@ std::string client_network(std::string_view ip, int ipv6_prefix) {
   }
   const int prefix = std::clamp(ipv6_prefix, 0, 128);
   if (prefix == 128) return a.str();
-  for (int bit = prefix; bit < 128; ++bit) {
-    a.bytes[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
-  }
-  return a.str() + "/" + std::to_string(prefix);
+  return network_of(a, prefix).str() + "/" + std::to_string(prefix);
 }
 
 Result<Cidr> Cidr::parse(std::string_view text) {
@@ -62,11 +70,7 @@ Result<Cidr> Cidr::parse(std::string_view text) {
   Cidr cidr;
   cidr.network_ = *ip;
   cidr.prefix_ = prefix;
-  IpAddress masked = *ip;
-  for (int i = 0; i < 16; ++i) {
-    const int bits = std::clamp(prefix - i * 8, 0, 8);
-    masked.bytes[static_cast<std::size_t>(i)] &= static_cast<std::uint8_t>(0xFF00 >> bits);
-  }
+  const auto masked = network_of(*ip, prefix);
   if (!(masked == *ip)) {
     return invalid("'" + std::string(text) + "' has host bits set; did you mean " + masked.str() +
                        "/" + std::to_string(prefix) + "?",
@@ -76,14 +80,7 @@ Result<Cidr> Cidr::parse(std::string_view text) {
 }
 
 bool Cidr::contains(const IpAddress& ip) const {
-  if (ip.v6 != network_.v6) return false;
-  for (int i = 0; i < 16; ++i) {
-    const int bits = std::clamp(prefix_ - i * 8, 0, 8);
-    const auto mask = static_cast<std::uint8_t>(0xFF00 >> bits);
-    const auto idx = static_cast<std::size_t>(i);
-    if ((ip.bytes[idx] & mask) != network_.bytes[idx]) return false;
-  }
-  return true;
+  return ip.v6 == network_.v6 && network_of(ip, prefix_) == network_;
 }
 
 std::string Cidr::str() const { return network_.str() + "/" + std::to_string(prefix_); }

@@ -252,7 +252,7 @@ struct SqlStore::Impl {
              std::string_view object, const std::string& before, const std::string& after,
              std::optional<std::int64_t> at = std::nullopt) {
     // An action the audit filters would not know is a mistake here, not the caller's.
-    if (!core::parse_audit_action(action)) {
+    if (!core::is_audit_action(action)) {
       throw Failure(ErrorCode::internal, "audit: unlisted action " + std::string(action));
     }
     db.prepare(
