@@ -645,7 +645,8 @@ async function importView(paint) {
     return { settings: {}, options: (await api("GET", "/sync-defaults")).options };
   });
   const kinds = ["ldap", "azure"];
-  const stood = await Promise.all(kinds.map((k) => stateOf(k).catch((e) => { say(e.message, false); return null; })));
+  const stood = Object.fromEntries(await Promise.all(kinds.map(async (k) =>
+    [k, await stateOf(k).catch((e) => { say(e.message, false); return null; })])));
   paint(`<section><h1>Import Users: CSV</h1>
     <p>Columns: email (required), first_name, surname, role, type, aliases (separated by ;);
       separated by commas, or by semicolons or tabs as spreadsheets save them; UTF-8.
@@ -707,8 +708,7 @@ async function importView(paint) {
         : syncStatusText(st).map((l) => `<p>${esc(l)}</p>`).join("");
     };
     const refresh = () => stateOf(kind).then(show).catch((e) => say(e.message, false));
-    const st = stood[kinds.indexOf(kind)];
-    if (st) show(st);
+    if (stood[kind]) show(stood[kind]);
     form.onsubmit = async (ev) => {
       ev.preventDefault();
       const settings = {};
@@ -1150,7 +1150,7 @@ async function show(paint) {
   if (!state.me) return login(paint);
   if (state.me.role === "end_user") return accountView(paint);
   // "#/mail-log?address=bob@acme.example": a page, and what it is to show.
-  const [name, query] = (location.hash.replace("#/", "") || "users").split("?");
+  const [name, query] = addressed();
   const params = new URLSearchParams(query || "");
   if (name === "mail-log" && params.has("address")) {
     state.mailLog = { address: params.get("address"), result: params.get("result") || "", every: false };
@@ -1162,9 +1162,12 @@ async function show(paint) {
   await view(paint);
 }
 
+// The page the address names, and what follows its "?".
+const addressed = () => (location.hash.replace("#/", "") || "users").split("?");
+
 // The view of the page the address names (#/user/ID: one user, under Users).
 function viewAt() {
-  const name = (location.hash.replace("#/", "") || "users").split("?")[0];
+  const [name] = addressed();
   return /^user\/\d+$/.test(name) ? userView : views[name] || usersView;
 }
 
