@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <variant>
 
+#include "core/network.hpp"
+
 namespace mailroster::admin {
 
 std::string random_token() {
@@ -121,11 +123,17 @@ bool Auth::may_log_in(const store::Login& login) {
   return user && user->role == core::Role::end_user;  // not silent users, not functional
 }
 
+std::array<std::string, 2> Auth::failure_keys(const std::string& client, const std::string& email,
+                                              std::string_view kind) const {
+  const std::string k(kind);
+  return {k + "client:" + core::client_network(client, settings_.ipv6_prefix),
+          k + "email:" + core::ascii_lower(email)};
+}
+
 bool Auth::limited(const std::string& client, const std::string& email, core::TimePoint now,
                    std::string_view kind) {
   std::lock_guard lock(mutex_);
-  const std::string k(kind);
-  for (const auto& key : {k + "client:" + client, k + "email:" + core::ascii_lower(email)}) {
+  for (const auto& key : failure_keys(client, email, kind)) {
     if (failures_.count(key, now) >= static_cast<std::size_t>(settings_.max_failures)) return true;
   }
   return false;
@@ -134,9 +142,12 @@ bool Auth::limited(const std::string& client, const std::string& email, core::Ti
 void Auth::failed(const std::string& client, const std::string& email, core::TimePoint now,
                   std::string_view kind) {
   std::lock_guard lock(mutex_);
-  const std::string k(kind);
-  failures_.add(k + "client:" + client, now);
-  failures_.add(k + "email:" + core::ascii_lower(email), now);
+  for (const auto& key : failure_keys(client, email, kind)) failures_.add(key, now);
+}
+
+void Auth::reconfigure_ipv6_prefix(int ipv6_prefix) {
+  std::lock_guard lock(mutex_);
+  settings_.ipv6_prefix = ipv6_prefix;
 }
 
 std::vector<core::TallyCount> Auth::take_failures() {

@@ -4,6 +4,7 @@
 // email. Silent users and functional accounts cannot log in, even with a login row.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -36,7 +37,8 @@ store::Login company_login(store::Store& store, const std::string& email, store:
 struct AuthSettings {
   bool secure_cookie = false;  // set when the admin server runs TLS
   std::chrono::seconds session_lifetime{std::chrono::hours(12)};
-  int max_failures = 5;  // per client address and per email, in the window
+  int max_failures = 5;  // per client network and per email, in the window
+  int ipv6_prefix = 64;  // an IPv6 client's network (core::client_network; [smtp] ipv6_prefix)
   std::chrono::seconds failure_window{std::chrono::minutes(15)};
 };
 
@@ -94,11 +96,15 @@ class Auth {
   std::vector<core::TallyCount> take_failures();
   void heard_failures(const std::vector<core::TallyCount>& counts, core::TimePoint now);
   void sweep(core::TimePoint now);
+  // SIGHUP: how wide an IPv6 client's network is counted from now on.
+  void reconfigure_ipv6_prefix(int ipv6_prefix);
 
  private:
-  // The failure limit, kept per client address and per email: whether either has reached it,
-  // and a failure counted against both.
-  // kind keeps other counts apart ("link:": password mails).
+  // The failure limit, kept per client network (an IPv4 address, an IPv6 /64: a guesser may
+  // use any address of its /64) and per email: whether either has reached it, and a failure
+  // counted against both. kind keeps other counts apart ("link:": password mails).
+  std::array<std::string, 2> failure_keys(const std::string& client, const std::string& email,
+                                          std::string_view kind) const;
   bool limited(const std::string& client, const std::string& email, core::TimePoint now,
                std::string_view kind = "");
   void failed(const std::string& client, const std::string& email, core::TimePoint now,
@@ -108,7 +114,7 @@ class Auth {
   const core::Clock& clock_;
   AuthSettings settings_;
   std::mutex mutex_;
-  core::WindowCounts failures_;  // "client:<ip>", "email:<email>"; "link:" in front for mails
+  core::WindowCounts failures_;  // "client:<network>", "email:<email>"; "link:" in front for mails
 };
 
 }  // namespace mailroster::admin

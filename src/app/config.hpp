@@ -29,7 +29,10 @@
 //   max_text_line = 1000            # octets incl. CRLF, at least 1000 (RFC 5321 4.5.3.1.6)
 //   idle_timeout = "5m"             # RFC 5321 4.5.3.2.7
 //   max_connections = 20000
-//   max_connections_per_client = 50
+//   max_connections_per_client = 50  # per client network (ipv6_prefix)
+//   ipv6_prefix = 64                # an IPv6 client counts as its network this wide (32-128)
+//                                   # in max_connections_per_client and the harvest guard: a
+//                                   # site may send from any address of its /64; 128: each
 //   max_errors = 20                 # refused commands and recipients (unknown, relay
 //                                   # denied) before the session is dropped (421 4.7.0)
 //   strict_envelopes = false        # true: MAIL FROM/RCPT TO only as <address> (501 else);
@@ -47,18 +50,19 @@
 //   proxy_from = []                 # the balancers' addresses ("10.0.0.5", "10.1.0.0/24"),
 //                                   # needed with proxy_protocol; others are closed at once
 //
-//   [harvest]                       # directory-harvest guard, per client address
+//   [harvest]                       # directory-harvest guard, per client network
 //   slow_after = 10                 # unknown recipients in the window before RCPTs wait
 //   refuse_after = 30               # ... before 421 and a block
 //   window = "10m"
 //   delay = "2s"
 //   block = "10m"
-//   ipv6_prefix = 64                # an IPv6 client counts as its network this wide (32-128)
 //
 //   [outbound]                      # mail from the companies' own servers (their relay networks)
 //   listen = "127.0.0.1:2587"       # same limits, hostname and TLS as [smtp]
-//   next_hop = "127.0.0.1:25"       # smarthost that delivers outbound mail ("a:25, b:25": in
-//   order) proxy_protocol = false          # as [smtp], for this listener proxy_from = []
+//   next_hop = "127.0.0.1:25"       # smarthost that delivers outbound mail ("a:25, b:25":
+//                                   # tried in order)
+//   proxy_protocol = false          # as [smtp], for this listener
+//   proxy_from = []
 //   require_tls = false             # as [smtp]: the companies' servers must use STARTTLS
 //
 //   [verify]                        # recipient callouts; see src/verify/verifier.hpp

@@ -101,6 +101,7 @@ idle_timeout = "90s"
 max_errors = 5
 strict_envelopes = true
 shutdown_grace = "2m"
+ipv6_prefix = 56
 [outbound]
 listen = "127.0.0.1:2600"
 next_hop = "smarthost.example:2525"
@@ -120,14 +121,13 @@ mark_outbound = false
 relay = "127.0.0.1:2526"
 [maintenance]
 interval = "1h"
-[harvest]
-ipv6_prefix = 56
 )",
                         "test.toml")
                .value();
-  EXPECT_EQ(c.harvest.ipv6_prefix, 56);
-  EXPECT_EQ(parse_config("", "test.toml").value().harvest.ipv6_prefix, 64);
-  EXPECT_FALSE(parse_config("[harvest]\nipv6_prefix = 16\n", "test.toml"));
+  EXPECT_EQ(c.inbound.ipv6_prefix, 56);
+  EXPECT_EQ(parse_config("", "test.toml").value().inbound.ipv6_prefix, 64);
+  EXPECT_FALSE(parse_config("[smtp]\nipv6_prefix = 16\n", "test.toml"));
+  EXPECT_FALSE(parse_config("[harvest]\nipv6_prefix = 64\n", "test.toml"));  // [smtp]'s now
   EXPECT_EQ(c.inbound.hostname, "mx.example.com");
   EXPECT_EQ(c.postmaster, "Hostmaster@example.com");
   EXPECT_EQ(parse_config("", "test.toml").value().postmaster, "");
@@ -288,11 +288,12 @@ TEST(Config, ChangedKeysAndWhatAReloadApplies) {
                                       "harvest.window", "verify.negative_ttl"}));
   EXPECT_TRUE(changed_keys(before, before).empty());
   EXPECT_TRUE(changed_keys(Config{}, parse_config("", "defaults").value()).empty());
-  for (const auto* key : {"smtp.max_recipients", "harvest.window", "verify.negative_ttl",
-                          "log.level", "relay.command_timeout", "relay.server_retry", "relay.tls",
-                          "relay.tls_ca_file", "smtp.shutdown_grace", "smtp.tls_cert",
-                          "admin.tls_key", "smtp.postmaster", "outbound.next_hop", "reports.relay",
-                          "scoring.spam_threshold", "scoring.rspamd", "scoring.mark_outbound"}) {
+  for (const auto* key :
+       {"smtp.max_recipients", "harvest.window", "verify.negative_ttl", "log.level",
+        "relay.command_timeout", "relay.server_retry", "relay.tls", "relay.tls_ca_file",
+        "smtp.shutdown_grace", "smtp.tls_cert", "admin.tls_key", "smtp.postmaster",
+        "outbound.next_hop", "reports.relay", "scoring.spam_threshold", "scoring.rspamd",
+        "scoring.mark_outbound", "smtp.ipv6_prefix"}) {
     EXPECT_TRUE(reloadable(key)) << key;
   }
   for (const auto* key : {"smtp.inbound_listen", "smtp.hostname", "database.path", "admin.listen",

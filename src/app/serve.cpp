@@ -587,7 +587,9 @@ int serve(const Config& config, store::Store& store,
   syncs.on_outcome(sync_gauges);
 
   // The admin API (login, roles, tenant isolation) and its OpenAPI document.
-  admin::Auth auth(store, clock, {.secure_cookie = !config.admin_tls_cert.empty()});
+  admin::Auth auth(
+      store, clock,
+      {.secure_cookie = !config.admin_tls_cert.empty(), .ipv6_prefix = config.inbound.ipv6_prefix});
   admin::Api api(store, auth, discovery, syncs, clock);
 
   // The rate limits' counts (the harvest guard's unknown recipients, failed logins and
@@ -601,12 +603,12 @@ int serve(const Config& config, store::Store& store,
                    {R"(limit="harvest",direction="sent")", R"(limit="harvest",direction="heard")",
                     R"(limit="logins",direction="sent")", R"(limit="logins",direction="heard")"});
   metrics.describe("mailroster_harvest_clients",
-                   "Client addresses with unknown recipients in the harvest guard's window",
+                   "Client networks with unknown recipients in the harvest guard's window",
                    "gauge");
   metrics.gauge("mailroster_harvest_clients",
                 [&harvest] { return double(harvest.counts().keys()); });
   metrics.describe("mailroster_harvest_blocked_clients",
-                   "Client addresses the harvest guard refuses now (421)", "gauge");
+                   "Client networks the harvest guard refuses now (421)", "gauge");
   metrics.gauge("mailroster_harvest_blocked_clients",
                 [&harvest] { return double(harvest.blocked()); });
   boost::asio::steady_timer tally_timer(io);
@@ -999,6 +1001,7 @@ int serve(const Config& config, store::Store& store,
     inbound.reconfigure(fresh.inbound);
     outbound.reconfigure(outbound_settings(fresh));
     harvest.reconfigure(fresh.harvest);
+    auth.reconfigure_ipv6_prefix(fresh.inbound.ipv6_prefix);
     verifier.reconfigure(fresh.verify);
     outbound_gateway.reconfigure(
         {.next_hop = fresh.outbound_next_hop, .mark = fresh.mark_outbound});

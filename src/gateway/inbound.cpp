@@ -274,14 +274,13 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   // The server keeps only accepted recipients; so do we (a new MAIL starts over).
   if (state.recipients.size() > tx.recipients.size()) state.recipients.resize(tx.recipients.size());
   auto& I = *impl_;
-  switch (I.harvest.check(session.client_ip, I.clock.now())) {
+  switch (I.harvest.check(session.client_network, I.clock.now())) {
     case verify::HarvestGuard::Verdict::refuse: {
       I.count_rcpt("harvest_refused");
-      const auto client = I.harvest.key(session.client_ip);  // an IPv6 client: its /64
       spdlog::warn("inbound {}: {} refused: too many unknown recipients from {}", session.id,
-                   session.client_ip, client);
-      Reply refused{
-          421, "4.7.0 too many unknown recipients from " + client + "; closing, try again later"};
+                   session.client_ip, session.client_network);
+      Reply refused{421, "4.7.0 too many unknown recipients from " + session.client_network +
+                             "; closing, try again later"};
       I.log_undecided(session, tx, rcpt, refused);
       co_return refused;
     }
@@ -304,7 +303,7 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
     r = Reply{451, "4.3.0 temporary local problem; try again later"};
   }
   if (r.code == 550 && r.text.rfind("5.1.1", 0) == 0) {
-    I.harvest.record_unknown(session.client_ip, I.clock.now());
+    I.harvest.record_unknown(session.client_network, I.clock.now());
   }
   if (r.positive()) {
     impl_->sessions[session.id].recipients.push_back(std::move(decided));

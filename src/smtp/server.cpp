@@ -588,23 +588,25 @@ awaitable<void> Server::Impl::run(tcp::socket socket) {
     if (!co_await s.read_proxy_header()) co_return;
   }
 
-  auto& count = per_client[s.info.client_ip];
+  s.info.client_network = core::client_network(s.info.client_ip, settings.ipv6_prefix);
+  auto& count = per_client[s.info.client_network];
   ++count;
   ++active;
   struct Release {
     Impl& srv;
-    std::string ip;
+    std::string network;
     ~Release() {
       --srv.active;
-      if (--srv.per_client[ip] == 0) srv.per_client.erase(ip);
+      if (--srv.per_client[network] == 0) srv.per_client.erase(network);
     }
-  } release{*this, s.info.client_ip};
+  } release{*this, s.info.client_network};
 
   Reply greeting{220, settings.hostname + " ESMTP mailroster"};
   if (active > settings.max_connections) {
     greeting = {421, "4.3.2 " + settings.hostname + " too busy, try again later"};
   } else if (count > settings.max_connections_per_client) {
-    greeting = {421, "4.7.0 " + settings.hostname + " too many connections from your address"};
+    greeting = {
+        421, "4.7.0 " + settings.hostname + " too many connections from " + s.info.client_network};
   } else {
     const auto r = handler.on_connect(s.info);
     if (!r.positive()) greeting = r;
@@ -656,6 +658,7 @@ void Server::reconfigure(const ServerSettings& settings) {
   s.idle_timeout = settings.idle_timeout;
   s.max_connections = settings.max_connections;
   s.max_connections_per_client = settings.max_connections_per_client;
+  s.ipv6_prefix = settings.ipv6_prefix;
   s.max_errors = settings.max_errors;
   s.strict_envelopes = settings.strict_envelopes;
   s.require_tls = settings.require_tls && impl_->tls.enabled();

@@ -50,7 +50,11 @@ struct ServerSettings {
   Limits limits;
   std::chrono::seconds idle_timeout{300};
   std::size_t max_connections = 20000;
-  std::size_t max_connections_per_client = 50;
+  std::size_t max_connections_per_client = 50;  // per client network (see ipv6_prefix)
+  // What a client is counted as, for max_connections_per_client and the harvest guard
+  // (SessionInfo::client_network): its IPv4 address, or its IPv6 network this wide, since a
+  // site is given a /64 and may connect from any address in it (core::client_network).
+  int ipv6_prefix = 64;
   std::size_t max_errors = 20;    // protocol errors before the session is dropped (421)
   bool strict_envelopes = false;  // MAIL/RCPT paths only in angle brackets (see parse_command)
   std::string tls_cert_file;
@@ -64,6 +68,9 @@ struct ServerSettings {
 struct SessionInfo {
   std::string id;         // unique per connection, in logs
   std::string client_ip;  // textual
+  // What per-client limits count the client as: client_ip when IPv4, its IPv6 network
+  // ("2001:db8:1:2::/64", ServerSettings::ipv6_prefix) otherwise. Set once, at connect.
+  std::string client_network;
   std::string helo;
   bool esmtp = false;
   // After STARTTLS: "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"; empty in the

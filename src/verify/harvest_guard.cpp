@@ -1,19 +1,12 @@
 #include "verify/harvest_guard.hpp"
 
-#include "core/network.hpp"
-
 namespace mailroster::verify {
 
 // Past refuse_after the verdict is the same: no more than that is kept per client.
 HarvestGuard::HarvestGuard(HarvestSettings settings)
     : settings_(settings), unknown_(settings.window, settings.refuse_after) {}
 
-std::string HarvestGuard::key(const std::string& client) const {
-  return core::client_network(client, settings_.ipv6_prefix);
-}
-
-HarvestGuard::Verdict HarvestGuard::check(const std::string& client_ip, core::TimePoint now) {
-  const auto client = key(client_ip);
+HarvestGuard::Verdict HarvestGuard::check(const std::string& client, core::TimePoint now) {
   if (auto it = blocked_until_.find(client); it != blocked_until_.end()) {
     if (now < it->second) return Verdict::refuse;
     blocked_until_.erase(it);
@@ -31,8 +24,8 @@ void HarvestGuard::reconfigure(const HarvestSettings& settings) {
   unknown_.reconfigure(settings.window, settings.refuse_after);
 }
 
-void HarvestGuard::record_unknown(const std::string& client_ip, core::TimePoint now) {
-  unknown_.add(key(client_ip), now);
+void HarvestGuard::record_unknown(const std::string& client, core::TimePoint now) {
+  unknown_.add(client, now);
 }
 
 void HarvestGuard::sweep(core::TimePoint now) {

@@ -1,7 +1,8 @@
 // The directory-harvest guard (SPEC.md "Inbound"): a client that collects many
-// unknown-recipient rejections is first slowed down, then refused (421), per client address:
-// an IPv4 address, or an IPv6 address's /64 (core::client_network; a site sends from any
-// address of its /64, and would otherwise get a fresh budget with each).
+// unknown-recipient rejections is first slowed down, then refused (421), per client network:
+// the session's smtp::SessionInfo::client_network, an IPv4 address or an IPv6 address's /64
+// ([smtp] ipv6_prefix; a site sends from any address of its /64, and would otherwise get a
+// fresh budget with each).
 // Counts are kept in a sliding window; a refused client stays refused for `block`.
 //
 // Across the nodes of one database the counts are shared (core::WindowCounts; serve passes
@@ -25,7 +26,6 @@ struct HarvestSettings {
   std::chrono::seconds window{600};
   std::chrono::milliseconds delay{2000};  // the wait per RCPT once slowed
   std::chrono::seconds block{600};        // how long a refused client stays refused
-  int ipv6_prefix = 64;                   // an IPv6 client is counted by its network this wide
 };
 
 class HarvestGuard {
@@ -33,13 +33,11 @@ class HarvestGuard {
   enum class Verdict { ok, slow, refuse };
 
   explicit HarvestGuard(HarvestSettings settings);
-  // What a client (its IP address) is counted as: its IPv4 address, or its IPv6 network.
-  std::string key(const std::string& client) const;
-  // Before a RCPT from this client.
+  // Before a RCPT from this client network.
   Verdict check(const std::string& client, core::TimePoint now);
   // The client's RCPT was rejected as unknown (or invalid) here.
   void record_unknown(const std::string& client, core::TimePoint now);
-  // The counts of this node and of the others (keyed by key(client)).
+  // The counts of this node and of the others (keyed by client network).
   core::WindowCounts& counts() { return unknown_; }
   // Forgets the clients whose window emptied and whose block ended.
   void sweep(core::TimePoint now);

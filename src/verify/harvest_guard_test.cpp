@@ -28,25 +28,6 @@ TEST(HarvestGuard, SlowsThenRefusesThenForgives) {
   EXPECT_EQ(g.check(ip, kStart + seconds(901)), HarvestGuard::Verdict::ok);
 }
 
-// An IPv6 client is counted by its /64: a harvester moving through its addresses meets one
-// budget; the next /64 is someone else. Narrower networks when asked for.
-TEST(HarvestGuard, AnIpv6ClientIsCountedByItsNetwork) {
-  HarvestGuard g({.slow_after = 2, .refuse_after = 3, .window = seconds(600)});
-  for (int i = 1; i <= 3; ++i) {
-    const auto ip = "2001:db8:1:2::" + std::to_string(i);
-    EXPECT_EQ(g.check(ip, kStart), i <= 2 ? HarvestGuard::Verdict::ok : HarvestGuard::Verdict::slow)
-        << i;
-    g.record_unknown(ip, kStart);
-  }
-  EXPECT_EQ(g.check("2001:db8:1:2:ffff::1", kStart), HarvestGuard::Verdict::refuse);
-  EXPECT_EQ(g.key("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
-  EXPECT_EQ(g.check("2001:db8:1:3::1", kStart), HarvestGuard::Verdict::ok);
-  EXPECT_EQ(g.key("::ffff:192.0.2.7"), "192.0.2.7");  // IPv4, however written
-  HarvestGuard hosts({.slow_after = 2, .refuse_after = 3, .ipv6_prefix = 128});
-  for (int i = 1; i <= 3; ++i) hosts.record_unknown("2001:db8::" + std::to_string(i), kStart);
-  EXPECT_EQ(hosts.check("2001:db8::4", kStart), HarvestGuard::Verdict::ok);
-}
-
 TEST(HarvestGuard, OnlyRejectionsWithinTheWindowCount) {
   HarvestGuard g({.slow_after = 2, .refuse_after = 100, .window = seconds(60)});
   g.record_unknown("a", kStart);

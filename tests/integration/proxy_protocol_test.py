@@ -50,7 +50,7 @@ class BehindHAProxy(unittest.TestCase):
         with open(config, "w") as f:
             f.write('[database]\n%s\n[admin]\nlisten = "127.0.0.1:0"\n'
                     '[smtp]\ninbound_listen = "127.0.0.1:0"\nhostname = "mx.mailroster.test"\n'
-                    'proxy_protocol = true\nproxy_from = ["127.0.0.1"]\n'
+                    'proxy_protocol = true\nproxy_from = ["127.0.0.1"]\nmax_connections_per_client = 3\n'
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
                     'proxy_protocol = true\nproxy_from = ["127.0.0.1/32"]\n'
                     '[harvest]\nslow_after = 2\nrefuse_after = 4\ndelay = "1s"\n'
@@ -177,27 +177,40 @@ class BehindHAProxy(unittest.TestCase):
             s.mail("x@example.org")
             self.assertEqual(s.rcpt("alice@quiet.example")[0], 250)
 
+    def test_connections_are_limited_per_ipv6_64_not_per_address(self):
+        def greeting(client):
+            c = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            c.sendall(b"PROXY TCP6 %s 2001:db8::25 50000 25\r\n" % client.encode())
+            return c, gw.recv_until(c, b"\r\n")
+
+        held = []
+        try:
+            for i in range(3):  # max_connections_per_client = 3
+                c, got = greeting("2001:db8:5:6::%x" % (i + 1))
+                held.append(c)
+                self.assertTrue(got.startswith(b"220 "), got)
+            c, got = greeting("2001:db8:5:6:ffff::1")  # the same /64, another address
+            held.append(c)
+            self.assertTrue(got.startswith(b"421 4.7.0 mx.mailroster.test too many connections from "
+                                           b"2001:db8:5:6::/64"), got)
+            c, got = greeting("2001:db8:5:7::1")  # the next /64
+            held.append(c)
+            self.assertTrue(got.startswith(b"220 "), got)
+        finally:
+            for c in held:
+                c.close()
+
     def test_a_header_and_pipelined_commands_in_one_packet(self):
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
             c.sendall(b"PROXY TCP4 198.51.100.7 127.0.0.1 50000 25\r\n")
             self.assertTrue(c.recv(4096).startswith(b"220 "))
             c.sendall(b"EHLO client.example.org\r\nMAIL FROM:<bob@example.org>\r\n"
                       b"RCPT TO:<alice@acme.example>\r\nQUIT\r\n")
-            got = b""
-            while b"\r\n221 " not in got:
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                got += chunk
+            got = gw.recv_until(c, b"\r\n221 ")
         self.assertIn(b"250 2.1.5", got)
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
             c.sendall(b"PROXY TCP4 198.51.100.8 127.0.0.1 50000 25\r\nEHLO early.example\r\n")
-            got = b""
-            while b"\r\n250 " not in got:
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                got += chunk
+            got = gw.recv_until(c, b"\r\n250 ")
         self.assertTrue(got.startswith(b"220 "), got)  # the bytes after the header are the client's
         self.assertIn(b"250-mx.mailroster.test greets early.example", got)
 

@@ -40,6 +40,17 @@ def message(to, subject="hello", body="Hello there.\r\n", extra=""):
             "\r\n%s" % (to, subject, subject.replace(" ", "."), time.time(), extra, body))
 
 
+def recv_until(sock, marker=None, data=b""):
+    """What sock says after data, until marker is in it or the peer closes (marker None: until
+    it closes)."""
+    while not (marker and marker in data):
+        more = sock.recv(65536)
+        if not more:
+            break
+        data += more
+    return data
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -249,11 +260,7 @@ class Gateway(unittest.TestCase):
             time.sleep(0.05)
         sock.settimeout(timeout)
         try:
-            while not (read_until and read_until in data):
-                more = sock.recv(65536)
-                if not more:
-                    break
-                data += more
+            data = recv_until(sock, read_until, data)
         except socket.timeout:
             pass
         sock.close()
@@ -1311,9 +1318,7 @@ class Gateway(unittest.TestCase):
         sock.sendall(b"EHLO x\r\n")
         self.assertIn(b"STARTTLS", sock.recv(4096))
         sock.sendall(b"STARTTLS\r\nMAIL FROM:<evil@example.org>\r\n")
-        answer = b""
-        while b"\r\n" not in answer:
-            answer += sock.recv(4096)
+        answer = recv_until(sock, b"\r\n")
         self.assertTrue(answer.startswith(b"220 "), answer)
         self.assertEqual(answer.count(b"\r\n"), 1, answer)  # nothing for the injected MAIL
         ctx = ssl.create_default_context()
@@ -1321,12 +1326,7 @@ class Gateway(unittest.TestCase):
         ctx.verify_mode = ssl.CERT_NONE
         tls = ctx.wrap_socket(sock)
         tls.sendall(b"EHLO x\r\nRCPT TO:<alice@acme.example>\r\nQUIT\r\n")
-        out = b""
-        while b"221 " not in out:
-            more = tls.recv(65536)
-            if not more:
-                break
-            out += more
+        out = recv_until(tls, b"221 ")
         tls.close()
         # Three answers, to the three commands sent over TLS; had the injected MAIL been run,
         # there would be a fourth before them.
@@ -1499,12 +1499,7 @@ class Limits(unittest.TestCase):
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         self.assertTrue(sock.recv(4096).startswith(b"220 "))
         started = time.time()
-        data = b""
-        while True:
-            more = sock.recv(4096)
-            if not more:
-                break
-            data += more
+        data = recv_until(sock)
         sock.close()
         self.assertIn(b"421 4.4.2", data)
         self.assertLess(time.time() - started, 5)
