@@ -35,7 +35,7 @@ store::Login company_login(store::Store& store, const std::string& email, store:
                            std::optional<core::Id> company_id, const std::string& password);
 
 struct AuthSettings {
-  bool secure_cookie = false;  // set when the admin server runs TLS
+  bool secure_cookie = false;  // set when users reach the admin server by HTTPS
   std::chrono::seconds session_lifetime{std::chrono::hours(12)};
   int max_failures = 5;  // per client network and per email, in the window
   int ipv6_prefix = 64;  // an IPv6 client's network (core::client_network; [smtp] ipv6_prefix)

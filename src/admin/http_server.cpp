@@ -3,6 +3,7 @@
 #include "admin/http_server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <limits>
 #include <set>
 
@@ -36,6 +37,33 @@ HttpResponse json_error(int status, std::string_view code, std::string_view mess
   nlohmann::json body = {{"error", {{"code", code}, {"message", message}}}};
   if (!field.empty()) body["error"]["field"] = field;
   return HttpResponse{status, "application/json", body.dump(), {}};
+}
+
+std::string client_behind(const std::string& peer, std::string_view forwarded_for,
+                          const std::vector<core::Cidr>& trusted) {
+  const auto is_trusted = [&trusted](const core::IpAddress& ip) {
+    return std::any_of(trusted.begin(), trusted.end(),
+                       [&ip](const core::Cidr& c) { return c.contains(ip); });
+  };
+  const auto peer_ip = core::IpAddress::parse(peer);
+  if (!peer_ip || !is_trusted(*peer_ip) || forwarded_for.empty()) return peer;
+  auto hops = core::split(forwarded_for, ',');
+  std::string client = peer;
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    auto hop = *it;
+    while (!hop.empty() && (hop.front() == ' ' || hop.front() == '\t')) hop.remove_prefix(1);
+    while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t')) hop.remove_suffix(1);
+    if (hop.starts_with('[')) {
+      hop = hop.substr(1, hop.find(']') - 1);  // "[2001:db8::1]:443"
+    } else if (std::count(hop.begin(), hop.end(), ':') == 1) {
+      hop = hop.substr(0, hop.find(':'));  // "192.0.2.7:51000"
+    }
+    const auto ip = core::IpAddress::parse(hop);
+    if (!ip) break;
+    client = ip->str();
+    if (!is_trusted(*ip)) break;
+  }
+  return client;
 }
 
 namespace {
@@ -178,9 +206,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     co_return dispatch(request, route);
   }
 
-  static HttpRequest to_request(http::request<http::string_body>&& r, const std::string& client) {
+  HttpRequest to_request(http::request<http::string_body>&& r, const std::string& peer) const {
     HttpRequest req;
-    req.client = client;
     req.method = std::string(r.method_string());
     const std::string target(r.target());
     const auto q = target.find('?');
@@ -189,17 +216,26 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& field : r) {
       std::string name(field.name_string());
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      req.headers[name] = std::string(field.value());
+      auto& value = req.headers[name];
+      // Each proxy may add its own X-Forwarded-For line: one list, in order (RFC 9110 5.3).
+      if (value.empty() || name != "x-forwarded-for") {
+        value.clear();
+      } else {
+        value += ", ";
+      }
+      value.append(field.value().data(), field.value().size());
     }
+    const auto forwarded = req.headers.find("x-forwarded-for");
+    req.client =
+        client_behind(peer, forwarded == req.headers.end() ? std::string_view() : forwarded->second,
+                      settings.trusted_proxies);
     req.body = std::move(r.body());  // not copied: a CSV upload may be 64 MiB
     return req;
   }
 
   asio::awaitable<void> session(tcp::socket socket) {
     auto self = shared_from_this();
-    boost::system::error_code peer_ec;
-    const auto peer = socket.remote_endpoint(peer_ec);
-    const std::string client = peer_ec ? std::string() : peer.address().to_string();
+    const auto client = net::peer_address(socket);
     const auto tls_context = tls.context();  // held for the connection's life
     if (!tls_context) {
       beast::tcp_stream stream(std::move(socket));

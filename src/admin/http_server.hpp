@@ -34,7 +34,9 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   std::map<std::string, std::string> params;  // {name} segments of the matched route
-  std::string client;                         // the peer's IP address
+  // The client's IP address: the peer's, or, when the peer is a trusted proxy, the address
+  // its X-Forwarded-For names (HttpServerSettings::trusted_proxies).
+  std::string client;
 };
 
 struct HttpResponse {
@@ -59,7 +61,19 @@ struct HttpServerSettings {
   std::size_t worker_threads = 2;  // for blocking routes
   std::string tls_cert_file;       // PEM; HTTPS when set (with the key)
   std::string tls_key_file;
+  // Reverse proxies in front of the server (nginx, HAProxy terminating TLS): a request from
+  // one of them has its client taken from X-Forwarded-For (client_behind), so that the login
+  // limit counts the browser's address, not the proxy's. Empty: the header is never believed.
+  std::vector<core::Cidr> trusted_proxies;
 };
+
+// The client of a request from `peer`: peer itself unless it is in trusted; then the
+// X-Forwarded-For list (comma-separated, each proxy appending the address it heard from) read
+// from the right, skipping trusted proxies: the first address that is not one, or the last
+// trusted one when the list ends or holds something that is no IP address (what a client wrote
+// into the header itself is never believed).
+std::string client_behind(const std::string& peer, std::string_view forwarded_for,
+                          const std::vector<core::Cidr>& trusted);
 
 // Percent-decoding (RFC 3986). A '+' is a space only in a query's form encoding
 // (plus_is_space); in a path it stays itself, as in a+tag@example.com. The router hands

@@ -364,6 +364,8 @@ const std::vector<Key>& schema() {
       {"admin", "tls_cert",
        [](const toml::node& n, Config& c) { return set_string(n, c.admin_tls_cert); },
        kReload},
+      {"admin", "trusted_proxies",
+       [](const toml::node& n, Config& c) { return set_networks(n, c.admin_trusted_proxies); }},
       {"admin", "public_url",
        [](const toml::node& n, Config& c) {
          if (auto err = set_string(n, c.admin_public_url); !err.empty()) return err;

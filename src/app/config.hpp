@@ -15,7 +15,10 @@
 //   tls_key = ""
 //   public_url = ""                 # where users reach the web UI, for mailed password links
 //                                   # ("https://gw.example.com"); "": the listen address, unless
-//                                   # it is a wildcard (then no link can be mailed)
+//                                   # it is a wildcard (then no link can be mailed); an
+//                                   # https:// one makes the session cookie Secure
+//   trusted_proxies = []            # reverse proxies in front ("127.0.0.1", "10.0.0.0/24"):
+//                                   # their X-Forwarded-For names the client (login limit)
 //
 //   [log]
 //   level = "info"                  # trace, debug, info, warn, error, critical, off
@@ -141,6 +144,7 @@ struct Config {
   std::string admin_tls_cert;
   std::string admin_tls_key;
   std::string admin_public_url;
+  std::vector<core::Cidr> admin_trusted_proxies;  // admin::HttpServerSettings::trusted_proxies
   std::string log_level = "info";
   smtp::ServerSettings inbound = default_inbound();
   std::string postmaster;  // RFC 5321 4.5.1's <postmaster> is relayed there; "": none

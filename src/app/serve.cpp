@@ -473,9 +473,11 @@ int serve(const Config& config, store::Store& store,
   metrics.gauge("mailroster_lookup_cache_clears_total",
                 [&] { return double(lookups.stats().clears); });
 
-  admin::HttpServer http(io, admin::HttpServerSettings{.listen = config.admin_listen,
-                                                       .tls_cert_file = config.admin_tls_cert,
-                                                       .tls_key_file = config.admin_tls_key});
+  admin::HttpServer http(
+      io, admin::HttpServerSettings{.listen = config.admin_listen,
+                                    .tls_cert_file = config.admin_tls_cert,
+                                    .tls_key_file = config.admin_tls_key,
+                                    .trusted_proxies = config.admin_trusted_proxies});
   // On a worker thread: the store may be busy with an import or a sync for seconds.
   http.route("GET", "/healthz",
              [&store](const admin::HttpRequest&) {
@@ -587,9 +589,11 @@ int serve(const Config& config, store::Store& store,
   syncs.on_outcome(sync_gauges);
 
   // The admin API (login, roles, tenant isolation) and its OpenAPI document.
-  admin::Auth auth(
-      store, clock,
-      {.secure_cookie = !config.admin_tls_cert.empty(), .ipv6_prefix = config.inbound.ipv6_prefix});
+  // The session cookie is Secure with HTTPS here, or at a proxy in front (an https:// public_url).
+  admin::Auth auth(store, clock,
+                   {.secure_cookie = !config.admin_tls_cert.empty() ||
+                                     config.admin_public_url.starts_with("https://"),
+                    .ipv6_prefix = config.inbound.ipv6_prefix});
   admin::Api api(store, auth, discovery, syncs, clock);
 
   // The rate limits' counts (the harvest guard's unknown recipients, failed logins and

@@ -32,4 +32,14 @@ std::uint16_t bound_port(const tcp::acceptor& acceptor) {
   return ec ? 0 : ep.port();
 }
 
+std::string peer_address(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  auto address = socket.remote_endpoint(ec).address();
+  if (ec) return "";
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
+  }
+  return address.to_string();
+}
+
 }  // namespace mailroster::net

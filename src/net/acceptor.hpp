@@ -20,4 +20,8 @@ void listen(boost::asio::ip::tcp::acceptor& acceptor, const core::Endpoint& at,
 // The bound port, 0 when not listening.
 std::uint16_t bound_port(const boost::asio::ip::tcp::acceptor& acceptor);
 
+// An accepted socket's peer as text, an IPv4 client of a dual-stack listener ([::]) as its
+// IPv4 address ("192.0.2.7", not "::ffff:192.0.2.7"); "" when the socket has no peer.
+std::string peer_address(const boost::asio::ip::tcp::socket& socket);
+
 }  // namespace mailroster::net

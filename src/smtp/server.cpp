@@ -559,9 +559,8 @@ struct Server::Impl::Session {
 
 awaitable<void> Server::Impl::run(tcp::socket socket) {
   auto self = shared_from_this();
-  boost::system::error_code ec;
-  const auto remote = socket.remote_endpoint(ec);
-  if (ec) co_return;
+  auto peer = net::peer_address(socket);
+  if (peer.empty()) co_return;
   Session s(*this, std::move(socket));
   sessions.insert(&s);
   struct Unlist {
@@ -569,11 +568,7 @@ awaitable<void> Server::Impl::run(tcp::socket socket) {
     Session* s;
     ~Unlist() { srv.sessions.erase(s); }
   } unlist{*this, &s};
-  auto peer = remote.address();
-  if (peer.is_v6() && peer.to_v6().is_v4_mapped()) {
-    peer = asio::ip::make_address_v4(asio::ip::v4_mapped, peer.to_v6());
-  }
-  s.info.client_ip = peer.to_string();
+  s.info.client_ip = std::move(peer);
   char id[16];
   std::snprintf(id, sizeof id, "%010llX", static_cast<unsigned long long>(++next_id));
   s.info.id = id;

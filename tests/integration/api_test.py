@@ -23,7 +23,9 @@ import time
 import unittest
 
 import databases
+import smtp_gateway_test as gw
 from certificates import self_signed
+from haproxy import HAProxy
 from databases import database_toml, new_database
 
 BINARY = None
@@ -1427,6 +1429,74 @@ class ApiOverTls(unittest.TestCase):
                     proc.wait(10)
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+
+class ApiBehindReverseProxy(unittest.TestCase):
+    """[admin] trusted_proxies: behind a real HAProxy (HTTP mode, `option forwardfor`) the login
+    limit counts each browser by the address X-Forwarded-For names, not the proxy's one address
+    (which would let five wrong passwords lock everyone out); a header from anyone else, or
+    written by the browser itself, is not believed. An https:// public_url (TLS ends at the
+    proxy) makes the session cookie Secure."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mailroster-api-proxy-")
+        db = new_database(cls.dir)
+        cli(db, "operator", "add", "ops@mailroster.example", stdin=PASSWORD + "\n")
+        config = os.path.join(cls.dir, "c.toml")
+        with open(config, "w") as f:
+            f.write(f'[database]\n{database_toml(db, cls.dir)}\n[admin]\nlisten = "127.0.0.1:0"\n'
+                    'trusted_proxies = ["127.0.0.1"]\npublic_url = "https://gw.mailroster.test"\n'
+                    '[smtp]\ninbound_listen = "127.0.0.1:0"\n[outbound]\nlisten = "127.0.0.1:0"\n')
+        gw.BINARY = BINARY
+        gw.start_gateway(cls, config)
+        cls.front = gw.free_port()
+        cls.haproxy = HAProxy(
+            cls.dir,
+            "defaults\n  mode http\n  option forwardfor\n  timeout connect 5s\n"
+            "  timeout client 30s\n  timeout server 30s\n"
+            f"frontend web\n  bind 127.0.0.1:{cls.front}\n  default_backend gw\n"
+            f"backend gw\n  server gw 127.0.0.1:{cls.admin_port}\n",
+            (cls.front,))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.haproxy.stop()
+        gw.stop_gateway(cls)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def login(self, email, source, port=None, forwarded_for=None, password="wrong password"):
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.front, timeout=30,
+                                          source_address=(source, 0))
+        headers = {"Content-Type": "application/json"}
+        if forwarded_for:
+            headers["X-Forwarded-For"] = forwarded_for
+        conn.request("POST", "/api/v1/login", body=json.dumps({"email": email, "password": password}),
+                     headers=headers)
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        return r.status, r.getheader("Set-Cookie")
+
+    def test_the_login_limit_counts_the_browser_the_proxy_names(self):
+        # Five wrong passwords from 127.0.0.2, each for another email (the per-email limit
+        # stays out of it): the sixth try from there is refused ...
+        statuses = [self.login(f"guess{i}@example.com", "127.0.0.2")[0] for i in range(6)]
+        self.assertEqual(statuses, [401] * 5 + [429])
+        # ... though it says it comes from elsewhere: the proxy appends what it saw.
+        self.assertEqual(self.login("guess6@example.com", "127.0.0.2", forwarded_for="127.0.0.3")[0], 429)
+        # Another browser behind the same proxy is someone else ...
+        status, _ = self.login("ops@mailroster.example", "127.0.0.3", password=PASSWORD)
+        self.assertEqual(status, 200)
+        # ... and a request straight to the gateway, not from the proxy, is its own client,
+        # whatever its header says.
+        self.assertEqual(self.login("guess7@example.com", "127.0.0.4", port=self.admin_port,
+                                    forwarded_for="127.0.0.2")[0], 401)
+
+    def test_an_https_public_url_makes_the_session_cookie_secure(self):
+        status, cookie = self.login("ops@mailroster.example", "127.0.0.5", password=PASSWORD)
+        self.assertEqual(status, 200)
+        self.assertIn("; Secure", cookie)
 
 
 def main():

@@ -22,6 +22,7 @@ import unittest
 
 import databases
 import smtp_gateway_test as gw
+from haproxy import HAProxy
 from databases import database_toml, new_database
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,37 +59,22 @@ class BehindHAProxy(unittest.TestCase):
         gw.start_gateway(cls, config)
 
         cls.v1, cls.v2, cls.out = gw.free_port(), gw.free_port(), gw.free_port()
-        haproxy_cfg = os.path.join(cls.dir, "haproxy.cfg")
-        with open(haproxy_cfg, "w") as f:
-            f.write("global\n  maxconn 200\n"
-                    "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
-                    "frontend in_v1\n  bind 127.0.0.1:%d\n  default_backend gw_v1\n"
-                    "backend gw_v1\n  server gw 127.0.0.1:%d send-proxy\n"
-                    "frontend in_v2\n  bind 127.0.0.1:%d\n  default_backend gw_v2\n"
-                    "backend gw_v2\n  server gw 127.0.0.1:%d send-proxy-v2\n"
-                    "frontend out_v2\n  bind 127.0.0.1:%d\n  default_backend gw_out\n"
-                    "backend gw_out\n  server gw 127.0.0.1:%d send-proxy-v2\n"
-                    % (cls.v1, cls.port, cls.v2, cls.port, cls.out, cls.outbound_port))
-        cls.haproxy_log = open(os.path.join(cls.dir, "haproxy.log"), "w")
-        cls.haproxy = subprocess.Popen(["haproxy", "-db", "-f", haproxy_cfg],
-                                       stdout=cls.haproxy_log, stderr=cls.haproxy_log)
-        deadline = time.time() + 10
-        for port in (cls.v1, cls.v2, cls.out):
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.time() > deadline or cls.haproxy.poll() is not None:
-                        raise RuntimeError("haproxy did not start: " +
-                                           open(os.path.join(cls.dir, "haproxy.log")).read())
-                    time.sleep(0.05)
+        cls.haproxy = HAProxy(
+            cls.dir,
+            "global\n  maxconn 200\n"
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
+            "frontend in_v1\n  bind 127.0.0.1:%d\n  default_backend gw_v1\n"
+            "backend gw_v1\n  server gw 127.0.0.1:%d send-proxy\n"
+            "frontend in_v2\n  bind 127.0.0.1:%d\n  default_backend gw_v2\n"
+            "backend gw_v2\n  server gw 127.0.0.1:%d send-proxy-v2\n"
+            "frontend out_v2\n  bind 127.0.0.1:%d\n  default_backend gw_out\n"
+            "backend gw_out\n  server gw 127.0.0.1:%d send-proxy-v2\n"
+            % (cls.v1, cls.port, cls.v2, cls.port, cls.out, cls.outbound_port),
+            (cls.v1, cls.v2, cls.out))
 
     @classmethod
     def tearDownClass(cls):
-        cls.haproxy.terminate()
-        cls.haproxy.wait(10)
-        cls.haproxy_log.close()
+        cls.haproxy.stop()
         gw.stop_gateway(cls)
         cls.mta.kill()
         cls.mta.wait()
