@@ -131,6 +131,19 @@ const std::vector<Key>& schema() {
          c.inbound.hostname = *name;
          return std::string();
        }},
+      {"smtp", "recipient_delimiter",
+       [](const toml::node& n, Config& c) {
+         if (auto err = set_string(n, c.recipient_delimiter); !err.empty()) return err;
+         if (c.recipient_delimiter.size() > 8) return std::string("must be at most 8 characters");
+         for (const char ch : c.recipient_delimiter) {
+           // The symbols a local part may hold unquoted (RFC 5322 atext), but not its dots.
+           if (std::string_view("!#$%&'*+-/=?^_`{|}~").find(ch) == std::string_view::npos) {
+             return std::string("must be symbols a local part may hold, such as \"+\" or \"+-\"");
+           }
+         }
+         return std::string();
+       },
+       kReload},
       {"smtp", "postmaster",
        [](const toml::node& n, Config& c) { return set_address(n, c.postmaster, true); }, kReload},
       {"smtp", "max_message_size",

@@ -46,6 +46,8 @@
 //                                   # certificate. Not for a public MX: senders without TLS
 //   postmaster = ""                 # where RCPT TO:<postmaster> (no domain) goes, an address
 //                                   # in a company domain; unset: 550 5.1.1 saying so
+//   recipient_delimiter = "+"       # sub-addressing: alice+news@ is alice's mail, counted as
+//                                   # alice (also as a sender); "+-": either; "": none
 //   shutdown_grace = "60s"          # on SIGTERM: transactions under way may finish this long
 //                                   # (new connections refused, idle sessions told 421 4.3.2)
 //   proxy_protocol = false          # behind a TCP load balancer: every connection begins with
@@ -148,6 +150,7 @@ struct Config {
   std::string log_level = "info";
   smtp::ServerSettings inbound = default_inbound();
   std::string postmaster;  // RFC 5321 4.5.1's <postmaster> is relayed there; "": none
+  std::string recipient_delimiter = "+";    // gateway::InboundSettings::recipient_delimiter
   std::chrono::seconds shutdown_grace{60};  // serve's drain on SIGTERM (smtp::Server::drain)
   core::Endpoint outbound_listen{"127.0.0.1", 2587};
   core::Destination outbound_next_hop{core::Endpoint{"127.0.0.1", 25}};

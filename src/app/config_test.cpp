@@ -128,6 +128,15 @@ interval = "1h"
   EXPECT_EQ(parse_config("", "test.toml").value().inbound.ipv6_prefix, 64);
   EXPECT_FALSE(parse_config("[smtp]\nipv6_prefix = 16\n", "test.toml"));
   EXPECT_FALSE(parse_config("[harvest]\nipv6_prefix = 64\n", "test.toml"));  // [smtp]'s now
+  EXPECT_EQ(parse_config("", "test.toml").value().recipient_delimiter, "+");
+  EXPECT_EQ(parse_config("[smtp]\nrecipient_delimiter = \"+-\"\n", "t").value().recipient_delimiter,
+            "+-");
+  EXPECT_EQ(parse_config("[smtp]\nrecipient_delimiter = \"\"\n", "t").value().recipient_delimiter,
+            "");
+  for (const auto* bad : {"\".\"", "\"x\"", "\"@\"", "\"+-+-+-+-+\""}) {
+    EXPECT_FALSE(parse_config(std::string("[smtp]\nrecipient_delimiter = ") + bad + "\n", "t"))
+        << bad;
+  }
   EXPECT_EQ(c.inbound.hostname, "mx.example.com");
   EXPECT_EQ(c.postmaster, "Hostmaster@example.com");
   EXPECT_EQ(parse_config("", "test.toml").value().postmaster, "");

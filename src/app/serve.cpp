@@ -405,14 +405,18 @@ int serve(const Config& config, store::Store& store,
                 [&] { return double(mail_log.unrouted_dropped()); });
   metrics.describe("mailroster_mail_log_pending", "Mail log entries not yet written", "gauge");
   metrics.gauge("mailroster_mail_log_pending", [&] { return double(mail_log.pending()); });
-  gateway::InboundGateway inbound_gateway(
-      lookups, discovery, verifier, harvest, pool, scorer, metrics, clock,
-      {.hostname = config.inbound.hostname, .postmaster = postmaster_of(config), .hooks = hooks});
+  gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,
+                                          metrics, clock,
+                                          {.hostname = config.inbound.hostname,
+                                           .postmaster = postmaster_of(config),
+                                           .recipient_delimiter = config.recipient_delimiter,
+                                           .hooks = hooks});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
   gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, scorer, metrics, clock,
                                             {.hostname = config.inbound.hostname,
                                              .next_hop = config.outbound_next_hop,
                                              .mark = config.mark_outbound,
+                                             .recipient_delimiter = config.recipient_delimiter,
                                              .hooks = hooks});
   smtp::Server outbound(io, outbound_settings(config), outbound_gateway);
   boost::asio::steady_timer mail_log_timer(io);
@@ -1007,12 +1011,14 @@ int serve(const Config& config, store::Store& store,
     harvest.reconfigure(fresh.harvest);
     auth.reconfigure_ipv6_prefix(fresh.inbound.ipv6_prefix);
     verifier.reconfigure(fresh.verify);
-    outbound_gateway.reconfigure(
-        {.next_hop = fresh.outbound_next_hop, .mark = fresh.mark_outbound});
+    outbound_gateway.reconfigure({.next_hop = fresh.outbound_next_hop,
+                                  .mark = fresh.mark_outbound,
+                                  .recipient_delimiter = fresh.recipient_delimiter});
     maintenance.set_relay(fresh.maintenance.relay);
     maintenance.set_mail_log_retention(fresh.maintenance.mail_log_retention);
     mail_log.set_enabled(fresh.mail_log);
     inbound_gateway.set_postmaster(postmaster_of(fresh));
+    inbound_gateway.set_recipient_delimiter(fresh.recipient_delimiter);
     if (scoring) scorer.set(make_scorer(fresh, metrics));  // messages being scored keep theirs
     shutdown_grace = fresh.shutdown_grace;
     live = std::move(fresh);

@@ -217,4 +217,14 @@ Result<Address> Address::parse(std::string_view text) {
   return Address(std::move(local), std::move(domain).value());
 }
 
+std::optional<Address> without_extension(const Address& address, std::string_view delimiters) {
+  const auto& local = address.local();
+  if (delimiters.empty() || local.empty() || local.front() == '"') return std::nullopt;
+  const auto at = local.find_first_of(delimiters, 1);
+  if (at == std::string::npos) return std::nullopt;
+  auto base = Address::parse(local.substr(0, at) + "@" + address.domain());
+  if (!base) return std::nullopt;  // "a.+x": a dot-string no more without its extension
+  return std::move(base).value();
+}
+
 }  // namespace mailroster::core

@@ -47,6 +47,13 @@ class Address {
   std::string key_;
 };
 
+// Sub-addressing (RFC 5233, Postfix's recipient_delimiter): "alice+news@example.com" is
+// alice@example.com with the extension "news". The address without its extension: the local
+// part up to the first of `delimiters` ("+", or "+-" for either), when one stands after its
+// first character; nullopt when there is none, when delimiters is empty, or for a quoted local
+// part.
+std::optional<Address> without_extension(const Address& address, std::string_view delimiters);
+
 // Validates and lower-cases a domain name (RFC 5321 sub-domain syntax, labels of at most 63
 // octets, at most 255 in all). A trailing dot is removed.
 Result<std::string> parse_domain(std::string_view text);

@@ -120,6 +120,25 @@ TEST(Address, LimitsHoldForTheStoredForm) {
   EXPECT_NE(grows.error().message.find("A-labels"), std::string::npos);
 }
 
+TEST(Address, WithoutItsExtension) {
+  const auto base = [](std::string_view text, std::string_view delimiters = "+") {
+    const auto b = without_extension(Address::parse(text).value(), delimiters);
+    return b ? b->str() : std::string("-");
+  };
+  EXPECT_EQ(base("Alice+News@Example.com"), "Alice@example.com");
+  EXPECT_EQ(base("alice+news+more@example.com"), "alice@example.com");  // at the first
+  EXPECT_EQ(base("alice+@example.com"), "alice@example.com");
+  EXPECT_EQ(base("alice@example.com"), "-");
+  EXPECT_EQ(base("+news@example.com"), "-");           // no local part before it
+  EXPECT_EQ(base("alice+news@example.com", ""), "-");  // sub-addressing off
+  EXPECT_EQ(base("owner-list@example.com", "+-"), "owner@example.com");
+  EXPECT_EQ(base("alice+x-y@example.com", "+-"), "alice@example.com");
+  EXPECT_EQ(base("alice-news@example.com"), "-");
+  EXPECT_EQ(base("al.+x@example.com"), "-");         // "al." is no address
+  EXPECT_EQ(base("\"al ice+x\"@example.com"), "-");  // quoted: left alone
+  EXPECT_EQ(base("jörg+x@example.com"), "jörg@example.com");
+}
+
 TEST(Domain, LowerCasesAndDropsTrailingDot) {
   EXPECT_EQ(parse_domain("Acme.Example.").value(), "acme.example");
   EXPECT_FALSE(parse_domain(""));

@@ -23,7 +23,8 @@ namespace {
 
 // What the gateway decided about one accepted recipient.
 struct Recipient {
-  core::Address address;
+  core::Address address;  // as the client gave it, relayed so
+  core::Address counted;  // what a clean delivery counts for: address, or without its extension
   core::Id company_id = 0;
   core::Destination destination;
   core::Id user = 0;       // the user it is, or whose alias it is
@@ -90,7 +91,9 @@ struct InboundGateway::Impl {
     }
     out.destination = domain->destination;
 
-    const auto owner = lookups.resolve(address);
+    // alice+news@ is alice's (sub-addressing); relayed as written, the destination files it.
+    const auto [owner, meant] = lookups.resolve(address, settings.recipient_delimiter);
+    out.counted = meant;
     switch (owner.kind) {
       case AddressOwner::Kind::user:
       case AddressOwner::Kind::alias:
@@ -146,7 +149,7 @@ struct InboundGateway::Impl {
   void record_clean_delivery(const std::vector<Recipient>& recipients) {
     std::vector<core::Address> countable;
     for (const auto& r : recipients) {
-      if (r.countable) countable.push_back(r.address);
+      if (r.countable) countable.push_back(r.counted);
     }
     if (countable.empty()) return;
     auto task = [&discovery = discovery, &metrics = metrics, countable = std::move(countable)] {
@@ -254,6 +257,10 @@ InboundGateway::~InboundGateway() = default;
 
 void InboundGateway::set_postmaster(std::optional<core::Address> postmaster) {
   impl_->settings.postmaster = std::move(postmaster);
+}
+
+void InboundGateway::set_recipient_delimiter(std::string delimiters) {
+  impl_->settings.recipient_delimiter = std::move(delimiters);
 }
 
 Reply InboundGateway::on_connect(const smtp::SessionInfo& session) {

@@ -41,6 +41,9 @@ struct InboundSettings {
   // Where RCPT TO:<postmaster> (no domain, RFC 5321 4.5.1) goes: decided and relayed as this
   // address. Unset: 550 5.1.1 saying there is none here.
   std::optional<core::Address> postmaster;
+  // Sub-addressing (RFC 5233): the characters that begin a local part's extension, so that
+  // alice+news@ is taken as alice's and counted as alice in discovery; "" for none.
+  std::string recipient_delimiter = "+";
   // The store writes, notices, mail log and mail activity of a delivery (serve's).
   DeliveryHooks hooks;
 };
@@ -69,6 +72,8 @@ class InboundGateway final : public smtp::SessionHandler {
   void on_disconnect(const smtp::SessionInfo& session) override;
   // A reload (SIGHUP): where RCPT TO:<postmaster> goes from the next RCPT on.
   void set_postmaster(std::optional<core::Address> postmaster);
+  // A reload: the sub-address delimiters from the next RCPT on.
+  void set_recipient_delimiter(std::string delimiters);
 
  private:
   struct Impl;

@@ -68,6 +68,14 @@ store::AddressOwner Lookups::resolve(const core::Address& address) {
   return impl_->answer(impl_->owners, address.key(), [&] { return impl_->store.resolve(address); });
 }
 
+Lookups::Meant Lookups::resolve(const core::Address& address, std::string_view delimiters) {
+  auto owner = resolve(address);
+  if (owner.kind != store::AddressOwner::Kind::none) return {std::move(owner), address};
+  auto base = core::without_extension(address, delimiters);
+  if (!base) return {std::move(owner), address};
+  return {resolve(*base), std::move(*base)};
+}
+
 core::DiscoverySettings Lookups::discovery_settings(core::Id company_id) {
   return impl_->answer(impl_->settings, company_id,
                        [&] { return impl_->store.discovery_settings(company_id); });

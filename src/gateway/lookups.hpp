@@ -32,6 +32,15 @@ class Lookups {
 
   std::optional<core::Domain> find_domain(std::string_view name);
   store::AddressOwner resolve(const core::Address& address);
+  // Who an address stands for, with sub-addressing ([smtp] recipient_delimiter): the address
+  // itself when it is known (a user, an alias, invalid, discovered); else, when it has an
+  // extension, the address without it (core::without_extension), known or not: mail to
+  // alice+news@ is alice's, and an unknown one is discovered once, not once per extension.
+  struct Meant {
+    store::AddressOwner owner;
+    core::Address address;  // the one owner describes
+  };
+  Meant resolve(const core::Address& address, std::string_view delimiters);
   core::DiscoverySettings discovery_settings(core::Id company_id);
   std::optional<int> directory_sync_hours(core::Id company_id);
   // The companies whose outbound relay networks hold this client address (none when it is

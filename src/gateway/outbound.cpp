@@ -83,6 +83,7 @@ OutboundGateway::~OutboundGateway() = default;
 void OutboundGateway::reconfigure(const OutboundSettings& settings) {
   impl_->settings.next_hop = settings.next_hop;
   impl_->settings.mark = settings.mark;
+  impl_->settings.recipient_delimiter = settings.recipient_delimiter;
 }
 
 Reply OutboundGateway::on_connect(const smtp::SessionInfo&) { return Reply{220, "2.0.0"}; }
@@ -163,15 +164,14 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
       server = relayed.server;
       // Only a clean message counts toward discovery; a marked one was delivered all the same.
       if (r.positive() && score->clean() && !tx.mail_from.empty()) {
-        if (auto sender = core::Address::parse(tx.mail_from)) {
-          if (I.settings.hooks.had_mail) {
-            const auto owner = I.lookups.resolve(*sender);
-            if (owner.kind == store::AddressOwner::Kind::user ||
-                owner.kind == store::AddressOwner::Kind::alias) {
-              I.settings.hooks.had_mail(owner.user_id);
-            }
+        if (auto written = core::Address::parse(tx.mail_from)) {
+          // alice+news@ sends as alice (sub-addressing).
+          auto [owner, sender] = I.lookups.resolve(*written, I.settings.recipient_delimiter);
+          if (I.settings.hooks.had_mail && (owner.kind == store::AddressOwner::Kind::user ||
+                                            owner.kind == store::AddressOwner::Kind::alias)) {
+            I.settings.hooks.had_mail(owner.user_id);
           }
-          auto task = [&discovery = I.discovery, sender = std::move(*sender)] {
+          auto task = [&discovery = I.discovery, sender = std::move(sender)] {
             try {
               const auto outcome = discovery.record_clean_outbound(sender);
               if (outcome != lifecycle::Outcome::none && outcome != lifecycle::Outcome::counted) {

@@ -32,6 +32,8 @@ struct OutboundSettings {
   // X-Spam fields and the new Subject; false: as it came (recipients outside never see the
   // filter's verdict). Marked or not, it does not count toward discovery.
   bool mark = true;
+  // As InboundSettings::recipient_delimiter: a sender alice+news@ is alice, not a new user.
+  std::string recipient_delimiter = "+";
   // The store writes, notices, mail log and mail activity of a delivery (serve's).
   DeliveryHooks hooks;
 };

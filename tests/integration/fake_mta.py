@@ -13,6 +13,7 @@ Behaviour is chosen per instance:
   --smtputf8        offer SMTPUTF8 (RFC 6531); without it a non-ASCII address gets 553 5.6.7
   --dsn             offer DSN (RFC 3461); without it MAIL/RCPT parameters of DSN get 555
   --starttls C,K    offer STARTTLS (RFC 3207) with this certificate and key (PEM files)
+  --delimiter +     sub-addressing (RFC 5233): alice+news exists when alice does
   --mode badtls     offer STARTTLS, answer it 220, then break the handshake
 Each message received is written to --spool as NNNN.eml (the exact DATA bytes after
 undoing dot-stuffing) and NNNN.json (envelope: from, to, MAIL parameters, each recipient's
@@ -44,6 +45,8 @@ class Session:
         if self.args.catch_all:
             return True
         local = address.split("@", 1)[0].lower()
+        if self.args.delimiter and local[1:].find(self.args.delimiter) >= 0:  # RFC 5233
+            local = local[:1 + local[1:].find(self.args.delimiter)]
         return local in self.args.accept
 
     async def run(self):
@@ -159,6 +162,7 @@ async def main():
     p.add_argument("--smtputf8", action="store_true")
     p.add_argument("--dsn", action="store_true")
     p.add_argument("--starttls", default="")
+    p.add_argument("--delimiter", default="")  # sub-addressing: alice+news is alice
     args = p.parse_args()
     args.accept = {a.strip().lower() for a in args.accept.split(",") if a.strip()}
     os.makedirs(args.spool, exist_ok=True)

@@ -130,7 +130,8 @@ class Gateway(unittest.TestCase):
         cls.mta_cert, cls.mta_key = self_signed(cls.dir, "127.0.0.1", ip="127.0.0.1",
                                                 files=("mta-cert.pem", "mta-key.pem"))
         for name, args in {
-            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,ned,someone,postmaster"],
+            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,kim,lou,ned,someone,"
+                     "postmaster", "--delimiter", "+"],
             "catchall": ["--catch-all"],
             "drop": ["--mode", "drop"],
             "busy": ["--mode", "421"],
@@ -738,6 +739,38 @@ class Gateway(unittest.TestCase):
         self.assertEqual(len(self.spooled()) - len(before), 1)
         bob = self.discovered()["bob@acme.example"]
         self.assertGreaterEqual(len(bob["clean_inbound"]), 1)
+
+    def test_a_sub_address_is_its_users_and_counts_as_the_address_without_it(self):
+        # RFC 5233 ([smtp] recipient_delimiter, "+" by default): alice+news@ is alice's. Taken
+        # without a callout, relayed as written (the destination files it).
+        before = self.spooled()
+        self.assertEqual(self.send("Alice+News@acme.example")[:2], (250, 250))
+        new = [f for f in self.spooled() if f not in before]
+        self.assertEqual(len(new), 1)
+        env = json.load(open(os.path.join(self.mtas["main"][1], new[0].replace(".eml", ".json"))))
+        self.assertEqual(env["to"], ["Alice+News@acme.example"])
+        self.assertEqual(self.send("al+list@acme.example")[:2], (250, 250))  # an alias's too
+        rcpt, _, text = self.send("ghost+x@acme.example")  # marked invalid, with any extension
+        self.assertEqual(rcpt, 550)
+        self.assertIn("marked invalid", text)
+        # No callout: a destination without sub-addressing refuses it when the message comes,
+        # and the client hears that refusal (nothing is lost).
+        rcpt, code, text = self.send("dora+x@dsn.example")
+        self.assertEqual((rcpt, code), (250, 550), text)
+        # An address nobody has yet: asked of the destination as written, and counted without
+        # its extension: one discovered address, not one per extension.
+        self.assertEqual(self.send("kim+a@acme.example")[:2], (250, 250))
+        self.assertEqual(self.send("kim+b@acme.example")[:2], (250, 250))
+        found = self.discovered()
+        self.assertEqual(len(found["kim@acme.example"]["clean_inbound"]), 2)
+        self.assertEqual([a for a in found if "+" in a], [])
+        self.assertNotIn("alice@acme.example", found)
+        # A sender alice+news@ is alice (no new user); lou+x@ is discovered as lou@.
+        self.assertEqual(self.send_outbound("alice+news@acme.example")[0], 250)
+        self.assertEqual(self.send_outbound("lou+x@acme.example")[0], 250)
+        found = self.discovered()
+        self.assertEqual(found["lou@acme.example"]["outbound_messages"], 1)
+        self.assertEqual([a for a in found if "+" in a or a.startswith("alice")], [])
 
     def test_address_the_destination_rejects_gets_550_and_is_not_delivered(self):
         before = self.spooled()
