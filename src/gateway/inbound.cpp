@@ -29,7 +29,8 @@ struct Recipient {
   core::Destination destination;
   core::Id user = 0;       // the user it is, or whose alias it is
   bool countable = false;  // a clean delivery counts toward discovery
-  bool unrouted = false;   // refused as no company's (relay denied): in the operators' log
+  bool unrouted = false;   // refused as no company's (relay denied, or none could be read):
+                           // in the operators' log
 };
 
 struct SessionState {
@@ -308,6 +309,8 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   } catch (const std::exception& e) {
     spdlog::error("inbound {}: RCPT {} failed: {}", session.id, rcpt.path, e.what());
     r = Reply{451, "4.3.0 temporary local problem; try again later"};
+    // Its company not known (the database could not be read): in the operators' view.
+    if (decided.company_id == 0) decided.unrouted = true;
   }
   if (r.code == 550 && r.text.rfind("5.1.1", 0) == 0) {
     I.harvest.record_unknown(session.client_network, I.clock.now());
@@ -316,8 +319,9 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
     impl_->sessions[session.id].recipients.push_back(std::move(decided));
   } else if (decided.company_id != 0 || decided.unrouted) {
     // A registered domain's: its administrators see why. No company's (relay denied, company
-    // 0): the operators see it, in every company's log (a domain whose MX came before its
-    // registration here, a client that takes the gateway for an open relay).
+    // 0): the operators see it, in the log of every company at once (a domain whose MX came before
+    // its registration here, a client that takes the gateway for an open relay, a recipient
+    // deferred while the database was down).
     auto entry = mail_log_entry("inbound", "rcpt", session, tx, I.clock.now(), r);
     entry.company_id = decided.company_id;
     entry.recipient = decided.unrouted ? rcpt.path : decided.address.str();

@@ -3,6 +3,7 @@
 
     pg_fixture.py start FILE   -> starts a fresh cluster, writes FILE (JSON: conninfo, data, bin)
     pg_fixture.py stop FILE    -> stops it and removes its data
+    (halt and resume, for a test of its own cluster: an outage and the end of it)
 
 initdb makes a cluster in a new temporary directory (superuser "mailroster", trust on loopback
 only), and the server listens on 127.0.0.1 alone, durability off (fsync, synchronous_commit,
@@ -60,11 +61,24 @@ def start(path):
                              "-l", os.path.join(data, "server.log"), "-w", "-t", "60", "start"]),
                    check=True, stdout=subprocess.DEVNULL)
     info = {"conninfo": f"host=127.0.0.1 port={port} user=mailroster dbname=postgres",
-            "data": data, "bin": bin_, "port": port}
+            "data": data, "bin": bin_, "port": port, "options": options}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(info, f)
     print(json.dumps(info))
+
+
+def halt(info):
+    """Stops the server as an outage would (its connections are cut), keeping its data."""
+    subprocess.run(as_owner([f"{info['bin']}/pg_ctl", "-D", os.path.join(info["data"], "cluster"),
+                             "-m", "fast", "-w", "stop"]), check=True, stdout=subprocess.DEVNULL)
+
+
+def resume(info):
+    """Starts a halted server again, on the same port."""
+    subprocess.run(as_owner([f"{info['bin']}/pg_ctl", "-D", os.path.join(info["data"], "cluster"),
+                             "-o", info["options"], "-l", os.path.join(info["data"], "server.log"),
+                             "-w", "-t", "60", "start"]), check=True, stdout=subprocess.DEVNULL)
 
 
 def stop(path):
