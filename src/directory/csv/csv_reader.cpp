@@ -1,5 +1,9 @@
 #include "directory/csv/csv_reader.hpp"
 
+#include <algorithm>
+#include <string_view>
+#include <utility>
+
 #include "core/address.hpp"
 
 namespace mailroster::directory::csv {
@@ -41,6 +45,17 @@ void CsvReader::start() {
     if (c == '\t') ++counts[2];
   }
   if (in_.eof()) in_.clear(in_.rdstate() & ~std::ios::eofbit & ~std::ios::failbit);
+  // UTF-16 and UTF-32 (a byte order mark, else a third of the bytes NUL or more): what Excel
+  // writes as "Unicode Text". Said once, on the first record, where "NUL byte" would puzzle.
+  const auto starts = [this](std::string_view bytes) { return first_line_.starts_with(bytes); };
+  const auto nuls = std::count(first_line_.begin(), first_line_.end(), '\0');
+  if (starts(std::string_view("\xFF\xFE", 2)) || starts(std::string_view("\xFE\xFF", 2)) ||
+      starts(std::string_view("\0\0\xFE\xFF", 4)) ||
+      (first_line_.size() >= 4 && nuls * 3 >= static_cast<std::ptrdiff_t>(first_line_.size()))) {
+    encoding_error_ =
+        "the file is UTF-16 or UTF-32 (Excel's \"Unicode Text\"), not UTF-8: save it as UTF-8 "
+        "(in Excel: \"CSV UTF-8\")";
+  }
   if (counts[1] > counts[0] && counts[1] >= counts[2]) {
     separator_ = ';';
   } else if (counts[2] > counts[0] && counts[2] > counts[1]) {
@@ -61,6 +76,7 @@ std::optional<Record> CsvReader::next() {
     auto fail = [&](std::string why) {
       if (!r.error) r.error = std::move(why);
     };
+    if (encoding_error_) fail(*std::exchange(encoding_error_, std::nullopt));
     auto end_field = [&] {
       if (!core::is_valid_utf8(field))
         fail("field " + std::to_string(r.fields.size() + 1) +

@@ -4,7 +4,9 @@
 // is the decimal mark) or a tab (text pasted from a spreadsheet), whichever it holds most of
 // outside quotes; a comma when it holds none. Memory is bounded by
 // the longest record, not the file. Hostile input (unterminated quotes, NUL bytes, invalid
-// UTF-8, huge fields) yields a record with an error and its line number, never a crash.
+// UTF-8, huge fields) yields a record with an error and its line number, never a crash. A
+// file in UTF-16 or UTF-32 (Excel's "Unicode Text"; a byte order mark, or a first line of
+// every other byte NUL) has its first record say so, not "NUL byte".
 #pragma once
 
 #include <istream>
@@ -39,6 +41,7 @@ class CsvReader {
   char separator_ = ',';
   std::string first_line_;  // read ahead to find the separator; get() returns it first
   std::size_t first_pos_ = 0;
+  std::optional<std::string> encoding_error_;  // the first record's, when not UTF-8
 };
 
 }  // namespace mailroster::directory::csv

@@ -91,6 +91,37 @@ TEST(CsvReader, NulBytesAndInvalidUtf8AreErrorsAndReadingGoesOn) {
   EXPECT_EQ(recs[3].fields[0], "good");
 }
 
+// Excel's "Unicode Text" is UTF-16 (little-endian, with a byte order mark): the first record
+// says what the file is and what to do, once; a NUL in a UTF-8 file is still a NUL.
+TEST(CsvReader, Utf16AndUtf32FilesAreNamedOnTheFirstRecord) {
+  const auto utf16 = [](std::string_view ascii, bool bom, bool big_endian) {
+    std::string out = bom ? (big_endian ? "\xFE\xFF" : "\xFF\xFE") : "";
+    for (const char c : ascii) {
+      out += big_endian ? std::string{'\0', c} : std::string{c, '\0'};
+    }
+    return out;
+  };
+  for (const auto& file :
+       {utf16("email,name\na@x,Ann\n", true, false), utf16("email,name\na@x,Ann\n", true, true),
+        utf16("email,name\na@x,Ann\n", false, false),
+        std::string("\0\0\xFE\xFF\0\0\0e\0\0\0\n", 12)}) {
+    const auto recs = all(file);
+    ASSERT_FALSE(recs.empty());
+    ASSERT_TRUE(recs[0].error);
+    EXPECT_EQ(recs[0].line, 1u);
+    EXPECT_NE(recs[0].error->find("UTF-16 or UTF-32"), std::string::npos) << *recs[0].error;
+    EXPECT_NE(recs[0].error->find("CSV UTF-8"), std::string::npos);
+    for (std::size_t i = 1; i < recs.size(); ++i) {
+      if (recs[i].error) {
+        EXPECT_EQ(recs[i].error->find("UTF-16"), std::string::npos);
+      }
+    }
+  }
+  const auto recs = all(std::string("email\0,name\na@x,Ann\n", 17));
+  ASSERT_TRUE(recs[0].error);
+  EXPECT_NE(recs[0].error->find("NUL"), std::string::npos) << *recs[0].error;
+}
+
 TEST(CsvReader, AHugeFieldIsRefusedWithoutHoldingIt) {
   const std::string huge(1 << 20, 'x');
   const auto recs = all("a\n" + huge + "\n\"" + huge + "\"\nafter\n");
