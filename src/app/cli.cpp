@@ -1507,10 +1507,17 @@ void import_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
                          opt.file + " (" + std::to_string(rows) + " rows read)",
                      notes,
                      {{"rows", rows}, {"unknown_columns", unknown_columns}, {"applied", applied}});
-        if (!opt.dry_run && !applied) {
+        // A preview fails as the import would (a script may check a file so): after the plan.
+        if (bad_rows > 0 && !opt.skip_invalid) {
+          throw Failure(ErrorCode::invalid_argument, std::to_string(bad_rows) +
+                                                         " bad row(s); nothing " +
+                                                         (opt.dry_run ? "would be" : "was") +
+                                                         " imported (fix them, or --skip-invalid)");
+        }
+        if (opt.dry_run && result.guard && !opt.force) {
           throw Failure(ErrorCode::invalid_argument,
-                        std::to_string(bad_rows) +
-                            " bad row(s); nothing was imported (fix them, or --skip-invalid)");
+                        "the deletion guard would refuse this import: " + *result.guard +
+                            " (--force to apply it anyway)");
         }
       });
   csv->add_option("file", opt.file, "CSV file: email, first_name, surname, role, type, aliases")

@@ -564,6 +564,11 @@ TEST_F(Cli, ImportCsvPreviewApplyAndReimport) {
   write_file(dir.file("short.csv"), "email\nalice@acme.example\nbob@acme.example\n");
   fails({"import", "csv", dir.file("short.csv"), "--company", "acme", "--delete-missing"},
         "deletion guard");
+  fails({"import", "csv", dir.file("short.csv"), "--company", "acme", "--delete-missing",
+         "--dry-run"},
+        "the deletion guard would refuse this import");
+  ok({"import", "csv", dir.file("short.csv"), "--company", "acme", "--delete-missing", "--dry-run",
+      "--force"});
   EXPECT_EQ(json::parse(ok({"user", "list", "--json"})).size(), 4u);
   ok({"import", "csv", dir.file("short.csv"), "--company", "acme", "--delete-missing", "--force"});
   const auto left = json::parse(ok({"user", "list", "--json"}));
@@ -604,6 +609,16 @@ TEST_F(Cli, ImportCsvWithBadRowsImportsNothingUnlessAsked) {
             std::string::npos);
   EXPECT_NE(r.out.find("line 5: unknown role 'boss'"), std::string::npos);
   EXPECT_NE(r.err.find("3 bad row(s); nothing was imported"), std::string::npos) << r.err;
+  EXPECT_TRUE(json::parse(ok({"user", "list", "--json"})).empty());
+  // A preview fails as the import would, after the plan: a script checks a file so.
+  r = run({"import", "csv", dir.file("bad.csv"), "--company", "acme", "--dry-run"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("line 5: unknown role 'boss'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("create good@acme.example"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("3 bad row(s); nothing would be imported (fix them, or --skip-invalid)"),
+            std::string::npos)
+      << r.err;
+  ok({"import", "csv", dir.file("bad.csv"), "--company", "acme", "--dry-run", "--skip-invalid"});
   EXPECT_TRUE(json::parse(ok({"user", "list", "--json"})).empty());
   ok({"import", "csv", dir.file("bad.csv"), "--company", "acme", "--skip-invalid"});
   EXPECT_EQ(json::parse(ok({"user", "list", "--json"})).size(), 1u);
