@@ -34,6 +34,8 @@
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_apply.hpp"
 #include "directory/sync_service.hpp"
+#include "gateway/lookups.hpp"
+#include "gateway/recipient_rule.hpp"
 #include "lifecycle/discovery_service.hpp"
 #include "lifecycle/user_actions.hpp"
 #include "reports/maintenance.hpp"
@@ -1099,8 +1101,34 @@ json ask_service(Context& ctx, const std::string& method, const std::string& pat
 
 void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action) {
   auto& opt = ctx.verify_args;
-  auto* verify = app.add_subcommand("verify", "Recipient verification (callout) cache");
+  auto* verify = app.add_subcommand(
+      "verify", "Recipient verification: what the gateway answers, the callout cache");
   verify->require_subcommand(1);
+  auto* explain = verb(
+      *verify, "explain",
+      "What the gateway answers for mail to an address, and why, from the database (the "
+      "destination is not asked)",
+      action, [&ctx, &opt = ctx.verify_args] {
+        const auto address = parse_address(opt.address);
+        gateway::Lookups lookups(ctx.store());
+        const auto rule = gateway::recipient_rule(lookups, address, ctx.config.recipient_delimiter);
+        auto j = gateway::explain(rule, address);
+        j["company"] = rule.domain ? json(ctx.company_name(rule.domain->company_id)) : json();
+        if (ctx.json_output) return ctx.print_json(j);
+        const auto reply = j["reply"].is_null()
+                               ? std::string("the destination's answer (a callout)")
+                               : std::to_string(j["reply"]["code"].get<int>()) + " " +
+                                     j["reply"]["text"].get<std::string>();
+        ctx.out << address.str() << ": " << reply << "\n";
+        if (rule.domain) {
+          ctx.out << "  domain:      " << rule.domain->name << " (company "
+                  << j["company"].get<std::string>() << "), delivered to "
+                  << rule.domain->destination.str() << "\n";
+        }
+        ctx.out << "  why:         " << j["why"].get<std::string>() << "\n";
+      });
+  explain->add_option("address", opt.address, "Recipient address")->required();
+  add_json_flag(explain, ctx);
   auto* flush =
       verb(*verify, "flush",
            "Clear cached callout results of the running service: one address, a "

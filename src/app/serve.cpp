@@ -50,6 +50,7 @@
 #include "gateway/mail_activity.hpp"
 #include "gateway/mail_log.hpp"
 #include "gateway/outbound.hpp"
+#include "gateway/recipient_rule.hpp"
 #include "gateway/scorer.hpp"
 #include "lifecycle/discovery_service.hpp"
 #include "net/tls.hpp"
@@ -715,6 +716,18 @@ int serve(const Config& config, store::Store& store,
     return done.get();
   };
   const auto stopping = admin::json_error(503, "unavailable", "the server is stopping");
+  // The {company} of a route, as every route on a company has it: for its administrators (and
+  // operators and the local CLI), absent to anyone else.
+  auto company_of = [&store](const admin::HttpRequest& req,
+                             const Asker& who) -> std::optional<core::Company> {
+    auto company = store.find_company(req.params.at("company"));
+    if (!company ||
+        (!who.operator_or_local() && (who.caller->login.role != store::LoginRole::company_admin ||
+                                      who.caller->login.company_id != company->id))) {
+      return std::nullopt;
+    }
+    return company;
+  };
   api.add_route(
       "POST", "/api/v1/verify/flush",
       "Flush the callout cache ({address} or {domain}, or all), on every node: an operator or "
@@ -807,13 +820,8 @@ int serve(const Config& config, store::Store& store,
         const auto who = asker(req);
         if (!who.anyone()) return admin::json_error(401, "unauthenticated", "log in first");
         if (auto refused = csrf_refused(req, who)) return *refused;
-        // As every route on a company: for its administrators, absent to anyone else.
-        const auto company = store.find_company(req.params.at("company"));
-        if (!company || (!who.operator_or_local() &&
-                         (who.caller->login.role != store::LoginRole::company_admin ||
-                          who.caller->login.company_id != company->id))) {
-          return admin::json_error(404, "not_found", "no such company");
-        }
+        const auto company = company_of(req, who);
+        if (!company) return admin::json_error(404, "not_found", "no such company");
         const auto domain = store.find_domain(core::ascii_lower(req.params.at("domain")));
         if (!domain || domain->company_id != company->id) {
           return admin::json_error(404, "not_found", "no such domain");
@@ -855,6 +863,32 @@ int serve(const Config& config, store::Store& store,
                      c.connected() ? c.destination.str() + ": " + domain_check_verdict(c)
                                    : c.hello.describe());
         return json_response(domain_check_json(*domain, checks, relay.tls));
+      });
+  // `verify explain` for the company's administrators: what the gateway answers for mail to
+  // an address of the company's domains, from the database (gateway::recipient_rule), with
+  // the sub-address delimiters in use.
+  api.add_route(
+      "GET", "/api/v1/companies/{company}/recipients/{address}",
+      "What the gateway answers for mail to an address of the company's domains, and why "
+      "(the destination is not asked)",
+      [&](const admin::HttpRequest& req) {
+        const auto who = asker(req);
+        if (!who.anyone()) return admin::json_error(401, "unauthenticated", "log in first");
+        const auto company = company_of(req, who);
+        if (!company) return admin::json_error(404, "not_found", "no such company");
+        const auto address = core::Address::parse(req.params.at("address"));
+        if (!address)
+          return admin::json_error(400, "invalid_argument", address.error().message, "address");
+        const auto delimiters = on_io([&live] { return live.recipient_delimiter; });
+        if (!delimiters) return stopping;
+        const auto rule = gateway::recipient_rule(lookups, *address, *delimiters);
+        if (rule.domain && rule.domain->company_id != company->id) {
+          return admin::json_error(404, "not_found",
+                                   address->domain() + " is not a domain of " + company->name);
+        }
+        auto j = gateway::explain(rule, *address);
+        j["company"] = rule.domain ? nlohmann::json(company->name) : nlohmann::json();
+        return json_response(j);
       });
   // Password links (forgot password, invitations) go out through the reports' relay.
   api.set_password_mail(

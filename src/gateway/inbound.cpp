@@ -8,9 +8,9 @@
 #include <chrono>
 #include <unordered_map>
 
-#include "core/discovery.hpp"
 #include "gateway/dsn.hpp"
 #include "gateway/mail_log.hpp"
+#include "gateway/recipient_rule.hpp"
 #include "gateway/relay.hpp"
 
 namespace mailroster::gateway {
@@ -70,18 +70,21 @@ struct InboundGateway::Impl {
     if (!rcpt.address && !postmaster) {
       out.unrouted = true;
       count_rcpt("relay_denied");
-      co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
+      co_return rule_reply(RecipientRule::Kind::relay_denied, path);
     }
     // A copy: a reload may change the postmaster while this RCPT waits for its callout.
     const core::Address address = postmaster ? *settings.postmaster : *rcpt.address;
-    auto domain = lookups.find_domain(address.domain());
-    if (!domain) {
+    // alice+news@ is alice's (sub-addressing); relayed as written, the destination files it.
+    const auto rule = recipient_rule(lookups, address, settings.recipient_delimiter, postmaster);
+    if (!rule.domain) {
       out.unrouted = true;
       count_rcpt("relay_denied");
-      co_return Reply{550, "5.7.1 <" + path + ">: relay access denied"};
+      co_return rule_reply(rule.kind, path);
     }
+    const auto& domain = rule.domain;
     auto& state = sessions[session.id];
     out.address = address;
+    out.counted = rule.meant;
     out.company_id = domain->company_id;
     if (!state.recipients.empty() &&
         !(state.recipients.front().destination == domain->destination)) {
@@ -91,33 +94,20 @@ struct InboundGateway::Impl {
                                "recipient in another transaction"};
     }
     out.destination = domain->destination;
-
-    // alice+news@ is alice's (sub-addressing); relayed as written, the destination files it.
-    const auto [owner, meant] = lookups.resolve(address, settings.recipient_delimiter);
-    out.counted = meant;
-    switch (owner.kind) {
-      case AddressOwner::Kind::user:
-      case AddressOwner::Kind::alias:
-        out.user = owner.user_id;
+    switch (rule.kind) {
+      case RecipientRule::Kind::accept:
+        out.user = rule.owner.user_id;
         count_rcpt("user");
-        co_return Reply{250, "2.1.5 Ok"};
-      case AddressOwner::Kind::invalid:
-        count_rcpt("invalid");
-        co_return Reply{
-            550, "5.1.1 <" + path + ">: recipient address rejected: address is marked invalid"};
-      case AddressOwner::Kind::discovered:
-      case AddressOwner::Kind::none:
+        co_return rule_reply(rule.kind, path);
+      case RecipientRule::Kind::invalid:
+      case RecipientRule::Kind::unknown:
+      case RecipientRule::Kind::relay_denied:
+        count_rcpt(to_string(rule.kind));
+        co_return rule_reply(rule.kind, path);
+      case RecipientRule::Kind::callout:
         break;
     }
-    const bool discovering =
-        core::discovery_active(lookups.discovery_settings(domain->company_id),
-                               lookups.directory_sync_hours(domain->company_id));
-    // postmaster at every domain served MUST be taken (RFC 5321 4.5.1) even when it is no
-    // user: without discovery it is asked of the destination too, and never counted.
-    if (!discovering && !postmaster && core::ascii_lower(address.local()) != "postmaster") {
-      count_rcpt("unknown");
-      co_return Reply{550, "5.1.1 <" + path + ">: recipient address rejected: user unknown"};
-    }
+    const bool discovering = rule.discovering;
     const auto v = co_await verifier.verify(domain->destination, address);
     count_rcpt(std::string("callout_") + std::string(verify::to_string(v.verdict)) +
                (v.cached ? "_cached" : ""));

@@ -1350,6 +1350,36 @@ class Api(unittest.TestCase):
                 checked += 1
         self.assertGreaterEqual(checked, 30)
 
+    def test_what_the_gateway_answers_for_an_address_of_the_company(self):
+        admin = Client(self.port)
+        admin.login("admin@acme.example")
+        status, body, _ = admin.call("GET", "/api/v1/companies/acme/recipients/alice%2Bnews@acme.example")
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["answer"], body["decided_as"], body["owner"]["kind"], body["company"]),
+                         ("accept", "alice@acme.example", "user", "acme"))
+        self.assertEqual(body["reply"], {"code": 250, "text": "2.1.5 Ok"})
+        status, body, _ = admin.call("GET", "/api/v1/companies/acme/recipients/nobody.here@acme.example")
+        self.assertEqual(status, 200)  # another test may turn acme's discovery on
+        self.assertEqual(body["answer"], "callout" if body["discovering"] else "unknown", body)
+        status, body, _ = admin.call("GET", "/api/v1/companies/acme/recipients/x@nowhere.example")
+        self.assertEqual((status, body["answer"], body["company"]), (200, "relay_denied", None))
+        # Another company's domain is not the administrator's to ask about.
+        status, body, _ = admin.call("GET", "/api/v1/companies/acme/recipients/hank@globex.example")
+        self.assertEqual(status, 404, body)
+        self.assertEqual(admin.call("GET", "/api/v1/companies/globex/recipients/hank@globex.example")[0], 404)
+        status, body, _ = admin.call("GET", "/api/v1/companies/acme/recipients/not%20an%20address")
+        self.assertEqual((status, body["error"]["field"]), (400, "address"))
+        ops = Client(self.port)
+        ops.login("ops@mailroster.example")
+        status, body, _ = ops.call("GET", "/api/v1/companies/globex/recipients/hank@globex.example")
+        self.assertEqual((status, body["answer"]), (200, "accept"))
+        status, body, _ = ops.call("GET", "/api/v1/companies/globex/recipients/nobody@globex.example")
+        self.assertEqual((status, body["answer"], body["reply"]["code"]), (200, "unknown", 550))
+        alice = Client(self.port)
+        alice.login("alice@acme.example")
+        self.assertEqual(alice.call("GET", "/api/v1/companies/acme/recipients/alice@acme.example")[0], 404)
+        self.assertEqual(Client(self.port).call("GET", "/api/v1/companies/acme/recipients/a@acme.example")[0], 401)
+
     def test_zz_logins_are_rate_limited(self):
         c = Client(self.port)
         statuses = [c.login("admin@acme.example", "wrong password")[0] for _ in range(6)]

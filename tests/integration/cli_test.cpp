@@ -597,6 +597,51 @@ TEST_F(Cli, ImportCsvSeparatedBySemicolons) {
   EXPECT_EQ(alice["aliases"], json({"a.l@acme.example", "al@acme.example"}));
 }
 
+// `verify explain`: what the gateway answers for an address, as the SMTP path decides it
+// (gateway::recipient_rule), read from the database.
+TEST_F(Cli, VerifyExplainSaysWhatTheGatewayAnswersAndWhy) {
+  acme();
+  ok({"user", "add", "alice@acme.example"});
+  ok({"alias", "add", "al@acme.example", "--user", "alice@acme.example"});
+  ok({"invalid", "add", "ghost@acme.example"});
+  const auto explain = [&](const std::string& address) {
+    return json::parse(ok({"verify", "explain", address, "--json"}));
+  };
+  auto j = explain("Alice+News@ACME.example");
+  EXPECT_EQ(j["answer"], "accept");
+  EXPECT_EQ(j["reply"]["code"], 250);
+  EXPECT_EQ(j["decided_as"], "Alice@acme.example");
+  EXPECT_EQ(j["owner"]["kind"], "user");
+  EXPECT_EQ(j["company"], "acme");
+  EXPECT_EQ(j["destination"], "127.0.0.1:2526");
+  EXPECT_NE(j["why"].get<std::string>().find("sub-addressing"), std::string::npos) << j;
+  EXPECT_EQ(explain("al@acme.example")["owner"]["kind"], "alias");
+  j = explain("ghost+x@acme.example");
+  EXPECT_EQ(j["answer"], "invalid");
+  EXPECT_EQ(j["reply"]["text"],
+            "5.1.1 <ghost+x@acme.example>: recipient address rejected: address is marked invalid");
+  j = explain("bob@acme.example");  // discovery is off by default
+  EXPECT_EQ(j["answer"], "unknown");
+  EXPECT_EQ(j["reply"]["code"], 550);
+  EXPECT_EQ(explain("postmaster@acme.example")["answer"], "callout");  // RFC 5321 4.5.1
+  ok({"discovery", "set", "--company", "acme", "enabled=true"});
+  j = explain("bob+x@acme.example");
+  EXPECT_EQ(j["answer"], "callout");
+  EXPECT_TRUE(j["reply"].is_null());
+  EXPECT_EQ(j["counted_as"], "bob@acme.example");
+  j = explain("someone@elsewhere.example");
+  EXPECT_EQ(j["answer"], "relay_denied");
+  EXPECT_EQ(j["reply"]["text"], "5.7.1 <someone@elsewhere.example>: relay access denied");
+  EXPECT_TRUE(j["company"].is_null());
+  // As text, the reply first.
+  const auto text = ok({"verify", "explain", "al+x@acme.example"});
+  EXPECT_EQ(text.rfind("al+x@acme.example: 250 2.1.5 Ok\n", 0), 0u) << text;
+  EXPECT_NE(text.find("domain:      acme.example (company acme), delivered to 127.0.0.1:2526"),
+            std::string::npos)
+      << text;
+  fails({"verify", "explain", "not an address"}, "not an address");
+}
+
 TEST_F(Cli, ImportCsvWithBadRowsImportsNothingUnlessAsked) {
   acme();
   write_file(dir.file("bad.csv"),

@@ -937,6 +937,15 @@ try {
       const row = page.locator(`tr:has(td[data-label=To]:has-text('${gone}'))`);
       assert.match(await row.locator("td[data-label=Result]").textContent(), /^rejected$/);
       assert.match(await row.locator("td[data-label=Reply]").textContent(), /^550 5\.1\.1 .*marked invalid/);
+      // What the gateway would answer, and why: the invalid address, and a sub-address of a user.
+      await page.fill("input[aria-label='address to check']", gone);
+      await page.click("#explain button");
+      await page.waitForSelector("#explained:has-text('marked invalid')");
+      assert.match(await page.textContent("#explained"), /550 5\.1\.1 <.*>: recipient address rejected: address is marked invalid/);
+      await page.fill("input[aria-label='address to check']", "alice+news@acme.example");
+      await page.click("#explain button");
+      await page.waitForSelector("#explained:has-text('sub-addressing')");
+      assert.match(await page.textContent("#explained"), /^alice\+news@acme\.example: 250 2\.1\.5 Ok/);
       await noHorizontalScroll("mail-log");
       // Found by a part of the address, any case, and by result.
       await page.fill("input[aria-label='mail from or to']", gone.toUpperCase().replace("@ACME.EXAMPLE", ""));

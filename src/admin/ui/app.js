@@ -391,9 +391,11 @@ async function discoveryView(paint) {
 async function invalidView(paint) {
   // Found by a part of the address or of the reason ("not handled": expiry's), or all of them.
   const search = state.invalidSearch || "";
-  const data = await pageOf("invalid", co() + "/invalid", search ? `search=${encodeURIComponent(search)}` : "");
-  // A user made here gets the role discovery gives new users, unless another is chosen.
-  const settings = await api("GET", co() + "/discovery-settings").catch(() => ({}));
+  // A user made here gets the role discovery gives new users, unless another is chosen: the
+  // settings asked for with the list, not after it.
+  const [data, settings] = await Promise.all([
+    pageOf("invalid", co() + "/invalid", search ? `search=${encodeURIComponent(search)}` : ""),
+    api("GET", co() + "/discovery-settings").catch(() => ({}))]);
   paint(`<section><h1>Marked Invalid</h1><p>Mail to these addresses is rejected.
     Creating a user for one fixes it.</p>
     <form id="add-invalid" class="row"><input name="address" placeholder="address" required>
@@ -812,6 +814,9 @@ async function mailLogView(paint) {
         results.map((r) => `<option${r === find.result ? " selected" : ""}>${r}</option>`).join("")}</select>
       ${operator ? `<label><input type="checkbox" name="every"${every ? " checked" : ""}> every company</label>` : ""}
       <button class="secondary">Find</button></form>
+    <form id="explain" class="row"><input name="address" placeholder="an address of the company"
+      aria-label="address to check" required><button class="secondary">What would the gateway answer?</button></form>
+    <p id="explained" role="status" hidden></p>
     <div class="mail-log">${table(headers,
     data.items.map((e) => [esc(e.at.replace("T", " ").replace("Z", "")), ...(every ? [e.company ? esc(e.company) : "<i data-no-company>no company</i>"] : []),
       esc(e.direction), esc(e.sender || "<>"), esc(e.recipient),
@@ -819,6 +824,20 @@ async function mailLogView(paint) {
       esc(`${e.code} ${e.reply}`), esc(e.server)]))}</div>
     ${pagerHtml("mail-log", data)}</section>`);
   wirePager("mail-log", data, mailLogView);
+  // What the gateway answers for mail to an address now, and why (no mail sent, nobody asked).
+  $("#explain").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const address = new FormData(ev.target).get("address").trim();
+    const out = $("#explained");
+    try {
+      const r = await api("GET", co() + "/recipients/" + encodeURIComponent(address));
+      const reply = r.reply ? `${r.reply.code} ${r.reply.text}` : "the answer of the company's mail server (asked at once)";
+      out.innerHTML = `<b>${esc(r.address)}</b>: <code>${esc(reply)}</code><br>${esc(r.why)}`;
+    } catch (e) {
+      out.textContent = e.message;
+    }
+    out.hidden = false;
+  };
   $("#find-mail").onsubmit = (ev) => {
     ev.preventDefault();
     const form = new FormData(ev.target);
