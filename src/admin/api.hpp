@@ -78,6 +78,9 @@ class Api {
                  HttpHandler handler,
                  std::optional<std::map<std::string, nlohmann::json::value_t>> body = {});
   void set_password_mail(PasswordMail mail) { password_mail_ = std::move(mail); }
+  // The company a path names, when the caller administers it (an operator, or its admin):
+  // every route on a company, here and add_route's, is absent (404) to anyone else.
+  std::optional<core::Company> company_for(const std::string& name, const Caller& c);
   // Registers every route, and the OpenAPI document.
   void install(HttpServer& server);
   // The OpenAPI 3 document of the routes install() registers.
@@ -102,8 +105,6 @@ class Api {
   std::shared_ptr<PendingPlan> pending_plan(const std::string& id, core::Id company_id);
   std::vector<Route> routes_;
   PasswordMail password_mail_;
-  // The company a path names, when the caller administers it (an operator, or its admin).
-  std::optional<core::Company> company_for(const std::string& name, const Caller& c);
   // Where mailed links point, or "" when links cannot be mailed.
   std::string password_link_base() const;
   // Mails a new link for the login; whether it could.

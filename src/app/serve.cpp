@@ -718,15 +718,10 @@ int serve(const Config& config, store::Store& store,
   const auto stopping = admin::json_error(503, "unavailable", "the server is stopping");
   // The {company} of a route, as every route on a company has it: for its administrators (and
   // operators and the local CLI), absent to anyone else.
-  auto company_of = [&store](const admin::HttpRequest& req,
-                             const Asker& who) -> std::optional<core::Company> {
-    auto company = store.find_company(req.params.at("company"));
-    if (!company ||
-        (!who.operator_or_local() && (who.caller->login.role != store::LoginRole::company_admin ||
-                                      who.caller->login.company_id != company->id))) {
-      return std::nullopt;
-    }
-    return company;
+  auto company_of = [&store, &api](const admin::HttpRequest& req,
+                                   const Asker& who) -> std::optional<core::Company> {
+    const auto& name = req.params.at("company");
+    return who.local ? store.find_company(name) : api.company_for(name, *who.caller);
   };
   api.add_route(
       "POST", "/api/v1/verify/flush",
