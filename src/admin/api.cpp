@@ -1059,7 +1059,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
            }
            ch.relay_networks.emplace();
            for (const auto& n : b.value["relay_networks"]) {
-             auto cidr = core::Cidr::parse(n.is_string() ? n.get<std::string>() : n.dump());
+             auto cidr = core::Cidr::parse_trusted(n.is_string() ? n.get<std::string>() : n.dump());
              if (!cidr) {
                return json_error(400, "invalid_argument",
                                  "relay network " + n.dump() + ": " + cidr.error().message,

@@ -96,7 +96,7 @@ std::string set_networks(const toml::node& n, std::vector<core::Cidr>& out) {
   for (const auto& item : *list) {
     const auto* text = item.as_string();
     if (!text) return "must be a list of strings";
-    auto cidr = core::Cidr::parse(text->get());
+    auto cidr = core::Cidr::parse_trusted(text->get());
     if (!cidr) return "'" + text->get() + "': " + cidr.error().message;
     networks.push_back(*cidr);
   }

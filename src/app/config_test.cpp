@@ -229,7 +229,8 @@ proxy_from = ["192.0.2.0/24"]
   EXPECT_EQ(none.error().field, "outbound.proxy_from");
   for (const char* bad :
        {"[smtp]\nproxy_protocol = 1\n", "[smtp]\nproxy_from = \"10.0.0.5\"\n",
-        "[smtp]\nproxy_from = [5]\n", "[smtp]\nproxy_from = [\"10.0.0.5/8\"]\n"}) {
+        "[smtp]\nproxy_from = [5]\n", "[smtp]\nproxy_from = [\"10.0.0.5/8\"]\n",
+        "[outbound]\nproxy_from = [\"::/0\"]\n", "[admin]\ntrusted_proxies = [\"0.0.0.0/0\"]\n"}) {
     EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
   }
 }

@@ -79,6 +79,17 @@ Result<Cidr> Cidr::parse(std::string_view text) {
   return cidr;
 }
 
+Result<Cidr> Cidr::parse_trusted(std::string_view text) {
+  auto cidr = parse(text);
+  if (cidr && cidr->prefix_ == 0) {
+    return invalid("'" + std::string(text) +
+                       "' is every address: it would trust the whole Internet; name the hosts or "
+                       "networks",
+                   "network");
+  }
+  return cidr;
+}
+
 bool Cidr::contains(const IpAddress& ip) const {
   return ip.v6 == network_.v6 && network_of(ip, prefix_) == network_;
 }

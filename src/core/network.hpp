@@ -36,6 +36,10 @@ class Cidr {
   // "192.0.2.0/24", "2001:db8::/32"; a bare address means a single host (/32 or /128).
   // Host bits set below the prefix are an error that names the intended network.
   static Result<Cidr> parse(std::string_view text);
+  // A network trusted with something (a company's relay networks, load balancers, reverse
+  // proxies): as parse, but one holding every address ("0.0.0.0/0", "::/0") is an error, since
+  // it would trust the whole Internet (an open relay, a spoofable client address).
+  static Result<Cidr> parse_trusted(std::string_view text);
 
   bool contains(const IpAddress& ip) const;
   std::string str() const;

@@ -51,6 +51,18 @@ TEST(Cidr, ZeroPrefixMatchesEverythingOfItsFamily) {
   EXPECT_FALSE(all.contains(IpAddress::parse("::1").value()));
 }
 
+// Trusted networks (relay networks, load balancers, reverse proxies) never hold every address.
+TEST(Cidr, ATrustedNetworkIsNotTheWholeInternet) {
+  for (const auto* all : {"0.0.0.0/0", "::/0"}) {
+    const auto r = Cidr::parse_trusted(all);
+    ASSERT_FALSE(r) << all;
+    EXPECT_NE(r.error().message.find("is every address"), std::string::npos) << r.error().message;
+  }
+  EXPECT_EQ(Cidr::parse_trusted("0.0.0.0/1").value().str(), "0.0.0.0/1");
+  EXPECT_EQ(Cidr::parse_trusted("10.0.0.5").value().str(), "10.0.0.5/32");
+  EXPECT_FALSE(Cidr::parse_trusted("10.0.0.5/8"));  // still what parse refuses
+}
+
 TEST(Cidr, RejectsHostBitsWithASuggestion) {
   auto r = Cidr::parse("192.0.2.1/24");
   ASSERT_FALSE(r);

@@ -882,7 +882,7 @@ class Api(unittest.TestCase):
         status, body, _ = ops.call("PATCH", "/api/v1/companies/acme",
                                    {"relay_networks": ["192.0.2.0/24", "2001:db8::/32"]})
         self.assertEqual((status, body["relay_networks"]), (200, ["192.0.2.0/24", "2001:db8::/32"]), body)
-        for bad in [["192.0.2.0/33"], ["mail.acme.example"], [24]]:
+        for bad in [["192.0.2.0/33"], ["mail.acme.example"], [24], ["0.0.0.0/0"]]:  # an open relay
             status, body, _ = ops.call("PATCH", "/api/v1/companies/acme", {"relay_networks": bad})
             self.assertEqual((status, body["error"]["field"]), (400, "relay_networks"), body)
         self.assertEqual(ops.call("GET", "/api/v1/companies/acme")[1]["relay_networks"],

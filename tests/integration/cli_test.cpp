@@ -208,6 +208,7 @@ TEST_F(Cli, BadInputExitsOneWithOneLineAndWritesNothing) {
         "unknown action 'user.delete' (one of user.add, user.update, user.remove,");
   fails({"company", "add", "acme"}, "company 'acme' already exists");
   fails({"company", "add", "globex", "--relay-network", "192.0.2.1/24"}, "host bits set");
+  fails({"company", "add", "globex", "--relay-network", "::/0"}, "the whole Internet");
   fails({"company", "add", "bad name"}, "may contain only");
   fails({"domain", "add", "acme.example", "--company", "acme", "--destination", "h"},
         "already registered to company 'acme'");
