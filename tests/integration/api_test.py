@@ -884,7 +884,7 @@ class Api(unittest.TestCase):
         self.assertEqual((status, body["relay_networks"]), (200, ["192.0.2.0/24", "2001:db8::/32"]), body)
         for bad in [["192.0.2.0/33"], ["mail.acme.example"], [24], ["0.0.0.0/0"]]:  # an open relay
             status, body, _ = ops.call("PATCH", "/api/v1/companies/acme", {"relay_networks": bad})
-            self.assertEqual((status, body["error"]["field"]), (400, "relay_networks"), body)
+            self.assertEqual((status, (body.get("error") or {}).get("field")), (400, "relay_networks"), (bad, body))
         self.assertEqual(ops.call("GET", "/api/v1/companies/acme")[1]["relay_networks"],
                          ["192.0.2.0/24", "2001:db8::/32"])  # a refused change changed nothing
         self.assertIn("192.0.2.0/24", cli(self.db, "company", "show", "acme"))
