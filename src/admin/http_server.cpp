@@ -218,10 +218,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       auto& value = req.headers[name];
       // Each proxy may add its own X-Forwarded-For line: one list, in order (RFC 9110 5.3).
-      if (value.empty() || name != "x-forwarded-for") {
-        value.clear();
-      } else {
+      if (!value.empty() && name == "x-forwarded-for") {
         value += ", ";
+      } else {
+        value.clear();  // another field given twice: the last one, as before
       }
       value.append(field.value().data(), field.value().size());
     }

@@ -107,13 +107,12 @@ struct InboundGateway::Impl {
       case RecipientRule::Kind::callout:
         break;
     }
-    const bool discovering = rule.discovering;
     const auto v = co_await verifier.verify(domain->destination, address);
     count_rcpt(std::string("callout_") + std::string(verify::to_string(v.verdict)) +
                (v.cached ? "_cached" : ""));
     switch (v.verdict) {
       case verify::Verdict::accept:
-        out.countable = discovering && !v.accept_all;
+        out.countable = rule.discovering && !v.accept_all;
         co_return Reply{250, "2.1.5 Ok"};
       case verify::Verdict::reject:
         if (v.probe.reply.text.starts_with("5.6.7")) {  // RFC 6531: no SMTPUTF8 there

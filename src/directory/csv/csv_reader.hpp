@@ -5,8 +5,8 @@
 // outside quotes; a comma when it holds none. Memory is bounded by
 // the longest record, not the file. Hostile input (unterminated quotes, NUL bytes, invalid
 // UTF-8, huge fields) yields a record with an error and its line number, never a crash. A
-// file in UTF-16 or UTF-32 (Excel's "Unicode Text"; a byte order mark, or a first line of
-// every other byte NUL) has its first record say so, not "NUL byte".
+// file in UTF-16 or UTF-32 (Excel's "Unicode Text"; a byte order mark, or a first line a
+// third or more of whose bytes are NUL) has its first record say so, not "NUL byte".
 #pragma once
 
 #include <istream>
