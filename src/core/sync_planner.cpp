@@ -1,6 +1,7 @@
 #include "core/sync_planner.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <unordered_set>
 
 namespace mailroster::core {
@@ -32,6 +33,8 @@ std::optional<std::string> excluded(const DirectoryEntry& e, const SyncOptions& 
   }
   return std::nullopt;
 }
+
+bool by_address(const PlanItem& a, const PlanItem& b) { return a.address.key() < b.address.key(); }
 
 }  // namespace
 
@@ -244,30 +247,46 @@ Plan SyncPlanner::plan(const std::vector<DirectoryEntry>& entries, const Company
 
 bool SyncPlanner::matched(Id user) const { return matched_.contains(user); }
 
+std::vector<PlanItem> SyncPlanner::deletes(const std::vector<User>& users,
+                                           const std::string& reason) const {
+  std::vector<const User*> gone;  // sorted before the (large) items are made
+  for (const auto& u : users) {
+    if (u.source == source_ && !matched(u.id)) gone.push_back(&u);
+  }
+  std::sort(gone.begin(), gone.end(),
+            [](const User* a, const User* b) { return a->address.key() < b->address.key(); });
+  std::vector<PlanItem> out(gone.size());
+  for (std::size_t i = 0; i < gone.size(); ++i) {
+    out[i].action = PlanItem::Action::remove;
+    out[i].address = gone[i]->address;
+    out[i].user_id = gone[i]->id;
+    out[i].reason = reason;
+  }
+  return out;
+}
+
 Plan SyncPlanner::finish(const std::vector<User>& source_users, std::size_t company_users,
                          bool complete, const std::vector<User>& removed_users) {
   Plan plan;
   plan.source = source_;
   plan.company_users = company_users;
   plan.source_complete = complete;
-  std::unordered_set<Id> deleted;
-  auto remove = [&](const User& u, const char* reason) {
-    if (u.source != source_ || matched(u.id) || !deleted.insert(u.id).second) return;
-    PlanItem item;
-    item.action = PlanItem::Action::remove;
-    item.address = u.address;
-    item.user_id = u.id;
-    item.reason = reason;
-    plan.deletes.push_back(std::move(item));
-  };
   if (options_.delete_removed) {
-    for (const auto& u : removed_users) remove(u, "removed in the source");
+    std::unordered_set<Id> seen;  // each user once, with the first reason that applies
+    auto once = [&](const std::vector<User>& users) {
+      std::vector<User> out;
+      for (const auto& u : users) {
+        if (seen.insert(u.id).second) out.push_back(u);
+      }
+      return out;
+    };
+    plan.deletes = deletes(once(removed_users), "removed in the source");
     if (complete) {
-      for (const auto& u : source_users) remove(u, "no longer in the source");
+      auto rest = deletes(once(source_users), "no longer in the source");
+      std::move(rest.begin(), rest.end(), std::back_inserter(plan.deletes));
+      std::sort(plan.deletes.begin(), plan.deletes.end(), by_address);
     }
   }
-  std::sort(plan.deletes.begin(), plan.deletes.end(),
-            [](const PlanItem& a, const PlanItem& b) { return a.address.key() < b.address.key(); });
   plan.guard = deletion_guard(plan.deletes.size(), company_users, options_);
   return plan;
 }

@@ -162,6 +162,13 @@ class SyncPlanner {
   // Whether some entry matched this user.
   bool matched(Id user) const;
 
+  // The deletes of these users, in address order, each with `reason`: those of this source
+  // that no entry matched (the caller leaves out users it already deletes). What finish()
+  // does for a whole company, for a run that hands its deletes over a page at a time.
+  std::vector<PlanItem> deletes(const std::vector<User>& users, const std::string& reason) const;
+
+  const SyncOptions& options() const { return options_; }
+
  private:
   Source source_;
   SyncOptions options_;

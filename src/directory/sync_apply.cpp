@@ -1,5 +1,6 @@
 #include "directory/sync_apply.hpp"
 
+#include <algorithm>
 #include <future>
 #include <set>
 #include <unordered_set>
@@ -130,7 +131,10 @@ void SyncRun::add(const std::vector<core::DirectoryEntry>& batch) {
     }
     if (!e.source_id.empty()) ids.push_back(e.source_id);
   }
-  const auto plan = planner_.plan(batch, view(keys, ids));
+  write(planner_.plan(batch, view(keys, ids)));
+}
+
+void SyncRun::write(const core::Plan& plan) {
   if (!apply_ || plan.empty() || !sink_) {
     if (apply_ && !plan.empty()) store_.apply_plan(plan, actor_);
     report(plan);
@@ -145,24 +149,43 @@ void SyncRun::add(const std::vector<core::DirectoryEntry>& batch) {
 
 RunResult SyncRun::finish(bool source_complete, bool force,
                           const std::vector<std::string>& removed_ids) {
-  std::vector<core::User> unmatched;
-  for (const auto id : source_complete ? before_ : std::vector<core::Id>{}) {
-    if (planner_.matched(id)) continue;
-    if (auto u = store_.user_by_id(id)) unmatched.push_back(std::move(*u));
-  }
-  std::vector<core::User> removed;
-  if (!removed_ids.empty()) {
-    const std::set<std::string> ids(removed_ids.begin(), removed_ids.end());
-    for (auto& u : store_.sync_view(company_id_, {}, users_of(removed_ids)).users) {
-      if (ids.count(u.source_id)) removed.push_back(std::move(u));
+  result_.source_complete = source_complete;
+  // The users the source reported removed (a delta's few), read at once; then, from a
+  // complete source, the users of it no entry matched, counted by id for the guard and read
+  // and written a page at a time: a run that deletes a million users holds one page of them.
+  core::Plan removed;
+  std::vector<core::Id> unmatched;
+  if (planner_.options().delete_removed) {
+    if (!removed_ids.empty()) {
+      const std::set<std::string> ids(removed_ids.begin(), removed_ids.end());
+      std::vector<core::User> users;
+      for (auto& u : store_.sync_view(company_id_, {}, users_of(removed_ids)).users) {
+        if (ids.count(u.source_id)) users.push_back(std::move(u));
+      }
+      removed.deletes = planner_.deletes(users, "removed in the source");
+    }
+    if (source_complete) {
+      std::unordered_set<core::Id> gone;
+      for (const auto& d : removed.deletes) gone.insert(*d.user_id);
+      for (const auto id : before_) {
+        if (!planner_.matched(id) && !gone.count(id)) unmatched.push_back(id);
+      }
     }
   }
-  auto plan = planner_.finish(unmatched, result_.company_users, source_complete, removed);
-  result_.source_complete = source_complete;
-  result_.guard = plan.guard;
-  if (apply_ && plan.guard && !force) throw guard_failure(*plan.guard);
-  if (apply_ && !plan.deletes.empty()) store_.apply_plan(plan, actor_);
-  report(plan);
+  result_.guard = core::deletion_guard(removed.deletes.size() + unmatched.size(),
+                                       result_.company_users, planner_.options());
+  if (apply_ && result_.guard && !force) throw guard_failure(*result_.guard);
+  write(removed);
+  constexpr std::size_t kPage = 5000;
+  for (std::size_t at = 0; at < unmatched.size(); at += kPage) {
+    const auto end =
+        unmatched.begin() + static_cast<std::ptrdiff_t>(std::min(at + kPage, unmatched.size()));
+    const std::vector<core::Id> page(unmatched.begin() + static_cast<std::ptrdiff_t>(at), end);
+    core::Plan plan;
+    plan.deletes =
+        planner_.deletes(store_.sync_view(company_id_, {}, page).users, "no longer in the source");
+    write(plan);
+  }
   return result_;
 }
 

@@ -39,12 +39,15 @@ class SyncRun {
   void add(const std::vector<core::DirectoryEntry>& batch);
 
   // The deletions of users no entry matched, when deleting is on and the source was complete,
-  // and of users whose source ids the source reported removed. When applying, a plan the
-  // guard refuses throws core::Failure (conflict) unless force.
+  // and of users whose source ids the source reported removed: those reported removed first,
+  // then the others a page (5000) at a time, each in address order. When applying, deletes
+  // the guard refuses throw core::Failure (conflict) unless force, before any is written.
   RunResult finish(bool source_complete, bool force,
                    const std::vector<std::string>& removed_ids = {});
 
  private:
+  // Applies the plan (when applying) and reports it to the sink.
+  void write(const core::Plan& plan);
   void report(const core::Plan& plan);
 
   // The part of the company a batch concerns: cut from the index once there is one, else

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <set>
 
 #include "core/json.hpp"
 #include "store/sql/sql_store.hpp"
@@ -476,6 +478,44 @@ TEST_P(SyncApply, AGuardRefusalAtTheEndOfAnAppliedRunUndoesEveryBatch) {
                core::Failure);
   EXPECT_EQ(users(), 10u);
   EXPECT_FALSE(store.find_user(addr("new@acme.example")));
+}
+
+// A run that deletes more users than a page (5000) reads and writes them a page at a time
+// (bounded memory for a million): every one is deleted, reported and audited once, each
+// page in address order.
+TEST_P(SyncApply, ARunDeletingManyUsersDeletesThemAPageAtATime) {
+  std::vector<core::DirectoryEntry> many;
+  for (int i = 0; i < 12'001; ++i)
+    many.push_back(entry(("u" + std::to_string(i) + "@acme.example").c_str()));
+  apply_plan(store, plan_for(store, acme.id, snapshot(many), {}), false);
+  core::SyncOptions o;
+  o.delete_removed = true;
+  o.max_delete_share = 1;
+  o.max_delete_count = 1'000'000;
+  std::vector<std::string> seen;
+  RunResult r;
+  store.atomically([&] {
+    SyncRun run(store, acme.id, core::Source::csv, o, true, [&](const core::PlanItem& i) {
+      EXPECT_EQ(i.action, core::PlanItem::Action::remove);
+      seen.push_back(i.address.key());
+    });
+    run.add({entry("u7@acme.example")});
+    r = run.finish(true, false);
+  });
+  EXPECT_EQ(r.deletes, 12'000u);
+  EXPECT_EQ(users(), 1u);
+  EXPECT_TRUE(store.find_user(addr("u7@acme.example")));
+  ASSERT_EQ(seen.size(), 12'000u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 12'000u);
+  for (std::size_t page = 0; page < seen.size(); page += 5000) {
+    const auto end = seen.begin() + static_cast<std::ptrdiff_t>(std::min(page + 5000, seen.size()));
+    EXPECT_TRUE(std::is_sorted(seen.begin() + static_cast<std::ptrdiff_t>(page), end)) << page;
+  }
+  store::AuditFilter removals;
+  removals.company_id = acme.id;
+  removals.limit = 0;
+  removals.action = "user.remove";
+  EXPECT_EQ(store.list_audit(removals).size(), 12'000u);
 }
 
 TEST_P(SyncApply, AnIncompleteSourceNeverDeletes) {
