@@ -910,53 +910,52 @@ struct SqlStore::Impl {
           json_text(d.front()), "");
   }
 
-  // Everything held in a domain, for the refusal message and the forced removal.
-  struct DomainContents {
-    std::vector<core::User> users;
-    std::vector<core::Alias> aliases;
-    std::vector<core::InvalidAddress> invalid;
-    std::vector<core::DiscoveredAddress> discovered;
-    bool empty() const {
-      return users.empty() && aliases.empty() && invalid.empty() && discovered.empty();
-    }
-  };
-
-  DomainContents contents(Id domain_id) {
-    DomainContents c;
-    auto u = db.prepare(
-        sql_with("SELECT ", kUserColumns, " FROM users WHERE domain_id = ? ORDER BY address_key"));
-    u.bind(1, domain_id);
-    while (u.step()) c.users.push_back(read_user(u));
-    auto a = db.prepare(
-        "SELECT id, company_id, user_id, address, created_at FROM aliases "
-        "WHERE domain_id = ? ORDER BY address_key");
-    a.bind(1, domain_id);
-    while (a.step()) c.aliases.push_back(read_alias(a));
-    auto i = db.prepare(
-        "SELECT id, company_id, address, reason, created_at FROM "
-        "invalid_addresses WHERE domain_id = ? ORDER BY address_key");
-    i.bind(1, domain_id);
-    while (i.step()) c.invalid.push_back(read_invalid(i));
-    c.discovered = discovered_where("WHERE domain_id = ?1", domain_id);
-    return c;
+  // Removes a domain's users, aliases, invalid and discovered addresses (each with its audit
+  // event) a page at a time, in id order: a domain of a million users is never held whole.
+  void empty_domain(Id domain_id, const Actor& actor) {
+    auto in_pages = [&](const std::string& select, auto read, auto remove) {
+      for (Id after = 0;;) {
+        auto s = db.prepare(select + " WHERE domain_id = ?1 AND id > ?2 ORDER BY id LIMIT 5000");
+        s.bind(1, domain_id).bind(2, after);
+        std::vector<decltype(read(s))> page;
+        while (s.step()) page.push_back(read(s));
+        if (page.empty()) return;
+        for (const auto& x : page) remove(x);
+        after = page.back().id;
+      }
+    };
+    // Aliases first: those of users in other domains go one by one; a user's own go with it.
+    in_pages("SELECT id, company_id, user_id, address, created_at FROM aliases", read_alias,
+             [&](const core::Alias& a) { remove_alias(a, actor); });
+    in_pages(sql_with("SELECT ", kUserColumns, " FROM users"), read_user,
+             [&](const core::User& u) { remove_user(u, actor); });
+    in_pages("SELECT id, company_id, address, reason, created_at FROM invalid_addresses",
+             read_invalid, [&](const core::InvalidAddress& i) { remove_invalid(i.id, actor); });
+    struct Row {
+      Id id;
+    };
+    in_pages(
+        "SELECT id FROM discovered_addresses", [](const Statement& st) { return Row{st.int64(0)}; },
+        [&](const Row& r) { remove_discovered(r.id, actor); });
   }
 
   void remove_domain(const core::Domain& d, bool force, const Actor& actor) {
-    auto c = contents(d.id);
-    if (!c.empty() && !force) {
-      throw Failure(ErrorCode::conflict, "domain '" + d.name + "' still has " +
-                                             std::to_string(c.users.size()) + " users, " +
-                                             std::to_string(c.aliases.size()) + " aliases, " +
-                                             std::to_string(c.invalid.size()) + " invalid and " +
-                                             std::to_string(c.discovered.size()) +
-                                             " discovered addresses; remove them first or force");
+    if (!force) {
+      std::vector<std::int64_t> n;
+      for (const char* table : {"users", "aliases", "invalid_addresses", "discovered_addresses"}) {
+        auto s = db.prepare(std::string("SELECT count(*) FROM ") + table + " WHERE domain_id = ?");
+        s.bind(1, d.id);
+        n.push_back(s.step() ? s.int64(0) : 0);
+      }
+      if (n[0] || n[1] || n[2] || n[3]) {
+        throw Failure(ErrorCode::conflict,
+                      "domain '" + d.name + "' still has " + std::to_string(n[0]) + " users, " +
+                          std::to_string(n[1]) + " aliases, " + std::to_string(n[2]) +
+                          " invalid and " + std::to_string(n[3]) +
+                          " discovered addresses; remove them first or force");
+      }
     }
-    for (const auto& a : c.aliases) {
-      if (alias_where("WHERE id = ?", a.id)) remove_alias(a, actor);
-    }
-    for (const auto& u : c.users) remove_user(u, actor);
-    for (const auto& i : c.invalid) remove_invalid(i.id, actor);
-    for (const auto& x : c.discovered) remove_discovered(x.id, actor);
+    empty_domain(d.id, actor);
     db.prepare("DELETE FROM domains WHERE id = ?").bind(1, d.id).run();
     audit(d.company_id, actor, "domain.remove", d.name, json_text(d), "");
   }

@@ -420,6 +420,38 @@ TEST_P(StoreTest, RemovingADomainWithAddressesNeedsForce) {
   (void)bob;
 }
 
+// A domain larger than a page (5000) is counted for the refusal and emptied a page at a time:
+// every user, alias, invalid and discovered address in it goes, each with its audit event.
+TEST_P(StoreTest, RemovingALargeDomainRemovesEverythingInItPageByPage) {
+  auto acme = add_acme();
+  core::Snapshot snapshot;
+  for (int i = 0; i < 5003; ++i) {
+    core::DirectoryEntry e;
+    e.address = addr(("u" + std::to_string(i) + "@acme.test").c_str());
+    snapshot.entries.push_back(e);
+  }
+  testing::apply_plan(store, testing::plan_for(store, acme.id, snapshot, {}), false);
+  auto alice = add_user("alice@acme.example");
+  store.add_alias(alice.id, addr("alice@acme.test"), actor);
+  store.add_invalid(addr("ghost@acme.test"), "test", actor);
+  core::DiscoveredAddress d;
+  d.address = addr("new.hire@acme.test");
+  d.first_seen = clock.now();
+  store.save_discovered(d, actor);
+  const auto domain = store.find_domain("acme.test").value();
+  expect_failure([&] { store.remove_domain(domain.id, false, actor); }, ErrorCode::conflict,
+                 "still has 5003 users, 1 aliases, 1 invalid and 1 discovered addresses");
+  EXPECT_EQ(store.count_users(acme.id), 5004u);
+  const auto events = audit_count();
+  store.remove_domain(domain.id, true, actor);
+  EXPECT_EQ(store.count_users(acme.id), 1u);  // alice@acme.example, in the other domain
+  EXPECT_TRUE(store.find_user(addr("alice@acme.example")));
+  EXPECT_FALSE(store.find_alias(addr("alice@acme.test")));
+  EXPECT_FALSE(store.find_invalid(addr("ghost@acme.test")));
+  EXPECT_FALSE(store.find_discovered(addr("new.hire@acme.test")));
+  EXPECT_EQ(audit_count(), events + 5003 + 1 + 1 + 1 + 1);  // and domain.remove
+}
+
 // ---- users ----------------------------------------------------------------------------------
 
 TEST_P(StoreTest, AddsAUserToTheCompanyOfItsDomain) {
