@@ -60,6 +60,9 @@ struct UserFilter {
   std::optional<core::Role> role;
   std::optional<core::Source> source;
   std::string search;  // substring of address, an alias, first name or surname (any case)
+  // Only users whose address has this local part (any case), in any domain; "": all. A range
+  // of the index by company and address key: alias detection asks it of a million-user company.
+  std::string local_part;
   std::optional<core::TimePoint> created_from;  // created at or after
   std::optional<core::TimePoint> created_before;
   // Only users with no mail since then (record_mail): their last mail, or when they have had

@@ -1215,8 +1215,8 @@ std::optional<core::User> SqlStore::user_by_id(Id id) {
 
 namespace {
 
-// list_users' query: `what` of the users a filter matches (its parameters ?1 to ?4, ?7 and ?8,
-// bound by bind_user_filter), then `rest`.
+// list_users' query: `what` of the users a filter matches (its parameters ?1 to ?4 and ?7 to
+// ?13, bound by bind_user_filter), then `rest`.
 std::string users_matching(std::string_view what, const UserFilter& f, std::string_view rest) {
   // One company's users are a range of users_company, already in order: "?1 IS NULL OR"
   // would make SQLite walk every company's users in that index to find them.
@@ -1226,6 +1226,12 @@ std::string users_matching(std::string_view what, const UserFilter& f, std::stri
   const std::string after = !f.after       ? "AND ?9 IS NULL AND ?10 IS NULL "
                             : f.company_id ? "AND ?9 IS NOT NULL AND address_key > ?10 "
                                            : "AND (company_id, address_key) > (?9, ?10) ";
+  // A local part: the address keys from "local@" up to "localA" ('A' follows '@'), a range of
+  // the same index. Written out only when asked for, as `after` (an "?12 IS NULL OR" would
+  // hide the range from SQLite's planner).
+  const std::string_view local = f.local_part.empty()
+                                     ? "AND ?12 IS NULL AND ?13 IS NULL "
+                                     : "AND address_key >= ?12 AND address_key < ?13 ";
   return sql_with("SELECT ", what,
                   " FROM users WHERE " + std::string(company) +
                       " AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR source = ?3) AND (?4 = '' "
@@ -1236,7 +1242,7 @@ std::string users_matching(std::string_view what, const UserFilter& f, std::stri
                       "AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) "
                       "AND (?11 IS NULL OR COALESCE((SELECT last_mail_at FROM user_activity WHERE "
                       "user_id = users.id), created_at) < ?11) " +
-                      after + std::string(rest));
+                      after + std::string(local) + std::string(rest));
 }
 
 void bind_user_filter(Statement& s, const UserFilter& f) {
@@ -1251,6 +1257,9 @@ void bind_user_filter(Statement& s, const UserFilter& f) {
   s.bind(10, f.after ? std::optional<std::string>(f.after->address_key) : std::nullopt);
   s.bind(11,
          f.no_mail_since ? std::optional<std::int64_t>(to_unix(*f.no_mail_since)) : std::nullopt);
+  const auto local = core::ascii_lower(f.local_part);
+  s.bind(12, f.local_part.empty() ? std::nullopt : std::optional<std::string>(local + "@"));
+  s.bind(13, f.local_part.empty() ? std::nullopt : std::optional<std::string>(local + "A"));
 }
 
 }  // namespace
