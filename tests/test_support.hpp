@@ -3,8 +3,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -124,5 +128,41 @@ Applied apply_plan(store::Store& store, const core::Plan& plan, bool force);
 
 void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);
+
+// A thread inside store.atomically(): it runs `inside`, then holds the transaction open until
+// release() (or its destruction), as a long import or directory sync does.
+class HeldWrite {
+ public:
+  HeldWrite(store::Store& store, std::function<void()> inside)
+      : thread_([this, &store, inside = std::move(inside)] {
+          store.atomically([&] {
+            inside();
+            std::unique_lock lock(m_);
+            inside_ = true;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return release_; });
+          });
+        }) {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return inside_; });
+  }
+  ~HeldWrite() { release(); }
+  HeldWrite(const HeldWrite&) = delete;
+  HeldWrite& operator=(const HeldWrite&) = delete;
+  void release() {
+    {
+      std::lock_guard lock(m_);
+      release_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool inside_ = false, release_ = false;
+  std::thread thread_;  // last: started once the rest is made
+};
 
 }  // namespace mailroster::testing

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
 #include "core/discovery.hpp"
 
 namespace mailroster::lifecycle {
@@ -58,8 +60,9 @@ std::optional<core::DiscoveredAddress> discovered_or_new(store::Store& store,
 }
 }  // namespace
 
-DiscoveryService::DiscoveryService(store::Store& store, const core::Clock& clock)
-    : store_(store), clock_(clock) {}
+DiscoveryService::DiscoveryService(store::Store& store, const core::Clock& clock,
+                                   std::chrono::steady_clock::duration patience)
+    : store_(store), clock_(clock), patience_(patience) {}
 
 Outcome DiscoveryService::after_discovered(const core::DiscoveredAddress& d,
                                            const core::DiscoverySettings& s) {
@@ -85,15 +88,29 @@ Outcome DiscoveryService::after_discovered(const core::DiscoveredAddress& d,
 Outcome DiscoveryService::record(
     const core::Address& address,
     const std::function<Outcome(core::DiscoveredAddress&, const core::DiscoverySettings&)>& rule) {
-  Outcome result = Outcome::none;
-  store_.atomically([&] {
-    const auto company_id = company_of(store_, address);
-    const auto settings = store_.discovery_settings(company_id);
-    if (!core::discovery_active(settings, store_.directory_sync_hours(company_id))) return;
-    auto d = discovered_or_new(store_, address);
-    if (d) result = rule(*d, settings);
-  });
-  return result;
+  const auto until = std::chrono::steady_clock::now() + patience_;
+  for (;;) {
+    try {
+      Outcome result = Outcome::none;
+      store_.atomically([&] {
+        const auto company_id = company_of(store_, address);
+        const auto settings = store_.discovery_settings(company_id);
+        if (!core::discovery_active(settings, store_.directory_sync_hours(company_id))) return;
+        auto d = discovered_or_new(store_, address);
+        if (d) result = rule(*d, settings);
+      });
+      patient_ = true;
+      return result;
+    } catch (const Failure& f) {
+      if (f.code() != ErrorCode::unavailable || !patient_) throw;
+      if (std::chrono::steady_clock::now() >= until) {
+        patient_ = false;
+        throw;
+      }
+      spdlog::warn("discovery: {}: {}; trying again", address.str(), f.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // an outage fails at once
+    }
+  }
 }
 
 Outcome DiscoveryService::record_clean_inbound(const core::Address& address) {

@@ -8,6 +8,9 @@
 //     all-or-nothing, each with an audit event naming the actor.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+
 #include <functional>
 #include <optional>
 #include <string>
@@ -40,7 +43,9 @@ struct ExpiryRun {
 
 class DiscoveryService {
  public:
-  DiscoveryService(store::Store& store, const core::Clock& clock);
+  // patience: how long a count may go on trying while the database is busy (see record()).
+  DiscoveryService(store::Store& store, const core::Clock& clock,
+                   std::chrono::steady_clock::duration patience = std::chrono::minutes(1));
 
   // One clean inbound message was delivered to a non-user address of company_id.
   Outcome record_clean_inbound(const core::Address& address);
@@ -64,11 +69,18 @@ class DiscoveryService {
   Outcome after_discovered(const core::DiscoveredAddress& d, const core::DiscoverySettings& s);
   // In one transaction: when discovery is active for the address's company and the address
   // is not a user, alias or invalid, applies `rule` to its discovered entry (new if none).
+  // While the database is busy (another process's import or sync holds the write: SQLite
+  // gives up after 5 s), the count is tried again, for up to `patience_`: the counts queued
+  // behind it wait with it instead of each being lost. Once one ran out of patience, the
+  // next try once each until one gets through, so that a long outage (or a shutdown in one)
+  // does not hold every queued count a minute.
   Outcome record(
       const core::Address& address,
       const std::function<Outcome(core::DiscoveredAddress&, const core::DiscoverySettings&)>& rule);
   store::Store& store_;
   const core::Clock& clock_;
+  std::chrono::steady_clock::duration patience_;
+  std::atomic<bool> patient_{true};
   core::Actor actor_{"discovery"};
 };
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include "store/sql/sql_store.hpp"
 #include "test_support.hpp"
 
@@ -50,6 +52,34 @@ INSTANTIATE_TEST_SUITE_P(Databases, Lifecycle,
                          ::testing::Values(store::sql::Dialect::sqlite,
                                            store::sql::Dialect::postgres),
                          [](const auto& p) { return testing::dialect_name(p.param); });
+
+// Another process's long write (an import, a sync) holds SQLite past its 5 s wait: the count
+// waits for it instead of being lost. Without patience it fails as unavailable ("busy").
+TEST_P(Lifecycle, ACountWaitsForALongWriteOfAnotherConnection) {
+  if (GetParam() != store::sql::Dialect::sqlite) {
+    GTEST_SKIP() << "PostgreSQL queues writers without a timeout";
+  }
+  auto other = database.open(clock);
+  {
+    testing::HeldWrite writer(*other, [] {});
+    auto counted = std::async(std::launch::async, [&] {
+      return discovery.record_clean_inbound(addr("new@acme.example"));
+    });
+    EXPECT_EQ(counted.wait_for(6s), std::future_status::timeout);  // past the 5 s: still trying
+    writer.release();
+    EXPECT_EQ(counted.get(), Outcome::counted);
+  }
+  EXPECT_EQ(store.find_discovered(addr("new@acme.example"))->clean_inbound.size(), 1u);
+  DiscoveryService impatient(store, clock, 0s);
+  testing::HeldWrite writer(*other, [] {});
+  try {
+    impatient.record_clean_inbound(addr("other@acme.example"));
+    ADD_FAILURE() << "counted while the database was busy";
+  } catch (const core::Failure& f) {
+    EXPECT_EQ(f.code(), core::ErrorCode::unavailable);
+    EXPECT_NE(std::string(f.what()).find("database busy"), std::string::npos) << f.what();
+  }
+}
 
 TEST_P(Lifecycle, ThreeCleanMessagesIn30DaysDiscover) {
   on_day(0);

@@ -70,12 +70,16 @@ class RowsOf final : public RowSet {
 // A failed database call. constraint: a unique, foreign key, check or not-null rule refused it.
 class DbError : public std::runtime_error {
  public:
-  DbError(bool constraint, const std::string& message)
-      : std::runtime_error(message), constraint_(constraint) {}
+  DbError(bool constraint, const std::string& message, bool busy = false)
+      : std::runtime_error(message), constraint_(constraint), busy_(busy) {}
   bool is_constraint() const noexcept { return constraint_; }
+  // Another connection held the database past the wait (SQLite's busy timeout): an import or
+  // a directory sync writing. Worth trying again, unlike other errors.
+  bool is_busy() const noexcept { return busy_; }
 
  private:
   bool constraint_;
+  bool busy_;
 };
 
 class Statement {

@@ -224,6 +224,11 @@ struct SqlStore::Impl {
       return f();
     } catch (const DbError& e) {
       if (e.is_constraint()) throw Failure(ErrorCode::conflict, e.what());
+      if (e.is_busy()) {
+        throw Failure(ErrorCode::unavailable,
+                      "database busy: another write (an import, a directory sync) held it "
+                      "longer than the wait; try again");
+      }
       throw Failure(ErrorCode::internal, std::string("database error: ") + e.what());
     }
   }

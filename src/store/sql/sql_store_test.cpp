@@ -102,42 +102,6 @@ TEST_P(StoreTest, EveryForeignKeyHasAnIndex) {
   EXPECT_EQ(unindexed(), std::vector<std::string>{"fk_probe.user_id"});
 }
 
-// A thread inside store.atomically(): it runs `inside`, then holds the transaction open until
-// release() (or its destruction), as a long import or directory sync does.
-class HeldWrite {
- public:
-  HeldWrite(Store& store, std::function<void()> inside)
-      : thread_([this, &store, inside = std::move(inside)] {
-          store.atomically([&] {
-            inside();
-            std::unique_lock lock(m_);
-            inside_ = true;
-            cv_.notify_all();
-            cv_.wait(lock, [&] { return release_; });
-          });
-        }) {
-    std::unique_lock lock(m_);
-    cv_.wait(lock, [&] { return inside_; });
-  }
-  ~HeldWrite() { release(); }
-  HeldWrite(const HeldWrite&) = delete;
-  HeldWrite& operator=(const HeldWrite&) = delete;
-  void release() {
-    {
-      std::lock_guard lock(m_);
-      release_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool inside_ = false, release_ = false;
-  std::thread thread_;  // last: started once the rest is made
-};
-
 // serve gives the SMTP path a second store on the same file: it must answer while the first
 // holds a long write transaction (an import, a directory sync) and see what that committed.
 TEST_P(StoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
@@ -145,7 +109,7 @@ TEST_P(StoreTest, ASecondConnectionReadsWhileTheFirstWrites) {
   add_user("ann@acme.example");
   auto lookups_owned = database.open(clock);
   auto& lookups = *lookups_owned;
-  HeldWrite writer(store, [&] { add_user("bob@acme.example"); });
+  testing::HeldWrite writer(store, [&] { add_user("bob@acme.example"); });
   // The writer is inside its transaction, holding the first store: these do not wait for it,
   // and see the last committed state.
   EXPECT_EQ(lookups.resolve(addr("ann@acme.example")).kind, AddressOwner::Kind::user);
@@ -247,7 +211,7 @@ TEST_P(StoreTest, AnotherNodesWriteWaitsForAnOpenOne) {
   add_acme();
   auto other_owned = database.open(clock);
   auto& other = *other_owned;
-  HeldWrite writer(store, [&] { add_user("ann@acme.example"); });
+  testing::HeldWrite writer(store, [&] { add_user("ann@acme.example"); });
   auto bob = std::async(std::launch::async, [&] {
     NewUser u;
     u.address = addr("bob@acme.example");
@@ -272,7 +236,7 @@ TEST_P(StoreTest, ReadsFromOtherThreadsDoNotWaitForALongWrite) {
   const auto acme = add_acme();
   add_user("ann@acme.example");
   std::optional<core::User> seen_inside;
-  HeldWrite writer(store, [&] {
+  testing::HeldWrite writer(store, [&] {
     add_user("bob@acme.example");
     seen_inside = store.find_user(addr("bob@acme.example"));
   });

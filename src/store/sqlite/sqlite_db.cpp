@@ -12,11 +12,14 @@
 namespace mailroster::store::sqlite {
 namespace {
 bool is_constraint(int extended_code) { return (extended_code & 0xFF) == SQLITE_CONSTRAINT; }
+bool is_busy(int extended_code) {
+  return (extended_code & 0xFF) == SQLITE_BUSY || (extended_code & 0xFF) == SQLITE_LOCKED;
+}
 
 [[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
   const int extended = db ? sqlite3_extended_errcode(db) : rc;
   const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  throw DbError(is_constraint(extended), std::string(what) + ": " + msg);
+  throw DbError(is_constraint(extended), std::string(what) + ": " + msg, is_busy(extended));
 }
 
 // A RowSet's cell as the result of the table function's column.
@@ -190,7 +193,7 @@ bool Statement::step() {
   const int extended = sqlite3_extended_errcode(db);
   std::string message = sqlite3_errmsg(db);
   sqlite3_reset(stmt_);
-  throw DbError(is_constraint(extended), "step: " + message);
+  throw DbError(is_constraint(extended), "step: " + message, is_busy(extended));
 }
 
 std::int64_t Statement::int64(int column) const { return sqlite3_column_int64(stmt_, column); }
@@ -262,7 +265,8 @@ void Database::exec(std::string_view sql) {
   if (rc != SQLITE_OK) {
     std::string message = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    throw DbError(is_constraint(sqlite3_extended_errcode(db_)), message);
+    const int extended = sqlite3_extended_errcode(db_);
+    throw DbError(is_constraint(extended), message, is_busy(extended));
   }
 }
 
