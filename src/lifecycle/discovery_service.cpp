@@ -107,7 +107,7 @@ Outcome DiscoveryService::record(
         patient_ = false;
         throw;
       }
-      spdlog::warn("discovery: {}: {}; trying again", address.str(), f.what());
+      spdlog::warn("discovery: {} waits: {}", address.str(), f.what());
       std::this_thread::sleep_for(std::chrono::milliseconds(200));  // an outage fails at once
     }
   }
