@@ -95,6 +95,19 @@ std::string percent_decode(const std::string& text, bool plus_is_space) {
   return out;
 }
 
+std::string percent_encode(std::string_view segment) {
+  std::string out;
+  for (const char c : segment) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~' || c == '@') {
+      out += c;
+    } else {
+      out += fmt::format("%{:02X}", u);
+    }
+  }
+  return out;
+}
+
 struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io_context, HttpServerSettings s)
       : io(io_context),

@@ -79,6 +79,8 @@ std::string client_behind(const std::string& peer, std::string_view forwarded_fo
 // (plus_is_space); in a path it stays itself, as in a+tag@example.com. The router hands
 // HttpRequest::params over decoded.
 std::string percent_decode(const std::string& text, bool plus_is_space = false);
+// The other way, for one path segment: all but RFC 3986's unreserved characters and '@'.
+std::string percent_encode(std::string_view segment);
 
 // {"error": {"code": code, "message": message, "field": field}} with the given status
 // (field only when not empty: the request field that was wrong).

@@ -50,5 +50,17 @@ INSTANTIATE_TEST_SUITE_P(
         Forwarded{"2001:db8:ffff::1", "2001:db8:1::7", "2001:db8:1::7"},
         Forwarded{"127.0.0.1", " 2001:DB8:1::7 ", "2001:db8:1::7"}));
 
+// A path segment for the CLI's requests to serve (an address in .../recipients/{address}):
+// encoded so that the router's decoding gives it back, '+' and '/' included.
+TEST(PercentEncode, ASegmentComesBackWhole) {
+  EXPECT_EQ(percent_encode("alice+news@acme.example"), "alice%2Bnews@acme.example");
+  for (const std::string text : {"a/b@x.example", "\"quoted local\"@x.example", "100%@x.example",
+                                 "j\xc3\xbcrgen@x.example", "q?x#y@x.example"}) {
+    const auto encoded = percent_encode(text);
+    EXPECT_EQ(encoded.find_first_of("/?# +\""), std::string::npos) << encoded;
+    EXPECT_EQ(percent_decode(encoded), text);
+  }
+}
+
 }  // namespace
 }  // namespace mailroster::admin

@@ -1107,13 +1107,26 @@ void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
   auto* explain = verb(
       *verify, "explain",
       "What the gateway answers for mail to an address, and why, from the database (the "
-      "destination is not asked)",
+      "destination is not asked); for a callout, also the running service's cached answer",
       action, [&ctx, &opt = ctx.verify_args] {
         const auto address = parse_address(opt.address);
         gateway::Lookups lookups(ctx.store());
         const auto rule = gateway::recipient_rule(lookups, address, ctx.config.recipient_delimiter);
         auto j = gateway::explain(rule, address);
         j["company"] = rule.domain ? json(ctx.company_name(rule.domain->company_id)) : json();
+        // A callout: the running service's remembered answer, when it can be asked.
+        std::string unasked;
+        if (rule.kind == gateway::RecipientRule::Kind::callout && rule.domain) {
+          try {
+            j["cached"] = ask_service(ctx, "GET",
+                                      "/api/v1/companies/" +
+                                          admin::percent_encode(j["company"].get<std::string>()) +
+                                          "/recipients/" + admin::percent_encode(address.str()),
+                                      "")["cached"];
+          } catch (const Failure& f) {
+            unasked = f.what();
+          }
+        }
         if (ctx.json_output) return ctx.print_json(j);
         const auto reply = j["reply"].is_null()
                                ? std::string("the destination's answer (a callout)")
@@ -1126,6 +1139,18 @@ void verify_commands(CLI::App& app, Context& ctx, std::function<void()>& action)
                   << rule.domain->destination.str() << "\n";
         }
         ctx.out << "  why:         " << j["why"].get<std::string>() << "\n";
+        if (!unasked.empty()) {
+          ctx.out << "  cached:      not known (" << unasked << ")\n";
+        } else if (j.contains("cached") && j["cached"].is_null()) {
+          ctx.out << "  cached:      nothing: the next mail to it is a callout\n";
+        } else if (j.contains("cached")) {
+          const auto& c = j["cached"];
+          ctx.out << "  cached:      " << c["verdict"].get<std::string>() << " ("
+                  << c["reply"].get<std::string>() << "), asked again after "
+                  << c["refresh_at"].get<std::string>() << ", forgotten at "
+                  << c["expires_at"].get<std::string>()
+                  << (c["accept_all"].get<bool>() ? "; the server takes any address" : "") << "\n";
+        }
       });
   explain->add_option("address", opt.address, "Recipient address")->required();
   add_json_flag(explain, ctx);

@@ -865,7 +865,8 @@ int serve(const Config& config, store::Store& store,
   api.add_route(
       "GET", "/api/v1/companies/{company}/recipients/{address}",
       "What the gateway answers for mail to an address of the company's domains, and why "
-      "(the destination is not asked)",
+      "(the destination is not asked); for a callout, cached: this node's remembered answer "
+      "{verdict, reply, refresh_at, expires_at, accept_all}, or null",
       [&](const admin::HttpRequest& req) {
         const auto who = asker(req);
         if (!who.anyone()) return admin::json_error(401, "unauthenticated", "log in first");
@@ -883,6 +884,22 @@ int serve(const Config& config, store::Store& store,
         }
         auto j = gateway::explain(rule, *address);
         j["company"] = rule.domain ? nlohmann::json(company->name) : nlohmann::json();
+        // A callout: what this node's cache holds for the address as written (it is what
+        // is asked), so that "why was it taken?" has the destination's remembered answer.
+        if (rule.kind == gateway::RecipientRule::Kind::callout && rule.domain) {
+          const auto cached = on_io([&verifier, &rule, &address] {
+            return verifier.cached(rule.domain->destination, *address);
+          });
+          if (!cached) return stopping;
+          j["cached"] = nullptr;
+          if (const auto& c = *cached) {
+            j["cached"] = {{"verdict", verify::to_string(c->verdict)},
+                           {"reply", c->probe.describe()},
+                           {"refresh_at", core::format_iso8601(c->refresh_at)},
+                           {"expires_at", core::format_iso8601(c->expire_at)},
+                           {"accept_all", c->accept_all}};
+          }
+        }
         return json_response(j);
       });
   // Password links (forgot password, invitations) go out through the reports' relay.

@@ -309,6 +309,20 @@ std::size_t Verifier::flush_all() {
   return n;
 }
 
+std::optional<Verifier::Cached> Verifier::cached(const core::Destination& destination,
+                                                 const core::Address& address) const {
+  const auto& I = *impl_;
+  const auto it = I.cache.find(address.key());
+  const auto dest_key = destination.str();
+  if (it == I.cache.end() || it->second.destination != dest_key ||
+      it->second.expire_at <= I.clock.now()) {
+    return std::nullopt;
+  }
+  const auto& e = it->second;
+  return Cached{e.verdict, e.probe, e.refresh_at, e.expire_at,
+                e.verdict == Verdict::accept && I.is_accept_all(address.domain(), &dest_key)};
+}
+
 bool Verifier::accept_all(const std::string& domain) const { return impl_->is_accept_all(domain); }
 
 std::vector<Verifier::CatchAllDomain> Verifier::catch_all_domains() const {

@@ -85,6 +85,17 @@ class Verifier {
   std::size_t flush_address(const core::Address& address);
   std::size_t flush_domain(const std::string& domain);
   std::size_t flush_all();
+  // What the cache holds for an address at this destination, as verify() would use it;
+  // nullopt when verify() would ask (nothing cached, expired, or another server's answer).
+  struct Cached {
+    Verdict verdict = Verdict::try_later;  // accept or reject: failures are never cached
+    smtp::ClientResult probe;              // what the destination answered
+    core::TimePoint refresh_at;            // asked again after this (a positive answer stands
+    core::TimePoint expire_at;             // when that fails, until it expires)
+    bool accept_all = false;               // the domain's server takes any address
+  };
+  std::optional<Cached> cached(const core::Destination& destination,
+                               const core::Address& address) const;
   // Whether the domain is known to accept any local part.
   bool accept_all(const std::string& domain) const;
   // The domains known to accept any local part (their addresses are relayed, never counted

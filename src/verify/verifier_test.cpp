@@ -253,6 +253,35 @@ TEST_F(VerifierTest, AnswersAreKeptPerDestination) {
   other.stop();
 }
 
+// What `verify explain` shows of the cache: the answer verify() would use, with its times;
+// nothing once expired, for another destination, or after a failure (never cached).
+TEST_F(VerifierTest, TellsWhatIsCachedAsVerifyWouldUseIt) {
+  auto v = make();
+  const auto alice = core::Address::parse("alice@acme.example").value();
+  const auto nobody = core::Address::parse("nobody@acme.example").value();
+  EXPECT_FALSE(v->cached(destination, alice));
+  const auto t0 = clock.now();
+  ASSERT_EQ(one(*v, "alice@acme.example").verdict, Verdict::accept);
+  ASSERT_EQ(one(*v, "nobody@acme.example").verdict, Verdict::reject);
+  const auto a = v->cached(destination, core::Address::parse("Alice@acme.example").value());
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->verdict, Verdict::accept);
+  EXPECT_EQ(a->probe.reply.code, 250);
+  EXPECT_EQ(a->refresh_at, t0 + hours(12));
+  EXPECT_EQ(a->expire_at, t0 + hours(24 * 7));
+  EXPECT_FALSE(a->accept_all);
+  const auto n = v->cached(destination, nobody);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->verdict, Verdict::reject);
+  EXPECT_EQ(n->expire_at, t0 + minutes(15));
+  EXPECT_FALSE(v->cached(dead_server(), alice));  // another server's answer says nothing
+  clock.advance(minutes(16));
+  EXPECT_FALSE(v->cached(destination, nobody));
+  EXPECT_TRUE(v->cached(destination, alice));
+  clock.advance(hours(24 * 7));
+  EXPECT_FALSE(v->cached(destination, alice));
+}
+
 TEST_F(VerifierTest, FlushForgetsAddressesAndDomains) {
   auto v = make();
   one(*v, "alice@acme.example");

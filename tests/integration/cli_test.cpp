@@ -630,6 +630,18 @@ TEST_F(Cli, VerifyExplainSaysWhatTheGatewayAnswersAndWhy) {
   EXPECT_EQ(j["answer"], "callout");
   EXPECT_TRUE(j["reply"].is_null());
   EXPECT_EQ(j["counted_as"], "bob@acme.example");
+  // A callout also shows the running service's remembered answer (smtp_gateway_test); with no
+  // service to ask, it says so and the rest stands.
+  write_file(dir.file("nobody.toml"), "[admin]\nlisten = \"127.0.0.1:1\"\n");  // nothing there
+  j = json::parse(
+      ok({"--config", dir.file("nobody.toml"), "verify", "explain", "bob@acme.example", "--json"}));
+  EXPECT_EQ(j["answer"], "callout");
+  EXPECT_FALSE(j.contains("cached")) << j;
+  const auto unasked =
+      ok({"--config", dir.file("nobody.toml"), "verify", "explain", "bob@acme.example"});
+  EXPECT_NE(unasked.find("\n  cached:      not known (cannot reach mailroster serve at "),
+            std::string::npos)
+      << unasked;
   j = explain("someone@elsewhere.example");
   EXPECT_EQ(j["answer"], "relay_denied");
   EXPECT_EQ(j["reply"]["text"], "5.7.1 <someone@elsewhere.example>: relay access denied");

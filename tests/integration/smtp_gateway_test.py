@@ -130,7 +130,7 @@ class Gateway(unittest.TestCase):
         cls.mta_cert, cls.mta_key = self_signed(cls.dir, "127.0.0.1", ip="127.0.0.1",
                                                 files=("mta-cert.pem", "mta-key.pem"))
         for name, args in {
-            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,kim,lou,ned,someone,"
+            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,kim,lou,ned,nora,someone,"
                      "postmaster", "--delimiter", "+"],
             "catchall": ["--catch-all"],
             "drop": ["--mode", "drop"],
@@ -1006,6 +1006,29 @@ class Gateway(unittest.TestCase):
                               "--json"], capture_output=True, text=True)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("removed", json.loads(out.stdout))
+
+    def test_verify_explain_tells_what_the_running_cache_holds(self):
+        """For an unknown address (a callout), `verify explain` asks the running serve for its
+        remembered answer: nothing before mail to it, the destination's 250 after, nothing once
+        flushed."""
+        def explain(*extra):
+            out = subprocess.run([BINARY, "--config", self.config, "verify", "explain",
+                                  "nora@acme.example", *extra], capture_output=True, text=True)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            return out.stdout
+        self.assertEqual(json.loads(explain("--json"))["answer"], "callout")
+        self.assertIn("  cached:      nothing: the next mail to it is a callout\n", explain())
+        self.send("nora@acme.example")
+        cached = json.loads(explain("--json"))["cached"]
+        self.assertEqual(cached["verdict"], "accept", cached)
+        self.assertTrue(cached["reply"].startswith("250"), cached)
+        self.assertLess(cached["refresh_at"], cached["expires_at"])
+        self.assertFalse(cached["accept_all"])
+        self.assertRegex(explain(), r"  cached:      accept \(250[^)]*\), asked again after \S+Z, "
+                                    r"forgotten at \S+Z\n")
+        subprocess.run([BINARY, "--config", self.config, "verify", "flush", "nora@acme.example"],
+                       check=True, capture_output=True)
+        self.assertIsNone(json.loads(explain("--json"))["cached"])
 
     def test_recipients_of_two_destinations_are_split(self):
         with self.smtp() as s:

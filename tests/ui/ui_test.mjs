@@ -946,6 +946,12 @@ try {
       await page.click("#explain button");
       await page.waitForSelector("#explained:has-text('sub-addressing')");
       assert.match(await page.textContent("#explained"), /^alice\+news@acme\.example: 250 2\.1\.5 Ok/);
+      // An address the mail server was asked about: what this node remembers of its answer.
+      await page.fill("input[aria-label='address to check']", "anyone@catchall.example");
+      await page.click("#explain button");
+      await page.waitForSelector("#explained:has-text('Remembered')");
+      assert.match(await page.textContent("#explained"),
+        /Remembered: 250 .*\(accept\), asked again after \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\./);
       await noHorizontalScroll("mail-log");
       // Found by a part of the address, any case, and by result.
       await page.fill("input[aria-label='mail from or to']", gone.toUpperCase().replace("@ACME.EXAMPLE", ""));

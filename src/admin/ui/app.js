@@ -832,7 +832,12 @@ async function mailLogView(paint) {
     try {
       const r = await api("GET", co() + "/recipients/" + encodeURIComponent(address));
       const reply = r.reply ? `${r.reply.code} ${r.reply.text}` : "the answer of the company's mail server (asked at once)";
-      out.innerHTML = `<b>${esc(r.address)}</b>: <code>${esc(reply)}</code><br>${esc(r.why)}`;
+      // A callout: what this node remembers of the mail server's answer, if anything.
+      const cached = !("cached" in r) ? ""
+        : r.cached === null ? "<br>Nothing remembered: the next mail to it asks the mail server."
+        : `<br>Remembered: <code>${esc(r.cached.reply)}</code> (${esc(r.cached.verdict)}), asked again after ${
+          esc(r.cached.refresh_at.replace("T", " ").replace("Z", ""))} UTC.`;
+      out.innerHTML = `<b>${esc(r.address)}</b>: <code>${esc(reply)}</code><br>${esc(r.why)}${cached}`;
     } catch (e) {
       out.textContent = e.message;
     }
