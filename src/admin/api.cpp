@@ -373,7 +373,8 @@ constexpr std::size_t kPlansKept = 10;  // per company
 // import's apply plans the kept file again, and applies it only if the digest is the same.
 struct Api::PendingPlan {
   core::Id company_id = 0;
-  bool delete_missing = false;  // a CSV import's option
+  bool delete_missing = false;       // a CSV import's option
+  std::optional<std::string> guard;  // the deletion guard's refusal of the previewed plan
   directory::PlanDigest digest;
   core::TimePoint expires{};
   std::uint64_t order = 0;  // of keeping, among all plans
@@ -1415,6 +1416,7 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
               {}});
          if (!run) return json_error(400, "invalid_argument", run.error().message, "file");
          pending->keep(req.body);
+         pending->guard = run->result.guard;
          auto j = pending->answer(core::Source::csv, run->result);
          j["rows"] = run->rows;
          j["bad_rows"] = run->bad_rows;
@@ -1457,6 +1459,12 @@ Api::Api(store::Store& store, Auth& auth, lifecycle::DiscoveryService& discovery
                              std::to_string(pending->lists[kErrors].size()) +
                                  " bad row(s); nothing was imported (fix them, or skip_invalid)",
                              "skip_invalid");
+         }
+         // The preview's deletes were past the guard: refused at once, not after the whole
+         // file was planned and written again (a million rows: six seconds of the database).
+         if (pending->guard && !b.value.value("force", false)) {
+           return json_error(409, "conflict", directory::guard_failure(*pending->guard).what(),
+                             "force");
          }
          {
            std::lock_guard lock(plans_mutex_);

@@ -10,14 +10,10 @@ namespace mailroster::directory {
 using core::ErrorCode;
 using core::Failure;
 
-namespace {
-
 Failure guard_failure(const std::string& why) {
   return Failure(ErrorCode::conflict,
                  "deletion guard: the sync " + why + "; nothing was changed (force to apply)");
 }
-
-}  // namespace
 
 SyncRun::SyncRun(store::Store& store, core::Id company_id, core::Source source,
                  const core::SyncOptions& options, bool apply, Sink sink)

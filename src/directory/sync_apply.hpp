@@ -25,6 +25,9 @@ struct RunResult {
   std::optional<std::string> guard;  // the deletion guard's refusal, if it refused
 };
 
+// The refusal of a run whose deletes the guard stops (why: core::deletion_guard's reason).
+core::Failure guard_failure(const std::string& why);
+
 class SyncRun {
  public:
   using Sink = std::function<void(const core::PlanItem&)>;

@@ -1087,6 +1087,35 @@ class Api(unittest.TestCase):
                  ops.call("GET", "/api/v1/companies/acme/users?limit=1000")[1]["items"]}
         self.assertNotIn("keep1@acme.example", users)
 
+    def test_csv_import_apply_of_a_guarded_plan_needs_force(self):
+        """A preview whose deletes the guard stops is refused at apply, at once and with nothing
+        written, unless forced; forced, it deletes them."""
+        ops = self.client("ops@mailroster.example")
+        self.assertEqual(ops.call("POST", "/api/v1/companies", {"name": "guarded"})[0], 201)
+        self.assertEqual(ops.call("POST", "/api/v1/companies/guarded/domains",
+                                  {"name": "guarded.example", "destination": "127.0.0.1:25"})[0], 201)
+        def preview(csv, delete_missing):
+            status, plan, _ = ops.call(
+                "POST", "/api/v1/companies/guarded/imports" +
+                ("?delete_missing=true" if delete_missing else ""), raw=csv, content_type="text/csv")
+            self.assertEqual(status, 201, plan)
+            return plan
+        first = preview("email\n" + "".join(f"g{i}@guarded.example\n" for i in range(20)), False)
+        self.assertEqual(ops.call("POST", f"/api/v1/companies/guarded/imports/{first['plan_id']}/apply",
+                                  {})[0], 200)
+        plan = preview("email\ng0@guarded.example\n", True)
+        self.assertEqual(plan["counts"]["delete"], 19)
+        self.assertIn("would delete 19 of 20 users", plan["guard"])
+        apply = f"/api/v1/companies/guarded/imports/{plan['plan_id']}/apply"
+        status, body, _ = ops.call("POST", apply, {})
+        self.assertEqual((status, body["error"]["field"]), (409, "force"), body)
+        self.assertIn("deletion guard: the sync would delete 19 of 20 users", body["error"]["message"])
+        users = ops.call("GET", "/api/v1/companies/guarded/users?limit=100")[1]
+        self.assertEqual(users["company_users"], 20)
+        status, body, _ = ops.call("POST", apply, {"force": True})
+        self.assertEqual((status, body["deleted"]), (200, 19), body)
+        self.assertEqual(ops.call("GET", "/api/v1/companies/guarded/users?limit=100")[1]["company_users"], 1)
+
     def test_azure_sync_settings_search_and_run(self):
         graph = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "..",
                                                                "graph", "fake_graph.py"),
