@@ -223,6 +223,7 @@ struct Context {
   std::string backup_file;  // backup FILE
   std::string db_override;
   bool json_output = false;
+  bool serving = false;  // serve, not a command: the store waits as serve's does (open_store)
   std::ostream& out;
   std::ostream& err;
 
@@ -270,7 +271,7 @@ struct Context {
 
   store::Store& store() {
     if (!store_ptr) {
-      store_ptr = open_store(config, clock());
+      store_ptr = open_store(config, clock(), !serving);
     }
     return *store_ptr;
   }
@@ -1931,6 +1932,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   int status = 0;
   verb(app, "serve", "Run the gateway service", action, [&ctx, &status] {
     setup_logging(ctx.config, true);
+    ctx.serving = true;
     status = serve(ctx.config, ctx.store(), [&ctx]() -> core::Result<Config> {
       auto fresh = load_config(ctx.config_path);
       if (!fresh) return fresh;

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "store/sqlite/sqlite_db.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "test_support.hpp"
 
@@ -596,6 +597,24 @@ TEST_F(Cli, ImportCsvSeparatedBySemicolons) {
   const auto alice = json::parse(ok({"user", "show", "alice@acme.example", "--json"}));
   EXPECT_EQ(alice["surname"], "Liddell, Jr.");
   EXPECT_EQ(alice["aliases"], json({"a.l@acme.example", "al@acme.example"}));
+}
+
+// A command waits for another process's write (an import, a directory sync) to end instead of
+// failing after serve's 5 s, and says on stderr that it waits.
+TEST_F(Cli, ACommandWaitsForAnotherProcesssWriteAndSaysSo) {
+  acme();
+  store::sqlite::Database other(dir.file("state.db"));
+  other.exec("BEGIN IMMEDIATE");
+  std::thread release([&] {
+    std::this_thread::sleep_for(6s);
+    other.exec("COMMIT");
+  });
+  const auto r = run({"user", "add", "late@acme.example"});
+  release.join();
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err,
+            "waiting for another write to the database to end (an import or a directory sync?)\n");
+  EXPECT_EQ(r.out, "user late@acme.example added to acme as end_user\n");
 }
 
 // `verify explain`: what the gateway answers for an address, as the SMTP path decides it

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <mutex>
+#include <thread>
 
 namespace mailroster::store::sqlite {
 namespace {
@@ -214,7 +215,24 @@ void Statement::reset() {
   sqlite3_clear_bindings(stmt_);
 }
 
-Database::Database(const std::string& path, Mode mode) {
+int Database::on_busy(void* self, int count) {
+  auto& d = *static_cast<Database*>(self);
+  const auto now = std::chrono::steady_clock::now();
+  if (count == 0) {
+    d.waiting_since_ = now;
+    d.told_ = false;
+  }
+  const auto waited = now - d.waiting_since_;
+  if (waited >= d.wait_.limit) return 0;  // SQLITE_BUSY to the caller
+  if (!d.told_ && waited >= std::chrono::seconds(2) && d.wait_.waiting) {
+    d.told_ = true;
+    d.wait_.waiting();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(count < 20 ? 1 : 10));
+  return 1;
+}
+
+Database::Database(const std::string& path, Mode mode, BusyWait wait) : wait_(std::move(wait)) {
   // No memory statistics: SQLite otherwise takes a process-wide mutex on every allocation
   // (5 % of a bulk import's writing). Only possible before SQLite is first used.
   static std::once_flag configured;
@@ -229,7 +247,7 @@ Database::Database(const std::string& path, Mode mode) {
     throw DbError(false, "cannot open database '" + path + "': " + message);
   }
   sqlite3_extended_result_codes(db_, 1);
-  sqlite3_busy_timeout(db_, 5000);
+  sqlite3_busy_handler(db_, &Database::on_busy, this);
   if (const int vrc =
           sqlite3_create_module_v2(db_, "mailroster_rows", &rows_vtab::kModule, nullptr, nullptr);
       vrc != SQLITE_OK) {

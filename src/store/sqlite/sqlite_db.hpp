@@ -3,6 +3,10 @@
 // RowSet.
 #pragma once
 
+#include <functional>
+
+#include <chrono>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,12 +47,19 @@ class Statement final : public sql::Statement {
   sqlite3_stmt* stmt_;
 };
 
+// How long a write waits while another connection writes (an import, a sync) before it fails
+// as busy, and what to do once it has waited a while (a command line says so).
+struct BusyWait {
+  std::chrono::milliseconds limit = std::chrono::seconds(5);
+  std::function<void()> waiting;  // once per wait of 2 s or more; may be empty
+};
+
 class Database final : public sql::Database {
  public:
   enum class Mode { read_write, read_only };
-  // Opens (creating if needed) with WAL journaling, foreign keys on and a busy timeout;
+  // Opens (creating if needed) with WAL journaling, foreign keys on and a busy wait;
   // read_only: an existing file as it is, to read (a backup's source and its copy).
-  explicit Database(const std::string& path, Mode mode = Mode::read_write);
+  explicit Database(const std::string& path, Mode mode = Mode::read_write, BusyWait wait = {});
   ~Database() override;
 
   void exec(std::string_view sql) override;
@@ -62,6 +73,10 @@ class Database final : public sql::Database {
 
  private:
   sqlite3* db_ = nullptr;
+  BusyWait wait_;
+  std::chrono::steady_clock::time_point waiting_since_{};
+  bool told_ = false;
+  static int on_busy(void* self, int count);
   // change_count(): what the file and this connection said last time, and the count.
   std::int64_t data_version_ = -1;
   std::int64_t total_changes_ = -1;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "store/sql/sql_store.hpp"
+#include "store/sqlite/sqlite_db.hpp"
 
 namespace mailroster::store::sqlite {
 
@@ -12,7 +13,8 @@ class SqliteStore final : public sql::SqlStore {
   // Opens or creates the database at path (":memory:" for a private in-memory one) and
   // brings its schema up to date. Throws core::Failure when the file cannot be opened or
   // the schema is newer than this binary knows.
-  SqliteStore(const std::string& path, const core::Clock& clock);
+  // wait: how long a write waits for another process's (BusyWait).
+  SqliteStore(const std::string& path, const core::Clock& clock, BusyWait wait = {});
 };
 
 }  // namespace mailroster::store::sqlite
