@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -516,6 +518,51 @@ TEST_P(SyncApply, ARunDeletingManyUsersDeletesThemAPageAtATime) {
   removals.limit = 0;
   removals.action = "user.remove";
   EXPECT_EQ(store.list_audit(removals).size(), 12'000u);
+}
+
+// A sync's deletes (written as a set) are audited as a single removal is: the user's JSON
+// as it was, and its aliases' removals before it.
+TEST_P(SyncApply, BulkDeletesAreAuditedAsSingleOnes) {
+  std::vector<core::Id> ids;
+  for (const char* a : {"one@acme.example", "two@acme.example"}) {
+    store::NewUser n;
+    n.address = addr(a);
+    n.first_name = "Ann \"Q\" Lee";
+    n.surname = "Zoë";
+    n.role = core::Role::silent_user;
+    n.source = core::Source::csv;
+    n.source_id = "guid-1";
+    ids.push_back(store.add_user(n, admin).id);
+  }
+  store.add_alias(ids[0], addr("one.alias@acme.example"), admin);
+  store.add_alias(ids[1], addr("two.alias@acme.example"), admin);
+  store.remove_user(ids[0], admin);
+  core::SyncOptions o;
+  o.delete_removed = true;
+  o.max_delete_share = 1;
+  store.atomically([&] {
+    SyncRun run(store, acme.id, core::Source::csv, o, true, {});
+    EXPECT_EQ(run.finish(true, false).deletes, 1u);
+  });
+  EXPECT_EQ(users(), 0u);
+  store::AuditFilter f;
+  f.company_id = acme.id;
+  f.limit = 4;  // newest first: two's alias and user, then one's
+  const auto events = store.list_audit(f);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].action + " " + events[0].object, "user.remove two@acme.example");
+  EXPECT_EQ(events[0].actor, "sync:csv");
+  EXPECT_EQ(events[1].action + " " + events[1].object, "alias.remove two.alias@acme.example");
+  EXPECT_EQ(events[2].action + " " + events[2].object, "user.remove one@acme.example");
+  EXPECT_EQ(events[3].action + " " + events[3].object, "alias.remove one.alias@acme.example");
+  auto without_identity = [](const std::string& text) {
+    auto j = nlohmann::json::parse(text);
+    j.erase("id");
+    j.erase("address");
+    return j;
+  };
+  EXPECT_EQ(without_identity(events[0].before), without_identity(events[2].before));
+  EXPECT_NE(events[0].before.find("two@acme.example"), std::string::npos) << events[0].before;
 }
 
 TEST_P(SyncApply, AnIncompleteSourceNeverDeletes) {

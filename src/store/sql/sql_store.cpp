@@ -898,6 +898,53 @@ struct SqlStore::Impl {
     audit(u.company_id, actor, "user.remove", u.address.str(), json_text(u), "");
   }
 
+  // remove_user for many at once (a sync's deletes, a page at a time): their aliases one by
+  // one as there, then the users' audit events (the same JSON, made here) and the users as
+  // one statement each. One by one, a PostgreSQL server took 65 s for 100,000 users.
+  void remove_users(const std::vector<core::User>& users, const Actor& actor) {
+    if (users.empty()) return;
+    std::vector<Id> ids;
+    for (const auto& u : users) ids.push_back(u.id);
+    const auto id_rows = list_rows(ids);
+    std::vector<core::Alias> aliases;
+    {
+      auto s = db.prepare(
+          "SELECT id, company_id, user_id, address, created_at FROM aliases WHERE user_id IN "
+          "(SELECT c0 FROM mailroster_rows(?1)) ORDER BY user_id, address_key");
+      s.bind(1, id_rows);
+      while (s.step()) aliases.push_back(read_alias(s));
+    }
+    for (const auto& a : aliases) remove_alias(a, actor);
+    struct Gone {
+      const core::User* user;
+      std::string address, before;
+    };
+    std::vector<Gone> gone;
+    gone.reserve(users.size());
+    for (const auto& u : users) gone.push_back({&u, u.address.str(), json_text(u)});
+    const RowsOf rows(gone, "itt", [](const Gone& g, int column, Cell& out) {
+      switch (column) {
+        case 0:
+          return out.set(g.user->company_id);
+        case 1:
+          return out.set_lasting(g.address);
+        default:
+          return out.set_lasting(g.before);
+      }
+    });
+    db.prepare(
+          "INSERT INTO audit_events(at, company_id, actor, action, object, before, after) "
+          "SELECT ?1, company_id, ?2, 'user.remove', object, before, NULL FROM " +
+          rows_table(3, {"company_id", "object", "before"}) + " b ORDER BY seq")
+        .bind(1, to_unix(now()))
+        .bind(2, actor.name)
+        .bind(3, rows)
+        .run();
+    db.prepare("DELETE FROM users WHERE id IN (SELECT c0 FROM mailroster_rows(?1))")
+        .bind(1, id_rows)
+        .run();
+  }
+
   void remove_invalid(Id id, const Actor& actor) {
     auto i = invalid_where("WHERE id = ?", id);
     if (!i) throw Failure(ErrorCode::not_found, "no invalid address with id " + std::to_string(id));
@@ -925,23 +972,29 @@ struct SqlStore::Impl {
         std::vector<decltype(read(s))> page;
         while (s.step()) page.push_back(read(s));
         if (page.empty()) return;
-        for (const auto& x : page) remove(x);
+        remove(page);
         after = page.back().id;
       }
     };
     // Aliases first: those of users in other domains go one by one; a user's own go with it.
     in_pages("SELECT id, company_id, user_id, address, created_at FROM aliases", read_alias,
-             [&](const core::Alias& a) { remove_alias(a, actor); });
+             [&](const std::vector<core::Alias>& page) {
+               for (const auto& a : page) remove_alias(a, actor);
+             });
     in_pages(sql_with("SELECT ", kUserColumns, " FROM users"), read_user,
-             [&](const core::User& u) { remove_user(u, actor); });
+             [&](const std::vector<core::User>& page) { remove_users(page, actor); });
     in_pages("SELECT id, company_id, address, reason, created_at FROM invalid_addresses",
-             read_invalid, [&](const core::InvalidAddress& i) { remove_invalid(i.id, actor); });
+             read_invalid, [&](const std::vector<core::InvalidAddress>& page) {
+               for (const auto& i : page) remove_invalid(i.id, actor);
+             });
     struct Row {
       Id id;
     };
     in_pages(
         "SELECT id FROM discovered_addresses", [](const Statement& st) { return Row{st.int64(0)}; },
-        [&](const Row& r) { remove_discovered(r.id, actor); });
+        [&](const std::vector<Row>& page) {
+          for (const auto& r : page) remove_discovered(r.id, actor);
+        });
   }
 
   void remove_domain(const core::Domain& d, bool force, const Actor& actor) {
@@ -1836,7 +1889,28 @@ void SqlStore::apply_plan(const core::Plan& plan, const Actor& actor) {
         I.insert_alias(user, a, domain, actor);
       }
     };
-    for (const auto& d : plan.deletes) I.remove_user(I.require_user(*d.user_id), actor);
+    if (!plan.deletes.empty()) {
+      std::vector<Id> ids;
+      for (const auto& d : plan.deletes) ids.push_back(*d.user_id);
+      const auto rows = list_rows(ids);
+      auto s = I.db.prepare(sql_with(
+          "SELECT ", kUserColumns, " FROM users WHERE id IN (SELECT c0 FROM mailroster_rows(?1))"));
+      s.bind(1, rows);
+      std::unordered_map<Id, core::User> found;
+      while (s.step()) {
+        auto u = read_user(s);
+        found.emplace(u.id, std::move(u));
+      }
+      std::vector<core::User> users;  // in the plan's order
+      for (const auto id : ids) {
+        auto it = found.find(id);
+        if (it == found.end()) {
+          throw Failure(ErrorCode::not_found, "no user with id " + std::to_string(id));
+        }
+        users.push_back(std::move(it->second));
+      }
+      I.remove_users(users, actor);
+    }
     std::vector<NameRoleUpdate> name_role;
     for (const auto& u : plan.updates) {
       for (const auto& a : u.remove_aliases) {
