@@ -10,7 +10,6 @@
 
 #include <atomic>
 #include <chrono>
-
 #include <functional>
 #include <optional>
 #include <string>

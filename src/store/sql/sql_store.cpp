@@ -886,21 +886,11 @@ struct SqlStore::Impl {
     audit(a.company_id, actor, "alias.remove", a.address.str(), json_text(a), "");
   }
 
-  void remove_user(const core::User& u, const Actor& actor) {
-    auto s = db.prepare(
-        "SELECT id, company_id, user_id, address, created_at FROM aliases "
-        "WHERE user_id = ? ORDER BY address_key");
-    s.bind(1, u.id);
-    std::vector<core::Alias> aliases;
-    while (s.step()) aliases.push_back(read_alias(s));
-    for (const auto& a : aliases) remove_alias(a, actor);
-    db.prepare("DELETE FROM users WHERE id = ?").bind(1, u.id).run();
-    audit(u.company_id, actor, "user.remove", u.address.str(), json_text(u), "");
-  }
+  void remove_user(const core::User& u, const Actor& actor) { remove_users({u}, actor); }
 
-  // remove_user for many at once (a sync's deletes, a page at a time): their aliases one by
-  // one as there, then the users' audit events (the same JSON, made here) and the users as
-  // one statement each. One by one, a PostgreSQL server took 65 s for 100,000 users.
+  // Removes users (a sync's deletes a page at a time, a domain's, or one): their aliases one
+  // by one, then the users' audit events and the users as one statement each. One statement
+  // per user, a PostgreSQL server took 65 s for 100,000 users.
   void remove_users(const std::vector<core::User>& users, const Actor& actor) {
     if (users.empty()) return;
     std::vector<Id> ids;

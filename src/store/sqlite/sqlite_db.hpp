@@ -3,10 +3,8 @@
 // RowSet.
 #pragma once
 
-#include <functional>
-
 #include <chrono>
-
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
