@@ -40,8 +40,7 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; return 1; }
+source bench/common.sh
 now() { date +%s.%N; }
 
 SINK=$(free_port)
@@ -71,16 +70,7 @@ fi
 # ---- mailroster -------------------------------------------------------------------------
 MR_SMTP=$(free_port)
 MR_ADMIN=$(free_port)
-if [ "${DATABASE:-sqlite}" = postgres ]; then
-  python3 tests/postgres/pg_fixture.py start "$WORK/pg.json" >/dev/null
-  CONN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['conninfo'])" "$WORK/pg.json")
-  psql -q "$CONN" -c "CREATE DATABASE bench"
-  DB="${CONN/dbname=postgres/dbname=bench}"
-  DB_KEY=url
-else
-  DB="$WORK/mailroster.db"
-  DB_KEY=path
-fi
+bench_database
 "$BIN" --db "$DB" company add bench >/dev/null
 "$BIN" --db "$DB" domain add bench.example --company bench --destination 127.0.0.1:"$SINK" >/dev/null
 "$BIN" --db "$DB" discovery set --company bench enabled=true >/dev/null

@@ -46,6 +46,7 @@
 #include "directory/graph/graph_directory.hpp"
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_service.hpp"
+#include "gateway/discovery_counts.hpp"
 #include "gateway/inbound.hpp"
 #include "gateway/mail_activity.hpp"
 #include "gateway/mail_log.hpp"
@@ -366,10 +367,13 @@ int serve(const Config& config, store::Store& store,
       spdlog::warn("last mail of users: cannot write, they wait: {}", e.what());
     }
   };
-  // Its discovery counts are writes (through the main connection): they go to a queue of
-  // their own, off the I/O thread. Declared after what its tasks use (discovery, metrics) and
-  // before the gateways that post to it: it is drained after the gateways are gone and before
-  // what the tasks use is.
+  // The gateways' discovery counts are writes (through the main connection): they wait in
+  // discovery_counts and are written in batches on a queue of their own, off the I/O thread.
+  // Declared after what its tasks use (discovery, metrics, discovery_counts) and before the
+  // gateways that post to it: it is drained after the gateways are gone and before what the
+  // tasks use is.
+  gateway::DiscoveryCounts discovery_counts(
+      [&discovery](const auto& mails) { return discovery.record_clean(mails); }, metrics);
   core::WorkQueue discovery_writes("discovery");
   // "Relayed" delivery notifications (gateway/dsn.hpp) go out from the null sender through the
   // reports' relay.
@@ -387,7 +391,7 @@ int serve(const Config& config, store::Store& store,
   metrics.describe("mailroster_discovery_writes_pending",
                    "Discovery counts of delivered mail not yet written", "gauge");
   metrics.gauge("mailroster_discovery_writes_pending",
-                [&] { return double(discovery_writes.pending()); });
+                [&] { return double(discovery_counts.pending()); });
   mail_log.set_enabled(config.mail_log);
   const gateway::DeliveryHooks hooks{
       .defer = defer,
@@ -406,14 +410,14 @@ int serve(const Config& config, store::Store& store,
                 [&] { return double(mail_log.unrouted_dropped()); });
   metrics.describe("mailroster_mail_log_pending", "Mail log entries not yet written", "gauge");
   metrics.gauge("mailroster_mail_log_pending", [&] { return double(mail_log.pending()); });
-  gateway::InboundGateway inbound_gateway(lookups, discovery, verifier, harvest, pool, scorer,
-                                          metrics, clock,
+  gateway::InboundGateway inbound_gateway(lookups, discovery_counts, verifier, harvest, pool,
+                                          scorer, metrics, clock,
                                           {.hostname = config.inbound.hostname,
                                            .postmaster = postmaster_of(config),
                                            .recipient_delimiter = config.recipient_delimiter,
                                            .hooks = hooks});
   smtp::Server inbound(io, config.inbound, inbound_gateway);
-  gateway::OutboundGateway outbound_gateway(lookups, discovery, pool, scorer, metrics, clock,
+  gateway::OutboundGateway outbound_gateway(lookups, discovery_counts, pool, scorer, metrics, clock,
                                             {.hostname = config.inbound.hostname,
                                              .next_hop = config.outbound_next_hop,
                                              .mark = config.mark_outbound,

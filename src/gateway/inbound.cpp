@@ -42,7 +42,7 @@ struct SessionState {
 
 struct InboundGateway::Impl {
   Lookups& lookups;
-  lifecycle::DiscoveryService& discovery;
+  DiscoveryCounts& discovery;
   verify::Verifier& verifier;
   verify::HarvestGuard& harvest;
   smtp::ClientPool& relay;
@@ -137,28 +137,13 @@ struct InboundGateway::Impl {
   // Counts one clean delivery for every recipient that is not (yet) a user: posted before the
   // reply goes out, run where settings.hooks.defer says.
   void record_clean_delivery(const std::vector<Recipient>& recipients) {
-    std::vector<core::Address> countable;
+    bool first = false;
     for (const auto& r : recipients) {
-      if (r.countable) countable.push_back(r.counted);
-    }
-    if (countable.empty()) return;
-    auto task = [&discovery = discovery, &metrics = metrics, countable = std::move(countable)] {
-      for (const auto& address : countable) {
-        try {
-          const auto outcome = discovery.record_clean_inbound(address);
-          if (outcome == lifecycle::Outcome::none) continue;
-          metrics.add("mailroster_discovery_clean_deliveries_total");
-          if (outcome != lifecycle::Outcome::counted) {
-            metrics.add("mailroster_discovered_addresses_total");
-            spdlog::info("discovery: {} {}", address.str(), lifecycle::to_string(outcome));
-          }
-        } catch (const std::exception& e) {
-          // The message is delivered; losing one count is better than failing the delivery.
-          spdlog::error("discovery: cannot record delivery to {}: {}", address.str(), e.what());
-        }
+      if (r.countable) {
+        first |= discovery.add({lifecycle::CleanMail::Direction::inbound, r.counted});
       }
-    };
-    settings.hooks.defer(std::move(task));
+    }
+    if (first) settings.hooks.defer([&discovery = discovery] { discovery.flush(); });
   }
 
   awaitable<RelayOutcome> relay_message(const smtp::SessionInfo& session,
@@ -219,7 +204,7 @@ struct InboundGateway::Impl {
   }
 };
 
-InboundGateway::InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery,
+InboundGateway::InboundGateway(Lookups& lookups, DiscoveryCounts& discovery,
                                verify::Verifier& verifier, verify::HarvestGuard& harvest,
                                smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
                                const core::Clock& clock, InboundSettings settings)
@@ -237,10 +222,6 @@ InboundGateway::InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& di
                                   "harvest_refused", "too_many"}));
   metrics.describe("mailroster_inbound_messages_total", "Inbound messages by result", "counter",
                    admin::Metrics::each("result", {"delivered", "deferred", "rejected", "spam"}));
-  metrics.describe("mailroster_discovery_clean_deliveries_total",
-                   "Clean deliveries counted toward discovery", "counter", {""});
-  metrics.describe("mailroster_discovered_addresses_total", "Addresses that became discovered",
-                   "counter", {""});
 }
 
 InboundGateway::~InboundGateway() = default;

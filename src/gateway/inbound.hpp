@@ -24,9 +24,9 @@
 #include "admin/metrics.hpp"
 #include "core/clock.hpp"
 #include "gateway/delivery_hooks.hpp"
+#include "gateway/discovery_counts.hpp"
 #include "gateway/lookups.hpp"
 #include "gateway/scorer.hpp"
-#include "lifecycle/discovery_service.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "store/store.hpp"
@@ -50,10 +50,9 @@ struct InboundSettings {
 
 class InboundGateway final : public smtp::SessionHandler {
  public:
-  InboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery,
-                 verify::Verifier& verifier, verify::HarvestGuard& harvest, smtp::ClientPool& relay,
-                 Scorer& scorer, admin::Metrics& metrics, const core::Clock& clock,
-                 InboundSettings settings);
+  InboundGateway(Lookups& lookups, DiscoveryCounts& discovery, verify::Verifier& verifier,
+                 verify::HarvestGuard& harvest, smtp::ClientPool& relay, Scorer& scorer,
+                 admin::Metrics& metrics, const core::Clock& clock, InboundSettings settings);
   ~InboundGateway() override;
 
   smtp::Reply on_connect(const smtp::SessionInfo& session) override;

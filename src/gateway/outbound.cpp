@@ -15,7 +15,7 @@ using smtp::Reply;
 
 struct OutboundGateway::Impl {
   Lookups& lookups;
-  lifecycle::DiscoveryService& discovery;
+  DiscoveryCounts& discovery;
   smtp::ClientPool& relay;
   Scorer& scorer;
   admin::Metrics& metrics;
@@ -68,7 +68,7 @@ struct OutboundGateway::Impl {
   }
 };
 
-OutboundGateway::OutboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery,
+OutboundGateway::OutboundGateway(Lookups& lookups, DiscoveryCounts& discovery,
                                  smtp::ClientPool& relay, Scorer& scorer, admin::Metrics& metrics,
                                  const core::Clock& clock, OutboundSettings settings)
     : impl_(new Impl{lookups, discovery, relay, scorer, metrics, clock, std::move(settings), {}}) {
@@ -171,19 +171,9 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
                                             owner.kind == store::AddressOwner::Kind::alias)) {
             I.settings.hooks.had_mail(owner.user_id);
           }
-          auto task = [&discovery = I.discovery, sender = std::move(sender)] {
-            try {
-              const auto outcome = discovery.record_clean_outbound(sender);
-              if (outcome != lifecycle::Outcome::none && outcome != lifecycle::Outcome::counted) {
-                spdlog::info("discovery: outbound sender {} {}", sender.str(),
-                             lifecycle::to_string(outcome));
-              }
-            } catch (const std::exception& e) {
-              spdlog::error("discovery: cannot record outbound sender {}: {}", sender.str(),
-                            e.what());
-            }
-          };
-          I.settings.hooks.defer(std::move(task));
+          if (I.discovery.add({lifecycle::CleanMail::Direction::outbound, std::move(sender)})) {
+            I.settings.hooks.defer([&discovery = I.discovery] { discovery.flush(); });
+          }
         }
       }
     }

@@ -15,9 +15,9 @@
 #include "admin/metrics.hpp"
 #include "core/clock.hpp"
 #include "gateway/delivery_hooks.hpp"
+#include "gateway/discovery_counts.hpp"
 #include "gateway/lookups.hpp"
 #include "gateway/scorer.hpp"
-#include "lifecycle/discovery_service.hpp"
 #include "smtp/client.hpp"
 #include "smtp/server.hpp"
 #include "store/store.hpp"
@@ -40,7 +40,7 @@ struct OutboundSettings {
 
 class OutboundGateway final : public smtp::SessionHandler {
  public:
-  OutboundGateway(Lookups& lookups, lifecycle::DiscoveryService& discovery, smtp::ClientPool& relay,
+  OutboundGateway(Lookups& lookups, DiscoveryCounts& discovery, smtp::ClientPool& relay,
                   Scorer& scorer, admin::Metrics& metrics, const core::Clock& clock,
                   OutboundSettings settings);
   ~OutboundGateway() override;

@@ -85,53 +85,100 @@ Outcome DiscoveryService::after_discovered(const core::DiscoveredAddress& d,
   return Outcome::discovered;
 }
 
-Outcome DiscoveryService::record(
-    const core::Address& address,
-    const std::function<Outcome(core::DiscoveredAddress&, const core::DiscoverySettings&)>& rule) {
+Outcome DiscoveryService::count(const CleanMail& mail, ActiveSettings& active) {
+  const auto& address = mail.address;
+  auto known = active.find(address.domain());
+  if (known == active.end()) {
+    const auto company_id = company_of(store_, address);
+    auto settings = store_.discovery_settings(company_id);
+    const bool on = core::discovery_active(settings, store_.directory_sync_hours(company_id));
+    known = active.emplace(address.domain(), on ? std::optional(std::move(settings)) : std::nullopt)
+                .first;
+  }
+  if (!known->second) return Outcome::none;
+  const auto& settings = *known->second;
+  auto d = discovered_or_new(store_, address);
+  if (!d) return Outcome::none;
+  if (mail.direction == CleanMail::Direction::inbound) {
+    const auto outcome = core::on_clean_delivery(*d, settings, clock_.now());
+    if (!outcome.changed) return Outcome::none;
+    auto saved = store_.save_discovered(*d, actor_);
+    return outcome.became_discovered ? after_discovered(saved, settings) : Outcome::counted;
+  }
+  const auto outcome = core::on_clean_outbound(*d, settings, clock_.now());
+  if (outcome.create_user) {
+    store_.add_user(discovered_user(address, settings.default_role), actor_);
+    return Outcome::became_user;
+  }
+  auto saved = store_.save_discovered(*d, actor_);
+  return outcome.became_discovered ? after_discovered(saved, settings) : Outcome::counted;
+}
+
+void DiscoveryService::patiently(const std::string& what,
+                                 const std::function<void()>& transaction) {
   const auto until = std::chrono::steady_clock::now() + patience_;
   for (;;) {
     try {
-      Outcome result = Outcome::none;
-      store_.atomically([&] {
-        const auto company_id = company_of(store_, address);
-        const auto settings = store_.discovery_settings(company_id);
-        if (!core::discovery_active(settings, store_.directory_sync_hours(company_id))) return;
-        auto d = discovered_or_new(store_, address);
-        if (d) result = rule(*d, settings);
-      });
+      transaction();
       patient_ = true;
-      return result;
+      return;
     } catch (const Failure& f) {
       if (f.code() != ErrorCode::unavailable || !patient_) throw;
       if (std::chrono::steady_clock::now() >= until) {
         patient_ = false;
         throw;
       }
-      spdlog::warn("discovery: {} waits: {}", address.str(), f.what());
+      spdlog::warn("discovery: {} waits: {}", what, f.what());
       std::this_thread::sleep_for(std::chrono::milliseconds(200));  // an outage fails at once
     }
   }
 }
 
-Outcome DiscoveryService::record_clean_inbound(const core::Address& address) {
-  return record(address, [&](core::DiscoveredAddress& d, const core::DiscoverySettings& s) {
-    const auto outcome = core::on_clean_delivery(d, s, clock_.now());
-    if (!outcome.changed) return Outcome::none;
-    auto saved = store_.save_discovered(d, actor_);
-    return outcome.became_discovered ? after_discovered(saved, s) : Outcome::counted;
+Outcome DiscoveryService::record(const CleanMail& mail) {
+  Outcome result = Outcome::none;
+  patiently(mail.address.str(), [&] {
+    store_.atomically([&] {
+      ActiveSettings active;
+      result = count(mail, active);
+    });
   });
+  return result;
+}
+
+Outcome DiscoveryService::record_clean_inbound(const core::Address& address) {
+  return record({CleanMail::Direction::inbound, address});
 }
 
 Outcome DiscoveryService::record_clean_outbound(const core::Address& sender) {
-  return record(sender, [&](core::DiscoveredAddress& d, const core::DiscoverySettings& s) {
-    const auto outcome = core::on_clean_outbound(d, s, clock_.now());
-    if (outcome.create_user) {
-      store_.add_user(discovered_user(sender, s.default_role), actor_);
-      return Outcome::became_user;
+  return record({CleanMail::Direction::outbound, sender});
+}
+
+std::vector<Counted> DiscoveryService::record_clean(const std::vector<CleanMail>& mails) {
+  std::vector<Counted> counted(mails.size());
+  try {
+    patiently(std::to_string(mails.size()) + " counts", [&] {
+      store_.atomically([&] {
+        ActiveSettings active;
+        for (std::size_t i = 0; i < mails.size(); ++i) counted[i].outcome = count(mails[i], active);
+      });
+    });
+    return counted;
+  } catch (const std::exception& e) {
+    const auto* failure = dynamic_cast<const Failure*>(&e);
+    if (mails.size() == 1 || (failure && failure->code() == ErrorCode::unavailable)) {
+      for (auto& c : counted) c = {Outcome::none, e.what()};
+      return counted;
     }
-    auto saved = store_.save_discovered(d, actor_);
-    return outcome.became_discovered ? after_discovered(saved, s) : Outcome::counted;
-  });
+  }
+  // One of them failed (a domain removed since its mail came, ...): each alone.
+  for (std::size_t i = 0; i < mails.size(); ++i) {
+    try {
+      counted[i] = {record(mails[i]), ""};
+    } catch (const std::exception& e) {
+      counted[i] = {Outcome::none, e.what()};
+    }
+  }
+  return counted;
 }
 
 void DiscoveryService::apply(core::Id company_id, const std::vector<DiscoveredAction>& actions,

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.hpp"
@@ -36,6 +37,20 @@ struct DiscoveredAction {
   core::Address alias_of;          // add_alias: the user's primary address
 };
 
+// One clean message for SMTP Discovery to count: delivered to an address of a company that
+// is not a user's (inbound), or sent out by one (outbound).
+struct CleanMail {
+  enum class Direction { inbound, outbound };
+  Direction direction = Direction::inbound;
+  core::Address address;
+};
+
+// What counting one CleanMail did; error: why it could not be counted.
+struct Counted {
+  Outcome outcome = Outcome::none;
+  std::string error;
+};
+
 struct ExpiryRun {
   std::vector<std::pair<std::string, Outcome>> changed;  // address -> user or invalid
 };
@@ -50,6 +65,11 @@ class DiscoveryService {
   Outcome record_clean_inbound(const core::Address& address);
   // One clean outbound message from a sender of the company that is not a user.
   Outcome record_clean_outbound(const core::Address& sender);
+  // Counts many in one transaction, each company's settings read once: mail flow on
+  // PostgreSQL came in faster than a transaction per count could be written (about 400 a
+  // second). When one of them fails, the transaction is undone and each is counted in one of
+  // its own, so that the others still count; the result says what each did, in order.
+  std::vector<Counted> record_clean(const std::vector<CleanMail>& mails);
 
   // Applies the actions of one company atomically: all of them or, on the first error,
   // none (the error names the address). Every address must be on the discovered list.
@@ -65,17 +85,23 @@ class DiscoveryService {
   ExpiryRun expire(core::TimePoint now);
 
  private:
+  // Each domain's discovery settings, nullopt where discovery is not active: read once per
+  // transaction.
+  using ActiveSettings = std::unordered_map<std::string, std::optional<core::DiscoverySettings>>;
+
   Outcome after_discovered(const core::DiscoveredAddress& d, const core::DiscoverySettings& s);
-  // In one transaction: when discovery is active for the address's company and the address
-  // is not a user, alias or invalid, applies `rule` to its discovered entry (new if none).
-  // While the database is busy (another process's import or sync holds the write: SQLite
-  // gives up after 5 s), the count is tried again, for up to `patience_`: the counts queued
-  // behind it wait with it instead of each being lost. Once one ran out of patience, the
-  // next try once each until one gets through, so that a long outage (or a shutdown in one)
-  // does not hold every queued count a minute.
-  Outcome record(
-      const core::Address& address,
-      const std::function<Outcome(core::DiscoveredAddress&, const core::DiscoverySettings&)>& rule);
+  // Inside the caller's transaction: when discovery is active for the address's company and
+  // the address is not a user, alias or invalid, counts the mail on its discovered entry (new
+  // if none).
+  Outcome count(const CleanMail& mail, ActiveSettings& active);
+  // Counts one in a transaction of its own.
+  Outcome record(const CleanMail& mail);
+  // Runs `transaction` (one store transaction); while the database is busy (another
+  // process's import or sync holds the write: SQLite gives up after 5 s), tries it again for
+  // up to `patience_`: the counts queued behind it wait with it instead of each being lost.
+  // Once one ran out of patience, the next try once each until one gets through, so that a
+  // long outage (or a shutdown in one) does not hold every queued count a minute.
+  void patiently(const std::string& what, const std::function<void()>& transaction);
   store::Store& store_;
   const core::Clock& clock_;
   std::chrono::steady_clock::duration patience_;

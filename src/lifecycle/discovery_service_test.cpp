@@ -174,6 +174,53 @@ TEST_P(Lifecycle, DiscoveryOffCountsNothing) {
   EXPECT_TRUE(store.list_discovered(acme.id).empty());
 }
 
+// Many counts in one transaction (serve writes what came while the last batch was written):
+// the same outcomes as one by one, in order, across companies, with discovery off for one.
+TEST_P(Lifecycle, ABatchOfCountsDoesWhatOneByOneWould) {
+  auto alice = store.add_user({addr("first.last@acme.example"), "First", "Last"}, admin);
+  set("inbound_threshold", "2");
+  const auto other = store.add_company({"other", "it@other.example", "", {}}, admin);
+  store.add_domain(other.id, "other.example", core::Endpoint::parse("127.0.0.1:2526").value(),
+                   admin);  // discovery off there
+  using D = CleanMail::Direction;
+  const std::vector<CleanMail> mails{
+      {D::inbound, addr("new@acme.example")},       {D::inbound, addr("x@other.example")},
+      {D::inbound, addr("new@acme.example")},       {D::inbound, addr("first.last@acme.test")},
+      {D::inbound, addr("first.last@acme.test")},   {D::outbound, addr("sales@acme.example")},
+      {D::inbound, addr("first.last@acme.example")}};
+  const auto counted = discovery.record_clean(mails);
+  std::vector<Outcome> outcomes;
+  for (const auto& c : counted) {
+    EXPECT_EQ(c.error, "");
+    outcomes.push_back(c.outcome);
+  }
+  EXPECT_EQ(outcomes, (std::vector<Outcome>{Outcome::counted, Outcome::none, Outcome::discovered,
+                                            Outcome::counted, Outcome::became_alias,
+                                            Outcome::discovered, Outcome::none}));
+  EXPECT_TRUE(store.find_discovered(addr("new@acme.example"))->discovered_at);
+  EXPECT_EQ(store.find_alias(addr("first.last@acme.test"))->user_id, alice.id);
+  EXPECT_EQ(store.find_discovered(addr("sales@acme.example"))->outbound_messages, 1);
+  EXPECT_TRUE(store.list_discovered(other.id).empty());
+}
+
+// One count of a batch fails (its domain was removed after its mail came): the transaction is
+// undone and each is counted alone, so the others count once, and that one says why.
+TEST_P(Lifecycle, ACountThatFailsLeavesTheOthersOfItsBatchCounted) {
+  using D = CleanMail::Direction;
+  const auto counted = discovery.record_clean({{D::inbound, addr("one@acme.example")},
+                                               {D::inbound, addr("x@gone.example")},
+                                               {D::inbound, addr("two@acme.test")}});
+  ASSERT_EQ(counted.size(), 3u);
+  EXPECT_EQ(counted[0].outcome, Outcome::counted);
+  EXPECT_EQ(counted[1].outcome, Outcome::none);
+  EXPECT_NE(counted[1].error.find("gone.example"), std::string::npos) << counted[1].error;
+  EXPECT_EQ(counted[2].outcome, Outcome::counted);
+  EXPECT_EQ(counted[0].error + counted[2].error, "");
+  for (const char* a : {"one@acme.example", "two@acme.test"}) {
+    EXPECT_EQ(store.find_discovered(addr(a))->clean_inbound.size(), 1u) << a << ": counted twice?";
+  }
+}
+
 class Actions : public Lifecycle {
  protected:
   Actions() {

@@ -4,6 +4,7 @@
 It speaks enough ESMTP to be a callout target and a relay destination, on 127.0.0.1 only.
 Behaviour is chosen per instance:
   --accept a,b      local parts that exist (RCPT 250); others get 550 5.1.1
+  --accept-prefix p local parts beginning with p exist too (benchmarks: many addresses)
   --catch-all       every local part exists
   --mode normal     (default) as above
   --mode drop       accept the TCP connection and close it at once
@@ -17,7 +18,7 @@ Behaviour is chosen per instance:
   --mode badtls     offer STARTTLS, answer it 220, then break the handshake
 Each message received is written to --spool as NNNN.eml (the exact DATA bytes after
 undoing dot-stuffing) and NNNN.json (envelope: from, to, MAIL parameters, each recipient's
-RCPT parameters, tls). Prints "listening on PORT" when ready.
+RCPT parameters, tls); with --no-spool nothing is written (benchmarks). Prints "listening on PORT" when ready.
 """
 import argparse
 import asyncio
@@ -47,6 +48,8 @@ class Session:
         local = address.split("@", 1)[0].lower()
         if self.args.delimiter and local[1:].find(self.args.delimiter) >= 0:  # RFC 5233
             local = local[:1 + local[1:].find(self.args.delimiter)]
+        if self.args.accept_prefix and local.startswith(self.args.accept_prefix):
+            return True
         return local in self.args.accept
 
     async def run(self):
@@ -126,6 +129,10 @@ class Session:
                         l = l[1:]
                     data += l
                 n = next(self.counter)
+                if self.args.no_spool:
+                    await self.reply("250 2.0.0 queued as FAKE%04d" % n)
+                    mail_from, rcpts = None, []
+                    continue
                 base = os.path.join(self.args.spool, "%04d" % n)
                 # Both by rename, the envelope first: whoever sees NNNN.eml (the tests poll
                 # for them) finds both whole, and NNNN.json is never seen half written.
@@ -155,10 +162,12 @@ async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--accept", default="")
+    p.add_argument("--accept-prefix", default="")
     p.add_argument("--catch-all", action="store_true")
     p.add_argument("--mode", default="normal")
     p.add_argument("--delay", type=float, default=5.0)
     p.add_argument("--spool", default=".")
+    p.add_argument("--no-spool", action="store_true")
     p.add_argument("--smtputf8", action="store_true")
     p.add_argument("--dsn", action="store_true")
     p.add_argument("--starttls", default="")
