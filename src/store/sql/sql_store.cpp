@@ -1666,52 +1666,80 @@ void SqlStore::remove_invalid(Id id, const Actor& actor) {
 
 core::DiscoveredAddress SqlStore::save_discovered(const core::DiscoveredAddress& d,
                                                   const Actor& actor) {
+  // Every clean delivery for discovery comes here: as few statements as it takes (on
+  // PostgreSQL each is a round trip), and what was saved is returned as the tables now hold
+  // it (times to the second, deliveries in order) without reading it back.
+  auto saved = d;
+  const auto seconds = [](core::TimePoint t) { return from_unix(to_unix(t)); };
+  saved.first_seen = seconds(saved.first_seen);
+  if (saved.discovered_at) saved.discovered_at = seconds(*saved.discovered_at);
+  std::vector<std::int64_t> inbound;
+  for (auto& t : saved.clean_inbound) {
+    t = seconds(t);
+    inbound.push_back(to_unix(t));
+  }
+  std::sort(saved.clean_inbound.begin(), saved.clean_inbound.end());
+  std::sort(inbound.begin(), inbound.end());
+  const auto discovered_at = saved.discovered_at
+                                 ? std::optional<std::int64_t>(to_unix(*saved.discovered_at))
+                                 : std::nullopt;
   return impl_->guard([&] {
     auto& I = *impl_;
     Transaction tx(I.db);
-    const auto domain = I.domain_of(d.address, std::nullopt);
-    Id id = d.id;
     bool was_discovered = false;
-    if (id == 0) {
-      const auto owner = I.resolve(d.address);
-      if (owner.kind != AddressOwner::Kind::none) {
-        throw Failure(ErrorCode::conflict, d.address.str() + " is already known", "address");
+    if (saved.id == 0) {
+      const auto domain = I.domain_of(saved.address, std::nullopt);
+      if (I.resolve(saved.address).kind != AddressOwner::Kind::none) {
+        throw Failure(ErrorCode::conflict, saved.address.str() + " is already known", "address");
       }
       I.db.prepare(
               "INSERT INTO discovered_addresses(company_id, domain_id, address, address_key, "
-              "first_seen) VALUES (?, ?, ?, ?, ?)")
+              "first_seen, outbound_messages, discovered_at, notifications_sent, "
+              "suggested_alias_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
           .bind(1, domain.company_id)
           .bind(2, domain.id)
-          .bind(3, d.address.str())
-          .bind(4, d.address.key())
-          .bind(5, to_unix(d.first_seen))
+          .bind(3, saved.address.str())
+          .bind(4, saved.address.key())
+          .bind(5, to_unix(saved.first_seen))
+          .bind(6, saved.outbound_messages)
+          .bind(7, discovered_at)
+          .bind(8, saved.notifications_sent)
+          .bind(9, saved.suggested_alias_of)
           .run();
-      id = I.db.last_insert_id();
+      saved.id = I.db.last_insert_id();
+      saved.company_id = domain.company_id;
     } else {
-      const auto existing = I.discovered_where("WHERE id = ?1", id);
-      if (existing.empty()) {
-        throw Failure(ErrorCode::not_found, "no discovered address with id " + std::to_string(id));
+      auto existing =
+          I.db.prepare("SELECT company_id, discovered_at FROM discovered_addresses WHERE id = ?");
+      existing.bind(1, saved.id);
+      if (!existing.step()) {
+        throw Failure(ErrorCode::not_found,
+                      "no discovered address with id " + std::to_string(saved.id));
       }
-      was_discovered = existing.front().discovered_at.has_value();
-    }
-    I.db.prepare(
-            "UPDATE discovered_addresses SET outbound_messages = ?, discovered_at = ?, "
-            "notifications_sent = ?, suggested_alias_of = ? WHERE id = ?")
-        .bind(1, d.outbound_messages)
-        .bind(2, d.discovered_at ? std::optional<std::int64_t>(to_unix(*d.discovered_at))
-                                 : std::nullopt)
-        .bind(3, d.notifications_sent)
-        .bind(4, d.suggested_alias_of)
-        .bind(5, id)
-        .run();
-    I.db.prepare("DELETE FROM discovered_inbound WHERE discovered_id = ?").bind(1, id).run();
-    for (const auto& t : d.clean_inbound) {
-      I.db.prepare("INSERT INTO discovered_inbound(discovered_id, at) VALUES (?, ?)")
-          .bind(1, id)
-          .bind(2, to_unix(t))
+      saved.company_id = existing.int64(0);
+      was_discovered = !existing.is_null(1);
+      I.db.prepare(
+              "UPDATE discovered_addresses SET outbound_messages = ?, discovered_at = ?, "
+              "notifications_sent = ?, suggested_alias_of = ? WHERE id = ?")
+          .bind(1, saved.outbound_messages)
+          .bind(2, discovered_at)
+          .bind(3, saved.notifications_sent)
+          .bind(4, saved.suggested_alias_of)
+          .bind(5, saved.id)
+          .run();
+      I.db.prepare("DELETE FROM discovered_inbound WHERE discovered_id = ?")
+          .bind(1, saved.id)
           .run();
     }
-    auto saved = I.discovered_where("WHERE id = ?1", id).front();
+    if (!inbound.empty()) {
+      const auto rows = list_rows(inbound);
+      I.db.prepare(
+              "INSERT INTO discovered_inbound(discovered_id, at) SELECT ?1, k.c0 FROM "
+              "mailroster_rows(?2) k")
+          .bind(1, saved.id)
+          .bind(2, rows)
+          .run();
+    }
     if (saved.discovered_at && !was_discovered) {
       I.audit(saved.company_id, actor, "discovered.add", saved.address.str(), "", json_text(saved));
     }
