@@ -259,10 +259,21 @@ void Statement::execute() {
   }
   if (result_) PQclear(result_);
   result_ = nullptr;
+  std::string key = sql;
+  key.append(reinterpret_cast<const char*>(types.data()), types.size() * sizeof(types[0]));
+  const int count = static_cast<int>(params.size());
   result_ = db_.run(
-      [&] {
-        return PQexecParams(db_.conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
-                            params.data(), nullptr, nullptr, 0);
+      [&]() -> pg_result* {
+        auto known = db_.prepared_.find(key);
+        if (known == db_.prepared_.end()) {
+          auto name = "mr" + std::to_string(db_.prepared_.size());
+          pg_result* made = PQprepare(db_.conn_, name.c_str(), sql.c_str(), count, types.data());
+          if (!made || PQresultStatus(made) != PGRES_COMMAND_OK) return made;  // run() reports it
+          PQclear(made);
+          known = db_.prepared_.emplace(key, std::move(name)).first;
+        }
+        return PQexecPrepared(db_.conn_, known->second.c_str(), count, params.data(), nullptr,
+                              nullptr, 0);
       },
       "query");
   rows_ = PQntuples(result_);
@@ -355,6 +366,7 @@ pg_result* Database::run(Send&& send, std::string_view what) {
 
 void Database::reconnect() {
   ++change_count_;  // notifications sent while the connection was down are lost
+  prepared_.clear();  // a new session
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) return;  // the command sent next reports it
   try {

@@ -7,6 +7,7 @@
 //  - json_object( becomes json_build_object( (the same arguments, key-value pairs);
 //  - instr() and strftime() are SQL functions of the schema (migrations/postgres/0001).
 // Results come in text form; an integer column reads t/f (a boolean expression) as 1/0.
+// Each statement is prepared on the server the first time it runs on the connection.
 #pragma once
 
 #include <map>
@@ -111,6 +112,10 @@ class Database final : public sql::Database {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, std::unique_ptr<Statement>, TextHash, std::equal_to<>> cache_;
+  // Statements prepared on the server (by their SQL and parameter types) and their names:
+  // each runs as Bind/Execute, not parsed and planned again every time. A connection opened
+  // again has none.
+  std::unordered_map<std::string, std::string> prepared_;
 };
 
 }  // namespace mailroster::store::postgres
