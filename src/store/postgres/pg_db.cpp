@@ -365,7 +365,7 @@ pg_result* Database::run(Send&& send, std::string_view what) {
 }
 
 void Database::reconnect() {
-  ++change_count_;  // notifications sent while the connection was down are lost
+  ++change_count_;    // notifications sent while the connection was down are lost
   prepared_.clear();  // a new session
   PQreset(conn_);
   if (PQstatus(conn_) != CONNECTION_OK) return;  // the command sent next reports it
