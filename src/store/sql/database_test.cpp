@@ -208,6 +208,36 @@ TEST(PostgresConnection, AConnectionTheServerDroppedIsOpenedAgain) {
   EXPECT_NO_THROW(db->exec("SELECT 1"));
 }
 
+// A statement is prepared on the server once per connection and then only executed; a
+// connection opened again prepares it again.
+TEST(PostgresConnection, AStatementIsPreparedOnceAndAgainOnANewConnection) {
+  const testing::TestDatabase database(Dialect::postgres);
+  auto db = database.connect();
+  auto other = database.connect();
+  const auto prepared = [&] {
+    auto s = db->prepare(
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%mr_marker_%'");
+    s.step();
+    return s.int64(0);
+  };
+  const auto run = [&](std::int64_t n) {
+    auto s = db->prepare("SELECT ?1 + 1 AS mr_marker_");
+    s.bind(1, n);
+    EXPECT_TRUE(s.step());
+    return s.int64(0);
+  };
+  EXPECT_EQ(run(1), 2);
+  EXPECT_EQ(run(41), 42);
+  EXPECT_EQ(prepared(), 2) << "the statement and the count itself, each once";
+  auto pid = db->prepare("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid.step());
+  auto kill = other->prepare("SELECT pg_terminate_backend(CAST(?1 AS INTEGER))");
+  kill.bind(1, pid.int64(0));
+  ASSERT_TRUE(kill.step());
+  EXPECT_EQ(run(2), 3) << "prepared again on the new connection";
+  EXPECT_EQ(prepared(), 2);
+}
+
 // change_count() hears the schema's notifications (the triggers of migration 0002 send them;
 // here they are sent by hand), not another schema's, and counts a connection opened again,
 // which listens again.
