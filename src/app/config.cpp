@@ -220,6 +220,8 @@ const std::vector<Key>& schema() {
        [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.delay); }, kReload},
       {"harvest", "block",
        [](const toml::node& n, Config& c) { return set_duration(n, c.harvest.block); }, kReload},
+      {"harvest", "exempt",
+       [](const toml::node& n, Config& c) { return set_networks(n, c.harvest.exempt); }, kReload},
       {"outbound", "listen",
        [](const toml::node& n, Config& c) { return set_listen(n, c.outbound_listen, 587); }},
       {"outbound", "next_hop",

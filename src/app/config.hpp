@@ -61,6 +61,9 @@
 //   window = "10m"
 //   delay = "2s"
 //   block = "10m"
+//   exempt = []                     # networks never slowed or refused: a partner's or a mail
+//                                   # provider's servers, which send to a large company's
+//                                   # typos and departed staff all day ("192.0.2.0/24")
 //
 //   [outbound]                      # mail from the companies' own servers (their relay networks)
 //   listen = "127.0.0.1:2587"       # same limits, hostname and TLS as [smtp]

@@ -235,6 +235,21 @@ proxy_from = ["192.0.2.0/24"]
   }
 }
 
+// Senders the harvest guard leaves alone: networks, reloadable; not the whole Internet.
+TEST(Config, HarvestExemptNetworks) {
+  const auto c =
+      parse_config("[harvest]\nexempt = [\"192.0.2.0/24\", \"2001:db8::1\"]\n", "test.toml")
+          .value();
+  ASSERT_EQ(c.harvest.exempt.size(), 2u);
+  EXPECT_EQ(c.harvest.exempt[1].str(), "2001:db8::1/128");
+  EXPECT_TRUE(parse_config("", "test.toml").value().harvest.exempt.empty());
+  for (const char* bad :
+       {"[harvest]\nexempt = [\"0.0.0.0/0\"]\n", "[harvest]\nexempt = \"10.0.0.5\"\n",
+        "[harvest]\nexempt = [\"192.0.2.1/24\"]\n"}) {
+    EXPECT_FALSE(parse_config(bad, "test.toml")) << bad;
+  }
+}
+
 TEST(Config, RequiredTlsPerListenerNeedsTheCertificate) {
   const auto c = parse_config(
                      "[smtp]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"

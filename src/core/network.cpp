@@ -37,17 +37,23 @@ IpAddress network_of(IpAddress ip, int prefix) {
 }
 }  // namespace
 
+namespace {
+// An IPv4-mapped IPv6 address ("::ffff:192.0.2.7": an IPv4 client of a dual-stack listener) as
+// the IPv4 address it is; any other address as it is.
+IpAddress unmapped(const IpAddress& a) {
+  static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!a.v6 || !std::equal(kMapped.begin(), kMapped.end(), a.bytes.begin())) return a;
+  IpAddress v4;
+  std::copy(a.bytes.begin() + 12, a.bytes.end(), v4.bytes.begin());
+  return v4;
+}
+}  // namespace
+
 std::string client_network(std::string_view ip, int ipv6_prefix) {
   const auto parsed = IpAddress::parse(ip);
   if (!parsed) return std::string(ip);
-  const auto& a = *parsed;
+  const auto a = unmapped(*parsed);
   if (!a.v6) return a.str();
-  static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::equal(kMapped.begin(), kMapped.end(), a.bytes.begin())) {
-    IpAddress v4;
-    std::copy(a.bytes.begin() + 12, a.bytes.end(), v4.bytes.begin());
-    return v4.str();
-  }
   const int prefix = std::clamp(ipv6_prefix, 0, 128);
   if (prefix == 128) return a.str();
   return network_of(a, prefix).str() + "/" + std::to_string(prefix);
@@ -91,7 +97,8 @@ Result<Cidr> Cidr::parse_trusted(std::string_view text) {
 }
 
 bool Cidr::contains(const IpAddress& ip) const {
-  return ip.v6 == network_.v6 && network_of(ip, prefix_) == network_;
+  const auto& a = network_.v6 ? ip : unmapped(ip);
+  return a.v6 == network_.v6 && network_of(a, prefix_) == network_;
 }
 
 std::string Cidr::str() const { return network_.str() + "/" + std::to_string(prefix_); }

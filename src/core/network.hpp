@@ -41,6 +41,7 @@ class Cidr {
   // it would trust the whole Internet (an open relay, a spoofable client address).
   static Result<Cidr> parse_trusted(std::string_view text);
 
+  // An IPv4 network contains the IPv4-mapped form of its addresses too ("::ffff:192.0.2.7").
   bool contains(const IpAddress& ip) const;
   std::string str() const;
   friend bool operator==(const Cidr&, const Cidr&) = default;

@@ -9,7 +9,10 @@ TEST(Cidr, ParsesV4AndV6AndMatches) {
   auto v4 = Cidr::parse("192.0.2.0/24").value();
   EXPECT_TRUE(v4.contains(IpAddress::parse("192.0.2.77").value()));
   EXPECT_FALSE(v4.contains(IpAddress::parse("192.0.3.1").value()));
-  EXPECT_FALSE(v4.contains(IpAddress::parse("::ffff:192.0.2.77").value()));
+  // An IPv4 client of a dual-stack listener ([::]:25) comes as IPv4-mapped IPv6.
+  EXPECT_TRUE(v4.contains(IpAddress::parse("::ffff:192.0.2.77").value()));
+  EXPECT_FALSE(v4.contains(IpAddress::parse("::ffff:192.0.3.1").value()));
+  EXPECT_FALSE(v4.contains(IpAddress::parse("2001:db8::c000:24d").value()));
   EXPECT_EQ(v4.str(), "192.0.2.0/24");
 
   auto v6 = Cidr::parse("2001:db8::/32").value();

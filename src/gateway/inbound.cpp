@@ -252,7 +252,9 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
   // The server keeps only accepted recipients; so do we (a new MAIL starts over).
   if (state.recipients.size() > tx.recipients.size()) state.recipients.resize(tx.recipients.size());
   auto& I = *impl_;
-  switch (I.harvest.check(session.client_network, I.clock.now())) {
+  const bool exempt = I.harvest.exempt(session.client_ip);
+  switch (exempt ? verify::HarvestGuard::Verdict::ok
+                 : I.harvest.check(session.client_network, I.clock.now())) {
     case verify::HarvestGuard::Verdict::refuse: {
       I.count_rcpt("harvest_refused");
       spdlog::warn("inbound {}: {} refused: too many unknown recipients from {}", session.id,
@@ -282,7 +284,7 @@ awaitable<Reply> InboundGateway::on_rcpt(const smtp::SessionInfo& session,
     // Its company not known (the database could not be read): in the operators' view.
     if (decided.company_id == 0) decided.unrouted = true;
   }
-  if (r.code == 550 && r.text.rfind("5.1.1", 0) == 0) {
+  if (!exempt && r.code == 550 && r.text.rfind("5.1.1", 0) == 0) {
     I.harvest.record_unknown(session.client_network, I.clock.now());
   }
   if (r.positive()) {

@@ -1,5 +1,7 @@
 #include "verify/harvest_guard.hpp"
 
+#include <algorithm>
+
 namespace mailroster::verify {
 
 // Past refuse_after the verdict is the same: no more than that is kept per client.
@@ -17,6 +19,13 @@ HarvestGuard::Verdict HarvestGuard::check(const std::string& client, core::TimeP
     return Verdict::refuse;
   }
   return unknown >= settings_.slow_after ? Verdict::slow : Verdict::ok;
+}
+
+bool HarvestGuard::exempt(std::string_view client_ip) const {
+  if (settings_.exempt.empty()) return false;
+  const auto ip = core::IpAddress::parse(client_ip);
+  return ip && std::any_of(settings_.exempt.begin(), settings_.exempt.end(),
+                           [&](const core::Cidr& n) { return n.contains(*ip); });
 }
 
 void HarvestGuard::reconfigure(const HarvestSettings& settings) {

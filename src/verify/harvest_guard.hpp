@@ -12,10 +12,12 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/network.hpp"
 #include "core/window_counts.hpp"
 
 namespace mailroster::verify {
@@ -26,6 +28,10 @@ struct HarvestSettings {
   std::chrono::seconds window{600};
   std::chrono::milliseconds delay{2000};  // the wait per RCPT once slowed
   std::chrono::seconds block{600};        // how long a refused client stays refused
+  // Clients never slowed or refused, whose unknown recipients are not counted: senders that
+  // are known and busy (a partner's servers, a mail provider's outbound relays), which send
+  // to a large company's typos and departed staff all day.
+  std::vector<core::Cidr> exempt;
 };
 
 class HarvestGuard {
@@ -33,6 +39,9 @@ class HarvestGuard {
   enum class Verdict { ok, slow, refuse };
 
   explicit HarvestGuard(HarvestSettings settings);
+  // Whether the client (its address as text) is exempt: its RCPTs are neither checked nor
+  // recorded.
+  bool exempt(std::string_view client_ip) const;
   // Before a RCPT from this client network.
   Verdict check(const std::string& client, core::TimePoint now);
   // The client's RCPT was rejected as unknown (or invalid) here.

@@ -28,6 +28,24 @@ TEST(HarvestGuard, SlowsThenRefusesThenForgives) {
   EXPECT_EQ(g.check(ip, kStart + seconds(901)), HarvestGuard::Verdict::ok);
 }
 
+// A partner's or a mail provider's servers: never slowed or refused, however many unknown
+// recipients; an IPv4 network covers its clients' IPv4-mapped form (a dual-stack listener).
+TEST(HarvestGuard, ExemptNetworksAreNeverSlowedOrRefused) {
+  HarvestSettings s{.slow_after = 1, .refuse_after = 2};
+  s.exempt = {core::Cidr::parse("192.0.2.0/24").value(),
+              core::Cidr::parse("2001:db8::/32").value()};
+  HarvestGuard g(s);
+  for (const char* ip : {"192.0.2.7", "::ffff:192.0.2.8", "2001:db8:1::5"}) {
+    EXPECT_TRUE(g.exempt(ip)) << ip;
+  }
+  for (const char* ip : {"192.0.3.7", "::ffff:192.0.3.8", "2001:db9::5", "not an address"}) {
+    EXPECT_FALSE(g.exempt(ip)) << ip;
+  }
+  EXPECT_FALSE(HarvestGuard({}).exempt("192.0.2.7")) << "none by default";
+  g.reconfigure({.slow_after = 1, .refuse_after = 2});
+  EXPECT_FALSE(g.exempt("192.0.2.7")) << "a reload that drops the list";
+}
+
 TEST(HarvestGuard, OnlyRejectionsWithinTheWindowCount) {
   HarvestGuard g({.slow_after = 2, .refuse_after = 100, .window = seconds(60)});
   g.record_unknown("a", kStart);

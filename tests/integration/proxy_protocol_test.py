@@ -55,6 +55,7 @@ class BehindHAProxy(unittest.TestCase):
                     '[outbound]\nlisten = "127.0.0.1:0"\nnext_hop = "127.0.0.1:%d"\n'
                     'proxy_protocol = true\nproxy_from = ["127.0.0.1/32"]\n'
                     '[harvest]\nslow_after = 2\nrefuse_after = 4\ndelay = "1s"\n'
+                    'exempt = ["127.0.0.6", "2001:db8:6::/48"]\n'
                     % (database_toml(cls.db, cls.dir), mta_port))
         gw.start_gateway(cls, config)
 
@@ -135,22 +136,42 @@ class BehindHAProxy(unittest.TestCase):
             s.mail("x@example.org")
             self.assertEqual(s.rcpt("alice@quiet.example")[0], 250)
 
+    def test_an_exempt_sender_is_never_slowed_or_refused(self):
+        # A partner's or a mail provider's servers send to typos and departed staff all day.
+        started = time.monotonic()
+        with self.smtp(self.v2, "127.0.0.6") as s:
+            s.mail("x@example.org")
+            codes = [s.rcpt("typo%d@quiet.example" % i)[0] for i in range(8)]
+        with self.smtp(self.v2, "127.0.0.6") as s:
+            s.mail("x@example.org")
+            codes.append(s.rcpt("alice@quiet.example")[0])
+        self.assertEqual(codes, [550] * 8 + [250])
+        self.assertLess(time.monotonic() - started, 5, "slowed: 1 s a RCPT past the second")
+        # Its IPv4-mapped form, as a dual-stack listener names it, and an IPv6 network.
+        for client in ("::ffff:127.0.0.6", "2001:db8:6:1::9"):
+            with self.FromIPv6(client, self.port) as s:
+                s.ehlo("client.example.org")
+                s.mail("x@example.org")
+                codes = [s.rcpt("typo%d@quiet.example" % i)[0] for i in range(6)]
+            self.assertEqual(codes, [550] * 6, client)
+
+    class FromIPv6(smtplib.SMTP):
+        """A session whose PROXY header names an IPv6 client."""
+        def __init__(self, client, port):
+            self.client = client
+            super().__init__("127.0.0.1", port, timeout=20)
+
+        def _get_socket(self, host, port, timeout):
+            s = socket.create_connection((host, port), timeout)
+            s.sendall(b"PROXY TCP6 %s 2001:db8::25 50000 25\r\n" % self.client.encode())
+            return s
+
     def test_an_ipv6_harvester_is_counted_by_its_64_not_by_each_address(self):
         # A site is given a /64 of IPv6 and may send from any address in it: each address a
         # new budget would let a harvester through. The PROXY header names the IPv6 client.
-        class FromIPv6(smtplib.SMTP):
-            def __init__(self, client, port):
-                self.client = client
-                super().__init__("127.0.0.1", port, timeout=20)
-
-            def _get_socket(self, host, port, timeout):
-                s = socket.create_connection((host, port), timeout)
-                s.sendall(b"PROXY TCP6 %s 2001:db8::25 50000 25\r\n" % self.client.encode())
-                return s
-
         codes = []
         for i in range(5):
-            with FromIPv6("2001:db8:1:2::%x" % (i + 1), self.port) as s:
+            with self.FromIPv6("2001:db8:1:2::%x" % (i + 1), self.port) as s:
                 s.ehlo("client.example.org")
                 s.mail("x@example.org")
                 code, text = s.rcpt("guess%d@quiet.example" % i)
@@ -158,7 +179,7 @@ class BehindHAProxy(unittest.TestCase):
         self.assertEqual(codes, [550, 550, 550, 550, 421])
         self.assertIn(b"too many unknown recipients from 2001:db8:1:2::/64", text)
         self.log_line(r"2001:db8:1:2::5 refused: too many unknown recipients from 2001:db8:1:2::/64")
-        with FromIPv6("2001:db8:1:3::1", self.port) as s:  # the next /64: someone else
+        with self.FromIPv6("2001:db8:1:3::1", self.port) as s:  # the next /64: someone else
             s.ehlo("client.example.org")
             s.mail("x@example.org")
             self.assertEqual(s.rcpt("alice@quiet.example")[0], 250)
