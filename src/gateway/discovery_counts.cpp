@@ -30,29 +30,26 @@ std::size_t DiscoveryCounts::pending() const {
 }
 
 void DiscoveryCounts::flush() {
-  for (;;) {
-    std::vector<CleanMail> taken;
-    {
-      std::lock_guard lock(mutex_);
-      if (waiting_.empty()) return;
-      taken.swap(waiting_);
-      writing_ = taken.size();
+  std::vector<CleanMail> taken;
+  {
+    std::lock_guard lock(mutex_);
+    taken.swap(waiting_);
+    writing_ = taken.size();
+  }
+  for (auto from = taken.begin(); from != taken.end();) {
+    const auto to = from + std::min<std::ptrdiff_t>(std::distance(from, taken.end()),
+                                                    static_cast<std::ptrdiff_t>(batch_));
+    std::vector<CleanMail> mails(std::make_move_iterator(from), std::make_move_iterator(to));
+    std::vector<lifecycle::Counted> counted;
+    try {
+      counted = write_(mails);
+    } catch (const std::exception& e) {  // record_clean reports errors in its result
+      counted.assign(mails.size(), {Outcome::none, e.what()});
     }
-    for (auto from = taken.begin(); from != taken.end();) {
-      const auto to = from + std::min<std::ptrdiff_t>(std::distance(from, taken.end()),
-                                                      static_cast<std::ptrdiff_t>(batch_));
-      std::vector<CleanMail> mails(std::make_move_iterator(from), std::make_move_iterator(to));
-      std::vector<lifecycle::Counted> counted;
-      try {
-        counted = write_(mails);
-      } catch (const std::exception& e) {  // record_clean reports errors in its result
-        counted.assign(mails.size(), {Outcome::none, e.what()});
-      }
-      report(mails, counted);
-      std::lock_guard lock(mutex_);
-      writing_ -= mails.size();
-      from = to;
-    }
+    report(mails, counted);
+    std::lock_guard lock(mutex_);
+    writing_ -= mails.size();
+    from = to;
   }
 }
 

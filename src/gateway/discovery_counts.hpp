@@ -24,10 +24,13 @@ class DiscoveryCounts {
   // batch: at most this many counts in one transaction (the store's write waits meanwhile).
   DiscoveryCounts(Writer write, admin::Metrics& metrics, std::size_t batch = 1000);
 
-  // Adds one. True when nothing else was waiting: the caller then has flush() run (a flush
-  // under way, or one already asked for, writes what comes meanwhile).
+  // Adds one. True when nothing else was waiting: the caller then has flush() run (one
+  // already asked for writes what comes before it starts).
   bool add(lifecycle::CleanMail mail);
-  // Writes what waits, `batch` at a time, until nothing does; logs what each count did.
+  // Writes what waits when it starts, `batch` at a time; logs what each count did. What comes
+  // meanwhile is another flush's, asked for by its first add: behind whatever else the
+  // caller's queue had meanwhile (one flush writing until nothing waited kept the mail log's
+  // writes, on the same queue, waiting for as long as the mail came).
   void flush();
   // Added and not yet written: waiting, or in the batch being written.
   std::size_t pending() const;

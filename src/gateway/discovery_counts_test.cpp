@@ -22,17 +22,22 @@ double metric(admin::Metrics& metrics, const std::string& name) {
 }
 
 // What waits is written in batches of at most `batch`, in the order it came; only the first
-// add of an empty queue asks for a flush, and what comes during one is written by it.
+// add of an empty queue asks for a flush. What comes during a flush asks for the next one, so
+// that the caller's queue runs its other tasks in between.
 TEST(DiscoveryCounts, WritesWhatWaitsInBatchesAndAsksForAFlushOnce) {
   admin::Metrics metrics;
   std::vector<std::vector<std::string>> batches;
   DiscoveryCounts* self = nullptr;
+  std::vector<bool> late_asked;
   DiscoveryCounts counts(
       [&](const std::vector<CleanMail>& mails) {
         batches.emplace_back();
         for (const auto& m : mails) batches.back().push_back(m.address.str());
         EXPECT_GE(self->pending(), mails.size()) << "a batch being written is pending";
-        if (batches.size() == 1) self->add(inbound("late@a.example"));  // came meanwhile
+        if (batches.size() == 1) {  // came meanwhile
+          late_asked.push_back(self->add(inbound("late@a.example")));
+          late_asked.push_back(self->add(inbound("later@a.example")));
+        }
         return std::vector<Counted>(mails.size(), {Outcome::counted, ""});
       },
       metrics, 2);
@@ -42,10 +47,16 @@ TEST(DiscoveryCounts, WritesWhatWaitsInBatchesAndAsksForAFlushOnce) {
   EXPECT_FALSE(counts.add(inbound("3@a.example")));
   EXPECT_EQ(counts.pending(), 3u);
   counts.flush();
-  EXPECT_EQ(batches, (std::vector<std::vector<std::string>>{
-                         {"1@a.example", "2@a.example"}, {"3@a.example"}, {"late@a.example"}}));
+  EXPECT_EQ(batches, (std::vector<std::vector<std::string>>{{"1@a.example", "2@a.example"},
+                                                           {"3@a.example"}}));
+  EXPECT_EQ(late_asked, (std::vector<bool>{true, false})) << "the first late one asks";
+  EXPECT_EQ(counts.pending(), 2u);
+  counts.flush();
+  EXPECT_EQ(batches.back(), (std::vector<std::string>{"late@a.example", "later@a.example"}));
   EXPECT_EQ(counts.pending(), 0u);
-  EXPECT_EQ(metric(metrics, "mailroster_discovery_clean_deliveries_total"), 4);
+  EXPECT_EQ(metric(metrics, "mailroster_discovery_clean_deliveries_total"), 5);
+  counts.flush();  // a flush asked for with nothing left: nothing written
+  EXPECT_EQ(batches.size(), 3u);
   EXPECT_TRUE(counts.add(inbound("4@a.example"))) << "empty again: the next add asks";
 }
 
