@@ -130,7 +130,7 @@ class Gateway(unittest.TestCase):
         cls.mta_cert, cls.mta_key = self_signed(cls.dir, "127.0.0.1", ip="127.0.0.1",
                                                 files=("mta-cert.pem", "mta-key.pem"))
         for name, args in {
-            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,kim,lou,ned,nora,someone,"
+            "main": ["--accept", "alice,al,bob,carol,erin,frank,grace,henry,ivan,judy,kim,lou,ned,nora,pat,someone,"
                      "postmaster", "--delimiter", "+"],
             "catchall": ["--catch-all"],
             "drop": ["--mode", "drop"],
@@ -1138,6 +1138,34 @@ class Gateway(unittest.TestCase):
                 return entries
             time.sleep(0.1)
         self.fail("mail log of %s %s: %d entries, not %d" % (company, args, len(entries), want))
+
+    def test_a_long_write_holds_up_discovery_counts_and_not_the_mail_log(self):
+        # An import or a directory sync holds the store's write for as long as it runs (here
+        # psql holds the lock every PostgreSQL write transaction of mailroster takes). The
+        # discovery count waits for it; the mail log, written on a connection and a queue of
+        # its own with an INSERT that takes no such lock, does not.
+        if not databases.POSTGRES:
+            self.skipTest("SQLite has one writer: its mail log waits for the write as well")
+        lock = "pg_advisory_xact_lock(7244918, hashtext(current_schema()))"
+        holder = subprocess.Popen(["psql", "-q", self.db, "-c", "BEGIN; SELECT %s; SELECT "
+                                   "pg_sleep(8); COMMIT;" % lock], stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                held = subprocess.run(["psql", "-tAq", self.db, "-c", "SELECT count(*) FROM pg_locks "
+                                       "WHERE locktype = 'advisory' AND classid = 7244918 AND granted"],
+                                      capture_output=True, text=True, check=True).stdout.strip()
+                if held != "0":
+                    break
+                time.sleep(0.05)
+            self.assertEqual(self.send("pat@acme.example", sender="longwrite@example.org")[:2], (250, 250))
+            entries = self.mail_log("acme", "--address", "longwrite@example.org", want=1)
+            self.assertEqual(entries[0]["recipient"], "pat@acme.example")
+            self.assertIsNone(holder.poll(), "the write ended before the mail log was read")
+            waiting = json.loads(self.cli("discovery", "list", "--company", "acme", "--json"))
+            self.assertNotIn("pat@acme.example", [d["address"] for d in waiting])
+        finally:
+            holder.wait()
+        self.assertEqual(len(self.discovered()["pat@acme.example"]["clean_inbound"]), 1)
 
     def test_the_mail_log_says_what_happened_to_each_recipient(self):
         sender = "mailtrace@example.org"
