@@ -48,7 +48,7 @@ TEST(DiscoveryCounts, WritesWhatWaitsInBatchesAndAsksForAFlushOnce) {
   EXPECT_EQ(counts.pending(), 3u);
   counts.flush();
   EXPECT_EQ(batches, (std::vector<std::vector<std::string>>{{"1@a.example", "2@a.example"},
-                                                           {"3@a.example"}}));
+                                                            {"3@a.example"}}));
   EXPECT_EQ(late_asked, (std::vector<bool>{true, false})) << "the first late one asks";
   EXPECT_EQ(counts.pending(), 2u);
   counts.flush();
