@@ -35,9 +35,7 @@ IpAddress network_of(IpAddress ip, int prefix) {
   }
   return ip;
 }
-}  // namespace
 
-namespace {
 // An IPv4-mapped IPv6 address ("::ffff:192.0.2.7": an IPv4 client of a dual-stack listener) as
 // the IPv4 address it is; any other address as it is.
 IpAddress unmapped(const IpAddress& a) {
@@ -97,7 +95,7 @@ Result<Cidr> Cidr::parse_trusted(std::string_view text) {
 }
 
 bool Cidr::contains(const IpAddress& ip) const {
-  const auto& a = network_.v6 ? ip : unmapped(ip);
+  const auto a = network_.v6 ? ip : unmapped(ip);
   return a.v6 == network_.v6 && network_of(a, prefix_) == network_;
 }
 

@@ -26,6 +26,9 @@ using core::TimePoint;
 namespace {
 
 std::int64_t to_unix(TimePoint t) { return t.time_since_epoch().count(); }
+std::optional<std::int64_t> to_unix(const std::optional<TimePoint>& t) {
+  return t ? std::optional(to_unix(*t)) : std::nullopt;
+}
 TimePoint from_unix(std::int64_t s) { return TimePoint{std::chrono::seconds{s}}; }
 
 // A value read back from our own tables; a parse failure here means a corrupt database.
@@ -1298,13 +1301,11 @@ void bind_user_filter(Statement& s, const UserFilter& f) {
   s.bind(2, text_of(f.role));
   s.bind(3, text_of(f.source));
   s.bind(4, core::ascii_lower(f.search));
-  s.bind(7, f.created_from ? std::optional<std::int64_t>(to_unix(*f.created_from)) : std::nullopt);
-  s.bind(8,
-         f.created_before ? std::optional<std::int64_t>(to_unix(*f.created_before)) : std::nullopt);
+  s.bind(7, to_unix(f.created_from));
+  s.bind(8, to_unix(f.created_before));
   s.bind(9, f.after ? std::optional<Id>(f.after->company_id) : std::nullopt);
   s.bind(10, f.after ? std::optional<std::string>(f.after->address_key) : std::nullopt);
-  s.bind(11,
-         f.no_mail_since ? std::optional<std::int64_t>(to_unix(*f.no_mail_since)) : std::nullopt);
+  s.bind(11, to_unix(f.no_mail_since));
   const auto local = core::ascii_lower(f.local_part);
   s.bind(12, f.local_part.empty() ? std::nullopt : std::optional<std::string>(local + "@"));
   s.bind(13, f.local_part.empty() ? std::nullopt : std::optional<std::string>(local + "A"));
@@ -1668,21 +1669,12 @@ core::DiscoveredAddress SqlStore::save_discovered(const core::DiscoveredAddress&
                                                   const Actor& actor) {
   // Every clean delivery for discovery comes here: as few statements as it takes (on
   // PostgreSQL each is a round trip), and what was saved is returned as the tables now hold
-  // it (times to the second, deliveries in order) without reading it back.
+  // it (deliveries in order) without reading it back.
   auto saved = d;
-  const auto seconds = [](core::TimePoint t) { return from_unix(to_unix(t)); };
-  saved.first_seen = seconds(saved.first_seen);
-  if (saved.discovered_at) saved.discovered_at = seconds(*saved.discovered_at);
-  std::vector<std::int64_t> inbound;
-  for (auto& t : saved.clean_inbound) {
-    t = seconds(t);
-    inbound.push_back(to_unix(t));
-  }
   std::sort(saved.clean_inbound.begin(), saved.clean_inbound.end());
-  std::sort(inbound.begin(), inbound.end());
-  const auto discovered_at = saved.discovered_at
-                                 ? std::optional<std::int64_t>(to_unix(*saved.discovered_at))
-                                 : std::nullopt;
+  std::vector<std::int64_t> inbound;
+  for (const auto t : saved.clean_inbound) inbound.push_back(to_unix(t));
+  const auto discovered_at = to_unix(saved.discovered_at);
   return impl_->guard([&] {
     auto& I = *impl_;
     Transaction tx(I.db);
