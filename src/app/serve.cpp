@@ -151,6 +151,27 @@ void log_certificate(const TlsListener& l, core::TimePoint now) {
 
 }  // namespace
 
+// Says when writes tried every second (the mail log's, the users' last mail) start failing
+// and when they are written again, once each: a full disk logged a warning a second.
+class FailingWrites {
+ public:
+  FailingWrites(std::string what, std::string meanwhile)
+      : what_(std::move(what)), meanwhile_(std::move(meanwhile)) {}
+  void failed(const std::exception& e) {
+    if (!std::exchange(failing_, true)) {
+      spdlog::warn("{}: cannot write, {}: {}", what_, meanwhile_, e.what());
+    }
+  }
+  void written() {
+    if (std::exchange(failing_, false)) spdlog::info("{}: written again", what_);
+  }
+
+ private:
+  std::string what_;
+  std::string meanwhile_;
+  bool failing_ = false;
+};
+
 // The scheduler lease (Store::hold_lease): directory syncs, expiry and reports run on the
 // node that holds it, so that nodes sharing a database do that work once. Renewed at every
 // tick of the syncs and of the maintenance; given up when serve stops, so that another node
@@ -181,8 +202,11 @@ class SchedulerLease {
   SchedulerLease& operator=(const SchedulerLease&) = delete;
 
   // Takes or renews the lease; whether this node holds it. Says so when that changes. When
-  // the store cannot tell (busy past its timeout), this tick is skipped and nothing said.
+  // the store cannot tell (busy past its timeout), this tick is skipped and nothing said. One
+  // tick at a time: the sync and maintenance threads each took over a dead holder's lease at
+  // start, and each said so.
   bool held() {
+    std::lock_guard tick(tick_mutex_);
     bool now_held = false;
     try {
       say_alive();
@@ -220,6 +244,7 @@ class SchedulerLease {
   std::chrono::seconds term_;
   std::string holder_;
   std::atomic<int> state_{-1};  // -1 not asked yet, 0 another node's, 1 this node's
+  std::mutex tick_mutex_;       // held()
   std::mutex node_mutex_;       // node_ and node_ttl_: the sync and maintenance threads tick
   store::Node node_;
   std::chrono::seconds node_ttl_{0};  // 0: not described yet
@@ -350,15 +375,13 @@ int serve(const Config& config, store::Store& store,
   // deleting a million users dropped 15,000 entries, over the 100,000 kept in memory).
   const auto log_store = open_store(config, clock);
   gateway::MailLog mail_log;
-  bool mail_log_failing = false;  // read and written on the queue's thread
-  auto flush_mail_log = [&mail_log, &mail_log_failing, &log_store] {
+  FailingWrites mail_log_writes("mail log", "entries wait");  // on the queue's thread
+  auto flush_mail_log = [&mail_log, &mail_log_writes, &log_store] {
     try {
       mail_log.flush([&log_store](const auto& batch) { log_store->add_mail_log(batch); });
-      if (std::exchange(mail_log_failing, false)) spdlog::info("mail log: written again");
+      mail_log_writes.written();
     } catch (const std::exception& e) {
-      if (!std::exchange(mail_log_failing, true)) {
-        spdlog::warn("mail log: cannot write, entries wait: {}", e.what());
-      }
+      mail_log_writes.failed(e);
     }
   };
   core::WorkQueue log_writes("mail log");  // after what its tasks use
@@ -366,12 +389,14 @@ int serve(const Config& config, store::Store& store,
   // (an upsert for a user that an import is deleting waits for the import's end on
   // PostgreSQL: not on the mail log's queue).
   gateway::MailActivity activity(clock);
-  auto flush_activity = [&activity, &store] {
+  FailingWrites activity_writes("last mail of users", "they wait");  // on the queue's thread
+  auto flush_activity = [&activity, &activity_writes, &store] {
     try {
       activity.flush(
           [&store](const auto& users, core::TimePoint at) { store.record_mail(users, at); });
+      activity_writes.written();
     } catch (const std::exception& e) {
-      spdlog::warn("last mail of users: cannot write, they wait: {}", e.what());
+      activity_writes.failed(e);
     }
   };
   // The gateways' discovery counts are writes (through the main connection): they wait in
@@ -396,7 +421,9 @@ int serve(const Config& config, store::Store& store,
     discovery_writes.post(std::move(task));
   };
   metrics.describe("mailroster_discovery_writes_pending",
-                   "Discovery counts of delivered mail not yet written", "gauge");
+                   "Discovery counts of delivered mail not yet written (waiting while the "
+                   "database cannot take them)",
+                   "gauge");
   metrics.gauge("mailroster_discovery_writes_pending",
                 [&] { return double(discovery_counts.pending()); });
   mail_log.set_enabled(config.mail_log);
@@ -437,6 +464,9 @@ int serve(const Config& config, store::Store& store,
                                [&]() -> boost::asio::awaitable<void> {
                                  if (mail_log.pending() != 0) log_writes.post(flush_mail_log);
                                  if (activity.pending() != 0) discovery_writes.post(flush_activity);
+                                 if (discovery_counts.retry_due()) {
+                                   discovery_writes.post([&] { discovery_counts.flush(); });
+                                 }
                                  co_return;
                                }),
                         boost::asio::detached);
@@ -1224,6 +1254,12 @@ int serve(const Config& config, store::Store& store,
   io.run();
   log_writes.post(flush_mail_log);  // what the last messages left
   discovery_writes.post(flush_activity);
+  discovery_writes.post([&discovery_counts] {  // those waiting for the database: once more
+    discovery_counts.flush();
+    if (const auto left = discovery_counts.pending()) {
+      spdlog::error("discovery: {} counts not written: the database cannot take them", left);
+    }
+  });
   maintenance_store.stop();  // a store call under way finishes; its run does not resume
   maintenance_store.join();
   scheduler.stop();

@@ -81,5 +81,72 @@ TEST(DiscoveryCounts, CountsOutcomesAndGoesOnAfterAFailedBatch) {
   EXPECT_EQ(metric(metrics, "mailroster_discovered_addresses_total"), 1);
 }
 
+std::vector<std::string> addresses(const std::vector<CleanMail>& mails) {
+  std::vector<std::string> out;
+  for (const auto& m : mails) out.push_back(m.address.str());
+  return out;
+}
+
+// Counts the database cannot take now (its disk full, gone, busy) wait, in their order and
+// before what comes meanwhile, and the rest of that flush waits with them untried; add() does
+// not ask for a flush while they wait, retry_due() does, and the next flush writes them all.
+TEST(DiscoveryCounts, CountsTheDatabaseCannotTakeWaitAndAreTriedAgain) {
+  admin::Metrics metrics;
+  bool full = true;
+  std::vector<std::vector<std::string>> tried;
+  DiscoveryCounts counts(
+      [&](const std::vector<CleanMail>& mails) {
+        tried.push_back(addresses(mails));
+        if (full) return std::vector<Counted>(mails.size(), {Outcome::none, "disk full", true});
+        return std::vector<Counted>(mails.size(), {Outcome::counted, ""});
+      },
+      metrics, 2);
+  for (const char* a : {"1@a.example", "2@a.example", "3@a.example"}) counts.add(inbound(a));
+  EXPECT_FALSE(counts.retry_due());
+  counts.flush();
+  EXPECT_EQ(tried.size(), 1u) << "the second batch is not tried";
+  EXPECT_EQ(counts.pending(), 3u);
+  EXPECT_TRUE(counts.retry_due());
+  EXPECT_FALSE(counts.add(inbound("4@a.example"))) << "the timer's retry writes it";
+  counts.flush();
+  EXPECT_EQ(tried.size(), 2u);
+  EXPECT_EQ(counts.pending(), 4u);
+  full = false;
+  counts.flush();
+  EXPECT_FALSE(counts.retry_due());
+  EXPECT_EQ(counts.pending(), 0u);
+  EXPECT_EQ(tried[2], (std::vector<std::string>{"1@a.example", "2@a.example"}));
+  EXPECT_EQ(tried[3], (std::vector<std::string>{"3@a.example", "4@a.example"}));
+  EXPECT_EQ(metric(metrics, "mailroster_discovery_clean_deliveries_total"), 4);
+  EXPECT_EQ(counts.dropped(), 0u);
+  EXPECT_TRUE(counts.add(inbound("5@a.example"))) << "written again: an add asks again";
+}
+
+// At most max_waiting wait: past that the oldest are dropped, and counted.
+TEST(DiscoveryCounts, AtMostMaxWaitingWaitTheOldestAreDropped) {
+  admin::Metrics metrics;
+  std::vector<std::string> written;
+  bool full = true;
+  DiscoveryCounts counts(
+      [&](const std::vector<CleanMail>& mails) {
+        if (full) return std::vector<Counted>(mails.size(), {Outcome::none, "gone", true});
+        for (const auto& a : addresses(mails)) written.push_back(a);
+        return std::vector<Counted>(mails.size(), {Outcome::counted, ""});
+      },
+      metrics, 10, 3);
+  for (const char* a : {"1@a.example", "2@a.example", "3@a.example", "4@a.example"}) {
+    counts.add(inbound(a));
+  }
+  counts.flush();
+  EXPECT_EQ(counts.pending(), 3u);
+  counts.add(inbound("5@a.example"));
+  counts.flush();
+  EXPECT_EQ(counts.dropped(), 2u);
+  EXPECT_EQ(metric(metrics, "mailroster_discovery_counts_dropped_total"), 2);
+  full = false;
+  counts.flush();
+  EXPECT_EQ(written, (std::vector<std::string>{"3@a.example", "4@a.example", "5@a.example"}));
+}
+
 }  // namespace
 }  // namespace mailroster::gateway

@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <thread>
-
 #include "core/discovery.hpp"
 
 namespace mailroster::lifecycle {
@@ -60,9 +58,8 @@ std::optional<core::DiscoveredAddress> discovered_or_new(store::Store& store,
 }
 }  // namespace
 
-DiscoveryService::DiscoveryService(store::Store& store, const core::Clock& clock,
-                                   std::chrono::steady_clock::duration patience)
-    : store_(store), clock_(clock), patience_(patience) {}
+DiscoveryService::DiscoveryService(store::Store& store, const core::Clock& clock)
+    : store_(store), clock_(clock) {}
 
 Outcome DiscoveryService::after_discovered(const core::DiscoveredAddress& d,
                                            const core::DiscoverySettings& s) {
@@ -114,33 +111,11 @@ Outcome DiscoveryService::count(const CleanMail& mail, ActiveSettings& active) {
   return outcome.became_discovered ? after_discovered(saved, settings) : Outcome::counted;
 }
 
-void DiscoveryService::patiently(const std::string& what,
-                                 const std::function<void()>& transaction) {
-  const auto until = std::chrono::steady_clock::now() + patience_;
-  for (;;) {
-    try {
-      transaction();
-      patient_ = true;
-      return;
-    } catch (const Failure& f) {
-      if (f.code() != ErrorCode::unavailable || !patient_) throw;
-      if (std::chrono::steady_clock::now() >= until) {
-        patient_ = false;
-        throw;
-      }
-      spdlog::warn("discovery: {} waits: {}", what, f.what());
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // an outage fails at once
-    }
-  }
-}
-
 Outcome DiscoveryService::record(const CleanMail& mail) {
   Outcome result = Outcome::none;
-  patiently(mail.address.str(), [&] {
-    store_.atomically([&] {
-      ActiveSettings active;
-      result = count(mail, active);
-    });
+  store_.atomically([&] {
+    ActiveSettings active;
+    result = count(mail, active);
   });
   return result;
 }
@@ -153,20 +128,27 @@ Outcome DiscoveryService::record_clean_outbound(const core::Address& sender) {
   return record({CleanMail::Direction::outbound, sender});
 }
 
+namespace {
+// A count that failed: worth trying again when the database could not take it now (busy, its
+// disk full, gone), not when the count itself was refused.
+Counted failed(const std::exception& e) {
+  const auto* failure = dynamic_cast<const Failure*>(&e);
+  return {Outcome::none, e.what(), failure && failure->code() == ErrorCode::unavailable};
+}
+}  // namespace
+
 std::vector<Counted> DiscoveryService::record_clean(const std::vector<CleanMail>& mails) {
   std::vector<Counted> counted(mails.size());
   try {
-    patiently(std::to_string(mails.size()) + " counts", [&] {
-      store_.atomically([&] {
-        ActiveSettings active;
-        for (std::size_t i = 0; i < mails.size(); ++i) counted[i].outcome = count(mails[i], active);
-      });
+    store_.atomically([&] {
+      ActiveSettings active;
+      for (std::size_t i = 0; i < mails.size(); ++i) counted[i].outcome = count(mails[i], active);
     });
     return counted;
   } catch (const std::exception& e) {
-    const auto* failure = dynamic_cast<const Failure*>(&e);
-    if (mails.size() == 1 || (failure && failure->code() == ErrorCode::unavailable)) {
-      for (auto& c : counted) c = {Outcome::none, e.what()};
+    const auto why = failed(e);
+    if (mails.size() == 1 || why.again) {
+      counted.assign(mails.size(), why);
       return counted;
     }
   }
@@ -175,7 +157,7 @@ std::vector<Counted> DiscoveryService::record_clean(const std::vector<CleanMail>
     try {
       counted[i] = {record(mails[i]), ""};
     } catch (const std::exception& e) {
-      counted[i] = {Outcome::none, e.what()};
+      counted[i] = failed(e);
     }
   }
   return counted;

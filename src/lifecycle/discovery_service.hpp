@@ -8,9 +8,6 @@
 //     all-or-nothing, each with an audit event naming the actor.
 #pragma once
 
-#include <atomic>
-#include <chrono>
-#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -45,10 +42,13 @@ struct CleanMail {
   core::Address address;
 };
 
-// What counting one CleanMail did; error: why it could not be counted.
+// What counting one CleanMail did; error: why it could not be counted; again: because the
+// database could not take it now (busy with another write, its disk full, gone), so that it is
+// worth trying again.
 struct Counted {
   Outcome outcome = Outcome::none;
   std::string error;
+  bool again = false;
 };
 
 struct ExpiryRun {
@@ -57,18 +57,19 @@ struct ExpiryRun {
 
 class DiscoveryService {
  public:
-  // patience: how long a count may go on trying while the database is busy (see record()).
-  DiscoveryService(store::Store& store, const core::Clock& clock,
-                   std::chrono::steady_clock::duration patience = std::chrono::minutes(1));
+  DiscoveryService(store::Store& store, const core::Clock& clock);
 
-  // One clean inbound message was delivered to a non-user address of company_id.
+  // One clean inbound message was delivered to a non-user address of company_id (one
+  // transaction; throws what the store threw).
   Outcome record_clean_inbound(const core::Address& address);
   // One clean outbound message from a sender of the company that is not a user.
   Outcome record_clean_outbound(const core::Address& sender);
   // Counts many in one transaction, each company's settings read once: mail flow on
   // PostgreSQL came in faster than a transaction per count could be written (about 400 a
   // second). When one of them fails, the transaction is undone and each is counted in one of
-  // its own, so that the others still count; the result says what each did, in order.
+  // its own, so that the others still count; the result says what each did, in order. When
+  // the database cannot take them now, none is counted and each says `again` (serve's
+  // gateway::DiscoveryCounts keeps them and tries again).
   std::vector<Counted> record_clean(const std::vector<CleanMail>& mails);
 
   // Applies the actions of one company atomically: all of them or, on the first error,
@@ -96,16 +97,8 @@ class DiscoveryService {
   Outcome count(const CleanMail& mail, ActiveSettings& active);
   // Counts one in a transaction of its own.
   Outcome record(const CleanMail& mail);
-  // Runs `transaction` (one store transaction); while the database is busy (another
-  // process's import or sync holds the write: SQLite gives up after 5 s), tries it again for
-  // up to `patience_`: the counts queued behind it wait with it instead of each being lost.
-  // Once one ran out of patience, the next try once each until one gets through, so that a
-  // long outage (or a shutdown in one) does not hold every queued count a minute.
-  void patiently(const std::string& what, const std::function<void()>& transaction);
   store::Store& store_;
   const core::Clock& clock_;
-  std::chrono::steady_clock::duration patience_;
-  std::atomic<bool> patient_{true};
   core::Actor actor_{"discovery"};
 };
 

@@ -40,7 +40,7 @@ class DatabaseOutage(unittest.TestCase):
         cls.db = databases.new_database(cls.dir)
         cls.spool = os.path.join(cls.dir, "spool")
         cls.mta = subprocess.Popen([sys.executable, os.path.join(HERE, "fake_mta.py"), "--spool", cls.spool,
-                                    "--accept", "alice,bob,carol"], stdout=subprocess.PIPE, text=True)
+                                    "--accept", "alice,bob,carol,dave"], stdout=subprocess.PIPE, text=True)
         mta_port = int(cls.mta.stdout.readline().split()[-1])
         gw.BINARY = BINARY
         cli = lambda *args: gw.run_cli(cls.db, *args)
@@ -89,6 +89,12 @@ class DatabaseOutage(unittest.TestCase):
         in_flight.ehlo("client.example.org")
         in_flight.mail("sender@example.org")
         self.assertEqual(in_flight.rcpt("alice@acme.example")[0], 250)
+        # One to an address that is no user's (the destination's yes taken before the outage):
+        # its discovery count, made during the outage, waits for the database and counts after.
+        to_dave = smtplib.SMTP("127.0.0.1", self.port, timeout=20)
+        to_dave.ehlo("client.example.org")
+        to_dave.mail("sender@example.org")
+        self.assertEqual(to_dave.rcpt("dave@acme.example")[0], 250)
         pg_fixture.halt(self.server)
         try:
             status, body = self.healthz()
@@ -98,6 +104,9 @@ class DatabaseOutage(unittest.TestCase):
             code, text = in_flight.data(gw.message("alice@acme.example", "in flight"))
             self.assertEqual(code, 250, text)
             in_flight.quit()
+            code, text = to_dave.data(gw.message("dave@acme.example", "in flight"))
+            self.assertEqual(code, 250, text)
+            to_dave.quit()
             # Unknown addresses need the database: deferred, never refused, never taken.
             for to in ("bob@acme.example", "carol@acme.example"):
                 rcpt, text, _ = self.send(to, "during")
@@ -133,9 +142,21 @@ class DatabaseOutage(unittest.TestCase):
         self.assertLessEqual(want, got, log)
         delivered_to_alice = [e for e in log if e["recipient"] == "alice@acme.example" and e["result"] == "delivered"]
         self.assertEqual(len(delivered_to_alice), 2 if alice_deferred else 3, log)
-        # bob's clean delivery after the outage counts toward discovery.
-        found = json.loads(gw.run_cli(self.db, "discovery", "list", "--company", "acme", "--json"))
-        self.assertIn("bob@acme.example", [d["address"] for d in found])
+        # bob's clean delivery after the outage counts toward discovery, and so does dave's of
+        # the outage (tried again every second until the database takes it).
+        deadline = time.time() + 10
+        while True:
+            found = json.loads(gw.run_cli(self.db, "discovery", "list", "--company", "acme", "--json"))
+            found = {d["address"]: d for d in found}
+            if {"bob@acme.example", "dave@acme.example"} <= found.keys() or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertIn("bob@acme.example", found)
+        self.assertIn("dave@acme.example", found, "the count made during the outage was lost")
+        self.assertEqual(len(found["dave@acme.example"]["clean_inbound"]), 1)
+        metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_port, timeout=10).read()
+        self.assertIn(b"\nmailroster_discovery_writes_pending 0\n", metrics)
+        self.assertIn(b"\nmailroster_discovery_counts_dropped_total 0\n", metrics)
 
 
 if __name__ == "__main__":

@@ -129,8 +129,7 @@ Statement::Statement(Database& db, std::string_view sql) : db_(db) {
       flush();
       i += kRows.size();
       const int n = number_at(i);
-      if (i >= sql.size() || sql[i] != ')')
-        throw sql::DbError(false, "mailroster_rows(?N) expected");
+      if (i >= sql.size() || sql[i] != ')') throw sql::DbError("mailroster_rows(?N) expected");
       ++i;
       // The alias that follows, if any: taken over (consumed) so the subquery gets it.
       std::size_t j = i;
@@ -170,7 +169,7 @@ Statement::~Statement() {
 
 Statement::Value& Statement::slot(int index) {
   if (index < 1 || static_cast<std::size_t>(index) > values_.size()) {
-    throw sql::DbError(false, "bind: no parameter " + std::to_string(index));
+    throw sql::DbError("bind: no parameter " + std::to_string(index));
   }
   return values_[static_cast<std::size_t>(index - 1)];
 }
@@ -226,7 +225,7 @@ void Statement::execute() {
         } else if (const auto* s = std::get_if<std::string>(&v)) {
           at = add(s->c_str(), kText);
         } else {
-          throw sql::DbError(false, "rows bound to a scalar parameter");
+          throw sql::DbError("rows bound to a scalar parameter");
         }
         it = placed.emplace(p.number, at).first;
       }
@@ -234,8 +233,7 @@ void Statement::execute() {
       continue;
     }
     const auto* const* rows = std::get_if<const sql::RowSet*>(&v);
-    if (!rows)
-      throw sql::DbError(false, "mailroster_rows(?" + std::to_string(p.number) + ") unbound");
+    if (!rows) throw sql::DbError("mailroster_rows(?" + std::to_string(p.number) + ") unbound");
     const auto column_types = (*rows)->types();
     const int columns = static_cast<int>(column_types.size());
     auto it = placed.find(p.number);
@@ -298,7 +296,7 @@ std::int64_t Statement::int64(int column) const {
   std::int64_t out = 0;
   const auto [end, ec] = std::from_chars(v, v + n, out);
   if (ec != std::errc() || end != v + n) {
-    throw sql::DbError(false, "not an integer in column " + std::to_string(column) + ": " + v);
+    throw sql::DbError("not an integer in column " + std::to_string(column) + ": " + v);
   }
   return out;
 }
@@ -325,7 +323,7 @@ Database::Database(const std::string& conninfo) {
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
     message = one_line(std::move(message));
-    throw sql::DbError(false, "cannot connect to PostgreSQL: " + message);
+    throw sql::DbError(sql::DbError::Kind::unavailable, "cannot connect to PostgreSQL: " + message);
   }
   PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
   configure();
@@ -383,13 +381,24 @@ pg_result* Database::check(pg_result* result, std::string_view what) {
     return result;
   }
   std::string message = result ? PQresultErrorMessage(result) : PQerrorMessage(conn_);
-  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
-  const bool constraint = state && state[0] == '2' && state[1] == '3';  // class 23
-  if (result) PQclear(result);
+  const std::string_view state = result && PQresultErrorField(result, PG_DIAG_SQLSTATE)
+                                     ? PQresultErrorField(result, PG_DIAG_SQLSTATE)
+                                     : "";
+  const bool lost = PQstatus(conn_) == CONNECTION_BAD;
+  auto kind = sql::DbError::Kind::other;
+  if (state.starts_with("23")) {
+    kind = sql::DbError::Kind::constraint;  // integrity constraint violation
+  } else if (lost || state.starts_with("08") || state.starts_with("53") ||
+             state.starts_with("57P") || state.starts_with("58")) {
+    // The connection, the server's resources (disk full, out of memory, too many
+    // connections), a shutdown or restart, a system (I/O) error: not the statement's fault.
+    kind = sql::DbError::Kind::unavailable;
+  }
   message = one_line(std::move(message));
+  if (result) PQclear(result);
   // A connection the server closed is opened again for the next call (this one failed).
-  if (PQstatus(conn_) == CONNECTION_BAD) reconnect();
-  throw sql::DbError(constraint, std::string(what) + ": " + message);
+  if (lost) reconnect();
+  throw sql::DbError(kind, std::string(what) + ": " + message);
 }
 
 void Database::exec(std::string_view sql) {

@@ -67,19 +67,29 @@ class RowsOf final : public RowSet {
   Fn fn_;
 };
 
-// A failed database call. constraint: a unique, foreign key, check or not-null rule refused it.
+// A failed database call, by what the caller can do about it.
 class DbError : public std::runtime_error {
  public:
-  DbError(bool constraint, const std::string& message, bool busy = false)
-      : std::runtime_error(message), constraint_(constraint), busy_(busy) {}
-  bool is_constraint() const noexcept { return constraint_; }
-  // Another connection held the database past the wait (SQLite's busy timeout): an import or
-  // a directory sync writing. Worth trying again, unlike other errors.
-  bool is_busy() const noexcept { return busy_; }
+  enum class Kind {
+    other,
+    // A unique, foreign key, check or not-null rule refused it.
+    constraint,
+    // Another connection held the database past the wait (SQLite's busy timeout): an import
+    // or a directory sync writing. Worth trying again.
+    busy,
+    // The database cannot do it now, whatever was asked: its disk is full, an I/O error, the
+    // server is gone, shutting down or out of resources. Worth trying again later.
+    unavailable,
+  };
+  DbError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  explicit DbError(const std::string& message) : DbError(Kind::other, message) {}
+  Kind kind() const noexcept { return kind_; }
+  bool is_constraint() const noexcept { return kind_ == Kind::constraint; }
+  bool is_busy() const noexcept { return kind_ == Kind::busy; }
+  bool is_unavailable() const noexcept { return kind_ == Kind::unavailable; }
 
  private:
-  bool constraint_;
-  bool busy_;
+  Kind kind_;
 };
 
 class Statement {

@@ -232,6 +232,9 @@ struct SqlStore::Impl {
                       "database busy: another write (an import, a directory sync) held it "
                       "longer than the wait; try again");
       }
+      if (e.is_unavailable()) {
+        throw Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+      }
       throw Failure(ErrorCode::internal, std::string("database error: ") + e.what());
     }
   }

@@ -12,15 +12,26 @@
 
 namespace mailroster::store::sqlite {
 namespace {
-bool is_constraint(int extended_code) { return (extended_code & 0xFF) == SQLITE_CONSTRAINT; }
-bool is_busy(int extended_code) {
-  return (extended_code & 0xFF) == SQLITE_BUSY || (extended_code & 0xFF) == SQLITE_LOCKED;
+// What the caller can do about an error, by its (extended) result code.
+DbError::Kind kind_of(int extended_code) {
+  switch (extended_code & 0xFF) {
+    case SQLITE_CONSTRAINT:
+      return DbError::Kind::constraint;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return DbError::Kind::busy;
+    case SQLITE_FULL:   // the disk (or the file system's quota) is full
+    case SQLITE_IOERR:  // the disk failed a read or a write
+      return DbError::Kind::unavailable;
+    default:
+      return DbError::Kind::other;
+  }
 }
 
 [[noreturn]] void fail(sqlite3* db, int rc, std::string_view what) {
   const int extended = db ? sqlite3_extended_errcode(db) : rc;
   const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  throw DbError(is_constraint(extended), std::string(what) + ": " + msg, is_busy(extended));
+  throw DbError(kind_of(extended), std::string(what) + ": " + msg);
 }
 
 // A RowSet's cell as the result of the table function's column.
@@ -194,7 +205,7 @@ bool Statement::step() {
   const int extended = sqlite3_extended_errcode(db);
   std::string message = sqlite3_errmsg(db);
   sqlite3_reset(stmt_);
-  throw DbError(is_constraint(extended), "step: " + message, is_busy(extended));
+  throw DbError(kind_of(extended), "step: " + message);
 }
 
 std::int64_t Statement::int64(int column) const { return sqlite3_column_int64(stmt_, column); }
@@ -244,7 +255,7 @@ Database::Database(const std::string& path, Mode mode, BusyWait wait) : wait_(st
     std::string message = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);
     db_ = nullptr;
-    throw DbError(false, "cannot open database '" + path + "': " + message);
+    throw DbError("cannot open database '" + path + "': " + message);
   }
   sqlite3_extended_result_codes(db_, 1);
   sqlite3_busy_handler(db_, &Database::on_busy, this);
@@ -253,7 +264,7 @@ Database::Database(const std::string& path, Mode mode, BusyWait wait) : wait_(st
       vrc != SQLITE_OK) {
     sqlite3_close(db_);
     db_ = nullptr;
-    throw DbError(false, "cannot register mailroster_rows");
+    throw DbError("cannot register mailroster_rows");
   }
   // page_size 16 KiB (takes effect when the file is created; an existing database keeps its
   // own): a quarter of the pages to split, spill and checkpoint for a bulk write. A full LDAP
@@ -288,7 +299,7 @@ void Database::exec(std::string_view sql) {
     std::string message = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
     const int extended = sqlite3_extended_errcode(db_);
-    throw DbError(is_constraint(extended), message, is_busy(extended));
+    throw DbError(kind_of(extended), message);
   }
 }
 
@@ -328,13 +339,13 @@ BackupResult backup(const std::string& from, const std::string& to) {
       Database copy(part, Database::Mode::read_only);
       auto check = copy.prepare("PRAGMA quick_check");
       const auto verdict = check.step() ? check.text(0) : std::string("no answer");
-      if (verdict != "ok") throw DbError(false, "the copy does not check out: " + verdict);
+      if (verdict != "ok") throw DbError("the copy does not check out: " + verdict);
       auto users = copy.prepare("SELECT count(*) FROM users");
       users.step();
       result.users = users.int64(0);
     }
     if (std::rename(part.c_str(), to.c_str()) != 0) {
-      throw DbError(false, "cannot rename '" + part + "' to '" + to + "': " + std::strerror(errno));
+      throw DbError("cannot rename '" + part + "' to '" + to + "': " + std::strerror(errno));
     }
     struct stat st {};
     if (::stat(to.c_str(), &st) == 0) result.bytes = static_cast<std::uint64_t>(st.st_size);

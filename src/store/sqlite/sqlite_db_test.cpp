@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <string>
+
 #include "test_support.hpp"
 
 namespace mailroster::store::sqlite {
@@ -50,6 +53,36 @@ TEST(SqliteDatabase, AWriteHeldByAnotherConnectionIsBusy) {
   second.exec("COMMIT");
   EXPECT_NO_THROW(first.exec("BEGIN IMMEDIATE"));
   first.exec("COMMIT");
+}
+
+// A full disk (here: the database at its page limit) is told apart from the statement's own
+// errors: the database cannot take writes now, worth trying again later (the store makes it
+// "unavailable").
+TEST(SqliteDatabase, AFullDiskIsUnavailable) {
+  testing::TempDir dir;
+  Database db(dir.file("full.db"));
+  db.exec("CREATE TABLE t (x BLOB)");
+  auto pages = db.prepare("PRAGMA page_count");
+  ASSERT_TRUE(pages.step());
+  db.exec("PRAGMA max_page_count = " + std::to_string(pages.int64(0)));
+  const auto full = [](const std::function<void()>& write) {
+    try {
+      write();
+      ADD_FAILURE() << "written past the limit";
+    } catch (const DbError& e) {
+      EXPECT_TRUE(e.is_unavailable()) << e.what();
+      EXPECT_FALSE(e.is_constraint() || e.is_busy());
+      EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+    }
+  };
+  full([&] { db.exec("INSERT INTO t VALUES (zeroblob(100000))"); });
+  full([&] { db.prepare("INSERT INTO t VALUES (zeroblob(100000))").run(); });
+  try {
+    db.exec("INSERT INTO nowhere VALUES (1)");
+    ADD_FAILURE() << "a table that does not exist";
+  } catch (const DbError& e) {
+    EXPECT_FALSE(e.is_unavailable()) << "a mistake is not the database's state: " << e.what();
+  }
 }
 
 }  // namespace
