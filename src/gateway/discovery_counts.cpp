@@ -98,7 +98,7 @@ void DiscoveryCounts::keep(std::vector<CleanMail> again, const std::string& why)
   waiting_ = std::move(again);
   retry_due_ = true;
   if (!std::exchange(failing_, true)) {
-    spdlog::warn("discovery: {} {} until the database can take them: {}", kept,
+    spdlog::warn("discovery: {} {} for the database: {}", kept,
                  kept == 1 ? "count waits" : "counts wait", why);
   }
   if (waiting_.size() > max_waiting_) {
