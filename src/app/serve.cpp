@@ -158,18 +158,19 @@ class FailingWrites {
   FailingWrites(std::string what, std::string meanwhile)
       : what_(std::move(what)), meanwhile_(std::move(meanwhile)) {}
   void failed(const std::exception& e) {
-    if (!std::exchange(failing_, true)) {
+    if (!failing_.exchange(true)) {
       spdlog::warn("{}: cannot write, {}: {}", what_, meanwhile_, e.what());
     }
   }
   void written() {
-    if (std::exchange(failing_, false)) spdlog::info("{}: written again", what_);
+    if (failing_.exchange(false)) spdlog::info("{}: written again", what_);
   }
+  bool failing() const { return failing_; }
 
  private:
   std::string what_;
   std::string meanwhile_;
-  bool failing_ = false;
+  std::atomic<bool> failing_{false};
 };
 
 // The scheduler lease (Store::hold_lease): directory syncs, expiry and reports run on the
@@ -375,7 +376,7 @@ int serve(const Config& config, store::Store& store,
   // deleting a million users dropped 15,000 entries, over the 100,000 kept in memory).
   const auto log_store = open_store(config, clock);
   gateway::MailLog mail_log;
-  FailingWrites mail_log_writes("mail log", "entries wait");  // on the queue's thread
+  FailingWrites mail_log_writes("mail log", "entries wait");
   auto flush_mail_log = [&mail_log, &mail_log_writes, &log_store] {
     try {
       mail_log.flush([&log_store](const auto& batch) { log_store->add_mail_log(batch); });
@@ -389,7 +390,7 @@ int serve(const Config& config, store::Store& store,
   // (an upsert for a user that an import is deleting waits for the import's end on
   // PostgreSQL: not on the mail log's queue).
   gateway::MailActivity activity(clock);
-  FailingWrites activity_writes("last mail of users", "they wait");  // on the queue's thread
+  FailingWrites activity_writes("last mail of users", "they wait");
   auto flush_activity = [&activity, &activity_writes, &store] {
     try {
       activity.flush(
@@ -420,6 +421,15 @@ int serve(const Config& config, store::Store& store,
   auto defer = [&discovery_writes](std::function<void()> task) {
     discovery_writes.post(std::move(task));
   };
+  metrics.describe("mailroster_database_writes_failing",
+                   "1 while the mail log, the users' last mail or the discovery counts cannot be "
+                   "written (a full disk, the database gone): they wait in memory",
+                   "gauge");
+  metrics.gauge("mailroster_database_writes_failing", [&] {
+    return mail_log_writes.failing() || activity_writes.failing() || discovery_counts.failing()
+               ? 1.0
+               : 0.0;
+  });
   metrics.describe("mailroster_discovery_writes_pending",
                    "Discovery counts of delivered mail not yet written (waiting while the "
                    "database cannot take them)",

@@ -42,6 +42,11 @@ bool DiscoveryCounts::retry_due() const {
   return retry_due_;
 }
 
+bool DiscoveryCounts::failing() const {
+  std::lock_guard lock(mutex_);
+  return failing_;
+}
+
 std::uint64_t DiscoveryCounts::dropped() const {
   std::lock_guard lock(mutex_);
   return dropped_;

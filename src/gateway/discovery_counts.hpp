@@ -45,6 +45,8 @@ class DiscoveryCounts {
   bool retry_due() const;
   // Dropped: more than max_waiting waited.
   std::uint64_t dropped() const;
+  // The last flush kept counts to try again.
+  bool failing() const;
 
  private:
   void report(const std::vector<lifecycle::CleanMail>& mails,

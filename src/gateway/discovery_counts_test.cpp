@@ -107,6 +107,7 @@ TEST(DiscoveryCounts, CountsTheDatabaseCannotTakeWaitAndAreTriedAgain) {
   EXPECT_EQ(tried.size(), 1u) << "the second batch is not tried";
   EXPECT_EQ(counts.pending(), 3u);
   EXPECT_TRUE(counts.retry_due());
+  EXPECT_TRUE(counts.failing());
   EXPECT_FALSE(counts.add(inbound("4@a.example"))) << "the timer's retry writes it";
   counts.flush();
   EXPECT_EQ(tried.size(), 2u);
@@ -114,6 +115,7 @@ TEST(DiscoveryCounts, CountsTheDatabaseCannotTakeWaitAndAreTriedAgain) {
   full = false;
   counts.flush();
   EXPECT_FALSE(counts.retry_due());
+  EXPECT_FALSE(counts.failing());
   EXPECT_EQ(counts.pending(), 0u);
   EXPECT_EQ(tried[2], (std::vector<std::string>{"1@a.example", "2@a.example"}));
   EXPECT_EQ(tried[3], (std::vector<std::string>{"3@a.example", "4@a.example"}));

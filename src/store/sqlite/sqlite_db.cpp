@@ -20,8 +20,10 @@ DbError::Kind kind_of(int extended_code) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return DbError::Kind::busy;
-    case SQLITE_FULL:   // the disk (or the file system's quota) is full
-    case SQLITE_IOERR:  // the disk failed a read or a write
+    case SQLITE_FULL:      // the disk (or the file system's quota) is full
+    case SQLITE_IOERR:     // the disk failed a read or a write
+    case SQLITE_READONLY:  // the file system went read-only (as ext4 does on disk errors)
+    case SQLITE_CANTOPEN:  // the journal or the WAL cannot be opened
       return DbError::Kind::unavailable;
     default:
       return DbError::Kind::other;

@@ -55,10 +55,10 @@ TEST(SqliteDatabase, AWriteHeldByAnotherConnectionIsBusy) {
   first.exec("COMMIT");
 }
 
-// A full disk (here: the database at its page limit) is told apart from the statement's own
-// errors: the database cannot take writes now, worth trying again later (the store makes it
-// "unavailable").
-TEST(SqliteDatabase, AFullDiskIsUnavailable) {
+// A full disk (here: the database at its page limit) or a read-only one is told apart from the
+// statement's own errors: the database cannot take writes now, worth trying again later (the
+// store makes it "unavailable").
+TEST(SqliteDatabase, AFullOrReadOnlyDiskIsUnavailable) {
   testing::TempDir dir;
   Database db(dir.file("full.db"));
   db.exec("CREATE TABLE t (x BLOB)");
@@ -72,11 +72,17 @@ TEST(SqliteDatabase, AFullDiskIsUnavailable) {
     } catch (const DbError& e) {
       EXPECT_TRUE(e.is_unavailable()) << e.what();
       EXPECT_FALSE(e.is_constraint() || e.is_busy());
-      EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+      EXPECT_TRUE(std::string(e.what()).find("full") != std::string::npos ||
+                  std::string(e.what()).find("readonly") != std::string::npos)
+          << e.what();
     }
   };
   full([&] { db.exec("INSERT INTO t VALUES (zeroblob(100000))"); });
   full([&] { db.prepare("INSERT INTO t VALUES (zeroblob(100000))").run(); });
+  db.exec("PRAGMA max_page_count = 1000000");
+  db.exec("PRAGMA query_only = 1");  // as a file system gone read-only
+  full([&] { db.exec("INSERT INTO t VALUES (1)"); });
+  db.exec("PRAGMA query_only = 0");
   try {
     db.exec("INSERT INTO nowhere VALUES (1)");
     ADD_FAILURE() << "a table that does not exist";
