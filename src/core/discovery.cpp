@@ -23,17 +23,20 @@ CleanDeliveryOutcome on_clean_delivery(DiscoveredAddress& d, const DiscoverySett
   CleanDeliveryOutcome out;
   if (d.discovered_at) return out;
   out.changed = true;
-  if (d.first_seen == TimePoint{}) d.first_seen = now;
-  const auto window_start = now - std::chrono::days(settings.window_days);
+  if (d.first_seen == TimePoint{} || now < d.first_seen) d.first_seen = now;
+  // In time order: a count written late (it waited for the database, or another node's) may
+  // be older than the last one; the window ends at the latest.
+  d.clean_inbound.insert(std::upper_bound(d.clean_inbound.begin(), d.clean_inbound.end(), now),
+                         now);
+  const auto window_start = d.clean_inbound.back() - std::chrono::days(settings.window_days);
   std::erase_if(d.clean_inbound, [&](TimePoint t) { return t <= window_start; });
-  d.clean_inbound.push_back(now);
   const auto threshold = static_cast<std::size_t>(settings.inbound_threshold);
   if (d.clean_inbound.size() > threshold) {
     d.clean_inbound.erase(d.clean_inbound.begin(),
                           d.clean_inbound.end() - static_cast<std::ptrdiff_t>(threshold));
   }
   if (d.clean_inbound.size() >= threshold) {
-    d.discovered_at = now;
+    d.discovered_at = d.clean_inbound.back();
     out.became_discovered = true;
   }
   return out;
@@ -42,7 +45,7 @@ CleanDeliveryOutcome on_clean_delivery(DiscoveredAddress& d, const DiscoverySett
 OutboundOutcome on_clean_outbound(DiscoveredAddress& d, const DiscoverySettings& settings,
                                   TimePoint now) {
   OutboundOutcome out;
-  if (d.first_seen == TimePoint{}) d.first_seen = now;
+  if (d.first_seen == TimePoint{} || now < d.first_seen) d.first_seen = now;
   ++d.outbound_messages;
   if (settings.auto_add_outbound) {
     out.create_user = true;

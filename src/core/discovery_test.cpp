@@ -53,6 +53,26 @@ TEST(Discovery, KeepsOnlyAsManyStampsAsTheThresholdNeeds) {
   EXPECT_TRUE(on_clean_delivery(d, s, kDay0 + days{8} + hours{1}).became_discovered);
 }
 
+// A count written late (it waited for the database while later mail was counted, or came from
+// another node) counts when its mail came: in time order, in the window ending at the latest.
+TEST(Discovery, ALateCountCountsWhenItsMailCame) {
+  DiscoverySettings s;
+  auto d = fresh();
+  on_clean_delivery(d, s, kDay0 + days{10});
+  on_clean_delivery(d, s, kDay0 + days{20});
+  EXPECT_TRUE(on_clean_delivery(d, s, kDay0 + days{5}).became_discovered);
+  EXPECT_EQ(d.clean_inbound,
+            (std::vector<TimePoint>{kDay0 + days{5}, kDay0 + days{10}, kDay0 + days{20}}));
+  EXPECT_EQ(d.first_seen, kDay0 + days{5});
+  EXPECT_EQ(d.discovered_at, kDay0 + days{20});
+  // Outside the window of the latest: it does not count.
+  auto e = fresh();
+  on_clean_delivery(e, s, kDay0 + days{20});
+  on_clean_delivery(e, s, kDay0 + days{40});
+  EXPECT_FALSE(on_clean_delivery(e, s, kDay0 + days{5}).became_discovered);
+  EXPECT_EQ(e.clean_inbound, (std::vector<TimePoint>{kDay0 + days{20}, kDay0 + days{40}}));
+}
+
 TEST(Discovery, ThresholdIsTheCompanysSetting) {
   DiscoverySettings s;
   s.inbound_threshold = 1;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <stdexcept>
 
 namespace mailroster::gateway {
@@ -94,14 +95,18 @@ TEST(DiscoveryCounts, CountsTheDatabaseCannotTakeWaitAndAreTriedAgain) {
   admin::Metrics metrics;
   bool full = true;
   std::vector<std::vector<std::string>> tried;
+  std::vector<std::optional<core::TimePoint>> stamps;
   DiscoveryCounts counts(
       [&](const std::vector<CleanMail>& mails) {
         tried.push_back(addresses(mails));
+        stamps.push_back(mails.front().at);
         if (full) return std::vector<Counted>(mails.size(), {Outcome::none, "disk full", true});
         return std::vector<Counted>(mails.size(), {Outcome::counted, ""});
       },
       metrics, 2);
-  for (const char* a : {"1@a.example", "2@a.example", "3@a.example"}) counts.add(inbound(a));
+  const core::TimePoint came{std::chrono::sys_days{std::chrono::December / 7 / 2026}};
+  counts.add({CleanMail::Direction::inbound, core::Address::parse("1@a.example").value(), came});
+  for (const char* a : {"2@a.example", "3@a.example"}) counts.add(inbound(a));
   EXPECT_FALSE(counts.retry_due());
   counts.flush();
   EXPECT_EQ(tried.size(), 1u) << "the second batch is not tried";
@@ -119,6 +124,7 @@ TEST(DiscoveryCounts, CountsTheDatabaseCannotTakeWaitAndAreTriedAgain) {
   EXPECT_EQ(counts.pending(), 0u);
   EXPECT_EQ(tried[2], (std::vector<std::string>{"1@a.example", "2@a.example"}));
   EXPECT_EQ(tried[3], (std::vector<std::string>{"3@a.example", "4@a.example"}));
+  EXPECT_EQ(stamps[2], came) << "tried again with the time its mail came";
   EXPECT_EQ(metric(metrics, "mailroster_discovery_clean_deliveries_total"), 4);
   EXPECT_EQ(counts.dropped(), 0u);
   EXPECT_TRUE(counts.add(inbound("5@a.example"))) << "written again: an add asks again";

@@ -140,7 +140,7 @@ struct InboundGateway::Impl {
     bool first = false;
     for (const auto& r : recipients) {
       if (r.countable) {
-        first |= discovery.add({lifecycle::CleanMail::Direction::inbound, r.counted});
+        first |= discovery.add({lifecycle::CleanMail::Direction::inbound, r.counted, clock.now()});
       }
     }
     if (first) settings.hooks.defer([&discovery = discovery] { discovery.flush(); });

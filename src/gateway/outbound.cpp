@@ -171,7 +171,8 @@ awaitable<Reply> OutboundGateway::on_message(const smtp::SessionInfo& session,
                                             owner.kind == store::AddressOwner::Kind::alias)) {
             I.settings.hooks.had_mail(owner.user_id);
           }
-          if (I.discovery.add({lifecycle::CleanMail::Direction::outbound, std::move(sender)})) {
+          if (I.discovery.add(
+                  {lifecycle::CleanMail::Direction::outbound, std::move(sender), I.clock.now()})) {
             I.settings.hooks.defer([&discovery = I.discovery] { discovery.flush(); });
           }
         }

@@ -97,12 +97,12 @@ Outcome DiscoveryService::count(const CleanMail& mail, ActiveSettings& active) {
   auto d = discovered_or_new(store_, address);
   if (!d) return Outcome::none;
   if (mail.direction == CleanMail::Direction::inbound) {
-    const auto outcome = core::on_clean_delivery(*d, settings, clock_.now());
+    const auto outcome = core::on_clean_delivery(*d, settings, mail.at.value_or(clock_.now()));
     if (!outcome.changed) return Outcome::none;
     auto saved = store_.save_discovered(*d, actor_);
     return outcome.became_discovered ? after_discovered(saved, settings) : Outcome::counted;
   }
-  const auto outcome = core::on_clean_outbound(*d, settings, clock_.now());
+  const auto outcome = core::on_clean_outbound(*d, settings, mail.at.value_or(clock_.now()));
   if (outcome.create_user) {
     store_.add_user(discovered_user(address, settings.default_role), actor_);
     return Outcome::became_user;

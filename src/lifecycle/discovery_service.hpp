@@ -40,6 +40,9 @@ struct CleanMail {
   enum class Direction { inbound, outbound };
   Direction direction = Direction::inbound;
   core::Address address;
+  // When it was delivered (sent); none: now. A count written late (it waited for a database
+  // that could not take it) counts when its mail came.
+  std::optional<core::TimePoint> at;
 };
 
 // What counting one CleanMail did; error: why it could not be counted; again: because the

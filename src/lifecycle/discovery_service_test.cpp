@@ -79,6 +79,22 @@ TEST_P(Lifecycle, CountsTheDatabaseCannotTakeNowSayAgain) {
   EXPECT_EQ(store.find_discovered(addr("new@acme.example"))->clean_inbound.size(), 1u);
 }
 
+// A count written late (it waited for the database) is stamped when its mail came, not when
+// it was written: here a day after.
+TEST_P(Lifecycle, ACountIsStampedWhenItsMailCame) {
+  using D = CleanMail::Direction;
+  const auto came = clock.now();
+  on_day(1);
+  const auto counted = discovery.record_clean({{D::inbound, addr("new@acme.example"), came},
+                                               {D::outbound, addr("out@acme.example"), came}});
+  ASSERT_EQ(counted.size(), 2u);
+  EXPECT_EQ(counted[0].outcome, Outcome::counted);
+  const auto d = store.find_discovered(addr("new@acme.example")).value();
+  EXPECT_EQ(d.clean_inbound, std::vector<core::TimePoint>{came});
+  EXPECT_EQ(d.first_seen, came);
+  EXPECT_EQ(store.find_discovered(addr("out@acme.example"))->discovered_at, came);
+}
+
 TEST_P(Lifecycle, ThreeCleanMessagesIn30DaysDiscover) {
   on_day(0);
   EXPECT_EQ(discovery.record_clean_inbound(addr("new@acme.example")), Outcome::counted);
