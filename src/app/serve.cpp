@@ -1262,9 +1262,19 @@ int serve(const Config& config, store::Store& store,
   }
 
   io.run();
-  log_writes.post(flush_mail_log);  // what the last messages left
-  discovery_writes.post(flush_activity);
-  discovery_writes.post([&discovery_counts] {  // those waiting for the database: once more
+  // What the last messages left, and what waits for the database: once more. What still cannot
+  // be written is lost with the process: said, not silently.
+  log_writes.post([&] {
+    flush_mail_log();
+    if (const auto left = mail_log.pending()) {
+      spdlog::error("mail log: {} entries not written: the database cannot take them", left);
+    }
+  });
+  discovery_writes.post([&] {
+    flush_activity();
+    if (const auto left = activity.pending()) {
+      spdlog::error("last mail of users: {} not written: the database cannot take them", left);
+    }
     discovery_counts.flush();
     if (const auto left = discovery_counts.pending()) {
       spdlog::error("discovery: {} counts not written: the database cannot take them", left);
