@@ -47,6 +47,7 @@
 #include "directory/ldap/ldap_directory.hpp"
 #include "directory/sync_service.hpp"
 #include "gateway/discovery_counts.hpp"
+#include "gateway/failing_writes.hpp"
 #include "gateway/inbound.hpp"
 #include "gateway/mail_activity.hpp"
 #include "gateway/mail_log.hpp"
@@ -150,28 +151,6 @@ void log_certificate(const TlsListener& l, core::TimePoint now) {
 }
 
 }  // namespace
-
-// Says when writes tried every second (the mail log's, the users' last mail) start failing
-// and when they are written again, once each: a full disk logged a warning a second.
-class FailingWrites {
- public:
-  FailingWrites(std::string what, std::string meanwhile)
-      : what_(std::move(what)), meanwhile_(std::move(meanwhile)) {}
-  void failed(const std::exception& e) {
-    if (!failing_.exchange(true)) {
-      spdlog::warn("{}: cannot write, {}: {}", what_, meanwhile_, e.what());
-    }
-  }
-  void written() {
-    if (failing_.exchange(false)) spdlog::info("{}: written again", what_);
-  }
-  bool failing() const { return failing_; }
-
- private:
-  std::string what_;
-  std::string meanwhile_;
-  std::atomic<bool> failing_{false};
-};
 
 // The scheduler lease (Store::hold_lease): directory syncs, expiry and reports run on the
 // node that holds it, so that nodes sharing a database do that work once. Renewed at every
@@ -376,7 +355,7 @@ int serve(const Config& config, store::Store& store,
   // deleting a million users dropped 15,000 entries, over the 100,000 kept in memory).
   const auto log_store = open_store(config, clock);
   gateway::MailLog mail_log;
-  FailingWrites mail_log_writes("mail log", "entries wait");
+  gateway::FailingWrites mail_log_writes("mail log", "entries wait");
   auto flush_mail_log = [&mail_log, &mail_log_writes, &log_store] {
     try {
       mail_log.flush([&log_store](const auto& batch) { log_store->add_mail_log(batch); });
@@ -390,7 +369,7 @@ int serve(const Config& config, store::Store& store,
   // (an upsert for a user that an import is deleting waits for the import's end on
   // PostgreSQL: not on the mail log's queue).
   gateway::MailActivity activity(clock);
-  FailingWrites activity_writes("last mail of users", "they wait");
+  gateway::FailingWrites activity_writes("last mail of users", "they wait");
   auto flush_activity = [&activity, &activity_writes, &store] {
     try {
       activity.flush(
@@ -426,7 +405,8 @@ int serve(const Config& config, store::Store& store,
                    "written (a full disk, the database gone): they wait in memory",
                    "gauge");
   metrics.gauge("mailroster_database_writes_failing", [&] {
-    return mail_log_writes.failing() || activity_writes.failing() || discovery_counts.failing()
+    return mail_log_writes.failing() || activity_writes.failing() ||
+                   discovery_counts.writes().failing()
                ? 1.0
                : 0.0;
   });
@@ -1266,19 +1246,13 @@ int serve(const Config& config, store::Store& store,
   // be written is lost with the process: said, not silently.
   log_writes.post([&] {
     flush_mail_log();
-    if (const auto left = mail_log.pending()) {
-      spdlog::error("mail log: {} entries not written: the database cannot take them", left);
-    }
+    mail_log_writes.lost(mail_log.pending());
   });
   discovery_writes.post([&] {
     flush_activity();
-    if (const auto left = activity.pending()) {
-      spdlog::error("last mail of users: {} not written: the database cannot take them", left);
-    }
+    activity_writes.lost(activity.pending());
     discovery_counts.flush();
-    if (const auto left = discovery_counts.pending()) {
-      spdlog::error("discovery: {} counts not written: the database cannot take them", left);
-    }
+    discovery_counts.writes().lost(discovery_counts.pending());
   });
   maintenance_store.stop();  // a store call under way finishes; its run does not resume
   maintenance_store.join();

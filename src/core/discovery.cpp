@@ -18,12 +18,19 @@ std::string discovery_off_reason(const DiscoverySettings& settings,
   return "";
 }
 
+namespace {
+// Mail of `now` came: first seen then unless seen earlier (a count written late may be older).
+void seen(DiscoveredAddress& d, TimePoint now) {
+  if (d.first_seen == TimePoint{} || now < d.first_seen) d.first_seen = now;
+}
+}  // namespace
+
 CleanDeliveryOutcome on_clean_delivery(DiscoveredAddress& d, const DiscoverySettings& settings,
                                        TimePoint now) {
   CleanDeliveryOutcome out;
   if (d.discovered_at) return out;
   out.changed = true;
-  if (d.first_seen == TimePoint{} || now < d.first_seen) d.first_seen = now;
+  seen(d, now);
   // In time order: a count written late (it waited for the database, or another node's) may
   // be older than the last one; the window ends at the latest.
   d.clean_inbound.insert(std::upper_bound(d.clean_inbound.begin(), d.clean_inbound.end(), now),
@@ -45,7 +52,7 @@ CleanDeliveryOutcome on_clean_delivery(DiscoveredAddress& d, const DiscoverySett
 OutboundOutcome on_clean_outbound(DiscoveredAddress& d, const DiscoverySettings& settings,
                                   TimePoint now) {
   OutboundOutcome out;
-  if (d.first_seen == TimePoint{} || now < d.first_seen) d.first_seen = now;
+  seen(d, now);
   ++d.outbound_messages;
   if (settings.auto_add_outbound) {
     out.create_user = true;

@@ -42,16 +42,6 @@ bool DiscoveryCounts::retry_due() const {
   return retry_due_;
 }
 
-bool DiscoveryCounts::failing() const {
-  std::lock_guard lock(mutex_);
-  return failing_;
-}
-
-std::uint64_t DiscoveryCounts::dropped() const {
-  std::lock_guard lock(mutex_);
-  return dropped_;
-}
-
 void DiscoveryCounts::flush() {
   std::vector<CleanMail> taken;
   {
@@ -94,22 +84,17 @@ void DiscoveryCounts::keep(std::vector<CleanMail> again, const std::string& why)
   std::lock_guard lock(mutex_);
   writing_ = 0;
   if (again.empty()) {
-    if (std::exchange(failing_, false)) spdlog::info("discovery: counts written again");
+    writes_.written();
     return;
   }
-  const auto kept = again.size();
   again.insert(again.end(), std::make_move_iterator(waiting_.begin()),
                std::make_move_iterator(waiting_.end()));
   waiting_ = std::move(again);
   retry_due_ = true;
-  if (!std::exchange(failing_, true)) {
-    spdlog::warn("discovery: {} {} for the database: {}", kept,
-                 kept == 1 ? "count waits" : "counts wait", why);
-  }
+  writes_.failed(why);
   if (waiting_.size() > max_waiting_) {
     const auto over = waiting_.size() - max_waiting_;
     waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(over));
-    dropped_ += over;
     metrics_.add("mailroster_discovery_counts_dropped_total", {}, over);
     spdlog::warn("discovery: {} counts dropped, the oldest: more than {} waited", over,
                  max_waiting_);
@@ -123,7 +108,7 @@ void DiscoveryCounts::report(const std::vector<CleanMail>& mails,
     const auto& [outcome, error, again] = counted[i];
     const bool inbound = mails[i].direction == CleanMail::Direction::inbound;
     if (again) {
-      continue;  // kept to try again (keep() says so once)
+      continue;  // kept to try again (writes_ says so once)
     } else if (!error.empty()) {
       // The message is delivered; losing one count is better than failing the delivery.
       spdlog::error("discovery: cannot record {} {}: {}",

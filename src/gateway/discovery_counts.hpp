@@ -11,13 +11,13 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "admin/metrics.hpp"
+#include "gateway/failing_writes.hpp"
 #include "lifecycle/discovery_service.hpp"
 
 namespace mailroster::gateway {
@@ -43,10 +43,8 @@ class DiscoveryCounts {
   // Counts wait that the last flush could not write, and no flush has started since: the
   // caller has flush() run (add() does not ask while they wait).
   bool retry_due() const;
-  // Dropped: more than max_waiting waited.
-  std::uint64_t dropped() const;
-  // The last flush kept counts to try again.
-  bool failing() const;
+  // Failing while the last flush kept counts to try again.
+  const FailingWrites& writes() const { return writes_; }
 
  private:
   void report(const std::vector<lifecycle::CleanMail>& mails,
@@ -61,8 +59,7 @@ class DiscoveryCounts {
   std::vector<lifecycle::CleanMail> waiting_;
   std::size_t writing_ = 0;
   bool retry_due_ = false;
-  bool failing_ = false;  // the last flush kept counts to try again
-  std::uint64_t dropped_ = 0;
+  FailingWrites writes_{"discovery counts", "they wait"};
 };
 
 }  // namespace mailroster::gateway

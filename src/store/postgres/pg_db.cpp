@@ -381,9 +381,8 @@ pg_result* Database::check(pg_result* result, std::string_view what) {
     return result;
   }
   std::string message = result ? PQresultErrorMessage(result) : PQerrorMessage(conn_);
-  const std::string_view state = result && PQresultErrorField(result, PG_DIAG_SQLSTATE)
-                                     ? PQresultErrorField(result, PG_DIAG_SQLSTATE)
-                                     : "";
+  const char* field = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string_view state = field ? field : "";
   const bool lost = PQstatus(conn_) == CONNECTION_BAD;
   auto kind = sql::DbError::Kind::other;
   if (state.starts_with("23")) {

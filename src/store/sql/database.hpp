@@ -83,7 +83,6 @@ class DbError : public std::runtime_error {
   };
   DbError(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   explicit DbError(const std::string& message) : DbError(Kind::other, message) {}
-  Kind kind() const noexcept { return kind_; }
   bool is_constraint() const noexcept { return kind_ == Kind::constraint; }
   bool is_busy() const noexcept { return kind_ == Kind::busy; }
   bool is_unavailable() const noexcept { return kind_ == Kind::unavailable; }

@@ -31,6 +31,11 @@ std::optional<std::int64_t> to_unix(const std::optional<TimePoint>& t) {
 }
 TimePoint from_unix(std::int64_t s) { return TimePoint{std::chrono::seconds{s}}; }
 
+// The database cannot do it now (gone, its disk full, ...): the caller may try again.
+Failure unavailable(const DbError& e) {
+  return Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+}
+
 // A value read back from our own tables; a parse failure here means a corrupt database.
 Address stored_address(const std::string& text) {
   auto a = Address::stored(text);
@@ -233,7 +238,7 @@ struct SqlStore::Impl {
                       "longer than the wait; try again");
       }
       if (e.is_unavailable()) {
-        throw Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+        throw unavailable(e);
       }
       throw Failure(ErrorCode::internal, std::string("database error: ") + e.what());
     }
@@ -1026,7 +1031,7 @@ auto SqlStore::read(F&& f) {
     try {
       reader_ = std::make_unique<Impl>(backend_.connect(), backend_, impl_->clock);
     } catch (const DbError& e) {
-      throw Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+      throw unavailable(e);
     }
   }
   return reader_->guard([&] { return f(*reader_); });
@@ -1061,7 +1066,7 @@ void SqlStore::ping() {
   try {
     impl_->db.prepare("SELECT 1").run();
   } catch (const DbError& e) {
-    throw Failure(ErrorCode::unavailable, std::string("database unavailable: ") + e.what());
+    throw unavailable(e);
   }
 }
 
